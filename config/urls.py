@@ -1,0 +1,16 @@
+from django.contrib import admin
+from django.urls import include, path
+
+import okrs.urls
+import orgs.urls
+
+org_urlpatterns = [
+    *okrs.urls.urlpatterns,
+    path("console/", include(orgs.urls.console_urlpatterns)),
+]
+
+urlpatterns = [
+    path("django-admin/", admin.site.urls),
+    path("o/<slug:org_slug>/", include(org_urlpatterns)),
+    *orgs.urls.urlpatterns,
+]

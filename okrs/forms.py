@@ -1,0 +1,87 @@
+from django import forms
+
+from orgs.models import Membership, Team
+from orgs.permissions import can_publish
+
+from .models import Health, KeyResult, Objective
+
+
+class ObjectiveChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj):
+        return f"{obj.team.name}: {obj.title}"
+
+
+class ObjectiveForm(forms.Form):
+    title = forms.CharField(max_length=200, widget=forms.TextInput(attrs={"autofocus": True}))
+    why = forms.CharField(
+        label="Why it matters", max_length=2000, required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="The context: what changes for customers or the company when this is achieved.",
+    )
+    team = forms.ModelChoiceField(queryset=Team.objects.none(), empty_label=None)
+    parent = ObjectiveChoiceField(
+        label="Contributes to", queryset=Objective.objects.none(), required=False,
+        empty_label="(none: a company objective or a local priority)",
+    )
+    is_local = forms.BooleanField(
+        label="Local team priority (no parent)", required=False,
+        help_text="Allowed in moderation: it counts against the organization's alignment model.",
+    )
+    state = forms.ChoiceField(choices=())
+    version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, membership, cycle, teams, objective=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        org = membership.organization
+        self.fields["team"].queryset = Team.objects.for_org(org).filter(
+            pk__in=[t.pk for t in teams])
+        parents = Objective.objects.for_org(org).filter(cycle=cycle).live().select_related("team")
+        if objective is not None:
+            parents = parents.exclude(tree_id=objective.tree_id, lft__gte=objective.lft,
+                                      rght__lte=objective.rght)
+        self.fields["parent"].queryset = parents.order_by("-team__kind", "team__name", "title")
+        states = [Objective.State.DRAFT, Objective.State.PROPOSED]
+        if can_publish(membership) or (objective and objective.state == "published"):
+            states.append(Objective.State.PUBLISHED)
+        self.fields["state"].choices = [(s.value, s.label) for s in states]
+
+
+class KeyResultForm(forms.Form):
+    title = forms.CharField(max_length=200, widget=forms.TextInput(attrs={"autofocus": True}))
+    kind = forms.ChoiceField(choices=KeyResult.Kind.choices, initial=KeyResult.Kind.NUMERIC,
+                             widget=forms.RadioSelect)
+    start_value = forms.DecimalField(max_digits=16, decimal_places=4, required=False)
+    target_value = forms.DecimalField(max_digits=16, decimal_places=4, required=False)
+    unit = forms.CharField(max_length=20, required=False,
+                           help_text="e.g. %, hours, customers, $k")
+    owner_team = forms.ModelChoiceField(
+        queryset=Team.objects.none(), required=False, empty_label="(the objective's team)",
+        help_text="A team other than the objective's can own this KR: that is how teams share "
+                  "an objective.")
+    owner = forms.ModelChoiceField(queryset=None, required=False, label="Owner (person)",
+                                   empty_label="(nobody in particular)")
+    weight = forms.DecimalField(max_digits=5, decimal_places=2, min_value=0.01, initial=1,
+                                help_text="How much this KR counts in the objective's progress.")
+    version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, membership, **kwargs):
+        super().__init__(*args, **kwargs)
+        org = membership.organization
+        self.fields["owner_team"].queryset = Team.objects.for_org(org)
+        from django.contrib.auth import get_user_model
+
+        member_ids = Membership.objects.for_org(org).values("user_id")
+        self.fields["owner"].queryset = get_user_model().objects.filter(pk__in=member_ids)
+
+
+class CheckInForm(forms.Form):
+    value = forms.DecimalField(label="New value", max_digits=16, decimal_places=4, required=False)
+    is_done = forms.TypedChoiceField(
+        label="Done?", choices=[("", "-"), ("yes", "Done"), ("no", "Not yet")], required=False,
+        coerce=lambda v: v == "yes", empty_value=None,
+    )
+    confidence = forms.ChoiceField(choices=Health.choices, widget=forms.RadioSelect,
+                                   initial=Health.ON_TRACK)
+    note = forms.CharField(max_length=2000, required=False,
+                           widget=forms.Textarea(attrs={"rows": 2}),
+                           help_text="What moved, what is in the way, what you will try next.")

@@ -1,0 +1,218 @@
+"""A believable demo organization. Idempotent: a second run changes nothing."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+from django_scopes import scope
+
+from okrs import services
+from okrs.models import KeyResult, Objective
+from orgs.models import Cycle, Membership, Organization, Role, Team
+
+User = get_user_model()
+PASSWORD = "northwind-demo"
+SLUG = "northwind"
+
+PEOPLE = [  # email, name, role, team they lead or belong to
+    ("ava@northwind.example", "Ava Thompson", Role.ADMIN, "Northwind Cloud"),
+    ("liam@northwind.example", "Liam Okafor", Role.ALIGNMENT_LEAD, None),
+    ("priya@northwind.example", "Priya Raman", Role.TEAM_LEAD, "Product"),
+    ("ethan@northwind.example", "Ethan Brooks", Role.TEAM_LEAD, "Engineering"),
+    ("sofia@northwind.example", "Sofia Alvarez", Role.TEAM_LEAD, "Customer Success"),
+    ("noah@northwind.example", "Noah Fischer", Role.TEAM_LEAD, "Marketing"),
+    ("mia@northwind.example", "Mia Chen", Role.TEAM_LEAD, "Sales"),
+    ("lucas@northwind.example", "Lucas Martin", Role.MEMBER, "Platform"),
+    ("olivia@northwind.example", "Olivia Berg", Role.VIEWER, None),
+]
+
+UNITS = [  # name, kind, type, parent, lead email, charter, scorecard
+    ("Northwind Cloud", "company", "product", None, "ava", "", []),
+    ("Product", "department", "product", "Northwind Cloud", "priya",
+     "Decides what we build and why, from what customers tell us and what the data shows.",
+     [("In-app NPS", "50+"), ("Weekly active teams", "4,000")]),
+    ("Engineering", "department", "enabling", "Northwind Cloud", "ethan",
+     "Builds and runs the platform. We own reliability, speed and the developer experience "
+     "of every other team.", [("Uptime", "99.95%"), ("p95 page load", "< 1 s")]),
+    ("Platform", "team", "enabling", "Engineering", "ethan",
+     "Keeps the infrastructure boring: deploys, databases, on-call.",
+     [("Pages per week", "< 10"), ("Deploys per day", "20")]),
+    ("Web App", "team", "product", "Engineering", "ethan",
+     "Owns the browser app customers use every day.", [("Core Web Vitals pass rate", "90%")]),
+    ("Customer Success", "department", "shared", "Northwind Cloud", "sofia",
+     "Makes customers successful after the sale: onboarding, support, renewals.",
+     [("First response", "< 4 h"), ("Gross retention", "92%")]),
+    ("Marketing", "department", "product", "Northwind Cloud", "noah",
+     "Creates demand and tells the story of the product.", [("MQLs per month", "900")]),
+    ("Sales", "department", "product", "Northwind Cloud", "mia",
+     "Turns qualified demand into customers, with a focus on enterprise accounts.",
+     [("Win rate", "28%"), ("Pipeline coverage", "3x")]),
+]
+
+# key: (team, title, parent key or None, local?, why, [KRs])
+# KR: (title, start, target, unit, profile, owner team or None) with start None = milestone
+OBJECTIVES = [
+    ("csat", "Northwind Cloud", "Become the product customers recommend first", None, False,
+     "Referrals bring our cheapest and most loyal customers; they only come when customers "
+     "love the product and the service around it.",
+     [("Raise NPS from 31 to 50", 31, 50, "", "on", None),
+      ("Cut churned accounts per quarter from 40 to 20", 40, 20, "accounts", "risk", None),
+      ("Lift support satisfaction from 80 to 92", 80, 92, "%", "on", None)]),
+    ("arr", "Northwind Cloud", "Reach $12M in annual recurring revenue", None, False,
+     "Twelve million keeps us default-alive and funds the platform work planned for next year.",
+     [("Grow ARR from $8.4M to $12M", 8.4, 12, "$M", "risk", None),
+      ("Win 12 new enterprise customers", 0, 12, "customers", "off", None),
+      ("Keep net revenue retention above 110%", 102, 110, "%", "on", None)]),
+    ("product", "Product", "Deliver a product experience users love", "csat", False,
+     "Most detractors cite friction in everyday workflows, not missing features.",
+     [("Increase in-app NPS from 35 to 55", 35, 55, "", "on", None),
+      ("Reduce critical bugs per month from 12 to 3", 12, 3, "bugs", "risk", None),
+      ("Launch the 3 most-requested features", 0, 3, "features", "on", None)]),
+    ("eng", "Engineering", "Make the platform fast and dependable", "csat", False,
+     "Outages and slow pages are the top two reasons in churn interviews.",
+     [("Achieve 99.95% uptime (from 99.5%)", 99.5, 99.95, "%", "on", None),
+      ("Bring p95 page load from 2.4 s to 1.0 s", 2.4, 1.0, "s", "risk", None),
+      ("Real-time sync across web and mobile", None, None, "", "off", None)]),
+    ("platform", "Platform", "Harden the infrastructure for enterprise load", "eng", False,
+     "Enterprise customers bring 10x the data per account.",
+     [("Database failover under 30 s", 180, 30, "s", "on", None),
+      ("Load-test at 5x current peak", 1, 5, "x", "on", None),
+      ("Zero-downtime deploys for all services", 40, 100, "%", "risk", None)]),
+    ("toil", "Platform", "Pay down on-call toil", None, True,
+     "Tired engineers make outages longer. A team priority with no parent, on purpose.",
+     [("Cut pages per week from 30 to 10", 30, 10, "pages", "on", None),
+      ("Runbooks for every alert", 40, 100, "%", "stale", None),
+      ("Automate the 5 most common manual fixes", 0, 5, "fixes", "on", None)]),
+    ("web", "Web App", "Halve page load times in the web app", "eng", False,
+     "Speed is the feature customers notice first.",
+     [("Core Web Vitals pass rate from 55% to 90%", 55, 90, "%", "risk", None),
+      ("Ship the new bundle pipeline", None, None, "", "on", None),
+      ("Cut JS payload from 1.8 MB to 0.9 MB", 1.8, 0.9, "MB", "on", None)]),
+    ("cs", "Customer Success", "Resolve customer issues quickly and for good", "csat", False,
+     "Fast, final answers turn a bad day into a reason to stay.",
+     [("Reduce first response time from 24 h to 4 h", 24, 4, "h", "on", None),
+      ("First-contact resolution from 70% to 90%", 70, 90, "%", "risk", None),
+      ("Support satisfaction from 80 to 92", 80, 92, "", "on", None)]),
+    ("mkt", "Marketing", "Fill the pipeline with qualified demand", "arr", False,
+     "Sales needs three times coverage to hit the enterprise target.",
+     [("Grow MQLs from 400 to 900 per month", 400, 900, "MQLs", "on", None),
+      ("Website conversion from 1.8% to 3%", 1.8, 3.0, "%", "risk", None),
+      ("Launch the partner referral program", None, None, "", "on", None)]),
+    ("brand", "Marketing", "Refresh the brand guidelines", None, True,
+     "Our look has drifted across five agencies; a local priority for the team.",
+     [("Guidelines published", None, None, "", "on", None),
+      ("Templates migrated", 0, 40, "templates", "on", None),
+      ("Teams trained", 0, 6, "teams", "risk", None)]),
+    ("sales", "Sales", "Win more enterprise customers", "arr", False,
+     "Enterprise deals are a third of new ARR this year.",
+     [("Close 12 enterprise deals", 0, 12, "deals", "off", None),
+      ("Raise average deal size from $40k to $55k", 40, 55, "$k", "risk", None),
+      ("SSO available to enterprise prospects", None, None, "", "off", "Engineering")]),
+]
+
+NOTES = {
+    "on": ["Moving as planned.", "Good week; the experiment paid off.", "Steady progress."],
+    "risk": ["Slower than hoped; two blockers open.", "Dependency slipped a week.",
+             "Behind plan, recovery plan drafted."],
+    "off": ["Blocked on SSO; deals are waiting on it.", "Far behind: scope was underestimated.",
+            "No movement this week."],
+}
+LAG = {"on": 0.0, "risk": 0.22, "off": 0.42, "stale": 0.05}
+CONFIDENCE = {"on": "on_track", "risk": "at_risk", "off": "off_track", "stale": "on_track"}
+
+
+class Command(BaseCommand):
+    help = "Create the Northwind Cloud demo organization (skipped when it exists)."
+
+    def handle(self, *args, **opts):
+        if Organization.objects.filter(slug=SLUG).exists():
+            self.stdout.write("The demo organization exists already; nothing to do.")
+        else:
+            with transaction.atomic():
+                self.build()
+            self.stdout.write(self.style.SUCCESS("Created the demo organization."))
+        self.stdout.write(f"\nOpen http://127.0.0.1:8000/ and sign in. Password for all: {PASSWORD}")
+        for email, name, role, team in PEOPLE:
+            what = role.label + (f", {team}" if team else "")
+            self.stdout.write(f"  {email:<28} {name:<15} {what}")
+
+    def build(self):
+        today = timezone.localdate()
+        start = today - timedelta(days=45)
+        end = start + timedelta(days=91)
+        org = Organization.objects.create(name="Northwind Cloud", slug=SLUG)
+        users = {}
+        for email, name, _, _ in PEOPLE:
+            user = User.objects.filter(email=email).first() or User.objects.create_user(
+                email, PASSWORD, full_name=name)
+            users[email.split("@")[0]] = user
+        with scope(organization=org):
+            teams = {}
+            for name, kind, ttype, parent, lead, charter, card in UNITS:
+                teams[name] = Team.objects.create(
+                    organization=org, name=name, kind=kind, team_type=ttype,
+                    parent=teams.get(parent), lead=users[lead], charter=charter,
+                    scorecard=[{"name": n, "target": t} for n, t in card])
+            members = {}
+            for email, _, role, team in PEOPLE:
+                m = Membership.objects.create(organization=org, user=users[email.split("@")[0]],
+                                              role=role)
+                if team:
+                    m.teams.add(teams[team])
+                members[email.split("@")[0]] = m
+            quarter = (start.month - 1) // 3 + 1
+            cycle = Cycle.objects.create(organization=org, name=f"{start.year} Q{quarter}",
+                                         start_date=start, end_date=end,
+                                         status=Cycle.Status.ACTIVE)
+            Cycle.objects.create(organization=org, name=f"Next quarter ({end:%b %Y})",
+                                 start_date=end, end_date=end + timedelta(days=91))
+            self.objectives(org, cycle, teams, members["ava"], users)
+        labs = Organization.objects.create(name="Northwind Labs", slug="northwind-labs")
+        with scope(organization=labs):
+            Team.objects.create(organization=labs, name="Northwind Labs", kind="company",
+                                lead=users["ava"])
+            Membership.objects.create(organization=labs, user=users["ava"], role=Role.ADMIN)
+
+    def objectives(self, org, cycle, teams, admin, users):
+        made = {}
+        now = timezone.now()
+        elapsed = (timezone.localdate() - cycle.start_date).days / (
+            cycle.end_date - cycle.start_date).days
+        for key, team, title, parent, local, why, krs in OBJECTIVES:
+            objective = services.create_objective(
+                membership=admin, cycle=cycle, team=teams[team], title=title, why=why,
+                parent=made.get(parent), is_local=local, state=Objective.State.PUBLISHED)
+            made[key] = objective
+            lead = teams[team].lead
+            for title_kr, start, target, unit, profile, owner_team in krs:
+                kind = KeyResult.Kind.MILESTONE if start is None else KeyResult.Kind.NUMERIC
+                kr = services.create_key_result(
+                    membership=admin, objective=objective, title=title_kr, kind=kind,
+                    start_value=None if start is None else Decimal(str(start)),
+                    target_value=None if target is None else Decimal(str(target)), unit=unit,
+                    owner_team=teams[owner_team] if owner_team else None,
+                    owner=teams[owner_team].lead if owner_team else lead)
+                self.check_ins(admin, kr, profile, elapsed, now, users)
+
+    def check_ins(self, admin, kr, profile, elapsed, now, users):
+        weeks = 3 if profile == "stale" else 6
+        for week in range(weeks):
+            days_ago = (5 - week) * 7 + 2 + (17 if profile == "stale" else 0)
+            share = max(0.0, elapsed * (week + 1) / 6 - LAG[profile])
+            conf = CONFIDENCE[profile] if week >= 2 else "on_track"
+            note = NOTES.get(profile, NOTES["on"])[week % 3]
+            if kr.is_milestone:
+                services.record_check_in(membership=admin, key_result=kr, confidence=conf,
+                                         is_done=False, note=note,
+                                         at=now - timedelta(days=days_ago))
+                continue
+            value = kr.start_value + (kr.target_value - kr.start_value) * Decimal(str(share))
+            services.record_check_in(membership=admin, key_result=kr, confidence=conf,
+                                     value=value.quantize(Decimal("0.01")), note=note,
+                                     at=now - timedelta(days=days_ago))
+        if kr.owner_id:
+            # Attribute the history to the KR's owner, as if they wrote it.
+            kr.check_ins.update(author_id=kr.owner_id)

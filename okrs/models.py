@@ -1,0 +1,156 @@
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+from mptt.models import MPTTModel, TreeForeignKey
+
+from orgs.models import Cycle, Organization, Team
+from orgs.scoping import OrgQuerySet, OrgTreeQuerySet, org_manager, org_tree_manager
+
+
+class Health(models.TextChoices):
+    ON_TRACK = "on_track", "On track"
+    AT_RISK = "at_risk", "At risk"
+    OFF_TRACK = "off_track", "Off track"
+
+
+class ObjectiveQuerySet(OrgTreeQuerySet):
+    def live(self):
+        return self.exclude(state=Objective.State.RETIRED)
+
+    def with_key_results(self):
+        return self.select_related("team", "cycle").prefetch_related(
+            models.Prefetch(
+                "key_results",
+                queryset=KeyResult.objects.select_related("owner_team", "owner").order_by(
+                    "position", "pk"
+                ),
+            )
+        )
+
+
+class Objective(MPTTModel):
+    """What a team wants to achieve in a cycle. Its parent is the objective it contributes to."""
+
+    class State(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        PROPOSED = "proposed", "Proposed"
+        PUBLISHED = "published", "Published"
+        RETIRED = "retired", "Retired"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    cycle = models.ForeignKey(Cycle, on_delete=models.PROTECT, related_name="objectives")
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="objectives")
+    parent = TreeForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="children"
+    )
+    title = models.CharField(max_length=200)
+    why = models.TextField("why it matters", max_length=2000, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.DRAFT)
+    is_local = models.BooleanField(
+        default=False, help_text="A team priority that does not contribute to a parent objective."
+    )
+    version = models.PositiveIntegerField(default=1)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = org_tree_manager(ObjectiveQuerySet)
+
+    class MPTTMeta:
+        order_insertion_by = ["title"]
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "cycle", "state"])]
+
+    def __str__(self):
+        return self.title
+
+    @property
+    def is_retired(self):
+        return self.state == self.State.RETIRED
+
+
+class KeyResult(models.Model):
+    """A measurable result. Its owner team may differ from the objective's (shared objectives)."""
+
+    class Kind(models.TextChoices):
+        NUMERIC = "numeric", "Numeric"
+        MILESTONE = "milestone", "Milestone (done / not done)"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    objective = models.ForeignKey(Objective, on_delete=models.CASCADE, related_name="key_results")
+    title = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.NUMERIC)
+    start_value = models.DecimalField(max_digits=16, decimal_places=4, null=True, blank=True)
+    target_value = models.DecimalField(max_digits=16, decimal_places=4, null=True, blank=True)
+    current_value = models.DecimalField(max_digits=16, decimal_places=4, null=True, blank=True)
+    unit = models.CharField(max_length=20, blank=True)
+    is_done = models.BooleanField(default=False)
+    owner_team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="owned_key_results")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="owned_key_results",
+    )
+    weight = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("1"),
+        validators=[MinValueValidator(Decimal("0.01"))],
+    )
+    position = models.PositiveIntegerField(default=0)
+    # The latest check-in, copied here in the same transaction so pages need no subquery.
+    confidence = models.CharField(max_length=10, choices=Health.choices, blank=True)
+    last_check_in_at = models.DateTimeField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = org_manager()
+
+    class Meta:
+        ordering = ["position", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(weight__gt=0), name="key_result_weight_positive"
+            ),
+        ]
+
+    def __str__(self):
+        return self.title
+
+    @property
+    def is_milestone(self):
+        return self.kind == self.Kind.MILESTONE
+
+
+class CheckIn(models.Model):
+    """One report on a key result. History is appended, never rewritten."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    key_result = models.ForeignKey(KeyResult, on_delete=models.CASCADE, related_name="check_ins")
+    value = models.DecimalField(max_digits=16, decimal_places=4, null=True, blank=True)
+    is_done = models.BooleanField(null=True, blank=True)
+    confidence = models.CharField(max_length=10, choices=Health.choices)
+    note = models.TextField(max_length=2000, blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="check_ins"
+    )
+    created_at = models.DateTimeField()
+
+    objects = org_manager(OrgQuerySet)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["key_result", "-created_at"])]
+
+    def __str__(self):
+        return f"{self.key_result}: {self.value} ({self.confidence})"

@@ -1,0 +1,143 @@
+"""Progress and health math. Plain data in, plain data out: no Django, no database.
+
+The rules, which the UI repeats in words (see ``explain`` texts below):
+- A numeric key result's progress is how far its current value has moved from start towards
+  target, clamped to 0-100%. It works the same for decreasing metrics (start 24h, target 4h).
+- A milestone key result is 0% until done, then 100%.
+- Pace: progress is compared with the share of the cycle that has elapsed. Behind by at most
+  15 points is on track, by at most 30 points at risk, more is off track. A milestone is only
+  judged by pace once the cycle is over; before that its owner's confidence speaks for it.
+- A key result's own health is the worse of its latest check-in confidence and its pace.
+- A check-in older than 14 days while the cycle runs is stale: the last reported health is
+  still shown, marked stale, because an unrenewed report is not information.
+- An objective's progress is the weighted mean of its key results' progress; its health is the
+  weighted mean of their health scores (on track 1, at risk 0.5, off track 0): 0.75 and above is
+  on track, 0.4 and above at risk, below that off track.
+"""
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+ON_TRACK, AT_RISK, OFF_TRACK = "on_track", "at_risk", "off_track"
+SEVERITY = {ON_TRACK: 0, AT_RISK: 1, OFF_TRACK: 2}
+SCORE = {ON_TRACK: 1.0, AT_RISK: 0.5, OFF_TRACK: 0.0}
+LABEL = {ON_TRACK: "on track", AT_RISK: "at risk", OFF_TRACK: "off track"}
+PACE_ON_TRACK_GAP = 0.15
+PACE_AT_RISK_GAP = 0.30
+STALE_AFTER = timedelta(days=14)
+
+
+@dataclass(frozen=True)
+class Assessment:
+    progress: float | None  # 0.0 - 1.0, None when there is nothing to measure
+    health: str | None  # on_track / at_risk / off_track, None when nothing is known yet
+    is_stale: bool = False
+    reasons: tuple[str, ...] = field(default=())
+
+    @property
+    def percent(self):
+        return None if self.progress is None else round(self.progress * 100)
+
+
+def numeric_progress(start, target, current):
+    """Share of the way from start to target, clamped to [0, 1]. Refuses target == start."""
+    start, target = Decimal(start), Decimal(target)
+    if target == start:
+        raise ValueError("The target must differ from the start value.")
+    if current is None:
+        return 0.0
+    share = (Decimal(current) - start) / (target - start)
+    return float(min(Decimal(1), max(Decimal(0), share)))
+
+
+def elapsed_share(start_date: date, end_date: date, today: date) -> float:
+    """How much of the cycle has passed: 0 before it starts, 1 once it is over."""
+    total = (end_date - start_date).days
+    if total <= 0:
+        raise ValueError("A cycle must end after it starts.")
+    return min(1.0, max(0.0, (today - start_date).days / total))
+
+
+def worst(*healths):
+    known = [h for h in healths if h]
+    return max(known, key=SEVERITY.__getitem__) if known else None
+
+
+def pace_health(progress: float, elapsed: float) -> str | None:
+    if elapsed <= 0:
+        return None
+    gap = elapsed - progress
+    if gap <= PACE_ON_TRACK_GAP:
+        return ON_TRACK
+    if gap <= PACE_AT_RISK_GAP:
+        return AT_RISK
+    return OFF_TRACK
+
+
+def assess_key_result(
+    *,
+    is_milestone: bool,
+    start=None,
+    target=None,
+    current=None,
+    is_done=False,
+    confidence: str | None = None,
+    last_check_in: datetime | None = None,
+    elapsed: float,
+    now: datetime,
+) -> Assessment:
+    reasons = []
+    if is_milestone:
+        progress = 1.0 if is_done else 0.0
+        pace = (ON_TRACK if is_done else OFF_TRACK) if elapsed >= 1 else None
+        if pace:
+            reasons.append(
+                "The cycle is over and the milestone is done."
+                if is_done
+                else "The cycle is over and the milestone is not done."
+            )
+    else:
+        progress = numeric_progress(start, target, current)
+        pace = pace_health(progress, elapsed)
+        if pace:
+            reasons.append(
+                f"Pace: {round(progress * 100)}% done with {round(elapsed * 100)}% of the cycle "
+                f"gone, which is {LABEL[pace]}."
+            )
+        else:
+            reasons.append("The cycle has not started, so pace is not judged yet.")
+    if confidence:
+        reasons.append(f"Latest check-in confidence: {LABEL[confidence]}.")
+    else:
+        reasons.append("No check-in yet.")
+    health = worst(confidence, pace)
+    is_stale = bool(last_check_in and elapsed < 1 and now - last_check_in > STALE_AFTER)
+    if is_stale:
+        days = (now - last_check_in).days
+        reasons.append(f"Stale: the last check-in was {days} days ago.")
+    if health and confidence and pace and confidence != pace:
+        reasons.append(f"Health takes the worse of the two: {LABEL[health]}.")
+    return Assessment(progress, health, is_stale, tuple(reasons))
+
+
+def assess_objective(parts) -> Assessment:
+    """parts: iterable of (Assessment, weight) for the objective's key results."""
+    parts = [(a, float(w)) for a, w in parts]
+    if not parts:
+        return Assessment(None, None, False, ("No key results yet.",))
+    total = sum(w for _, w in parts)
+    progress = sum((a.progress or 0.0) * w for a, w in parts) / total
+    scored = [(SCORE[a.health], w) for a, w in parts if a.health]
+    if not scored:
+        return Assessment(progress, None, False, ("No key result has a health yet.",))
+    score = sum(s * w for s, w in scored) / sum(w for _, w in scored)
+    health = ON_TRACK if score >= 0.75 else AT_RISK if score >= 0.4 else OFF_TRACK
+    counts = {h: sum(1 for a, _ in parts if a.health == h) for h in SEVERITY}
+    summary = ", ".join(f"{n} {LABEL[h]}" for h, n in counts.items() if n)
+    reasons = (
+        f"Weighted mean of {len(parts)} key results: {round(progress * 100)}% done.",
+        f"Health weighs their health by KR weight ({summary}): {LABEL[health]}.",
+    )
+    stale = any(a.is_stale for a, _ in parts)
+    return Assessment(progress, health, stale, reasons)

@@ -1,0 +1,151 @@
+"""Reads shared by the pages: which cycle, which objectives, and their progress and health.
+
+Every function loads what a page shows in a fixed number of queries, whatever the data size.
+"""
+
+from collections import defaultdict
+
+from django.db.models import Count, Prefetch, Q
+from django.utils import timezone
+
+from orgs.models import Cycle, Team
+from orgs.permissions import led_team_ids, member_team_ids
+
+from . import progress
+from .charts import sparkline_points
+from .models import CheckIn, KeyResult, Objective
+
+
+def cycles_for(org):
+    return list(Cycle.objects.for_org(org).order_by("-start_date"))
+
+
+def pick_cycle(cycles, requested=None):
+    """The cycle asked for, else the active one (latest first), else the newest."""
+    if requested:
+        for c in cycles:
+            if str(c.pk) == str(requested):
+                return c
+    for c in cycles:
+        if c.status == Cycle.Status.ACTIVE:
+            return c
+    return cycles[0] if cycles else None
+
+
+def assess(objectives, *, now=None):
+    """Attach ``.assessment`` to each objective and each of its (prefetched) key results."""
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    for objective in objectives:
+        cycle = objective.cycle
+        elapsed = progress.elapsed_share(cycle.start_date, cycle.end_date, today)
+        parts = []
+        for kr in objective.key_results.all():
+            kr.assessment = progress.assess_key_result(
+                is_milestone=kr.is_milestone, start=kr.start_value, target=kr.target_value,
+                current=kr.current_value, is_done=kr.is_done, confidence=kr.confidence or None,
+                last_check_in=kr.last_check_in_at, elapsed=elapsed, now=now,
+            )
+            parts.append((kr.assessment, kr.weight))
+        objective.assessment = progress.assess_objective(parts)
+    return objectives
+
+
+def _objectives(org, cycle):
+    return (
+        Objective.objects.for_org(org)
+        .filter(cycle=cycle)
+        .live()
+        .with_key_results()
+        .annotate(live_children=Count("children", filter=~Q(children__state="retired")))
+    )
+
+
+def tree_level(org, cycle, parent=None):
+    """One level of the alignment tree: the roots (company and local objectives) or the live
+    children of ``parent``."""
+    qs = _objectives(org, cycle)
+    qs = qs.filter(parent=parent) if parent is not None else qs.filter(parent__isnull=True)
+    return assess(list(qs.order_by("-team__kind", "title")))
+
+
+def my_team_ids(membership):
+    return member_team_ids(membership) | led_team_ids(membership)
+
+
+def home(org, membership, cycle):
+    company, mine = [], []
+    if cycle is not None:
+        company = assess(list(_objectives(org, cycle).filter(
+            parent__isnull=True, team__kind=Team.Kind.COMPANY).order_by("title")))
+        team_ids = my_team_ids(membership)
+        mine = assess(list(_objectives(org, cycle).filter(team_id__in=team_ids)
+                           .exclude(team__kind=Team.Kind.COMPANY)
+                           .order_by("team__name", "title")))
+    recent = list(
+        CheckIn.objects.for_org(org)
+        .select_related("key_result__objective__team", "author")
+        .order_by("-created_at", "-pk")[:8]
+    )
+    teams = list(Team.objects.for_org(org))
+    return {"company_objectives": company, "my_objectives": mine, "recent_check_ins": recent,
+            "teams": teams, "my_teams": my_team_ids(membership)}
+
+
+def objective_page(org, objective):
+    """Children with their progress, ancestors for the breadcrumb, and check-in history."""
+    [objective] = assess([objective])
+    children = assess(list(
+        Objective.objects.for_org(org).filter(parent=objective).live().with_key_results()
+        .annotate(live_children=Count("children", filter=~Q(children__state="retired")))
+        .order_by("team__name", "title")
+    ))
+    ancestors = list(objective.get_ancestors().select_related("team"))
+    attach_history(org, objective.key_results.all())
+    return {"children": children, "ancestors": ancestors}
+
+
+def attach_history(org, key_results, limit=12):
+    """Attach ``.history`` (newest first) and ``.sparkline`` to each key result: one query."""
+    key_results = list(key_results)
+    by_kr = defaultdict(list)
+    rows = (
+        CheckIn.objects.for_org(org)
+        .filter(key_result__in=[kr.pk for kr in key_results])
+        .select_related("author")
+        .order_by("-created_at", "-pk")
+    )
+    for row in rows:
+        if len(by_kr[row.key_result_id]) < limit:
+            by_kr[row.key_result_id].append(row)
+    for kr in key_results:
+        kr.history = by_kr[kr.pk]
+        values = [c.value for c in reversed(kr.history)]
+        if kr.start_value is not None and values:
+            values = [kr.start_value, *values]
+        kr.sparkline = sparkline_points(values) if not kr.is_milestone else ""
+    return key_results
+
+
+def team_page(org, team, cycle):
+    objectives = []
+    contributed = []
+    if cycle is not None:
+        objectives = assess(list(_objectives(org, cycle).filter(team=team).order_by("title")))
+        # KRs this team owns under other teams' objectives: how it shares objectives.
+        shared = (
+            Objective.objects.for_org(org).filter(cycle=cycle).live().exclude(team=team)
+            .filter(key_results__owner_team=team).distinct()
+            .select_related("team", "cycle")
+            .prefetch_related(Prefetch("key_results", queryset=KeyResult.objects.select_related(
+                "owner_team", "owner")))
+        )
+        contributed = assess(list(shared))
+    members = list(team.memberships.select_related("user").order_by("user__full_name"))
+    return {
+        "objectives": objectives,
+        "contributed": contributed,
+        "members": members,
+        "sub_teams": list(team.get_children().select_related("lead")),
+        "ancestors": list(team.get_ancestors()),
+    }

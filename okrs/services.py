@@ -1,0 +1,233 @@
+"""Write use cases for objectives, key results and check-ins.
+
+Each checks permission and cross-references (everything in one organization, parents in the same
+cycle, no loops), runs in one transaction, and refuses an edit made from a stale form.
+"""
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from orgs import permissions
+from orgs.models import Cycle, Membership, Organization, Team
+from orgs.services import lock_organization
+
+from .models import CheckIn, KeyResult, Objective
+from .progress import numeric_progress
+
+
+class StaleEdit(ValidationError):
+    """Someone saved the same object since this form was opened."""
+
+
+def _check_alignment(org, *, cycle, team, parent, is_local, objective=None):
+    errors = {}
+    if cycle.organization_id != org.pk:
+        errors["cycle"] = "Choose a cycle of this organization."
+    if team.organization_id != org.pk:
+        errors["team"] = "Choose a team of this organization."
+    if cycle.status == Cycle.Status.CLOSED:
+        errors["cycle"] = "This cycle is closed; objectives can no longer change."
+    if parent is not None:
+        if parent.organization_id != org.pk:
+            errors["parent"] = "Choose an objective of this organization."
+        elif parent.cycle_id != cycle.pk:
+            errors["parent"] = "The parent objective must be in the same cycle."
+        elif parent.is_retired:
+            errors["parent"] = "That objective is retired; choose a live one."
+        elif objective is not None and objective.pk and (
+            parent.pk == objective.pk or parent.is_descendant_of(objective)
+        ):
+            errors["parent"] = (
+                "An objective cannot contribute to itself or to one of the objectives that "
+                "contribute to it."
+            )
+        if is_local:
+            errors["is_local"] = "A local objective has no parent: clear one or the other."
+    elif not team.is_company and not is_local:
+        errors["parent"] = (
+            "Choose the objective this one contributes to, or mark it as a local team priority."
+        )
+    if team.is_company and parent is not None:
+        errors["parent"] = "Company objectives are the roots of the tree and have no parent."
+    if (
+        is_local
+        and org.alignment_model == Organization.AlignmentModel.STRICT
+        and "is_local" not in errors
+    ):
+        errors["is_local"] = (
+            "This organization aligns strictly: every team objective contributes to a parent."
+        )
+    if errors:
+        raise ValidationError(errors)
+
+
+def _check_state(membership, state, previous=None):
+    if state == Objective.State.RETIRED:
+        raise ValidationError({"state": "Use Retire to retire an objective."})
+    if (
+        state == Objective.State.PUBLISHED
+        and previous != Objective.State.PUBLISHED
+        and not permissions.can_publish(membership)
+    ):
+        raise ValidationError({"state": "Only alignment leads and org admins publish objectives."})
+
+
+def create_objective(*, membership, cycle, team, title, why="", parent=None, is_local=False,
+                     state=Objective.State.DRAFT):
+    org = membership.organization
+    if not permissions.can_edit_team_okrs(membership, team.pk):
+        raise PermissionDenied("You can add objectives only for teams you lead.")
+    _check_state(membership, state)
+    with transaction.atomic():
+        lock_organization(org)
+        _check_alignment(org, cycle=cycle, team=team, parent=parent, is_local=is_local)
+        return Objective.objects.create(
+            organization=org, cycle=cycle, team=team, parent=parent, title=title, why=why,
+            is_local=is_local, state=state, created_by=membership.user,
+            updated_by=membership.user,
+        )
+
+
+def update_objective(*, membership, objective, version, title, why, team, parent, is_local,
+                     state):
+    org = membership.organization
+    if not permissions.can_edit_objective(membership, objective):
+        raise PermissionDenied("You can edit objectives only of teams you lead.")
+    if team.pk != objective.team_id and not permissions.can_edit_team_okrs(membership, team.pk):
+        raise ValidationError({"team": "You can move an objective only to a team you lead."})
+    _check_state(membership, state, objective.state)
+    with transaction.atomic():
+        lock_organization(org)
+        current = Objective.objects.for_org(org).select_for_update().get(pk=objective.pk)
+        if current.version != version:
+            who = current.updated_by.display_name if current.updated_by else "Someone"
+            raise StaleEdit(
+                f"{who} changed this objective while you were editing it. Your changes are "
+                "below; review the current version and save again."
+            )
+        _check_alignment(org, cycle=current.cycle, team=team, parent=parent,
+                         is_local=is_local, objective=current)
+        current.title, current.why, current.team, current.parent = title, why, team, parent
+        current.is_local, current.state = is_local, state
+        current.version += 1
+        current.updated_by = membership.user
+        current.save()
+    return current
+
+
+def retire_objective(*, membership, objective):
+    if not permissions.can_edit_objective(membership, objective):
+        raise PermissionDenied("You can retire objectives only of teams you lead.")
+    with transaction.atomic():
+        updated = Objective.objects.for_org(membership.organization).filter(
+            pk=objective.pk
+        ).exclude(state=Objective.State.RETIRED).update(
+            state=Objective.State.RETIRED, version=objective.version + 1,
+            updated_by=membership.user, updated_at=timezone.now(),
+        )
+    return updated == 1
+
+
+# Key results -----------------------------------------------------------------------------------
+
+
+def _check_key_result(org, *, kind, start_value, target_value, owner_team, owner):
+    errors = {}
+    if owner_team.organization_id != org.pk:
+        errors["owner_team"] = "Choose a team of this organization."
+    if owner is not None and not Membership.objects.for_org(org).filter(user=owner).exists():
+        errors["owner"] = "The owner must be a member of the organization."
+    if kind == KeyResult.Kind.NUMERIC:
+        if start_value is None:
+            errors["start_value"] = "A numeric key result needs a start value."
+        if target_value is None:
+            errors["target_value"] = "A numeric key result needs a target."
+        if start_value is not None and target_value is not None:
+            try:
+                numeric_progress(start_value, target_value, start_value)
+            except ValueError as e:
+                errors["target_value"] = str(e)
+    if errors:
+        raise ValidationError(errors)
+
+
+def create_key_result(*, membership, objective, title, kind, start_value=None, target_value=None,
+                      unit="", owner_team=None, owner=None, weight=1):
+    org = membership.organization
+    if not permissions.can_edit_objective(membership, objective):
+        raise PermissionDenied("You can add key results only to objectives of teams you lead.")
+    owner_team = owner_team or objective.team
+    _check_key_result(org, kind=kind, start_value=start_value, target_value=target_value,
+                      owner_team=owner_team, owner=owner)
+    if kind == KeyResult.Kind.MILESTONE:
+        start_value = target_value = None
+    with transaction.atomic():
+        position = KeyResult.objects.for_org(org).filter(objective=objective).count()
+        return KeyResult.objects.create(
+            organization=org, objective=objective, title=title, kind=kind,
+            start_value=start_value, target_value=target_value, current_value=start_value,
+            unit=unit, owner_team=owner_team, owner=owner, weight=weight, position=position,
+        )
+
+
+def update_key_result(*, membership, key_result, version, title, start_value, target_value,
+                      unit, owner_team, owner, weight):
+    org = membership.organization
+    if not permissions.can_edit_objective(membership, key_result.objective):
+        raise PermissionDenied("You can edit key results only of teams you lead.")
+    _check_key_result(org, kind=key_result.kind, start_value=start_value,
+                      target_value=target_value, owner_team=owner_team, owner=owner)
+    with transaction.atomic():
+        current = KeyResult.objects.for_org(org).select_for_update().get(pk=key_result.pk)
+        if current.version != version:
+            raise StaleEdit(
+                "This key result was changed while you were editing it. Review it and save again."
+            )
+        current.title, current.unit, current.owner_team = title, unit, owner_team
+        current.owner, current.weight = owner, weight
+        if current.kind == KeyResult.Kind.NUMERIC:
+            current.start_value, current.target_value = start_value, target_value
+        current.version += 1
+        current.save()
+    return current
+
+
+def record_check_in(*, membership, key_result, confidence, value=None, is_done=None, note="",
+                    at=None):
+    """Append a check-in and copy its value and confidence onto the key result."""
+    org = membership.organization
+    if not permissions.can_check_in(membership, key_result):
+        raise PermissionDenied("You can check in only on key results of your teams.")
+    objective = key_result.objective
+    if objective.is_retired:
+        raise ValidationError("This objective is retired; check-ins are closed.")
+    if objective.cycle.status == Cycle.Status.CLOSED:
+        raise ValidationError("This cycle is closed; check-ins are closed.")
+    if key_result.is_milestone:
+        if is_done is None:
+            raise ValidationError({"is_done": "Say whether the milestone is done."})
+        value = None
+    elif value is None:
+        raise ValidationError({"value": "Enter the current value."})
+    at = at or timezone.now()
+    with transaction.atomic():
+        check_in = CheckIn.objects.create(
+            organization=org, key_result=key_result, value=value, is_done=is_done,
+            confidence=confidence, note=note, author=membership.user, created_at=at,
+        )
+        changes = {"confidence": confidence, "last_check_in_at": at}
+        if key_result.is_milestone:
+            changes["is_done"] = bool(is_done)
+        else:
+            changes["current_value"] = value
+        KeyResult.objects.for_org(org).filter(pk=key_result.pk).update(**changes)
+        for field, new in changes.items():
+            setattr(key_result, field, new)
+    return check_in
+
+
+def teams_for_objectives(membership):
+    """The teams this person may add objectives for, in tree order."""
+    teams = Team.objects.for_org(membership.organization)
+    return [t for t in teams if permissions.can_edit_team_okrs(membership, t.pk)]

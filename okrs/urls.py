@@ -1,0 +1,18 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("tree/", views.tree, name="tree"),
+    path("tree/<int:objective_pk>/children/", views.tree_children, name="tree_children"),
+    path("teams/<int:team_pk>/", views.team_detail, name="team"),
+    path("objectives/new/", views.objective_create, name="objective_new"),
+    path("objectives/<int:objective_pk>/", views.objective_detail, name="objective"),
+    path("objectives/<int:objective_pk>/edit/", views.objective_edit, name="objective_edit"),
+    path("objectives/<int:objective_pk>/retire/", views.objective_retire, name="objective_retire"),
+    path("objectives/<int:objective_pk>/key-results/new/", views.key_result_create,
+         name="key_result_new"),
+    path("key-results/<int:key_result_pk>/edit/", views.key_result_edit, name="key_result_edit"),
+    path("key-results/<int:key_result_pk>/check-in/", views.check_in, name="check_in"),
+]

@@ -1,0 +1,227 @@
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+from django_htmx.http import HttpResponseClientRedirect
+
+from orgs.decorators import org_view
+from orgs.forms import apply_errors
+from orgs.permissions import can_edit_objective, can_edit_team_okrs
+
+from . import selectors, services
+from .access import access_key_result, access_objective, access_team
+from .forms import CheckInForm, KeyResultForm, ObjectiveForm
+
+
+def _cycle_context(request):
+    cycles = selectors.cycles_for(request.org)
+    return cycles, selectors.pick_cycle(cycles, request.GET.get("cycle"))
+
+
+def _objective_url(request, objective):
+    return reverse("objective", args=[request.org.slug, objective.pk])
+
+
+def _done(request, url):
+    """After a successful non-fragment form: a real redirect, or a client redirect for htmx."""
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@org_view
+def home(request):
+    cycles, cycle = _cycle_context(request)
+    ctx = selectors.home(request.org, request.membership, cycle)
+    can_add = any(can_edit_team_okrs(request.membership, t.pk) for t in ctx["teams"])
+    return render(request, "okrs/home.html", {
+        "cycles": cycles, "cycle": cycle, "can_add": can_add, "nav": "home", **ctx})
+
+
+@org_view
+def tree(request):
+    cycles, cycle = _cycle_context(request)
+    roots = selectors.tree_level(request.org, cycle) if cycle else []
+    return render(request, "okrs/tree.html", {
+        "cycles": cycles, "cycle": cycle, "nodes": roots, "nav": "tree"})
+
+
+@org_view
+def tree_children(request, objective_pk):
+    objective = access_objective(request.membership, objective_pk)
+    if not request.htmx:
+        return redirect(_objective_url(request, objective))
+    nodes = selectors.tree_level(request.org, objective.cycle, parent=objective)
+    response = render(request, "okrs/tree.html#children", {"nodes": nodes})
+    response["Vary"] = "HX-Request"
+    return response
+
+
+@org_view
+def team_detail(request, team_pk):
+    team = access_team(request.membership, team_pk)
+    cycles, cycle = _cycle_context(request)
+    ctx = selectors.team_page(request.org, team, cycle)
+    return render(request, "okrs/team.html", {
+        "team": team, "cycles": cycles, "cycle": cycle,
+        "can_add": cycle is not None and can_edit_team_okrs(request.membership, team.pk), **ctx,
+    })
+
+
+@org_view
+def objective_detail(request, objective_pk):
+    objective = access_objective(request.membership, objective_pk)
+    ctx = selectors.objective_page(request.org, objective)
+    return render(request, "okrs/objective.html", {
+        "objective": objective, "can_edit": can_edit_objective(request.membership, objective),
+        "kr_form": KeyResultForm(membership=request.membership), **ctx,
+    })
+
+
+@org_view
+@require_http_methods(["GET", "POST"])
+def objective_create(request):
+    cycles, cycle = _cycle_context(request)
+    teams = services.teams_for_objectives(request.membership)
+    if cycle is None or not teams:
+        messages.info(request, "Ask an alignment lead to open a cycle and to make you a team lead.")
+        return redirect("home", request.org.slug)
+    kwargs = {"membership": request.membership, "cycle": cycle, "teams": teams}
+    form = ObjectiveForm(request.POST or None, initial={
+        "team": request.GET.get("team"), "parent": request.GET.get("parent")}, **kwargs)
+    if request.method == "POST" and form.is_valid():
+        try:
+            objective = services.create_objective(
+                membership=request.membership, cycle=cycle,
+                **{k: v for k, v in form.cleaned_data.items() if k != "version"})
+        except ValidationError as e:
+            apply_errors(form, e)
+        else:
+            messages.success(request, "Objective added. Now give it two to four key results.")
+            return _done(request, _objective_url(request, objective))
+    return render(request, "okrs/objective_form.html", {"form": form, "cycle": cycle})
+
+
+@org_view
+@require_http_methods(["GET", "POST"])
+def objective_edit(request, objective_pk):
+    objective = access_objective(request.membership, objective_pk, write=True)
+    teams = services.teams_for_objectives(request.membership)
+    kwargs = {"membership": request.membership, "cycle": objective.cycle, "teams": teams,
+              "objective": objective}
+    initial = {"title": objective.title, "why": objective.why, "team": objective.team_id,
+               "parent": objective.parent_id, "is_local": objective.is_local,
+               "state": objective.state, "version": objective.version}
+    form = ObjectiveForm(request.POST or None, initial=initial, **kwargs)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.update_objective(
+                membership=request.membership, objective=objective,
+                version=data["version"] or 0, title=data["title"], why=data["why"],
+                team=data["team"], parent=data["parent"], is_local=data["is_local"],
+                state=data["state"])
+        except ValidationError as e:
+            apply_errors(form, e)
+        else:
+            messages.success(request, "Objective saved.")
+            return _done(request, _objective_url(request, objective))
+    return render(request, "okrs/objective_form.html", {
+        "form": form, "cycle": objective.cycle, "objective": objective})
+
+
+@org_view
+@require_http_methods(["GET", "POST"])
+def objective_retire(request, objective_pk):
+    objective = access_objective(request.membership, objective_pk, write=True)
+    if request.method == "POST":
+        services.retire_objective(membership=request.membership, objective=objective)
+        messages.success(request, f"“{objective.title}” is retired.")
+        return _done(request, reverse("team", args=[request.org.slug, objective.team_id]))
+    children = objective.get_children().live().count()
+    return render(request, "okrs/objective_retire.html", {
+        "objective": objective, "live_children": children})
+
+
+def _key_result_response(request, objective):
+    """After a KR change: the KR list and, out of band, the objective's summary."""
+    objective = access_objective(request.membership, objective.pk)
+    ctx = selectors.objective_page(request.org, objective)
+    response = render(request, "okrs/objective.html#key_results", {
+        "objective": objective, "can_edit": can_edit_objective(request.membership, objective),
+        "oob": True, **ctx})
+    response["HX-Trigger"] = "okrs:changed"
+    return response
+
+
+@org_view
+@require_http_methods(["GET", "POST"])
+def key_result_create(request, objective_pk):
+    objective = access_objective(request.membership, objective_pk, write=True)
+    form = KeyResultForm(request.POST or None, membership=request.membership)
+    if request.method == "POST" and form.is_valid():
+        data = {k: v for k, v in form.cleaned_data.items() if k != "version"}
+        try:
+            services.create_key_result(membership=request.membership, objective=objective, **data)
+        except ValidationError as e:
+            apply_errors(form, e)
+        else:
+            if request.htmx:
+                return _key_result_response(request, objective)
+            messages.success(request, "Key result added.")
+            return redirect(_objective_url(request, objective))
+    template = "okrs/key_result_form.html"
+    if request.htmx:
+        template += "#form"
+    return render(request, template, {"form": form, "objective": objective})
+
+
+@org_view
+@require_http_methods(["GET", "POST"])
+def key_result_edit(request, key_result_pk):
+    key_result = access_key_result(request.membership, key_result_pk, write=True)
+    objective = key_result.objective
+    initial = {f: getattr(key_result, f) for f in (
+        "title", "kind", "start_value", "target_value", "unit", "weight", "version")}
+    initial.update(owner_team=key_result.owner_team_id, owner=key_result.owner_id)
+    form = KeyResultForm(request.POST or None, initial=initial, membership=request.membership)
+    form.fields["kind"].disabled = True
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.update_key_result(
+                membership=request.membership, key_result=key_result,
+                version=data["version"] or 0, title=data["title"],
+                start_value=data["start_value"], target_value=data["target_value"],
+                unit=data["unit"], owner_team=data["owner_team"] or objective.team,
+                owner=data["owner"], weight=data["weight"])
+        except ValidationError as e:
+            apply_errors(form, e)
+        else:
+            messages.success(request, "Key result saved.")
+            return _done(request, _objective_url(request, objective))
+    return render(request, "okrs/key_result_form.html", {
+        "form": form, "objective": objective, "key_result": key_result})
+
+
+@org_view
+@require_http_methods(["GET", "POST"])
+def check_in(request, key_result_pk):
+    key_result = access_key_result(request.membership, key_result_pk, check_in=True)
+    form = CheckInForm(request.POST or None, initial={
+        "value": key_result.current_value, "confidence": key_result.confidence or "on_track"})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.record_check_in(membership=request.membership, key_result=key_result,
+                                     **form.cleaned_data)
+        except ValidationError as e:
+            apply_errors(form, e)
+        else:
+            if request.htmx:
+                return _key_result_response(request, key_result.objective)
+            messages.success(request, "Check-in saved.")
+            return redirect(_objective_url(request, key_result.objective))
+    template = "okrs/check_in_form.html"
+    if request.htmx:
+        template += "#form"
+    return render(request, template, {"form": form, "key_result": key_result})
+

@@ -1,0 +1,104 @@
+from django import forms
+from django.contrib.auth import get_user_model, password_validation
+
+from .models import Cycle, Membership, Role, Team
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(widget=forms.EmailInput(attrs={"autofocus": True}))
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER)
+    team = forms.ModelChoiceField(queryset=Team.objects.none(), required=False,
+                                  empty_label="(no team yet)")
+
+    def __init__(self, *args, org, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["team"].queryset = Team.objects.for_org(org)
+
+
+class MemberForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+    teams = forms.ModelMultipleChoiceField(queryset=Team.objects.none(), required=False,
+                                           widget=forms.CheckboxSelectMultiple)
+
+    def __init__(self, *args, org, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["teams"].queryset = Team.objects.for_org(org)
+
+
+class TeamForm(forms.Form):
+    name = forms.CharField(max_length=120, widget=forms.TextInput(attrs={"autofocus": True}))
+    kind = forms.ChoiceField(choices=Team.Kind.choices, initial=Team.Kind.TEAM)
+    team_type = forms.ChoiceField(label="Team type", choices=Team.TeamType.choices)
+    parent = forms.ModelChoiceField(label="Belongs to", queryset=Team.objects.none(),
+                                    required=False, empty_label="(top of the tree)")
+    lead = forms.ModelChoiceField(queryset=None, required=False, empty_label="(no lead yet)",
+                                  help_text="One named owner.")
+    charter = forms.CharField(max_length=1500, required=False,
+                              widget=forms.Textarea(attrs={"rows": 3}),
+                              help_text="One paragraph: why the team exists and whom it serves.")
+    scorecard = forms.CharField(
+        max_length=1500, required=False, widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="One metric per line, as 'Metric: target', e.g. 'Uptime: 99.9%'. At most 8.")
+
+    def __init__(self, *args, org, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["parent"].queryset = Team.objects.for_org(org)
+        member_ids = Membership.objects.for_org(org).values("user_id")
+        self.fields["lead"].queryset = get_user_model().objects.filter(pk__in=member_ids)
+
+    def clean_scorecard(self):
+        lines = [ln.strip() for ln in self.cleaned_data["scorecard"].splitlines() if ln.strip()]
+        if len(lines) > 8:
+            raise forms.ValidationError("Keep the scorecard short: at most 8 metrics.")
+        metrics = []
+        for line in lines:
+            name, _, target = line.partition(":")
+            if not name.strip():
+                raise forms.ValidationError(f"Give each metric a name: {line!r}.")
+            metrics.append({"name": name.strip()[:80], "target": target.strip()[:40]})
+        return metrics
+
+    @staticmethod
+    def scorecard_text(metrics):
+        return "\n".join(f"{m['name']}: {m['target']}" if m.get("target") else m["name"]
+                         for m in metrics)
+
+
+class CycleForm(forms.Form):
+    name = forms.CharField(max_length=60, widget=forms.TextInput(
+        attrs={"autofocus": True, "placeholder": "2027 Q1"}))
+    start_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    end_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    status = forms.ChoiceField(choices=Cycle.Status.choices)
+
+
+class SignupForm(forms.Form):
+    full_name = forms.CharField(max_length=150, widget=forms.TextInput(attrs={"autofocus": True}))
+    password1 = forms.CharField(label="Password", widget=forms.PasswordInput, strip=False)
+    password2 = forms.CharField(label="Password again", widget=forms.PasswordInput, strip=False)
+
+    def __init__(self, *args, email, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.email = email
+
+    def clean(self):
+        data = super().clean()
+        p1, p2 = data.get("password1"), data.get("password2")
+        if p1 and p2 and p1 != p2:
+            self.add_error("password2", "The two passwords differ.")
+        elif p1:
+            user = get_user_model()(email=self.email, full_name=data.get("full_name", ""))
+            try:
+                password_validation.validate_password(p1, user)
+            except forms.ValidationError as e:
+                self.add_error("password1", e)
+        return data
+
+
+def apply_errors(form, error):
+    """Put a service's ValidationError on the form: field errors where the field exists."""
+    if hasattr(error, "error_dict"):
+        for field, errors in error.error_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, error)

@@ -1,0 +1,224 @@
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from mptt.models import MPTTModel, TreeForeignKey
+
+from .scoping import org_manager, org_tree_manager
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def _create_user(self, email, password, **extra):
+        if not email:
+            raise ValueError("An email address is required.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email, password=None, **extra):
+        extra.setdefault("is_staff", False)
+        extra.setdefault("is_superuser", False)
+        return self._create_user(email, password, **extra)
+
+    def create_superuser(self, email, password=None, **extra):
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        return self._create_user(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person. People sign in with their email address; OKRs belong to teams, not to them."""
+
+    email = models.EmailField(unique=True)
+    full_name = models.CharField(max_length=150, blank=True)
+    is_staff = models.BooleanField(default=False, help_text="Can open the platform admin.")
+    is_active = models.BooleanField(default=True)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    EMAIL_FIELD = "email"
+    USERNAME_FIELD = "email"
+    REQUIRED_FIELDS = []
+
+    class Meta:
+        ordering = ["full_name", "email"]
+
+    def __str__(self):
+        return self.display_name
+
+    @property
+    def display_name(self):
+        return self.full_name or self.email.split("@")[0]
+
+    def get_full_name(self):
+        return self.display_name
+
+    def get_short_name(self):
+        return self.display_name.split(" ")[0]
+
+
+class Organization(models.Model):
+    """The tenant. Every other row of the product belongs to exactly one."""
+
+    class AlignmentModel(models.TextChoices):
+        STRICT = "strict", "Strict: every team objective contributes to a parent"
+        FLEXIBLE = "flexible", "Flexible: some local team priorities are fine"
+        THEMATIC = "thematic", "Thematic: teams align to company themes"
+
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=60, unique=True)
+    alignment_model = models.CharField(
+        max_length=10, choices=AlignmentModel.choices, default=AlignmentModel.FLEXIBLE
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Org admin"
+    ALIGNMENT_LEAD = "alignment_lead", "Alignment lead"
+    TEAM_LEAD = "team_lead", "Department head / team lead"
+    MEMBER = "member", "Member"
+    VIEWER = "viewer", "Viewer"
+
+
+class Team(MPTTModel):
+    """A unit of the org tree: the company at the root, departments, then teams."""
+
+    class Kind(models.TextChoices):
+        COMPANY = "company", "Company"
+        DEPARTMENT = "department", "Department"
+        TEAM = "team", "Team"
+
+    class TeamType(models.TextChoices):
+        PRODUCT = "product", "Product team"
+        ENABLING = "enabling", "Enabling team"
+        SHARED = "shared", "Shared service"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="teams")
+    parent = TreeForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="children"
+    )
+    name = models.CharField(max_length=120)
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.TEAM)
+    team_type = models.CharField(max_length=12, choices=TeamType.choices, default=TeamType.PRODUCT)
+    lead = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="led_teams",
+        help_text="One named owner, never a committee.",
+    )
+    charter = models.TextField(
+        max_length=1500, blank=True, help_text="One paragraph: why this team exists."
+    )
+    # A short list of {"name": ..., "target": ...}: the few metrics the team keeps an eye on.
+    scorecard = models.JSONField(default=list, blank=True)
+
+    objects = org_tree_manager()
+
+    class MPTTMeta:
+        order_insertion_by = ["name"]
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="team_name_unique_in_org")
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_company(self):
+        return self.kind == self.Kind.COMPANY
+
+
+class Membership(models.Model):
+    """A person's place in an organization: one role, and the teams they belong to."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="memberships"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.MEMBER)
+    teams = models.ManyToManyField(Team, blank=True, related_name="memberships")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = org_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "user"], name="one_membership_per_org")
+        ]
+
+    def __str__(self):
+        return f"{self.user} in {self.organization} ({self.get_role_display()})"
+
+
+class Cycle(models.Model):
+    """A planning period, usually a quarter."""
+
+    class Status(models.TextChoices):
+        PLANNING = "planning", "Planning"
+        ACTIVE = "active", "Active"
+        CLOSED = "closed", "Closed"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="cycles")
+    name = models.CharField(max_length=60)
+    start_date = models.DateField()
+    end_date = models.DateField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PLANNING)
+
+    objects = org_manager()
+
+    class Meta:
+        ordering = ["-start_date"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="cycle_name_unique_in_org"),
+            models.CheckConstraint(
+                condition=Q(end_date__gt=models.F("start_date")), name="cycle_ends_after_start"
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class Invitation(models.Model):
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="invitations"
+    )
+    email = models.EmailField()
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.MEMBER)
+    team = models.ForeignKey(Team, on_delete=models.SET_NULL, null=True, blank=True)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = org_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.email} to {self.organization}"
+
+    @property
+    def is_pending(self):
+        return self.accepted_at is None and self.revoked_at is None

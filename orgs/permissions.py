@@ -1,0 +1,69 @@
+"""Every role rule of the product, in one place. Views, services and templates ask these."""
+
+from .models import Role, Team
+
+MANAGERS = {Role.ADMIN, Role.ALIGNMENT_LEAD}
+WRITERS = {Role.ADMIN, Role.ALIGNMENT_LEAD, Role.TEAM_LEAD}
+CONTRIBUTORS = {Role.ADMIN, Role.ALIGNMENT_LEAD, Role.TEAM_LEAD, Role.MEMBER}
+
+
+def can_open_console(membership):
+    return membership.role in MANAGERS
+
+
+def can_manage_members(membership):
+    return membership.role == Role.ADMIN
+
+
+def can_publish(membership):
+    return membership.role in MANAGERS
+
+
+def led_team_ids(membership):
+    """Teams this person leads, and every unit below them (a department head leads its teams)."""
+    if not hasattr(membership, "_led_team_ids"):
+        rows = list(
+            Team.objects.for_org(membership.organization).values_list(
+                "id", "tree_id", "lft", "rght", "lead_id"
+            )
+        )
+        led = [(t, lft, rght) for _, t, lft, rght, lead in rows if lead == membership.user_id]
+        membership._led_team_ids = frozenset(
+            pk
+            for pk, t, lft, rght, _ in rows
+            if any(t == lt and llft <= lft and rght <= lrght for lt, llft, lrght in led)
+        )
+    return membership._led_team_ids
+
+
+def member_team_ids(membership):
+    if not hasattr(membership, "_member_team_ids"):
+        membership._member_team_ids = frozenset(membership.teams.values_list("id", flat=True))
+    return membership._member_team_ids
+
+
+def can_edit_team_okrs(membership, team_id):
+    if membership.role in MANAGERS:
+        return True
+    return membership.role == Role.TEAM_LEAD and team_id in led_team_ids(membership)
+
+
+def editable_team_ids(membership, all_team_ids):
+    return {pk for pk in all_team_ids if can_edit_team_okrs(membership, pk)}
+
+
+def can_edit_objective(membership, objective):
+    return not objective.is_retired and can_edit_team_okrs(membership, objective.team_id)
+
+
+def can_check_in(membership, key_result):
+    """Leads of either team, the person who owns the KR, and members of its owner team."""
+    if membership.role not in CONTRIBUTORS:
+        return False
+    if can_edit_team_okrs(membership, key_result.owner_team_id) or can_edit_team_okrs(
+        membership, key_result.objective.team_id
+    ):
+        return True
+    return key_result.owner_id == membership.user_id or (
+        key_result.owner_team_id in member_team_ids(membership)
+    )

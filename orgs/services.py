@@ -1,0 +1,246 @@
+"""Write use cases for organizations, members, teams and cycles."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core import signing
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+from django_scopes import scope, scopes_disabled
+
+from . import permissions
+from .models import Cycle, Invitation, Membership, Organization, Role, Team
+from .tasks import enqueue_on_commit, send_email_task
+
+INVITE_SALT = "orgs.invitation"
+User = get_user_model()
+
+
+def lock_organization(org):
+    """Serialize writes to one organization's trees (mptt is not safe under concurrent writes).
+    Call inside transaction.atomic(); a no-op lock on SQLite, which serializes writers anyway."""
+    return Organization.objects.select_for_update().get(pk=org.pk)
+
+
+@transaction.atomic
+def create_organization(*, name, slug, admin_email, admin_password=None, admin_name=""):
+    if Organization.objects.filter(slug=slug).exists():
+        raise ValidationError({"slug": f"The address {slug!r} is taken."})
+    org = Organization.objects.create(name=name, slug=slug)
+    email = admin_email.strip().lower()
+    user = User.objects.filter(email=email).first()
+    if user is None:
+        user = User.objects.create_user(email, admin_password, full_name=admin_name)
+    with scope(organization=org):
+        Team.objects.create(organization=org, name=name, kind=Team.Kind.COMPANY, lead=user)
+        Membership.objects.create(organization=org, user=user, role=Role.ADMIN)
+    return org, user
+
+
+# Invitations --------------------------------------------------------------------------------
+
+
+def invitation_token(invitation):
+    return signing.dumps({"i": invitation.pk, "o": invitation.organization_id}, salt=INVITE_SALT)
+
+
+class InvitationError(Exception):
+    pass
+
+
+def read_invitation(token):
+    """The pending invitation behind a signed link, or InvitationError saying why not."""
+    max_age = timedelta(days=settings.INVITATION_MAX_AGE_DAYS)
+    try:
+        data = signing.loads(token, salt=INVITE_SALT, max_age=max_age)
+    except signing.SignatureExpired:
+        raise InvitationError("This invitation has expired. Ask for a new one.") from None
+    except signing.BadSignature:
+        raise InvitationError("This invitation link is not valid.") from None
+    with scopes_disabled():
+        invitation = (
+            Invitation.objects.select_related("organization", "team")
+            .filter(pk=data.get("i"), organization_id=data.get("o"))
+            .first()
+        )
+    if invitation is None or invitation.revoked_at:
+        raise InvitationError("This invitation was withdrawn. Ask for a new one.")
+    if invitation.accepted_at:
+        raise InvitationError("This invitation has already been used.")
+    return invitation
+
+
+def invite_member(*, actor, email, role, team=None):
+    org = actor.organization
+    if not permissions.can_manage_members(actor):
+        raise PermissionDenied("Only org admins can invite people.")
+    email = email.strip().lower()
+    if team is not None and team.organization_id != org.pk:
+        raise ValidationError({"team": "Choose a team of this organization."})
+    if Membership.objects.for_org(org).filter(user__email=email).exists():
+        raise ValidationError({"email": f"{email} is already a member."})
+    with transaction.atomic():
+        now = timezone.now()
+        Invitation.objects.for_org(org).filter(
+            email=email, accepted_at=None, revoked_at=None
+        ).update(revoked_at=now)
+        invitation = Invitation.objects.create(
+            organization=org, email=email, role=role, team=team, invited_by=actor.user
+        )
+        link = settings.SITE_URL + reverse("accept_invitation", args=[invitation_token(invitation)])
+        body = (
+            f"{actor.user.display_name} invited you to {org.name} on OKR Alignment "
+            f"as {invitation.get_role_display().lower()}.\n\n"
+            f"Accept here (the link works for {settings.INVITATION_MAX_AGE_DAYS} days):\n{link}\n"
+        )
+        enqueue_on_commit(send_email_task, email, f"Join {org.name} on OKR Alignment", body)
+    return invitation
+
+
+def revoke_invitation(*, actor, invitation):
+    if not permissions.can_manage_members(actor):
+        raise PermissionDenied("Only org admins can withdraw invitations.")
+    if invitation.is_pending:
+        invitation.revoked_at = timezone.now()
+        invitation.save(update_fields=["revoked_at"])
+    return invitation
+
+
+@transaction.atomic
+def accept_invitation(*, invitation, user):
+    """Add the membership (keeping a higher role the person may already have)."""
+    org = invitation.organization
+    with scope(organization=org):
+        inv = Invitation.objects.select_for_update().get(pk=invitation.pk)
+        if not inv.is_pending:
+            raise InvitationError("This invitation has already been used.")
+        membership, created = Membership.objects.get_or_create(
+            organization=org, user=user, defaults={"role": inv.role}
+        )
+        if inv.team_id:
+            membership.teams.add(inv.team_id)
+        inv.accepted_at = timezone.now()
+        inv.save(update_fields=["accepted_at"])
+    return membership
+
+
+# Members -----------------------------------------------------------------------------------
+
+
+def _other_admins(membership):
+    return (
+        Membership.objects.for_org(membership.organization)
+        .filter(role=Role.ADMIN)
+        .exclude(pk=membership.pk)
+        .exists()
+    )
+
+
+@transaction.atomic
+def change_member(*, actor, membership, role, teams):
+    if not permissions.can_manage_members(actor):
+        raise PermissionDenied("Only org admins can change roles.")
+    if membership.role == Role.ADMIN and role != Role.ADMIN and not _other_admins(membership):
+        raise ValidationError({"role": "An organization needs at least one admin."})
+    if any(t.organization_id != actor.organization_id for t in teams):
+        raise ValidationError({"teams": "Choose teams of this organization."})
+    membership.role = role
+    membership.save(update_fields=["role"])
+    membership.teams.set(teams)
+    return membership
+
+
+@transaction.atomic
+def remove_member(*, actor, membership):
+    if not permissions.can_manage_members(actor):
+        raise PermissionDenied("Only org admins can remove members.")
+    if membership.role == Role.ADMIN and not _other_admins(membership):
+        raise ValidationError("An organization needs at least one admin.")
+    Team.objects.for_org(membership.organization).filter(lead=membership.user).update(lead=None)
+    membership.delete()
+
+
+# Teams --------------------------------------------------------------------------------------
+
+
+def _check_team(org, *, name, kind, parent, lead, team=None):
+    errors = {}
+    if parent is not None and parent.organization_id != org.pk:
+        errors["parent"] = "Choose a unit of this organization."
+    elif parent is not None and team is not None and (
+        parent.pk == team.pk or parent.is_descendant_of(team)
+    ):
+        errors["parent"] = "A unit cannot sit below itself or one of its own units."
+    if kind == Team.Kind.COMPANY and parent is not None:
+        errors["kind"] = "The company is the top of the tree and has no parent."
+    if kind != Team.Kind.COMPANY and parent is None:
+        errors["parent"] = "Choose the unit this one belongs to."
+    if kind == Team.Kind.COMPANY:
+        others = Team.objects.for_org(org).filter(kind=Team.Kind.COMPANY)
+        if team is not None:
+            others = others.exclude(pk=team.pk)
+        if others.exists():
+            errors["kind"] = "The organization already has its company unit."
+    dupes = Team.objects.for_org(org).filter(name__iexact=name)
+    if team is not None:
+        dupes = dupes.exclude(pk=team.pk)
+    if dupes.exists():
+        errors["name"] = "Another unit already has this name."
+    if lead is not None and not Membership.objects.for_org(org).filter(user=lead).exists():
+        errors["lead"] = "The lead must be a member of the organization."
+    if errors:
+        raise ValidationError(errors)
+
+
+def save_team(*, actor, team=None, **fields):
+    """Create a team (team=None) or update one. Fields: name, kind, team_type, parent, lead,
+    charter, scorecard."""
+    org = actor.organization
+    if not permissions.can_open_console(actor):
+        raise PermissionDenied("Only org admins and alignment leads manage the org tree.")
+    with transaction.atomic():
+        lock_organization(org)
+        _check_team(
+            org,
+            name=fields["name"],
+            kind=fields["kind"],
+            parent=fields["parent"],
+            lead=fields["lead"],
+            team=team,
+        )
+        if team is None:
+            team = Team(organization=org)
+        for key, value in fields.items():
+            setattr(team, key, value)
+        team.save()
+    return team
+
+
+# Cycles -------------------------------------------------------------------------------------
+
+
+def save_cycle(*, actor, cycle=None, name, start_date, end_date, status):
+    org = actor.organization
+    if not permissions.can_open_console(actor):
+        raise PermissionDenied("Only org admins and alignment leads manage cycles.")
+    if end_date <= start_date:
+        raise ValidationError({"end_date": "The cycle must end after it starts."})
+    dupes = Cycle.objects.for_org(org).filter(name__iexact=name)
+    if cycle is not None:
+        dupes = dupes.exclude(pk=cycle.pk)
+    if dupes.exists():
+        raise ValidationError({"name": "Another cycle already has this name."})
+    with transaction.atomic():
+        if cycle is None:
+            cycle = Cycle(organization=org)
+        cycle.name, cycle.start_date, cycle.end_date, cycle.status = (
+            name,
+            start_date,
+            end_date,
+            status,
+        )
+        cycle.save()
+    return cycle

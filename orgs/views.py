@@ -1,0 +1,226 @@
+from django.contrib import messages
+from django.contrib.auth import get_user_model, login
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+from django_scopes import scopes_disabled
+
+from . import services
+from .decorators import org_view
+from .forms import CycleForm, InviteForm, MemberForm, SignupForm, TeamForm, apply_errors
+from .models import Cycle, Invitation, Membership, Team
+from .permissions import can_manage_members
+
+User = get_user_model()
+
+
+def _memberships(user):
+    with scopes_disabled():
+        return list(
+            Membership.objects.filter(user=user).select_related("organization")
+            .order_by("organization__name")
+        )
+
+
+@login_required
+def root(request):
+    memberships = _memberships(request.user)
+    last = request.session.get("last_org")
+    for m in memberships:
+        if m.organization.slug == last:
+            return redirect("home", m.organization.slug)
+    if len(memberships) == 1:
+        return redirect("home", memberships[0].organization.slug)
+    return redirect("switch_org")
+
+
+@login_required
+def switch_org(request):
+    return render(request, "orgs/switch.html", {"memberships": _memberships(request.user)})
+
+
+@require_http_methods(["GET", "POST"])
+def accept_invitation(request, token):
+    try:
+        invitation = services.read_invitation(token)
+    except services.InvitationError as e:
+        return render(request, "orgs/invitation_invalid.html", {"reason": str(e)}, status=410)
+    existing = User.objects.filter(email=invitation.email).first()
+    if request.user.is_authenticated:
+        if request.user.email != invitation.email:
+            return render(request, "orgs/invitation_invalid.html", {"reason": (
+                f"This invitation is for {invitation.email}, but you are signed in as "
+                f"{request.user.email}. Sign out and open the link again.")}, status=403)
+        if request.method == "POST":
+            services.accept_invitation(invitation=invitation, user=request.user)
+            messages.success(request, f"Welcome to {invitation.organization.name}.")
+            return redirect("home", invitation.organization.slug)
+        return render(request, "orgs/accept_invitation.html", {"invitation": invitation})
+    if existing is not None:
+        messages.info(request, "You already have an account: sign in to accept the invitation.")
+        return redirect_to_login(request.get_full_path())
+    form = SignupForm(request.POST or None, email=invitation.email)
+    if request.method == "POST" and form.is_valid():
+        user = User.objects.create_user(invitation.email, form.cleaned_data["password1"],
+                                        full_name=form.cleaned_data["full_name"])
+        services.accept_invitation(invitation=invitation, user=user)
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, f"Welcome to {invitation.organization.name}.")
+        return redirect("home", invitation.organization.slug)
+    return render(request, "orgs/accept_invitation.html", {"invitation": invitation,
+                                                            "form": form})
+
+
+# The admin console -----------------------------------------------------------------------------
+
+
+def _member(request, pk):
+    m = Membership.objects.for_org(request.org).select_related("user").filter(pk=pk).first()
+    if m is None:
+        raise Http404("No such member.")
+    return m
+
+
+@org_view(console=True)
+def console_home(request):
+    return redirect("console_members", request.org.slug)
+
+
+@org_view(console=True)
+@require_http_methods(["GET", "POST"])
+def console_members(request):
+    form = InviteForm(request.POST or None, org=request.org)
+    if request.method == "POST":
+        if not can_manage_members(request.membership):
+            raise PermissionDenied("Only org admins can invite people.")
+        if form.is_valid():
+            try:
+                inv = services.invite_member(actor=request.membership, **form.cleaned_data)
+            except ValidationError as e:
+                apply_errors(form, e)
+            else:
+                messages.success(request, f"Invitation sent to {inv.email}.")
+                return redirect("console_members", request.org.slug)
+    members = (
+        Membership.objects.for_org(request.org).select_related("user")
+        .prefetch_related("teams").order_by("user__full_name", "user__email")
+    )
+    invitations = Invitation.objects.for_org(request.org).filter(
+        accepted_at=None, revoked_at=None).select_related("invited_by", "team")
+    return render(request, "orgs/console/members.html", {
+        "form": form, "members": members, "invitations": invitations,
+        "can_manage": can_manage_members(request.membership), "section": "members"})
+
+
+@org_view(console=True)
+@require_http_methods(["GET", "POST"])
+def console_member_edit(request, membership_pk):
+    member = _member(request, membership_pk)
+    form = MemberForm(request.POST or None, org=request.org, initial={
+        "role": member.role, "teams": list(member.teams.values_list("pk", flat=True))})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.change_member(actor=request.membership, membership=member,
+                                   role=form.cleaned_data["role"],
+                                   teams=list(form.cleaned_data["teams"]))
+        except ValidationError as e:
+            apply_errors(form, e)
+        else:
+            messages.success(request, f"{member.user.display_name} updated.")
+            return redirect("console_members", request.org.slug)
+    return render(request, "orgs/console/member_form.html", {
+        "form": form, "member": member, "section": "members"})
+
+
+@org_view(console=True)
+@require_http_methods(["GET", "POST"])
+def console_member_remove(request, membership_pk):
+    member = _member(request, membership_pk)
+    error = None
+    if request.method == "POST":
+        try:
+            services.remove_member(actor=request.membership, membership=member)
+        except ValidationError as e:
+            error = e.messages[0]
+        else:
+            messages.success(request, f"{member.user.display_name} was removed.")
+            return redirect("console_members", request.org.slug)
+    return render(request, "orgs/console/member_remove.html", {
+        "member": member, "error": error, "section": "members"})
+
+
+@org_view(console=True)
+@require_POST
+def console_invitation_revoke(request, invitation_pk):
+    inv = Invitation.objects.for_org(request.org).filter(pk=invitation_pk).first()
+    if inv is None:
+        raise Http404("No such invitation.")
+    services.revoke_invitation(actor=request.membership, invitation=inv)
+    messages.success(request, f"The invitation to {inv.email} is withdrawn.")
+    return redirect("console_members", request.org.slug)
+
+
+@org_view(console=True)
+def console_teams(request):
+    teams = Team.objects.for_org(request.org).select_related("lead")
+    return render(request, "orgs/console/teams.html", {"teams": teams, "section": "teams"})
+
+
+@org_view(console=True)
+@require_http_methods(["GET", "POST"])
+def console_team_form(request, team_pk=None):
+    team = None
+    initial = {"parent": request.GET.get("parent")}
+    if team_pk is not None:
+        team = Team.objects.for_org(request.org).filter(pk=team_pk).first()
+        if team is None:
+                raise Http404("No such team.")
+        initial = {"name": team.name, "kind": team.kind, "team_type": team.team_type,
+                   "parent": team.parent_id, "lead": team.lead_id, "charter": team.charter,
+                   "scorecard": TeamForm.scorecard_text(team.scorecard)}
+    form = TeamForm(request.POST or None, org=request.org, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            team = services.save_team(actor=request.membership, team=team, **form.cleaned_data)
+        except ValidationError as e:
+            apply_errors(form, e)
+        else:
+            messages.success(request, f"{team.name} saved.")
+            return redirect("console_teams", request.org.slug)
+    return render(request, "orgs/console/team_form.html", {
+        "form": form, "team": team, "section": "teams"})
+
+
+@org_view(console=True)
+def console_cycles(request):
+    cycles = Cycle.objects.for_org(request.org).order_by("-start_date")
+    return render(request, "orgs/console/cycles.html", {"cycles": cycles, "section": "cycles"})
+
+
+@org_view(console=True)
+@require_http_methods(["GET", "POST"])
+def console_cycle_form(request, cycle_pk=None):
+    cycle = None
+    initial = {}
+    if cycle_pk is not None:
+        cycle = Cycle.objects.for_org(request.org).filter(pk=cycle_pk).first()
+        if cycle is None:
+                raise Http404("No such cycle.")
+        initial = {"name": cycle.name, "start_date": cycle.start_date,
+                   "end_date": cycle.end_date, "status": cycle.status}
+    form = CycleForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            cycle = services.save_cycle(actor=request.membership, cycle=cycle,
+                                        **form.cleaned_data)
+        except ValidationError as e:
+            apply_errors(form, e)
+        else:
+            messages.success(request, f"{cycle.name} saved.")
+            return redirect("console_cycles", request.org.slug)
+    return render(request, "orgs/console/cycle_form.html", {
+        "form": form, "cycle": cycle, "section": "cycles"})
+
