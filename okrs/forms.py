@@ -39,7 +39,7 @@ class ObjectiveForm(forms.Form):
         if objective is not None:
             parents = parents.exclude(tree_id=objective.tree_id, lft__gte=objective.lft,
                                       rght__lte=objective.rght)
-        self.fields["parent"].queryset = parents.order_by("-team__kind", "team__name", "title")
+        self.fields["parent"].queryset = parents.order_by("team__level", "team__name", "title")
         states = [Objective.State.DRAFT, Objective.State.PROPOSED]
         if can_publish(membership) or (objective and objective.state == "published"):
             states.append(Objective.State.PUBLISHED)

@@ -66,7 +66,7 @@ def tree_level(org, cycle, parent=None):
     children of ``parent``."""
     qs = _objectives(org, cycle)
     qs = qs.filter(parent=parent) if parent is not None else qs.filter(parent__isnull=True)
-    return assess(list(qs.order_by("-team__kind", "title")))
+    return assess(list(qs.order_by("team__level", "team__name", "title")))
 
 
 def my_team_ids(membership):
