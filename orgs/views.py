@@ -3,9 +3,9 @@ from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404
+from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 from django_scopes import scopes_disabled
 
 from . import services
@@ -153,11 +153,12 @@ def console_member_remove(request, membership_pk):
 
 
 @org_view(console=True)
-@require_POST
 def console_invitation_revoke(request, invitation_pk):
     inv = Invitation.objects.for_org(request.org).filter(pk=invitation_pk).first()
     if inv is None:
         raise Http404("No such invitation.")
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
     services.revoke_invitation(actor=request.membership, invitation=inv)
     messages.success(request, f"The invitation to {inv.email} is withdrawn.")
     return redirect("console_members", request.org.slug)

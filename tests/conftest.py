@@ -1,0 +1,99 @@
+"""Personas, the same in every test module: alice is admin of organization A, bob a read-only
+member (viewer) of A, charlie admin of organization B. ``world`` gives both organizations a
+team, a cycle, objectives, a key result and a check-in, so any URL can be filled with either
+organization's ids."""
+
+import pytest
+from django.test import Client
+from django_scopes import scopes_disabled
+
+from orgs.models import Role, Team
+
+from .factories import (
+    CheckInFactory,
+    CycleFactory,
+    InvitationFactory,
+    KeyResultFactory,
+    MembershipFactory,
+    ObjectiveFactory,
+    OrganizationFactory,
+    TeamFactory,
+    UserFactory,
+    company_of,
+)
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def noscope():
+    with scopes_disabled():
+        yield
+
+
+class World:
+    """One organization's objects, by name."""
+
+
+def build_world(org, admin_user):
+    w = World()
+    w.org = org
+    w.company = company_of(org)
+    w.admin = MembershipFactory(organization=org, user=admin_user, role=Role.ADMIN)
+    w.team = TeamFactory(organization=org, name=f"{org.name} Engineering",
+                         kind=Team.Kind.DEPARTMENT)
+    w.cycle = CycleFactory(organization=org)
+    w.company_objective = ObjectiveFactory(organization=org, cycle=w.cycle, team=w.company,
+                                           title=f"{org.name} company goal")
+    w.objective = ObjectiveFactory(organization=org, cycle=w.cycle, team=w.team,
+                                   parent=w.company_objective, title=f"{org.name} team goal")
+    w.key_result = KeyResultFactory(objective=w.objective)
+    w.check_in = CheckInFactory(key_result=w.key_result)
+    w.invitation = InvitationFactory(organization=org)
+    return w
+
+
+@pytest.fixture
+def alice(db):
+    return UserFactory(email="alice@a.test", full_name="Alice Admin")
+
+
+@pytest.fixture
+def bob(db):
+    return UserFactory(email="bob@a.test", full_name="Bob Viewer")
+
+
+@pytest.fixture
+def charlie(db):
+    return UserFactory(email="charlie@b.test", full_name="Charlie Other")
+
+
+@pytest.fixture
+def world_a(alice, bob):
+    w = build_world(OrganizationFactory(name="Org A", slug="org-a"), alice)
+    w.bob = MembershipFactory(organization=w.org, user=bob, role=Role.VIEWER)
+    return w
+
+
+@pytest.fixture
+def world_b(charlie):
+    return build_world(OrganizationFactory(name="Org B", slug="org-b"), charlie)
+
+
+def client_for(user):
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def alice_client(alice):
+    return client_for(alice)
+
+
+@pytest.fixture
+def bob_client(bob):
+    return client_for(bob)

@@ -1,0 +1,130 @@
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from okrs import progress
+from okrs.charts import sparkline_points
+from okrs.progress import AT_RISK, OFF_TRACK, ON_TRACK, Assessment
+
+NOW = datetime(2027, 2, 15, 12, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("start, target, current, expected", [
+    (0, 100, 50, 0.5),
+    (0, 100, 0, 0.0),
+    (0, 100, 100, 1.0),
+    (0, 100, 150, 1.0),          # over-achievement is clamped
+    (0, 100, -20, 0.0),          # going backwards is clamped
+    (24, 4, 14, 0.5),            # decreasing metric: 24h -> 4h, now 14h
+    (24, 4, 30, 0.0),            # a decreasing metric that got worse
+    (24, 4, 2, 1.0),
+    (99.5, 99.95, 99.725, 0.5),
+    ("2.4", "1.0", "1.7", 0.5),  # decimals as strings (form input)
+    (10, 20, None, 0.0),         # no current value yet
+])
+def test_numeric_progress(start, target, current, expected):
+    assert progress.numeric_progress(start, target, current) == pytest.approx(expected)
+
+
+def test_it_refuses_a_target_equal_to_the_start():
+    with pytest.raises(ValueError, match="differ"):
+        progress.numeric_progress(5, 5, 5)
+
+
+@pytest.mark.parametrize("today, expected", [
+    (date(2026, 12, 1), 0.0),    # cycle not yet started
+    (date(2027, 1, 1), 0.0),     # first day
+    (date(2027, 2, 15), 45 / 90),
+    (date(2027, 4, 1), 1.0),     # last day
+    (date(2027, 6, 1), 1.0),     # cycle already over
+])
+def test_elapsed_share(today, expected):
+    assert progress.elapsed_share(date(2027, 1, 1), date(2027, 4, 1), today) == pytest.approx(
+        expected)
+
+
+@pytest.mark.parametrize("progress_, elapsed, expected", [
+    (0.5, 0.5, ON_TRACK),
+    (0.4, 0.5, ON_TRACK),        # 10 points behind
+    (0.3, 0.5, AT_RISK),         # 20 points behind
+    (0.1, 0.5, OFF_TRACK),       # 40 points behind
+    (0.9, 0.5, ON_TRACK),        # ahead
+    (0.0, 0.0, None),            # not started: pace not judged
+])
+def test_pace_health(progress_, elapsed, expected):
+    assert progress.pace_health(progress_, elapsed) == expected
+
+
+def kr(**kw):
+    base = dict(is_milestone=False, start=0, target=100, current=50, confidence=None,
+                last_check_in=NOW - timedelta(days=1), elapsed=0.5, now=NOW)
+    return progress.assess_key_result(**(base | kw))
+
+
+@pytest.mark.parametrize("kwargs, health", [
+    ({"confidence": ON_TRACK}, ON_TRACK),
+    ({"confidence": AT_RISK}, AT_RISK),                  # confidence worse than pace
+    ({"confidence": ON_TRACK, "current": 10}, OFF_TRACK),  # pace worse than confidence
+    ({"confidence": None, "current": 30}, AT_RISK),      # no check-in: pace alone
+    ({"confidence": None, "elapsed": 0.0}, None),        # not started, no check-in
+    ({"confidence": OFF_TRACK, "elapsed": 0.0}, OFF_TRACK),
+])
+def test_key_result_health_is_the_worse_of_confidence_and_pace(kwargs, health):
+    assert kr(**kwargs).health == health
+
+
+@pytest.mark.parametrize("kwargs, progress_, health", [
+    ({"is_done": False, "confidence": ON_TRACK}, 0.0, ON_TRACK),   # not judged by pace mid-cycle
+    ({"is_done": True, "confidence": ON_TRACK}, 1.0, ON_TRACK),
+    ({"is_done": False, "confidence": None, "elapsed": 1.0}, 0.0, OFF_TRACK),  # cycle over
+    ({"is_done": True, "confidence": None, "elapsed": 1.0}, 1.0, ON_TRACK),
+])
+def test_milestone_key_results(kwargs, progress_, health):
+    a = kr(is_milestone=True, start=None, target=None, current=None, **kwargs)
+    assert (a.progress, a.health) == (progress_, health)
+
+
+def test_a_check_in_older_than_two_weeks_is_stale_but_keeps_its_health():
+    a = kr(confidence=AT_RISK, last_check_in=NOW - timedelta(days=15))
+    assert a.is_stale and a.health == AT_RISK
+    assert any("15 days" in r for r in a.reasons)
+    assert not kr(confidence=AT_RISK, last_check_in=NOW - timedelta(days=13)).is_stale
+    # Once the cycle is over nothing is stale: there is nothing left to report.
+    assert not kr(confidence=AT_RISK, last_check_in=NOW - timedelta(days=40), elapsed=1).is_stale
+
+
+def test_the_reasons_say_how_health_was_derived():
+    a = kr(confidence=ON_TRACK, current=10)
+    text = " ".join(a.reasons)
+    assert "10% done with 50% of the cycle gone" in text and "off track" in text
+    assert "worse of the two" in text
+
+
+def A(p, h):  # noqa: N802 - a short constructor for the table below
+    return Assessment(p, h)
+
+
+@pytest.mark.parametrize("parts, progress_, health", [
+    ([(A(0.5, ON_TRACK), 1), (A(1.0, ON_TRACK), 1)], 0.75, ON_TRACK),
+    ([(A(0.0, OFF_TRACK), 3), (A(1.0, ON_TRACK), 1)], 0.25, OFF_TRACK),   # weights count
+    ([(A(0.0, OFF_TRACK), 1), (A(1.0, ON_TRACK), 3)], 0.75, ON_TRACK),
+    ([(A(0.5, ON_TRACK), 1), (A(0.5, ON_TRACK), 1), (A(0.2, OFF_TRACK), 1)], 0.4, AT_RISK),
+    ([(A(0.5, None), 1)], 0.5, None),                                     # nothing reported
+    ([(A(0.4, AT_RISK), Decimal("2")), (A(0.1, None), Decimal("1"))], 0.3, AT_RISK),
+])
+def test_objective_progress_is_the_weighted_mean(parts, progress_, health):
+    a = progress.assess_objective(parts)
+    assert a.progress == pytest.approx(progress_) and a.health == health
+
+
+def test_an_objective_without_key_results_has_no_progress():
+    a = progress.assess_objective([])
+    assert a.progress is None and a.health is None and a.percent is None
+
+
+def test_sparkline_spans_the_box_and_handles_one_point():
+    points = sparkline_points([0, 5, 10], width=100, height=20, pad=0).split()
+    assert points == ["0.0,20.0", "50.0,10.0", "100.0,0.0"]
+    assert len(sparkline_points([7]).split()) == 2
+    assert sparkline_points([]) == ""

@@ -1,0 +1,141 @@
+"""Nothing crosses organizations.
+
+The walk requests every URL pattern under /o/<org>/ as alice (admin of A) with ids of B's objects,
+and with B's slug, for GET, POST and htmx requests: every answer is 404, never 403 or 200. A
+second test fails when a URL pattern is not covered, so a new view cannot forget.
+"""
+
+import pytest
+from django.apps import apps
+from django.urls import URLPattern, URLResolver, get_resolver
+from django_scopes import ScopeError
+
+ORG_PREFIX = "o/<slug:org_slug>/"
+
+# URLs outside any organization, and why the walk does not need B's ids for them.
+GLOBAL_URLS = {
+    "root": "redirects to one of the caller's own organizations",
+    "switch_org": "lists the caller's own memberships only",
+    "accept_invitation": "takes a signed token, not an id; tested in tests/orgs/test_invitations",
+    "login": "public", "logout": "public",
+    "password_reset": "public", "password_reset_done": "public",
+    "password_reset_confirm": "signed token", "password_reset_complete": "public",
+}
+ADMIN_PREFIX = "django-admin/"  # platform operators only (is_staff), across organizations
+
+
+def all_patterns(patterns=None, prefix=""):
+    patterns = get_resolver().url_patterns if patterns is None else patterns
+    for p in patterns:
+        route = prefix + str(p.pattern)
+        if isinstance(p, URLResolver):
+            yield from all_patterns(p.url_patterns, route)
+        elif isinstance(p, URLPattern):
+            yield route, p
+
+
+def org_patterns():
+    return [(route, p) for route, p in all_patterns() if route.startswith(ORG_PREFIX)]
+
+
+def ids_of(world):
+    """Which of ``world``'s objects fills each URL keyword."""
+    return {
+        "objective_pk": world.objective.pk,
+        "key_result_pk": world.key_result.pk,
+        "team_pk": world.team.pk,
+        "membership_pk": world.admin.pk,
+        "invitation_pk": world.invitation.pk,
+        "cycle_pk": world.cycle.pk,
+    }
+
+
+def fill(route, slug, ids):
+    path = route.replace("<slug:org_slug>", slug)
+    for key, value in ids.items():
+        path = path.replace(f"<int:{key}>", str(value))
+    assert "<" not in path, f"no id mapping for a keyword in {route}"
+    return "/" + path
+
+
+REQUESTS = [
+    ("GET", {}),
+    ("POST", {}),
+    ("GET", {"HTTP_HX_REQUEST": "true"}),
+    ("POST", {"HTTP_HX_REQUEST": "true"}),
+]
+
+
+@pytest.mark.django_db
+def test_every_org_url_answers_404_with_another_organizations_ids(world_a, world_b,
+                                                                    alice_client):
+    ids_b = ids_of(world_b)
+    checked = 0
+    for route, _ in org_patterns():
+        urls = {fill(route, world_b.org.slug, ids_b)}  # B's slug: alice is not a member
+        if any(f"<int:{k}>" in route for k in ids_b):
+            urls.add(fill(route, world_a.org.slug, ids_b))  # A's slug, B's ids
+        for url in urls:
+            for method, headers in REQUESTS:
+                call = alice_client.get if method == "GET" else alice_client.post
+                response = call(url, {"title": "x", "value": "1"} if method == "POST" else {},
+                                **headers)
+                assert response.status_code == 404, (
+                    f"{method} {url} {headers} answered {response.status_code}")
+                checked += 1
+    assert checked >= 4 * len(org_patterns())
+
+
+@pytest.mark.django_db
+def test_anonymous_visitors_are_sent_to_sign_in(world_a, client):
+    for route, _ in org_patterns():
+        url = fill(route, world_a.org.slug, ids_of(world_a))
+        response = client.get(url)
+        assert response.status_code == 302 and "/accounts/login/" in response["Location"], url
+
+
+@pytest.mark.django_db
+def test_an_unknown_organization_is_404(alice_client, world_a):
+    assert alice_client.get("/o/no-such-org/").status_code == 404
+
+
+def test_every_url_pattern_is_covered_by_the_walk():
+    names_seen = set()
+    for route, pattern in all_patterns():
+        if route.startswith(ADMIN_PREFIX):
+            continue
+        if route.startswith(ORG_PREFIX):
+            # The walk fills every keyword from ids_of(); a new keyword needs a mapping there.
+            view = pattern.callback
+            assert getattr(view, "is_org_view", False), (
+                f"{route} is under /o/<org>/ but its view is not wrapped in @org_view")
+            keywords = {k for k in pattern.pattern.converters if k != "org_slug"}
+            known = {"objective_pk", "key_result_pk", "team_pk", "membership_pk",
+                     "invitation_pk", "cycle_pk"}
+            assert keywords <= known, f"{route}: add {keywords - known} to ids_of()"
+        else:
+            assert pattern.name in GLOBAL_URLS, (
+                f"{route} ({pattern.name}) lives outside /o/<org>/: put it under the "
+                "organization, or add it to GLOBAL_URLS with the reason it needs no walk")
+            names_seen.add(pattern.name)
+    assert names_seen == set(GLOBAL_URLS), "GLOBAL_URLS names a pattern that no longer exists"
+
+
+def tenant_models():
+    return [m for m in apps.get_models()
+            if any(f.name == "organization" for f in m._meta.get_fields())]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("model", tenant_models(), ids=lambda m: m.__name__)
+def test_a_query_outside_an_organization_scope_fails_loudly(model):
+    with pytest.raises(ScopeError):
+        model.objects.filter(pk=1).exists()
+    with pytest.raises(ScopeError):
+        list(model.objects.all())
+
+
+def test_every_tenant_model_is_guarded():
+    names = {m.__name__ for m in tenant_models()}
+    assert {"Team", "Membership", "Cycle", "Invitation", "Objective", "KeyResult",
+            "CheckIn"} <= names
