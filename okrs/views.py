@@ -2,8 +2,9 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods
-from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.http import HttpResponseClientRedirect, retarget
 
 from orgs.decorators import org_view
 from orgs.forms import apply_errors
@@ -52,7 +53,7 @@ def tree_children(request, objective_pk):
         return redirect(_objective_url(request, objective))
     nodes = selectors.tree_level(request.org, objective.cycle, parent=objective)
     response = render(request, "okrs/tree.html#children", {"nodes": nodes})
-    response["Vary"] = "HX-Request"
+    patch_vary_headers(response, ["HX-Request"])
     return response
 
 
@@ -169,10 +170,11 @@ def key_result_create(request, objective_pk):
                 return _key_result_response(request, objective)
             messages.success(request, "Key result added.")
             return redirect(_objective_url(request, objective))
-    template = "okrs/key_result_form.html"
     if request.htmx:
-        template += "#form"
-    return render(request, template, {"form": form, "objective": objective})
+        response = render(request, "okrs/key_result_form.html#form",
+                          {"form": form, "objective": objective})
+        return retarget(response, "#kr-new-form") if request.method == "POST" else response
+    return render(request, "okrs/key_result_form.html", {"form": form, "objective": objective})
 
 
 @org_view
@@ -220,8 +222,9 @@ def check_in(request, key_result_pk):
                 return _key_result_response(request, key_result.objective)
             messages.success(request, "Check-in saved.")
             return redirect(_objective_url(request, key_result.objective))
-    template = "okrs/check_in_form.html"
     if request.htmx:
-        template += "#form"
-    return render(request, template, {"form": form, "key_result": key_result})
+        response = render(request, "okrs/check_in_form.html#form",
+                          {"form": form, "key_result": key_result})
+        return retarget(response, f"#kr-{key_result.pk}-form")
+    return render(request, "okrs/check_in_form.html", {"form": form, "key_result": key_result})
 
