@@ -183,7 +183,7 @@ def _check_team(org, *, name, kind, parent, lead, team=None):
         if team is not None:
             others = others.exclude(pk=team.pk)
         if others.exists():
-            errors["kind"] = "The organization already has its company unit."
+            errors.setdefault("kind", "The organization already has its company unit.")
     dupes = Team.objects.for_org(org).filter(name__iexact=name)
     if team is not None:
         dupes = dupes.exclude(pk=team.pk)

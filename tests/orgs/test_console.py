@@ -1,0 +1,110 @@
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django_scopes import scopes_disabled
+
+from okrs.models import CheckIn, Objective
+from orgs.models import Cycle, Membership, Organization, Role, Team, User
+
+pytestmark = pytest.mark.django_db
+
+
+def test_an_admin_builds_the_org_tree(world_a, alice_client):
+    response = alice_client.post("/o/org-a/console/teams/new/", {
+        "name": "Platform", "kind": "team", "team_type": "enabling",
+        "parent": world_a.team.pk, "lead": world_a.admin.user.pk,
+        "charter": "Keeps deploys boring.", "scorecard": "Uptime: 99.9%\nDeploys per day: 20"})
+    assert response.status_code == 302
+    with scopes_disabled():
+        team = Team.objects.get(name="Platform")
+    assert team.parent == world_a.team and team.lead == world_a.admin.user
+    assert team.scorecard == [{"name": "Uptime", "target": "99.9%"},
+                              {"name": "Deploys per day", "target": "20"}]
+    html = alice_client.get("/o/org-a/console/teams/").content.decode()
+    assert "Platform" in html and "indent-2" in html
+
+
+@pytest.mark.parametrize("data, error", [
+    ({"name": "Org A Engineering"}, "already has this name"),
+    ({"kind": "company"}, "company is the top of the tree"),
+    ({"parent": ""}, "Choose the unit this one belongs to"),
+    ({"scorecard": "\n".join(f"M{i}: 1" for i in range(9))}, "at most 8 metrics"),
+])
+def test_bad_team_input_is_a_form_error(world_a, alice_client, data, error):
+    form = {"name": "New", "kind": "team", "team_type": "product", "parent": world_a.team.pk}
+    response = alice_client.post("/o/org-a/console/teams/new/", form | data)
+    assert response.status_code == 200 and error in response.content.decode()
+
+
+def test_a_unit_cannot_move_below_its_own_descendant(world_a, alice_client):
+    from ..factories import TeamFactory
+
+    child = TeamFactory(organization=world_a.org, parent=world_a.team)
+    response = alice_client.post(f"/o/org-a/console/teams/{world_a.team.pk}/", {
+        "name": world_a.team.name, "kind": "department", "team_type": "product",
+        "parent": child.pk})
+    assert "cannot sit below itself" in response.content.decode()
+
+
+def test_cycles_are_created_and_bad_dates_refused(world_a, alice_client):
+    ok = alice_client.post("/o/org-a/console/cycles/new/", {
+        "name": "2027 Q3", "start_date": "2027-07-01", "end_date": "2027-09-30",
+        "status": "planning"})
+    assert ok.status_code == 302
+    bad = alice_client.post("/o/org-a/console/cycles/new/", {
+        "name": "Backwards", "start_date": "2027-07-01", "end_date": "2027-06-01",
+        "status": "planning"})
+    assert "must end after it starts" in bad.content.decode()
+    with scopes_disabled():
+        assert set(Cycle.objects.filter(organization=world_a.org).values_list(
+            "name", flat=True)) >= {"2027 Q3"}
+        assert not Cycle.objects.filter(name="Backwards").exists()
+
+
+def test_members_and_team_leads_cannot_open_the_console(world_a):
+    from ..conftest import client_for
+    from ..factories import MembershipFactory
+
+    for role in (Role.MEMBER, Role.TEAM_LEAD, Role.VIEWER):
+        m = MembershipFactory(organization=world_a.org, role=role)
+        assert client_for(m.user).get("/o/org-a/console/teams/").status_code == 403
+
+
+def test_create_org_makes_the_organization_its_company_unit_and_admin(db):
+    out = StringIO()
+    call_command("create_org", "Acme Inc.", "Boss@Acme.test", "--admin-name", "Bo Ss",
+                 "--password", "s3cret-pass", stdout=out)
+    org = Organization.objects.get(slug="acme-inc")
+    user = User.objects.get(email="boss@acme.test")
+    with scopes_disabled():
+        assert Membership.objects.get(organization=org, user=user).role == Role.ADMIN
+        assert Team.objects.get(organization=org).kind == "company"
+    assert "Created Acme Inc. at /o/acme-inc/" in out.getvalue()
+
+
+def test_create_org_refuses_a_taken_slug(db):
+    call_command("create_org", "Acme", "a@acme.test", "--password", "x" * 12, stdout=StringIO())
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="taken"):
+        call_command("create_org", "Acme", "b@acme.test", "--password", "x" * 12)
+
+
+def test_seed_demo_is_idempotent_and_believable(db):
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    call_command("seed_demo", stdout=out)
+    assert "ethan@northwind.example" in out.getvalue() and "northwind-demo" in out.getvalue()
+    with scopes_disabled():
+        org = Organization.objects.get(slug="northwind")
+        objectives = Objective.objects.filter(organization=org)
+        assert objectives.count() == 11
+        assert objectives.filter(is_local=True).count() == 2
+        assert objectives.filter(parent=None, team__kind="company").count() == 2
+        names = set(Team.objects.filter(organization=org).values_list("name", flat=True))
+        assert {"Product", "Engineering", "Customer Success", "Marketing", "Sales"} <= names
+        healths = set(CheckIn.objects.filter(organization=org).values_list("confidence",
+                                                                           flat=True))
+        assert healths == {"on_track", "at_risk", "off_track"}
+        assert all(o.key_results.count() == 3 for o in objectives)
