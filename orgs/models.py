@@ -187,7 +187,9 @@ class Cycle(models.Model):
     class Meta:
         ordering = ["-start_date"]
         constraints = [
-            models.UniqueConstraint(fields=["organization", "name"], name="cycle_name_unique_in_org"),
+            models.UniqueConstraint(
+                fields=["organization", "name"], name="cycle_name_unique_in_org"
+            ),
             models.CheckConstraint(
                 condition=Q(end_date__gt=models.F("start_date")), name="cycle_ends_after_start"
             ),

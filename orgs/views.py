@@ -3,6 +3,7 @@ from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
@@ -15,6 +16,7 @@ from .models import Cycle, Invitation, Membership, Team
 from .permissions import can_manage_members
 
 User = get_user_model()
+MEMBERS_PER_PAGE = 50
 
 
 def _memberships(user):
@@ -110,8 +112,9 @@ def console_members(request):
     )
     invitations = Invitation.objects.for_org(request.org).filter(
         accepted_at=None, revoked_at=None).select_related("invited_by", "team")
+    page = Paginator(members, MEMBERS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "orgs/console/members.html", {
-        "form": form, "members": members, "invitations": invitations,
+        "form": form, "members": page, "invitations": invitations,
         "can_manage": can_manage_members(request.membership), "section": "members"})
 
 

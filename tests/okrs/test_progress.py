@@ -1,4 +1,4 @@
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -7,7 +7,7 @@ from okrs import progress
 from okrs.charts import sparkline_points
 from okrs.progress import AT_RISK, OFF_TRACK, ON_TRACK, Assessment
 
-NOW = datetime(2027, 2, 15, 12, tzinfo=timezone.utc)
+NOW = datetime(2027, 2, 15, 12, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("start, target, current, expected", [

@@ -108,3 +108,16 @@ def test_seed_demo_is_idempotent_and_believable(db):
                                                                            flat=True))
         assert healths == {"on_track", "at_risk", "off_track"}
         assert all(o.key_results.count() == 3 for o in objectives)
+
+
+def test_the_member_list_is_paginated_with_a_constant_query_count(world_a, alice_client,
+                                                                 django_assert_max_num_queries):
+    from ..factories import MembershipFactory
+
+    for _ in range(55):
+        MembershipFactory(organization=world_a.org)
+    with django_assert_max_num_queries(12):
+        first = alice_client.get("/o/org-a/console/members/").content.decode()
+    assert "Page 1 of 2" in first and "57 members" in first
+    second = alice_client.get("/o/org-a/console/members/?page=2").content.decode()
+    assert "Page 2 of 2" in second and "← Previous" in second

@@ -1,9 +1,8 @@
 import re
+import time
 from unittest import mock
 
 import pytest
-import time
-
 from django.core import mail
 from django.test import Client
 from django_scopes import scopes_disabled

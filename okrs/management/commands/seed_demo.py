@@ -134,7 +134,8 @@ class Command(BaseCommand):
             with transaction.atomic():
                 self.build()
             self.stdout.write(self.style.SUCCESS("Created the demo organization."))
-        self.stdout.write(f"\nOpen http://127.0.0.1:8000/ and sign in. Password for all: {PASSWORD}")
+        self.stdout.write(
+            f"\nOpen http://127.0.0.1:8000/ and sign in. Password for all: {PASSWORD}")
         for email, name, role, team in PEOPLE:
             what = role.label + (f", {team}" if team else "")
             self.stdout.write(f"  {email:<28} {name:<15} {what}")
