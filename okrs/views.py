@@ -126,8 +126,9 @@ def objective_edit(request, objective_pk):
         else:
             messages.success(request, "Objective saved.")
             return _done(request, _objective_url(request, objective))
-    return render(request, "okrs/objective_form.html", {
-        "form": form, "cycle": objective.cycle, "objective": objective})
+    template = "okrs/objective_form.html" + ("#form" if request.htmx else "")
+    return render(request, template, {"form": form, "cycle": objective.cycle,
+                                      "objective": objective})
 
 
 @org_view

@@ -302,3 +302,19 @@ def test_objective_page_queries_do_not_grow_with_children(world_a, alice_client)
     small = count_queries(lambda: alice_client.get(page))
     children(60)
     assert_same_queries(small, count_queries(lambda: alice_client.get(page)))
+
+
+def test_the_objective_edit_form_opens_inline_with_htmx(world_a, alice_client):
+    edit_url = url(world_a, "objective_edit", world_a.objective.pk)
+    fragment = alice_client.get(edit_url, HTTP_HX_REQUEST="true").content.decode()
+    assert fragment.lstrip().startswith("<form") and f'hx-post="{edit_url}"' in fragment
+    bad = alice_client.post(edit_url, {"title": "", "team": world_a.team.pk,
+                                       "state": "published", "version": 1},
+                            HTTP_HX_REQUEST="true")
+    assert bad.content.decode().lstrip().startswith("<form")
+    assert "This field is required" in bad.content.decode()
+    ok = alice_client.post(edit_url, {"title": "Renamed", "team": world_a.team.pk,
+                                      "parent": world_a.company_objective.pk,
+                                      "state": "published", "version": 1},
+                           HTTP_HX_REQUEST="true")
+    assert ok["HX-Redirect"] == url(world_a, "objective", world_a.objective.pk)
