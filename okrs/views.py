@@ -1,5 +1,4 @@
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
@@ -7,7 +6,7 @@ from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseClientRedirect, retarget
 
 from orgs.decorators import org_view
-from orgs.forms import apply_errors
+from orgs.forms import submit
 from orgs.permissions import can_edit_objective, can_edit_team_okrs
 
 from . import selectors, services
@@ -86,19 +85,15 @@ def objective_create(request):
     if cycle is None or not teams:
         messages.info(request, "Ask an alignment lead to open a cycle and to make you a team lead.")
         return redirect("home", request.org.slug)
-    kwargs = {"membership": request.membership, "cycle": cycle, "teams": teams}
-    form = ObjectiveForm(request.POST or None, initial={
-        "team": request.GET.get("team"), "parent": request.GET.get("parent")}, **kwargs)
-    if request.method == "POST" and form.is_valid():
-        try:
-            objective = services.create_objective(
-                membership=request.membership, cycle=cycle,
-                **{k: v for k, v in form.cleaned_data.items() if k != "version"})
-        except ValidationError as e:
-            apply_errors(form, e)
-        else:
-            messages.success(request, "Objective added. Now give it two to four key results.")
-            return _done(request, _objective_url(request, objective))
+    form = ObjectiveForm(request.POST or None, membership=request.membership, cycle=cycle,
+                         teams=teams, initial={"team": request.GET.get("team"),
+                                               "parent": request.GET.get("parent")})
+    objective = submit(request, form, lambda data: services.create_objective(
+        membership=request.membership, cycle=cycle,
+        **{k: v for k, v in data.items() if k != "version"}))
+    if objective:
+        messages.success(request, "Objective added. Now give it two to four key results.")
+        return _done(request, _objective_url(request, objective))
     return render(request, "okrs/objective_form.html", {"form": form, "cycle": cycle})
 
 
@@ -106,26 +101,17 @@ def objective_create(request):
 @require_http_methods(["GET", "POST"])
 def objective_edit(request, objective_pk):
     objective = access_objective(request.membership, objective_pk, write=True)
-    teams = services.teams_for_objectives(request.membership)
-    kwargs = {"membership": request.membership, "cycle": objective.cycle, "teams": teams,
-              "objective": objective}
     initial = {"title": objective.title, "why": objective.why, "team": objective.team_id,
                "parent": objective.parent_id, "is_local": objective.is_local,
                "state": objective.state, "version": objective.version}
-    form = ObjectiveForm(request.POST or None, initial=initial, **kwargs)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            services.update_objective(
-                membership=request.membership, objective=objective,
-                version=data["version"] or 0, title=data["title"], why=data["why"],
-                team=data["team"], parent=data["parent"], is_local=data["is_local"],
-                state=data["state"])
-        except ValidationError as e:
-            apply_errors(form, e)
-        else:
-            messages.success(request, "Objective saved.")
-            return _done(request, _objective_url(request, objective))
+    form = ObjectiveForm(request.POST or None, initial=initial, membership=request.membership,
+                         cycle=objective.cycle, objective=objective,
+                         teams=services.teams_for_objectives(request.membership))
+    if submit(request, form, lambda data: services.update_objective(
+            membership=request.membership, objective=objective,
+            **(data | {"version": data["version"] or 0}))):
+        messages.success(request, "Objective saved.")
+        return _done(request, _objective_url(request, objective))
     template = "okrs/objective_form.html" + ("#form" if request.htmx else "")
     return render(request, template, {"form": form, "cycle": objective.cycle,
                                       "objective": objective})
@@ -160,17 +146,13 @@ def _key_result_response(request, objective):
 def key_result_create(request, objective_pk):
     objective = access_objective(request.membership, objective_pk, write=True)
     form = KeyResultForm(request.POST or None, membership=request.membership)
-    if request.method == "POST" and form.is_valid():
-        data = {k: v for k, v in form.cleaned_data.items() if k != "version"}
-        try:
-            services.create_key_result(membership=request.membership, objective=objective, **data)
-        except ValidationError as e:
-            apply_errors(form, e)
-        else:
-            if request.htmx:
-                return _key_result_response(request, objective)
-            messages.success(request, "Key result added.")
-            return redirect(_objective_url(request, objective))
+    if submit(request, form, lambda data: services.create_key_result(
+            membership=request.membership, objective=objective,
+            **{k: v for k, v in data.items() if k != "version"})):
+        if request.htmx:
+            return _key_result_response(request, objective)
+        messages.success(request, "Key result added.")
+        return redirect(_objective_url(request, objective))
     if request.htmx:
         response = render(request, "okrs/key_result_form.html#form",
                           {"form": form, "objective": objective})
@@ -188,20 +170,14 @@ def key_result_edit(request, key_result_pk):
     initial.update(owner_team=key_result.owner_team_id, owner=key_result.owner_id)
     form = KeyResultForm(request.POST or None, initial=initial, membership=request.membership)
     form.fields["kind"].disabled = True
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            services.update_key_result(
-                membership=request.membership, key_result=key_result,
-                version=data["version"] or 0, title=data["title"],
-                start_value=data["start_value"], target_value=data["target_value"],
-                unit=data["unit"], owner_team=data["owner_team"] or objective.team,
-                owner=data["owner"], weight=data["weight"])
-        except ValidationError as e:
-            apply_errors(form, e)
-        else:
-            messages.success(request, "Key result saved.")
-            return _done(request, _objective_url(request, objective))
+    if submit(request, form, lambda data: services.update_key_result(
+            membership=request.membership, key_result=key_result,
+            version=data["version"] or 0, title=data["title"],
+            start_value=data["start_value"], target_value=data["target_value"],
+            unit=data["unit"], owner_team=data["owner_team"] or objective.team,
+            owner=data["owner"], weight=data["weight"])):
+        messages.success(request, "Key result saved.")
+        return _done(request, _objective_url(request, objective))
     return render(request, "okrs/key_result_form.html", {
         "form": form, "objective": objective, "key_result": key_result})
 
@@ -212,20 +188,14 @@ def check_in(request, key_result_pk):
     key_result = access_key_result(request.membership, key_result_pk, check_in=True)
     form = CheckInForm(request.POST or None, initial={
         "value": key_result.current_value, "confidence": key_result.confidence or "on_track"})
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.record_check_in(membership=request.membership, key_result=key_result,
-                                     **form.cleaned_data)
-        except ValidationError as e:
-            apply_errors(form, e)
-        else:
-            if request.htmx:
-                return _key_result_response(request, key_result.objective)
-            messages.success(request, "Check-in saved.")
-            return redirect(_objective_url(request, key_result.objective))
+    if submit(request, form, lambda data: services.record_check_in(
+            membership=request.membership, key_result=key_result, **data)):
+        if request.htmx:
+            return _key_result_response(request, key_result.objective)
+        messages.success(request, "Check-in saved.")
+        return redirect(_objective_url(request, key_result.objective))
     if request.htmx:
         response = render(request, "okrs/check_in_form.html#form",
                           {"form": form, "key_result": key_result})
         return retarget(response, f"#kr-{key_result.pk}-form")
     return render(request, "okrs/check_in_form.html", {"form": form, "key_result": key_result})
-

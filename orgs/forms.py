@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib.auth import get_user_model, password_validation
+from django.core.exceptions import ValidationError
 
 from .models import Cycle, Membership, Role, Team
 
@@ -102,3 +103,15 @@ def apply_errors(form, error):
             form.add_error(field if field in form.fields else None, errors)
     else:
         form.add_error(None, error)
+
+
+def submit(request, form, action):
+    """On a valid POST, run ``action(cleaned_data)`` (a service call) and return its result.
+    A service's ValidationError lands on the form; then, as on GET, the result is None."""
+    if request.method != "POST" or not form.is_valid():
+        return None
+    try:
+        return action(form.cleaned_data)
+    except ValidationError as error:
+        apply_errors(form, error)
+        return None

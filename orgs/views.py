@@ -11,7 +11,7 @@ from django_scopes import scopes_disabled
 
 from . import services
 from .decorators import org_view
-from .forms import CycleForm, InviteForm, MemberForm, SignupForm, TeamForm, apply_errors
+from .forms import CycleForm, InviteForm, MemberForm, SignupForm, TeamForm, submit
 from .models import Cycle, Invitation, Membership, Team
 from .permissions import can_manage_members
 
@@ -79,11 +79,12 @@ def accept_invitation(request, token):
 # The admin console -----------------------------------------------------------------------------
 
 
-def _member(request, pk):
-    m = Membership.objects.for_org(request.org).select_related("user").filter(pk=pk).first()
-    if m is None:
-        raise Http404("No such member.")
-    return m
+def _get(request, model, pk):
+    """A row of this organization, or 404 whether it is missing or someone else's."""
+    row = model.objects.for_org(request.org).filter(pk=pk).first()
+    if row is None:
+        raise Http404(f"No such {model._meta.verbose_name}.")
+    return row
 
 
 @org_view(console=True)
@@ -94,18 +95,14 @@ def console_home(request):
 @org_view(console=True)
 @require_http_methods(["GET", "POST"])
 def console_members(request):
+    if request.method == "POST" and not can_manage_members(request.membership):
+        raise PermissionDenied("Only org admins can invite people.")
     form = InviteForm(request.POST or None, org=request.org)
-    if request.method == "POST":
-        if not can_manage_members(request.membership):
-            raise PermissionDenied("Only org admins can invite people.")
-        if form.is_valid():
-            try:
-                inv = services.invite_member(actor=request.membership, **form.cleaned_data)
-            except ValidationError as e:
-                apply_errors(form, e)
-            else:
-                messages.success(request, f"Invitation sent to {inv.email}.")
-                return redirect("console_members", request.org.slug)
+    invitation = submit(request, form, lambda data: services.invite_member(
+        actor=request.membership, **data))
+    if invitation:
+        messages.success(request, f"Invitation sent to {invitation.email}.")
+        return redirect("console_members", request.org.slug)
     members = (
         Membership.objects.for_org(request.org).select_related("user")
         .prefetch_related("teams").order_by("user__full_name", "user__email")
@@ -121,19 +118,14 @@ def console_members(request):
 @org_view(console=True)
 @require_http_methods(["GET", "POST"])
 def console_member_edit(request, membership_pk):
-    member = _member(request, membership_pk)
+    member = _get(request, Membership, membership_pk)
     form = MemberForm(request.POST or None, org=request.org, initial={
         "role": member.role, "teams": list(member.teams.values_list("pk", flat=True))})
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.change_member(actor=request.membership, membership=member,
-                                   role=form.cleaned_data["role"],
-                                   teams=list(form.cleaned_data["teams"]))
-        except ValidationError as e:
-            apply_errors(form, e)
-        else:
-            messages.success(request, f"{member.user.display_name} updated.")
-            return redirect("console_members", request.org.slug)
+    if submit(request, form, lambda data: services.change_member(
+            actor=request.membership, membership=member, role=data["role"],
+            teams=list(data["teams"]))):
+        messages.success(request, f"{member.user.display_name} updated.")
+        return redirect("console_members", request.org.slug)
     return render(request, "orgs/console/member_form.html", {
         "form": form, "member": member, "section": "members"})
 
@@ -141,7 +133,7 @@ def console_member_edit(request, membership_pk):
 @org_view(console=True)
 @require_http_methods(["GET", "POST"])
 def console_member_remove(request, membership_pk):
-    member = _member(request, membership_pk)
+    member = _get(request, Membership, membership_pk)
     error = None
     if request.method == "POST":
         try:
@@ -157,13 +149,11 @@ def console_member_remove(request, membership_pk):
 
 @org_view(console=True)
 def console_invitation_revoke(request, invitation_pk):
-    inv = Invitation.objects.for_org(request.org).filter(pk=invitation_pk).first()
-    if inv is None:
-        raise Http404("No such invitation.")
+    invitation = _get(request, Invitation, invitation_pk)
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    services.revoke_invitation(actor=request.membership, invitation=inv)
-    messages.success(request, f"The invitation to {inv.email} is withdrawn.")
+    services.revoke_invitation(actor=request.membership, invitation=invitation)
+    messages.success(request, f"The invitation to {invitation.email} is withdrawn.")
     return redirect("console_members", request.org.slug)
 
 
@@ -176,24 +166,18 @@ def console_teams(request):
 @org_view(console=True)
 @require_http_methods(["GET", "POST"])
 def console_team_form(request, team_pk=None):
-    team = None
+    team = _get(request, Team, team_pk) if team_pk is not None else None
     initial = {"parent": request.GET.get("parent")}
-    if team_pk is not None:
-        team = Team.objects.for_org(request.org).filter(pk=team_pk).first()
-        if team is None:
-                raise Http404("No such team.")
+    if team is not None:
         initial = {"name": team.name, "kind": team.kind, "team_type": team.team_type,
                    "parent": team.parent_id, "lead": team.lead_id, "charter": team.charter,
                    "scorecard": TeamForm.scorecard_text(team.scorecard)}
     form = TeamForm(request.POST or None, org=request.org, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        try:
-            team = services.save_team(actor=request.membership, team=team, **form.cleaned_data)
-        except ValidationError as e:
-            apply_errors(form, e)
-        else:
-            messages.success(request, f"{team.name} saved.")
-            return redirect("console_teams", request.org.slug)
+    saved = submit(request, form, lambda data: services.save_team(
+        actor=request.membership, team=team, **data))
+    if saved:
+        messages.success(request, f"{saved.name} saved.")
+        return redirect("console_teams", request.org.slug)
     return render(request, "orgs/console/team_form.html", {
         "form": form, "team": team, "section": "teams"})
 
@@ -207,24 +191,16 @@ def console_cycles(request):
 @org_view(console=True)
 @require_http_methods(["GET", "POST"])
 def console_cycle_form(request, cycle_pk=None):
-    cycle = None
+    cycle = _get(request, Cycle, cycle_pk) if cycle_pk is not None else None
     initial = {}
-    if cycle_pk is not None:
-        cycle = Cycle.objects.for_org(request.org).filter(pk=cycle_pk).first()
-        if cycle is None:
-                raise Http404("No such cycle.")
+    if cycle is not None:
         initial = {"name": cycle.name, "start_date": cycle.start_date,
                    "end_date": cycle.end_date, "status": cycle.status}
     form = CycleForm(request.POST or None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        try:
-            cycle = services.save_cycle(actor=request.membership, cycle=cycle,
-                                        **form.cleaned_data)
-        except ValidationError as e:
-            apply_errors(form, e)
-        else:
-            messages.success(request, f"{cycle.name} saved.")
-            return redirect("console_cycles", request.org.slug)
+    saved = submit(request, form, lambda data: services.save_cycle(
+        actor=request.membership, cycle=cycle, **data))
+    if saved:
+        messages.success(request, f"{saved.name} saved.")
+        return redirect("console_cycles", request.org.slug)
     return render(request, "orgs/console/cycle_form.html", {
         "form": form, "cycle": cycle, "section": "cycles"})
-
