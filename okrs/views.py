@@ -130,13 +130,15 @@ def objective_retire(request, objective_pk):
         "objective": objective, "live_children": children})
 
 
-def _key_result_response(request, objective):
-    """After a KR change: the KR list and, out of band, the objective's summary."""
+def _key_result_response(request, objective, *, new_kr_form=False):
+    """After a KR change: the KR list and, out of band, the objective's summary (and, after an
+    add, an empty add form, so a second click cannot add the same KR twice)."""
     objective = access_objective(request.membership, objective.pk)
     ctx = selectors.objective_page(request.org, objective)
+    kr_form = KeyResultForm(membership=request.membership) if new_kr_form else None
     response = render(request, "okrs/objective.html#key_results", {
         "objective": objective, "can_edit": can_edit_objective(request.membership, objective),
-        "oob": True, **ctx})
+        "oob": True, "kr_form": kr_form, **ctx})
     response["HX-Trigger"] = "okrs:changed"
     return response
 
@@ -150,7 +152,7 @@ def key_result_create(request, objective_pk):
             membership=request.membership, objective=objective,
             **{k: v for k, v in data.items() if k != "version"})):
         if request.htmx:
-            return _key_result_response(request, objective)
+            return _key_result_response(request, objective, new_kr_form=True)
         messages.success(request, "Key result added.")
         return redirect(_objective_url(request, objective))
     if request.htmx:

@@ -318,3 +318,13 @@ def test_the_objective_edit_form_opens_inline_with_htmx(world_a, alice_client):
                                       "state": "published", "version": 1},
                            HTTP_HX_REQUEST="true")
     assert ok["HX-Redirect"] == url(world_a, "objective", world_a.objective.pk)
+
+
+def test_adding_a_key_result_with_htmx_empties_the_add_form(world_a, alice_client):
+    response = alice_client.post(url(world_a, "key_result_new", world_a.objective.pk), {
+        "title": "Median time to resolve", "kind": "numeric", "start_value": "120",
+        "target_value": "60", "unit": "min", "weight": "1"}, HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert "Median time to resolve" in html  # in the refreshed list
+    oob_form = html[html.index('<div id="kr-new-form" hx-swap-oob="true">'):]
+    assert 'name="title"' in oob_form and 'value="Median time to resolve"' not in oob_form

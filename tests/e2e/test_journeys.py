@@ -1,0 +1,144 @@
+"""Journeys through the real app in Chromium, on the demo organization (``seed_demo``)."""
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "northwind-demo"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+COMPANY_OBJECTIVE = "Become the product customers recommend first"
+
+
+@pytest.fixture
+def demo_org():
+    call_command("seed_demo", stdout=io.StringIO())
+    return "northwind"
+
+
+def field(scope, label):
+    """A form control by its exact label. Required fields' labels end with " *", and a regex
+    is matched against the label's raw text, whitespace included."""
+    return scope.get_by_label(re.compile(rf"^\s*{re.escape(label)}(\s*\*)?\s*$"))
+
+
+def sign_in(page, live_server, email):
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.locator("input[name=username]").fill(email)
+    page.locator("input[name=password]").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    # One organization only: the root sends the user straight to its home page.
+    expect(page).to_have_url(f"{live_server.url}/o/northwind/")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_engineering_lead_aligns_an_objective_and_checks_in(page, live_server, demo_org):
+    sign_in(page, live_server, "ethan@northwind.example")
+    page.goto(f"{live_server.url}/o/northwind/")
+    expect(page.get_by_role("heading", name="Northwind Cloud", level=1)).to_be_visible()
+
+    # A new Engineering objective, aligned to a company objective.
+    page.get_by_role("link", name="Add objective").click()
+    expect(page).to_have_url(re.compile(r"/o/northwind/objectives/new/"))
+    field(page, "Title").fill("Cut incident response time in half")
+    field(page, "Team").select_option(label="Engineering")
+    field(page, "Contributes to").select_option(
+        label=f"Northwind Cloud: {COMPANY_OBJECTIVE}")
+    page.get_by_role("button", name="Add objective").click()
+
+    expect(page).to_have_url(re.compile(r"/o/northwind/objectives/\d+/$"))
+    summary = page.locator("#objective-summary")
+    expect(summary.get_by_role("heading", level=1)).to_have_text(
+        "Cut incident response time in half")
+    expect(page.locator("nav.crumbs")).to_contain_text(COMPANY_OBJECTIVE)
+    expect(summary.locator(".progress-wrap")).to_contain_text("no KRs")
+
+    # From here on everything happens in place: a full reload would lose this marker.
+    page.evaluate("window.__marker = 1")
+
+    # Add a key result through the inline form (open while the objective has none).
+    add_kr = page.locator("details.add-kr")
+    expect(add_kr).to_have_attribute("open", "")
+    form = page.locator("#kr-new-form")
+    field(form, "Title").fill("Median time to resolve")
+    field(form, "Numeric").check()
+    field(form, "Start value").fill("120")
+    field(form, "Target value").fill("60")
+    field(form, "Unit").fill("min")
+    form.get_by_role("button", name="Add key result").click()
+
+    kr = page.locator("#key-results li.kr").filter(has_text="Median time to resolve")
+    expect(kr).to_have_count(1)
+    expect(kr.locator("[data-testid=kr-current]")).to_have_text("120")
+    expect(summary.locator(".pct")).to_have_text("0%")  # summary swapped out of band
+    kr_id = kr.get_attribute("id")
+    assert re.fullmatch(r"kr-\d+", kr_id), kr_id
+
+    # Check in: the form loads under the KR, and saving swaps the KR list and the summary.
+    kr.get_by_role("link", name="Check in").click()
+    check_in = page.locator(f"#{kr_id}-form form.checkin-form")
+    expect(check_in).to_be_visible()
+    field(check_in, "New value").fill("90")
+    field(check_in, "At risk").check()
+    field(check_in, "Note").fill("Runbooks half done")
+    check_in.get_by_role("button", name="Save check-in").click()
+
+    kr = page.locator(f"#{kr_id}")
+    expect(page.locator(f"#{kr_id}-form form")).to_have_count(0)  # the list was re-rendered
+    expect(kr.locator("[data-testid=kr-current]")).to_have_text("90")
+    expect(kr.locator("[data-testid=kr-health]")).to_have_text("At risk")
+    expect(summary.locator(".pct")).to_have_text("50%")
+    expect(summary.locator("progress")).to_have_attribute("value", "50")
+    expect(summary.locator("[data-testid=objective-health]")).to_have_text("At risk")
+
+    history = kr.locator("details.history")
+    history.locator("summary").click()
+    expect(history).to_contain_text("Check-in history (1)")
+    expect(history.locator("li").first).to_contain_text("Runbooks half done")
+    expect(history.locator("li").first).to_be_visible()
+
+    assert page.evaluate("window.__marker") == 1, "the page was reloaded"
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "journey-objective.png"), full_page=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_viewer_reads_without_edit_controls_and_the_tree_loads_lazily(
+        page, live_server, demo_org):
+    sign_in(page, live_server, "olivia@northwind.example")
+
+    page.goto(f"{live_server.url}/o/northwind/tree/")
+    node = page.locator("li.tree-node").filter(
+        has=page.get_by_role("link", name=COMPANY_OBJECTIVE, exact=True)).first
+    details = node.locator("> details")
+    child_title = "Make the platform fast and dependable"
+    # Children are not in the page until the node is opened.
+    expect(details.locator("> .tree-children")).to_have_text("Loading…")
+    expect(page.get_by_text(child_title)).to_have_count(0)
+
+    summary = details.locator("> summary")
+    box = summary.bounding_box()
+    # Click the disclosure triangle at the summary's left edge, not the title's link.
+    summary.click(position={"x": 6, "y": box["height"] / 2})
+    child = details.locator("> .tree-children").get_by_role("link", name=child_title)
+    expect(child).to_be_visible()
+    expect(details.locator("> .tree-children")).to_contain_text(
+        "Deliver a product experience users love")
+
+    # An Engineering objective, read-only for a viewer.
+    child.click()
+    expect(page).to_have_url(re.compile(r"/o/northwind/objectives/\d+/$"))
+    expect(page.locator("#objective-summary h1")).to_have_text(child_title)
+    expect(page.locator("#key-results")).to_contain_text("Achieve 99.95% uptime")
+    expect(page.locator("#key-results li.kr")).to_have_count(3)
+    expect(page.get_by_role("link", name="Check in")).to_have_count(0)
+    expect(page.get_by_role("link", name="Edit", exact=True)).to_have_count(0)
+    expect(page.get_by_role("button", name="Edit", exact=True)).to_have_count(0)
+    expect(page.get_by_role("link", name="Retire")).to_have_count(0)
+    expect(page.locator("details.add-kr")).to_have_count(0)
