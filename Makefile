@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
+PORT ?= 8000
 
 # Find a Python >= 3.12 that actually runs (a pyenv shim on PATH may exist and still fail).
 define FIND_PYTHON
@@ -44,7 +45,7 @@ demo: migrate
 	$(PY) manage.py seed_demo
 
 run: demo
-	$(PY) manage.py runserver 127.0.0.1:8000
+	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 test: install-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
