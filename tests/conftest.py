@@ -5,7 +5,6 @@ organization's ids."""
 
 import pytest
 from django.test import Client
-from django_scopes import scopes_disabled
 
 from orgs.models import Role, Team
 
@@ -28,10 +27,16 @@ def _fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-@pytest.fixture
-def noscope():
-    with scopes_disabled():
-        yield
+@pytest.fixture(autouse=True)
+def _tasks_in_process():
+    """Celery tasks run in-process in tests even when REDIS_URL points at a real broker (as in
+    CI), so a test sees the email a request sends. A real-worker test opts out of this."""
+    from config.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
 
 
 class World:
