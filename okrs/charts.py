@@ -1,4 +1,4 @@
-"""A tiny sparkline for check-in history: points for an inline SVG polyline. No Django."""
+"""Display helpers with no Django: a tiny sparkline for check-in history, plain numbers."""
 
 WIDTH, HEIGHT, PAD = 160, 40, 3
 
@@ -19,3 +19,11 @@ def sparkline_points(values, width=WIDTH, height=HEIGHT, pad=PAD):
         y = height - pad - (v - low) / span * (height - 2 * pad)
         points.append(f"{x:.1f},{y:.1f}")
     return " ".join(points)
+
+
+def plain_number(value):
+    """A decimal as people write it: 12.5000 -> "12.5", 40.0000 -> "40", never "4E+1"."""
+    if value is None:
+        return ""
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text

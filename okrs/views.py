@@ -11,6 +11,7 @@ from orgs.permissions import can_edit_objective, can_edit_team_okrs
 
 from . import selectors, services
 from .access import access_key_result, access_objective, access_team
+from .charts import plain_number
 from .forms import CheckInForm, KeyResultForm, ObjectiveForm
 
 
@@ -167,8 +168,9 @@ def key_result_create(request, objective_pk):
 def key_result_edit(request, key_result_pk):
     key_result = access_key_result(request.membership, key_result_pk, write=True)
     objective = key_result.objective
-    initial = {f: getattr(key_result, f) for f in (
-        "title", "kind", "start_value", "target_value", "unit", "weight", "version")}
+    initial = {f: getattr(key_result, f) for f in ("title", "kind", "unit", "version")}
+    initial.update({f: plain_number(getattr(key_result, f)) for f in (
+        "start_value", "target_value", "weight")})
     initial.update(owner_team=key_result.owner_team_id, owner=key_result.owner_id)
     form = KeyResultForm(request.POST or None, initial=initial, membership=request.membership)
     form.fields["kind"].disabled = True
@@ -189,7 +191,7 @@ def key_result_edit(request, key_result_pk):
 def check_in(request, key_result_pk):
     key_result = access_key_result(request.membership, key_result_pk, check_in=True)
     form = CheckInForm(request.POST or None, initial={
-        "value": key_result.current_value, "confidence": key_result.confidence or "on_track"})
+        "value": plain_number(key_result.current_value), "confidence": key_result.confidence or "on_track"})
     if submit(request, form, lambda data: services.record_check_in(
             membership=request.membership, key_result=key_result, **data)):
         if request.htmx:

@@ -1,5 +1,6 @@
 from django import template
 
+from okrs.charts import plain_number
 from okrs.progress import LABEL
 from orgs import permissions
 
@@ -34,7 +35,4 @@ def health_label(value):
 @register.filter
 def num(value):
     """A decimal without trailing zeros: 12.5000 -> 12.5, 40.0000 -> 40."""
-    if value is None:
-        return "–"
-    text = f"{value:f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    return "–" if value is None else plain_number(value)

@@ -128,3 +128,13 @@ def test_sparkline_spans_the_box_and_handles_one_point():
     assert points == ["0.0,20.0", "50.0,10.0", "100.0,0.0"]
     assert len(sparkline_points([7]).split()) == 2
     assert sparkline_points([]) == ""
+
+
+@pytest.mark.parametrize("value, text", [
+    (Decimal("12.5000"), "12.5"), (Decimal("40.0000"), "40"), (Decimal("100"), "100"),
+    (Decimal("0.0500"), "0.05"), (None, ""),
+])
+def test_plain_number(value, text):
+    from okrs.charts import plain_number
+
+    assert plain_number(value) == text
