@@ -191,7 +191,8 @@ def key_result_edit(request, key_result_pk):
 def check_in(request, key_result_pk):
     key_result = access_key_result(request.membership, key_result_pk, check_in=True)
     form = CheckInForm(request.POST or None, initial={
-        "value": plain_number(key_result.current_value), "confidence": key_result.confidence or "on_track"})
+        "value": plain_number(key_result.current_value),
+        "confidence": key_result.confidence or "on_track"})
     if submit(request, form, lambda data: services.record_check_in(
             membership=request.membership, key_result=key_result, **data)):
         if request.htmx:
