@@ -328,3 +328,12 @@ def test_adding_a_key_result_with_htmx_empties_the_add_form(world_a, alice_clien
     assert "Median time to resolve" in html  # in the refreshed list
     oob_form = html[html.index('<div id="kr-new-form" hx-swap-oob="true">'):]
     assert 'name="title"' in oob_form and 'value="Median time to resolve"' not in oob_form
+
+
+def test_a_tampered_version_is_reported_and_writes_nothing(world_a, alice_client):
+    response = alice_client.post(url(world_a, "objective_edit", world_a.objective.pk), {
+        "title": "Tampered", "team": world_a.team.pk, "parent": world_a.company_objective.pk,
+        "state": "published", "version": "abc"})
+    assert "This form is out of date" in response.content.decode()
+    with scopes_disabled():
+        assert Objective.objects.get(pk=world_a.objective.pk).title == "Org A team goal"
