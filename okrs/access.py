@@ -20,6 +20,8 @@ def access_objective(membership, pk, *, write=False):
     )
     if objective is None:
         raise Http404("No such objective.")
+    if write and objective.is_retired:
+        raise PermissionDenied("This objective is retired; it can no longer be changed.")
     if write and not permissions.can_edit_objective(membership, objective):
         raise PermissionDenied("You can change objectives only of teams you lead.")
     return objective

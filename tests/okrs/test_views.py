@@ -337,3 +337,13 @@ def test_a_tampered_version_is_reported_and_writes_nothing(world_a, alice_client
     assert "This form is out of date" in response.content.decode()
     with scopes_disabled():
         assert Objective.objects.get(pk=world_a.objective.pk).title == "Org A team goal"
+
+
+def test_refusals_explain_themselves(world_a, alice_client, bob_client):
+    page = bob_client.get(url(world_a, "objective_edit", world_a.objective.pk))
+    assert page.status_code == 403 and "only of teams you lead" in page.content.decode()
+    alice_client.post(url(world_a, "objective_retire", world_a.objective.pk))
+    page = alice_client.get(url(world_a, "objective_edit", world_a.objective.pk))
+    assert page.status_code == 403 and "retired" in page.content.decode()
+    missing = alice_client.get("/o/no-such-org/")
+    assert missing.status_code == 404 and "Nothing here" in missing.content.decode()
