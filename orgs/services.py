@@ -92,8 +92,8 @@ def invite_member(*, actor, email, role, team=None):
         )
         link = settings.SITE_URL + reverse("accept_invitation", args=[invitation_token(invitation)])
         body = (
-            f"{actor.user.display_name} invited you to {org.name} on OKR Alignment "
-            f"as {invitation.get_role_display().lower()}.\n\n"
+            f"{actor.user.display_name} invited you to {org.name} on OKR Alignment.\n"
+            f"Your role there: {invitation.get_role_display()}.\n\n"
             f"Accept here (the link works for {settings.INVITATION_MAX_AGE_DAYS} days):\n{link}\n"
         )
         enqueue_on_commit(send_email_task, email, f"Join {org.name} on OKR Alignment", body)

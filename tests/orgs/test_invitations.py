@@ -38,6 +38,7 @@ def path_of(link):
 def test_an_invitation_creates_the_account_and_the_membership(invite, world_a, alice_client):
     link = invite(alice_client, world_a)
     assert "Alice Admin invited you to Org A" in mail.outbox[-1].body
+    assert "Your role there: Department head / team lead." in mail.outbox[-1].body
     visitor = Client()
     page = visitor.get(path_of(link))
     assert "Join Org A" in page.content.decode()
