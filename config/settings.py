@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "mptt",
     "orgs",
     "okrs",
+    "dependencies",
 ]
 
 MIDDLEWARE = [

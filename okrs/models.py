@@ -52,6 +52,10 @@ class Objective(MPTTModel):
         default=False, help_text="A team priority that does not contribute to a parent objective."
     )
     version = models.PositiveIntegerField(default=1)
+    # Written by the propagation (dependencies.network): the worst of the objective's own health,
+    # what rolls up into it and what it depends on, with the paths back to the root causes.
+    effective_health = models.CharField(max_length=10, choices=Health.choices, blank=True)
+    risk_causes = models.JSONField(default=list, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
@@ -75,6 +79,11 @@ class Objective(MPTTModel):
     @property
     def is_retired(self):
         return self.state == self.State.RETIRED
+
+
+class Rollup(models.TextChoices):
+    SUM = "sum", "Sum of contributors"
+    MEAN = "mean", "Mean of contributors"
 
 
 class KeyResult(models.Model):
@@ -112,6 +121,18 @@ class KeyResult(models.Model):
     confidence = models.CharField(max_length=10, choices=Health.choices, blank=True)
     last_check_in_at = models.DateTimeField(null=True, blank=True)
     version = models.PositiveIntegerField(default=1)
+    # Sharing a key result: a contributing KR (of another team's objective) feeds this one, whose
+    # value can roll up from its contributors.
+    feeds = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="contributors",
+        help_text="The shared key result this one contributes to.",
+    )
+    rollup = models.CharField(
+        "value from contributors", max_length=4, choices=Rollup.choices, blank=True,
+        help_text="Take the current value from the key results that feed this one.",
+    )
+    effective_health = models.CharField(max_length=10, choices=Health.choices, blank=True)
+    risk_causes = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = org_manager()

@@ -75,6 +75,11 @@ class Organization(models.Model):
     alignment_model = models.CharField(
         max_length=10, choices=AlignmentModel.choices, default=AlignmentModel.FLEXIBLE
     )
+    escalate_after_days = models.PositiveSmallIntegerField(
+        "escalate unanswered requests after (days)", default=5,
+        help_text="A dependency request with no answer after this many days is escalated to "
+                  "the alignment lead.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

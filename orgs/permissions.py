@@ -67,3 +67,32 @@ def can_check_in(membership, key_result):
     return key_result.owner_id == membership.user_id or (
         key_result.owner_team_id in member_team_ids(membership)
     )
+
+
+# The network (dependencies app) ---------------------------------------------------------------
+
+
+def can_request_dependency(membership, team_id):
+    """A dependency is recorded by the team that depends: its leads, or the managers."""
+    return can_edit_team_okrs(membership, team_id)
+
+
+def can_answer_dependency(membership, dependency):
+    """The providing team's lead commits or declines (managers may act for them)."""
+    return can_edit_team_okrs(membership, dependency.providing_team_id)
+
+
+def can_close_dependency(membership, dependency):
+    """Either side's lead records that it was delivered, or that it broke."""
+    return can_edit_team_okrs(membership, dependency.providing_team_id) or can_edit_team_okrs(
+        membership, dependency.requesting_team_id)
+
+
+def can_withdraw_dependency(membership, dependency):
+    return can_edit_team_okrs(membership, dependency.requesting_team_id)
+
+
+def can_plan_recovery(membership, objective):
+    """Recovery plans are the alignment lead's tool, on company and department objectives."""
+    return membership.role in MANAGERS and objective.team.kind in (
+        Team.Kind.COMPANY, Team.Kind.DEPARTMENT)

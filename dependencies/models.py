@@ -1,0 +1,283 @@
+"""The OKR network beyond the tree: shared objectives, cross-team dependencies, the propagation's
+bookkeeping, in-app alerts and recovery plans."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from okrs.models import Health, KeyResult, Objective
+from orgs.models import Cycle, Organization, Team
+from orgs.scoping import OrgQuerySet, org_manager
+
+
+class ObjectiveShare(models.Model):
+    """Another team takes part in an objective: it co-owns the whole OKR, or shares only the
+    objective and brings key results of its own."""
+
+    class Kind(models.TextChoices):
+        WHOLE = "whole", "Whole OKR shared"
+        OBJECTIVE = "objective", "Only the objective shared"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    objective = models.ForeignKey(Objective, on_delete=models.CASCADE, related_name="shares")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="objective_shares")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = org_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["objective", "team"], name="share_once_per_team"),
+        ]
+
+    def __str__(self):
+        return f"{self.objective} shared with {self.team} ({self.kind})"
+
+
+class DependencyQuerySet(OrgQuerySet):
+    def with_ends(self):
+        return self.select_related(
+            "cycle", "requesting_team", "providing_team", "created_by", "responded_by",
+            "downstream_objective__team", "downstream_key_result__objective",
+            "upstream_objective__team", "upstream_key_result__objective",
+        )
+
+    def open(self):
+        return self.filter(status__in=Dependency.OPEN)
+
+
+class Dependency(models.Model):
+    """One team's objective or key result needs another team's objective or key result."""
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", "Requested"
+        COMMITTED = "committed", "Committed"
+        DECLINED = "declined", "Declined"
+        DELIVERED = "delivered", "Delivered"
+        BROKEN = "broken", "Broken"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+
+    OPEN = (Status.REQUESTED, Status.COMMITTED)
+    # Statuses whose upstream health flows into the dependent node (see network.py).
+    PROPAGATING = (Status.REQUESTED, Status.COMMITTED, Status.BROKEN)
+    # Statuses that count as edges for the loop check: all but the withdrawn ones.
+    IN_GRAPH = (Status.REQUESTED, Status.COMMITTED, Status.DECLINED, Status.DELIVERED,
+                Status.BROKEN)
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    cycle = models.ForeignKey(Cycle, on_delete=models.CASCADE, related_name="dependencies")
+    # The side that depends (downstream): exactly one of the two is set.
+    downstream_objective = models.ForeignKey(
+        Objective, on_delete=models.CASCADE, null=True, blank=True, related_name="depends_on")
+    downstream_key_result = models.ForeignKey(
+        KeyResult, on_delete=models.CASCADE, null=True, blank=True, related_name="depends_on")
+    # What it needs (upstream): exactly one of the two is set.
+    upstream_objective = models.ForeignKey(
+        Objective, on_delete=models.CASCADE, null=True, blank=True, related_name="needed_by")
+    upstream_key_result = models.ForeignKey(
+        KeyResult, on_delete=models.CASCADE, null=True, blank=True, related_name="needed_by")
+    requesting_team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="+")
+    providing_team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="+")
+    need = models.CharField("what exactly is needed", max_length=300)
+    needed_by = models.DateField("needed by")
+    fallback = models.TextField("if it slips", max_length=1000)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.REQUESTED)
+    response_note = models.TextField(max_length=1000, blank=True)
+    responded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+")
+    responded_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = org_manager(DependencyQuerySet)
+
+    class Meta:
+        ordering = ["needed_by", "pk"]
+        verbose_name_plural = "dependencies"
+        indexes = [
+            models.Index(fields=["organization", "cycle", "status"]),
+            models.Index(fields=["upstream_objective"]),
+            models.Index(fields=["upstream_key_result"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(downstream_objective__isnull=False, downstream_key_result__isnull=True)
+                    | Q(downstream_objective__isnull=True, downstream_key_result__isnull=False)
+                ),
+                name="dependency_one_downstream",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(upstream_objective__isnull=False, upstream_key_result__isnull=True)
+                    | Q(upstream_objective__isnull=True, upstream_key_result__isnull=False)
+                ),
+                name="dependency_one_upstream",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.downstream} needs {self.upstream}"
+
+    @property
+    def downstream(self):
+        return self.downstream_objective or self.downstream_key_result
+
+    @property
+    def upstream(self):
+        return self.upstream_objective or self.upstream_key_result
+
+    @property
+    def is_open(self):
+        return self.status in self.OPEN
+
+
+class DependencyEvent(models.Model):
+    """The history of a dependency: requested, committed, declined, delivered, broken..."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    dependency = models.ForeignKey(Dependency, on_delete=models.CASCADE, related_name="events")
+    status = models.CharField(max_length=10, choices=Dependency.Status.choices)
+    note = models.TextField(max_length=1000, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = org_manager()
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self):
+        return f"{self.dependency_id}: {self.status}"
+
+
+class NetworkState(models.Model):
+    """Propagation bookkeeping for one cycle. A change marks the cycle dirty (and bumps the
+    generation) in its own transaction; a run clears the flag only if no change came in since it
+    started, so a lost task is redone by the periodic sweep."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    cycle = models.OneToOneField(Cycle, on_delete=models.CASCADE, related_name="network_state")
+    dirty = models.BooleanField(default=True)
+    generation = models.PositiveBigIntegerField(default=0)
+    changed_at = models.DateTimeField(null=True, blank=True)
+    computed_at = models.DateTimeField(null=True, blank=True)
+    last_nodes = models.PositiveIntegerField(default=0)
+    last_edges = models.PositiveIntegerField(default=0)
+    last_ms = models.PositiveIntegerField(default=0)
+
+    objects = org_manager()
+
+    def __str__(self):
+        return f"Network of {self.cycle_id} ({'dirty' if self.dirty else 'clean'})"
+
+
+class PropagationRun(models.Model):
+    """One propagation that changed something people must hear about."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    cycle = models.ForeignKey(Cycle, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    changed = models.PositiveIntegerField(default=0)
+
+    objects = org_manager()
+
+    def __str__(self):
+        return f"Run {self.pk} of cycle {self.cycle_id}"
+
+
+class NotificationQuerySet(OrgQuerySet):
+    def unread(self):
+        return self.filter(read_at__isnull=True)
+
+
+class Notification(models.Model):
+    """An in-app alert for one person: something of theirs turned at risk because of something
+    upstream, or recovered."""
+
+    class Kind(models.TextChoices):
+        WORSE = "worse", "Turned worse because of something upstream"
+        RECOVERED = "recovered", "Recovered"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    run = models.ForeignKey(PropagationRun, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    health = models.CharField(max_length=10, choices=Health.choices, blank=True)
+    objective = models.ForeignKey(Objective, on_delete=models.CASCADE, related_name="+")
+    key_result = models.ForeignKey(
+        KeyResult, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    title = models.CharField(max_length=200)
+    causes = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    objects = org_manager(NotificationQuerySet)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["user", "organization", "read_at"])]
+
+    def __str__(self):
+        return f"{self.title}: {self.kind}"
+
+
+class AlertEmail(models.Model):
+    """The send ledger of alert emails: one per person per propagation run, claimed before it is
+    sent, so a retried task sends nothing twice."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    run = models.ForeignKey(PropagationRun, on_delete=models.CASCADE, related_name="emails")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+
+    objects = org_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "user"], name="one_alert_email_per_run"),
+        ]
+
+    def __str__(self):
+        return f"Alert email of run {self.run_id} to {self.user_id}: {self.status}"
+
+
+class RecoveryAction(models.Model):
+    """One step of a recovery plan on an at-risk company or department objective."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    objective = models.ForeignKey(
+        Objective, on_delete=models.CASCADE, related_name="recovery_actions")
+    title = models.CharField(max_length=200)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="recovery_actions")
+    due_date = models.DateField()
+    is_done = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = org_manager()
+
+    class Meta:
+        ordering = ["is_done", "due_date", "pk"]
+
+    def __str__(self):
+        return self.title

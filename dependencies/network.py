@@ -1,0 +1,285 @@
+"""Load one cycle's network, run the propagation, write back what changed, raise alerts.
+
+A full recompute from current state, never a delta: running it twice, or twice at once, gives the
+same rows. Runs for the same cycle are serialized by a row lock on its ``NetworkState``, so the
+run that starts later reads later data and its result is the one that stays.
+
+Queries do not grow with the cycle's size: a handful of reads, one UPDATE per table fed with one
+JSON document, and bulk inserts for alerts.
+"""
+
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from okrs import progress
+from okrs.models import KeyResult, Objective
+from orgs.models import Cycle
+from orgs.tasks import enqueue_on_commit
+
+from . import propagation
+from .models import (
+    AlertEmail,
+    Dependency,
+    NetworkState,
+    Notification,
+    ObjectiveShare,
+    PropagationRun,
+)
+from .propagation import BROKEN, DEPENDS, ROLLUP, Edge
+
+OBJ, KR = "o", "k"
+
+
+@dataclass
+class Outcome:
+    nodes: int = 0
+    edges: int = 0
+    changed: int = 0
+    alerts: int = 0
+    compute_ms: float = 0.0
+    total_ms: float = 0.0
+
+
+def mark_changed(cycle):
+    """Call inside the transaction of any change that can move health: marks the cycle dirty and
+    enqueues a recompute once the transaction commits."""
+    from .tasks import propagate_cycle
+
+    updated = NetworkState.objects.filter(cycle=cycle).update(
+        dirty=True, generation=F("generation") + 1, changed_at=timezone.now())
+    if not updated:
+        NetworkState.objects.get_or_create(
+            cycle=cycle, defaults={"organization_id": cycle.organization_id,
+                                   "changed_at": timezone.now()})
+    enqueue_on_commit(propagate_cycle, cycle.pk)
+
+
+def run(cycle, *, now=None):
+    """Recompute the effective health of every objective and key result of ``cycle``."""
+    started = time.perf_counter()
+    now = now or timezone.now()
+    with transaction.atomic():
+        state, _ = NetworkState.objects.get_or_create(
+            cycle=cycle, defaults={"organization_id": cycle.organization_id})
+        state = NetworkState.objects.select_for_update().get(pk=state.pk)
+        generation = state.generation
+        data = _load(cycle)
+        t0 = time.perf_counter()
+        own, edges, rolled_values = _own_health_and_edges(cycle, data, now)
+        results = propagation.propagate(own, edges)
+        compute_ms = (time.perf_counter() - t0) * 1000
+        changed_o, changed_k, before, after = _diff(data, results)
+        _write(changed_o, changed_k, rolled_values)
+        alerts = _alert(cycle, data, results, before, after)
+        NetworkState.objects.filter(pk=state.pk).update(
+            computed_at=now, last_nodes=len(own), last_edges=len(edges),
+            last_ms=round((time.perf_counter() - started) * 1000))
+        NetworkState.objects.filter(pk=state.pk, generation=generation).update(dirty=False)
+    return Outcome(len(own), len(edges), len(changed_o) + len(changed_k), alerts, compute_ms,
+                   (time.perf_counter() - started) * 1000)
+
+
+def _load(cycle):
+    org = cycle.organization_id
+    objectives = {
+        row["id"]: row for row in Objective.objects.filter(organization_id=org, cycle=cycle)
+        .exclude(state=Objective.State.RETIRED)
+        .values("id", "parent_id", "team_id", "title", "effective_health", "risk_causes",
+                "team__name", "team__lead_id")
+    }
+    key_results = {
+        row["id"]: row for row in KeyResult.objects.filter(
+            organization_id=org, objective__cycle=cycle)
+        .exclude(objective__state=Objective.State.RETIRED)
+        .values("id", "objective_id", "title", "kind", "start_value", "target_value",
+                "current_value", "is_done", "confidence", "last_check_in_at", "weight",
+                "feeds_id", "rollup", "owner_id", "owner_team__name", "owner_team__lead_id",
+                "effective_health", "risk_causes")
+    }
+    dependencies = list(
+        Dependency.objects.filter(organization_id=org, cycle=cycle,
+                                  status__in=Dependency.PROPAGATING)
+        .values_list("upstream_objective_id", "upstream_key_result_id",
+                     "downstream_objective_id", "downstream_key_result_id", "status")
+    )
+    share_leads = defaultdict(set)
+    for objective_id, lead_id in ObjectiveShare.objects.filter(
+            organization_id=org, objective__cycle=cycle, team__lead__isnull=False
+    ).values_list("objective_id", "team__lead_id"):
+        share_leads[objective_id].add(lead_id)
+    return {"objectives": objectives, "key_results": key_results,
+            "dependencies": dependencies, "share_leads": share_leads}
+
+
+def _rolled_values(key_results):
+    """Current values of shared key results that take them from their contributors (sum or
+    mean), contributors first, so a chain of shared KRs adds up."""
+    feeds = [Edge((KR, k["feeds_id"]), (KR, pk)) for pk, k in key_results.items()
+             if k["feeds_id"] in key_results]
+    contributors = defaultdict(list)
+    for e in feeds:
+        contributors[e.dst[1]].append(e.src[1])
+    values = {}
+    involved = {e.src for e in feeds} | {e.dst for e in feeds}
+    for _, pk in propagation.order(involved, [Edge(e.dst, e.src) for e in feeds]):
+        k = key_results[pk]
+        if not k["rollup"] or not contributors[pk] or k["kind"] != KeyResult.Kind.NUMERIC:
+            continue
+        parts = [key_results[c]["current_value"] for c in contributors[pk]]
+        parts = [Decimal(v) for v in parts if v is not None]
+        if not parts:
+            continue
+        total = sum(parts, Decimal(0))
+        value = total if k["rollup"] == "sum" else total / len(parts)
+        value = value.quantize(Decimal("0.0001"))
+        if k["current_value"] is None or Decimal(k["current_value"]) != value:
+            values[pk] = value
+        k["current_value"] = value
+    return values
+
+
+def _own_health_and_edges(cycle, data, now):
+    objectives, key_results = data["objectives"], data["key_results"]
+    rolled_values = _rolled_values(key_results)
+    elapsed = progress.elapsed_share(cycle.start_date, cycle.end_date, timezone.localdate(now))
+    own, edges, parts = {}, [], defaultdict(list)
+    for pk, k in key_results.items():
+        try:
+            a = progress.assess_key_result(
+                is_milestone=k["kind"] == KeyResult.Kind.MILESTONE, start=k["start_value"],
+                target=k["target_value"], current=k["current_value"], is_done=k["is_done"],
+                confidence=k["confidence"] or None, last_check_in=k["last_check_in_at"],
+                elapsed=elapsed, now=now)
+        except (ValueError, TypeError, ArithmeticError):
+            a = progress.Assessment(None, k["confidence"] or None)
+        own[(KR, pk)] = a.health
+        parts[k["objective_id"]].append((a, k["weight"]))
+        edges.append(Edge((KR, pk), (OBJ, k["objective_id"]), ROLLUP, float(k["weight"])))
+        if k["feeds_id"] in key_results:
+            edges.append(Edge((KR, pk), (KR, k["feeds_id"]), ROLLUP, 1.0))
+    for pk, o in objectives.items():
+        own[(OBJ, pk)] = progress.assess_objective(parts[pk]).health
+        if o["parent_id"] in objectives:
+            edges.append(Edge((OBJ, pk), (OBJ, o["parent_id"]), ROLLUP, 1.0))
+    for up_o, up_k, down_o, down_k, status in data["dependencies"]:
+        src = (OBJ, up_o) if up_o else (KR, up_k)
+        dst = (OBJ, down_o) if down_o else (KR, down_k)
+        edges.append(Edge(src, dst, BROKEN if status == Dependency.Status.BROKEN else DEPENDS))
+    edges = [e for e in edges if e.src in own and e.dst in own]
+    return own, edges, rolled_values
+
+
+def _describe(node, data, results):
+    kind, pk = node
+    if kind == OBJ:
+        o = data["objectives"][pk]
+        return {"kind": OBJ, "id": pk, "objective": pk, "title": o["title"],
+                "team": o["team__name"], "health": results[node].effective or ""}
+    k = data["key_results"][pk]
+    return {"kind": KR, "id": pk, "objective": k["objective_id"], "title": k["title"],
+            "team": k["owner_team__name"], "health": results[node].effective or ""}
+
+
+def _diff(data, results):
+    changed_o, changed_k, before, after = [], [], {}, {}
+    for node, r in results.items():
+        kind, pk = node
+        row = data["objectives"][pk] if kind == OBJ else data["key_results"][pk]
+        causes = [[_describe(n, data, results) for n in path] for path in r.causes]
+        before[node] = (row["effective_health"] or None, bool(row["risk_causes"]))
+        after[node] = (r.effective, bool(causes))
+        if (row["effective_health"] or None) != r.effective or row["risk_causes"] != causes:
+            item = {"id": pk, "eff": r.effective or "", "causes": causes}
+            (changed_o if kind == OBJ else changed_k).append(item)
+            row["risk_causes"] = causes
+    return changed_o, changed_k, before, after
+
+
+def _write(changed_o, changed_k, rolled_values):
+    for table, rows in (("okrs_objective", changed_o), ("okrs_keyresult", changed_k)):
+        if rows:
+            _bulk_json_update(table, rows)
+    if rolled_values:
+        with connection.cursor() as cursor:
+            payload = json.dumps([{"id": pk, "v": str(v)} for pk, v in rolled_values.items()])
+            if connection.vendor == "postgresql":
+                cursor.execute(
+                    "UPDATE okrs_keyresult AS t SET current_value = v.v "
+                    "FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, v numeric) "
+                    "WHERE t.id = v.id", [payload])
+            else:
+                cursor.execute(
+                    "UPDATE okrs_keyresult SET current_value = CAST(j.value ->> '$.v' AS NUMERIC) "
+                    "FROM json_each(%s) AS j WHERE okrs_keyresult.id = j.value ->> '$.id'",
+                    [payload])
+
+
+def _bulk_json_update(table, rows):
+    """One UPDATE for any number of rows, fed by a single JSON parameter."""
+    payload = json.dumps(rows)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"UPDATE {table} AS t SET effective_health = v.eff, risk_causes = v.causes "
+                "FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, eff text, causes jsonb) "
+                "WHERE t.id = v.id", [payload])
+        else:
+            cursor.execute(
+                f"UPDATE {table} SET effective_health = j.value ->> '$.eff', "
+                "risk_causes = json(j.value -> '$.causes') "
+                f"FROM json_each(%s) AS j WHERE {table}.id = j.value ->> '$.id'", [payload])
+
+
+def _owners(node, data):
+    kind, pk = node
+    if kind == OBJ:
+        o = data["objectives"][pk]
+        return {o["team__lead_id"], *data["share_leads"][pk]} - {None}
+    k = data["key_results"][pk]
+    return {k["owner_id"], k["owner_team__lead_id"]} - {None}
+
+
+def _alert(cycle, data, results, before, after):
+    changes = propagation.transitions(before, after)
+    if not changes:
+        return 0
+    run_row = PropagationRun.objects.create(
+        organization_id=cycle.organization_id, cycle=cycle, changed=len(changes))
+    notes = []
+    for node, kind in changes:
+        kind_, pk = node
+        row = data["objectives"][pk] if kind_ == OBJ else data["key_results"][pk]
+        for user_id in _owners(node, data):
+            notes.append(Notification(
+                organization_id=cycle.organization_id, user_id=user_id, run=run_row,
+                kind=kind, health=results[node].effective or "",
+                objective_id=pk if kind_ == OBJ else row["objective_id"],
+                key_result_id=pk if kind_ == KR else None, title=row["title"],
+                causes=row["risk_causes"]))
+    Notification.objects.bulk_create(notes, batch_size=500)
+    users = sorted({n.user_id for n in notes})
+    emails = AlertEmail.objects.bulk_create(
+        [AlertEmail(organization_id=cycle.organization_id, run=run_row, user_id=u) for u in users],
+        batch_size=500)
+    from .tasks import send_alert_email
+
+    for email in AlertEmail.objects.filter(run=run_row).values_list("pk", flat=True):
+        enqueue_on_commit(send_alert_email, email)
+    return len(emails)
+
+
+def recompute_all(*, dirty_only=True):
+    """Re-run every cycle still marked dirty (or every running cycle): the periodic sweep."""
+    cycles = Cycle.objects.all()
+    if dirty_only:
+        cycles = cycles.filter(network_state__dirty=True)
+    else:
+        cycles = cycles.exclude(status=Cycle.Status.CLOSED)
+    return list(cycles.values_list("pk", flat=True))

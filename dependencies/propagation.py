@@ -1,0 +1,161 @@
+"""At-risk propagation over one cycle's OKR network. Plain data in, plain data out: no Django.
+
+The network's nodes are objectives and key results. An edge ``(src, dst)`` says that ``dst``
+takes in ``src``'s health:
+
+- roll-up edges: a key result into its objective, an aligned objective into its parent, a
+  contributing key result into the shared key result it feeds;
+- dependency edges: what a node depends on (upstream) into the node that depends on it.
+
+The rules, which the product repeats in words (``RULES``):
+
+1. A node's own health comes from its check-ins and pace (``okrs.progress``).
+2. Roll-up: what sits below a node is averaged the way key results are (on track 1, at risk 0.5,
+   off track 0, weighted; 0.75 and above on track, 0.4 and above at risk), using their
+   *effective* health, so risk that came from elsewhere travels up.
+3. Dependencies: an upstream node that is at risk or off track makes the node that depends on it
+   at risk, never off track: the dependent team still has its fallback. A broken dependency
+   counts as an upstream off track.
+4. Effective health is the worst of the three. When it is worse than the node's own health, the
+   node is at risk *because of something else*, and it keeps the paths back to the root causes.
+
+Each node and each edge is visited once, in topological order (``graphlib``).
+"""
+
+from dataclasses import dataclass
+from graphlib import CycleError, TopologicalSorter
+
+ON_TRACK, AT_RISK, OFF_TRACK = "on_track", "at_risk", "off_track"
+SEVERITY = {None: -1, ON_TRACK: 0, AT_RISK: 1, OFF_TRACK: 2}
+SCORE = {ON_TRACK: 1.0, AT_RISK: 0.5, OFF_TRACK: 0.0}
+
+ROLLUP, DEPENDS, BROKEN = "rollup", "depends", "broken"
+MAX_CAUSES = 3
+
+RULES = (
+    "A key result's or objective's own health comes from its check-ins and its pace.",
+    "What sits below a node (an objective's key results and aligned objectives, the key results "
+    "that feed a shared key result) is averaged the way key results are, using their effective "
+    "health, so a risk from elsewhere travels up. Each aligned objective counts like a key "
+    "result of weight 1.",
+    "Anything a node depends on that is at risk or off track makes it at risk, never off track: "
+    "the team that depends on it still has its fallback. A broken dependency counts as off track "
+    "upstream.",
+    "Effective health is the worst of these. When it is worse than the node's own health, the "
+    "node is at risk because of something else, and the path back to the root cause is shown.",
+)
+
+
+@dataclass(frozen=True)
+class Edge:
+    src: object
+    dst: object
+    kind: str = ROLLUP
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class Result:
+    own: str | None
+    effective: str | None
+    # Paths to the root causes, each from the root cause to the node's direct input, worst first.
+    # Empty unless the node is at risk because of something else.
+    causes: tuple[tuple[object, ...], ...] = ()
+
+    @property
+    def is_upstream_caused(self):
+        return bool(self.causes)
+
+
+def worst(*healths):
+    return max(healths, key=SEVERITY.__getitem__, default=None)
+
+
+def rollup_health(parts):
+    """parts: (health, weight) pairs; unknown healths are left out. None when nothing is known."""
+    scored = [(SCORE[h], w) for h, w in parts if h is not None]
+    total = sum(w for _, w in scored)
+    if not scored or total <= 0:
+        return None
+    score = sum(s * w for s, w in scored) / total
+    return ON_TRACK if score >= 0.75 else AT_RISK if score >= 0.4 else OFF_TRACK
+
+
+def order(nodes, edges):
+    """Nodes in topological order (inputs first). Raises ``graphlib.CycleError`` on a loop."""
+    graph = {node: set() for node in nodes}
+    for e in edges:
+        if e.src in graph and e.dst in graph:
+            graph[e.dst].add(e.src)
+    return list(TopologicalSorter(graph).static_order())
+
+
+def propagate(own, edges, *, max_causes=MAX_CAUSES):
+    """own: {node: health or None}. edges: iterable of ``Edge``. Returns {node: Result}.
+
+    Edges that name a node not in ``own`` (a retired objective, say) are ignored.
+    """
+    edges = [e for e in edges if e.src in own and e.dst in own]
+    inputs = {node: [] for node in own}
+    for e in edges:
+        inputs[e.dst].append(e)
+    try:
+        ordered = order(own, edges)
+    except CycleError as exc:  # the loop check refuses loops; this is the last line of defence
+        raise ValueError(f"The network has a loop: {exc.args[1]}") from exc
+
+    results = {}
+    for node in ordered:
+        mine = own[node]
+        parts, pulled = [], []  # pulled: (health it pushes onto this node, source edge)
+        for e in inputs[node]:
+            src = results[e.src]
+            if e.kind == ROLLUP:
+                parts.append((src.effective, e.weight))
+                if SEVERITY[src.effective] >= SEVERITY[AT_RISK]:
+                    pulled.append((src.effective, e))
+            else:
+                upstream = OFF_TRACK if e.kind == BROKEN else src.effective
+                if SEVERITY[upstream] >= SEVERITY[AT_RISK]:
+                    pulled.append((upstream, e))
+        rolled = rollup_health(parts)
+        dependency = AT_RISK if any(e.kind != ROLLUP for _, e in pulled) else None
+        effective = worst(mine, rolled, dependency)
+        causes = ()
+        if SEVERITY[effective] > SEVERITY[mine]:
+            causes = _causes(pulled, results, max_causes)
+        results[node] = Result(mine, effective, causes)
+    return results
+
+
+def _causes(pulled, results, limit):
+    """Paths to the root causes through the worst inputs first, one path per root cause."""
+    seen, paths = set(), []
+    for _, e in sorted(pulled, key=lambda p: -SEVERITY[p[0]]):
+        src = results[e.src]
+        upstream_paths = src.causes if src.causes else ((),)
+        for path in upstream_paths:
+            full = (*path, e.src)
+            if full[0] in seen:
+                continue
+            seen.add(full[0])
+            paths.append(full)
+            if len(paths) == limit:
+                return tuple(paths)
+    return tuple(paths)
+
+
+def transitions(before, after):
+    """Alerts to raise: nodes that newly turned at risk or off track because of something else,
+    and nodes that recovered from such a state. before/after: {node: (effective, upstream_caused)}.
+
+    Returns (node, kind) pairs, kind one of "worse" and "recovered".
+    """
+    changes = []
+    for node, (effective, caused) in after.items():
+        old_effective, old_caused = before.get(node, (None, False))
+        if caused and SEVERITY[effective] > SEVERITY[old_effective]:
+            changes.append((node, "worse"))
+        elif old_caused and not caused and SEVERITY[effective] < SEVERITY[old_effective]:
+            changes.append((node, "recovered"))
+    return changes

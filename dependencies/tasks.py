@@ -1,0 +1,96 @@
+"""Celery tasks of the network: recompute a cycle, sweep what is still dirty, send alert emails.
+
+Every task is idempotent. The propagation recomputes from current state; the alert email is
+claimed in a ledger row (one per person per run), so a task delivered twice sends one email.
+"""
+
+import logging
+from smtplib import SMTPException
+
+from celery import shared_task
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import OperationalError, transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django_scopes import scope, scopes_disabled
+
+from orgs.models import Cycle
+
+from . import network
+from .models import AlertEmail, Notification
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, retry_backoff_max=60,
+             max_retries=8)
+def propagate_cycle(cycle_id):
+    with scopes_disabled():
+        cycle = Cycle.objects.select_related("organization").filter(pk=cycle_id).first()
+    if cycle is None:
+        return None
+    with scope(organization=cycle.organization):
+        outcome = network.run(cycle)
+    log.info("Propagated cycle %s: %s nodes, %s edges, %s changed, %.0f ms", cycle_id,
+             outcome.nodes, outcome.edges, outcome.changed, outcome.total_ms)
+    return outcome.changed
+
+
+@shared_task
+def sweep_network(full=False):
+    """Re-enqueue every cycle still marked dirty (a task lost while the broker was down), or with
+    ``full`` every running cycle (pace moves with the calendar, so health does too)."""
+    with scopes_disabled():
+        cycle_ids = network.recompute_all(dirty_only=not full)
+    for cycle_id in cycle_ids:
+        propagate_cycle.delay(cycle_id)
+    return len(cycle_ids)
+
+
+@shared_task(autoretry_for=(OSError, SMTPException), retry_backoff=True, retry_backoff_max=600,
+             max_retries=6)
+def send_alert_email(alert_email_id):
+    with scopes_disabled():
+        email = (AlertEmail.objects.select_related("user", "organization", "run__cycle")
+                 .filter(pk=alert_email_id).first())
+        if email is None or email.status == AlertEmail.Status.SENT:
+            return False
+        items = list(Notification.objects.filter(run=email.run, user=email.user)
+                     .select_related("objective__team").order_by("kind", "title"))
+    with scopes_disabled():
+        AlertEmail.objects.filter(pk=email.pk).update(attempts=email.attempts + 1)
+    if not items:
+        return False
+    org = email.organization
+    ctx = {"org": org, "user": email.user, "items": items, "site_url": settings.SITE_URL,
+           "worse": [i for i in items if i.kind == Notification.Kind.WORSE],
+           "recovered": [i for i in items if i.kind == Notification.Kind.RECOVERED]}
+    subject = _subject(ctx)
+    message = EmailMultiAlternatives(
+        subject, render_to_string("dependencies/email/alert.txt", ctx), None, [email.user.email])
+    message.attach_alternative(render_to_string("dependencies/email/alert.html", ctx),
+                               "text/html")
+    try:
+        message.send()
+    except (OSError, SMTPException) as exc:
+        with scopes_disabled():
+            AlertEmail.objects.filter(pk=email.pk).update(error=str(exc)[:300])
+        if send_alert_email.request.retries >= send_alert_email.max_retries:
+            with scopes_disabled():
+                AlertEmail.objects.filter(pk=email.pk).update(status=AlertEmail.Status.FAILED)
+        raise
+    with scopes_disabled(), transaction.atomic():
+        AlertEmail.objects.filter(pk=email.pk).update(
+            status=AlertEmail.Status.SENT, sent_at=timezone.now(), error="")
+    return True
+
+
+def _subject(ctx):
+    worse, recovered = len(ctx["worse"]), len(ctx["recovered"])
+    parts = []
+    if worse:
+        parts.append(f"{worse} item{'s' if worse > 1 else ''} at risk from upstream")
+    if recovered:
+        parts.append(f"{recovered} recovered")
+    return f"{ctx['org'].name}: " + ", ".join(parts)
