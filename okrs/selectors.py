@@ -62,10 +62,14 @@ def _objectives(org, cycle):
 
 
 def tree_level(org, cycle, parent=None):
-    """One level of the alignment tree: the roots (company and local objectives) or the live
-    children of ``parent``."""
+    """One level of the alignment tree: the roots (company and local objectives, and those whose
+    parent is retired, so retiring an objective does not hide the live ones below it) or the
+    live children of ``parent``."""
     qs = _objectives(org, cycle)
-    qs = qs.filter(parent=parent) if parent is not None else qs.filter(parent__isnull=True)
+    if parent is not None:
+        qs = qs.filter(parent=parent)
+    else:
+        qs = qs.filter(Q(parent__isnull=True) | Q(parent__state=Objective.State.RETIRED))
     return assess(list(qs.order_by("team__level", "team__name", "title")))
 
 

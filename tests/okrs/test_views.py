@@ -58,6 +58,14 @@ def test_the_tree_lists_roots_and_loads_children_on_demand(world_a, alice_client
     assert alice_client.get(children_url).status_code == 302
 
 
+def test_retiring_a_parent_keeps_its_live_children_on_the_tree(world_a, alice_client):
+    alice_client.post(url(world_a, "objective_retire", world_a.company_objective.pk))
+    html = alice_client.get(url(world_a, "tree")).content.decode()
+    assert url(world_a, "objective", world_a.company_objective.pk) + '"' not in html
+    # The child is now a root: there is no retired node left to open to reach it.
+    assert url(world_a, "objective", world_a.objective.pk) + '"' in html
+
+
 def test_the_objective_page_shows_krs_history_and_how_health_is_derived(world_a, alice_client):
     html = alice_client.get(url(world_a, "objective", world_a.objective.pk)).content.decode()
     assert world_a.key_result.title in html
