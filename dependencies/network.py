@@ -177,6 +177,8 @@ def _own_health_and_edges(cycle, data, now):
 
 
 def _describe(node, data, results):
+    if node is propagation.GAP:
+        return {"gap": True}
     kind, pk = node
     if kind == OBJ:
         o = data["objectives"][pk]

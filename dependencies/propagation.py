@@ -31,6 +31,10 @@ SCORE = {ON_TRACK: 1.0, AT_RISK: 0.5, OFF_TRACK: 0.0}
 
 ROLLUP, DEPENDS, BROKEN = "rollup", "depends", "broken"
 MAX_CAUSES = 3
+# A cause path longer than this keeps its root cause and its last hops, with GAP between, so a
+# long chain costs each node a bounded amount of work and storage.
+MAX_PATH = 10
+GAP = None
 
 RULES = (
     "A key result's or objective's own health comes from its check-ins and its pace.",
@@ -136,6 +140,8 @@ def _causes(pulled, results, limit):
         upstream_paths = src.causes if src.causes else ((),)
         for path in upstream_paths:
             full = (*path, e.src)
+            if len(full) > MAX_PATH:
+                full = (full[0], GAP, *full[-(MAX_PATH - 2):])
             if full[0] in seen:
                 continue
             seen.add(full[0])

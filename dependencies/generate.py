@@ -1,0 +1,139 @@
+"""A generated organization network for the benchmark and the query-budget tests.
+
+Shape, per ``nodes`` (objectives plus key results): company objectives at the roots, department
+objectives under them, team objectives under those, three or four key results each; about one
+dependency per 20 nodes between key results of different teams, some key results feeding
+another team's shared key result. Fan-in and fan-out follow from that: a company objective has
+dozens of children, a popular key result several dependents.
+
+Rows are inserted in bulk, with the MPTT fields computed here (the tree is known), so building
+20,000 nodes takes seconds, not minutes.
+"""
+
+import random
+from decimal import Decimal
+
+from django.db import transaction
+
+from okrs.models import KeyResult, Objective
+from orgs.models import Team
+
+from .models import Dependency
+
+
+def build(org, cycle, nodes, *, seed=7):
+    rng = random.Random(seed)
+    company = Team.objects.filter(organization=org, kind=Team.Kind.COMPANY).first()
+    with transaction.atomic():
+        if company is None:
+            company = Team.objects.create(organization=org, name=org.name,
+                                          kind=Team.Kind.COMPANY)
+        n_objectives = max(4, nodes // 4)
+        n_teams = max(3, n_objectives // 12)
+        departments = [
+            Team.objects.create(organization=org, name=f"Department {i + 1}",
+                                kind=Team.Kind.DEPARTMENT, parent=company)
+            for i in range(max(2, n_teams // 6))
+        ]
+        teams = [
+            Team.objects.create(organization=org, name=f"Team {i + 1}", kind=Team.Kind.TEAM,
+                                parent=departments[i % len(departments)])
+            for i in range(n_teams)
+        ]
+        n_company = max(2, min(5, n_objectives // 400))
+        n_department = max(len(departments), n_objectives // 8)
+        objectives, children = [], {}
+
+        def make(team, parent, title):
+            o = Objective(organization=org, cycle=cycle, team=team, title=title,
+                          state=Objective.State.PUBLISHED, is_local=False,
+                          effective_health="", risk_causes=[])
+            o._parent_index = parent
+            objectives.append(o)
+            children.setdefault(parent, []).append(len(objectives) - 1)
+            return len(objectives) - 1
+
+        roots = [make(company, None, f"Company goal {i + 1}") for i in range(n_company)]
+        dept_objectives = [
+            make(departments[i % len(departments)], roots[i % len(roots)],
+                 f"Department goal {i + 1}")
+            for i in range(n_department)
+        ]
+        while len(objectives) < n_objectives:
+            i = len(objectives)
+            make(teams[i % len(teams)], rng.choice(dept_objectives), f"Team goal {i + 1}")
+        _assign_tree_fields(objectives, children, roots)
+        for o in objectives:
+            o.parent_id = None
+        Objective.objects.bulk_create(objectives, batch_size=2000)
+        id_of = [o.pk for o in objectives]
+        parents = [(id_of[i], id_of[o._parent_index]) for i, o in enumerate(objectives)
+                   if o._parent_index is not None]
+        _set_parents(parents)
+
+        key_results = []
+        remaining = max(0, nodes - len(objectives))
+        i = 0
+        while len(key_results) < remaining:
+            o = objectives[i % len(objectives)]
+            i += 1
+            healthy = rng.random()
+            confidence = "on_track" if healthy < 0.8 else "at_risk" if healthy < 0.95 else (
+                "off_track")
+            key_results.append(KeyResult(
+                organization=org, objective_id=o.pk, title=f"Key result {len(key_results) + 1}",
+                kind=KeyResult.Kind.NUMERIC, start_value=Decimal(0), target_value=Decimal(100),
+                current_value=Decimal(rng.randint(30, 90)), unit="%", owner_team_id=o.team_id,
+                confidence=confidence, weight=Decimal(1), effective_health="", risk_causes=[]))
+        KeyResult.objects.bulk_create(key_results, batch_size=2000)
+        deps = []
+        for _ in range(max(1, nodes // 20)):
+            a, b = sorted(rng.sample(range(len(key_results)), 2))
+            up, down = key_results[a], key_results[b]  # lower index upstream: never a loop
+            if up.owner_team_id == down.owner_team_id:
+                continue
+            deps.append(Dependency(
+                organization=org, cycle=cycle, upstream_key_result=up, downstream_key_result=down,
+                requesting_team_id=down.owner_team_id, providing_team_id=up.owner_team_id,
+                need="Generated", needed_by=cycle.end_date, fallback="Generated",
+                status=Dependency.Status.COMMITTED))
+        Dependency.objects.bulk_create(deps, batch_size=2000)
+        feeds = []
+        for _ in range(max(1, nodes // 50)):
+            a, b = sorted(rng.sample(range(len(key_results)), 2))
+            feeds.append((key_results[a].pk, key_results[b].pk))
+        for src, dst in feeds:
+            KeyResult.objects.filter(pk=src, feeds__isnull=True).update(feeds_id=dst)
+    return {"objectives": len(objectives), "key_results": len(key_results),
+            "dependencies": len(deps), "teams": len(teams) + len(departments) + 1}
+
+
+def _assign_tree_fields(objectives, children, roots):
+    """Nested-set numbers for the known tree, iteratively (no recursion limit)."""
+    base_tree = (Objective.objects.order_by("-tree_id").values_list("tree_id", flat=True)
+                 .first() or 0)
+    for n, root in enumerate(roots):
+        counter = 1
+        stack = [(root, 0, False)]
+        while stack:
+            index, level, done = stack.pop()
+            o = objectives[index]
+            if done:
+                o.rght = counter
+                counter += 1
+                continue
+            o.tree_id, o.level, o.lft = base_tree + n + 1, level, counter
+            counter += 1
+            stack.append((index, level, True))
+            for child in reversed(children.get(index, [])):
+                stack.append((child, level + 1, False))
+
+
+def _set_parents(pairs):
+    """Parent links after the bulk insert, in a few statements."""
+    by_parent = {}
+    for child, parent in pairs:
+        by_parent.setdefault(parent, []).append(child)
+    for parent, kids in by_parent.items():
+        for start in range(0, len(kids), 500):
+            Objective.objects.filter(pk__in=kids[start:start + 500]).update(parent_id=parent)

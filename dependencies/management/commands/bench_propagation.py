@@ -1,0 +1,78 @@
+import time
+from datetime import timedelta
+
+from django.core.management.base import BaseCommand
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from django_scopes import scope, scopes_disabled
+
+from okrs.models import KeyResult, Objective
+from orgs.models import Cycle, Organization
+
+from ... import generate, graph, network
+from ...models import Dependency
+
+
+class Command(BaseCommand):
+    help = ("Build (or reuse) a generated organization of about N nodes, run a full propagation "
+            "and a loop check, and print nodes, edges, queries and timings.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--nodes", type=int, default=20000)
+        parser.add_argument("--runs", type=int, default=3, help="propagations to time")
+
+    def handle(self, *, nodes, runs, **options):
+        slug = f"bench-{nodes}"
+        with scopes_disabled():
+            org, created = Organization.objects.get_or_create(
+                slug=slug, defaults={"name": f"Benchmark {nodes}"})
+            cycle = Cycle.objects.filter(organization=org).first()
+        with scope(organization=org):
+            if created or cycle is None:
+                today = timezone.localdate()
+                cycle = Cycle.objects.create(
+                    organization=org, name="Benchmark", start_date=today - timedelta(days=45),
+                    end_date=today + timedelta(days=45), status=Cycle.Status.ACTIVE)
+                t = time.perf_counter()
+                built = generate.build(org, cycle, nodes)
+                self.stdout.write(f"built {built} in {time.perf_counter() - t:.1f} s")
+            else:
+                self.stdout.write(f"reusing organization {slug}")
+            self._bench(org, cycle, runs)
+
+    def _bench(self, org, cycle, runs):
+        best = None
+        for i in range(runs):
+            # Clear the stored results on the first run, so it writes every row (the worst case).
+            if i == 0:
+                Objective.objects.filter(cycle=cycle).update(effective_health="", risk_causes=[])
+                KeyResult.objects.filter(objective__cycle=cycle).update(
+                    effective_health="", risk_causes=[])
+            with CaptureQueriesContext(connection) as ctx:
+                outcome = network.run(cycle)
+            label = "first run (writes every row)" if i == 0 else f"run {i + 1} (no change)"
+            self.stdout.write(
+                f"{label}: nodes {outcome.nodes}, edges {outcome.edges}, queries {len(ctx)}, "
+                f"changed {outcome.changed}, computation {outcome.compute_ms:.0f} ms, "
+                f"whole task {outcome.total_ms:.0f} ms")
+            best = outcome if best is None or outcome.total_ms < best.total_ms else best
+        # The loop check of adding one edge: from a key result deep in the tree to a root.
+        dependency = Dependency.objects.filter(cycle=cycle).first()
+        kr = KeyResult.objects.filter(objective__cycle=cycle).order_by("-pk").first()
+        root = Objective.objects.filter(cycle=cycle, parent__isnull=True).first()
+        timings = []
+        for src, dst in ((("o", root.pk), ("k", kr.pk)),
+                         (("k", dependency.downstream_key_result_id),
+                          ("k", dependency.upstream_key_result_id))):
+            with transaction.atomic():
+                t = time.perf_counter()
+                with CaptureQueriesContext(connection) as ctx:
+                    loop = graph.find_loop(org, src, dst)
+                timings.append((time.perf_counter() - t) * 1000)
+            found = f"loop of {len(loop) - 1}" if loop else "no loop"
+            self.stdout.write(
+                f"loop check {src} -> {dst}: {found}, {len(ctx)} query, {timings[-1]:.1f} ms")
+        self.stdout.write(
+            f"best full recompute: {best.total_ms:.0f} ms; worst loop check: {max(timings):.1f} ms"
+            f" on {connection.vendor}")
