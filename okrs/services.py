@@ -20,14 +20,21 @@ class StaleEdit(ValidationError):
     """Someone saved the same object since this form was opened."""
 
 
+def _check_cycle_open(cycle):
+    """Every write to a cycle's objectives, key results and check-ins goes through here."""
+    if cycle.status == Cycle.Status.CLOSED:
+        raise ValidationError(
+            "This cycle is closed; its objectives, key results and check-ins can no longer "
+            "change."
+        )
+
+
 def _check_alignment(org, *, cycle, team, parent, is_local, objective=None):
     errors = {}
     if cycle.organization_id != org.pk:
         errors["cycle"] = "Choose a cycle of this organization."
     if team.organization_id != org.pk:
         errors["team"] = "Choose a team of this organization."
-    if cycle.status == Cycle.Status.CLOSED:
-        errors["cycle"] = "This cycle is closed; objectives can no longer change."
     if parent is not None:
         if parent.organization_id != org.pk:
             errors["parent"] = "Choose an objective of this organization."
@@ -79,6 +86,7 @@ def create_objective(*, membership, cycle, team, title, why="", parent=None, is_
     if not permissions.can_edit_team_okrs(membership, team.pk):
         raise PermissionDenied("You can add objectives only for teams you lead.")
     _check_state(membership, state)
+    _check_cycle_open(cycle)
     with transaction.atomic():
         lock_organization(org)
         _check_alignment(org, cycle=cycle, team=team, parent=parent, is_local=is_local)
@@ -106,6 +114,7 @@ def update_objective(*, membership, objective, version, title, why, team, parent
                 f"{who} changed this objective while you were editing it. Your changes are "
                 "below; review the current version and save again."
             )
+        _check_cycle_open(current.cycle)
         _check_alignment(org, cycle=current.cycle, team=team, parent=parent,
                          is_local=is_local, objective=current)
         current.title, current.why, current.team, current.parent = title, why, team, parent
@@ -119,6 +128,7 @@ def update_objective(*, membership, objective, version, title, why, team, parent
 def retire_objective(*, membership, objective):
     if not permissions.can_edit_objective(membership, objective):
         raise PermissionDenied("You can retire objectives only of teams you lead.")
+    _check_cycle_open(objective.cycle)
     with transaction.atomic():
         updated = Objective.objects.for_org(membership.organization).filter(
             pk=objective.pk
@@ -157,6 +167,7 @@ def create_key_result(*, membership, objective, title, kind, start_value=None, t
     org = membership.organization
     if not permissions.can_edit_objective(membership, objective):
         raise PermissionDenied("You can add key results only to objectives of teams you lead.")
+    _check_cycle_open(objective.cycle)
     owner_team = owner_team or objective.team
     _check_key_result(org, kind=kind, start_value=start_value, target_value=target_value,
                       owner_team=owner_team, owner=owner)
@@ -176,6 +187,7 @@ def update_key_result(*, membership, key_result, version, title, start_value, ta
     org = membership.organization
     if not permissions.can_edit_objective(membership, key_result.objective):
         raise PermissionDenied("You can edit key results only of teams you lead.")
+    _check_cycle_open(key_result.objective.cycle)
     _check_key_result(org, kind=key_result.kind, start_value=start_value,
                       target_value=target_value, owner_team=owner_team, owner=owner)
     with transaction.atomic():
@@ -202,8 +214,7 @@ def record_check_in(*, membership, key_result, confidence, value=None, is_done=N
     objective = key_result.objective
     if objective.is_retired:
         raise ValidationError("This objective is retired; check-ins are closed.")
-    if objective.cycle.status == Cycle.Status.CLOSED:
-        raise ValidationError("This cycle is closed; check-ins are closed.")
+    _check_cycle_open(objective.cycle)
     if key_result.is_milestone:
         if is_done is None:
             raise ValidationError({"is_done": "Say whether the milestone is done."})

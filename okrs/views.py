@@ -1,4 +1,5 @@
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
@@ -123,7 +124,11 @@ def objective_edit(request, objective_pk):
 def objective_retire(request, objective_pk):
     objective = access_objective(request.membership, objective_pk, write=True)
     if request.method == "POST":
-        services.retire_objective(membership=request.membership, objective=objective)
+        try:
+            services.retire_objective(membership=request.membership, objective=objective)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+            return _done(request, _objective_url(request, objective))
         messages.success(request, f"“{objective.title}” is retired.")
         return _done(request, reverse("team", args=[request.org.slug, objective.team_id]))
     children = objective.get_children().live().count()

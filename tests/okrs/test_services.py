@@ -222,3 +222,42 @@ def test_no_check_ins_on_a_retired_objective(world_a):
         state="retired")
     with pytest.raises(ValidationError, match="retired"):
         check_in(world_a, world_a.admin, world_a.key_result)
+
+
+CLOSED_CYCLE_WRITES = {
+    "create objective": lambda w: services.create_objective(
+        membership=w.admin, cycle=w.cycle, team=w.team, title="Late", parent=w.company_objective),
+    "update objective": lambda w: services.update_objective(
+        membership=w.admin, objective=w.objective, version=w.objective.version, title="Late",
+        why="", team=w.team, parent=w.company_objective, is_local=False, state="published"),
+    "retire objective": lambda w: services.retire_objective(
+        membership=w.admin, objective=w.objective),
+    "create key result": lambda w: services.create_key_result(
+        membership=w.admin, objective=w.objective, title="Late", kind="numeric",
+        start_value=Decimal("0"), target_value=Decimal("10")),
+    "update key result": lambda w: services.update_key_result(
+        membership=w.admin, key_result=w.key_result, version=w.key_result.version, title="Late",
+        start_value=Decimal("0"), target_value=Decimal("10"), unit="", owner_team=w.team,
+        owner=None, weight=1),
+    "check in": lambda w: services.record_check_in(
+        membership=w.admin, key_result=w.key_result, confidence="on_track", value=Decimal("50")),
+}
+
+
+@pytest.mark.parametrize("write", CLOSED_CYCLE_WRITES.values(), ids=CLOSED_CYCLE_WRITES.keys())
+def test_a_closed_cycle_refuses_every_write(world_a, write):
+    Cycle.objects.with_scopes_disabled().filter(pk=world_a.cycle.pk).update(status="closed")
+    world_a.cycle.refresh_from_db()
+    with scope(organization=world_a.org):
+        world_a.objective = Objective.objects.select_related("cycle").get(
+            pk=world_a.objective.pk)
+        world_a.key_result = KeyResult.objects.select_related("objective__cycle").get(
+            pk=world_a.key_result.pk)
+        before = (Objective.objects.count(), KeyResult.objects.count(), CheckIn.objects.count())
+        with pytest.raises(ValidationError, match="This cycle is closed"):
+            write(world_a)
+        assert (Objective.objects.count(), KeyResult.objects.count(),
+                CheckIn.objects.count()) == before
+        assert Objective.objects.get(pk=world_a.objective.pk).state == "published"
+        assert Objective.objects.get(pk=world_a.objective.pk).title == "Org A team goal"
+        assert KeyResult.objects.get(pk=world_a.key_result.pk).title == world_a.key_result.title

@@ -238,6 +238,29 @@ def test_retiring_asks_first_then_retires(world_a, alice_client):
         assert Objective.objects.get(pk=world_a.objective.pk).state == "retired"
 
 
+def test_retiring_in_a_closed_cycle_says_why_and_changes_nothing(world_a, alice_client):
+    from orgs.models import Cycle
+
+    Cycle.objects.with_scopes_disabled().filter(pk=world_a.cycle.pk).update(status="closed")
+    response = alice_client.post(url(world_a, "objective_retire", world_a.objective.pk),
+                                 follow=True)
+    assert response.status_code == 200 and "This cycle is closed" in response.content.decode()
+    with scopes_disabled():
+        assert Objective.objects.get(pk=world_a.objective.pk).state == "published"
+
+
+def test_adding_a_key_result_in_a_closed_cycle_is_a_form_error(world_a, alice_client):
+    from orgs.models import Cycle
+
+    Cycle.objects.with_scopes_disabled().filter(pk=world_a.cycle.pk).update(status="closed")
+    response = alice_client.post(url(world_a, "key_result_new", world_a.objective.pk), {
+        "title": "Too late", "kind": "numeric", "start_value": "0", "target_value": "10",
+        "weight": "1"})
+    assert response.status_code == 200 and "This cycle is closed" in response.content.decode()
+    with scopes_disabled():
+        assert not KeyResult.objects.filter(title="Too late").exists()
+
+
 # Roles -----------------------------------------------------------------------------------------
 
 def test_a_viewer_reads_but_cannot_edit(world_a, bob_client):
