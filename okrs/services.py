@@ -17,7 +17,12 @@ from .progress import numeric_progress
 
 
 class StaleEdit(ValidationError):
-    """Someone saved the same object since this form was opened."""
+    """Someone saved the same object since this form was opened. ``version`` is the current one:
+    a form shown again with it saves over what the person has now been told about."""
+
+    def __init__(self, message, *, version):
+        super().__init__(message)
+        self.version = version
 
 
 def _check_cycle_open(cycle):
@@ -112,7 +117,8 @@ def update_objective(*, membership, objective, version, title, why, team, parent
             who = current.updated_by.display_name if current.updated_by else "Someone"
             raise StaleEdit(
                 f"{who} changed this objective while you were editing it. Your changes are "
-                "below; review the current version and save again."
+                "below; review the current version and save again.",
+                version=current.version,
             )
         _check_cycle_open(current.cycle)
         _check_alignment(org, cycle=current.cycle, team=team, parent=parent,
@@ -194,7 +200,8 @@ def update_key_result(*, membership, key_result, version, title, start_value, ta
         current = KeyResult.objects.for_org(org).select_for_update().get(pk=key_result.pk)
         if current.version != version:
             raise StaleEdit(
-                "This key result was changed while you were editing it. Review it and save again."
+                "This key result was changed while you were editing it. Review it and save again.",
+                version=current.version,
             )
         current.title, current.unit, current.owner_team = title, unit, owner_team
         current.owner, current.weight = owner, weight

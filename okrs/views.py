@@ -30,6 +30,21 @@ def _done(request, url):
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
+def _save(request, form, action):
+    """``submit`` for an edit form with a hidden version. After a StaleEdit the form is shown
+    again with the person's values and the current version, so saving again goes through."""
+
+    def run(data):
+        try:
+            return action(data)
+        except services.StaleEdit as stale:
+            form.data = form.data.copy()
+            form.data[form.add_prefix("version")] = stale.version
+            raise
+
+    return submit(request, form, run)
+
+
 @org_view
 def home(request):
     cycles, cycle = _cycle_context(request)
@@ -109,7 +124,7 @@ def objective_edit(request, objective_pk):
     form = ObjectiveForm(request.POST or None, initial=initial, membership=request.membership,
                          cycle=objective.cycle, objective=objective,
                          teams=services.teams_for_objectives(request.membership))
-    if submit(request, form, lambda data: services.update_objective(
+    if _save(request, form, lambda data: services.update_objective(
             membership=request.membership, objective=objective,
             **(data | {"version": data["version"] or 0}))):
         messages.success(request, "Objective saved.")
@@ -179,7 +194,7 @@ def key_result_edit(request, key_result_pk):
     initial.update(owner_team=key_result.owner_team_id, owner=key_result.owner_id)
     form = KeyResultForm(request.POST or None, initial=initial, membership=request.membership)
     form.fields["kind"].disabled = True
-    if submit(request, form, lambda data: services.update_key_result(
+    if _save(request, form, lambda data: services.update_key_result(
             membership=request.membership, key_result=key_result,
             version=data["version"] or 0, title=data["title"],
             start_value=data["start_value"], target_value=data["target_value"],

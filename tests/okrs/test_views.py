@@ -160,6 +160,39 @@ def test_two_edits_from_stale_forms_do_not_overwrite_each_other(world_a, alice_c
         assert Objective.objects.get(pk=world_a.objective.pk).title == "Alice's title"
 
 
+def hidden_version(html):
+    return re.search(r'<input type="hidden" name="version" value="(\d+)"', html).group(1)
+
+
+def test_saving_again_after_a_stale_edit_goes_through(world_a, alice_client):
+    form = {"team": world_a.team.pk, "parent": world_a.company_objective.pk,
+            "state": "published", "version": world_a.objective.version}
+    edit_url = url(world_a, "objective_edit", world_a.objective.pk)
+    assert alice_client.post(edit_url, form | {"title": "Alice's title"}).status_code == 302
+    stale = alice_client.post(edit_url, form | {"title": "From the older tab"}).content.decode()
+    assert "changed this objective while you were editing" in stale
+    assert 'value="From the older tab"' in stale
+    again = alice_client.post(edit_url, form | {"title": "From the older tab",
+                                                "version": hidden_version(stale)})
+    assert again.status_code == 302
+    with scopes_disabled():
+        assert Objective.objects.get(pk=world_a.objective.pk).title == "From the older tab"
+
+
+def test_saving_a_key_result_again_after_a_stale_edit_goes_through(world_a, alice_client):
+    form = {"kind": "numeric", "start_value": "0", "target_value": "100", "weight": "1",
+            "version": world_a.key_result.version}
+    edit_url = url(world_a, "key_result_edit", world_a.key_result.pk)
+    assert alice_client.post(edit_url, form | {"title": "First"}).status_code == 302
+    stale = alice_client.post(edit_url, form | {"title": "Second"}).content.decode()
+    assert "changed while you were editing" in stale and 'value="Second"' in stale
+    again = alice_client.post(edit_url, form | {"title": "Second",
+                                                "version": hidden_version(stale)})
+    assert again.status_code == 302
+    with scopes_disabled():
+        assert KeyResult.objects.get(pk=world_a.key_result.pk).title == "Second"
+
+
 def test_script_tags_in_titles_are_rendered_escaped(world_a, alice_client):
     evil = '<script>alert("x")</script>'
     ObjectiveFactory(organization=world_a.org, cycle=world_a.cycle, team=world_a.company,
