@@ -1,9 +1,12 @@
+import logging
 import re
+import smtplib
 import time
 from unittest import mock
 
 import pytest
 from django.core import mail
+from django.core.mail.backends.base import BaseEmailBackend
 from django.test import Client
 from django_scopes import scopes_disabled
 
@@ -85,6 +88,25 @@ def test_a_tampered_or_withdrawn_invitation_is_refused(invite, world_a, alice_cl
     alice_client.post(f"/o/org-a/console/invitations/{inv.pk}/revoke/")
     response = Client().get(path_of(link))
     assert response.status_code == 410 and "withdrawn" in response.content.decode()
+
+
+class BrokenMailServer(BaseEmailBackend):
+    def send_messages(self, email_messages):
+        raise smtplib.SMTPException("421 Service not available")
+
+
+def test_a_mail_server_failure_does_not_fail_the_invitation(world_a, alice_client, settings,
+                                                             django_capture_on_commit_callbacks,
+                                                             caplog):
+    settings.MAILERS = {"default": {"BACKEND": f"{__name__}.BrokenMailServer"}}
+    with caplog.at_level(logging.ERROR, logger="orgs.tasks"):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = alice_client.post("/o/org-a/console/members/", {
+                "email": "dana@example.test", "role": Role.MEMBER})
+    assert response.status_code == 302
+    with scopes_disabled():
+        assert Invitation.objects.get(email="dana@example.test").is_pending
+    assert "421 Service not available" in caplog.text and not mail.outbox
 
 
 def test_inviting_an_existing_member_is_a_form_error(world_a, alice_client, bob):
