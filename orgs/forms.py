@@ -16,10 +16,28 @@ class InviteForm(forms.Form):
         self.fields["team"].queryset = Team.objects.for_org(org)
 
 
+class IdsChoiceField(forms.ModelMultipleChoiceField):
+    """Ids out of the database's integer range are refused as invalid choices before the query:
+    a 20-digit id would otherwise crash SQLite (OverflowError) rather than fail validation."""
+
+    MAX_ID = 2**63 - 1
+
+    def _check_values(self, value):
+        for pk in value:
+            try:
+                out_of_range = not 0 < int(pk) <= self.MAX_ID
+            except (TypeError, ValueError):
+                continue  # not a number: the parent class says so
+            if out_of_range:
+                raise ValidationError(self.error_messages["invalid_choice"],
+                                      code="invalid_choice", params={"value": pk})
+        return super()._check_values(value)
+
+
 class MemberForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
-    teams = forms.ModelMultipleChoiceField(queryset=Team.objects.none(), required=False,
-                                           widget=forms.CheckboxSelectMultiple)
+    teams = IdsChoiceField(queryset=Team.objects.none(), required=False,
+                           widget=forms.CheckboxSelectMultiple)
 
     def __init__(self, *args, org, **kwargs):
         super().__init__(*args, **kwargs)

@@ -121,3 +121,13 @@ def test_the_member_list_is_paginated_with_a_constant_query_count(world_a, alice
     assert "Page 1 of 2" in first and "57 members" in first
     second = alice_client.get("/o/org-a/console/members/?page=2").content.decode()
     assert "Page 2 of 2" in second and "← Previous" in second
+
+
+@pytest.mark.parametrize("team_id", ["99999999999999999999", "-99999999999999999999", "0"])
+def test_a_team_id_out_of_range_is_a_form_error(world_a, alice_client, team_id):
+    response = alice_client.post(f"/o/org-a/console/members/{world_a.bob.pk}/", {
+        "role": Role.MEMBER, "teams": [world_a.team.pk, team_id]})
+    assert response.status_code == 200 and "Select a valid choice" in response.content.decode()
+    with scopes_disabled():
+        bob = Membership.objects.get(pk=world_a.bob.pk)
+        assert bob.role == Role.VIEWER and not bob.teams.exists()
