@@ -5,7 +5,8 @@ Every function loads what a page shows in a fixed number of queries, whatever th
 
 from collections import defaultdict
 
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Count, F, Prefetch, Q, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from orgs.models import Cycle, Team
@@ -110,18 +111,21 @@ def objective_page(org, objective):
 
 
 def attach_history(org, key_results, limit=12):
-    """Attach ``.history`` (newest first) and ``.sparkline`` to each key result: one query."""
+    """Attach ``.history`` (newest first) and ``.sparkline`` to each key result: one query, which
+    reads only the latest ``limit`` check-ins of each key result, however long its history."""
     key_results = list(key_results)
     by_kr = defaultdict(list)
+    newest_first = [F("created_at").desc(), F("pk").desc()]
     rows = (
         CheckIn.objects.for_org(org)
         .filter(key_result__in=[kr.pk for kr in key_results])
+        .annotate(rank=Window(RowNumber(), partition_by=F("key_result"), order_by=newest_first))
+        .filter(rank__lte=limit)
         .select_related("author")
-        .order_by("-created_at", "-pk")
+        .order_by(*newest_first)
     )
     for row in rows:
-        if len(by_kr[row.key_result_id]) < limit:
-            by_kr[row.key_result_id].append(row)
+        by_kr[row.key_result_id].append(row)
     for kr in key_results:
         kr.history = by_kr[kr.pk]
         values = [c.value for c in reversed(kr.history)]

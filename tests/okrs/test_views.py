@@ -411,3 +411,31 @@ def test_refusals_explain_themselves(world_a, alice_client, bob_client):
     assert page.status_code == 403 and "retired" in page.content.decode()
     missing = alice_client.get("/o/no-such-org/")
     assert missing.status_code == 404 and "Nothing here" in missing.content.decode()
+
+
+def test_a_key_result_loads_only_its_latest_12_check_ins(world_a, alice_client):
+    from datetime import timedelta
+
+    from django.db.models.signals import post_init
+    from django.utils import timezone
+
+    kr = KeyResultFactory(objective=world_a.objective, title="Thirty check-ins")
+    now = timezone.now()
+    for day in range(30):  # values 0..29, oldest first
+        CheckInFactory(key_result=kr, value=Decimal(day),
+                       created_at=now - timedelta(days=30 - day))
+    loaded = []
+    post_init.connect(lambda sender, instance, **kw: loaded.append(instance), sender=CheckIn,
+                      weak=False, dispatch_uid="count-check-ins")
+    try:
+        html = alice_client.get(url(world_a, "objective", world_a.objective.pk)).content.decode()
+    finally:
+        post_init.disconnect(sender=CheckIn, dispatch_uid="count-check-ins")
+    assert len(loaded) <= 12 + 1  # this KR's latest 12, the world KR's one
+    section = html[html.index("Thirty check-ins"):]
+    points = re.search(r'<polyline points="([^"]+)"', section).group(1).split()
+    assert len(points) == 1 + 12  # the start value, then the latest 12 check-ins
+    assert "Check-in history (12, latest)" in section
+    history = section[section.index("Check-in history"):]
+    assert "<strong>29 %" in history and "<strong>18 %" in history
+    assert "<strong>17 %" not in history
