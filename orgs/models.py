@@ -2,6 +2,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 from mptt.models import MPTTModel, TreeForeignKey
 
@@ -29,6 +30,10 @@ class UserManager(BaseUserManager):
         extra.setdefault("is_superuser", True)
         return self._create_user(email, password, **extra)
 
+    def get_by_natural_key(self, email):
+        """Sign-in: an email address is the same whatever its case."""
+        return self.get(email__iexact=email)
+
 
 class User(AbstractBaseUser, PermissionsMixin):
     """A person. People sign in with their email address; OKRs belong to teams, not to them."""
@@ -47,9 +52,18 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     class Meta:
         ordering = ["full_name", "email"]
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="user_email_unique_ignoring_case")
+        ]
 
     def __str__(self):
         return self.display_name
+
+    def save(self, *args, **kwargs):
+        # Stored in lower case, however it was typed (the admin, a factory, a shell), so that
+        # every comparison of addresses agrees with sign-in.
+        self.email = self.email.lower()
+        super().save(*args, **kwargs)
 
     @property
     def display_name(self):

@@ -13,7 +13,7 @@ from django_scopes import scopes_disabled
 from orgs.models import Invitation, Membership, Role, User
 
 from ..conftest import client_for
-from ..factories import MembershipFactory
+from ..factories import MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -150,6 +150,24 @@ def test_sign_in_by_email_and_password_reset_through_email(world_a, alice,
     c.post(form_url, {"new_password1": "fresh-pass-phrase-9", "new_password2":
                       "fresh-pass-phrase-9"})
     assert User.objects.get(pk=alice.pk).check_password("fresh-pass-phrase-9")
+
+
+@pytest.mark.parametrize("stored, typed", [("Ava@Example.com", "ava@example.com"),
+                                            ("ava@example.com", "Ava@Example.COM")])
+def test_sign_in_ignores_the_case_of_the_email(db, stored, typed):
+    UserFactory(email=stored)
+    response = Client().post("/accounts/login/", {"username": typed, "password": "password"})
+    assert response.status_code == 302 and response["Location"] == "/"
+
+
+def test_emails_are_stored_in_lower_case_and_unique_ignoring_case(db):
+    from django.db import IntegrityError, transaction
+
+    ava = UserFactory(email="Ava@Example.com")
+    assert User.objects.get(pk=ava.pk).email == "ava@example.com"
+    other = UserFactory(email="someone@example.com")
+    with pytest.raises(IntegrityError), transaction.atomic():  # save() bypassed: the database
+        User.objects.filter(pk=other.pk).update(email="AVA@example.com")
 
 
 def test_wrong_password_is_a_form_error(world_a):
