@@ -116,7 +116,7 @@ def test_the_member_list_is_paginated_with_a_constant_query_count(world_a, alice
 
     for _ in range(55):
         MembershipFactory(organization=world_a.org)
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(13):  # 12, plus the unread-alerts badge
         first = alice_client.get("/o/org-a/console/members/").content.decode()
     assert "Page 1 of 2" in first and "57 members" in first
     second = alice_client.get("/o/org-a/console/members/?page=2").content.decode()
@@ -131,3 +131,16 @@ def test_a_team_id_out_of_range_is_a_form_error(world_a, alice_client, team_id):
     with scopes_disabled():
         bob = Membership.objects.get(pk=world_a.bob.pk)
         assert bob.role == Role.VIEWER and not bob.teams.exists()
+
+
+def test_seed_demo_check_ins_fall_inside_their_cycle(db):
+    from django.utils import timezone
+
+    call_command("seed_demo", stdout=StringIO())
+    with scopes_disabled():
+        check_ins = CheckIn.objects.filter(organization__slug="northwind").select_related(
+            "key_result__objective__cycle")
+        early = [(c.key_result.title, timezone.localdate(c.created_at))
+                 for c in check_ins
+                 if timezone.localdate(c.created_at) < c.key_result.objective.cycle.start_date]
+    assert check_ins and early == []

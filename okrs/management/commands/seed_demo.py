@@ -196,12 +196,16 @@ class Command(BaseCommand):
                     target_value=None if target is None else Decimal(str(target)), unit=unit,
                     owner_team=teams[owner_team] if owner_team else None,
                     owner=teams[owner_team].lead if owner_team else lead)
-                self.check_ins(admin, kr, profile, elapsed, now, users)
+                self.check_ins(admin, kr, profile, elapsed, now, cycle)
 
-    def check_ins(self, admin, kr, profile, elapsed, now, users):
+    def check_ins(self, admin, kr, profile, elapsed, now, cycle):
         weeks = 3 if profile == "stale" else 6
+        # Every check-in falls inside the cycle: a stale KR's first ones crowd into its first
+        # days, a day apart, rather than predate it.
+        cycle_age = (timezone.localdate(now) - cycle.start_date).days
         for week in range(weeks):
             days_ago = (5 - week) * 7 + 2 + (17 if profile == "stale" else 0)
+            days_ago = min(days_ago, cycle_age - 1 - week)
             share = max(0.0, elapsed * (week + 1) / 6 - LAG[profile])
             conf = CONFIDENCE[profile] if week >= 2 else "on_track"
             note = NOTES.get(profile, NOTES["on"])[week % 3]
