@@ -1,11 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
+import dependencies.urls
 import okrs.urls
 import orgs.urls
 
 org_urlpatterns = [
     *okrs.urls.urlpatterns,
+    *dependencies.urls.urlpatterns,
     path("console/", include(orgs.urls.console_urlpatterns)),
 ]
 

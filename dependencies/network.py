@@ -121,14 +121,14 @@ def _load(cycle):
 def _rolled_values(key_results):
     """Current values of shared key results that take them from their contributors (sum or
     mean), contributors first, so a chain of shared KRs adds up."""
-    feeds = [Edge((KR, k["feeds_id"]), (KR, pk)) for pk, k in key_results.items()
+    feeds = [Edge((KR, pk), (KR, k["feeds_id"])) for pk, k in key_results.items()
              if k["feeds_id"] in key_results]
     contributors = defaultdict(list)
     for e in feeds:
         contributors[e.dst[1]].append(e.src[1])
     values = {}
     involved = {e.src for e in feeds} | {e.dst for e in feeds}
-    for _, pk in propagation.order(involved, [Edge(e.dst, e.src) for e in feeds]):
+    for _, pk in propagation.order(involved, feeds):
         k = key_results[pk]
         if not k["rollup"] or not contributors[pk] or k["kind"] != KeyResult.Kind.NUMERIC:
             continue

@@ -8,6 +8,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+# The network recomputes health after any change that can move it (dependencies.network).
+from dependencies import graph, network
 from orgs import permissions
 from orgs.models import Cycle, Membership, Organization, Team
 from orgs.services import lock_organization
@@ -95,11 +97,13 @@ def create_objective(*, membership, cycle, team, title, why="", parent=None, is_
     with transaction.atomic():
         lock_organization(org)
         _check_alignment(org, cycle=cycle, team=team, parent=parent, is_local=is_local)
-        return Objective.objects.create(
+        objective = Objective.objects.create(
             organization=org, cycle=cycle, team=team, parent=parent, title=title, why=why,
             is_local=is_local, state=state, created_by=membership.user,
             updated_by=membership.user,
         )
+        network.mark_changed(cycle)
+    return objective
 
 
 def update_objective(*, membership, objective, version, title, why, team, parent, is_local,
@@ -123,11 +127,16 @@ def update_objective(*, membership, objective, version, title, why, team, parent
         _check_cycle_open(current.cycle)
         _check_alignment(org, cycle=current.cycle, team=team, parent=parent,
                          is_local=is_local, objective=current)
+        if parent is not None and parent.pk != current.parent_id:
+            # A dependency or a shared key result may already lead from the parent back here.
+            graph.check_no_loop(org, graph.node_of(current), graph.node_of(parent),
+                                field="parent")
         current.title, current.why, current.team, current.parent = title, why, team, parent
         current.is_local, current.state = is_local, state
         current.version += 1
         current.updated_by = membership.user
         current.save()
+        network.mark_changed(current.cycle)
     return current
 
 
@@ -142,6 +151,8 @@ def retire_objective(*, membership, objective):
             state=Objective.State.RETIRED, version=objective.version + 1,
             updated_by=membership.user, updated_at=timezone.now(),
         )
+        if updated:
+            network.mark_changed(objective.cycle)
     return updated == 1
 
 
@@ -181,11 +192,13 @@ def create_key_result(*, membership, objective, title, kind, start_value=None, t
         start_value = target_value = None
     with transaction.atomic():
         position = KeyResult.objects.for_org(org).filter(objective=objective).count()
-        return KeyResult.objects.create(
+        key_result = KeyResult.objects.create(
             organization=org, objective=objective, title=title, kind=kind,
             start_value=start_value, target_value=target_value, current_value=start_value,
             unit=unit, owner_team=owner_team, owner=owner, weight=weight, position=position,
         )
+        network.mark_changed(objective.cycle)
+    return key_result
 
 
 def update_key_result(*, membership, key_result, version, title, start_value, target_value,
@@ -209,6 +222,7 @@ def update_key_result(*, membership, key_result, version, title, start_value, ta
             current.start_value, current.target_value = start_value, target_value
         current.version += 1
         current.save()
+        network.mark_changed(key_result.objective.cycle)
     return current
 
 
@@ -242,6 +256,7 @@ def record_check_in(*, membership, key_result, confidence, value=None, is_done=N
         KeyResult.objects.for_org(org).filter(pk=key_result.pk).update(**changes)
         for field, new in changes.items():
             setattr(key_result, field, new)
+        network.mark_changed(objective.cycle)
     return check_in
 
 

@@ -6,9 +6,11 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseClientRedirect, retarget
 
+from dependencies import selectors as network_selectors
+from dependencies.forms import RecoveryActionForm, ShareForm
 from orgs.decorators import org_view
 from orgs.forms import submit
-from orgs.permissions import can_edit_objective, can_edit_team_okrs
+from orgs.permissions import can_edit_objective, can_edit_team_okrs, can_plan_recovery
 
 from . import selectors, services
 from .access import access_key_result, access_objective, access_team
@@ -78,6 +80,8 @@ def team_detail(request, team_pk):
     team = access_team(request.membership, team_pk)
     cycles, cycle = _cycle_context(request)
     ctx = selectors.team_page(request.org, team, cycle)
+    if cycle is not None:
+        ctx["network"] = network_selectors.team_links(request.org, team, cycle)
     return render(request, "okrs/team.html", {
         "team": team, "cycles": cycles, "cycle": cycle,
         "can_add": cycle is not None and can_edit_team_okrs(request.membership, team.pk), **ctx,
@@ -88,9 +92,15 @@ def team_detail(request, team_pk):
 def objective_detail(request, objective_pk):
     objective = access_objective(request.membership, objective_pk)
     ctx = selectors.objective_page(request.org, objective)
+    can_edit = can_edit_objective(request.membership, objective)
     return render(request, "okrs/objective.html", {
-        "objective": objective, "can_edit": can_edit_objective(request.membership, objective),
-        "kr_form": KeyResultForm(membership=request.membership), **ctx,
+        "objective": objective, "can_edit": can_edit,
+        "kr_form": KeyResultForm(membership=request.membership),
+        "network": network_selectors.objective_network(request.org, objective,
+                                                       request.membership),
+        "share_form": ShareForm(org=request.org, objective=objective) if can_edit else None,
+        "can_plan_recovery": can_plan_recovery(request.membership, objective),
+        "recovery_form": RecoveryActionForm(org=request.org), **ctx,
     })
 
 

@@ -11,11 +11,14 @@ from orgs.models import Role, Team
 from .factories import (
     CheckInFactory,
     CycleFactory,
+    DependencyFactory,
     InvitationFactory,
     KeyResultFactory,
     MembershipFactory,
     ObjectiveFactory,
+    ObjectiveShareFactory,
     OrganizationFactory,
+    RecoveryActionFactory,
     TeamFactory,
     UserFactory,
     company_of,
@@ -58,6 +61,11 @@ def build_world(org, admin_user):
     w.key_result = KeyResultFactory(objective=w.objective)
     w.check_in = CheckInFactory(key_result=w.key_result)
     w.invitation = InvitationFactory(organization=org)
+    w.other_objective = ObjectiveFactory(organization=org, cycle=w.cycle, team=w.company,
+                                         title=f"{org.name} second company goal")
+    w.dependency = DependencyFactory(downstream=w.key_result, upstream=w.other_objective)
+    w.share = ObjectiveShareFactory(objective=w.objective, team=w.company)
+    w.recovery_action = RecoveryActionFactory(objective=w.company_objective, owner=admin_user)
     return w
 
 

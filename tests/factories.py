@@ -137,3 +137,59 @@ class InvitationFactory(ScopeFreeFactory):
     organization = factory.SubFactory(OrganizationFactory)
     email = factory.Sequence(lambda n: f"invitee{n}@example.test")
     role = Role.MEMBER
+
+
+class DependencyFactory(ScopeFreeFactory):
+    """``downstream`` and ``upstream`` are objectives or key results of one organization."""
+
+    class Meta:
+        model = "dependencies.Dependency"
+        exclude = ["downstream", "upstream"]
+
+    downstream = factory.SubFactory(KeyResultFactory)
+    upstream = factory.SubFactory(KeyResultFactory)
+    organization = factory.SelfAttribute("downstream.organization")
+    cycle = factory.LazyAttribute(lambda o: _objective(o.downstream).cycle)
+    downstream_objective = factory.LazyAttribute(lambda o: _if(o.downstream, Objective))
+    downstream_key_result = factory.LazyAttribute(lambda o: _if(o.downstream, KeyResult))
+    upstream_objective = factory.LazyAttribute(lambda o: _if(o.upstream, Objective))
+    upstream_key_result = factory.LazyAttribute(lambda o: _if(o.upstream, KeyResult))
+    requesting_team = factory.LazyAttribute(lambda o: _team(o.downstream))
+    providing_team = factory.LazyAttribute(lambda o: _team(o.upstream))
+    need = "The feature, in production"
+    needed_by = factory.LazyAttribute(lambda o: o.cycle.end_date)
+    fallback = "We sell without it"
+    status = "committed"
+
+
+def _if(node, model):
+    return node if isinstance(node, model) else None
+
+
+def _objective(node):
+    return node if isinstance(node, Objective) else node.objective
+
+
+def _team(node):
+    return node.team if isinstance(node, Objective) else node.owner_team
+
+
+class ObjectiveShareFactory(ScopeFreeFactory):
+    class Meta:
+        model = "dependencies.ObjectiveShare"
+
+    objective = factory.SubFactory(ObjectiveFactory)
+    organization = factory.SelfAttribute("objective.organization")
+    team = factory.SubFactory(TeamFactory, organization=factory.SelfAttribute("..organization"))
+    kind = "objective"
+
+
+class RecoveryActionFactory(ScopeFreeFactory):
+    class Meta:
+        model = "dependencies.RecoveryAction"
+
+    objective = factory.SubFactory(ObjectiveFactory)
+    organization = factory.SelfAttribute("objective.organization")
+    title = factory.Sequence(lambda n: f"Recovery step {n}")
+    owner = factory.SubFactory(UserFactory)
+    due_date = factory.LazyFunction(lambda: timezone.localdate() + timedelta(days=14))

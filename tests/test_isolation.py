@@ -47,11 +47,15 @@ def ids_of(world):
         "membership_pk": world.admin.pk,
         "invitation_pk": world.invitation.pk,
         "cycle_pk": world.cycle.pk,
+        "dependency_pk": world.dependency.pk,
+        "share_pk": world.share.pk,
+        "action_pk": world.recovery_action.pk,
+        "pk": world.objective.pk,  # with <node:kind> = "o"
     }
 
 
 def fill(route, slug, ids):
-    path = route.replace("<slug:org_slug>", slug)
+    path = route.replace("<slug:org_slug>", slug).replace("<node:kind>", "o")
     for key, value in ids.items():
         path = path.replace(f"<int:{key}>", str(value))
     assert "<" not in path, f"no id mapping for a keyword in {route}"
@@ -111,7 +115,8 @@ def test_every_url_pattern_is_covered_by_the_walk():
                 f"{route} is under /o/<org>/ but its view is not wrapped in @org_view")
             keywords = {k for k in pattern.pattern.converters if k != "org_slug"}
             known = {"objective_pk", "key_result_pk", "team_pk", "membership_pk",
-                     "invitation_pk", "cycle_pk"}
+                     "invitation_pk", "cycle_pk", "dependency_pk", "share_pk", "action_pk",
+                     "kind", "pk"}
             assert keywords <= known, f"{route}: add {keywords - known} to ids_of()"
         else:
             assert pattern.name in GLOBAL_URLS, (
@@ -138,4 +143,5 @@ def test_a_query_outside_an_organization_scope_fails_loudly(model):
 def test_every_tenant_model_is_guarded():
     names = {m.__name__ for m in tenant_models()}
     assert {"Team", "Membership", "Cycle", "Invitation", "Objective", "KeyResult",
-            "CheckIn"} <= names
+            "CheckIn", "Dependency", "DependencyEvent", "ObjectiveShare", "NetworkState",
+            "Notification", "AlertEmail", "RecoveryAction", "PropagationRun"} <= names

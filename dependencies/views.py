@@ -1,0 +1,218 @@
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponseNotAllowed
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+
+from okrs import selectors as okr_selectors
+from orgs.decorators import org_view
+from orgs.forms import submit
+from orgs.permissions import (
+    can_edit_objective,
+    can_open_console,
+    can_plan_recovery,
+    can_request_dependency,
+)
+
+from . import selectors, services
+from .access import (
+    access_dependency,
+    access_node,
+    access_recovery_action,
+    access_share,
+    notifications_of,
+)
+from .forms import AnswerForm, DependencyForm, LinkForm, RecoveryActionForm, ShareForm
+from .propagation import RULES
+from .selectors import at_risk_from_upstream
+
+
+def _objective_url(request, objective_id, anchor=""):
+    return reverse("objective", args=[request.org.slug, objective_id]) + anchor
+
+
+@org_view
+def network_overview(request):
+    """What is at risk because of something upstream, and the dependencies of the cycle."""
+    cycles = okr_selectors.cycles_for(request.org)
+    cycle = okr_selectors.pick_cycle(cycles, request.GET.get("cycle"))
+    mine = request.GET.get("show") != "all"
+    team_ids = okr_selectors.my_team_ids(request.membership) if mine else None
+    ctx = {"cycles": cycles, "cycle": cycle, "nav": "network", "mine": mine, "rules": RULES}
+    if cycle is not None:
+        at_risk = at_risk_from_upstream(request.org, cycle)
+        ctx["at_risk"] = Paginator(at_risk, 50).get_page(request.GET.get("page"))
+        ctx["dependencies"] = selectors.dependencies_for(request.org, cycle, request.membership,
+                                               mine_team_ids=team_ids)
+        if can_open_console(request.membership):
+            ctx["escalations"] = services.escalated(request.org)
+    return render(request, "dependencies/network.html", ctx)
+
+
+@org_view
+def dependency_create(request, kind, pk):
+    """Record that an objective ("o") or key result ("k") depends on another team's work."""
+    downstream = access_node(request.membership, kind, pk)
+    objective = downstream if kind == "o" else downstream.objective
+    team_id = objective.team_id if kind == "o" else downstream.owner_team_id
+    if not can_request_dependency(request.membership, team_id):
+        raise PermissionDenied("Only the leads of the team that depends can record this.")
+    form = DependencyForm(request.POST or None, org=request.org, cycle=objective.cycle,
+                          own_team_id=team_id)
+
+    def save(data):
+        up_kind, _, up_pk = data["upstream"].partition(":")
+        try:
+            upstream = access_node(request.membership, up_kind, int(up_pk))
+        except (Http404, ValueError):
+            raise ValidationError({"upstream": "Choose an objective or key result."}) from None
+        return services.request_dependency(
+            membership=request.membership, downstream=downstream, upstream=upstream,
+            need=data["need"], needed_by=data["needed_by"], fallback=data["fallback"])
+
+    dependency = submit(request, form, save)
+    if dependency is not None:
+        messages.success(request, f"Request sent to {dependency.providing_team.name}.")
+        return redirect("dependency", request.org.slug, dependency.pk)
+    return render(request, "dependencies/dependency_form.html", {
+        "form": form, "downstream": downstream, "objective": objective, "kind": kind})
+
+
+@org_view
+def dependency_detail(request, dependency_pk):
+    dependency = access_dependency(request.membership, dependency_pk)
+    [dependency] = dependencies_for_one(request, dependency)
+    return render(request, "dependencies/dependency.html", {
+        "dependency": dependency, "events": list(dependency.events.select_related("actor")),
+        "form": AnswerForm()})
+
+
+def dependencies_for_one(request, dependency):
+    dependency.escalated = services.is_escalated(dependency)
+    dependency.answers = services.allowed_answers(request.membership, dependency)
+    return [dependency]
+
+
+@org_view
+def dependency_answer(request, dependency_pk):
+    dependency = access_dependency(request.membership, dependency_pk)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    form = AnswerForm(request.POST)
+    result = submit(request, form, lambda data: services.answer_dependency(
+        membership=request.membership, dependency=dependency, status=data["status"],
+        note=data["note"]))
+    if result is not None:
+        messages.success(request, f"Marked {result.get_status_display().lower()}.")
+        return redirect("dependency", request.org.slug, dependency.pk)
+    dependencies_for_one(request, dependency)
+    return render(request, "dependencies/dependency.html", {
+        "dependency": dependency, "events": list(dependency.events.select_related("actor")),
+        "form": form, "failed_status": request.POST.get("status")}, status=400)
+
+
+@org_view
+def why_at_risk(request, kind, pk):
+    node = access_node(request.membership, kind, pk)
+    objective = node if kind == "o" else node.objective
+    return render(request, "dependencies/why.html", {
+        "node": node, "kind": kind, "objective": objective, "rules": RULES})
+
+
+@org_view
+def share_add(request, objective_pk):
+    objective = access_node(request.membership, "o", objective_pk)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    if not can_edit_objective(request.membership, objective):
+        raise PermissionDenied("You can share objectives only of teams you lead.")
+    form = ShareForm(request.POST, org=request.org, objective=objective)
+    share = submit(request, form, lambda data: services.share_objective(
+        membership=request.membership, objective=objective, team=data["team"],
+        kind=data["kind"]))
+    if share is not None:
+        messages.success(request, f"Shared with {share.team.name}.")
+    else:
+        errors = " ".join(e for errs in form.errors.values() for e in errs)
+        messages.error(request, f"Not shared: {errors}")
+    return redirect(_objective_url(request, objective.pk, "#network"))
+
+
+@org_view
+def share_remove(request, share_pk):
+    share = access_share(request.membership, share_pk)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    services.unshare_objective(membership=request.membership, share=share)
+    messages.success(request, f"No longer shared with {share.team.name}.")
+    return redirect(_objective_url(request, share.objective_id, "#network"))
+
+
+@org_view
+def key_result_link(request, key_result_pk):
+    key_result = access_node(request.membership, "k", key_result_pk)
+    if not can_edit_objective(request.membership, key_result.objective):
+        raise PermissionDenied("You can link key results only of teams you lead.")
+    initial = {"feeds": key_result.feeds_id or ""}
+    form = LinkForm(request.POST or None, org=request.org, key_result=key_result,
+                    initial=initial)
+
+    def save(data):
+        feeds = None
+        if data["feeds"]:
+            feeds = access_node(request.membership, "k", int(data["feeds"]))
+        return services.link_key_result(
+            membership=request.membership, key_result=key_result, feeds=feeds,
+            rollup=data["rollup"] if feeds is not None else None)
+
+    if submit(request, form, save) is not None:
+        messages.success(request, "Contribution saved. Health is being recomputed.")
+        return redirect(_objective_url(request, key_result.objective_id, f"#kr-{key_result.pk}"))
+    return render(request, "dependencies/key_result_link.html", {
+        "form": form, "key_result": key_result})
+
+
+@org_view
+def recovery_add(request, objective_pk):
+    objective = access_node(request.membership, "o", objective_pk)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    if not can_plan_recovery(request.membership, objective):
+        raise PermissionDenied("Recovery plans are for alignment leads.")
+    form = RecoveryActionForm(request.POST, org=request.org)
+    action = submit(request, form, lambda data: services.add_recovery_action(
+        membership=request.membership, objective=objective, title=data["title"],
+        owner=data["owner"], due_date=data["due_date"]))
+    if action is not None:
+        messages.success(request, "Recovery action added.")
+    else:
+        errors = " ".join(e for errs in form.errors.values() for e in errs)
+        messages.error(request, f"Not added: {errors}")
+    return redirect(_objective_url(request, objective.pk, "#recovery"))
+
+
+@org_view
+def recovery_done(request, action_pk):
+    action = access_recovery_action(request.membership, action_pk)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    services.set_recovery_action_done(membership=request.membership, action=action,
+                                      done=request.POST.get("done") == "1")
+    return redirect(_objective_url(request, action.objective_id, "#recovery"))
+
+
+@org_view
+def notifications(request):
+    rows = notifications_of(request.membership).select_related("objective__team")
+    page = Paginator(rows, 30).get_page(request.GET.get("page"))
+    return render(request, "dependencies/notifications.html", {"page": page, "nav": "alerts"})
+
+
+@org_view
+def notifications_read(request):
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    notifications_of(request.membership).unread().update(read_at=timezone.now())
+    return redirect("notifications", request.org.slug)

@@ -1,0 +1,188 @@
+"""The propagation on the database: effective health, root-cause paths, alerts and batching."""
+
+from decimal import Decimal
+
+import pytest
+from django.core import mail
+from django_scopes import scope
+
+from dependencies import network
+from dependencies.models import AlertEmail, Dependency, Notification, PropagationRun
+from okrs.models import KeyResult, Objective
+from okrs.services import record_check_in
+from tests.factories import DependencyFactory, KeyResultFactory, ObjectiveFactory
+from tests.querycount import count_queries
+
+pytestmark = pytest.mark.django_db
+
+
+def run(r, capture):
+    with scope(organization=r.org), capture(execute=True):
+        return network.run(r.cycle)
+
+
+def fresh(obj):
+    with scope(organization=obj.organization):
+        return type(obj).objects.get(pk=obj.pk)
+
+
+def slip_sso(r):
+    with scope(organization=r.org):
+        KeyResult.objects.filter(pk=r.sso.pk).update(confidence="off_track")
+
+
+def test_an_off_track_upstream_puts_the_dependent_at_risk_with_its_root_cause(
+        revenue, django_capture_on_commit_callbacks):
+    r = revenue
+    run(r, django_capture_on_commit_callbacks)
+    assert fresh(r.deals).effective_health == "on_track"
+    slip_sso(r)
+    run(r, django_capture_on_commit_callbacks)
+    deals, win, arr = fresh(r.deals), fresh(r.win), fresh(r.arr)
+    assert fresh(r.sso).effective_health == "off_track"
+    assert deals.effective_health == "at_risk"
+    [path] = deals.risk_causes
+    assert [n["title"] for n in path] == ["Ship SSO"]
+    assert path[0]["team"] == "Engineering" and path[0]["health"] == "off_track"
+    assert win.effective_health == "at_risk"
+    assert [n["title"] for n in win.risk_causes[0]] == ["Ship SSO", "Close 3 enterprise deals"]
+    # The company objective takes in both departments: Engineering's objective is off track
+    # on its own, Sales' is at risk because of it.
+    assert arr.effective_health == "off_track"
+    titles = [[n["title"] for n in p] for p in arr.risk_causes]
+    assert ["Make the platform enterprise-ready"] in titles
+    assert ["Ship SSO", "Close 3 enterprise deals", "Win enterprise customers"] in titles
+
+
+def test_the_owner_is_notified_at_once_and_gets_one_email_with_the_root_cause(
+        revenue, django_capture_on_commit_callbacks):
+    r = revenue
+    run(r, django_capture_on_commit_callbacks)
+    mail.outbox.clear()
+    slip_sso(r)
+    run(r, django_capture_on_commit_callbacks)
+    with scope(organization=r.org):
+        notes = list(Notification.objects.filter(user=r.mia).order_by("title"))
+    # Mia owns the deals KR and leads Sales (the objective): two items, one email.
+    assert [(n.title, n.kind, n.health) for n in notes] == [
+        ("Close 3 enterprise deals", "worse", "at_risk"),
+        ("Win enterprise customers", "worse", "at_risk"),
+    ]
+    to_mia = [m for m in mail.outbox if m.to == ["mia@a.test"]]
+    assert len(to_mia) == 1
+    body = to_mia[0].body
+    assert "Close 3 enterprise deals" in body and "Ship SSO" in body and "Engineering" in body
+    assert "2 items at risk from upstream" in to_mia[0].subject
+    html = to_mia[0].alternatives[0].content
+    assert "Ship SSO" in html
+    # Ethan's own KR is off track by his own check-in: no "because of something else" alert.
+    assert not [m for m in mail.outbox if m.to == ["ethan@a.test"]]
+
+
+def test_running_twice_changes_nothing_and_sends_nothing_more(
+        revenue, django_capture_on_commit_callbacks):
+    r = revenue
+    slip_sso(r)
+    first = run(r, django_capture_on_commit_callbacks)
+    sent = len(mail.outbox)
+    second = run(r, django_capture_on_commit_callbacks)
+    assert first.changed > 0 and second.changed == 0
+    assert len(mail.outbox) == sent
+    with scope(organization=r.org):
+        assert PropagationRun.objects.count() == 1
+
+
+def test_recovery_is_announced_and_clears_the_path(revenue, django_capture_on_commit_callbacks):
+    r = revenue
+    slip_sso(r)
+    run(r, django_capture_on_commit_callbacks)
+    with scope(organization=r.org):
+        KeyResult.objects.filter(pk=r.sso.pk).update(confidence="on_track")
+    run(r, django_capture_on_commit_callbacks)
+    deals = fresh(r.deals)
+    assert deals.effective_health == "on_track" and deals.risk_causes == []
+    with scope(organization=r.org):
+        assert Notification.objects.filter(user=r.mia, kind="recovered").count() == 2
+
+
+def test_retiring_the_upstream_objective_lifts_the_risk(
+        revenue, django_capture_on_commit_callbacks):
+    r = revenue
+    slip_sso(r)
+    run(r, django_capture_on_commit_callbacks)
+    with scope(organization=r.org):
+        Objective.objects.filter(pk=r.platform.pk).update(state="retired")
+    run(r, django_capture_on_commit_callbacks)
+    assert fresh(r.deals).effective_health == "on_track"
+
+
+def test_delivered_dependency_no_longer_propagates_and_broken_one_does(
+        revenue, django_capture_on_commit_callbacks):
+    r = revenue
+    slip_sso(r)
+    with scope(organization=r.org):
+        Dependency.objects.filter(pk=r.dependency.pk).update(status="delivered")
+    run(r, django_capture_on_commit_callbacks)
+    assert fresh(r.deals).effective_health == "on_track"
+    with scope(organization=r.org):
+        KeyResult.objects.filter(pk=r.sso.pk).update(confidence="on_track")
+        Dependency.objects.filter(pk=r.dependency.pk).update(status="broken")
+    run(r, django_capture_on_commit_callbacks)
+    assert fresh(r.deals).effective_health == "at_risk"
+
+
+def test_a_shared_key_result_adds_up_its_contributors(
+        revenue, django_capture_on_commit_callbacks):
+    r = revenue
+    shared = KeyResultFactory(objective=r.arr, title="New ARR", start_value=0,
+                              target_value=Decimal(12), current_value=0, rollup="sum")
+    KeyResultFactory(objective=r.win, title="Sales ARR", current_value=Decimal(5), feeds=shared)
+    KeyResultFactory(objective=r.platform, title="Self-serve ARR", current_value=Decimal(2),
+                     feeds=shared)
+    run(r, django_capture_on_commit_callbacks)
+    assert fresh(shared).current_value == Decimal(7)
+    with scope(organization=r.org):
+        KeyResult.objects.filter(pk=shared.pk).update(rollup="mean")
+    run(r, django_capture_on_commit_callbacks)
+    assert fresh(shared).current_value == Decimal("3.5")
+
+
+def test_five_items_for_one_person_make_one_email(revenue, django_capture_on_commit_callbacks):
+    r = revenue
+    for i in range(4):
+        kr = KeyResultFactory(objective=r.win, title=f"Deal stream {i}", owner=r.mia,
+                              current_value=Decimal(60), confidence="on_track")
+        DependencyFactory(downstream=kr, upstream=r.sso)
+    run(r, django_capture_on_commit_callbacks)
+    mail.outbox.clear()
+    slip_sso(r)
+    run(r, django_capture_on_commit_callbacks)
+    with scope(organization=r.org):
+        kr_alerts = Notification.objects.filter(user=r.mia, key_result__isnull=False).count()
+        assert AlertEmail.objects.filter(user=r.mia).count() == 1
+    assert kr_alerts == 5
+    assert [m.to for m in mail.outbox] == [["mia@a.test"]]
+    assert all(f"Deal stream {i}" in mail.outbox[0].body for i in range(4))
+
+
+def test_check_in_through_the_service_recomputes_after_commit(
+        revenue, django_capture_on_commit_callbacks):
+    r = revenue
+    with scope(organization=r.org), django_capture_on_commit_callbacks(execute=True):
+        record_check_in(membership=r.ethan_m, key_result=fresh(r.sso), confidence="off_track",
+                        is_done=False, note="Vendor slipped")
+    assert fresh(r.deals).effective_health == "at_risk"
+
+
+def test_query_count_does_not_grow_with_the_network(world_a, world_b):
+    from dependencies import generate
+
+    counts = {}
+    for world, size in ((world_a, 50), (world_b, 2000)):
+        with scope(organization=world.org):
+            generate.build(world.org, world.cycle, size)
+            outcome, counts[size], sql = count_queries(lambda w=world: network.run(w.cycle))
+        assert outcome.nodes >= size
+    # Reads (state, objectives, key results, dependencies, shares), one JSON-fed UPDATE per
+    # table, the bookkeeping and the alerts: the same handful whatever the size.
+    assert counts[50] == counts[2000], sql
