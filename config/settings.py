@@ -122,6 +122,14 @@ if _email_host:
             },
         }
     }
+elif env_str("EMAIL_FILE_PATH"):
+    # One file per message in that folder: handy to read what a worker sent.
+    MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "OPTIONS": {"file_path": env_str("EMAIL_FILE_PATH")},
+        }
+    }
 else:
     MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
 
@@ -137,6 +145,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BEAT_SCHEDULE = {
+    # Re-enqueue any cycle still marked dirty: a task lost while the broker was down.
+    "network-sweep": {"task": "dependencies.tasks.sweep_network", "schedule": 60.0},
+    # Pace moves with the calendar: recompute every running cycle once an hour.
+    "network-hourly": {"task": "dependencies.tasks.sweep_network", "schedule": 3600.0,
+                       "kwargs": {"full": True}},
+}
 
 # Security. Every page runs under a strict CSP: scripts only from us, with the request's nonce.
 SECURE_CSP = {
