@@ -10,7 +10,7 @@ from dependencies import network
 from dependencies.models import AlertEmail, Dependency, Notification, PropagationRun
 from okrs.models import KeyResult, Objective
 from okrs.services import record_check_in
-from tests.factories import DependencyFactory, KeyResultFactory, ObjectiveFactory
+from tests.factories import DependencyFactory, KeyResultFactory
 from tests.querycount import count_queries
 
 pytestmark = pytest.mark.django_db
