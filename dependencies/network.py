@@ -17,11 +17,12 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from django_scopes import scopes_disabled
 
 from okrs import progress
 from okrs.models import KeyResult, Objective
 from orgs.models import Cycle
-from orgs.tasks import enqueue_on_commit
+from orgs.tasks import enqueue_now, enqueue_on_commit
 
 from . import propagation
 from .models import (
@@ -58,7 +59,17 @@ def mark_changed(cycle):
         NetworkState.objects.get_or_create(
             cycle=cycle, defaults={"organization_id": cycle.organization_id,
                                    "changed_at": timezone.now()})
-    enqueue_on_commit(propagate_cycle, cycle.pk)
+    cycle_id = cycle.pk
+
+    def enqueue():
+        # Many changes in one transaction (a seeded demo, say) need one recompute: once a run
+        # has cleared the flag, the later callbacks of the same commit have nothing to do.
+        with scopes_disabled():
+            still_dirty = NetworkState.objects.filter(cycle_id=cycle_id, dirty=True).exists()
+        if still_dirty:
+            enqueue_now(propagate_cycle, cycle_id)
+
+    transaction.on_commit(enqueue)
 
 
 def run(cycle, *, now=None):

@@ -18,17 +18,18 @@ def enqueue_on_commit(task, *args):
     do the work in-process. Either way the user's request succeeds: what it saved is committed,
     and a failure of the work itself (a mail server that refuses) is logged, not raised."""
 
-    def _send():
-        if task.app.conf.task_always_eager:
-            _run_in_process(task, args)
-            return
-        try:
-            task.delay(*args)
-        except OperationalError:
-            log.warning("Broker unavailable; running %s in-process", task.name)
-            _run_in_process(task, args)
+    transaction.on_commit(lambda: enqueue_now(task, *args))
 
-    transaction.on_commit(_send)
+
+def enqueue_now(task, *args):
+    if task.app.conf.task_always_eager:
+        _run_in_process(task, args)
+        return
+    try:
+        task.delay(*args)
+    except OperationalError:
+        log.warning("Broker unavailable; running %s in-process", task.name)
+        _run_in_process(task, args)
 
 
 def _run_in_process(task, args):
