@@ -38,9 +38,12 @@ def network_overview(request):
     """What is at risk because of something upstream, and the dependencies of the cycle."""
     cycles = okr_selectors.cycles_for(request.org)
     cycle = okr_selectors.pick_cycle(cycles, request.GET.get("cycle"))
-    mine = request.GET.get("show") != "all"
-    team_ids = okr_selectors.my_team_ids(request.membership) if mine else None
-    ctx = {"cycles": cycles, "cycle": cycle, "nav": "network", "mine": mine, "rules": RULES}
+    my_teams = okr_selectors.my_team_ids(request.membership)
+    # People with teams see theirs first; the alignment lead, with none, sees everything.
+    mine = bool(my_teams) and request.GET.get("show") != "all"
+    team_ids = my_teams if mine else None
+    ctx = {"cycles": cycles, "cycle": cycle, "nav": "network", "mine": mine, "rules": RULES,
+           "my_teams": my_teams}
     if cycle is not None:
         at_risk = at_risk_from_upstream(request.org, cycle)
         ctx["at_risk"] = Paginator(at_risk, 50).get_page(request.GET.get("page"))

@@ -1,0 +1,204 @@
+"""The network pages as people use them: request, answer, see why, be told."""
+
+import pytest
+from django.core import mail
+from django_scopes import scope
+
+from dependencies import network
+from dependencies.models import Dependency, Notification
+from okrs.models import KeyResult
+from tests.conftest import client_for
+from tests.factories import DependencyFactory, KeyResultFactory, ObjectiveFactory, TeamFactory
+from tests.querycount import assert_same_queries, count_queries
+
+pytestmark = pytest.mark.django_db
+
+
+def url(r, name, *args):
+    from django.urls import reverse
+
+    return reverse(name, args=[r.org.slug, *args])
+
+
+def test_a_lead_requests_the_provider_commits_and_both_see_it(revenue,
+                                                             django_capture_on_commit_callbacks):
+    r = revenue
+    mia = client_for(r.mia)
+    form = mia.get(url(r, "dependency_new", "o", r.win.pk)).content.decode()
+    assert "Make the platform enterprise-ready" in form  # Engineering's work is offered
+    assert "Objective: Win enterprise customers" not in form  # not its own
+    with django_capture_on_commit_callbacks(execute=True):
+        response = mia.post(url(r, "dependency_new", "o", r.win.pk), {
+            "upstream": f"o:{r.platform.pk}", "need": "Audit logs for the pilot",
+            "needed_by": r.cycle.end_date.isoformat(), "fallback": "Pilot without audit logs"})
+    assert response.status_code == 302
+    with scope(organization=r.org):
+        d = Dependency.objects.get(need="Audit logs for the pilot")
+    page = client_for(r.ethan).get(url(r, "dependency", d.pk)).content.decode()
+    assert "Commit" in page and "Decline" in page
+    assert "Withdraw" not in page  # that is the requester's
+    response = client_for(r.ethan).post(url(r, "dependency_answer", d.pk),
+                                        {"status": "committed", "note": ""})
+    assert response.status_code == 302
+    for who in (r.mia, r.ethan):
+        objective = r.win if who == r.mia else r.platform
+        page = client_for(who).get(url(r, "objective", objective.pk)).content.decode()
+        assert "Audit logs for the pilot" in page and "Committed" in page
+
+
+def test_declining_without_a_reason_is_refused_and_keeps_the_request(revenue):
+    r = revenue
+    d = r.dependency
+    with scope(organization=r.org):
+        Dependency.objects.filter(pk=d.pk).update(status="requested")
+    response = client_for(r.ethan).post(url(r, "dependency_answer", d.pk),
+                                        {"status": "declined", "note": "  "})
+    assert response.status_code == 400
+    assert "Give a reason" in response.content.decode()
+    response = client_for(r.ethan).post(url(r, "dependency_answer", d.pk),
+                                        {"status": "declined", "note": "No capacity"})
+    assert response.status_code == 302
+    page = client_for(r.liam).get(url(r, "network")).content.decode()
+    assert "Escalations" in page and "No capacity" not in page  # the row, not the reason
+    assert "Close 3 enterprise deals" in page
+
+
+def test_the_requester_cannot_answer_for_the_provider(revenue):
+    r = revenue
+    with scope(organization=r.org):
+        Dependency.objects.filter(pk=r.dependency.pk).update(status="requested")
+    response = client_for(r.mia).post(url(r, "dependency_answer", r.dependency.pk),
+                                      {"status": "committed"})
+    assert response.status_code == 403
+
+
+def test_a_viewer_reads_the_network_but_cannot_request(revenue, bob_client):
+    r = revenue
+    assert bob_client.get(url(r, "network")).status_code == 200
+    assert bob_client.get(url(r, "dependency", r.dependency.pk)).status_code == 200
+    assert bob_client.get(url(r, "dependency_new", "k", r.deals.pk)).status_code == 403
+
+
+def test_a_loop_is_explained_on_the_form(revenue):
+    r = revenue
+    response = client_for(r.ethan).post(url(r, "dependency_new", "k", r.sso.pk), {
+        "upstream": f"o:{r.win.pk}", "need": "x", "needed_by": r.cycle.end_date.isoformat(),
+        "fallback": "y"})
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "This link would create a loop" in page
+    assert "Win enterprise customers (Sales) -&gt; Ship SSO (Engineering)" in page
+
+
+def test_garbage_upstream_is_a_form_error(revenue):
+    r = revenue
+    for value in ("k:999999", "x:1", "o:abc", ""):
+        response = client_for(r.mia).post(url(r, "dependency_new", "o", r.win.pk), {
+            "upstream": value, "need": "x", "needed_by": r.cycle.end_date.isoformat(),
+            "fallback": "y"})
+        assert response.status_code == 200, value
+        assert 'class="field-error"' in response.content.decode(), value
+
+
+def test_why_at_risk_shows_the_path_and_the_alert_reaches_the_owner(
+        revenue, django_capture_on_commit_callbacks):
+    r = revenue
+    with scope(organization=r.org):
+        KeyResult.objects.filter(pk=r.sso.pk).update(confidence="off_track")
+        with django_capture_on_commit_callbacks(execute=True):
+            network.run(r.cycle)
+    mia = client_for(r.mia)
+    page = mia.get(url(r, "objective", r.win.pk)).content.decode()
+    assert "At risk from upstream" in page
+    why = mia.get(url(r, "why_at_risk", "k", r.deals.pk)).content.decode()
+    path = why[why.index('data-testid="risk-path"'):]
+    assert path.index("Ship SSO") < path.index("Close 3 enterprise deals")
+    assert "never off track" in why  # the rule, in words
+    home = mia.get(url(r, "home")).content.decode()
+    assert 'data-testid="unread-alerts">2' in home
+    alerts = mia.get(url(r, "notifications")).content.decode()
+    assert "Close 3 enterprise deals" in alerts and "Root cause: Ship SSO (Engineering)" in alerts
+    mia.post(url(r, "notifications_read"))
+    with scope(organization=r.org):
+        assert not Notification.objects.filter(user=r.mia, read_at__isnull=True).exists()
+    assert len([m for m in mail.outbox if m.to == ["mia@a.test"]]) == 1
+
+
+def test_team_pages_name_each_link_and_say_when_nothing_is_shared(revenue):
+    r = revenue
+    KeyResultFactory(objective=r.win, owner_team=r.eng, title="Security review passed")
+    loner = TeamFactory(organization=r.org, name="IT Operations")
+    sales = client_for(r.liam).get(url(r, "team", r.sales.pk)).content.decode()
+    assert "Only the objective shared" in sales and "Engineering" in sales
+    assert "Close 3 enterprise deals" in sales  # the dependency
+    it = client_for(r.liam).get(url(r, "team", loner.pk)).content.decode()
+    assert 'data-testid="nothing-shared"' in it
+
+
+def test_sharing_from_the_objective_page(revenue):
+    r = revenue
+    mia = client_for(r.mia)
+    response = mia.post(url(r, "share_add", r.win.pk), {"team": r.eng.pk, "kind": "whole"})
+    assert response.status_code == 302
+    page = mia.get(url(r, "objective", r.win.pk)).content.decode()
+    assert "Whole OKR shared" in page
+    eng = client_for(r.liam).get(url(r, "team", r.eng.pk)).content.decode()
+    assert "Whole OKR shared" in eng and "Win enterprise customers" in eng
+
+
+def test_linking_a_contributing_key_result(revenue, django_capture_on_commit_callbacks):
+    r = revenue
+    shared = KeyResultFactory(objective=r.arr, title="Enterprise logos", start_value=0,
+                              target_value=10, current_value=0)
+    mia = client_for(r.mia)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = mia.post(url(r, "key_result_link", r.deals.pk),
+                            {"feeds": shared.pk, "rollup": "sum"})
+    assert response.status_code == 302
+    with scope(organization=r.org):
+        assert KeyResult.objects.get(pk=shared.pk).current_value == 60
+    page = mia.get(url(r, "objective", r.win.pk)).content.decode()
+    assert "Only a key result shared" in page and "Enterprise logos" in page
+
+
+def test_recovery_plan_on_an_at_risk_company_objective(revenue,
+                                                      django_capture_on_commit_callbacks):
+    r = revenue
+    with scope(organization=r.org):
+        KeyResult.objects.filter(pk=r.sso.pk).update(confidence="off_track")
+        with django_capture_on_commit_callbacks(execute=True):
+            network.run(r.cycle)
+    liam = client_for(r.liam)
+    assert "Recovery plan" in liam.get(url(r, "objective", r.arr.pk)).content.decode()
+    response = liam.post(url(r, "recovery_add", r.arr.pk), {
+        "title": "Daily SSO stand-up", "owner": r.ethan.pk,
+        "due_date": r.cycle.end_date.isoformat()})
+    assert response.status_code == 302
+    page = client_for(r.mia).get(url(r, "objective", r.arr.pk)).content.decode()
+    assert "Daily SSO stand-up" in page and "Ethan Engineering" in page
+    assert client_for(r.mia).post(url(r, "recovery_add", r.arr.pk), {
+        "title": "x", "owner": r.mia.pk, "due_date": r.cycle.end_date.isoformat()},
+    ).status_code == 403
+
+
+def test_network_and_objective_pages_keep_their_query_count(revenue):
+    r = revenue
+    liam = client_for(r.liam)
+
+    def pages():
+        liam.get(url(r, "network"))
+        liam.get(url(r, "objective", r.win.pk))
+        liam.get(url(r, "team", r.sales.pk))
+
+    small = count_queries(pages)
+    for i in range(15):
+        team = TeamFactory(organization=r.org, name=f"Team {i}")
+        o = ObjectiveFactory(organization=r.org, cycle=r.cycle, team=team, parent=r.arr)
+        kr = KeyResultFactory(objective=o, risk_causes=[[{"kind": "k", "id": r.sso.pk,
+                              "objective": r.platform.pk, "title": "Ship SSO",
+                              "team": "Engineering", "health": "off_track"}]],
+                              effective_health="at_risk")
+        DependencyFactory(downstream=kr, upstream=r.deals, status="requested")
+        DependencyFactory(downstream=r.win, upstream=kr, status="committed")
+    large = count_queries(pages)
+    assert_same_queries(small, large)
