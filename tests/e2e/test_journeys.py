@@ -142,3 +142,55 @@ def test_viewer_reads_without_edit_controls_and_the_tree_loads_lazily(
     expect(page.get_by_role("button", name="Edit", exact=True)).to_have_count(0)
     expect(page.get_by_role("link", name="Retire")).to_have_count(0)
     expect(page.locator("details.add-kr")).to_have_count(0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_engineering_slip_reaches_sales_with_its_root_cause(page, live_server, demo_org):
+    from django_scopes import scopes_disabled
+
+    from okrs.models import Objective
+
+    with scopes_disabled():
+        sales_objective = Objective.objects.get(title="Win more enterprise customers")
+    objective_url = f"{live_server.url}/o/northwind/objectives/{sales_objective.pk}/"
+
+    # The Engineering lead reports that SSO, which Sales depends on, is off track.
+    sign_in(page, live_server, "ethan@northwind.example")
+    page.goto(objective_url)
+    sso = page.locator("#key-results li.kr").filter(
+        has_text="SSO available to enterprise prospects")
+    sso.get_by_role("link", name="Check in").click()
+    check_in = sso.locator("form.checkin-form")
+    expect(check_in).to_be_visible()
+    field(check_in, "Done?").select_option(label="Not yet")
+    field(check_in, "Off track").check()
+    field(check_in, "Note").fill("The identity vendor slipped three weeks")
+    check_in.get_by_role("button", name="Save check-in").click()
+    sso = page.locator("#key-results li.kr").filter(
+        has_text="SSO available to enterprise prospects")
+    expect(sso.locator("[data-testid=kr-health]")).to_have_text("Off track")
+    page.get_by_role("button", name="Sign out").click()
+
+    # The Sales lead is told at once, and sees why.
+    sign_in(page, live_server, "mia@northwind.example")
+    expect(page.get_by_test_id("unread-alerts")).to_be_visible()
+    page.goto(objective_url)
+    deals = page.locator("#key-results li.kr").filter(has_text="Close 12 enterprise deals")
+    upstream = deals.get_by_test_id("upstream-risk")
+    expect(upstream).to_contain_text("At risk from upstream")
+    upstream.click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text(
+        "Why is “Close 12 enterprise deals” at risk?")
+    path = page.get_by_test_id("risk-path").first
+    items = path.locator("li")
+    expect(items.first).to_contain_text("SSO available to enterprise prospects")
+    expect(items.first).to_contain_text("Engineering")
+    expect(items.first).to_contain_text("Off track")
+    expect(items.last).to_contain_text("Close 12 enterprise deals")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "journey-why-at-risk.png"), full_page=True)
+
+    page.get_by_role("link", name="Alerts").click()
+    expect(page.locator(".alert-list")).to_contain_text("Close 12 enterprise deals")
+    expect(page.locator(".alert-list")).to_contain_text(
+        "Root cause: SSO available to enterprise prospects (Engineering)")
