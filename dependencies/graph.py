@@ -48,6 +48,38 @@ SELECT kind, id, from_kind, from_id FROM reach
 """
 
 
+# PostgreSQL: each step looks up only the current node's outgoing edges, through the primary
+# keys and the dependency indexes (a LATERAL join), so the walk costs what it reaches, not the
+# size of the organization. SQLite has no LATERAL; the plain join above is fast enough there.
+_REACH_PG = """
+WITH RECURSIVE reach(kind, id, from_kind, from_id) AS (
+    SELECT CAST(%(kind)s AS TEXT), CAST(%(id)s AS BIGINT), CAST('' AS TEXT), CAST(0 AS BIGINT)
+    UNION
+    SELECT e.dst_kind, e.dst_id, r.kind, r.id
+      FROM reach r CROSS JOIN LATERAL (
+        SELECT 'o'::text, o.parent_id FROM okrs_objective o
+         WHERE r.kind = 'o' AND o.id = r.id AND o.parent_id IS NOT NULL
+        UNION ALL
+        SELECT 'o'::text, k.objective_id FROM okrs_keyresult k WHERE r.kind = 'k' AND k.id = r.id
+        UNION ALL
+        SELECT 'k'::text, k.feeds_id FROM okrs_keyresult k
+         WHERE r.kind = 'k' AND k.id = r.id AND k.feeds_id IS NOT NULL
+        UNION ALL
+        SELECT CASE WHEN d.downstream_objective_id IS NULL THEN 'k' ELSE 'o' END,
+               COALESCE(d.downstream_objective_id, d.downstream_key_result_id)
+          FROM dependencies_dependency d
+         WHERE r.kind = 'o' AND d.upstream_objective_id = r.id AND d.status IN ({statuses})
+        UNION ALL
+        SELECT CASE WHEN d.downstream_objective_id IS NULL THEN 'k' ELSE 'o' END,
+               COALESCE(d.downstream_objective_id, d.downstream_key_result_id)
+          FROM dependencies_dependency d
+         WHERE r.kind = 'k' AND d.upstream_key_result_id = r.id AND d.status IN ({statuses})
+      ) AS e(dst_kind, dst_id)
+)
+SELECT kind, id, from_kind, from_id FROM reach
+"""
+
+
 def node_of(obj):
     return (OBJECTIVE if isinstance(obj, Objective) else KEY_RESULT, obj.pk)
 
@@ -55,7 +87,10 @@ def node_of(obj):
 def downstream_of(org, node):
     """{node: the node it was reached from} for everything reachable from ``node``."""
     statuses = ", ".join(f"'{s}'" for s in Dependency.IN_GRAPH)
-    sql = _REACH.format(edges=_EDGES.format(statuses=statuses))
+    if connection.vendor == "postgresql":
+        sql = _REACH_PG.format(statuses=statuses)
+    else:
+        sql = _REACH.format(edges=_EDGES.format(statuses=statuses))
     with connection.cursor() as cursor:
         cursor.execute(sql, {"org": org.pk, "kind": node[0], "id": node[1]})
         rows = cursor.fetchall()
