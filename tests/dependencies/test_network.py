@@ -186,3 +186,38 @@ def test_query_count_does_not_grow_with_the_network(world_a, world_b):
     # Reads (state, objectives, key results, dependencies, shares), one JSON-fed UPDATE per
     # table, the bookkeeping and the alerts: the same handful whatever the size.
     assert counts[50] == counts[2000], sql
+
+
+def test_a_broker_outage_loses_nothing(revenue, django_capture_on_commit_callbacks,
+                                       monkeypatch):
+    from kombu.exceptions import OperationalError
+
+    from config.celery import app
+    from dependencies import tasks
+    from dependencies.models import NetworkState
+
+    r = revenue
+    # The broker is down when the check-in commits: the request still succeeds, and the
+    # recompute runs in-process instead.
+    app.conf.task_always_eager = False
+
+    def down(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(tasks.propagate_cycle, "delay", down)
+    with scope(organization=r.org), django_capture_on_commit_callbacks(execute=True):
+        record_check_in(membership=r.ethan_m, key_result=fresh(r.sso), confidence="off_track",
+                        is_done=False)
+    assert fresh(r.deals).effective_health == "at_risk"
+
+    # A change whose task never ran (a worker lost it) stays marked; the sweep redoes it.
+    app.conf.task_always_eager = True
+    monkeypatch.undo()
+    with scope(organization=r.org):
+        KeyResult.objects.filter(pk=r.sso.pk).update(confidence="on_track")
+        network.mark_changed(r.cycle)  # outside any on-commit capture: nothing is enqueued
+        assert NetworkState.objects.get(cycle=r.cycle).dirty
+    assert tasks.sweep_network.delay().get() == 1
+    assert fresh(r.deals).effective_health == "on_track"
+    with scope(organization=r.org):
+        assert not NetworkState.objects.get(cycle=r.cycle).dirty
