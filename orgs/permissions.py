@@ -52,8 +52,23 @@ def editable_team_ids(membership, all_team_ids):
     return {pk for pk in all_team_ids if can_edit_team_okrs(membership, pk)}
 
 
+def co_owner_team_ids(objective):
+    """Teams that co-own the whole OKR (a "whole OKR" share): cached on the objective, so a page
+    of its key results asks once."""
+    if not hasattr(objective, "_co_owner_team_ids"):
+        from dependencies.models import ObjectiveShare
+
+        objective._co_owner_team_ids = frozenset(ObjectiveShare.objects.filter(
+            organization_id=objective.organization_id, objective_id=objective.pk,
+            kind=ObjectiveShare.Kind.WHOLE).values_list("team_id", flat=True))
+    return objective._co_owner_team_ids
+
+
 def can_edit_objective(membership, objective):
-    return not objective.is_retired and can_edit_team_okrs(membership, objective.team_id)
+    if objective.is_retired:
+        return False
+    return can_edit_team_okrs(membership, objective.team_id) or any(
+        can_edit_team_okrs(membership, t) for t in co_owner_team_ids(objective))
 
 
 def can_check_in(membership, key_result):
@@ -64,9 +79,13 @@ def can_check_in(membership, key_result):
         membership, key_result.objective.team_id
     ):
         return True
-    return key_result.owner_id == membership.user_id or (
+    if key_result.owner_id == membership.user_id or (
         key_result.owner_team_id in member_team_ids(membership)
-    )
+    ):
+        return True
+    co_owners = co_owner_team_ids(key_result.objective)
+    return any(t in member_team_ids(membership) or can_edit_team_okrs(membership, t)
+               for t in co_owners)
 
 
 # The network (dependencies app) ---------------------------------------------------------------

@@ -9,6 +9,7 @@ from django_scopes import scope
 
 from dependencies import graph, services
 from dependencies.models import Dependency
+from okrs.models import KeyResult
 from orgs.models import Role
 from tests.factories import (
     DependencyFactory,
@@ -235,8 +236,28 @@ def test_sharing_an_objective(revenue):
         with pytest.raises(ValidationError):
             services.share_objective(membership=r.mia_m, objective=r.win, team=r.sales,
                                      kind="whole")
+        outsider = MembershipFactory(organization=r.org, role=Role.TEAM_LEAD)
         with pytest.raises(PermissionDenied):
-            services.share_objective(membership=r.ethan_m, objective=r.win, team=r.eng,
+            services.share_objective(membership=outsider, objective=r.win, team=r.eng,
                                      kind="whole")
         other = KeyResultFactory(objective=r.win)
         assert other.owner_team == r.sales
+
+
+def test_a_whole_okr_share_makes_the_other_team_a_co_owner(revenue):
+    from orgs.permissions import can_check_in, can_edit_objective
+
+    r = revenue
+    with scope(organization=r.org):
+        win = type(r.win).objects.get(pk=r.win.pk)
+        deals = KeyResult.objects.select_related("objective").get(pk=r.deals.pk)
+        assert not can_edit_objective(r.ethan_m, win)
+        assert not can_check_in(r.ethan_m, deals)
+        services.share_objective(membership=r.mia_m, objective=win, team=r.eng, kind="objective")
+        win = type(r.win).objects.get(pk=r.win.pk)
+        assert not can_edit_objective(r.ethan_m, win)  # only the objective: own KRs only
+        services.share_objective(membership=r.mia_m, objective=win, team=r.eng, kind="whole")
+        win = type(r.win).objects.get(pk=r.win.pk)
+        deals = KeyResult.objects.select_related("objective").get(pk=r.deals.pk)
+        assert can_edit_objective(r.ethan_m, win)
+        assert can_check_in(r.ethan_m, deals)
