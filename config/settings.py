@@ -32,6 +32,8 @@ INSTALLED_APPS = [
     "orgs",
     "okrs",
     "dependencies",
+    "alignment",
+    "retros",
 ]
 
 MIDDLEWARE = [

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+import alignment.urls
 import dependencies.urls
 import okrs.urls
 import orgs.urls
@@ -8,6 +9,7 @@ import orgs.urls
 org_urlpatterns = [
     *okrs.urls.urlpatterns,
     *dependencies.urls.urlpatterns,
+    *alignment.urls.urlpatterns,
     path("console/", include(orgs.urls.console_urlpatterns)),
 ]
 

@@ -21,6 +21,7 @@ from .factories import (
     RecoveryActionFactory,
     TeamFactory,
     UserFactory,
+    WorkflowFactory,
     company_of,
 )
 
@@ -66,6 +67,7 @@ def build_world(org, admin_user):
     w.dependency = DependencyFactory(downstream=w.key_result, upstream=w.other_objective)
     w.share = ObjectiveShareFactory(objective=w.objective, team=w.company)
     w.recovery_action = RecoveryActionFactory(objective=w.company_objective, owner=admin_user)
+    w.workflow = WorkflowFactory(objective=w.company_objective, lead=admin_user)
     return w
 
 

@@ -193,3 +193,33 @@ class RecoveryActionFactory(ScopeFreeFactory):
     title = factory.Sequence(lambda n: f"Recovery step {n}")
     owner = factory.SubFactory(UserFactory)
     due_date = factory.LazyFunction(lambda: timezone.localdate() + timedelta(days=14))
+
+
+class WorkflowFactory(ScopeFreeFactory):
+    class Meta:
+        model = "alignment.Workflow"
+
+    objective = factory.SubFactory(ObjectiveFactory)
+    organization = factory.SelfAttribute("objective.organization")
+    cycle = factory.SelfAttribute("objective.cycle")
+
+
+class StakeholderFactory(ScopeFreeFactory):
+    class Meta:
+        model = "alignment.Stakeholder"
+
+    workflow = factory.SubFactory(WorkflowFactory)
+    organization = factory.SelfAttribute("workflow.organization")
+    team = factory.SubFactory(TeamFactory, organization=factory.SelfAttribute("..organization"))
+    owner = factory.SubFactory(UserFactory)
+    role = "contributor"
+
+
+class MilestoneFactory(ScopeFreeFactory):
+    class Meta:
+        model = "alignment.Milestone"
+
+    workflow = factory.SubFactory(WorkflowFactory)
+    organization = factory.SelfAttribute("workflow.organization")
+    title = factory.Sequence(lambda n: f"Milestone {n}")
+    due_date = factory.LazyAttribute(lambda o: o.workflow.cycle.end_date)

@@ -50,6 +50,7 @@ def ids_of(world):
         "dependency_pk": world.dependency.pk,
         "share_pk": world.share.pk,
         "action_pk": world.recovery_action.pk,
+        "workflow_pk": world.workflow.pk,
         "pk": world.objective.pk,  # with <node:kind> = "o"
     }
 
@@ -116,6 +117,7 @@ def test_every_url_pattern_is_covered_by_the_walk():
             keywords = {k for k in pattern.pattern.converters if k != "org_slug"}
             known = {"objective_pk", "key_result_pk", "team_pk", "membership_pk",
                      "invitation_pk", "cycle_pk", "dependency_pk", "share_pk", "action_pk",
+                     "workflow_pk",
                      "kind", "pk"}
             assert keywords <= known, f"{route}: add {keywords - known} to ids_of()"
         else:
@@ -144,4 +146,6 @@ def test_every_tenant_model_is_guarded():
     names = {m.__name__ for m in tenant_models()}
     assert {"Team", "Membership", "Cycle", "Invitation", "Objective", "KeyResult",
             "CheckIn", "Dependency", "DependencyEvent", "ObjectiveShare", "NetworkState",
-            "Notification", "AlertEmail", "RecoveryAction", "PropagationRun"} <= names
+            "Notification", "AlertEmail", "RecoveryAction", "PropagationRun", "Workflow",
+            "Stakeholder", "Milestone", "StatusUpdate", "StepOverride", "Retrospective",
+            "Improvement"} <= names

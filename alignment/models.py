@@ -1,0 +1,170 @@
+"""The 7-step cross-team workflow: one per shared objective per cycle."""
+
+from django.conf import settings
+from django.db import models
+
+from dependencies.models import Dependency
+from okrs.models import KeyResult, Objective
+from orgs.models import Cycle, Organization, Team
+from orgs.scoping import org_manager
+
+
+class Workflow(models.Model):
+    class Frequency(models.TextChoices):
+        WEEKLY = "weekly", "Weekly"
+        BIWEEKLY = "biweekly", "Every two weeks"
+
+    class Weekday(models.IntegerChoices):
+        MONDAY = 0, "Monday"
+        TUESDAY = 1, "Tuesday"
+        WEDNESDAY = 2, "Wednesday"
+        THURSDAY = 3, "Thursday"
+        FRIDAY = 4, "Friday"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    cycle = models.ForeignKey(Cycle, on_delete=models.CASCADE, related_name="workflows")
+    objective = models.ForeignKey(Objective, on_delete=models.CASCADE, related_name="workflows")
+    lead = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+", help_text="The alignment lead who oversees the integrated plan.")
+    is_closed = models.BooleanField(default=False)
+    # Step 1: shared purpose.
+    purpose = models.CharField("shared purpose", max_length=300, blank=True)
+    impact = models.TextField("why it matters (business impact)", max_length=2000, blank=True)
+    signed_off_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+")
+    signed_off_at = models.DateTimeField(null=True, blank=True)
+    shared_at = models.DateTimeField(null=True, blank=True)
+    # Step 3: kickoff.
+    kickoff_date = models.DateField(null=True, blank=True)
+    kickoff_notes = models.TextField(max_length=5000, blank=True)
+    kickoff_closed_at = models.DateTimeField(null=True, blank=True)
+    success_measures = models.ManyToManyField(KeyResult, blank=True, related_name="+")
+    # Step 5: cadence.
+    sync_frequency = models.CharField(max_length=10, choices=Frequency.choices, blank=True)
+    sync_weekday = models.PositiveSmallIntegerField(choices=Weekday.choices, null=True,
+                                                    blank=True)
+    sync_time = models.TimeField(null=True, blank=True)
+    sync_format = models.CharField(max_length=200, blank=True,
+                                   help_text="e.g. 25 minutes, video call, owners only")
+    dashboard_url = models.URLField(blank=True)
+    async_updates = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = org_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["cycle", "objective"], name="one_workflow_per_cycle"),
+        ]
+
+    def __str__(self):
+        return f"Workflow for {self.objective}"
+
+
+class StepOverride(models.Model):
+    """The alignment lead marks a step done although the data does not say so, and why."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="overrides")
+    step = models.PositiveSmallIntegerField()
+    reason = models.TextField(max_length=1000)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
+                           related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = org_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "step"], name="one_override_per_step"),
+        ]
+
+    def __str__(self):
+        return f"Step {self.step} overridden"
+
+
+class Stakeholder(models.Model):
+    class Role(models.TextChoices):
+        LEAD = "lead", "Lead"
+        CONTRIBUTOR = "contributor", "Contributor"
+        REVIEWER = "reviewer", "Reviewer"
+
+    class Commitment(models.TextChoices):
+        PENDING = "pending", "Not answered yet"
+        COMMITTED = "committed", "Committed"
+        CANNOT = "cannot", "Cannot commit"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="stakeholders")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                              related_name="+", help_text="One person, not a group.")
+    role = models.CharField(max_length=12, choices=Role.choices, default=Role.CONTRIBUTOR)
+    commitment = models.CharField(max_length=10, choices=Commitment.choices,
+                                  default=Commitment.PENDING)
+    commitment_note = models.TextField(max_length=1000, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    objects = org_manager()
+
+    class Meta:
+        ordering = ["team__name"]
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "team"], name="stakeholder_once"),
+        ]
+
+    def __str__(self):
+        return f"{self.team} ({self.role})"
+
+
+class Milestone(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="milestones")
+    title = models.CharField(max_length=200)
+    owner_team = models.ForeignKey(Team, on_delete=models.PROTECT, null=True, blank=True,
+                                   related_name="+")
+    start_date = models.DateField(null=True, blank=True)
+    due_date = models.DateField(null=True, blank=True)
+    cross_team = models.BooleanField(
+        "needs another team", default=False,
+        help_text="It cannot finish without another team's work: name what it waits on.")
+    waits_on = models.ManyToManyField("self", symmetrical=False, blank=True,
+                                      related_name="unblocks")
+    dependencies = models.ManyToManyField(Dependency, blank=True, related_name="milestones")
+    done_at = models.DateTimeField(null=True, blank=True)
+    needs_revisit = models.BooleanField(default=False)
+    revisit_reason = models.CharField(max_length=300, blank=True)
+
+    objects = org_manager()
+
+    class Meta:
+        ordering = ["due_date", "pk"]
+
+    def __str__(self):
+        return self.title
+
+
+class StatusUpdate(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="updates")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, null=True, blank=True,
+                             related_name="+")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
+                               related_name="+")
+    text = models.TextField(max_length=2000)
+    is_blocker = models.BooleanField(default=False)
+    escalated = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = org_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self):
+        return self.text[:60]

@@ -1,0 +1,84 @@
+from django.db.models import Q
+from django.utils import timezone
+
+from retros.models import Improvement, Retrospective
+
+from . import gantt, steps
+from .models import Milestone, StepOverride, Workflow
+from .services import snapshot
+
+
+def workflows_for(org, cycle):
+    return list(Workflow.objects.for_org(org).filter(cycle=cycle)
+                .select_related("objective__team", "lead").order_by("objective__title"))
+
+
+def previous_improvements(org, workflow, team_ids):
+    """Improvements from earlier cycles' retrospectives of the same objective (same title) or
+    the same teams: step 1 shows them with their status."""
+    earlier = (Workflow.objects.for_org(org).exclude(pk=workflow.pk)
+               .filter(cycle__start_date__lt=workflow.cycle.start_date))
+    same = earlier.filter(Q(objective__title=workflow.objective.title)
+                          | Q(stakeholders__team_id__in=team_ids)).distinct() if team_ids else (
+        earlier.filter(objective__title=workflow.objective.title))
+    return list(Improvement.objects.for_org(org)
+                .filter(retrospective__workflow__in=same)
+                .select_related("owner", "retrospective__workflow__cycle"))
+
+
+def workflow_page(org, workflow, *, today=None):
+    today = today or timezone.localdate()
+    data = snapshot(workflow, today=today)
+    overrides = {o.step: o for o in StepOverride.objects.for_org(org).filter(workflow=workflow)
+                 .select_related("by")}
+    status = steps.status(data, workflow.cycle.start_date, workflow.cycle.end_date,
+                          {n: f"{o.reason} ({o.by.display_name if o.by else 'someone'}, "
+                              f"{o.created_at:%d %b %Y})" for n, o in overrides.items()})
+    stakeholders = list(workflow.stakeholders.select_related("team__lead", "owner"))
+    milestones = list(Milestone.objects.for_org(org).filter(workflow=workflow)
+                      .select_related("owner_team")
+                      .prefetch_related("waits_on", "dependencies__requesting_team",
+                                        "dependencies__providing_team"))
+    for m in milestones:
+        m.is_late = steps.late(steps.MilestoneData(m.title, due_date=m.due_date,
+                                                   done=m.done_at is not None), today)
+    bars = [gantt.Bar(m.pk, m.title, m.owner_team.name if m.owner_team else "", m.start_date,
+                      m.due_date, m.done_at is not None, m.is_late,
+                      tuple(w.pk for w in m.waits_on.all())) for m in milestones]
+    retro = Retrospective.objects.for_org(org).filter(workflow=workflow).first()
+    return {
+        "steps": status,
+        "overrides": overrides,
+        "stakeholders": stakeholders,
+        "milestones": milestones,
+        "gantt": gantt.render(bars, workflow.cycle.start_date, workflow.cycle.end_date, today),
+        "updates": list(workflow.updates.select_related("team", "author")[:30]),
+        "success_measures": list(workflow.success_measures.select_related("owner_team")),
+        "retro": retro,
+        "improvements": list(retro.improvements.select_related("owner")) if retro else [],
+        "previous_improvements": previous_improvements(
+            org, workflow, [s.team_id for s in stakeholders]),
+        "agenda": agenda(workflow, stakeholders),
+        "today": today,
+    }
+
+
+def agenda(workflow, stakeholders):
+    """The kickoff agenda, generated from steps 1 and 2."""
+    items = [f"Shared purpose: {workflow.purpose or '(not written yet)'}"]
+    if workflow.impact:
+        items.append(f"Why it matters: {workflow.impact}")
+    for s in stakeholders:
+        items.append(f"{s.team.name} ({s.get_role_display().lower()}, owner "
+                     f"{s.owner.display_name}): role, contribution and commitment")
+    items += ["Dependencies, risks and conflicts between teams",
+              "How success is measured: the key results we agree on",
+              "Each team commits, or says why it cannot"]
+    return items
+
+
+def learnings(org):
+    return list(Retrospective.objects.for_org(org).filter(share_company_wide=True)
+                .select_related("workflow__objective", "workflow__cycle")
+                .prefetch_related("improvements__owner")
+                .order_by("-workflow__cycle__start_date"))

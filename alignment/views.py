@@ -1,0 +1,239 @@
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+from okrs import selectors as okr_selectors
+from orgs.decorators import org_view
+from orgs.forms import apply_errors
+from retros.models import Improvement, Retrospective
+
+from . import forms, selectors, services
+from .models import Milestone, Stakeholder, StatusUpdate, Workflow
+
+
+def _workflow(request, pk):
+    workflow = (Workflow.objects.for_org(request.org)
+                .select_related("organization", "cycle", "objective__team", "lead",
+                                "signed_off_by").filter(pk=pk).first())
+    if workflow is None:
+        raise Http404("No such workflow.")
+    return workflow
+
+
+def _child(model, workflow, pk, **filters):
+    row = model.objects.for_org(workflow.organization).filter(pk=pk, **filters).first()
+    if row is None:
+        raise ValidationError("That item is not part of this workflow.")
+    return row
+
+
+@org_view
+def workflow_list(request):
+    cycles = okr_selectors.cycles_for(request.org)
+    cycle = okr_selectors.pick_cycle(cycles, request.GET.get("cycle"))
+    can_run = services.can_run(request.membership)
+    form = None
+    if cycle is not None and can_run:
+        objectives = services.candidate_objectives(request.membership, cycle)
+        form = forms.StartForm(request.POST or None, objectives=objectives)
+        if request.method == "POST" and form.is_valid():
+            try:
+                workflow = services.start_workflow(membership=request.membership,
+                                                   objective=form.cleaned_data["objective"])
+            except ValidationError as e:
+                apply_errors(form, e)
+            else:
+                return redirect("workflow", request.org.slug, workflow.pk)
+    elif request.method == "POST":
+        raise PermissionDenied("Only the alignment lead and org admins start a workflow.")
+    return render(request, "alignment/workflows.html", {
+        "cycles": cycles, "cycle": cycle, "nav": "workflows", "form": form,
+        "workflows": selectors.workflows_for(request.org, cycle) if cycle else []})
+
+
+def _forms(request, workflow, bound=None):
+    org = request.org
+    initial_cadence = {
+        "frequency": workflow.sync_frequency, "weekday": workflow.sync_weekday,
+        "time": workflow.sync_time, "sync_format": workflow.sync_format,
+        "dashboard_url": workflow.dashboard_url, "async_updates": workflow.async_updates}
+    retro = Retrospective.objects.for_org(org).filter(workflow=workflow).first()
+    made = {
+        "purpose": forms.PurposeForm(initial={"purpose": workflow.purpose,
+                                              "impact": workflow.impact}),
+        "stakeholder": forms.StakeholderForm(org=org),
+        "kickoff": forms.KickoffForm(workflow=workflow, initial={
+            "kickoff_date": workflow.kickoff_date, "notes": workflow.kickoff_notes,
+            "success_measures": list(workflow.success_measures.values_list("pk", flat=True))}),
+        "milestone": forms.MilestoneForm(workflow=workflow),
+        "plan_lead": forms.PlanLeadForm(org=org, initial={"lead": workflow.lead_id}),
+        "cadence": forms.CadenceForm(initial=initial_cadence),
+        "update": forms.UpdateForm(workflow=workflow),
+        "retro": forms.RetroForm(initial={
+            "what_worked": retro.what_worked if retro else "",
+            "friction": retro.friction if retro else "",
+            "share_company_wide": retro.share_company_wide if retro else False}),
+        "improvement": forms.ImprovementForm(org=org),
+    }
+    if bound:
+        made.update(bound)
+    return made
+
+
+def _page(request, workflow, bound=None, status=200):
+    ctx = selectors.workflow_page(request.org, workflow)
+    membership = request.membership
+    ctx.update({
+        "workflow": workflow, "nav": "workflows", "forms": _forms(request, workflow, bound),
+        "can_run": services.can_run(membership) and not workflow.is_closed,
+        "can_sign_off": services.can_sign_off(membership),
+        "answerable": {s.pk for s in ctx["stakeholders"]
+                       if services.answers_for(membership, workflow, s.team_id)},
+    })
+    for m in ctx["milestones"]:
+        m.can_update = services.answers_for(membership, workflow, m.owner_team_id) \
+            if m.owner_team_id else services.can_run(membership)
+    return render(request, "alignment/workflow.html", ctx, status=status)
+
+
+@org_view
+def workflow_detail(request, workflow_pk):
+    return _page(request, _workflow(request, workflow_pk))
+
+
+# Each action: (form name, form factory, service call, the step it belongs to).
+def _actions(request, workflow):
+    m, org = request.membership, request.org
+
+    def stakeholder(data):
+        return _child(Stakeholder, workflow, data["stakeholder"], workflow=workflow)
+
+    def milestone(data):
+        return _child(Milestone, workflow, data["milestone"], workflow=workflow)
+
+    return {
+        "purpose": (lambda p: forms.PurposeForm(p), lambda d: services.save_purpose(
+            membership=m, workflow=workflow, purpose=d["purpose"], impact=d["impact"]), 1),
+        "sign_off": (None, lambda d: services.sign_off(membership=m, workflow=workflow), 1),
+        "share": (None, lambda d: services.share_purpose(membership=m, workflow=workflow), 1),
+        "stakeholder": (lambda p: forms.StakeholderForm(p, org=org),
+                        lambda d: services.add_stakeholder(
+                            membership=m, workflow=workflow, team=d["team"], owner=d["owner"],
+                            role=d["role"]), 2),
+        "remove_stakeholder": (lambda p: forms.StakeholderRefForm(p),
+                               lambda d: services.remove_stakeholder(
+                                   membership=m, stakeholder=stakeholder(d)), 2),
+        "kickoff": (lambda p: forms.KickoffForm(p, workflow=workflow),
+                    lambda d: services.save_kickoff(
+                        membership=m, workflow=workflow, kickoff_date=d["kickoff_date"],
+                        notes=d["notes"], success_measures=d["success_measures"]), 3),
+        "commitment": (lambda p: forms.CommitmentForm(p), lambda d: services.set_commitment(
+            membership=m, stakeholder=stakeholder(d), commitment=d["commitment"],
+            note=d["note"]), 3),
+        "resolve": (lambda p: forms.ResolveForm(p), lambda d: services.resolve_escalation(
+            membership=m, stakeholder=stakeholder(d), note=d["note"]), 3),
+        "close_kickoff": (None, lambda d: services.close_kickoff(membership=m,
+                                                                 workflow=workflow), 3),
+        "milestone": (lambda p: forms.MilestoneForm(p, workflow=workflow),
+                      lambda d: services.save_milestone(
+                          membership=m, workflow=workflow,
+                          milestone=milestone(d) if d["milestone"] else None, title=d["title"],
+                          owner_team=d["owner_team"], start_date=d["start_date"],
+                          due_date=d["due_date"], cross_team=d["cross_team"],
+                          waits_on=list(d["waits_on"]), dependencies=list(d["dependencies"])),
+                      4),
+        "plan_lead": (lambda p: forms.PlanLeadForm(p, org=org), lambda d: services.set_plan_lead(
+            membership=m, workflow=workflow, lead=d["lead"]), 4),
+        "milestone_done": (lambda p: forms.MilestoneRefForm(p), lambda d: services.milestone_done(
+            membership=m, milestone=milestone(d), done=d["done"]), 6),
+        "revisited": (lambda p: forms.MilestoneRefForm(p),
+                      lambda d: services.milestone_revisited(membership=m,
+                                                             milestone=milestone(d)), 6),
+        "cadence": (lambda p: forms.CadenceForm(p), lambda d: services.save_cadence(
+            membership=m, workflow=workflow, frequency=d["frequency"], weekday=d["weekday"],
+            time=d["time"], sync_format=d["sync_format"], dashboard_url=d["dashboard_url"],
+            async_updates=d["async_updates"]), 5),
+        "update": (lambda p: forms.UpdateForm(p, workflow=workflow), lambda d: services.post_update(
+            membership=m, workflow=workflow, team=d["team"], text=d["text"],
+            is_blocker=d["is_blocker"]), 6),
+        "escalate": (lambda p: forms.UpdateRefForm(p), lambda d: services.escalate_blocker(
+            membership=m, update=_child(StatusUpdate, workflow, d["update"], workflow=workflow)),
+                     6),
+        "override": (lambda p: forms.OverrideForm(p), lambda d: services.override_step(
+            membership=m, workflow=workflow, step=d["step"], reason=d["reason"]), None),
+        "clear_override": (lambda p: forms.OverrideForm(p), lambda d: services.clear_override(
+            membership=m, workflow=workflow, step=d["step"]), None),
+        "retro": (lambda p: forms.RetroForm(p), lambda d: services.save_retro(
+            membership=m, workflow=workflow, what_worked=d["what_worked"],
+            friction=d["friction"], share_company_wide=d["share_company_wide"]), 7),
+        "improvement": (lambda p: forms.ImprovementForm(p, org=org),
+                        lambda d: services.add_improvement(
+                            membership=m, workflow=workflow, title=d["title"], owner=d["owner"]),
+                        7),
+        "improvement_status": (lambda p: forms.ImprovementStatusForm(p),
+                               lambda d: services.set_improvement_status(
+                                   membership=m, improvement=_child(
+                                       Improvement, workflow, d["improvement"],
+                                       retrospective__workflow=workflow),
+                                   status=d["status"]), 7),
+    }
+
+
+@org_view
+def workflow_act(request, workflow_pk):
+    """Every change of the stepper posts here with an ``action``; the page comes back with the
+    step re-rendered (htmx picks the stepper out of it) or with the form's errors."""
+    workflow = _workflow(request, workflow_pk)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    actions = _actions(request, workflow)
+    name = request.POST.get("action", "")
+    if name not in actions:
+        return HttpResponse("Unknown action.", status=400)
+    make_form, call, step = actions[name]
+    form = make_form(request.POST) if make_form else None
+    if form is not None and not form.is_valid():
+        return _page(request, workflow, {name: form})
+    try:
+        call(form.cleaned_data if form is not None else {})
+    except ValidationError as e:
+        if form is None or name not in _forms_with_fields():
+            messages.error(request, " ".join(e.messages))
+            return _page(request, workflow)
+        apply_errors(form, e)
+        return _page(request, workflow, {name: form})
+    anchor = f"#step-{step}" if step else ""
+    return redirect(reverse("workflow", args=[request.org.slug, workflow.pk]) + anchor)
+
+
+def _forms_with_fields():
+    return {"purpose", "stakeholder", "kickoff", "milestone", "plan_lead", "cadence", "update",
+            "retro", "improvement"}
+
+
+@org_view
+def workflow_outputs(request, workflow_pk):
+    workflow = _workflow(request, workflow_pk)
+    ctx = selectors.workflow_page(request.org, workflow)
+    ctx.update({"workflow": workflow, "nav": "workflows"})
+    return render(request, "alignment/outputs.html", ctx)
+
+
+@org_view
+def workflow_outputs_markdown(request, workflow_pk):
+    workflow = _workflow(request, workflow_pk)
+    ctx = selectors.workflow_page(request.org, workflow)
+    ctx.update({"workflow": workflow})
+    text = render_to_string("alignment/outputs.md", ctx, request=request)
+    response = HttpResponse(text, content_type="text/markdown; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="alignment-{workflow.pk}.md"'
+    return response
+
+
+@org_view
+def learnings(request):
+    return render(request, "alignment/learnings.html", {
+        "retros": selectors.learnings(request.org), "nav": "workflows"})
