@@ -23,8 +23,8 @@ def _workflow(request, pk):
     return workflow
 
 
-def _child(model, workflow, pk, **filters):
-    row = model.objects.for_org(workflow.organization).filter(pk=pk, **filters).first()
+def _child(model, wf, pk, **filters):
+    row = model.objects.for_org(wf.organization).filter(pk=pk, **filters).first()
     if row is None:
         raise ValidationError("That item is not part of this workflow.")
     return row
