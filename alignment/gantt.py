@@ -70,8 +70,9 @@ def render(bars, cycle_start, cycle_end, today=None):
         label = escape(b.title)
         team = escape(b.team or "no owner team")
         out.append(f'<g class="row {state}" data-milestone="{b.id}">')
-        out.append(f'<text x="6" y="{y + BAR}" class="label">{label}'
-                   f'<tspan class="team"> · {team}</tspan></text>')
+        short = b.title if len(b.title) <= 34 else b.title[:33].rstrip() + "…"
+        out.append(f'<text x="6" y="{y + BAR}" class="label"><title>{label} · {team}</title>'
+                   f'{escape(short)}</text>')
         if b.due is None:
             out.append(f'<text x="{LABEL_WIDTH + 4}" y="{y + BAR}" class="undated">no date yet'
                        '</text>')

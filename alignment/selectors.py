@@ -1,10 +1,9 @@
-from django.db.models import Q
 from django.utils import timezone
 
 from retros.models import Improvement, Retrospective
 
 from . import gantt, steps
-from .models import Milestone, StepOverride, Workflow
+from .models import Milestone, Stakeholder, StepOverride, Workflow
 from .services import snapshot
 
 
@@ -18,9 +17,16 @@ def previous_improvements(org, workflow, team_ids):
     the same teams: step 1 shows them with their status."""
     earlier = (Workflow.objects.for_org(org).exclude(pk=workflow.pk)
                .filter(cycle__start_date__lt=workflow.cycle.start_date))
-    same = earlier.filter(Q(objective__title=workflow.objective.title)
-                          | Q(stakeholders__team_id__in=team_ids)).distinct() if team_ids else (
-        earlier.filter(objective__title=workflow.objective.title))
+    teams_of = {}
+    for wf_id, team_id in Stakeholder.objects.for_org(org).filter(
+            workflow__in=earlier).values_list("workflow_id", "team_id"):
+        teams_of.setdefault(wf_id, set()).add(team_id)
+    mine = set(team_ids)
+    # The same objective (by title: objectives are per cycle), or the same teams: at least two
+    # of this workflow's teams ran that one together.
+    same = set(earlier.filter(objective__title=workflow.objective.title)
+               .values_list("pk", flat=True))
+    same |= {wf for wf, teams in teams_of.items() if len(teams & mine) >= 2}
     return list(Improvement.objects.for_org(org)
                 .filter(retrospective__workflow__in=same)
                 .select_related("owner", "retrospective__workflow__cycle"))

@@ -1,6 +1,6 @@
 """A believable demo organization. Idempotent: a second run changes nothing."""
 
-from datetime import timedelta
+from datetime import time, timedelta
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_scopes import scope
 
+from alignment import services as workflow_services
 from dependencies import services as network_services
 from dependencies.models import Dependency
 from okrs import services
@@ -172,8 +173,13 @@ class Command(BaseCommand):
                                          status=Cycle.Status.ACTIVE)
             Cycle.objects.create(organization=org, name=f"Next quarter ({end:%b %Y})",
                                  start_date=end, end_date=end + timedelta(days=91))
+            previous = Cycle.objects.create(
+                organization=org, name=f"Previous quarter ({start - timedelta(days=91):%b %Y})",
+                start_date=start - timedelta(days=91), end_date=start,
+                status=Cycle.Status.ACTIVE)
             made = self.objectives(org, cycle, teams, members["ava"], users)
             self.network(org, cycle, teams, members, made)
+            self.workflows(org, cycle, previous, teams, members, made)
         labs = Organization.objects.create(name="Northwind Labs", slug="northwind-labs")
         with scope(organization=labs):
             Team.objects.create(organization=labs, name="Northwind Labs", kind="company",
@@ -201,6 +207,85 @@ class Command(BaseCommand):
                     owner=teams[owner_team].lead if owner_team else lead)
                 self.check_ins(admin, kr, profile, elapsed, now, cycle)
         return made
+
+    def workflows(self, org, cycle, previous, teams, members, made):
+        """A workflow in progress this cycle (steps 1-5 done, a milestone late), and last
+        cycle's revenue workflow, closed with a retrospective shared company-wide."""
+        liam, ava = members["liam"], members["ava"]
+        # Last cycle: the revenue objective ran the workflow with Sales, Engineering, Marketing.
+        old = services.create_objective(
+            membership=ava, cycle=previous, team=teams["Northwind Cloud"],
+            title="Reach $12M in annual recurring revenue", state=Objective.State.PUBLISHED,
+            why="The same goal, first quarter of the push.")
+        wf = workflow_services.start_workflow(membership=liam, objective=old)
+        workflow_services.save_purpose(
+            membership=liam, workflow=wf, purpose="Win enterprise customers together so that "
+            "recurring revenue reaches $12M.", impact="Enterprise deals are a third of new ARR.")
+        for team, who, role in (("Sales", "mia", "lead"), ("Engineering", "ethan", "contributor"),
+                                ("Marketing", "noah", "contributor")):
+            workflow_services.add_stakeholder(membership=liam, workflow=wf, team=teams[team],
+                                              owner=members[who].user, role=role)
+        workflow_services.save_retro(
+            membership=liam, workflow=wf,
+            what_worked="A single weekly sync with owners only; the shared pipeline dashboard.",
+            friction="Engineering heard about the SSO deadline from a customer, not from Sales.",
+            share_company_wide=True)
+        for title, who, status in (
+                ("Record every cross-team deadline as a dependency on day one", "liam", "open"),
+                ("Invite Engineering to the weekly pipeline review", "mia", "done")):
+            imp = workflow_services.add_improvement(membership=liam, workflow=wf, title=title,
+                                                    owner=members[who].user)
+            workflow_services.set_improvement_status(membership=liam, improvement=imp,
+                                                     status=status)
+        workflow_services.close_workflow(membership=liam, workflow=wf)
+        Cycle.objects.filter(pk=previous.pk).update(status=Cycle.Status.CLOSED)
+
+        # This cycle: customer satisfaction, run by Product, Engineering and Customer Success.
+        wf = workflow_services.start_workflow(membership=liam, objective=made["csat"])
+        workflow_services.save_purpose(
+            membership=liam, workflow=wf, purpose="Make Northwind the product customers "
+            "recommend first by fixing what hurts them most.",
+            impact="Detractors churn at three times the rate of promoters.")
+        stake = {}
+        for team, who, role in (("Product", "priya", "lead"), ("Engineering", "ethan",
+                                                                 "contributor"),
+                                ("Customer Success", "sofia", "contributor")):
+            stake[team] = workflow_services.add_stakeholder(
+                membership=liam, workflow=wf, team=teams[team], owner=members[who].user,
+                role=role)
+        workflow_services.sign_off(membership=ava, workflow=wf)
+        workflow_services.share_purpose(membership=liam, workflow=wf)
+        kr = {k.title: k for k in KeyResult.objects.filter(objective=made["csat"])}
+        workflow_services.save_kickoff(
+            membership=liam, workflow=wf, kickoff_date=cycle.start_date + timedelta(days=2),
+            notes="Agreed to attack the top three detractor themes: slowness, outages, "
+                  "slow support answers.", success_measures=list(kr.values())[:2])
+        for team, who in (("Product", "priya"), ("Engineering", "ethan"),
+                          ("Customer Success", "sofia")):
+            workflow_services.set_commitment(membership=members[who], stakeholder=stake[team],
+                                             commitment="committed")
+        workflow_services.close_kickoff(membership=liam, workflow=wf)
+        s = cycle.start_date
+        m1, _ = workflow_services.save_milestone(
+            membership=liam, workflow=wf, title="Top 20 detractor accounts interviewed",
+            owner_team=teams["Customer Success"], start_date=s + timedelta(days=3),
+            due_date=s + timedelta(days=20), cross_team=False)
+        workflow_services.milestone_done(membership=members["sofia"], milestone=m1)
+        m2, _ = workflow_services.save_milestone(
+            membership=liam, workflow=wf, title="p95 page load under 1.5 s",
+            owner_team=teams["Engineering"], start_date=s + timedelta(days=10),
+            due_date=s + timedelta(days=38), cross_team=True, waits_on=[m1])
+        workflow_services.save_milestone(
+            membership=liam, workflow=wf, title="In-app NPS survey relaunched",
+            owner_team=teams["Product"], start_date=s + timedelta(days=40),
+            due_date=s + timedelta(days=70), cross_team=True, waits_on=[m2])
+        workflow_services.save_cadence(
+            membership=liam, workflow=wf, frequency="weekly", weekday=1,
+            time=time(9, 30), sync_format="25 minutes, video, owners only",
+            dashboard_url="https://dashboards.northwind.example/csat", async_updates=True)
+        workflow_services.post_update(
+            membership=members["ethan"], workflow=wf, team=teams["Engineering"],
+            text="CDN rollout slipped a week; p95 is at 1.9 s.", is_blocker=True)
 
     def network(self, org, cycle, teams, members, made):
         """Shared work and dependencies: Sales needs Engineering's SSO; Marketing's conversion
