@@ -98,7 +98,7 @@ def test_seed_demo_is_idempotent_and_believable(db):
     assert "ethan@northwind.example" in out.getvalue() and "northwind-demo" in out.getvalue()
     with scopes_disabled():
         org = Organization.objects.get(slug="northwind")
-        objectives = Objective.objects.filter(organization=org)
+        objectives = Objective.objects.filter(organization=org, cycle__status="active")
         assert objectives.count() == 11
         assert objectives.filter(is_local=True).count() == 2
         assert objectives.filter(parent=None, team__kind="company").count() == 2
@@ -108,6 +108,21 @@ def test_seed_demo_is_idempotent_and_believable(db):
                                                                            flat=True))
         assert healths == {"on_track", "at_risk", "off_track"}
         assert all(o.key_results.count() == 3 for o in objectives)
+        # One workflow in progress (steps 1-5 done, a milestone late), one closed last cycle
+        # with a retrospective shared company-wide.
+        from alignment.models import Workflow
+        from alignment.services import snapshot
+        from alignment.steps import status
+
+        current = Workflow.objects.get(organization=org, cycle__status="active")
+        done = [s.done for s in status(snapshot(current), current.cycle.start_date,
+                                       current.cycle.end_date)]
+        assert done == [True] * 5 + [False, False]
+        assert "1 milestone is late." in status(snapshot(current), current.cycle.start_date,
+                                                current.cycle.end_date)[5].missing
+        closed = Workflow.objects.get(organization=org, cycle__status="closed")
+        assert closed.is_closed and closed.retrospective.share_company_wide
+        assert closed.retrospective.improvements.count() == 2
 
 
 def test_the_member_list_is_paginated_with_a_constant_query_count(world_a, alice_client,
