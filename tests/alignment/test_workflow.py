@@ -282,3 +282,14 @@ def test_the_page_keeps_its_query_count(flow):
     large = count_queries(lambda: page(liam, r))
     assert_same_queries(small, large)
     assert steps.TITLES[4] == "One integrated plan"
+
+
+def test_a_refused_action_says_why_inside_the_stepper(flow):
+    r = flow
+    add_teams(r)
+    response = client_for(r.liam).post(
+        reverse("workflow_act", args=[r.org.slug, r.workflow.pk]),
+        {"action": "close_kickoff"}, HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    stepper = html[html.index('id="workflow"'):]
+    assert "Waiting for a commitment from" in stepper[:stepper.index('class="stepper"')]

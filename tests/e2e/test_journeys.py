@@ -194,3 +194,91 @@ def test_an_engineering_slip_reaches_sales_with_its_root_cause(page, live_server
     expect(page.locator(".alert-list")).to_contain_text("Close 12 enterprise deals")
     expect(page.locator(".alert-list")).to_contain_text(
         "Root cause: SSO available to enterprise prospects (Engineering)")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_alignment_lead_runs_steps_1_to_4_and_reads_the_outputs(page, live_server,
+                                                                   demo_org):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    objective = "Reach $12M in annual recurring revenue"
+    sign_in(page, live_server, "liam@northwind.example")
+    page.get_by_role("link", name="Workflows").click()
+    field(page, "Objective").select_option(label=f"Northwind Cloud: {objective}")
+    page.get_by_role("button", name="Start").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(objective)
+    # Last cycle's revenue workflow left improvements: step 1 shows them.
+    step1 = page.locator("#step-1")
+    expect(step1.locator(".carry-over")).to_contain_text("Invite Engineering to the weekly")
+
+    # Step 1: one sentence, not two.
+    field(step1, "Shared purpose, in one sentence").fill("Win enterprise. Grow ARR.")
+    field(step1, "Why it matters (business impact)").fill("Enterprise is a third of new ARR.")
+    step1.get_by_role("button", name="Save purpose").click()
+    expect(page.locator("#step-1")).to_contain_text("Keep it to one sentence")
+    step1 = page.locator("#step-1")
+    field(step1, "Shared purpose, in one sentence").fill(
+        "Win enterprise customers together so that recurring revenue reaches $12M.")
+    step1.get_by_role("button", name="Save purpose").click()
+    expect(page.locator("#step-1 .missing")).not_to_contain_text("one sentence")
+
+    # Step 2: three teams, one owner each.
+    for team, owner, role in (("Sales", "Mia Chen", "Lead"),
+                              ("Engineering", "Ethan Brooks", "Contributor"),
+                              ("Marketing", "Noah Fischer", "Contributor")):
+        step2 = page.locator("#step-2")
+        field(step2, "Team").select_option(label=team)
+        field(step2, "Owner").select_option(label=owner)
+        field(step2, "Role").select_option(label=role)
+        step2.get_by_role("button", name="Add team").click()
+        expect(page.locator("#step-2 table")).to_contain_text(team)
+    expect(page.get_by_test_id("step-2-state")).to_have_text("Done")
+    page.locator("#step-1").get_by_role("button", name="Share with the team leads").click()
+    expect(page.locator("#step-1")).to_contain_text("Shared with every stakeholder team")
+
+    # Step 3: the kickoff, its agenda built from steps 1 and 2, and each team's commitment.
+    step3 = page.locator("#step-3")
+    expect(step3.locator(".agenda")).to_contain_text("Engineering (contributor, owner Ethan")
+    today = timezone.localdate()
+    field(step3, "Kickoff date").fill(today.isoformat())
+    field(step3, "Notes").fill("Engineering ships SSO first; Sales runs three pilots.")
+    step3.get_by_role("checkbox", name="Grow ARR from $8.4M to $12M (Northwind Cloud)",
+                      exact=True).check()
+    step3.get_by_role("button", name="Save kickoff").click()
+    expect(page.locator("#step-3 .missing")).not_to_contain_text("Set the kickoff date")
+    for team in ("Engineering", "Marketing", "Sales"):
+        row = page.locator("#step-3 .commitments li").filter(has_text=team)
+        row.get_by_label("Commit", exact=True).check()
+        row.get_by_role("button", name=f"Answer for {team}").click()
+        expect(page.get_by_test_id(f"commitment-{team.lower()}")).to_have_text("Committed")
+    page.locator("#step-3").get_by_role("button", name="Close the kickoff").click()
+    expect(page.get_by_test_id("step-3-state")).to_have_text("Done")
+
+    # Step 4: one plan, with what waits on what.
+    for title, team, days, waits in (("SSO for pilot prospects", "Engineering", 20, None),
+                                     ("Three enterprise pilots", "Sales", 50,
+                                      "SSO for pilot prospects")):
+        step4 = page.locator("#step-4")
+        step4.locator("summary", has_text="Add a milestone").click()
+        field(step4, "Title").fill(title)
+        field(step4, "Owner team").select_option(label=team)
+        field(step4, "Due").fill((today + timedelta(days=days)).isoformat())
+        if waits:
+            field(step4, "Needs another team's work").check()
+            field(step4, "Waits on").select_option(label=waits)
+        step4.get_by_role("button", name="Save milestone").click()
+        expect(page.locator("#step-4 .plan-table")).to_contain_text(title)
+    expect(page.get_by_test_id("step-4-state")).to_have_text("Done")
+    expect(page.locator("#step-4 svg.gantt path.arrow")).to_have_count(1)
+
+    page.get_by_role("link", name="Outputs").click()
+    expect(page.get_by_test_id("output-purpose")).to_contain_text(
+        "Win enterprise customers together")
+    stakeholders = page.get_by_test_id("output-stakeholders")
+    for team in ("Sales", "Engineering", "Marketing"):
+        expect(stakeholders).to_contain_text(team)
+    expect(page.get_by_test_id("output-plan")).to_contain_text("Three enterprise pilots")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "journey-workflow-outputs.png"), full_page=True)
