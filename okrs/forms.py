@@ -1,6 +1,6 @@
 from django import forms
 
-from orgs.models import Membership, Team
+from orgs.models import Membership, Team, Theme
 from orgs.permissions import can_publish
 
 from .models import Health, KeyResult, Objective
@@ -27,6 +27,9 @@ class ObjectiveForm(forms.Form):
         label="Local team priority (no parent)", required=False,
         help_text="Allowed in moderation: it counts against the organization's alignment model.",
     )
+    theme = forms.ModelChoiceField(
+        label="Company theme", queryset=Theme.objects.none(), required=False,
+        empty_label="(none)", help_text="The company theme this objective serves.")
     state = forms.ChoiceField(choices=())
     version = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
@@ -44,6 +47,10 @@ class ObjectiveForm(forms.Form):
         if can_publish(membership) or (objective and objective.state == "published"):
             states.append(Objective.State.PUBLISHED)
         self.fields["state"].choices = [(s.value, s.label) for s in states]
+        if org.alignment_model == org.AlignmentModel.THEMATIC:
+            self.fields["theme"].queryset = Theme.objects.for_org(org)
+        else:
+            del self.fields["theme"]
 
 
 class KeyResultForm(forms.Form):

@@ -51,6 +51,9 @@ class Objective(MPTTModel):
     is_local = models.BooleanField(
         default=False, help_text="A team priority that does not contribute to a parent objective."
     )
+    theme = models.ForeignKey(
+        "orgs.Theme", on_delete=models.SET_NULL, null=True, blank=True, related_name="objectives",
+        help_text="Thematic model: the company theme this objective serves.")
     version = models.PositiveIntegerField(default=1)
     # Written by the propagation (dependencies.network): the worst of the objective's own health,
     # what rolls up into it and what it depends on, with the paths back to the root causes.

@@ -36,8 +36,11 @@ def _check_cycle_open(cycle):
         )
 
 
-def _check_alignment(org, *, cycle, team, parent, is_local, objective=None):
+def _check_alignment(org, *, cycle, team, parent, is_local, objective=None, theme=None):
     errors = {}
+    thematic = org.alignment_model == Organization.AlignmentModel.THEMATIC
+    if theme is not None and theme.organization_id != org.pk:
+        errors["theme"] = "Choose a theme of this organization."
     if cycle.organization_id != org.pk:
         errors["cycle"] = "Choose a cycle of this organization."
     if team.organization_id != org.pk:
@@ -58,7 +61,11 @@ def _check_alignment(org, *, cycle, team, parent, is_local, objective=None):
             )
         if is_local:
             errors["is_local"] = "A local objective has no parent: clear one or the other."
-    elif not team.is_company and not is_local:
+    elif thematic and not team.is_company and not is_local and theme is None:
+        errors["theme"] = (
+            "Choose the company theme this objective serves, or mark it as a local team priority."
+        )
+    elif not thematic and not team.is_company and not is_local:
         errors["parent"] = (
             "Choose the objective this one contributes to, or mark it as a local team priority."
         )
@@ -88,7 +95,7 @@ def _check_state(membership, state, previous=None):
 
 
 def create_objective(*, membership, cycle, team, title, why="", parent=None, is_local=False,
-                     state=Objective.State.DRAFT):
+                     state=Objective.State.DRAFT, theme=None):
     org = membership.organization
     if not permissions.can_edit_team_okrs(membership, team.pk):
         raise PermissionDenied("You can add objectives only for teams you lead.")
@@ -96,9 +103,11 @@ def create_objective(*, membership, cycle, team, title, why="", parent=None, is_
     _check_cycle_open(cycle)
     with transaction.atomic():
         lock_organization(org)
-        _check_alignment(org, cycle=cycle, team=team, parent=parent, is_local=is_local)
+        _check_alignment(org, cycle=cycle, team=team, parent=parent, is_local=is_local,
+                         theme=theme)
         objective = Objective.objects.create(
             organization=org, cycle=cycle, team=team, parent=parent, title=title, why=why,
+            theme=theme,
             is_local=is_local, state=state, created_by=membership.user,
             updated_by=membership.user,
         )
@@ -107,7 +116,7 @@ def create_objective(*, membership, cycle, team, title, why="", parent=None, is_
 
 
 def update_objective(*, membership, objective, version, title, why, team, parent, is_local,
-                     state):
+                     state, theme=None):
     org = membership.organization
     if not permissions.can_edit_objective(membership, objective):
         raise PermissionDenied("You can edit objectives only of teams you lead.")
@@ -126,13 +135,13 @@ def update_objective(*, membership, objective, version, title, why, team, parent
             )
         _check_cycle_open(current.cycle)
         _check_alignment(org, cycle=current.cycle, team=team, parent=parent,
-                         is_local=is_local, objective=current)
+                         is_local=is_local, objective=current, theme=theme)
         if parent is not None and parent.pk != current.parent_id:
             # A dependency or a shared key result may already lead from the parent back here.
             graph.check_no_loop(org, graph.node_of(current), graph.node_of(parent),
                                 field="parent")
         current.title, current.why, current.team, current.parent = title, why, team, parent
-        current.is_local, current.state = is_local, state
+        current.is_local, current.state, current.theme = is_local, state, theme
         current.version += 1
         current.updated_by = membership.user
         current.save()

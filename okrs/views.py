@@ -130,7 +130,8 @@ def objective_edit(request, objective_pk):
     objective = access_objective(request.membership, objective_pk, write=True)
     initial = {"title": objective.title, "why": objective.why, "team": objective.team_id,
                "parent": objective.parent_id, "is_local": objective.is_local,
-               "state": objective.state, "version": objective.version}
+               "state": objective.state, "version": objective.version,
+               "theme": objective.theme_id}
     form = ObjectiveForm(request.POST or None, initial=initial, membership=request.membership,
                          cycle=objective.cycle, objective=objective,
                          teams=services.teams_for_objectives(request.membership))

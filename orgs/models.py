@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -89,6 +90,12 @@ class Organization(models.Model):
     alignment_model = models.CharField(
         max_length=10, choices=AlignmentModel.choices, default=AlignmentModel.FLEXIBLE
     )
+    local_share_limit = models.PositiveSmallIntegerField(
+        "allowed share of local objectives (%)", default=35,
+        validators=[MaxValueValidator(100)],
+        help_text="Flexible model: above this share of local team objectives, the misalignment "
+                  "report flags the team or the organization.",
+    )
     escalate_after_days = models.PositiveSmallIntegerField(
         "escalate unanswered requests after (days)", default=5,
         help_text="A dependency request with no answer after this many days is escalated to "
@@ -98,6 +105,25 @@ class Organization(models.Model):
 
     class Meta:
         ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Theme(models.Model):
+    """A company theme: in the thematic model, team objectives pick one instead of a parent."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="themes")
+    name = models.CharField(max_length=80)
+    description = models.CharField(max_length=300, blank=True)
+
+    objects = org_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="theme_name_unique"),
+        ]
 
     def __str__(self):
         return self.name

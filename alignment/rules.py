@@ -1,0 +1,285 @@
+"""Misalignment detection: each rule is a pure function over one cycle's data that returns
+findings. No Django here; ``alignment.report`` loads the data and runs them all.
+
+How "the same words" is measured (copy-paste cascade, KR turned objective): both titles are
+lowercased and punctuation is dropped. The score is the larger of two numbers: difflib's ratio
+of matching characters (0 = nothing in common, 1 = identical), and, when the shorter title has
+at least three words, the share of its words that the longer one also uses. At or above
+``SIMILAR`` (0.8) the child repeats its parent instead of saying how the team contributes.
+"""
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from difflib import SequenceMatcher
+
+HIGH, MEDIUM, LOW = "high", "medium", "low"
+SEVERITY_ORDER = {HIGH: 0, MEDIUM: 1, LOW: 2}
+SIMILAR = 0.8
+MAX_COMPANY_OBJECTIVES_PER_TEAM = 2
+BOTTLENECK_OBJECTIVES = 5
+STALE_DAYS = 14
+
+
+@dataclass(frozen=True)
+class Objective:
+    id: int
+    title: str
+    team_id: int
+    team: str
+    team_kind: str  # company / department / team
+    parent_id: int | None = None
+    is_local: bool = False
+    state: str = "published"
+    owner_id: int | None = None  # the lead of its team
+    owner: str = ""
+    theme: str = ""
+
+
+@dataclass(frozen=True)
+class KeyResult:
+    id: int
+    objective_id: int
+    title: str
+    created_at: datetime | None = None
+    last_check_in_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Dependency:
+    id: int
+    status: str
+    created_at: datetime
+    requesting_team: str
+    providing_team: str
+    need: str
+
+
+@dataclass
+class Cycle:
+    objectives: list
+    key_results: list = field(default_factory=list)
+    dependencies: list = field(default_factory=list)
+    alignment_model: str = "flexible"  # strict / flexible / thematic
+    local_share_limit: float = 0.35
+    escalate_after_days: int = 5
+    now: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    severity: str
+    message: str
+    who: str  # who should act
+    objective_id: int | None = None
+    dependency_id: int | None = None
+    key_result_id: int | None = None
+
+
+TITLES = {
+    "orphan": "Orphan objective",
+    "too_local": "Too many local objectives",
+    "copy_paste": "Copy-paste cascade",
+    "kr_as_objective": "Key result turned objective",
+    "metric_objective": "Objective is a metric",
+    "over_cascading": "Over-cascading",
+    "coverage_gap": "Coverage gap",
+    "bottleneck": "Bottleneck",
+    "stale": "Stale key result",
+    "unowned_dependency": "Unanswered dependency",
+}
+
+
+def _normal(text):
+    return " ".join(re.sub(r"[^\w\s$%]", " ", text.lower()).split())
+
+
+def similarity(a, b):
+    a, b = _normal(a), _normal(b)
+    score = SequenceMatcher(None, a, b).ratio()
+    words_a, words_b = set(a.split()), set(b.split())
+    shorter = min(words_a, words_b, key=len)
+    if len(shorter) >= 3:
+        score = max(score, len(words_a & words_b) / len(shorter))
+    return score
+
+
+def _live(cycle):
+    return [o for o in cycle.objectives if o.state != "retired"]
+
+
+def _team_objectives(cycle):
+    return [o for o in _live(cycle) if o.team_kind != "company"]
+
+
+def orphans(cycle):
+    if cycle.alignment_model == "thematic":
+        return [Finding("orphan", HIGH, f"“{o.title}” picks no company theme and is not "
+                        "marked local.", o.team, o.id)
+                for o in _team_objectives(cycle) if not o.theme and not o.is_local]
+    by_id = {o.id: o for o in _live(cycle)}
+    return [Finding("orphan", HIGH, f"“{o.title}” contributes to no objective and is not "
+                    "marked local: nobody can see what it serves.", o.team, o.id)
+            for o in _team_objectives(cycle)
+            if not o.is_local and (o.parent_id is None or o.parent_id not in by_id)]
+
+
+def too_local(cycle):
+    if cycle.alignment_model == "strict":
+        return []
+    limit = cycle.local_share_limit
+    findings = []
+    teams = {}
+    for o in _team_objectives(cycle):
+        teams.setdefault((o.team_id, o.team), []).append(o)
+    for (_, name), objectives in sorted(teams.items(), key=lambda t: t[0][1]):
+        local = sum(1 for o in objectives if o.is_local)
+        if objectives and local / len(objectives) > limit:
+            findings.append(Finding(
+                "too_local", MEDIUM, f"{name}: {local} of {len(objectives)} objectives are "
+                f"local ({round(100 * local / len(objectives))}%, the limit is "
+                f"{round(100 * limit)}%).", name))
+    everything = _team_objectives(cycle)
+    local = sum(1 for o in everything if o.is_local)
+    if everything and local / len(everything) > limit:
+        findings.append(Finding(
+            "too_local", HIGH, f"The organization: {local} of {len(everything)} team objectives "
+            f"are local ({round(100 * local / len(everything))}%, the limit is "
+            f"{round(100 * limit)}%).", "Alignment lead"))
+    return findings
+
+
+def copy_paste(cycle):
+    by_id = {o.id: o for o in _live(cycle)}
+    findings = []
+    for o in _live(cycle):
+        parent = by_id.get(o.parent_id)
+        if parent is not None:
+            score = similarity(o.title, parent.title)
+            if score >= SIMILAR:
+                findings.append(Finding(
+                    "copy_paste", MEDIUM, f"“{o.title}” repeats its parent “{parent.title}” "
+                    f"({round(score * 100)}% the same words). Say how {o.team} contributes "
+                    "instead.", o.team, o.id))
+    return findings
+
+
+def kr_as_objective(cycle):
+    by_id = {o.id: o for o in _live(cycle)}
+    krs_of = {}
+    for k in cycle.key_results:
+        krs_of.setdefault(k.objective_id, []).append(k)
+    findings = []
+    for o in _live(cycle):
+        for k in krs_of.get(o.parent_id, ()) if o.parent_id in by_id else ():
+            score = similarity(o.title, k.title)
+            if score >= SIMILAR:
+                findings.append(Finding(
+                    "kr_as_objective", MEDIUM, f"“{o.title}” repeats the parent's key result "
+                    f"“{k.title}”. A key result measures; the objective should say what the "
+                    "team wants to achieve.", o.team, o.id))
+                break
+    return findings
+
+
+_METRIC = re.compile(
+    r"\d+(?:[.,]\d+)?\s*%"  # 30%
+    r"|[$€£]\s*\d"  # $12M
+    r"|\b\d+(?:[.,]\d+)?\s*(?:k|m|bn|x)\b"  # 40k, 3x
+    r"|\bfrom\s+\S*\d\S*\s+to\s+\S*\d",  # from 40 to 55
+    re.IGNORECASE)
+
+
+def metric_objective(cycle):
+    return [Finding("metric_objective", LOW, f"“{o.title}” reads like a number to hit. Put the "
+                    "number in a key result and let the objective say why it matters.",
+                    o.team, o.id)
+            for o in _live(cycle) if _METRIC.search(o.title)]
+
+
+def _roots(cycle):
+    by_id = {o.id: o for o in _live(cycle)}
+    root = {}
+
+    def find(o):
+        seen = set()
+        while o.parent_id in by_id and o.id not in seen:
+            seen.add(o.id)
+            o = by_id[o.parent_id]
+        return o
+
+    for o in _live(cycle):
+        root[o.id] = find(o)
+    return root
+
+
+def over_cascading(cycle):
+    root = _roots(cycle)
+    teams = {}
+    for o in _team_objectives(cycle):
+        r = root[o.id]
+        if r.team_kind == "company" and r.id != o.id:
+            teams.setdefault(o.team, set()).add(r.id)
+    return [Finding("over_cascading", MEDIUM, f"{team} contributes to {len(ids)} company "
+                    f"objectives; more than {MAX_COMPANY_OBJECTIVES_PER_TEAM} spreads it thin.",
+                    team)
+            for team, ids in sorted(teams.items()) if len(ids) > MAX_COMPANY_OBJECTIVES_PER_TEAM]
+
+
+def coverage_gap(cycle):
+    if cycle.alignment_model == "thematic":
+        return []
+    with_children = {o.parent_id for o in _live(cycle) if o.parent_id}
+    return [Finding("coverage_gap", HIGH, f"No team contributes to “{o.title}”.",
+                    "Alignment lead", o.id)
+            for o in _live(cycle) if o.team_kind == "company" and o.id not in with_children]
+
+
+def bottleneck(cycle):
+    people = {}
+    for o in _live(cycle):
+        if o.owner_id is not None:
+            people.setdefault((o.owner_id, o.owner), []).append(o)
+    return [Finding("bottleneck", MEDIUM, f"{name} owns {len(objs)} objectives (the teams they "
+                    f"lead); more than {BOTTLENECK_OBJECTIVES} makes them a bottleneck.", name)
+            for (_, name), objs in sorted(people.items(), key=lambda p: p[0][1])
+            if len(objs) > BOTTLENECK_OBJECTIVES]
+
+
+def stale(cycle):
+    if cycle.now is None:
+        return []
+    cutoff = cycle.now - timedelta(days=STALE_DAYS)
+    published = {o.id: o for o in _live(cycle) if o.state == "published"}
+    findings = []
+    for k in cycle.key_results:
+        o = published.get(k.objective_id)
+        if o is None:
+            continue
+        last = k.last_check_in_at or k.created_at
+        if last is not None and last < cutoff:
+            days = (cycle.now - last).days
+            findings.append(Finding(
+                "stale", LOW, f"“{k.title}” has had no check-in for {days} days.", o.team,
+                o.id, key_result_id=k.id))
+    return findings
+
+
+def unowned_dependency(cycle):
+    if cycle.now is None:
+        return []
+    cutoff = cycle.now - timedelta(days=cycle.escalate_after_days)
+    return [Finding("unowned_dependency", HIGH, f"{d.requesting_team} asked {d.providing_team} "
+                    f"for “{d.need}” {(cycle.now - d.created_at).days} days ago; nobody has "
+                    "answered.", d.providing_team, dependency_id=d.id)
+            for d in cycle.dependencies if d.status == "requested" and d.created_at <= cutoff]
+
+
+RULES = (orphans, too_local, copy_paste, kr_as_objective, metric_objective, over_cascading,
+         coverage_gap, bottleneck, stale, unowned_dependency)
+
+
+def run_all(cycle):
+    findings = [f for rule in RULES for f in rule(cycle)]
+    return sorted(findings, key=lambda f: (SEVERITY_ORDER[f.severity], f.rule, f.message))
