@@ -168,3 +168,63 @@ class StatusUpdate(models.Model):
 
     def __str__(self):
         return self.text[:60]
+
+
+class ReviewComment(models.Model):
+    """The review thread of a proposed objective: comments, change requests, approvals."""
+
+    class Kind(models.TextChoices):
+        COMMENT = "comment", "Comment"
+        SUBMITTED = "submitted", "Submitted for review"
+        CHANGES = "changes", "Changes requested"
+        APPROVED = "approved", "Approved"
+        PUBLISHED = "published", "Published"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    objective = models.ForeignKey(Objective, on_delete=models.CASCADE,
+                                  related_name="review_comments")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
+                               related_name="+")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.COMMENT)
+    text = models.TextField(max_length=2000, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = org_manager()
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self):
+        return f"{self.kind}: {self.text[:40]}"
+
+
+class RecascadeFlag(models.Model):
+    """An objective aligned below one that changed in substance: its owners confirm it still
+    fits, re-align it, or retire it."""
+
+    class Resolution(models.TextChoices):
+        OPEN = "open", "Needs review"
+        CONFIRMED = "confirmed", "Still fits"
+        REALIGNED = "realigned", "Re-aligned"
+        RETIRED = "retired", "Retired"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    objective = models.ForeignKey(Objective, on_delete=models.CASCADE,
+                                  related_name="recascade_flags")
+    source = models.ForeignKey(Objective, on_delete=models.CASCADE, related_name="+")
+    change = models.CharField(max_length=300)
+    resolution = models.CharField(max_length=10, choices=Resolution.choices,
+                                  default=Resolution.OPEN)
+    note = models.CharField(max_length=500, blank=True)
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                    null=True, blank=True, related_name="+")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = org_manager()
+
+    class Meta:
+        ordering = ["-created_at", "pk"]
+
+    def __str__(self):
+        return f"{self.objective}: {self.resolution}"

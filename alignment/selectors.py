@@ -88,3 +88,23 @@ def learnings(org):
                 .select_related("workflow__objective", "workflow__cycle")
                 .prefetch_related("improvements__owner")
                 .order_by("-workflow__cycle__start_date"))
+
+
+def objective_alignment(org, objective, membership):
+    """What the objective page shows of cascading: its findings, review thread and any open
+    re-cascade request."""
+    from orgs.permissions import can_edit_objective, can_publish
+
+    from . import report
+    from .models import RecascadeFlag, ReviewComment
+
+    found = report.for_objective(report.findings(org, objective.cycle), objective.pk)
+    return {
+        "findings": found,
+        "thread": list(ReviewComment.objects.for_org(org).filter(objective=objective)
+                       .select_related("author")),
+        "recascade": list(RecascadeFlag.objects.for_org(org).filter(
+            objective=objective, resolution="open").select_related("source")),
+        "can_review": can_publish(membership),
+        "can_propose": objective.state == "draft" and can_edit_objective(membership, objective),
+    }

@@ -44,6 +44,8 @@ class ObjectiveForm(forms.Form):
                                       rght__lte=objective.rght)
         self.fields["parent"].queryset = parents.order_by("team__level", "team__name", "title")
         states = [Objective.State.DRAFT, Objective.State.PROPOSED]
+        if objective and objective.state == Objective.State.APPROVED:
+            states.append(Objective.State.APPROVED)
         if can_publish(membership) or (objective and objective.state == "published"):
             states.append(Objective.State.PUBLISHED)
         self.fields["state"].choices = [(s.value, s.label) for s in states]

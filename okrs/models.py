@@ -36,6 +36,7 @@ class Objective(MPTTModel):
     class State(models.TextChoices):
         DRAFT = "draft", "Draft"
         PROPOSED = "proposed", "Proposed"
+        APPROVED = "approved", "Approved"
         PUBLISHED = "published", "Published"
         RETIRED = "retired", "Retired"
 

@@ -92,6 +92,8 @@ def _check_state(membership, state, previous=None):
         and not permissions.can_publish(membership)
     ):
         raise ValidationError({"state": "Only alignment leads and org admins publish objectives."})
+    if state == Objective.State.APPROVED and previous != Objective.State.APPROVED:
+        raise ValidationError({"state": "Approval happens in the alignment lead's review queue."})
 
 
 def create_objective(*, membership, cycle, team, title, why="", parent=None, is_local=False,
@@ -140,13 +142,28 @@ def update_objective(*, membership, objective, version, title, why, team, parent
             # A dependency or a shared key result may already lead from the parent back here.
             graph.check_no_loop(org, graph.node_of(current), graph.node_of(parent),
                                 field="parent")
+        substance = [what for what, old, new in (("title", current.title, title),
+                                                 ("why it matters", current.why, why))
+                     if old.strip() != new.strip()]
+        old_title = current.title
         current.title, current.why, current.team, current.parent = title, why, team, parent
         current.is_local, current.state, current.theme = is_local, state, theme
         current.version += 1
         current.updated_by = membership.user
         current.save()
         network.mark_changed(current.cycle)
+        if substance and current.state != Objective.State.DRAFT:
+            _recascade(membership, current,
+                       f"“{old_title}” changed its {' and '.join(substance)}.")
     return current
+
+
+def _recascade(membership, objective, change):
+    # Everything aligned below a company or department objective that moved is flagged for its
+    # owners (alignment.cascade); imported here to keep okrs free of a module-level cycle.
+    from alignment.cascade import flag_descendants
+
+    flag_descendants(membership=membership, objective=objective, change=change)
 
 
 def retire_objective(*, membership, objective):
@@ -162,6 +179,7 @@ def retire_objective(*, membership, objective):
         )
         if updated:
             network.mark_changed(objective.cycle)
+            _recascade(membership, objective, f"“{objective.title}” was retired.")
     return updated == 1
 
 
@@ -227,11 +245,18 @@ def update_key_result(*, membership, key_result, version, title, start_value, ta
             )
         current.title, current.unit, current.owner_team = title, unit, owner_team
         current.owner, current.weight = owner, weight
+        old_target = current.target_value
         if current.kind == KeyResult.Kind.NUMERIC:
             current.start_value, current.target_value = start_value, target_value
         current.version += 1
         current.save()
         network.mark_changed(key_result.objective.cycle)
+        if (current.kind == KeyResult.Kind.NUMERIC and old_target is not None
+                and target_value is not None and old_target != target_value):
+            _recascade(membership, key_result.objective,
+                       f"The key result “{current.title}” of “{key_result.objective.title}” "
+                       f"now targets {target_value.normalize():f} instead of "
+                       f"{old_target.normalize():f}.")
     return current
 
 

@@ -6,6 +6,8 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseClientRedirect, retarget
 
+from alignment import report as alignment_report
+from alignment import selectors as alignment_selectors
 from dependencies import selectors as network_selectors
 from dependencies.forms import RecoveryActionForm, ShareForm
 from orgs.decorators import org_view
@@ -51,6 +53,7 @@ def _save(request, form, action):
 def home(request):
     cycles, cycle = _cycle_context(request)
     ctx = selectors.home(request.org, request.membership, cycle)
+    ctx["findings"] = alignment_report.counts(alignment_report.findings(request.org, cycle))
     can_add = any(can_edit_team_okrs(request.membership, t.pk) for t in ctx["teams"])
     return render(request, "okrs/home.html", {
         "cycles": cycles, "cycle": cycle, "can_add": can_add, "nav": "home", **ctx})
@@ -100,7 +103,9 @@ def objective_detail(request, objective_pk):
                                                        request.membership),
         "share_form": ShareForm(org=request.org, objective=objective) if can_edit else None,
         "can_plan_recovery": can_plan_recovery(request.membership, objective),
-        "recovery_form": RecoveryActionForm(org=request.org), **ctx,
+        "recovery_form": RecoveryActionForm(org=request.org),
+        "alignment": alignment_selectors.objective_alignment(request.org, objective,
+                                                             request.membership), **ctx,
     })
 
 

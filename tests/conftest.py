@@ -18,6 +18,7 @@ from .factories import (
     ObjectiveFactory,
     ObjectiveShareFactory,
     OrganizationFactory,
+    RecascadeFlagFactory,
     RecoveryActionFactory,
     TeamFactory,
     UserFactory,
@@ -68,6 +69,7 @@ def build_world(org, admin_user):
     w.share = ObjectiveShareFactory(objective=w.objective, team=w.company)
     w.recovery_action = RecoveryActionFactory(objective=w.company_objective, owner=admin_user)
     w.workflow = WorkflowFactory(objective=w.company_objective, lead=admin_user)
+    w.recascade_flag = RecascadeFlagFactory(objective=w.objective)
     return w
 
 

@@ -223,3 +223,13 @@ class MilestoneFactory(ScopeFreeFactory):
     organization = factory.SelfAttribute("workflow.organization")
     title = factory.Sequence(lambda n: f"Milestone {n}")
     due_date = factory.LazyAttribute(lambda o: o.workflow.cycle.end_date)
+
+
+class RecascadeFlagFactory(ScopeFreeFactory):
+    class Meta:
+        model = "alignment.RecascadeFlag"
+
+    objective = factory.SubFactory(ObjectiveFactory)
+    organization = factory.SelfAttribute("objective.organization")
+    source = factory.SelfAttribute("objective.parent")
+    change = "The parent changed its title."

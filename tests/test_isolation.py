@@ -51,6 +51,7 @@ def ids_of(world):
         "share_pk": world.share.pk,
         "action_pk": world.recovery_action.pk,
         "workflow_pk": world.workflow.pk,
+        "flag_pk": world.recascade_flag.pk,
         "pk": world.objective.pk,  # with <node:kind> = "o"
     }
 
@@ -117,7 +118,7 @@ def test_every_url_pattern_is_covered_by_the_walk():
             keywords = {k for k in pattern.pattern.converters if k != "org_slug"}
             known = {"objective_pk", "key_result_pk", "team_pk", "membership_pk",
                      "invitation_pk", "cycle_pk", "dependency_pk", "share_pk", "action_pk",
-                     "workflow_pk",
+                     "workflow_pk", "flag_pk",
                      "kind", "pk"}
             assert keywords <= known, f"{route}: add {keywords - known} to ids_of()"
         else:
@@ -148,4 +149,4 @@ def test_every_tenant_model_is_guarded():
             "CheckIn", "Dependency", "DependencyEvent", "ObjectiveShare", "NetworkState",
             "Notification", "AlertEmail", "RecoveryAction", "PropagationRun", "Workflow",
             "Stakeholder", "Milestone", "StatusUpdate", "StepOverride", "Retrospective",
-            "Improvement"} <= names
+            "Improvement", "ReviewComment", "RecascadeFlag", "Theme"} <= names

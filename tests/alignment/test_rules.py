@@ -1,13 +1,13 @@
 """Each misalignment rule on its own: cases that fire and cases that must not."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from alignment import rules
 from alignment.rules import Cycle, Dependency, KeyResult, Objective
 
-NOW = datetime(2027, 2, 15, 12, tzinfo=timezone.utc)
+NOW = datetime(2027, 2, 15, 12, tzinfo=UTC)
 
 
 def company(i, title="Win the enterprise market"):

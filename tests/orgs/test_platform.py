@@ -13,7 +13,7 @@ from ..factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
-PROJECT_APPS = {"orgs", "okrs"}
+PROJECT_APPS = {"orgs", "okrs", "dependencies", "alignment", "retros"}
 
 
 def project_models():

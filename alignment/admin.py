@@ -1,0 +1,56 @@
+"""The platform operators' admin: every model, across organizations (scopes are off under
+/django-admin/, see orgs.middleware)."""
+
+from django.contrib import admin
+
+from .models import (
+    Milestone,
+    RecascadeFlag,
+    ReviewComment,
+    Stakeholder,
+    StatusUpdate,
+    StepOverride,
+    Workflow,
+)
+
+
+@admin.register(Workflow)
+class WorkflowAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "organization"]
+    list_filter = ["organization"]
+
+
+@admin.register(StepOverride)
+class StepOverrideAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "organization"]
+    list_filter = ["organization"]
+
+
+@admin.register(Stakeholder)
+class StakeholderAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "organization"]
+    list_filter = ["organization"]
+
+
+@admin.register(Milestone)
+class MilestoneAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "organization"]
+    list_filter = ["organization"]
+
+
+@admin.register(StatusUpdate)
+class StatusUpdateAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "organization"]
+    list_filter = ["organization"]
+
+
+@admin.register(ReviewComment)
+class ReviewCommentAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "organization"]
+    list_filter = ["organization"]
+
+
+@admin.register(RecascadeFlag)
+class RecascadeFlagAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "organization"]
+    list_filter = ["organization"]

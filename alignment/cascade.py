@@ -1,0 +1,176 @@
+"""Bidirectional cascading: teams propose, the alignment lead reviews and publishes; when a
+company or department objective changes in substance mid-cycle, everything aligned below it is
+flagged for its owners to confirm, re-align or retire."""
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from okrs import services as okr_services
+from okrs.models import Objective
+from orgs import permissions
+from orgs.models import Team
+from orgs.tasks import enqueue_on_commit, send_email_task
+
+from .models import RecascadeFlag, ReviewComment
+
+State = Objective.State
+
+
+def _say(objective, membership, kind, text=""):
+    return ReviewComment.objects.create(organization=objective.organization, objective=objective,
+                                        author=membership.user, kind=kind, text=text.strip())
+
+
+def _lock(membership, objective):
+    return Objective.objects.for_org(membership.organization).select_for_update().get(
+        pk=objective.pk)
+
+
+def submit_for_review(*, membership, objective, note=""):
+    """A team proposes its draft objective to the alignment lead."""
+    if not permissions.can_edit_objective(membership, objective):
+        raise PermissionDenied("Only the team's leads propose its objectives.")
+    with transaction.atomic():
+        current = _lock(membership, objective)
+        if current.state != State.DRAFT:
+            raise ValidationError("Only a draft can be proposed.")
+        current.state, current.version = State.PROPOSED, current.version + 1
+        current.save(update_fields=["state", "version", "updated_at"])
+        _say(current, membership, ReviewComment.Kind.SUBMITTED, note)
+    return current
+
+
+def approve(*, membership, objective, note=""):
+    if not permissions.can_publish(membership):
+        raise PermissionDenied("Only alignment leads and org admins review objectives.")
+    with transaction.atomic():
+        current = _lock(membership, objective)
+        if current.state != State.PROPOSED:
+            raise ValidationError("Only a proposed objective can be approved.")
+        current.state, current.version = State.APPROVED, current.version + 1
+        current.save(update_fields=["state", "version", "updated_at"])
+        _say(current, membership, ReviewComment.Kind.APPROVED, note)
+    return current
+
+
+def request_changes(*, membership, objective, text):
+    if not permissions.can_publish(membership):
+        raise PermissionDenied("Only alignment leads and org admins review objectives.")
+    if not text.strip():
+        raise ValidationError({"text": "Say what should change, so the team can act on it."})
+    with transaction.atomic():
+        current = _lock(membership, objective)
+        if current.state not in (State.PROPOSED, State.APPROVED):
+            raise ValidationError("Only a proposed or approved objective can go back.")
+        current.state, current.version = State.DRAFT, current.version + 1
+        current.save(update_fields=["state", "version", "updated_at"])
+        _say(current, membership, ReviewComment.Kind.CHANGES, text)
+        if current.team.lead_id:
+            link = settings.SITE_URL + reverse("objective", args=[
+                membership.organization.slug, current.pk])
+            enqueue_on_commit(send_email_task, current.team.lead.email,
+                              f"Changes requested: {current.title}",
+                              f"{membership.user.display_name} asks for changes:\n\n"
+                              f"{text.strip()}\n\n{link}\n")
+    return current
+
+
+def comment(*, membership, objective, text):
+    if not (permissions.can_publish(membership)
+            or permissions.can_edit_team_okrs(membership, objective.team_id)):
+        raise PermissionDenied("Only the team's leads and the alignment lead discuss this.")
+    if not text.strip():
+        raise ValidationError({"text": "Write a comment."})
+    return _say(objective, membership, ReviewComment.Kind.COMMENT, text)
+
+
+def publish_cycle(*, membership, cycle):
+    """Publish every approved objective of the cycle together."""
+    if not permissions.can_publish(membership):
+        raise PermissionDenied("Only alignment leads and org admins publish.")
+    with transaction.atomic():
+        approved = list(Objective.objects.for_org(membership.organization)
+                        .filter(cycle=cycle, state=State.APPROVED).select_for_update())
+        Objective.objects.for_org(membership.organization).filter(
+            pk__in=[o.pk for o in approved]).update(state=State.PUBLISHED,
+                                                    updated_at=timezone.now())
+        ReviewComment.objects.bulk_create([
+            ReviewComment(organization=membership.organization, objective=o,
+                          author=membership.user, kind=ReviewComment.Kind.PUBLISHED)
+            for o in approved])
+    return len(approved)
+
+
+# Re-cascading ----------------------------------------------------------------------------------
+
+
+def flag_descendants(*, membership, objective, change):
+    """Flag every live objective aligned below ``objective`` (at any depth) for review and tell
+    their teams' leads. Called when a company or department objective changes in substance."""
+    if objective.team.kind == Team.Kind.TEAM:
+        return []
+    below = list(objective.get_descendants().exclude(state=State.RETIRED)
+                 .select_related("team__lead"))
+    if not below:
+        return []
+    RecascadeFlag.objects.bulk_create([
+        RecascadeFlag(organization=objective.organization, objective=o, source=objective,
+                      change=change[:300]) for o in below])
+    leads = {o.team.lead for o in below if o.team.lead}
+    link = settings.SITE_URL + reverse("recascade", args=[objective.organization.slug])
+    for lead in leads:
+        enqueue_on_commit(send_email_task, lead.email, f"Please review: {objective.title} changed",
+                          f"{change}\n\nObjectives of your team aligned below it need a look: "
+                          f"confirm they still fit, re-align or retire them.\n\n{link}\n")
+    return below
+
+
+def _open_flag(membership, flag):
+    if flag.resolution != RecascadeFlag.Resolution.OPEN:
+        raise ValidationError("This one has been answered already.")
+    if not permissions.can_edit_team_okrs(membership, flag.objective.team_id):
+        raise PermissionDenied("Only the objective's team leads answer this.")
+
+
+def _resolve(flag, membership, resolution, note=""):
+    RecascadeFlag.objects.filter(objective=flag.objective, resolution="open").update(
+        resolution=resolution, note=note[:500], resolved_by=membership.user,
+        resolved_at=timezone.now())
+
+
+def confirm_fits(*, membership, flag, note=""):
+    _open_flag(membership, flag)
+    _resolve(flag, membership, RecascadeFlag.Resolution.CONFIRMED, note)
+
+
+def realign(*, membership, flag, parent):
+    _open_flag(membership, flag)
+    o = flag.objective
+    with transaction.atomic():
+        okr_services.update_objective(
+            membership=membership, objective=o, version=o.version, title=o.title, why=o.why,
+            team=o.team, parent=parent, is_local=False, state=o.state, theme=o.theme)
+        _resolve(flag, membership, RecascadeFlag.Resolution.REALIGNED,
+                 f"Now contributes to “{parent.title}”.")
+
+
+def retire(*, membership, flag):
+    _open_flag(membership, flag)
+    with transaction.atomic():
+        okr_services.retire_objective(membership=membership, objective=flag.objective)
+        _resolve(flag, membership, RecascadeFlag.Resolution.RETIRED)
+
+
+def progress(org, cycle):
+    """Per changed objective: how many flags are confirmed, re-aligned, retired, still open."""
+    rows = {}
+    for f in (RecascadeFlag.objects.for_org(org).filter(source__cycle=cycle)
+              .select_related("source")):
+        entry = rows.setdefault(f.source_id, {"source": f.source, "change": f.change,
+                                              "confirmed": 0, "realigned": 0, "retired": 0,
+                                              "open": 0})
+        entry[f.resolution] += 1
+    return list(rows.values())

@@ -1,0 +1,91 @@
+"""The network map: teams on a circle, edges for shared objectives, shared key results and
+dependencies. No Django: plain data in, SVG text out, every label escaped."""
+
+import math
+from dataclasses import dataclass
+from html import escape
+
+SIZE = 760
+NODE_R = 9
+
+
+@dataclass(frozen=True)
+class Node:
+    id: int
+    name: str
+    href: str
+    health: str = ""
+    links: int = 0
+
+
+@dataclass(frozen=True)
+class Edge:
+    a: int
+    b: int
+    kind: str  # whole / objective / key_result / dependency
+    label: str
+    href: str
+    health: str = ""
+    count: int = 1
+
+
+KIND_LABEL = {"whole": "whole OKR", "objective": "objective", "key_result": "key result",
+              "dependency": "depends on"}
+
+
+def layout(nodes):
+    """Positions on a circle, in the given order; big enough that 30 names stay apart."""
+    n = max(1, len(nodes))
+    radius = SIZE / 2 - 150
+    centre = SIZE / 2
+    return {node.id: (round(centre + radius * math.cos(2 * math.pi * i / n - math.pi / 2), 1),
+                      round(centre + radius * math.sin(2 * math.pi * i / n - math.pi / 2), 1))
+            for i, node in enumerate(nodes)}
+
+
+def render(nodes, edges):
+    pos = layout(nodes)
+    centre = SIZE / 2
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="netmap" viewBox="0 0 {SIZE} {SIZE}"'
+           f' width="{SIZE}" height="{SIZE}" role="img" aria-labelledby="netmap-title">',
+           '<title id="netmap-title">Teams and the links between them</title>',
+           '<defs><marker id="dep-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6"'
+           ' markerHeight="6" orient="auto"><path d="M 0 0 L 10 5 L 0 10 z" fill="#52606d"/>'
+           '</marker></defs>']
+    seen_pairs = {}
+    for e in edges:
+        if e.a not in pos or e.b not in pos:
+            continue
+        (x1, y1), (x2, y2) = pos[e.a], pos[e.b]
+        pair = tuple(sorted((e.a, e.b)))
+        k = seen_pairs.get(pair, 0)
+        seen_pairs[pair] = k + 1
+        # Bend towards the centre, a little more for each further edge between the same pair.
+        mx, my = (x1 + x2) / 2, (y1 + y2) / 2
+        pull = 0.15 + 0.12 * k
+        cx, cy = mx + (centre - mx) * pull, my + (centre - my) * pull
+        lx, ly = (mx + cx) / 2, (my + cy) / 2
+        label = escape(f"{KIND_LABEL.get(e.kind, e.kind)}: {e.label}"
+                       + (f" (+{e.count - 1} more)" if e.count > 1 else ""))
+        marker = ' marker-end="url(#dep-arrow)"' if e.kind == "dependency" else ""
+        out.append(
+            f'<a href="{escape(e.href)}" class="edge kind-{e.kind} health-{e.health or "none"}">'
+            f'<title>{label}</title>'
+            f'<path d="M {x1} {y1} Q {round(cx, 1)} {round(cy, 1)} {x2} {y2}"{marker}/>'
+            f'<text x="{round(lx, 1)}" y="{round(ly, 1)}" class="edge-label">'
+            f'{escape(KIND_LABEL.get(e.kind, e.kind))}</text></a>')
+    for node in nodes:
+        x, y = pos[node.id]
+        anchor = "start" if x >= centre + 1 else "end" if x <= centre - 1 else "middle"
+        dx = 14 if anchor == "start" else -14 if anchor == "end" else 0
+        dy = 4 if anchor != "middle" else (-14 if y < centre else 22)
+        lonely = " lonely" if node.links == 0 else ""
+        out.append(
+            f'<a href="{escape(node.href)}" class="team health-{node.health or "none"}{lonely}" '
+            f'data-team="{node.id}"><title>{escape(node.name)}: {node.links} link'
+            f'{"s" if node.links != 1 else ""}</title>'
+            f'<circle cx="{x}" cy="{y}" r="{NODE_R}"/>'
+            f'<text x="{x + dx}" y="{y + dy}" text-anchor="{anchor}">{escape(node.name)}</text>'
+            '</a>')
+    out.append("</svg>")
+    return "\n".join(out)

@@ -1,0 +1,63 @@
+"""The platform operators' admin: every model, across organizations (scopes are off under
+/django-admin/, see orgs.middleware)."""
+
+from django.contrib import admin
+
+from .models import (
+    AlertEmail,
+    Dependency,
+    DependencyEvent,
+    NetworkState,
+    Notification,
+    ObjectiveShare,
+    PropagationRun,
+    RecoveryAction,
+)
+
+
+@admin.register(Dependency)
+class DependencyAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "organization"]
+    list_filter = ["organization"]
+
+
+@admin.register(DependencyEvent)
+class DependencyEventAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "organization"]
+    list_filter = ["organization"]
+
+
+@admin.register(ObjectiveShare)
+class ObjectiveShareAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "organization"]
+    list_filter = ["organization"]
+
+
+@admin.register(NetworkState)
+class NetworkStateAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "organization"]
+    list_filter = ["organization"]
+
+
+@admin.register(PropagationRun)
+class PropagationRunAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "organization"]
+    list_filter = ["organization"]
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "organization"]
+    list_filter = ["organization"]
+
+
+@admin.register(AlertEmail)
+class AlertEmailAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "organization"]
+    list_filter = ["organization"]
+
+
+@admin.register(RecoveryAction)
+class RecoveryActionAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "organization"]
+    list_filter = ["organization"]
