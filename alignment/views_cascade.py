@@ -245,7 +245,9 @@ def network_data(org, cycle, slug):
     def add(a, b, kind, label, href, health):
         if a == b:
             return
-        k = (min(a, b), max(a, b), kind) if kind != "dependency" else (a, b, kind)
+        if kind != "dependency":  # sharing has no direction
+            a, b = min(a, b), max(a, b)
+        k = (a, b, kind)
         if k in edges:
             e = edges[k]
             edges[k] = netmap.Edge(e.a, e.b, kind, e.label, e.href,
