@@ -282,3 +282,61 @@ def test_the_alignment_lead_runs_steps_1_to_4_and_reads_the_outputs(page, live_s
     expect(page.get_by_test_id("output-plan")).to_contain_text("Three enterprise pilots")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "journey-workflow-outputs.png"), full_page=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_copied_title_is_caught_in_review_rewritten_approved_and_published(
+        page, live_server, demo_org):
+    parent = "Reach $12M in annual recurring revenue"
+    # The Engineering lead drafts an objective that only repeats its parent, and proposes it.
+    sign_in(page, live_server, "ethan@northwind.example")
+    page.get_by_role("link", name="Add objective").click()
+    field(page, "Title").fill(parent)
+    field(page, "Team").select_option(label="Engineering")
+    field(page, "Contributes to").select_option(label=f"Northwind Cloud: {parent}")
+    field(page, "State").select_option(label="Draft")
+    page.get_by_role("button", name="Add objective").click()
+    expect(page).to_have_url(re.compile(r"/o/northwind/objectives/\d+/$"))
+    objective_url = page.url
+    review = page.locator("#review")
+    expect(review.get_by_test_id("objective-findings")).to_contain_text("repeats its parent")
+    review.get_by_role("button", name="Propose for review").click()
+    expect(page.locator("#review .tag.state-proposed")).to_be_visible()
+    page.get_by_role("button", name="Sign out").click()
+
+    # The alignment lead sees the copy-paste finding in the queue and asks for changes.
+    sign_in(page, live_server, "liam@northwind.example")
+    page.get_by_role("link", name="Alignment", exact=True).click()
+    page.get_by_role("link", name="Review queue").click()
+    item = page.locator(".review-item").filter(has_text="Engineering")
+    expect(item.locator(".findings")).to_contain_text("repeats its parent")
+    item.get_by_label("Comment").fill("Say what Engineering changes so that ARR grows.")
+    item.get_by_role("button", name="Request changes").click()
+    expect(page.locator(".messages")).to_contain_text("Sent back to the team")
+    page.get_by_role("button", name="Sign out").click()
+
+    # The team lead reads the comment, rewrites and proposes again.
+    sign_in(page, live_server, "ethan@northwind.example")
+    page.goto(objective_url)
+    expect(page.locator("#review .thread")).to_contain_text("Say what Engineering changes")
+    page.goto(objective_url + "edit/")
+    field(page, "Title").fill("Make enterprise deals possible with SSO and audit logs")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#review")).to_contain_text("No alignment issue found")
+    page.locator("#review").get_by_role("button", name="Propose for review").click()
+    page.get_by_role("button", name="Sign out").click()
+
+    # The alignment lead approves and publishes the cycle.
+    sign_in(page, live_server, "liam@northwind.example")
+    page.goto(f"{live_server.url}/o/northwind/review/")
+    item = page.locator(".review-item").filter(
+        has_text="Make enterprise deals possible with SSO and audit logs")
+    expect(item.locator(".findings")).to_have_count(0)
+    item.get_by_role("button", name="Approve").click()
+    expect(page.locator(".publish-bar")).to_contain_text("1 approved objective")
+    page.get_by_role("button", name="Publish the cycle").click()
+    expect(page.locator(".messages")).to_contain_text("Published 1 objective")
+    page.goto(objective_url)
+    expect(page.locator("#objective-summary .tag.state-published")).to_be_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "journey-review.png"), full_page=True)
