@@ -1,3 +1,5 @@
+from collections import Counter
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
@@ -59,10 +61,18 @@ def home(request):
         "cycles": cycles, "cycle": cycle, "can_add": can_add, "nav": "home", **ctx})
 
 
+def _count_findings(org, cycle, nodes):
+    """Attach ``finding_count`` (the misalignment report's findings) to tree nodes."""
+    counts = Counter(f.objective_id for f in alignment_report.findings(org, cycle))
+    for o in nodes:
+        o.finding_count = counts.get(o.pk, 0)
+
+
 @org_view
 def tree(request):
     cycles, cycle = _cycle_context(request)
     roots = selectors.tree_level(request.org, cycle) if cycle else []
+    _count_findings(request.org, cycle, roots)
     return render(request, "okrs/tree.html", {
         "cycles": cycles, "cycle": cycle, "nodes": roots, "nav": "tree"})
 
@@ -73,6 +83,7 @@ def tree_children(request, objective_pk):
     if not request.htmx:
         return redirect(_objective_url(request, objective))
     nodes = selectors.tree_level(request.org, objective.cycle, parent=objective)
+    _count_findings(request.org, objective.cycle, nodes)
     response = render(request, "okrs/tree.html#children", {"nodes": nodes})
     patch_vary_headers(response, ["HX-Request"])
     return response

@@ -258,3 +258,11 @@ def test_settings_are_for_managers_and_switch_the_model(revenue):
     viewer = MembershipFactory(organization=r.org, role=Role.VIEWER)
     assert client_for(viewer.user).post(url, {"action": "theme", "name": "x"}).status_code == 403
     assert Objective.objects  # noqa: B018 - keep the import honest
+
+
+def test_the_tree_shows_finding_badges(revenue):
+    r = revenue
+    ObjectiveFactory(organization=r.org, cycle=r.cycle, team=r.world.company,
+                     title="Grow revenue by 30%")  # a metric, and nobody contributes
+    html = client_for(r.liam).get(reverse("tree", args=[r.org.slug])).content.decode()
+    assert re.search(r'Grow revenue by 30%.*?2 findings', html, re.S)
