@@ -78,6 +78,7 @@ class Finding:
 
 
 TITLES = {
+    "too_many": "Too many company objectives",
     "orphan": "Orphan objective",
     "too_local": "Too many local objectives",
     "copy_paste": "Copy-paste cascade",
@@ -227,6 +228,18 @@ def over_cascading(cycle):
             for team, ids in sorted(teams.items()) if len(ids) > MAX_COMPANY_OBJECTIVES_PER_TEAM]
 
 
+MAX_COMPANY_OBJECTIVES = 5
+
+
+def too_many_company_objectives(cycle):
+    company = [o for o in _live(cycle) if o.team_kind == "company"]
+    if len(company) <= MAX_COMPANY_OBJECTIVES:
+        return []
+    return [Finding("too_many", MEDIUM, f"{len(company)} company objectives: above "
+                    f"{MAX_COMPANY_OBJECTIVES} focus thins out. Two or three is the sweet spot.",
+                    "Leadership")]
+
+
 def coverage_gap(cycle):
     if cycle.alignment_model == "thematic":
         return []
@@ -276,8 +289,8 @@ def unowned_dependency(cycle):
             for d in cycle.dependencies if d.status == "requested" and d.created_at <= cutoff]
 
 
-RULES = (orphans, too_local, copy_paste, kr_as_objective, metric_objective, over_cascading,
-         coverage_gap, bottleneck, stale, unowned_dependency)
+RULES = (too_many_company_objectives, orphans, too_local, copy_paste, kr_as_objective,
+         metric_objective, over_cascading, coverage_gap, bottleneck, stale, unowned_dependency)
 
 
 def run_all(cycle):

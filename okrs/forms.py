@@ -18,6 +18,14 @@ class ObjectiveForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="The context: what changes for customers or the company when this is achieved.",
     )
+    success = forms.CharField(
+        label="What success looks like", max_length=2000, required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Company objectives: the picture at the end of the cycle, in plain words.")
+    tradeoffs = forms.CharField(
+        label="Trade-offs considered", max_length=2000, required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Company objectives: what was set aside to make room for this.")
     team = forms.ModelChoiceField(queryset=Team.objects.none(), empty_label=None)
     parent = ObjectiveChoiceField(
         label="Contributes to", queryset=Objective.objects.none(), required=False,

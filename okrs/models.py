@@ -48,6 +48,8 @@ class Objective(MPTTModel):
     )
     title = models.CharField(max_length=200)
     why = models.TextField("why it matters", max_length=2000, blank=True)
+    success = models.TextField("what success looks like", max_length=2000, blank=True)
+    tradeoffs = models.TextField("trade-offs considered", max_length=2000, blank=True)
     state = models.CharField(max_length=10, choices=State.choices, default=State.DRAFT)
     is_local = models.BooleanField(
         default=False, help_text="A team priority that does not contribute to a parent objective."

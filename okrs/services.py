@@ -97,7 +97,7 @@ def _check_state(membership, state, previous=None):
 
 
 def create_objective(*, membership, cycle, team, title, why="", parent=None, is_local=False,
-                     state=Objective.State.DRAFT, theme=None):
+                     state=Objective.State.DRAFT, theme=None, success="", tradeoffs=""):
     org = membership.organization
     if not permissions.can_edit_team_okrs(membership, team.pk):
         raise PermissionDenied("You can add objectives only for teams you lead.")
@@ -109,7 +109,7 @@ def create_objective(*, membership, cycle, team, title, why="", parent=None, is_
                          theme=theme)
         objective = Objective.objects.create(
             organization=org, cycle=cycle, team=team, parent=parent, title=title, why=why,
-            theme=theme,
+            theme=theme, success=success, tradeoffs=tradeoffs,
             is_local=is_local, state=state, created_by=membership.user,
             updated_by=membership.user,
         )
@@ -118,7 +118,7 @@ def create_objective(*, membership, cycle, team, title, why="", parent=None, is_
 
 
 def update_objective(*, membership, objective, version, title, why, team, parent, is_local,
-                     state, theme=None):
+                     state, theme=None, success=None, tradeoffs=None):
     org = membership.organization
     if not permissions.can_edit_objective(membership, objective):
         raise PermissionDenied("You can edit objectives only of teams you lead.")
@@ -148,6 +148,10 @@ def update_objective(*, membership, objective, version, title, why, team, parent
         old_title = current.title
         current.title, current.why, current.team, current.parent = title, why, team, parent
         current.is_local, current.state, current.theme = is_local, state, theme
+        if success is not None:
+            current.success = success
+        if tradeoffs is not None:
+            current.tradeoffs = tradeoffs
         current.version += 1
         current.updated_by = membership.user
         current.save()

@@ -136,6 +136,12 @@ def objective_create(request):
         **{k: v for k, v in data.items() if k != "version"}))
     if objective:
         messages.success(request, "Objective added. Now give it two to four key results.")
+        if objective.team.is_company:
+            count = objective.cycle.objectives.filter(team__kind="company").live().count()
+            if count > 5:
+                messages.warning(request, f"{objective.cycle.name} now has {count} company "
+                                 "objectives. Above 5, focus thins out: 2 or 3 is the sweet "
+                                 "spot.")
         return _done(request, _objective_url(request, objective))
     return render(request, "okrs/objective_form.html", {"form": form, "cycle": cycle})
 
@@ -147,7 +153,8 @@ def objective_edit(request, objective_pk):
     initial = {"title": objective.title, "why": objective.why, "team": objective.team_id,
                "parent": objective.parent_id, "is_local": objective.is_local,
                "state": objective.state, "version": objective.version,
-               "theme": objective.theme_id}
+               "theme": objective.theme_id, "success": objective.success,
+               "tradeoffs": objective.tradeoffs}
     form = ObjectiveForm(request.POST or None, initial=initial, membership=request.membership,
                          cycle=objective.cycle, objective=objective,
                          teams=services.teams_for_objectives(request.membership))

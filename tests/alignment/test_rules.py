@@ -132,3 +132,9 @@ def test_run_all_sorts_by_severity():
     assert [f.severity for f in found] == sorted(
         (f.severity for f in found), key=rules.SEVERITY_ORDER.__getitem__)
     assert {f.rule for f in found} >= {"orphan", "coverage_gap", "metric_objective"}
+
+
+def test_more_than_five_company_objectives_is_flagged():
+    assert rules.too_many_company_objectives(Cycle([company(i, str(i)) for i in range(5)])) == []
+    [f] = rules.too_many_company_objectives(Cycle([company(i, str(i)) for i in range(6)]))
+    assert "6 company objectives" in f.message

@@ -440,3 +440,15 @@ def test_a_key_result_loads_only_its_latest_12_check_ins(world_a, alice_client):
     history = section[section.index("Check-in history"):]
     assert "<strong>29 %" in history and "<strong>18 %" in history
     assert "<strong>17 %" not in history
+
+
+def test_a_sixth_company_objective_warns(world_a, alice_client):
+    for i in range(4):
+        ObjectiveFactory(organization=world_a.org, cycle=world_a.cycle, team=world_a.company,
+                         title=f"Company goal {i}")
+    response = alice_client.post(url(world_a, "objective_new") + f"?cycle={world_a.cycle.pk}", {
+        "title": "Yet another goal", "team": world_a.company.pk, "state": "draft",
+        "success": "Everyone knows it", "tradeoffs": "Less of the rest"}, follow=True)
+    page = response.content.decode()
+    assert "now has 7 company objectives" in page  # 2 from the world, 4 here, this one
+    assert "What success looks like." in page and "Less of the rest" in page
