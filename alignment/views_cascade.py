@@ -306,7 +306,19 @@ def network_map(request):
 class SettingsForm(forms.ModelForm):
     class Meta:
         model = Organization
-        fields = ["alignment_model", "local_share_limit", "escalate_after_days"]
+        fields = ["alignment_model", "local_share_limit", "escalate_after_days", "timezone",
+                  "digest_weekday", "digest_hour"]
+
+    def clean_timezone(self):
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        value = self.cleaned_data["timezone"].strip()
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise forms.ValidationError(
+                "Unknown time zone: use a name such as Europe/Berlin or Asia/Tokyo.") from None
+        return value
 
 
 class ThemeForm(forms.Form):

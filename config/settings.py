@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "dependencies",
     "alignment",
     "retros",
+    "nudges",
 ]
 
 MIDDLEWARE = [
@@ -151,6 +152,9 @@ CELERY_BEAT_SCHEDULE = {
     # Re-enqueue any cycle still marked dirty: a task lost while the broker was down.
     "network-sweep": {"task": "dependencies.tasks.sweep_network", "schedule": 60.0},
     # Pace moves with the calendar: recompute every running cycle once an hour.
+    # Each organization's weekly digest goes out at its own local day and hour; this checks
+    # every 15 minutes which organizations are due.
+    "weekly-digests": {"task": "nudges.tasks.send_due_digests", "schedule": 900.0},
     "network-hourly": {"task": "dependencies.tasks.sweep_network", "schedule": 3600.0,
                        "kwargs": {"full": True}},
 }

@@ -3,6 +3,7 @@ from django.urls import include, path
 
 import alignment.urls
 import dependencies.urls
+import nudges.urls
 import okrs.urls
 import orgs.urls
 
@@ -10,6 +11,7 @@ org_urlpatterns = [
     *okrs.urls.urlpatterns,
     *dependencies.urls.urlpatterns,
     *alignment.urls.urlpatterns,
+    *nudges.urls.org_urlpatterns,
     path("console/", include(orgs.urls.console_urlpatterns)),
 ]
 
@@ -17,4 +19,5 @@ urlpatterns = [
     path("django-admin/", admin.site.urls),
     path("o/<slug:org_slug>/", include(org_urlpatterns)),
     *orgs.urls.urlpatterns,
+    *nudges.urls.urlpatterns,
 ]

@@ -239,6 +239,7 @@ class AlertEmail(models.Model):
         PENDING = "pending", "Pending"
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Turned off by the person"
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     run = models.ForeignKey(PropagationRun, on_delete=models.CASCADE, related_name="emails")

@@ -63,12 +63,22 @@ def send_alert_email(alert_email_id):
     if not items:
         return False
     org = email.organization
+    from nudges.services import unsubscribe_url, wants
+
+    if not wants(org, email.user_id, "alerts"):
+        with scopes_disabled():
+            AlertEmail.objects.filter(pk=email.pk).update(status=AlertEmail.Status.SKIPPED)
+        return False
+    stop_url = unsubscribe_url(org, email.user, "alerts")
     ctx = {"org": org, "user": email.user, "items": items, "site_url": settings.SITE_URL,
            "worse": [i for i in items if i.kind == Notification.Kind.WORSE],
-           "recovered": [i for i in items if i.kind == Notification.Kind.RECOVERED]}
+           "recovered": [i for i in items if i.kind == Notification.Kind.RECOVERED],
+           "unsubscribe_url": stop_url}
     subject = _subject(ctx)
     message = EmailMultiAlternatives(
-        subject, render_to_string("dependencies/email/alert.txt", ctx), None, [email.user.email])
+        subject, render_to_string("dependencies/email/alert.txt", ctx), None, [email.user.email],
+        headers={"List-Unsubscribe": f"<{stop_url}>",
+                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})
     message.attach_alternative(render_to_string("dependencies/email/alert.html", ctx),
                                "text/html")
     try:

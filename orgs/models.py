@@ -96,6 +96,16 @@ class Organization(models.Model):
         help_text="Flexible model: above this share of local team objectives, the misalignment "
                   "report flags the team or the organization.",
     )
+    timezone = models.CharField(
+        max_length=64, default="UTC",
+        help_text="The organization's time zone, e.g. Europe/Berlin: the weekly digest goes out "
+                  "at its local hour.")
+    digest_weekday = models.PositiveSmallIntegerField(
+        "digest day", default=0, choices=[(0, "Monday"), (1, "Tuesday"), (2, "Wednesday"),
+                                          (3, "Thursday"), (4, "Friday"), (5, "Saturday"),
+                                          (6, "Sunday")])
+    digest_hour = models.PositiveSmallIntegerField(
+        "digest hour (local)", default=9, validators=[MaxValueValidator(23)])
     escalate_after_days = models.PositiveSmallIntegerField(
         "escalate unanswered requests after (days)", default=5,
         help_text="A dependency request with no answer after this many days is escalated to "

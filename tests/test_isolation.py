@@ -17,6 +17,7 @@ GLOBAL_URLS = {
     "root": "redirects to one of the caller's own organizations",
     "switch_org": "lists the caller's own memberships only",
     "accept_invitation": "takes a signed token, not an id; tested in tests/orgs/test_invitations",
+    "unsubscribe": "takes a signed token naming the organization; tested in tests/nudges",
     "login": "public", "logout": "public",
     "password_reset": "public", "password_reset_done": "public",
     "password_reset_confirm": "signed token", "password_reset_complete": "public",

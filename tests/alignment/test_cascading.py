@@ -236,14 +236,17 @@ def test_settings_are_for_managers_and_switch_the_model(revenue):
     assert client_for(r.mia).get(url).status_code == 403
     liam = client_for(r.liam)
     liam.post(url, {"action": "theme", "name": "Enterprise", "description": "Bigger customers"})
+    extra = {"timezone": "UTC", "digest_weekday": 0, "digest_hour": 9}
     liam.post(url, {"action": "settings", "alignment_model": "thematic", "local_share_limit": 30,
-                    "escalate_after_days": 3})
+                    "escalate_after_days": 3, **extra})
     r.org.refresh_from_db()
     assert (r.org.alignment_model, r.org.local_share_limit, r.org.escalate_after_days) == (
         "thematic", 30, 3)
     bad = liam.post(url, {"action": "settings", "alignment_model": "flexible",
-                          "local_share_limit": 140, "escalate_after_days": 3})
+                          "local_share_limit": 140, "escalate_after_days": 3, **extra,
+                          "timezone": "Mars/Olympus"})
     assert bad.status_code == 200 and "less than or equal to 100" in bad.content.decode()
+    assert "Unknown time zone" in bad.content.decode()
     # Thematic: a team objective picks a theme instead of a parent.
     with scope(organization=r.org):
         from orgs.models import Theme

@@ -1,0 +1,171 @@
+"""Sending the weekly digest: who is due, the ledger claim, the email, unsubscribing.
+
+Exactly one digest per member, organization and ISO week: the ledger row is claimed (a unique
+row) before anything is sent and marked sent after, so a rerun, a second beat or a retried task
+finds it and sends nothing again. Members are walked in batches, without one long transaction.
+"""
+
+import logging
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core import signing
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django_scopes import scope, scopes_disabled
+
+from orgs.models import Membership, Organization
+
+from . import content
+from .models import Digest, Preference
+
+log = logging.getLogger(__name__)
+BATCH = 500
+UNSUBSCRIBE_SALT = "nudges.unsubscribe"
+
+
+def week_of(moment, tz):
+    year, week, _ = moment.astimezone(tz).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def is_due(org, now):
+    """The organization's local day and hour have come this week (later in the same week
+    still counts, so a beat that was down catches up; the ledger keeps it to one)."""
+    local = now.astimezone(ZoneInfo(org.timezone))
+    return (local.weekday(), local.hour) >= (org.digest_weekday, org.digest_hour)
+
+
+def wants_digest(org, user_id):
+    pref = Preference.objects.filter(organization=org, user_id=user_id).first()
+    return pref is None or pref.weekly_digest
+
+
+def claim_week(org, *, now=None):
+    """Create this week's ledger rows for every member who wants a digest, in batches; return
+    the ids of rows still to send (new ones, and pending ones from an interrupted run)."""
+    now = now or timezone.now()
+    with scope(organization=org):
+        return _claim(org, week_of(now, ZoneInfo(org.timezone)))
+
+
+def _claim(org, week):
+    opted_out = set(Preference.objects.filter(organization=org, weekly_digest=False)
+                    .values_list("user_id", flat=True))
+    user_ids = (Membership.objects.filter(organization=org, user__is_active=True)
+                .order_by("pk").values_list("user_id", flat=True))
+    batch = []
+    for user_id in user_ids.iterator(chunk_size=BATCH):
+        if user_id in opted_out:
+            continue
+        batch.append(Digest(organization=org, user_id=user_id, week=week))
+        if len(batch) == BATCH:
+            Digest.objects.bulk_create(batch, ignore_conflicts=True)
+            batch = []
+    if batch:
+        Digest.objects.bulk_create(batch, ignore_conflicts=True)
+    return list(Digest.objects.filter(organization=org, week=week,
+                                      status=Digest.Status.PENDING).values_list("pk", flat=True))
+
+
+KINDS = {"digest": "weekly_digest", "alerts": "immediate_alerts"}
+
+
+def unsubscribe_token(org, user, kind="digest"):
+    return signing.dumps({"o": org.pk, "u": user.pk, "k": kind}, salt=UNSUBSCRIBE_SALT)
+
+
+def unsubscribe_url(org, user, kind="digest"):
+    return settings.SITE_URL + reverse("unsubscribe", args=[unsubscribe_token(org, user, kind)])
+
+
+def wants(org, user_id, kind):
+    with scope(organization=org):
+        pref = Preference.objects.filter(organization=org, user_id=user_id).first()
+    return pref is None or getattr(pref, KINDS[kind])
+
+
+def read_unsubscribe_token(token):
+    """(organization, user_id, kind) from a token, or None when it is not ours."""
+    try:
+        data = signing.loads(token, salt=UNSUBSCRIBE_SALT)
+    except signing.BadSignature:
+        return None
+    with scopes_disabled():
+        org = Organization.objects.filter(pk=data.get("o")).first()
+        member = org and Membership.objects.filter(organization=org, user_id=data.get("u"))
+        if not org or not member.exists() or data.get("k", "digest") not in KINDS:
+            return None
+    return org, data["u"], data.get("k", "digest")
+
+
+def unsubscribe(org, user_id, kind="digest"):
+    with scope(organization=org):
+        Preference.objects.update_or_create(organization=org, user_id=user_id,
+                                            defaults={KINDS[kind]: False})
+
+
+def render_digest(membership, digest, *, now=None):
+    org = membership.organization
+    stop_url = unsubscribe_url(org, membership.user)
+    ctx = {"org": org, "user": membership.user, "d": digest, "site_url": settings.SITE_URL,
+           "home_url": settings.SITE_URL + reverse("home", args=[org.slug]),
+           "preferences_url": settings.SITE_URL + reverse("preferences", args=[org.slug]),
+           "unsubscribe_url": stop_url}
+    subject = f"{org.name}: {digest.subject()}"
+    message = EmailMultiAlternatives(
+        subject, render_to_string("nudges/email/digest.txt", ctx), None,
+        [membership.user.email],
+        headers={"List-Unsubscribe": f"<{stop_url}>",
+                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})
+    message.attach_alternative(render_to_string("nudges/email/digest.html", ctx), "text/html")
+    return message
+
+
+def send_one(digest_id, *, now=None):
+    """Send one claimed digest. Returns the final status; raises on an SMTP error so the task
+    retries (the row stays pending until it is sent)."""
+    now = now or timezone.now()
+    with scopes_disabled():
+        row = Digest.objects.select_related("organization", "user").filter(pk=digest_id).first()
+    if row is None or row.status != Digest.Status.PENDING:
+        return row.status if row else None
+    org = row.organization
+    with scope(organization=org):
+        membership = (Membership.objects.filter(organization=org, user=row.user)
+                      .select_related("organization", "user").first())
+        if membership is None or not wants_digest(org, row.user_id):
+            Digest.objects.filter(pk=row.pk).update(status=Digest.Status.EMPTY)
+            return Digest.Status.EMPTY
+        digest = content.build(membership, now=now)
+        if digest.empty:
+            Digest.objects.filter(pk=row.pk).update(status=Digest.Status.EMPTY)
+            return Digest.Status.EMPTY
+        message = render_digest(membership, digest, now=now)
+        Digest.objects.filter(pk=row.pk).update(attempts=row.attempts + 1,
+                                                subject=message.subject[:200])
+    message.send()
+    with scopes_disabled(), transaction.atomic():
+        Digest.objects.filter(pk=row.pk).update(status=Digest.Status.SENT, sent_at=timezone.now(),
+                                                error="")
+    return Digest.Status.SENT
+
+
+def mark_failed(digest_id, error):
+    with scopes_disabled():
+        Digest.objects.filter(pk=digest_id).update(status=Digest.Status.FAILED,
+                                                   error=str(error)[:300])
+
+
+def record_error(digest_id, error):
+    with scopes_disabled():
+        Digest.objects.filter(pk=digest_id).update(error=str(error)[:300])
+
+
+def due_organizations(now):
+    with scopes_disabled():
+        return [org for org in Organization.objects.all() if is_due(org, now)]
+
