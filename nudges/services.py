@@ -6,6 +6,7 @@ finds it and sends nothing again. Members are walked in batches, without one lon
 """
 
 import logging
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -33,10 +34,14 @@ def week_of(moment, tz):
 
 
 def is_due(org, now):
-    """The organization's local day and hour have come this week (later in the same week
-    still counts, so a beat that was down catches up; the ledger keeps it to one)."""
-    local = now.astimezone(ZoneInfo(org.timezone))
-    return (local.weekday(), local.hour) >= (org.digest_weekday, org.digest_hour)
+    """The organization's local digest day and hour have come, less than a day ago: a beat
+    that was down for a few hours still catches up, and the ledger keeps it to one per week."""
+    tz = ZoneInfo(org.timezone)
+    local = now.astimezone(tz)
+    scheduled = datetime.combine(local.date() - timedelta(days=local.weekday())
+                                 + timedelta(days=org.digest_weekday),
+                                 time(org.digest_hour), tz)
+    return timedelta(0) <= local - scheduled < timedelta(days=1)
 
 
 def wants_digest(org, user_id):

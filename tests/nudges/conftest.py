@@ -1,0 +1,1 @@
+from tests.dependencies.conftest import revenue  # noqa: F401 - the shared scenario
