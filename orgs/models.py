@@ -97,7 +97,7 @@ class Organization(models.Model):
                   "report flags the team or the organization.",
     )
     timezone = models.CharField(
-        max_length=64, default="UTC",
+        "time zone", max_length=64, default="UTC",
         help_text="The organization's time zone, e.g. Europe/Berlin: the weekly digest goes out "
                   "at its local hour.")
     digest_weekday = models.PositiveSmallIntegerField(

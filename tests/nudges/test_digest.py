@@ -241,3 +241,19 @@ def test_the_next_sync_is_in_the_organizations_time_zone():
     monday = datetime(2027, 3, 1, 3, 0, tzinfo=UTC)  # Monday 12:00 in Tokyo
     when = content.next_sync(wf, monday, tz)
     assert when.isoformat() == "2027-03-02T09:30:00+09:00"
+
+
+def test_claiming_the_week_walks_members_in_batches_and_skips_the_opted_out(revenue,
+                                                                            monkeypatch):
+    r = revenue
+    monkeypatch.setattr(services, "BATCH", 2)
+    with scope(organization=r.org):
+        Preference.objects.create(organization=r.org, user=r.ethan, weekly_digest=False)
+    now = timezone.now()
+    first = services.claim_week(r.org, now=now)
+    again = services.claim_week(r.org, now=now)
+    with scope(organization=r.org):
+        members = Membership.objects.filter(organization=r.org).count()
+        users = set(Digest.objects.values_list("user_id", flat=True))
+    assert len(first) == members - 1 and sorted(again) == sorted(first)
+    assert r.ethan.pk not in users
