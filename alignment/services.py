@@ -258,8 +258,9 @@ def save_milestone(*, membership, workflow, milestone=None, title, owner_team, s
 
 def flag_downstream(milestone, reason):
     downstream = steps.revisit_downstream([milestone.pk], _unblocks(milestone.workflow))
-    Milestone.objects.filter(pk__in=downstream).update(needs_revisit=True,
-                                                       revisit_reason=reason[:300])
+    Milestone.objects.for_org(milestone.organization_id).filter(
+        workflow=milestone.workflow_id, pk__in=downstream).update(
+        needs_revisit=True, revisit_reason=reason[:300])
     return sorted(downstream)
 
 

@@ -1,12 +1,12 @@
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpResponse, HttpResponseNotAllowed
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 
 from okrs import selectors as okr_selectors
-from orgs.decorators import org_view
+from orgs.decorators import org_view, post_only
 from orgs.forms import apply_errors
 from retros.models import Improvement, Retrospective
 
@@ -17,7 +17,8 @@ from .models import Milestone, Stakeholder, StatusUpdate, Workflow
 def _workflow(request, pk):
     workflow = (Workflow.objects.for_org(request.org)
                 .select_related("organization", "cycle", "objective__team", "lead",
-                                "signed_off_by").filter(pk=pk).first())
+                                "signed_off_by").prefetch_related("stakeholders")
+                .filter(pk=pk).first())
     if workflow is None:
         raise Http404("No such workflow.")
     return workflow
@@ -187,8 +188,8 @@ def workflow_act(request, workflow_pk):
     """Every change of the stepper posts here with an ``action``; the page comes back with the
     step re-rendered (htmx picks the stepper out of it) or with the form's errors."""
     workflow = _workflow(request, workflow_pk)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
+    if (refused := post_only(request)) is not None:
+        return refused
     actions = _actions(request, workflow)
     name = request.POST.get("action", "")
     if name not in actions:

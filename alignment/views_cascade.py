@@ -6,14 +6,14 @@ from collections import defaultdict
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpResponseNotAllowed
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from dependencies.models import Dependency, ObjectiveShare
 from okrs import selectors as okr_selectors
 from okrs.models import KeyResult, Objective
-from orgs.decorators import org_view
+from orgs.decorators import org_view, post_only
 from orgs.forms import apply_errors
 from orgs.models import Organization, Team, Theme
 from orgs.permissions import can_publish
@@ -36,12 +36,6 @@ def _objective(request, pk):
     if o is None:
         raise Http404("No such objective.")
     return o
-
-
-def _post_only(request):
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
-    return None
 
 
 # Review ----------------------------------------------------------------------------------------
@@ -72,7 +66,7 @@ def review_queue(request):
 @org_view
 def review_act(request, objective_pk):
     objective = _objective(request, objective_pk)
-    if (response := _post_only(request)) is not None:
+    if (response := post_only(request)) is not None:
         return response
     action, text = request.POST.get("action"), request.POST.get("text", "")
     m = request.membership
@@ -104,7 +98,7 @@ def review_act(request, objective_pk):
 
 @org_view
 def publish(request):
-    if (response := _post_only(request)) is not None:
+    if (response := post_only(request)) is not None:
         return response
     _, cycle = _cycle(request)
     cycle_id = request.POST.get("cycle")
@@ -159,7 +153,7 @@ def recascade_act(request, flag_pk):
             .filter(pk=flag_pk).first())
     if flag is None:
         raise Http404("No such review request.")
-    if (response := _post_only(request)) is not None:
+    if (response := post_only(request)) is not None:
         return response
     m, action = request.membership, request.POST.get("action")
     try:

@@ -16,8 +16,7 @@ def _one(qs, pk, what):
 
 def access_dependency(membership, pk):
     org = membership.organization
-    return _one(Dependency.objects.for_org(org).with_ends().select_related("organization"), pk,
-                "dependency")
+    return _one(Dependency.objects.for_org(org).with_ends(), pk, "dependency")
 
 
 def access_share(membership, pk):

@@ -23,7 +23,7 @@ from .models import Dependency
 
 def build(org, cycle, nodes, *, seed=7):
     rng = random.Random(seed)
-    company = Team.objects.filter(organization=org, kind=Team.Kind.COMPANY).first()
+    company = Team.objects.for_org(org).filter(kind=Team.Kind.COMPANY).first()
     with transaction.atomic():
         if company is None:
             company = Team.objects.create(organization=org, name=org.name,
@@ -69,7 +69,7 @@ def build(org, cycle, nodes, *, seed=7):
         id_of = [o.pk for o in objectives]
         parents = [(id_of[i], id_of[o._parent_index]) for i, o in enumerate(objectives)
                    if o._parent_index is not None]
-        _set_parents(parents)
+        _set_parents(org, parents)
 
         key_results = []
         remaining = max(0, nodes - len(objectives))
@@ -103,7 +103,8 @@ def build(org, cycle, nodes, *, seed=7):
             a, b = sorted(rng.sample(range(len(key_results)), 2))
             feeds.append((key_results[a].pk, key_results[b].pk))
         for src, dst in feeds:
-            KeyResult.objects.filter(pk=src, feeds__isnull=True).update(feeds_id=dst)
+            KeyResult.objects.for_org(org).filter(pk=src, feeds__isnull=True).update(
+                feeds_id=dst)
     return {"objectives": len(objectives), "key_results": len(key_results),
             "dependencies": len(deps), "teams": len(teams) + len(departments) + 1}
 
@@ -129,11 +130,12 @@ def _assign_tree_fields(objectives, children, roots):
                 stack.append((child, level + 1, False))
 
 
-def _set_parents(pairs):
+def _set_parents(org, pairs):
     """Parent links after the bulk insert, in a few statements."""
     by_parent = {}
     for child, parent in pairs:
         by_parent.setdefault(parent, []).append(child)
     for parent, kids in by_parent.items():
         for start in range(0, len(kids), 500):
-            Objective.objects.filter(pk__in=kids[start:start + 500]).update(parent_id=parent)
+            Objective.objects.for_org(org).filter(pk__in=kids[start:start + 500]).update(
+                parent_id=parent)

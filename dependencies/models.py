@@ -41,7 +41,8 @@ class ObjectiveShare(models.Model):
 class DependencyQuerySet(OrgQuerySet):
     def with_ends(self):
         return self.select_related(
-            "cycle", "requesting_team", "providing_team", "created_by", "responded_by",
+            "organization", "cycle", "requesting_team", "providing_team", "created_by",
+            "responded_by",
             "downstream_objective__team", "downstream_key_result__objective",
             "upstream_objective__team", "upstream_key_result__objective",
         )

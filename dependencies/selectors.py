@@ -10,7 +10,6 @@ from .services import allowed_answers, is_escalated
 
 def _annotate(dependencies, membership):
     for d in dependencies:
-        d.organization = membership.organization  # read by is_escalated: no query per row
         d.escalated = is_escalated(d)
         d.answers = allowed_answers(membership, d) if membership else []
     return dependencies
@@ -86,7 +85,6 @@ def team_links(org, team, cycle):
                 .filter(Q(requesting_team=team) | Q(providing_team=team))
                 .exclude(status=Dependency.Status.WITHDRAWN))
     for d in deps:
-        d.organization = org
         d.escalated = is_escalated(d)
         d.direction = "needs" if d.requesting_team_id == team.pk else "provides"
     links.sort(key=lambda link: (link["team"].name, link["kind"]))

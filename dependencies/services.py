@@ -155,8 +155,6 @@ def escalated(org, *, today=None):
             .filter(status__in=[Status.REQUESTED, Status.DECLINED])
             .exclude(status=Status.REQUESTED, created_at__gt=cutoff)
             .exclude(cycle__status=Cycle.Status.CLOSED))
-    for d in rows:
-        d.organization = org
     rows = [d for d in rows if is_escalated(d, today=today)]
     for d in rows:
         d.escalated = True

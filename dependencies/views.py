@@ -1,13 +1,13 @@
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponseNotAllowed
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 
 from okrs import selectors as okr_selectors
-from orgs.decorators import org_view
+from orgs.decorators import org_view, post_only
 from orgs.forms import submit
 from orgs.permissions import (
     can_edit_objective,
@@ -27,6 +27,10 @@ from .access import (
 from .forms import AnswerForm, DependencyForm, LinkForm, RecoveryActionForm, ShareForm
 from .propagation import RULES
 from .selectors import at_risk_from_upstream
+
+
+def _errors(form):
+    return " ".join(e for errs in form.errors.values() for e in errs)
 
 
 def _objective_url(request, objective_id, anchor=""):
@@ -101,8 +105,8 @@ def dependencies_for_one(request, dependency):
 @org_view
 def dependency_answer(request, dependency_pk):
     dependency = access_dependency(request.membership, dependency_pk)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
+    if (refused := post_only(request)) is not None:
+        return refused
     form = AnswerForm(request.POST)
     result = submit(request, form, lambda data: services.answer_dependency(
         membership=request.membership, dependency=dependency, status=data["status"],
@@ -127,8 +131,8 @@ def why_at_risk(request, kind, pk):
 @org_view
 def share_add(request, objective_pk):
     objective = access_node(request.membership, "o", objective_pk)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
+    if (refused := post_only(request)) is not None:
+        return refused
     if not can_edit_objective(request.membership, objective):
         raise PermissionDenied("You can share objectives only of teams you lead.")
     form = ShareForm(request.POST, org=request.org, objective=objective)
@@ -138,16 +142,15 @@ def share_add(request, objective_pk):
     if share is not None:
         messages.success(request, f"Shared with {share.team.name}.")
     else:
-        errors = " ".join(e for errs in form.errors.values() for e in errs)
-        messages.error(request, f"Not shared: {errors}")
+        messages.error(request, f"Not shared: {_errors(form)}")
     return redirect(_objective_url(request, objective.pk, "#network"))
 
 
 @org_view
 def share_remove(request, share_pk):
     share = access_share(request.membership, share_pk)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
+    if (refused := post_only(request)) is not None:
+        return refused
     services.unshare_objective(membership=request.membership, share=share)
     messages.success(request, f"No longer shared with {share.team.name}.")
     return redirect(_objective_url(request, share.objective_id, "#network"))
@@ -180,8 +183,8 @@ def key_result_link(request, key_result_pk):
 @org_view
 def recovery_add(request, objective_pk):
     objective = access_node(request.membership, "o", objective_pk)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
+    if (refused := post_only(request)) is not None:
+        return refused
     if not can_plan_recovery(request.membership, objective):
         raise PermissionDenied("Recovery plans are for alignment leads.")
     form = RecoveryActionForm(request.POST, org=request.org)
@@ -191,16 +194,15 @@ def recovery_add(request, objective_pk):
     if action is not None:
         messages.success(request, "Recovery action added.")
     else:
-        errors = " ".join(e for errs in form.errors.values() for e in errs)
-        messages.error(request, f"Not added: {errors}")
+        messages.error(request, f"Not added: {_errors(form)}")
     return redirect(_objective_url(request, objective.pk, "#recovery"))
 
 
 @org_view
 def recovery_done(request, action_pk):
     action = access_recovery_action(request.membership, action_pk)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
+    if (refused := post_only(request)) is not None:
+        return refused
     services.set_recovery_action_done(membership=request.membership, action=action,
                                       done=request.POST.get("done") == "1")
     return redirect(_objective_url(request, action.objective_id, "#recovery"))
@@ -215,7 +217,7 @@ def notifications(request):
 
 @org_view
 def notifications_read(request):
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
+    if (refused := post_only(request)) is not None:
+        return refused
     notifications_of(request.membership).unread().update(read_at=timezone.now())
     return redirect("notifications", request.org.slug)

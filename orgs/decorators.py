@@ -2,11 +2,19 @@ from functools import wraps
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpResponseNotAllowed
 from django_scopes import scope
 
 from .models import Membership, Organization
 from .permissions import can_open_console
+
+
+def post_only(request):
+    """After a view has looked up its objects (so a foreign id is a 404 whatever the method),
+    refuse anything but POST: returns the 405 response, or None to go on."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    return None
 
 
 def org_view(view=None, *, console=False):

@@ -267,12 +267,13 @@ def test_garbage_posts_are_form_errors_not_crashes(flow):
         assert response.status_code in (200, 400), data
 
 
-def test_the_page_keeps_its_query_count(flow):
+@pytest.mark.parametrize("who", ["liam", "mia"])  # the lead, and a team owner (answers_for)
+def test_the_page_keeps_its_query_count(flow, who):
     from tests.querycount import assert_same_queries, count_queries
 
     r = flow
     add_teams(r)
-    liam = client_for(r.liam)
+    liam = client_for(getattr(r, who))
     first = MilestoneFactory(workflow=r.workflow, owner_team=r.sales, cross_team=True)
     first.dependencies.add(DependencyFactory(downstream=r.win, upstream=r.platform))
     small = count_queries(lambda: page(liam, r))

@@ -238,7 +238,7 @@ class Command(BaseCommand):
             workflow_services.set_improvement_status(membership=liam, improvement=imp,
                                                      status=status)
         workflow_services.close_workflow(membership=liam, workflow=wf)
-        Cycle.objects.filter(pk=previous.pk).update(status=Cycle.Status.CLOSED)
+        Cycle.objects.for_org(org).filter(pk=previous.pk).update(status=Cycle.Status.CLOSED)
 
         # This cycle: customer satisfaction, run by Product, Engineering and Customer Success.
         wf = workflow_services.start_workflow(membership=liam, objective=made["csat"])
@@ -306,7 +306,7 @@ class Command(BaseCommand):
             need="Landing pages under 1 s on mobile",
             needed_by=cycle.start_date + timedelta(days=70),
             fallback="Run the campaign on the old pages and expect half the conversion")
-        Dependency.objects.filter(pk=d.pk).update(
+        Dependency.objects.for_org(org).filter(pk=d.pk).update(
             created_at=timezone.now() - timedelta(days=8))
         network_services.link_key_result(
             membership=members["liam"], key_result=deals,
