@@ -283,8 +283,8 @@ def _alert(cycle, data, results, before, after):
         batch_size=500)
     from .tasks import send_alert_email
 
-    for email in AlertEmail.objects.filter(run=run_row).values_list("pk", flat=True):
-        enqueue_on_commit(send_alert_email, email)
+    for email in emails:
+        enqueue_on_commit(send_alert_email, email.pk)
     return len(emails)
 
 

@@ -8,7 +8,7 @@ from .models import Dependency, ObjectiveShare, RecoveryAction
 from .services import allowed_answers, is_escalated
 
 
-def _annotate(dependencies, membership):
+def annotate(dependencies, membership):
     for d in dependencies:
         d.escalated = is_escalated(d)
         d.answers = allowed_answers(membership, d) if membership else []
@@ -22,7 +22,7 @@ def objective_network(org, objective, membership):
     kr_ids = [k.pk for k in krs]
     shares = list(ObjectiveShare.objects.for_org(org).filter(objective=objective)
                   .select_related("team").order_by("team__name"))
-    deps = _annotate(list(
+    deps = annotate(list(
         Dependency.objects.for_org(org).with_ends()
         .filter(Q(downstream_objective=objective) | Q(downstream_key_result__in=kr_ids)
                 | Q(upstream_objective=objective) | Q(upstream_key_result__in=kr_ids))
@@ -113,4 +113,4 @@ def dependencies_for(org, cycle, membership, *, mine_team_ids=None):
     if mine_team_ids is not None:
         qs = qs.filter(Q(requesting_team_id__in=mine_team_ids)
                        | Q(providing_team_id__in=mine_team_ids))
-    return _annotate(list(qs), membership)
+    return annotate(list(qs), membership)

@@ -90,16 +90,10 @@ def dependency_create(request, kind, pk):
 @org_view
 def dependency_detail(request, dependency_pk):
     dependency = access_dependency(request.membership, dependency_pk)
-    [dependency] = dependencies_for_one(request, dependency)
+    selectors.annotate([dependency], request.membership)
     return render(request, "dependencies/dependency.html", {
         "dependency": dependency, "events": list(dependency.events.select_related("actor")),
         "form": AnswerForm()})
-
-
-def dependencies_for_one(request, dependency):
-    dependency.escalated = services.is_escalated(dependency)
-    dependency.answers = services.allowed_answers(request.membership, dependency)
-    return [dependency]
 
 
 @org_view
@@ -114,7 +108,7 @@ def dependency_answer(request, dependency_pk):
     if result is not None:
         messages.success(request, f"Marked {result.get_status_display().lower()}.")
         return redirect("dependency", request.org.slug, dependency.pk)
-    dependencies_for_one(request, dependency)
+    selectors.annotate([dependency], request.membership)
     return render(request, "dependencies/dependency.html", {
         "dependency": dependency, "events": list(dependency.events.select_related("actor")),
         "form": form, "failed_status": request.POST.get("status")}, status=400)
