@@ -9,7 +9,6 @@ from smtplib import SMTPException
 
 from celery import shared_task
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
 from django.db import OperationalError, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -63,6 +62,7 @@ def send_alert_email(alert_email_id):
     if not items:
         return False
     org = email.organization
+    from nudges.mail import UnsubscribableEmail
     from nudges.services import unsubscribe_url, wants
 
     if not wants(org, email.user_id, "alerts"):
@@ -75,10 +75,9 @@ def send_alert_email(alert_email_id):
            "recovered": [i for i in items if i.kind == Notification.Kind.RECOVERED],
            "unsubscribe_url": stop_url}
     subject = _subject(ctx)
-    message = EmailMultiAlternatives(
-        subject, render_to_string("dependencies/email/alert.txt", ctx), None, [email.user.email],
-        headers={"List-Unsubscribe": f"<{stop_url}>",
-                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})
+    message = UnsubscribableEmail(
+        subject, render_to_string("dependencies/email/alert.txt", ctx), [email.user.email],
+        unsubscribe_url=stop_url)
     message.attach_alternative(render_to_string("dependencies/email/alert.html", ctx),
                                "text/html")
     try:

@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core import signing
-from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -21,6 +20,7 @@ from django_scopes import scope, scopes_disabled
 from orgs.models import Membership, Organization
 
 from . import content
+from .mail import UnsubscribableEmail
 from .models import Digest, Preference
 
 log = logging.getLogger(__name__)
@@ -121,11 +121,9 @@ def render_digest(membership, digest, *, now=None):
            "preferences_url": settings.SITE_URL + reverse("preferences", args=[org.slug]),
            "unsubscribe_url": stop_url}
     subject = f"{org.name}: {digest.subject()}"
-    message = EmailMultiAlternatives(
-        subject, render_to_string("nudges/email/digest.txt", ctx), None,
-        [membership.user.email],
-        headers={"List-Unsubscribe": f"<{stop_url}>",
-                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})
+    message = UnsubscribableEmail(
+        subject, render_to_string("nudges/email/digest.txt", ctx), [membership.user.email],
+        unsubscribe_url=stop_url)
     message.attach_alternative(render_to_string("nudges/email/digest.html", ctx), "text/html")
     return message
 

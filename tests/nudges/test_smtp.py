@@ -2,6 +2,7 @@
 Django's SMTP backend sends, and the message that arrives is read back."""
 
 import email
+import re
 import socket
 from email import policy
 
@@ -55,6 +56,9 @@ def test_the_digest_goes_through_a_real_smtp_server(revenue, smtp_server, settin
     assert services.send_one(row.pk) == "sent"
     [(to, raw)] = handler.messages
     assert to == ["mia@a.test"]
+    # The header is a plain URL on the wire, not folded into encoded words.
+    assert re.search(rb"\r?\nList-Unsubscribe: <https://okrs\.example\.com/unsubscribe/[^>\s]+/>",
+                     raw)
     message = email.message_from_bytes(raw, policy=policy.default)
     assert message["Subject"] == "Org A: 1 check-in due"
     assert message["List-Unsubscribe"].startswith("<https://okrs.example.com/unsubscribe/")
