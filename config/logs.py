@@ -145,13 +145,32 @@ def _leave_task(task=None, **_):
             _context.reset(token)
 
 
+LONG_ARG = 80
+
+
+def loggable_args(args, kwargs):
+    """A task's arguments for a log line. Long texts (an email's body, with its sign-in or
+    invitation link) are shown by their length only: a log is no place for a token."""
+    def short(value):
+        if isinstance(value, str) and len(value) > LONG_ARG:
+            return f"<text, {len(value)} chars>"
+        return repr(value)
+
+    parts = [short(v) for v in args or ()]
+    parts += [f"{k}={short(v)}" for k, v in (kwargs or {}).items()]
+    return "[" + ", ".join(parts) + "]"
+
+
 def log_task_failure(task, task_id, args, kwargs, exc, *, where="worker",
                      with_traceback=False):
     """One ERROR line for a task that failed for good: its name, arguments, organization and
     object. On a worker Celery logs the traceback just after; in-process, pass it here."""
     org, obj = task_context(task, args, kwargs)
-    log.error("Task %s[%s] failed (%s): %s: %s; args=%r kwargs=%r", task.name, task_id or "-",
-              where, type(exc).__name__, exc, tuple(args or ()), kwargs or {},
+    context = _context.get()
+    if context is not None and not context["org"]:
+        context["org"] = org  # so Celery's own line with the traceback, next, names it too
+    log.error("Task %s[%s] failed (%s): %s: %s; args=%s", task.name, task_id or "-",
+              where, type(exc).__name__, exc, loggable_args(args, kwargs),
               exc_info=exc if with_traceback else None, extra={"org": org, "obj": obj})
 
 
@@ -163,8 +182,8 @@ def _task_failed(sender=None, task_id=None, exception=None, args=None, kwargs=No
 @signals.task_retry.connect
 def _task_retried(sender=None, request=None, reason=None, **_):
     org, obj = task_context(sender, request.args, request.kwargs)
-    log.warning("Task %s[%s] will retry: %s; args=%r", sender.name, request.id, reason,
-                tuple(request.args or ()), extra={"org": org, "obj": obj})
+    log.warning("Task %s[%s] will retry: %s; args=%s", sender.name, request.id, reason,
+                loggable_args(request.args, request.kwargs), extra={"org": org, "obj": obj})
 
 
 @signals.setup_logging.connect

@@ -193,10 +193,10 @@ SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# A container health check asks over plain http, from inside (see config/health.py).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
-    # A container health check asks over plain http, from inside (see config/health.py).
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
@@ -233,7 +233,8 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
-        # Replaces Django's default handlers, which print only while DEBUG is on.
-        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # Replaces Django's default handlers (they print only while DEBUG is on): Django's
+        # records, request errors included, go to the root handler like everyone's.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
     },
 }

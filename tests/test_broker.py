@@ -6,7 +6,6 @@ production settings (timeouts, publish retry policy), eager mode off; the writes
 views as a person would make them. Needs no PostgreSQL or Redis.
 """
 
-import socket
 import threading
 import time
 from io import StringIO
@@ -25,6 +24,7 @@ from okrs.models import CheckIn, KeyResult
 from orgs import tasks
 from orgs.models import Invitation, Role
 
+from . import brokers
 from .conftest import client_for
 from .dependencies.conftest import _revenue
 
@@ -33,78 +33,15 @@ from .dependencies.conftest import _revenue
 WRITE_BUDGET = 10.0
 
 
-class HungBroker:
-    """Accepts TCP connections and never says a word."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.accepted = []
-        self.running = True
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self):
-        while self.running:
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.accepted.append(conn)
-
-    def close(self):
-        self.running = False
-        self.thread.join(2)
-        for conn in self.accepted:
-            conn.close()
-        self.sock.close()
-
-
-def _closed_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def _forget_connections(app):
-    # The app keeps pools of broker connections and producers for the URL it first used.
-    if app._pool is not None:
-        app._pool.force_close_all()
-    app._pool = None
-    app.amqp._producer_pool = None
-
-
 @pytest.fixture
 def point_broker_at():
-    """Point the real Celery app (production settings, eager off) at a broker URL; put
-    everything back afterwards, so other tests see the app as it was."""
-    from config.celery import app
-
-    before = app.conf.broker_url
-
-    def point(url):
-        app.conf.task_always_eager = False  # the autouse _tasks_in_process fixture restores it
-        app.conf.broker_url = url
-        _forget_connections(app)
-        tasks.reset_broker_skip()
-
-    yield point
-    app.conf.broker_url = before
-    _forget_connections(app)
-    tasks.reset_broker_skip()
+    with brokers.pointing_celery() as point:
+        yield point
 
 
 @pytest.fixture
 def hung_broker(point_broker_at):
-    server = HungBroker()
+    server = brokers.HungBroker()
     point_broker_at(server.url)
     yield server
     server.close()
@@ -112,7 +49,7 @@ def hung_broker(point_broker_at):
 
 @pytest.fixture
 def refused_broker(point_broker_at):
-    point_broker_at(f"redis://127.0.0.1:{_closed_port()}/0")
+    point_broker_at(f"redis://127.0.0.1:{brokers.closed_port()}/0")
 
 
 @pytest.fixture

@@ -1,0 +1,118 @@
+"""Failures are logged with their organization and object, through the production logging
+configuration (settings.LOGGING: one handler on the root logger, whatever DEBUG says; the tests
+run with DEBUG off, as production does)."""
+
+import io
+import logging
+import smtplib
+from unittest import mock
+
+import pytest
+from django.core.mail.backends.base import BaseEmailBackend
+from django.test import Client
+from django_scopes import scopes_disabled
+
+from config.logs import ContextFilter
+from dependencies.models import AlertEmail
+from dependencies.tasks import propagate_cycle
+from orgs.models import Role
+
+from .conftest import client_for
+from .dependencies.conftest import _revenue
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def log_output():
+    """What the configured handler writes (stderr in production), as text."""
+    [handler] = [h for h in logging.getLogger().handlers
+                 if any(isinstance(f, ContextFilter) for f in h.filters)]
+    stream = io.StringIO()
+    before = handler.setStream(stream)
+    yield stream
+    handler.setStream(before)
+
+
+@pytest.fixture
+def revenue(world_a):
+    with scopes_disabled():
+        return _revenue(world_a)
+
+
+class BrokenMailServer(BaseEmailBackend):
+    def send_messages(self, email_messages):
+        raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+
+
+def lines_with(output, *words):
+    return [line for line in output.getvalue().splitlines() if all(w in line for w in words)]
+
+
+def test_a_failing_task_logs_its_name_arguments_and_organization(world_a, log_output):
+    # What a worker does with a task that raises: Celery's failure path, not re-raised here.
+    with mock.patch("dependencies.network.run", side_effect=RuntimeError("boom")):
+        result = propagate_cycle.apply(args=(world_a.cycle.pk,), throw=False)
+    assert result.failed()
+    [line] = lines_with(log_output, "ERROR", "dependencies.tasks.propagate_cycle", "failed")
+    assert f"[org=org-a obj=cycle {world_a.cycle.pk}]" in line
+    assert "RuntimeError: boom" in line and f"args=[{world_a.cycle.pk}]" in line
+    # Celery's own line, with the traceback, names them too.
+    [trace] = lines_with(log_output, "ERROR", "celery.app.trace", "raised unexpected")
+    assert f"[org=org-a obj=cycle {world_a.cycle.pk}]" in trace
+
+
+def test_an_alert_email_that_fails_in_process_is_logged_with_its_organization_and_row(
+        revenue, settings, log_output, django_capture_on_commit_callbacks):
+    r = revenue
+    settings.MAILERS = {"default": {"BACKEND": f"{__name__}.BrokenMailServer"}}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(r.ethan).post(
+            f"/o/{r.org.slug}/key-results/{r.sso.pk}/check-in/",
+            {"confidence": "off_track", "is_done": "no", "note": "Slipped"})
+    assert response.status_code == 302
+    with scopes_disabled():
+        email = AlertEmail.objects.get(user=r.mia)
+    [line] = lines_with(log_output, "ERROR", "send_alert_email", "not retried")
+    assert f"[org=org-a obj=alertemail {email.pk}]" in line
+    assert "Connection unexpectedly closed" in line
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_invitation_email_that_fails_is_logged_with_its_organization_not_its_link(
+        world_a, alice_client, settings, log_output):
+    # A real commit: the email is sent at the end of the request, inside its organization.
+    settings.MAILERS = {"default": {"BACKEND": f"{__name__}.BrokenMailServer"}}
+    response = alice_client.post("/o/org-a/console/members/",
+                                 {"email": "dana@example.test", "role": Role.MEMBER})
+    assert response.status_code == 302
+    [line] = lines_with(log_output, "ERROR", "send_email_task")
+    assert "[org=org-a " in line and "'dana@example.test'" in line
+    assert "/invitations/" not in log_output.getvalue()
+
+
+def test_a_500_logs_the_organization_slug_and_the_object_from_the_url(world_a, alice,
+                                                                      log_output):
+    client = Client(raise_request_exception=False)
+    client.force_login(alice)
+    with mock.patch("okrs.services.record_check_in", side_effect=RuntimeError("kaput")):
+        response = client.post(f"/o/org-a/key-results/{world_a.key_result.pk}/check-in/",
+                               {"confidence": "on_track", "value": "5"})
+    assert response.status_code == 500
+    [line] = lines_with(log_output, "ERROR", "django.request", "Internal Server Error")
+    assert f"[org=org-a obj=key_result {world_a.key_result.pk}]" in line
+    assert "RuntimeError: kaput" in log_output.getvalue()  # and the traceback follows
+
+
+def test_a_line_logged_inside_an_organization_scope_names_it(world_a, log_output):
+    from django_scopes import scope
+
+    with scope(organization=world_a.org):
+        logging.getLogger("okrs.services").warning("Something odd")
+    assert lines_with(log_output, "WARNING", "[org=org-a obj=-]", "Something odd")
+
+
+def test_a_line_outside_any_organization_still_formats(log_output):
+    logging.getLogger("anything").error("No context at all")
+    assert lines_with(log_output, "ERROR", "[org=- obj=-]", "No context at all")
+
