@@ -62,11 +62,13 @@ class ContextFilter(logging.Filter):
             if request is not None and hasattr(request, "path"):
                 req_org, req_obj = _from_request(request)
                 org, obj = org or req_org, obj or req_obj
-            context = _context.get()
-            if context:
-                org, obj = org or _slug(context["org"]), obj or context["obj"]
             if not org:
                 org = _slug(get_scope().get("organization"))
+            context = _context.get()
+            if context:
+                if not org and not context["org"] and record.levelno >= logging.WARNING:
+                    _resolve_task_org(context)
+                org, obj = org or _slug(context["org"]), obj or context["obj"]
         except Exception:  # a log line must never fail because of its decoration
             pass
         record.org = _slug(org) or UNKNOWN
@@ -126,6 +128,23 @@ def task_context(task, args, kwargs):
     return org, label
 
 
+_resolving = ContextVar("log_resolving", default=False)
+
+
+def _resolve_task_org(context):
+    """A warning or an error inside a task, outside any scope: look the organization up from
+    the task's arguments, once per run (a normal run logs no warning and costs no query)."""
+    task = context.get("task")
+    if task is None or _resolving.get():
+        return
+    token = _resolving.set(True)
+    try:
+        context["org"], _ = task_context(task, context["args"], context["kwargs"])
+        context["task"] = None  # looked up, found or not
+    finally:
+        _resolving.reset(token)
+
+
 @signals.task_prerun.connect
 def _enter_task(task=None, args=None, kwargs=None, **_):
     # The object is known from the arguments without a query; the organization, when a line
@@ -134,7 +153,9 @@ def _enter_task(task=None, args=None, kwargs=None, **_):
         return
     model, pk = task_object(task, args, kwargs)
     obj = f"{model._meta.model_name} {pk}" if model is not None else None
-    task.request.log_context_token = _context.set({"org": None, "obj": obj})
+    task.request.log_context_token = _context.set(
+        {"org": None, "obj": obj, "task": task if model is not None else None,
+         "args": args, "kwargs": kwargs})
 
 
 @signals.task_postrun.connect

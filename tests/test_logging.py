@@ -8,6 +8,7 @@ import smtplib
 from unittest import mock
 
 import pytest
+from celery import shared_task
 from django.core.mail.backends.base import BaseEmailBackend
 from django.test import Client
 from django_scopes import scopes_disabled
@@ -102,6 +103,22 @@ def test_a_500_logs_the_organization_slug_and_the_object_from_the_url(world_a, a
     [line] = lines_with(log_output, "ERROR", "django.request", "Internal Server Error")
     assert f"[org=org-a obj=key_result {world_a.key_result.pk}]" in line
     assert "RuntimeError: kaput" in log_output.getvalue()  # and the traceback follows
+
+
+@shared_task
+def complain_about_cycle(cycle_id):
+    logging.getLogger("tests.tasks").info("Starting")
+    logging.getLogger("tests.tasks").warning("Cycle %s looks odd", cycle_id)
+
+
+def test_a_warning_inside_a_task_names_the_organization_of_its_arguments(world_a, log_output):
+    # Outside any scope, as a task that logs before it opens one (or never does).
+    complain_about_cycle.apply(args=(world_a.cycle.pk,))
+    [warning] = lines_with(log_output, "WARNING", "looks odd")
+    assert f"[org=org-a obj=cycle {world_a.cycle.pk}]" in warning
+    # An info line costs no lookup: outside a scope it names the object only.
+    [info] = lines_with(log_output, "INFO", "Starting")
+    assert f"[org=- obj=cycle {world_a.cycle.pk}]" in info
 
 
 def test_a_line_logged_inside_an_organization_scope_names_it(world_a, log_output):
