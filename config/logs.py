@@ -5,9 +5,10 @@ first source that knows them:
 
 1. ``extra={"org": ..., "obj": ...}`` passed by the caller;
 2. the request of a ``django.request`` record (a 500 or a 4xx): the organization's slug from the
-   URL, and the URL's ids as the object;
-3. ``log_context(org=..., obj=...)``, which a Celery task's run sets from its arguments;
-4. the organization of the open django-scopes scope.
+   URL, and the URL's ids as the object ("key_result 12");
+3. the organization of the open django-scopes scope (views, tasks and commands open one);
+4. inside a Celery task, its arguments: ``cycle_id`` names "cycle 12" at once; for a warning or
+   an error outside any scope, the cycle's organization is looked up (once per run).
 
 Celery's ``task_failure`` and ``task_retry`` signals log the task, its arguments and its
 organization (looked up from the ids the task takes: ``cycle_id`` is a Cycle, ``alert_email_id``
@@ -24,17 +25,10 @@ from django_scopes import get_scope, scopes_disabled
 
 log = logging.getLogger("config.tasks")
 
+# Inside a task's run: {"org", "obj", and while the organization is not looked up yet, "task",
+# "args", "kwargs"}; None elsewhere.
 _context = ContextVar("log_context", default=None)
 UNKNOWN = "-"
-
-
-@contextlib.contextmanager
-def log_context(*, org=None, obj=None):
-    token = _context.set({"org": org, "obj": obj})
-    try:
-        yield
-    finally:
-        _context.reset(token)
 
 
 def _slug(org):
