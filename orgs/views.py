@@ -44,36 +44,53 @@ def switch_org(request):
     return render(request, "orgs/switch.html", {"memberships": _memberships(request.user)})
 
 
+def _invitation_unusable(request, reason, status=410):
+    return render(request, "orgs/invitation_invalid.html", {"reason": reason}, status=status)
+
+
 @require_http_methods(["GET", "POST"])
 def accept_invitation(request, token):
     try:
         invitation = services.read_invitation(token)
     except services.InvitationError as e:
-        return render(request, "orgs/invitation_invalid.html", {"reason": str(e)}, status=410)
-    existing = User.objects.filter(email=invitation.email).first()
+        return _invitation_unusable(request, str(e))
     if request.user.is_authenticated:
         if request.user.email != invitation.email:
-            return render(request, "orgs/invitation_invalid.html", {"reason": (
+            return _invitation_unusable(request, (
                 f"This invitation is for {invitation.email}, but you are signed in as "
-                f"{request.user.email}. Sign out and open the link again.")}, status=403)
+                f"{request.user.email}. Sign out and open the link again."), status=403)
         if request.method == "POST":
-            services.accept_invitation(invitation=invitation, user=request.user)
+            try:
+                services.accept_invitation(invitation=invitation, user=request.user)
+            except services.InvitationError as e:
+                return _invitation_unusable(request, str(e))
             messages.success(request, f"Welcome to {invitation.organization.name}.")
             return redirect("home", invitation.organization.slug)
         return render(request, "orgs/accept_invitation.html", {"invitation": invitation})
-    if existing is not None:
-        messages.info(request, "You already have an account: sign in to accept the invitation.")
-        return redirect_to_login(request.get_full_path())
+    # A POST goes to the service, which decides under the invitation's lock: a sign-up that
+    # lost the race to another one is told the invitation was used, not asked to sign in.
+    if request.method == "GET" and User.objects.filter(email__iexact=invitation.email).exists():
+        return _sign_in_to_accept(request)
     form = SignupForm(request.POST or None, email=invitation.email)
     if request.method == "POST" and form.is_valid():
-        user = User.objects.create_user(invitation.email, form.cleaned_data["password1"],
-                                        full_name=form.cleaned_data["full_name"])
-        services.accept_invitation(invitation=invitation, user=user)
+        try:
+            user, _ = services.sign_up_with_invitation(
+                invitation=invitation, full_name=form.cleaned_data["full_name"],
+                password=form.cleaned_data["password1"])
+        except services.AccountExists:
+            return _sign_in_to_accept(request)
+        except services.InvitationError as e:
+            return _invitation_unusable(request, str(e))
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(request, f"Welcome to {invitation.organization.name}.")
         return redirect("home", invitation.organization.slug)
     return render(request, "orgs/accept_invitation.html", {"invitation": invitation,
                                                             "form": form})
+
+
+def _sign_in_to_accept(request):
+    messages.info(request, "You already have an account: sign in to accept the invitation.")
+    return redirect_to_login(request.get_full_path())
 
 
 # The admin console -----------------------------------------------------------------------------
