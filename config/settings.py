@@ -167,6 +167,27 @@ elif env_str("EMAIL_FILE_PATH"):
 else:
     MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
 
+# Cache: Redis when REDIS_URL is set, so every gunicorn worker shares it (password-reset rate
+# limits live there); local memory otherwise. Short socket timeouts: a hung Redis costs a
+# request about a second, after which the rate limit is skipped (orgs/ratelimit.py).
+def redis_cache(url):
+    return {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": url,
+        "KEY_PREFIX": "okrs",
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
+
+
+CACHES = {
+    "default": redis_cache(env_str("REDIS_URL")) if env_str("REDIS_URL")
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
+# Password-reset emails: at most this many per email address and per client address an hour.
+PASSWORD_RESET_WINDOW = 3600
+PASSWORD_RESET_EMAIL_LIMIT = env_int("PASSWORD_RESET_EMAIL_LIMIT", 3)
+PASSWORD_RESET_CLIENT_LIMIT = env_int("PASSWORD_RESET_CLIENT_LIMIT", 20)
+
 # Celery: eager (in-process) unless a broker is configured.
 REDIS_URL = env_str("REDIS_URL")
 CELERY_BROKER_URL = REDIS_URL or "memory://"

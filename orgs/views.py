@@ -1,15 +1,16 @@
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponseNotAllowed
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 from django_scopes import scopes_disabled
 
-from . import services
+from . import ratelimit, services
 from .decorators import org_view
 from .forms import CycleForm, InviteForm, MemberForm, SignupForm, TeamForm, submit
 from .models import Cycle, Invitation, Membership, Team
@@ -91,6 +92,16 @@ def accept_invitation(request, token):
 def _sign_in_to_accept(request):
     messages.info(request, "You already have an account: sign in to accept the invitation.")
     return redirect_to_login(request.get_full_path())
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset page, with a cap on emails per address and per client address. Over the
+    cap the page answers exactly the same ("check your email"); only the email is not sent."""
+
+    def form_valid(self, form):
+        if ratelimit.password_reset_allowed(self.request, form.cleaned_data["email"]):
+            return super().form_valid(form)
+        return HttpResponseRedirect(self.get_success_url())
 
 
 # The admin console -----------------------------------------------------------------------------
