@@ -88,7 +88,7 @@ class SignInAttempts(AxesDatabaseHandler):
         if not username:
             return 0
         count, _ = AccessAttempt.objects.filter(username=username).delete()
-        return count
+        return count  # a success from anywhere proves the password: the account starts afresh
 
     def locked_until(self, request, credentials=None):
         """When the lock on this account or address lifts: the latest counted failure plus
@@ -106,6 +106,11 @@ class SignInAttempts(AxesDatabaseHandler):
         if latest is None:
             latest = timezone.now()
         return latest + get_cool_off(request)
+
+
+def clear_account_failures(email):
+    """Forget the failed sign-ins counted against one account (from every address)."""
+    AccessAttempt.objects.filter(username=normalize_email(email)).delete()
 
 
 def locked_out_response(request, original_response=None, credentials=None):

@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 from django_scopes import scopes_disabled
 
-from . import ratelimit, services
+from . import ratelimit, services, signin
 from .decorators import org_view
 from .forms import CycleForm, InviteForm, MemberForm, SignupForm, TeamForm, submit
 from .models import Cycle, Invitation, Membership, Team
@@ -102,6 +102,16 @@ class PasswordResetView(auth_views.PasswordResetView):
         if ratelimit.password_reset_allowed(self.request, form.cleaned_data["email"]):
             return super().form_valid(form)
         return HttpResponseRedirect(self.get_success_url())
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    """Choosing a new password through the emailed link proves the person holds the address:
+    it also ends a sign-in pause on that account (not one on their network address)."""
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        signin.clear_account_failures(form.user.email)
+        return response
 
 
 # The admin console -----------------------------------------------------------------------------

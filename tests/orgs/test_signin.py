@@ -2,10 +2,12 @@
 locks after more failures across accounts, the lock says how long it lasts and lifts after it,
 and while it lasts even the right password is refused."""
 
+import re
 from datetime import timedelta
 
 import pytest
 from axes.models import AccessAttempt
+from django.core import mail
 from django.test import Client, RequestFactory
 from django.utils import timezone
 
@@ -173,3 +175,28 @@ def test_one_forged_header_does_not_escape_an_address_lock(alice, settings):
                              REMOTE_ADDR="172.18.0.2",
                              HTTP_X_FORWARDED_FOR="10.99.0.1, 203.0.113.5")
     assert locked(response)
+
+
+def test_choosing_a_new_password_through_the_emailed_link_ends_the_pause(
+        alice, django_capture_on_commit_callbacks):
+    for _ in range(5):
+        sign_in("alice@a.test", "wrong")
+    page = sign_in("alice@a.test", "password")
+    assert locked(page) and "/accounts/password-reset/" in page.content.decode()
+    c = Client()
+    with django_capture_on_commit_callbacks(execute=True):
+        c.post("/accounts/password-reset/", {"email": "alice@a.test"})
+    [message] = mail.outbox
+    link = re.search(r"https?://[^/]+(/accounts/reset/\S+)", message.body).group(1)
+    form_url = c.get(link)["Location"]
+    c.post(form_url, {"new_password1": "fresh-pass-phrase-9",
+                      "new_password2": "fresh-pass-phrase-9"})
+    assert signed_in(sign_in("alice@a.test", "fresh-pass-phrase-9"))
+
+
+def test_a_bad_reset_link_does_not_end_the_pause(alice):
+    for _ in range(5):
+        sign_in("alice@a.test", "wrong")
+    Client().post("/accounts/reset/MQ/bad-token/", {"new_password1": "fresh-pass-phrase-9",
+                                                  "new_password2": "fresh-pass-phrase-9"})
+    assert locked(sign_in("alice@a.test", "password"))
