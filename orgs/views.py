@@ -56,18 +56,26 @@ def accept_invitation(request, token):
     except services.InvitationError as e:
         return _invitation_unusable(request, str(e))
     if request.user.is_authenticated:
-        if request.user.email != invitation.email:
-            return _invitation_unusable(request, (
-                f"This invitation is for {invitation.email}, but you are signed in as "
-                f"{request.user.email}. Sign out and open the link again."), status=403)
-        if request.method == "POST":
-            try:
-                services.accept_invitation(invitation=invitation, user=request.user)
-            except services.InvitationError as e:
-                return _invitation_unusable(request, str(e))
-            messages.success(request, f"Welcome to {invitation.organization.name}.")
-            return redirect("home", invitation.organization.slug)
+        return _join_as_member(request, invitation)
+    return _sign_up(request, invitation)
+
+
+def _join_as_member(request, invitation):
+    if request.user.email != invitation.email:
+        return _invitation_unusable(request, (
+            f"This invitation is for {invitation.email}, but you are signed in as "
+            f"{request.user.email}. Sign out and open the link again."), status=403)
+    if request.method != "POST":
         return render(request, "orgs/accept_invitation.html", {"invitation": invitation})
+    try:
+        services.accept_invitation(invitation=invitation, user=request.user)
+    except services.InvitationError as e:  # a second click, or another tab, was first
+        return _invitation_unusable(request, str(e))
+    messages.success(request, f"Welcome to {invitation.organization.name}.")
+    return redirect("home", invitation.organization.slug)
+
+
+def _sign_up(request, invitation):
     # A POST goes to the service, which decides under the invitation's lock: a sign-up that
     # lost the race to another one is told the invitation was used, not asked to sign in.
     if request.method == "GET" and User.objects.filter(email__iexact=invitation.email).exists():
