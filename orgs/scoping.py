@@ -24,6 +24,18 @@ class OrgTreeQuerySet(TreeQuerySet):
     def for_org(self, org):
         return self.filter(organization=org)
 
+    def in_tree_order(self):
+        """Depth first, trees ordered by their root's name or title (``order_insertion_by``):
+        tree ids only say which tree was made first."""
+        opts = self.model._mptt_meta
+        key = opts.order_insertion_by[0] if opts.order_insertion_by else "pk"
+        root = self.model._base_manager.filter(
+            tree_id=models.OuterRef("tree_id"), parent=None
+        ).values(key)[:1]
+        return self.annotate(tree_root_key=models.Subquery(root)).order_by(
+            "tree_root_key", "tree_id", "lft"
+        )
+
 
 class OrgTreeManager(TreeManager):
     """django-mptt's manager, made safe for trees of many organizations in one table.
