@@ -234,6 +234,21 @@ def test_led_teams_and_permissions_hold_through_the_other_organizations_writes(t
         assert_leads_edit_their_own_units(b)
 
 
+def test_pages_order_trees_by_title_not_by_tree_id(two):
+    from alignment.views_cascade import matrix_data
+
+    a, _ = two
+    a.objective("z", "Zebra goal", a.company)
+    a.objective("zc", "Under zebra", a.dept, a.made["z"])
+    a.objective("a", "Aardvark goal", a.company)  # made last: the largest tree id
+    with scope(organization=a.org):
+        titles = [o.title for o in Objective.objects.for_org(a.org).in_tree_order()]
+        columns = [c["title"] for c in matrix_data(a.org, a.cycle)["columns"]]
+    assert titles == ["Aardvark goal", "Middle company goal", "Ship the platform",
+                      "Zebra goal", "Under zebra"]
+    assert columns == ["Aardvark goal", "Middle company goal", "Zebra goal"]
+
+
 # check_trees finds each kind of corruption ----------------------------------------------------
 
 
