@@ -174,8 +174,18 @@ def test_tree_ids_are_never_shared_between_organizations(two):
                 by_tree.setdefault(tree_id, set()).add(org_id)
             assert all(len(orgs) == 1 for orgs in by_tree.values()), model
         assert a.company.tree_id != b.company.tree_id
-        # the sibling order of new roots does not come from tree ids any more
+        # allocated for the whole table, in the order the trees were made
         assert a.goal.tree_id < Objective.objects.get(pk=b.goal.pk).tree_id
+
+
+def test_generated_organizations_get_their_own_tree_ids(two):
+    from dependencies import generate
+
+    a, b = two
+    for x in (a, b):
+        with scope(organization=x.org):
+            generate.build(x.org, x.cycle, 60)
+    assert find_problems() == []
 
 
 def test_roots_and_moves_through_mptt_itself_stay_in_one_organization(two):
