@@ -25,8 +25,8 @@ def _say(objective, membership, kind, text=""):
 
 
 def _lock(membership, objective):
-    return Objective.objects.for_org(membership.organization).select_for_update().get(
-        pk=objective.pk)
+    return Objective.objects.for_org(membership.organization).select_for_update(
+        no_key=True).get(pk=objective.pk)
 
 
 def submit_for_review(*, membership, objective, note=""):
@@ -93,7 +93,8 @@ def publish_cycle(*, membership, cycle):
         raise PermissionDenied("Only alignment leads and org admins publish.")
     with transaction.atomic():
         approved = list(Objective.objects.for_org(membership.organization)
-                        .filter(cycle=cycle, state=State.APPROVED).select_for_update())
+                        .filter(cycle=cycle, state=State.APPROVED)
+                        .select_for_update(no_key=True))
         Objective.objects.for_org(membership.organization).filter(
             pk__in=[o.pk for o in approved]).update(state=State.PUBLISHED,
                                                     updated_at=timezone.now())

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from . import permissions
+from .db import lock_organization_id
 from .models import Cycle, Invitation, Membership, Organization, Role, Team
 from .tasks import enqueue_on_commit, send_email_task
 
@@ -20,9 +21,13 @@ User = get_user_model()
 
 
 def lock_organization(org):
-    """Serialize writes to one organization's trees (mptt is not safe under concurrent writes).
-    Call inside transaction.atomic(); a no-op lock on SQLite, which serializes writers anyway."""
-    return Organization.objects.select_for_update().get(pk=org.pk)
+    """Serialize writes to one organization's trees and network (mptt is not safe under
+    concurrent writes). Call it first inside transaction.atomic(), before locking or changing
+    any row: the lock order is in orgs/db.py and docs/architecture.md. An advisory lock, not a
+    row lock, so inserts that point at the organization never wait for it; a no-op on SQLite,
+    which serializes writers anyway."""
+    lock_organization_id(org.pk)
+    return org
 
 
 @transaction.atomic
