@@ -12,6 +12,7 @@ from okrs import services as okr_services
 from okrs.models import Objective
 from orgs import permissions
 from orgs.models import Team
+from orgs.services import lock_organization
 from orgs.tasks import enqueue_on_commit, send_email_task
 
 from .models import RecascadeFlag, ReviewComment
@@ -25,6 +26,7 @@ def _say(objective, membership, kind, text=""):
 
 
 def _lock(membership, objective):
+    lock_organization(membership.organization)  # first: the lock order of docs/architecture.md
     return Objective.objects.for_org(membership.organization).select_for_update(
         no_key=True).get(pk=objective.pk)
 
@@ -92,6 +94,7 @@ def publish_cycle(*, membership, cycle):
     if not permissions.can_publish(membership):
         raise PermissionDenied("Only alignment leads and org admins publish.")
     with transaction.atomic():
+        lock_organization(membership.organization)
         approved = list(Objective.objects.for_org(membership.organization)
                         .filter(cycle=cycle, state=State.APPROVED)
                         .select_for_update(no_key=True))

@@ -164,6 +164,7 @@ def remove_member(*, actor, membership):
         raise PermissionDenied("Only org admins can remove members.")
     if membership.role == Role.ADMIN and not _other_admins(membership):
         raise ValidationError("An organization needs at least one admin.")
+    lock_organization(membership.organization)  # teams are tree rows
     Team.objects.for_org(membership.organization).filter(lead=membership.user).update(lead=None)
     membership.delete()
 
