@@ -96,6 +96,15 @@ def _check_state(membership, state, previous=None):
         raise ValidationError({"state": "Approval happens in the alignment lead's review queue."})
 
 
+def _as_stored(org, parent):
+    """``parent`` as stored now. Call it under the organization lock: mptt inserts and moves use
+    the target's lft/rght/tree_id as loaded, and a copy read before the lock (by the form) may be
+    stale by someone else's move, which would corrupt the tree."""
+    if parent is None or parent.organization_id != org.pk:
+        return parent  # _check_alignment refuses a foreign one
+    return Objective.objects.for_org(org).get(pk=parent.pk)
+
+
 def create_objective(*, membership, cycle, team, title, why="", parent=None, is_local=False,
                      state=Objective.State.DRAFT, theme=None, success="", tradeoffs=""):
     org = membership.organization
@@ -105,6 +114,7 @@ def create_objective(*, membership, cycle, team, title, why="", parent=None, is_
     _check_cycle_open(cycle)
     with transaction.atomic():
         lock_organization(org)
+        parent = _as_stored(org, parent)
         _check_alignment(org, cycle=cycle, team=team, parent=parent, is_local=is_local,
                          theme=theme)
         objective = Objective.objects.create(
@@ -129,6 +139,7 @@ def update_objective(*, membership, objective, version, title, why, team, parent
         lock_organization(org)
         current = Objective.objects.for_org(org).select_for_update(no_key=True).get(
             pk=objective.pk)
+        parent = _as_stored(org, parent)
         if current.version != version:
             who = current.updated_by.display_name if current.updated_by else "Someone"
             raise StaleEdit(

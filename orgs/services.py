@@ -209,6 +209,14 @@ def save_team(*, actor, team=None, **fields):
         raise PermissionDenied("Only org admins and alignment leads manage the org tree.")
     with transaction.atomic():
         lock_organization(org)
+        # mptt moves with the lft/rght/tree_id of the objects as loaded: read the team and its
+        # new parent again now that no one else can move them (copies from before the lock may
+        # be stale, and would corrupt the tree).
+        if team is not None and team.organization_id == org.pk:
+            team = Team.objects.for_org(org).get(pk=team.pk)
+        parent = fields["parent"]
+        if parent is not None and parent.organization_id == org.pk:
+            fields["parent"] = Team.objects.for_org(org).get(pk=parent.pk)
         _check_team(
             org,
             name=fields["name"],
