@@ -29,10 +29,6 @@ from django.db import DatabaseError, OperationalError, connection, transaction
 log = logging.getLogger(__name__)
 
 
-class WriteConflict(OperationalError):
-    """The transaction collided on every attempt. An OperationalError, so a Celery task that
-    retries on OperationalError retries on this too; the cause is the last collision."""
-
 # Advisory lock namespaces (the first key of pg_advisory_xact_lock(int, int)).
 ORGANIZATION_LOCK = 0x4F524701  # "ORG" 1: one organization's trees and network
 PROPAGATION_LOCK = 0x4F524702  # "ORG" 2: one cycle's propagation run
@@ -42,6 +38,11 @@ CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
 ATTEMPTS = 5
 BACKOFF_SECONDS = 0.05  # the first pause is up to this; each next one up to twice as long
 BACKOFF_MAX_SECONDS = 1.0
+
+
+class WriteConflict(OperationalError):
+    """The transaction collided on every attempt. An OperationalError, so a Celery task that
+    retries on OperationalError retries on this too; the cause is the last collision."""
 
 
 def _advisory_xact_lock(namespace, key):
@@ -66,13 +67,14 @@ def lock_propagation(cycle_id):
 
 
 def is_conflict(exc):
-    """A deadlock or serialization failure, as raised by Django or by psycopg itself."""
+    """A deadlock or serialization failure: psycopg's error carries the SQLSTATE, Django's
+    wraps it as its ``__cause__``."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         if getattr(exc, "sqlstate", None) in CONFLICT_SQLSTATES:
             return True
-        exc = exc.__cause__ or exc.__context__
+        exc = exc.__cause__
     return False
 
 

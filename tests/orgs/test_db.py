@@ -69,6 +69,20 @@ def test_it_runs_the_whole_transaction_again_and_keeps_only_the_last_attempt(col
     assert sent == [2]  # the failed attempt's on-commit work was dropped with it
 
 
+def test_the_decorator_form_retries_the_same_way():
+    calls = []
+
+    @db.retry_on_conflict(attempts=2)
+    def write(value):
+        calls.append(value)
+        if len(calls) == 1:
+            deadlock()
+        return value * 2
+
+    assert write(21) == 42
+    assert calls == [21, 21]
+
+
 def test_it_gives_up_after_the_last_attempt_with_a_write_conflict():
     calls = []
 
