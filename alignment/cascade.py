@@ -12,6 +12,7 @@ from okrs import services as okr_services
 from okrs.models import Objective
 from orgs import permissions
 from orgs.models import Team
+from orgs.services import lock_organization
 from orgs.tasks import enqueue_on_commit, send_email_task
 
 from .models import RecascadeFlag, ReviewComment
@@ -25,8 +26,9 @@ def _say(objective, membership, kind, text=""):
 
 
 def _lock(membership, objective):
-    return Objective.objects.for_org(membership.organization).select_for_update().get(
-        pk=objective.pk)
+    lock_organization(membership.organization)  # first: the lock order of docs/architecture.md
+    return Objective.objects.for_org(membership.organization).select_for_update(
+        no_key=True).get(pk=objective.pk)
 
 
 def submit_for_review(*, membership, objective, note=""):
@@ -92,8 +94,10 @@ def publish_cycle(*, membership, cycle):
     if not permissions.can_publish(membership):
         raise PermissionDenied("Only alignment leads and org admins publish.")
     with transaction.atomic():
+        lock_organization(membership.organization)
         approved = list(Objective.objects.for_org(membership.organization)
-                        .filter(cycle=cycle, state=State.APPROVED).select_for_update())
+                        .filter(cycle=cycle, state=State.APPROVED)
+                        .select_for_update(no_key=True))
         Objective.objects.for_org(membership.organization).filter(
             pk__in=[o.pk for o in approved]).update(state=State.PUBLISHED,
                                                     updated_at=timezone.now())

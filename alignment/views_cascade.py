@@ -341,6 +341,7 @@ def alignment_settings(request):
                     messages.success(request, f"Theme “{name}” added.")
                     return redirect("alignment_settings", org.slug)
         elif request.POST.get("action") == "delete_theme":
+            lock_organization(org)  # the delete clears the theme on objectives: tree rows
             Theme.objects.for_org(org).filter(pk=_int(request.POST.get("theme"))).delete()
             messages.success(request, "Theme removed; its objectives keep their parent, if any.")
             return redirect("alignment_settings", org.slug)

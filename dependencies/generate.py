@@ -17,6 +17,7 @@ from django.db import transaction
 
 from okrs.models import KeyResult, Objective
 from orgs.models import Team
+from orgs.services import lock_organization
 from orgs.trees import allocate_tree_ids
 
 from .models import Dependency
@@ -26,6 +27,7 @@ def build(org, cycle, nodes, *, seed=7):
     rng = random.Random(seed)
     company = Team.objects.for_org(org).filter(kind=Team.Kind.COMPANY).first()
     with transaction.atomic():
+        lock_organization(org)
         if company is None:
             company = Team.objects.create(organization=org, name=org.name,
                                           kind=Team.Kind.COMPANY)

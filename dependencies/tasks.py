@@ -22,6 +22,8 @@ from .models import AlertEmail, Notification
 log = logging.getLogger(__name__)
 
 
+# OperationalError covers a deadlock or serialization failure and orgs.db.WriteConflict (the run
+# already retried its transaction a few times): Celery retries the task later.
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=True, retry_backoff_max=60,
              max_retries=8)
 def propagate_cycle(cycle_id):

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from . import permissions
+from .db import lock_organization_id
 from .models import Cycle, Invitation, Membership, Organization, Role, Team
 from .tasks import enqueue_on_commit, send_email_task
 
@@ -20,9 +21,13 @@ User = get_user_model()
 
 
 def lock_organization(org):
-    """Serialize writes to one organization's trees (mptt is not safe under concurrent writes).
-    Call inside transaction.atomic(); a no-op lock on SQLite, which serializes writers anyway."""
-    return Organization.objects.select_for_update().get(pk=org.pk)
+    """Serialize writes to one organization's trees and network (mptt is not safe under
+    concurrent writes). Call it first inside transaction.atomic(), before locking or changing
+    any row: the lock order is in orgs/db.py and docs/architecture.md. An advisory lock, not a
+    row lock, so inserts that point at the organization never wait for it; a no-op on SQLite,
+    which serializes writers anyway."""
+    lock_organization_id(org.pk)
+    return org
 
 
 @transaction.atomic
@@ -199,6 +204,7 @@ def remove_member(*, actor, membership):
         raise PermissionDenied("Only org admins can remove members.")
     if membership.role == Role.ADMIN and not _other_admins(membership):
         raise ValidationError("An organization needs at least one admin.")
+    lock_organization(membership.organization)  # teams are tree rows
     Team.objects.for_org(membership.organization).filter(lead=membership.user).update(lead=None)
     membership.delete()
 
@@ -243,6 +249,14 @@ def save_team(*, actor, team=None, **fields):
         raise PermissionDenied("Only org admins and alignment leads manage the org tree.")
     with transaction.atomic():
         lock_organization(org)
+        # mptt moves with the lft/rght/tree_id of the objects as loaded: read the team and its
+        # new parent again now that no one else can move them (copies from before the lock may
+        # be stale, and would corrupt the tree).
+        if team is not None and team.organization_id == org.pk:
+            team = Team.objects.for_org(org).get(pk=team.pk)
+        parent = fields["parent"]
+        if parent is not None and parent.organization_id == org.pk:
+            fields["parent"] = Team.objects.for_org(org).get(pk=parent.pk)
         _check_team(
             org,
             name=fields["name"],
