@@ -157,11 +157,14 @@ def sweep(*, now=None):
     with scopes_disabled():
         stuck = OutboundEmail.objects.filter(status=Status.SENDING,
                                              claimed_at__lt=now - STUCK_AFTER)
-        gave_up = stuck.filter(attempts__gte=MAX_ATTEMPTS).update(
-            status=Status.FAILED, last_error="The sender stopped in the middle, too often.")
+        error = "The sender stopped in the middle of sending, too often."
+        for row in stuck.filter(attempts__gte=MAX_ATTEMPTS):
+            with transaction.atomic():
+                if stuck.filter(pk=row.pk).update(status=Status.FAILED, last_error=error):
+                    _mirror(row, status="failed", error=error)
+                    log.error("Email %s (%s, organization %s, to %s) failed for good: %s",
+                              row.pk, row.kind, row.organization_id, row.to, error)
         back = stuck.update(status=Status.PENDING, next_attempt_at=now)
-        if gave_up:
-            log.error("%s emails failed for good: their senders kept stopping mid-send", gave_up)
         if back:
             log.warning("%s emails were stuck in sending; they go again", back)
         return list(OutboundEmail.objects.due(now).order_by("next_attempt_at", "pk")

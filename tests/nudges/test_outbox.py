@@ -20,7 +20,7 @@ from kombu.exceptions import OperationalError
 
 from dependencies import network
 from dependencies.models import AlertEmail
-from nudges import outbox, tasks
+from nudges import outbox, services, tasks
 from nudges.models import Digest, OutboundEmail
 from okrs.models import KeyResult
 from orgs.models import Invitation, Role
@@ -341,3 +341,26 @@ def test_the_database_checks_spell_out_the_choices():
                    if isinstance(child, tuple) for key, value in [child]
                    if key == f"{field}__in"]
         assert [set(v) for v in checked] == [choices]
+
+
+def test_a_message_whose_sender_keeps_dying_is_failed_in_the_end(revenue, settings):
+    r = revenue
+    with scope(organization=r.org):
+        KeyResult.objects.update(last_check_in_at=None)
+        [digest] = Digest.objects.bulk_create([Digest(organization=r.org, user=r.mia,
+                                                      week="2027-W09")])
+    settings.MAILERS = KILLED
+    with pytest.raises(WorkerKilled):
+        services.send_one(digest.pk)
+    when = timezone.now()
+    for _ in range(outbox.MAX_ATTEMPTS - 1):
+        when += outbox.STUCK_AFTER * 2
+        [pk] = outbox.sweep(now=when)
+        with pytest.raises(WorkerKilled):
+            outbox.deliver(pk, now=when)
+    assert outbox.sweep(now=when + outbox.STUCK_AFTER * 2) == []
+    [row] = rows()
+    assert row.status == "failed" and "stopped in the middle" in row.last_error
+    with scope(organization=r.org):
+        assert Digest.objects.get(pk=digest.pk).status == "failed"
+    assert len(mail.outbox) == outbox.MAX_ATTEMPTS
