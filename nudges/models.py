@@ -1,5 +1,5 @@
-"""Weekly digests: preferences per member and the send ledger (one row per member,
-organization and ISO week, claimed before sending)."""
+"""Weekly digests: preferences per member and the digest ledger (one row per member,
+organization and ISO week, claimed before the email is written); the outbox of every email."""
 
 from django.conf import settings
 from django.db import models

@@ -1,8 +1,10 @@
-"""Sending the weekly digest: who is due, the ledger claim, the email, unsubscribing.
+"""Sending the weekly digest: who is due, the ledger, the email, unsubscribing.
 
-Exactly one digest per member, organization and ISO week: the ledger row is claimed (a unique
-row) before anything is sent and marked sent after, so a rerun, a second beat or a retried task
-finds it and sends nothing again. Members are walked in batches, without one long transaction.
+Exactly one digest per member, organization and ISO week: the ledger row (unique per member and
+week) is claimed first; its email is then written into the outbox once, under the key
+``digest:<ledger id>``, and the outbox sends it once (``outbox`` says the one exception). A rerun, a
+second beat or a task delivered twice finds the row or the email and sends nothing again.
+Members are walked in batches, without one long transaction.
 """
 
 import logging
