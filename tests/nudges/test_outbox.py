@@ -372,6 +372,7 @@ def test_the_send_log_reads_as_many_queries_for_one_email_as_for_a_page_of_them(
 
     admin = client_for(world_a.admin.user)
     url = reverse("send_log", args=[world_a.org.slug])
+    admin.get(url)  # the first request of a session reads a little more
     counts = []
     for n in (1, 60):
         with scopes_disabled():
@@ -381,4 +382,4 @@ def test_the_send_log_reads_as_many_queries_for_one_email_as_for_a_page_of_them(
         with CaptureQueriesContext(connection) as queries:
             assert admin.get(url).status_code == 200
         counts.append(len(queries))
-    assert counts[0] == counts[1] <= 10
+    assert counts[0] == counts[1] <= 8
