@@ -74,4 +74,4 @@ class Command(BaseCommand):
 
 
 SUMMARY = {"sent": "sent", "empty": "with nothing to say", "failed": "failed",
-           "already": "sent by another run"}
+           "already": "handled by another run"}
