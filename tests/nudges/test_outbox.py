@@ -383,3 +383,22 @@ def test_the_send_log_reads_as_many_queries_for_one_email_as_for_a_page_of_them(
             assert admin.get(url).status_code == 200
         counts.append(len(queries))
     assert counts[0] == counts[1] <= 8
+
+
+def test_a_platform_operator_sends_a_failed_email_again(world_a, settings):
+    from tests.factories import UserFactory
+
+    settings.MAILERS = DEAD
+    row = one(organization=world_a.org, enqueue=False)
+    when = timezone.now()
+    for _ in range(outbox.MAX_ATTEMPTS):
+        when += timedelta(hours=1)
+        outbox.deliver(row.pk, now=when)
+    assert rows()[0].status == "failed"
+    operator = client_for(UserFactory(is_staff=True, is_superuser=True))
+    response = operator.post("/django-admin/nudges/outboundemail/", {
+        "action": "send_again", "_selected_action": [row.pk]})
+    assert response.status_code == 302
+    settings.MAILERS = WORKING
+    assert outbox.sweep() == [row.pk] and outbox.deliver(row.pk) == "sent"
+    assert message_ids() == [row.message_id]

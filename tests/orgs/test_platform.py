@@ -14,7 +14,7 @@ from ..factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
-PROJECT_APPS = {"orgs", "okrs", "dependencies", "alignment", "retros"}
+PROJECT_APPS = {"orgs", "okrs", "dependencies", "alignment", "retros", "nudges"}
 
 
 def project_models():
