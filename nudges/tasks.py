@@ -18,7 +18,7 @@ def send_due_digests():
     queued = 0
     for org in services.due_organizations(now):
         for digest_id in services.claim_week(org, now=now):
-            send_digest.delay(digest_id)
+            enqueue_now(send_digest, digest_id)
             queued += 1
     return queued
 

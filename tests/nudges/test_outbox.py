@@ -402,3 +402,25 @@ def test_a_platform_operator_sends_a_failed_email_again(world_a, settings):
     settings.MAILERS = WORKING
     assert outbox.sweep() == [row.pk] and outbox.deliver(row.pk) == "sent"
     assert message_ids() == [row.message_id]
+
+
+def test_no_code_but_the_outbox_talks_to_the_mail_server():
+    """Every email goes through the outbox: a new ``send_mail()`` or ``.send()`` elsewhere
+    would skip the claim, the retries and the ledger."""
+    from pathlib import Path
+
+    from django.conf import settings as django_settings
+
+    sends = re.compile(r"\bsend_mail\(|send_mass_mail|mail_admins|mail_managers|\.send\(\)"
+                       r"|send_messages\(|get_connection\(|AdminEmailHandler")
+    allowed = {"nudges/outbox.py": 1, "orgs/forms.py": 1}  # the sender; the reset form's hook
+    root = Path(django_settings.BASE_DIR)
+    found = {}
+    for path in root.rglob("*.py"):
+        relative = path.relative_to(root).as_posix()
+        if relative.startswith((".venv/", "tests/")) or "/migrations/" in relative:
+            continue
+        hits = len(sends.findall(path.read_text()))
+        if hits:
+            found[relative] = hits
+    assert found == allowed
