@@ -131,13 +131,14 @@ def render_digest(membership, digest, *, now=None):
 
 
 ALREADY = "already"  # another run, task or the sweep wrote or sent it
+WAITING = "waiting"  # in the outbox, to be retried later (the mail server failed before)
 
 
 def send_one(digest_id, *, now=None):
     """Write one claimed digest into the outbox (once: its key names the ledger row) and send
     it. Returns what this call did: "sent"; "empty" (nothing to say); "pending" (the mail server
-    failed: the outbox retries later); "failed" (the outbox gave up); or "already" when another
-    sender has it or had it."""
+    failed: the outbox retries later); "failed" (the outbox gave up); "waiting" (it failed
+    before and waits for its retry time); or "already" when another sender has it or had it."""
     now = now or timezone.now()
     with scopes_disabled():
         row = Digest.objects.select_related("organization", "user").filter(pk=digest_id).first()
@@ -148,7 +149,13 @@ def send_one(digest_id, *, now=None):
         queued = _write_digest(row, now)
         if queued is None:
             return Digest.Status.EMPTY
-    return outbox.deliver(queued.pk) or ALREADY
+    done = outbox.deliver(queued.pk)
+    if done is None:
+        with scopes_disabled():
+            waiting = OutboundEmail.objects.filter(
+                pk=queued.pk, status=OutboundEmail.Status.PENDING).exists()
+        return WAITING if waiting else ALREADY
+    return done
 
 
 def digest_key(row):

@@ -4,6 +4,7 @@ delivered twice while the mail server is slow. Each person gets each email exact
 Needs real row locks across connections: PostgreSQL (CI)."""
 
 import io
+import re
 import threading
 import time
 from collections import Counter
@@ -102,12 +103,19 @@ def team_of_seven(revenue, settings):
 def test_two_send_digests_runs_at_once_send_one_digest_per_person(team_of_seven):
     r = team_of_seven
 
+    outputs = []
+
     def run():
-        call_command("send_digests", "--org", r.org.slug, stdout=io.StringIO())
+        out = io.StringIO()
+        call_command("send_digests", "--org", r.org.slug, stdout=out)
+        outputs.append(out.getvalue())
 
     at_once(run, run)
     sent = copies()
     assert len(sent) == 7 and set(sent.values()) == {1}
+    # Between them the two summaries count each email once.
+    assert sum(int(re.match(r"(\d+) sent", o).group(1)) for o in outputs) == 7
+    assert all("0 failed" in o for o in outputs)
     # Each person got one email, and each email one Message-ID.
     assert len({to for to, _ in sent}) == 7
 

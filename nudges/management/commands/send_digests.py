@@ -74,4 +74,4 @@ class Command(BaseCommand):
 
 
 SUMMARY = {"sent": "sent", "empty": "with nothing to say", "failed": "failed",
-           "already": "handled by another run"}
+           "waiting": "waiting for a retry", "already": "handled by another run"}
