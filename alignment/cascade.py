@@ -8,12 +8,12 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from nudges import outbox
 from okrs import services as okr_services
 from okrs.models import Objective
 from orgs import permissions
 from orgs.models import Team
 from orgs.services import lock_organization
-from orgs.tasks import enqueue_on_commit, send_email_task
 
 from .models import RecascadeFlag, ReviewComment
 
@@ -73,9 +73,10 @@ def request_changes(*, membership, objective, text):
         if current.team.lead_id:
             link = settings.SITE_URL + reverse("objective", args=[
                 membership.organization.slug, current.pk])
-            enqueue_on_commit(send_email_task, current.team.lead.email,
-                              f"Changes requested: {current.title}",
-                              f"{membership.user.display_name} asks for changes:\n\n"
+            outbox.queue(kind=outbox.Kind.REVIEW, organization=membership.organization,
+                         key=f"changes:{current.pk}:{current.version}",
+                         to=current.team.lead.email, subject=f"Changes requested: {current.title}",
+                         text=f"{membership.user.display_name} asks for changes:\n\n"
                               f"{text.strip()}\n\n{link}\n")
     return current
 
@@ -126,8 +127,9 @@ def flag_descendants(*, membership, objective, change):
     leads = {o.team.lead for o in below if o.team.lead}
     link = settings.SITE_URL + reverse("recascade", args=[objective.organization.slug])
     for lead in leads:
-        enqueue_on_commit(send_email_task, lead.email, f"Please review: {objective.title} changed",
-                          f"{change}\n\nObjectives of your team aligned below it need a look: "
+        outbox.queue(kind=outbox.Kind.RECASCADE, organization=objective.organization,
+                     to=lead.email, subject=f"Please review: {objective.title} changed",
+                     text=f"{change}\n\nObjectives of your team aligned below it need a look: "
                           f"confirm they still fit, re-align or retire them.\n\n{link}\n")
     return below
 

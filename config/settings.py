@@ -207,6 +207,8 @@ CELERY_BEAT_SCHEDULE = {
     # Each organization's weekly digest goes out at its own local day and hour; this checks
     # every 15 minutes which organizations are due.
     "weekly-digests": {"task": "nudges.tasks.send_due_digests", "schedule": 900.0},
+    # The outbox: emails due for a retry, or whose sender died mid-send, go again.
+    "outbox-sweep": {"task": "nudges.tasks.sweep_outbox", "schedule": 60.0},
     "network-hourly": {"task": "dependencies.tasks.sweep_network", "schedule": 3600.0,
                        "kwargs": {"full": True}},
 }

@@ -25,7 +25,7 @@ from okrs import progress
 from okrs.models import KeyResult, Objective
 from orgs.db import atomic_with_retry, lock_organization_id, lock_propagation
 from orgs.models import Cycle
-from orgs.tasks import enqueue_now, enqueue_on_commit
+from orgs.tasks import enqueue_now
 
 from . import propagation
 from .models import (
@@ -308,10 +308,11 @@ def _alert(cycle, data, results, before, after):
     emails = AlertEmail.objects.bulk_create(
         [AlertEmail(organization_id=cycle.organization_id, run=run_row, user_id=u) for u in users],
         batch_size=500)
-    from .tasks import send_alert_email
+    from .tasks import queue_alert_email
 
     for email in emails:
-        enqueue_on_commit(send_alert_email, email.pk)
+        email.organization = cycle.organization
+        queue_alert_email(email)
     return len(emails)
 
 

@@ -14,7 +14,6 @@ from django_scopes import scope, scopes_disabled
 from . import permissions
 from .db import lock_organization_id
 from .models import Cycle, Invitation, Membership, Organization, Role, Team
-from .tasks import enqueue_on_commit, send_email_task
 
 INVITE_SALT = "orgs.invitation"
 User = get_user_model()
@@ -101,7 +100,10 @@ def invite_member(*, actor, email, role, team=None):
             f"Your role there: {invitation.get_role_display()}.\n\n"
             f"Accept here (the link works for {settings.INVITATION_MAX_AGE_DAYS} days):\n{link}\n"
         )
-        enqueue_on_commit(send_email_task, email, f"Join {org.name} on OKR Alignment", body)
+        from nudges.outbox import Kind, queue
+
+        queue(kind=Kind.INVITATION, key=f"invite:{invitation.pk}", organization=org, to=email,
+              subject=f"Join {org.name} on OKR Alignment", text=body)
     return invitation
 
 
