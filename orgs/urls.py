@@ -2,7 +2,6 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from . import views
-from .forms import OutboxPasswordResetForm
 
 urlpatterns = [
     path("", views.root, name="root"),
@@ -11,8 +10,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True),
          name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("accounts/password-reset/",
-         views.PasswordResetView.as_view(form_class=OutboxPasswordResetForm),
+    path("accounts/password-reset/", views.PasswordResetView.as_view(),
          name="password_reset"),
     path("accounts/password-reset/sent/", auth_views.PasswordResetDoneView.as_view(),
          name="password_reset_done"),

@@ -12,7 +12,15 @@ from django_scopes import scopes_disabled
 
 from . import ratelimit, services, signin
 from .decorators import org_view
-from .forms import CycleForm, InviteForm, MemberForm, SignupForm, TeamForm, submit
+from .forms import (
+    CycleForm,
+    InviteForm,
+    MemberForm,
+    OutboxPasswordResetForm,
+    SignupForm,
+    TeamForm,
+    submit,
+)
 from .models import Cycle, Invitation, Membership, Team
 from .permissions import can_manage_members
 
@@ -104,7 +112,10 @@ def _sign_in_to_accept(request):
 
 class PasswordResetView(auth_views.PasswordResetView):
     """Django's reset page, with a cap on emails per address and per client address. Over the
-    cap the page answers exactly the same ("check your email"); only the email is not sent."""
+    cap the page answers exactly the same ("check your email"); only the email is not sent.
+    The email itself goes through the outbox (OutboxPasswordResetForm)."""
+
+    form_class = OutboxPasswordResetForm
 
     def form_valid(self, form):
         if ratelimit.password_reset_allowed(self.request, form.cleaned_data["email"]):
