@@ -8,11 +8,12 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from nudges import outbox
 from okrs import services as okr_services
 from okrs.models import Objective
 from orgs import permissions
 from orgs.models import Team
-from orgs.tasks import enqueue_on_commit, send_email_task
+from orgs.services import lock_organization
 
 from .models import RecascadeFlag, ReviewComment
 
@@ -25,8 +26,9 @@ def _say(objective, membership, kind, text=""):
 
 
 def _lock(membership, objective):
-    return Objective.objects.for_org(membership.organization).select_for_update().get(
-        pk=objective.pk)
+    lock_organization(membership.organization)  # first: the lock order of docs/architecture.md
+    return Objective.objects.for_org(membership.organization).select_for_update(
+        no_key=True).get(pk=objective.pk)
 
 
 def submit_for_review(*, membership, objective, note=""):
@@ -71,9 +73,10 @@ def request_changes(*, membership, objective, text):
         if current.team.lead_id:
             link = settings.SITE_URL + reverse("objective", args=[
                 membership.organization.slug, current.pk])
-            enqueue_on_commit(send_email_task, current.team.lead.email,
-                              f"Changes requested: {current.title}",
-                              f"{membership.user.display_name} asks for changes:\n\n"
+            outbox.queue(kind=outbox.Kind.REVIEW, organization=membership.organization,
+                         key=f"changes:{current.pk}:{current.version}",
+                         to=current.team.lead.email, subject=f"Changes requested: {current.title}",
+                         text=f"{membership.user.display_name} asks for changes:\n\n"
                               f"{text.strip()}\n\n{link}\n")
     return current
 
@@ -92,8 +95,10 @@ def publish_cycle(*, membership, cycle):
     if not permissions.can_publish(membership):
         raise PermissionDenied("Only alignment leads and org admins publish.")
     with transaction.atomic():
+        lock_organization(membership.organization)
         approved = list(Objective.objects.for_org(membership.organization)
-                        .filter(cycle=cycle, state=State.APPROVED).select_for_update())
+                        .filter(cycle=cycle, state=State.APPROVED)
+                        .select_for_update(no_key=True))
         Objective.objects.for_org(membership.organization).filter(
             pk__in=[o.pk for o in approved]).update(state=State.PUBLISHED,
                                                     updated_at=timezone.now())
@@ -122,8 +127,9 @@ def flag_descendants(*, membership, objective, change):
     leads = {o.team.lead for o in below if o.team.lead}
     link = settings.SITE_URL + reverse("recascade", args=[objective.organization.slug])
     for lead in leads:
-        enqueue_on_commit(send_email_task, lead.email, f"Please review: {objective.title} changed",
-                          f"{change}\n\nObjectives of your team aligned below it need a look: "
+        outbox.queue(kind=outbox.Kind.RECASCADE, organization=objective.organization,
+                     to=lead.email, subject=f"Please review: {objective.title} changed",
+                     text=f"{change}\n\nObjectives of your team aligned below it need a look: "
                           f"confirm they still fit, re-align or retire them.\n\n{link}\n")
     return below
 

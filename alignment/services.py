@@ -7,10 +7,10 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from nudges import outbox
 from okrs.models import KeyResult, Objective
 from orgs import permissions
 from orgs.models import Membership, Role, Team
-from orgs.tasks import enqueue_on_commit, send_email_task
 from retros.models import Improvement, Retrospective
 
 from . import steps
@@ -99,11 +99,12 @@ def share_purpose(*, membership, workflow):
         workflow.shared_at = timezone.now()
         workflow.save(update_fields=["shared_at"])
         for lead in {t.lead for t in teams if t.lead}:
-            enqueue_on_commit(
-                send_email_task, lead.email, f"Shared purpose: {workflow.objective.title}",
-                f"{membership.user.display_name} shared the purpose of a cross-team objective "
-                f"with your team.\n\n{workflow.purpose}\n\nWhy it matters: {workflow.impact}\n\n"
-                f"{link}\n")
+            outbox.queue(
+                kind=outbox.Kind.WORKFLOW, organization=workflow.organization, to=lead.email,
+                subject=f"Shared purpose: {workflow.objective.title}",
+                text=f"{membership.user.display_name} shared the purpose of a cross-team "
+                     f"objective with your team.\n\n{workflow.purpose}\n\n"
+                     f"Why it matters: {workflow.impact}\n\n{link}\n")
     return workflow
 
 
@@ -168,11 +169,11 @@ def set_commitment(*, membership, stakeholder, commitment, note=""):
     stakeholder.resolved_at = None
     stakeholder.save()
     if commitment == "cannot" and workflow.lead:
-        enqueue_on_commit(
-            send_email_task, workflow.lead.email,
-            f"Escalation: {stakeholder.team.name} cannot commit",
-            f"{stakeholder.team.name} cannot commit to “{workflow.objective.title}”.\n\n"
-            f"Reason: {note}\n\nResolve it before closing the kickoff.")
+        outbox.queue(
+            kind=outbox.Kind.WORKFLOW, organization=workflow.organization,
+            to=workflow.lead.email, subject=f"Escalation: {stakeholder.team.name} cannot commit",
+            text=f"{stakeholder.team.name} cannot commit to “{workflow.objective.title}”.\n\n"
+                 f"Reason: {note}\n\nResolve it before closing the kickoff.")
     return stakeholder
 
 

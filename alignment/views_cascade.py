@@ -140,7 +140,8 @@ def recascade_page(request):
                      .filter(objective__cycle=cycle, resolution="open")
                      .select_related("objective__team", "source"))
     parents = (Objective.objects.for_org(request.org).filter(cycle=cycle).live()
-               .exclude(team__kind=Team.Kind.TEAM).select_related("team")) if cycle else []
+               .exclude(team__kind=Team.Kind.TEAM).select_related("team")
+               .in_tree_order()) if cycle else []
     return render(request, "alignment/recascade.html", {
         "cycles": cycles, "cycle": cycle, "flags": flags, "parents": parents,
         "progress": cascade.progress(request.org, cycle) if cycle else [], "nav": "report"})
@@ -191,7 +192,7 @@ def matrix_data(org, cycle):
     """Teams as rows, company objectives (or themes) as columns; each cell counts the team's
     objectives that serve the column, with their worst health. Four queries."""
     thematic = org.alignment_model == Organization.AlignmentModel.THEMATIC
-    rows = list(Objective.objects.for_org(org).filter(cycle=cycle).live().values(
+    rows = list(Objective.objects.for_org(org).filter(cycle=cycle).live().order_by("title").values(
         "id", "title", "team_id", "team__kind", "tree_id", "level", "theme_id",
         "effective_health"))
     teams = [t for t in Team.objects.for_org(org) if t.kind != Team.Kind.COMPANY]
@@ -340,6 +341,7 @@ def alignment_settings(request):
                     messages.success(request, f"Theme “{name}” added.")
                     return redirect("alignment_settings", org.slug)
         elif request.POST.get("action") == "delete_theme":
+            lock_organization(org)  # the delete clears the theme on objectives: tree rows
             Theme.objects.for_org(org).filter(pk=_int(request.POST.get("theme"))).delete()
             messages.success(request, "Theme removed; its objectives keep their parent, if any.")
             return redirect("alignment_settings", org.slug)

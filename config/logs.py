@@ -11,8 +11,8 @@ first source that knows them:
    an error outside any scope, the cycle's organization is looked up (once per run).
 
 Celery's ``task_failure`` and ``task_retry`` signals log the task, its arguments and its
-organization (looked up from the ids the task takes: ``cycle_id`` is a Cycle, ``alert_email_id``
-an AlertEmail, ``org_id`` an Organization, and so on for any model).
+organization (looked up from the ids the task takes: ``cycle_id`` is a Cycle, ``digest_id`` a
+Digest, and so on for any model; ``ARGUMENT_MODELS`` names the others).
 """
 
 import contextlib
@@ -72,13 +72,20 @@ class ContextFilter(logging.Filter):
 
 # Celery tasks ---------------------------------------------------------------------------------
 
+# Task arguments whose name does not say their model.
+ARGUMENT_MODELS = {"email_id": "nudges.OutboundEmail", "org_id": "orgs.Organization"}
+
+
 def _model_for(param):
-    """``alert_email_id`` -> AlertEmail, ``cycle_id`` -> Cycle, ``org_id`` -> Organization."""
+    """``digest_id`` -> Digest, ``cycle_id`` -> Cycle, ``email_id`` -> OutboundEmail."""
     from django.apps import apps
 
+    if param in ARGUMENT_MODELS:
+        try:
+            return apps.get_model(ARGUMENT_MODELS[param])
+        except LookupError:
+            return None
     name = param.removesuffix("_id").replace("_", "")
-    if name == "org":
-        name = "organization"
     found = [m for m in apps.get_models() if m._meta.model_name == name]
     return found[0] if len(found) == 1 else None
 

@@ -17,6 +17,8 @@ from django.db import transaction
 
 from okrs.models import KeyResult, Objective
 from orgs.models import Team
+from orgs.services import lock_organization
+from orgs.trees import allocate_tree_ids
 
 from .models import Dependency
 
@@ -25,6 +27,7 @@ def build(org, cycle, nodes, *, seed=7):
     rng = random.Random(seed)
     company = Team.objects.for_org(org).filter(kind=Team.Kind.COMPANY).first()
     with transaction.atomic():
+        lock_organization(org)
         if company is None:
             company = Team.objects.create(organization=org, name=org.name,
                                           kind=Team.Kind.COMPANY)
@@ -111,8 +114,8 @@ def build(org, cycle, nodes, *, seed=7):
 
 def _assign_tree_fields(objectives, children, roots):
     """Nested-set numbers for the known tree, iteratively (no recursion limit)."""
-    base_tree = (Objective.objects.order_by("-tree_id").values_list("tree_id", flat=True)
-                 .first() or 0)
+    # Tree ids are global (orgs.trees): the organization's own maximum would collide.
+    tree_ids = allocate_tree_ids(Objective._meta.db_table, len(roots))
     for n, root in enumerate(roots):
         counter = 1
         stack = [(root, 0, False)]
@@ -123,7 +126,7 @@ def _assign_tree_fields(objectives, children, roots):
                 o.rght = counter
                 counter += 1
                 continue
-            o.tree_id, o.level, o.lft = base_tree + n + 1, level, counter
+            o.tree_id, o.level, o.lft = tree_ids[n], level, counter
             counter += 1
             stack.append((index, level, True))
             for child in reversed(children.get(index, [])):

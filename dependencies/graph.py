@@ -6,7 +6,7 @@ A node is ``("o", objective_id)`` or ``("k", key_result_id)``. An edge points fr
 health flows to the node that takes it in: child objective -> parent, key result -> objective,
 contributing key result -> shared key result, upstream -> dependent.
 
-Callers hold the organization's row lock (``orgs.services.lock_organization``) from the check
+Callers hold the organization lock (``orgs.services.lock_organization``) from the check
 until their insert commits, so two concurrent inserts (A -> B and B -> A) cannot both pass.
 """
 

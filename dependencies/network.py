@@ -1,8 +1,10 @@
 """Load one cycle's network, run the propagation, write back what changed, raise alerts.
 
 A full recompute from current state, never a delta: running it twice, or twice at once, gives the
-same rows. Runs for the same cycle are serialized by a row lock on its ``NetworkState``, so the
-run that starts later reads later data and its result is the one that stays.
+same rows. Runs for the same cycle are serialized by their own lock (``orgs.db.lock_propagation``),
+so the run that starts later reads later data and its result is the one that stays. A run reads
+and computes without blocking anyone, then takes the organization lock, as writers do, only for
+its short write phase (the lock order is in docs/architecture.md).
 
 Queries do not grow with the cycle's size: a handful of reads, one UPDATE per table fed with one
 JSON document, and bulk inserts for alerts.
@@ -24,8 +26,9 @@ from django_scopes import scopes_disabled
 
 from okrs import progress
 from okrs.models import KeyResult, Objective
+from orgs.db import atomic_with_retry, lock_organization_id, lock_propagation
 from orgs.models import Cycle
-from orgs.tasks import enqueue_now, enqueue_on_commit
+from orgs.tasks import enqueue_now
 
 from . import propagation
 from .models import (
@@ -53,7 +56,9 @@ class Outcome:
 
 def mark_changed(cycle):
     """Call inside the transaction of any change that can move health: marks the cycle dirty and
-    enqueues a recompute once the transaction commits."""
+    enqueues a recompute once the transaction commits. The caller took the organization lock
+    first (``orgs.services.lock_organization``); the ``NetworkState`` row comes last in the lock
+    order, and the recompute runs after the commit, holding nothing of the writer's."""
     updated = NetworkState.objects.filter(cycle=cycle).update(
         dirty=True, generation=F("generation") + 1, changed_at=timezone.now())
     if not updated:
@@ -104,26 +109,48 @@ def one_recompute_per_cycle():
 
 
 def run(cycle, *, now=None):
-    """Recompute the effective health of every objective and key result of ``cycle``."""
+    """Recompute the effective health of every objective and key result of ``cycle``.
+
+    One transaction, run again from the start if it collides with a writer anyway (see
+    ``orgs.db.atomic_with_retry``): first the cycle's propagation lock, so runs of one cycle take
+    turns; then the reads and the computation, which block no writer; then the organization lock
+    for the write phase. A writer that committed after the reads changed the generation: the
+    result may be stale, so it is computed again under the lock, and what is written is current.
+    """
+    return atomic_with_retry(_run, cycle, now=now)
+
+
+def _generation(cycle):
+    return NetworkState.objects.filter(cycle=cycle).values_list("generation", flat=True).first()
+
+
+def _compute(cycle, now):
+    data = _load(cycle)
+    t0 = time.perf_counter()
+    own, edges, rolled_values = _own_health_and_edges(cycle, data, now)
+    results = propagation.propagate(own, edges)
+    return data, own, edges, rolled_values, results, (time.perf_counter() - t0) * 1000
+
+
+def _run(cycle, *, now=None):
     started = time.perf_counter()
     now = now or timezone.now()
-    with transaction.atomic():
-        state, _ = NetworkState.objects.get_or_create(
-            cycle=cycle, defaults={"organization_id": cycle.organization_id})
-        state = NetworkState.objects.select_for_update().get(pk=state.pk)
-        generation = state.generation
-        data = _load(cycle)
-        t0 = time.perf_counter()
-        own, edges, rolled_values = _own_health_and_edges(cycle, data, now)
-        results = propagation.propagate(own, edges)
-        compute_ms = (time.perf_counter() - t0) * 1000
-        changed_o, changed_k, before, after = _diff(data, results)
-        _write(changed_o, changed_k, rolled_values)
-        alerts = _alert(cycle, data, results, before, after)
-        NetworkState.objects.filter(pk=state.pk).update(
-            computed_at=now, last_nodes=len(own), last_edges=len(edges),
-            last_ms=round((time.perf_counter() - started) * 1000))
-        NetworkState.objects.filter(pk=state.pk, generation=generation).update(dirty=False)
+    lock_propagation(cycle.pk)
+    generation = _generation(cycle)
+    data, own, edges, rolled_values, results, compute_ms = _compute(cycle, now)
+    lock_organization_id(cycle.organization_id)
+    if _generation(cycle) != generation:
+        generation = _generation(cycle)
+        data, own, edges, rolled_values, results, compute_ms = _compute(cycle, now)
+    changed_o, changed_k, before, after = _diff(data, results)
+    _write(changed_o, changed_k, rolled_values)
+    alerts = _alert(cycle, data, results, before, after)
+    state, _ = NetworkState.objects.get_or_create(
+        cycle=cycle, defaults={"organization_id": cycle.organization_id})
+    NetworkState.objects.filter(pk=state.pk).update(
+        computed_at=now, last_nodes=len(own), last_edges=len(edges),
+        last_ms=round((time.perf_counter() - started) * 1000))
+    NetworkState.objects.filter(pk=state.pk, generation=generation or 0).update(dirty=False)
     return Outcome(len(own), len(edges), len(changed_o) + len(changed_k), alerts, compute_ms,
                    (time.perf_counter() - started) * 1000)
 
@@ -312,10 +339,11 @@ def _alert(cycle, data, results, before, after):
     emails = AlertEmail.objects.bulk_create(
         [AlertEmail(organization_id=cycle.organization_id, run=run_row, user_id=u) for u in users],
         batch_size=500)
-    from .tasks import send_alert_email
+    from .tasks import queue_alert_email
 
     for email in emails:
-        enqueue_on_commit(send_alert_email, email.pk)
+        email.organization = cycle.organization
+        queue_alert_email(email)
     return len(emails)
 
 

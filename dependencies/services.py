@@ -1,7 +1,8 @@
 """Write use cases of the network: sharing, dependencies and their answers, recovery actions.
 
-Every write that adds an edge locks the organization row first and checks for a loop while it
-holds the lock; every write that can move health marks the cycle for a recompute.
+Every write that changes the network takes the organization lock first (the lock order is in
+docs/architecture.md); one that adds an edge checks for a loop while it holds the lock. Every
+write that can move health marks the cycle for a recompute.
 """
 
 from datetime import timedelta
@@ -120,8 +121,9 @@ def answer_dependency(*, membership, dependency, status, note=""):
         raise ValidationError({"note": "Give a reason, so the other team can plan around it."})
     _check_open_cycle(dependency.cycle)
     with transaction.atomic():
-        current = Dependency.objects.for_org(membership.organization).select_for_update().get(
-            pk=dependency.pk)
+        lock_organization(membership.organization)
+        current = Dependency.objects.for_org(membership.organization).select_for_update(
+            no_key=True).get(pk=dependency.pk)
         if current.status not in sources:
             raise ValidationError(
                 f"This dependency is {current.get_status_display().lower()} now; that answer "
@@ -176,6 +178,7 @@ def share_objective(*, membership, objective, team, kind):
         raise ValidationError({"kind": "Choose how the objective is shared."})
     _check_open_cycle(objective.cycle)
     with transaction.atomic():
+        lock_organization(org)
         share, _ = ObjectiveShare.objects.for_org(org).update_or_create(
             objective=objective, team=team,
             defaults={"organization": org, "kind": kind, "created_by": membership.user})
@@ -187,6 +190,7 @@ def unshare_objective(*, membership, share):
     if not permissions.can_edit_objective(membership, share.objective):
         raise PermissionDenied("You can change sharing only of objectives of teams you lead.")
     with transaction.atomic():
+        lock_organization(membership.organization)
         ObjectiveShare.objects.for_org(membership.organization).filter(pk=share.pk).delete()
         network.mark_changed(share.objective.cycle)
 

@@ -1,17 +1,15 @@
 """Celery tasks of the network: recompute a cycle, sweep what is still dirty, send alert emails.
 
 Every task is idempotent. The propagation recomputes from current state; the alert email is
-claimed in a ledger row (one per person per run), so a task delivered twice sends one email.
+written into the outbox with the run (one per person per run), which sends it exactly once.
 """
 
 import logging
-from smtplib import SMTPException
 
 from celery import shared_task
 from django.conf import settings
-from django.db import OperationalError, transaction
+from django.db import OperationalError
 from django.template.loader import render_to_string
-from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from orgs.models import Cycle
@@ -22,6 +20,8 @@ from .models import AlertEmail, Notification
 log = logging.getLogger(__name__)
 
 
+# OperationalError covers a deadlock or serialization failure and orgs.db.WriteConflict (the run
+# already retried its transaction a few times): Celery retries the task later.
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=True, retry_backoff_max=60,
              max_retries=8)
 def propagate_cycle(cycle_id):
@@ -47,52 +47,34 @@ def sweep_network(full=False):
     return len(cycle_ids)
 
 
-@shared_task(autoretry_for=(OSError, SMTPException), retry_backoff=True, retry_backoff_max=600,
-             max_retries=6)
-def send_alert_email(alert_email_id):
-    with scopes_disabled():
-        email = (AlertEmail.objects.select_related("user", "organization", "run__cycle")
-                 .filter(pk=alert_email_id).first())
-        if email is None or email.status == AlertEmail.Status.SENT:
-            return False
-        items = list(Notification.objects.filter(run=email.run, user=email.user)
-                     .select_related("objective__team").order_by("kind", "title"))
-    with scopes_disabled():
-        AlertEmail.objects.filter(pk=email.pk).update(attempts=email.attempts + 1)
-    if not items:
-        return False
-    org = email.organization
+def queue_alert_email(email):
+    """Write one person's alert email of a propagation run into the outbox, in the run's
+    transaction (its key is the ledger row, so it is written once); the outbox sends it after
+    the commit and retries it. Someone who turned alerts off gets none: the row is skipped."""
+    from nudges import outbox
     from nudges.mail import UnsubscribableEmail
+    from nudges.models import OutboundEmail
     from nudges.services import unsubscribe_url, wants
 
-    if not wants(org, email.user_id, "alerts"):
-        with scopes_disabled():
+    org = email.organization
+    with scopes_disabled():
+        items = list(Notification.objects.filter(run_id=email.run_id, user_id=email.user_id)
+                     .select_related("objective__team").order_by("kind", "title"))
+        if not items or not wants(org, email.user_id, "alerts"):
             AlertEmail.objects.filter(pk=email.pk).update(status=AlertEmail.Status.SKIPPED)
-        return False
+            return None
     stop_url = unsubscribe_url(org, email.user, "alerts")
     ctx = {"org": org, "user": email.user, "items": items, "site_url": settings.SITE_URL,
            "worse": [i for i in items if i.kind == Notification.Kind.WORSE],
            "recovered": [i for i in items if i.kind == Notification.Kind.RECOVERED],
            "unsubscribe_url": stop_url}
-    subject = _subject(ctx)
     message = UnsubscribableEmail(
-        subject, render_to_string("dependencies/email/alert.txt", ctx), [email.user.email],
-        unsubscribe_url=stop_url)
+        _subject(ctx), render_to_string("dependencies/email/alert.txt", ctx),
+        [email.user.email], unsubscribe_url=stop_url)
     message.attach_alternative(render_to_string("dependencies/email/alert.html", ctx),
                                "text/html")
-    try:
-        message.send()
-    except (OSError, SMTPException) as exc:
-        with scopes_disabled():
-            AlertEmail.objects.filter(pk=email.pk).update(error=str(exc)[:300])
-        if send_alert_email.request.retries >= send_alert_email.max_retries:
-            with scopes_disabled():
-                AlertEmail.objects.filter(pk=email.pk).update(status=AlertEmail.Status.FAILED)
-        raise
-    with scopes_disabled(), transaction.atomic():
-        AlertEmail.objects.filter(pk=email.pk).update(
-            status=AlertEmail.Status.SENT, sent_at=timezone.now(), error="")
-    return True
+    return outbox.queue_message(message, kind=OutboundEmail.Kind.ALERT, key=f"alert:{email.pk}",
+                                organization=org)
 
 
 def _subject(ctx):

@@ -13,13 +13,17 @@ from django.core.mail import EmailMultiAlternatives
 RFC5322_MAX_LINE = 998
 
 
-class UnsubscribableEmail(EmailMultiAlternatives):
+class LongLineEmail(EmailMultiAlternatives):
+    """What the outbox hands to the mail server."""
+
+    def message(self, *, policy=email.policy.default):
+        # Whatever policy the backend asks for (SMTP passes its own), keep long lines whole.
+        return super().message(policy=policy.clone(max_line_length=RFC5322_MAX_LINE))
+
+
+class UnsubscribableEmail(LongLineEmail):
     def __init__(self, subject, body, to, *, unsubscribe_url):
         super().__init__(subject, body, None, to, headers={
             "List-Unsubscribe": f"<{unsubscribe_url}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         })
-
-    def message(self, *, policy=email.policy.default):
-        # Whatever policy the backend asks for (SMTP passes its own), keep long lines whole.
-        return super().message(policy=policy.clone(max_line_length=RFC5322_MAX_LINE))

@@ -1,8 +1,10 @@
-"""Sending the weekly digest: who is due, the ledger claim, the email, unsubscribing.
+"""Sending the weekly digest: who is due, the ledger, the email, unsubscribing.
 
-Exactly one digest per member, organization and ISO week: the ledger row is claimed (a unique
-row) before anything is sent and marked sent after, so a rerun, a second beat or a retried task
-finds it and sends nothing again. Members are walked in batches, without one long transaction.
+Exactly one digest per member, organization and ISO week: the ledger row (unique per member and
+week) is claimed first; its email is then written into the outbox once, under the key
+``digest:<ledger id>``, and the outbox sends it once (``outbox`` says the one exception). A rerun, a
+second beat or a task delivered twice finds the row or the email and sends nothing again.
+Members are walked in batches, without one long transaction.
 """
 
 import logging
@@ -19,9 +21,9 @@ from django_scopes import scope, scopes_disabled
 
 from orgs.models import Membership, Organization
 
-from . import content
+from . import content, outbox
 from .mail import UnsubscribableEmail
-from .models import Digest, Preference
+from .models import Digest, OutboundEmail, Preference
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -128,44 +130,56 @@ def render_digest(membership, digest, *, now=None):
     return message
 
 
+ALREADY = "already"  # another run, task or the sweep wrote or sent it
+WAITING = "waiting"  # in the outbox, to be retried later (the mail server failed before)
+
+
 def send_one(digest_id, *, now=None):
-    """Send one claimed digest. Returns the final status; raises on an SMTP error so the task
-    retries (the row stays pending until it is sent)."""
+    """Write one claimed digest into the outbox (once: its key names the ledger row) and send
+    it. Returns what this call did: "sent"; "empty" (nothing to say); "pending" (the mail server
+    failed: the outbox retries later); "failed" (the outbox gave up); "waiting" (it failed
+    before and waits for its retry time); or "already" when another sender has it or had it."""
     now = now or timezone.now()
     with scopes_disabled():
         row = Digest.objects.select_related("organization", "user").filter(pk=digest_id).first()
-    if row is None or row.status != Digest.Status.PENDING:
-        return row.status if row else None
+        if row is None or row.status != Digest.Status.PENDING:
+            return ALREADY
+        queued = OutboundEmail.objects.filter(dedupe_key=digest_key(row)).first()
+    if queued is None:
+        queued = _write_digest(row, now)
+        if queued is None:
+            return Digest.Status.EMPTY
+    done = outbox.deliver(queued.pk)
+    if done is None:
+        with scopes_disabled():
+            waiting = OutboundEmail.objects.filter(
+                pk=queued.pk, status=OutboundEmail.Status.PENDING).exists()
+        return WAITING if waiting else ALREADY
+    return done
+
+
+def digest_key(row):
+    return f"digest:{row.pk}"
+
+
+def _write_digest(row, now):
     org = row.organization
     with scope(organization=org):
         membership = (Membership.objects.filter(organization=org, user=row.user)
                       .select_related("organization", "user").first())
-        if membership is None or not wants_digest(org, row.user_id):
-            Digest.objects.filter(pk=row.pk).update(status=Digest.Status.EMPTY)
-            return Digest.Status.EMPTY
-        digest = content.build(membership, now=now)
-        if digest.empty:
-            Digest.objects.filter(pk=row.pk).update(status=Digest.Status.EMPTY)
-            return Digest.Status.EMPTY
+        digest = None
+        if membership is not None and wants_digest(org, row.user_id):
+            digest = content.build(membership, now=now)
+        if digest is None or digest.empty:
+            Digest.objects.filter(pk=row.pk, status=Digest.Status.PENDING).update(
+                status=Digest.Status.EMPTY)
+            return None
         message = render_digest(membership, digest, now=now)
-        Digest.objects.filter(pk=row.pk).update(attempts=row.attempts + 1,
-                                                subject=message.subject[:200])
-    message.send()
-    with scopes_disabled(), transaction.atomic():
-        Digest.objects.filter(pk=row.pk).update(status=Digest.Status.SENT, sent_at=timezone.now(),
-                                                error="")
-    return Digest.Status.SENT
-
-
-def mark_failed(digest_id, error):
-    with scopes_disabled():
-        Digest.objects.filter(pk=digest_id).update(status=Digest.Status.FAILED,
-                                                   error=str(error)[:300])
-
-
-def record_error(digest_id, error):
-    with scopes_disabled():
-        Digest.objects.filter(pk=digest_id).update(error=str(error)[:300])
+        with transaction.atomic():
+            Digest.objects.filter(pk=row.pk).update(subject=message.subject[:200])
+            # Sent right below, by this call: no separate task.
+            return outbox.queue_message(message, kind=OutboundEmail.Kind.DIGEST,
+                                        key=digest_key(row), organization=org, enqueue=False)
 
 
 def due_organizations(now):

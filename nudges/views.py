@@ -1,3 +1,5 @@
+from urllib.parse import urlencode
+
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -10,7 +12,7 @@ from orgs.decorators import org_view
 from orgs.permissions import can_manage_members
 
 from . import services
-from .models import Digest, Preference
+from .models import OutboundEmail, Preference
 
 
 class PreferenceForm(forms.ModelForm):
@@ -40,14 +42,20 @@ def preferences(request):
 
 @org_view
 def send_log(request):
+    """Every email of the organization, newest first, from the outbox: admins only."""
     if not can_manage_members(request.membership):
         raise PermissionDenied("Only org admins see the send log.")
-    rows = Digest.objects.for_org(request.org).select_related("user")
-    if request.GET.get("status") in Digest.Status.values:
-        rows = rows.filter(status=request.GET["status"])
+    rows = OutboundEmail.objects.for_org(request.org).defer("text_body", "html_body", "headers")
+    status, kind = request.GET.get("status"), request.GET.get("kind")
+    if status in OutboundEmail.Status.values:
+        rows = rows.filter(status=status)
+    if kind in OutboundEmail.Kind.values:
+        rows = rows.filter(kind=kind)
     page = Paginator(rows, 50).get_page(request.GET.get("page"))
+    query = urlencode({k: v for k, v in (("status", status), ("kind", kind)) if v})
     return render(request, "nudges/send_log.html", {
-        "page": page, "statuses": Digest.Status.choices, "status": request.GET.get("status"),
+        "page": page, "statuses": OutboundEmail.Status.choices, "status": status,
+        "kinds": OutboundEmail.Kind.choices, "kind": kind, "query": query,
         "section": "sendlog"})
 
 

@@ -7,6 +7,7 @@ from mptt.models import MPTTModel, TreeForeignKey
 
 from orgs.models import Cycle, Organization, Team
 from orgs.scoping import OrgQuerySet, OrgTreeQuerySet, org_manager, org_tree_manager
+from orgs.trees import tree_constraints
 
 
 class Health(models.TextChoices):
@@ -78,6 +79,10 @@ class Objective(MPTTModel):
 
     class Meta:
         indexes = [models.Index(fields=["organization", "cycle", "state"])]
+        constraints = [
+            # Tree integrity: unique (tree_id, lft) and (tree_id, rght) at commit, lft < rght.
+            *tree_constraints("objective"),
+        ]
 
     def __str__(self):
         return self.title

@@ -96,6 +96,15 @@ def _check_state(membership, state, previous=None):
         raise ValidationError({"state": "Approval happens in the alignment lead's review queue."})
 
 
+def _as_stored(org, parent):
+    """``parent`` as stored now. Call it under the organization lock: mptt inserts and moves use
+    the target's lft/rght/tree_id as loaded, and a copy read before the lock (by the form) may be
+    stale by someone else's move, which would corrupt the tree."""
+    if parent is None or parent.organization_id != org.pk:
+        return parent  # _check_alignment refuses a foreign one
+    return Objective.objects.for_org(org).get(pk=parent.pk)
+
+
 def create_objective(*, membership, cycle, team, title, why="", parent=None, is_local=False,
                      state=Objective.State.DRAFT, theme=None, success="", tradeoffs=""):
     org = membership.organization
@@ -105,6 +114,7 @@ def create_objective(*, membership, cycle, team, title, why="", parent=None, is_
     _check_cycle_open(cycle)
     with transaction.atomic():
         lock_organization(org)
+        parent = _as_stored(org, parent)
         _check_alignment(org, cycle=cycle, team=team, parent=parent, is_local=is_local,
                          theme=theme)
         objective = Objective.objects.create(
@@ -127,7 +137,9 @@ def update_objective(*, membership, objective, version, title, why, team, parent
     _check_state(membership, state, objective.state)
     with transaction.atomic():
         lock_organization(org)
-        current = Objective.objects.for_org(org).select_for_update().get(pk=objective.pk)
+        current = Objective.objects.for_org(org).select_for_update(no_key=True).get(
+            pk=objective.pk)
+        parent = _as_stored(org, parent)
         if current.version != version:
             who = current.updated_by.display_name if current.updated_by else "Someone"
             raise StaleEdit(
@@ -175,6 +187,7 @@ def retire_objective(*, membership, objective):
         raise PermissionDenied("You can retire objectives only of teams you lead.")
     _check_cycle_open(objective.cycle)
     with transaction.atomic():
+        lock_organization(membership.organization)
         updated = Objective.objects.for_org(membership.organization).filter(
             pk=objective.pk
         ).exclude(state=Objective.State.RETIRED).update(
@@ -222,6 +235,7 @@ def create_key_result(*, membership, objective, title, kind, start_value=None, t
     if kind == KeyResult.Kind.MILESTONE:
         start_value = target_value = None
     with transaction.atomic():
+        lock_organization(org)
         position = KeyResult.objects.for_org(org).filter(objective=objective).count()
         key_result = KeyResult.objects.create(
             organization=org, objective=objective, title=title, kind=kind,
@@ -241,7 +255,9 @@ def update_key_result(*, membership, key_result, version, title, start_value, ta
     _check_key_result(org, kind=key_result.kind, start_value=start_value,
                       target_value=target_value, owner_team=owner_team, owner=owner)
     with transaction.atomic():
-        current = KeyResult.objects.for_org(org).select_for_update().get(pk=key_result.pk)
+        lock_organization(org)
+        current = KeyResult.objects.for_org(org).select_for_update(no_key=True).get(
+            pk=key_result.pk)
         if current.version != version:
             raise StaleEdit(
                 "This key result was changed while you were editing it. Review it and save again.",
@@ -282,6 +298,7 @@ def record_check_in(*, membership, key_result, confidence, value=None, is_done=N
         raise ValidationError({"value": "Enter the current value."})
     at = at or timezone.now()
     with transaction.atomic():
+        lock_organization(org)
         check_in = CheckIn.objects.create(
             organization=org, key_result=key_result, value=value, is_done=is_done,
             confidence=confidence, note=note, author=membership.user, created_at=at,

@@ -1,12 +1,19 @@
+import logging
 from functools import wraps
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseNotAllowed
+from django.shortcuts import render
 from django_scopes import scope
 
+from .db import WriteConflict, atomic_with_retry
 from .models import Membership, Organization
 from .permissions import can_open_console
+
+log = logging.getLogger(__name__)
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def post_only(request):
@@ -24,6 +31,10 @@ def org_view(view=None, *, console=False):
     an organization that does not exist. The organization scope stays open for the whole view,
     template rendering included, so a query that forgets its organization fails loudly.
     ``console=True`` limits the view to org admins and alignment leads (403 for other members).
+
+    A POST (PUT, PATCH, DELETE) runs in one transaction, run again from the start when it
+    collides with another writer (deadlock, serialization failure: see orgs/db.py); when it
+    keeps colliding the answer is a 503 page asking to try again, never a 500.
     """
 
     def decorator(view_func):
@@ -49,9 +60,33 @@ def org_view(view=None, *, console=False):
                     request.session["last_org"] = org.slug
                 request.org = org
                 request.membership = membership
+                if request.method in UNSAFE_METHODS:
+                    return _write(request, view_func, args, kwargs)
                 return view_func(request, *args, **kwargs)
 
         wrapper.is_org_view = True
         return wrapper
 
     return decorator(view) if view is not None else decorator
+
+
+def _write(request, view_func, args, kwargs):
+    """Run a writing view in one transaction, retried as a whole on a collision."""
+    storage = getattr(request, "_messages", None)
+    queued = list(getattr(storage, "_queued_messages", ()))
+
+    def forget_messages(_attempt):
+        # "Saved." from an attempt that was rolled back must not show twice.
+        if hasattr(storage, "_queued_messages"):
+            storage._queued_messages[:] = queued
+
+    try:
+        return atomic_with_retry(lambda: view_func(request, *args, **kwargs),
+                                 on_retry=forget_messages)
+    except WriteConflict:
+        log.warning("Gave up on %s %s for %s after repeated collisions", request.method,
+                    request.path, request.org.slug, exc_info=True)
+        forget_messages(None)
+        response = render(request, "503.html", status=503)
+        response["Retry-After"] = "2"
+        return response

@@ -1,6 +1,8 @@
 from django import forms
 from django.contrib.auth import get_user_model, password_validation
+from django.contrib.auth.forms import PasswordResetForm
 from django.core.exceptions import ValidationError
+from django.template import loader
 
 from .models import Cycle, Membership, Role, Team
 
@@ -133,3 +135,18 @@ def submit(request, form, action):
     except ValidationError as error:
         apply_errors(form, error)
         return None
+
+
+class OutboxPasswordResetForm(PasswordResetForm):
+    """Password-reset emails go through the outbox like every other email: written as a row,
+    sent after, retried when the mail server fails. They belong to no organization."""
+
+    def send_mail(self, subject_template_name, email_template_name, context, from_email,
+                  to_email, html_email_template_name=None):
+        from nudges.outbox import Kind, queue
+
+        html = (loader.render_to_string(html_email_template_name, context)
+                if html_email_template_name else "")
+        queue(kind=Kind.PASSWORD_RESET, to=to_email,
+              subject=loader.render_to_string(subject_template_name, context),
+              text=loader.render_to_string(email_template_name, context), html=html)

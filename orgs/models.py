@@ -8,6 +8,7 @@ from django.utils import timezone
 from mptt.models import MPTTModel, TreeForeignKey
 
 from .scoping import org_manager, org_tree_manager
+from .trees import tree_constraints
 
 
 class UserManager(BaseUserManager):
@@ -188,7 +189,11 @@ class Team(MPTTModel):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["organization", "name"], name="team_name_unique_in_org")
+            models.UniqueConstraint(
+                fields=["organization", "name"], name="team_name_unique_in_org"
+            ),
+            # Tree integrity: unique (tree_id, lft) and (tree_id, rght) at commit, lft < rght.
+            *tree_constraints("team"),
         ]
 
     def __str__(self):

@@ -6,23 +6,27 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from . import permissions
+from .db import lock_organization_id
 from .models import Cycle, Invitation, Membership, Organization, Role, Team
-from .tasks import enqueue_on_commit, send_email_task
 
 INVITE_SALT = "orgs.invitation"
 User = get_user_model()
 
 
 def lock_organization(org):
-    """Serialize writes to one organization's trees (mptt is not safe under concurrent writes).
-    Call inside transaction.atomic(); a no-op lock on SQLite, which serializes writers anyway."""
-    return Organization.objects.select_for_update().get(pk=org.pk)
+    """Serialize writes to one organization's trees and network (mptt is not safe under
+    concurrent writes). Call it first inside transaction.atomic(), before locking or changing
+    any row: the lock order is in orgs/db.py and docs/architecture.md. An advisory lock, not a
+    row lock, so inserts that point at the organization never wait for it; a no-op on SQLite,
+    which serializes writers anyway."""
+    lock_organization_id(org.pk)
+    return org
 
 
 @transaction.atomic
@@ -96,7 +100,10 @@ def invite_member(*, actor, email, role, team=None):
             f"Your role there: {invitation.get_role_display()}.\n\n"
             f"Accept here (the link works for {settings.INVITATION_MAX_AGE_DAYS} days):\n{link}\n"
         )
-        enqueue_on_commit(send_email_task, email, f"Join {org.name} on OKR Alignment", body)
+        from nudges.outbox import Kind, queue
+
+        queue(kind=Kind.INVITATION, key=f"invite:{invitation.pk}", organization=org, to=email,
+              subject=f"Join {org.name} on OKR Alignment", text=body)
     return invitation
 
 
@@ -109,22 +116,62 @@ def revoke_invitation(*, actor, invitation):
     return invitation
 
 
-@transaction.atomic
-def accept_invitation(*, invitation, user):
-    """Add the membership (keeping a higher role the person may already have)."""
-    org = invitation.organization
-    with scope(organization=org):
-        inv = Invitation.objects.select_for_update().get(pk=invitation.pk)
-        if not inv.is_pending:
-            raise InvitationError("This invitation has already been used.")
-        membership, created = Membership.objects.get_or_create(
-            organization=org, user=user, defaults={"role": inv.role}
+class AccountExists(InvitationError):
+    """The invitation's email address already has an account: sign in to accept it."""
+
+
+def _lock_pending(invitation):
+    """The invitation row, locked until the transaction ends, or InvitationError when it was
+    used or withdrawn meanwhile. Every acceptance takes this lock first, so two people (or two
+    clicks) on one invitation run one after the other and the second sees it used."""
+    with scopes_disabled():
+        inv = Invitation.objects.select_for_update().filter(pk=invitation.pk).first()
+    if inv is None or inv.revoked_at:
+        raise InvitationError("This invitation was withdrawn. Ask for a new one.")
+    if inv.accepted_at:
+        raise InvitationError("This invitation has already been used.")
+    return inv
+
+
+def _accept(inv, user):
+    with scope(organization=inv.organization):
+        membership, _ = Membership.objects.get_or_create(
+            organization=inv.organization, user=user, defaults={"role": inv.role}
         )
         if inv.team_id:
             membership.teams.add(inv.team_id)
         inv.accepted_at = timezone.now()
         inv.save(update_fields=["accepted_at"])
     return membership
+
+
+@transaction.atomic
+def accept_invitation(*, invitation, user):
+    """Add the membership (keeping a higher role the person may already have)."""
+    inv = _lock_pending(invitation)
+    if user.email.lower() != inv.email.lower():
+        raise PermissionDenied(f"This invitation is for {inv.email}.")
+    return _accept(inv, user)
+
+
+@transaction.atomic
+def sign_up_with_invitation(*, invitation, full_name, password):
+    """Create the invited person's account and membership in one step: either both exist
+    afterwards or neither. Raises InvitationError when the invitation was used meanwhile and
+    AccountExists when the address got an account meanwhile (from another invitation)."""
+    inv = _lock_pending(invitation)
+    email = inv.email.strip().lower()
+    if User.objects.filter(email__iexact=email).exists():
+        raise AccountExists("You already have an account: sign in to accept the invitation.")
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(email, password, full_name=full_name)
+    except IntegrityError:
+        # Another organization's invitation to the same address won the race.
+        raise AccountExists(
+            "You already have an account: sign in to accept the invitation.") from None
+    membership = _accept(inv, user)
+    return user, membership
 
 
 # Members -----------------------------------------------------------------------------------
@@ -159,6 +206,7 @@ def remove_member(*, actor, membership):
         raise PermissionDenied("Only org admins can remove members.")
     if membership.role == Role.ADMIN and not _other_admins(membership):
         raise ValidationError("An organization needs at least one admin.")
+    lock_organization(membership.organization)  # teams are tree rows
     Team.objects.for_org(membership.organization).filter(lead=membership.user).update(lead=None)
     membership.delete()
 
@@ -203,6 +251,14 @@ def save_team(*, actor, team=None, **fields):
         raise PermissionDenied("Only org admins and alignment leads manage the org tree.")
     with transaction.atomic():
         lock_organization(org)
+        # mptt moves with the lft/rght/tree_id of the objects as loaded: read the team and its
+        # new parent again now that no one else can move them (copies from before the lock may
+        # be stale, and would corrupt the tree).
+        if team is not None and team.organization_id == org.pk:
+            team = Team.objects.for_org(org).get(pk=team.pk)
+        parent = fields["parent"]
+        if parent is not None and parent.organization_id == org.pk:
+            fields["parent"] = Team.objects.for_org(org).get(pk=parent.pk)
         _check_team(
             org,
             name=fields["name"],

@@ -1,10 +1,8 @@
 import logging
 import time
 
-from celery import shared_task
 from celery.exceptions import Retry
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from kombu.exceptions import LimitExceeded, OperationalError
 from redis.exceptions import RedisError
@@ -12,11 +10,6 @@ from redis.exceptions import RedisError
 from config.logs import log_task_failure
 
 log = logging.getLogger(__name__)
-
-
-@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
-def send_email_task(to, subject, body):
-    send_mail(subject, body, None, [to])
 
 
 def enqueue_on_commit(task, *args):

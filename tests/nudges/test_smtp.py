@@ -11,7 +11,7 @@ from django.core import mail
 from django_scopes import scope
 
 from nudges import services
-from nudges.models import Digest
+from nudges.models import Digest, OutboundEmail
 from okrs.models import KeyResult
 
 pytestmark = pytest.mark.django_db
@@ -71,3 +71,7 @@ def test_the_digest_goes_through_a_real_smtp_server(revenue, smtp_server, settin
     assert "<strong>Close 3 enterprise deals</strong>" in html
     with scope(organization=r.org):
         assert Digest.objects.get(pk=row.pk).status == "sent"
+        queued = OutboundEmail.objects.get(dedupe_key=f"digest:{row.pk}")
+    # The Message-ID on the wire is the one the outbox row was given when it was written.
+    assert message["Message-ID"] == queued.message_id
+    assert re.fullmatch(r"<[^@\s]+@okrs\.example\.com>", queued.message_id)

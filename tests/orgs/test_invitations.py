@@ -10,6 +10,7 @@ from django.core.mail.backends.base import BaseEmailBackend
 from django.test import Client
 from django_scopes import scopes_disabled
 
+from nudges.models import OutboundEmail
 from orgs.models import Invitation, Membership, Role, User
 
 from ..conftest import client_for
@@ -99,13 +100,16 @@ def test_a_mail_server_failure_does_not_fail_the_invitation(world_a, alice_clien
                                                              django_capture_on_commit_callbacks,
                                                              caplog):
     settings.MAILERS = {"default": {"BACKEND": f"{__name__}.BrokenMailServer"}}
-    with caplog.at_level(logging.ERROR, logger="orgs.tasks"):
+    with caplog.at_level(logging.WARNING, logger="nudges.outbox"):
         with django_capture_on_commit_callbacks(execute=True):
             response = alice_client.post("/o/org-a/console/members/", {
                 "email": "dana@example.test", "role": Role.MEMBER})
     assert response.status_code == 302
     with scopes_disabled():
         assert Invitation.objects.get(email="dana@example.test").is_pending
+        # The email waits in the outbox, with the reason, and is retried later.
+        queued = OutboundEmail.objects.get(to="dana@example.test")
+    assert queued.status == "pending" and "421 Service not available" in queued.last_error
     assert "421 Service not available" in caplog.text and not mail.outbox
 
 

@@ -6,14 +6,15 @@ from django.contrib import admin
 from django.core import mail
 from kombu.exceptions import OperationalError
 
-from orgs.tasks import enqueue_on_commit, send_email_task
+from nudges import outbox
+from nudges.tasks import deliver_email
 
 from ..conftest import client_for
 from ..factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
-PROJECT_APPS = {"orgs", "okrs", "dependencies", "alignment", "retros"}
+PROJECT_APPS = {"orgs", "okrs", "dependencies", "alignment", "retros", "nudges"}
 
 
 def project_models():
@@ -39,9 +40,9 @@ def test_the_platform_admin_is_closed_to_organization_admins(world_a, alice_clie
 
 
 def test_an_email_is_sent_in_process_when_the_broker_is_down(django_capture_on_commit_callbacks):
-    send_email_task.app.conf.task_always_eager = False  # a broker is configured; it is down
-    with mock.patch.object(send_email_task, "delay", side_effect=OperationalError("down")) as d:
+    deliver_email.app.conf.task_always_eager = False  # a broker is configured; it is down
+    with mock.patch.object(deliver_email, "delay", side_effect=OperationalError("down")) as d:
         with django_capture_on_commit_callbacks(execute=True):
-            enqueue_on_commit(send_email_task, "dana@example.test", "Hello", "Body")
+            outbox.queue(kind="invitation", to="dana@example.test", subject="Hello", text="Body")
     assert d.called
     assert [m.to for m in mail.outbox] == [["dana@example.test"]]

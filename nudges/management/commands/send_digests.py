@@ -1,3 +1,5 @@
+import logging
+
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
@@ -5,6 +7,8 @@ from django_scopes import scope, scopes_disabled
 from orgs.models import Membership, Organization
 
 from ... import content, services
+
+log = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -22,12 +26,7 @@ class Command(BaseCommand):
             raise CommandError(f"No organization with the slug {org!r}.")
         now = timezone.now()
         if not dry_run:
-            sent = {}
-            for digest_id in services.claim_week(organization, now=now):
-                status = services.send_one(digest_id, now=now)
-                sent[status] = sent.get(status, 0) + 1
-            self.stdout.write(", ".join(f"{n} {s}" for s, n in sorted(sent.items()))
-                              or "Everyone has had this week's digest already.")
+            self._send(organization, now)
             return
         with scope(organization=organization):
             members = (Membership.objects.filter(organization=organization)
@@ -49,3 +48,30 @@ class Command(BaseCommand):
                     for item in items:
                         self.stdout.write(f"    {label}: {item['title']}")
         self.stdout.write(f"Dry run: {would} email{'s' if would != 1 else ''} would be sent.")
+
+    def _send(self, organization, now):
+        """Each member on their own: a failure is recorded on that member's row (the outbox
+        retries it later) and the others go on. Exits non-zero when any failed."""
+        counts = dict.fromkeys(SUMMARY, 0)
+        for digest_id in services.claim_week(organization, now=now):
+            try:
+                outcome = services.send_one(digest_id, now=now)
+            except Exception as exc:  # noqa: BLE001 - one member's problem stops no one else
+                log.exception("Digest %s of %s could not be written", digest_id,
+                              organization.slug)
+                self.stderr.write(f"Digest {digest_id}: {type(exc).__name__}: {exc}")
+                outcome = "failed"
+            counts["failed" if outcome == "pending" else outcome] += 1
+        summary = ", ".join(f"{counts[key]} {label}" for key, label in SUMMARY.items()
+                            if counts[key] or key in ("sent", "failed"))
+        self.stdout.write(summary)
+        if not any(counts.values()):
+            self.stdout.write("Everyone has had this week's digest already.")
+        if counts["failed"]:
+            raise CommandError(f"{counts['failed']} digest{'s' if counts['failed'] > 1 else ''}"
+                               " could not be sent. They stay in the outbox and are retried; "
+                               "the send log says why.")
+
+
+SUMMARY = {"sent": "sent", "empty": "with nothing to say", "failed": "failed",
+           "waiting": "waiting for a retry", "already": "handled by another run"}

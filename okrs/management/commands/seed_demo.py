@@ -4,6 +4,7 @@ from datetime import time, timedelta
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
@@ -144,6 +145,8 @@ class Command(BaseCommand):
         for email, name, role, team in PEOPLE:
             what = role.label + (f", {team}" if team else "")
             self.stdout.write(f"  {email:<28} {name:<15} {what}")
+        # Every organization's trees are consistent (exits non-zero with what is wrong if not).
+        call_command("check_trees", stdout=self.stdout, stderr=self.stderr)
 
     def build(self):
         today = timezone.localdate()

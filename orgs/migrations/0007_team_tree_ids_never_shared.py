@@ -1,0 +1,54 @@
+"""Tree ids are never shared between organizations (issue 10, section 1).
+
+1. A PostgreSQL sequence hands out team tree ids outside the tenant scope.
+2. Existing databases are repaired: a tree id used by several trees (every organization's
+   company got tree id 1) is given to one of them and the others get fresh ones, then
+   lft/rght/level are rebuilt from the parent links (orgs.trees.repair_trees).
+3. The database refuses an inconsistent tree: (tree_id, lft) and (tree_id, rght) are unique,
+   checked at commit (PostgreSQL; SQLite has no deferrable unique constraints), and lft < rght.
+"""
+
+import django.db.models.constraints
+from django.db import migrations, models
+
+import orgs.trees
+
+TABLE = "orgs_team"
+
+
+def forwards(apps, schema_editor):
+    orgs.trees.create_sequence(schema_editor, TABLE)
+    orgs.trees.repair_trees(apps.get_model("orgs", "Team"), using=schema_editor.connection.alias)
+
+
+def backwards(apps, schema_editor):
+    orgs.trees.drop_sequence(schema_editor, TABLE)
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ("orgs", "0006_alter_organization_timezone"),
+    ]
+
+    operations = [
+        migrations.RunPython(forwards, backwards),
+        migrations.AddConstraint(
+            model_name="team",
+            constraint=orgs.trees.DeferredUniqueConstraint(
+                deferrable=django.db.models.constraints.Deferrable["DEFERRED"],
+                fields=("tree_id", "lft"), name="team_tree_lft_unique"),
+        ),
+        migrations.AddConstraint(
+            model_name="team",
+            constraint=orgs.trees.DeferredUniqueConstraint(
+                deferrable=django.db.models.constraints.Deferrable["DEFERRED"],
+                fields=("tree_id", "rght"), name="team_tree_rght_unique"),
+        ),
+        migrations.AddConstraint(
+            model_name="team",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("lft__lt", models.F("rght"))),
+                name="team_tree_lft_below_rght"),
+        ),
+    ]
