@@ -20,6 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from dependencies.models import NetworkState
+from nudges.tasks import deliver_email
 from okrs.models import CheckIn, KeyResult
 from orgs import tasks
 from orgs.models import Invitation, Role
@@ -154,7 +155,7 @@ def test_a_check_in_with_the_broker_refusing_does_the_work_at_once(revenue, refu
     RedisConnectionError("Error 111 connecting"),
     TimeoutError("timed out"),  # socket.timeout
     ConnectionRefusedError(111, "Connection refused"),
-], ids=lambda e: type(e).__name__)
+], ids=["kombu", "redis-timeout", "redis-connection", "socket-timeout", "refused"])
 def test_every_way_a_publish_fails_falls_back_to_running_in_process(error, monkeypatch,
                                                                      point_broker_at):
     point_broker_at("redis://127.0.0.1:1/0")
@@ -163,11 +164,10 @@ def test_every_way_a_publish_fails_falls_back_to_running_in_process(error, monke
     def publish(*args):
         raise error
 
-    monkeypatch.setattr(tasks.send_email_task, "delay", publish)
-    monkeypatch.setattr(tasks.send_email_task, "apply",
-                        lambda args, throw: ran.append(args))
-    tasks.enqueue_now(tasks.send_email_task, "dana@example.test", "Subject", "Body")
-    assert ran == [("dana@example.test", "Subject", "Body")]
+    monkeypatch.setattr(deliver_email, "delay", publish)
+    monkeypatch.setattr(deliver_email, "apply", lambda args, throw: ran.append(args))
+    tasks.enqueue_now(deliver_email, 42)
+    assert ran == [(42,)]
 
 
 @pytest.mark.django_db
