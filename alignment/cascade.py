@@ -13,6 +13,7 @@ from okrs.models import Objective
 from orgs import permissions
 from orgs.models import Team
 from orgs.tasks import enqueue_on_commit, send_email_task
+from orgs.validation import Fields
 
 from .models import RecascadeFlag, ReviewComment
 
@@ -24,6 +25,13 @@ def _say(objective, membership, kind, text=""):
                                         author=membership.user, kind=kind, text=text.strip())
 
 
+def _clean(model, name, value, field):
+    v = Fields(model)
+    value = v.text(name, value, field=field)
+    v.done()
+    return value
+
+
 def _lock(membership, objective):
     return Objective.objects.for_org(membership.organization).select_for_update().get(
         pk=objective.pk)
@@ -33,6 +41,7 @@ def submit_for_review(*, membership, objective, note=""):
     """A team proposes its draft objective to the alignment lead."""
     if not permissions.can_edit_objective(membership, objective):
         raise PermissionDenied("Only the team's leads propose its objectives.")
+    note = _clean(ReviewComment, "note", note, "text")
     with transaction.atomic():
         current = _lock(membership, objective)
         if current.state != State.DRAFT:
@@ -46,6 +55,7 @@ def submit_for_review(*, membership, objective, note=""):
 def approve(*, membership, objective, note=""):
     if not permissions.can_publish(membership):
         raise PermissionDenied("Only alignment leads and org admins review objectives.")
+    note = _clean(ReviewComment, "note", note, "text")
     with transaction.atomic():
         current = _lock(membership, objective)
         if current.state != State.PROPOSED:
@@ -59,7 +69,8 @@ def approve(*, membership, objective, note=""):
 def request_changes(*, membership, objective, text):
     if not permissions.can_publish(membership):
         raise PermissionDenied("Only alignment leads and org admins review objectives.")
-    if not text.strip():
+    text = _clean(ReviewComment, "text", text, "text")
+    if not text:
         raise ValidationError({"text": "Say what should change, so the team can act on it."})
     with transaction.atomic():
         current = _lock(membership, objective)
@@ -82,7 +93,8 @@ def comment(*, membership, objective, text):
     if not (permissions.can_publish(membership)
             or permissions.can_edit_team_okrs(membership, objective.team_id)):
         raise PermissionDenied("Only the team's leads and the alignment lead discuss this.")
-    if not text.strip():
+    text = _clean(ReviewComment, "text", text, "text")
+    if not text:
         raise ValidationError({"text": "Write a comment."})
     return _say(objective, membership, ReviewComment.Kind.COMMENT, text)
 
@@ -143,6 +155,7 @@ def _resolve(flag, membership, resolution, note=""):
 
 def confirm_fits(*, membership, flag, note=""):
     _open_flag(membership, flag)
+    note = _clean(RecascadeFlag, "note", note, "note")
     _resolve(flag, membership, RecascadeFlag.Resolution.CONFIRMED, note)
 
 
