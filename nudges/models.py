@@ -6,6 +6,7 @@ from django.db import models
 
 from orgs.models import Organization
 from orgs.scoping import OrgQuerySet, org_manager
+from orgs.validation import choice_constraint
 
 
 class Preference(models.Model):
@@ -56,6 +57,7 @@ class Digest(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["organization", "user", "week"],
                                     name="one_digest_per_week"),
+            choice_constraint("status", ["pending", "sent", "empty", "failed"]),
         ]
 
     def __str__(self):

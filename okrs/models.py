@@ -7,6 +7,7 @@ from mptt.models import MPTTModel, TreeForeignKey
 
 from orgs.models import Cycle, Organization, Team
 from orgs.scoping import OrgQuerySet, OrgTreeQuerySet, org_manager, org_tree_manager
+from orgs.validation import choice_constraint
 
 
 class Health(models.TextChoices):
@@ -78,6 +79,11 @@ class Objective(MPTTModel):
 
     class Meta:
         indexes = [models.Index(fields=["organization", "cycle", "state"])]
+        constraints = [
+            # Choice columns hold one of their choices, whatever path writes them.
+            choice_constraint("state", ["draft", "proposed", "approved", "published", "retired"]),
+            choice_constraint("effective_health", Health, blank=True),
+        ]
 
     def __str__(self):
         return self.title
@@ -149,6 +155,11 @@ class KeyResult(models.Model):
             models.CheckConstraint(
                 condition=models.Q(weight__gt=0), name="key_result_weight_positive"
             ),
+            # Choice columns hold one of their choices, whatever path writes them.
+            choice_constraint("kind", ["numeric", "milestone"]),
+            choice_constraint("confidence", Health, blank=True),
+            choice_constraint("rollup", Rollup, blank=True),
+            choice_constraint("effective_health", Health, blank=True),
         ]
 
     def __str__(self):
@@ -178,6 +189,7 @@ class CheckIn(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
         indexes = [models.Index(fields=["key_result", "-created_at"])]
+        constraints = [choice_constraint("confidence", Health)]
 
     def __str__(self):
         return f"{self.key_result}: {self.value} ({self.confidence})"

@@ -8,6 +8,7 @@ from django.utils import timezone
 from mptt.models import MPTTModel, TreeForeignKey
 
 from .scoping import org_manager, org_tree_manager
+from .validation import choice_constraint
 
 
 class UserManager(BaseUserManager):
@@ -115,6 +116,11 @@ class Organization(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            # Choice columns hold one of their choices, whatever path writes them.
+            choice_constraint("alignment_model", ["strict", "flexible", "thematic"]),
+            choice_constraint("digest_weekday", range(7)),
+        ]
 
     def __str__(self):
         return self.name
@@ -188,7 +194,11 @@ class Team(MPTTModel):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["organization", "name"], name="team_name_unique_in_org")
+            models.UniqueConstraint(fields=["organization", "name"],
+                                    name="team_name_unique_in_org"),
+            # Choice columns hold one of their choices, whatever path writes them.
+            choice_constraint("kind", ["company", "department", "team"]),
+            choice_constraint("team_type", ["product", "enabling", "shared"]),
         ]
 
     def __str__(self):
@@ -216,7 +226,9 @@ class Membership(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["organization", "user"], name="one_membership_per_org")
+            models.UniqueConstraint(fields=["organization", "user"],
+                                    name="one_membership_per_org"),
+            choice_constraint("role", Role),
         ]
 
     def __str__(self):
@@ -248,6 +260,7 @@ class Cycle(models.Model):
             models.CheckConstraint(
                 condition=Q(end_date__gt=models.F("start_date")), name="cycle_ends_after_start"
             ),
+            choice_constraint("status", ["planning", "active", "closed"]),
         ]
 
     def __str__(self):
@@ -272,6 +285,7 @@ class Invitation(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [choice_constraint("role", Role)]
 
     def __str__(self):
         return f"{self.email} to {self.organization}"

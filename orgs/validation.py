@@ -35,16 +35,18 @@ def control_characters(value, *, allow_line_breaks=False):
     return [c for c in value if c not in allowed and unicodedata.category(c) in ("Cc", "Cf")]
 
 
-def choice_constraint(field, choices, *, name, blank=False, null=False):
+def choice_constraint(field, choices, *, blank=False, null=False):
     """A CHECK constraint that keeps ``field`` within ``choices`` (a TextChoices or
-    IntegerChoices class, or a list of values); ``blank`` also allows "", ``null`` NULL."""
+    IntegerChoices class, or a list of values); ``blank`` also allows "", ``null`` NULL.
+    Named ``<app>_<model>_<field>_valid``."""
     values = list(getattr(choices, "values", choices))
     if blank:
         values.append("")
     condition = models.Q(**{f"{field}__in": values})
     if null:
         condition |= models.Q(**{f"{field}__isnull": True})
-    return models.CheckConstraint(condition=condition, name=name)
+    return models.CheckConstraint(condition=condition,
+                                  name=f"%(app_label)s_%(class)s_{field}_valid")
 
 
 class Fields:

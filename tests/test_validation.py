@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
@@ -588,8 +588,22 @@ def test_the_database_refuses_a_bad_choice_by_a_raw_update(world_a, model, field
         assert getattr(model.objects.get(pk=row.pk), field) != value
 
 
-def test_every_choice_column_has_a_check_constraint():
-    """A new choice column cannot forget its constraint."""
+def _allowed(constraint, field):
+    """The values a choice constraint lets through for ``field`` (None for NULL)."""
+    allowed = set()
+    for child in (getattr(constraint, "condition", None) or models.Q()).children:
+        key, value = child if isinstance(child, tuple) else (None, None)
+        if key == f"{field}__in":
+            allowed |= set(value)
+        elif key == f"{field}__isnull" and value:
+            allowed.add(None)
+        elif isinstance(child, models.Q):
+            allowed |= _allowed(models.CheckConstraint(condition=child, name="x"), field)
+    return allowed
+
+
+def test_every_choice_column_has_a_check_constraint_that_matches_its_choices():
+    """A new choice column, or a new choice, cannot forget its constraint."""
     from django.apps import apps
 
     covered = {(m, f) for m, f, _ in _tables()}
@@ -598,8 +612,13 @@ def test_every_choice_column_has_a_check_constraint():
                                          "nudges"}:
             continue
         for f in model._meta.concrete_fields:
-            if f.choices:
-                assert (model, f.name) in covered, f"{model.__name__}.{f.name}"
-                checks = [c for c in model._meta.constraints
-                          if f"{f.name}__in" in str(getattr(c, "condition", ""))]
-                assert checks, f"{model.__name__}.{f.name} has no CHECK constraint"
+            if not f.choices:
+                continue
+            assert (model, f.name) in covered, f"{model.__name__}.{f.name} is not tested"
+            expected = {v for v, _ in f.flatchoices}
+            if f.blank and not f.null:
+                expected.add("")
+            if f.null:
+                expected.add(None)
+            allowed = set().union(*(_allowed(c, f.name) for c in model._meta.constraints))
+            assert allowed == expected, f"{model.__name__}.{f.name}"
