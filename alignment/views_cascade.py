@@ -22,7 +22,8 @@ from orgs.services import lock_organization
 from . import cascade, netmap, report, rules
 from .models import RecascadeFlag, ReviewComment
 
-WORST = {"off_track": 3, "at_risk": 2, "on_track": 1, "": 0, None: 0}
+# An unknown stored value ranks as "no health" rather than failing the page.
+WORST = defaultdict(int, {"off_track": 3, "at_risk": 2, "on_track": 1, "": 0, None: 0})
 
 
 def _cycle(request):
@@ -245,7 +246,7 @@ def network_data(org, cycle, slug):
         if k in edges:
             e = edges[k]
             edges[k] = netmap.Edge(e.a, e.b, kind, e.label, e.href,
-                                   max(e.health, health, key=WORST.get), e.count + 1)
+                                   max(e.health, health, key=WORST.__getitem__), e.count + 1)
         else:
             edges[k] = netmap.Edge(a, b, kind, label, href, health)
 

@@ -179,6 +179,9 @@ class NetworkState(models.Model):
     last_nodes = models.PositiveIntegerField(default=0)
     last_edges = models.PositiveIntegerField(default=0)
     last_ms = models.PositiveIntegerField(default=0)
+    # Rows the last run could not assess and left out ({kind, id, title, objective, reason}):
+    # logged, and shown to the people who run the console on the Network page.
+    skipped = models.JSONField(default=list, blank=True)
 
     objects = org_manager()
 
