@@ -11,7 +11,7 @@ from django.utils import timezone
 from okrs import services as okr_services
 from okrs.models import Objective
 from orgs import permissions
-from orgs.models import Team
+from orgs.models import Team, Theme
 from orgs.tasks import enqueue_on_commit, send_email_task
 from orgs.validation import Fields
 
@@ -175,6 +175,20 @@ def retire(*, membership, flag):
     with transaction.atomic():
         okr_services.retire_objective(membership=membership, objective=flag.objective)
         _resolve(flag, membership, RecascadeFlag.Resolution.RETIRED)
+
+
+def add_theme(*, membership, name, description=""):
+    """A company theme, for the thematic alignment model."""
+    if not permissions.can_publish(membership):
+        raise PermissionDenied("Only alignment leads and org admins change these settings.")
+    org = membership.organization
+    v = Fields(Theme)
+    name = v.line("name", name)
+    description = v.line("description", description, required=False)
+    v.done()
+    if Theme.objects.for_org(org).filter(name__iexact=name).exists():
+        raise ValidationError({"name": "That theme exists already."})
+    return Theme.objects.create(organization=org, name=name, description=description)
 
 
 def progress(org, cycle):

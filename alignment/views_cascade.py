@@ -14,7 +14,7 @@ from dependencies.models import Dependency, ObjectiveShare
 from okrs import selectors as okr_selectors
 from okrs.models import KeyResult, Objective
 from orgs.decorators import org_view, post_only
-from orgs.forms import apply_errors
+from orgs.forms import apply_errors, submit
 from orgs.models import Organization, Team, Theme
 from orgs.permissions import can_publish
 from orgs.services import lock_organization
@@ -331,15 +331,11 @@ def alignment_settings(request):
     if request.method == "POST":
         if request.POST.get("action") == "theme":
             theme_form = ThemeForm(request.POST)
-            if theme_form.is_valid():
-                name = theme_form.cleaned_data["name"].strip()
-                if Theme.objects.for_org(org).filter(name__iexact=name).exists():
-                    theme_form.add_error("name", "That theme exists already.")
-                else:
-                    Theme.objects.create(organization=org, name=name,
-                                         description=theme_form.cleaned_data["description"])
-                    messages.success(request, f"Theme “{name}” added.")
-                    return redirect("alignment_settings", org.slug)
+            theme = submit(request, theme_form, lambda data: cascade.add_theme(
+                membership=request.membership, **data))
+            if theme is not None:
+                messages.success(request, f"Theme “{theme.name}” added.")
+                return redirect("alignment_settings", org.slug)
         elif request.POST.get("action") == "delete_theme":
             Theme.objects.for_org(org).filter(pk=_int(request.POST.get("theme"))).delete()
             messages.success(request, "Theme removed; its objectives keep their parent, if any.")

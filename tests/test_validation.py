@@ -749,3 +749,39 @@ def test_pages_and_the_recompute_take_an_unknown_stored_effective_health(world_a
         network.run(w.cycle)
         w.objective.refresh_from_db()
     assert w.objective.effective_health in Health.values
+
+
+# Forms keep working: a service's refusal lands on the form's field --------------------------
+
+
+def test_the_objective_form_shows_the_services_refusal_on_its_field(world_a, alice_client):
+    url = reverse("objective_new", args=[world_a.org.slug]) + f"?cycle={world_a.cycle.pk}"
+    response = alice_client.post(url, {"title": "Grow\tfast", "team": world_a.company.pk,
+                                       "state": "draft"})
+    assert response.status_code == 200
+    assert "Remove the invisible control characters" in response.content.decode()
+    with scopes_disabled():
+        assert not Objective.objects.filter(title__startswith="Grow").exists()
+
+
+def test_the_check_in_form_refuses_a_check_in_after_the_cycle_ended(world_a, alice_client):
+    with scopes_disabled():
+        Cycle.objects.filter(pk=world_a.cycle.pk).update(
+            start_date=date.today() - timedelta(days=120),
+            end_date=date.today() - timedelta(days=30))
+    url = reverse("check_in", args=[world_a.org.slug, world_a.key_result.pk])
+    response = alice_client.post(url, {"value": "50", "confidence": "on_track", "note": ""})
+    assert "Date it inside the cycle" in response.content.decode()
+    with scopes_disabled():
+        assert CheckIn.objects.filter(key_result=world_a.key_result).count() == 1
+
+
+def test_a_theme_name_is_one_line_and_unique(world_a):
+    from alignment import cascade
+
+    with scope(organization=world_a.org):
+        refused(lambda: cascade.add_theme(membership=world_a.admin, name="Enter\nprise"),
+                "name")
+        refused(lambda: cascade.add_theme(membership=world_a.admin, name="x" * 81), "name")
+        cascade.add_theme(membership=world_a.admin, name=" Enterprise ", description="Big")
+        refused(lambda: cascade.add_theme(membership=world_a.admin, name="enterprise"), "name")
