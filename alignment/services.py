@@ -261,6 +261,7 @@ def save_milestone(*, membership, workflow, milestone=None, title, owner_team, s
     title = v.line("title", title)
     v.day("start_date", start_date)
     v.day("due_date", due_date)
+    v.flag("cross_team", cross_team)
     v.done()
     _check_milestone(membership, workflow, owner_team, waits_on, dependencies, milestone)
     if start_date and due_date and start_date > due_date:
@@ -294,6 +295,9 @@ def flag_downstream(milestone, reason):
 def milestone_done(*, membership, milestone, done=True):
     if not answers_for(membership, milestone.workflow, milestone.owner_team_id):
         raise PermissionDenied("Only the owner team or the alignment lead marks this.")
+    v = Fields(Milestone)
+    v.flag("done", done)
+    v.done()
     milestone.done_at = timezone.now() if done else None
     milestone.save(update_fields=["done_at"])
     if done:
@@ -340,6 +344,7 @@ def save_cadence(*, membership, workflow, frequency, weekday, time, sync_format,
             v.errors["dashboard_url"] = e.messages
     if time is not None and not isinstance(time, dt.time):
         v.refuse("time", "Enter a valid time.")
+    v.flag("async_updates", async_updates)
     v.done()
     workflow.sync_frequency, workflow.sync_weekday, workflow.sync_time = frequency, weekday, time
     workflow.sync_format, workflow.dashboard_url = sync_format, dashboard_url
@@ -355,6 +360,7 @@ def post_update(*, membership, workflow, team, text, is_blocker=False):
         raise PermissionDenied("Choose your team.")
     v = Fields(StatusUpdate)
     text = v.text("text", text)
+    v.flag("is_blocker", is_blocker)
     v.done()
     if not text:
         raise ValidationError({"text": "Write the update."})
@@ -377,7 +383,7 @@ def escalate_blocker(*, membership, update):
 def override_step(*, membership, workflow, step, reason):
     _run(membership, workflow)
     if step not in steps.TITLES:
-        raise ValidationError("No such step.")
+        raise ValidationError({"step": "No such step."})
     v = Fields(StepOverride)
     reason = v.text("reason", reason)
     v.done()
@@ -400,6 +406,7 @@ def save_retro(*, membership, workflow, what_worked, friction, share_company_wid
     v = Fields(Retrospective)
     what_worked = v.text("what_worked", what_worked)
     friction = v.text("friction", friction)
+    v.flag("share_company_wide", share_company_wide)
     v.done()
     retro, _ = Retrospective.objects.update_or_create(
         workflow=workflow, defaults={"organization": workflow.organization,

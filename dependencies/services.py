@@ -265,6 +265,9 @@ def set_recovery_action_done(*, membership, action, done):
     if not (permissions.can_plan_recovery(membership, action.objective)
             or action.owner_id == membership.user_id):
         raise PermissionDenied("Only the action's owner or an alignment lead can update it.")
+    v = Fields(RecoveryAction)
+    v.flag("done", done)
+    v.done()
     RecoveryAction.objects.for_org(membership.organization).filter(pk=action.pk).update(
         is_done=done)
     action.is_done = done

@@ -85,9 +85,10 @@ def _check_alignment(org, *, cycle, team, parent, is_local, objective=None, them
         raise ValidationError(errors)
 
 
-def _clean_objective(title, why, success, tradeoffs, state):
+def _clean_objective(title, why, success, tradeoffs, state, is_local):
     """The objective's own fields, cleaned (``None`` for success and trade-offs: unchanged)."""
     v = Fields(Objective)
+    v.flag("is_local", is_local)
     title = v.line("title", title)
     why = v.text("why", why)
     if success is not None:
@@ -117,7 +118,8 @@ def create_objective(*, membership, cycle, team, title, why="", parent=None, is_
     org = membership.organization
     if not permissions.can_edit_team_okrs(membership, team.pk):
         raise PermissionDenied("You can add objectives only for teams you lead.")
-    title, why, success, tradeoffs = _clean_objective(title, why, success, tradeoffs, state)
+    title, why, success, tradeoffs = _clean_objective(title, why, success, tradeoffs, state,
+                                                     is_local)
     _check_state(membership, state)
     _check_cycle_open(cycle)
     with transaction.atomic():
@@ -141,7 +143,8 @@ def update_objective(*, membership, objective, version, title, why, team, parent
         raise PermissionDenied("You can edit objectives only of teams you lead.")
     if team.pk != objective.team_id and not permissions.can_edit_team_okrs(membership, team.pk):
         raise ValidationError({"team": "You can move an objective only to a team you lead."})
-    title, why, success, tradeoffs = _clean_objective(title, why, success, tradeoffs, state)
+    title, why, success, tradeoffs = _clean_objective(title, why, success, tradeoffs, state,
+                                                     is_local)
     _check_state(membership, state, objective.state)
     with transaction.atomic():
         lock_organization(org)
@@ -310,9 +313,7 @@ def record_check_in(*, membership, key_result, confidence, value=None, is_done=N
     note = v.text("note", note)
     at = v.check_in_moment("at", at, objective.cycle)
     if key_result.is_milestone:
-        if is_done is None:
-            v.refuse("is_done", "Say whether the milestone is done.")
-        elif not isinstance(is_done, bool):
+        if not isinstance(is_done, bool):
             v.refuse("is_done", "Say whether the milestone is done.")
         value = None
     else:

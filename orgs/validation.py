@@ -142,6 +142,14 @@ class Fields:
             self.refuse(name, "Ensure this value is greater than zero.")
         return number
 
+    # Yes or no -------------------------------------------------------------------------------
+
+    def flag(self, name, value):
+        """True or False, nothing that merely looks like one ("no" is a true string)."""
+        if not isinstance(value, bool):
+            self.refuse(name, "Answer yes or no.")
+        return value
+
     # Dates -----------------------------------------------------------------------------------
 
     def check_in_moment(self, name, value, cycle, *, now=None):

@@ -106,6 +106,7 @@ OBJECTIVE_ROWS = [
     ("tradeoffs", "a\x08b", "tradeoffs"),
     ("state", "bogus", "state"),
     ("state", None, "state"),
+    ("is_local", "no", "is_local"),
 ]
 
 
@@ -232,6 +233,21 @@ def test_record_check_in_refuses(world_a, field, value, error_field):
 def test_a_check_in_is_dated_inside_its_cycle_and_not_in_the_future(world_a, when, message):
     messages = refused(lambda: check_in(world_a, at=when(world_a.cycle)), "at")
     assert message in messages[0]
+
+
+def test_a_milestone_check_in_says_done_or_not_done_in_a_boolean(world_a):
+    with scopes_disabled():
+        KeyResult.objects.filter(pk=world_a.key_result.pk).update(kind="milestone")
+        world_a.key_result.refresh_from_db()
+    refused(lambda: check_in(world_a, is_done="no"), "is_done")
+    refused(lambda: check_in(world_a, is_done=None), "is_done")
+    check_in(world_a, is_done=False)
+
+
+def test_set_recovery_action_done_takes_a_boolean(world_a):
+    with scope(organization=world_a.org):
+        refused(lambda: network_services.set_recovery_action_done(
+            membership=world_a.admin, action=world_a.recovery_action, done="false"), "done")
 
 
 def test_a_check_in_can_be_dated_earlier_in_its_cycle(world_a):
@@ -430,6 +446,7 @@ def test_add_stakeholder_refuses(wf, field, value, error_field):
     ("title", "Beta\nlaunch", "title"),
     ("title", "x" * 201, "title"),
     ("due_date", "friday", "due_date"),
+    ("cross_team", "no", "cross_team"),
 ])
 def test_save_milestone_refuses(wf, field, value, error_field):
     w, workflow = wf
@@ -446,6 +463,7 @@ def test_save_milestone_refuses(wf, field, value, error_field):
     ("sync_format", "Call\nonly", "sync_format"),
     ("sync_format", "x" * 201, "sync_format"),
     ("dashboard_url", "javascript:alert(1)", "dashboard_url"),
+    ("async_updates", "no", "async_updates"),
 ])
 def test_save_cadence_refuses(wf, field, value, error_field):
     w, workflow = wf
@@ -469,6 +487,11 @@ def test_workflow_texts_and_choices_are_checked(wf):
                                               team=None, text="x" * 2001), "text")
         refused(lambda: workflows.override_step(membership=w.admin, workflow=workflow,
                                                 step=1, reason="ok\x00"), "reason")
+        refused(lambda: workflows.override_step(membership=w.admin, workflow=workflow,
+                                                step=9, reason="ok"), "step")
+        refused(lambda: workflows.post_update(membership=w.admin, workflow=workflow,
+                                              team=None, text="Stuck", is_blocker="no"),
+                "is_blocker")
         refused(lambda: workflows.save_retro(membership=w.admin, workflow=workflow,
                                              what_worked=LONG, friction="",
                                              share_company_wide=False), "what_worked")
