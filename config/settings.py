@@ -1,5 +1,6 @@
 """One settings module, driven by the environment (see README, "Configuration")."""
 
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -29,6 +30,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "mptt",
+    "axes",
     "orgs",
     "okrs",
     "dependencies",
@@ -48,6 +50,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "orgs.middleware.PlatformAdminScopeMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into the "signing in is paused" page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -56,6 +60,33 @@ AUTH_USER_MODEL = "orgs.User"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "root"
 LOGOUT_REDIRECT_URL = "login"
+
+# Sign-in throttling (django-axes, see orgs/signin.py). The axes backend comes first: it refuses
+# a locked-out account or address before any password is checked, so the right password is
+# refused too while the lock lasts. Failures are counted in the database, which every gunicorn
+# worker shares.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "orgs.signin.SignInAttempts"
+AXES_FAILURE_LIMIT = env_int("SIGNIN_FAILURE_LIMIT", 5)  # per account, from anywhere
+SIGNIN_ADDRESS_FAILURE_LIMIT = env_int("SIGNIN_ADDRESS_FAILURE_LIMIT", 20)  # per address
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("SIGNIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each alone, not the pair
+AXES_USERNAME_FORM_FIELD = "username"  # what LoginView's form posts (it holds the email)
+AXES_USERNAME_CALLABLE = "orgs.signin.username_of"  # lowercased: one account, one count
+AXES_CLIENT_IP_CALLABLE = "orgs.signin.client_ip"
+AXES_LOCKOUT_CALLABLE = "orgs.signin.locked_out_response"
+AXES_RESET_ON_SUCCESS = True
+# Attempts during a lock are refused but do not extend it, so the page can say when it ends.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_DISABLE_ACCESS_LOG = True  # no row per successful sign-in; failures are still counted
+# Reverse proxies in front of gunicorn that append the client's address to X-Forwarded-For
+# (e.g. 1 behind one TLS proxy). 0: no proxy, REMOTE_ADDR is the client and the header is ignored.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more.")
 
 TEMPLATES = [
     {
@@ -135,6 +166,27 @@ elif env_str("EMAIL_FILE_PATH"):
     }
 else:
     MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+
+# Cache: Redis when REDIS_URL is set, so every gunicorn worker shares it (password-reset rate
+# limits live there); local memory otherwise. Short socket timeouts: a hung Redis costs a
+# request about a second, after which the rate limit is skipped (orgs/ratelimit.py).
+def redis_cache(url):
+    return {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": url,
+        "KEY_PREFIX": "okrs",
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
+
+
+CACHES = {
+    "default": redis_cache(env_str("REDIS_URL")) if env_str("REDIS_URL")
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
+# Password-reset emails: at most this many per email address and per client address an hour.
+PASSWORD_RESET_WINDOW = 3600
+PASSWORD_RESET_EMAIL_LIMIT = env_int("PASSWORD_RESET_EMAIL_LIMIT", 3)
+PASSWORD_RESET_CLIENT_LIMIT = env_int("PASSWORD_RESET_CLIENT_LIMIT", 20)
 
 # Celery: eager (in-process) unless a broker is configured.
 REDIS_URL = env_str("REDIS_URL")

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import validate_email, validate_slug
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
@@ -146,22 +146,65 @@ def revoke_invitation(*, actor, invitation):
     return invitation
 
 
-@transaction.atomic
-def accept_invitation(*, invitation, user):
-    """Add the membership (keeping a higher role the person may already have)."""
-    org = invitation.organization
-    with scope(organization=org):
-        inv = Invitation.objects.select_for_update().get(pk=invitation.pk)
-        if not inv.is_pending:
-            raise InvitationError("This invitation has already been used.")
-        membership, created = Membership.objects.get_or_create(
-            organization=org, user=user, defaults={"role": inv.role}
+class AccountExists(InvitationError):
+    """The invitation's email address already has an account: sign in to accept it."""
+
+
+def _lock_pending(invitation):
+    """The invitation row, locked until the transaction ends, or InvitationError when it was
+    used or withdrawn meanwhile. Every acceptance takes this lock first, so two people (or two
+    clicks) on one invitation run one after the other and the second sees it used."""
+    with scopes_disabled():
+        inv = Invitation.objects.select_for_update().filter(pk=invitation.pk).first()
+    if inv is None or inv.revoked_at:
+        raise InvitationError("This invitation was withdrawn. Ask for a new one.")
+    if inv.accepted_at:
+        raise InvitationError("This invitation has already been used.")
+    return inv
+
+
+def _accept(inv, user):
+    with scope(organization=inv.organization):
+        membership, _ = Membership.objects.get_or_create(
+            organization=inv.organization, user=user, defaults={"role": inv.role}
         )
         if inv.team_id:
             membership.teams.add(inv.team_id)
         inv.accepted_at = timezone.now()
         inv.save(update_fields=["accepted_at"])
     return membership
+
+
+@transaction.atomic
+def accept_invitation(*, invitation, user):
+    """Add the membership (keeping a higher role the person may already have)."""
+    inv = _lock_pending(invitation)
+    if user.email.lower() != inv.email.lower():
+        raise PermissionDenied(f"This invitation is for {inv.email}.")
+    return _accept(inv, user)
+
+
+@transaction.atomic
+def sign_up_with_invitation(*, invitation, full_name, password):
+    """Create the invited person's account and membership in one step: either both exist
+    afterwards or neither. Raises InvitationError when the invitation was used meanwhile and
+    AccountExists when the address got an account meanwhile (from another invitation)."""
+    people = Fields(User)
+    full_name = people.line("full_name", full_name)
+    people.done()
+    inv = _lock_pending(invitation)
+    email = inv.email.strip().lower()
+    if User.objects.filter(email__iexact=email).exists():
+        raise AccountExists("You already have an account: sign in to accept the invitation.")
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(email, password, full_name=full_name)
+    except IntegrityError:
+        # Another organization's invitation to the same address won the race.
+        raise AccountExists(
+            "You already have an account: sign in to accept the invitation.") from None
+    membership = _accept(inv, user)
+    return user, membership
 
 
 # Members -----------------------------------------------------------------------------------

@@ -106,8 +106,8 @@ class Fields:
         """A value among the field's choices (or ``allowed``, a narrower list)."""
         model_field = self.field(field or name)
         values = allowed if allowed is not None else [v for v, _ in model_field.flatchoices]
-        if model_field.blank and allowed is None:
-            values = [*values, ""]
+        if model_field.blank and not model_field.null and allowed is None:
+            values = [*values, ""]  # a text column's "not set"
         if value not in values:
             self.refuse(name, "Choose one of the offered options.")
         return value

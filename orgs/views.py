@@ -1,17 +1,18 @@
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponseNotAllowed
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 from django_scopes import scopes_disabled
 
-from . import services
+from . import ratelimit, services, signin
 from .decorators import org_view
-from .forms import CycleForm, InviteForm, MemberForm, SignupForm, TeamForm, submit
+from .forms import CycleForm, InviteForm, MemberForm, SignupForm, TeamForm, apply_errors, submit
 from .models import Cycle, Invitation, Membership, Team
 from .permissions import can_manage_members
 
@@ -44,36 +45,84 @@ def switch_org(request):
     return render(request, "orgs/switch.html", {"memberships": _memberships(request.user)})
 
 
+def _invitation_unusable(request, reason, status=410):
+    return render(request, "orgs/invitation_invalid.html", {"reason": reason}, status=status)
+
+
 @require_http_methods(["GET", "POST"])
 def accept_invitation(request, token):
     try:
         invitation = services.read_invitation(token)
     except services.InvitationError as e:
-        return render(request, "orgs/invitation_invalid.html", {"reason": str(e)}, status=410)
-    existing = User.objects.filter(email=invitation.email).first()
+        return _invitation_unusable(request, str(e))
     if request.user.is_authenticated:
-        if request.user.email != invitation.email:
-            return render(request, "orgs/invitation_invalid.html", {"reason": (
-                f"This invitation is for {invitation.email}, but you are signed in as "
-                f"{request.user.email}. Sign out and open the link again.")}, status=403)
-        if request.method == "POST":
-            services.accept_invitation(invitation=invitation, user=request.user)
-            messages.success(request, f"Welcome to {invitation.organization.name}.")
-            return redirect("home", invitation.organization.slug)
+        return _join_as_member(request, invitation)
+    return _sign_up(request, invitation)
+
+
+def _join_as_member(request, invitation):
+    if request.user.email != invitation.email:
+        return _invitation_unusable(request, (
+            f"This invitation is for {invitation.email}, but you are signed in as "
+            f"{request.user.email}. Sign out and open the link again."), status=403)
+    if request.method != "POST":
         return render(request, "orgs/accept_invitation.html", {"invitation": invitation})
-    if existing is not None:
-        messages.info(request, "You already have an account: sign in to accept the invitation.")
-        return redirect_to_login(request.get_full_path())
+    try:
+        services.accept_invitation(invitation=invitation, user=request.user)
+    except services.InvitationError as e:  # a second click, or another tab, was first
+        return _invitation_unusable(request, str(e))
+    messages.success(request, f"Welcome to {invitation.organization.name}.")
+    return redirect("home", invitation.organization.slug)
+
+
+def _sign_up(request, invitation):
+    # A POST goes to the service, which decides under the invitation's lock: a sign-up that
+    # lost the race to another one is told the invitation was used, not asked to sign in.
+    if request.method == "GET" and User.objects.filter(email__iexact=invitation.email).exists():
+        return _sign_in_to_accept(request)
     form = SignupForm(request.POST or None, email=invitation.email)
     if request.method == "POST" and form.is_valid():
-        user = User.objects.create_user(invitation.email, form.cleaned_data["password1"],
-                                        full_name=form.cleaned_data["full_name"])
-        services.accept_invitation(invitation=invitation, user=user)
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        messages.success(request, f"Welcome to {invitation.organization.name}.")
-        return redirect("home", invitation.organization.slug)
+        try:
+            user, _ = services.sign_up_with_invitation(
+                invitation=invitation, full_name=form.cleaned_data["full_name"],
+                password=form.cleaned_data["password1"])
+        except services.AccountExists:
+            return _sign_in_to_accept(request)
+        except services.InvitationError as e:
+            return _invitation_unusable(request, str(e))
+        except ValidationError as e:
+            apply_errors(form, e)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, f"Welcome to {invitation.organization.name}.")
+            return redirect("home", invitation.organization.slug)
     return render(request, "orgs/accept_invitation.html", {"invitation": invitation,
                                                             "form": form})
+
+
+def _sign_in_to_accept(request):
+    messages.info(request, "You already have an account: sign in to accept the invitation.")
+    return redirect_to_login(request.get_full_path())
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset page, with a cap on emails per address and per client address. Over the
+    cap the page answers exactly the same ("check your email"); only the email is not sent."""
+
+    def form_valid(self, form):
+        if ratelimit.password_reset_allowed(self.request, form.cleaned_data["email"]):
+            return super().form_valid(form)
+        return HttpResponseRedirect(self.get_success_url())
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    """Choosing a new password through the emailed link proves the person holds the address:
+    it also ends a sign-in pause on that account (not one on their network address)."""
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        signin.clear_account_failures(form.user.email)
+        return response
 
 
 # The admin console -----------------------------------------------------------------------------

@@ -3,6 +3,8 @@ member (viewer) of A, charlie admin of organization B. ``world`` gives both orga
 team, a cycle, objectives, a key result and a check-in, so any URL can be filled with either
 organization's ids."""
 
+import uuid
+
 import pytest
 from django.test import Client
 
@@ -30,6 +32,14 @@ from .factories import (
 @pytest.fixture(autouse=True)
 def _fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache(settings):
+    """Each test gets an empty cache of its own: with REDIS_URL set (CI) the cache is Redis, and
+    rate-limit counts would otherwise carry over from one test, or one run, to the next."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                                   "LOCATION": uuid.uuid4().hex}}
 
 
 @pytest.fixture(autouse=True)

@@ -808,3 +808,16 @@ def test_a_theme_name_is_one_line_and_unique(world_a):
         refused(lambda: cascade.add_theme(membership=world_a.admin, name="x" * 81), "name")
         cascade.add_theme(membership=world_a.admin, name=" Enterprise ", description="Big")
         refused(lambda: cascade.add_theme(membership=world_a.admin, name="enterprise"), "name")
+
+
+def test_signing_up_through_an_invitation_refuses_a_name_with_control_characters(world_a):
+    from django.test import Client
+
+    from orgs.models import User
+
+    url = reverse("accept_invitation", args=[org_services.invitation_token(world_a.invitation)])
+    response = Client().post(url, {"full_name": "Dana\tLead", "password1": "a-long-pass-phrase",
+                                   "password2": "a-long-pass-phrase"})
+    assert response.status_code == 200
+    assert "Remove the invisible control characters" in response.content.decode()
+    assert not User.objects.filter(email=world_a.invitation.email).exists()
