@@ -28,6 +28,13 @@ from django.utils import timezone
 LINE_BREAKS = {"\n", "\r"}
 
 
+def breaks_lines(value):
+    """Whether ``value`` spans lines: CR, LF, or Unicode's line and paragraph separators (which
+    str.splitlines, and so email headers, also break on). Other breaking controls, such as
+    vertical tab or NEL, are control characters and refused anyway."""
+    return any(c in LINE_BREAKS or unicodedata.category(c) in ("Zl", "Zp") for c in value)
+
+
 def control_characters(value, *, allow_line_breaks=False):
     """The control and format characters (Unicode Cc and Cf) in ``value``. Long texts may keep
     their line breaks; nothing else invisible is allowed anywhere."""
@@ -80,7 +87,7 @@ class Fields:
             if required:
                 self.refuse(name, "This field is required.")
             return value
-        if not allow_line_breaks and set(value) & LINE_BREAKS:
+        if not allow_line_breaks and breaks_lines(value):
             self.refuse(name, "Keep it on one line.")
         elif control_characters(value, allow_line_breaks=allow_line_breaks):
             self.refuse(name, "Remove the invisible control characters (such as tabs).")

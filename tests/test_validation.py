@@ -98,6 +98,7 @@ OBJECTIVE_ROWS = [
     ("title", "Grow\rfast", "title"),
     ("title", "Grow\tfast", "title"),
     ("title", "Grow\x00", "title"),
+    ("title", "Grow\u2028fast", "title"),
     ("title", "Grow\u200e", "title"),
     ("title", "x" * 201, "title"),
     ("why", "Because\x1b[31m", "why"),
