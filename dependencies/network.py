@@ -120,8 +120,11 @@ def _run(cycle, *, now=None):
     alerts = _alert(cycle, data, results, before, after)
     state, _ = NetworkState.objects.get_or_create(
         cycle=cycle, defaults={"organization_id": cycle.organization_id})
+    # ``skipped`` (rows left out) is shown on the Network page to the people who can repair
+    # them, and cleared by a clean run. Written here, in the write phase: the NetworkState row
+    # comes after the organization lock in the lock order.
     NetworkState.objects.filter(pk=state.pk).update(
-        computed_at=now, last_nodes=len(own), last_edges=len(edges),
+        computed_at=now, last_nodes=len(own), last_edges=len(edges), skipped=data["skipped"],
         last_ms=round((time.perf_counter() - started) * 1000))
     NetworkState.objects.filter(pk=state.pk, generation=generation or 0).update(dirty=False)
     return Outcome(len(own), len(edges), len(changed_o) + len(changed_k), alerts, compute_ms,
@@ -269,8 +272,6 @@ def _own_health_and_edges(cycle, data, now):
         dst = (OBJ, down_o) if down_o else (KR, down_k)
         edges.append(Edge(src, dst, BROKEN if status == Dependency.Status.BROKEN else DEPENDS))
     edges = [e for e in edges if e.src in own and e.dst in own]
-    # Reported on the Network page to the people who can repair it; cleared by a clean run.
-    NetworkState.objects.filter(cycle=cycle).update(skipped=skipped)
     return own, edges, rolled_values
 
 

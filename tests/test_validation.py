@@ -20,6 +20,8 @@ from alignment.models import Milestone, Stakeholder, Workflow
 from dependencies import network
 from dependencies import services as network_services
 from dependencies.models import Dependency, NetworkState
+from nudges import outbox
+from nudges.models import OutboundEmail
 from okrs import services
 from okrs.models import CheckIn, Health, KeyResult, Objective
 from orgs import services as org_services
@@ -567,6 +569,8 @@ def _tables():
         (RecascadeFlag, "resolution", "bogus"),
         (Improvement, "status", "bogus"),
         (Digest, "status", "bogus"),
+        (OutboundEmail, "status", "bogus"),
+        (OutboundEmail, "kind", "bogus"),
     ]
 
 
@@ -594,6 +598,9 @@ def _a_row(world, model):
                                           owner=w.admin.user)
     if model is Digest:
         return Digest.objects.create(organization=w.org, user=w.admin.user, week="2027-W01")
+    if model is OutboundEmail:
+        return outbox.queue(kind=OutboundEmail.Kind.INVITATION, to="someone@a.test",
+                            subject="Join", text="Join us", organization=w.org, enqueue=False)
     if model.__name__ == "Organization":
         return w.org
     if model.__name__ == "DependencyEvent":
