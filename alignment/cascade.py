@@ -12,8 +12,9 @@ from nudges import outbox
 from okrs import services as okr_services
 from okrs.models import Objective
 from orgs import permissions
-from orgs.models import Team
+from orgs.models import Team, Theme
 from orgs.services import lock_organization
+from orgs.validation import Fields
 
 from .models import RecascadeFlag, ReviewComment
 
@@ -23,6 +24,13 @@ State = Objective.State
 def _say(objective, membership, kind, text=""):
     return ReviewComment.objects.create(organization=objective.organization, objective=objective,
                                         author=membership.user, kind=kind, text=text.strip())
+
+
+def _clean(model, name, value, field):
+    v = Fields(model)
+    value = v.text(name, value, field=field)
+    v.done()
+    return value
 
 
 def _lock(membership, objective):
@@ -35,6 +43,7 @@ def submit_for_review(*, membership, objective, note=""):
     """A team proposes its draft objective to the alignment lead."""
     if not permissions.can_edit_objective(membership, objective):
         raise PermissionDenied("Only the team's leads propose its objectives.")
+    note = _clean(ReviewComment, "note", note, "text")
     with transaction.atomic():
         current = _lock(membership, objective)
         if current.state != State.DRAFT:
@@ -48,6 +57,7 @@ def submit_for_review(*, membership, objective, note=""):
 def approve(*, membership, objective, note=""):
     if not permissions.can_publish(membership):
         raise PermissionDenied("Only alignment leads and org admins review objectives.")
+    note = _clean(ReviewComment, "note", note, "text")
     with transaction.atomic():
         current = _lock(membership, objective)
         if current.state != State.PROPOSED:
@@ -61,7 +71,8 @@ def approve(*, membership, objective, note=""):
 def request_changes(*, membership, objective, text):
     if not permissions.can_publish(membership):
         raise PermissionDenied("Only alignment leads and org admins review objectives.")
-    if not text.strip():
+    text = _clean(ReviewComment, "text", text, "text")
+    if not text:
         raise ValidationError({"text": "Say what should change, so the team can act on it."})
     with transaction.atomic():
         current = _lock(membership, objective)
@@ -85,7 +96,8 @@ def comment(*, membership, objective, text):
     if not (permissions.can_publish(membership)
             or permissions.can_edit_team_okrs(membership, objective.team_id)):
         raise PermissionDenied("Only the team's leads and the alignment lead discuss this.")
-    if not text.strip():
+    text = _clean(ReviewComment, "text", text, "text")
+    if not text:
         raise ValidationError({"text": "Write a comment."})
     return _say(objective, membership, ReviewComment.Kind.COMMENT, text)
 
@@ -149,6 +161,7 @@ def _resolve(flag, membership, resolution, note=""):
 
 def confirm_fits(*, membership, flag, note=""):
     _open_flag(membership, flag)
+    note = _clean(RecascadeFlag, "note", note, "note")
     _resolve(flag, membership, RecascadeFlag.Resolution.CONFIRMED, note)
 
 
@@ -168,6 +181,20 @@ def retire(*, membership, flag):
     with transaction.atomic():
         okr_services.retire_objective(membership=membership, objective=flag.objective)
         _resolve(flag, membership, RecascadeFlag.Resolution.RETIRED)
+
+
+def add_theme(*, membership, name, description=""):
+    """A company theme, for the thematic alignment model."""
+    if not permissions.can_publish(membership):
+        raise PermissionDenied("Only alignment leads and org admins change these settings.")
+    org = membership.organization
+    v = Fields(Theme)
+    name = v.line("name", name)
+    description = v.line("description", description, required=False)
+    v.done()
+    if Theme.objects.for_org(org).filter(name__iexact=name).exists():
+        raise ValidationError({"name": "That theme exists already."})
+    return Theme.objects.create(organization=org, name=name, description=description)
 
 
 def progress(org, cycle):

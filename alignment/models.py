@@ -7,6 +7,7 @@ from dependencies.models import Dependency
 from okrs.models import KeyResult, Objective
 from orgs.models import Cycle, Organization, Team
 from orgs.scoping import org_manager
+from orgs.validation import choice_constraint
 
 
 class Workflow(models.Model):
@@ -59,6 +60,8 @@ class Workflow(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["cycle", "objective"], name="one_workflow_per_cycle"),
+            choice_constraint("sync_frequency", ["weekly", "biweekly"], blank=True),
+            choice_constraint("sync_weekday", range(5), null=True),
         ]
 
     def __str__(self):
@@ -116,6 +119,8 @@ class Stakeholder(models.Model):
         ordering = ["team__name"]
         constraints = [
             models.UniqueConstraint(fields=["workflow", "team"], name="stakeholder_once"),
+            choice_constraint("role", ["lead", "contributor", "reviewer"]),
+            choice_constraint("commitment", ["pending", "committed", "cannot"]),
         ]
 
     def __str__(self):
@@ -193,6 +198,9 @@ class ReviewComment(models.Model):
 
     class Meta:
         ordering = ["created_at", "pk"]
+        constraints = [
+            choice_constraint("kind", ["comment", "submitted", "changes", "approved", "published"]),
+        ]
 
     def __str__(self):
         return f"{self.kind}: {self.text[:40]}"
@@ -225,6 +233,9 @@ class RecascadeFlag(models.Model):
 
     class Meta:
         ordering = ["-created_at", "pk"]
+        constraints = [
+            choice_constraint("resolution", ["open", "confirmed", "realigned", "retired"]),
+        ]
 
     def __str__(self):
         return f"{self.objective}: {self.resolution}"

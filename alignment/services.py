@@ -1,8 +1,11 @@
 """Write use cases of the cross-team workflow. The alignment lead (and org admins) run it; each
 stakeholder team's owner or lead answers for the team; everyone in the organization reads it."""
 
+import datetime as dt
+
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.validators import URLValidator
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -11,6 +14,7 @@ from nudges import outbox
 from okrs.models import KeyResult, Objective
 from orgs import permissions
 from orgs.models import Membership, Role, Team
+from orgs.validation import Fields
 from retros.models import Improvement, Retrospective
 
 from . import steps
@@ -65,12 +69,17 @@ def start_workflow(*, membership, objective):
 
 def save_purpose(*, membership, workflow, purpose, impact):
     _run(membership, workflow)
-    purpose = " ".join(purpose.split())
+    v = Fields(Workflow)
+    if isinstance(purpose, str):  # one sentence: line breaks and runs of spaces become one
+        purpose = " ".join(purpose.split())
+    purpose = v.line("purpose", purpose, required=False)
+    impact = v.text("impact", impact)
+    v.done()
     if steps.sentence_count(purpose) > 1:
         raise ValidationError({"purpose": "Keep it to one sentence: if the teams cannot say the "
                                           "purpose in one, it is not shared yet."})
     changed = purpose != workflow.purpose
-    workflow.purpose, workflow.impact = purpose, impact.strip()
+    workflow.purpose, workflow.impact = purpose, impact
     if changed:  # a new wording needs a new sign-off and must be shared again
         workflow.signed_off_by = workflow.signed_off_at = workflow.shared_at = None
     workflow.save()
@@ -123,6 +132,7 @@ def add_stakeholder(*, membership, workflow, team, owner, role):
         errors["owner"] = "The owner must be a member of the organization."
     if role not in Stakeholder.Role.values:
         errors["role"] = "Choose lead, contributor or reviewer."
+
     if errors:
         raise ValidationError(errors)
     return Stakeholder.objects.create(organization=org, workflow=workflow, team=team,
@@ -139,13 +149,17 @@ def remove_stakeholder(*, membership, stakeholder):
 
 def save_kickoff(*, membership, workflow, kickoff_date, notes, success_measures):
     _run(membership, workflow)
+    v = Fields(Workflow)
+    v.day("kickoff_date", kickoff_date)
+    notes = v.text("notes", notes, field="kickoff_notes")
+    v.done()
     ids = [k.pk for k in success_measures]
     allowed = set(KeyResult.objects.for_org(membership.organization)
                   .filter(pk__in=ids, objective__cycle=workflow.cycle)
                   .values_list("pk", flat=True))
     if set(ids) - allowed:
         raise ValidationError({"success_measures": "Choose key results of this cycle."})
-    workflow.kickoff_date, workflow.kickoff_notes = kickoff_date, notes.strip()
+    workflow.kickoff_date, workflow.kickoff_notes = kickoff_date, notes
     workflow.save(update_fields=["kickoff_date", "kickoff_notes"])
     workflow.success_measures.set(ids)
     return workflow
@@ -157,7 +171,9 @@ def set_commitment(*, membership, stakeholder, commitment, note=""):
         raise PermissionDenied("Only the team's owner or lead answers for the team.")
     if workflow.kickoff_closed_at:
         raise ValidationError("The kickoff is closed; commitments are settled.")
-    note = note.strip()
+    v = Fields(Stakeholder)
+    note = v.text("note", note, field="commitment_note")
+    v.done()
     if commitment == Stakeholder.Commitment.CANNOT and not note:
         raise ValidationError({"note": "Say why the team cannot commit: the alignment lead "
                                        "needs it to resolve the escalation."})
@@ -181,10 +197,16 @@ def resolve_escalation(*, membership, stakeholder, note):
     _run(membership, stakeholder.workflow)
     if stakeholder.commitment != Stakeholder.Commitment.CANNOT:
         raise ValidationError("There is no escalation to resolve for this team.")
-    if not note.strip():
+    v = Fields(Stakeholder)
+    note = v.text("note", note, field="commitment_note")
+    v.done()
+    if not note:
         raise ValidationError({"note": "Write down how it was resolved."})
+    combined = f"{stakeholder.commitment_note}\nResolved: {note}"
+    v.text("note", combined, field="commitment_note")
+    v.done()
     stakeholder.resolved_at = timezone.now()
-    stakeholder.commitment_note = f"{stakeholder.commitment_note}\nResolved: {note.strip()}"
+    stakeholder.commitment_note = combined
     stakeholder.save(update_fields=["resolved_at", "commitment_note"])
     return stakeholder
 
@@ -236,6 +258,12 @@ def save_milestone(*, membership, workflow, milestone=None, title, owner_team, s
     flagged "revisit" for its owner."""
     if workflow.is_closed:
         raise ValidationError("This workflow is closed.")
+    v = Fields(Milestone)
+    title = v.line("title", title)
+    v.day("start_date", start_date)
+    v.day("due_date", due_date)
+    v.flag("cross_team", cross_team)
+    v.done()
     _check_milestone(membership, workflow, owner_team, waits_on, dependencies, milestone)
     if start_date and due_date and start_date > due_date:
         raise ValidationError({"start_date": "The start must come before the due date."})
@@ -243,7 +271,7 @@ def save_milestone(*, membership, workflow, milestone=None, title, owner_team, s
         moved = milestone is not None and milestone.pk and milestone.due_date != due_date
         milestone = milestone or Milestone(organization=membership.organization,
                                            workflow=workflow)
-        milestone.title, milestone.owner_team = title.strip(), owner_team
+        milestone.title, milestone.owner_team = title, owner_team
         milestone.start_date, milestone.due_date = start_date, due_date
         milestone.cross_team = cross_team
         milestone.save()
@@ -268,6 +296,9 @@ def flag_downstream(milestone, reason):
 def milestone_done(*, membership, milestone, done=True):
     if not answers_for(membership, milestone.workflow, milestone.owner_team_id):
         raise PermissionDenied("Only the owner team or the alignment lead marks this.")
+    v = Fields(Milestone)
+    v.flag("done", done)
+    v.done()
     milestone.done_at = timezone.now() if done else None
     milestone.save(update_fields=["done_at"])
     if done:
@@ -301,8 +332,23 @@ def set_plan_lead(*, membership, workflow, lead):
 def save_cadence(*, membership, workflow, frequency, weekday, time, sync_format, dashboard_url,
                  async_updates):
     _run(membership, workflow)
+    v = Fields(Workflow)
+    v.choice("frequency", frequency, field="sync_frequency")
+    if weekday is not None:
+        v.choice("weekday", weekday, field="sync_weekday")
+    sync_format = v.line("sync_format", sync_format, required=False)
+    dashboard_url = v.line("dashboard_url", dashboard_url, required=False)
+    if dashboard_url and "dashboard_url" not in v.errors:
+        try:
+            URLValidator(schemes=["http", "https"])(dashboard_url)
+        except ValidationError as e:
+            v.errors["dashboard_url"] = e.messages
+    if time is not None and not isinstance(time, dt.time):
+        v.refuse("time", "Enter a valid time.")
+    v.flag("async_updates", async_updates)
+    v.done()
     workflow.sync_frequency, workflow.sync_weekday, workflow.sync_time = frequency, weekday, time
-    workflow.sync_format, workflow.dashboard_url = sync_format.strip(), dashboard_url.strip()
+    workflow.sync_format, workflow.dashboard_url = sync_format, dashboard_url
     workflow.async_updates = async_updates
     workflow.save()
     return workflow
@@ -313,10 +359,14 @@ def post_update(*, membership, workflow, team, text, is_blocker=False):
         raise PermissionDenied("You can post updates only for your own team.")
     if team is None and not can_run(membership):
         raise PermissionDenied("Choose your team.")
-    if not text.strip():
+    v = Fields(StatusUpdate)
+    text = v.text("text", text)
+    v.flag("is_blocker", is_blocker)
+    v.done()
+    if not text:
         raise ValidationError({"text": "Write the update."})
     return StatusUpdate.objects.create(organization=membership.organization, workflow=workflow,
-                                       team=team, author=membership.user, text=text.strip(),
+                                       team=team, author=membership.user, text=text,
                                        is_blocker=is_blocker)
 
 
@@ -334,12 +384,15 @@ def escalate_blocker(*, membership, update):
 def override_step(*, membership, workflow, step, reason):
     _run(membership, workflow)
     if step not in steps.TITLES:
-        raise ValidationError("No such step.")
-    if not reason.strip():
+        raise ValidationError({"step": "No such step."})
+    v = Fields(StepOverride)
+    reason = v.text("reason", reason)
+    v.done()
+    if not reason:
         raise ValidationError({"reason": "Write why this step counts as done anyway."})
     StepOverride.objects.update_or_create(
         workflow=workflow, step=step,
-        defaults={"organization": workflow.organization, "reason": reason.strip(),
+        defaults={"organization": workflow.organization, "reason": reason,
                   "by": membership.user})
 
 
@@ -351,10 +404,15 @@ def clear_override(*, membership, workflow, step):
 def save_retro(*, membership, workflow, what_worked, friction, share_company_wide):
     if not can_run(membership):
         raise PermissionDenied("The alignment lead writes the retrospective.")
+    v = Fields(Retrospective)
+    what_worked = v.text("what_worked", what_worked)
+    friction = v.text("friction", friction)
+    v.flag("share_company_wide", share_company_wide)
+    v.done()
     retro, _ = Retrospective.objects.update_or_create(
         workflow=workflow, defaults={"organization": workflow.organization,
-                                     "what_worked": what_worked.strip(),
-                                     "friction": friction.strip(),
+                                     "what_worked": what_worked,
+                                     "friction": friction,
                                      "share_company_wide": share_company_wide})
     return retro
 
@@ -362,21 +420,24 @@ def save_retro(*, membership, workflow, what_worked, friction, share_company_wid
 def add_improvement(*, membership, workflow, title, owner):
     if not can_run(membership):
         raise PermissionDenied("The alignment lead records improvements.")
-    if not title.strip():
+    v = Fields(Improvement)
+    title = v.line("title", title, required=False)
+    v.done()
+    if not title:
         raise ValidationError({"title": "Say what to do differently."})
     if not Membership.objects.for_org(membership.organization).filter(user=owner).exists():
         raise ValidationError({"owner": "The owner must be a member."})
     retro, _ = Retrospective.objects.get_or_create(
         workflow=workflow, defaults={"organization": workflow.organization})
     return Improvement.objects.create(organization=workflow.organization, retrospective=retro,
-                                      title=title.strip(), owner=owner)
+                                      title=title, owner=owner)
 
 
 def set_improvement_status(*, membership, improvement, status):
     if not (can_run(membership) or improvement.owner_id == membership.user_id):
         raise PermissionDenied("Only its owner or the alignment lead updates it.")
     if status not in Improvement.Status.values:
-        raise ValidationError("Choose open, done or dropped.")
+        raise ValidationError({"status": "Choose open, done or dropped."})
     improvement.status = status
     improvement.save(update_fields=["status"])
     return improvement

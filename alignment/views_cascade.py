@@ -14,7 +14,7 @@ from dependencies.models import Dependency, ObjectiveShare
 from okrs import selectors as okr_selectors
 from okrs.models import KeyResult, Objective
 from orgs.decorators import org_view, post_only
-from orgs.forms import apply_errors
+from orgs.forms import apply_errors, submit
 from orgs.models import Organization, Team, Theme
 from orgs.permissions import can_publish
 from orgs.services import lock_organization
@@ -22,7 +22,8 @@ from orgs.services import lock_organization
 from . import cascade, netmap, report, rules
 from .models import RecascadeFlag, ReviewComment
 
-WORST = {"off_track": 3, "at_risk": 2, "on_track": 1, "": 0, None: 0}
+# An unknown stored value ranks as "no health" rather than failing the page.
+WORST = defaultdict(int, {"off_track": 3, "at_risk": 2, "on_track": 1, "": 0, None: 0})
 
 
 def _cycle(request):
@@ -246,7 +247,7 @@ def network_data(org, cycle, slug):
         if k in edges:
             e = edges[k]
             edges[k] = netmap.Edge(e.a, e.b, kind, e.label, e.href,
-                                   max(e.health, health, key=WORST.get), e.count + 1)
+                                   max(e.health, health, key=WORST.__getitem__), e.count + 1)
         else:
             edges[k] = netmap.Edge(a, b, kind, label, href, health)
 
@@ -331,15 +332,11 @@ def alignment_settings(request):
     if request.method == "POST":
         if request.POST.get("action") == "theme":
             theme_form = ThemeForm(request.POST)
-            if theme_form.is_valid():
-                name = theme_form.cleaned_data["name"].strip()
-                if Theme.objects.for_org(org).filter(name__iexact=name).exists():
-                    theme_form.add_error("name", "That theme exists already.")
-                else:
-                    Theme.objects.create(organization=org, name=name,
-                                         description=theme_form.cleaned_data["description"])
-                    messages.success(request, f"Theme “{name}” added.")
-                    return redirect("alignment_settings", org.slug)
+            theme = submit(request, theme_form, lambda data: cascade.add_theme(
+                membership=request.membership, **data))
+            if theme is not None:
+                messages.success(request, f"Theme “{theme.name}” added.")
+                return redirect("alignment_settings", org.slug)
         elif request.POST.get("action") == "delete_theme":
             lock_organization(org)  # the delete clears the theme on objectives: tree rows
             Theme.objects.for_org(org).filter(pk=_int(request.POST.get("theme"))).delete()

@@ -8,6 +8,7 @@ from django.db.models import Q
 from okrs.models import Health, KeyResult, Objective
 from orgs.models import Cycle, Organization, Team
 from orgs.scoping import OrgQuerySet, org_manager
+from orgs.validation import choice_constraint
 
 
 class ObjectiveShare(models.Model):
@@ -32,6 +33,7 @@ class ObjectiveShare(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["objective", "team"], name="share_once_per_team"),
+            choice_constraint("kind", ["whole", "objective"]),
         ]
 
     def __str__(self):
@@ -122,6 +124,8 @@ class Dependency(models.Model):
                 ),
                 name="dependency_one_upstream",
             ),
+            choice_constraint("status", ["requested", "committed", "declined", "delivered",
+                                         "broken", "withdrawn"]),
         ]
 
     def __str__(self):
@@ -155,6 +159,7 @@ class DependencyEvent(models.Model):
 
     class Meta:
         ordering = ["created_at", "pk"]
+        constraints = [choice_constraint("status", Dependency.Status)]
 
     def __str__(self):
         return f"{self.dependency_id}: {self.status}"
@@ -174,6 +179,9 @@ class NetworkState(models.Model):
     last_nodes = models.PositiveIntegerField(default=0)
     last_edges = models.PositiveIntegerField(default=0)
     last_ms = models.PositiveIntegerField(default=0)
+    # Rows the last run could not assess and left out ({kind, id, title, objective, reason}):
+    # logged, and shown to the people who run the console on the Network page.
+    skipped = models.JSONField(default=list, blank=True)
 
     objects = org_manager()
 
@@ -227,6 +235,10 @@ class Notification(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
         indexes = [models.Index(fields=["user", "organization", "read_at"])]
+        constraints = [
+            choice_constraint("kind", ["worse", "recovered"]),
+            choice_constraint("health", Health, blank=True),
+        ]
 
     def __str__(self):
         return f"{self.title}: {self.kind}"
@@ -255,6 +267,7 @@ class AlertEmail(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["run", "user"], name="one_alert_email_per_run"),
+            choice_constraint("status", ["pending", "sent", "failed", "skipped"]),
         ]
 
     def __str__(self):

@@ -11,6 +11,7 @@ JSON document, and bulk inserts for alerts.
 """
 
 import json
+import logging
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from django.utils import timezone
 from django_scopes import scopes_disabled
 
 from okrs import progress
-from okrs.models import KeyResult, Objective
+from okrs.models import Health, KeyResult, Objective, Rollup
 from orgs.db import atomic_with_retry, lock_organization_id, lock_propagation
 from orgs.models import Cycle
 from orgs.tasks import enqueue_now
@@ -42,6 +43,9 @@ from .models import (
 from .propagation import BROKEN, DEPENDS, ROLLUP, Edge
 
 OBJ, KR = "o", "k"
+HEALTHS = {"", None, *Health.values}
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -147,8 +151,11 @@ def _run(cycle, *, now=None):
     alerts = _alert(cycle, data, results, before, after)
     state, _ = NetworkState.objects.get_or_create(
         cycle=cycle, defaults={"organization_id": cycle.organization_id})
+    # ``skipped`` (rows left out) is shown on the Network page to the people who can repair
+    # them, and cleared by a clean run. Written here, in the write phase: the NetworkState row
+    # comes after the organization lock in the lock order.
     NetworkState.objects.filter(pk=state.pk).update(
-        computed_at=now, last_nodes=len(own), last_edges=len(edges),
+        computed_at=now, last_nodes=len(own), last_edges=len(edges), skipped=data["skipped"],
         last_ms=round((time.perf_counter() - started) * 1000))
     NetworkState.objects.filter(pk=state.pk, generation=generation or 0).update(dirty=False)
     return Outcome(len(own), len(edges), len(changed_o) + len(changed_k), alerts, compute_ms,
@@ -183,8 +190,51 @@ def _load(cycle):
             organization_id=org, objective__cycle=cycle, team__lead__isnull=False
     ).values_list("objective_id", "team__lead_id"):
         share_leads[objective_id].add(lead_id)
+    skipped = []
+    for pk, k in list(key_results.items()):
+        reason = _unassessable(k)
+        if reason:
+            del key_results[pk]
+            skipped.append(_skip(cycle, KR, pk, k["title"], k["objective_id"], reason))
+    for kind, rows in ((OBJ, objectives), (KR, key_results)):
+        for pk, row in rows.items():
+            if row["effective_health"] not in HEALTHS:
+                # Unreadable stored result: recompute it as if it were new.
+                logger.warning("Recompute of cycle %s of organization %s: %s %s had the unknown "
+                               "effective health %r; it is computed again.", cycle.pk, org,
+                               "objective" if kind == OBJ else "key result", pk,
+                               row["effective_health"],
+                               extra={"organization": org, "object": f"{kind}:{pk}"})
+                row["effective_health"] = None
     return {"objectives": objectives, "key_results": key_results,
-            "dependencies": dependencies, "share_leads": share_leads}
+            "dependencies": dependencies, "share_leads": share_leads, "skipped": skipped}
+
+
+def _unassessable(k):
+    """Why a key result row cannot be assessed (a value no service would write), or None."""
+    if k["kind"] not in KeyResult.Kind.values:
+        return f"unknown kind {k['kind']!r}"
+    if k["confidence"] not in HEALTHS:
+        return f"unknown confidence {k['confidence']!r}"
+    if k["rollup"] not in ("", None, *Rollup.values):
+        return f"unknown roll-up {k['rollup']!r}"
+    weight = k["weight"]
+    if weight is None or not Decimal(weight).is_finite() or Decimal(weight) <= 0:
+        return f"weight {weight} is not a positive number"
+    for field in ("start_value", "target_value", "current_value"):
+        value = k[field]
+        if value is not None and not Decimal(value).is_finite():
+            return f"{field.replace('_', ' ')} {value} is not a number"
+    return None
+
+
+def _skip(cycle, kind, pk, title, objective_id, reason):
+    """Log a row the recompute leaves out; the run goes on with the others."""
+    logger.error("Recompute of cycle %s of organization %s skipped %s %s: %s.", cycle.pk,
+                 cycle.organization_id, "objective" if kind == OBJ else "key result", pk, reason,
+                 extra={"organization": cycle.organization_id, "object": f"{kind}:{pk}"})
+    return {"kind": kind, "id": pk, "title": title, "objective": objective_id,
+            "reason": reason}
 
 
 def _rolled_values(key_results):
@@ -219,7 +269,8 @@ def _own_health_and_edges(cycle, data, now):
     rolled_values = _rolled_values(key_results)
     elapsed = progress.elapsed_share(cycle.start_date, cycle.end_date, timezone.localdate(now))
     own, edges, parts = {}, [], defaultdict(list)
-    for pk, k in key_results.items():
+    skipped = data.setdefault("skipped", [])
+    for pk, k in list(key_results.items()):
         try:
             a = progress.assess_key_result(
                 is_milestone=k["kind"] == KeyResult.Kind.MILESTONE, start=k["start_value"],
@@ -228,13 +279,23 @@ def _own_health_and_edges(cycle, data, now):
                 elapsed=elapsed, now=now)
         except (ValueError, TypeError, ArithmeticError):
             a = progress.Assessment(None, k["confidence"] or None)
+        except Exception as e:  # one bad row never stops the cycle's recompute
+            del key_results[pk]
+            skipped.append(_skip(cycle, KR, pk, k["title"], k["objective_id"],
+                                 f"{type(e).__name__}: {e}"))
+            continue
         own[(KR, pk)] = a.health
         parts[k["objective_id"]].append((a, k["weight"]))
         edges.append(Edge((KR, pk), (OBJ, k["objective_id"]), ROLLUP, float(k["weight"])))
         if k["feeds_id"] in key_results:
             edges.append(Edge((KR, pk), (KR, k["feeds_id"]), ROLLUP, 1.0))
-    for pk, o in objectives.items():
-        own[(OBJ, pk)] = progress.assess_objective(parts[pk]).health
+    for pk, o in list(objectives.items()):
+        try:
+            own[(OBJ, pk)] = progress.assess_objective(parts[pk]).health
+        except Exception as e:  # one bad row never stops the cycle's recompute
+            del objectives[pk]
+            skipped.append(_skip(cycle, OBJ, pk, o["title"], pk, f"{type(e).__name__}: {e}"))
+            continue
         if o["parent_id"] in objectives:
             edges.append(Edge((OBJ, pk), (OBJ, o["parent_id"]), ROLLUP, 1.0))
     for up_o, up_k, down_o, down_k, status in data["dependencies"]:

@@ -4,7 +4,7 @@ from django.db.models import F, Q
 
 from okrs.models import KeyResult, Objective
 
-from .models import Dependency, ObjectiveShare, RecoveryAction
+from .models import Dependency, NetworkState, ObjectiveShare, RecoveryAction
 from .services import allowed_answers, is_escalated
 
 
@@ -114,3 +114,9 @@ def dependencies_for(org, cycle, membership, *, mine_team_ids=None):
         qs = qs.filter(Q(requesting_team_id__in=mine_team_ids)
                        | Q(providing_team_id__in=mine_team_ids))
     return annotate(list(qs), membership)
+
+
+def skipped_rows(org, cycle):
+    """What the last recompute of ``cycle`` could not assess and left out (first 20)."""
+    state = NetworkState.objects.for_org(org).filter(cycle=cycle).values("skipped").first()
+    return (state or {}).get("skipped", [])[:20]

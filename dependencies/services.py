@@ -15,6 +15,7 @@ from okrs.models import KeyResult, Objective
 from orgs import permissions
 from orgs.models import Cycle, Membership, Team
 from orgs.services import lock_organization
+from orgs.validation import Fields
 
 from . import graph, network
 from .models import Dependency, DependencyEvent, ObjectiveShare, RecoveryAction
@@ -49,6 +50,11 @@ def request_dependency(*, membership, downstream, upstream, need, needed_by, fal
     requesting_team_id = _owner_team_id(downstream)
     if not permissions.can_request_dependency(membership, requesting_team_id):
         raise PermissionDenied("Only the leads of the team that depends can record this.")
+    v = Fields(Dependency)
+    need = v.line("need", need, required=False)
+    fallback = v.text("fallback", fallback)
+    needed_by = v.day("needed_by", needed_by, required=True)
+    v.done()
     errors = {}
     if up_objective.cycle_id != down_objective.cycle_id:
         errors["upstream"] = "Both ends of a dependency must be in the same cycle."
@@ -57,9 +63,9 @@ def request_dependency(*, membership, downstream, upstream, need, needed_by, fal
     elif _owner_team_id(upstream) == requesting_team_id:
         errors["upstream"] = ("That belongs to your own team. A dependency is on another "
                               "team's work.")
-    if not need.strip():
+    if not need:
         errors["need"] = "Say what exactly you need."
-    if not fallback.strip():
+    if not fallback:
         errors["fallback"] = "Say what you will do if it slips."
     cycle = down_objective.cycle
     if needed_by and not errors and not (cycle.start_date <= needed_by <= cycle.end_date):
@@ -79,7 +85,7 @@ def request_dependency(*, membership, downstream, upstream, need, needed_by, fal
             upstream_objective=upstream if isinstance(upstream, Objective) else None,
             upstream_key_result=upstream if isinstance(upstream, KeyResult) else None,
             requesting_team_id=requesting_team_id, providing_team_id=_owner_team_id(upstream),
-            need=need.strip(), needed_by=needed_by, fallback=fallback.strip(),
+            need=need, needed_by=needed_by, fallback=fallback,
             created_by=membership.user,
         )
         _event(dependency, Status.REQUESTED, membership, "")
@@ -116,7 +122,9 @@ def answer_dependency(*, membership, dependency, status, note=""):
     sources, may = TRANSITIONS[status]
     if not may(membership, dependency):
         raise PermissionDenied("Your role does not allow this answer on this dependency.")
-    note = note.strip()
+    v = Fields(Dependency)
+    note = v.text("note", note, field="response_note")
+    v.done()
     if status in NEEDS_REASON and not note:
         raise ValidationError({"note": "Give a reason, so the other team can plan around it."})
     _check_open_cycle(dependency.cycle)
@@ -201,6 +209,10 @@ def link_key_result(*, membership, key_result, feeds, rollup=None):
     org = membership.organization
     if not permissions.can_edit_objective(membership, key_result.objective):
         raise PermissionDenied("You can link key results only of teams you lead.")
+    if rollup is not None:
+        v = Fields(KeyResult)
+        v.choice("rollup", rollup)
+        v.done()
     if feeds is not None:
         if feeds.organization_id != org.pk:
             raise ValidationError({"feeds": "Choose a key result of this organization."})
@@ -235,8 +247,12 @@ def add_recovery_action(*, membership, objective, title, owner, due_date):
     if not permissions.can_plan_recovery(membership, objective):
         raise PermissionDenied("Recovery plans are for alignment leads, on company and "
                                "department objectives.")
+    v = Fields(RecoveryAction)
+    title = v.line("title", title, required=False)
+    v.day("due_date", due_date, required=True)
+    v.done()
     errors = {}
-    if not title.strip():
+    if not title:
         errors["title"] = "Say what will be done."
     if not Membership.objects.for_org(org).filter(user=owner).exists():
         errors["owner"] = "The owner must be a member of the organization."
@@ -245,7 +261,7 @@ def add_recovery_action(*, membership, objective, title, owner, due_date):
     if errors:
         raise ValidationError(errors)
     return RecoveryAction.objects.create(
-        organization=org, objective=objective, title=title.strip(), owner=owner,
+        organization=org, objective=objective, title=title, owner=owner,
         due_date=due_date, created_by=membership.user)
 
 
@@ -253,6 +269,9 @@ def set_recovery_action_done(*, membership, action, done):
     if not (permissions.can_plan_recovery(membership, action.objective)
             or action.owner_id == membership.user_id):
         raise PermissionDenied("Only the action's owner or an alignment lead can update it.")
+    v = Fields(RecoveryAction)
+    v.flag("done", done)
+    v.done()
     RecoveryAction.objects.for_org(membership.organization).filter(pk=action.pk).update(
         is_done=done)
     action.is_done = done

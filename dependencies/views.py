@@ -55,6 +55,7 @@ def network_overview(request):
                                                mine_team_ids=team_ids)
         if can_open_console(request.membership):
             ctx["escalations"] = services.escalated(request.org)
+            ctx["skipped"] = selectors.skipped_rows(request.org, cycle)
     return render(request, "dependencies/network.html", ctx)
 
 

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from orgs.models import Organization
 from orgs.scoping import OrgQuerySet, org_manager
+from orgs.validation import choice_constraint
 
 
 class Preference(models.Model):
@@ -57,9 +58,7 @@ class Digest(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["organization", "user", "week"],
                                     name="one_digest_per_week"),
-            models.CheckConstraint(
-                condition=models.Q(status__in=["pending", "sent", "empty", "failed"]),
-                name="digest_status_valid"),
+            choice_constraint("status", ["pending", "sent", "empty", "failed"]),
         ]
 
     def __str__(self):

@@ -8,6 +8,7 @@ from mptt.models import MPTTModel, TreeForeignKey
 from orgs.models import Cycle, Organization, Team
 from orgs.scoping import OrgQuerySet, OrgTreeQuerySet, org_manager, org_tree_manager
 from orgs.trees import tree_constraints
+from orgs.validation import choice_constraint
 
 
 class Health(models.TextChoices):
@@ -82,6 +83,9 @@ class Objective(MPTTModel):
         constraints = [
             # Tree integrity: unique (tree_id, lft) and (tree_id, rght) at commit, lft < rght.
             *tree_constraints("objective"),
+            # Choice columns hold one of their choices, whatever path writes them.
+            choice_constraint("state", ["draft", "proposed", "approved", "published", "retired"]),
+            choice_constraint("effective_health", Health, blank=True),
         ]
 
     def __str__(self):
@@ -154,6 +158,11 @@ class KeyResult(models.Model):
             models.CheckConstraint(
                 condition=models.Q(weight__gt=0), name="key_result_weight_positive"
             ),
+            # Choice columns hold one of their choices, whatever path writes them.
+            choice_constraint("kind", ["numeric", "milestone"]),
+            choice_constraint("confidence", Health, blank=True),
+            choice_constraint("rollup", Rollup, blank=True),
+            choice_constraint("effective_health", Health, blank=True),
         ]
 
     def __str__(self):
@@ -183,6 +192,7 @@ class CheckIn(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
         indexes = [models.Index(fields=["key_result", "-created_at"])]
+        constraints = [choice_constraint("confidence", Health)]
 
     def __str__(self):
         return f"{self.key_result}: {self.value} ({self.confidence})"

@@ -15,6 +15,7 @@ The rules, which the UI repeats in words (see ``explain`` texts below):
   on track, 0.4 and above at risk, below that off track.
 """
 
+import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -43,11 +44,14 @@ class Assessment:
 def numeric_progress(start, target, current):
     """Share of the way from start to target, clamped to [0, 1]. Refuses target == start."""
     start, target = Decimal(start), Decimal(target)
+    current = None if current is None else Decimal(current)
+    if not all(v.is_finite() for v in (start, target, current) if v is not None):
+        raise ValueError("The start, target and current values must be numbers.")
     if target == start:
         raise ValueError("The target must differ from the start value.")
     if current is None:
         return 0.0
-    share = (Decimal(current) - start) / (target - start)
+    share = (current - start) / (target - start)
     return float(min(Decimal(1), max(Decimal(0), share)))
 
 
@@ -88,6 +92,9 @@ def assess_key_result(
     now: datetime,
 ) -> Assessment:
     reasons = []
+    if confidence is not None and confidence not in SEVERITY:
+        # A stored value this code does not know says nothing: read it as no check-in.
+        confidence = None
     if is_milestone:
         progress = 1.0 if is_done else 0.0
         pace = (ON_TRACK if is_done else OFF_TRACK) if elapsed >= 1 else None
@@ -122,13 +129,15 @@ def assess_key_result(
 
 
 def assess_objective(parts) -> Assessment:
-    """parts: iterable of (Assessment, weight) for the objective's key results."""
-    parts = [(a, float(w)) for a, w in parts]
+    """parts: iterable of (Assessment, weight) for the objective's key results. A key result
+    whose weight is not a positive number cannot be weighed and is left out."""
+    parts = [(a, float(w)) for a, w in parts if w is not None]
+    parts = [(a, w) for a, w in parts if math.isfinite(w) and w > 0]
     if not parts:
         return Assessment(None, None, False, ("No key results yet.",))
     total = sum(w for _, w in parts)
     progress = sum((a.progress or 0.0) * w for a, w in parts) / total
-    scored = [(SCORE[a.health], w) for a, w in parts if a.health]
+    scored = [(SCORE[a.health], w) for a, w in parts if a.health in SCORE]
     if not scored:
         return Assessment(progress, None, False, ("No key result has a health yet.",))
     score = sum(s * w for s, w in scored) / sum(w for _, w in scored)

@@ -42,11 +42,20 @@ def assess(objectives, *, now=None):
         elapsed = progress.elapsed_share(cycle.start_date, cycle.end_date, today)
         parts = []
         for kr in objective.key_results.all():
-            kr.assessment = progress.assess_key_result(
-                is_milestone=kr.is_milestone, start=kr.start_value, target=kr.target_value,
-                current=kr.current_value, is_done=kr.is_done, confidence=kr.confidence or None,
-                last_check_in=kr.last_check_in_at, elapsed=elapsed, now=now,
-            )
+            try:
+                kr.assessment = progress.assess_key_result(
+                    is_milestone=kr.is_milestone, start=kr.start_value, target=kr.target_value,
+                    current=kr.current_value, is_done=kr.is_done,
+                    confidence=kr.confidence or None, last_check_in=kr.last_check_in_at,
+                    elapsed=elapsed, now=now,
+                )
+            except (ValueError, TypeError, ArithmeticError):
+                # A row the services would refuse (written by another path): show what is
+                # known instead of failing the page.
+                kr.assessment = progress.Assessment(
+                    None, progress.worst(kr.confidence if kr.confidence in progress.SEVERITY
+                                         else None),
+                    reasons=("Its stored values cannot be read.",))
             parts.append((kr.assessment, kr.weight))
         objective.assessment = progress.assess_objective(parts)
     return objectives

@@ -6,6 +6,7 @@ cycle, no loops), runs in one transaction, and refuses an edit made from a stale
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 # The network recomputes health after any change that can move it (dependencies.network).
@@ -13,6 +14,7 @@ from dependencies import graph, network
 from orgs import permissions
 from orgs.models import Cycle, Membership, Organization, Team
 from orgs.services import lock_organization
+from orgs.validation import Fields
 
 from .models import CheckIn, KeyResult, Objective
 from .progress import numeric_progress
@@ -83,6 +85,21 @@ def _check_alignment(org, *, cycle, team, parent, is_local, objective=None, them
         raise ValidationError(errors)
 
 
+def _clean_objective(title, why, success, tradeoffs, state, is_local):
+    """The objective's own fields, cleaned (``None`` for success and trade-offs: unchanged)."""
+    v = Fields(Objective)
+    v.flag("is_local", is_local)
+    title = v.line("title", title)
+    why = v.text("why", why)
+    if success is not None:
+        success = v.text("success", success)
+    if tradeoffs is not None:
+        tradeoffs = v.text("tradeoffs", tradeoffs)
+    v.choice("state", state)
+    v.done()
+    return title, why, success, tradeoffs
+
+
 def _check_state(membership, state, previous=None):
     if state == Objective.State.RETIRED:
         raise ValidationError({"state": "Use Retire to retire an objective."})
@@ -110,6 +127,8 @@ def create_objective(*, membership, cycle, team, title, why="", parent=None, is_
     org = membership.organization
     if not permissions.can_edit_team_okrs(membership, team.pk):
         raise PermissionDenied("You can add objectives only for teams you lead.")
+    title, why, success, tradeoffs = _clean_objective(title, why, success, tradeoffs, state,
+                                                     is_local)
     _check_state(membership, state)
     _check_cycle_open(cycle)
     with transaction.atomic():
@@ -134,6 +153,8 @@ def update_objective(*, membership, objective, version, title, why, team, parent
         raise PermissionDenied("You can edit objectives only of teams you lead.")
     if team.pk != objective.team_id and not permissions.can_edit_team_okrs(membership, team.pk):
         raise ValidationError({"team": "You can move an objective only to a team you lead."})
+    title, why, success, tradeoffs = _clean_objective(title, why, success, tradeoffs, state,
+                                                     is_local)
     _check_state(membership, state, objective.state)
     with transaction.atomic():
         lock_organization(org)
@@ -203,7 +224,17 @@ def retire_objective(*, membership, objective):
 # Key results -----------------------------------------------------------------------------------
 
 
-def _check_key_result(org, *, kind, start_value, target_value, owner_team, owner):
+def _check_key_result(org, *, title, kind, start_value, target_value, unit, weight, owner_team,
+                      owner):
+    """Clean a key result's fields; returns (title, start_value, target_value, unit, weight)."""
+    v = Fields(KeyResult)
+    title = v.line("title", title)
+    v.choice("kind", kind)
+    start_value = v.decimal("start_value", start_value)
+    target_value = v.decimal("target_value", target_value)
+    unit = v.line("unit", unit, required=False)
+    weight = v.decimal("weight", weight, required=True, positive=True)
+    v.done()
     errors = {}
     if owner_team.organization_id != org.pk:
         errors["owner_team"] = "Choose a team of this organization."
@@ -221,6 +252,7 @@ def _check_key_result(org, *, kind, start_value, target_value, owner_team, owner
                 errors["target_value"] = str(e)
     if errors:
         raise ValidationError(errors)
+    return title, start_value, target_value, unit, weight
 
 
 def create_key_result(*, membership, objective, title, kind, start_value=None, target_value=None,
@@ -230,8 +262,9 @@ def create_key_result(*, membership, objective, title, kind, start_value=None, t
         raise PermissionDenied("You can add key results only to objectives of teams you lead.")
     _check_cycle_open(objective.cycle)
     owner_team = owner_team or objective.team
-    _check_key_result(org, kind=kind, start_value=start_value, target_value=target_value,
-                      owner_team=owner_team, owner=owner)
+    title, start_value, target_value, unit, weight = _check_key_result(
+        org, title=title, kind=kind, start_value=start_value, target_value=target_value,
+        unit=unit, weight=weight, owner_team=owner_team, owner=owner)
     if kind == KeyResult.Kind.MILESTONE:
         start_value = target_value = None
     with transaction.atomic():
@@ -252,8 +285,9 @@ def update_key_result(*, membership, key_result, version, title, start_value, ta
     if not permissions.can_edit_objective(membership, key_result.objective):
         raise PermissionDenied("You can edit key results only of teams you lead.")
     _check_cycle_open(key_result.objective.cycle)
-    _check_key_result(org, kind=key_result.kind, start_value=start_value,
-                      target_value=target_value, owner_team=owner_team, owner=owner)
+    title, start_value, target_value, unit, weight = _check_key_result(
+        org, title=title, kind=key_result.kind, start_value=start_value,
+        target_value=target_value, unit=unit, weight=weight, owner_team=owner_team, owner=owner)
     with transaction.atomic():
         lock_organization(org)
         current = KeyResult.objects.for_org(org).select_for_update(no_key=True).get(
@@ -290,13 +324,19 @@ def record_check_in(*, membership, key_result, confidence, value=None, is_done=N
     if objective.is_retired:
         raise ValidationError("This objective is retired; check-ins are closed.")
     _check_cycle_open(objective.cycle)
+    v = Fields(CheckIn)
+    v.choice("confidence", confidence)
+    note = v.text("note", note)
+    at = v.check_in_moment("at", at, objective.cycle)
     if key_result.is_milestone:
-        if is_done is None:
-            raise ValidationError({"is_done": "Say whether the milestone is done."})
+        if not isinstance(is_done, bool):
+            v.refuse("is_done", "Say whether the milestone is done.")
         value = None
-    elif value is None:
-        raise ValidationError({"value": "Enter the current value."})
-    at = at or timezone.now()
+    else:
+        value = v.decimal("value", value)
+        if value is None and "value" not in v.errors:
+            v.refuse("value", "Enter the current value.")
+    v.done()
     with transaction.atomic():
         lock_organization(org)
         check_in = CheckIn.objects.create(
@@ -308,10 +348,14 @@ def record_check_in(*, membership, key_result, confidence, value=None, is_done=N
             changes["is_done"] = bool(is_done)
         else:
             changes["current_value"] = value
-        KeyResult.objects.for_org(org).filter(pk=key_result.pk).update(**changes)
-        for field, new in changes.items():
-            setattr(key_result, field, new)
-        network.mark_changed(objective.cycle)
+        # A check-in dated before the latest one joins the history without replacing what the
+        # key result shows now.
+        latest = KeyResult.objects.for_org(org).filter(pk=key_result.pk).filter(
+            Q(last_check_in_at__isnull=True) | Q(last_check_in_at__lte=at)).update(**changes)
+        if latest:
+            for field, new in changes.items():
+                setattr(key_result, field, new)
+            network.mark_changed(objective.cycle)
     return check_in
 
 

@@ -9,6 +9,7 @@ from mptt.models import MPTTModel, TreeForeignKey
 
 from .scoping import org_manager, org_tree_manager
 from .trees import tree_constraints
+from .validation import choice_constraint
 
 
 class UserManager(BaseUserManager):
@@ -116,6 +117,11 @@ class Organization(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            # Choice columns hold one of their choices, whatever path writes them.
+            choice_constraint("alignment_model", ["strict", "flexible", "thematic"]),
+            choice_constraint("digest_weekday", range(7)),
+        ]
 
     def __str__(self):
         return self.name
@@ -189,11 +195,13 @@ class Team(MPTTModel):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["organization", "name"], name="team_name_unique_in_org"
-            ),
+            models.UniqueConstraint(fields=["organization", "name"],
+                                    name="team_name_unique_in_org"),
             # Tree integrity: unique (tree_id, lft) and (tree_id, rght) at commit, lft < rght.
             *tree_constraints("team"),
+            # Choice columns hold one of their choices, whatever path writes them.
+            choice_constraint("kind", ["company", "department", "team"]),
+            choice_constraint("team_type", ["product", "enabling", "shared"]),
         ]
 
     def __str__(self):
@@ -221,7 +229,9 @@ class Membership(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["organization", "user"], name="one_membership_per_org")
+            models.UniqueConstraint(fields=["organization", "user"],
+                                    name="one_membership_per_org"),
+            choice_constraint("role", Role),
         ]
 
     def __str__(self):
@@ -253,6 +263,7 @@ class Cycle(models.Model):
             models.CheckConstraint(
                 condition=Q(end_date__gt=models.F("start_date")), name="cycle_ends_after_start"
             ),
+            choice_constraint("status", ["planning", "active", "closed"]),
         ]
 
     def __str__(self):
@@ -277,6 +288,7 @@ class Invitation(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [choice_constraint("role", Role)]
 
     def __str__(self):
         return f"{self.email} to {self.organization}"

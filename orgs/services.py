@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.validators import validate_email, validate_slug
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -14,6 +15,7 @@ from django_scopes import scope, scopes_disabled
 from . import permissions
 from .db import lock_organization_id
 from .models import Cycle, Invitation, Membership, Organization, Role, Team
+from .validation import Fields, control_characters
 
 INVITE_SALT = "orgs.invitation"
 User = get_user_model()
@@ -31,6 +33,14 @@ def lock_organization(org):
 
 @transaction.atomic
 def create_organization(*, name, slug, admin_email, admin_password=None, admin_name=""):
+    v = Fields(Organization)
+    name = v.line("name", name)
+    slug = _slug(v, "slug", slug)
+    admin_email = _email(v, "admin_email", admin_email, model=User, field="email")
+    people = Fields(User)
+    admin_name = people.line("full_name", admin_name, required=False)
+    v.errors.update({"admin_name": people.errors["full_name"]} if people.errors else {})
+    v.done()
     if Organization.objects.filter(slug=slug).exists():
         raise ValidationError({"slug": f"The address {slug!r} is taken."})
     org = Organization.objects.create(name=name, slug=slug)
@@ -42,6 +52,30 @@ def create_organization(*, name, slug, admin_email, admin_password=None, admin_n
         Team.objects.create(organization=org, name=name, kind=Team.Kind.COMPANY, lead=user)
         Membership.objects.create(organization=org, user=user, role=Role.ADMIN)
     return org, user
+
+
+def _slug(v, name, value):
+    value = v.line(name, value)
+    try:
+        validate_slug(value)
+    except ValidationError as e:
+        v.errors.setdefault(name, []).extend(e.messages)
+    return value
+
+
+def _email(v, name, value, *, model=None, field="email"):
+    """An address, stripped and lower-cased; one line (it goes into email headers)."""
+    other = Fields(model or v.model)
+    value = other.line(field, value)
+    if other.errors:
+        v.errors.setdefault(name, []).extend(other.errors[field])
+        return value
+    value = value.lower()
+    try:
+        validate_email(value)
+    except ValidationError as e:
+        v.errors.setdefault(name, []).extend(e.messages)
+    return value
 
 
 # Invitations --------------------------------------------------------------------------------
@@ -81,7 +115,10 @@ def invite_member(*, actor, email, role, team=None):
     org = actor.organization
     if not permissions.can_manage_members(actor):
         raise PermissionDenied("Only org admins can invite people.")
-    email = email.strip().lower()
+    v = Fields(Invitation)
+    email = _email(v, "email", email)
+    v.choice("role", role)
+    v.done()
     if team is not None and team.organization_id != org.pk:
         raise ValidationError({"team": "Choose a team of this organization."})
     if Membership.objects.for_org(org).filter(user__email=email).exists():
@@ -159,6 +196,9 @@ def sign_up_with_invitation(*, invitation, full_name, password):
     """Create the invited person's account and membership in one step: either both exist
     afterwards or neither. Raises InvitationError when the invitation was used meanwhile and
     AccountExists when the address got an account meanwhile (from another invitation)."""
+    people = Fields(User)
+    full_name = people.line("full_name", full_name)
+    people.done()
     inv = _lock_pending(invitation)
     email = inv.email.strip().lower()
     if User.objects.filter(email__iexact=email).exists():
@@ -190,6 +230,9 @@ def _other_admins(membership):
 def change_member(*, actor, membership, role, teams):
     if not permissions.can_manage_members(actor):
         raise PermissionDenied("Only org admins can change roles.")
+    v = Fields(Membership)
+    v.choice("role", role)
+    v.done()
     if membership.role == Role.ADMIN and role != Role.ADMIN and not _other_admins(membership):
         raise ValidationError({"role": "An organization needs at least one admin."})
     if any(t.organization_id != actor.organization_id for t in teams):
@@ -243,12 +286,58 @@ def _check_team(org, *, name, kind, parent, lead, team=None):
         raise ValidationError(errors)
 
 
+TEAM_FIELDS = {"name", "kind", "team_type", "parent", "lead", "charter", "scorecard"}
+
+
+def _clean_team(fields):
+    unknown = set(fields) - TEAM_FIELDS
+    if unknown:
+        raise TypeError(f"save_team() cannot set {', '.join(sorted(unknown))}")
+    v = Fields(Team)
+    fields = dict(fields)
+    fields["name"] = v.line("name", fields.get("name"))
+    v.choice("kind", fields.get("kind"))
+    if "team_type" in fields:
+        v.choice("team_type", fields["team_type"])
+    if "charter" in fields:
+        fields["charter"] = v.text("charter", fields["charter"])
+    if "scorecard" in fields:
+        fields["scorecard"] = _clean_scorecard(v, fields["scorecard"])
+    v.done()
+    return fields
+
+
+def _clean_scorecard(v, scorecard):
+    """At most 8 metrics, each {"name": one line up to 80, "target": one line up to 40}."""
+    message = "Give each metric a name and a target, one line each."
+    if not isinstance(scorecard, list | tuple) or len(scorecard) > 8:
+        v.refuse("scorecard", "Keep the scorecard short: at most 8 metrics.")
+        return scorecard
+    clean = []
+    for row in scorecard:
+        if not isinstance(row, dict) or set(row) - {"name", "target"}:
+            v.refuse("scorecard", message)
+            return scorecard
+        name, target = row.get("name", ""), row.get("target", "")
+        if not (isinstance(name, str) and isinstance(target, str)):
+            v.refuse("scorecard", message)
+            return scorecard
+        name, target = name.strip(), target.strip()
+        if (not name or len(name) > 80 or len(target) > 40
+                or control_characters(name) or control_characters(target)):
+            v.refuse("scorecard", message)
+            return scorecard
+        clean.append({"name": name, "target": target})
+    return clean
+
+
 def save_team(*, actor, team=None, **fields):
     """Create a team (team=None) or update one. Fields: name, kind, team_type, parent, lead,
     charter, scorecard."""
     org = actor.organization
     if not permissions.can_open_console(actor):
         raise PermissionDenied("Only org admins and alignment leads manage the org tree.")
+    fields = _clean_team(fields)
     with transaction.atomic():
         lock_organization(org)
         # mptt moves with the lft/rght/tree_id of the objects as loaded: read the team and its
@@ -282,6 +371,12 @@ def save_cycle(*, actor, cycle=None, name, start_date, end_date, status):
     org = actor.organization
     if not permissions.can_open_console(actor):
         raise PermissionDenied("Only org admins and alignment leads manage cycles.")
+    v = Fields(Cycle)
+    name = v.line("name", name)
+    v.day("start_date", start_date, required=True)
+    v.day("end_date", end_date, required=True)
+    v.choice("status", status)
+    v.done()
     if end_date <= start_date:
         raise ValidationError({"end_date": "The cycle must end after it starts."})
     dupes = Cycle.objects.for_org(org).filter(name__iexact=name)

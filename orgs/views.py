@@ -19,6 +19,7 @@ from .forms import (
     OutboxPasswordResetForm,
     SignupForm,
     TeamForm,
+    apply_errors,
     submit,
 )
 from .models import Cycle, Invitation, Membership, Team
@@ -98,9 +99,12 @@ def _sign_up(request, invitation):
             return _sign_in_to_accept(request)
         except services.InvitationError as e:
             return _invitation_unusable(request, str(e))
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        messages.success(request, f"Welcome to {invitation.organization.name}.")
-        return redirect("home", invitation.organization.slug)
+        except ValidationError as e:
+            apply_errors(form, e)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, f"Welcome to {invitation.organization.name}.")
+            return redirect("home", invitation.organization.slug)
     return render(request, "orgs/accept_invitation.html", {"invitation": invitation,
                                                             "form": form})
 

@@ -7,6 +7,7 @@ from django.db import models
 from alignment.models import Workflow
 from orgs.models import Organization
 from orgs.scoping import org_manager
+from orgs.validation import choice_constraint
 
 
 class Retrospective(models.Model):
@@ -43,6 +44,7 @@ class Improvement(models.Model):
 
     class Meta:
         ordering = ["pk"]
+        constraints = [choice_constraint("status", ["open", "done", "dropped"])]
 
     def __str__(self):
         return self.title

@@ -39,10 +39,6 @@ class Migration(migrations.Migration):
                 'ordering': ['-created_at', '-pk'],
             },
         ),
-        migrations.AddConstraint(
-            model_name='digest',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['pending', 'sent', 'empty', 'failed'])), name='digest_status_valid'),
-        ),
         migrations.AddField(
             model_name='outboundemail',
             name='organization',
