@@ -29,5 +29,7 @@ RUN useradd --system --uid 10001 --no-create-home --home-dir /nonexistent --shel
 USER app
 
 EXPOSE 8000
-# gunicorn takes its worker count from WEB_CONCURRENCY.
-CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--access-logfile", "-"]
+# gunicorn takes its worker count from WEB_CONCURRENCY. Access log to stdout; gunicorn's and the
+# app's logs (settings.LOGGING) to stderr. docker-compose.yml checks health with
+# config/healthcheck.py (GET /healthz); the same image runs the worker, so no HEALTHCHECK here.
+CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--access-logfile", "-", "--error-logfile", "-", "--log-level", "info"]

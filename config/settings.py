@@ -199,7 +199,26 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# A hung broker (accepting, never answering) must not hang a request: every broker call is
+# bounded. Without these, a publish waits forever on a dead socket and gunicorn answers 500
+# after 30 s. The socket timeout stays above the worker's 1 s BRPOP poll.
+BROKER_TIMEOUT = 1.5  # seconds, per connect and per read
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 3600,
+    "socket_timeout": BROKER_TIMEOUT,
+    "socket_connect_timeout": BROKER_TIMEOUT,
+    "retry_on_timeout": False,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = BROKER_TIMEOUT
+# One quick retry (a connection dropped by a broker restart), then orgs.tasks.enqueue_now runs
+# the task in-process. A hung broker costs the first write about 3 timeouts (~4.5 s).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+# After a failed publish, this process skips the broker for this long and runs tasks in-process
+# at once, so later writes (and a write's second and third task) do not pay the timeout again.
+BROKER_SKIP_AFTER_FAILURE = 15  # seconds
+# The worker and beat log through LOGGING below (organization and object on every line).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     # Re-enqueue any cycle still marked dirty: a task lost while the broker was down.
     "network-sweep": {"task": "dependencies.tasks.sweep_network", "schedule": 60.0},
@@ -228,6 +247,8 @@ SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# A container health check asks over plain http, from inside (see config/health.py).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -241,9 +262,33 @@ if not DEBUG:
 INVITATION_MAX_AGE_DAYS = env_int("INVITATION_MAX_AGE_DAYS", 7)
 STALE_AFTER_DAYS = 14
 
+# Logging: one line per event on stderr (gunicorn, the worker and beat alike, no
+# --capture-output needed), each with the organization and the object it concerns when known
+# (config.logs.ContextFilter). Request errors (django.request) are logged in production too,
+# with the organization's slug from the URL; failed tasks and emails by config.logs' signal
+# handlers.
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "filters": {"context": {"()": "config.logs.ContextFilter"}},
+    "formatters": {
+        "context": {
+            "format": "%(asctime)s %(levelname)s %(name)s [org=%(org)s obj=%(obj)s] %(message)s",
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stderr",
+            "filters": ["context"],
+            "formatter": "context",
+        },
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # Replaces Django's default handlers (they print only while DEBUG is on): Django's
+        # records, request errors included, go to the root handler like everyone's.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+    },
 }

@@ -6,6 +6,7 @@ import dependencies.urls
 import nudges.urls
 import okrs.urls
 import orgs.urls
+from config import health
 
 org_urlpatterns = [
     *okrs.urls.urlpatterns,
@@ -16,6 +17,7 @@ org_urlpatterns = [
 ]
 
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
     path("django-admin/", admin.site.urls),
     path("o/<slug:org_slug>/", include(org_urlpatterns)),
     *orgs.urls.urlpatterns,

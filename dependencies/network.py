@@ -14,8 +14,11 @@ import json
 import logging
 import time
 from collections import defaultdict
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 
 from django.db import connection, transaction
 from django.db.models import F
@@ -60,25 +63,53 @@ def mark_changed(cycle):
     enqueues a recompute once the transaction commits. The caller took the organization lock
     first (``orgs.services.lock_organization``); the ``NetworkState`` row comes last in the lock
     order, and the recompute runs after the commit, holding nothing of the writer's."""
-    from .tasks import propagate_cycle
-
     updated = NetworkState.objects.filter(cycle=cycle).update(
         dirty=True, generation=F("generation") + 1, changed_at=timezone.now())
     if not updated:
         NetworkState.objects.get_or_create(
             cycle=cycle, defaults={"organization_id": cycle.organization_id,
                                    "changed_at": timezone.now()})
-    cycle_id = cycle.pk
+    deferred = _deferred_cycles.get()
+    if deferred is not None:
+        deferred[cycle.pk] = None  # one_recompute_per_cycle() enqueues it once, at its end
+        return
+    transaction.on_commit(partial(_enqueue_recompute, cycle.pk))
 
-    def enqueue():
-        # Many changes in one transaction (a seeded demo, say) need one recompute: once a run
-        # has cleared the flag, the later callbacks of the same commit have nothing to do.
-        with scopes_disabled():
-            still_dirty = NetworkState.objects.filter(cycle_id=cycle_id, dirty=True).exists()
-        if still_dirty:
-            enqueue_now(propagate_cycle, cycle_id)
 
-    transaction.on_commit(enqueue)
+def _enqueue_recompute(cycle_id):
+    from .tasks import propagate_cycle
+
+    # Many changes in one transaction need one recompute: once a run has cleared the flag,
+    # the later callbacks of the same commit have nothing to do.
+    with scopes_disabled():
+        still_dirty = NetworkState.objects.filter(cycle_id=cycle_id, dirty=True).exists()
+    if still_dirty:
+        enqueue_now(propagate_cycle, cycle_id)
+
+
+# Cycles marked changed inside one_recompute_per_cycle(), in order; None outside it.
+_deferred_cycles = ContextVar("deferred_recomputes", default=None)
+
+
+@contextmanager
+def one_recompute_per_cycle():
+    """For commands that make many changes (``seed_demo``): inside the block ``mark_changed``
+    still marks cycles dirty but enqueues nothing; when the block ends without an error, one
+    recompute is enqueued per cycle it changed, once the surrounding transaction commits.
+    (With a broker, checking the dirty flag is not enough: the worker has not run yet, so every
+    change would enqueue its own recompute.) If the block fails, the dirty flags and the sweep
+    still cover whatever was committed."""
+    if _deferred_cycles.get() is not None:  # nested: the outermost block enqueues
+        yield
+        return
+    cycles = {}
+    token = _deferred_cycles.set(cycles)
+    try:
+        yield
+    finally:
+        _deferred_cycles.reset(token)
+    for cycle_id in cycles:
+        transaction.on_commit(partial(_enqueue_recompute, cycle_id))
 
 
 def run(cycle, *, now=None):

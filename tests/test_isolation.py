@@ -21,6 +21,7 @@ GLOBAL_URLS = {
     "login": "public", "logout": "public",
     "password_reset": "public", "password_reset_done": "public",
     "password_reset_confirm": "signed token", "password_reset_complete": "public",
+    "healthz": "public; reads no organization's data (tests/test_health.py)",
 }
 ADMIN_PREFIX = "django-admin/"  # platform operators only (is_staff), across organizations
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 from django_scopes import scope
 
 from alignment import services as workflow_services
+from dependencies import network
 from dependencies import services as network_services
 from dependencies.models import Dependency
 from okrs import services
@@ -135,7 +136,8 @@ class Command(BaseCommand):
         if Organization.objects.filter(slug=SLUG).exists():
             self.stdout.write("The demo organization exists already; nothing to do.")
         else:
-            with transaction.atomic():
+            # One recompute per cycle for the whole demo, not one per change.
+            with network.one_recompute_per_cycle(), transaction.atomic():
                 self.build()
             self.stdout.write(self.style.SUCCESS("Created the demo organization."))
         self.stdout.write(
