@@ -87,6 +87,12 @@ def _write(request, view_func, args, kwargs):
         log.warning("Gave up on %s %s for %s after repeated collisions", request.method,
                     request.path, request.org.slug, exc_info=True)
         forget_messages(None)
-        response = render(request, "503.html", status=503)
+        if request.htmx:
+            # htmx swaps this status (base.html's htmx-config) into the page's main region, so
+            # a click that could not be saved says so instead of doing nothing.
+            response = render(request, "503.html#notice", status=503)
+            response["HX-Retarget"], response["HX-Reswap"] = "#main", "innerHTML"
+        else:
+            response = render(request, "503.html", status=503)
         response["Retry-After"] = "2"
         return response

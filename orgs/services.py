@@ -147,9 +147,11 @@ def invite_member(*, actor, email, role, team=None):
 def revoke_invitation(*, actor, invitation):
     if not permissions.can_manage_members(actor):
         raise PermissionDenied("Only org admins can withdraw invitations.")
-    if invitation.is_pending:
-        invitation.revoked_at = timezone.now()
-        invitation.save(update_fields=["revoked_at"])
+    # Conditional, so a withdrawal racing an acceptance leaves one of the two, never both.
+    now = timezone.now()
+    if Invitation.objects.for_org(actor.organization).filter(
+            pk=invitation.pk, accepted_at=None, revoked_at=None).update(revoked_at=now):
+        invitation.revoked_at = now
     return invitation
 
 

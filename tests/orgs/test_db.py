@@ -183,6 +183,23 @@ def test_a_write_that_keeps_colliding_gets_a_503_page_and_saves_nothing(world_a,
     assert check_in_count(world_a) == before
 
 
+def test_an_htmx_write_that_keeps_colliding_says_so_in_the_page(world_a, alice_client,
+                                                                 monkeypatch):
+    # htmx swaps a 503 (base.html's htmx-config) into the region the headers name: the notice
+    # alone, not a whole page inside the page.
+    monkeypatch.setattr(okr_services, "record_check_in", lambda **kwargs: deadlock())
+    response = alice_client.post(
+        reverse("check_in", args=[world_a.org.slug, world_a.key_result.pk]),
+        {"value": "42", "confidence": "at_risk"}, headers={"HX-Request": "true"})
+    assert response.status_code == 503
+    assert response["HX-Retarget"] == "#main"
+    body = response.content.decode()
+    assert "Someone else was saving at the same moment; try again." in body
+    assert "<html" not in body
+    home = alice_client.get(reverse("home", args=[world_a.org.slug])).content.decode()
+    assert '"code": "503", "swap": true' in home
+
+
 # A real deadlock ---------------------------------------------------------------------------------
 
 

@@ -91,6 +91,21 @@ def test_a_tampered_or_withdrawn_invitation_is_refused(invite, world_a, alice_cl
     assert response.status_code == 410 and "withdrawn" in response.content.decode()
 
 
+def test_withdrawing_an_invitation_already_accepted_leaves_it_accepted(world_a):
+    # The admin's page was opened before the person accepted: the withdrawal must not mark the
+    # invitation both accepted and withdrawn.
+    from orgs import services
+
+    with scopes_disabled():
+        inv = Invitation.objects.get(pk=world_a.invitation.pk)
+        stale = Invitation.objects.get(pk=inv.pk)
+        inv.accepted_at = inv.created_at
+        inv.save(update_fields=["accepted_at"])
+        services.revoke_invitation(actor=world_a.admin, invitation=stale)
+        inv.refresh_from_db()
+    assert inv.accepted_at is not None and inv.revoked_at is None
+
+
 class BrokenMailServer(BaseEmailBackend):
     def send_messages(self, email_messages):
         raise smtplib.SMTPException("421 Service not available")
