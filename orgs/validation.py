@@ -42,6 +42,29 @@ def control_characters(value, *, allow_line_breaks=False):
     return [c for c in value if c not in allowed and unicodedata.category(c) in ("Cc", "Cf")]
 
 
+def repair_choices(app_label, repairs):
+    """A migration step (for RunPython) that gives every row outside its column's choices a value
+    the coming CHECK constraint accepts, so adding it cannot fail on existing data. ``repairs``:
+    (model name, column, allowed values, replacement)."""
+
+    def repair(apps, schema_editor):
+        for model_name, column, allowed, replacement in repairs:
+            model = apps.get_model(app_label, model_name)
+            bad = model._base_manager.exclude(**{f"{column}__in": allowed})
+            if replacement is None:
+                bad = bad.exclude(**{f"{column}__isnull": True})
+            repaired = bad.update(**{column: replacement})
+            if repaired:
+                print(f"\n  {app_label}.{model_name}.{column}: {repaired} rows set to "
+                      f"{replacement!r}")
+        if schema_editor.connection.vendor == "postgresql":
+            # Fire the deferred foreign-key checks of those updates now: PostgreSQL refuses to
+            # alter a table with pending trigger events in the same transaction.
+            schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+    return repair
+
+
 def choice_constraint(field, choices, *, blank=False, null=False):
     """A CHECK constraint that keeps ``field`` within ``choices`` (a TextChoices or
     IntegerChoices class, or a list of values); ``blank`` also allows "", ``null`` NULL.

@@ -2,6 +2,8 @@
 
 from django.db import migrations, models
 
+import orgs.validation
+
 
 # Rows written before these constraints may hold any value. Each one gets a value the constraint
 # accepts (the default, "unknown" for health, which the next recompute fills in again) before the
@@ -12,21 +14,6 @@ REPAIRS = [
 ]
 
 
-def repair_choices(apps, schema_editor):
-    for model_name, column, allowed, replacement in REPAIRS:
-        model = apps.get_model("nudges", model_name)
-        bad = model._base_manager.exclude(**{f"{column}__in": allowed})
-        if replacement is None:
-            bad = bad.exclude(**{f"{column}__isnull": True})
-        repaired = bad.update(**{column: replacement})
-        if repaired:
-            print(f"\n  nudges.{model_name}.{column}: {repaired} rows set to {replacement!r}")
-    if schema_editor.connection.vendor == "postgresql":
-        # Fire the deferred foreign-key checks of those updates now: PostgreSQL refuses to alter
-        # a table with pending trigger events in the same transaction.
-        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-
-
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -34,7 +21,8 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(repair_choices, migrations.RunPython.noop),
+        migrations.RunPython(orgs.validation.repair_choices('nudges', REPAIRS),
+                             migrations.RunPython.noop),
         migrations.AddConstraint(
             model_name='digest',
             constraint=models.CheckConstraint(condition=models.Q(('status__in', ['pending', 'sent', 'empty', 'failed'])), name='nudges_digest_status_valid'),
