@@ -261,6 +261,15 @@ def test_a_check_in_without_javascript_redirects_to_the_objective(world_a, alice
     assert response["Location"] == url(world_a, "objective", world_a.objective.pk)
 
 
+def test_the_check_in_page_opened_on_its_own_posts_the_form_plainly(world_a, alice_client):
+    # Opened in a new tab there is no #key-results to swap into: htmx would refuse to send.
+    page = alice_client.get(url(world_a, "check_in", world_a.key_result.pk)).content.decode()
+    assert "Save check-in" in page and "hx-post" not in page
+    fragment = alice_client.get(url(world_a, "check_in", world_a.key_result.pk),
+                                HTTP_HX_REQUEST="true").content.decode()
+    assert 'hx-target="#key-results"' in fragment
+
+
 def test_retiring_asks_first_then_retires(world_a, alice_client):
     retire_url = url(world_a, "objective_retire", world_a.objective.pk)
     assert "Retire “Org A team goal”?" in alice_client.get(retire_url).content.decode()

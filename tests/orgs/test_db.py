@@ -188,14 +188,18 @@ def test_an_htmx_write_that_keeps_colliding_says_so_in_the_page(world_a, alice_c
     # htmx swaps a 503 (base.html's htmx-config) into the region the headers name: the notice
     # alone, not a whole page inside the page.
     monkeypatch.setattr(okr_services, "record_check_in", lambda **kwargs: deadlock())
+    page = reverse("objective", args=[world_a.org.slug, world_a.key_result.objective_id])
     response = alice_client.post(
         reverse("check_in", args=[world_a.org.slug, world_a.key_result.pk]),
-        {"value": "42", "confidence": "at_risk"}, headers={"HX-Request": "true"})
+        {"value": "42", "confidence": "at_risk"},
+        headers={"HX-Request": "true", "HX-Current-URL": f"http://testserver{page}"})
     assert response.status_code == 503
     assert response["HX-Retarget"] == "#main"
     body = response.content.decode()
     assert "Someone else was saving at the same moment; try again." in body
     assert "<html" not in body
+    # The form is gone from the page, so the notice offers the page again, not "Back".
+    assert f'<a href="{page}">Reload the page</a>' in body
     home = alice_client.get(reverse("home", args=[world_a.org.slug])).content.decode()
     assert '"code": "503", "swap": true' in home
 
