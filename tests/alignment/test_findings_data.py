@@ -217,3 +217,25 @@ def test_changing_the_alignment_model_updates_the_stored_findings(
     found = stored(r)
     assert not any(rule == "coverage_gap" for rule, _ in found)  # no gaps in themes
     assert ("orphan", r.win.pk) in found  # a team objective picks no theme
+
+
+@pytest.mark.django_db
+def test_renaming_a_team_updates_the_findings_that_name_it(
+        revenue, django_capture_on_commit_callbacks):
+    from orgs.services import save_team
+
+    r = revenue
+    copy = ObjectiveFactory(organization=r.org, cycle=r.cycle, team=r.eng, parent=r.arr,
+                            title="Reach $12M ARR")
+    recompute(r)
+
+    def copy_paste_message():
+        with scope(organization=r.org):
+            return report.for_objective(r.org, r.cycle, copy.pk)[0].message
+
+    assert "Say how Engineering contributes" in copy_paste_message()
+    with scope(organization=r.org), django_capture_on_commit_callbacks(execute=True):
+        eng = fresh(r.eng)
+        save_team(actor=r.world.admin, team=eng, name="Platform Engineering", kind=eng.kind,
+                  parent=eng.parent, lead=eng.lead)
+    assert "Say how Platform Engineering contributes" in copy_paste_message()
