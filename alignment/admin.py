@@ -4,6 +4,8 @@
 from django.contrib import admin
 
 from .models import (
+    Finding,
+    FindingsReport,
     Milestone,
     RecascadeFlag,
     ReviewComment,
@@ -54,3 +56,15 @@ class ReviewCommentAdmin(admin.ModelAdmin):
 class RecascadeFlagAdmin(admin.ModelAdmin):
     list_display = ["__str__", "organization"]
     list_filter = ["organization"]
+
+
+@admin.register(FindingsReport)
+class FindingsReportAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "organization", "computed_at"]
+    list_filter = ["organization"]
+
+
+@admin.register(Finding)
+class FindingAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "organization", "rule", "severity"]
+    list_filter = ["organization", "rule"]

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from dependencies import network
 from nudges import outbox
 from okrs import services as okr_services
 from okrs.models import Objective
@@ -118,6 +119,8 @@ def publish_cycle(*, membership, cycle):
             ReviewComment(organization=membership.organization, objective=o,
                           author=membership.user, kind=ReviewComment.Kind.PUBLISHED)
             for o in approved])
+        if approved:
+            network.mark_changed(cycle)  # published key results can turn stale: findings
     return len(approved)
 
 

@@ -9,6 +9,8 @@ from orgs.models import Cycle, Organization, Team
 from orgs.scoping import org_manager
 from orgs.validation import choice_constraint
 
+from . import rules
+
 
 class Workflow(models.Model):
     class Frequency(models.TextChoices):
@@ -239,3 +241,61 @@ class RecascadeFlag(models.Model):
 
     def __str__(self):
         return f"{self.objective}: {self.resolution}"
+
+
+class FindingsReport(models.Model):
+    """The misalignment report of one cycle, as the last recompute left it: when it was
+    computed and how many findings of each severity. No row yet: the report is being prepared.
+    Written only by the recompute (``alignment.report.save``); pages only read it."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    cycle = models.OneToOneField(Cycle, on_delete=models.CASCADE, related_name="findings_report")
+    computed_at = models.DateTimeField()
+    total = models.PositiveIntegerField(default=0)
+    high = models.PositiveIntegerField(default=0)
+    medium = models.PositiveIntegerField(default=0)
+    low = models.PositiveIntegerField(default=0)
+
+    objects = org_manager()
+
+    def __str__(self):
+        return f"Findings of {self.cycle_id}: {self.total}"
+
+
+class Finding(models.Model):
+    """One finding of the misalignment rules (``alignment.rules``) in one cycle, stored by the
+    recompute. The objective, key result and dependency it names are links without a database
+    constraint: the rows are derived, rewritten by every recompute, and removed with what they
+    name."""
+
+    class Severity(models.TextChoices):
+        HIGH = rules.HIGH, "High"
+        MEDIUM = rules.MEDIUM, "Medium"
+        LOW = rules.LOW, "Low"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    cycle = models.ForeignKey(Cycle, on_delete=models.CASCADE, related_name="+", db_index=False)
+    rule = models.CharField(max_length=20, choices=list(rules.TITLES.items()))
+    severity = models.CharField(max_length=6, choices=Severity.choices)
+    rank = models.PositiveSmallIntegerField(help_text="0 high, 1 medium, 2 low: report order.")
+    message = models.TextField()
+    who = models.CharField(max_length=300, help_text="Who should act.")
+    objective = models.ForeignKey(Objective, on_delete=models.CASCADE, null=True, blank=True,
+                                  related_name="+", db_constraint=False, db_index=False)
+    key_result = models.ForeignKey(KeyResult, on_delete=models.CASCADE, null=True, blank=True,
+                                   related_name="+", db_constraint=False, db_index=False)
+    dependency = models.ForeignKey(Dependency, on_delete=models.CASCADE, null=True, blank=True,
+                                   related_name="+", db_constraint=False, db_index=False)
+
+    objects = org_manager()
+
+    class Meta:
+        ordering = ["rank", "rule", "message", "pk"]
+        indexes = [models.Index(fields=["cycle", "objective"], name="finding_cycle_objective")]
+        constraints = [
+            choice_constraint("rule", list(rules.TITLES)),
+            choice_constraint("severity", [rules.HIGH, rules.MEDIUM, rules.LOW]),
+        ]
+
+    def __str__(self):
+        return self.message[:60]

@@ -1,13 +1,29 @@
-"""Load one cycle's data for the misalignment rules (a fixed number of queries) and run them."""
+"""The misalignment report: computed by the recompute, stored per cycle, read by pages.
 
+The recompute of a cycle (``dependencies.network.run``, after a change or by the sweep; the
+hourly full sweep too, so findings that depend on the calendar, stale key results and
+unanswered dependencies, move with it) calls ``prepare`` in its compute phase, which loads the
+cycle's data (a fixed number of queries) and runs the rules, and ``save`` in its write phase,
+under the organization lock, which writes only the findings that changed. Pages call the
+readers below (``summary``, ``stored``, ``for_objective``...): a query or two each, whatever the
+size of the cycle. They never run the rules; a cycle with no stored report yet says it is being
+prepared.
+"""
+
+import json
 from collections import Counter
+from dataclasses import dataclass
 
+from django.db import connection
+from django.db.models import Count
 from django.utils import timezone
 
 from dependencies.models import Dependency
 from okrs.models import KeyResult, Objective
+from orgs.models import Cycle
 
 from . import rules
+from .models import Finding, FindingsReport
 
 
 def cycle_data(org, cycle, *, now=None):
@@ -44,6 +60,8 @@ def cycle_data(org, cycle, *, now=None):
 
 
 def findings(org, cycle, *, now=None):
+    """Run the rules on the cycle's current data. Only the recompute calls this (through
+    ``prepare``); pages read what it stored."""
     if cycle is None:
         return []
     return rules.run_all(cycle_data(org, cycle, now=now))
@@ -55,5 +73,138 @@ def counts(found):
             "low": by[rules.LOW]}
 
 
-def for_objective(found, objective_id):
-    return [f for f in found if f.objective_id == objective_id]
+def mark_cycles_changed(org):
+    """Something every finding can read changed (the organization's alignment settings, a
+    theme, a team's name or lead): mark every cycle that is not closed for a recompute. Call it
+    inside the change's transaction, after the organization lock, like ``mark_changed``."""
+    from dependencies import network
+
+    for cycle in Cycle.objects.for_org(org).exclude(status=Cycle.Status.CLOSED):
+        network.mark_changed(cycle)
+
+
+# Computing and storing (the recompute) ------------------------------------------------------
+
+
+def _key(rule, severity, message, who, objective_id, key_result_id, dependency_id):
+    return (rule, severity, message, who, objective_id, key_result_id, dependency_id)
+
+
+@dataclass
+class Pending:
+    """What the compute phase found, and the stored rows it differs from."""
+
+    found: list
+    add: list  # rules.Finding to insert
+    remove: list  # ids of stored rows to delete
+
+
+def prepare(cycle, *, now=None):
+    """The compute phase: run the rules, and diff their findings against the stored rows of the
+    cycle (one read; runs of a cycle take turns, so nobody else writes them meanwhile)."""
+    found = findings(cycle.organization, cycle, now=now)
+    stored = {}
+    for pk, *key in (Finding.objects.for_org(cycle.organization).filter(cycle=cycle)
+                     .values_list("id", "rule", "severity", "message", "who", "objective_id",
+                                  "key_result_id", "dependency_id")):
+        stored.setdefault(_key(*key), []).append(pk)
+    add = []
+    for f in found:
+        ids = stored.get(_key(f.rule, f.severity, f.message, f.who, f.objective_id,
+                              f.key_result_id, f.dependency_id))
+        if ids:
+            ids.pop()  # unchanged: kept as it is
+        else:
+            add.append(f)
+    return Pending(found, add, [pk for ids in stored.values() for pk in ids])
+
+
+def save(cycle, pending, *, now=None):
+    """The write phase (under the organization lock): delete the findings that went, insert the
+    new ones, and record the report's counts and time. A fixed number of queries."""
+    now = now or timezone.now()
+    if pending.remove:
+        _delete(pending.remove)
+    if pending.add:
+        _insert(cycle, pending.add)
+    fields = counts(pending.found) | {"computed_at": now}
+    reports = FindingsReport.objects.for_org(cycle.organization).filter(cycle=cycle)
+    if not reports.update(**fields):
+        FindingsReport.objects.create(organization_id=cycle.organization_id, cycle=cycle,
+                                      **fields)
+
+
+def _delete(ids):
+    table = Finding._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"DELETE FROM {table} WHERE id = ANY(%s)", [ids])
+        else:
+            cursor.execute(f"DELETE FROM {table} WHERE id IN (SELECT value FROM json_each(%s))",
+                           [json.dumps(ids)])
+
+
+_COLUMNS = ("rule", "severity", "rank", "message", "who", "objective_id", "key_result_id",
+            "dependency_id")
+
+
+def _insert(cycle, found):
+    """One INSERT for any number of findings, fed by a single JSON parameter."""
+    payload = json.dumps([
+        {"rule": f.rule, "severity": f.severity, "rank": rules.SEVERITY_ORDER[f.severity],
+         "message": f.message, "who": f.who, "objective_id": f.objective_id,
+         "key_result_id": f.key_result_id, "dependency_id": f.dependency_id} for f in found])
+    table, columns = Finding._meta.db_table, ", ".join(_COLUMNS)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"INSERT INTO {table} (organization_id, cycle_id, {columns}) "
+                f"SELECT %s, %s, {columns} FROM jsonb_to_recordset(%s::jsonb) AS v(rule text, "
+                "severity text, rank smallint, message text, who text, objective_id bigint, "
+                "key_result_id bigint, dependency_id bigint)",
+                [cycle.organization_id, cycle.pk, payload])
+        else:
+            values = ", ".join(f"j.value ->> '$.{c}'" for c in _COLUMNS)
+            cursor.execute(
+                f"INSERT INTO {table} (organization_id, cycle_id, {columns}) "
+                f"SELECT %s, %s, {values} FROM json_each(%s) AS j",
+                [cycle.organization_id, cycle.pk, payload])
+
+
+# Reading (pages) ---------------------------------------------------------------------------
+
+
+def summary(org, cycle):
+    """The cycle's stored report (``total``, ``high``, ``medium``, ``low``, ``computed_at``), or
+    None while it is being prepared. One query."""
+    if cycle is None:
+        return None
+    return FindingsReport.objects.for_org(org).filter(cycle=cycle).first()
+
+
+def stored(org, cycle):
+    """The stored report and its findings, in the report's order (severity, rule, message);
+    ``(None, [])`` while it is being prepared. Two queries."""
+    report = summary(org, cycle)
+    if report is None:
+        return None, []
+    return report, list(Finding.objects.for_org(org).filter(cycle=cycle))
+
+
+def for_objective(org, cycle, objective_id):
+    """The stored findings of one objective. One query."""
+    return list(Finding.objects.for_org(org).filter(cycle=cycle, objective_id=objective_id))
+
+
+def for_objectives(org, cycle, objective_ids):
+    """The stored findings of some objectives, by objective id. One query."""
+    by = {pk: [] for pk in objective_ids}
+    for f in Finding.objects.for_org(org).filter(cycle=cycle, objective_id__in=objective_ids):
+        by[f.objective_id].append(f)
+    return by
+
+
+def count_by_objective(org, cycle, objective_ids):
+    """How many stored findings each of some objectives has. One query."""
+    return dict(Finding.objects.for_org(org).filter(cycle=cycle, objective_id__in=objective_ids)
+                .values_list("objective_id").annotate(n=Count("id")).order_by())

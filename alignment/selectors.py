@@ -98,9 +98,9 @@ def objective_alignment(org, objective, membership):
     from . import report
     from .models import RecascadeFlag, ReviewComment
 
-    found = report.for_objective(report.findings(org, objective.cycle), objective.pk)
     return {
-        "findings": found,
+        "findings": report.for_objective(org, objective.cycle, objective.pk),
+        "findings_ready": report.summary(org, objective.cycle) is not None,
         "thread": list(ReviewComment.objects.for_org(org).filter(objective=objective)
                        .select_related("author")),
         "recascade": list(RecascadeFlag.objects.for_org(org).filter(

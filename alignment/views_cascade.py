@@ -45,9 +45,9 @@ def _objective(request, pk):
 @org_view
 def review_queue(request):
     cycles, cycle = _cycle(request)
-    items, approved = [], 0
+    items, approved, findings = [], 0, None
     if cycle is not None:
-        found = report.findings(request.org, cycle)
+        findings = report.summary(request.org, cycle)  # None: being prepared
         items = list(Objective.objects.for_org(request.org).filter(
             cycle=cycle, state__in=["proposed", "approved"]).select_related("team", "parent")
             .order_by("state", "team__name", "title"))
@@ -55,13 +55,14 @@ def review_queue(request):
         for c in ReviewComment.objects.for_org(request.org).filter(
                 objective__in=items).select_related("author"):
             threads[c.objective_id].append(c)
+        found = report.for_objectives(request.org, cycle, [o.pk for o in items])
         for o in items:
             o.thread = threads[o.pk]
-            o.findings = report.for_objective(found, o.pk)
+            o.findings = found[o.pk]
         approved = sum(1 for o in items if o.state == "approved")
     return render(request, "alignment/review.html", {
         "cycles": cycles, "cycle": cycle, "items": items, "approved": approved,
-        "can_review": can_publish(request.membership), "nav": "review"})
+        "findings": findings, "can_review": can_publish(request.membership), "nav": "review"})
 
 
 @org_view
@@ -118,12 +119,12 @@ def publish(request):
 @org_view
 def misalignment_report(request):
     cycles, cycle = _cycle(request)
-    found = report.findings(request.org, cycle)
+    counts, found = report.stored(request.org, cycle)  # counts None: being prepared
     by_rule = defaultdict(list)
     for f in found:
         by_rule[f.rule].append(f)
     return render(request, "alignment/report.html", {
-        "cycles": cycles, "cycle": cycle, "found": found, "counts": report.counts(found),
+        "cycles": cycles, "cycle": cycle, "found": found, "counts": counts,
         "rules": [(rules.TITLES[k], k, by_rule.get(k, [])) for k in rules.TITLES],
         "nav": "report", "similar": round(rules.SIMILAR * 100)})
 
@@ -340,6 +341,7 @@ def alignment_settings(request):
         elif request.POST.get("action") == "delete_theme":
             lock_organization(org)  # the delete clears the theme on objectives: tree rows
             Theme.objects.for_org(org).filter(pk=_int(request.POST.get("theme"))).delete()
+            report.mark_cycles_changed(org)
             messages.success(request, "Theme removed; its objectives keep their parent, if any.")
             return redirect("alignment_settings", org.slug)
         else:
@@ -348,6 +350,7 @@ def alignment_settings(request):
                 try:
                     lock_organization(org)
                     form.save()
+                    report.mark_cycles_changed(org)  # the rules read these settings
                 except ValidationError as e:
                     apply_errors(form, e)
                 else:

@@ -21,10 +21,11 @@ from decimal import Decimal
 from functools import partial
 
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django_scopes import scopes_disabled
 
+from alignment import report as alignment_report
 from okrs import progress
 from okrs.models import Health, KeyResult, Objective, Rollup
 from orgs.db import atomic_with_retry, lock_organization_id, lock_propagation
@@ -142,12 +143,15 @@ def _run(cycle, *, now=None):
     lock_propagation(cycle.pk)
     generation = _generation(cycle)
     data, own, edges, rolled_values, results, compute_ms = _compute(cycle, now)
+    findings = alignment_report.prepare(cycle, now=now)  # the misalignment rules, computed
     lock_organization_id(cycle.organization_id)
     if _generation(cycle) != generation:
         generation = _generation(cycle)
         data, own, edges, rolled_values, results, compute_ms = _compute(cycle, now)
+        findings = alignment_report.prepare(cycle, now=now)
     changed_o, changed_k, before, after = _diff(data, results)
     _write(changed_o, changed_k, rolled_values)
+    alignment_report.save(cycle, findings, now=now)  # and stored: pages read them
     alerts = _alert(cycle, data, results, before, after)
     state, _ = NetworkState.objects.get_or_create(
         cycle=cycle, defaults={"organization_id": cycle.organization_id})
@@ -412,7 +416,9 @@ def recompute_all(*, dirty_only=True):
     """Re-run every cycle still marked dirty (or every running cycle): the periodic sweep."""
     cycles = Cycle.objects.all()
     if dirty_only:
-        cycles = cycles.filter(network_state__dirty=True)
+        # A cycle with no stored misalignment report yet (new, or from before reports were
+        # stored) gets its first one too: its pages say the report is being prepared.
+        cycles = cycles.filter(Q(network_state__dirty=True) | Q(findings_report__isnull=True))
     else:
         cycles = cycles.exclude(status=Cycle.Status.CLOSED)
     return list(cycles.values_list("pk", flat=True))

@@ -1,5 +1,3 @@
-from collections import Counter
-
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
@@ -55,15 +53,15 @@ def _save(request, form, action):
 def home(request):
     cycles, cycle = _cycle_context(request)
     ctx = selectors.home(request.org, request.membership, cycle)
-    ctx["findings"] = alignment_report.counts(alignment_report.findings(request.org, cycle))
+    ctx["findings"] = alignment_report.summary(request.org, cycle)  # None: being prepared
     can_add = any(can_edit_team_okrs(request.membership, t.pk) for t in ctx["teams"])
     return render(request, "okrs/home.html", {
         "cycles": cycles, "cycle": cycle, "can_add": can_add, "nav": "home", **ctx})
 
 
 def _count_findings(org, cycle, nodes):
-    """Attach ``finding_count`` (the misalignment report's findings) to tree nodes."""
-    counts = Counter(f.objective_id for f in alignment_report.findings(org, cycle))
+    """Attach ``finding_count`` (the stored misalignment findings) to tree nodes."""
+    counts = alignment_report.count_by_objective(org, cycle, [o.pk for o in nodes])
     for o in nodes:
         o.finding_count = counts.get(o.pk, 0)
 

@@ -358,11 +358,18 @@ def save_team(*, actor, team=None, **fields):
             lead=fields["lead"],
             team=team,
         )
+        # The misalignment findings name teams and their leads: recompute them on a change.
+        renamed = team is not None and (team.name, team.lead_id, team.kind) != (
+            fields["name"], getattr(fields["lead"], "pk", None), fields["kind"])
         if team is None:
             team = Team(organization=org)
         for key, value in fields.items():
             setattr(team, key, value)
         team.save()
+        if renamed:
+            from alignment import report
+
+            report.mark_cycles_changed(org)
     return team
 
 

@@ -528,7 +528,7 @@ def test_review_texts_are_checked(world_a):
 
 
 def _tables():
-    from alignment.models import RecascadeFlag, ReviewComment
+    from alignment.models import Finding, RecascadeFlag, ReviewComment
     from dependencies.models import (
         AlertEmail,
         DependencyEvent,
@@ -571,6 +571,8 @@ def _tables():
         (Digest, "status", "bogus"),
         (OutboundEmail, "status", "bogus"),
         (OutboundEmail, "kind", "bogus"),
+        (Finding, "rule", "bogus"),
+        (Finding, "severity", "urgent"),
     ]
 
 
@@ -586,6 +588,9 @@ def _a_row(world, model):
                                           owner=w.admin.user)
     if model is ReviewComment:
         return ReviewComment.objects.create(organization=w.org, objective=w.objective)
+    if model.__name__ == "Finding":
+        return model.objects.create(organization=w.org, cycle=w.cycle, rule="orphan",
+                                    severity="high", rank=0, message="x", who="x")
     if model in (Notification, AlertEmail):
         run = PropagationRun.objects.create(organization=w.org, cycle=w.cycle)
         if model is AlertEmail:
