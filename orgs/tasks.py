@@ -87,21 +87,30 @@ def _defer(task, args):
         thread = threading.Thread(target=context.run, args=(_drain, task, args, key),
                                   name=f"deferred {task.name}{tuple(args)}")
         _deferred_running[key] = thread
-    thread.start()
+    try:
+        thread.start()
+    except RuntimeError:  # no thread to be had: do the work now rather than lose it
+        with _deferred_lock:
+            _deferred_running.pop(key, None)
+        _run_in_process(task, args)
 
 
 def _drain(task, args, key):
+    done = False
     try:
-        while True:
+        while not done:
             _run_in_process(task, args)
             with _deferred_lock:
-                if key not in _deferred_again:
-                    return
+                # Checked and given up under one lock: a request that comes a moment later
+                # starts a thread of its own instead of asking this one, which is ending.
+                done = key not in _deferred_again
                 _deferred_again.discard(key)
+                if done:
+                    _deferred_running.pop(key, None)
     finally:
-        with _deferred_lock:
-            _deferred_running.pop(key, None)
-            _deferred_again.discard(key)
+        if not done:  # _run_in_process raised something that is not an Exception
+            with _deferred_lock:
+                _deferred_running.pop(key, None)
         connections.close_all()  # this thread's own connections, opened by the task
 
 
