@@ -235,6 +235,11 @@ class RecascadeFlag(models.Model):
 
     class Meta:
         ordering = ["-created_at", "pk"]
+        indexes = [
+            # The re-cascade page: the open flags, newest first, a page at a time.
+            models.Index(fields=["organization", "resolution", "-created_at", "id"],
+                         name="recascade_open_recent_idx"),
+        ]
         constraints = [
             choice_constraint("resolution", ["open", "confirmed", "realigned", "retired"]),
         ]

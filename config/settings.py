@@ -217,6 +217,10 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 # After a failed publish, this process skips the broker for this long and runs tasks in-process
 # at once, so later writes (and a write's second and third task) do not pay the timeout again.
 BROKER_SKIP_AFTER_FAILURE = 15  # seconds
+# Without a broker (eager mode, or the broker is down), a cycle's recompute runs in a background
+# thread right after the response instead of inside it (orgs.tasks.enqueue_now). Tests turn it
+# off, so the work is done when the request returns.
+TASKS_DEFER_IN_PROCESS = env_bool("TASKS_DEFER_IN_PROCESS", True)
 # The worker and beat log through LOGGING below (organization and object on every line).
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {

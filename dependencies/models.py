@@ -108,6 +108,9 @@ class Dependency(models.Model):
             models.Index(fields=["organization", "cycle", "status"]),
             models.Index(fields=["upstream_objective"]),
             models.Index(fields=["upstream_key_result"]),
+            # The network page's list of a cycle's dependencies, in its order, a page at a time.
+            models.Index(fields=["organization", "cycle", "needed_by", "id"],
+                         name="dependency_cycle_order_idx"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -85,7 +85,8 @@ def _enqueue_recompute(cycle_id):
     with scopes_disabled():
         still_dirty = NetworkState.objects.filter(cycle_id=cycle_id, dirty=True).exists()
     if still_dirty:
-        enqueue_now(propagate_cycle, cycle_id)
+        # Without a broker the recompute runs right after the response, not inside it.
+        enqueue_now(propagate_cycle, cycle_id, defer=True)
 
 
 # Cycles marked changed inside one_recompute_per_cycle(), in order; None outside it.

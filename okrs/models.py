@@ -154,6 +154,11 @@ class KeyResult(models.Model):
 
     class Meta:
         ordering = ["position", "pk"]
+        indexes = [
+            # The network page's "at risk" list: the few key results with a risk cause.
+            models.Index(fields=["organization", "position", "id"],
+                         condition=~models.Q(risk_causes=[]), name="keyresult_at_risk_idx"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(weight__gt=0), name="key_result_weight_positive"
@@ -191,7 +196,12 @@ class CheckIn(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
-        indexes = [models.Index(fields=["key_result", "-created_at"])]
+        indexes = [
+            models.Index(fields=["key_result", "-created_at"]),
+            # "Recent check-ins" on the home page: the newest few of the organization.
+            models.Index(fields=["organization", "-created_at", "-id"],
+                         name="checkin_org_recent_idx"),
+        ]
         constraints = [choice_constraint("confidence", Health)]
 
     def __str__(self):

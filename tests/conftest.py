@@ -43,12 +43,15 @@ def _fresh_cache(settings):
 
 
 @pytest.fixture(autouse=True)
-def _tasks_in_process():
+def _tasks_in_process(settings):
     """Celery tasks run in-process in tests even when REDIS_URL points at a real broker (as in
-    CI), so a test sees the email a request sends. A real-worker test opts out of this."""
+    CI), so a test sees the email a request sends. A real-worker test opts out of this. Work
+    that would be deferred to after the response runs at once (tests/test_deferred.py tests
+    the deferral)."""
     from config.celery import app
     from orgs.tasks import reset_broker_skip
 
+    settings.TASKS_DEFER_IN_PROCESS = False
     before = app.conf.task_always_eager
     app.conf.task_always_eager = True
     reset_broker_skip()  # a test that failed a publish must not make the next skip the broker
