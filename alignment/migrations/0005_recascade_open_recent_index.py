@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('alignment', '0003_choice_columns_hold_their_choices'),
+        ('alignment', '0004_findings_stored_per_cycle'),
         ('okrs', '0009_recent_check_in_and_at_risk_indexes'),
         ('orgs', '0008_choice_columns_hold_their_choices'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
