@@ -291,15 +291,21 @@ class PickerFormMixin:
     """A form whose data carries ``_find=<field>`` is a search, not a submission: it shows the
     matches for that field's query as radio buttons and does not validate (so no error shows)."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        finding = self.data.get(FIND) if self.is_bound else None
-        field = self.fields.get(finding) if finding else None
-        if field is not None and isinstance(field.widget, PickerWidget):
-            widget = field.widget
-            widget.query = self.data.get(f"{self.add_prefix(finding)}_q", "")[:100]
-            widget.results, widget.more = widget.kind.search(widget.org, widget.query,
-                                                             widget.params)
+    _found = False
+
+    def __getitem__(self, name):
+        # After the subclass's __init__ has given its fields their pickers: the first time a
+        # field is rendered, the searched one gets its matches.
+        if not self._found:
+            self._found = True
+            finding = self.data.get(FIND) if self.is_finding else None
+            field = self.fields.get(finding) if finding else None
+            if field is not None and isinstance(field.widget, PickerWidget):
+                widget = field.widget
+                widget.query = self.data.get(f"{self.add_prefix(finding)}_q", "")[:100]
+                widget.results, widget.more = widget.kind.search(widget.org, widget.query,
+                                                                 widget.params)
+        return super().__getitem__(name)
 
     @property
     def is_finding(self):
