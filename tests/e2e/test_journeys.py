@@ -349,3 +349,27 @@ def test_a_copied_title_is_caught_in_review_rewritten_approved_and_published(
     expect(page.locator("#objective-summary .tag.state-published")).to_be_visible()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "journey-review.png"), full_page=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_javascript_a_parent_is_found_and_chosen_with_the_find_button(
+        browser, live_server, demo_org):
+    context = browser.new_context(viewport={"width": 420, "height": 900},
+                                  java_script_enabled=False)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    try:
+        sign_in(page, live_server, "ethan@northwind.example")
+        page.goto(f"{live_server.url}/o/northwind/objectives/new/")
+        field(page, "Title").fill("Make onboarding self-serve")
+        field(page, "Team").select_option(label="Engineering")
+        field(page, "Contributes to").fill("RECOMMEND")
+        page.get_by_role("button", name="Find").click()
+        # The form comes back with what was typed, and the matches as radio buttons.
+        expect(field(page, "Title")).to_have_value("Make onboarding self-serve")
+        page.get_by_role("radio", name=f"Northwind Cloud: {COMPANY_OBJECTIVE}").check()
+        page.get_by_role("button", name="Add objective").click()
+        expect(page).to_have_url(re.compile(r"/o/northwind/objectives/\d+/$"))
+        expect(page.locator("nav.crumbs")).to_contain_text(COMPANY_OBJECTIVE)
+    finally:
+        context.close()
