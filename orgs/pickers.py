@@ -25,6 +25,7 @@ from django.utils.http import urlencode
 from .decorators import org_view
 
 LIMIT = 20
+COUNT_UP_TO = 500  # beyond this many more matches the line says "500+ more"
 FIND = "_find"  # the GET parameter that names the picker whose "Find" button was pressed
 
 
@@ -130,7 +131,7 @@ class Kind:
         more = 0
         if len(rows) > LIMIT:
             rows = rows[:LIMIT]
-            more = qs.count() - LIMIT
+            more = qs[:LIMIT + COUNT_UP_TO].count() - LIMIT
         return [(str(r.pk), self.label(r)) for r in rows], more
 
     def label_of(self, org, value, params):
@@ -213,7 +214,8 @@ class NodeKind:
         more = 0
         if len(found) > LIMIT:
             found = found[:LIMIT]
-            more = objs.count() + krs.count() - LIMIT
+            more = min(objs[:LIMIT + COUNT_UP_TO].count() + krs[:LIMIT + COUNT_UP_TO].count()
+                       - LIMIT, COUNT_UP_TO)
         return [(f"{k}:{r.pk}", self._label(k, r)) for k, r in found], more
 
     def label_of(self, org, value, params):
@@ -262,6 +264,7 @@ class PickerWidget(forms.Widget):
             "url": self.search_url(name), "value": value if label else "",
             "label": label or self.empty_label, "empty_label": self.empty_label,
             "query": self.query, "results": self.results, "more": self.more,
+            "count_up_to": COUNT_UP_TO,
             "find": FIND, "kind": self.kind.name,
         }
         return context
@@ -343,7 +346,8 @@ def _pick_view(kind_name):
         q = request.GET.get("q", request.GET.get(f"{name}_q", ""))[:100]
         results, more = kind.search(request.org, q, params)
         return render(request, "_picker.html#results", {
-            "picker": {"results": results, "more": more, "query": q, "buttons": True},
+            "picker": {"results": results, "more": more, "query": q, "buttons": True,
+                       "count_up_to": COUNT_UP_TO},
             "widget": {"name": name},
         })
 

@@ -191,3 +191,15 @@ def test_form_pages_do_not_grow_with_the_organization():
             sizes.setdefault(name, []).append(len(response.content))
     for name, (small_bytes, large_bytes) in sizes.items():
         assert abs(large_bytes - small_bytes) < 1500, (name, small_bytes, large_bytes)
+
+
+def test_past_the_counting_cap_it_says_so_instead_of_counting_everything(world_a, alice_client,
+                                                                         monkeypatch):
+    from orgs import pickers
+
+    monkeypatch.setattr(pickers, "COUNT_UP_TO", 3)
+    w = world_a
+    for i in range(LIMIT + 10):
+        ObjectiveFactory(organization=w.org, cycle=w.cycle, title=f"Ship feature {i}")
+    html = pick(alice_client, w.org, "objectives", q="ship", cycle=w.cycle.pk)
+    assert "3+ more: refine your search." in html
