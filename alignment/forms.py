@@ -2,15 +2,15 @@ from django import forms
 
 from dependencies.models import Dependency
 from okrs.models import KeyResult, Objective
-from orgs.models import Membership, Team, User
+from orgs import pickers
+from orgs.models import Team, User
 from retros.models import Improvement
 
 from .models import Milestone, Stakeholder, Workflow
 
 
 def members(org):
-    qs = User.objects.filter(pk__in=Membership.objects.for_org(org).values("user_id"))
-    return qs.order_by("full_name")
+    return pickers.people(org)
 
 
 class PersonField(forms.ModelChoiceField):
@@ -35,7 +35,7 @@ class PurposeForm(forms.Form):
                              widget=forms.Textarea(attrs={"rows": 2}))
 
 
-class StakeholderForm(forms.Form):
+class StakeholderForm(pickers.PickerFormMixin, forms.Form):
     team = forms.ModelChoiceField(queryset=Team.objects.none(), empty_label="Choose a team")
     owner = PersonField(queryset=User.objects.none(), empty_label="Choose one person",
                         help_text="One person, not a group.")
@@ -43,8 +43,11 @@ class StakeholderForm(forms.Form):
 
     def __init__(self, *args, org, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["team"].queryset = Team.objects.for_org(org).exclude(kind=Team.Kind.COMPANY)
+        self.fields["team"].queryset = pickers.teams(org, no_company=True)
+        pickers.use_picker(self.fields["team"], org=org, kind="teams",
+                           params={"no_company": True})
         self.fields["owner"].queryset = members(org)
+        pickers.use_picker(self.fields["owner"], org=org, kind="people")
 
 
 class StakeholderRefForm(forms.Form):
@@ -88,7 +91,7 @@ class KickoffForm(forms.Form):
             lambda k: f"{k.title} ({k.owner_team.name})")
 
 
-class MilestoneForm(forms.Form):
+class MilestoneForm(pickers.PickerFormMixin, forms.Form):
     milestone = forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=1,
                                    max_value=2**62)
     title = forms.CharField(max_length=200)
@@ -110,7 +113,8 @@ class MilestoneForm(forms.Form):
     def __init__(self, *args, workflow, **kwargs):
         super().__init__(*args, **kwargs)
         org = workflow.organization
-        self.fields["owner_team"].queryset = Team.objects.for_org(org)
+        self.fields["owner_team"].queryset = pickers.teams(org)
+        pickers.use_picker(self.fields["owner_team"], org=org, kind="teams")
         self.fields["waits_on"].queryset = Milestone.objects.for_org(org).filter(
             workflow=workflow)
         deps = (Dependency.objects.for_org(org).filter(cycle=workflow.cycle)
@@ -126,12 +130,13 @@ class MilestoneRefForm(forms.Form):
     done = forms.BooleanField(required=False)
 
 
-class PlanLeadForm(forms.Form):
+class PlanLeadForm(pickers.PickerFormMixin, forms.Form):
     lead = PersonField(label="Alignment lead of the plan", queryset=User.objects.none())
 
     def __init__(self, *args, org, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["lead"].queryset = members(org)
+        pickers.use_picker(self.fields["lead"], org=org, kind="people")
 
 
 class CadenceForm(forms.Form):
@@ -177,13 +182,14 @@ class RetroForm(forms.Form):
                                             required=False)
 
 
-class ImprovementForm(forms.Form):
+class ImprovementForm(pickers.PickerFormMixin, forms.Form):
     title = forms.CharField(label="Improvement for next time", max_length=200)
     owner = PersonField(queryset=User.objects.none(), empty_label="Choose an owner")
 
     def __init__(self, *args, org, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["owner"].queryset = members(org)
+        pickers.use_picker(self.fields["owner"], org=org, kind="people")
 
 
 class ImprovementStatusForm(forms.Form):

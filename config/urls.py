@@ -5,6 +5,7 @@ import alignment.urls
 import dependencies.urls
 import nudges.urls
 import okrs.urls
+import orgs.pickers
 import orgs.urls
 from config import health
 
@@ -13,6 +14,7 @@ org_urlpatterns = [
     *dependencies.urls.urlpatterns,
     *alignment.urls.urlpatterns,
     *nudges.urls.org_urlpatterns,
+    *orgs.pickers.urlpatterns,
     path("console/", include(orgs.urls.console_urlpatterns)),
 ]
 

@@ -1,32 +1,14 @@
 from django import forms
 
-from okrs.models import KeyResult, Objective
-from orgs.models import Membership, Team
+from okrs.models import KeyResult
+from orgs import pickers
+from orgs.models import Team
 
 from .models import Dependency, ObjectiveShare
 
 
-def node_choices(org, cycle, *, exclude_team_id=None):
-    """Objectives and key results of a cycle as ("o:12" / "k:34", label) choices, grouped by
-    team: two queries."""
-    objectives = (Objective.objects.for_org(org).filter(cycle=cycle).live()
-                  .select_related("team").order_by("team__name", "title"))
-    krs = (KeyResult.objects.for_org(org).filter(objective__cycle=cycle)
-           .exclude(objective__state=Objective.State.RETIRED)
-           .select_related("owner_team", "objective").order_by("owner_team__name", "title"))
-    groups = {}
-    for o in objectives:
-        if o.team_id != exclude_team_id:
-            groups.setdefault(o.team.name, []).append((f"o:{o.pk}", f"Objective: {o.title}"))
-    for k in krs:
-        if k.owner_team_id != exclude_team_id:
-            groups.setdefault(k.owner_team.name, []).append(
-                (f"k:{k.pk}", f"Key result: {k.title} (of “{k.objective.title}”)"))
-    return [("", "Choose what you depend on")] + sorted(groups.items())
-
-
-class DependencyForm(forms.Form):
-    upstream = forms.ChoiceField(
+class DependencyForm(pickers.PickerFormMixin, forms.Form):
+    upstream = forms.CharField(
         label="Depends on", help_text="Another team's objective or key result in this cycle.")
     need = forms.CharField(
         label="What exactly do you need?", max_length=300,
@@ -36,9 +18,19 @@ class DependencyForm(forms.Form):
         label="If it slips", max_length=1000, widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Your plan B: what your team does if this is late or declined.")
 
-    def __init__(self, *args, org, cycle, own_team_id, **kwargs):
+    def __init__(self, *args, org, cycle, own_team, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["upstream"].choices = node_choices(org, cycle, exclude_team_id=own_team_id)
+        self.org, self.params = org, {"cycle": cycle, "exclude_team": own_team}
+        pickers.use_picker(self.fields["upstream"], org=org, kind="nodes", params=self.params,
+                           empty_label="(nothing chosen yet)")
+
+    def clean_upstream(self):
+        """"o:12" or "k:34": an objective or key result of this cycle, of another team."""
+        value = self.cleaned_data["upstream"]
+        if pickers.KINDS["nodes"].label_of(self.org, value, self.params) is None:
+            raise forms.ValidationError("Choose another team's objective or key result in "
+                                        "this cycle.")
+        return value
 
 
 class AnswerForm(forms.Form):
@@ -47,19 +39,22 @@ class AnswerForm(forms.Form):
                            widget=forms.Textarea(attrs={"rows": 2}))
 
 
-class ShareForm(forms.Form):
+class ShareForm(pickers.PickerFormMixin, forms.Form):
     team = forms.ModelChoiceField(queryset=Team.objects.none(), empty_label="Choose a team")
     kind = forms.ChoiceField(choices=ObjectiveShare.Kind.choices, widget=forms.RadioSelect,
                              initial=ObjectiveShare.Kind.OBJECTIVE)
 
     def __init__(self, *args, org, objective, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["team"].queryset = Team.objects.for_org(org).exclude(pk=objective.team_id)
+        self.fields["team"].queryset = pickers.teams(org, exclude=objective.team)
+        pickers.use_picker(self.fields["team"], org=org, kind="teams",
+                           params={"exclude": objective.team})
 
 
-class LinkForm(forms.Form):
-    feeds = forms.ChoiceField(
-        label="Contributes to", required=False,
+class LinkForm(pickers.PickerFormMixin, forms.Form):
+    feeds = forms.ModelChoiceField(
+        label="Contributes to", required=False, queryset=KeyResult.objects.none(),
+        empty_label="(nothing: this key result stands alone)",
         help_text="The shared key result, usually another team's, that this one feeds.")
     rollup = forms.ChoiceField(
         label="The shared key result's value", required=False,
@@ -68,23 +63,17 @@ class LinkForm(forms.Form):
 
     def __init__(self, *args, org, key_result, **kwargs):
         super().__init__(*args, **kwargs)
-        krs = (KeyResult.objects.for_org(org)
-               .filter(objective__cycle_id=key_result.objective.cycle_id)
-               .exclude(objective__state=Objective.State.RETIRED).exclude(pk=key_result.pk)
-               .select_related("owner_team", "objective").order_by("owner_team__name", "title"))
-        self.fields["feeds"].choices = [("", "(nothing: this key result stands alone)")] + [
-            (str(k.pk), f"{k.owner_team.name}: {k.title}") for k in krs]
+        params = {"cycle": key_result.objective.cycle, "exclude": key_result}
+        self.fields["feeds"].queryset = pickers.key_results(org, **params)
+        pickers.use_picker(self.fields["feeds"], org=org, kind="key-results", params=params)
 
 
-class RecoveryActionForm(forms.Form):
+class RecoveryActionForm(pickers.PickerFormMixin, forms.Form):
     title = forms.CharField(label="Action", max_length=200)
     owner = forms.ModelChoiceField(queryset=None, empty_label="Choose an owner")
     due_date = forms.DateField(label="Due", widget=forms.DateInput(attrs={"type": "date"}))
 
     def __init__(self, *args, org, **kwargs):
         super().__init__(*args, **kwargs)
-        from orgs.models import User
-
-        self.fields["owner"].queryset = User.objects.filter(
-            pk__in=Membership.objects.for_org(org).values("user_id")).order_by("full_name")
-        self.fields["owner"].label_from_instance = lambda u: u.display_name
+        self.fields["owner"].queryset = pickers.people(org)
+        pickers.use_picker(self.fields["owner"], org=org, kind="people")

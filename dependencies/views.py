@@ -15,6 +15,7 @@ from orgs.permissions import (
     can_plan_recovery,
     can_request_dependency,
 )
+from orgs.pickers import find_data
 
 from . import selectors, services
 from .access import (
@@ -67,8 +68,9 @@ def dependency_create(request, kind, pk):
     team_id = objective.team_id if kind == "o" else downstream.owner_team_id
     if not can_request_dependency(request.membership, team_id):
         raise PermissionDenied("Only the leads of the team that depends can record this.")
-    form = DependencyForm(request.POST or None, org=request.org, cycle=objective.cycle,
-                          own_team_id=team_id)
+    own_team = objective.team if kind == "o" else downstream.owner_team
+    form = DependencyForm(find_data(request), org=request.org, cycle=objective.cycle,
+                          own_team=own_team)
 
     def save(data):
         up_kind, _, up_pk = data["upstream"].partition(":")
@@ -157,13 +159,13 @@ def key_result_link(request, key_result_pk):
     if not can_edit_objective(request.membership, key_result.objective):
         raise PermissionDenied("You can link key results only of teams you lead.")
     initial = {"feeds": key_result.feeds_id or ""}
-    form = LinkForm(request.POST or None, org=request.org, key_result=key_result,
+    form = LinkForm(find_data(request), org=request.org, key_result=key_result,
                     initial=initial)
 
     def save(data):
         feeds = None
         if data["feeds"]:
-            feeds = access_node(request.membership, "k", int(data["feeds"]))
+            feeds = access_node(request.membership, "k", data["feeds"].pk)
         return services.link_key_result(
             membership=request.membership, key_result=key_result, feeds=feeds,
             rollup=data["rollup"] if feeds is not None else None)

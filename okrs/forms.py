@@ -1,9 +1,12 @@
 from django import forms
 
-from orgs.models import Membership, Team, Theme
+from orgs import pickers
+from orgs.models import Team, Theme
 from orgs.permissions import can_publish
 
 from .models import Health, KeyResult, Objective
+
+PICKER_ABOVE = 20  # a choice among more teams than this is a search field, not a <select>
 
 
 class ObjectiveChoiceField(forms.ModelChoiceField):
@@ -11,7 +14,7 @@ class ObjectiveChoiceField(forms.ModelChoiceField):
         return f"{obj.team.name}: {obj.title}"
 
 
-class ObjectiveForm(forms.Form):
+class ObjectiveForm(pickers.PickerFormMixin, forms.Form):
     title = forms.CharField(max_length=200, widget=forms.TextInput(attrs={"autofocus": True}))
     why = forms.CharField(
         label="Why it matters", max_length=2000, required=False,
@@ -46,11 +49,13 @@ class ObjectiveForm(forms.Form):
         org = membership.organization
         self.fields["team"].queryset = Team.objects.for_org(org).filter(
             pk__in=[t.pk for t in teams])
-        parents = Objective.objects.for_org(org).filter(cycle=cycle).live().select_related("team")
-        if objective is not None:
-            parents = parents.exclude(tree_id=objective.tree_id, lft__gte=objective.lft,
-                                      rght__lte=objective.rght)
-        self.fields["parent"].queryset = parents.order_by("team__level", "team__name", "title")
+        if len(teams) > PICKER_ABOVE:  # an admin may choose any team: search them
+            pickers.use_picker(self.fields["team"], org=org, kind="teams",
+                               empty_label="(choose a team)")
+        # The same rules as the picker's search: this cycle, live, not this objective's subtree.
+        self.fields["parent"].queryset = pickers.objectives(org, cycle=cycle, exclude=objective)
+        pickers.use_picker(self.fields["parent"], org=org, kind="objectives",
+                           params={"cycle": cycle, "exclude": objective})
         states = [Objective.State.DRAFT, Objective.State.PROPOSED]
         if objective and objective.state == Objective.State.APPROVED:
             states.append(Objective.State.APPROVED)
@@ -63,7 +68,7 @@ class ObjectiveForm(forms.Form):
             del self.fields["theme"]
 
 
-class KeyResultForm(forms.Form):
+class KeyResultForm(pickers.PickerFormMixin, forms.Form):
     title = forms.CharField(max_length=200, widget=forms.TextInput(attrs={"autofocus": True}))
     kind = forms.ChoiceField(choices=KeyResult.Kind.choices, initial=KeyResult.Kind.NUMERIC,
                              widget=forms.RadioSelect)
@@ -84,11 +89,10 @@ class KeyResultForm(forms.Form):
     def __init__(self, *args, membership, **kwargs):
         super().__init__(*args, **kwargs)
         org = membership.organization
-        self.fields["owner_team"].queryset = Team.objects.for_org(org)
-        from django.contrib.auth import get_user_model
-
-        member_ids = Membership.objects.for_org(org).values("user_id")
-        self.fields["owner"].queryset = get_user_model().objects.filter(pk__in=member_ids)
+        self.fields["owner_team"].queryset = pickers.teams(org)
+        pickers.use_picker(self.fields["owner_team"], org=org, kind="teams")
+        self.fields["owner"].queryset = pickers.people(org)
+        pickers.use_picker(self.fields["owner"], org=org, kind="people")
 
 
 class CheckInForm(forms.Form):

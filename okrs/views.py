@@ -13,6 +13,7 @@ from dependencies.forms import RecoveryActionForm, ShareForm
 from orgs.decorators import org_view
 from orgs.forms import submit
 from orgs.permissions import can_edit_objective, can_edit_team_okrs, can_plan_recovery
+from orgs.pickers import find_data
 
 from . import selectors, services
 from .access import access_key_result, access_objective, access_team
@@ -126,7 +127,7 @@ def objective_create(request):
     if cycle is None or not teams:
         messages.info(request, "Ask an alignment lead to open a cycle and to make you a team lead.")
         return redirect("home", request.org.slug)
-    form = ObjectiveForm(request.POST or None, membership=request.membership, cycle=cycle,
+    form = ObjectiveForm(find_data(request), membership=request.membership, cycle=cycle,
                          teams=teams, initial={"team": request.GET.get("team"),
                                                "parent": request.GET.get("parent")})
     objective = submit(request, form, lambda data: services.create_objective(
@@ -153,7 +154,7 @@ def objective_edit(request, objective_pk):
                "state": objective.state, "version": objective.version,
                "theme": objective.theme_id, "success": objective.success,
                "tradeoffs": objective.tradeoffs}
-    form = ObjectiveForm(request.POST or None, initial=initial, membership=request.membership,
+    form = ObjectiveForm(find_data(request), initial=initial, membership=request.membership,
                          cycle=objective.cycle, objective=objective,
                          teams=services.teams_for_objectives(request.membership))
     if _save(request, form, lambda data: services.update_objective(
@@ -200,7 +201,7 @@ def _key_result_response(request, objective, *, new_kr_form=False):
 @require_http_methods(["GET", "POST"])
 def key_result_create(request, objective_pk):
     objective = access_objective(request.membership, objective_pk, write=True)
-    form = KeyResultForm(request.POST or None, membership=request.membership)
+    form = KeyResultForm(find_data(request), membership=request.membership)
     if submit(request, form, lambda data: services.create_key_result(
             membership=request.membership, objective=objective,
             **{k: v for k, v in data.items() if k != "version"})):
@@ -224,7 +225,7 @@ def key_result_edit(request, key_result_pk):
     initial.update({f: plain_number(getattr(key_result, f)) for f in (
         "start_value", "target_value", "weight")})
     initial.update(owner_team=key_result.owner_team_id, owner=key_result.owner_id)
-    form = KeyResultForm(request.POST or None, initial=initial, membership=request.membership)
+    form = KeyResultForm(find_data(request), initial=initial, membership=request.membership)
     form.fields["kind"].disabled = True
     if _save(request, form, lambda data: services.update_key_result(
             membership=request.membership, key_result=key_result,

@@ -4,10 +4,11 @@ from django.contrib.auth.forms import PasswordResetForm
 from django.core.exceptions import ValidationError
 from django.template import loader
 
-from .models import Cycle, Membership, Role, Team
+from . import pickers
+from .models import Cycle, Role, Team
 
 
-class InviteForm(forms.Form):
+class InviteForm(pickers.PickerFormMixin, forms.Form):
     email = forms.EmailField(widget=forms.EmailInput(attrs={"autofocus": True}))
     role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER)
     team = forms.ModelChoiceField(queryset=Team.objects.none(), required=False,
@@ -15,7 +16,8 @@ class InviteForm(forms.Form):
 
     def __init__(self, *args, org, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["team"].queryset = Team.objects.for_org(org)
+        self.fields["team"].queryset = pickers.teams(org)
+        pickers.use_picker(self.fields["team"], org=org, kind="teams")
 
 
 class IdsChoiceField(forms.ModelMultipleChoiceField):
@@ -46,7 +48,7 @@ class MemberForm(forms.Form):
         self.fields["teams"].queryset = Team.objects.for_org(org)
 
 
-class TeamForm(forms.Form):
+class TeamForm(pickers.PickerFormMixin, forms.Form):
     name = forms.CharField(max_length=120, widget=forms.TextInput(attrs={"autofocus": True}))
     kind = forms.ChoiceField(choices=Team.Kind.choices, initial=Team.Kind.TEAM)
     team_type = forms.ChoiceField(label="Team type", choices=Team.TeamType.choices)
@@ -63,9 +65,10 @@ class TeamForm(forms.Form):
 
     def __init__(self, *args, org, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["parent"].queryset = Team.objects.for_org(org)
-        member_ids = Membership.objects.for_org(org).values("user_id")
-        self.fields["lead"].queryset = get_user_model().objects.filter(pk__in=member_ids)
+        self.fields["parent"].queryset = pickers.teams(org)
+        pickers.use_picker(self.fields["parent"], org=org, kind="teams")
+        self.fields["lead"].queryset = pickers.people(org)
+        pickers.use_picker(self.fields["lead"], org=org, kind="people")
 
     def clean_scorecard(self):
         lines = [ln.strip() for ln in self.cleaned_data["scorecard"].splitlines() if ln.strip()]

@@ -24,6 +24,7 @@ from .forms import (
 )
 from .models import Cycle, Invitation, Membership, Team
 from .permissions import can_manage_members
+from .pickers import find_data
 
 User = get_user_model()
 MEMBERS_PER_PAGE = 50
@@ -158,7 +159,7 @@ def console_home(request):
 def console_members(request):
     if request.method == "POST" and not can_manage_members(request.membership):
         raise PermissionDenied("Only org admins can invite people.")
-    form = InviteForm(request.POST or None, org=request.org)
+    form = InviteForm(find_data(request), org=request.org)
     invitation = submit(request, form, lambda data: services.invite_member(
         actor=request.membership, **data))
     if invitation:
@@ -233,7 +234,7 @@ def console_team_form(request, team_pk=None):
         initial = {"name": team.name, "kind": team.kind, "team_type": team.team_type,
                    "parent": team.parent_id, "lead": team.lead_id, "charter": team.charter,
                    "scorecard": TeamForm.scorecard_text(team.scorecard)}
-    form = TeamForm(request.POST or None, org=request.org, initial=initial)
+    form = TeamForm(find_data(request), org=request.org, initial=initial)
     saved = submit(request, form, lambda data: services.save_team(
         actor=request.membership, team=team, **data))
     if saved:

@@ -5,6 +5,8 @@ and with B's slug, for GET, POST and htmx requests: every answer is 404, never 4
 second test fails when a URL pattern is not covered, so a new view cannot forget.
 """
 
+import re
+
 import pytest
 from django.apps import apps
 from django.urls import URLPattern, URLResolver, get_resolver
@@ -152,3 +154,36 @@ def test_every_tenant_model_is_guarded():
             "Notification", "AlertEmail", "RecoveryAction", "PropagationRun", "Workflow",
             "Stakeholder", "Milestone", "StatusUpdate", "StepOverride", "Retrospective",
             "Improvement", "ReviewComment", "RecascadeFlag", "Theme"} <= names
+
+
+PICKER_PARAMS = {  # each picker endpoint's id parameters, filled with B's ids
+    "pick_objectives": lambda w: [{"cycle": w.cycle.pk}, {"exclude": w.objective.pk}],
+    "pick_key_results": lambda w: [{"cycle": w.cycle.pk}, {"exclude": w.key_result.pk}],
+    "pick_nodes": lambda w: [{"cycle": w.cycle.pk}, {"exclude_team": w.team.pk}],
+    "pick_teams": lambda w: [{"exclude": w.team.pk}],
+    "pick_people": lambda w: [],
+}
+
+
+@pytest.mark.django_db
+def test_pickers_refuse_another_organizations_ids_and_never_find_its_rows(world_a, world_b,
+                                                                        alice_client):
+    from django.urls import reverse
+
+    picker_names = {p.name for _, p in org_patterns() if p.name.startswith("pick_")}
+    assert picker_names == set(PICKER_PARAMS), "a new picker needs its parameters listed here"
+    for name, params_of in PICKER_PARAMS.items():
+        url = reverse(name, args=[world_a.org.slug])
+        for params in params_of(world_b):
+            for headers in ({}, {"HTTP_HX_REQUEST": "true"}):
+                assert alice_client.get(url, params, **headers).status_code == 404, (
+                    name, params)
+        # Words the rows of both organizations carry: B's rows ("Org B ...", charlie, B's
+        # key result) must still not show.
+        for q in ("", "org", "goal", "key result", "engineering", "charlie", "b.test"):
+            html = alice_client.get(url, {"q": q}, HTTP_HX_REQUEST="true").content.decode()
+            html = re.sub(r"Nothing matches “.*?”", "", html)  # the query said back
+            if q == "":
+                assert "data-value=" in html, name  # A's own rows are found
+            assert "Org B" not in html and "charlie" not in html.lower(), (name, q)
+            assert world_b.key_result.title not in html, (name, q)

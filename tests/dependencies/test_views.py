@@ -1,5 +1,7 @@
 """The network pages as people use them: request, answer, see why, be told."""
 
+import re
+
 import pytest
 from django.core import mail
 from django_scopes import scope
@@ -25,8 +27,10 @@ def test_a_lead_requests_the_provider_commits_and_both_see_it(revenue,
     r = revenue
     mia = client_for(r.mia)
     form = mia.get(url(r, "dependency_new", "o", r.win.pk)).content.decode()
-    assert "Make the platform enterprise-ready" in form  # Engineering's work is offered
-    assert "Objective: Win enterprise customers" not in form  # not its own
+    search = re.search(r'hx-get="([^"]*pick/nodes/[^"]*)"', form).group(1).replace("&amp;", "&")
+    found = mia.get(search + "&q=enterprise", HTTP_HX_REQUEST="true").content.decode()
+    assert "Make the platform enterprise-ready" in found  # Engineering's work is offered
+    assert "Objective: Win enterprise customers" not in found  # not its own
     with django_capture_on_commit_callbacks(execute=True):
         response = mia.post(url(r, "dependency_new", "o", r.win.pk), {
             "upstream": f"o:{r.platform.pk}", "need": "Audit logs for the pilot",

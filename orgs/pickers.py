@@ -1,0 +1,361 @@
+"""Pickers over objectives, key results, teams and people: a search field, never a <select> of
+the whole organization.
+
+A form field keeps its queryset (that is what validates the chosen id: it must belong to the
+organization and follow the form's rules) and takes a ``PickerWidget``: a hidden input with the
+chosen id, the chosen label, and a search box. With JavaScript the box asks an htmx endpoint
+below (``/o/<org>/pick/<kind>/?q=...``) for at most ``LIMIT`` matches, shown as buttons; without
+it, a "Find" button submits the form by GET and the form comes back with the matches as radio
+buttons (``find_data`` and ``PickerFormMixin``).
+
+Each kind's ``base`` queryset takes the same parameters as the form's rules (cycle, the objective
+whose subtree is excluded, the team left out...), so the matches offered are the choices the
+form accepts. Every id in the parameters is looked up inside the organization: another
+organization's id answers 404.
+"""
+
+from django import forms
+from django.db.models import Q
+from django.http import Http404
+from django.shortcuts import render
+from django.template import loader
+from django.urls import path, reverse
+from django.utils.http import urlencode
+
+from .decorators import org_view
+
+LIMIT = 20
+COUNT_UP_TO = 500  # beyond this many more matches the line says "500+ more"
+FIND = "_find"  # the GET parameter that names the picker whose "Find" button was pressed
+
+
+def _words(q):
+    return [w for w in (q or "").split() if w][:6]
+
+
+def _int(value):
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 0 < number <= 2**62 else None
+
+
+def _scoped(model, org, pk):
+    """The organization's row with this id, or 404 (also for another organization's id)."""
+    obj = model.objects.for_org(org).filter(pk=pk).first() if _int(pk) else None
+    if obj is None:
+        raise Http404("No such row in this organization.")
+    return obj
+
+
+# --- kinds -------------------------------------------------------------------------------------
+
+def objectives(org, *, cycle=None, exclude=None, **_):
+    """Live objectives of a cycle; with ``exclude``, not that objective nor its subtree (a parent
+    cannot be its own descendant)."""
+    from okrs.models import Objective
+
+    qs = Objective.objects.for_org(org).live().select_related("team")
+    if cycle is not None:
+        qs = qs.filter(cycle=cycle)
+    if exclude is not None:
+        qs = qs.exclude(tree_id=exclude.tree_id, lft__gte=exclude.lft, rght__lte=exclude.rght)
+    return qs.order_by("team__level", "team__name", "title", "pk")
+
+
+def key_results(org, *, cycle=None, exclude=None, **_):
+    """Key results of a cycle whose objective is not retired; ``exclude``: that key result."""
+    from okrs.models import KeyResult, Objective
+
+    qs = (KeyResult.objects.for_org(org).exclude(objective__state=Objective.State.RETIRED)
+          .select_related("owner_team", "objective"))
+    if cycle is not None:
+        qs = qs.filter(objective__cycle=cycle)
+    if exclude is not None:
+        qs = qs.exclude(pk=exclude.pk)
+    return qs.order_by("owner_team__name", "title", "pk")
+
+
+def teams(org, *, exclude=None, no_company=False, **_):
+    from .models import Team
+
+    qs = Team.objects.for_org(org)
+    if exclude is not None:
+        qs = qs.exclude(pk=exclude.pk)
+    if no_company:
+        qs = qs.exclude(kind=Team.Kind.COMPANY)
+    return qs.order_by("name", "pk")
+
+
+def people(org, **_):
+    from .models import Membership, User
+
+    return (User.objects.filter(pk__in=Membership.objects.for_org(org).values("user_id"))
+            .order_by("full_name", "email", "pk"))
+
+
+def objective_label(o):
+    return f"{o.team.name}: {o.title}"
+
+
+def key_result_label(k):
+    return f"{k.owner_team.name}: {k.title}"
+
+
+def team_label(t):
+    return t.name
+
+
+def person_label(u):
+    return u.display_name if not u.full_name else f"{u.full_name} ({u.email})"
+
+
+class Kind:
+    def __init__(self, name, base, label, fields, params):
+        self.name, self.base, self.label, self.fields, self.params = (
+            name, base, label, fields, params)
+
+    def matching(self, qs, q):
+        for word in _words(q):
+            cond = Q()
+            for f in self.fields:
+                cond |= Q(**{f"{f}__icontains": word})
+            qs = qs.filter(cond)
+        return qs
+
+    def search(self, org, q, params):
+        """(value, label) pairs of at most LIMIT matches, and how many more there are."""
+        qs = self.matching(self.base(org, **params), q)
+        rows = list(qs[:LIMIT + 1])
+        more = 0
+        if len(rows) > LIMIT:
+            rows = rows[:LIMIT]
+            more = qs[:LIMIT + COUNT_UP_TO].count() - LIMIT
+        return [(str(r.pk), self.label(r)) for r in rows], more
+
+    def label_of(self, org, value, params):
+        pk = _int(value)
+        obj = self.base(org, **params).filter(pk=pk).first() if pk else None
+        return self.label(obj) if obj is not None else None
+
+    def parse(self, org, get):
+        """The kind's parameters from a query string; an id of another organization is 404."""
+        return {name: parse(org, get[name]) for name, parse in self.params.items()
+                if get.get(name)}
+
+
+def _cycle(org, pk):
+    from .models import Cycle
+
+    return _scoped(Cycle, org, pk)
+
+
+def _objective(org, pk):
+    from okrs.models import Objective
+
+    return _scoped(Objective, org, pk)
+
+
+def _key_result(org, pk):
+    from okrs.models import KeyResult
+
+    return _scoped(KeyResult, org, pk)
+
+
+def _team(org, pk):
+    from .models import Team
+
+    return _scoped(Team, org, pk)
+
+
+def _flag(org, value):
+    return value == "1"
+
+
+KINDS = {
+    "objectives": Kind("objectives", objectives, objective_label, ["title", "team__name"],
+                       {"cycle": _cycle, "exclude": _objective}),
+    "key-results": Kind("key-results", key_results, key_result_label,
+                        ["title", "owner_team__name"], {"cycle": _cycle, "exclude": _key_result}),
+    "teams": Kind("teams", teams, team_label, ["name"],
+                  {"exclude": _team, "no_company": _flag}),
+    "people": Kind("people", people, person_label, ["full_name", "email"], {}),
+}
+
+
+class NodeKind:
+    """Objectives and key results of a cycle together, as "o:12" / "k:34" (a dependency's
+    upstream end), leaving out one team's own."""
+
+    name = "nodes"
+    params = {"cycle": _cycle, "exclude_team": _team}
+
+    def _bases(self, org, cycle=None, exclude_team=None, **_):
+        objs = objectives(org, cycle=cycle)
+        krs = key_results(org, cycle=cycle)
+        if exclude_team is not None:
+            objs = objs.exclude(team=exclude_team)
+            krs = krs.exclude(owner_team=exclude_team)
+        return objs, krs
+
+    @staticmethod
+    def _label(kind, row):
+        if kind == "o":
+            return f"Objective: {row.title} ({row.team.name})"
+        return f"Key result: {row.title} ({row.owner_team.name}, of “{row.objective.title}”)"
+
+    def search(self, org, q, params):
+        objs, krs = self._bases(org, **params)
+        objs, krs = KINDS["objectives"].matching(objs, q), KINDS["key-results"].matching(krs, q)
+        found = [("o", r) for r in objs[:LIMIT + 1]]
+        if len(found) <= LIMIT:
+            found += [("k", r) for r in krs[:LIMIT + 1 - len(found)]]
+        more = 0
+        if len(found) > LIMIT:
+            found = found[:LIMIT]
+            more = min(objs[:LIMIT + COUNT_UP_TO].count() + krs[:LIMIT + COUNT_UP_TO].count()
+                       - LIMIT, COUNT_UP_TO)
+        return [(f"{k}:{r.pk}", self._label(k, r)) for k, r in found], more
+
+    def label_of(self, org, value, params):
+        kind, _, pk = str(value or "").partition(":")
+        if kind not in ("o", "k") or not _int(pk):
+            return None
+        objs, krs = self._bases(org, **params)
+        row = (objs if kind == "o" else krs).filter(pk=pk).first()
+        return self._label(kind, row) if row is not None else None
+
+    def parse(self, org, get):
+        return Kind.parse(self, org, get)
+
+
+KINDS["nodes"] = NodeKind()
+
+
+# --- the widget and the forms that use it -------------------------------------------------------
+
+class PickerWidget(forms.Widget):
+    template_name = "_picker.html"
+
+    def __init__(self, *, org, kind, params=None, empty_label="", attrs=None):
+        super().__init__(attrs)
+        self.org, self.kind, self.params = org, KINDS[kind], params or {}
+        self.empty_label = empty_label
+        self.results = None  # the no-JavaScript "Find" path fills these in
+        self.more = 0
+        self.query = ""
+
+    def search_url(self, name):
+        query = {"name": name}
+        for key, value in self.params.items():
+            if value is True:
+                query[key] = "1"
+            elif value is not None and value is not False:
+                query[key] = value.pk
+        return reverse(f"pick_{self.kind.name.replace('-', '_')}",
+                       args=[self.org.slug]) + "?" + urlencode(query)
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        value = "" if value is None else str(value)
+        label = self.kind.label_of(self.org, value, self.params) if value else None
+        context["picker"] = {
+            "url": self.search_url(name), "value": value if label else "",
+            "label": label or self.empty_label, "empty_label": self.empty_label,
+            "query": self.query, "results": self.results, "more": self.more,
+            "count_up_to": COUNT_UP_TO,
+            "find": FIND, "kind": self.kind.name,
+        }
+        return context
+
+    def render(self, name, value, attrs=None, renderer=None):
+        # The project's template engine: the widget template lives in templates/.
+        return loader.render_to_string(self.template_name,
+                                       self.get_context(name, value, attrs))
+
+    def value_from_datadict(self, data, files, name):
+        # Hidden input first, then the chosen radio of a "Find" (no JavaScript): the last wins.
+        return data.get(name)
+
+
+def use_picker(field, *, org, kind, params=None, empty_label=None):
+    """Give ``field`` (a choice field whose queryset or clean method validates) a search
+    picker instead of a <select>."""
+    if empty_label is None:
+        empty_label = getattr(field, "empty_label", None) or "(none)"
+    widget = PickerWidget(org=org, kind=kind, params=params, empty_label=empty_label)
+    widget.is_required = field.required
+    field.widget = widget
+    return field
+
+
+class PickerFormMixin:
+    """A form whose data carries ``_find=<field>`` is a search, not a submission: it shows the
+    matches for that field's query as radio buttons and does not validate (so no error shows)."""
+
+    _found = False
+
+    def __getitem__(self, name):
+        # After the subclass's __init__ has given its fields their pickers: the first time a
+        # field is rendered, the searched one gets its matches.
+        if not self._found:
+            self._found = True
+            finding = self.data.get(FIND) if self.is_finding else None
+            field = self.fields.get(finding) if finding else None
+            if field is not None and isinstance(field.widget, PickerWidget):
+                widget = field.widget
+                widget.query = self.data.get(f"{self.add_prefix(finding)}_q", "")[:100]
+                widget.results, widget.more = widget.kind.search(widget.org, widget.query,
+                                                                 widget.params)
+        return super().__getitem__(name)
+
+    @property
+    def is_finding(self):
+        return self.is_bound and FIND in self.data
+
+    def full_clean(self):
+        if self.is_finding:
+            self._errors = forms.utils.ErrorDict()
+            self.cleaned_data = {}
+            return
+        super().full_clean()
+
+    def is_valid(self):
+        return not self.is_finding and super().is_valid()
+
+
+def find_data(request):
+    """The data a form page binds: the POST, or the query of a "Find" (GET), or None."""
+    if request.method == "POST":
+        return request.POST
+    if FIND in request.GET:
+        return request.GET
+    return None
+
+
+# --- the endpoints ------------------------------------------------------------------------------
+
+def _pick_view(kind_name):
+    kind = KINDS[kind_name]
+
+    @org_view
+    def pick(request):
+        params = kind.parse(request.org, request.GET)
+        name = request.GET.get("name", "")[:60]
+        q = request.GET.get("q", request.GET.get(f"{name}_q", ""))[:100]
+        results, more = kind.search(request.org, q, params)
+        return render(request, "_picker.html#results", {
+            "picker": {"results": results, "more": more, "query": q, "buttons": True,
+                       "count_up_to": COUNT_UP_TO},
+            "widget": {"name": name},
+        })
+
+    pick.__name__ = pick.__qualname__ = f"pick_{kind_name.replace('-', '_')}"
+    return pick
+
+
+urlpatterns = [
+    path(f"pick/{name}/", _pick_view(name), name=f"pick_{name.replace('-', '_')}")
+    for name in ("objectives", "key-results", "nodes", "teams", "people")
+]
