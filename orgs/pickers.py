@@ -326,7 +326,8 @@ class PickerFormMixin:
 
 
 def find_data(request):
-    """The data a form page binds: the POST, or the query of a "Find" (GET), or None."""
+    """The data a form page binds: the POST (a save, or a "Find" without JavaScript, which posts
+    so that the form's CSRF token never lands in a URL), a "Find" link's query, or None."""
     if request.method == "POST":
         return request.POST
     if FIND in request.GET:
