@@ -29,6 +29,47 @@ class Edge:
     count: int = 1
 
 
+MAX_TEAMS = 30
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A unit of the organization tree, as the map needs it (nested-set bounds included)."""
+    id: int
+    name: str
+    parent: int | None
+    tree: int
+    lft: int
+    rght: int
+    is_company: bool = False
+
+
+def view_of(units, open_id=None, limit=MAX_TEAMS):
+    """What the map draws below the open unit (the company unless ``open_id`` names one):
+    every unit inside it while they are ``limit`` or fewer, else its direct children, each
+    standing for everything inside it. Returns (the open unit, the units drawn, a mapping from
+    every unit inside to the one drawn for it, whether units were grouped)."""
+    by_id = {u.id: u for u in units}
+    root = by_id.get(open_id) or next((u for u in units if u.parent is None), None)
+    if root is None:
+        return None, [], {}, False
+
+    def inside(u, top):
+        return u.tree == top.tree and top.lft < u.lft and u.rght < top.rght
+
+    below = [u for u in units if inside(u, root) and not u.is_company]
+    if len(below) <= limit:
+        return root, below, {u.id: u.id for u in below}, False
+    shown = [u for u in below if u.parent == root.id]
+    group_of = {}
+    for top in shown:
+        group_of[top.id] = top.id
+        for u in below:
+            if inside(u, top):
+                group_of[u.id] = top.id
+    return root, shown, group_of, True
+
+
 KIND_LABEL = {"whole": "whole OKR", "objective": "objective", "key_result": "key result",
               "dependency": "depends on"}
 
