@@ -374,7 +374,7 @@ def network_data(org, cycle, slug, *, open_unit=None, units=None):
 
     def node(u):
         if grouped and u.id in has_children:
-            return netmap.Node(u.id, f"{u.name} ({size[u.id]} units)",
+            return netmap.Node(u.id, f"{u.name} ({size[u.id] - 1} teams)",
                                f"{map_url}?cycle={cycle.pk}&unit={u.id}", worst[u.id],
                                links[u.id])
         return netmap.Node(u.id, u.name, reverse("team", args=[slug, u.id]), worst[u.id],

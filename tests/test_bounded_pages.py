@@ -10,7 +10,14 @@ from django_scopes import scopes_disabled
 from dependencies.models import Dependency
 from okrs.models import KeyResult, Objective
 from orgs.models import Team
-from tests.factories import KeyResultFactory, ObjectiveFactory, TeamFactory
+from tests.factories import (
+    DependencyFactory,
+    KeyResultFactory,
+    ObjectiveFactory,
+    RecascadeFlagFactory,
+    StakeholderFactory,
+    TeamFactory,
+)
 from tests.querycount import assert_same_queries, count_queries
 
 pytestmark = pytest.mark.django_db
@@ -142,3 +149,108 @@ def test_the_network_filter_ignores_another_organizations_team(world_a, world_b,
     html = alice_client.get(url(w, "network") + f"?team={world_b.team.pk}").content.decode()
     assert world_b.team.name not in html
     assert w.dependency.need in html  # the filter is dropped, not applied to a stranger
+
+
+# The alignment pages ----------------------------------------------------------------------
+
+
+def test_the_workflow_offers_only_its_own_rows(world_a, alice_client):
+    w = world_a
+    outsider = TeamFactory(organization=w.org, name="Outsiders")
+    o = ObjectiveFactory(organization=w.org, cycle=w.cycle, team=outsider,
+                         parent=w.company_objective, title="Outside goal")
+    KeyResultFactory(objective=o, owner_team=outsider, title="Outside result")
+    KeyResultFactory(objective=w.company_objective, title="Company result")
+    page = alice_client.get(url(w, "workflow", w.workflow.pk)).content.decode()
+    assert "Company result" in page and "Outside result" not in page
+    StakeholderFactory(workflow=w.workflow, team=outsider)
+    page = alice_client.get(url(w, "workflow", w.workflow.pk)).content.decode()
+    assert "Outside result" in page  # a stakeholder's key results are the workflow's own
+
+
+def test_the_workflow_page_does_not_grow_with_the_cycles_dependencies(world_a, alice_client):
+    w = world_a
+    small = alice_client.get(url(w, "workflow", w.workflow.pk)).content
+    bulk_dependencies(w, 500)
+    large = alice_client.get(url(w, "workflow", w.workflow.pk)).content
+    within(small, large)
+
+
+def proposals(world, n, team):
+    return [ObjectiveFactory(organization=world.org, cycle=world.cycle, team=team,
+                             parent=world.company_objective, state="proposed",
+                             title=f"Proposal {i:03}") for i in range(n)]
+
+
+def test_the_review_queue_pages_and_filters(world_a, alice_client):
+    w = world_a
+    squad = TeamFactory(organization=w.org, name="Squad", parent=w.team)
+    proposals(w, 25, squad)
+    base = url(w, "review") + f"?cycle={w.cycle.pk}"
+    first = alice_client.get(base).content.decode()
+    assert first.count('class="card review-item"') == 20 and "Page 1 of 2" in first
+    second = alice_client.get(base + "&page=2").content.decode()
+    assert second.count('class="card review-item"') == 5
+    with scopes_disabled():
+        Objective.objects.filter(title="Proposal 000").update(state="approved")
+    approved = alice_client.get(base + "&state=approved").content.decode()
+    assert approved.count('class="card review-item"') == 1 and "Proposal 000" in approved
+    other = alice_client.get(base + f"&team={w.team.pk}").content.decode()
+    assert "Proposal 001" not in other and "Nothing to review matches" in other
+
+
+def test_the_recascade_page_pages_filters_and_stays_in_the_organization(world_a, world_b,
+                                                                       alice_client):
+    w = world_a
+    squad = TeamFactory(organization=w.org, name="Squad", parent=w.team)
+    for o in proposals(w, 25, squad):
+        RecascadeFlagFactory(objective=o)
+    base = url(w, "recascade") + f"?cycle={w.cycle.pk}"
+    first = alice_client.get(base).content.decode()
+    assert first.count('<li id="flag-') == 20 and "26 in all" in first  # and world_a's own
+    squad_only = alice_client.get(base + f"&team={squad.pk}").content.decode()
+    assert "25 in all" in squad_only
+    stranger = alice_client.get(base + f"&team={world_b.team.pk}").content.decode()
+    assert world_b.team.name not in stranger and "26 in all" in stranger
+
+
+def test_the_report_shows_ten_findings_a_rule_and_pages_one_rule(world_a, alice_client,
+                                                                monkeypatch):
+    from alignment import report
+    from alignment.rules import Finding
+
+    found = [Finding("orphan", "high", f"Orphan number {i:03}", "its team")
+             for i in range(120)]
+    monkeypatch.setattr(report, "findings", lambda org, cycle, **kw: found)
+    base = url(world_a, "report") + f"?cycle={world_a.cycle.pk}"
+    page = alice_client.get(base).content.decode()
+    assert "Orphan number 009" in page and "Orphan number 010" not in page
+    assert "See all 120" in page and "<strong>120</strong> findings" in page
+    rule = alice_client.get(base + "&rule=orphan&page=3").content.decode()
+    assert "Orphan number 100" in rule and "Orphan number 099" not in rule
+    assert "Page 3 of 3" in rule and 'id="rule-coverage_gap"' not in rule
+
+
+def test_the_network_map_draws_departments_above_thirty_teams(world_a, world_b,
+                                                              alice_client):
+    w = world_a
+    north = TeamFactory(organization=w.org, name="North", kind=Team.Kind.DEPARTMENT)
+    south = TeamFactory(organization=w.org, name="South", kind=Team.Kind.DEPARTMENT)
+    teams = [TeamFactory(organization=w.org, name=f"Crew {i:02}",
+                         parent=north if i % 2 else south) for i in range(36)]
+    a = ObjectiveFactory(organization=w.org, cycle=w.cycle, team=teams[0])
+    b = ObjectiveFactory(organization=w.org, cycle=w.cycle, team=teams[1])
+    c = ObjectiveFactory(organization=w.org, cycle=w.cycle, team=teams[3])
+    for down, up in ((a, b), (a, c)):
+        DependencyFactory(downstream=KeyResultFactory(objective=down),
+                          upstream=KeyResultFactory(objective=up), status="committed")
+    base = url(w, "network_map") + f"?cycle={w.cycle.pk}"
+    top = alice_client.get(base).content.decode()
+    assert "Crew 00" not in top and "North (18 teams)" in top and "South (18 teams)" in top
+    assert "(+1 more)" in top  # two links between the departments, summed into one line
+    assert f"unit={north.pk}" in top
+    opened = alice_client.get(base + f"&unit={north.pk}").content.decode()
+    assert "Crew 01" in opened and "Crew 03" in opened and "Crew 00" not in opened
+    assert "Whole organization" in opened
+    stranger = alice_client.get(base + f"&unit={world_b.team.pk}").content.decode()
+    assert world_b.team.name not in stranger and "North (18 teams)" in stranger
