@@ -387,7 +387,7 @@ def network_data(org, cycle, slug, *, open_unit=None, units=None):
 def network_map(request):
     """The teams and their links; above 30 teams, the departments (a click opens one)."""
     cycles, cycle = _cycle(request)
-    svg, nodes, edges, opened, trail = "", [], [], None, []
+    svg, nodes, edges, opened, trail, grouped, hidden = "", [], [], None, [], False, 0
     if cycle is not None:
         units = map_units(request.org)
         requested = int(request.GET["unit"]) if request.GET.get("unit", "").isdigit() else None
@@ -395,14 +395,17 @@ def network_map(request):
         opened = by_id.get(requested)  # only this organization's units are in ``units``
         nodes, edges = network_data(request.org, cycle, request.org.slug,
                                     open_unit=opened.id if opened else None, units=units)
-        svg = netmap.render(nodes, edges)
+        grouped = any("&unit=" in n.href for n in nodes)
+        if grouped:
+            edges, hidden = netmap.busiest(edges)
+        svg = netmap.render(nodes, edges, summed=grouped)
         unit = opened
         while unit is not None and unit.parent is not None:
             trail.insert(0, unit)
             unit = by_id.get(unit.parent)
     return render(request, "alignment/netmap.html", {
         "cycles": cycles, "cycle": cycle, "svg": svg, "nodes": nodes, "edges": edges,
-        "opened": opened, "trail": trail, "grouped": any("&unit=" in n.href for n in nodes),
+        "opened": opened, "trail": trail, "grouped": grouped, "hidden": hidden,
         "lonely": [n for n in nodes if n.links == 0], "nav": "report"})
 
 
