@@ -29,6 +29,47 @@ class Edge:
     count: int = 1
 
 
+MAX_TEAMS = 30
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A unit of the organization tree, as the map needs it (nested-set bounds included)."""
+    id: int
+    name: str
+    parent: int | None
+    tree: int
+    lft: int
+    rght: int
+    is_company: bool = False
+
+
+def view_of(units, open_id=None, limit=MAX_TEAMS):
+    """What the map draws below the open unit (the company unless ``open_id`` names one):
+    every unit inside it while they are ``limit`` or fewer, else its direct children, each
+    standing for everything inside it. Returns (the open unit, the units drawn, a mapping from
+    every unit inside to the one drawn for it, whether units were grouped)."""
+    by_id = {u.id: u for u in units}
+    root = by_id.get(open_id) or next((u for u in units if u.parent is None), None)
+    if root is None:
+        return None, [], {}, False
+
+    def inside(u, top):
+        return u.tree == top.tree and top.lft < u.lft and u.rght < top.rght
+
+    below = [u for u in units if inside(u, root) and not u.is_company]
+    if len(below) <= limit:
+        return root, below, {u.id: u.id for u in below}, False
+    shown = [u for u in below if u.parent == root.id]
+    group_of = {}
+    for top in shown:
+        group_of[top.id] = top.id
+        for u in below:
+            if inside(u, top):
+                group_of[u.id] = top.id
+    return root, shown, group_of, True
+
+
 KIND_LABEL = {"whole": "whole OKR", "objective": "objective", "key_result": "key result",
               "dependency": "depends on"}
 
@@ -36,14 +77,26 @@ KIND_LABEL = {"whole": "whole OKR", "objective": "objective", "key_result": "key
 def layout(nodes):
     """Positions on a circle, in the given order; big enough that 30 names stay apart."""
     n = max(1, len(nodes))
-    radius = SIZE / 2 - 150
+    radius = SIZE / 2 - 175  # room for a label of about 24 characters on either side
     centre = SIZE / 2
     return {node.id: (round(centre + radius * math.cos(2 * math.pi * i / n - math.pi / 2), 1),
                       round(centre + radius * math.sin(2 * math.pi * i / n - math.pi / 2), 1))
             for i, node in enumerate(nodes)}
 
 
-def render(nodes, edges):
+MAX_EDGES = 60
+
+
+def busiest(edges, limit=MAX_EDGES):
+    """The ``limit`` edges that stand for the most links (a summed map of many units would
+    otherwise be a solid disc of lines), and how many were left out."""
+    ranked = sorted(edges, key=lambda e: (-e.count, e.a, e.b, e.kind))
+    return ranked[:limit], max(0, len(ranked) - limit)
+
+
+def render(nodes, edges, *, summed=False):
+    """The map as SVG. ``summed``: each edge stands for ``count`` links between two units; it
+    says so in its title and carries no text on the line."""
     pos = layout(nodes)
     centre = SIZE / 2
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="netmap" viewBox="0 0 {SIZE} {SIZE}"'
@@ -65,15 +118,20 @@ def render(nodes, edges):
         pull = 0.15 + 0.12 * k
         cx, cy = mx + (centre - mx) * pull, my + (centre - my) * pull
         lx, ly = (mx + cx) / 2, (my + cy) / 2
-        label = escape(f"{KIND_LABEL.get(e.kind, e.kind)}: {e.label}"
-                       + (f" (+{e.count - 1} more)" if e.count > 1 else ""))
+        kind = KIND_LABEL.get(e.kind, e.kind)
+        if summed:
+            label = escape(f"{e.count} link{'s' if e.count != 1 else ''} ({kind})")
+        else:
+            label = escape(f"{kind}: {e.label}"
+                           + (f" (+{e.count - 1} more)" if e.count > 1 else ""))
+        text = "" if summed else (f'<text x="{round(lx, 1)}" y="{round(ly, 1)}" class="edge-label">'
+                                  f'{escape(kind)}</text>')
         marker = ' marker-end="url(#dep-arrow)"' if e.kind == "dependency" else ""
         out.append(
             f'<a href="{escape(e.href)}" class="edge kind-{e.kind} health-{e.health or "none"}">'
             f'<title>{label}</title>'
             f'<path d="M {x1} {y1} Q {round(cx, 1)} {round(cy, 1)} {x2} {y2}"{marker}/>'
-            f'<text x="{round(lx, 1)}" y="{round(ly, 1)}" class="edge-label">'
-            f'{escape(KIND_LABEL.get(e.kind, e.kind))}</text></a>')
+            f'{text}</a>')
     for node in nodes:
         x, y = pos[node.id]
         anchor = "start" if x >= centre + 1 else "end" if x <= centre - 1 else "middle"

@@ -1,5 +1,7 @@
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
+from django.forms import ModelMultipleChoiceField
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -55,6 +57,24 @@ def workflow_list(request):
         "workflows": selectors.workflows_for(request.org, cycle) if cycle else []})
 
 
+def _own_rows(form, workflow):
+    """Keep a workflow form's choices to the workflow's own rows: success measures among the
+    key results of its teams (the objective's team and the stakeholders'), dependencies
+    between those teams, and whatever it already holds; never every row of the cycle."""
+    teams = {workflow.objective.team_id} | {s.team_id for s in workflow.stakeholders.all()}
+    field = form.fields.get("success_measures")
+    if isinstance(field, ModelMultipleChoiceField):
+        field.queryset = field.queryset.filter(
+            Q(owner_team_id__in=teams) | Q(objective__team_id__in=teams)
+            | Q(pk__in=workflow.success_measures.values("pk"))).distinct()
+    field = form.fields.get("dependencies")
+    if isinstance(field, ModelMultipleChoiceField):
+        field.queryset = field.queryset.filter(
+            Q(requesting_team_id__in=teams, providing_team_id__in=teams)
+            | Q(milestones__workflow=workflow)).distinct()
+    return form
+
+
 def _forms(request, workflow, bound=None):
     org = request.org
     initial_cadence = {
@@ -66,10 +86,11 @@ def _forms(request, workflow, bound=None):
         "purpose": forms.PurposeForm(initial={"purpose": workflow.purpose,
                                               "impact": workflow.impact}),
         "stakeholder": forms.StakeholderForm(org=org),
-        "kickoff": forms.KickoffForm(workflow=workflow, initial={
+        "kickoff": _own_rows(forms.KickoffForm(workflow=workflow, initial={
             "kickoff_date": workflow.kickoff_date, "notes": workflow.kickoff_notes,
             "success_measures": list(workflow.success_measures.values_list("pk", flat=True))}),
-        "milestone": forms.MilestoneForm(workflow=workflow),
+            workflow),
+        "milestone": _own_rows(forms.MilestoneForm(workflow=workflow), workflow),
         "plan_lead": forms.PlanLeadForm(org=org, initial={"lead": workflow.lead_id}),
         "cadence": forms.CadenceForm(initial=initial_cadence),
         "update": forms.UpdateForm(workflow=workflow),
@@ -127,7 +148,7 @@ def _actions(request, workflow):
         "remove_stakeholder": (lambda p: forms.StakeholderRefForm(p),
                                lambda d: services.remove_stakeholder(
                                    membership=m, stakeholder=stakeholder(d)), 2),
-        "kickoff": (lambda p: forms.KickoffForm(p, workflow=workflow),
+        "kickoff": (lambda p: _own_rows(forms.KickoffForm(p, workflow=workflow), workflow),
                     lambda d: services.save_kickoff(
                         membership=m, workflow=workflow, kickoff_date=d["kickoff_date"],
                         notes=d["notes"], success_measures=d["success_measures"]), 3),
@@ -138,7 +159,7 @@ def _actions(request, workflow):
             membership=m, stakeholder=stakeholder(d), note=d["note"]), 3),
         "close_kickoff": (None, lambda d: services.close_kickoff(membership=m,
                                                                  workflow=workflow), 3),
-        "milestone": (lambda p: forms.MilestoneForm(p, workflow=workflow),
+        "milestone": (lambda p: _own_rows(forms.MilestoneForm(p, workflow=workflow), workflow),
                       lambda d: services.save_milestone(
                           membership=m, workflow=workflow,
                           milestone=milestone(d) if d["milestone"] else None, title=d["title"],

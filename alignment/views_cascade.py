@@ -1,15 +1,18 @@
 """Pages of cascading: the review queue, the misalignment report, re-cascade progress, the
 alignment matrix, the network map and the organization's alignment settings."""
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import F, Q
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
+from dependencies import selectors as network_selectors
 from dependencies.models import Dependency, ObjectiveShare
 from okrs import selectors as okr_selectors
 from okrs.models import KeyResult, Objective
@@ -23,6 +26,7 @@ from . import cascade, netmap, report, rules
 from .models import RecascadeFlag, ReviewComment
 
 # An unknown stored value ranks as "no health" rather than failing the page.
+REVIEW_STATES = ["proposed", "approved"]
 WORST = defaultdict(int, {"off_track": 3, "at_risk": 2, "on_track": 1, "": 0, None: 0})
 
 
@@ -42,26 +46,51 @@ def _objective(request, pk):
 # Review ----------------------------------------------------------------------------------------
 
 
+PER_PAGE = 20
+
+
+def _page_number(request):
+    return request.GET.get("page")
+
+
+def _team_filter(request):
+    """The team asked for in ``?team=``, if it belongs to this organization, and the teams to
+    offer in the filter (mine, not every team of the organization)."""
+    team = None
+    if request.GET.get("team", "").isdigit():
+        team = Team.objects.for_org(request.org).filter(pk=int(request.GET["team"])).first()
+    return team, network_selectors.filter_teams(request.org, request.membership, team)
+
+
 @org_view
 def review_queue(request):
+    """A page of the objectives waiting for review, filtered by team and state."""
     cycles, cycle = _cycle(request)
-    items, approved, findings = [], 0, None
+    items, approved, team, findings = None, 0, None, None
+    team, team_choices = _team_filter(request)
+    state = request.GET.get("state") if request.GET.get("state") in REVIEW_STATES else ""
     if cycle is not None:
         findings = report.summary(request.org, cycle)  # None: being prepared
-        items = list(Objective.objects.for_org(request.org).filter(
-            cycle=cycle, state__in=["proposed", "approved"]).select_related("team", "parent")
-            .order_by("state", "team__name", "title"))
+        qs = Objective.objects.for_org(request.org).filter(cycle=cycle)
+        approved = qs.filter(state="approved").count()
+        qs = qs.filter(state__in=[state] if state else REVIEW_STATES)
+        if team is not None:
+            qs = qs.filter(team=team)
+        items = Paginator(qs.select_related("team", "parent")
+                          .order_by("state", "team__name", "title", "pk"),
+                          PER_PAGE).get_page(_page_number(request))
         threads = defaultdict(list)
         for c in ReviewComment.objects.for_org(request.org).filter(
-                objective__in=items).select_related("author"):
+                objective__in=[o.pk for o in items]).select_related("author"):
             threads[c.objective_id].append(c)
         found = report.for_objectives(request.org, cycle, [o.pk for o in items])
         for o in items:
             o.thread = threads[o.pk]
             o.findings = found[o.pk]
-        approved = sum(1 for o in items if o.state == "approved")
     return render(request, "alignment/review.html", {
         "cycles": cycles, "cycle": cycle, "items": items, "approved": approved,
+        "team": team, "team_choices": team_choices, "state": state,
+        "states": [(s, Objective.State(s).label) for s in REVIEW_STATES],
         "findings": findings, "can_review": can_publish(request.membership), "nav": "review"})
 
 
@@ -116,16 +145,31 @@ def publish(request):
 # Report and re-cascade -------------------------------------------------------------------------
 
 
+REPORT_PREVIEW = 10
+REPORT_PAGE = 50
+
+
 @org_view
 def misalignment_report(request):
+    """The findings grouped by rule, with a count each: the first 10 of every rule, or, with
+    ``?rule=``, one rule's findings a page at a time."""
     cycles, cycle = _cycle(request)
     counts, found = report.stored(request.org, cycle)  # counts None: being prepared
     by_rule = defaultdict(list)
     for f in found:
         by_rule[f.rule].append(f)
+    rule = request.GET.get("rule") if request.GET.get("rule") in rules.TITLES else None
+    groups = []
+    for key, title in rules.TITLES.items():
+        if rule and key != rule:
+            continue
+        items = by_rule.get(key, [])
+        shown = (Paginator(items, REPORT_PAGE).get_page(_page_number(request)) if rule
+                 else items[:REPORT_PREVIEW])
+        groups.append((title, key, shown, len(items)))
     return render(request, "alignment/report.html", {
         "cycles": cycles, "cycle": cycle, "found": found, "counts": counts,
-        "rules": [(rules.TITLES[k], k, by_rule.get(k, [])) for k in rules.TITLES],
+        "rules": groups, "rule": rule,
         "nav": "report", "similar": round(rules.SIMILAR * 100)})
 
 
@@ -135,18 +179,43 @@ class RealignForm(forms.Form):
 
 @org_view
 def recascade_page(request):
+    """A page of the re-cascade requests, filtered by team and answer; each offers the
+    objectives it can be re-aligned to: those of its team's parent unit and of the company."""
     cycles, cycle = _cycle(request)
-    flags = []
+    flags = None
+    team, team_choices = _team_filter(request)
+    resolutions = RecascadeFlag.Resolution
+    resolution = request.GET.get("state") if request.GET.get("state") in resolutions.values \
+        else resolutions.OPEN
     if cycle is not None:
-        flags = list(RecascadeFlag.objects.for_org(request.org)
-                     .filter(objective__cycle=cycle, resolution="open")
-                     .select_related("objective__team", "source"))
-    parents = (Objective.objects.for_org(request.org).filter(cycle=cycle).live()
-               .exclude(team__kind=Team.Kind.TEAM).select_related("team")
-               .in_tree_order()) if cycle else []
+        qs = RecascadeFlag.objects.for_org(request.org).filter(objective__cycle=cycle,
+                                                              resolution=resolution)
+        if team is not None:
+            qs = qs.filter(objective__team=team)
+        flags = Paginator(qs.select_related("objective__team", "source")
+                          .order_by("objective__team__name", "objective__title", "pk"),
+                          PER_PAGE).get_page(_page_number(request))
+        _attach_parents(request.org, cycle, list(flags))
     return render(request, "alignment/recascade.html", {
-        "cycles": cycles, "cycle": cycle, "flags": flags, "parents": parents,
+        "cycles": cycles, "cycle": cycle, "flags": flags, "team": team,
+        "team_choices": team_choices, "state": resolution, "states": resolutions.choices,
         "progress": cascade.progress(request.org, cycle) if cycle else [], "nav": "report"})
+
+
+PARENTS_PER_FLAG = 15
+
+
+def _attach_parents(org, cycle, flags):
+    """``flag.parents``: live objectives of the flagged team's parent unit and of the company
+    (15 at most each, one query for the page), the ones it can contribute to instead."""
+    above = {f.objective.team.parent_id for f in flags if f.objective.team.parent_id}
+    rows = list(Objective.objects.for_org(org).filter(cycle=cycle).live()
+                .filter(Q(team_id__in=above) | Q(team__kind=Team.Kind.COMPANY))
+                .select_related("team").order_by("team__level", "title")[:300])
+    for f in flags:
+        mine = [p for p in rows if p.pk != f.objective_id and (
+            p.team_id == f.objective.team.parent_id or p.team.kind == Team.Kind.COMPANY)]
+        f.parents = mine[:PARENTS_PER_FLAG]
 
 
 @org_view
@@ -234,13 +303,26 @@ def matrix(request):
         "cycles": cycles, "cycle": cycle, "m": data, "nav": "report"})
 
 
-def network_data(org, cycle, slug):
-    teams = [t for t in Team.objects.for_org(org).order_by("tree_id", "lft")
-             if t.kind != Team.Kind.COMPANY]
+def map_units(org):
+    return [netmap.Unit(pk, name, parent, tree, lft, rght, kind == Team.Kind.COMPANY)
+            for pk, name, parent, tree, lft, rght, kind in Team.objects.for_org(org)
+            .order_by("tree_id", "lft")
+            .values_list("pk", "name", "parent_id", "tree_id", "lft", "rght", "kind")]
+
+
+def network_data(org, cycle, slug, *, open_unit=None, units=None):
+    """The map's nodes and edges. Above 30 teams, the units below the open one stand for
+    every team inside them, and the links between two of them are summed into one line per
+    kind. Links are read as plain values (no model instances): the cost is the rows, not
+    the objects."""
+    units = units if units is not None else map_units(org)
+    _, shown, group_of, grouped = netmap.view_of(units, open_unit)
+    has_children = {u.parent for u in units}
     edges = {}
 
     def add(a, b, kind, label, href, health):
-        if a == b:
+        a, b = group_of.get(a), group_of.get(b)
+        if a is None or b is None or a == b:
             return
         if kind != "dependency":  # sharing has no direction
             a, b = min(a, b), max(a, b)
@@ -255,24 +337,32 @@ def network_data(org, cycle, slug):
     def objective_url(pk):
         return reverse("objective", args=[slug, pk])
 
-    for s in (ObjectiveShare.objects.for_org(org).filter(objective__cycle=cycle)
-              .exclude(objective__state="retired").select_related("objective")):
-        add(s.objective.team_id, s.team_id, s.kind, s.objective.title,
-            objective_url(s.objective_id), s.objective.effective_health)
-    for k in (KeyResult.objects.for_org(org).filter(objective__cycle=cycle)
-              .exclude(objective__state="retired").select_related("objective", "feeds")):
-        if k.owner_team_id != k.objective.team_id:
-            add(k.objective.team_id, k.owner_team_id, "objective", k.objective.title,
-                objective_url(k.objective_id), k.objective.effective_health)
-        if k.feeds is not None:
-            add(k.owner_team_id, k.feeds.owner_team_id, "key_result",
-                f"{k.title} feeds {k.feeds.title}", objective_url(k.feeds.objective_id),
-                k.effective_health)
-    for d in (Dependency.objects.for_org(org).filter(cycle=cycle)
-              .exclude(status__in=["withdrawn", "delivered"])
-              .select_related("upstream_objective", "upstream_key_result")):
-        add(d.providing_team_id, d.requesting_team_id, "dependency", d.need,
-            reverse("dependency", args=[slug, d.pk]), d.upstream.effective_health)
+    for owner, team, kind, title, pk, health in (
+            ObjectiveShare.objects.for_org(org).filter(objective__cycle=cycle)
+            .exclude(objective__state="retired")
+            .values_list("objective__team_id", "team_id", "kind", "objective__title",
+                         "objective_id", "objective__effective_health")):
+        add(owner, team, kind, title, objective_url(pk), health)
+    live_krs = (KeyResult.objects.for_org(org).filter(objective__cycle=cycle)
+                .exclude(objective__state="retired"))
+    for owner, team, title, pk, health in (
+            live_krs.exclude(owner_team_id=F("objective__team_id"))
+            .values_list("objective__team_id", "owner_team_id", "objective__title",
+                         "objective_id", "objective__effective_health")):
+        add(owner, team, "objective", title, objective_url(pk), health)
+    for team, fed, title, fed_title, pk, health in (
+            live_krs.filter(feeds__isnull=False)
+            .values_list("owner_team_id", "feeds__owner_team_id", "title", "feeds__title",
+                         "feeds__objective_id", "effective_health")):
+        add(team, fed, "key_result", f"{title} feeds {fed_title}", objective_url(pk), health)
+    for provider, requester, need, pk, up_o, up_k in (
+            Dependency.objects.for_org(org).filter(cycle=cycle)
+            .exclude(status__in=["withdrawn", "delivered"])
+            .values_list("providing_team_id", "requesting_team_id", "need", "pk",
+                         "upstream_objective__effective_health",
+                         "upstream_key_result__effective_health")):
+        add(provider, requester, "dependency", need, reverse("dependency", args=[slug, pk]),
+            up_o if up_o is not None else up_k or "")
     links = defaultdict(int)
     worst = defaultdict(str)
     for e in edges.values():
@@ -280,20 +370,43 @@ def network_data(org, cycle, slug):
             links[t] += 1
             if WORST[e.health] > WORST[worst[t]]:
                 worst[t] = e.health
-    nodes = [netmap.Node(t.pk, t.name, reverse("team", args=[slug, t.pk]), worst[t.pk],
-                         links[t.pk]) for t in teams]
-    return nodes, list(edges.values())
+    size = Counter(group_of.values())
+    map_url = reverse("network_map", args=[slug])
+
+    def node(u):
+        if grouped and u.id in has_children:
+            return netmap.Node(u.id, f"{u.name} ({size[u.id] - 1} teams)",
+                               f"{map_url}?cycle={cycle.pk}&unit={u.id}", worst[u.id],
+                               links[u.id])
+        return netmap.Node(u.id, u.name, reverse("team", args=[slug, u.id]), worst[u.id],
+                           links[u.id])
+
+    return [node(u) for u in shown], list(edges.values())
 
 
 @org_view
 def network_map(request):
+    """The teams and their links; above 30 teams, the departments (a click opens one)."""
     cycles, cycle = _cycle(request)
-    svg, nodes, edges = "", [], []
+    svg, nodes, edges, opened, trail, grouped, hidden = "", [], [], None, [], False, 0
     if cycle is not None:
-        nodes, edges = network_data(request.org, cycle, request.org.slug)
-        svg = netmap.render(nodes, edges)
+        units = map_units(request.org)
+        requested = int(request.GET["unit"]) if request.GET.get("unit", "").isdigit() else None
+        by_id = {u.id: u for u in units}
+        opened = by_id.get(requested)  # only this organization's units are in ``units``
+        nodes, edges = network_data(request.org, cycle, request.org.slug,
+                                    open_unit=opened.id if opened else None, units=units)
+        grouped = any("&unit=" in n.href for n in nodes)
+        if grouped:
+            edges, hidden = netmap.busiest(edges)
+        svg = netmap.render(nodes, edges, summed=grouped)
+        unit = opened
+        while unit is not None and unit.parent is not None:
+            trail.insert(0, unit)
+            unit = by_id.get(unit.parent)
     return render(request, "alignment/netmap.html", {
         "cycles": cycles, "cycle": cycle, "svg": svg, "nodes": nodes, "edges": edges,
+        "opened": opened, "trail": trail, "grouped": grouped, "hidden": hidden,
         "lonely": [n for n in nodes if n.links == 0], "nav": "report"})
 
 

@@ -1,8 +1,13 @@
 """Reads of the network for the pages. Each loads what it shows in a fixed number of queries."""
 
+from datetime import datetime, time, timedelta
+
+from django.core.paginator import Paginator
 from django.db.models import F, Q
+from django.utils import timezone
 
 from okrs.models import KeyResult, Objective
+from orgs.models import Cycle, Team
 
 from .models import Dependency, NetworkState, ObjectiveShare, RecoveryAction
 from .services import allowed_answers, is_escalated
@@ -91,32 +96,105 @@ def team_links(org, team, cycle):
     return {"links": links, "dependencies": deps}
 
 
-def at_risk_from_upstream(org, cycle):
-    """Objectives and key results at risk because of something else, worst first."""
+RISKY = ("off_track", "at_risk")
+PER_PAGE = 50
+
+
+def at_risk_from_upstream(org, cycle, *, team_ids=None, page=None, per_page=PER_PAGE):
+    """Objectives and key results at risk because of something else, worst first, one page
+    of them. The order is decided on light rows (ids, health, team name, title); only the
+    page's rows are loaded as objects, so the cost does not grow with what is off screen."""
     order = {"off_track": 0, "at_risk": 1}
-    objectives = list(Objective.objects.for_org(org).filter(cycle=cycle).live()
-                      .exclude(risk_causes=[]).select_related("team"))
-    krs = list(KeyResult.objects.for_org(org).filter(objective__cycle=cycle)
-               .exclude(objective__state=Objective.State.RETIRED).exclude(risk_causes=[])
-               .select_related("owner_team", "objective"))
-    items = [{"kind": "o", "node": o, "team": o.team, "objective_id": o.pk} for o in objectives]
-    items += [{"kind": "k", "node": k, "team": k.owner_team, "objective_id": k.objective_id}
-              for k in krs]
-    items.sort(key=lambda i: (order.get(i["node"].effective_health, 2), i["team"].name,
-                              i["node"].title))
-    return items
+    objectives = (Objective.objects.for_org(org).filter(cycle=cycle).live()
+                  .exclude(risk_causes=[]))
+    krs = (KeyResult.objects.for_org(org).filter(objective__cycle=cycle)
+           .exclude(objective__state=Objective.State.RETIRED).exclude(risk_causes=[]))
+    if team_ids is not None:
+        objectives = objectives.filter(team_id__in=team_ids)
+        krs = krs.filter(owner_team_id__in=team_ids)
+    keys = [("o", pk, h, team, title) for pk, h, team, title in
+            objectives.values_list("pk", "effective_health", "team__name", "title")]
+    keys += [("k", pk, h, team, title) for pk, h, team, title in
+             krs.values_list("pk", "effective_health", "owner_team__name", "title")]
+    keys.sort(key=lambda k: (order.get(k[2], 2), k[3], k[4], k[1]))
+    result = Paginator(keys, per_page).get_page(page)
+    shown = result.object_list
+    by_o = {o.pk: o for o in Objective.objects.for_org(org).select_related("team")
+            .filter(pk__in=[k[1] for k in shown if k[0] == "o"])}
+    by_k = {k.pk: k for k in KeyResult.objects.for_org(org).select_related("owner_team")
+            .filter(pk__in=[k[1] for k in shown if k[0] == "k"])}
+    items = []
+    for kind, pk, *_ in shown:
+        if kind == "o" and pk in by_o:
+            items.append({"kind": "o", "node": by_o[pk], "team": by_o[pk].team,
+                          "objective_id": pk})
+        elif kind == "k" and pk in by_k:
+            k = by_k[pk]
+            items.append({"kind": "k", "node": k, "team": k.owner_team,
+                          "objective_id": k.objective_id})
+    result.object_list = items
+    return result
 
 
-def dependencies_for(org, cycle, membership, *, mine_team_ids=None):
-    qs = (Dependency.objects.for_org(org).with_ends().filter(cycle=cycle)
+def escalated_q(org, *, today=None):
+    """The SQL form of ``services.is_escalated``: declined, or requested and unanswered for
+    the organization's escalation delay (counted in days, as ``is_escalated`` does)."""
+    today = today or timezone.localdate()
+    first_fresh_day = today - timedelta(days=org.escalate_after_days - 1)
+    cutoff = timezone.make_aware(datetime.combine(first_fresh_day, time.min))
+    return (Q(status=Dependency.Status.DECLINED)
+            | Q(status=Dependency.Status.REQUESTED, created_at__lt=cutoff))
+
+
+def escalations(org, *, limit=10):
+    """The first escalations of the open cycles, and how many there are in all."""
+    qs = (Dependency.objects.for_org(org).filter(escalated_q(org))
+          .exclude(cycle__status=Cycle.Status.CLOSED).order_by("needed_by", "pk"))
+    rows = _with_ends(org, list(qs.values_list("pk", flat=True)[:limit]))
+    for d in rows:
+        d.escalated = True
+    return rows, (len(rows) if len(rows) < limit else qs.count())
+
+
+def _with_ends(org, ids):
+    """The dependencies ``ids``, in that order, with both ends loaded. Choosing the ids first
+    on the dependency table alone keeps PostgreSQL from joining every row before it sorts."""
+    by_pk = Dependency.objects.for_org(org).with_ends().in_bulk(ids)
+    return [by_pk[pk] for pk in ids if pk in by_pk]
+
+
+def dependency_page(org, cycle, membership, *, team_ids=None, status=None, escalated=False,
+                    at_risk=False, page=None, per_page=PER_PAGE):
+    """One page of the cycle's dependencies, filtered; a count and a slice in SQL."""
+    qs = (Dependency.objects.for_org(org).filter(cycle=cycle)
           .exclude(status=Dependency.Status.WITHDRAWN))
-    if mine_team_ids is not None:
-        qs = qs.filter(Q(requesting_team_id__in=mine_team_ids)
-                       | Q(providing_team_id__in=mine_team_ids))
-    return annotate(list(qs), membership)
+    if team_ids is not None:
+        qs = qs.filter(Q(requesting_team_id__in=team_ids) | Q(providing_team_id__in=team_ids))
+    if status:
+        qs = qs.filter(status=status)
+    if escalated:
+        qs = qs.filter(escalated_q(org))
+    if at_risk:
+        qs = qs.filter(Q(upstream_objective__effective_health__in=RISKY)
+                       | Q(upstream_key_result__effective_health__in=RISKY))
+    result = Paginator(qs.order_by("needed_by", "pk").values_list("pk", flat=True),
+                       per_page).get_page(page)
+    result.object_list = annotate(_with_ends(org, list(result.object_list)), membership)
+    return result
 
 
 def skipped_rows(org, cycle):
     """What the last recompute of ``cycle`` could not assess and left out (first 20)."""
     state = NetworkState.objects.for_org(org).filter(cycle=cycle).values("skipped").first()
     return (state or {}).get("skipped", [])[:20]
+
+
+def filter_teams(org, membership, selected=None, *, limit=30):
+    """The teams offered in the network filter: the ones this person is on or leads directly
+    (not every team of the organization), and the one chosen."""
+    teams = list(Team.objects.for_org(org).filter(
+        Q(memberships=membership) | Q(lead_id=membership.user_id)).distinct()
+        .order_by("name")[:limit])
+    if selected is not None and selected not in teams:
+        teams.append(selected)
+    return teams

@@ -9,6 +9,7 @@ from django.utils import timezone
 from okrs import selectors as okr_selectors
 from orgs.decorators import org_view, post_only
 from orgs.forms import submit
+from orgs.models import Team
 from orgs.permissions import (
     can_edit_objective,
     can_open_console,
@@ -26,6 +27,7 @@ from .access import (
     notifications_of,
 )
 from .forms import AnswerForm, DependencyForm, LinkForm, RecoveryActionForm, ShareForm
+from .models import Dependency
 from .propagation import RULES
 from .selectors import at_risk_from_upstream
 
@@ -38,24 +40,41 @@ def _objective_url(request, objective_id, anchor=""):
     return reverse("objective", args=[request.org.slug, objective_id]) + anchor
 
 
+def _network_filters(request, my_teams):
+    """The network page's GET filters, each checked: a team of this organization, a known
+    state, two yes/no boxes. Anything else is ignored."""
+    get = request.GET
+    team = None
+    if get.get("team", "").isdigit():
+        team = Team.objects.for_org(request.org).filter(pk=int(get["team"])).first()
+    mine = bool(my_teams) and team is None and get.get("show") != "all"
+    status = get.get("state") if get.get("state") in Dependency.Status.values else ""
+    return {"team": team, "mine": mine, "state": status,
+            "escalated": get.get("escalated") == "1", "at_risk": get.get("at_risk") == "1"}
+
+
 @org_view
 def network_overview(request):
-    """What is at risk because of something upstream, and the dependencies of the cycle."""
+    """What is at risk because of something upstream, and the dependencies of the cycle: a
+    page of each, filtered by team, state, escalated and at risk."""
     cycles = okr_selectors.cycles_for(request.org)
     cycle = okr_selectors.pick_cycle(cycles, request.GET.get("cycle"))
     my_teams = okr_selectors.my_team_ids(request.membership)
     # People with teams see theirs first; the alignment lead, with none, sees everything.
-    mine = bool(my_teams) and request.GET.get("show") != "all"
-    team_ids = my_teams if mine else None
-    ctx = {"cycles": cycles, "cycle": cycle, "nav": "network", "mine": mine, "rules": RULES,
-           "my_teams": my_teams}
+    f = _network_filters(request, my_teams)
+    team_ids = [f["team"].pk] if f["team"] else my_teams if f["mine"] else None
+    ctx = {"cycles": cycles, "cycle": cycle, "nav": "network", "rules": RULES,
+           "my_teams": my_teams, "f": f, "mine": f["mine"],
+           "statuses": Dependency.Status.choices,
+           "team_choices": selectors.filter_teams(request.org, request.membership, f["team"])}
     if cycle is not None:
-        at_risk = at_risk_from_upstream(request.org, cycle)
-        ctx["at_risk"] = Paginator(at_risk, 50).get_page(request.GET.get("page"))
-        ctx["dependencies"] = selectors.dependencies_for(request.org, cycle, request.membership,
-                                               mine_team_ids=team_ids)
+        ctx["at_risk"] = at_risk_from_upstream(request.org, cycle, team_ids=team_ids,
+                                               page=request.GET.get("risk_page"))
+        ctx["dependencies"] = selectors.dependency_page(
+            request.org, cycle, request.membership, team_ids=team_ids, status=f["state"],
+            escalated=f["escalated"], at_risk=f["at_risk"], page=request.GET.get("page"))
         if can_open_console(request.membership):
-            ctx["escalations"] = services.escalated(request.org)
+            ctx["escalations"], ctx["escalation_count"] = selectors.escalations(request.org)
             ctx["skipped"] = selectors.skipped_rows(request.org, cycle)
     return render(request, "dependencies/network.html", ctx)
 

@@ -5,7 +5,7 @@ Every function loads what a page shows in a fixed number of queries, whatever th
 
 from collections import defaultdict
 
-from django.db.models import Count, F, Prefetch, Q, Window
+from django.db.models import Case, Count, F, IntegerField, Prefetch, Q, Value, When, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
@@ -87,23 +87,73 @@ def my_team_ids(membership):
     return member_team_ids(membership) | led_team_ids(membership)
 
 
-def home(org, membership, cycle):
-    company, mine = [], []
+HOME_COMPANY = 10
+HOME_PAGE = 20
+HOME_TEAMS = 30
+
+
+def home(org, membership, cycle, *, page=1):
+    """What the home page shows, bounded whatever the organization's size: up to 10 company
+    objectives, one page of my teams' objectives (20, the rest loads on demand), what needs me
+    as counts, the recent check-ins, and my teams (with the departments while there is room).
+    """
+    company, mine, mine_total, company_total, needs = [], [], 0, 0, {}
+    team_ids = my_team_ids(membership)
     if cycle is not None:
-        company = assess(list(_objectives(org, cycle).filter(
-            parent__isnull=True, team__kind=Team.Kind.COMPANY).order_by("title")))
-        team_ids = my_team_ids(membership)
-        mine = assess(list(_objectives(org, cycle).filter(team_id__in=team_ids)
-                           .exclude(team__kind=Team.Kind.COMPANY)
-                           .order_by("team__name", "title")))
+        company_qs = _objectives(org, cycle).filter(
+            parent__isnull=True, team__kind=Team.Kind.COMPANY).order_by("title")
+        company = assess(list(company_qs[:HOME_COMPANY]))
+        mine_qs = (Objective.objects.for_org(org).filter(cycle=cycle, team_id__in=team_ids)
+                   .live().exclude(team__kind=Team.Kind.COMPANY))
+        totals = Objective.objects.for_org(org).filter(cycle=cycle).live().aggregate(
+            company=Count("pk", filter=Q(parent__isnull=True, team__kind=Team.Kind.COMPANY)),
+            mine=Count("pk", filter=Q(pk__in=mine_qs.values("pk"))),
+            to_review=Count("pk", filter=Q(state=Objective.State.PROPOSED)))
+        company_total, mine_total = totals["company"], totals["mine"]
+        start = (page - 1) * HOME_PAGE
+        mine = assess(list(_objectives(org, cycle).filter(pk__in=mine_qs.values("pk"))
+                           .order_by("team__name", "title", "pk")[start:start + HOME_PAGE]))
+        needs = _needs(org, membership, cycle, team_ids, totals["to_review"])
     recent = list(
         CheckIn.objects.for_org(org)
         .select_related("key_result__objective__team", "author")
         .order_by("-created_at", "-pk")[:8]
     )
-    teams = list(Team.objects.for_org(org))
-    return {"company_objectives": company, "my_objectives": mine, "recent_check_ins": recent,
-            "teams": teams, "my_teams": my_team_ids(membership)}
+    direct = Q(memberships=membership) | Q(lead_id=membership.user_id)
+    teams = _home_teams(org, direct)
+    return {"company_objectives": company, "company_total": company_total,
+            "my_objectives": mine, "my_total": mine_total, "page": page,
+            "has_more": page * HOME_PAGE < mine_total, "next_page": page + 1,
+            "recent_check_ins": recent, "needs": needs, "my_teams": team_ids, **teams}
+
+
+def _home_teams(org, direct):
+    """My teams (on them or leading them), then the departments, up to 30, and how many teams
+    the organization has: a count and one slice, so 500 teams cost what 5 do."""
+    rows = list(Team.objects.for_org(org).filter(direct | Q(level__lte=1))
+                .annotate(is_mine=Case(When(direct, then=Value(0)), default=Value(1),
+                                       output_field=IntegerField()))
+                .distinct().order_by("is_mine", "tree_id", "lft")[:HOME_TEAMS])
+    rows.sort(key=lambda t: (t.tree_id, t.lft))
+    return {"teams": rows, "team_total": Team.objects.for_org(org).count()}
+
+
+def _needs(org, membership, cycle, team_ids, to_review):
+    """What waits on me, as counts with a link each: requests my teams have not answered,
+    objectives to review (for those who publish), re-cascade checks on my teams' objectives."""
+    from alignment.models import RecascadeFlag
+    from dependencies.models import Dependency
+    from orgs.permissions import can_publish
+
+    return {
+        "requests": Dependency.objects.for_org(org).filter(
+            cycle=cycle, providing_team_id__in=team_ids,
+            status=Dependency.Status.REQUESTED).count() if team_ids else 0,
+        "recascade": RecascadeFlag.objects.for_org(org).filter(
+            objective__cycle=cycle, objective__team_id__in=team_ids,
+            resolution=RecascadeFlag.Resolution.OPEN).count() if team_ids else 0,
+        "review": to_review if can_publish(membership) else 0,
+    }
 
 
 def objective_page(org, objective):

@@ -12,7 +12,13 @@ from dependencies import selectors as network_selectors
 from dependencies.forms import RecoveryActionForm, ShareForm
 from orgs.decorators import org_view
 from orgs.forms import submit
-from orgs.permissions import can_edit_objective, can_edit_team_okrs, can_plan_recovery
+from orgs.permissions import (
+    can_edit_objective,
+    can_edit_team_okrs,
+    can_open_console,
+    can_plan_recovery,
+    led_team_ids,
+)
 from orgs.pickers import find_data
 
 from . import selectors, services
@@ -52,12 +58,22 @@ def _save(request, form, action):
 
 @org_view
 def home(request):
+    """Company objectives, my teams' OKRs (a page at a time: htmx asks for the next page with
+    ``?page=N`` and gets its rows), what needs me, recent check-ins and my teams."""
     cycles, cycle = _cycle_context(request)
-    ctx = selectors.home(request.org, request.membership, cycle)
+    page = int(request.GET["page"]) if request.GET.get("page", "").isdigit() else 1
+    ctx = selectors.home(request.org, request.membership, cycle, page=max(1, min(page, 10**6)))
+    if request.htmx and "page" in request.GET:
+        response = render(request, "okrs/home.html#my_rows", {"cycle": cycle, **ctx})
+        patch_vary_headers(response, ["HX-Request"])
+        return response
     ctx["findings"] = alignment_report.summary(request.org, cycle)  # None: being prepared
-    can_add = any(can_edit_team_okrs(request.membership, t.pk) for t in ctx["teams"])
-    return render(request, "okrs/home.html", {
+    m = request.membership
+    can_add = can_open_console(m) or any(can_edit_team_okrs(m, pk) for pk in led_team_ids(m))
+    response = render(request, "okrs/home.html", {
         "cycles": cycles, "cycle": cycle, "can_add": can_add, "nav": "home", **ctx})
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 def _count_findings(org, cycle, nodes):

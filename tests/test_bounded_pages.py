@@ -1,0 +1,256 @@
+"""Every page is bounded: a page's size does not grow with the organization, long lists
+paginate or load more, and their filters stay inside the organization."""
+
+import datetime
+
+import pytest
+from django.urls import reverse
+from django_scopes import scopes_disabled
+
+from dependencies.models import Dependency
+from okrs.models import KeyResult, Objective
+from orgs.models import Team
+from tests.factories import (
+    DependencyFactory,
+    KeyResultFactory,
+    ObjectiveFactory,
+    RecascadeFlagFactory,
+    StakeholderFactory,
+    TeamFactory,
+)
+from tests.querycount import assert_same_queries, count_queries
+
+pytestmark = pytest.mark.django_db
+
+
+def url(world, name, *args):
+    return reverse(name, args=[world.org.slug, *args])
+
+
+def within(small, large, margin=0.05):
+    """The large organization's page is at most ``margin`` bigger than the small one's."""
+    assert len(large) <= len(small) * (1 + margin), (len(small), len(large))
+
+
+def add_teams(world, n, start=0):
+    """n teams under the department alice leads, each with an objective and a key result."""
+    for i in range(start, start + n):
+        team = TeamFactory(organization=world.org, name=f"Squad {i:04}", parent=world.team)
+        o = ObjectiveFactory(organization=world.org, cycle=world.cycle, team=team,
+                             parent=world.company_objective, title=f"Squad goal {i:04}")
+        KeyResultFactory(objective=o, title=f"Squad result {i:04}")
+
+
+@pytest.fixture
+def lead_of_all(world_a, alice):
+    with scopes_disabled():
+        Team.objects.filter(pk=world_a.team.pk).update(lead=alice)
+    return world_a
+
+
+def test_home_does_not_grow_with_the_organization(lead_of_all, alice_client):
+    w = lead_of_all
+    add_teams(w, 20)
+    small = count_queries(lambda: alice_client.get(url(w, "home")))
+    add_teams(w, 380, start=20)
+    large = count_queries(lambda: alice_client.get(url(w, "home")))
+    within(small[0].content, large[0].content)
+    assert_same_queries(small, large)
+    html = large[0].content.decode()
+    assert "Squad goal 0000" in html and "Squad goal 0030" not in html
+    assert "Show more (401 in all)" in html  # 400 squads and the department's own goal
+
+
+def test_home_loads_more_of_my_teams_okrs(lead_of_all, alice_client):
+    w = lead_of_all
+    add_teams(w, 45)
+    first = alice_client.get(url(w, "home")).content.decode()
+    assert "Squad goal 0018" in first and "Squad goal 0019" not in first
+    more = alice_client.get(url(w, "home") + f"?cycle={w.cycle.pk}&page=2",
+                            HTTP_HX_REQUEST="true")
+    rows = more.content.decode()
+    assert rows.lstrip().startswith('<li class="obj-row">')
+    assert "Squad goal 0019" in rows and "Squad goal 0038" in rows
+    assert "Squad goal 0018" not in rows and "<html" not in rows
+    assert "page=3" in rows  # and the next "show more"
+    # Without JavaScript the same link opens the full page at that page.
+    page = alice_client.get(url(w, "home") + f"?cycle={w.cycle.pk}&page=3").content.decode()
+    assert "<html" in page and "Squad goal 0039" in page and "page=4" not in page
+
+
+def test_home_says_what_waits_for_me(lead_of_all, alice_client):
+    w = lead_of_all
+    with scopes_disabled():
+        Dependency.objects.filter(pk=w.dependency.pk).update(status="requested")
+        Objective.objects.filter(pk=w.objective.pk).update(state="proposed")
+        Team.objects.filter(pk=w.company.pk).update(lead=w.admin.user)  # the provider
+    html = alice_client.get(url(w, "home")).content.decode()
+    assert 'data-testid="needs-me"' in html
+    assert "1 dependency request" in html
+    assert "1 objective to review" in html and "1 objective to check" in html
+
+
+def bulk_dependencies(world, n, tag=""):
+    """n dependencies between two teams' key results (a third declined), inserted in bulk."""
+    with scopes_disabled():
+        a = TeamFactory(organization=world.org, name=f"Providers{tag}")
+        b = TeamFactory(organization=world.org, name=f"Requesters{tag}")
+        up = KeyResultFactory(objective=ObjectiveFactory(organization=world.org,
+                                                         cycle=world.cycle, team=a),
+                              owner_team=a, title="Upstream result")
+        down = KeyResultFactory(objective=ObjectiveFactory(organization=world.org,
+                                                           cycle=world.cycle, team=b),
+                                owner_team=b, title="Downstream result")
+        Dependency.objects.bulk_create([
+            Dependency(organization=world.org, cycle=world.cycle, upstream_key_result=up,
+                       downstream_key_result=down, requesting_team=b, providing_team=a,
+                       need=f"Need {i:05}", needed_by=world.cycle.end_date
+                       - datetime.timedelta(days=i % 30),
+                       fallback="Wait", status="committed" if i % 3 else "declined")
+            for i in range(n)])
+    return a, b, up
+
+
+def test_the_network_page_does_not_grow_with_the_dependencies(world_a, alice_client):
+    w = world_a
+    bulk_dependencies(w, 50)
+    small = count_queries(lambda: alice_client.get(url(w, "network")))
+    bulk_dependencies(w, 1950, tag=" 2")
+    large = count_queries(lambda: alice_client.get(url(w, "network")))
+    within(small[0].content, large[0].content)
+    assert_same_queries(small, large)
+    html = large[0].content.decode()
+    assert "Page 1 of 41" in html  # 2,001 dependencies, 50 a page
+    assert "See all 667 escalations" in html  # a third declined; ten shown
+
+
+def test_the_network_page_filters_and_pages(world_a, alice_client):
+    w = world_a
+    providers, _, up = bulk_dependencies(w, 300)
+    base = url(w, "network") + f"?cycle={w.cycle.pk}"
+    declined = alice_client.get(base + "&state=declined").content.decode()
+    assert "Need 00027" in declined and "Need 00001" not in declined
+    assert "100 in all" in declined
+    escalated = alice_client.get(base + "&escalated=1").content.decode()
+    assert "100 in all" in escalated  # the declined ones; the rest were just committed
+    with scopes_disabled():
+        KeyResult.objects.filter(pk=up.pk).update(effective_health="off_track")
+    at_risk = alice_client.get(base + "&at_risk=1").content.decode()
+    assert "300 in all" in at_risk and w.dependency.need not in at_risk
+    by_team = alice_client.get(base + f"&team={providers.pk}").content.decode()
+    assert "Involving Providers" in by_team and w.dependency.need not in by_team
+    page3 = alice_client.get(base + "&page=3").content.decode()
+    assert "Page 3 of 7" in page3 and 'rel="prev"' in page3
+
+
+def test_the_network_filter_ignores_another_organizations_team(world_a, world_b,
+                                                                alice_client):
+    w = world_a
+    html = alice_client.get(url(w, "network") + f"?team={world_b.team.pk}").content.decode()
+    assert world_b.team.name not in html
+    assert w.dependency.need in html  # the filter is dropped, not applied to a stranger
+
+
+# The alignment pages ----------------------------------------------------------------------
+
+
+def test_the_workflow_offers_only_its_own_rows(world_a, alice_client):
+    w = world_a
+    outsider = TeamFactory(organization=w.org, name="Outsiders")
+    o = ObjectiveFactory(organization=w.org, cycle=w.cycle, team=outsider,
+                         parent=w.company_objective, title="Outside goal")
+    KeyResultFactory(objective=o, owner_team=outsider, title="Outside result")
+    KeyResultFactory(objective=w.company_objective, title="Company result")
+    page = alice_client.get(url(w, "workflow", w.workflow.pk)).content.decode()
+    assert "Company result" in page and "Outside result" not in page
+    StakeholderFactory(workflow=w.workflow, team=outsider)
+    page = alice_client.get(url(w, "workflow", w.workflow.pk)).content.decode()
+    assert "Outside result" in page  # a stakeholder's key results are the workflow's own
+
+
+def test_the_workflow_page_does_not_grow_with_the_cycles_dependencies(world_a, alice_client):
+    w = world_a
+    small = alice_client.get(url(w, "workflow", w.workflow.pk)).content
+    bulk_dependencies(w, 500)
+    large = alice_client.get(url(w, "workflow", w.workflow.pk)).content
+    within(small, large)
+
+
+def proposals(world, n, team):
+    return [ObjectiveFactory(organization=world.org, cycle=world.cycle, team=team,
+                             parent=world.company_objective, state="proposed",
+                             title=f"Proposal {i:03}") for i in range(n)]
+
+
+def test_the_review_queue_pages_and_filters(world_a, alice_client):
+    w = world_a
+    squad = TeamFactory(organization=w.org, name="Squad", parent=w.team)
+    proposals(w, 25, squad)
+    base = url(w, "review") + f"?cycle={w.cycle.pk}"
+    first = alice_client.get(base).content.decode()
+    assert first.count('class="card review-item"') == 20 and "Page 1 of 2" in first
+    second = alice_client.get(base + "&page=2").content.decode()
+    assert second.count('class="card review-item"') == 5
+    with scopes_disabled():
+        Objective.objects.filter(title="Proposal 000").update(state="approved")
+    approved = alice_client.get(base + "&state=approved").content.decode()
+    assert approved.count('class="card review-item"') == 1 and "Proposal 000" in approved
+    other = alice_client.get(base + f"&team={w.team.pk}").content.decode()
+    assert "Proposal 001" not in other and "Nothing to review matches" in other
+
+
+def test_the_recascade_page_pages_filters_and_stays_in_the_organization(world_a, world_b,
+                                                                       alice_client):
+    w = world_a
+    squad = TeamFactory(organization=w.org, name="Squad", parent=w.team)
+    for o in proposals(w, 25, squad):
+        RecascadeFlagFactory(objective=o)
+    base = url(w, "recascade") + f"?cycle={w.cycle.pk}"
+    first = alice_client.get(base).content.decode()
+    assert first.count('<li id="flag-') == 20 and "26 in all" in first  # and world_a's own
+    squad_only = alice_client.get(base + f"&team={squad.pk}").content.decode()
+    assert "25 in all" in squad_only
+    stranger = alice_client.get(base + f"&team={world_b.team.pk}").content.decode()
+    assert world_b.team.name not in stranger and "26 in all" in stranger
+
+
+def test_the_report_shows_ten_findings_a_rule_and_pages_one_rule(world_a, alice_client,
+                                                                monkeypatch):
+    from alignment import report
+    from alignment.rules import Finding
+
+    found = [Finding("orphan", "high", f"Orphan number {i:03}", "its team")
+             for i in range(120)]
+    monkeypatch.setattr(report, "findings", lambda org, cycle, **kw: found)
+    base = url(world_a, "report") + f"?cycle={world_a.cycle.pk}"
+    page = alice_client.get(base).content.decode()
+    assert "Orphan number 009" in page and "Orphan number 010" not in page
+    assert "See all 120" in page and "<strong>120</strong> findings" in page
+    rule = alice_client.get(base + "&rule=orphan&page=3").content.decode()
+    assert "Orphan number 100" in rule and "Orphan number 099" not in rule
+    assert "Page 3 of 3" in rule and 'id="rule-coverage_gap"' not in rule
+
+
+def test_the_network_map_draws_departments_above_thirty_teams(world_a, world_b,
+                                                              alice_client):
+    w = world_a
+    north = TeamFactory(organization=w.org, name="North", kind=Team.Kind.DEPARTMENT)
+    south = TeamFactory(organization=w.org, name="South", kind=Team.Kind.DEPARTMENT)
+    teams = [TeamFactory(organization=w.org, name=f"Crew {i:02}",
+                         parent=north if i % 2 else south) for i in range(36)]
+    a = ObjectiveFactory(organization=w.org, cycle=w.cycle, team=teams[0])
+    b = ObjectiveFactory(organization=w.org, cycle=w.cycle, team=teams[1])
+    c = ObjectiveFactory(organization=w.org, cycle=w.cycle, team=teams[3])
+    for down, up in ((a, b), (a, c)):
+        DependencyFactory(downstream=KeyResultFactory(objective=down),
+                          upstream=KeyResultFactory(objective=up), status="committed")
+    base = url(w, "network_map") + f"?cycle={w.cycle.pk}"
+    top = alice_client.get(base).content.decode()
+    assert "Crew 00" not in top and "North (18 teams)" in top and "South (18 teams)" in top
+    assert "2 links (depends on)" in top  # two links between the departments, in one line
+    assert f"unit={north.pk}" in top
+    opened = alice_client.get(base + f"&unit={north.pk}").content.decode()
+    assert "Crew 01" in opened and "Crew 03" in opened and "Crew 00" not in opened
+    assert "Whole organization" in opened
+    stranger = alice_client.get(base + f"&unit={world_b.team.pk}").content.decode()
+    assert world_b.team.name not in stranger and "North (18 teams)" in stranger
