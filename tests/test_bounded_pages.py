@@ -2,9 +2,11 @@
 paginate or load more, and their filters stay inside the organization."""
 
 import datetime
+from types import SimpleNamespace
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 from django_scopes import scopes_disabled
 
 from dependencies.models import Dependency
@@ -221,7 +223,8 @@ def test_the_report_shows_ten_findings_a_rule_and_pages_one_rule(world_a, alice_
 
     found = [Finding("orphan", "high", f"Orphan number {i:03}", "its team")
              for i in range(120)]
-    monkeypatch.setattr(report, "findings", lambda org, cycle, **kw: found)
+    counts = SimpleNamespace(total=120, high=120, medium=0, low=0, computed_at=timezone.now())
+    monkeypatch.setattr(report, "stored", lambda org, cycle: (counts, found))
     base = url(world_a, "report") + f"?cycle={world_a.cycle.pk}"
     page = alice_client.get(base).content.decode()
     assert "Orphan number 009" in page and "Orphan number 010" not in page
