@@ -18,31 +18,34 @@ from django.db import transaction
 from okrs.models import KeyResult, Objective
 from orgs.models import Team
 from orgs.services import lock_organization
-from orgs.trees import allocate_tree_ids
+from orgs.trees import allocate_tree_ids, nested_sets
 
 from .models import Dependency
 
 
 def build(org, cycle, nodes, *, seed=7):
+    """About ``nodes`` objectives and key results in ``cycle``, inside the caller's transaction
+    (or one of its own): an interrupted build leaves nothing behind."""
     rng = random.Random(seed)
     company = Team.objects.for_org(org).filter(kind=Team.Kind.COMPANY).first()
     with transaction.atomic():
         lock_organization(org)
-        if company is None:
-            company = Team.objects.create(organization=org, name=org.name,
-                                          kind=Team.Kind.COMPANY)
         n_objectives = max(4, nodes // 4)
         n_teams = max(3, n_objectives // 12)
-        departments = [
-            Team.objects.create(organization=org, name=f"Department {i + 1}",
-                                kind=Team.Kind.DEPARTMENT, parent=company)
-            for i in range(max(2, n_teams // 6))
-        ]
-        teams = [
-            Team.objects.create(organization=org, name=f"Team {i + 1}", kind=Team.Kind.TEAM,
-                                parent=departments[i % len(departments)])
-            for i in range(n_teams)
-        ]
+        n_departments = max(2, n_teams // 6)
+        units = [] if company else [(org.name, Team.Kind.COMPANY, None)]
+        units += [(f"Department {i + 1}", Team.Kind.DEPARTMENT, 0) for i in range(n_departments)]
+        units += [(f"Team {i + 1}", Team.Kind.TEAM, 1 + i % n_departments)
+                  for i in range(n_teams)]
+        if company is None:  # a fresh organization: the whole tree in bulk
+            made = insert_teams(org, units)
+        else:  # under an existing company (small test worlds): mptt's own inserts
+            made = [company]
+            for name, kind, parent in units:
+                made.append(Team.objects.create(organization=org, name=name, kind=kind,
+                                                parent=made[parent]))
+        company, departments, teams = (made[0], made[1:1 + n_departments],
+                                       made[1 + n_departments:])
         n_company = max(2, min(5, n_objectives // 400))
         n_department = max(len(departments), n_objectives // 8)
         objectives, children = [], {}
@@ -142,3 +145,38 @@ def _set_parents(org, pairs):
         for start in range(0, len(kids), 500):
             Objective.objects.for_org(org).filter(pk__in=kids[start:start + 500]).update(
                 parent_id=parent)
+
+
+def insert_tree(model, org, rows, parents, sort_key):
+    """Insert a whole new forest of ``model`` rows in bulk, with the MPTT fields computed here.
+
+    ``rows``: unsaved instances; ``parents[i]``: the index in ``rows`` of row i's parent, or None
+    for a root; ``sort_key(row)``: the order of siblings (mptt's ``order_insertion_by``). Each
+    root gets a fresh tree id from ``allocate_tree_ids``. Returns ``rows``, saved. Run inside a
+    transaction: the tree constraints are checked at commit."""
+    positions, _ = nested_sets((i, parents[i], sort_key(row)) for i, row in enumerate(rows))
+    roots = sorted({root for root, _, _, _ in positions.values()})
+    tree_ids = dict(zip(roots, allocate_tree_ids(model._meta.db_table, len(roots)), strict=True))
+    for i, row in enumerate(rows):
+        root, row.lft, row.rght, row.level = positions[i]
+        row.tree_id = tree_ids[root]
+        row.parent_id = None
+    model._base_manager.bulk_create(rows, batch_size=2000)
+    by_parent = {}
+    for i, parent in enumerate(parents):
+        if parent is not None:
+            by_parent.setdefault(rows[parent].pk, []).append(rows[i].pk)
+    for parent_id, kids in by_parent.items():
+        for start in range(0, len(kids), 1000):
+            model.objects.for_org(org).filter(pk__in=kids[start:start + 1000]).update(
+                parent_id=parent_id)
+    for i, parent in enumerate(parents):
+        rows[i].parent_id = None if parent is None else rows[parent].pk
+    return rows
+
+
+def insert_teams(org, units):
+    """``units``: (name, kind, parent index or None) tuples; the teams, saved, in that order."""
+    rows = [Team(organization=org, name=name, kind=kind, charter="", scorecard=[])
+            for name, kind, _ in units]
+    return insert_tree(Team, org, rows, [p for _, _, p in units], lambda t: t.name)

@@ -1,3 +1,4 @@
+import resource
 import time
 from datetime import timedelta
 
@@ -9,6 +10,7 @@ from django_scopes import scope, scopes_disabled
 
 from okrs.models import KeyResult, Objective
 from orgs.models import Cycle, Organization
+from orgs.trees import find_problems
 
 from ... import generate, graph, network
 from ...models import Dependency
@@ -25,21 +27,30 @@ class Command(BaseCommand):
     def handle(self, *, nodes, runs, **options):
         slug = f"bench-{nodes}"
         with scopes_disabled():
-            org, created = Organization.objects.get_or_create(
-                slug=slug, defaults={"name": f"Benchmark {nodes}"})
-            cycle = Cycle.objects.filter(organization=org).first()
+            org = Organization.objects.filter(slug=slug).first()
+        if org is None:
+            # One transaction: an interrupted build leaves no organization and no empty cycle.
+            t = time.perf_counter()
+            with transaction.atomic():
+                with scopes_disabled():
+                    org = Organization.objects.create(slug=slug, name=f"Benchmark {nodes}")
+                with scope(organization=org):
+                    today = timezone.localdate()
+                    cycle = Cycle.objects.create(
+                        organization=org, name="Benchmark",
+                        start_date=today - timedelta(days=45),
+                        end_date=today + timedelta(days=45), status=Cycle.Status.ACTIVE)
+                    built = generate.build(org, cycle, nodes)
+            self.stdout.write(f"built {built} in {time.perf_counter() - t:.1f} s")
+        else:
+            self.stdout.write(f"reusing organization {slug}")
         with scope(organization=org):
-            if created or cycle is None:
-                today = timezone.localdate()
-                cycle = Cycle.objects.create(
-                    organization=org, name="Benchmark", start_date=today - timedelta(days=45),
-                    end_date=today + timedelta(days=45), status=Cycle.Status.ACTIVE)
-                t = time.perf_counter()
-                built = generate.build(org, cycle, nodes)
-                self.stdout.write(f"built {built} in {time.perf_counter() - t:.1f} s")
-            else:
-                self.stdout.write(f"reusing organization {slug}")
+            cycle = Cycle.objects.for_org(org).get()
             self._bench(org, cycle, runs)
+        problems = find_problems()
+        self.stdout.write(f"trees: {len(problems)} problems" if problems else "trees: consistent")
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        self.stdout.write(f"peak memory of this process: {peak:.0f} MB")
 
     def _bench(self, org, cycle, runs):
         best = None
