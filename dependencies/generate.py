@@ -50,7 +50,7 @@ def build(org, cycle, nodes, *, seed=7):
                                        made[1 + n_departments:])
         n_company = max(2, min(5, n_objectives // 400))
         n_department = max(len(departments), n_objectives // 8)
-        objectives, children = [], {}
+        objectives = []
 
         def make(team, parent, title):
             o = Objective(organization=org, cycle=cycle, team=team, title=title,
@@ -58,7 +58,6 @@ def build(org, cycle, nodes, *, seed=7):
                           effective_health="", risk_causes=[])
             o._parent_index = parent
             objectives.append(o)
-            children.setdefault(parent, []).append(len(objectives) - 1)
             return len(objectives) - 1
 
         roots = [make(company, None, f"Company goal {i + 1}") for i in range(n_company)]
@@ -70,14 +69,8 @@ def build(org, cycle, nodes, *, seed=7):
         while len(objectives) < n_objectives:
             i = len(objectives)
             make(teams[i % len(teams)], rng.choice(dept_objectives), f"Team goal {i + 1}")
-        _assign_tree_fields(objectives, children, roots)
-        for o in objectives:
-            o.parent_id = None
-        Objective.objects.bulk_create(objectives, batch_size=2000)
-        id_of = [o.pk for o in objectives]
-        parents = [(id_of[i], id_of[o._parent_index]) for i, o in enumerate(objectives)
-                   if o._parent_index is not None]
-        _set_parents(org, parents)
+        insert_tree(Objective, org, objectives,
+                    [o._parent_index for o in objectives], lambda o: o.title)
 
         key_results = []
         remaining = max(0, nodes - len(objectives))
@@ -110,43 +103,17 @@ def build(org, cycle, nodes, *, seed=7):
         for _ in range(max(1, nodes // 50)):
             a, b = sorted(rng.sample(range(len(key_results)), 2))
             feeds.append((key_results[a].pk, key_results[b].pk))
+        fed = {}
         for src, dst in feeds:
-            KeyResult.objects.for_org(org).filter(pk=src, feeds__isnull=True).update(
-                feeds_id=dst)
+            fed.setdefault(src, dst)  # the first one wins, as "feeds__isnull" did
+        updated = []
+        for kr in key_results:
+            if kr.pk in fed:
+                kr.feeds_id = fed[kr.pk]
+                updated.append(kr)
+        KeyResult.objects.for_org(org).bulk_update(updated, ["feeds"], batch_size=1000)
     return {"objectives": len(objectives), "key_results": len(key_results),
             "dependencies": len(deps), "teams": len(teams) + len(departments) + 1}
-
-
-def _assign_tree_fields(objectives, children, roots):
-    """Nested-set numbers for the known tree, iteratively (no recursion limit)."""
-    # Tree ids are global (orgs.trees): the organization's own maximum would collide.
-    tree_ids = allocate_tree_ids(Objective._meta.db_table, len(roots))
-    for n, root in enumerate(roots):
-        counter = 1
-        stack = [(root, 0, False)]
-        while stack:
-            index, level, done = stack.pop()
-            o = objectives[index]
-            if done:
-                o.rght = counter
-                counter += 1
-                continue
-            o.tree_id, o.level, o.lft = tree_ids[n], level, counter
-            counter += 1
-            stack.append((index, level, True))
-            for child in reversed(children.get(index, [])):
-                stack.append((child, level + 1, False))
-
-
-def _set_parents(org, pairs):
-    """Parent links after the bulk insert, in a few statements."""
-    by_parent = {}
-    for child, parent in pairs:
-        by_parent.setdefault(parent, []).append(child)
-    for parent, kids in by_parent.items():
-        for start in range(0, len(kids), 500):
-            Objective.objects.for_org(org).filter(pk__in=kids[start:start + 500]).update(
-                parent_id=parent)
 
 
 def insert_tree(model, org, rows, parents, sort_key):
@@ -154,26 +121,23 @@ def insert_tree(model, org, rows, parents, sort_key):
 
     ``rows``: unsaved instances; ``parents[i]``: the index in ``rows`` of row i's parent, or None
     for a root; ``sort_key(row)``: the order of siblings (mptt's ``order_insertion_by``). Each
-    root gets a fresh tree id from ``allocate_tree_ids``. Returns ``rows``, saved. Run inside a
+    root gets a fresh tree id from ``allocate_tree_ids``. One bulk insert per level, so each row
+    is inserted with its parent's id (no UPDATE after). Returns ``rows``, saved. Run inside a
     transaction: the tree constraints are checked at commit."""
+    del org  # every row carries its organization already
     positions, _ = nested_sets((i, parents[i], sort_key(row)) for i, row in enumerate(rows))
     roots = sorted({root for root, _, _, _ in positions.values()})
     tree_ids = dict(zip(roots, allocate_tree_ids(model._meta.db_table, len(roots)), strict=True))
+    levels = {}
     for i, row in enumerate(rows):
         root, row.lft, row.rght, row.level = positions[i]
         row.tree_id = tree_ids[root]
-        row.parent_id = None
-    model._base_manager.bulk_create(rows, batch_size=2000)
-    by_parent = {}
-    for i, parent in enumerate(parents):
-        if parent is not None:
-            by_parent.setdefault(rows[parent].pk, []).append(rows[i].pk)
-    for parent_id, kids in by_parent.items():
-        for start in range(0, len(kids), 1000):
-            model.objects.for_org(org).filter(pk__in=kids[start:start + 1000]).update(
-                parent_id=parent_id)
-    for i, parent in enumerate(parents):
-        rows[i].parent_id = None if parent is None else rows[parent].pk
+        levels.setdefault(row.level, []).append(i)
+    for level in sorted(levels):
+        batch = levels[level]
+        for i in batch:
+            rows[i].parent_id = None if parents[i] is None else rows[parents[i]].pk
+        model._base_manager.bulk_create([rows[i] for i in batch], batch_size=2000)
     return rows
 
 

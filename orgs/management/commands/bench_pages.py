@@ -29,12 +29,17 @@ class Command(BaseCommand):
                             help="timed requests per page and persona, after two warm-ups")
         parser.add_argument("--only", action="append", default=[],
                             help="measure only the pages whose name contains this (repeatable)")
+        parser.add_argument("--warmup", type=int, default=2,
+                            help="untimed requests first (the first counts the queries)")
+        parser.add_argument("--persona", action="append", choices=bench.PERSONAS,
+                            help="measure only as this persona (repeatable; default: all three)")
         parser.add_argument("--json", dest="json_path", help="write the figures to this file")
 
-    def handle(self, *, small, requests, only, json_path, **options):
+    def handle(self, *, small, requests, only, json_path, warmup, persona, **options):
         sizes = {k: options[k] if options[k] is not None else (SMALL if small else DEFAULTS)[k]
                  for k in DEFAULTS}
         rows, skipped = bench.run(sizes=sizes, requests=requests, only=only,
+                                  personas=persona or bench.PERSONAS, warmup=max(1, warmup),
                                   out=self.stdout.write)
         self.stdout.write(
             f"\n{'page':<32} {'persona':<15} {'p50 ms':>8} {'p95 ms':>8} {'KB':>8} "
