@@ -210,13 +210,17 @@ def _load(cycle):
             "dependencies": dependencies, "share_leads": share_leads, "skipped": skipped}
 
 
+KINDS = frozenset(KeyResult.Kind.values)  # once: ``.values`` builds a new list on every call
+ROLLUPS = frozenset(("", None, *Rollup.values))
+
+
 def _unassessable(k):
     """Why a key result row cannot be assessed (a value no service would write), or None."""
-    if k["kind"] not in KeyResult.Kind.values:
+    if k["kind"] not in KINDS:
         return f"unknown kind {k['kind']!r}"
     if k["confidence"] not in HEALTHS:
         return f"unknown confidence {k['confidence']!r}"
-    if k["rollup"] not in ("", None, *Rollup.values):
+    if k["rollup"] not in ROLLUPS:
         return f"unknown roll-up {k['rollup']!r}"
     weight = k["weight"]
     if weight is None or not Decimal(weight).is_finite() or Decimal(weight) <= 0:
