@@ -246,9 +246,11 @@ def _client(user):
     return client
 
 
-def _get_pages(tenant, persona, requests, only, skipped, warmup):
+def _get_pages(tenant, persona, requests, only, skipped, warmup, out=None):
     client = _client(tenant.users[persona])
     rows = {}
+    if out:
+        out(f"measuring {tenant.org.slug} as {persona}")
     for name, route in org_pages():
         if only and not any(o in name for o in only):
             continue
@@ -319,8 +321,9 @@ def _post_pages(tenant, requests, only, skipped, modes, warmup):
     return rows
 
 
-def run(*, sizes, requests, only=(), personas=PERSONAS, warmup=2, out=print):
-    """Build what is missing, measure both organizations, and return (rows, skipped)."""
+def run(*, sizes, requests, only=(), personas=PERSONAS, warmup=2, out=print, progress=None):
+    """Build what is missing, measure both organizations, and return (rows, skipped).
+    ``progress(rows)`` is called after each persona, with the rows so far."""
     large = ensure_large(sizes, out=out)
     demo = ensure_demo(out=out)
     modes = ["eager"] + (["broker"] if settings.REDIS_URL else [])
@@ -330,9 +333,11 @@ def run(*, sizes, requests, only=(), personas=PERSONAS, warmup=2, out=print):
                      "BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}}
     with override_settings(**overrides):
         for persona in personas:
-            big = _get_pages(large, persona, requests, only, skipped, warmup)
-            small = _get_pages(demo, persona, requests, only, skipped, warmup)
+            big = _get_pages(large, persona, requests, only, skipped, warmup, out)
+            small = _get_pages(demo, persona, requests, only, skipped, warmup, out)
             rows += _rows(big, small, persona)
+            if progress:
+                progress(rows)
         big = _post_pages(large, requests, only, skipped, modes, warmup)
         small = _post_pages(demo, requests, only, skipped, modes, warmup)
         rows += _rows(big, small, "team_lead")

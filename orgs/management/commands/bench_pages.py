@@ -38,9 +38,18 @@ class Command(BaseCommand):
     def handle(self, *, small, requests, only, json_path, warmup, persona, **options):
         sizes = {k: options[k] if options[k] is not None else (SMALL if small else DEFAULTS)[k]
                  for k in DEFAULTS}
+        def write_json(rows, skipped=()):
+            if json_path:
+                with open(json_path, "w") as f:
+                    json.dump({"sizes": sizes, "requests": requests,
+                               "pages": [r.as_json() for r in rows],
+                               "not_measured": list(skipped)}, f, indent=1)
+
+        # The JSON is written after each persona too, so a long run that is stopped keeps
+        # what it measured.
         rows, skipped = bench.run(sizes=sizes, requests=requests, only=only,
                                   personas=persona or bench.PERSONAS, warmup=max(1, warmup),
-                                  out=self.stdout.write)
+                                  out=self.stdout.write, progress=write_json)
         self.stdout.write(
             f"\n{'page':<32} {'persona':<15} {'p50 ms':>8} {'p95 ms':>8} {'KB':>8} "
             f"{'queries':>7} {'demo p50':>9} {'demo q':>6} {'ratio':>6}")
@@ -60,8 +69,5 @@ class Command(BaseCommand):
         for r, reasons in missed:
             self.stdout.write(f"  {r.page} ({r.persona}): {'; '.join(reasons)}")
         if json_path:
-            with open(json_path, "w") as f:
-                json.dump({"sizes": sizes, "requests": requests,
-                           "pages": [r.as_json() for r in rows], "not_measured": skipped},
-                          f, indent=1)
+            write_json(rows, skipped)
             self.stdout.write(f"wrote {json_path}")
