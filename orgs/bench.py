@@ -97,6 +97,7 @@ def ensure_large(sizes, *, out=None):
                     end_date=today + timedelta(days=46), status=Cycle.Status.ACTIVE)
                 built = generate.build_company(
                     org, cycle, password_hash=make_password(None), **sizes)
+        generate.analyze()
         with scope(organization=org):
             network.run(cycle)  # health and risk causes, as a worker would have computed them
         problems = find_problems()
