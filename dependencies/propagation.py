@@ -132,6 +132,9 @@ def propagate(own, edges, *, max_causes=MAX_CAUSES):
     results = {}
     for node in ordered:
         mine = own[node]
+        if not inputs[node]:  # most key results: nothing flows in, effective is own
+            results[node] = Result(mine, mine)
+            continue
         parts, pulled = [], []  # pulled: (health it pushes onto this node, source edge)
         for e in inputs[node]:
             src = results[e.src]
