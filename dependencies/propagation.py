@@ -22,6 +22,7 @@ The rules, which the product repeats in words (``RULES``):
 Each node and each edge is visited once, in topological order (``graphlib``).
 """
 
+import gc
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
 
@@ -119,7 +120,20 @@ def propagate(own, edges, *, max_causes=MAX_CAUSES):
     """own: {node: health or None}. edges: iterable of ``Edge``. Returns {node: Result}.
 
     Edges that name a node not in ``own`` (a retired objective, say) are ignored.
-    """
+
+    The cyclic garbage collector is paused meanwhile: the run makes one result per node and
+    no reference cycles, and at 100,000 nodes the collector's passes over them cost a third of
+    the time."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _propagate(own, edges, max_causes)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _propagate(own, edges, max_causes):
     edges = [e for e in edges if e.src in own and e.dst in own]
     inputs = {node: [] for node in own}
     for e in edges:
