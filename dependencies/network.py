@@ -21,7 +21,8 @@ from decimal import Decimal
 from functools import partial
 
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 from django_scopes import scopes_disabled
 
@@ -172,8 +173,8 @@ def _load(cycle):
     objectives = {
         row["id"]: row for row in Objective.objects.filter(organization_id=org, cycle=cycle)
         .exclude(state=Objective.State.RETIRED)
-        .values("id", "parent_id", "team_id", "title", "effective_health", "risk_causes",
-                "team__name", "team__lead_id")
+        .values("id", "parent_id", "team_id", "title", "effective_health",
+                "team__name", "team__lead_id", causes_text=CAUSES_TEXT)
     }
     key_results = {
         row["id"]: row for row in KeyResult.objects.filter(
@@ -182,7 +183,7 @@ def _load(cycle):
         .values("id", "objective_id", "title", "kind", "start_value", "target_value",
                 "current_value", "is_done", "confidence", "last_check_in_at", "weight",
                 "feeds_id", "rollup", "owner_id", "owner_team__name", "owner_team__lead_id",
-                "effective_health", "risk_causes")
+                "effective_health", causes_text=CAUSES_TEXT)
     }
     dependencies = list(
         Dependency.objects.filter(organization_id=org, cycle=cycle,
@@ -195,6 +196,11 @@ def _load(cycle):
             organization_id=org, objective__cycle=cycle, team__lead__isnull=False
     ).values_list("objective_id", "team__lead_id"):
         share_leads[objective_id].add(lead_id)
+    for rows in (objectives, key_results):
+        for row in rows.values():
+            # Most nodes have no risk causes: no JSON decoding for them.
+            text = row.pop("causes_text")
+            row["risk_causes"] = [] if text == "[]" else json.loads(text)
     skipped = []
     for pk, k in list(key_results.items()):
         reason = _unassessable(k)
@@ -215,13 +221,19 @@ def _load(cycle):
             "dependencies": dependencies, "share_leads": share_leads, "skipped": skipped}
 
 
+# The stored risk causes as text: "[]" for most nodes, decoded only when not empty.
+CAUSES_TEXT = Cast("risk_causes", TextField())
+KINDS = frozenset(KeyResult.Kind.values)  # once: ``.values`` builds a new list on every call
+ROLLUPS = frozenset(("", None, *Rollup.values))
+
+
 def _unassessable(k):
     """Why a key result row cannot be assessed (a value no service would write), or None."""
-    if k["kind"] not in KeyResult.Kind.values:
+    if k["kind"] not in KINDS:
         return f"unknown kind {k['kind']!r}"
     if k["confidence"] not in HEALTHS:
         return f"unknown confidence {k['confidence']!r}"
-    if k["rollup"] not in ("", None, *Rollup.values):
+    if k["rollup"] not in ROLLUPS:
         return f"unknown roll-up {k['rollup']!r}"
     weight = k["weight"]
     if weight is None or not Decimal(weight).is_finite() or Decimal(weight) <= 0:

@@ -22,6 +22,7 @@ The rules, which the product repeats in words (``RULES``):
 Each node and each edge is visited once, in topological order (``graphlib``).
 """
 
+import gc
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
 
@@ -86,19 +87,53 @@ def rollup_health(parts):
 
 
 def order(nodes, edges):
-    """Nodes in topological order (inputs first). Raises ``graphlib.CycleError`` on a loop."""
-    graph = {node: set() for node in nodes}
+    """Nodes in topological order (inputs first). Raises ``graphlib.CycleError`` on a loop.
+
+    Kahn's algorithm, in one pass over the nodes and edges; ``graphlib`` (whose ``prepare``
+    searches the whole graph for a cycle first, about half the time at 100,000 nodes) only
+    names the loop when there is one."""
+    outputs = {node: [] for node in nodes}
+    waiting = dict.fromkeys(outputs, 0)
     for e in edges:
-        if e.src in graph and e.dst in graph:
-            graph[e.dst].add(e.src)
-    return list(TopologicalSorter(graph).static_order())
+        if e.src in outputs and e.dst in outputs:
+            outputs[e.src].append(e.dst)
+            waiting[e.dst] += 1
+    ready = [node for node, count in waiting.items() if count == 0]
+    ordered = []
+    while ready:
+        node = ready.pop()
+        ordered.append(node)
+        for dst in outputs[node]:
+            waiting[dst] -= 1
+            if waiting[dst] == 0:
+                ready.append(dst)
+    if len(ordered) < len(outputs):
+        graph = {node: set() for node in outputs}
+        for src, dsts in outputs.items():
+            for dst in dsts:
+                graph[dst].add(src)
+        list(TopologicalSorter(graph).static_order())  # raises CycleError naming the loop
+    return ordered
 
 
 def propagate(own, edges, *, max_causes=MAX_CAUSES):
     """own: {node: health or None}. edges: iterable of ``Edge``. Returns {node: Result}.
 
     Edges that name a node not in ``own`` (a retired objective, say) are ignored.
-    """
+
+    The cyclic garbage collector is paused meanwhile: the run makes one result per node and
+    no reference cycles, and at 100,000 nodes the collector's passes over them cost a third of
+    the time."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _propagate(own, edges, max_causes)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _propagate(own, edges, max_causes):
     edges = [e for e in edges if e.src in own and e.dst in own]
     inputs = {node: [] for node in own}
     for e in edges:
@@ -111,6 +146,9 @@ def propagate(own, edges, *, max_causes=MAX_CAUSES):
     results = {}
     for node in ordered:
         mine = own[node]
+        if not inputs[node]:  # most key results: nothing flows in, effective is own
+            results[node] = Result(mine, mine)
+            continue
         parts, pulled = [], []  # pulled: (health it pushes onto this node, source edge)
         for e in inputs[node]:
             src = results[e.src]

@@ -1,0 +1,375 @@
+"""The page benchmark behind ``manage.py bench_pages`` (docs/performance.md).
+
+It builds a large organization once (``dependencies.generate.build_company``, one transaction),
+makes sure the demo organization exists, then requests every GET page under /o/<org>/ (the URL
+patterns, walked as tests/test_isolation.py does, with ids taken from each organization) as
+three personas, and the main POSTs, through Django's test client with DEBUG off. Each
+measurement: two warm-up requests (the first counts the queries), then N timed ones.
+"""
+
+import hashlib
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.hashers import make_password
+from django.core.management import call_command
+from django.db import connection, transaction
+from django.test import Client
+from django.test.utils import CaptureQueriesContext, override_settings
+from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
+from django_scopes import scope, scopes_disabled
+
+PERSONAS = ("admin", "alignment_lead", "team_lead")
+ORG_PREFIX = "o/<slug:org_slug>/"
+HTMX_PAGES = {"tree_children"}  # fragments only htmx asks for: requested with HX-Request
+DEMO_SLUG = "northwind"
+
+# Targets (issue 11): what the summary lists as missed.
+MAX_P95_MS = 150
+MAX_BYTES = 250 * 1024
+MAX_EXTRA_QUERIES = 2
+MAX_RATIO = 3
+
+
+@dataclass
+class Tenant:
+    org: object
+    cycle: object
+    users: dict  # persona -> User
+    ids: dict  # URL keyword -> id
+    key_result: object = None
+    objective: object = None
+
+
+@dataclass
+class Row:
+    page: str
+    persona: str
+    p50_ms: float
+    p95_ms: float
+    bytes: int
+    queries: int
+    demo_p50_ms: float | None = None
+    demo_queries: int | None = None
+    ratio: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    def as_json(self):
+        return {"page": self.page, "persona": self.persona, "p50_ms": round(self.p50_ms, 1),
+                "p95_ms": round(self.p95_ms, 1), "bytes": self.bytes, "queries": self.queries,
+                "demo_p50_ms": None if self.demo_p50_ms is None else round(self.demo_p50_ms, 1),
+                "ratio": None if self.ratio is None else round(self.ratio, 2)}
+
+
+# The organizations ------------------------------------------------------------------------------
+
+
+def large_slug(sizes):
+    key = "-".join(str(sizes[k]) for k in ("people", "teams", "objectives", "krs",
+                                           "dependencies", "checkins"))
+    return f"bench-pages-{hashlib.sha1(key.encode()).hexdigest()[:8]}-{sizes['people']}"
+
+
+def ensure_large(sizes, *, out=None):
+    """The generated organization for these sizes: built once, in one transaction."""
+    from dependencies import generate, network
+    from orgs.models import Cycle, Organization
+    from orgs.trees import find_problems
+
+    slug = large_slug(sizes)
+    with scopes_disabled():
+        org = Organization.objects.filter(slug=slug).first()
+    if org is None:
+        t = time.perf_counter()
+        with transaction.atomic():
+            with scopes_disabled():
+                org = Organization.objects.create(
+                    slug=slug, name=f"Benchmark Corp ({sizes['people']} people)")
+            with scope(organization=org):
+                today = timezone.localdate()
+                cycle = Cycle.objects.create(
+                    organization=org, name="This quarter", start_date=today - timedelta(days=45),
+                    end_date=today + timedelta(days=46), status=Cycle.Status.ACTIVE)
+                built = generate.build_company(
+                    org, cycle, password_hash=make_password(None), **sizes)
+        generate.analyze()
+        with scope(organization=org):
+            network.run(cycle)  # health and risk causes, as a worker would have computed them
+        problems = find_problems()
+        if problems:
+            raise RuntimeError(f"the generated trees have problems: {problems[:5]}")
+        if out:
+            out(f"built {slug}: {built['counts']} in {time.perf_counter() - t:.1f} s")
+    elif out:
+        out(f"reusing {slug}")
+    return tenant_for(org)
+
+
+def ensure_demo(*, out=None):
+    from orgs.models import Organization
+
+    with scopes_disabled():
+        org = Organization.objects.filter(slug=DEMO_SLUG).first()
+    if org is None:
+        call_command("seed_demo", stdout=_Sink(), stderr=_Sink())
+        with scopes_disabled():
+            org = Organization.objects.get(slug=DEMO_SLUG)
+        if out:
+            out("built the demo organization (seed_demo)")
+    return tenant_for(org)
+
+
+class _Sink:
+    def write(self, *args, **kwargs):
+        pass
+
+    def flush(self):
+        pass
+
+
+def tenant_for(org):
+    """The personas and the ids that fill the URL keywords, the same way for any organization:
+    the team lead leads the first team (kind "team"); the objective is that team's first
+    published objective with a key result."""
+    from alignment.models import RecascadeFlag, Workflow
+    from dependencies.models import Dependency, ObjectiveShare, RecoveryAction
+    from okrs.models import KeyResult, Objective
+    from orgs.models import Cycle, Invitation, Membership, Role, Team
+
+    with scope(organization=org):
+        cycle = (Cycle.objects.for_org(org).filter(status=Cycle.Status.ACTIVE)
+                 .order_by("start_date").last())
+        members = Membership.objects.for_org(org).select_related("user")
+        admin = members.filter(role=Role.ADMIN).order_by("pk").first()
+        lead = members.filter(role=Role.ALIGNMENT_LEAD).order_by("pk").first() or admin
+        team = (Team.objects.for_org(org).filter(kind=Team.Kind.TEAM, lead__isnull=False,
+                                                 lead__memberships__organization=org,
+                                                 lead__memberships__role=Role.TEAM_LEAD)
+                .order_by("pk").first())
+        team_lead = members.get(user=team.lead)
+        objective = (Objective.objects.for_org(org)
+                     .filter(cycle=cycle, team=team, state=Objective.State.PUBLISHED,
+                             key_results__isnull=False).order_by("pk").first())
+        key_result = KeyResult.objects.for_org(org).filter(objective=objective).order_by(
+            "pk").first()
+        dependency = (Dependency.objects.for_org(org).filter(cycle=cycle)
+                      .filter(requesting_team=team).order_by("pk").first()
+                      or Dependency.objects.for_org(org).filter(cycle=cycle).order_by(
+                          "pk").first())
+        member = members.filter(role=Role.MEMBER).order_by("pk").first() or team_lead
+        ids = {
+            "objective_pk": objective.pk,
+            "key_result_pk": key_result.pk,
+            "team_pk": team.pk,
+            "membership_pk": member.pk,
+            "invitation_pk": _first(Invitation.objects.for_org(org).filter(
+                accepted_at__isnull=True)),
+            "cycle_pk": cycle.pk,
+            "dependency_pk": dependency.pk if dependency else 0,
+            "share_pk": _first(ObjectiveShare.objects.for_org(org)),
+            "action_pk": _first(RecoveryAction.objects.for_org(org)),
+            "workflow_pk": _first(Workflow.objects.for_org(org).filter(cycle=cycle)),
+            "flag_pk": _first(RecascadeFlag.objects.for_org(org).filter(
+                resolution=RecascadeFlag.Resolution.OPEN)),
+            "pk": objective.pk,  # with <node:kind> = "o"
+        }
+    users = {"admin": admin.user, "alignment_lead": lead.user, "team_lead": team_lead.user}
+    return Tenant(org, cycle, users, ids, key_result=key_result, objective=objective)
+
+
+def _first(queryset):
+    row = queryset.order_by("pk").first()
+    return row.pk if row else 0
+
+
+# The pages -------------------------------------------------------------------------------------
+
+
+def _patterns(patterns=None, prefix=""):
+    patterns = get_resolver().url_patterns if patterns is None else patterns
+    for p in patterns:
+        route = prefix + str(p.pattern)
+        if isinstance(p, URLResolver):
+            yield from _patterns(p.url_patterns, route)
+        elif isinstance(p, URLPattern):
+            yield route, p
+
+
+def org_pages():
+    """(name, route) of every URL pattern under /o/<org>/, in URL order."""
+    return [(p.name, route) for route, p in _patterns() if route.startswith(ORG_PREFIX)]
+
+
+def fill(route, tenant):
+    path = route.replace("<slug:org_slug>", tenant.org.slug).replace("<node:kind>", "o")
+    for key, value in tenant.ids.items():
+        path = path.replace(f"<int:{key}>", str(value))
+    if "<" in path:
+        raise ValueError(f"no id for a keyword in {route}")
+    return "/" + path
+
+
+# Measuring -------------------------------------------------------------------------------------
+
+
+def percentile(values, q):
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def measure(call, requests, warmup=2):
+    """``warmup`` calls (at least one: it counts the queries), then ``requests`` timed ones.
+    ``call()`` returns a response. Returns (status, p50, p95, bytes, queries)."""
+    with CaptureQueriesContext(connection) as ctx:
+        response = call()
+    queries = len(ctx)
+    if response.status_code not in (200, 204, 302):
+        return response.status_code, 0.0, 0.0, 0, queries
+    for _ in range(warmup - 1):
+        call()
+    times = []
+    for _ in range(requests):
+        t = time.perf_counter()
+        response = call()
+        times.append((time.perf_counter() - t) * 1000)
+    return (response.status_code, statistics.median(times), percentile(times, 0.95),
+            len(response.content), queries)
+
+
+def _client(user):
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def _get_pages(tenant, persona, requests, only, skipped, warmup, out=None):
+    client = _client(tenant.users[persona])
+    rows = {}
+    if out:
+        out(f"measuring {tenant.org.slug} as {persona}")
+    for name, route in org_pages():
+        if only and not any(o in name for o in only):
+            continue
+        url = fill(route, tenant)
+        headers = {"HTTP_HX_REQUEST": "true"} if name in HTMX_PAGES else {}
+        try:
+            status, p50, p95, size, queries = measure(
+                lambda url=url, headers=headers: client.get(url, **headers), requests, warmup)
+        except Exception as error:  # a page that fails is reported, not fatal
+            skipped.append({"page": name, "persona": persona, "org": tenant.org.slug,
+                            "why": f"{type(error).__name__}: {error}"})
+            continue
+        if status not in (200, 204):
+            skipped.append({"page": name, "persona": persona, "org": tenant.org.slug,
+                            "why": f"GET answers {status}"})
+            continue
+        rows[name] = (p50, p95, size, queries)
+    return rows
+
+
+def _post_pages(tenant, requests, only, skipped, modes, warmup):
+    """The check-in and the objective edit, as the team lead, in each mode (eager, broker).
+    The posted values are the stored ones (nothing changes but the history and the version),
+    and every POST still runs what a save runs: the change mark, the recompute, the alerts."""
+    from config.celery import app
+    from okrs.models import KeyResult, Objective
+
+    client = _client(tenant.users["team_lead"])
+    org = tenant.org
+    kr_url = fill(ORG_PREFIX + "key-results/<int:key_result_pk>/check-in/", tenant)
+    edit_url = fill(ORG_PREFIX + "objectives/<int:objective_pk>/edit/", tenant)
+
+    def check_in():
+        with scope(organization=org):
+            kr = KeyResult.objects.for_org(org).get(pk=tenant.key_result.pk)
+        data = {"value": str(kr.current_value or 0), "confidence": kr.confidence or "on_track",
+                "note": "Benchmark check-in."}
+        return lambda: client.post(kr_url, data)
+
+    def edit():
+        with scope(organization=org):
+            o = Objective.objects.for_org(org).get(pk=tenant.objective.pk)
+        data = {"title": o.title, "why": o.why, "team": o.team_id, "parent": o.parent_id or "",
+                "state": o.state, "version": o.version, "theme": o.theme_id or "",
+                "success": o.success, "tradeoffs": o.tradeoffs}
+        if o.is_local:
+            data["is_local"] = "on"
+        return lambda: client.post(edit_url, data)
+
+    rows = {}
+    for mode in modes:
+        before = app.conf.task_always_eager
+        app.conf.task_always_eager = mode == "eager"
+        try:
+            for name, make in (("check_in POST", check_in), ("objective_edit POST", edit)):
+                label = f"{name} ({mode})"
+                if only and not any(o in label for o in only):
+                    continue
+                status, p50, p95, size, queries = measure(
+                    lambda make=make: make()(), requests, warmup)
+                if status != 302:
+                    skipped.append({"page": label, "persona": "team_lead",
+                                    "org": org.slug, "why": f"POST answers {status}"})
+                    continue
+                rows[label] = (p50, p95, size, queries)
+        finally:
+            app.conf.task_always_eager = before
+    return rows
+
+
+def run(*, sizes, requests, only=(), personas=PERSONAS, warmup=2, out=print, progress=None):
+    """Build what is missing, measure both organizations, and return (rows, skipped).
+    ``progress(rows)`` is called after each persona, with the rows so far."""
+    large = ensure_large(sizes, out=out)
+    demo = ensure_demo(out=out)
+    modes = ["eager"] + (["broker"] if settings.REDIS_URL else [])
+    skipped, rows = [], []
+    overrides = {"DEBUG": False, "ALLOWED_HOSTS": ["testserver"],
+                 "MAILERS": {"default": {
+                     "BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}}
+    with override_settings(**overrides):
+        for persona in personas:
+            big = _get_pages(large, persona, requests, only, skipped, warmup, out)
+            small = _get_pages(demo, persona, requests, only, skipped, warmup, out)
+            rows += _rows(big, small, persona)
+            if progress:
+                progress(rows)
+        big = _post_pages(large, requests, only, skipped, modes, warmup)
+        small = _post_pages(demo, requests, only, skipped, modes, warmup)
+        rows += _rows(big, small, "team_lead")
+    return rows, skipped
+
+
+def _rows(big, small, persona):
+    out = []
+    for page, (p50, p95, size, queries) in big.items():
+        demo = small.get(page)
+        out.append(Row(page, persona, p50, p95, size, queries,
+                       demo_p50_ms=demo[0] if demo else None,
+                       demo_queries=demo[3] if demo else None,
+                       ratio=p50 / demo[0] if demo and demo[0] else None))
+    return out
+
+
+def missed(rows):
+    """The targets each row misses, as (row, [reasons])."""
+    out = []
+    for r in rows:
+        reasons = []
+        limit = 300 if r.page.endswith("(eager)") else MAX_P95_MS
+        if r.p95_ms > limit:
+            reasons.append(f"p95 {r.p95_ms:.0f} ms > {limit}")
+        if r.bytes > MAX_BYTES:
+            reasons.append(f"HTML {r.bytes / 1024:.0f} KB > 250")
+        if r.demo_queries is not None and r.queries > r.demo_queries + MAX_EXTRA_QUERIES:
+            reasons.append(f"queries {r.queries} > demo {r.demo_queries} + 2")
+        if r.ratio is not None and r.ratio > MAX_RATIO:
+            reasons.append(f"ratio {r.ratio:.1f} > 3")
+        if reasons:
+            out.append((r, reasons))
+    return out
