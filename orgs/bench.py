@@ -20,9 +20,10 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
-from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
+
+from config.routes import all_patterns
 
 PERSONAS = ("admin", "alignment_lead", "team_lead")
 ORG_PREFIX = "o/<slug:org_slug>/"
@@ -190,19 +191,9 @@ def _first(queryset):
 # The pages -------------------------------------------------------------------------------------
 
 
-def _patterns(patterns=None, prefix=""):
-    patterns = get_resolver().url_patterns if patterns is None else patterns
-    for p in patterns:
-        route = prefix + str(p.pattern)
-        if isinstance(p, URLResolver):
-            yield from _patterns(p.url_patterns, route)
-        elif isinstance(p, URLPattern):
-            yield route, p
-
-
 def org_pages():
     """(name, route) of every URL pattern under /o/<org>/, in URL order."""
-    return [(p.name, route) for route, p in _patterns() if route.startswith(ORG_PREFIX)]
+    return [(p.name, route) for route, p in all_patterns() if route.startswith(ORG_PREFIX)]
 
 
 def fill(route, tenant):

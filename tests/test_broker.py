@@ -6,14 +6,11 @@ production settings (timeouts, publish retry policy), eager mode off; the writes
 views as a person would make them. Needs no PostgreSQL or Redis.
 """
 
-import threading
-import time
 from io import StringIO
 
 import pytest
 from django.core import mail
 from django.core.management import call_command
-from django.db import connection
 from django_scopes import scopes_disabled
 from kombu.exceptions import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -27,6 +24,7 @@ from orgs.models import Invitation, Role
 
 from . import brokers
 from .conftest import client_for
+from .deadline import within
 from .dependencies.conftest import _revenue
 
 # A write may wait for the broker once: about three socket timeouts (publish, reconnect, one
@@ -62,25 +60,7 @@ def revenue(world_a):
 def _timed(call):
     """Run a request in a thread, so that a write hung on the broker fails the test instead of
     hanging the suite. Returns the response and the seconds it took."""
-    box = {}
-
-    def run():
-        try:
-            box["response"] = call()
-        except BaseException as e:  # handed to the test below
-            box["error"] = e
-        finally:
-            connection.close()
-
-    started = time.monotonic()
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(WRITE_BUDGET + 5)
-    elapsed = time.monotonic() - started
-    assert not thread.is_alive(), f"the write still waits after {elapsed:.0f} s"
-    if "error" in box:
-        raise box["error"]
-    return box["response"], elapsed
+    return within(WRITE_BUDGET + 5, call, what="the write")
 
 
 def _check_in_off_track(r):

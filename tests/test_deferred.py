@@ -24,6 +24,7 @@ from orgs import tasks
 from orgs.db import lock_propagation
 
 from .conftest import client_for
+from .deadline import within
 from .dependencies.conftest import _revenue
 
 UPDATING = "Updating health..."
@@ -71,23 +72,7 @@ def held_runs(monkeypatch):
 def _in_thread(call):
     """Run a request in a thread, so a request that waits for the held recompute fails the test
     instead of hanging it."""
-    box = {}
-
-    def target():
-        try:
-            box["response"] = call()
-        except BaseException as e:  # handed to the test below
-            box["error"] = e
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(WAIT)
-    assert not thread.is_alive(), "the request waited for the recompute"
-    if "error" in box:
-        raise box["error"]
-    return box["response"]
+    return within(WAIT, call, what="the request (waiting for the recompute?)")[0]
 
 
 def _check_in(r, confidence="off_track", note="The identity vendor slipped"):

@@ -9,8 +9,9 @@ import re
 
 import pytest
 from django.apps import apps
-from django.urls import URLPattern, URLResolver, get_resolver
 from django_scopes import ScopeError
+
+from config.routes import all_patterns
 
 ORG_PREFIX = "o/<slug:org_slug>/"
 
@@ -26,16 +27,6 @@ GLOBAL_URLS = {
     "healthz": "public; reads no organization's data (tests/test_health.py)",
 }
 ADMIN_PREFIX = "django-admin/"  # platform operators only (is_staff), across organizations
-
-
-def all_patterns(patterns=None, prefix=""):
-    patterns = get_resolver().url_patterns if patterns is None else patterns
-    for p in patterns:
-        route = prefix + str(p.pattern)
-        if isinstance(p, URLResolver):
-            yield from all_patterns(p.url_patterns, route)
-        elif isinstance(p, URLPattern):
-            yield route, p
 
 
 def org_patterns():
