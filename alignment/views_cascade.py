@@ -19,7 +19,7 @@ from okrs.models import KeyResult, Objective
 from orgs.decorators import org_view, post_only
 from orgs.forms import apply_errors, submit
 from orgs.models import Organization, Team, Theme
-from orgs.permissions import can_publish
+from orgs.permissions import can_publish, preload_co_owners
 from orgs.services import lock_organization
 
 from . import cascade, netmap, report, rules
@@ -196,6 +196,7 @@ def recascade_page(request):
                           .order_by("objective__team__name", "objective__title", "pk"),
                           PER_PAGE).get_page(_page_number(request))
         _attach_parents(request.org, cycle, list(flags))
+        preload_co_owners([f.objective for f in flags])  # the page asks who may answer, per row
     return render(request, "alignment/recascade.html", {
         "cycles": cycles, "cycle": cycle, "flags": flags, "team": team,
         "team_choices": team_choices, "state": resolution, "states": resolutions.choices,

@@ -64,6 +64,23 @@ def co_owner_team_ids(objective):
     return objective._co_owner_team_ids
 
 
+def preload_co_owners(objectives):
+    """Cache ``co_owner_team_ids`` for a list of objectives in one query, so a list page that asks
+    ``can_edit_objective`` per row does not query per row."""
+    from dependencies.models import ObjectiveShare
+
+    objectives = [o for o in objectives if not hasattr(o, "_co_owner_team_ids")]
+    if not objectives:
+        return
+    teams = {o.pk: set() for o in objectives}
+    for objective_id, team_id in ObjectiveShare.objects.filter(
+            organization_id=objectives[0].organization_id, objective_id__in=list(teams),
+            kind=ObjectiveShare.Kind.WHOLE).values_list("objective_id", "team_id"):
+        teams[objective_id].add(team_id)
+    for o in objectives:
+        o._co_owner_team_ids = frozenset(teams[o.pk])
+
+
 def can_edit_objective(membership, objective):
     if objective.is_retired:
         return False

@@ -12,13 +12,16 @@ from django_scopes import scopes_disabled
 from dependencies.models import Dependency
 from okrs.models import KeyResult, Objective
 from orgs.models import Team
+from tests.conftest import client_for
 from tests.factories import (
     DependencyFactory,
     KeyResultFactory,
+    MembershipFactory,
     ObjectiveFactory,
     RecascadeFlagFactory,
     StakeholderFactory,
     TeamFactory,
+    UserFactory,
 )
 from tests.querycount import assert_same_queries, count_queries
 
@@ -214,6 +217,27 @@ def test_the_recascade_page_pages_filters_and_stays_in_the_organization(world_a,
     assert "25 in all" in squad_only
     stranger = alice_client.get(base + f"&team={world_b.team.pk}").content.decode()
     assert world_b.team.name not in stranger and "26 in all" in stranger
+
+
+def test_the_recascade_page_asks_who_may_answer_without_a_query_per_row(world_a):
+    # A team lead who leads none of the flagged teams: the page checks, per row, whether a
+    # share makes them a co-owner; that must not be a query per row.
+    w = world_a
+    lead = UserFactory(email="lead@a.test")
+    MembershipFactory(organization=w.org, user=lead, role="team_lead")
+    TeamFactory(organization=w.org, name="Theirs", parent=w.team, lead=lead)
+    squad = TeamFactory(organization=w.org, name="Squad", parent=w.team)
+    client = client_for(lead)
+    base = url(w, "recascade") + f"?cycle={w.cycle.pk}"
+    for o in proposals(w, 2, squad):
+        RecascadeFlagFactory(objective=o)
+    small = count_queries(lambda: client.get(base))
+    for o in proposals(w, 18, squad):
+        RecascadeFlagFactory(objective=o)
+    large = count_queries(lambda: client.get(base))
+    assert large[0].status_code == 200
+    assert large[0].content.decode().count('<li id="flag-') == 20
+    assert_same_queries(small, large)
 
 
 def test_the_report_shows_ten_findings_a_rule_and_pages_one_rule(world_a, alice_client,
