@@ -154,22 +154,21 @@ def misalignment_report(request):
     """The findings grouped by rule, with a count each: the first 10 of every rule, or, with
     ``?rule=``, one rule's findings a page at a time."""
     cycles, cycle = _cycle(request)
-    counts, found = report.stored(request.org, cycle)  # counts None: being prepared
-    by_rule = defaultdict(list)
-    for f in found:
-        by_rule[f.rule].append(f)
     rule = request.GET.get("rule") if request.GET.get("rule") in rules.TITLES else None
     groups = []
-    for key, title in rules.TITLES.items():
-        if rule and key != rule:
-            continue
-        items = by_rule.get(key, [])
-        shown = (Paginator(items, REPORT_PAGE).get_page(_page_number(request)) if rule
-                 else items[:REPORT_PREVIEW])
-        groups.append((title, key, shown, len(items)))
+    if rule:
+        counts = report.summary(request.org, cycle)  # None: being prepared
+        if counts is not None:
+            shown = Paginator(report.of_rule(request.org, cycle, rule),
+                              REPORT_PAGE).get_page(_page_number(request))
+            groups.append((rules.TITLES[rule], rule, shown, shown.paginator.count))
+    else:
+        counts, by_rule = report.first_by_rule(request.org, cycle, REPORT_PREVIEW)
+        for key, title in rules.TITLES.items():
+            total, shown = by_rule.get(key, (0, []))
+            groups.append((title, key, shown, total))
     return render(request, "alignment/report.html", {
-        "cycles": cycles, "cycle": cycle, "found": found, "counts": counts,
-        "rules": groups, "rule": rule,
+        "cycles": cycles, "cycle": cycle, "counts": counts, "rules": groups, "rule": rule,
         "nav": "report", "similar": round(rules.SIMILAR * 100)})
 
 
