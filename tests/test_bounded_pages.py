@@ -17,6 +17,7 @@ from tests.factories import (
     KeyResultFactory,
     MembershipFactory,
     ObjectiveFactory,
+    ObjectiveShareFactory,
     RecascadeFlagFactory,
     StakeholderFactory,
     TeamFactory,
@@ -277,10 +278,17 @@ def test_the_network_map_draws_departments_above_thirty_teams(world_a, world_b,
     for down, up in ((a, b), (a, c)):
         DependencyFactory(downstream=KeyResultFactory(objective=down),
                           upstream=KeyResultFactory(objective=up), status="committed")
+    # Shares have no direction: south to north and north to south make one line of two; a
+    # share inside a department draws nothing.
+    for objective, team in ((a, teams[1]), (b, teams[2]), (a, teams[2])):
+        ObjectiveShareFactory(objective=objective, team=team)
+    with scopes_disabled():
+        Objective.objects.filter(pk=b.pk).update(effective_health="off_track")
     base = url(w, "network_map") + f"?cycle={w.cycle.pk}"
     top = alice_client.get(base).content.decode()
     assert "Crew 00" not in top and "North (18 teams)" in top and "South (18 teams)" in top
     assert "2 links (depends on)" in top  # two links between the departments, in one line
+    assert "2 links (objective)" in top and "kind-objective health-off_track" in top
     assert f"unit={north.pk}" in top
     opened = alice_client.get(base + f"&unit={north.pk}").content.decode()
     assert "Crew 01" in opened and "Crew 03" in opened and "Crew 00" not in opened
