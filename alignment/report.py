@@ -15,7 +15,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Count
+from django.db.models import Count, F, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from dependencies.models import Dependency
@@ -189,6 +190,31 @@ def stored(org, cycle):
     if report is None:
         return None, []
     return report, list(Finding.objects.for_org(org).filter(cycle=cycle))
+
+
+def first_by_rule(org, cycle, per_rule):
+    """The stored report, and for every rule that found something ``(count, its first
+    per_rule findings)`` in the report's order; ``(None, {})`` while it is being prepared. Two
+    queries (the report, then one with window functions that counts and numbers each rule's
+    findings), whatever the number of findings."""
+    report = summary(org, cycle)
+    if report is None:
+        return None, {}
+    order = [F(name[1:]).desc() if name.startswith("-") else F(name)
+             for name in Finding._meta.ordering]
+    rows = (Finding.objects.for_org(org).filter(cycle=cycle)
+            .annotate(row=Window(RowNumber(), partition_by=[F("rule")], order_by=order),
+                      rule_total=Window(Count("id"), partition_by=[F("rule")]))
+            .filter(row__lte=per_rule).order_by("rule", "row"))
+    by = {}
+    for f in rows:
+        by.setdefault(f.rule, (f.rule_total, []))[1].append(f)
+    return report, by
+
+
+def of_rule(org, cycle, rule):
+    """The stored findings of one rule, in the report's order, as a query to page in SQL."""
+    return Finding.objects.for_org(org).filter(cycle=cycle, rule=rule)
 
 
 def for_objective(org, cycle, objective_id):

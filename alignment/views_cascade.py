@@ -7,7 +7,8 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import F, Q
+from django.db.models import Case, Count, F, IntegerField, Max, Min, Q, Value, When
+from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -154,22 +155,21 @@ def misalignment_report(request):
     """The findings grouped by rule, with a count each: the first 10 of every rule, or, with
     ``?rule=``, one rule's findings a page at a time."""
     cycles, cycle = _cycle(request)
-    counts, found = report.stored(request.org, cycle)  # counts None: being prepared
-    by_rule = defaultdict(list)
-    for f in found:
-        by_rule[f.rule].append(f)
     rule = request.GET.get("rule") if request.GET.get("rule") in rules.TITLES else None
     groups = []
-    for key, title in rules.TITLES.items():
-        if rule and key != rule:
-            continue
-        items = by_rule.get(key, [])
-        shown = (Paginator(items, REPORT_PAGE).get_page(_page_number(request)) if rule
-                 else items[:REPORT_PREVIEW])
-        groups.append((title, key, shown, len(items)))
+    if rule:
+        counts = report.summary(request.org, cycle)  # None: being prepared
+        if counts is not None:
+            shown = Paginator(report.of_rule(request.org, cycle, rule),
+                              REPORT_PAGE).get_page(_page_number(request))
+            groups.append((rules.TITLES[rule], rule, shown, shown.paginator.count))
+    else:
+        counts, by_rule = report.first_by_rule(request.org, cycle, REPORT_PREVIEW)
+        for key, title in rules.TITLES.items():
+            total, shown = by_rule.get(key, (0, []))
+            groups.append((title, key, shown, total))
     return render(request, "alignment/report.html", {
-        "cycles": cycles, "cycle": cycle, "found": found, "counts": counts,
-        "rules": groups, "rule": rule,
+        "cycles": cycles, "cycle": cycle, "counts": counts, "rules": groups, "rule": rule,
         "nav": "report", "similar": round(rules.SIMILAR * 100)})
 
 
@@ -335,17 +335,50 @@ def network_data(org, cycle, slug, *, open_unit=None, units=None):
         else:
             edges[k] = netmap.Edge(a, b, kind, label, href, health)
 
+    def add_summed(a, b, kind, count, health, first, href):
+        if kind != "dependency":  # sharing has no direction
+            a, b = min(a, b), max(a, b)
+        k = (a, b, kind)
+        if k in edges:  # the same pair read the other way round, or from another source
+            e = edges[k]
+            edges[k] = netmap.Edge(e.a, e.b, kind, e.label, e.href,
+                                   max(e.health, health, key=WORST.__getitem__),
+                                   e.count + count)
+        else:
+            edges[k] = netmap.Edge(a, b, kind, "", href(first), health, count)
+
     def objective_url(pk):
         return reverse("objective", args=[slug, pk])
 
-    for owner, team, kind, title, pk, health in (
-            ObjectiveShare.objects.for_org(org).filter(objective__cycle=cycle)
-            .exclude(objective__state="retired")
-            .values_list("objective__team_id", "team_id", "kind", "objective__title",
-                         "objective_id", "objective__effective_health")):
-        add(owner, team, kind, title, objective_url(pk), health)
+    shares = (ObjectiveShare.objects.for_org(org).filter(objective__cycle=cycle)
+              .exclude(objective__state="retired"))
     live_krs = (KeyResult.objects.for_org(org).filter(objective__cycle=cycle)
                 .exclude(objective__state="retired"))
+    dependencies = (Dependency.objects.for_org(org).filter(cycle=cycle)
+                    .exclude(status__in=["withdrawn", "delivered"]))
+    if grouped:
+        sources = (
+            (shares, "objective__team", "team", F("kind"), F("objective__effective_health"),
+             "objective_id", objective_url),
+            (live_krs.exclude(owner_team_id=F("objective__team_id")), "objective__team",
+             "owner_team", Value("objective"), F("objective__effective_health"),
+             "objective_id", objective_url),
+            (live_krs.filter(feeds__isnull=False), "owner_team", "feeds__owner_team",
+             Value("key_result"), F("effective_health"), "feeds__objective_id", objective_url),
+            (dependencies, "providing_team", "requesting_team", Value("dependency"),
+             Coalesce("upstream_objective__effective_health",
+                      "upstream_key_result__effective_health", Value("")),
+             "pk", lambda pk: reverse("dependency", args=[slug, pk])),
+        )
+        for qs, a, b, kind, health, pk, href in sources:
+            for row in _summed_links(qs, shown, a, b, kind, health, pk):
+                add_summed(*row, href)
+        return _nodes_and_edges(units, shown, group_of, grouped, has_children, edges, cycle,
+                                slug)
+    for owner, team, kind, title, pk, health in (
+            shares.values_list("objective__team_id", "team_id", "kind", "objective__title",
+                               "objective_id", "objective__effective_health")):
+        add(owner, team, kind, title, objective_url(pk), health)
     for owner, team, title, pk, health in (
             live_krs.exclude(owner_team_id=F("objective__team_id"))
             .values_list("objective__team_id", "owner_team_id", "objective__title",
@@ -357,13 +390,42 @@ def network_data(org, cycle, slug, *, open_unit=None, units=None):
                          "feeds__objective_id", "effective_health")):
         add(team, fed, "key_result", f"{title} feeds {fed_title}", objective_url(pk), health)
     for provider, requester, need, pk, up_o, up_k in (
-            Dependency.objects.for_org(org).filter(cycle=cycle)
-            .exclude(status__in=["withdrawn", "delivered"])
-            .values_list("providing_team_id", "requesting_team_id", "need", "pk",
-                         "upstream_objective__effective_health",
-                         "upstream_key_result__effective_health")):
+            dependencies.values_list("providing_team_id", "requesting_team_id", "need", "pk",
+                                     "upstream_objective__effective_health",
+                                     "upstream_key_result__effective_health")):
         add(provider, requester, "dependency", need, reverse("dependency", args=[slug, pk]),
             up_o if up_o is not None else up_k or "")
+    return _nodes_and_edges(units, shown, group_of, grouped, has_children, edges, cycle, slug)
+
+
+HEALTH_RANK = Case(When(h="off_track", then=Value(3)), When(h="at_risk", then=Value(2)),
+                   When(h="on_track", then=Value(1)), default=Value(0),
+                   output_field=IntegerField())
+RANK_HEALTH = {3: "off_track", 2: "at_risk", 1: "on_track", 0: ""}
+
+
+def _unit_of(team, shown):
+    """SQL: the id of the shown unit the team at ``team`` (a lookup path) lies in, or NULL."""
+    return Case(*[When(**{f"{team}__tree_id": u.tree, f"{team}__lft__gte": u.lft,
+                          f"{team}__rght__lte": u.rght}, then=Value(u.id)) for u in shown],
+                default=Value(None), output_field=IntegerField())
+
+
+def _summed_links(qs, shown, a, b, kind, health, pk):
+    """The links of ``qs`` summed in SQL per pair of shown units and kind: rows of (unit a,
+    unit b, kind, how many, worst health, the first link's id). One query; the few rows of
+    links outside the open unit or inside one unit are dropped here (filtering on the CASE in
+    SQL would compile it three more times, which costs more than the rows)."""
+    if not shown:
+        return []
+    rows = (qs.annotate(ua=_unit_of(a, shown), ub=_unit_of(b, shown), k=kind, h=health)
+            .values("ua", "ub", "k").order_by()
+            .annotate(n=Count("pk"), worst=Max(HEALTH_RANK), first=Min(pk)))
+    return [(r["ua"], r["ub"], r["k"], r["n"], RANK_HEALTH[r["worst"] or 0], r["first"])
+            for r in rows if r["ua"] is not None and r["ub"] is not None and r["ua"] != r["ub"]]
+
+
+def _nodes_and_edges(units, shown, group_of, grouped, has_children, edges, cycle, slug):
     links = defaultdict(int)
     worst = defaultdict(str)
     for e in edges.values():

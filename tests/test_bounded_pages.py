@@ -2,7 +2,6 @@
 paginate or load more, and their filters stay inside the organization."""
 
 import datetime
-from types import SimpleNamespace
 
 import pytest
 from django.urls import reverse
@@ -18,6 +17,7 @@ from tests.factories import (
     KeyResultFactory,
     MembershipFactory,
     ObjectiveFactory,
+    ObjectiveShareFactory,
     RecascadeFlagFactory,
     StakeholderFactory,
     TeamFactory,
@@ -240,22 +240,29 @@ def test_the_recascade_page_asks_who_may_answer_without_a_query_per_row(world_a)
     assert_same_queries(small, large)
 
 
-def test_the_report_shows_ten_findings_a_rule_and_pages_one_rule(world_a, alice_client,
-                                                                monkeypatch):
-    from alignment import report
-    from alignment.rules import Finding
+def test_the_report_shows_ten_findings_a_rule_and_pages_one_rule(world_a, world_b,
+                                                                alice_client):
+    from alignment.models import Finding, FindingsReport
 
-    found = [Finding("orphan", "high", f"Orphan number {i:03}", "its team")
-             for i in range(120)]
-    counts = SimpleNamespace(total=120, high=120, medium=0, low=0, computed_at=timezone.now())
-    monkeypatch.setattr(report, "stored", lambda org, cycle: (counts, found))
+    for w in (world_a, world_b):
+        FindingsReport.objects.create(organization=w.org, cycle=w.cycle, total=121, high=121,
+                                      computed_at=timezone.now())
+    Finding.objects.bulk_create(
+        [Finding(organization=world_a.org, cycle=world_a.cycle, rule="orphan", severity="high",
+                 rank=0, message=f"Orphan number {i:03}", who="its team") for i in range(120)]
+        + [Finding(organization=world_a.org, cycle=world_a.cycle, rule="metric_objective",
+                   severity="low", rank=2, message="Metric number 000", who="its team")]
+        + [Finding(organization=world_b.org, cycle=world_b.cycle, rule="orphan", severity="high",
+                   rank=0, message="Orphan elsewhere", who="its team")])
     base = url(world_a, "report") + f"?cycle={world_a.cycle.pk}"
     page = alice_client.get(base).content.decode()
     assert "Orphan number 009" in page and "Orphan number 010" not in page
-    assert "See all 120" in page and "<strong>120</strong> findings" in page
+    assert "See all 120" in page and "<strong>121</strong> findings" in page
     rule = alice_client.get(base + "&rule=orphan&page=3").content.decode()
     assert "Orphan number 100" in rule and "Orphan number 099" not in rule
     assert "Page 3 of 3" in rule and 'id="rule-coverage_gap"' not in rule
+    assert "Metric number 000" in page and "Metric number 000" not in rule
+    assert "Orphan elsewhere" not in page and "Orphan elsewhere" not in rule
 
 
 def test_the_network_map_draws_departments_above_thirty_teams(world_a, world_b,
@@ -271,10 +278,17 @@ def test_the_network_map_draws_departments_above_thirty_teams(world_a, world_b,
     for down, up in ((a, b), (a, c)):
         DependencyFactory(downstream=KeyResultFactory(objective=down),
                           upstream=KeyResultFactory(objective=up), status="committed")
+    # Shares have no direction: south to north and north to south make one line of two; a
+    # share inside a department draws nothing.
+    for objective, team in ((a, teams[1]), (b, teams[2]), (a, teams[2])):
+        ObjectiveShareFactory(objective=objective, team=team)
+    with scopes_disabled():
+        Objective.objects.filter(pk=b.pk).update(effective_health="off_track")
     base = url(w, "network_map") + f"?cycle={w.cycle.pk}"
     top = alice_client.get(base).content.decode()
     assert "Crew 00" not in top and "North (18 teams)" in top and "South (18 teams)" in top
     assert "2 links (depends on)" in top  # two links between the departments, in one line
+    assert "2 links (objective)" in top and "kind-objective health-off_track" in top
     assert f"unit={north.pk}" in top
     opened = alice_client.get(base + f"&unit={north.pk}").content.decode()
     assert "Crew 01" in opened and "Crew 03" in opened and "Crew 00" not in opened
