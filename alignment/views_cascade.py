@@ -296,6 +296,8 @@ def matrix_data(org, cycle, *, open_unit=None, page=None):
 
     by_id = {u.id: u for u in units}
     opened = by_id.get(open_unit)  # only this organization's units are in ``units``
+    if open_unit is not None and opened is None:
+        raise Http404("No such unit.")
     if opened is not None and opened.is_company:
         opened = None
 
@@ -314,11 +316,11 @@ def matrix_data(org, cycle, *, open_unit=None, page=None):
                 for u in below:
                     if inside(u, top):
                         group_of[u.id] = top.id
-        if opened is not None:  # the department's own objectives, first
-            shown.insert(0, opened)
-            group_of[opened.id] = opened.id
     else:
-        shown, group_of = below, {u.id: u.id for u in below}
+        shown, group_of = list(below), {u.id: u.id for u in below}
+    if opened is not None:  # the department's own objectives, first
+        shown.insert(0, opened)
+        group_of[opened.id] = opened.id
     summed = defaultdict(lambda: {"count": 0, "worst": ""})
     for (team_id, col), cell in cells.items():
         if team_id in group_of:

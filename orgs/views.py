@@ -233,6 +233,8 @@ def console_teams(request):
     query = request.GET.get("q", "").strip()[:120]
     unit = request.GET.get("unit", "")
     opened = units.filter(pk=int(unit)).first() if unit.isdigit() and not query else None
+    if unit.isdigit() and not query and opened is None:
+        raise Http404("No such unit.")
     roots = list(units.filter(parent=None).order_by("tree_id")[:2])
     single = len(roots) == 1  # one company: its level is the top of the tree
     if opened is None and single and not query:
