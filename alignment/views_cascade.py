@@ -335,6 +335,7 @@ def matrix_data(org, cycle, *, open_unit=None, page=None):
                       "teams": (u.rght - u.lft - 1) // 2 + 1,
                       "opens": grouped and u is not opened and u.rght - u.lft > 1,
                       "empty": not any(c["count"] for c in row_cells)})
+    grouped = any(row["opens"] for row in table)
     table = Paginator(table, MATRIX_ROWS).get_page(page) if len(table) > MATRIX_ROWS else table
     trail, unit = [], opened
     while unit is not None and unit.parent is not None:
