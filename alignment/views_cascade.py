@@ -260,14 +260,20 @@ def _int(value):
 # Matrix and network ----------------------------------------------------------------------------
 
 
-def matrix_data(org, cycle):
+MATRIX_ROWS = 30
+
+
+def matrix_data(org, cycle, *, open_unit=None, page=None):
     """Teams as rows, company objectives (or themes) as columns; each cell counts the team's
-    objectives that serve the column, with their worst health. Four queries."""
+    objectives that serve the column, with their worst health. Above ``MATRIX_ROWS`` teams,
+    a row stands for a department (the units right below the open one, the company unless
+    ``open_unit`` names one) with the counts of every team inside it summed and their worst
+    health; the rows are paged by ``MATRIX_ROWS``. Four queries."""
     thematic = org.alignment_model == Organization.AlignmentModel.THEMATIC
     rows = list(Objective.objects.for_org(org).filter(cycle=cycle).live().order_by("title").values(
         "id", "title", "team_id", "team__kind", "tree_id", "level", "theme_id",
         "effective_health"))
-    teams = [t for t in Team.objects.for_org(org) if t.kind != Team.Kind.COMPANY]
+    units = map_units(org)
     if thematic:
         columns = [{"id": t.pk, "title": t.name} for t in Theme.objects.for_org(org)]
         key = "theme_id"
@@ -284,14 +290,60 @@ def matrix_data(org, cycle):
         if WORST[r["effective_health"]] > WORST[cell["worst"]]:
             cell["worst"] = r["effective_health"]
     column_ids = {c["id"] for c in columns}
+    used = {k[1] for k, v in cells.items() if v["count"]}
+    for c in columns:
+        c["empty"] = c["id"] not in used
+
+    by_id = {u.id: u for u in units}
+    opened = by_id.get(open_unit)  # only this organization's units are in ``units``
+    if open_unit is not None and opened is None:
+        raise Http404("No such unit.")
+    if opened is not None and opened.is_company:
+        opened = None
+
+    def inside(u, top):
+        return u.tree == top.tree and top.lft < u.lft and u.rght < top.rght
+
+    below = [u for u in units if not u.is_company and (opened is None or inside(u, opened))]
+    grouped = len(below) > MATRIX_ROWS
+    if grouped:
+        tops = {u.id for u in units if u.is_company}
+        shown = [u for u in below if u.parent == (opened.id if opened else None)
+                 or (opened is None and u.parent in tops)]
+        group_of = {u.id: u.id for u in shown}
+        for top in shown:
+            if top.rght - top.lft > 1:
+                for u in below:
+                    if inside(u, top):
+                        group_of[u.id] = top.id
+    else:
+        shown, group_of = list(below), {u.id: u.id for u in below}
+    if opened is not None:  # the department's own objectives, first
+        shown.insert(0, opened)
+        group_of[opened.id] = opened.id
+    summed = defaultdict(lambda: {"count": 0, "worst": ""})
+    for (team_id, col), cell in cells.items():
+        if team_id in group_of:
+            into = summed[(group_of[team_id], col)]
+            into["count"] += cell["count"]
+            if WORST[cell["worst"]] > WORST[into["worst"]]:
+                into["worst"] = cell["worst"]
     table = []
-    for t in teams:
-        row_cells = [cells.get((t.pk, c["id"]), {"count": 0, "worst": ""}) for c in columns]
-        table.append({"team": t, "cells": row_cells,
+    for u in shown:
+        row_cells = [summed.get((u.id, c["id"]), {"count": 0, "worst": ""}) for c in columns]
+        table.append({"team": u, "cells": row_cells,
+                      "teams": (u.rght - u.lft - 1) // 2 + 1,
+                      "opens": grouped and u is not opened and u.rght - u.lft > 1,
                       "empty": not any(c["count"] for c in row_cells)})
-    for i, c in enumerate(columns):
-        c["empty"] = not any(row["cells"][i]["count"] for row in table)
-    return {"columns": columns, "rows": table, "thematic": thematic,
+    grouped = any(row["opens"] for row in table)
+    table = Paginator(table, MATRIX_ROWS).get_page(page) if len(table) > MATRIX_ROWS else table
+    trail, unit = [], opened
+    while unit is not None and unit.parent is not None:
+        trail.insert(0, unit)
+        unit = by_id.get(unit.parent)
+    return {"columns": columns, "rows": table, "thematic": thematic, "grouped": grouped,
+            "opened": opened, "trail": trail, "paged": isinstance(table, Paginator.page_class)
+            if hasattr(Paginator, "page_class") else not isinstance(table, list),
             "unmapped": sum(1 for r in rows if r["team__kind"] != Team.Kind.COMPANY
                             and r[key] not in column_ids)}
 
@@ -299,7 +351,9 @@ def matrix_data(org, cycle):
 @org_view
 def matrix(request):
     cycles, cycle = _cycle(request)
-    data = matrix_data(request.org, cycle) if cycle else None
+    unit = request.GET.get("unit", "")
+    data = matrix_data(request.org, cycle, open_unit=int(unit) if unit.isdigit() else None,
+                       page=_page_number(request)) if cycle else None
     return render(request, "alignment/matrix.html", {
         "cycles": cycles, "cycle": cycle, "m": data, "nav": "report"})
 

@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods
 from django_scopes import scopes_disabled
 
@@ -219,10 +220,40 @@ def console_invitation_revoke(request, invitation_pk):
     return redirect("console_members", request.org.slug)
 
 
+CONSOLE_UNITS = 30
+
+
 @org_view(console=True)
 def console_teams(request):
-    teams = Team.objects.for_org(request.org).select_related("lead")
-    return render(request, "orgs/console/teams.html", {"teams": teams, "section": "teams"})
+    """The org tree one level at a time: the units right below the open one (the top of the
+    tree unless ``?unit=`` names one of this organization's units), a page at a time, with a
+    breadcrumb; or, with ``?q=``, the units whose name matches, a page at a time. Over htmx,
+    only the level is sent."""
+    units = Team.objects.for_org(request.org)
+    query = request.GET.get("q", "").strip()[:120]
+    unit = request.GET.get("unit", "")
+    opened = units.filter(pk=int(unit)).first() if unit.isdigit() and not query else None
+    if unit.isdigit() and not query and opened is None:
+        raise Http404("No such unit.")
+    roots = list(units.filter(parent=None).order_by("tree_id")[:2])
+    single = len(roots) == 1  # one company: its level is the top of the tree
+    if opened is None and single and not query:
+        opened = roots[0]
+    if query:
+        listed = units.filter(name__icontains=query).select_related("lead", "parent")
+    else:
+        listed = units.filter(parent=opened).select_related("lead")
+    page = Paginator(listed.order_by("tree_id", "lft"), CONSOLE_UNITS).get_page(
+        request.GET.get("page"))
+    trail = list(opened.get_ancestors(include_self=True)) if opened is not None else []
+    context = {"page": page, "opened": opened, "query": query, "section": "teams",
+               "trail": trail[1:] if single else trail, "top": roots[0] if single else None}
+    if request.htmx:
+        response = render(request, "orgs/console/_teams_level.html", context)
+    else:
+        response = render(request, "orgs/console/teams.html", context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 @org_view(console=True)

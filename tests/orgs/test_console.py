@@ -21,8 +21,11 @@ def test_an_admin_builds_the_org_tree(world_a, alice_client):
     assert team.parent == world_a.team and team.lead == world_a.admin.user
     assert team.scorecard == [{"name": "Uptime", "target": "99.9%"},
                               {"name": "Deploys per day", "target": "20"}]
-    html = alice_client.get("/o/org-a/console/teams/").content.decode()
-    assert "Platform" in html and "indent-2" in html
+    top = alice_client.get("/o/org-a/console/teams/").content.decode()
+    assert f'href="/o/org-a/console/teams/?unit={world_a.team.pk}"' in top
+    assert "1 unit below" in top and ">Platform</a>" not in top  # one level at a time
+    below = alice_client.get(f"/o/org-a/console/teams/?unit={world_a.team.pk}").content.decode()
+    assert ">Platform</a>" in below
 
 
 @pytest.mark.parametrize("data, error", [
