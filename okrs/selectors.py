@@ -88,14 +88,15 @@ def tree_level(org, cycle, parent=None):
 def tree_others(org, cycle, *, page=1):
     """The other roots, one page of ``TREE_OTHERS`` at a time: local objectives and team
     objectives with no parent, and those whose parent is retired (so retiring an objective does
-    not hide the live ones below it). Returns (objectives, total)."""
+    not hide the live ones below it). Returns (objectives, how many there are in all)."""
     roots = Q(parent__isnull=True) & ~Q(team__kind=Team.Kind.COMPANY)
-    qs = _objectives(org, cycle).filter(roots | Q(parent__state=Objective.State.RETIRED))
-    total = (Objective.objects.for_org(org).filter(cycle=cycle).live()
-             .filter(roots | Q(parent__state=Objective.State.RETIRED)).count())
+    qs = (_objectives(org, cycle).filter(roots | Q(parent__state=Objective.State.RETIRED))
+          .annotate(others_total=Window(Count("pk"))))
     start = (page - 1) * TREE_OTHERS
-    rows = qs.order_by("team__level", "team__name", "title", "pk")[start:start + TREE_OTHERS]
-    return assess(list(rows)), total
+    rows = list(qs.order_by("team__level", "team__name", "title", "pk")
+                [start:start + TREE_OTHERS])
+    # The total comes with the rows (a window count); a page past the end is empty.
+    return assess(rows), rows[0].others_total if rows else 0
 
 
 def my_team_ids(membership):

@@ -91,3 +91,14 @@ def test_a_branch_with_no_live_children_says_so(world_a, alice_client):
         state=Objective.State.RETIRED)
     html = get(alice_client, world_a, branch=world_a.company_objective.pk).content.decode()
     assert "No aligned objectives." in html
+
+
+def test_the_other_roots_total_counts_objectives_not_their_children(world_a, alice_client):
+    # Retiring the company goal makes the team goal a root; its children must not inflate
+    # the count.
+    for i in range(3):
+        ObjectiveFactory(organization=world_a.org, cycle=world_a.cycle, team=world_a.team,
+                         parent=world_a.objective, title=f"Child {i}")
+    alice_client.post(url(world_a, "objective_retire", world_a.company_objective.pk))
+    html = get(alice_client, world_a).content.decode()
+    assert "Not under a company objective (1)" in html and "3 aligned" in html
