@@ -71,16 +71,32 @@ def _objectives(org, cycle):
     )
 
 
+TREE_OTHERS = 20
+
+
 def tree_level(org, cycle, parent=None):
-    """One level of the alignment tree: the roots (company and local objectives, and those whose
-    parent is retired, so retiring an objective does not hide the live ones below it) or the
-    live children of ``parent``."""
+    """One level of the alignment tree: the company objectives at the roots, or the live
+    children of ``parent``. Deeper levels load one branch at a time."""
     qs = _objectives(org, cycle)
     if parent is not None:
         qs = qs.filter(parent=parent)
     else:
-        qs = qs.filter(Q(parent__isnull=True) | Q(parent__state=Objective.State.RETIRED))
+        qs = qs.filter(parent__isnull=True, team__kind=Team.Kind.COMPANY)
     return assess(list(qs.order_by("team__level", "team__name", "title")))
+
+
+def tree_others(org, cycle, *, page=1):
+    """The other roots, one page of ``TREE_OTHERS`` at a time: local objectives and team
+    objectives with no parent, and those whose parent is retired (so retiring an objective does
+    not hide the live ones below it). Returns (objectives, how many there are in all)."""
+    roots = Q(parent__isnull=True) & ~Q(team__kind=Team.Kind.COMPANY)
+    qs = (_objectives(org, cycle).filter(roots | Q(parent__state=Objective.State.RETIRED))
+          .annotate(others_total=Window(Count("pk"))))
+    start = (page - 1) * TREE_OTHERS
+    rows = list(qs.order_by("team__level", "team__name", "title", "pk")
+                [start:start + TREE_OTHERS])
+    # The total comes with the rows (a window count); a page past the end is empty.
+    return assess(rows), rows[0].others_total if rows else 0
 
 
 def my_team_ids(membership):

@@ -85,11 +85,27 @@ def _count_findings(org, cycle, nodes):
 
 @org_view
 def tree(request):
+    """The company objectives, one level only; each branch opens on demand (htmx asks
+    ``tree_children``; without JavaScript, ``?branch=<pk>`` shows that objective's children).
+    The other roots (local, unaligned, or under a retired parent) come a page at a time."""
     cycles, cycle = _cycle_context(request)
-    roots = selectors.tree_level(request.org, cycle) if cycle else []
-    _count_findings(request.org, cycle, roots)
+    branch, others, others_total = None, [], 0
+    page = int(request.GET["page"]) if request.GET.get("page", "").isdigit() else 1
+    page = max(1, min(page, 10**6))
+    if request.GET.get("branch", "").isdigit():
+        branch = access_objective(request.membership, int(request.GET["branch"]))
+        cycle = branch.cycle
+        nodes = selectors.tree_level(request.org, cycle, parent=branch)
+    elif cycle:
+        nodes = selectors.tree_level(request.org, cycle)
+        others, others_total = selectors.tree_others(request.org, cycle, page=page)
+    else:
+        nodes = []
+    _count_findings(request.org, cycle, nodes + others)
     return render(request, "okrs/tree.html", {
-        "cycles": cycles, "cycle": cycle, "nodes": roots, "nav": "tree"})
+        "cycles": cycles, "cycle": cycle, "nodes": nodes, "branch": branch, "others": others,
+        "others_total": others_total, "page": page, "nav": "tree",
+        "has_more": page * selectors.TREE_OTHERS < others_total, "next_page": page + 1})
 
 
 @org_view
