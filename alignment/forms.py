@@ -18,14 +18,17 @@ class PersonField(forms.ModelChoiceField):
         return obj.display_name
 
 
-class StartForm(forms.Form):
+class StartForm(pickers.PickerFormMixin, forms.Form):
     objective = forms.ModelChoiceField(queryset=Objective.objects.none(),
                                        empty_label="Choose a shared objective")
 
-    def __init__(self, *args, objectives, **kwargs):
+    def __init__(self, *args, objectives, cycle, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["objective"].queryset = objectives
-        self.fields["objective"].label_from_instance = lambda o: f"{o.team.name}: {o.title}"
+        # The picker offers what services.candidate_objectives allows: the cycle's live company
+        # and department objectives.
+        pickers.use_picker(self.fields["objective"], org=cycle.organization, kind="objectives",
+                           params={"cycle": cycle, "above_teams": True})
 
 
 class PurposeForm(forms.Form):
@@ -107,7 +110,6 @@ class MilestoneForm(pickers.PickerFormMixin, forms.Form):
         widget=forms.SelectMultiple(attrs={"size": 4}))
     dependencies = forms.ModelMultipleChoiceField(
         label="Dependencies", queryset=Dependency.objects.none(), required=False,
-        widget=forms.SelectMultiple(attrs={"size": 4}),
         help_text="Requests between teams recorded in the network.")
 
     def __init__(self, *args, workflow, **kwargs):
@@ -117,12 +119,9 @@ class MilestoneForm(pickers.PickerFormMixin, forms.Form):
         pickers.use_picker(self.fields["owner_team"], org=org, kind="teams")
         self.fields["waits_on"].queryset = Milestone.objects.for_org(org).filter(
             workflow=workflow)
-        deps = (Dependency.objects.for_org(org).filter(cycle=workflow.cycle)
-                .exclude(status=Dependency.Status.WITHDRAWN)
-                .select_related("requesting_team", "providing_team"))
-        self.fields["dependencies"].queryset = deps
-        self.fields["dependencies"].label_from_instance = (
-            lambda d: f"{d.requesting_team.name} needs {d.providing_team.name}: {d.need}")
+        self.fields["dependencies"].queryset = pickers.dependencies(org, cycle=workflow.cycle)
+        pickers.use_multi_picker(self.fields["dependencies"], org=org, kind="dependencies",
+                                 params={"cycle": workflow.cycle})
 
 
 class MilestoneRefForm(forms.Form):

@@ -10,6 +10,7 @@ from django.urls import reverse
 from okrs import selectors as okr_selectors
 from orgs.decorators import org_view, post_only
 from orgs.forms import apply_errors
+from orgs.pickers import find_data
 from retros.models import Improvement, Retrospective
 
 from . import forms, selectors, services
@@ -41,7 +42,7 @@ def workflow_list(request):
     form = None
     if cycle is not None and can_run:
         objectives = services.candidate_objectives(request.membership, cycle)
-        form = forms.StartForm(request.POST or None, objectives=objectives)
+        form = forms.StartForm(find_data(request), objectives=objectives, cycle=cycle)
         if request.method == "POST" and form.is_valid():
             try:
                 workflow = services.start_workflow(membership=request.membership,

@@ -38,14 +38,14 @@ class IdsChoiceField(forms.ModelMultipleChoiceField):
         return super()._check_values(value)
 
 
-class MemberForm(forms.Form):
+class MemberForm(pickers.PickerFormMixin, forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
-    teams = IdsChoiceField(queryset=Team.objects.none(), required=False,
-                           widget=forms.CheckboxSelectMultiple)
+    teams = IdsChoiceField(queryset=Team.objects.none(), required=False)
 
     def __init__(self, *args, org, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["teams"].queryset = Team.objects.for_org(org)
+        self.fields["teams"].queryset = pickers.teams(org)
+        pickers.use_multi_picker(self.fields["teams"], org=org, kind="teams")
 
 
 class TeamForm(pickers.PickerFormMixin, forms.Form):

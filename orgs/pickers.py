@@ -27,6 +27,7 @@ from .decorators import org_view
 LIMIT = 20
 COUNT_UP_TO = 500  # beyond this many more matches the line says "500+ more"
 FIND = "_find"  # the GET parameter that names the picker whose "Find" button was pressed
+DROP = "_drop"  # "<field>:<id>": a multi picker's chip removed without JavaScript
 
 
 def _words(q):
@@ -51,14 +52,19 @@ def _scoped(model, org, pk):
 
 # --- kinds -------------------------------------------------------------------------------------
 
-def objectives(org, *, cycle=None, exclude=None, **_):
+def objectives(org, *, cycle=None, exclude=None, above_teams=False, **_):
     """Live objectives of a cycle; with ``exclude``, not that objective nor its subtree (a parent
-    cannot be its own descendant)."""
+    cannot be its own descendant); with ``above_teams``, only company and department ones (what
+    a workflow starts from)."""
     from okrs.models import Objective
+
+    from .models import Team
 
     qs = Objective.objects.for_org(org).live().select_related("team")
     if cycle is not None:
         qs = qs.filter(cycle=cycle)
+    if above_teams:
+        qs = qs.exclude(team__kind=Team.Kind.TEAM)
     if exclude is not None:
         qs = qs.exclude(tree_id=exclude.tree_id, lft__gte=exclude.lft, rght__lte=exclude.rght)
     return qs.order_by("team__level", "team__name", "title", "pk")
@@ -93,6 +99,21 @@ def people(org, **_):
 
     return (User.objects.filter(pk__in=Membership.objects.for_org(org).values("user_id"))
             .order_by("full_name", "email", "pk"))
+
+
+def dependencies(org, *, cycle=None, **_):
+    """Dependencies of a cycle that are not withdrawn (what a workflow milestone can cite)."""
+    from dependencies.models import Dependency
+
+    qs = (Dependency.objects.for_org(org).exclude(status=Dependency.Status.WITHDRAWN)
+          .select_related("requesting_team", "providing_team"))
+    if cycle is not None:
+        qs = qs.filter(cycle=cycle)
+    return qs.order_by("requesting_team__name", "providing_team__name", "need", "pk")
+
+
+def dependency_label(d):
+    return f"{d.requesting_team.name} needs {d.providing_team.name}: {d.need}"
 
 
 def objective_label(o):
@@ -139,6 +160,14 @@ class Kind:
         obj = self.base(org, **params).filter(pk=pk).first() if pk else None
         return self.label(obj) if obj is not None else None
 
+    def labels_of(self, org, values, params):
+        """(value, label) of the given ids that are choices, in the kind's order: one query."""
+        pks = {pk for pk in map(_int, values) if pk}
+        if not pks:
+            return []
+        return [(str(r.pk), self.label(r))
+                for r in self.base(org, **params).filter(pk__in=pks)]
+
     def parse(self, org, get):
         """The kind's parameters from a query string; an id of another organization is 404."""
         return {name: parse(org, get[name]) for name, parse in self.params.items()
@@ -175,12 +204,15 @@ def _flag(org, value):
 
 KINDS = {
     "objectives": Kind("objectives", objectives, objective_label, ["title", "team__name"],
-                       {"cycle": _cycle, "exclude": _objective}),
+                       {"cycle": _cycle, "exclude": _objective, "above_teams": _flag}),
     "key-results": Kind("key-results", key_results, key_result_label,
                         ["title", "owner_team__name"], {"cycle": _cycle, "exclude": _key_result}),
     "teams": Kind("teams", teams, team_label, ["name"],
                   {"exclude": _team, "no_company": _flag}),
     "people": Kind("people", people, person_label, ["full_name", "email"], {}),
+    "dependencies": Kind("dependencies", dependencies, dependency_label,
+                         ["need", "requesting_team__name", "providing_team__name"],
+                         {"cycle": _cycle}),
 }
 
 
@@ -279,6 +311,55 @@ class PickerWidget(forms.Widget):
         return data.get(name)
 
 
+class MultiPickerWidget(PickerWidget):
+    """Several values: each chosen one is a chip (a hidden input and a "Remove" button); the
+    search adds one. Without JavaScript, "Find" shows the matches as checkboxes and a chip's
+    "Remove" posts the form with ``_drop=<field>:<id>``: both come back unsaved."""
+
+    template_name = "_picker_multi.html"
+    allow_multiple_selected = True
+
+    def format_value(self, value):
+        if value is None:
+            return []
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        return [str(getattr(v, "pk", v)) for v in value if v not in (None, "")]
+
+    def get_context(self, name, value, attrs):
+        context = forms.Widget.get_context(self, name, value, attrs)
+        chosen = self.kind.labels_of(self.org, context["widget"]["value"], self.params)
+        taken = {v for v, _ in chosen}
+        results = (None if self.results is None
+                   else [(v, label) for v, label in self.results if v not in taken])
+        context["picker"] = {
+            "url": self.search_url(name), "chosen": chosen, "query": self.query,
+            "results": results, "more": self.more, "count_up_to": COUNT_UP_TO,
+            "find": FIND, "drop": DROP, "kind": self.kind.name, "multi": True,
+        }
+        return context
+
+    def value_from_datadict(self, data, files, name):
+        values = data.getlist(name) if hasattr(data, "getlist") else data.get(name)
+        drop = data.get(DROP, "")
+        field, _, pk = drop.partition(":")
+        if field == name:
+            values = [v for v in values or [] if v != pk]
+        return values
+
+    def value_omitted_from_data(self, data, files, name):
+        return False  # no chip left means none chosen, not "field left out"
+
+
+def use_multi_picker(field, *, org, kind, params=None):
+    """Give ``field`` (a multiple choice field whose queryset validates) a multi-value search
+    picker instead of a checkbox list or a <select multiple>."""
+    widget = MultiPickerWidget(org=org, kind=kind, params=params)
+    widget.is_required = field.required
+    field.widget = widget
+    return field
+
+
 def use_picker(field, *, org, kind, params=None, empty_label=None):
     """Give ``field`` (a choice field whose queryset or clean method validates) a search
     picker instead of a <select>."""
@@ -312,7 +393,7 @@ class PickerFormMixin:
 
     @property
     def is_finding(self):
-        return self.is_bound and FIND in self.data
+        return self.is_bound and (FIND in self.data or DROP in self.data)
 
     def full_clean(self):
         if self.is_finding:
@@ -358,5 +439,5 @@ def _pick_view(kind_name):
 
 urlpatterns = [
     path(f"pick/{name}/", _pick_view(name), name=f"pick_{name.replace('-', '_')}")
-    for name in ("objectives", "key-results", "nodes", "teams", "people")
+    for name in ("objectives", "key-results", "nodes", "teams", "people", "dependencies")
 ]

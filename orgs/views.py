@@ -11,7 +11,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods
 from django_scopes import scopes_disabled
 
-from . import ratelimit, services, signin
+from . import pickers, ratelimit, services, signin
 from .decorators import org_view
 from .forms import (
     CycleForm,
@@ -182,7 +182,7 @@ def console_members(request):
 @require_http_methods(["GET", "POST"])
 def console_member_edit(request, membership_pk):
     member = _get(request, Membership, membership_pk)
-    form = MemberForm(request.POST or None, org=request.org, initial={
+    form = MemberForm(pickers.find_data(request), org=request.org, initial={
         "role": member.role, "teams": list(member.teams.values_list("pk", flat=True))})
     if submit(request, form, lambda data: services.change_member(
             actor=request.membership, membership=member, role=data["role"],

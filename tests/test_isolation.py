@@ -153,6 +153,7 @@ PICKER_PARAMS = {  # each picker endpoint's id parameters, filled with B's ids
     "pick_nodes": lambda w: [{"cycle": w.cycle.pk}, {"exclude_team": w.team.pk}],
     "pick_teams": lambda w: [{"exclude": w.team.pk}],
     "pick_people": lambda w: [],
+    "pick_dependencies": lambda w: [{"cycle": w.cycle.pk}],
 }
 
 

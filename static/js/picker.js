@@ -1,5 +1,6 @@
-// Search pickers (templates/_picker.html): Enter in the search box searches instead of
-// submitting the form; a match's button (Enter or click) becomes the chosen value.
+// Search pickers (templates/_picker.html, _picker_multi.html): Enter in the search box searches
+// instead of submitting the form; a match's button (Enter or click) becomes the chosen value,
+// or, in a multi picker, is added as a chip; a chip's "Remove" takes it out.
 (function () {
   if (window.okrPicker) return;
   window.okrPicker = true;
@@ -9,7 +10,54 @@
       htmx.trigger(event.target, "search");
     }
   });
+
+  function resetSearch(picker) {
+    picker.querySelector(".picker-results").replaceChildren();
+    const search = picker.querySelector("[data-picker-q]");
+    search.value = "";
+    search.focus();
+  }
+
+  function multiClick(event, multi) {
+    const remove = event.target.closest("[data-picker-remove]");
+    const option = event.target.closest(".picker-option[data-value]");
+    const chips = multi.querySelector("[data-picker-chips]");
+    if (remove) {
+      event.preventDefault();
+      const chip = remove.closest("li");
+      const next = chip.nextElementSibling || chip.previousElementSibling;
+      chip.remove();
+      multi.querySelector("[data-picker-none]").hidden = chips.children.length > 0;
+      (next ? next.querySelector("[data-picker-remove]") : multi.querySelector("[data-picker-q]")).focus();
+      return;
+    }
+    if (!option) return;
+    const name = multi.dataset.name;
+    const taken = Array.from(chips.querySelectorAll("input[type=hidden]"))
+      .some(function (input) { return input.value === option.dataset.value; });
+    if (!taken) {
+      const chip = document.createElement("li");
+      chip.className = "chip";
+      const input = document.createElement("input");
+      input.type = "hidden"; input.name = name; input.value = option.dataset.value;
+      const label = document.createElement("span");
+      label.textContent = option.dataset.label;
+      const button = document.createElement("button");
+      button.type = "submit"; button.className = "link-btn"; button.textContent = "Remove";
+      button.name = "_drop"; button.value = name + ":" + option.dataset.value;
+      button.formNoValidate = true;
+      button.setAttribute("data-picker-remove", "");
+      button.setAttribute("aria-label", "Remove " + option.dataset.label);
+      chip.append(input, label, " ", button);
+      chips.append(chip);
+    }
+    multi.querySelector("[data-picker-none]").hidden = true;
+    resetSearch(multi);
+  }
+
   document.addEventListener("click", function (event) {
+    const multi = event.target.closest("[data-picker-multi]");
+    if (multi) return multiClick(event, multi);
     const option = event.target.closest(".picker-option[data-value]");
     const clear = event.target.closest("[data-picker-clear]");
     const picker = (option || clear) && (option || clear).closest("[data-picker]");
@@ -19,9 +67,6 @@
     picker.querySelector("[data-picker-value]").value = option ? option.dataset.value : "";
     label.textContent = option ? option.dataset.label : label.dataset.empty;
     if (clearButton) clearButton.hidden = !option;
-    picker.querySelector(".picker-results").replaceChildren();
-    const search = picker.querySelector("[data-picker-q]");
-    search.value = "";
-    search.focus();
+    resetSearch(picker);
   });
 })();

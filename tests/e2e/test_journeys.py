@@ -215,7 +215,7 @@ def test_the_alignment_lead_runs_steps_1_to_4_and_reads_the_outputs(page, live_s
     objective = "Reach $12M in annual recurring revenue"
     sign_in(page, live_server, "liam@northwind.example")
     page.get_by_role("link", name="Workflows").click()
-    field(page, "Objective").select_option(label=f"Northwind Cloud: {objective}")
+    pick(page, "Objective", "recurring revenue", f"Northwind Cloud: {objective}")
     page.get_by_role("button", name="Start").click()
     expect(page.get_by_role("heading", level=1)).to_have_text(objective)
     # Last cycle's revenue workflow left improvements: step 1 shows them.
@@ -373,3 +373,47 @@ def test_without_javascript_a_parent_is_found_and_chosen_with_the_find_button(
         expect(page.locator("nav.crumbs")).to_contain_text(COMPANY_OBJECTIVE)
     finally:
         context.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_admin_gives_a_member_teams_with_the_multi_picker(page, live_server, demo_org):
+    """Teams are chips: the search adds one (keyboard only), Remove takes one out, Save keeps
+    what the chips say. Screenshots at 1280 and 420 px wide."""
+    from django_scopes import scopes_disabled
+
+    from orgs.models import Membership
+
+    with scopes_disabled():
+        olivia = Membership.objects.get(organization__slug="northwind",
+                                        user__email="olivia@northwind.example")
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.locator("input[name=username]").fill("ava@northwind.example")
+    page.locator("input[name=password]").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    edit_url = f"{live_server.url}/o/northwind/console/members/{olivia.pk}/"
+    page.goto(edit_url)
+    chips = page.locator(".picker-chips .chip")
+    expect(chips).to_have_count(0)
+    for typed, name in (("platf", "Platform"), ("web", "Web App"), ("sal", "Sales")):
+        field(page, "Teams").fill(typed)
+        choice = page.get_by_role("button", name=name, exact=True)
+        choice.focus()
+        choice.press("Enter")
+        expect(chips.filter(has_text=name)).to_be_visible()
+    expect(chips).to_have_count(3)
+    page.get_by_role("button", name="Remove Web App").press("Enter")
+    expect(chips).to_have_count(2)
+    expect(chips.filter(has_text="Web App")).to_have_count(0)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "multi-picker-1280.png"), full_page=True)
+    page.set_viewport_size({"width": 420, "height": 900})
+    field(page, "Teams").fill("mark")
+    expect(page.get_by_role("button", name="Marketing", exact=True)).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "multi-picker-420.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.get_by_role("button", name="Save").click()
+    expect(page).to_have_url(f"{live_server.url}/o/northwind/console/members/")
+    with scopes_disabled():
+        assert set(olivia.teams.values_list("name", flat=True)) == {"Platform", "Sales"}
+    page.goto(edit_url)
+    expect(chips).to_have_count(2)
