@@ -14,3 +14,8 @@ def assert_same_queries(small, large, slack=0):
     assert n_large <= n_small + slack, (
         f"queries grew with the data: {n_small} -> {n_large}\n--- small\n{sql_small}\n"
         f"--- large\n{sql_large}")
+
+
+def within(small, large, margin=0.05):
+    """The large organization's page is at most ``margin`` bigger than the small one's."""
+    assert len(large) <= len(small) * (1 + margin), (len(small), len(large))

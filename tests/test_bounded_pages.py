@@ -23,7 +23,7 @@ from tests.factories import (
     TeamFactory,
     UserFactory,
 )
-from tests.querycount import assert_same_queries, count_queries
+from tests.querycount import assert_same_queries, count_queries, within
 
 pytestmark = pytest.mark.django_db
 
@@ -31,10 +31,6 @@ pytestmark = pytest.mark.django_db
 def url(world, name, *args):
     return reverse(name, args=[world.org.slug, *args])
 
-
-def within(small, large, margin=0.05):
-    """The large organization's page is at most ``margin`` bigger than the small one's."""
-    assert len(large) <= len(small) * (1 + margin), (len(small), len(large))
 
 
 def add_teams(world, n, start=0):

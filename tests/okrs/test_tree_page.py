@@ -8,7 +8,7 @@ from django.urls import reverse
 from okrs.models import Objective
 from okrs.selectors import TREE_OTHERS
 from tests.factories import KeyResultFactory, ObjectiveFactory, TeamFactory
-from tests.querycount import assert_same_queries, count_queries
+from tests.querycount import assert_same_queries, count_queries, within
 
 pytestmark = pytest.mark.django_db
 
@@ -16,9 +16,6 @@ pytestmark = pytest.mark.django_db
 def url(world, name, *args):
     return reverse(name, args=[world.org.slug, *args])
 
-
-def within(small, large, margin=0.05):
-    assert len(large) <= len(small) * (1 + margin), (len(small), len(large))
 
 
 def department_objectives(world, n, start=0):
