@@ -72,17 +72,23 @@ def _objectives(org, cycle):
 
 
 TREE_OTHERS = 20
+TREE_BRANCH = 25
 
 
-def tree_level(org, cycle, parent=None):
+def tree_level(org, cycle, parent=None, *, page=1):
     """One level of the alignment tree: the company objectives at the roots, or the live
-    children of ``parent``. Deeper levels load one branch at a time."""
+    children of ``parent``, ``TREE_BRANCH`` at a time (a company objective can have hundreds
+    aligned). Deeper levels load one branch at a time. Returns (objectives, whether there are
+    more after this page)."""
     qs = _objectives(org, cycle)
     if parent is not None:
         qs = qs.filter(parent=parent)
     else:
         qs = qs.filter(parent__isnull=True, team__kind=Team.Kind.COMPANY)
-    return assess(list(qs.order_by("team__level", "team__name", "title")))
+    start = (page - 1) * TREE_BRANCH
+    rows = list(qs.order_by("team__level", "team__name", "title", "pk")
+                [start:start + TREE_BRANCH + 1])
+    return assess(rows[:TREE_BRANCH]), len(rows) > TREE_BRANCH
 
 
 def tree_others(org, cycle, *, page=1):

@@ -89,23 +89,29 @@ def tree(request):
     ``tree_children``; without JavaScript, ``?branch=<pk>`` shows that objective's children).
     The other roots (local, unaligned, or under a retired parent) come a page at a time."""
     cycles, cycle = _cycle_context(request)
-    branch, others, others_total = None, [], 0
-    page = int(request.GET["page"]) if request.GET.get("page", "").isdigit() else 1
-    page = max(1, min(page, 10**6))
+    branch, others, others_total, more = None, [], 0, False
+    page = _page(request)
     if request.GET.get("branch", "").isdigit():
         branch = access_objective(request.membership, int(request.GET["branch"]))
         cycle = branch.cycle
-        nodes = selectors.tree_level(request.org, cycle, parent=branch)
+        nodes, more = selectors.tree_level(request.org, cycle, parent=branch, page=page)
     elif cycle:
-        nodes = selectors.tree_level(request.org, cycle)
+        nodes, _ = selectors.tree_level(request.org, cycle)
         others, others_total = selectors.tree_others(request.org, cycle, page=page)
+        more = page * selectors.TREE_OTHERS < others_total
     else:
         nodes = []
     _count_findings(request.org, cycle, nodes + others)
     return render(request, "okrs/tree.html", {
         "cycles": cycles, "cycle": cycle, "nodes": nodes, "branch": branch, "others": others,
         "others_total": others_total, "page": page, "nav": "tree",
-        "has_more": page * selectors.TREE_OTHERS < others_total, "next_page": page + 1})
+        "has_more": more and branch is None, "branch_more": more and branch is not None,
+        "next_page": page + 1})
+
+
+def _page(request):
+    page = int(request.GET["page"]) if request.GET.get("page", "").isdigit() else 1
+    return max(1, min(page, 10**6))
 
 
 @org_view
@@ -113,9 +119,12 @@ def tree_children(request, objective_pk):
     objective = access_objective(request.membership, objective_pk)
     if not request.htmx:
         return redirect(_objective_url(request, objective))
-    nodes = selectors.tree_level(request.org, objective.cycle, parent=objective)
+    page = _page(request)
+    nodes, more = selectors.tree_level(request.org, objective.cycle, parent=objective, page=page)
     _count_findings(request.org, objective.cycle, nodes)
-    response = render(request, "okrs/tree.html#children", {"nodes": nodes})
+    template = "okrs/tree.html#children" if page == 1 else "okrs/tree.html#more_children"
+    response = render(request, template, {"nodes": nodes, "branch": objective,
+                                          "branch_more": more, "next_page": page + 1})
     patch_vary_headers(response, ["HX-Request"])
     return response
 

@@ -18,12 +18,14 @@ from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.core.management import call_command
 from django.db import connection, transaction
+from django.db.models import Count
 from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from config.routes import all_patterns
+from orgs.tasks import wait_for_deferred
 
 PERSONAS = ("admin", "alignment_lead", "team_lead")
 ORG_PREFIX = "o/<slug:org_slug>/"
@@ -35,6 +37,10 @@ MAX_P95_MS = 150
 MAX_BYTES = 250 * 1024
 MAX_EXTRA_QUERIES = 2
 MAX_RATIO = 3
+UNTIL_UPDATED = "eager, until health is updated"
+# Pages measured with other ids than the shared ones: the tree branch opens the objective of
+# the cycle with the most aligned objectives (the team's objective usually has none).
+PAGE_IDS = {"tree_children": {"objective_pk": "branch_pk"}}
 
 
 @dataclass
@@ -178,6 +184,9 @@ def tenant_for(org):
             "flag_pk": _first(RecascadeFlag.objects.for_org(org).filter(
                 resolution=RecascadeFlag.Resolution.OPEN)),
             "pk": objective.pk,  # with <node:kind> = "o"
+            "branch_pk": (Objective.objects.for_org(org).filter(cycle=cycle)
+                          .annotate(n=Count("children")).order_by("-n", "pk")
+                          .values_list("pk", flat=True).first()),
         }
     users = {"admin": admin.user, "alignment_lead": lead.user, "team_lead": team_lead.user}
     return Tenant(org, cycle, users, ids, key_result=key_result, objective=objective)
@@ -196,9 +205,12 @@ def org_pages():
     return [(p.name, route) for route, p in all_patterns() if route.startswith(ORG_PREFIX)]
 
 
-def fill(route, tenant):
+def fill(route, tenant, page=None):
     path = route.replace("<slug:org_slug>", tenant.org.slug).replace("<node:kind>", "o")
-    for key, value in tenant.ids.items():
+    ids = dict(tenant.ids)
+    for key, other in PAGE_IDS.get(page, {}).items():
+        ids[key] = ids[other]
+    for key, value in ids.items():
         path = path.replace(f"<int:{key}>", str(value))
     if "<" in path:
         raise ValueError(f"no id for a keyword in {route}")
@@ -213,21 +225,28 @@ def percentile(values, q):
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
-def measure(call, requests, warmup=2):
+def measure(call, requests, warmup=2, settle=None):
     """``warmup`` calls (at least one: it counts the queries), then ``requests`` timed ones.
-    ``call()`` returns a response. Returns (status, p50, p95, bytes, queries)."""
+    ``call()`` returns a response; ``settle()``, if given, runs after every call, untimed (the
+    POSTs wait there for the recompute their save deferred, so that each request is measured
+    on its own and not while the previous one's recompute holds the process).
+    Returns (status, p50, p95, bytes, queries)."""
+    settle = settle or (lambda: None)
     with CaptureQueriesContext(connection) as ctx:
         response = call()
     queries = len(ctx)
+    settle()
     if response.status_code not in (200, 204, 302):
         return response.status_code, 0.0, 0.0, 0, queries
     for _ in range(warmup - 1):
         call()
+        settle()
     times = []
     for _ in range(requests):
         t = time.perf_counter()
         response = call()
         times.append((time.perf_counter() - t) * 1000)
+        settle()
     return (response.status_code, statistics.median(times), percentile(times, 0.95),
             len(response.content), queries)
 
@@ -246,7 +265,7 @@ def _get_pages(tenant, persona, requests, only, skipped, warmup, out=None):
     for name, route in org_pages():
         if only and not any(o in name for o in only):
             continue
-        url = fill(route, tenant)
+        url = fill(route, tenant, name)
         headers = {"HTTP_HX_REQUEST": "true"} if name in HTMX_PAGES else {}
         try:
             status, p50, p95, size, queries = measure(
@@ -292,6 +311,15 @@ def _post_pages(tenant, requests, only, skipped, modes, warmup):
             data["is_local"] = "on"
         return lambda: client.post(edit_url, data)
 
+    def until_updated(make):
+        # What a user waits for before the new health shows: the request, then the recompute
+        # it deferred (in eager mode). Shown for information; the targets are for the request.
+        def call():
+            response = make()()
+            wait_for_deferred()
+            return response
+        return call
+
     rows = {}
     for mode in modes:
         before = app.conf.task_always_eager
@@ -302,14 +330,18 @@ def _post_pages(tenant, requests, only, skipped, modes, warmup):
                 if only and not any(o in label for o in only):
                     continue
                 status, p50, p95, size, queries = measure(
-                    lambda make=make: make()(), requests, warmup)
+                    lambda make=make: make()(), requests, warmup, settle=wait_for_deferred)
                 if status != 302:
                     skipped.append({"page": label, "persona": "team_lead",
                                     "org": org.slug, "why": f"POST answers {status}"})
                     continue
                 rows[label] = (p50, p95, size, queries)
+                if mode == "eager":
+                    _, p50, p95, size, queries = measure(until_updated(make), requests, warmup)
+                    rows[f"{name} ({UNTIL_UPDATED})"] = (p50, p95, size, queries)
         finally:
             app.conf.task_always_eager = before
+            wait_for_deferred()
     return rows
 
 
@@ -352,6 +384,8 @@ def missed(rows):
     out = []
     for r in rows:
         reasons = []
+        if r.page.endswith(f"({UNTIL_UPDATED})"):
+            continue  # for information: the save's own time is the row before
         limit = 300 if r.page.endswith("(eager)") else MAX_P95_MS
         if r.p95_ms > limit:
             reasons.append(f"p95 {r.p95_ms:.0f} ms > {limit}")

@@ -74,7 +74,10 @@ def key_results(org, *, cycle=None, exclude=None, **_):
     """Key results of a cycle whose objective is not retired; ``exclude``: that key result."""
     from okrs.models import KeyResult, Objective
 
-    qs = (KeyResult.objects.for_org(org).exclude(objective__state=Objective.State.RETIRED)
+    # The objective's organization too: PostgreSQL then reads this organization's objectives
+    # by index instead of scanning every organization's.
+    qs = (KeyResult.objects.for_org(org).filter(objective__organization=org)
+          .exclude(objective__state=Objective.State.RETIRED)
           .select_related("owner_team", "objective"))
     if cycle is not None:
         qs = qs.filter(objective__cycle=cycle)
@@ -152,7 +155,7 @@ class Kind:
         more = 0
         if len(rows) > LIMIT:
             rows = rows[:LIMIT]
-            more = qs[:LIMIT + COUNT_UP_TO].count() - LIMIT
+            more = qs.order_by()[:LIMIT + COUNT_UP_TO].count() - LIMIT  # no sort to count
         return [(str(r.pk), self.label(r)) for r in rows], more
 
     def label_of(self, org, value, params):
@@ -246,8 +249,8 @@ class NodeKind:
         more = 0
         if len(found) > LIMIT:
             found = found[:LIMIT]
-            more = min(objs[:LIMIT + COUNT_UP_TO].count() + krs[:LIMIT + COUNT_UP_TO].count()
-                       - LIMIT, COUNT_UP_TO)
+            more = min(objs.order_by()[:LIMIT + COUNT_UP_TO].count()
+                       + krs.order_by()[:LIMIT + COUNT_UP_TO].count() - LIMIT, COUNT_UP_TO)
         return [(f"{k}:{r.pk}", self._label(k, r)) for k, r in found], more
 
     def label_of(self, org, value, params):

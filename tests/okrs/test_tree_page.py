@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from okrs.models import Objective
-from okrs.selectors import TREE_OTHERS
+from okrs.selectors import TREE_BRANCH, TREE_OTHERS
 from tests.factories import KeyResultFactory, ObjectiveFactory, TeamFactory
 from tests.querycount import assert_same_queries, count_queries, within
 
@@ -99,3 +99,29 @@ def test_the_other_roots_total_counts_objectives_not_their_children(world_a, ali
     alice_client.post(url(world_a, "objective_retire", world_a.company_objective.pk))
     html = get(alice_client, world_a).content.decode()
     assert "Not under a company objective (1)" in html and "3 aligned" in html
+
+
+def test_a_large_branch_opens_a_page_at_a_time(world_a, alice_client):
+    """A company objective with many aligned objectives: the branch shows TREE_BRANCH of them
+    and a "Show more" that loads the next page in place (htmx) or as a page (without JS); the
+    branch's size and queries do not grow with the objectives below it."""
+    children = url(world_a, "tree_children", world_a.company_objective.pk)
+    department_objectives(world_a, TREE_BRANCH)  # + the team goal: one page and one more
+    small = count_queries(lambda: alice_client.get(children, HTTP_HX_REQUEST="true"))
+    department_objectives(world_a, 3, start=TREE_BRANCH)  # 29 in all
+    large = count_queries(lambda: alice_client.get(children, HTTP_HX_REQUEST="true"))
+    assert_same_queries(small, large)
+    within(small[0].content, large[0].content)
+    first = large[0].content.decode()
+    assert first.count('class="tree-node"') == TREE_BRANCH
+    assert "Show more aligned objectives" in first and f"{children}?page=2" in first
+    second = alice_client.get(children, {"page": 2}, HTTP_HX_REQUEST="true").content.decode()
+    assert second.count('class="tree-node"') == 4
+    assert "Show more" not in second and "<ul" not in second  # rows for the same list
+    # The pages together hold every aligned objective once.
+    titles = {f"Dept goal {i:04}" for i in range(TREE_BRANCH + 3)}
+    assert all((t in first) != (t in second) for t in titles)
+    # Without JavaScript: the branch page pages the same way.
+    page2 = get(alice_client, world_a, branch=world_a.company_objective.pk, page=2)
+    html = page2.content.decode()
+    assert "<html" in html and html.count('class="tree-node"') == 4
