@@ -47,9 +47,8 @@ class ObjectiveForm(pickers.PickerFormMixin, forms.Form):
     def __init__(self, *args, membership, cycle, teams, objective=None, **kwargs):
         super().__init__(*args, **kwargs)
         org = membership.organization
-        self.fields["team"].queryset = Team.objects.for_org(org).filter(
-            pk__in=[t.pk for t in teams])
-        if len(teams) > PICKER_ABOVE:  # an admin may choose any team: search them
+        self.fields["team"].queryset = teams
+        if teams[:PICKER_ABOVE + 1].count() > PICKER_ABOVE:  # e.g. an admin: search them
             pickers.use_picker(self.fields["team"], org=org, kind="teams",
                                empty_label="(choose a team)")
         # The same rules as the picker's search: this cycle, live, not this objective's subtree.

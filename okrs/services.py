@@ -12,7 +12,7 @@ from django.utils import timezone
 # The network recomputes health after any change that can move it (dependencies.network).
 from dependencies import graph, network
 from orgs import permissions
-from orgs.models import Cycle, Membership, Organization, Team
+from orgs.models import Cycle, Membership, Organization, Role, Team
 from orgs.services import lock_organization
 from orgs.validation import Fields
 
@@ -360,6 +360,11 @@ def record_check_in(*, membership, key_result, confidence, value=None, is_done=N
 
 
 def teams_for_objectives(membership):
-    """The teams this person may add objectives for, in tree order."""
-    teams = Team.objects.for_org(membership.organization)
-    return [t for t in teams if permissions.can_edit_team_okrs(membership, t.pk)]
+    """The teams this person may add objectives for, in tree order, as a query (not loaded: an
+    org admin may choose any of thousands). The same rule as ``can_edit_team_okrs``."""
+    teams = Team.objects.for_org(membership.organization).order_by("tree_id", "lft")
+    if membership.role in permissions.MANAGERS:
+        return teams
+    if membership.role == Role.TEAM_LEAD:
+        return teams.filter(pk__in=permissions.led_team_ids(membership))
+    return teams.none()

@@ -165,7 +165,7 @@ def objective_detail(request, objective_pk):
 def objective_create(request):
     cycles, cycle = _cycle_context(request)
     teams = services.teams_for_objectives(request.membership)
-    if cycle is None or not teams:
+    if cycle is None or not teams.exists():
         messages.info(request, "Ask an alignment lead to open a cycle and to make you a team lead.")
         return redirect("home", request.org.slug)
     form = ObjectiveForm(find_data(request), membership=request.membership, cycle=cycle,
