@@ -102,5 +102,19 @@ def test_it_answers_over_plain_http_where_pages_redirect_to_https(settings):
 
 
 def test_it_only_reads():
-    assert Client().post("/healthz").status_code == 405
-    assert Client().head("/healthz").status_code == 200
+    # As a real client sends it: no CSRF token. A POST is "method not allowed", not a 403.
+    client = Client(enforce_csrf_checks=True)
+    assert client.post("/healthz").status_code == 405
+    assert client.head("/healthz").status_code == 200
+
+
+def test_a_probe_during_an_outage_logs_the_reason_once_and_no_error(caplog):
+    with mock.patch.object(BaseDatabaseWrapper, "ensure_connection",
+                           side_effect=OperationalError("could not connect to server")):
+        response, _ = get_health()
+    assert response.status_code == 503
+    errors = [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    assert errors == [], [r.getMessage() for r in errors]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("Health check database failed" in w and "could not connect" in w
+               for w in warnings)
