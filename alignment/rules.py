@@ -53,6 +53,7 @@ class KeyResult:
     title: str
     created_at: datetime | None = None
     last_check_in_at: datetime | None = None
+    owner_team: str = ""  # when another team than the objective's owns it
 
 
 @dataclass(frozen=True)
@@ -388,7 +389,7 @@ def task_key_result(cycle):
         findings.append(Finding(
             "task_key_result", LOW, f"“{k.title}” describes a task, not a result. Measure what "
             "the task should change (who uses it, what gets faster or more reliable) and keep "
-            "the task in the team's plan.", o.team, o.id, key_result_id=k.id))
+            "the task in the team's plan.", k.owner_team or o.team, o.id, key_result_id=k.id))
     return findings
 
 

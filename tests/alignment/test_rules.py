@@ -278,6 +278,13 @@ def test_task_shaped_key_results_are_reported(title, fires):
             "plan.")
 
 
+def test_the_team_that_owns_a_task_shaped_key_result_acts_on_it():
+    c = Cycle([team_obj(2, "Win more enterprise customers", team="Sales")],
+              key_results=[KeyResult(10, 2, "Ship SSO", owner_team="Engineering")])
+    [f] = rules.task_key_result(c)
+    assert f.who == "Engineering"
+
+
 def test_task_shaped_key_results_of_retired_objectives_are_not_reported():
     c = Cycle([team_obj(2, "Old", state="retired")],
               key_results=[KeyResult(10, 2, "Ship the new bundle pipeline")])
