@@ -259,6 +259,8 @@ def test_the_overlap_check_runs_difflib_only_for_pairs_that_could_be_similar(mon
     ("Grow ARR from $8.4M to $12M", False),
     ("Cut pages per week from 30 to 10", False),
     ("Close 12 enterprise deals", False),
+    ("Add 300 new paying customers", False),
+    ("Move 200 accounts to annual plans", False),
     ("SSO available to enterprise prospects", False),
     ("Ship 95% of releases without a rollback", False),  # the share it measures is an outcome
     ("Shipping costs down from $9 to $6 per order", False),
