@@ -172,6 +172,10 @@ def confirm_fits(*, membership, flag, note=""):
 def realign(*, membership, flag, parent):
     _open_flag(membership, flag)
     o = flag.objective
+    if parent.pk == o.parent_id:
+        # Nothing would move: refused, so the flag is not answered "re-aligned" for nothing.
+        # (If the parent changed since ``o`` was read, its version tells: a stale edit.)
+        raise ValidationError({"parent": "That is where it is already."})
     with transaction.atomic():
         okr_services.update_objective(
             membership=membership, objective=o, version=o.version, title=o.title, why=o.why,

@@ -40,10 +40,12 @@ def cycle_data(org, cycle, *, now=None):
     ]
     key_results = [
         rules.KeyResult(id=k["id"], objective_id=k["objective_id"], title=k["title"],
-                        created_at=k["created_at"], last_check_in_at=k["last_check_in_at"])
+                        created_at=k["created_at"], last_check_in_at=k["last_check_in_at"],
+                        owner_team=k["owner_team__name"] or "")
         for k in KeyResult.objects.for_org(org).filter(objective__cycle=cycle)
         .exclude(objective__state="retired")
-        .values("id", "objective_id", "title", "created_at", "last_check_in_at")
+        .values("id", "objective_id", "title", "created_at", "last_check_in_at",
+                "owner_team__name")
     ]
     dependencies = [
         rules.Dependency(id=d["id"], status=d["status"], created_at=d["created_at"],

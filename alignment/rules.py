@@ -1,23 +1,27 @@
 """Misalignment detection: each rule is a pure function over one cycle's data that returns
 findings. No Django here; ``alignment.report`` loads the data and runs them all.
 
-How "the same words" is measured (copy-paste cascade, KR turned objective): both titles are
-lowercased and punctuation is dropped. The score is the larger of two numbers: difflib's ratio
-of matching characters (0 = nothing in common, 1 = identical), and, when the shorter title has
-at least three words, the share of its words that the longer one also uses. At or above
-``SIMILAR`` (0.8) the child repeats its parent instead of saying how the team contributes.
+How "the same words" is measured (copy-paste cascade, KR turned objective, overlapping
+siblings): both titles are lowercased and punctuation is dropped. The score is the larger of
+two numbers: difflib's ratio of matching characters (0 = nothing in common, 1 = identical),
+and, when the shorter title has at least three words, the share of its words that the longer
+one also uses. At or above ``SIMILAR`` (0.8) the child repeats its parent instead of saying how
+the team contributes.
 
 Cheap before exact: difflib is slow (a large cycle compares ~12,000 pairs of titles), so
 ``similar`` first tries upper bounds of difflib's ratio that cost far less: the lengths, then the
 characters both titles hold, then the longest common subsequence (bit-parallel), and runs difflib
 only for a pair that could still reach ``SIMILAR``. Each bound is exact (never below the ratio),
-so the findings are the same as comparing every pair with difflib.
+so the findings are the same as comparing every pair with difflib. ``alike``, for a rule that
+needs a yes or no, also has a lower bound that can say yes without difflib.
 """
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from difflib import SequenceMatcher
+from os.path import commonprefix
 
 HIGH, MEDIUM, LOW = "high", "medium", "low"
 SEVERITY_ORDER = {HIGH: 0, MEDIUM: 1, LOW: 2}
@@ -49,6 +53,7 @@ class KeyResult:
     title: str
     created_at: datetime | None = None
     last_check_in_at: datetime | None = None
+    owner_team: str = ""  # when another team than the objective's owns it
 
 
 @dataclass(frozen=True)
@@ -86,10 +91,13 @@ class Finding:
 TITLES = {
     "too_many": "Too many company objectives",
     "orphan": "Orphan objective",
+    "strict_local": "Local in the strict model",
     "too_local": "Too many local objectives",
     "copy_paste": "Copy-paste cascade",
     "kr_as_objective": "Key result turned objective",
+    "sibling_overlap": "Overlapping objectives",
     "metric_objective": "Objective is a metric",
+    "task_key_result": "Key result is a task",
     "over_cascading": "Over-cascading",
     "coverage_gap": "Coverage gap",
     "bottleneck": "Bottleneck",
@@ -150,6 +158,17 @@ def similar(a, b, at_least=SIMILAR, *, cache=None):
     """``similarity(a, b)`` when it is at least ``at_least``, else None; difflib runs only when
     the cheap bounds leave the answer open. ``cache`` (a dict kept for one run) prepares each
     title once."""
+    return _compare(a, b, at_least, cache, exact=True)
+
+
+def alike(a, b, at_least=SIMILAR, *, cache=None):
+    """Whether ``similarity(a, b)`` is at least ``at_least``, for a rule that needs only the
+    answer, not the score: besides the upper bounds of ``similar``, a lower bound can say yes
+    without difflib (the longer of the common prefix and the common suffix)."""
+    return _compare(a, b, at_least, cache, exact=False) is not None
+
+
+def _compare(a, b, at_least, cache, *, exact):
     cache = {} if cache is None else cache
     if a not in cache:
         cache[a] = _Title(a)
@@ -163,14 +182,26 @@ def similar(a, b, at_least=SIMILAR, *, cache=None):
     total = len(a.text) + len(b.text)
     if not total:
         return 1.0 if 1.0 >= at_least else None  # two empty titles: difflib says 1.0
+    if not exact and score >= at_least:
+        return score
     # Upper bounds of difflib's ratio (2 * matched characters / total), the cheaper first:
     # difflib matches at most the shorter title's length, and at most a common subsequence.
     for bound in (min(len(a.text), len(b.text)), None):
         ceiling = 2 * (_lcs_length(b, a) if bound is None else bound) / total
         if ceiling <= score or ceiling < at_least:
             return score if score >= at_least else None
+    if not exact and max(len(a.text), len(b.text)) < _AUTOJUNK:
+        # A lower bound: difflib's first block is the longest common substring (no character
+        # is junk below 200), at least as long as the common prefix and the common suffix.
+        block = max(len(commonprefix((a.text, b.text))),
+                    len(commonprefix((a.text[::-1], b.text[::-1]))))
+        if 2 * block / total >= at_least:
+            return 2 * block / total
     score = max(score, SequenceMatcher(None, a.text, b.text).ratio())
     return score if score >= at_least else None
+
+
+_AUTOJUNK = 200  # difflib treats frequent characters as junk in a text this long or longer
 
 
 def _live(cycle):
@@ -191,6 +222,18 @@ def orphans(cycle):
                     "marked local: nobody can see what it serves.", o.team, o.id)
             for o in _team_objectives(cycle)
             if not o.is_local and (o.parent_id is None or o.parent_id not in by_id)]
+
+
+def strict_local(cycle):
+    """The strict model allows no local objective, and new ones are refused; but objectives
+    that were local before the organization switched to strict stay local until their teams
+    align them. They are reported here, since "too local" counts nothing in this model."""
+    if cycle.alignment_model != "strict":
+        return []
+    return [Finding("strict_local", HIGH, f"“{o.title}” is marked local, but this organization "
+                    "aligns strictly: every team objective contributes to a parent. Align it, "
+                    "or retire it.", o.team, o.id)
+            for o in _team_objectives(cycle) if o.is_local]
 
 
 def too_local(cycle):
@@ -251,6 +294,106 @@ def kr_as_objective(cycle):
     return findings
 
 
+# Words too common to say what an objective is about.
+_FILLER = frozenset("""
+    a all an and are as at be by for from in into is it its more new of on or our so that the
+    their this to up us we with
+""".split())
+
+
+def _stems(title):
+    """The words of a prepared title that say what it is about, cut to four letters (so
+    "grow" and "growing" meet)."""
+    return {w[:4] for w in title.words if len(w) > 2 and w not in _FILLER}
+
+
+def sibling_overlap(cycle):
+    """Objectives of different teams aligned to the same parent whose titles say the same thing
+    (``alike``: the measure of the copy-paste cascade): two teams chasing one goal apart, where
+    one shared objective would do. Only siblings that share a word (``_stems``) are compared,
+    found through an index of their words rather than pair by pair. Each objective is reported
+    once, with the first sibling it repeats; a pair whose two objectives are both reported
+    already is not compared again."""
+    live = {o.id: o for o in _live(cycle)}
+    families = {}
+    for o in _team_objectives(cycle):
+        if o.parent_id in live and not o.is_local:
+            families.setdefault(o.parent_id, []).append(o)
+    findings, cache = [], {}
+    for parent_id, siblings in families.items():
+        if len(siblings) < 2 or len({o.team_id for o in siblings}) < 2:
+            continue
+        siblings.sort(key=lambda o: o.id)
+        by_stem = {}
+        for i, o in enumerate(siblings):
+            if o.title not in cache:
+                cache[o.title] = _Title(o.title)
+            for stem in _stems(cache[o.title]):
+                by_stem.setdefault(stem, []).append(i)
+        pairs = set()
+        for members in by_stem.values():
+            for n, i in enumerate(members):
+                pairs.update((i, j) for j in members[n + 1:])
+        repeats = {}
+        for i, j in sorted(pairs):
+            a, b = siblings[i], siblings[j]
+            if a.team_id == b.team_id or (a.id in repeats and b.id in repeats):
+                continue
+            if alike(a.title, b.title, cache=cache):
+                repeats.setdefault(a.id, b)
+                repeats.setdefault(b.id, a)
+        parent = live[parent_id]
+        for o in siblings:
+            if (other := repeats.get(o.id)) is not None:
+                findings.append(Finding(
+                    "sibling_overlap", MEDIUM, f"“{o.title}” ({o.team}) and “{other.title}” "
+                    f"({other.team}) say the same thing under “{parent.title}”. Share one "
+                    "objective between the two teams, or say how each contributes in its own "
+                    "way.", f"{o.team} and {other.team}", o.id))
+    return findings
+
+
+# The first word of a key result that describes work to do rather than a result to reach.
+# ("Add" and "move" are left out: "Add 300 paying customers" is a result.)
+TASK_VERBS = frozenset("""
+    build complete conduct create define deliver deploy design develop document draft finalise
+    finalize finish hire hold host implement install integrate introduce kick launch migrate
+    organise organize prepare publish rebuild redesign refactor release replace rewrite roll run
+    set ship start train update upgrade write
+""".split())
+# ...unless the title names a level to reach: a share, "from X to Y", "under 2 s".
+_MEASURE = re.compile(
+    r"\d+(?:[.,]\d+)?\s*%"
+    r"|\bfrom\s+\S*\d\S*\s+to\s+\S*\d"
+    r"|\b(?:under|below|above|over|within|at least|at most)\s+\S*\d",
+    re.IGNORECASE)
+
+
+def _first_word(title):
+    words = title.split(None, 1)
+    return words[0].lower().strip(_PUNCTUATION) if words else ""
+
+
+_PUNCTUATION = "\"'“”‘’()[].,:;!?-"
+
+
+def task_key_result(cycle):
+    """A key result that names a task ("Ship the new bundle pipeline", "Launch X"): its first
+    word is a verb of doing (``TASK_VERBS``) and it names no level to reach (``_MEASURE``).
+    Done or not done says the work happened, not that anything changed for anyone."""
+    live = {o.id: o for o in _live(cycle)}
+    findings = []
+    for k in cycle.key_results:
+        o = live.get(k.objective_id)
+        if o is None or _first_word(k.title) not in TASK_VERBS or _MEASURE.search(k.title):
+            continue
+        findings.append(Finding(
+            "task_key_result", LOW, f"“{k.title}” describes a task, not a result. Measure what "
+            "the task should change (who uses it, what gets faster or more reliable) and keep "
+            "the task in the team's plan.", k.owner_team or o.team, o.id, key_result_id=k.id))
+    return findings
+
+
 _METRIC = re.compile(
     r"\d+(?:[.,]\d+)?\s*%"  # 30%
     r"|[$€£]\s*\d"  # $12M
@@ -307,13 +450,33 @@ def too_many_company_objectives(cycle):
                     "Leadership")]
 
 
+AGREED = ("approved", "published")  # the states in which a contribution counts
+
+
 def coverage_gap(cycle):
+    """A company objective with no approved or published objective aligned below it: a draft
+    or a proposal is a plan to contribute, not yet a contribution."""
     if cycle.alignment_model == "thematic":
         return []
-    with_children = {o.parent_id for o in _live(cycle) if o.parent_id}
-    return [Finding("coverage_gap", HIGH, f"No team contributes to “{o.title}”.",
-                    "Alignment lead", o.id)
-            for o in _live(cycle) if o.team_kind == "company" and o.id not in with_children]
+    agreed, pending = set(), Counter()
+    for o in _live(cycle):
+        if o.parent_id:
+            if o.state in AGREED:
+                agreed.add(o.parent_id)
+            else:
+                pending[o.parent_id] += 1
+    findings = []
+    for o in _live(cycle):
+        if o.team_kind != "company" or o.id in agreed:
+            continue
+        message = f"No team contributes to “{o.title}”"
+        if n := pending[o.id]:
+            message += (f" yet: {n} draft or proposed objective{'s' if n > 1 else ''} "
+                        f"{'are' if n > 1 else 'is'} not approved.")
+        else:
+            message += "."
+        findings.append(Finding("coverage_gap", HIGH, message, "Alignment lead", o.id))
+    return findings
 
 
 def bottleneck(cycle):
@@ -356,8 +519,9 @@ def unowned_dependency(cycle):
             for d in cycle.dependencies if d.status == "requested" and d.created_at <= cutoff]
 
 
-RULES = (too_many_company_objectives, orphans, too_local, copy_paste, kr_as_objective,
-         metric_objective, over_cascading, coverage_gap, bottleneck, stale, unowned_dependency)
+RULES = (too_many_company_objectives, orphans, strict_local, too_local, copy_paste,
+         kr_as_objective, sibling_overlap, metric_objective, task_key_result, over_cascading,
+         coverage_gap, bottleneck, stale, unowned_dependency)
 
 
 def run_all(cycle):

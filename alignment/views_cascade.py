@@ -220,13 +220,14 @@ PARENTS_PER_FLAG = 15
 
 def _attach_parents(org, cycle, flags):
     """``flag.parents``: live objectives of the flagged team's parent unit and of the company
-    (15 at most each, one query for the page), the ones it can contribute to instead."""
+    (15 at most each, one query for the page), the ones it can contribute to instead: its
+    current parent is not one of them."""
     above = {f.objective.team.parent_id for f in flags if f.objective.team.parent_id}
     rows = list(Objective.objects.for_org(org).filter(cycle=cycle).live()
                 .filter(Q(team_id__in=above) | Q(team__kind=Team.Kind.COMPANY))
                 .select_related("team").order_by("team__level", "title")[:300])
     for f in flags:
-        mine = [p for p in rows if p.pk != f.objective_id and (
+        mine = [p for p in rows if p.pk not in (f.objective_id, f.objective.parent_id) and (
             p.team_id == f.objective.team.parent_id or p.team.kind == Team.Kind.COMPANY)]
         f.parents = mine[:PARENTS_PER_FLAG]
 

@@ -96,9 +96,13 @@ def build(membership, *, now=None):
         d.upstream.append(_risk(o.title, o.effective_health, o.risk_causes,
                                 _url("why_at_risk", slug, "o", o.pk)))
 
+    # A dependency is one decision per person: when it is escalated and this person sees the
+    # escalations, it is listed there only, not also as a request to answer.
+    escalations = escalated(org) if manager else []
+    listed = {dep.pk for dep in escalations}
     for dep in (Dependency.objects.for_org(org).filter(
             cycle__in=active, status=Dependency.Status.REQUESTED, providing_team_id__in=led)
-            .select_related("requesting_team")):
+            .exclude(pk__in=listed).select_related("requesting_team")):
         d.decisions.append({"kind": "Answer a request",
                             "title": f"{dep.requesting_team.name} needs: {dep.need}",
                             "url": _url("dependency", slug, dep.pk)})
@@ -113,7 +117,7 @@ def build(membership, *, now=None):
         if proposed:
             d.decisions.append({"kind": "Review", "title": f"{proposed} proposed objective"
                                 f"{'s' if proposed > 1 else ''}", "url": _url("review", slug)})
-        for dep in escalated(org):
+        for dep in escalations:
             d.decisions.append({"kind": "Escalation",
                                 "title": f"{dep.requesting_team.name} needs "
                                          f"{dep.providing_team.name}: {dep.need}",

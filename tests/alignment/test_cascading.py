@@ -279,3 +279,48 @@ def test_the_tree_shows_finding_badges(revenue):
     recompute(r)
     html = client_for(r.liam).get(reverse("tree", args=[r.org.slug])).content.decode()
     assert re.search(r'Grow revenue by 30%.*?2 findings', html, re.S)
+
+
+def _flags_after_a_change(r):
+    with scope(organization=r.org):
+        arr = fresh(r.arr)
+        okr_services.update_objective(membership=r.liam_m, objective=arr, version=arr.version,
+                                      title="Reach $14M ARR", why="", team=arr.team,
+                                      parent=None, is_local=False, state=arr.state)
+        return {f.objective_id: f for f in RecascadeFlag.objects.filter(source=r.arr)
+                .select_related("objective__team", "objective__cycle", "objective__theme")}
+
+
+def test_re_aligning_to_the_parent_it_has_is_refused_and_writes_nothing(revenue):
+    r = revenue
+    flag = _flags_after_a_change(r)[r.platform.pk]
+    version = fresh(r.platform).version
+    with scope(organization=r.org):
+        with pytest.raises(ValidationError) as refused:
+            cascade.realign(membership=r.ethan_m, flag=flag, parent=fresh(r.arr))
+    assert refused.value.message_dict == {"parent": ["That is where it is already."]}
+    platform = fresh(r.platform)
+    assert (platform.parent_id, platform.version) == (r.arr.pk, version)
+    flag = fresh(flag)
+    assert (flag.resolution, flag.note, flag.resolved_at) == ("open", "", None)
+
+
+def test_the_re_cascade_page_refuses_the_same_parent_and_does_not_offer_it(revenue):
+    r = revenue
+    other = ObjectiveFactory(organization=r.org, cycle=r.cycle, team=r.world.company,
+                             title="Expand to Europe")
+    flag = _flags_after_a_change(r)[r.platform.pk]
+    ethan = client_for(r.ethan)
+    page = ethan.get(reverse("recascade", args=[r.org.slug])).content.decode()
+    options = re.search(rf'<select id="parent-{flag.pk}".*?</select>', page, re.S).group(0)
+    assert "Expand to Europe" in options and "Reach $14M ARR" not in options
+    response = ethan.post(reverse("recascade_act", args=[r.org.slug, flag.pk]),
+                          {"action": "realign", "parent": r.arr.pk}, follow=True)
+    assert "That is where it is already." in response.content.decode()
+    assert fresh(flag).resolution == "open"
+    with scope(organization=r.org):
+        assert not RecascadeFlag.objects.filter(resolution="realigned").exists()
+    assert other.pk  # still offered: a real re-align works
+    ethan.post(reverse("recascade_act", args=[r.org.slug, flag.pk]),
+               {"action": "realign", "parent": other.pk})
+    assert fresh(r.platform).parent_id == other.pk and fresh(flag).resolution == "realigned"

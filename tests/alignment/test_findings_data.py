@@ -45,6 +45,17 @@ def test_the_prefiltered_comparison_agrees_with_difflib_on_every_pair(at_least):
     assert similar_pairs > 100  # both answers were exercised
 
 
+@pytest.mark.parametrize("at_least", [rules.SIMILAR, 0.5, 0.95])
+def test_the_yes_or_no_comparison_agrees_with_difflib_on_every_pair(at_least):
+    """``alike`` (the sibling overlap's check) may answer yes from a lower bound, without
+    difflib: the answer is still difflib's."""
+    pairs = list(_pairs(seed=12, n=4000))
+    pairs += [(f"Department goal {i}", f"Department goal {i + 7}") for i in range(200)]
+    pairs += [("x" * 120 + " goal", "x" * 120 + " aims"), ("a" * 199, "a" * 150 + "b" * 60)]
+    for a, b in pairs:
+        assert rules.alike(a, b, at_least) == (rules.similarity(a, b) >= at_least), (a, b)
+
+
 def test_the_lcs_bound_is_the_longest_common_subsequence():
     def by_table(a, b):
         previous = [0] * (len(b) + 1)
@@ -239,3 +250,79 @@ def test_renaming_a_team_updates_the_findings_that_name_it(
         save_team(actor=r.world.admin, team=eng, name="Platform Engineering", kind=eng.kind,
                   parent=eng.parent, lead=eng.lead)
     assert "Say how Platform Engineering contributes" in copy_paste_message()
+
+
+# Issue 12: rules that say what they check --------------------------------------------------------
+
+
+def _settings(org, **changes):
+    return {"alignment_model": org.alignment_model, "local_share_limit": org.local_share_limit,
+            "escalate_after_days": org.escalate_after_days, "timezone": org.timezone,
+            "digest_weekday": org.digest_weekday, "digest_hour": org.digest_hour} | changes
+
+
+@pytest.mark.django_db
+def test_switching_to_strict_reports_the_objectives_that_were_local(
+        revenue, django_capture_on_commit_callbacks):
+    r = revenue
+    toil = ObjectiveFactory(organization=r.org, cycle=r.cycle, team=r.eng, is_local=True,
+                            title="Pay down on-call toil")
+    recompute(r)
+    assert not any(o == toil.pk for _, o in stored(r))  # allowed in the flexible model
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(r.liam).post(reverse("alignment_settings", args=[r.org.slug]),
+                                           _settings(r.org, alignment_model="strict"))
+    assert response.status_code == 302
+    assert ("strict_local", toil.pk) in stored(r)
+    html = client_for(r.liam).get(reverse("report", args=[r.org.slug])).content.decode()
+    assert "Local in the strict model" in html
+    assert ("“Pay down on-call toil” is marked local, but this organization aligns strictly"
+            in html)
+    page = client_for(r.ethan).get(reverse("objective", args=[r.org.slug, toil.pk]))
+    assert "aligns strictly" in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_draft_below_a_company_objective_leaves_its_coverage_gap_open(revenue):
+    r = revenue
+    europe = ObjectiveFactory(organization=r.org, cycle=r.cycle, team=r.world.company,
+                              title="Expand to Europe")
+    draft = ObjectiveFactory(organization=r.org, cycle=r.cycle, team=r.sales, parent=europe,
+                             title="Open a Berlin sales office", state="draft")
+    recompute(r)
+    assert ("coverage_gap", europe.pk) in stored(r)
+    html = client_for(r.liam).get(reverse("report", args=[r.org.slug])).content.decode()
+    assert ("No team contributes to “Expand to Europe” yet: 1 draft or proposed objective is "
+            "not approved.") in html
+    with scope(organization=r.org):
+        Objective = type(draft)
+        Objective.objects.filter(pk=draft.pk).update(state="published")
+    recompute(r)
+    assert ("coverage_gap", europe.pk) not in stored(r)
+
+
+@pytest.mark.django_db
+def test_the_report_lists_overlaps_and_task_shaped_key_results_with_their_counts(revenue):
+    from tests.factories import KeyResultFactory
+
+    r = revenue
+    copy = ObjectiveFactory(organization=r.org, cycle=r.cycle, team=r.eng, parent=r.arr,
+                            title="Win the enterprise customers")
+    for i in range(11):
+        KeyResultFactory(objective=r.platform, title=f"Launch integration number {i}")
+    recompute(r)
+    found = stored(r)
+    assert ("sibling_overlap", r.win.pk) in found and ("sibling_overlap", copy.pk) in found
+    liam = client_for(r.liam)
+    html = liam.get(reverse("report", args=[r.org.slug])).content.decode()
+    assert "Overlapping objectives" in html
+    assert ("“Win enterprise customers” (Sales) and “Win the enterprise customers” "
+            "(Engineering) say the same thing under “Reach $12M ARR”.") in html
+    # Twelve task-shaped key results ("Ship SSO" and eleven launches): ten shown, then a link.
+    assert 'id="rule-task_key_result">Key result is a task <span class="meta">12</span>' in html
+    assert html.count("describes a task, not a result") == 10
+    assert f"?cycle={r.cycle.pk}&amp;rule=task_key_result" in html
+    one = liam.get(reverse("report", args=[r.org.slug]),
+                   {"cycle": r.cycle.pk, "rule": "task_key_result"}).content.decode()
+    assert one.count("describes a task, not a result") == 12
+    assert "“Ship SSO” describes a task, not a result." in one

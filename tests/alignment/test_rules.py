@@ -138,3 +138,161 @@ def test_more_than_five_company_objectives_is_flagged():
     assert rules.too_many_company_objectives(Cycle([company(i, str(i)) for i in range(5)])) == []
     [f] = rules.too_many_company_objectives(Cycle([company(i, str(i)) for i in range(6)]))
     assert "6 company objectives" in f.message
+
+
+# Issue 12: rules that say what they check ---------------------------------------------------------
+
+
+def test_the_strict_model_reports_objectives_that_were_local_before_the_switch():
+    objs = [company(1), team_obj(2, "Fix toil", local=True), team_obj(3, "Grow", parent=1),
+            team_obj(4, "Tidy the brand", team="Marketing", local=True)]
+    found = rules.run_all(Cycle(objs, alignment_model="strict"))
+    assert sorted(rule_ids(f for f in found if f.objective_id in (2, 3, 4))) == [
+        ("strict_local", 2), ("strict_local", 4)]
+    [f] = [f for f in found if f.objective_id == 2]
+    assert f.severity == rules.HIGH and f.who == "Sales"
+    assert f.message == ("“Fix toil” is marked local, but this organization aligns strictly: "
+                         "every team objective contributes to a parent. Align it, or retire it.")
+    # In the flexible model a local objective is allowed (and counted by "too local").
+    assert not any(f.rule == "strict_local" for f in rules.run_all(Cycle(objs)))
+
+
+@pytest.mark.parametrize("state, closes", [
+    ("draft", False), ("proposed", False), ("approved", True), ("published", True),
+])
+def test_only_an_approved_or_published_contribution_closes_a_coverage_gap(state, closes):
+    c = Cycle([company(1, "Win the enterprise market"),
+               team_obj(2, "Give buyers SSO", parent=1, state=state)])
+    found = rules.coverage_gap(c)
+    if closes:
+        assert found == []
+    else:
+        [f] = found
+        assert f.objective_id == 1
+        assert f.message == ("No team contributes to “Win the enterprise market” yet: 1 draft "
+                             "or proposed objective is not approved.")
+
+
+def test_a_coverage_gap_with_nothing_below_says_so_plainly():
+    [f] = rules.coverage_gap(Cycle([company(1, "Win the enterprise market")]))
+    assert f.message == "No team contributes to “Win the enterprise market”."
+
+
+def test_siblings_of_different_teams_that_say_the_same_thing_overlap():
+    c = Cycle([company(1, "Win the enterprise market"),
+               team_obj(2, "Grow the enterprise pipeline", team="Sales", parent=1),
+               team_obj(3, "Grow our enterprise pipeline", team="Marketing", parent=1),
+               team_obj(4, "Give enterprise buyers single sign-on", team="Engineering",
+                        parent=1)])
+    found = rules.sibling_overlap(c)
+    assert rule_ids(found) == [("sibling_overlap", 2), ("sibling_overlap", 3)]
+    assert found[0].message == (
+        "“Grow the enterprise pipeline” (Sales) and “Grow our enterprise pipeline” (Marketing) "
+        "say the same thing under “Win the enterprise market”. Share one objective between the "
+        "two teams, or say how each contributes in its own way.")
+    assert found[0].who == "Sales and Marketing" and found[0].severity == rules.MEDIUM
+
+
+@pytest.mark.parametrize("objectives", [
+    # The same team twice: a team's own business, not an overlap between teams.
+    [team_obj(2, "Grow the enterprise pipeline", parent=1),
+     team_obj(3, "Grow our enterprise pipeline", parent=1)],
+    # Different parents: not siblings.
+    [team_obj(2, "Grow the enterprise pipeline", team="Sales", parent=1),
+     team_obj(3, "Grow our enterprise pipeline", team="Marketing", parent=9)],
+    # Different words.
+    [team_obj(2, "Grow the enterprise pipeline", team="Sales", parent=1),
+     team_obj(3, "Give enterprise buyers single sign-on", team="Engineering", parent=1)],
+    # Local objectives (no parent) are not siblings of each other.
+    [team_obj(2, "Grow the enterprise pipeline", team="Sales", local=True),
+     team_obj(3, "Grow our enterprise pipeline", team="Marketing", local=True)],
+])
+def test_what_is_not_an_overlap(objectives):
+    c = Cycle([company(1), company(9, "Expand to Europe"), *objectives])
+    assert rules.sibling_overlap(c) == []
+
+
+def test_an_objective_overlaps_once_however_many_siblings_repeat_it():
+    objs = [company(1)] + [team_obj(i, "Grow the enterprise pipeline", team=f"T{i}", parent=1)
+                           for i in range(2, 7)]
+    found = rules.sibling_overlap(Cycle(objs))
+    assert sorted(f.objective_id for f in found) == [2, 3, 4, 5, 6]
+
+
+def test_the_overlap_check_runs_difflib_only_for_pairs_that_could_be_similar(monkeypatch):
+    import random
+
+    calls = []
+    real = rules.SequenceMatcher
+
+    def counting(*args):
+        calls.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(rules, "SequenceMatcher", counting)
+    rng = random.Random(5)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    different = [team_obj(i, " ".join("".join(rng.choice(letters) for _ in range(6))
+                                      for _ in range(4)), team=f"T{i}", parent=1)
+                 for i in range(2, 202)]
+    pair = [team_obj(300, "Grow the enterprise pipeline", team="Sales", parent=1),
+            team_obj(301, "Grow the enterprise pipeline!", team="Marketing", parent=1)]
+    found = rules.sibling_overlap(Cycle([company(1), *different, *pair]))
+    assert sorted(f.objective_id for f in found) == [300, 301]
+    assert len(calls) <= 5  # 20,301 pairs: the cheap bounds settle nearly all of them
+    # Siblings that all repeat each other: each is compared until it is found once.
+    calls.clear()
+    alike = [team_obj(i, f"Ship feature number {i} to mobile users", team=f"T{i}", parent=1)
+             for i in range(2, 202)]
+    found = rules.sibling_overlap(Cycle([company(1), *alike]))
+    assert len(found) == 200
+    assert len(calls) <= 250  # not 19,900
+
+
+@pytest.mark.parametrize("title, fires", [
+    ("Ship the new bundle pipeline", True),
+    ("Launch the partner referral program", True),
+    ("Launch the 3 most-requested features", True),
+    ("Build a self-serve onboarding flow", True),
+    ("Roll out SSO to every enterprise account", True),
+    ("Implement usage-based billing", True),
+    ("Grow ARR from $8.4M to $12M", False),
+    ("Cut pages per week from 30 to 10", False),
+    ("Close 12 enterprise deals", False),
+    ("Add 300 new paying customers", False),
+    ("Move 200 accounts to annual plans", False),
+    ("SSO available to enterprise prospects", False),
+    ("Ship 95% of releases without a rollback", False),  # the share it measures is an outcome
+    ("Shipping costs down from $9 to $6 per order", False),
+])
+def test_task_shaped_key_results_are_reported(title, fires):
+    c = Cycle([team_obj(2, "Make the web app fast", team="Web App")],
+              key_results=[KeyResult(10, 2, title)])
+    found = rules.task_key_result(c)
+    assert bool(found) is fires
+    if fires:
+        [f] = found
+        assert (f.objective_id, f.key_result_id, f.who, f.severity) == (
+            2, 10, "Web App", rules.LOW)
+        assert f.message == (
+            f"“{title}” describes a task, not a result. Measure what the task should change "
+            "(who uses it, what gets faster or more reliable) and keep the task in the team's "
+            "plan.")
+
+
+def test_the_team_that_owns_a_task_shaped_key_result_acts_on_it():
+    c = Cycle([team_obj(2, "Win more enterprise customers", team="Sales")],
+              key_results=[KeyResult(10, 2, "Ship SSO", owner_team="Engineering")])
+    [f] = rules.task_key_result(c)
+    assert f.who == "Engineering"
+
+
+def test_task_shaped_key_results_of_retired_objectives_are_not_reported():
+    c = Cycle([team_obj(2, "Old", state="retired")],
+              key_results=[KeyResult(10, 2, "Ship the new bundle pipeline")])
+    assert rules.task_key_result(c) == []
+
+
+def test_every_rule_has_a_title_and_runs():
+    assert {r.__name__ for r in rules.RULES} >= {"sibling_overlap", "task_key_result"}
+    assert {"strict_local", "sibling_overlap", "task_key_result"} <= set(rules.TITLES)

@@ -274,3 +274,29 @@ def test_claiming_the_week_walks_members_in_batches_and_skips_the_opted_out(reve
         users = set(Digest.objects.values_list("user_id", flat=True))
     assert len(first) == members - 1 and sorted(again) == sorted(first)
     assert r.ethan.pk not in users
+
+
+def test_a_dependency_is_listed_once_per_person(revenue):
+    """Ava's case: she leads the company (so every team below it) and, as an admin, sees the
+    escalations: an unanswered request to a team below her is one decision, not two."""
+    r = revenue
+    ava = r.world.admin
+    with scope(organization=r.org):
+        from orgs.models import Team
+
+        Team.objects.filter(pk=r.world.company.pk).update(lead=ava.user)
+        Dependency.objects.all().delete()
+    d = DependencyFactory(downstream=r.deals, upstream=r.sso, status="requested",
+                          need="Landing pages under 1 s on mobile")
+    with scope(organization=r.org):
+        Dependency.objects.filter(pk=d.pk).update(created_at=timezone.now() - timedelta(days=8))
+        ava_digest = content.build(member(r, ava.user))
+        ethan_digest = content.build(member(r, r.ethan))  # leads Engineering, not a manager
+        liam_digest = content.build(member(r, r.liam))  # alignment lead, leads no team
+    for digest, kind in ((ava_digest, "Escalation"), (ethan_digest, "Answer a request"),
+                         (liam_digest, "Escalation")):
+        about = [x for x in digest.decisions if "Landing pages" in x["title"]]
+        assert [x["kind"] for x in about] == [kind]
+    with scope(organization=r.org):
+        text = services.render_digest(member(r, ava.user), ava_digest).body
+    assert text.count("Landing pages under 1 s on mobile") == 1
