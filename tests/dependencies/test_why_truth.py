@@ -172,3 +172,34 @@ def test_a_stale_key_result_shows_stale_instead_of_a_health(demo):
     health = health[:health.index("</span></span>")]
     assert "Stale" in health and "On track" not in health and "At risk" not in health
     assert CheckIn.objects.filter(key_result=runbooks).exists()
+
+
+def reason_block(html, name):
+    start = html.index(f'data-reason="{name}"')
+    return html[start:html.index("</div>", start)]
+
+
+@pytest.mark.django_db
+def test_the_objective_page_keeps_the_three_reasons_apart(demo):
+    demo.slip_sso()
+    html = demo.client("mia").get(reverse("objective", args=["northwind", demo.sales.pk]))
+    html = html.content.decode()
+    assert "Why this health" in html
+    assert "Sales’ own key results are on track taken together." in reason_block(html, "own")
+    assert f"“{SSO}”, Engineering’s key result, is off track." in reason_block(html, "rollup")
+    upstream = reason_block(html, "upstream")
+    assert f"“{DEALS}” depends on “{SSO}” (Engineering), which is off track." in upstream
+    assert "An upstream slip makes it at risk, never off track." in upstream
+
+
+@pytest.mark.django_db
+def test_home_and_tree_never_show_a_health_beside_stale(demo):
+    # "Pay down on-call toil": two fresh KRs on track, "Runbooks for every alert" stale. The
+    # stale one counts as unknown: the objective is on track, with no "Stale" beside it.
+    ethan = demo.client("ethan")
+    for name in ("home", "tree"):
+        html = ethan.get(reverse(name, args=["northwind"])).content.decode()
+        row = html[html.index("Pay down on-call toil"):]
+        health = row[row.index('<span class="health">'):]
+        health = health[:health.index("</span></span>")]
+        assert "On track" in health and "Stale" not in health, name
