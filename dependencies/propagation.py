@@ -47,7 +47,9 @@ MAX_PATH = 10
 GAP = None
 
 RULES = (
-    "A key result's or objective's own health comes from its check-ins and its pace.",
+    "A key result's own health comes from its check-ins and its pace; an objective's own health "
+    "from its own team's key results. A key result with no check-in for two weeks is stale: its "
+    "health is unknown and counts as unknown.",
     "What sits below a node (an objective's key results and aligned objectives, the key results "
     "that feed a shared key result) is averaged the way key results are, using their effective "
     "health, so a risk from elsewhere travels up. Each aligned objective counts like a key "
