@@ -3,7 +3,7 @@
 from datetime import datetime, time, timedelta
 
 from django.core.paginator import Paginator
-from django.db.models import F, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from okrs.models import KeyResult, Objective
@@ -238,12 +238,16 @@ def _upstream_sentences(node_is_kr, node_kr_ids, dependencies):
             lines.append(f"{what}, which is {reasons.label(up.effective_health)}.")
     if not lines:
         return ["Nothing upstream is at risk."]
+    if len(lines) > WHY_LIMIT:
+        lines = [*lines[:WHY_LIMIT], f"And {len(lines) - WHY_LIMIT} more dependencies at risk: "
+                 "the Network page lists them all."]
     if not node_is_kr:
         lines.append("An upstream slip makes it at risk, never off track.")
     return lines
 
 
-def explain_objective(objective, children, dependencies, *, children_total=None):
+def explain_objective(objective, children, dependencies, *, children_total=None,
+                      risky_total=None):
     """The three reasons of an objective's health. ``objective``: assessed (``okrs.selectors
     .assess``), its key results loaded; ``children``: its aligned objectives (or the risky ones
     among ``children_total``); ``dependencies``: those of it and its key results, ends loaded."""
@@ -276,11 +280,13 @@ def explain_objective(objective, children, dependencies, *, children_total=None)
                       f"result, is {reasons.label(h)}.")
     total = len(children) if children_total is None else children_total
     risky = [c for c in children if _risky(c.effective_health)]
+    risky_total = len(risky) if risky_total is None else risky_total
     for c in risky[:WHY_LIMIT]:
         rollup.append(f"Aligned objective {reasons.quoted(c.title)} ({c.team.name}) is "
                       f"{reasons.label(c.effective_health)}.")
-    if len(risky) > WHY_LIMIT:
-        rollup.append(f"And {len(risky) - WHY_LIMIT} more aligned objectives at risk.")
+    if risky_total > WHY_LIMIT:
+        rollup.append(f"And {risky_total - WHY_LIMIT} more aligned objectives at risk or off "
+                      "track.")
     if total and not risky:
         rollup.append(f"None of its {total} aligned objective{'s' if total > 1 else ''} is "
                       "at risk or off track.")
@@ -330,14 +336,17 @@ def why(org, kind, node):
     assess([objective])
     if kind == "o":
         children = Objective.objects.for_org(org).filter(parent=objective).live()
-        total = children.count()
+        counts = children.aggregate(
+            total=Count("pk"), risky=Count("pk", filter=Q(effective_health__in=RISKY)))
         risky = list(children.filter(effective_health__in=RISKY).select_related("team")
-                     .order_by("title")[:WHY_LIMIT + 1])
+                     .order_by("title")[:WHY_LIMIT])
         deps = list(Dependency.objects.for_org(org).with_ends()
                     .filter(Q(downstream_objective=objective)
                             | Q(downstream_key_result__objective=objective))
                     .filter(status__in=Dependency.PROPAGATING)[:WHY_LIMIT * 3])
-        return objective, explain_objective(objective, risky, deps, children_total=total)
+        return objective, explain_objective(objective, risky, deps,
+                                            children_total=counts["total"],
+                                            risky_total=counts["risky"])
     key_result = next(k for k in objective.key_results.all() if k.pk == node.pk)
     contributors = list(KeyResult.objects.for_org(org).filter(feeds=key_result)
                         .select_related("owner_team")[:WHY_LIMIT * 3])

@@ -7,7 +7,9 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
@@ -18,6 +20,7 @@ from nudges import content
 from okrs import services
 from okrs.models import CheckIn, KeyResult, Objective
 from orgs.models import Membership, Organization
+from tests.factories import DependencyFactory, KeyResultFactory, ObjectiveFactory
 
 SALES = "Win more enterprise customers"
 SSO = "SSO available to enterprise prospects"
@@ -203,3 +206,65 @@ def test_home_and_tree_never_show_a_health_beside_stale(demo):
         health = row[row.index('<span class="health">'):]
         health = health[:health.index("</span></span>")]
         assert "On track" in health and "Stale" not in health, name
+
+
+@pytest.mark.django_db
+def test_the_marketing_chain_is_worded_as_a_dependency(demo):
+    # Marketing's conversion KR needs the Web App's Core Web Vitals, which are at risk.
+    conversion = demo.kr("Website conversion from 1.8% to 3%")
+    vitals = "Core Web Vitals pass rate from 55% to 90%"
+    mia = demo.client("ava")
+    html = mia.get(reverse("why_at_risk", args=["northwind", "k", conversion.pk])).content
+    html = html.decode()
+    assert (f"It depends on “{vitals}” (Web App), which is at risk: that makes it at risk."
+            in section(html, "upstream"))
+    assert "Its own check-ins and pace say on track." in section(html, "own")
+    assert f"Upstream dependency: “{vitals}” (Web App) is at risk." in html
+    objective = conversion.objective
+    html = mia.get(reverse("why_at_risk", args=["northwind", "o", objective.pk])).content
+    html = html.decode()
+    assert "Marketing’s own key results" in section(html, "own")
+    assert (f"“Website conversion from 1.8% to 3%” depends on “{vitals}” (Web App), which is "
+            "at risk.") in section(html, "upstream")
+    assert "Nothing else rolls up into it" in section(html, "rollup")
+
+
+@pytest.mark.django_db
+def test_the_company_objective_names_its_aligned_objective_at_risk(demo):
+    company = Objective.objects.get(title="Become the product customers recommend first")
+    html = demo.client("ava").get(reverse("why_at_risk", args=["northwind", "o", company.pk]))
+    rollup = section(html.content.decode(), "rollup")
+    assert ("Aligned objective “Make the platform fast and dependable” (Engineering) is at risk."
+            in rollup)
+
+
+@pytest.mark.django_db
+def test_the_shared_key_result_names_the_contributor_and_its_team(demo):
+    demo.slip_sso()
+    shared = demo.kr("Win 12 new enterprise customers")
+    html = demo.client("ava").get(reverse("why_at_risk", args=["northwind", "k", shared.pk]))
+    rollup = section(html.content.decode(), "rollup")
+    assert f"“{DEALS}” (Sales) feeds it and is at risk." in rollup
+
+
+@pytest.mark.django_db
+def test_the_why_page_costs_the_same_with_more_aligned_objectives_and_dependencies(
+        demo, django_assert_max_num_queries):
+    url = reverse("why_at_risk", args=["northwind", "o", demo.sales.pk])
+    client = demo.client("mia")
+    with CaptureQueriesContext(connection) as small:
+        client.get(url)
+    with scopes_disabled():
+        for i in range(15):
+            child = ObjectiveFactory(organization=demo.org, cycle=demo.cycle,
+                                     team=demo.sales.team, parent=demo.sales,
+                                     title=f"Region {i}", effective_health="at_risk")
+            up = KeyResultFactory(objective=child, title=f"Upstream {i}",
+                                  effective_health="off_track")
+            DependencyFactory(downstream=demo.kr(DEALS), upstream=up)
+    with django_assert_max_num_queries(len(small.captured_queries)):
+        html = client.get(url).content.decode()
+    assert html.count("Aligned objective “Region") == 10
+    assert html.count("depends on “Upstream") == 10
+    assert "And 5 more dependencies at risk" in html
+    assert "And 5 more aligned objectives at risk or off track." in html
