@@ -268,3 +268,12 @@ def test_the_why_page_costs_the_same_with_more_aligned_objectives_and_dependenci
     assert html.count("depends on “Upstream") == 10
     assert "And 5 more dependencies at risk" in html
     assert "And 5 more aligned objectives at risk or off track." in html
+
+
+@pytest.mark.django_db
+def test_the_network_page_words_each_cause_with_its_reason(demo):
+    demo.slip_sso()
+    html = demo.client("mia").get(reverse("network", args=["northwind"])).content.decode()
+    risk = html[html.index("At risk because of something else"):]
+    assert f"Upstream dependency: “{SSO}” (Engineering) is off track." in risk
+    assert "Root cause:" not in risk
