@@ -73,9 +73,11 @@ def test_the_owner_is_notified_at_once_and_gets_one_email_with_the_root_cause(
     assert len(to_mia) == 1
     body = to_mia[0].body
     assert "Close 3 enterprise deals" in body and "Ship SSO" in body and "Engineering" in body
+    # Each cause says which reason it is: here an upstream dependency, at risk not off track.
+    assert "Upstream dependency: “Ship SSO” (Engineering) is off track." in body
     assert "2 items at risk from upstream" in to_mia[0].subject
     html = to_mia[0].alternatives[0].content
-    assert "Ship SSO" in html
+    assert "Upstream dependency: “Ship SSO” (Engineering) is off track." in html
     # Ethan's own KR is off track by his own check-in: no "because of something else" alert.
     assert not [m for m in mail.outbox if m.to == ["ethan@a.test"]]
 
