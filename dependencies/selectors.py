@@ -268,8 +268,8 @@ def explain_objective(objective, children, dependencies, *, children_total=None,
     for k in mine:
         a = getattr(k, "assessment", None)
         if a is not None and a.is_stale:
-            own.append(f"{reasons.quoted(k.title)} is stale: no check-in for two weeks, so it "
-                       "counts as unknown.")
+            own.append(f"{reasons.quoted(k.title)} is stale: no check-in for "
+                       f"{_days_since(k.last_check_in_at)}, so it counts as unknown.")
         elif a is not None and _risky(a.health):
             own.append(f"{reasons.quoted(k.title)} is {reasons.label(a.health)} on its own "
                        "check-ins and pace.")
@@ -302,7 +302,8 @@ def explain_key_result(key_result, contributors, dependencies):
     ``contributors``: the key results that feed it (owner team loaded)."""
     a = key_result.assessment
     if a.is_stale:
-        own = ["Stale: no check-in for two weeks, so its own health is unknown."]
+        own = [f"Stale: no check-in for {_days_since(key_result.last_check_in_at)}, so its own "
+               "health is unknown."]
     elif a.health:
         own = [f"Its own check-ins and pace say {reasons.label(a.health)}."]
     else:
@@ -316,6 +317,11 @@ def explain_key_result(key_result, contributors, dependencies):
     if not contributors:
         rollup = ["Nothing rolls up into it."]
     return _sections(own, rollup, _upstream_sentences(True, {key_result.pk}, dependencies))
+
+
+def _days_since(moment):
+    days = (timezone.now() - moment).days if moment else 0
+    return f"{days} days" if days > 14 else "two weeks"
 
 
 def _sections(own, rollup, upstream):

@@ -92,3 +92,25 @@ def test_an_engineering_slip_makes_sales_at_risk_and_the_why_page_names_sso(
     expect(page.locator("[data-reason=upstream]")).not_to_contain_text(DEAL_SIZE)
     expect(page.locator("body")).not_to_contain_text("its own check-ins and pace are not the")
     page.screenshot(path=str(ARTIFACTS / "why-truth-why.png"), full_page=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stale_key_result_shows_stale_instead_of_a_health(page, live_server, demo_org):
+    from django_scopes import scopes_disabled
+
+    from okrs.models import Objective
+
+    with scopes_disabled():
+        toil = Objective.objects.get(title="Pay down on-call toil")
+    sign_in(page, live_server, "ethan@northwind.example")
+    # Home: the objective shows one health (its fresh KRs), never a health beside "Stale".
+    row = page.locator(".obj-row").filter(has_text="Pay down on-call toil")
+    expect(row.locator(".health")).to_have_text("On track")
+    page.goto(f"{live_server.url}/o/northwind/objectives/{toil.pk}/")
+    runbooks = page.locator("#key-results li.kr").filter(has_text="Runbooks for every alert")
+    expect(runbooks.get_by_test_id("kr-health")).to_have_text("Stale")
+    expect(page.locator("#reasons [data-reason=own]")).to_contain_text(
+        re.compile(r"“Runbooks for every alert” is stale: no check-in for \d+ days, so it "
+                   r"counts as unknown\."))
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "why-truth-stale.png"), full_page=True)
