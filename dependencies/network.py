@@ -42,7 +42,7 @@ from .models import (
     ObjectiveShare,
     PropagationRun,
 )
-from .propagation import BROKEN, DEPENDS, ROLLUP, Edge
+from .propagation import BROKEN, DEPENDS, OWN, ROLLUP, Edge
 
 OBJ, KR = "o", "k"
 HEALTHS = {"", None, *Health.values}
@@ -182,7 +182,8 @@ def _load(cycle):
         .exclude(objective__state=Objective.State.RETIRED)
         .values("id", "objective_id", "title", "kind", "start_value", "target_value",
                 "current_value", "is_done", "confidence", "last_check_in_at", "weight",
-                "feeds_id", "rollup", "owner_id", "owner_team__name", "owner_team__lead_id",
+                "feeds_id", "rollup", "owner_id", "owner_team_id", "owner_team__name",
+                "owner_team__lead_id",
                 "effective_health", causes_text=CAUSES_TEXT)
     }
     dependencies = list(
@@ -302,8 +303,14 @@ def _own_health_and_edges(cycle, data, now):
                                  f"{type(e).__name__}: {e}"))
             continue
         own[(KR, pk)] = a.health
-        parts[k["objective_id"]].append((a, k["weight"]))
-        edges.append(Edge((KR, pk), (OBJ, k["objective_id"]), ROLLUP, float(k["weight"])))
+        # An objective's own health comes from its own team's key results; another team's key
+        # result on it rolls up (a reason of its own: "its key results", naming that team).
+        objective = objectives.get(k["objective_id"])
+        is_own = objective is not None and objective["team_id"] == k["owner_team_id"]
+        if is_own:
+            parts[k["objective_id"]].append((a, k["weight"]))
+        edges.append(Edge((KR, pk), (OBJ, k["objective_id"]), OWN if is_own else ROLLUP,
+                          float(k["weight"])))
         if k["feeds_id"] in key_results:
             edges.append(Edge((KR, pk), (KR, k["feeds_id"]), ROLLUP, 1.0))
     for pk, o in list(objectives.items()):
@@ -336,12 +343,21 @@ def _describe(node, data, results):
             "team": k["owner_team__name"], "health": results[node].effective or ""}
 
 
+def _described_path(path, reason, data, results):
+    """A stored cause path: its root says which reason it is ("rollup": its key results and
+    aligned objectives; "dependency": something on the path is a dependency)."""
+    described = [_describe(n, data, results) for n in path]
+    described[0]["reason"] = reason
+    return described
+
+
 def _diff(data, results):
     changed_o, changed_k, before, after = [], [], {}, {}
     for node, r in results.items():
         kind, pk = node
         row = data["objectives"][pk] if kind == OBJ else data["key_results"][pk]
-        causes = [[_describe(n, data, results) for n in path] for path in r.causes]
+        causes = [_described_path(path, reason, data, results)
+                  for path, reason in zip(r.causes, r.reasons, strict=True)]
         before[node] = (row["effective_health"] or None, bool(row["risk_causes"]))
         after[node] = (r.effective, bool(causes))
         if (row["effective_health"] or None) != r.effective or row["risk_causes"] != causes:

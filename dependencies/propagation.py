@@ -4,7 +4,8 @@ The network's nodes are objectives and key results. An edge ``(src, dst)`` says 
 takes in ``src``'s health:
 
 - roll-up edges: a key result into its objective, an aligned objective into its parent, a
-  contributing key result into the shared key result it feeds;
+  contributing key result into the shared key result it feeds; a key result of the objective's
+  own team is an ``OWN`` roll-up edge: its own health is already in the objective's own health;
 - dependency edges: what a node depends on (upstream) into the node that depends on it.
 
 The rules, which the product repeats in words (``RULES``):
@@ -15,9 +16,15 @@ The rules, which the product repeats in words (``RULES``):
    *effective* health, so risk that came from elsewhere travels up.
 3. Dependencies: an upstream node that is at risk or off track makes the node that depends on it
    at risk, never off track: the dependent team still has its fallback. A broken dependency
-   counts as an upstream off track.
+   counts as an upstream off track. This holds through roll-ups too: the roll-up is taken twice,
+   from the parts' health without dependencies (``base``) and with them (``effective``); what
+   dependencies add on top is capped at at risk, so an upstream slip that reaches a node both
+   through a key result and through a dependency is not counted twice.
 4. Effective health is the worst of the three. When it is worse than the node's own health, the
-   node is at risk *because of something else*, and it keeps the paths back to the root causes.
+   node is at risk *because of something else*, and it keeps the paths back to the root causes,
+   each with its reason: ``ROLLUP_REASON`` (its key results and aligned objectives) or
+   ``DEPENDENCY_REASON`` (a dependency somewhere on the path). A part of its own health (an
+   ``OWN`` edge) is never named as a root cause: only what reached that part from elsewhere.
 
 Each node and each edge is visited once, in topological order (``graphlib``).
 """
@@ -30,7 +37,9 @@ ON_TRACK, AT_RISK, OFF_TRACK = "on_track", "at_risk", "off_track"
 SEVERITY = {None: -1, ON_TRACK: 0, AT_RISK: 1, OFF_TRACK: 2}
 SCORE = {ON_TRACK: 1.0, AT_RISK: 0.5, OFF_TRACK: 0.0}
 
-ROLLUP, DEPENDS, BROKEN = "rollup", "depends", "broken"
+ROLLUP, DEPENDS, BROKEN, OWN = "rollup", "depends", "broken", "own"
+ROLLUPS = frozenset((ROLLUP, OWN))
+ROLLUP_REASON, DEPENDENCY_REASON = "rollup", "dependency"
 MAX_CAUSES = 3
 # A cause path longer than this keeps its root cause and its last hops, with GAP between, so a
 # long chain costs each node a bounded amount of work and storage.
@@ -38,14 +47,16 @@ MAX_PATH = 10
 GAP = None
 
 RULES = (
-    "A key result's or objective's own health comes from its check-ins and its pace.",
+    "A key result's own health comes from its check-ins and its pace; an objective's own health "
+    "from its own team's key results. A key result with no check-in for two weeks is stale: its "
+    "health is unknown and counts as unknown.",
     "What sits below a node (an objective's key results and aligned objectives, the key results "
     "that feed a shared key result) is averaged the way key results are, using their effective "
     "health, so a risk from elsewhere travels up. Each aligned objective counts like a key "
     "result of weight 1.",
     "Anything a node depends on that is at risk or off track makes it at risk, never off track: "
     "the team that depends on it still has its fallback. A broken dependency counts as off track "
-    "upstream.",
+    "upstream. That stays true higher up: what dependencies add to a roll-up is at most at risk.",
     "Effective health is the worst of these. When it is worse than the node's own health, the "
     "node is at risk because of something else, and the path back to the root cause is shown.",
 )
@@ -66,6 +77,10 @@ class Result:
     # Paths to the root causes, each from the root cause to the node's direct input, worst first.
     # Empty unless the node is at risk because of something else.
     causes: tuple[tuple[object, ...], ...] = ()
+    # Its own health with the roll-up, without anything dependencies add (None: as effective).
+    base: str | None = None
+    # One per path in ``causes``: ROLLUP_REASON or DEPENDENCY_REASON.
+    reasons: tuple[str, ...] = ()
 
     @property
     def is_upstream_caused(self):
@@ -147,12 +162,14 @@ def _propagate(own, edges, max_causes):
     for node in ordered:
         mine = own[node]
         if not inputs[node]:  # most key results: nothing flows in, effective is own
-            results[node] = Result(mine, mine)
+            results[node] = Result(mine, mine, (), mine)
             continue
-        parts, pulled = [], []  # pulled: (health it pushes onto this node, source edge)
+        base_parts, parts, pulled = [], [], []  # pulled: (health it pushes here, source edge)
+        dependency = None
         for e in inputs[node]:
             src = results[e.src]
-            if e.kind == ROLLUP:
+            if e.kind in ROLLUPS:
+                base_parts.append((src.base, e.weight))
                 parts.append((src.effective, e.weight))
                 if SEVERITY[src.effective] >= SEVERITY[AT_RISK]:
                     pulled.append((src.effective, e))
@@ -160,33 +177,48 @@ def _propagate(own, edges, max_causes):
                 upstream = OFF_TRACK if e.kind == BROKEN else src.effective
                 if SEVERITY[upstream] >= SEVERITY[AT_RISK]:
                     pulled.append((upstream, e))
-        rolled = rollup_health(parts)
-        dependency = AT_RISK if any(e.kind != ROLLUP for _, e in pulled) else None
-        effective = worst(mine, rolled, dependency)
-        causes = ()
+                    dependency = AT_RISK
+        rolled_base, rolled = rollup_health(base_parts), rollup_health(parts)
+        # What dependencies below add to the roll-up: at risk at most.
+        if SEVERITY[rolled] > SEVERITY[rolled_base]:
+            dependency = AT_RISK
+        base = worst(mine, rolled_base)
+        effective = worst(base, dependency)
+        causes, reasons = (), ()
         if SEVERITY[effective] > SEVERITY[mine]:
-            causes = _causes(pulled, results, max_causes)
-        results[node] = Result(mine, effective, causes)
+            causes, reasons = _causes(pulled, results, max_causes)
+        results[node] = Result(mine, effective, causes, base, reasons)
     return results
 
 
 def _causes(pulled, results, limit):
-    """Paths to the root causes through the worst inputs first, one path per root cause."""
-    seen, paths = set(), []
+    """Paths to the root causes through the worst inputs first, one path per root cause and
+    reason. A part of the node's own health (``OWN``) is not a root cause itself; what reached
+    it from elsewhere is."""
+    seen, paths, reasons = set(), [], []
     for _, e in sorted(pulled, key=lambda p: -SEVERITY[p[0]]):
         src = results[e.src]
-        upstream_paths = src.causes if src.causes else ((),)
-        for path in upstream_paths:
+        through_dependency = e.kind not in ROLLUPS
+        if src.causes:
+            upstream = zip(src.causes, src.reasons, strict=True)
+        elif e.kind == OWN:
+            continue
+        else:
+            upstream = (((), ROLLUP_REASON),)
+        for path, reason in upstream:
+            if through_dependency:
+                reason = DEPENDENCY_REASON
             full = (*path, e.src)
             if len(full) > MAX_PATH:
                 full = (full[0], GAP, *full[-(MAX_PATH - 2):])
-            if full[0] in seen:
+            if (full[0], reason) in seen:
                 continue
-            seen.add(full[0])
+            seen.add((full[0], reason))
             paths.append(full)
+            reasons.append(reason)
             if len(paths) == limit:
-                return tuple(paths)
-    return tuple(paths)
+                return tuple(paths), tuple(reasons)
+    return tuple(paths), tuple(reasons)
 
 
 def transitions(before, after):

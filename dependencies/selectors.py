@@ -3,12 +3,13 @@
 from datetime import datetime, time, timedelta
 
 from django.core.paginator import Paginator
-from django.db.models import F, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from okrs.models import KeyResult, Objective
 from orgs.models import Cycle, Team
 
+from . import reasons
 from .models import Dependency, NetworkState, ObjectiveShare, RecoveryAction
 from .services import allowed_answers, is_escalated
 
@@ -42,12 +43,17 @@ def objective_network(org, objective, membership):
         k.feeds_kr = feeds.get(k.feeds_id)
         k.fed_by = [c for c in fed_by if c.feeds_id == k.pk]
     other_owners = sorted({k.owner_team.name for k in krs if k.owner_team_id != objective.team_id})
+    depends_on = [d for d in deps if d.downstream_objective_id == objective.pk
+                  or d.downstream_key_result_id in kr_ids]
+    # A dependency between two parts of this objective (one of its KRs on another team's KR on
+    # it) is listed once, under "Depends on".
+    listed = {d.pk for d in depends_on}
     return {
         "shares": shares,
-        "depends_on": [d for d in deps if d.downstream_objective_id == objective.pk
-                       or d.downstream_key_result_id in kr_ids],
-        "needed_by": [d for d in deps if d.upstream_objective_id == objective.pk
-                      or d.upstream_key_result_id in kr_ids],
+        "depends_on": depends_on,
+        "needed_by": [d for d in deps if d.pk not in listed
+                      and (d.upstream_objective_id == objective.pk
+                           or d.upstream_key_result_id in kr_ids)],
         "kr_owner_teams": other_owners,
         "contributions": [k for k in krs if k.feeds_kr or k.fed_by],
         "recovery_actions": list(RecoveryAction.objects.for_org(org).filter(objective=objective)
@@ -198,3 +204,159 @@ def filter_teams(org, membership, selected=None, *, limit=30):
     if selected is not None and selected not in teams:
         teams.append(selected)
     return teams
+
+
+# The three reasons for a health (``reasons``), for the Why page and the objective page. The
+# ``explain_*`` functions read only what is loaded on the rows they get: no query of their own.
+
+WHY_LIMIT = 10
+
+
+def _risky(health):
+    return health in RISKY
+
+
+def _upstream_sentences(node_is_kr, node_kr_ids, dependencies):
+    lines = []
+    for d in dependencies:
+        if d.status not in Dependency.PROPAGATING:
+            continue
+        up = d.upstream
+        broken = d.status == Dependency.Status.BROKEN
+        if not (broken or _risky(up.effective_health)):
+            continue
+        who = ("It" if d.downstream_key_result_id not in node_kr_ids or node_is_kr
+               else reasons.quoted(d.downstream_key_result.title))
+        what = f"{who} depends on {reasons.quoted(up.title)} ({d.providing_team.name})"
+        if broken:
+            lines.append(f"{what}, and that dependency is broken.")
+        elif node_is_kr:
+            tail = ": that makes it at risk, not off track." if (
+                up.effective_health == "off_track") else ": that makes it at risk."
+            lines.append(f"{what}, which is {reasons.label(up.effective_health)}{tail}")
+        else:
+            lines.append(f"{what}, which is {reasons.label(up.effective_health)}.")
+    if not lines:
+        return ["Nothing upstream is at risk."]
+    if len(lines) > WHY_LIMIT:
+        lines = [*lines[:WHY_LIMIT], f"And {len(lines) - WHY_LIMIT} more dependencies at risk: "
+                 "the Network page lists them all."]
+    if not node_is_kr:
+        lines.append("An upstream slip makes it at risk, never off track.")
+    return lines
+
+
+def explain_objective(objective, children, dependencies, *, children_total=None,
+                      risky_total=None):
+    """The three reasons of an objective's health. ``objective``: assessed (``okrs.selectors
+    .assess``), its key results loaded; ``children``: its aligned objectives (or the risky ones
+    among ``children_total``); ``dependencies``: those of it and its key results, ends loaded."""
+    team = objective.team.name
+    krs = list(objective.key_results.all())
+    mine = [k for k in krs if k.owner_team_id == objective.team_id]
+    others = [k for k in krs if k.owner_team_id != objective.team_id]
+    own = []
+    health = objective.assessment.health
+    if not mine:
+        own.append(f"{team} has no key result of its own on it.")
+    elif health is None:
+        own.append(f"{reasons.possessive(team)} own key results have no current health, so "
+                   "its own health is unknown.")
+    else:
+        own.append(f"{reasons.possessive(team)} own key results are {reasons.label(health)} "
+                   "taken together.")
+    for k in mine:
+        a = getattr(k, "assessment", None)
+        if a is not None and a.is_stale:
+            own.append(f"{reasons.quoted(k.title)} is stale: no check-in for "
+                       f"{_days_since(k.last_check_in_at)}, so it counts as unknown.")
+        elif a is not None and _risky(a.health):
+            own.append(f"{reasons.quoted(k.title)} is {reasons.label(a.health)} on its own "
+                       "check-ins and pace.")
+    rollup = []
+    for k in others:
+        h = k.effective_health or getattr(getattr(k, "assessment", None), "health", None)
+        rollup.append(f"{reasons.quoted(k.title)}, {reasons.possessive(k.owner_team.name)} key "
+                      f"result, is {reasons.label(h)}.")
+    total = len(children) if children_total is None else children_total
+    risky = [c for c in children if _risky(c.effective_health)]
+    risky_total = len(risky) if risky_total is None else risky_total
+    for c in risky[:WHY_LIMIT]:
+        rollup.append(f"Aligned objective {reasons.quoted(c.title)} ({c.team.name}) is "
+                      f"{reasons.label(c.effective_health)}.")
+    if risky_total > WHY_LIMIT:
+        rollup.append(f"And {risky_total - WHY_LIMIT} more aligned objectives at risk or off "
+                      "track.")
+    if total and not risky:
+        rollup.append(f"None of its {total} aligned objective{'s' if total > 1 else ''} is "
+                      "at risk or off track.")
+    if not others and not total:
+        rollup.append("Nothing else rolls up into it: no aligned objective and no key result "
+                      "of another team.")
+    kr_ids = {k.pk for k in krs}
+    return _sections(own, rollup, _upstream_sentences(False, kr_ids, dependencies))
+
+
+def explain_key_result(key_result, contributors, dependencies):
+    """The three reasons of a key result's health. ``key_result``: assessed;
+    ``contributors``: the key results that feed it (owner team loaded)."""
+    a = key_result.assessment
+    if a.is_stale:
+        own = [f"Stale: no check-in for {_days_since(key_result.last_check_in_at)}, so its own "
+               "health is unknown."]
+    elif a.health:
+        own = [f"Its own check-ins and pace say {reasons.label(a.health)}."]
+    else:
+        own = ["It has no check-in yet, and its pace is not judged yet."]
+    own += [r for r in a.reasons if not r.startswith("Stale")]
+    rollup = [f"{reasons.quoted(c.title)} ({c.owner_team.name}) feeds it and is "
+              f"{reasons.label(c.effective_health)}."
+              for c in contributors if _risky(c.effective_health)][:WHY_LIMIT]
+    if contributors and not rollup:
+        rollup = [f"None of the {len(contributors)} key results that feed it is at risk."]
+    if not contributors:
+        rollup = ["Nothing rolls up into it."]
+    return _sections(own, rollup, _upstream_sentences(True, {key_result.pk}, dependencies))
+
+
+def _days_since(moment):
+    days = (timezone.now() - moment).days if moment else 0
+    return f"{days} days" if days > 14 else "two weeks"
+
+
+def _sections(own, rollup, upstream):
+    return [{"key": key, "title": reasons.TITLES[key], "lines": lines}
+            for key, lines in ((reasons.OWN, own), (reasons.ROLLUP, rollup),
+                               (reasons.UPSTREAM, upstream))]
+
+
+def why(org, kind, node):
+    """What the Why page shows: the node assessed and its three reasons. A fixed number of
+    queries: the objective with its key results, then its risky aligned objectives (a page),
+    its dependencies (a page) or, for a key result, what feeds it."""
+    from okrs.selectors import assess
+
+    objective_id = node.pk if kind == "o" else node.objective_id
+    objective = (Objective.objects.for_org(org).with_key_results()
+                 .filter(pk=objective_id).first())
+    assess([objective])
+    if kind == "o":
+        children = Objective.objects.for_org(org).filter(parent=objective).live()
+        counts = children.aggregate(
+            total=Count("pk"), risky=Count("pk", filter=Q(effective_health__in=RISKY)))
+        risky = list(children.filter(effective_health__in=RISKY).select_related("team")
+                     .order_by("title")[:WHY_LIMIT])
+        deps = list(Dependency.objects.for_org(org).with_ends()
+                    .filter(Q(downstream_objective=objective)
+                            | Q(downstream_key_result__objective=objective))
+                    .filter(status__in=Dependency.PROPAGATING)[:WHY_LIMIT * 3])
+        return objective, explain_objective(objective, risky, deps,
+                                            children_total=counts["total"],
+                                            risky_total=counts["risky"])
+    key_result = next(k for k in objective.key_results.all() if k.pk == node.pk)
+    contributors = list(KeyResult.objects.for_org(org).filter(feeds=key_result)
+                        .select_related("owner_team")[:WHY_LIMIT * 3])
+    deps = list(Dependency.objects.for_org(org).with_ends()
+                .filter(downstream_key_result=key_result)
+                .filter(status__in=Dependency.PROPAGATING)[:WHY_LIMIT * 3])
+    return key_result, explain_key_result(key_result, contributors, deps)

@@ -139,9 +139,11 @@ def dependency_answer(request, dependency_pk):
 @org_view
 def why_at_risk(request, kind, pk):
     node = access_node(request.membership, kind, pk)
+    node, sections = selectors.why(request.org, kind, node)
     objective = node if kind == "o" else node.objective
     return render(request, "dependencies/why.html", {
-        "node": node, "kind": kind, "objective": objective, "rules": RULES})
+        "node": node, "kind": kind, "objective": objective, "sections": sections,
+        "team": node.team.name if kind == "o" else node.owner_team.name, "rules": RULES})
 
 
 @org_view

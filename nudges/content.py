@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from alignment.models import Milestone, RecascadeFlag, Stakeholder, Workflow
 from dependencies.models import Dependency
+from dependencies.reasons import cause_sentence
 from dependencies.services import escalated
 from okrs.models import KeyResult, Objective
 from orgs import permissions
@@ -82,7 +83,7 @@ def build(membership, *, now=None):
     krs = (KeyResult.objects.for_org(org)
            .filter(objective__cycle__in=active, owner=user)
            .exclude(objective__state=Objective.State.RETIRED)
-           .select_related("objective"))
+           .select_related("objective", "owner_team"))
     for k in krs:
         if k.last_check_in_at is None or now - k.last_check_in_at >= CHECK_IN_AFTER:
             days = (now - k.last_check_in_at).days if k.last_check_in_at else None
@@ -90,11 +91,11 @@ def build(membership, *, now=None):
                                 "days": days, "url": _url("check_in", slug, k.pk)})
         if k.risk_causes:
             d.upstream.append(_risk(k.title, k.effective_health, k.risk_causes,
-                                    _url("why_at_risk", slug, "k", k.pk)))
+                                    _url("why_at_risk", slug, "k", k.pk), k.owner_team.name))
     for o in (Objective.objects.for_org(org).filter(cycle__in=active, team_id__in=led)
-              .live().exclude(risk_causes=[])):
+              .live().exclude(risk_causes=[]).select_related("team")):
         d.upstream.append(_risk(o.title, o.effective_health, o.risk_causes,
-                                _url("why_at_risk", slug, "o", o.pk)))
+                                _url("why_at_risk", slug, "o", o.pk), o.team.name))
 
     # A dependency is one decision per person: when it is escalated and this person sees the
     # escalations, it is listed there only, not also as a request to answer.
@@ -151,7 +152,10 @@ def build(membership, *, now=None):
     return d
 
 
-def _risk(title, health, causes, url):
+def _risk(title, health, causes, url, team):
+    """One item at risk because of other work, with its reasons worded apart (``reasons``)."""
     root = causes[0][0] if causes and causes[0] else {}
+    sentences = [cause_sentence(path, team=team) for path in causes if path]
     return {"title": title, "health": health, "root": root.get("title", ""),
-            "root_team": root.get("team", ""), "url": url}
+            "root_team": root.get("team", ""), "reasons": sentences,
+            "reason": sentences[0] if sentences else "", "url": url}

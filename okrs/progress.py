@@ -8,11 +8,14 @@ The rules, which the UI repeats in words (see ``explain`` texts below):
   15 points is on track, by at most 30 points at risk, more is off track. A milestone is only
   judged by pace once the cycle is over; before that its owner's confidence speaks for it.
 - A key result's own health is the worse of its latest check-in confidence and its pace.
-- A check-in older than 14 days while the cycle runs is stale: the last reported health is
-  still shown, marked stale, because an unrenewed report is not information.
+- A check-in older than 14 days while the cycle runs is stale: the key result's health is
+  unknown (shown as "Stale", its last reported health only in the reasons), because an
+  unrenewed report is not information. Stale key results count as unknown in roll-ups.
 - An objective's progress is the weighted mean of its key results' progress; its health is the
-  weighted mean of their health scores (on track 1, at risk 0.5, off track 0): 0.75 and above is
-  on track, 0.4 and above at risk, below that off track.
+  weighted mean of its own team's key results' health scores (on track 1, at risk 0.5, off
+  track 0): 0.75 and above is on track, 0.4 and above at risk, below that off track. Another
+  team's key result on it counts in its effective health (``dependencies.propagation``), as a
+  reason of its own.
 """
 
 import math
@@ -35,6 +38,8 @@ class Assessment:
     health: str | None  # on_track / at_risk / off_track, None when nothing is known yet
     is_stale: bool = False
     reasons: tuple[str, ...] = field(default=())
+    # A stale key result's health before it went stale: shown in its reasons, never counted.
+    last_health: str | None = None
 
     @property
     def percent(self):
@@ -122,31 +127,48 @@ def assess_key_result(
     is_stale = bool(last_check_in and elapsed < 1 and now - last_check_in > STALE_AFTER)
     if is_stale:
         days = (now - last_check_in).days
-        reasons.append(f"Stale: the last check-in was {days} days ago.")
+        last = f" It last reported {LABEL[health]}, which no longer counts." if health else ""
+        reasons.append(f"Stale: the last check-in was {days} days ago, so its health is "
+                       f"unknown.{last}")
+        return Assessment(progress, None, True, tuple(reasons), health)
     if health and confidence and pace and confidence != pace:
         reasons.append(f"Health takes the worse of the two: {LABEL[health]}.")
     return Assessment(progress, health, is_stale, tuple(reasons))
 
 
-def assess_objective(parts) -> Assessment:
+def assess_objective(parts, *, own=None) -> Assessment:
     """parts: iterable of (Assessment, weight) for the objective's key results. A key result
-    whose weight is not a positive number cannot be weighed and is left out."""
-    parts = [(a, float(w)) for a, w in parts if w is not None]
-    parts = [(a, w) for a, w in parts if math.isfinite(w) and w > 0]
-    if not parts:
+    whose weight is not a positive number cannot be weighed and is left out.
+
+    own: one boolean per part, True for the objective's own team's key results; its health
+    comes from those alone (progress from all). None: every part is its own."""
+    parts = list(parts)
+    own = [True] * len(parts) if own is None else list(own)
+    weighed = [(a, float(w), mine) for (a, w), mine in zip(parts, own, strict=True)
+               if w is not None]
+    weighed = [(a, w, mine) for a, w, mine in weighed if math.isfinite(w) and w > 0]
+    if not weighed:
         return Assessment(None, None, False, ("No key results yet.",))
-    total = sum(w for _, w in parts)
-    progress = sum((a.progress or 0.0) * w for a, w in parts) / total
-    scored = [(SCORE[a.health], w) for a, w in parts if a.health in SCORE]
+    total = sum(w for _, w, _ in weighed)
+    progress = sum((a.progress or 0.0) * w for a, w, _ in weighed) / total
+    mine = [(a, w) for a, w, is_own in weighed if is_own]
+    others = len(weighed) - len(mine)
+    stale = sum(1 for a, _ in mine if a.is_stale)
+    reasons = [f"Weighted mean of {len(weighed)} key results: {round(progress * 100)}% done."]
+    if stale:
+        reasons.append(f"{stale} stale key result{'s are' if stale > 1 else ' is'} not counted: "
+                       "an old check-in says nothing about today.")
+    if others:
+        reasons.append(f"{others} key result{'s' if others > 1 else ''} of other teams "
+                       f"count{'' if others > 1 else 's'} in its effective health, not here.")
+    scored = [(SCORE[a.health], w) for a, w in mine if a.health in SCORE]
     if not scored:
-        return Assessment(progress, None, False, ("No key result has a health yet.",))
+        reasons.append("Its health is unknown: no key result of its own has a current one."
+                       if mine else "Its own team has no key result here.")
+        return Assessment(progress, None, bool(mine) and stale == len(mine), tuple(reasons))
     score = sum(s * w for s, w in scored) / sum(w for _, w in scored)
     health = ON_TRACK if score >= 0.75 else AT_RISK if score >= 0.4 else OFF_TRACK
-    counts = {h: sum(1 for a, _ in parts if a.health == h) for h in SEVERITY}
+    counts = {h: sum(1 for a, _ in mine if a.health == h) for h in SEVERITY}
     summary = ", ".join(f"{n} {LABEL[h]}" for h, n in counts.items() if n)
-    reasons = (
-        f"Weighted mean of {len(parts)} key results: {round(progress * 100)}% done.",
-        f"Health weighs their health by KR weight ({summary}): {LABEL[health]}.",
-    )
-    stale = any(a.is_stale for a, _ in parts)
-    return Assessment(progress, health, stale, reasons)
+    reasons.append(f"Health weighs its own key results by weight ({summary}): {LABEL[health]}.")
+    return Assessment(progress, health, False, tuple(reasons))

@@ -40,7 +40,7 @@ def assess(objectives, *, now=None):
     for objective in objectives:
         cycle = objective.cycle
         elapsed = progress.elapsed_share(cycle.start_date, cycle.end_date, today)
-        parts = []
+        parts, own = [], []
         for kr in objective.key_results.all():
             try:
                 kr.assessment = progress.assess_key_result(
@@ -57,7 +57,8 @@ def assess(objectives, *, now=None):
                                          else None),
                     reasons=("Its stored values cannot be read.",))
             parts.append((kr.assessment, kr.weight))
-        objective.assessment = progress.assess_objective(parts)
+            own.append(kr.owner_team_id == objective.team_id)
+        objective.assessment = progress.assess_objective(parts, own=own)
     return objectives
 
 

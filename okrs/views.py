@@ -147,11 +147,13 @@ def objective_detail(request, objective_pk):
     objective = access_objective(request.membership, objective_pk)
     ctx = selectors.objective_page(request.org, objective)
     can_edit = can_edit_objective(request.membership, objective)
+    network = network_selectors.objective_network(request.org, objective, request.membership)
     return render(request, "okrs/objective.html", {
         "objective": objective, "can_edit": can_edit,
-        "kr_form": KeyResultForm(membership=request.membership),
-        "network": network_selectors.objective_network(request.org, objective,
-                                                       request.membership),
+        "kr_form": KeyResultForm(membership=request.membership), "network": network,
+        # Its three reasons, from what the page has loaded: no query of their own.
+        "reasons": network_selectors.explain_objective(objective, ctx["children"],
+                                                       network["depends_on"]),
         "share_form": ShareForm(org=request.org, objective=objective) if can_edit else None,
         "can_plan_recovery": can_plan_recovery(request.membership, objective),
         "recovery_form": RecoveryActionForm(org=request.org),

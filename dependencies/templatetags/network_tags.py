@@ -14,3 +14,11 @@ def health_updating(context, cycle):
         return False
     return (NetworkState.objects.for_org(request.org)
             .filter(cycle_id=getattr(cycle, "pk", cycle), dirty=True).exists())
+
+
+@register.filter
+def cause_sentence(path, team=None):
+    """A stored cause path in one sentence that says which reason it is (``reasons``)."""
+    from ..reasons import cause_sentence as sentence
+
+    return sentence(path, team=team)

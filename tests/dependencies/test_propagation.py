@@ -5,10 +5,13 @@ import pytest
 from dependencies.propagation import (
     AT_RISK,
     BROKEN,
+    DEPENDENCY_REASON,
     DEPENDS,
     GAP,
     OFF_TRACK,
     ON_TRACK,
+    OWN,
+    ROLLUP_REASON,
     Edge,
     propagate,
     rollup_health,
@@ -145,3 +148,38 @@ def test_a_long_chain_keeps_the_root_cause_and_the_last_hops():
     assert r[n - 1].effective == AT_RISK
     assert r[n - 1].causes[0] == (0, GAP, *range(n - 9, n - 1))
     assert r[5].causes[0] == (0, 1, 2, 3, 4)
+
+
+def own_kr(src, dst, weight=1.0):
+    return Edge(src, dst, OWN, weight)
+
+
+def test_an_upstream_slip_reaching_a_node_twice_makes_it_at_risk_not_off_track():
+    # The demo's Sales objective: its own KRs "deals" (on track, depends on SSO) and "size" (at
+    # risk), and Engineering's KR "sso" on it. SSO slips: once through the roll-up of "sso",
+    # once through the dependency of "deals". Before, the roll-up counted it twice: off track.
+    own = {"sso": OFF_TRACK, "deals": ON_TRACK, "size": AT_RISK, "sales": ON_TRACK}
+    edges = [dep("sso", "deals"), own_kr("deals", "sales"), own_kr("size", "sales"),
+             up("sso", "sales")]
+    r = propagate(own, edges)
+    assert r["deals"].effective == AT_RISK and r["deals"].base == ON_TRACK
+    assert r["sales"].effective == AT_RISK
+    # SSO is named, through the roll-up and through the dependency; Sales' own KR is not.
+    assert r["sales"].causes == (("sso",), ("sso", "deals"))
+    assert r["sales"].reasons == (ROLLUP_REASON, DEPENDENCY_REASON)
+
+
+def test_a_key_result_of_its_own_team_is_never_named_as_a_root_cause():
+    own = {"size": OFF_TRACK, "other": OFF_TRACK, "sales": AT_RISK}
+    r = propagate(own, [own_kr("size", "sales"), up("other", "sales")])
+    assert r["sales"].effective == OFF_TRACK
+    assert r["sales"].causes == (("other",),) and r["sales"].reasons == (ROLLUP_REASON,)
+
+
+def test_what_dependencies_add_to_a_roll_up_is_at_most_at_risk():
+    # Two KRs, each at risk only because of an off-track dependency: the objective is at risk.
+    own = {"u1": OFF_TRACK, "u2": OFF_TRACK, "a": ON_TRACK, "b": ON_TRACK, "o": ON_TRACK}
+    r = propagate(own, [dep("u1", "a"), dep("u2", "b"), own_kr("a", "o"), own_kr("b", "o")])
+    assert r["o"].effective == AT_RISK
+    assert {p[0] for p in r["o"].causes} == {"u1", "u2"}
+    assert set(r["o"].reasons) == {DEPENDENCY_REASON}

@@ -202,7 +202,7 @@ def test_an_engineering_slip_reaches_sales_with_its_root_cause(page, live_server
     page.get_by_role("link", name="Alerts").click()
     expect(page.locator(".alert-list")).to_contain_text("Close 12 enterprise deals")
     expect(page.locator(".alert-list")).to_contain_text(
-        "Root cause: SSO available to enterprise prospects (Engineering)")
+        "Upstream dependency: “SSO available to enterprise prospects” (Engineering) is off track.")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -46,7 +46,8 @@ def test_a_digest_with_every_section(revenue):
         KeyResult.objects.filter(pk=r.deals.pk).update(
             last_check_in_at=now - timedelta(days=10), effective_health="at_risk",
             risk_causes=[[{"kind": "k", "id": r.sso.pk, "objective": r.platform.pk,
-                           "title": "Ship SSO", "team": "Engineering", "health": "off_track"}]])
+                           "title": "Ship SSO", "team": "Engineering", "health": "off_track",
+                           "reason": "dependency"}]])
         # Engineering asks Sales for something: a decision for Mia.
         Dependency.objects.all().delete()
     DependencyFactory(downstream=r.platform, upstream=r.win, status="requested",
@@ -71,7 +72,8 @@ def test_a_digest_with_every_section(revenue):
     assert d.subject() == ("1 check-in due, 1 risk upstream, 1 decision waiting, "
                            "1 milestone due")
     text, html = message.body, message.alternatives[0].content
-    assert "CHECK-INS DUE (1)" in text and "root cause Ship SSO (Engineering)" in text
+    assert "CHECK-INS DUE (1)" in text and (
+        "Upstream dependency: “Ship SSO” (Engineering) is off track" in text)
     assert "http://" in text and "/check-in/" in html
     assert message.extra_headers["List-Unsubscribe"].startswith("<http")
 

@@ -5,7 +5,7 @@ import pytest
 
 from okrs import progress
 from okrs.charts import sparkline_points
-from okrs.progress import AT_RISK, OFF_TRACK, ON_TRACK, Assessment
+from okrs.progress import AT_RISK, OFF_TRACK, ON_TRACK, Assessment, assess_objective
 
 NOW = datetime(2027, 2, 15, 12, tzinfo=UTC)
 
@@ -85,13 +85,32 @@ def test_milestone_key_results(kwargs, progress_, health):
     assert (a.progress, a.health) == (progress_, health)
 
 
-def test_a_check_in_older_than_two_weeks_is_stale_but_keeps_its_health():
+def test_a_check_in_older_than_two_weeks_is_stale_and_its_health_is_unknown():
     a = kr(confidence=AT_RISK, last_check_in=NOW - timedelta(days=15))
-    assert a.is_stale and a.health == AT_RISK
+    assert a.is_stale and a.health is None and a.last_health == AT_RISK
     assert any("15 days" in r for r in a.reasons)
-    assert not kr(confidence=AT_RISK, last_check_in=NOW - timedelta(days=13)).is_stale
+    assert any("at risk, which no longer counts" in r for r in a.reasons)
+    fresh = kr(confidence=AT_RISK, last_check_in=NOW - timedelta(days=13))
+    assert not fresh.is_stale and fresh.health == AT_RISK
     # Once the cycle is over nothing is stale: there is nothing left to report.
-    assert not kr(confidence=AT_RISK, last_check_in=NOW - timedelta(days=40), elapsed=1).is_stale
+    over = kr(confidence=AT_RISK, last_check_in=NOW - timedelta(days=40), elapsed=1)
+    assert not over.is_stale and over.health == OFF_TRACK
+
+
+def test_a_stale_key_result_counts_as_unknown_in_its_objective():
+    stale = kr(confidence=OFF_TRACK, last_check_in=NOW - timedelta(days=20))
+    fresh = kr(confidence=ON_TRACK)
+    o = assess_objective([(stale, 1), (fresh, 1)])
+    assert o.health == ON_TRACK and not o.is_stale  # the stale KR is left out, not off track
+    assert any("1 stale key result is not counted" in r for r in o.reasons)
+    only_stale = assess_objective([(stale, 1)])
+    assert only_stale.health is None and only_stale.is_stale
+
+
+def test_an_objective_takes_its_health_from_its_own_teams_key_results():
+    mine, theirs = kr(confidence=ON_TRACK), kr(confidence=OFF_TRACK)
+    o = assess_objective([(mine, 1), (theirs, 1)], own=[True, False])
+    assert o.health == ON_TRACK and o.progress == 0.5
 
 
 def test_the_reasons_say_how_health_was_derived():

@@ -443,7 +443,8 @@ def test_a_key_result_loads_only_its_latest_12_check_ins(world_a, alice_client):
     finally:
         post_init.disconnect(sender=CheckIn, dispatch_uid="count-check-ins")
     assert len(loaded) <= 12 + 1  # this KR's latest 12, the world KR's one
-    section = html[html.index("Thirty check-ins"):]
+    kr_list = html[html.index('id="key-results"'):]
+    section = kr_list[kr_list.index("Thirty check-ins"):]
     points = re.search(r'<polyline points="([^"]+)"', section).group(1).split()
     assert len(points) == 1 + 12  # the start value, then the latest 12 check-ins
     assert "Check-in history (12, latest)" in section
