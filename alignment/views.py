@@ -8,6 +8,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from okrs import selectors as okr_selectors
+from orgs.confirm import ask_first, confirm_page, is_confirmed
 from orgs.decorators import org_view, post_only
 from orgs.forms import apply_errors
 from orgs.pickers import find_data
@@ -210,6 +211,8 @@ def workflow_act(request, workflow_pk):
     """Every change of the stepper posts here with an ``action``; the page comes back with the
     step re-rendered (htmx picks the stepper out of it) or with the form's errors."""
     workflow = _workflow(request, workflow_pk)
+    if request.method == "GET" and request.GET.get("action") in ASK_FIRST:
+        return ASK_FIRST[request.GET["action"]](request, workflow)
     if (refused := post_only(request)) is not None:
         return refused
     actions = _actions(request, workflow)
@@ -220,6 +223,8 @@ def workflow_act(request, workflow_pk):
     form = make_form(request.POST) if make_form else None
     if form is not None and not form.is_valid():
         return _page(request, workflow, {name: form})
+    if name in ASK_FIRST and not is_confirmed(request):
+        return ask_first(request, fields=("action", *(form.fields if form else ())))
     try:
         call(form.cleaned_data if form is not None else {})
     except ValidationError as e:
@@ -230,6 +235,33 @@ def workflow_act(request, workflow_pk):
         return _page(request, workflow, {name: form})
     anchor = f"#step-{step}" if step else ""
     return redirect(reverse("workflow", args=[request.org.slug, workflow.pk]) + anchor)
+
+
+def _confirm_stakeholder_removal(request, workflow):
+    if not services.can_run(request.membership):
+        raise PermissionDenied("Only the alignment lead and org admins run this workflow.")
+    st = (Stakeholder.objects.for_org(request.org).select_related("team")
+          .filter(workflow=workflow, pk=_int(request.GET.get("stakeholder"))).first())
+    if st is None:
+        raise Http404("No such stakeholder in this workflow.")
+    return confirm_page(
+        request, question=f"Remove {st.team.name} from this workflow?",
+        consequence=f"{st.team.name} and its commitment ({st.get_commitment_display().lower()}) "
+                    "leave the workflow. You can add the team again later.",
+        action=request.path, button="Remove", fields={"action": "remove_stakeholder",
+                                                       "stakeholder": st.pk},
+        cancel=reverse("workflow", args=[request.org.slug, workflow.pk]) + "#step-2")
+
+
+def _int(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# Actions that ask first: the page that asks, for a GET of workflow_act with ?action=<name>.
+ASK_FIRST = {"remove_stakeholder": _confirm_stakeholder_removal}
 
 
 def _forms_with_fields():

@@ -10,6 +10,7 @@ from alignment import report as alignment_report
 from alignment import selectors as alignment_selectors
 from dependencies import selectors as network_selectors
 from dependencies.forms import RecoveryActionForm, ShareForm
+from orgs.confirm import ask_first, is_confirmed
 from orgs.decorators import org_view
 from orgs.forms import submit
 from orgs.permissions import (
@@ -203,6 +204,8 @@ def objective_edit(request, objective_pk):
 @require_http_methods(["GET", "POST"])
 def objective_retire(request, objective_pk):
     objective = access_objective(request.membership, objective_pk, write=True)
+    if request.method == "POST" and not is_confirmed(request):
+        return ask_first(request)
     if request.method == "POST":
         try:
             services.retire_objective(membership=request.membership, objective=objective)
