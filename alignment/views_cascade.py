@@ -572,9 +572,10 @@ def _confirm_theme_removal(request):
     here = reverse("alignment_settings", args=[request.org.slug])
     return confirm_page(
         request, question=f"Remove the theme “{theme.name}”?",
-        consequence=(f"{used} objective{'s' if used != 1 else ''} lose{'s' if used == 1 else ''} "
-                     "this theme and keep their parent, if any. "
-                     "In the thematic model they then count as not aligned."),
+        consequence=("No objective uses it." if not used else
+                     f"{used} objective{'s' if used != 1 else ''} lose{'s' if used == 1 else ''} "
+                     "this theme and keep their parent, if any. In the thematic model they "
+                     "then count as not aligned."),
         action=here, button="Remove theme", cancel=here,
         fields={"action": "delete_theme", "theme": theme.pk})
 

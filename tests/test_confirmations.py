@@ -58,7 +58,7 @@ def test_removing_a_theme_asks_first(world_a, alice_client):
         alice_client, reverse("alignment_settings", args=["org-a"]),
         {"action": "delete_theme", "theme": theme.pk}, question="Remove the theme “Enterprise”?",
         exists=lambda: Theme.objects.with_scopes_disabled().filter(pk=theme.pk).exists())
-    assert "keep their parent" in html
+    assert "No objective uses it." in html
 
 
 def test_stop_sharing_asks_first(world_a, alice_client):
