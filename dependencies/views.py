@@ -114,9 +114,13 @@ def dependency_create(request, kind, pk):
 def dependency_detail(request, dependency_pk):
     dependency = access_dependency(request.membership, dependency_pk)
     selectors.annotate([dependency], request.membership)
+    cycle = dependency.cycle
+    if cycle.is_closed:  # read-only: no answer offered, the banner says why
+        dependency.answers = []
     return render(request, "dependencies/dependency.html", {
         "dependency": dependency, "events": list(dependency.events.select_related("actor")),
-        "form": AnswerForm()})
+        "form": AnswerForm(), "cycle": cycle,
+        "open_cycle": okr_selectors.open_cycle(request.org) if cycle.is_closed else None})
 
 
 # Answers that end or break a dependency ask first: (question, what happens, button).
@@ -212,9 +216,13 @@ def share_remove(request, share_pk):
         return refused
     if not is_confirmed(request):
         return ask_first(request)
-    services.unshare_objective(membership=request.membership, share=share)
-    messages.success(request, f"No longer shared with {share.team.name}.")
-    return redirect(_objective_url(request, share.objective_id, "#network"))
+    try:
+        services.unshare_objective(membership=request.membership, share=share)
+    except ValidationError as e:
+        messages.error(request, " ".join(e.messages))
+    else:
+        messages.success(request, f"No longer shared with {share.team.name}.")
+    return redirect(back)
 
 
 @org_view
