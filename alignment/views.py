@@ -6,6 +6,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.timesince import timesince
 
 from okrs import selectors as okr_selectors
 from orgs.confirm import ask_first, confirm_page, is_confirmed
@@ -114,6 +115,10 @@ def _page(request, workflow, bound=None, status=200):
         "workflow": workflow, "nav": "workflows", "forms": _forms(request, workflow, bound),
         "can_run": services.can_run(membership) and not workflow.is_closed,
         "can_sign_off": services.can_sign_off(membership),
+        "sign_off_people": list(services.sign_off_people(request.org)[:SIGN_OFF_NAMES + 1]),
+        "sign_off_request": (asked := services.last_sign_off_request(workflow)
+                             if not workflow.signed_off_at else None),
+        "sign_off_asked_lately": asked is not None and services.is_fresh(asked, workflow),
         "answerable": {s.pk for s in ctx["stakeholders"]
                        if services.answers_for(membership, workflow, s.team_id)},
     })
@@ -126,6 +131,23 @@ def _page(request, workflow, bound=None, status=200):
 @org_view
 def workflow_detail(request, workflow_pk):
     return _page(request, _workflow(request, workflow_pk))
+
+
+SIGN_OFF_NAMES = 8  # leadership named on the page; more are counted
+
+
+def _request_sign_off(request, workflow):
+    asked, created = services.request_sign_off(membership=request.membership, workflow=workflow)
+    if not created:
+        raise ValidationError(f"Sign-off was already asked, {timesince(asked.created_at)} ago; "
+                              "you can ask again tomorrow, or after changing the purpose.")
+    people = [m.user.display_name for m in services.sign_off_people(request.org)
+              .exclude(user=request.user)[:SIGN_OFF_NAMES]]
+    names = (", ".join(people[:-1]) + " and " + people[-1]) if len(people) > 1 else people[0]
+    if asked.recipients > len(people):
+        names = f"the {asked.recipients} people of leadership"
+    messages.success(request, f"Asked {names} to sign off.")
+    return asked
 
 
 # Each action: (form name, form factory, service call, the step it belongs to).
@@ -142,6 +164,7 @@ def _actions(request, workflow):
         "purpose": (lambda p: forms.PurposeForm(p), lambda d: services.save_purpose(
             membership=m, workflow=workflow, purpose=d["purpose"], impact=d["impact"]), 1),
         "sign_off": (None, lambda d: services.sign_off(membership=m, workflow=workflow), 1),
+        "request_sign_off": (None, lambda d: _request_sign_off(request, workflow), 1),
         "share": (None, lambda d: services.share_purpose(membership=m, workflow=workflow), 1),
         "stakeholder": (lambda p: forms.StakeholderForm(p, org=org),
                         lambda d: services.add_stakeholder(
