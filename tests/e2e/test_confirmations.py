@@ -80,3 +80,33 @@ def test_without_javascript_remove_theme_opens_a_page_that_asks(browser, live_se
         assert not Theme.objects.with_scopes_disabled().filter(pk=theme.pk).exists()
     finally:
         context.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_htmx_form_asks_too_remove_a_workflow_team(page, live_server):
+    """The workflow's forms post over htmx: the dialog stops htmx too, and OK sends confirm."""
+    from alignment.models import Stakeholder, Workflow
+
+    call_command("seed_demo", stdout=io.StringIO())
+    with scopes_disabled():
+        wf = Workflow.objects.get(organization__slug="northwind", is_closed=False)
+        stakeholder = Stakeholder.objects.get(workflow=wf, team__name="Customer Success")
+    sign_in(page, live_server, "liam@northwind.example")
+    page.goto(f"{live_server.url}/o/northwind/workflows/{wf.pk}/")
+    row = page.locator("#step-2 tr", has_text="Customer Success")
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    row.get_by_role("button", name="Remove").click()
+    page.wait_for_timeout(300)
+    assert Stakeholder.objects.with_scopes_disabled().filter(pk=stakeholder.pk).exists()
+
+    asked = []
+
+    def accept(dialog):
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", accept)
+    row.get_by_role("button", name="Remove").click()
+    expect(page.locator("#step-2 tr", has_text="Customer Success")).to_have_count(0)
+    assert asked == ["Remove Customer Success from this workflow?"]
+    assert not Stakeholder.objects.with_scopes_disabled().filter(pk=stakeholder.pk).exists()
