@@ -9,6 +9,7 @@ from .models import (
     Milestone,
     RecascadeFlag,
     ReviewComment,
+    SignOffRequest,
     Stakeholder,
     StatusUpdate,
     StepOverride,
@@ -19,6 +20,12 @@ from .models import (
 @admin.register(Workflow)
 class WorkflowAdmin(admin.ModelAdmin):
     list_display = ["__str__", "organization"]
+    list_filter = ["organization"]
+
+
+@admin.register(SignOffRequest)
+class SignOffRequestAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "organization", "created_at", "recipients"]
     list_filter = ["organization"]
 
 

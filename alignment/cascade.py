@@ -36,6 +36,8 @@ def _clean(model, name, value, field):
 
 
 def _lock(membership, objective):
+    if objective.cycle.is_closed:
+        raise ValidationError("This cycle is closed; its objectives can no longer change.")
     lock_organization(membership.organization)  # first: the lock order of docs/architecture.md
     return Objective.objects.for_org(membership.organization).select_for_update(
         no_key=True).get(pk=objective.pk)

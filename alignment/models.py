@@ -70,6 +70,31 @@ class Workflow(models.Model):
         return f"Workflow for {self.objective}"
 
 
+class SignOffRequest(models.Model):
+    """The alignment lead asked leadership to sign off a workflow's purpose: one row per
+    request, emailed once to each person who can sign off (``recipients`` of them). A second
+    click within ``services.SIGN_OFF_ASK_AGAIN_AFTER`` on the same wording asks nothing."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE,
+                                 related_name="sign_off_requests")
+    purpose = models.CharField("purpose asked about", max_length=300)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                     null=True, related_name="+")
+    recipients = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = org_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["workflow", "-created_at"],
+                                name="signoff_request_latest")]
+
+    def __str__(self):
+        return f"Sign-off asked for {self.workflow_id}"
+
+
 class StepOverride(models.Model):
     """The alignment lead marks a step done although the data does not say so, and why."""
 

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -18,7 +19,14 @@ from orgs.validation import Fields
 from retros.models import Improvement, Retrospective
 
 from . import steps
-from .models import Milestone, Stakeholder, StatusUpdate, StepOverride, Workflow
+from .models import (
+    Milestone,
+    SignOffRequest,
+    Stakeholder,
+    StatusUpdate,
+    StepOverride,
+    Workflow,
+)
 
 
 def can_run(membership):
@@ -94,6 +102,65 @@ def sign_off(*, membership, workflow):
     workflow.signed_off_by, workflow.signed_off_at = membership.user, timezone.now()
     workflow.save(update_fields=["signed_off_by", "signed_off_at"])
     return workflow
+
+
+# A second ask of the same wording before this is taken for a double click and sends nothing.
+SIGN_OFF_ASK_AGAIN_AFTER = dt.timedelta(days=1)
+
+
+def sign_off_people(org):
+    """Leadership, who can sign off (``can_sign_off``): org admins and company unit leads."""
+    company_leads = Team.objects.for_org(org).filter(kind=Team.Kind.COMPANY).values("lead_id")
+    return (Membership.objects.for_org(org).select_related("user")
+            .filter(Q(role=Role.ADMIN) | Q(user_id__in=company_leads))
+            .order_by("user__full_name", "pk"))
+
+
+def last_sign_off_request(workflow):
+    return (SignOffRequest.objects.for_org(workflow.organization).select_related("requested_by")
+            .filter(workflow=workflow).first())
+
+
+def is_fresh(asked, workflow):
+    """Whether asking again now would repeat ``asked``: same wording, asked recently."""
+    return (asked.purpose == workflow.purpose
+            and asked.created_at > timezone.now() - SIGN_OFF_ASK_AGAIN_AFTER)
+
+
+def request_sign_off(*, membership, workflow):
+    """The alignment lead asks leadership to sign off the purpose: one email to each person
+    who can, through the outbox. Returns ``(request, created)``: a repeat of the same wording
+    within SIGN_OFF_ASK_AGAIN_AFTER (a double click) records and sends nothing."""
+    _run(membership, workflow)
+    org = membership.organization
+    with transaction.atomic():
+        # Two clicks at once queue here: the second sees the first's row.
+        current = Workflow.objects.for_org(org).select_for_update().get(pk=workflow.pk)
+        if current.signed_off_at:
+            raise ValidationError("The purpose is signed off already.")
+        if not current.purpose:
+            raise ValidationError("Write the shared purpose first: leadership signs off on it.")
+        last = last_sign_off_request(current)
+        if last is not None and is_fresh(last, current):
+            return last, False
+        people = [m.user for m in sign_off_people(org) if m.user_id != membership.user_id]
+        if not people:
+            raise ValidationError("Nobody else can sign off: make someone an org admin or the "
+                                  "company unit's lead.")
+        asked = SignOffRequest.objects.create(
+            organization=org, workflow=current, purpose=current.purpose,
+            requested_by=membership.user, recipients=len(people))
+        link = settings.SITE_URL + reverse("workflow", args=[org.slug, current.pk])
+        for person in people:
+            outbox.queue(
+                kind=outbox.Kind.WORKFLOW, organization=org, to=person.email,
+                key=f"signoff:{asked.pk}:{person.pk}",
+                subject=f"Sign-off asked: {current.objective.title}",
+                text=f"{membership.user.display_name} asks you to sign off the shared purpose "
+                     f"of a cross-team objective, {current.objective.title}.\n\n"
+                     f"Purpose: {current.purpose}\n\nWhy it matters: {current.impact}\n\n"
+                     f"Open the workflow to sign it off:\n{link}\n")
+    return asked, True
 
 
 def share_purpose(*, membership, workflow):

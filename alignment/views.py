@@ -6,8 +6,10 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.timesince import timesince
 
 from okrs import selectors as okr_selectors
+from orgs.confirm import ask_first, confirm_page, is_confirmed
 from orgs.decorators import org_view, post_only
 from orgs.forms import apply_errors
 from orgs.pickers import find_data
@@ -113,6 +115,10 @@ def _page(request, workflow, bound=None, status=200):
         "workflow": workflow, "nav": "workflows", "forms": _forms(request, workflow, bound),
         "can_run": services.can_run(membership) and not workflow.is_closed,
         "can_sign_off": services.can_sign_off(membership),
+        "sign_off_people": list(services.sign_off_people(request.org)[:SIGN_OFF_NAMES + 1]),
+        "sign_off_request": (asked := services.last_sign_off_request(workflow)
+                             if not workflow.signed_off_at else None),
+        "sign_off_asked_lately": asked is not None and services.is_fresh(asked, workflow),
         "answerable": {s.pk for s in ctx["stakeholders"]
                        if services.answers_for(membership, workflow, s.team_id)},
     })
@@ -125,6 +131,23 @@ def _page(request, workflow, bound=None, status=200):
 @org_view
 def workflow_detail(request, workflow_pk):
     return _page(request, _workflow(request, workflow_pk))
+
+
+SIGN_OFF_NAMES = 8  # leadership named on the page; more are counted
+
+
+def _request_sign_off(request, workflow):
+    asked, created = services.request_sign_off(membership=request.membership, workflow=workflow)
+    if not created:
+        raise ValidationError(f"Sign-off was already asked, {timesince(asked.created_at)} ago; "
+                              "you can ask again tomorrow, or after changing the purpose.")
+    people = [m.user.display_name for m in services.sign_off_people(request.org)
+              .exclude(user=request.user)[:SIGN_OFF_NAMES]]
+    names = (", ".join(people[:-1]) + " and " + people[-1]) if len(people) > 1 else people[0]
+    if asked.recipients > len(people):
+        names = f"the {asked.recipients} people of leadership"
+    messages.success(request, f"Asked {names} to sign off.")
+    return asked
 
 
 # Each action: (form name, form factory, service call, the step it belongs to).
@@ -141,6 +164,7 @@ def _actions(request, workflow):
         "purpose": (lambda p: forms.PurposeForm(p), lambda d: services.save_purpose(
             membership=m, workflow=workflow, purpose=d["purpose"], impact=d["impact"]), 1),
         "sign_off": (None, lambda d: services.sign_off(membership=m, workflow=workflow), 1),
+        "request_sign_off": (None, lambda d: _request_sign_off(request, workflow), 1),
         "share": (None, lambda d: services.share_purpose(membership=m, workflow=workflow), 1),
         "stakeholder": (lambda p: forms.StakeholderForm(p, org=org),
                         lambda d: services.add_stakeholder(
@@ -210,6 +234,8 @@ def workflow_act(request, workflow_pk):
     """Every change of the stepper posts here with an ``action``; the page comes back with the
     step re-rendered (htmx picks the stepper out of it) or with the form's errors."""
     workflow = _workflow(request, workflow_pk)
+    if request.method == "GET" and request.GET.get("action") in ASK_FIRST:
+        return ASK_FIRST[request.GET["action"]](request, workflow)
     if (refused := post_only(request)) is not None:
         return refused
     actions = _actions(request, workflow)
@@ -220,6 +246,8 @@ def workflow_act(request, workflow_pk):
     form = make_form(request.POST) if make_form else None
     if form is not None and not form.is_valid():
         return _page(request, workflow, {name: form})
+    if name in ASK_FIRST and not is_confirmed(request):
+        return ask_first(request, fields=("action", *(form.fields if form else ())))
     try:
         call(form.cleaned_data if form is not None else {})
     except ValidationError as e:
@@ -230,6 +258,33 @@ def workflow_act(request, workflow_pk):
         return _page(request, workflow, {name: form})
     anchor = f"#step-{step}" if step else ""
     return redirect(reverse("workflow", args=[request.org.slug, workflow.pk]) + anchor)
+
+
+def _confirm_stakeholder_removal(request, workflow):
+    if not services.can_run(request.membership):
+        raise PermissionDenied("Only the alignment lead and org admins run this workflow.")
+    st = (Stakeholder.objects.for_org(request.org).select_related("team")
+          .filter(workflow=workflow, pk=_int(request.GET.get("stakeholder"))).first())
+    if st is None:
+        raise Http404("No such stakeholder in this workflow.")
+    return confirm_page(
+        request, question=f"Remove {st.team.name} from this workflow?",
+        consequence=f"{st.team.name} and its commitment ({st.get_commitment_display().lower()}) "
+                    "leave the workflow. You can add the team again later.",
+        action=request.path, button="Remove", fields={"action": "remove_stakeholder",
+                                                       "stakeholder": st.pk},
+        cancel=reverse("workflow", args=[request.org.slug, workflow.pk]) + "#step-2")
+
+
+def _int(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# Actions that ask first: the page that asks, for a GET of workflow_act with ?action=<name>.
+ASK_FIRST = {"remove_stakeholder": _confirm_stakeholder_removal}
 
 
 def _forms_with_fields():

@@ -29,10 +29,11 @@ from dependencies import selectors as network_selectors
 from dependencies.models import Dependency, ObjectiveShare
 from okrs import selectors as okr_selectors
 from okrs.models import KeyResult, Objective
+from orgs.confirm import ask_first, confirm_page, is_confirmed
 from orgs.decorators import org_view, post_only
 from orgs.forms import apply_errors, submit
 from orgs.models import Organization, Team, Theme
-from orgs.permissions import can_publish, preload_co_owners
+from orgs.permissions import can_edit_objective, can_publish, preload_co_owners
 from orgs.services import lock_organization
 
 from . import cascade, netmap, report, rules
@@ -239,9 +240,20 @@ def recascade_act(request, flag_pk):
             .filter(pk=flag_pk).first())
     if flag is None:
         raise Http404("No such review request.")
+    back = reverse("recascade", args=[request.org.slug]) + f"?cycle={flag.objective.cycle_id}"
+    if request.method == "GET" and request.GET.get("action") == "retire":
+        if not can_edit_objective(request.membership, flag.objective):
+            raise PermissionDenied("Only its team's leads retire this objective.")
+        return confirm_page(
+            request, question=f"Retire “{flag.objective.title}”?",
+            consequence="It leaves the tree and the progress roll-ups. Its key results and "
+                        "check-in history are kept.",
+            action=request.path, button="Retire it", cancel=back, fields={"action": "retire"})
     if (response := post_only(request)) is not None:
         return response
     m, action = request.membership, request.POST.get("action")
+    if action == "retire" and not is_confirmed(request):
+        return ask_first(request, fields=("action",))
     try:
         if action == "confirm":
             cascade.confirm_fits(membership=m, flag=flag, note=request.POST.get("note", ""))
@@ -259,8 +271,7 @@ def recascade_act(request, flag_pk):
         messages.error(request, " ".join(e.messages))
     else:
         messages.success(request, "Thanks: your answer is recorded.")
-    return redirect(reverse("recascade", args=[request.org.slug])
-                    + f"?cycle={flag.objective.cycle_id}")
+    return redirect(back)
 
 
 def _int(value):
@@ -581,11 +592,29 @@ class ThemeForm(forms.Form):
     description = forms.CharField(max_length=300, required=False)
 
 
+def _confirm_theme_removal(request):
+    theme = Theme.objects.for_org(request.org).filter(pk=_int(request.GET.get("theme"))).first()
+    if theme is None:
+        raise Http404("No such theme.")
+    used = Objective.objects.for_org(request.org).filter(theme=theme).count()
+    here = reverse("alignment_settings", args=[request.org.slug])
+    return confirm_page(
+        request, question=f"Remove the theme “{theme.name}”?",
+        consequence=("No objective uses it." if not used else
+                     f"{used} objective{'s' if used != 1 else ''} lose{'s' if used == 1 else ''} "
+                     "this theme and keep their parent, if any. In the thematic model they "
+                     "then count as not aligned."),
+        action=here, button="Remove theme", cancel=here,
+        fields={"action": "delete_theme", "theme": theme.pk})
+
+
 @org_view
 def alignment_settings(request):
     if not can_publish(request.membership):
         raise PermissionDenied("Only alignment leads and org admins change these settings.")
     org = request.org
+    if request.method == "GET" and request.GET.get("action") == "delete_theme":
+        return _confirm_theme_removal(request)
     form = SettingsForm(instance=org)
     theme_form = ThemeForm()
     if request.method == "POST":
@@ -597,6 +626,8 @@ def alignment_settings(request):
                 messages.success(request, f"Theme “{theme.name}” added.")
                 return redirect("alignment_settings", org.slug)
         elif request.POST.get("action") == "delete_theme":
+            if not is_confirmed(request):
+                return ask_first(request, fields=("action", "theme"))
             lock_organization(org)  # the delete clears the theme on objectives: tree rows
             Theme.objects.for_org(org).filter(pk=_int(request.POST.get("theme"))).delete()
             report.mark_cycles_changed(org)

@@ -197,6 +197,7 @@ def share_objective(*, membership, objective, team, kind):
 def unshare_objective(*, membership, share):
     if not permissions.can_edit_objective(membership, share.objective):
         raise PermissionDenied("You can change sharing only of objectives of teams you lead.")
+    _check_open_cycle(share.objective.cycle)
     with transaction.atomic():
         lock_organization(membership.organization)
         ObjectiveShare.objects.for_org(membership.organization).filter(pk=share.pk).delete()

@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from okrs import selectors as okr_selectors
+from orgs.confirm import ask_first, confirm_page, is_confirmed
 from orgs.decorators import org_view, post_only
 from orgs.forms import submit
 from orgs.models import Team
@@ -113,17 +114,54 @@ def dependency_create(request, kind, pk):
 def dependency_detail(request, dependency_pk):
     dependency = access_dependency(request.membership, dependency_pk)
     selectors.annotate([dependency], request.membership)
+    cycle = dependency.cycle
+    if cycle.is_closed:  # read-only: no answer offered, the banner says why
+        dependency.answers = []
     return render(request, "dependencies/dependency.html", {
         "dependency": dependency, "events": list(dependency.events.select_related("actor")),
-        "form": AnswerForm()})
+        "form": AnswerForm(), "cycle": cycle,
+        "open_cycle": okr_selectors.open_cycle(request.org) if cycle.is_closed else None})
+
+
+# Answers that end or break a dependency ask first: (question, what happens, button).
+ASK_FIRST = {
+    "declined": ("Decline this request?", "The requesting team is told, with your reason, and "
+                 "plans without it.", "Decline"),
+    "withdrawn": ("Withdraw this request?", "The providing team is told, and the request is "
+                  "closed.", "Withdraw the request"),
+    "broken": ("Mark this dependency broken?", "Both teams are told, with your reason. A broken "
+               "dependency stays in the network as a risk to the work that needs it.",
+               "Mark broken"),
+}
+
+
+def _confirm_answer(request, dependency):
+    status = request.GET["status"]
+    selectors.annotate([dependency], request.membership)
+    if status not in dependency.answers:
+        raise PermissionDenied("Your role does not allow this answer on this dependency.")
+    question, consequence, button = ASK_FIRST[status]
+    note = request.GET.get("note", "")[:1000]
+    if note:
+        consequence += f" Your note: “{note}”"
+    return confirm_page(
+        request, question=question, consequence=consequence, action=request.path,
+        button=button, fields={"status": status, "note": note},
+        cancel=reverse("dependency", args=[request.org.slug, dependency.pk]))
 
 
 @org_view
 def dependency_answer(request, dependency_pk):
     dependency = access_dependency(request.membership, dependency_pk)
+    if request.method == "GET" and request.GET.get("status") in ASK_FIRST:
+        return _confirm_answer(request, dependency)
     if (refused := post_only(request)) is not None:
         return refused
     form = AnswerForm(request.POST)
+    if form.is_valid() and form.cleaned_data["status"] in ASK_FIRST and not (
+            form.cleaned_data["status"] in services.NEEDS_REASON
+            and not form.cleaned_data["note"].strip()) and not is_confirmed(request):
+        return ask_first(request, fields=("status", "note"))
     result = submit(request, form, lambda data: services.answer_dependency(
         membership=request.membership, dependency=dependency, status=data["status"],
         note=data["note"]))
@@ -167,11 +205,26 @@ def share_add(request, objective_pk):
 @org_view
 def share_remove(request, share_pk):
     share = access_share(request.membership, share_pk)
+    if not can_edit_objective(request.membership, share.objective):
+        raise PermissionDenied("You can change sharing only of objectives of teams you lead.")
+    back = _objective_url(request, share.objective_id, "#network")
+    if request.method == "GET":
+        return confirm_page(
+            request, question=f"Stop sharing “{share.objective.title}” with {share.team.name}?",
+            consequence=f"{share.team.name} is no longer linked to this objective and loses "
+                        "any co-ownership of it. Key results it owns here stay as they are.",
+            action=request.path, button="Stop sharing", cancel=back)
     if (refused := post_only(request)) is not None:
         return refused
-    services.unshare_objective(membership=request.membership, share=share)
-    messages.success(request, f"No longer shared with {share.team.name}.")
-    return redirect(_objective_url(request, share.objective_id, "#network"))
+    if not is_confirmed(request):
+        return ask_first(request)
+    try:
+        services.unshare_objective(membership=request.membership, share=share)
+    except ValidationError as e:
+        messages.error(request, " ".join(e.messages))
+    else:
+        messages.success(request, f"No longer shared with {share.team.name}.")
+    return redirect(back)
 
 
 @org_view

@@ -33,6 +33,18 @@ def pick_cycle(cycles, requested=None):
     return cycles[0] if cycles else None
 
 
+def open_cycle(org, cycles=None):
+    """The cycle people work in now, for a closed cycle's banner: the active one (latest
+    first), else the next in planning; None when every cycle is closed. From ``cycles`` when
+    the page has them, else one query."""
+    if cycles is None:
+        cycles = Cycle.objects.for_org(org).exclude(status=Cycle.Status.CLOSED).order_by(
+            "-start_date")[:20]
+    cycles = [c for c in cycles if not c.is_closed]
+    return next((c for c in cycles if c.status == Cycle.Status.ACTIVE),
+                cycles[-1] if cycles else None)
+
+
 def assess(objectives, *, now=None):
     """Attach ``.assessment`` to each objective and each of its (prefetched) key results."""
     now = now or timezone.now()

@@ -10,6 +10,7 @@ from alignment import report as alignment_report
 from alignment import selectors as alignment_selectors
 from dependencies import selectors as network_selectors
 from dependencies.forms import RecoveryActionForm, ShareForm
+from orgs.confirm import ask_first, is_confirmed
 from orgs.decorators import org_view
 from orgs.forms import submit
 from orgs.permissions import (
@@ -39,6 +40,15 @@ def _objective_url(request, objective):
 def _done(request, url):
     """After a successful non-fragment form: a real redirect, or a client redirect for htmx."""
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+def _closed(request, objective):
+    """A change form of a closed cycle's objective, opened by its address: nothing to change
+    there, so back to the objective's page (it says the cycle is closed). A post still goes
+    to the service, which refuses it."""
+    if request.method == "GET" and objective.cycle.is_closed:
+        return _done(request, _objective_url(request, objective))
+    return None
 
 
 def _save(request, form, action):
@@ -71,7 +81,8 @@ def home(request):
     m = request.membership
     can_add = can_open_console(m) or any(can_edit_team_okrs(m, pk) for pk in led_team_ids(m))
     response = render(request, "okrs/home.html", {
-        "cycles": cycles, "cycle": cycle, "can_add": can_add, "nav": "home", **ctx})
+        "cycles": cycles, "cycle": cycle, "can_add": can_add and not (cycle and cycle.is_closed),
+        "open_cycle": selectors.open_cycle(request.org, cycles), "nav": "home", **ctx})
     patch_vary_headers(response, ["HX-Request"])
     return response
 
@@ -104,6 +115,7 @@ def tree(request):
     _count_findings(request.org, cycle, nodes + others)
     return render(request, "okrs/tree.html", {
         "cycles": cycles, "cycle": cycle, "nodes": nodes, "branch": branch, "others": others,
+        "open_cycle": selectors.open_cycle(request.org, cycles),
         "others_total": others_total, "page": page, "nav": "tree",
         "has_more": more and branch is None, "branch_more": more and branch is not None,
         "next_page": page + 1})
@@ -138,7 +150,9 @@ def team_detail(request, team_pk):
         ctx["network"] = network_selectors.team_links(request.org, team, cycle)
     return render(request, "okrs/team.html", {
         "team": team, "cycles": cycles, "cycle": cycle,
-        "can_add": cycle is not None and can_edit_team_okrs(request.membership, team.pk), **ctx,
+        "open_cycle": selectors.open_cycle(request.org, cycles),
+        "can_add": cycle is not None and not cycle.is_closed
+        and can_edit_team_okrs(request.membership, team.pk), **ctx,
     })
 
 
@@ -146,16 +160,18 @@ def team_detail(request, team_pk):
 def objective_detail(request, objective_pk):
     objective = access_objective(request.membership, objective_pk)
     ctx = selectors.objective_page(request.org, objective)
-    can_edit = can_edit_objective(request.membership, objective)
+    closed = objective.cycle.is_closed  # read-only: nothing offered, the banner says why
+    can_edit = can_edit_objective(request.membership, objective) and not closed
     network = network_selectors.objective_network(request.org, objective, request.membership)
     return render(request, "okrs/objective.html", {
-        "objective": objective, "can_edit": can_edit,
+        "objective": objective, "can_edit": can_edit, "cycle": objective.cycle,
+        "open_cycle": selectors.open_cycle(request.org) if closed else None,
         "kr_form": KeyResultForm(membership=request.membership), "network": network,
         # Its three reasons, from what the page has loaded: no query of their own.
         "reasons": network_selectors.explain_objective(objective, ctx["children"],
                                                        network["depends_on"]),
         "share_form": ShareForm(org=request.org, objective=objective) if can_edit else None,
-        "can_plan_recovery": can_plan_recovery(request.membership, objective),
+        "can_plan_recovery": can_plan_recovery(request.membership, objective) and not closed,
         "recovery_form": RecoveryActionForm(org=request.org),
         "alignment": alignment_selectors.objective_alignment(request.org, objective,
                                                              request.membership), **ctx,
@@ -170,6 +186,8 @@ def objective_create(request):
     if cycle is None or not teams.exists():
         messages.info(request, "Ask an alignment lead to open a cycle and to make you a team lead.")
         return redirect("home", request.org.slug)
+    if cycle.is_closed and request.method == "GET":
+        return redirect(reverse("home", args=[request.org.slug]) + f"?cycle={cycle.pk}")
     form = ObjectiveForm(find_data(request), membership=request.membership, cycle=cycle,
                          teams=teams, initial={"team": request.GET.get("team"),
                                                "parent": request.GET.get("parent")})
@@ -192,6 +210,8 @@ def objective_create(request):
 @require_http_methods(["GET", "POST"])
 def objective_edit(request, objective_pk):
     objective = access_objective(request.membership, objective_pk, write=True)
+    if (closed := _closed(request, objective)) is not None:
+        return closed
     initial = {"title": objective.title, "why": objective.why, "team": objective.team_id,
                "parent": objective.parent_id, "is_local": objective.is_local,
                "state": objective.state, "version": objective.version,
@@ -214,6 +234,10 @@ def objective_edit(request, objective_pk):
 @require_http_methods(["GET", "POST"])
 def objective_retire(request, objective_pk):
     objective = access_objective(request.membership, objective_pk, write=True)
+    if (closed := _closed(request, objective)) is not None:
+        return closed
+    if request.method == "POST" and not is_confirmed(request):
+        return ask_first(request)
     if request.method == "POST":
         try:
             services.retire_objective(membership=request.membership, objective=objective)
@@ -244,6 +268,8 @@ def _key_result_response(request, objective, *, new_kr_form=False):
 @require_http_methods(["GET", "POST"])
 def key_result_create(request, objective_pk):
     objective = access_objective(request.membership, objective_pk, write=True)
+    if (closed := _closed(request, objective)) is not None:
+        return closed
     form = KeyResultForm(find_data(request), membership=request.membership)
     if submit(request, form, lambda data: services.create_key_result(
             membership=request.membership, objective=objective,
@@ -264,6 +290,8 @@ def key_result_create(request, objective_pk):
 def key_result_edit(request, key_result_pk):
     key_result = access_key_result(request.membership, key_result_pk, write=True)
     objective = key_result.objective
+    if (closed := _closed(request, objective)) is not None:
+        return closed
     initial = {f: getattr(key_result, f) for f in ("title", "kind", "unit", "version")}
     initial.update({f: plain_number(getattr(key_result, f)) for f in (
         "start_value", "target_value", "weight")})
@@ -286,6 +314,8 @@ def key_result_edit(request, key_result_pk):
 @require_http_methods(["GET", "POST"])
 def check_in(request, key_result_pk):
     key_result = access_key_result(request.membership, key_result_pk, check_in=True)
+    if (closed := _closed(request, key_result.objective)) is not None:
+        return closed
     form = CheckInForm(request.POST or None, initial={
         "value": plain_number(key_result.current_value),
         "confidence": key_result.confidence or "on_track"})

@@ -269,6 +269,11 @@ class Cycle(models.Model):
     def __str__(self):
         return self.name
 
+    @property
+    def is_closed(self):
+        """A closed cycle is read-only: pages offer no change and services refuse one."""
+        return self.status == self.Status.CLOSED
+
 
 class Invitation(models.Model):
     organization = models.ForeignKey(

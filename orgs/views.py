@@ -7,11 +7,13 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods
 from django_scopes import scopes_disabled
 
 from . import pickers, ratelimit, services, signin
+from .confirm import ask_first, confirm_page, is_confirmed
 from .decorators import org_view
 from .forms import (
     CycleForm,
@@ -198,6 +200,8 @@ def console_member_edit(request, membership_pk):
 def console_member_remove(request, membership_pk):
     member = _get(request, Membership, membership_pk)
     error = None
+    if request.method == "POST" and not is_confirmed(request):
+        return ask_first(request)
     if request.method == "POST":
         try:
             services.remove_member(actor=request.membership, membership=member)
@@ -213,8 +217,19 @@ def console_member_remove(request, membership_pk):
 @org_view(console=True)
 def console_invitation_revoke(request, invitation_pk):
     invitation = _get(request, Invitation, invitation_pk)
+    if not can_manage_members(request.membership):
+        raise PermissionDenied("Only org admins can withdraw invitations.")
+    if request.method == "GET":
+        members = reverse("console_members", args=[request.org.slug])
+        return confirm_page(
+            request, question=f"Withdraw the invitation to {invitation.email}?",
+            consequence="The link in the email stops working. You can invite them again.",
+            action=request.path, button="Withdraw", cancel=members,
+            template="orgs/console/confirm.html", extra={"section": "members"})
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
+    if not is_confirmed(request):
+        return ask_first(request)
     services.revoke_invitation(actor=request.membership, invitation=invitation)
     messages.success(request, f"The invitation to {invitation.email} is withdrawn.")
     return redirect("console_members", request.org.slug)

@@ -60,7 +60,8 @@ def test_declining_without_a_reason_is_refused_and_keeps_the_request(revenue):
     assert response.status_code == 400
     assert "Give a reason" in response.content.decode()
     response = client_for(r.ethan).post(url(r, "dependency_answer", d.pk),
-                                        {"status": "declined", "note": "No capacity"})
+                                        {"status": "declined", "note": "No capacity",
+                                         "confirm": "yes"})
     assert response.status_code == 302
     page = client_for(r.liam).get(url(r, "network")).content.decode()
     assert "Escalations" in page and "No capacity" not in page  # the row, not the reason

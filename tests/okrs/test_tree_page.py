@@ -96,7 +96,8 @@ def test_the_other_roots_total_counts_objectives_not_their_children(world_a, ali
     for i in range(3):
         ObjectiveFactory(organization=world_a.org, cycle=world_a.cycle, team=world_a.team,
                          parent=world_a.objective, title=f"Child {i}")
-    alice_client.post(url(world_a, "objective_retire", world_a.company_objective.pk))
+    alice_client.post(url(world_a, "objective_retire", world_a.company_objective.pk),
+                      {"confirm": "yes"})
     html = get(alice_client, world_a).content.decode()
     assert "Not under a company objective (1)" in html and "3 aligned" in html
 

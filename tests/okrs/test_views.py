@@ -59,7 +59,8 @@ def test_the_tree_lists_roots_and_loads_children_on_demand(world_a, alice_client
 
 
 def test_retiring_a_parent_keeps_its_live_children_on_the_tree(world_a, alice_client):
-    alice_client.post(url(world_a, "objective_retire", world_a.company_objective.pk))
+    alice_client.post(url(world_a, "objective_retire", world_a.company_objective.pk),
+                      {"confirm": "yes"})
     html = alice_client.get(url(world_a, "tree")).content.decode()
     assert url(world_a, "objective", world_a.company_objective.pk) + '"' not in html
     # The child is now a root: there is no retired node left to open to reach it.
@@ -275,7 +276,7 @@ def test_retiring_asks_first_then_retires(world_a, alice_client):
     assert "Retire “Org A team goal”?" in alice_client.get(retire_url).content.decode()
     with scopes_disabled():
         assert Objective.objects.get(pk=world_a.objective.pk).state == "published"
-    assert alice_client.post(retire_url).status_code == 302
+    assert alice_client.post(retire_url, {"confirm": "yes"}).status_code == 302
     with scopes_disabled():
         assert Objective.objects.get(pk=world_a.objective.pk).state == "retired"
 
@@ -285,7 +286,7 @@ def test_retiring_in_a_closed_cycle_says_why_and_changes_nothing(world_a, alice_
 
     Cycle.objects.with_scopes_disabled().filter(pk=world_a.cycle.pk).update(status="closed")
     response = alice_client.post(url(world_a, "objective_retire", world_a.objective.pk),
-                                 follow=True)
+                                 {"confirm": "yes"}, follow=True)
     assert response.status_code == 200 and "This cycle is closed" in response.content.decode()
     with scopes_disabled():
         assert Objective.objects.get(pk=world_a.objective.pk).state == "published"
@@ -417,7 +418,7 @@ def test_a_tampered_version_is_reported_and_writes_nothing(world_a, alice_client
 def test_refusals_explain_themselves(world_a, alice_client, bob_client):
     page = bob_client.get(url(world_a, "objective_edit", world_a.objective.pk))
     assert page.status_code == 403 and "only of teams you lead" in page.content.decode()
-    alice_client.post(url(world_a, "objective_retire", world_a.objective.pk))
+    alice_client.post(url(world_a, "objective_retire", world_a.objective.pk), {"confirm": "yes"})
     page = alice_client.get(url(world_a, "objective_edit", world_a.objective.pk))
     assert page.status_code == 403 and "retired" in page.content.decode()
     missing = alice_client.get("/o/no-such-org/")

@@ -86,7 +86,7 @@ def test_a_tampered_or_withdrawn_invitation_is_refused(invite, world_a, alice_cl
     assert Client().get(path_of(link)[:-3] + "xyz/").status_code == 410
     with scopes_disabled():
         inv = Invitation.objects.get(email="dana@example.test")
-    alice_client.post(f"/o/org-a/console/invitations/{inv.pk}/revoke/")
+    alice_client.post(f"/o/org-a/console/invitations/{inv.pk}/revoke/", {"confirm": "yes"})
     response = Client().get(path_of(link))
     assert response.status_code == 410 and "withdrawn" in response.content.decode()
 
@@ -148,7 +148,8 @@ def test_the_last_admin_cannot_be_demoted_or_removed(world_a, alice_client):
     response = alice_client.post(f"/o/org-a/console/members/{admin_pk}/",
                                  {"role": Role.VIEWER})
     assert "at least one admin" in response.content.decode()
-    response = alice_client.post(f"/o/org-a/console/members/{admin_pk}/remove/")
+    response = alice_client.post(f"/o/org-a/console/members/{admin_pk}/remove/",
+                                 {"confirm": "yes"})
     assert "at least one admin" in response.content.decode()
     with scopes_disabled():
         assert Membership.objects.get(pk=admin_pk).role == Role.ADMIN
