@@ -67,6 +67,8 @@ def queue_alert_email(email):
     ctx = {"org": org, "user": email.user, "items": items, "site_url": settings.SITE_URL,
            "worse": [i for i in items if i.kind == Notification.Kind.WORSE],
            "recovered": [i for i in items if i.kind == Notification.Kind.RECOVERED],
+           "above": [i for i in items if i.kind == Notification.Kind.ABOVE],
+           "impact": [i for i in items if i.kind == Notification.Kind.IMPACT],
            "unsubscribe_url": stop_url}
     message = UnsubscribableEmail(
         _subject(ctx), render_to_string("dependencies/email/alert.txt", ctx),
@@ -84,4 +86,9 @@ def _subject(ctx):
         parts.append(f"{worse} item{'s' if worse > 1 else ''} at risk from upstream")
     if recovered:
         parts.append(f"{recovered} recovered")
+    for item in ctx["impact"]:
+        parts.append(f"{item.title} is {item.get_health_display().lower()}: see its impact")
+    for item in ctx["above"]:
+        parts.append(f"{item.title}, which your work contributes to, is "
+                     f"{item.get_health_display().lower()}")
     return f"{ctx['org'].name}: " + ", ".join(parts)
