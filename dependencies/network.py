@@ -561,7 +561,10 @@ def _flow_notes(cycle, data, results, before):
             .values_list("user_id", flat=True))
         for pk in turned:
             row = data["objectives"][pk]
-            for user_id in sorted(_owners((OBJ, pk), data) | leads):
+            # Its owners were told it turned worse because of something else already (a
+            # "worse" alert, whose link leads to the Impact section): the leads still hear.
+            owners = set() if results[(OBJ, pk)].causes else _owners((OBJ, pk), data)
+            for user_id in sorted(owners | leads):
                 notes.append((user_id, {
                     "kind": Notification.Kind.IMPACT, "health": f["impact"][pk]["health"],
                     "objective_id": pk, "title": row["title"], "causes": row["risk_causes"],

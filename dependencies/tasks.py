@@ -86,9 +86,11 @@ def _subject(ctx):
         parts.append(f"{worse} item{'s' if worse > 1 else ''} at risk from upstream")
     if recovered:
         parts.append(f"{recovered} recovered")
-    for item in ctx["impact"]:
-        parts.append(f"{item.title} is {item.get_health_display().lower()}: see its impact")
-    for item in ctx["above"]:
-        parts.append(f"{item.title}, which your work contributes to, is "
-                     f"{item.get_health_display().lower()}")
+    if ctx["impact"]:
+        n = len(ctx["impact"])
+        parts.append(f"{n} company or department objective{'s' if n > 1 else ''} at risk, "
+                     "and what they affect")
+    if ctx["above"]:
+        n = len(ctx["above"])
+        parts.append(f"{n} objective{'s' if n > 1 else ''} your work contributes to at risk")
     return f"{ctx['org'].name}: " + ", ".join(parts)

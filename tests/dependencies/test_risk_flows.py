@@ -150,11 +150,14 @@ def test_an_at_risk_company_objective_shows_its_impact_and_alerts_its_owner_and_
     page = alice_client.get(reverse("objective", args=[r.org.slug, r.arr.pk])).content.decode()
     assert "Impact" in page and "4 people" in page and "Ship SSO" in page
     with scope(organization=r.org):
-        told = set(Notification.objects.filter(kind="impact", objective=r.arr)
-                   .values_list("user__email", flat=True))
-    assert told == {"ceo@a.test", "liam@a.test"}
-    [email] = [m for m in mail.outbox if m.to == ["liam@a.test"]]
-    assert "Reach $12M ARR" in email.body and "4 people" in email.body
+        told = set(Notification.objects.filter(objective=r.arr, kind__in=["worse", "impact"])
+                   .values_list("user__email", "kind"))
+    # Its owner hears it turned worse because of its teams' work, with its impact; the
+    # alignment lead hears of its impact.
+    assert told == {("ceo@a.test", "worse"), ("liam@a.test", "impact")}
+    for who in ("liam@a.test", "ceo@a.test"):
+        [email] = [m for m in mail.outbox if m.to == [who]]
+        assert "Reach $12M ARR" in email.body and "4 people" in email.body
     set_sso(r, "on_track")
     run(r, django_capture_on_commit_callbacks)
     assert fresh(r.arr).impact == {}
