@@ -12,6 +12,7 @@ from dependencies import network
 from dependencies.models import Notification
 from okrs.models import KeyResult, Objective
 from orgs.models import Role, Team
+from tests.conftest import client_for
 from tests.factories import (
     KeyResultFactory,
     MembershipFactory,
@@ -98,6 +99,9 @@ def test_risk_flows_down_to_every_objective_below_and_clears_when_it_recovers(
     page = alice_client.get(reverse("objective", args=[r.org.slug, r.leads.pk])).content.decode()
     assert "The objective this contributes to is at risk" in page
     assert reverse("objective", args=[r.org.slug, r.arr.pk]) in page
+    # Noah's home page marks his objectives too.
+    home = client_for(r.noah).get(reverse("home", args=[r.org.slug])).content.decode()
+    assert home.count("Contributes to an objective at risk") == 2
     set_sso(r, "on_track")
     run(r, django_capture_on_commit_callbacks)
     assert fresh(r.leads).risk_above == {} and fresh(r.win).risk_above == {}
