@@ -136,7 +136,7 @@ def _compute(cycle, now):
     t0 = time.perf_counter()
     own, edges, rolled_values = _own_health_and_edges(cycle, data, now)
     results = propagation.propagate(own, edges)
-    data["flows"] = _compute_flows(data, results)
+    data["flows"] = _compute_flows(cycle, data, results)
     return data, own, edges, rolled_values, results, (time.perf_counter() - t0) * 1000
 
 
@@ -450,27 +450,31 @@ def recompute_all(*, dirty_only=True):
 # the same write phase, alerts in the same run (one email per person per run).
 
 
-def _load_flows(data):
+def _load_flows(cycle):
     """The objectives' progress settings and stored flow results: one query."""
-    rows = Objective.objects.filter(pk__in=list(data["objectives"])).values(
+    rows = Objective.objects.filter(organization_id=cycle.organization_id, cycle=cycle).exclude(
+        state=Objective.State.RETIRED).values(
         "id", "level", "progress_mode", "key_results_weight", "weight", "rolled_progress",
         "risk_above", "impact", "team__kind")
     return {row["id"]: row for row in rows}
 
 
-def _team_members(team_ids):
+def _team_members(organization_id, team_ids):
     from orgs.models import Membership
 
     members = defaultdict(set)
     for team_id, user_id in Membership.teams.through.objects.filter(
-            team_id__in=team_ids).values_list("team_id", "membership__user_id"):
+            membership__organization_id=organization_id).values_list(
+                "team_id", "membership__user_id"):
+        if team_id not in team_ids:
+            continue
         members[team_id].add(user_id)
     return members
 
 
-def _compute_flows(data, results):
+def _compute_flows(cycle, data, results):
     objectives, key_results = data["objectives"], data["key_results"]
-    stored = _load_flows(data)
+    stored = _load_flows(cycle)
     nodes = {}
     for pk, o in objectives.items():
         row = stored.get(pk)
@@ -487,7 +491,8 @@ def _compute_flows(data, results):
             for uo, uk, do, dk, _ in data["dependencies"]]
     upper_bad = [pk for pk, n in nodes.items()
                  if n["kind"] in flows.UPPER_KINDS and effective.get(pk) in flows.BAD]
-    members = _team_members({n["team_id"] for n in nodes.values()}) if upper_bad else {}
+    members = _team_members(cycle.organization_id, {n["team_id"] for n in nodes.values()}) \
+        if upper_bad else {}
     impact = flows.impacts(
         nodes, {pk: k for pk, k in key_results.items() if k["objective_id"] in nodes}, deps,
         results, members, lambda node: _describe(node, data, results)) if upper_bad else {}

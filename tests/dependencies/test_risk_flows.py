@@ -203,3 +203,23 @@ def test_the_run_reads_and_writes_the_flows_in_a_fixed_number_of_queries(
     large = slip_and_run()
     assert_same_queries(small, large)
     assert fresh(r.arr).impact["objectives"] == 24
+
+
+@pytest.mark.parametrize(("fields", "error"), [
+    ({"progress_mode": "everything"}, "progress_mode"),
+    ({"weight": Decimal(0)}, "weight"),
+    ({"key_results_weight": Decimal("-1")}, "key_results_weight"),
+    ({"weight": Decimal("1000")}, "weight"),
+])
+def test_the_service_refuses_a_progress_mode_or_weight_it_cannot_use(revenue, fields, error):
+    from django.core.exceptions import ValidationError
+
+    from okrs.services import update_objective
+
+    r = revenue
+    with scope(organization=r.org), pytest.raises(ValidationError) as refused:
+        update_objective(membership=r.world.admin, objective=fresh(r.win),
+                         version=r.win.version, title=r.win.title, why="", team=r.sales,
+                         parent=r.arr, is_local=False, state="published", **fields)
+    assert error in refused.value.message_dict
+    assert fresh(r.win).weight == Decimal(1) and fresh(r.win).progress_mode == "key_results"
