@@ -53,6 +53,11 @@ def test_an_at_risk_company_objective_shows_its_parts_and_impact_and_flags_below
     flag.get_by_role("link", name=ARR).click()
     expect(page).to_have_url(re.compile(rf"/objectives/{arr.pk}/$"))
 
+    # Ava owns the company objectives: her alerts say what an at-risk one affects.
+    page.goto(f"{live_server.url}/o/northwind/alerts/")
+    expect(page.locator(".alert-list")).to_contain_text("people")
+    page.screenshot(path=str(ARTIFACTS / "alerts-impact.png"), full_page=True)
+
     # The edit form sets how progress is counted.
     page.goto(f"{live_server.url}/o/northwind/objectives/{arr.pk}/edit/")
     expect(field(page, "Key results and aligned objectives")).to_be_checked()
