@@ -218,6 +218,8 @@ class Notification(models.Model):
     class Kind(models.TextChoices):
         WORSE = "worse", "Turned worse because of something upstream"
         RECOVERED = "recovered", "Recovered"
+        ABOVE = "above", "The objective this contributes to is at risk"
+        IMPACT = "impact", "A company or department objective turned at risk: its impact"
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     user = models.ForeignKey(
@@ -230,6 +232,9 @@ class Notification(models.Model):
         KeyResult, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
     title = models.CharField(max_length=200)
     causes = models.JSONField(default=list, blank=True)
+    # "above": the person's objectives below it ({"below": [...], "more": n}); "impact": the
+    # impact summary of the objective (see ``Objective.impact``).
+    details = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     read_at = models.DateTimeField(null=True, blank=True)
 
@@ -239,7 +244,7 @@ class Notification(models.Model):
         ordering = ["-created_at", "-pk"]
         indexes = [models.Index(fields=["user", "organization", "read_at"])]
         constraints = [
-            choice_constraint("kind", ["worse", "recovered"]),
+            choice_constraint("kind", ["worse", "recovered", "above", "impact"]),
             choice_constraint("health", Health, blank=True),
         ]
 

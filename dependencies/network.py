@@ -33,7 +33,7 @@ from orgs.db import atomic_with_retry, lock_organization_id, lock_propagation
 from orgs.models import Cycle
 from orgs.tasks import enqueue_now
 
-from . import propagation
+from . import flows, propagation
 from .models import (
     AlertEmail,
     Dependency,
@@ -136,6 +136,7 @@ def _compute(cycle, now):
     t0 = time.perf_counter()
     own, edges, rolled_values = _own_health_and_edges(cycle, data, now)
     results = propagation.propagate(own, edges)
+    data["flows"] = _compute_flows(cycle, data, results)
     return data, own, edges, rolled_values, results, (time.perf_counter() - t0) * 1000
 
 
@@ -153,8 +154,10 @@ def _run(cycle, *, now=None):
         findings = alignment_report.prepare(cycle, now=now)
     changed_o, changed_k, before, after = _diff(data, results)
     _write(changed_o, changed_k, rolled_values)
+    _write_flows(data["flows"]["changed"])
     alignment_report.save(cycle, findings, now=now)  # and stored: pages read them
-    alerts = _alert(cycle, data, results, before, after)
+    alerts = _alert(cycle, data, results, before, after,
+                    extra=_flow_notes(cycle, data, results, before))
     state, _ = NetworkState.objects.get_or_create(
         cycle=cycle, defaults={"organization_id": cycle.organization_id})
     # ``skipped`` (rows left out) is shown on the Network page to the people who can repair
@@ -315,7 +318,9 @@ def _own_health_and_edges(cycle, data, now):
             edges.append(Edge((KR, pk), (KR, k["feeds_id"]), ROLLUP, 1.0))
     for pk, o in list(objectives.items()):
         try:
-            own[(OBJ, pk)] = progress.assess_objective(parts[pk]).health
+            assessment = progress.assess_objective(parts[pk])
+            own[(OBJ, pk)] = assessment.health
+            data.setdefault("own_progress", {})[pk] = assessment.progress
         except Exception as e:  # one bad row never stops the cycle's recompute
             del objectives[pk]
             skipped.append(_skip(cycle, OBJ, pk, o["title"], pk, f"{type(e).__name__}: {e}"))
@@ -411,9 +416,11 @@ def _owners(node, data):
     return {k["owner_id"], k["owner_team__lead_id"]} - {None}
 
 
-def _alert(cycle, data, results, before, after):
+def _alert(cycle, data, results, before, after, extra=()):
+    """extra: (user id, Notification fields) pairs raised by ``_flow_notes``: they join the
+    run's notifications, so each person still gets one email per run."""
     changes = propagation.transitions(before, after)
-    if not changes:
+    if not changes and not extra:
         return 0
     run_row = PropagationRun.objects.create(
         organization_id=cycle.organization_id, cycle=cycle, changed=len(changes))
@@ -428,6 +435,8 @@ def _alert(cycle, data, results, before, after):
                 objective_id=pk if kind_ == OBJ else row["objective_id"],
                 key_result_id=pk if kind_ == KR else None, title=row["title"],
                 causes=row["risk_causes"]))
+    notes += [Notification(organization_id=cycle.organization_id, user_id=user_id, run=run_row,
+                           **fields) for user_id, fields in extra]
     Notification.objects.bulk_create(notes, batch_size=500)
     users = sorted({n.user_id for n in notes})
     emails = AlertEmail.objects.bulk_create(
@@ -451,3 +460,134 @@ def recompute_all(*, dirty_only=True):
     else:
         cycles = cycles.exclude(status=Cycle.Status.CLOSED)
     return list(cycles.values_list("pk", flat=True))
+
+
+# Progress up, risk down, impact (``dependencies.flows``): computed with the health, written in
+# the same write phase, alerts in the same run (one email per person per run).
+
+
+def _load_flows(cycle):
+    """The objectives' progress settings and stored flow results: one query."""
+    rows = Objective.objects.filter(organization_id=cycle.organization_id, cycle=cycle).exclude(
+        state=Objective.State.RETIRED).values(
+        "id", "level", "progress_mode", "key_results_weight", "weight", "rolled_progress",
+        "risk_above", "impact", "team__kind")
+    return {row["id"]: row for row in rows}
+
+
+def _team_members(organization_id, team_ids):
+    from orgs.models import Membership
+
+    members = defaultdict(set)
+    for team_id, user_id in Membership.teams.through.objects.filter(
+            membership__organization_id=organization_id).values_list(
+                "team_id", "membership__user_id"):
+        if team_id not in team_ids:
+            continue
+        members[team_id].add(user_id)
+    return members
+
+
+def _compute_flows(cycle, data, results):
+    objectives, key_results = data["objectives"], data["key_results"]
+    stored = _load_flows(cycle)
+    nodes = {}
+    for pk, o in objectives.items():
+        row = stored.get(pk)
+        if row is None:
+            continue
+        nodes[pk] = {"parent_id": o["parent_id"], "level": row["level"],
+                     "mode": row["progress_mode"], "kr_weight": row["key_results_weight"],
+                     "weight": row["weight"], "kind": row["team__kind"], "title": o["title"],
+                     "team": o["team__name"], "team_id": o["team_id"]}
+    effective = {pk: results[(OBJ, pk)].effective for pk in nodes if (OBJ, pk) in results}
+    rolled = flows.roll_up_progress(nodes, data.get("own_progress", {}))
+    above = flows.risk_above(nodes, effective)
+    deps = [((OBJ, uo) if uo else (KR, uk), (OBJ, do) if do else (KR, dk))
+            for uo, uk, do, dk, _ in data["dependencies"]]
+    upper_bad = [pk for pk, n in nodes.items()
+                 if n["kind"] in flows.UPPER_KINDS and effective.get(pk) in flows.BAD]
+    members = _team_members(cycle.organization_id, {n["team_id"] for n in nodes.values()}) \
+        if upper_bad else {}
+    impact = flows.impacts(
+        nodes, {pk: k for pk, k in key_results.items() if k["objective_id"] in nodes}, deps,
+        results, members, lambda node: _describe(node, data, results)) if upper_bad else {}
+    changed = []
+    for pk in nodes:
+        row = stored[pk]
+        new = (rolled.get(pk), above.get(pk, {}), impact.get(pk, {}))
+        old_p = row["rolled_progress"]
+        if (None if old_p is None else round(old_p, 4)) != new[0] \
+                or row["risk_above"] != new[1] or row["impact"] != new[2]:
+            changed.append({"id": pk, "p": new[0], "above": new[1], "impact": new[2]})
+    return {"stored": stored, "above": above, "impact": impact, "changed": changed}
+
+
+def _write_flows(rows):
+    if not rows:
+        return
+    payload = json.dumps(rows)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "UPDATE okrs_objective AS t SET rolled_progress = v.p, risk_above = v.above, "
+                "impact = v.impact FROM jsonb_to_recordset(%s::jsonb) "
+                "AS v(id bigint, p double precision, above jsonb, impact jsonb) "
+                "WHERE t.id = v.id", [payload])
+        else:
+            cursor.execute(
+                "UPDATE okrs_objective SET rolled_progress = j.value ->> '$.p', "
+                "risk_above = json(j.value -> '$.above'), impact = json(j.value -> '$.impact') "
+                "FROM json_each(%s) AS j WHERE okrs_objective.id = j.value ->> '$.id'",
+                [payload])
+
+
+BELOW_LISTED = 10  # objectives an "above" alert names; the rest are counted
+
+
+def _flow_notes(cycle, data, results, before):
+    """Alerts of this run's flows, as (user id, Notification fields):
+
+    - "above", one per person and at-risk objective above: the objectives of theirs that newly
+      sit below it, with its reasons. Objectives that are at risk or off track themselves are
+      left out: their owners hear of that already.
+    - "impact", to the owners of a company or department objective that turned at risk or off
+      track and to the alignment leads: what it affects.
+    """
+    f = data["flows"]
+    bad = flows.BAD
+    below = defaultdict(list)  # (user, upper objective) -> objectives of theirs below it
+    for pk, flag in f["above"].items():
+        if f["stored"][pk]["risk_above"] or results[(OBJ, pk)].effective in bad:
+            continue
+        o = data["objectives"][pk]
+        for user_id in _owners((OBJ, pk), data):
+            below[(user_id, flag["id"])].append({"id": pk, "title": o["title"],
+                                                 "team": o["team__name"]})
+    notes = []
+    for (user_id, upper), items in sorted(below.items()):
+        row = data["objectives"][upper]
+        items.sort(key=lambda i: (i["title"], i["id"]))
+        notes.append((user_id, {
+            "kind": Notification.Kind.ABOVE, "health": results[(OBJ, upper)].effective or "",
+            "objective_id": upper, "title": row["title"], "causes": row["risk_causes"],
+            "details": {"below": items[:BELOW_LISTED],
+                        "more": max(0, len(items) - BELOW_LISTED)}}))
+    turned = [pk for pk in f["impact"] if before.get((OBJ, pk), (None,))[0] not in bad]
+    if turned:
+        from orgs.models import Membership, Role
+
+        leads = set(Membership.objects.filter(
+            organization_id=cycle.organization_id, role=Role.ALIGNMENT_LEAD)
+            .values_list("user_id", flat=True))
+        for pk in turned:
+            row = data["objectives"][pk]
+            # Its owners were told it turned worse because of something else already (a
+            # "worse" alert, whose link leads to the Impact section): the leads still hear.
+            owners = set() if results[(OBJ, pk)].causes else _owners((OBJ, pk), data)
+            for user_id in sorted(owners | leads):
+                notes.append((user_id, {
+                    "kind": Notification.Kind.IMPACT, "health": f["impact"][pk]["health"],
+                    "objective_id": pk, "title": row["title"], "causes": row["risk_causes"],
+                    "details": f["impact"][pk]}))
+    return notes

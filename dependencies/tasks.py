@@ -67,6 +67,8 @@ def queue_alert_email(email):
     ctx = {"org": org, "user": email.user, "items": items, "site_url": settings.SITE_URL,
            "worse": [i for i in items if i.kind == Notification.Kind.WORSE],
            "recovered": [i for i in items if i.kind == Notification.Kind.RECOVERED],
+           "above": [i for i in items if i.kind == Notification.Kind.ABOVE],
+           "impact": [i for i in items if i.kind == Notification.Kind.IMPACT],
            "unsubscribe_url": stop_url}
     message = UnsubscribableEmail(
         _subject(ctx), render_to_string("dependencies/email/alert.txt", ctx),
@@ -84,4 +86,11 @@ def _subject(ctx):
         parts.append(f"{worse} item{'s' if worse > 1 else ''} at risk from upstream")
     if recovered:
         parts.append(f"{recovered} recovered")
+    if ctx["impact"]:
+        n = len(ctx["impact"])
+        parts.append(f"{n} company or department objective{'s' if n > 1 else ''} at risk, "
+                     "and what they affect")
+    if ctx["above"]:
+        n = len(ctx["above"])
+        parts.append(f"{n} objective{'s' if n > 1 else ''} your work contributes to at risk")
     return f"{ctx['org'].name}: " + ", ".join(parts)

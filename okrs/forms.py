@@ -4,7 +4,7 @@ from orgs import pickers
 from orgs.models import Team, Theme
 from orgs.permissions import can_publish
 
-from .models import Health, KeyResult, Objective
+from .models import Health, KeyResult, Objective, ProgressMode
 
 PICKER_ABOVE = 20  # a choice among more teams than this is a search field, not a <select>
 
@@ -42,6 +42,20 @@ class ObjectiveForm(pickers.PickerFormMixin, forms.Form):
         label="Company theme", queryset=Theme.objects.none(), required=False,
         empty_label="(none)", help_text="The company theme this objective serves.")
     state = forms.ChoiceField(choices=())
+    progress_mode = forms.ChoiceField(
+        label="Progress counts", choices=ProgressMode.choices, required=False,
+        initial=ProgressMode.KEY_RESULTS, widget=forms.RadioSelect,
+        help_text="With aligned objectives, a company or department objective shows its teams' "
+                  "work: its key results count as one part, each aligned objective as another.")
+    key_results_weight = forms.DecimalField(
+        label="Weight of its own key results", max_digits=5, decimal_places=2, min_value=0.01,
+        required=False, initial=1,
+        help_text="When progress counts aligned objectives: how much its own key results count.")
+    weight = forms.DecimalField(
+        label="Weight in the objective it contributes to", max_digits=5, decimal_places=2,
+        min_value=0.01, required=False, initial=1,
+        help_text="How much this objective counts in its parent's progress, when the parent "
+                  "counts its aligned objectives.")
     version = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
     def __init__(self, *args, membership, cycle, teams, objective=None, **kwargs):

@@ -17,6 +17,11 @@ class Health(models.TextChoices):
     OFF_TRACK = "off_track", "Off track"
 
 
+class ProgressMode(models.TextChoices):
+    KEY_RESULTS = "key_results", "Own key results"
+    ALIGNED = "aligned", "Key results and aligned objectives"
+
+
 class ObjectiveQuerySet(OrgTreeQuerySet):
     def live(self):
         return self.exclude(state=Objective.State.RETIRED)
@@ -60,6 +65,26 @@ class Objective(MPTTModel):
         "orgs.Theme", on_delete=models.SET_NULL, null=True, blank=True, related_name="objectives",
         help_text="Thematic model: the company theme this objective serves.")
     version = models.PositiveIntegerField(default=1)
+    # Progress: its own key results only, or its key results (as one part, weighted
+    # ``key_results_weight``) and each aligned objective (weighted by that objective's ``weight``).
+    progress_mode = models.CharField(
+        "progress counts", max_length=12, choices=ProgressMode.choices,
+        default=ProgressMode.KEY_RESULTS)
+    key_results_weight = models.DecimalField(
+        "weight of its own key results", max_digits=5, decimal_places=2, default=Decimal("1"),
+        validators=[MinValueValidator(Decimal("0.01"))])
+    weight = models.DecimalField(
+        "weight in the objective it contributes to", max_digits=5, decimal_places=2,
+        default=Decimal("1"), validators=[MinValueValidator(Decimal("0.01"))])
+    # Written by the propagation (dependencies.network), read by the pages:
+    # - rolled_progress: 0-1, its progress with its aligned objectives (mode "aligned" only);
+    # - risk_above: the nearest company or department objective above it that is at risk or off
+    #   track ({"id", "title", "team", "health"}), empty when none is;
+    # - impact: on an at-risk company or department objective, what is affected below and
+    #   downstream (counts, the first few, root causes ranked by weight), empty otherwise.
+    rolled_progress = models.FloatField(null=True, blank=True)
+    risk_above = models.JSONField(default=dict, blank=True)
+    impact = models.JSONField(default=dict, blank=True)
     # Written by the propagation (dependencies.network): the worst of the objective's own health,
     # what rolls up into it and what it depends on, with the paths back to the root causes.
     effective_health = models.CharField(max_length=10, choices=Health.choices, blank=True)
@@ -86,10 +111,19 @@ class Objective(MPTTModel):
             # Choice columns hold one of their choices, whatever path writes them.
             choice_constraint("state", ["draft", "proposed", "approved", "published", "retired"]),
             choice_constraint("effective_health", Health, blank=True),
+            choice_constraint("progress_mode", ProgressMode),
+            models.CheckConstraint(condition=models.Q(key_results_weight__gt=0),
+                                   name="objective_key_results_weight_positive"),
+            models.CheckConstraint(condition=models.Q(weight__gt=0),
+                                   name="objective_weight_positive"),
         ]
 
     def __str__(self):
         return self.title
+
+    @property
+    def counts_aligned(self):
+        return self.progress_mode == ProgressMode.ALIGNED
 
     @property
     def is_retired(self):

@@ -4,6 +4,7 @@ Every function loads what a page shows in a fixed number of queries, whatever th
 """
 
 from collections import defaultdict
+from dataclasses import replace
 
 from django.db.models import Case, Count, F, IntegerField, Prefetch, Q, Value, When, Window
 from django.db.models.functions import RowNumber
@@ -70,8 +71,21 @@ def assess(objectives, *, now=None):
                     reasons=("Its stored values cannot be read.",))
             parts.append((kr.assessment, kr.weight))
             own.append(kr.owner_team_id == objective.team_id)
-        objective.assessment = progress.assess_objective(parts, own=own)
+        objective.own_assessment = progress.assess_objective(parts, own=own)
+        objective.assessment = with_aligned(objective, objective.own_assessment)
     return objectives
+
+
+def with_aligned(objective, own):
+    """The objective's assessment as shown: with its aligned objectives' progress when it counts
+    them (stored by the propagation run, ``Objective.rolled_progress``), else its own."""
+    if not objective.counts_aligned or objective.rolled_progress is None:
+        return own
+    percent = round(objective.rolled_progress * 100)
+    return replace(own, progress=objective.rolled_progress, reasons=(
+        f"Progress counts its key results (weight {objective.key_results_weight.normalize()}) "
+        f"and its aligned objectives, each by its weight: {percent}% done.",
+        *own.reasons[1:]))
 
 
 def _objectives(org, cycle):

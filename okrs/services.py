@@ -100,6 +100,21 @@ def _clean_objective(title, why, success, tradeoffs, state, is_local):
     return title, why, success, tradeoffs
 
 
+def _clean_progress(progress_mode, key_results_weight, weight):
+    """How the objective's progress is counted (``None``: unchanged, or the default)."""
+    v = Fields(Objective)
+    if progress_mode is not None and progress_mode != "":
+        progress_mode = v.choice("progress_mode", progress_mode)
+    else:
+        progress_mode = None
+    key_results_weight = v.decimal("key_results_weight", key_results_weight, positive=True)
+    weight = v.decimal("weight", weight, positive=True)
+    v.done()
+    return {name: value for name, value in (
+        ("progress_mode", progress_mode), ("key_results_weight", key_results_weight),
+        ("weight", weight)) if value is not None}
+
+
 def _check_state(membership, state, previous=None):
     if state == Objective.State.RETIRED:
         raise ValidationError({"state": "Use Retire to retire an objective."})
@@ -123,12 +138,14 @@ def _as_stored(org, parent):
 
 
 def create_objective(*, membership, cycle, team, title, why="", parent=None, is_local=False,
-                     state=Objective.State.DRAFT, theme=None, success="", tradeoffs=""):
+                     state=Objective.State.DRAFT, theme=None, success="", tradeoffs="",
+                     progress_mode=None, key_results_weight=None, weight=None):
     org = membership.organization
     if not permissions.can_edit_team_okrs(membership, team.pk):
         raise PermissionDenied("You can add objectives only for teams you lead.")
     title, why, success, tradeoffs = _clean_objective(title, why, success, tradeoffs, state,
                                                      is_local)
+    counting = _clean_progress(progress_mode, key_results_weight, weight)
     _check_state(membership, state)
     _check_cycle_open(cycle)
     with transaction.atomic():
@@ -140,14 +157,15 @@ def create_objective(*, membership, cycle, team, title, why="", parent=None, is_
             organization=org, cycle=cycle, team=team, parent=parent, title=title, why=why,
             theme=theme, success=success, tradeoffs=tradeoffs,
             is_local=is_local, state=state, created_by=membership.user,
-            updated_by=membership.user,
+            updated_by=membership.user, **counting,
         )
         network.mark_changed(cycle)
     return objective
 
 
 def update_objective(*, membership, objective, version, title, why, team, parent, is_local,
-                     state, theme=None, success=None, tradeoffs=None):
+                     state, theme=None, success=None, tradeoffs=None, progress_mode=None,
+                     key_results_weight=None, weight=None):
     org = membership.organization
     if not permissions.can_edit_objective(membership, objective):
         raise PermissionDenied("You can edit objectives only of teams you lead.")
@@ -155,6 +173,7 @@ def update_objective(*, membership, objective, version, title, why, team, parent
         raise ValidationError({"team": "You can move an objective only to a team you lead."})
     title, why, success, tradeoffs = _clean_objective(title, why, success, tradeoffs, state,
                                                      is_local)
+    counting = _clean_progress(progress_mode, key_results_weight, weight)
     _check_state(membership, state, objective.state)
     with transaction.atomic():
         lock_organization(org)
@@ -185,6 +204,8 @@ def update_objective(*, membership, objective, version, title, why, team, parent
             current.success = success
         if tradeoffs is not None:
             current.tradeoffs = tradeoffs
+        for name, value in counting.items():
+            setattr(current, name, value)
         current.version += 1
         current.updated_by = membership.user
         current.save()

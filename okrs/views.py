@@ -216,7 +216,8 @@ def objective_edit(request, objective_pk):
                "parent": objective.parent_id, "is_local": objective.is_local,
                "state": objective.state, "version": objective.version,
                "theme": objective.theme_id, "success": objective.success,
-               "tradeoffs": objective.tradeoffs}
+               "tradeoffs": objective.tradeoffs, "progress_mode": objective.progress_mode,
+               "key_results_weight": objective.key_results_weight, "weight": objective.weight}
     form = ObjectiveForm(find_data(request), initial=initial, membership=request.membership,
                          cycle=objective.cycle, objective=objective,
                          teams=services.teams_for_objectives(request.membership))

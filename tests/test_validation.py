@@ -549,6 +549,7 @@ def _tables():
         (Invitation, "role", "owner"),
         (Objective, "state", "bogus"),
         (Objective, "effective_health", "bogus"),
+        (Objective, "progress_mode", "bogus"),
         (KeyResult, "kind", "bogus"),
         (KeyResult, "confidence", "bogus"),
         (KeyResult, "effective_health", "great"),

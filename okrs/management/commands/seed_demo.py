@@ -118,6 +118,9 @@ OBJECTIVES = [
       ("SSO available to enterprise prospects", None, None, "", "on", "Engineering")]),
 ]
 
+# The company objectives count their departments' work in their progress, beside their own KRs.
+ALIGNED_PROGRESS = {"csat", "arr"}
+
 NOTES = {
     "on": ["Moving as planned.", "Good week; the experiment paid off.", "Steady progress."],
     "risk": ["Slower than hoped; two blockers open.", "Dependency slipped a week.",
@@ -199,7 +202,8 @@ class Command(BaseCommand):
         for key, team, title, parent, local, why, krs in OBJECTIVES:
             objective = services.create_objective(
                 membership=admin, cycle=cycle, team=teams[team], title=title, why=why,
-                parent=made.get(parent), is_local=local, state=Objective.State.PUBLISHED)
+                parent=made.get(parent), is_local=local, state=Objective.State.PUBLISHED,
+                progress_mode="aligned" if key in ALIGNED_PROGRESS else None)
             made[key] = objective
             lead = teams[team].lead
             for title_kr, start, target, unit, profile, owner_team in krs:

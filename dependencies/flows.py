@@ -1,0 +1,165 @@
+"""Progress that flows up, risk that flows down, and the impact of an at-risk objective.
+Plain data in, plain data out: no Django. ``dependencies.network`` loads, calls these in its
+compute phase and writes what changed; pages only read the stored results.
+
+- Progress up: an objective whose progress counts "key results and aligned objectives" takes
+  the weighted mean of its own key results' progress (one part, weight ``kr_weight``) and of
+  each live aligned objective's progress (weight ``weight`` of that objective), bottom up, so a
+  chain of such objectives adds up. Parts with nothing to measure are left out.
+- Risk down: every objective below a company or department objective that is at risk or off
+  track carries a flag naming the nearest such objective above it. Its own health is untouched.
+- Impact: for an at-risk or off-track company or department objective, what is affected below it
+  (its aligned objectives, all levels, and their key results) and downstream of them (the
+  dependencies whose upstream end is below it, and what depends on them), how many people are
+  on the affected teams, and the root causes ranked by how much they weigh in it.
+"""
+
+from collections import defaultdict
+
+ON_TRACK, AT_RISK, OFF_TRACK = "on_track", "at_risk", "off_track"
+BAD = frozenset((AT_RISK, OFF_TRACK))
+# How much of a part's weight counts against the objective: off track all of it, at risk half.
+BADNESS = {AT_RISK: 0.5, OFF_TRACK: 1.0}
+UPPER_KINDS = frozenset(("company", "department"))
+TOP = 5  # how many teams, objectives and root causes an impact lists by name
+
+
+def top_down(objectives):
+    """Objective ids, parents before their children (by tree level)."""
+    return sorted(objectives, key=lambda pk: (objectives[pk]["level"], pk))
+
+
+def roll_up_progress(objectives, own_progress):
+    """objectives: {pk: {"parent_id", "level", "mode", "kr_weight", "weight"}}; own_progress:
+    {pk: 0-1 or None}, from its own key results. Returns {pk: progress or None} for the
+    objectives whose mode is "aligned"; the others show their own progress."""
+    children = defaultdict(list)
+    for pk, o in objectives.items():
+        if o["parent_id"] in objectives:
+            children[o["parent_id"]].append(pk)
+    shown, rolled = {}, {}
+    for pk in reversed(top_down(objectives)):  # children first
+        o = objectives[pk]
+        own = own_progress.get(pk)
+        if o["mode"] != "aligned":
+            shown[pk] = own
+            continue
+        parts = [(own, float(o["kr_weight"]))] if own is not None else []
+        parts += [(shown[c], float(objectives[c]["weight"])) for c in children[pk]
+                  if shown[c] is not None]
+        parts = [(p, w) for p, w in parts if w > 0]
+        total = sum(w for _, w in parts)
+        value = round(sum(p * w for p, w in parts) / total, 4) if total else None
+        shown[pk] = rolled[pk] = value
+    return rolled
+
+
+def risk_above(objectives, effective):
+    """objectives: {pk: {"parent_id", "level", "kind" (its team's), "title", "team"}};
+    effective: {pk: health}. Returns {pk: {"id", "title", "team", "health"}} for each objective
+    below a company or department objective at risk or off track: the nearest one above it."""
+    flags = {}
+    for pk in top_down(objectives):
+        parent = objectives[pk]["parent_id"]
+        if parent not in objectives:
+            continue
+        p = objectives[parent]
+        if p["kind"] in UPPER_KINDS and effective.get(parent) in BAD:
+            flags[pk] = {"id": parent, "title": p["title"], "team": p["team"],
+                         "health": effective[parent]}
+        elif parent in flags:
+            flags[pk] = flags[parent]
+    return flags
+
+
+def impacts(objectives, key_results, dependencies, results, members, describe):
+    """Impact of each company or department objective whose effective health is at risk or off
+    track. Returns {pk: impact dict}.
+
+    objectives: {pk: {"parent_id", "kind", "team_id", "title", "team"}};
+    key_results: {pk: {"objective_id", "weight"}};
+    dependencies: [(upstream node, downstream node)] with nodes ("o", pk) or ("k", pk);
+    results: {node: object with ``own``, ``effective`` and ``causes`` (paths of nodes)};
+    members: {team_id: set of user ids}; describe(node) -> a small dict naming the node.
+    """
+    children, krs_of = defaultdict(list), defaultdict(list)
+    for pk, o in objectives.items():
+        if o["parent_id"] in objectives:
+            children[o["parent_id"]].append(pk)
+    for pk, k in key_results.items():
+        if k["objective_id"] in objectives:
+            krs_of[k["objective_id"]].append(pk)
+    dependents = defaultdict(list)  # upstream node -> downstream nodes
+    into = defaultdict(list)  # downstream node -> upstream nodes
+    for up, down in dependencies:
+        dependents[up].append(down)
+        into[down].append(up)
+
+    def objective_of(node):
+        kind, pk = node
+        return pk if kind == "o" else key_results.get(pk, {}).get("objective_id")
+
+    def health(node):
+        r = results.get(node)
+        return r.effective if r else None
+
+    out = {}
+    for root, o in objectives.items():
+        if o["kind"] not in UPPER_KINDS or health(("o", root)) not in BAD:
+            continue
+        # Below: the subtree, with each node's share of the root's health (roll-up weights:
+        # a key result by its weight, an aligned objective as 1, as the propagation weighs).
+        share = {("o", root): 1.0}
+        below, krs, stack = [], [], [root]
+        while stack:
+            pk = stack.pop()
+            inputs = [(("k", k), float(key_results[k]["weight"])) for k in krs_of[pk]]
+            inputs += [(("o", c), 1.0) for c in children[pk]]
+            total = sum(w for _, w in inputs) or 1.0
+            for node, w in inputs:
+                share[node] = share[("o", pk)] * w / total
+            krs += krs_of[pk]
+            if pk != root:
+                below.append(pk)
+            stack += children[pk]
+        inside = set(share)
+        # Downstream: what depends on anything below it.
+        deps, downstream = 0, set()
+        for node in inside:
+            for down in dependents[node]:
+                deps += 1
+                target = objective_of(down)
+                if target is not None and ("o", target) not in inside:
+                    downstream.add(target)
+        affected = below + sorted(downstream)
+        teams = {objectives[pk]["team_id"] for pk in [root, *affected]}
+        people = set().union(*(members.get(t, ()) for t in teams)) if teams else set()
+        # Root causes: key results below whose own health is at risk or off track weigh their
+        # share; upstream dependencies into the subtree weigh the share of what they put at risk.
+        weights = defaultdict(float)
+        for node in inside:
+            r = results.get(node)
+            if node[0] == "k" and r and r.own in BAD:
+                weights[node] += share[node] * BADNESS[r.own]
+            for up in into[node]:
+                if up in inside or health(up) not in BAD:
+                    continue
+                roots = [path[0] for path in results[up].causes if path and path[0]] or [up]
+                for cause in roots:
+                    weights[cause] += share[node] * BADNESS[AT_RISK] / len(roots)
+        ranked = sorted(weights.items(), key=lambda item: (-item[1], item[0]))
+        severity = {OFF_TRACK: 0, AT_RISK: 1}
+        worst_first = sorted(affected, key=lambda pk: (
+            severity.get(health(("o", pk)), 2), objectives[pk]["title"], pk))
+        team_names = sorted({objectives[pk]["team"] for pk in [root, *affected]})
+        out[root] = {
+            "health": health(("o", root)),
+            "teams": len(teams), "objectives": len(affected), "key_results": len(krs),
+            "dependencies": deps, "people": len(people),
+            "team_names": team_names[:TOP],
+            "top_objectives": [describe(("o", pk)) for pk in worst_first[:TOP]],
+            "causes": [{**describe(node), "weight": round(w * 100)}
+                       for node, w in ranked[:TOP]],
+            "more_causes": max(0, len(ranked) - TOP),
+        }
+    return out
