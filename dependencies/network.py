@@ -18,6 +18,7 @@ from collections import defaultdict
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from functools import partial
 
@@ -473,6 +474,36 @@ def _alert(cycle, data, results, before, after):
         email.organization = cycle.organization
         queue_alert_email(email)
     return len(emails)
+
+
+# Without a broker there is no periodic sweep: a deferred recompute lost with its process (a
+# restart between the save and the run) would leave the cycle dirty until the next change. A
+# page that shows the cycle's "Updating health..." notice longer than this asks for one more.
+CATCH_UP_AFTER = timedelta(minutes=2)
+_caught_up = {}  # cycle id -> when this process last asked (monotonic seconds)
+
+
+def catch_up(cycle_id, changed_at, *, now=None):
+    """Called by pages of a cycle still marked dirty, with its ``changed_at``: in eager mode
+    (no broker, no sweep), when the mark is older than ``CATCH_UP_AFTER``, schedule one deferred
+    recompute, at most one per cycle per ``CATCH_UP_AFTER`` in this process. Returns whether it
+    did. With a broker the sweep does this every minute."""
+    from .tasks import propagate_cycle
+
+    now = now or timezone.now()
+    if not propagate_cycle.app.conf.task_always_eager or changed_at is None:
+        return False
+    if now - changed_at < CATCH_UP_AFTER:
+        return False
+    wait = CATCH_UP_AFTER.total_seconds()
+    asked = _caught_up.get(cycle_id)
+    if asked is not None and time.monotonic() - asked < wait:
+        return False
+    _caught_up[cycle_id] = time.monotonic()
+    logger.warning("Cycle %s has waited for its recompute since %s; running it now.",
+                   cycle_id, changed_at)
+    enqueue_now(propagate_cycle, cycle_id, defer=True)
+    return True
 
 
 def recompute_all(*, dirty_only=True):
