@@ -182,7 +182,7 @@ def _propagate(own, edges, max_causes):
         results[node] = Result(mine, effective, causes)
     if len(results) < len(own):  # the loop check refuses loops; this is the last line of defence
         try:
-            order(own, [e for e in edges if e.src in own and e.dst in own])
+            order(own, [e for ins in inputs.values() for e in ins])  # names the loop
         except CycleError as exc:
             raise ValueError(f"The network has a loop: {exc.args[1]}") from exc
     return results

@@ -203,7 +203,7 @@ def test_propagate_agrees_with_the_plain_definition_on_a_generated_network(seed)
     assert sum(1 for r in got.values() if r.causes) > 100  # the paths were compared too
 
 
-def test_a_loop_is_still_refused():
+def test_a_loop_is_still_refused_even_from_a_generator_of_edges():
     with pytest.raises(ValueError, match="loop"):
         propagate({"a": ON_TRACK, "b": ON_TRACK, "c": ON_TRACK},
-                  [Edge("a", "b"), Edge("b", "c"), Edge("c", "b")])
+                  (e for e in [Edge("a", "b"), Edge("b", "c"), Edge("c", "b")]))
