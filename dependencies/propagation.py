@@ -152,6 +152,8 @@ def _propagate(own, edges, max_causes):
     ready = [node for node in own if node not in inputs]
     results = {}
     bad = SEVERITY[AT_RISK]
+    # A result without causes is one of a few values: made once and shared (they are immutable).
+    plain = {(a, b): Result(a, b) for a in SEVERITY for b in SEVERITY}
     while ready:
         node = ready.pop()
         for dst in outputs.get(node, ()):
@@ -160,7 +162,7 @@ def _propagate(own, edges, max_causes):
                 ready.append(dst)
         mine = own[node]
         if node not in inputs:  # most key results: nothing flows in, effective is own
-            results[node] = Result(mine, mine)
+            results[node] = plain.get((mine, mine)) or Result(mine, mine)
             continue
         parts, pulled = [], []  # pulled: (health it pushes onto this node, source edge)
         for e in inputs[node]:
@@ -179,7 +181,8 @@ def _propagate(own, edges, max_causes):
         causes = ()
         if SEVERITY[effective] > SEVERITY[mine]:
             causes = _causes(pulled, results, max_causes)
-        results[node] = Result(mine, effective, causes)
+        results[node] = (Result(mine, effective, causes) if causes
+                         else plain.get((mine, effective)) or Result(mine, effective))
     if len(results) < len(own):  # the loop check refuses loops; this is the last line of defence
         try:
             order(own, [e for ins in inputs.values() for e in ins])  # names the loop
