@@ -13,6 +13,7 @@ from django.template.loader import render_to_string
 from django_scopes import scope, scopes_disabled
 
 from orgs.models import Cycle
+from orgs.tasks import enqueue_now
 
 from . import network
 from .models import AlertEmail, Notification
@@ -43,7 +44,8 @@ def sweep_network(full=False):
     with scopes_disabled():
         cycle_ids = network.recompute_all(dirty_only=not full)
     for cycle_id in cycle_ids:
-        propagate_cycle.delay(cycle_id)
+        # Published to the broker, or run here when there is none or it is down.
+        enqueue_now(propagate_cycle, cycle_id)
     return len(cycle_ids)
 
 

@@ -172,3 +172,74 @@ def assess_objective(parts, *, own=None) -> Assessment:
     summary = ", ".join(f"{n} {LABEL[h]}" for h, n in counts.items() if n)
     reasons.append(f"Health weighs its own key results by weight ({summary}): {LABEL[health]}.")
     return Assessment(progress, health, False, tuple(reasons))
+
+
+# The recompute's fast path ---------------------------------------------------------------------
+# A full recompute assesses every key result and objective of a cycle (100,000 at the largest)
+# and keeps only their health; building the sentences of ``assess_*`` for each costs most of its
+# time. These give the same progress and health as ``assess_key_result`` and
+# ``assess_objective`` (tests/okrs/test_progress.py holds them to it), without the sentences.
+
+_PACE_ON_TRACK, _PACE_AT_RISK = PACE_ON_TRACK_GAP, PACE_AT_RISK_GAP
+_ZERO, _ONE = Decimal(0), Decimal(1)
+
+
+def key_result_health(is_milestone, start, target, current, is_done, confidence, elapsed,
+                      last_check_in=None, now=None):
+    """``(progress, health)`` as ``assess_key_result`` gives them (a stale key result's health
+    is unknown). Raises what it raises."""
+    if confidence is not None and confidence not in SEVERITY:
+        confidence = None
+    if is_milestone:
+        progress = 1.0 if is_done else 0.0
+        pace = (ON_TRACK if is_done else OFF_TRACK) if elapsed >= 1 else None
+    else:
+        start, target = Decimal(start), Decimal(target)
+        if current is not None:
+            current = Decimal(current)
+            if not current.is_finite():
+                raise ValueError("The start, target and current values must be numbers.")
+        if not (start.is_finite() and target.is_finite()):
+            raise ValueError("The start, target and current values must be numbers.")
+        if target == start:
+            raise ValueError("The target must differ from the start value.")
+        if current is None:
+            progress = 0.0
+        else:
+            share = (current - start) / (target - start)
+            progress = float(_ONE if share > _ONE else _ZERO if share < _ZERO else share)
+        if elapsed <= 0:
+            pace = None
+        else:
+            gap = elapsed - progress
+            pace = (ON_TRACK if gap <= _PACE_ON_TRACK else AT_RISK if gap <= _PACE_AT_RISK
+                    else OFF_TRACK)
+    if last_check_in and elapsed < 1 and now - last_check_in > STALE_AFTER:
+        return progress, None
+    if not confidence:
+        return progress, pace
+    if not pace:
+        return progress, confidence
+    return progress, confidence if SEVERITY[confidence] >= SEVERITY[pace] else pace
+
+
+def objective_health(parts):
+    """``(progress, health)`` as ``assess_objective`` gives them for its own key results;
+    parts: (progress, health, weight). The same sums as there (``sum`` of floats is
+    compensated, not a plain loop of additions)."""
+    weighed, scored = [], []
+    for done, health, w in parts:
+        if w is None:
+            continue
+        w = float(w)
+        if math.isfinite(w) and w > 0:
+            weighed.append((done or 0.0, w))
+            if health in SCORE:
+                scored.append((SCORE[health], w))
+    if not weighed:
+        return None, None
+    done = sum(d * w for d, w in weighed) / sum(w for _, w in weighed)
+    if not scored:
+        return done, None
+    score = sum(s * w for s, w in scored) / sum(w for _, w in scored)
+    return done, ON_TRACK if score >= 0.75 else AT_RISK if score >= 0.4 else OFF_TRACK

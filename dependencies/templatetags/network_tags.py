@@ -1,5 +1,6 @@
 from django import template
 
+from .. import network
 from ..models import NetworkState
 
 register = template.Library()
@@ -8,12 +9,18 @@ register = template.Library()
 @register.simple_tag(takes_context=True)
 def health_updating(context, cycle):
     """Whether ``cycle``'s health is being recomputed: a change is saved and its recompute has
-    not finished yet (the cycle's ``NetworkState`` is dirty). One query, none without a cycle."""
+    not finished yet (the cycle's ``NetworkState`` is dirty). One query, none without a cycle.
+    A mark left for minutes without a broker asks for a recompute (``network.catch_up``)."""
     request = context.get("request")
     if not cycle or request is None or getattr(request, "org", None) is None:
         return False
-    return (NetworkState.objects.for_org(request.org)
-            .filter(cycle_id=getattr(cycle, "pk", cycle), dirty=True).exists())
+    cycle_id = getattr(cycle, "pk", cycle)
+    dirty = (NetworkState.objects.for_org(request.org).filter(cycle_id=cycle_id, dirty=True)
+             .values_list("changed_at", flat=True))
+    if not dirty:
+        return False
+    network.catch_up(cycle_id, dirty[0])
+    return True
 
 
 @register.filter

@@ -228,3 +228,60 @@ def test_a_broker_outage_loses_nothing(revenue, django_capture_on_commit_callbac
     assert fresh(r.deals).effective_health == "on_track"
     with scope(organization=r.org):
         assert not NetworkState.objects.get(cycle=r.cycle).dirty
+
+
+def test_the_recompute_assesses_a_generated_network_as_assess_does(world_a):
+    """The recompute reads rows with a plain cursor and assesses them without sentences: the
+    rows and the own healths are what the queryset and ``okrs.progress.assess_*`` give."""
+    import random
+    from collections import defaultdict
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from dependencies import generate
+    from okrs import progress
+
+    org, cycle, now = world_a.org, world_a.cycle, timezone.now()
+    rng = random.Random(3)
+    with scope(organization=org):
+        generate.build(org, cycle, 900)
+        krs = list(KeyResult.objects.for_org(org).filter(objective__cycle=cycle))
+        for kr in krs:  # a bit of everything: milestones, decreasing metrics, no check-in...
+            pick = rng.random()
+            if pick < 0.15:
+                kr.kind, kr.start_value, kr.target_value, kr.current_value = (
+                    "milestone", None, None, None)
+                kr.is_done = rng.random() < 0.5
+            elif pick < 0.3:
+                kr.start_value, kr.target_value = Decimal(24), Decimal(4)
+                kr.current_value = Decimal(rng.randint(0, 30))
+            elif pick < 0.4:
+                kr.current_value = None
+            kr.confidence = rng.choice(["", "on_track", "at_risk", "off_track"])
+            kr.weight = rng.choice([Decimal(1), Decimal("0.3"), Decimal("2.5")])
+            kr.last_check_in_at = now - timedelta(days=rng.randint(0, 30))
+        KeyResult.objects.for_org(org).bulk_update(
+            krs, ["kind", "start_value", "target_value", "current_value", "is_done",
+                  "confidence", "weight", "last_check_in_at"])
+        rows = (KeyResult.objects.for_org(org).filter(objective__cycle=cycle)
+                .values("id", "title", "start_value", "weight", "last_check_in_at",
+                        causes_text=network.CAUSES_TEXT))
+        assert network._rows(rows) == list(rows)
+        data = network._load(cycle)
+        own, _, _ = network._own_health_and_edges(cycle, data, now)
+
+    elapsed = progress.elapsed_share(cycle.start_date, cycle.end_date, timezone.localdate(now))
+    expected, parts = {}, defaultdict(list)
+    for pk, k in data["key_results"].items():
+        a = progress.assess_key_result(
+            is_milestone=k["kind"] == "milestone", start=k["start_value"],
+            target=k["target_value"], current=k["current_value"], is_done=k["is_done"],
+            confidence=k["confidence"] or None, last_check_in=k["last_check_in_at"],
+            elapsed=elapsed, now=now)
+        expected[("k", pk)] = a.health
+        parts[k["objective_id"]].append((a, k["weight"]))
+    for pk in data["objectives"]:
+        expected[("o", pk)] = progress.assess_objective(parts[pk]).health
+    assert own == expected
+    assert len(set(own.values())) == 4  # on track, at risk, off track and unknown all occur

@@ -183,3 +183,76 @@ def test_what_dependencies_add_to_a_roll_up_is_at_most_at_risk():
     assert r["o"].effective == AT_RISK
     assert {p[0] for p in r["o"].causes} == {"u1", "u2"}
     assert set(r["o"].reasons) == {DEPENDENCY_REASON}
+
+
+# The one-pass propagate agrees with the plain definition on generated networks ----------------
+
+
+def reference_propagate(own, edges):
+    """The rules as first written: graphlib's order, then each node from its inputs."""
+    from graphlib import TopologicalSorter
+
+    from dependencies.propagation import (
+        MAX_CAUSES,
+        ROLLUPS,
+        SEVERITY,
+        Result,
+        _causes,
+        worst,
+    )
+
+    edges = [e for e in edges if e.src in own and e.dst in own]
+    inputs, graph = {n: [] for n in own}, {n: set() for n in own}
+    for e in edges:
+        inputs[e.dst].append(e)
+        graph[e.dst].add(e.src)
+    results = {}
+    for node in TopologicalSorter(graph).static_order():
+        base_parts, parts, pulled, dependency = [], [], [], None
+        for e in inputs[node]:
+            src = results[e.src]
+            if e.kind in ROLLUPS:
+                base_parts.append((src.base, e.weight))
+                parts.append((src.effective, e.weight))
+                if SEVERITY[src.effective] >= SEVERITY[AT_RISK]:
+                    pulled.append((src.effective, e))
+            else:
+                upstream = OFF_TRACK if e.kind == BROKEN else src.effective
+                if SEVERITY[upstream] >= SEVERITY[AT_RISK]:
+                    pulled.append((upstream, e))
+                    dependency = AT_RISK
+        rolled_base, rolled = rollup_health(base_parts), rollup_health(parts)
+        if SEVERITY[rolled] > SEVERITY[rolled_base]:
+            dependency = AT_RISK
+        base = worst(own[node], rolled_base) if inputs[node] else own[node]
+        effective = worst(base, dependency)
+        causes, reasons = ((_causes(pulled, results, MAX_CAUSES))
+                           if SEVERITY[effective] > SEVERITY[own[node]] else ((), ()))
+        results[node] = Result(own[node], effective, causes, base, reasons)
+    return {n: tuple(r) for n, r in results.items()}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_propagate_agrees_with_the_plain_definition_on_a_generated_network(seed):
+    import random
+
+    rng = random.Random(seed)
+    nodes = [("k" if i % 3 else "o", i) for i in range(1500)]
+    own = {n: rng.choice([None, ON_TRACK, ON_TRACK, ON_TRACK, AT_RISK, OFF_TRACK])
+           for n in nodes}
+    edges = []
+    for _ in range(2200):  # from a lower index to a higher one: never a loop
+        a, b = sorted(rng.sample(range(len(nodes)), 2))
+        kind = rng.choice(["rollup", "rollup", OWN, DEPENDS, BROKEN])
+        edges.append(Edge(nodes[a], nodes[b], kind, rng.choice([1.0, 0.3, 2.5, 0.0, 1.0])))
+    edges += edges[:50]  # the same edge twice counts twice, as before
+    edges.append(Edge(("k", -1), nodes[0]))  # a node that is not in the network: ignored
+    got = propagate(own, edges)
+    assert {n: tuple(r) for n, r in got.items()} == reference_propagate(own, edges)
+    assert sum(1 for r in got.values() if r.causes) > 100  # the paths were compared too
+
+
+def test_a_loop_is_still_refused_even_from_a_generator_of_edges():
+    with pytest.raises(ValueError, match="loop"):
+        propagate({"a": ON_TRACK, "b": ON_TRACK, "c": ON_TRACK},
+                  (e for e in [Edge("a", "b"), Edge("b", "c"), Edge("c", "b")]))

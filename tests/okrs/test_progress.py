@@ -1,3 +1,5 @@
+import itertools
+import random
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -157,3 +159,76 @@ def test_plain_number(value, text):
     from okrs.charts import plain_number
 
     assert plain_number(value) == text
+
+
+# The recompute's fast path gives what assess_key_result and assess_objective give ------------
+
+VALUES = [None, 0, Decimal(0), Decimal(100), Decimal("24"), Decimal("4"), Decimal("14.5"),
+          Decimal("-3"), Decimal("0.333"), Decimal("NaN"), Decimal("Infinity"), "2.4"]
+CONFIDENCES = [None, ON_TRACK, AT_RISK, OFF_TRACK, "unknown"]
+ELAPSED = [0.0, 0.1, 0.15, 0.3, 0.45, 0.5, 0.85, 1.0]  # 0.15, 0.3: on the pace limits
+
+
+def outcome(function, *args, **kwargs):
+    """What the recompute sees: a result, or an error it reads as "no pace" (it catches these
+    three alike)."""
+    try:
+        result = function(*args, **kwargs)
+    except (ValueError, TypeError, ArithmeticError):
+        return "error"
+    return (result.progress, result.health) if isinstance(result, Assessment) else result
+
+
+@pytest.mark.parametrize("elapsed", ELAPSED)
+@pytest.mark.parametrize("confidence", CONFIDENCES)
+def test_the_recompute_health_of_a_numeric_key_result_is_assess_key_results(confidence, elapsed):
+    checked = 0
+    for start, target, current in itertools.product(VALUES, repeat=3):
+        full = outcome(progress.assess_key_result, is_milestone=False, start=start,
+                       target=target, current=current, confidence=confidence, elapsed=elapsed,
+                       now=NOW)
+        fast = outcome(progress.key_result_health, False, start, target, current, False,
+                       confidence, elapsed)
+        assert fast == full, (start, target, current)
+        checked += full != "error"
+    assert checked > 100  # most combinations give a health, not an error
+
+
+@pytest.mark.parametrize("elapsed", ELAPSED)
+@pytest.mark.parametrize("confidence", CONFIDENCES)
+@pytest.mark.parametrize("is_done", [False, True])
+def test_the_recompute_health_of_a_milestone_is_assess_key_results(is_done, confidence,
+                                                                     elapsed):
+    a = progress.assess_key_result(is_milestone=True, is_done=is_done, confidence=confidence,
+                                   elapsed=elapsed, now=NOW)
+    assert progress.key_result_health(True, None, None, None, is_done, confidence,
+                                      elapsed) == (a.progress, a.health)
+
+
+def test_the_recompute_health_of_an_objective_is_assess_objectives():
+    rng = random.Random(5)
+    weights = [None, Decimal(1), Decimal("0.3"), Decimal("0.1"), Decimal("2.5"), Decimal(0),
+               Decimal(-1), Decimal("NaN"), Decimal("Infinity"), 1, 0.7]
+    healths = [None, ON_TRACK, AT_RISK, OFF_TRACK]
+    seen = set()
+    dones = [None, 0.0, 0.25, 0.5, 1.0]
+    for _ in range(5000):
+        parts = [(rng.choice(dones), rng.choice(healths), rng.choice(weights))
+                 for _ in range(rng.randint(0, 7))]
+        full = progress.assess_objective(
+            [(Assessment(done, health), weight) for done, health, weight in parts])
+        assert progress.objective_health(parts) == (full.progress, full.health), parts
+        seen.add(full.health)
+    assert seen == {None, ON_TRACK, AT_RISK, OFF_TRACK}
+
+
+@pytest.mark.parametrize("days", [1, 13, 15, 40])
+@pytest.mark.parametrize("elapsed", [0.5, 1.0])
+def test_the_recompute_reads_a_stale_key_result_as_assess_does(days, elapsed):
+    last = NOW - timedelta(days=days)
+    full = progress.assess_key_result(is_milestone=False, start=0, target=10, current=2,
+                                      confidence=ON_TRACK, last_check_in=last,
+                                      elapsed=elapsed, now=NOW)
+    fast = progress.key_result_health(False, 0, 10, 2, False, ON_TRACK, elapsed, last, NOW)
+    assert fast == (full.progress, full.health)
+    assert (fast[1] is None) == (days > 14 and elapsed < 1)  # stale: its health is unknown
