@@ -131,7 +131,7 @@ def home(org, membership, cycle, *, page=1):
                            .order_by("team__name", "title", "pk")[start:start + HOME_PAGE]))
         needs = _needs(org, membership, cycle, team_ids, totals["to_review"])
     recent = list(
-        CheckIn.objects.for_org(org)
+        CheckIn.objects.for_org(org).live()
         .select_related("key_result__objective__team", "author")
         .order_by("-created_at", "-pk")[:8]
     )
@@ -196,14 +196,15 @@ def attach_history(org, key_results, limit=12):
         .filter(key_result__in=[kr.pk for kr in key_results])
         .annotate(rank=Window(RowNumber(), partition_by=F("key_result"), order_by=newest_first))
         .filter(rank__lte=limit)
-        .select_related("author")
+        .select_related("author", "corrected_by")
         .order_by(*newest_first)
     )
     for row in rows:
         by_kr[row.key_result_id].append(row)
     for kr in key_results:
         kr.history = by_kr[kr.pk]
-        values = [c.value for c in reversed(kr.history)]
+        # The line follows the check-ins that stand; corrected ones stay listed, marked.
+        values = [c.value for c in reversed(kr.history) if c.corrected_at is None]
         if kr.start_value is not None and values:
             values = [kr.start_value, *values]
         kr.sparkline = sparkline_points(values) if not kr.is_milestone else ""
