@@ -76,6 +76,25 @@ def _own_rows(form, workflow):
     return form
 
 
+def _editing(request, workflow):
+    """The milestone ``?milestone=<pk>`` asks to edit, if it is one of this plan's."""
+    pk = request.GET.get("milestone", "")
+    if not pk.isdigit() or len(pk) > 18:
+        return None
+    return (Milestone.objects.for_org(request.org).filter(workflow=workflow, pk=pk)
+            .prefetch_related("waits_on", "dependencies").first())
+
+
+def _milestone_initial(request, workflow):
+    m = _editing(request, workflow)
+    if m is None:
+        return {}
+    return {"milestone": m.pk, "title": m.title, "owner_team": m.owner_team_id,
+            "start_date": m.start_date, "due_date": m.due_date, "cross_team": m.cross_team,
+            "waits_on": [w.pk for w in m.waits_on.all()],
+            "dependencies": [d.pk for d in m.dependencies.all()]}
+
+
 def _forms(request, workflow, bound=None):
     org = request.org
     initial_cadence = {
@@ -91,7 +110,9 @@ def _forms(request, workflow, bound=None):
             "kickoff_date": workflow.kickoff_date, "notes": workflow.kickoff_notes,
             "success_measures": list(workflow.success_measures.values_list("pk", flat=True))}),
             workflow),
-        "milestone": _own_rows(forms.MilestoneForm(workflow=workflow), workflow),
+        "milestone": _own_rows(forms.MilestoneForm(workflow=workflow,
+                                                   initial=_milestone_initial(request, workflow)),
+                               workflow),
         "plan_lead": forms.PlanLeadForm(org=org, initial={"lead": workflow.lead_id}),
         "cadence": forms.CadenceForm(initial=initial_cadence),
         "update": forms.UpdateForm(workflow=workflow),
@@ -119,6 +140,11 @@ def _page(request, workflow, bound=None, status=200):
     for m in ctx["milestones"]:
         m.can_update = services.answers_for(membership, workflow, m.owner_team_id) \
             if m.owner_team_id else services.can_run(membership)
+    form = ctx["forms"]["milestone"]
+    editing = form["milestone"].value()
+    ctx["plan_actions"] = not workflow.is_closed
+    ctx["editing_milestone"] = next((m for m in ctx["milestones"]
+                                     if str(m.pk) == str(editing)), None) if editing else None
     return render(request, "alignment/workflow.html", ctx, status=status)
 
 
@@ -172,6 +198,9 @@ def _actions(request, workflow):
             membership=m, workflow=workflow, lead=d["lead"]), 4),
         "milestone_done": (lambda p: forms.MilestoneRefForm(p), lambda d: services.milestone_done(
             membership=m, milestone=milestone(d), done=d["done"]), 6),
+        "delete_milestone": (lambda p: forms.MilestoneRefForm(p),
+                             lambda d: services.delete_milestone(membership=m,
+                                                                 milestone=milestone(d)), 4),
         "revisited": (lambda p: forms.MilestoneRefForm(p),
                       lambda d: services.milestone_revisited(membership=m,
                                                              milestone=milestone(d)), 6),
