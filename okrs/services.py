@@ -231,8 +231,8 @@ def unretire_objective(*, membership, objective):
     _check_cycle_open(objective.cycle)
     with transaction.atomic():
         lock_organization(org)
-        current = Objective.objects.for_org(org).select_for_update(no_key=True).select_related(
-            "parent", "team").get(pk=objective.pk)
+        current = Objective.objects.for_org(org).select_for_update(no_key=True).get(
+            pk=objective.pk)
         if not current.is_retired:
             return current
         if current.parent is not None and current.parent.is_retired:
@@ -394,8 +394,8 @@ def delete_key_result(*, membership, key_result):
     _check_cycle_open(objective.cycle)
     with transaction.atomic():
         lock_organization(org)
-        current = KeyResult.objects.for_org(org).select_for_update(no_key=True).select_related(
-            "feeds").get(pk=key_result.pk)
+        current = KeyResult.objects.for_org(org).select_for_update(no_key=True).get(
+            pk=key_result.pk)
         reasons = []
         check_ins = CheckIn.objects.for_org(org).filter(key_result=current).count()
         if check_ins:
@@ -456,8 +456,7 @@ def _claim_mistake(membership, check_in, how, reason):
     """Mark ``check_in`` corrected (``how``: edited or deleted), by whom and when. Call it under
     the organization lock; refuses one that someone corrected already."""
     org = membership.organization
-    current = CheckIn.objects.for_org(org).select_for_update(no_key=True).select_related(
-        "corrected_by").get(pk=check_in.pk)
+    current = CheckIn.objects.for_org(org).select_for_update(no_key=True).get(pk=check_in.pk)
     if current.corrected_at is not None:
         who = current.corrected_by.display_name if current.corrected_by else "Someone"
         raise ValidationError(f"{who} already {current.get_correction_display().lower()} this "
