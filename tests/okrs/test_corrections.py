@@ -259,3 +259,23 @@ def test_only_the_teams_leads_unretire(world_a):
                                         objective=fresh(Objective, world_a.objective.pk))
     assert client_for(world_a.bob.user).post(
         url(world_a, "objective_unretire", world_a.objective.pk)).status_code == 403
+
+
+@pytest.mark.parametrize("field, value", [
+    ("confidence", "bogus"), ("confidence", None), ("value", Decimal("NaN")),
+    ("value", Decimal("1e12")), ("value", "forty"), ("note", "Done\x07"), ("note", "x" * 2001),
+    ("reason", "Typo\x07"), ("reason", "x" * 301), ("reason", "two\nlines"),
+])
+def test_a_correction_refuses_bad_input_and_changes_nothing(world_a, kr, field, value):
+    wrong = check_in(world_a, kr, "9")
+    args = dict(membership=world_a.admin, check_in=wrong, value="6", confidence="on_track",
+                note="", reason="")
+    with scope(organization=world_a.org), pytest.raises(ValidationError) as e:
+        services.correct_check_in(**(args | {field: value}))
+    assert field in e.value.error_dict
+    assert fresh(CheckIn, wrong.pk).corrected_at is None
+    assert fresh(KeyResult, kr.pk).current_value == Decimal("9")
+    if field == "reason":
+        with scope(organization=world_a.org), pytest.raises(ValidationError):
+            services.delete_check_in(membership=world_a.admin, check_in=wrong, reason=value)
+        assert fresh(CheckIn, wrong.pk).corrected_at is None
