@@ -211,10 +211,18 @@ def attach_history(org, key_results, limit=12):
     return key_results
 
 
+TEAM_RETIRED = 10
+
+
 def team_page(org, team, cycle):
     objectives = []
     contributed = []
+    retired = []
     if cycle is not None:
+        # The latest few retired this cycle, each a link to its page (where it can come back).
+        retired = list(Objective.objects.for_org(org).filter(
+            cycle=cycle, team=team, state=Objective.State.RETIRED).order_by(
+            "-updated_at", "-pk")[:TEAM_RETIRED])
         objectives = assess(list(_objectives(org, cycle).filter(team=team).order_by("title")))
         # KRs this team owns under other teams' objectives: how it shares objectives.
         shared = (
@@ -229,6 +237,7 @@ def team_page(org, team, cycle):
     return {
         "objectives": objectives,
         "contributed": contributed,
+        "retired": retired,
         "members": members,
         "sub_teams": list(team.get_children().select_related("lead")),
         "ancestors": list(team.get_ancestors()),

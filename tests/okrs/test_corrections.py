@@ -279,3 +279,12 @@ def test_a_correction_refuses_bad_input_and_changes_nothing(world_a, kr, field, 
         with scope(organization=world_a.org), pytest.raises(ValidationError):
             services.delete_check_in(membership=world_a.admin, check_in=wrong, reason=value)
         assert fresh(CheckIn, wrong.pk).corrected_at is None
+
+
+def test_the_team_page_lists_its_retired_objectives_to_bring_them_back(world_a, alice_client):
+    with scope(organization=world_a.org):
+        services.retire_objective(membership=world_a.admin,
+                                  objective=fresh(Objective, world_a.objective.pk))
+    html = alice_client.get(url(world_a, "team", world_a.team.pk)).content.decode()
+    assert "Retired in" in html
+    assert f'href="{url(world_a, "objective", world_a.objective.pk)}"' in html
