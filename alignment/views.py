@@ -122,6 +122,10 @@ def _forms(request, workflow, bound=None):
             "share_company_wide": retro.share_company_wide if retro else False}),
         "improvement": forms.ImprovementForm(org=org),
     }
+    editing = made["milestone"].initial.get("milestone")
+    if editing:  # a milestone cannot wait on itself: do not offer it
+        field = made["milestone"].fields["waits_on"]
+        field.queryset = field.queryset.exclude(pk=editing)
     if bound:
         made.update(bound)
     return made

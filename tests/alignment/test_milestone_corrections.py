@@ -1,6 +1,7 @@
 """Milestones of a workflow's plan are corrected: edited, moved (which flags what waits on them
 for revisit, as the step-6 rule says) and deleted, by those who plan them."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -52,6 +53,8 @@ def test_the_plan_offers_edit_and_delete_to_whoever_plans_the_milestone(plan):
     form = page(client_for(r.ethan), r, milestone=r.api.pk)
     assert "Edit “SSO API”" in form and f'value="{r.api.pk}"' in form
     assert f'value="{r.api.due_date:%Y-%m-%d}"' in form
+    waits_on = re.search(r'<select name="waits_on".*?</select>', form, re.S).group(0)
+    assert f'value="{r.pilot.pk}"' in waits_on and f'value="{r.api.pk}"' not in waits_on
 
 
 def test_moving_a_milestone_through_the_page_flags_what_waits_on_it(plan):
