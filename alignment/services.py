@@ -299,6 +299,8 @@ def _check_milestone(membership, workflow, owner_team, waits_on, dependencies, m
     if not can_run(membership) and not (
             owner_team and answers_for(membership, workflow, owner_team.pk)):
         raise PermissionDenied("You can plan milestones only for your own team.")
+    if milestone is not None and milestone.pk and not plans_milestone(membership, milestone):
+        raise PermissionDenied("You can change milestones only of your own team.")
     if any(m.workflow_id != workflow.pk for m in waits_on):
         errors["waits_on"] = "Choose milestones of this plan."
     if milestone is not None and milestone.pk:
@@ -350,6 +352,27 @@ def save_milestone(*, membership, workflow, milestone=None, title, owner_team, s
                                                  f"{due_date:%d %b}" if due_date else
                                       f"“{milestone.title}” lost its date")
     return milestone, flagged
+
+
+def plans_milestone(membership, milestone):
+    """Who may change or delete a milestone: whoever may plan it for its owner team."""
+    if milestone.owner_team_id is None:
+        return can_run(membership)
+    return answers_for(membership, milestone.workflow, milestone.owner_team_id)
+
+
+def delete_milestone(*, membership, milestone):
+    """Take a milestone out of the plan. What waited on it is flagged "revisit" for its owners:
+    their plan lost a step it counted on."""
+    workflow = milestone.workflow
+    if not plans_milestone(membership, milestone):
+        raise PermissionDenied("You can delete milestones only of your own team.")
+    if workflow.is_closed:
+        raise ValidationError("This workflow is closed.")
+    with transaction.atomic():
+        flagged = flag_downstream(milestone, f"“{milestone.title}” was removed from the plan")
+        milestone.delete()
+    return flagged
 
 
 def flag_downstream(milestone, reason):

@@ -78,6 +78,25 @@ def _own_rows(form, workflow):
     return form
 
 
+def _editing(request, workflow):
+    """The milestone ``?milestone=<pk>`` asks to edit, if it is one of this plan's."""
+    pk = request.GET.get("milestone", "")
+    if not pk.isdigit() or len(pk) > 18:
+        return None
+    return (Milestone.objects.for_org(request.org).filter(workflow=workflow, pk=pk)
+            .prefetch_related("waits_on", "dependencies").first())
+
+
+def _milestone_initial(request, workflow):
+    m = _editing(request, workflow)
+    if m is None:
+        return {}
+    return {"milestone": m.pk, "title": m.title, "owner_team": m.owner_team_id,
+            "start_date": m.start_date, "due_date": m.due_date, "cross_team": m.cross_team,
+            "waits_on": [w.pk for w in m.waits_on.all()],
+            "dependencies": [d.pk for d in m.dependencies.all()]}
+
+
 def _forms(request, workflow, bound=None):
     org = request.org
     initial_cadence = {
@@ -93,7 +112,9 @@ def _forms(request, workflow, bound=None):
             "kickoff_date": workflow.kickoff_date, "notes": workflow.kickoff_notes,
             "success_measures": list(workflow.success_measures.values_list("pk", flat=True))}),
             workflow),
-        "milestone": _own_rows(forms.MilestoneForm(workflow=workflow), workflow),
+        "milestone": _own_rows(forms.MilestoneForm(workflow=workflow,
+                                                   initial=_milestone_initial(request, workflow)),
+                               workflow),
         "plan_lead": forms.PlanLeadForm(org=org, initial={"lead": workflow.lead_id}),
         "cadence": forms.CadenceForm(initial=initial_cadence),
         "update": forms.UpdateForm(workflow=workflow),
@@ -103,6 +124,10 @@ def _forms(request, workflow, bound=None):
             "share_company_wide": retro.share_company_wide if retro else False}),
         "improvement": forms.ImprovementForm(org=org),
     }
+    editing = made["milestone"].initial.get("milestone")
+    if editing:  # a milestone cannot wait on itself: do not offer it
+        field = made["milestone"].fields["waits_on"]
+        field.queryset = field.queryset.exclude(pk=editing)
     if bound:
         made.update(bound)
     return made
@@ -125,6 +150,11 @@ def _page(request, workflow, bound=None, status=200):
     for m in ctx["milestones"]:
         m.can_update = services.answers_for(membership, workflow, m.owner_team_id) \
             if m.owner_team_id else services.can_run(membership)
+    form = ctx["forms"]["milestone"]
+    editing = form["milestone"].value()
+    ctx["plan_actions"] = not workflow.is_closed
+    ctx["editing_milestone"] = next((m for m in ctx["milestones"]
+                                     if str(m.pk) == str(editing)), None) if editing else None
     return render(request, "alignment/workflow.html", ctx, status=status)
 
 
@@ -196,6 +226,9 @@ def _actions(request, workflow):
             membership=m, workflow=workflow, lead=d["lead"]), 4),
         "milestone_done": (lambda p: forms.MilestoneRefForm(p), lambda d: services.milestone_done(
             membership=m, milestone=milestone(d), done=d["done"]), 6),
+        "delete_milestone": (lambda p: forms.MilestoneRefForm(p),
+                             lambda d: services.delete_milestone(membership=m,
+                                                                 milestone=milestone(d)), 4),
         "revisited": (lambda p: forms.MilestoneRefForm(p),
                       lambda d: services.milestone_revisited(membership=m,
                                                              milestone=milestone(d)), 6),
@@ -283,8 +316,25 @@ def _int(value):
         return None
 
 
+def _confirm_milestone_deletion(request, workflow):
+    m = (Milestone.objects.for_org(request.org)
+         .filter(workflow=workflow, pk=_int(request.GET.get("milestone"))).first())
+    if m is None:
+        raise Http404("No such milestone in this workflow.")
+    if not services.plans_milestone(request.membership, m):
+        raise PermissionDenied("You can delete milestones only of your own team.")
+    return confirm_page(
+        request, question=f"Delete the milestone “{m.title}”?",
+        consequence="It leaves the plan, and the milestones that wait on it are flagged for "
+                    "their owners to revisit.",
+        action=request.path, button="Delete milestone",
+        fields={"action": "delete_milestone", "milestone": m.pk},
+        cancel=reverse("workflow", args=[request.org.slug, workflow.pk]) + "#step-4")
+
+
 # Actions that ask first: the page that asks, for a GET of workflow_act with ?action=<name>.
-ASK_FIRST = {"remove_stakeholder": _confirm_stakeholder_removal}
+ASK_FIRST = {"remove_stakeholder": _confirm_stakeholder_removal,
+             "delete_milestone": _confirm_milestone_deletion}
 
 
 def _forms_with_fields():

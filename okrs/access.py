@@ -8,7 +8,7 @@ from django.http import Http404
 from orgs import permissions
 from orgs.models import Team
 
-from .models import KeyResult, Objective
+from .models import CheckIn, KeyResult, Objective
 
 
 def access_objective(membership, pk, *, write=False):
@@ -41,6 +41,23 @@ def access_key_result(membership, pk, *, write=False, check_in=False):
     if check_in and not permissions.can_check_in(membership, key_result):
         raise PermissionDenied("You can check in only on key results of your teams.")
     return key_result
+
+
+def access_check_in(membership, pk):
+    """A check-in to correct: 404 unless it is this organization's, 403 unless the person may
+    check in on its key result."""
+    check_in = (
+        CheckIn.objects.for_org(membership.organization)
+        .select_related("key_result__objective__team", "key_result__objective__cycle",
+                        "key_result__owner_team", "key_result__owner", "author")
+        .filter(pk=pk)
+        .first()
+    )
+    if check_in is None:
+        raise Http404("No such check-in.")
+    if not permissions.can_check_in(membership, check_in.key_result):
+        raise PermissionDenied("You can correct check-ins only on key results of your teams.")
+    return check_in
 
 
 def access_team(membership, pk):

@@ -30,6 +30,7 @@ class KeyResultAdmin(admin.ModelAdmin):
 
 @admin.register(CheckIn)
 class CheckInAdmin(admin.ModelAdmin):
-    list_display = ["key_result", "organization", "value", "confidence", "author", "created_at"]
+    list_display = ["key_result", "organization", "value", "confidence", "author", "created_at",
+                    "correction"]
     list_filter = ["organization"]
-    raw_id_fields = ["key_result", "author"]
+    raw_id_fields = ["key_result", "author", "corrected_by", "corrects"]

@@ -119,3 +119,20 @@ class CheckInForm(forms.Form):
     note = forms.CharField(max_length=2000, required=False,
                            widget=forms.Textarea(attrs={"rows": 2}),
                            help_text="What moved, what is in the way, what you will try next.")
+
+
+class CorrectionForm(CheckInForm):
+    """A check-in's corrected values, and why (kept with the mistaken one in the history)."""
+
+    reason = forms.CharField(max_length=300, required=False,
+                             help_text="Why it was wrong, for whoever reads the history.")
+
+    def __init__(self, *args, key_result, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["value"].label = "Corrected value"
+        del self.fields["is_done" if not key_result.is_milestone else "value"]
+
+
+class DeleteCheckInForm(forms.Form):
+    reason = forms.CharField(max_length=300, required=False,
+                             help_text="Why it was wrong, for whoever reads the history.")

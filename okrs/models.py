@@ -58,6 +58,8 @@ class Objective(MPTTModel):
     success = models.TextField("what success looks like", max_length=2000, blank=True)
     tradeoffs = models.TextField("trade-offs considered", max_length=2000, blank=True)
     state = models.CharField(max_length=10, choices=State.choices, default=State.DRAFT)
+    # The state it had when it was retired: un-retiring brings it back to that state.
+    retired_from = models.CharField(max_length=10, blank=True)
     is_local = models.BooleanField(
         default=False, help_text="A team priority that does not contribute to a parent objective."
     )
@@ -110,6 +112,8 @@ class Objective(MPTTModel):
             *tree_constraints("objective"),
             # Choice columns hold one of their choices, whatever path writes them.
             choice_constraint("state", ["draft", "proposed", "approved", "published", "retired"]),
+            choice_constraint("retired_from", ["draft", "proposed", "approved", "published"],
+                              blank=True),
             choice_constraint("effective_health", Health, blank=True),
             choice_constraint("progress_mode", ProgressMode),
             models.CheckConstraint(condition=models.Q(key_results_weight__gt=0),
@@ -212,8 +216,20 @@ class KeyResult(models.Model):
         return self.kind == self.Kind.MILESTONE
 
 
+class CheckInQuerySet(OrgQuerySet):
+    def live(self):
+        """The check-ins that stand: not corrected or deleted since."""
+        return self.filter(corrected_at__isnull=True)
+
+
 class CheckIn(models.Model):
-    """One report on a key result. History is appended, never rewritten."""
+    """One report on a key result. History is appended, never rewritten: a mistaken check-in is
+    marked corrected (edited, with the check-in that replaces it, or deleted), with who and when,
+    and keeps its own values."""
+
+    class Correction(models.TextChoices):
+        EDITED = "edited", "Corrected"
+        DELETED = "deleted", "Deleted"
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     key_result = models.ForeignKey(KeyResult, on_delete=models.CASCADE, related_name="check_ins")
@@ -225,8 +241,18 @@ class CheckIn(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="check_ins"
     )
     created_at = models.DateTimeField()
+    # Corrections: set once on the check-in that was wrong; the replacement points back at it.
+    correction = models.CharField(max_length=10, choices=Correction.choices, blank=True)
+    corrected_at = models.DateTimeField(null=True, blank=True)
+    corrected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+")
+    correction_note = models.CharField("reason", max_length=300, blank=True)
+    corrects = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="corrections",
+        help_text="The mistaken check-in this one replaces.")
 
-    objects = org_manager(OrgQuerySet)
+    objects = org_manager(CheckInQuerySet)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -236,7 +262,15 @@ class CheckIn(models.Model):
             models.Index(fields=["organization", "-created_at", "-id"],
                          name="checkin_org_recent_idx"),
         ]
-        constraints = [choice_constraint("confidence", Health)]
+        constraints = [
+            choice_constraint("confidence", Health),
+            choice_constraint("correction", ["edited", "deleted"], blank=True),
+            # Corrected means: how (edited or deleted) and when, both or neither.
+            models.CheckConstraint(
+                condition=(models.Q(correction="", corrected_at__isnull=True)
+                           | (~models.Q(correction="") & models.Q(corrected_at__isnull=False))),
+                name="check_in_correction_has_a_time"),
+        ]
 
     def __str__(self):
         return f"{self.key_result}: {self.value} ({self.confidence})"

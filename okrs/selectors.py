@@ -164,7 +164,7 @@ def home(org, membership, cycle, *, page=1):
                            .order_by("team__name", "title", "pk")[start:start + HOME_PAGE]))
         needs = _needs(org, membership, cycle, team_ids, totals["to_review"])
     recent = list(
-        CheckIn.objects.for_org(org)
+        CheckIn.objects.for_org(org).live()
         .select_related("key_result__objective__team", "author")
         .order_by("-created_at", "-pk")[:8]
     )
@@ -229,24 +229,33 @@ def attach_history(org, key_results, limit=12):
         .filter(key_result__in=[kr.pk for kr in key_results])
         .annotate(rank=Window(RowNumber(), partition_by=F("key_result"), order_by=newest_first))
         .filter(rank__lte=limit)
-        .select_related("author")
+        .select_related("author", "corrected_by")
         .order_by(*newest_first)
     )
     for row in rows:
         by_kr[row.key_result_id].append(row)
     for kr in key_results:
         kr.history = by_kr[kr.pk]
-        values = [c.value for c in reversed(kr.history)]
+        # The line follows the check-ins that stand; corrected ones stay listed, marked.
+        values = [c.value for c in reversed(kr.history) if c.corrected_at is None]
         if kr.start_value is not None and values:
             values = [kr.start_value, *values]
         kr.sparkline = sparkline_points(values) if not kr.is_milestone else ""
     return key_results
 
 
+TEAM_RETIRED = 10
+
+
 def team_page(org, team, cycle):
     objectives = []
     contributed = []
+    retired = []
     if cycle is not None:
+        # The latest few retired this cycle, each a link to its page (where it can come back).
+        retired = list(Objective.objects.for_org(org).filter(
+            cycle=cycle, team=team, state=Objective.State.RETIRED).order_by(
+            "-updated_at", "-pk")[:TEAM_RETIRED])
         objectives = assess(list(_objectives(org, cycle).filter(team=team).order_by("title")))
         # KRs this team owns under other teams' objectives: how it shares objectives.
         shared = (
@@ -261,6 +270,7 @@ def team_page(org, team, cycle):
     return {
         "objectives": objectives,
         "contributed": contributed,
+        "retired": retired,
         "members": members,
         "sub_teams": list(team.get_children().select_related("lead")),
         "ancestors": list(team.get_ancestors()),

@@ -6,11 +6,12 @@ cycle, no loops), runs in one transaction, and refuses an edit made from a stale
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 # The network recomputes health after any change that can move it (dependencies.network).
 from dependencies import graph, network
+from dependencies.models import Dependency
 from orgs import permissions
 from orgs.models import Cycle, Membership, Organization, Role, Team
 from orgs.services import lock_organization
@@ -233,13 +234,54 @@ def retire_objective(*, membership, objective):
         updated = Objective.objects.for_org(membership.organization).filter(
             pk=objective.pk
         ).exclude(state=Objective.State.RETIRED).update(
-            state=Objective.State.RETIRED, version=objective.version + 1,
+            state=Objective.State.RETIRED, retired_from=F("state"), version=F("version") + 1,
             updated_by=membership.user, updated_at=timezone.now(),
         )
         if updated:
             network.mark_changed(objective.cycle)
-            _recascade(membership, objective, f"“{objective.title}” was retired.")
+            _recascade(membership, objective, _retired_change(objective))
     return updated == 1
+
+
+def unretire_objective(*, membership, objective):
+    """Bring a retired objective back, in the state it had when it was retired. The re-cascade
+    flags its retirement raised below it are closed: nothing changed for them after all."""
+    org = membership.organization
+    if not permissions.can_unretire_objective(membership, objective):
+        raise PermissionDenied("You can bring back objectives only of teams you lead.")
+    _check_cycle_open(objective.cycle)
+    with transaction.atomic():
+        lock_organization(org)
+        current = Objective.objects.for_org(org).select_for_update(no_key=True).get(
+            pk=objective.pk)
+        if not current.is_retired:
+            return current
+        if current.parent is not None and current.parent.is_retired:
+            raise ValidationError(
+                f"It contributes to “{current.parent.title}”, which is retired too: bring that "
+                "one back first, or re-align this one after bringing it back.")
+        current.state = current.retired_from or Objective.State.DRAFT
+        current.retired_from = ""
+        current.version += 1
+        current.updated_by = membership.user
+        current.save()
+        _close_retirement_flags(membership, current)
+        network.mark_changed(current.cycle)
+    return current
+
+
+def _close_retirement_flags(membership, objective):
+    from alignment.models import RecascadeFlag
+
+    RecascadeFlag.objects.for_org(membership.organization).filter(
+        source=objective, resolution=RecascadeFlag.Resolution.OPEN,
+        change=_retired_change(objective)).update(
+        resolution=RecascadeFlag.Resolution.CONFIRMED, resolved_by=membership.user,
+        resolved_at=timezone.now(), note=f"“{objective.title}” was brought back."[:500])
+
+
+def _retired_change(objective):
+    return f"“{objective.title}” was retired."
 
 
 # Key results -----------------------------------------------------------------------------------
@@ -335,20 +377,14 @@ def update_key_result(*, membership, key_result, version, title, start_value, ta
     return current
 
 
-def record_check_in(*, membership, key_result, confidence, value=None, is_done=None, note="",
-                    at=None):
-    """Append a check-in and copy its value and confidence onto the key result."""
-    org = membership.organization
-    if not permissions.can_check_in(membership, key_result):
-        raise PermissionDenied("You can check in only on key results of your teams.")
-    objective = key_result.objective
-    if objective.is_retired:
-        raise ValidationError("This objective is retired; check-ins are closed.")
-    _check_cycle_open(objective.cycle)
+def _clean_check_in(key_result, *, confidence, value, is_done, note, at=None, dated=True):
+    """A check-in's fields, cleaned as the key result's kind asks: (value, is_done, note, at).
+    ``dated``: check its moment (a correction keeps the moment of the check-in it replaces)."""
     v = Fields(CheckIn)
     v.choice("confidence", confidence)
     note = v.text("note", note)
-    at = v.check_in_moment("at", at, objective.cycle)
+    if dated:
+        at = v.check_in_moment("at", at, key_result.objective.cycle)
     if key_result.is_milestone:
         if not isinstance(is_done, bool):
             v.refuse("is_done", "Say whether the milestone is done.")
@@ -358,6 +394,60 @@ def record_check_in(*, membership, key_result, confidence, value=None, is_done=N
         if value is None and "value" not in v.errors:
             v.refuse("value", "Enter the current value.")
     v.done()
+    return value, is_done, note, at
+
+
+def _check_check_in_allowed(membership, key_result):
+    if not permissions.can_check_in(membership, key_result):
+        raise PermissionDenied("You can check in only on key results of your teams.")
+    if key_result.objective.is_retired:
+        raise ValidationError("This objective is retired; check-ins are closed.")
+    _check_cycle_open(key_result.objective.cycle)
+
+
+def delete_key_result(*, membership, key_result):
+    """Delete a key result added by mistake. One with check-ins keeps its history and is not
+    deleted; nor is one that dependencies or other key results point at."""
+    org = membership.organization
+    objective = key_result.objective
+    if not permissions.can_edit_objective(membership, objective):
+        raise PermissionDenied("You can delete key results only of teams you lead.")
+    _check_cycle_open(objective.cycle)
+    with transaction.atomic():
+        lock_organization(org)
+        current = KeyResult.objects.for_org(org).select_for_update(no_key=True).get(
+            pk=key_result.pk)
+        reasons = []
+        check_ins = CheckIn.objects.for_org(org).filter(key_result=current).count()
+        if check_ins:
+            reasons.append(f"it has {check_ins} check-in{'s' if check_ins > 1 else ''}, and a "
+                           "key result's history is kept")
+        deps = Dependency.objects.for_org(org).filter(
+            Q(downstream_key_result=current) | Q(upstream_key_result=current)).count()
+        if deps:
+            reasons.append(f"{deps} dependenc{'ies name' if deps > 1 else 'y names'} it")
+        contributors = KeyResult.objects.for_org(org).filter(feeds=current).count()
+        if contributors:
+            reasons.append(f"{contributors} key result"
+                           f"{'s contribute' if contributors > 1 else ' contributes'} to it")
+        if current.feeds_id:
+            reasons.append(f"it contributes to “{current.feeds.title}”")
+        if reasons:
+            advice = "Edit it instead." if check_ins else "Remove those links first."
+            raise ValidationError(f"“{current.title}” cannot be deleted: "
+                                  f"{'; '.join(reasons)}. {advice}")
+        current.delete()
+        network.mark_changed(objective.cycle)
+
+
+def record_check_in(*, membership, key_result, confidence, value=None, is_done=None, note="",
+                    at=None):
+    """Append a check-in and copy its value and confidence onto the key result."""
+    org = membership.organization
+    _check_check_in_allowed(membership, key_result)
+    objective = key_result.objective
+    value, is_done, note, at = _clean_check_in(key_result, confidence=confidence, value=value,
+                                               is_done=is_done, note=note, at=at)
     with transaction.atomic():
         lock_organization(org)
         check_in = CheckIn.objects.create(
@@ -378,6 +468,88 @@ def record_check_in(*, membership, key_result, confidence, value=None, is_done=N
                 setattr(key_result, field, new)
             network.mark_changed(objective.cycle)
     return check_in
+
+
+# Corrections -----------------------------------------------------------------------------------
+
+
+def _claim_mistake(membership, check_in, how, reason):
+    """Mark ``check_in`` corrected (``how``: edited or deleted), by whom and when. Call it under
+    the organization lock; refuses one that someone corrected already."""
+    org = membership.organization
+    current = CheckIn.objects.for_org(org).select_for_update(no_key=True).get(pk=check_in.pk)
+    if current.corrected_at is not None:
+        who = current.corrected_by.display_name if current.corrected_by else "Someone"
+        raise ValidationError(f"{who} already {current.get_correction_display().lower()} this "
+                              "check-in. Reload the page to see the history as it is now.")
+    current.correction, current.corrected_at = how, timezone.now()
+    current.corrected_by, current.correction_note = membership.user, reason
+    current.save(update_fields=["correction", "corrected_at", "corrected_by",
+                                "correction_note"])
+    return current
+
+
+def _clean_reason(reason):
+    v = Fields(CheckIn)
+    reason = v.line("reason", reason or "", required=False, field="correction_note")
+    v.done()
+    return reason
+
+
+def _recompute_key_result(org, key_result):
+    """Copy the latest check-in that stands onto the key result (its start when none does).
+    A rolled-up key result keeps the value its contributors give it."""
+    kr = KeyResult.objects.for_org(org).select_for_update(no_key=True).get(pk=key_result.pk)
+    latest = CheckIn.objects.for_org(org).live().filter(key_result=kr).order_by(
+        "-created_at", "-pk").first()
+    kr.confidence = latest.confidence if latest else ""
+    kr.last_check_in_at = latest.created_at if latest else None
+    fields = ["confidence", "last_check_in_at"]
+    if kr.is_milestone:
+        kr.is_done = bool(latest and latest.is_done)
+        fields.append("is_done")
+    elif not kr.rollup:
+        kr.current_value = latest.value if latest else kr.start_value
+        fields.append("current_value")
+    kr.save(update_fields=fields)
+    network.mark_changed(key_result.objective.cycle)
+    return kr
+
+
+def correct_check_in(*, membership, check_in, confidence, value=None, is_done=None, note="",
+                     reason=""):
+    """Replace a mistaken check-in: the old one stays in the history, marked corrected by whom
+    and when; the new one reports on the same moment. The key result shows the latest check-in
+    that stands."""
+    org = membership.organization
+    key_result = check_in.key_result
+    _check_check_in_allowed(membership, key_result)
+    value, is_done, note, _ = _clean_check_in(key_result, confidence=confidence, value=value,
+                                              is_done=is_done, note=note, dated=False)
+    reason = _clean_reason(reason)
+    with transaction.atomic():
+        lock_organization(org)
+        old = _claim_mistake(membership, check_in, CheckIn.Correction.EDITED, reason)
+        new = CheckIn.objects.create(
+            organization=org, key_result=key_result, value=value, is_done=is_done,
+            confidence=confidence, note=note, author=membership.user,
+            created_at=old.created_at, corrects=old)
+        _recompute_key_result(org, key_result)
+    return new
+
+
+def delete_check_in(*, membership, check_in, reason=""):
+    """Withdraw a mistaken check-in: it stays in the history, marked deleted by whom and when,
+    and no longer counts; the key result shows the latest one that stands."""
+    org = membership.organization
+    key_result = check_in.key_result
+    _check_check_in_allowed(membership, key_result)
+    reason = _clean_reason(reason)
+    with transaction.atomic():
+        lock_organization(org)
+        old = _claim_mistake(membership, check_in, CheckIn.Correction.DELETED, reason)
+        _recompute_key_result(org, key_result)
+    return old
 
 
 def teams_for_objectives(membership):

@@ -15,4 +15,11 @@ urlpatterns = [
          name="key_result_new"),
     path("key-results/<int:key_result_pk>/edit/", views.key_result_edit, name="key_result_edit"),
     path("key-results/<int:key_result_pk>/check-in/", views.check_in, name="check_in"),
+    path("key-results/<int:key_result_pk>/delete/", views.key_result_delete,
+         name="key_result_delete"),
+    path("objectives/<int:objective_pk>/unretire/", views.objective_unretire,
+         name="objective_unretire"),
+    path("check-ins/<int:check_in_pk>/correct/", views.check_in_correct,
+         name="check_in_correct"),
+    path("check-ins/<int:check_in_pk>/delete/", views.check_in_delete, name="check_in_delete"),
 ]

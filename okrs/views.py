@@ -1,5 +1,5 @@
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
@@ -10,7 +10,7 @@ from alignment import report as alignment_report
 from alignment import selectors as alignment_selectors
 from dependencies import selectors as network_selectors
 from dependencies.forms import RecoveryActionForm, ShareForm
-from orgs.confirm import ask_first, is_confirmed
+from orgs.confirm import ask_first, confirm_page, is_confirmed
 from orgs.decorators import org_view
 from orgs.forms import submit
 from orgs.permissions import (
@@ -18,14 +18,15 @@ from orgs.permissions import (
     can_edit_team_okrs,
     can_open_console,
     can_plan_recovery,
+    can_unretire_objective,
     led_team_ids,
 )
 from orgs.pickers import find_data
 
 from . import selectors, services
-from .access import access_key_result, access_objective, access_team
+from .access import access_check_in, access_key_result, access_objective, access_team
 from .charts import plain_number
-from .forms import CheckInForm, KeyResultForm, ObjectiveForm
+from .forms import CheckInForm, CorrectionForm, DeleteCheckInForm, KeyResultForm, ObjectiveForm
 
 
 def _cycle_context(request):
@@ -171,6 +172,8 @@ def objective_detail(request, objective_pk):
         "reasons": network_selectors.explain_objective(objective, ctx["children"],
                                                        network["depends_on"]),
         "share_form": ShareForm(org=request.org, objective=objective) if can_edit else None,
+        "can_unretire": objective.is_retired and not closed
+        and can_unretire_objective(request.membership, objective),
         "can_plan_recovery": can_plan_recovery(request.membership, objective) and not closed,
         "recovery_form": RecoveryActionForm(org=request.org),
         "alignment": alignment_selectors.objective_alignment(request.org, objective,
@@ -331,3 +334,93 @@ def check_in(request, key_result_pk):
                           {"form": form, "key_result": key_result})
         return retarget(response, f"#kr-{key_result.pk}-form")
     return render(request, "okrs/check_in_form.html", {"form": form, "key_result": key_result})
+
+
+@org_view
+@require_http_methods(["GET", "POST"])
+def key_result_delete(request, key_result_pk):
+    """Delete a key result added by mistake (a plain POST; GET leads back to its objective)."""
+    key_result = access_key_result(request.membership, key_result_pk, write=True)
+    url = _objective_url(request, key_result.objective)
+    if not is_confirmed(request):
+        if request.method == "POST":
+            return ask_first(request)
+        return confirm_page(
+            request, question=f"Delete the key result “{key_result.title}”?",
+            consequence="It has no check-ins, so nothing else is lost; this cannot be undone.",
+            action=request.path, button="Delete key result", cancel=url)
+    if request.method == "POST":
+        try:
+            services.delete_key_result(membership=request.membership, key_result=key_result)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(request, f"“{key_result.title}” is deleted.")
+    return _done(request, url)
+
+
+@org_view
+@require_http_methods(["GET", "POST"])
+def objective_unretire(request, objective_pk):
+    """Bring a retired objective back (a plain POST; GET leads back to it)."""
+    objective = access_objective(request.membership, objective_pk)
+    if not can_unretire_objective(request.membership, objective):
+        raise PermissionDenied("You can bring back objectives only of teams you lead.")
+    if request.method == "POST":
+        try:
+            objective = services.unretire_objective(membership=request.membership,
+                                                    objective=objective)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(request, f"“{objective.title}” is back, "
+                             f"{objective.get_state_display().lower()}.")
+    return _done(request, _objective_url(request, objective))
+
+
+@org_view
+@require_http_methods(["GET", "POST"])
+def check_in_correct(request, check_in_pk):
+    """Correct a mistaken check-in: the form shows its values; saving keeps the mistaken one in
+    the history, marked corrected, and reports the corrected values for the same moment."""
+    check_in = access_check_in(request.membership, check_in_pk)
+    key_result = check_in.key_result
+    form = CorrectionForm(request.POST or None, key_result=key_result, initial={
+        "value": plain_number(check_in.value), "is_done": "yes" if check_in.is_done else "no",
+        "confidence": check_in.confidence, "note": check_in.note})
+    if check_in.corrected_at is None and submit(
+            request, form, lambda data: services.correct_check_in(
+                membership=request.membership, check_in=check_in, **data)):
+        messages.success(request, "Check-in corrected. The history keeps the old one, "
+                                  "marked corrected.")
+        return _done(request, _objective_url(request, key_result.objective))
+    return render(request, "okrs/check_in_correct.html", {
+        "form": form, "check_in": check_in, "key_result": key_result,
+        "delete_form": DeleteCheckInForm()})
+
+
+@org_view
+@require_http_methods(["GET", "POST"])
+def check_in_delete(request, check_in_pk):
+    """Delete a mistaken check-in (a plain POST; GET leads to the correction page)."""
+    check_in = access_check_in(request.membership, check_in_pk)
+    if request.method != "POST" and "reason" not in request.GET:
+        return redirect("check_in_correct", request.org.slug, check_in.pk)
+    if not is_confirmed(request):
+        if request.method == "POST":
+            return ask_first(request, fields=("reason",))
+        return confirm_page(
+            request, question="Delete this check-in?",
+            consequence="The history keeps it, marked deleted with your name and reason, and "
+                        "the key result goes back to the check-in before it.",
+            action=request.path, button="Delete this check-in",
+            fields={"reason": request.GET.get("reason", "")},
+            cancel=reverse("check_in_correct", args=[request.org.slug, check_in.pk]))
+    form = DeleteCheckInForm(request.POST)
+    if submit(request, form, lambda data: services.delete_check_in(
+            membership=request.membership, check_in=check_in, reason=data["reason"])):
+        messages.success(request, "Check-in deleted. The history keeps it, marked deleted.")
+        return _done(request, _objective_url(request, check_in.key_result.objective))
+    for error in form.errors.values():
+        messages.error(request, " ".join(error))
+    return redirect("check_in_correct", request.org.slug, check_in.pk)

@@ -145,7 +145,7 @@ def tenant_for(org):
     published objective with a key result."""
     from alignment.models import RecascadeFlag, Workflow
     from dependencies.models import Dependency, ObjectiveShare, RecoveryAction
-    from okrs.models import KeyResult, Objective
+    from okrs.models import CheckIn, KeyResult, Objective
     from orgs.models import Cycle, Invitation, Membership, Role, Team
 
     with scope(organization=org):
@@ -183,6 +183,7 @@ def tenant_for(org):
             "workflow_pk": _first(Workflow.objects.for_org(org).filter(cycle=cycle)),
             "flag_pk": _first(RecascadeFlag.objects.for_org(org).filter(
                 resolution=RecascadeFlag.Resolution.OPEN)),
+            "check_in_pk": _first(CheckIn.objects.for_org(org).filter(key_result=key_result)),
             "pk": objective.pk,  # with <node:kind> = "o"
             "branch_pk": (Objective.objects.for_org(org).filter(cycle=cycle)
                           .annotate(n=Count("children")).order_by("-n", "pk")

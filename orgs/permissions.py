@@ -88,6 +88,12 @@ def can_edit_objective(membership, objective):
         can_edit_team_okrs(membership, t) for t in co_owner_team_ids(objective))
 
 
+def can_unretire_objective(membership, objective):
+    """Who may retire it may bring it back: the leads of its team or of a co-owning team."""
+    return can_edit_team_okrs(membership, objective.team_id) or any(
+        can_edit_team_okrs(membership, t) for t in co_owner_team_ids(objective))
+
+
 def can_check_in(membership, key_result):
     """Leads of either team, the person who owns the KR, and members of its owner team."""
     if membership.role not in CONTRIBUTORS:

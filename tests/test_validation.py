@@ -556,6 +556,7 @@ def _tables():
         (KeyResult, "rollup", "max"),
         (CheckIn, "confidence", "bogus"),
         (CheckIn, "confidence", ""),
+        (CheckIn, "correction", "bogus"),
         (ObjectiveShare, "kind", "half"),
         (Dependency, "status", "bogus"),
         (DependencyEvent, "status", "bogus"),

@@ -1,7 +1,7 @@
 """A believable demo organization. Idempotent: a second run changes nothing."""
 
-from datetime import time, timedelta
-from decimal import Decimal
+from datetime import datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
@@ -11,9 +11,10 @@ from django.utils import timezone
 from django_scopes import scope
 
 from alignment import services as workflow_services
+from alignment.models import Milestone, StatusUpdate, Workflow
 from dependencies import network
 from dependencies import services as network_services
-from dependencies.models import Dependency
+from dependencies.models import Dependency, DependencyEvent
 from okrs import services
 from okrs.models import KeyResult, Objective
 from orgs.models import Cycle, Membership, Organization, Role, Team
@@ -121,15 +122,101 @@ OBJECTIVES = [
 # The company objectives count their departments' work in their progress, beside their own KRs.
 ALIGNED_PROGRESS = {"csat", "arr"}
 
+# Check-in notes by the confidence they come with, so a note never contradicts its confidence.
 NOTES = {
-    "on": ["Moving as planned.", "Good week; the experiment paid off.", "Steady progress."],
-    "risk": ["Slower than hoped; two blockers open.", "Dependency slipped a week.",
-             "Behind plan, recovery plan drafted."],
-    "off": ["Blocked on SSO; deals are waiting on it.", "Far behind: scope was underestimated.",
-            "No movement this week."],
+    "on_track": ["Moving as planned.", "Good week; the experiment paid off.", "Steady progress."],
+    "at_risk": ["Slower than hoped; two blockers open.", "Dependency slipped a week.",
+                "Behind plan, recovery plan drafted."],
+    "off_track": ["Far behind: scope was underestimated.",
+                  "Still far off the pace; escalated to the department head.",
+                  "Blocked on another team; the gap keeps growing."],
+}
+# Notes that say what happened to a particular key result, by confidence.
+KR_NOTES = {
+    "Win 12 new enterprise customers": {
+        "on_track": ["Pipeline looks healthy; pilots start next week.",
+                     "Two pilots signed their evaluation plans."],
+        "off_track": ["Pilots are stalling: prospects want SSO before they sign.",
+                      "Two deals pushed their close date until SSO ships.",
+                      "One more signed; the next five deals need SSO before they sign."],
+    },
+    "Real-time sync across web and mobile": {
+        "on_track": ["Design agreed with the mobile team.", "Prototype syncs notes between "
+                     "web and iOS."],
+        "off_track": ["Far behind: the sync protocol was underestimated.",
+                      "No movement this week; the team is on the CDN rollout.",
+                      "Blocked on the CDN rollout; proposing to cut mobile from scope."],
+    },
 }
 LAG = {"on": 0.0, "risk": 0.22, "off": 0.42, "stale": 0.05}
 CONFIDENCE = {"on": "on_track", "risk": "at_risk", "off": "off_track", "stale": "on_track"}
+# Where a KR's values follow another profile than its confidence: the company's enterprise
+# customers are Sales' closed deals (it rolls them up), whatever the confidence says.
+VALUES_PROFILE = {"Win 12 new enterprise customers": "on"}
+# Units that count things: their check-ins are whole numbers (nobody closes 5.93 deals).
+COUNT_UNITS = {"deals", "customers", "accounts", "bugs", "features", "pages", "fixes",
+               "templates", "teams", "MQLs", "days", "case studies"}
+
+# The previous quarter, closed: what each team set out to do and where it ended.
+# key: (team, title, parent key, why, [KRs])
+# KR: (title, start, target, unit, result, course) with start None = milestone (result: done?)
+# course: "reached" (on track all along), "short" (at risk from mid-quarter), "missed" (off).
+PREVIOUS = [
+    ("arr", "Northwind Cloud", "Reach $12M in annual recurring revenue", None,
+     "The same goal, first quarter of the push.",
+     [("Grow ARR from $7.2M to $8.4M", 7.2, 8.4, "$M", 8.4, "reached"),
+      ("Sign 8 new enterprise customers", 0, 8, "customers", 6, "missed"),
+      ("Lift net revenue retention from 98% to 102%", 98, 102, "%", 102, "reached")]),
+    ("sales", "Sales", "Build a repeatable enterprise sales motion", "arr",
+     "One playbook every account executive follows, so wins do not depend on heroics.",
+     [("Close 8 enterprise deals", 0, 8, "deals", 6, "missed"),
+      ("Shorten the enterprise sales cycle from 120 to 90 days", 120, 90, "days", 98,
+       "short")]),
+    ("eng", "Engineering", "Make enterprise onboarding painless", "arr",
+     "Enterprise pilots stalled in setup; every day of onboarding is a day of doubt.",
+     [("Cut onboarding time from 10 days to 3", 10, 3, "days", 3, "reached"),
+      ("Audit logs available to every account", None, None, "", True, "reached")]),
+    ("mkt", "Marketing", "Build an enterprise pipeline", "arr",
+     "Sales needs qualified enterprise conversations, not more trial sign-ups.",
+     [("Grow enterprise MQLs from 120 to 300 per month", 120, 300, "MQLs", 310, "reached"),
+      ("Publish 4 enterprise case studies", 0, 4, "case studies", 3, "short")]),
+]
+COURSE = {  # confidence at each of the six check-ins
+    "reached": ["on_track"] * 6,
+    "short": ["on_track", "on_track", "at_risk", "at_risk", "at_risk", "at_risk"],
+    "missed": ["on_track", "at_risk", "at_risk", "off_track", "off_track", "off_track"],
+}
+
+
+def whole(kr):
+    """Does this key result count things (its values are whole numbers)? NPS and scores with
+    whole bounds are reported in whole points too."""
+    if kr.unit in COUNT_UNITS:
+        return True
+    return kr.unit == "" and kr.start_value % 1 == 0 and kr.target_value % 1 == 0
+
+
+def rounded(kr, value):
+    return value.quantize(Decimal("1") if whole(kr) else Decimal("0.01"),
+                          rounding=ROUND_HALF_UP)
+
+
+def shown(value, unit):
+    """A value with its unit as people write it: $8.4M, 102%, 6 deals."""
+    number = f"{value.normalize():f}"
+    if unit.startswith("$"):
+        return f"${number}{unit[1:]}"
+    return f"{number}{unit}" if unit == "%" else f"{number} {unit}".strip()
+
+
+def note_for(kr, confidence, week):
+    notes = KR_NOTES.get(kr.title, {}).get(confidence) or NOTES[confidence]
+    return notes[week % len(notes)]
+
+
+def at(day, hour=10):
+    """A moment on ``day``, during the working day."""
+    return timezone.make_aware(datetime.combine(day, time(hour, 0)))
 
 
 class Command(BaseCommand):
@@ -215,6 +302,7 @@ class Command(BaseCommand):
                     owner_team=teams[owner_team] if owner_team else None,
                     owner=teams[owner_team].lead if owner_team else lead)
                 self.check_ins(admin, kr, profile, elapsed, now, cycle)
+        self.backdate(org, cycle)
         return made
 
     def workflows(self, org, cycle, previous, teams, members, made):
@@ -222,11 +310,11 @@ class Command(BaseCommand):
         cycle's revenue workflow, closed with a retrospective shared company-wide."""
         liam, ava = members["liam"], members["ava"]
         # Last cycle: the revenue objective ran the workflow with Sales, Engineering, Marketing.
-        old = services.create_objective(
-            membership=ava, cycle=previous, team=teams["Northwind Cloud"],
-            title="Reach $12M in annual recurring revenue", state=Objective.State.PUBLISHED,
-            why="The same goal, first quarter of the push.")
+        old = self.previous_quarter(org, previous, teams, ava)
+        self.backdate(org, previous)
         wf = workflow_services.start_workflow(membership=liam, objective=old)
+        Workflow.objects.for_org(org).filter(pk=wf.pk).update(
+            created_at=at(previous.start_date - timedelta(days=14)))
         workflow_services.save_purpose(
             membership=liam, workflow=wf, purpose="Win enterprise customers together so that "
             "recurring revenue reaches $12M.", impact="Enterprise deals are a third of new ARR.")
@@ -250,6 +338,7 @@ class Command(BaseCommand):
         Cycle.objects.for_org(org).filter(pk=previous.pk).update(status=Cycle.Status.CLOSED)
 
         # This cycle: customer satisfaction, run by Product, Engineering and Customer Success.
+        # Planned in the weeks before the cycle: signed off before step 1's due date.
         wf = workflow_services.start_workflow(membership=liam, objective=made["csat"])
         workflow_services.save_purpose(
             membership=liam, workflow=wf, purpose="Make Northwind the product customers "
@@ -292,9 +381,19 @@ class Command(BaseCommand):
             membership=liam, workflow=wf, frequency="weekly", weekday=1,
             time=time(9, 30), sync_format="25 minutes, video, owners only",
             dashboard_url="https://dashboards.northwind.example/csat", async_updates=True)
-        workflow_services.post_update(
+        blocker = workflow_services.post_update(
             membership=members["ethan"], workflow=wf, team=teams["Engineering"],
-            text="CDN rollout slipped a week; p95 is at 1.9 s.", is_blocker=True)
+            text="CDN rollout slipped a week; p95 is at 2.0 s.", is_blocker=True)
+        # When each of these happened, as the plan's dates say.
+        Workflow.objects.for_org(org).filter(pk=wf.pk).update(
+            created_at=at(s - timedelta(days=16)), signed_off_at=at(s - timedelta(days=9)),
+            shared_at=at(s - timedelta(days=8)), kickoff_closed_at=at(s + timedelta(days=2), 16))
+        delivered = at(s + timedelta(days=18), 15)
+        Milestone.objects.for_org(org).filter(pk=m1.pk).update(done_at=delivered)
+        StatusUpdate.objects.for_org(org).filter(
+            workflow=wf, text=f"Delivered: {m1.title}").update(created_at=delivered)
+        StatusUpdate.objects.for_org(org).filter(pk=blocker.pk).update(
+            created_at=timezone.now() - timedelta(days=2))
 
     def network(self, org, cycle, teams, members, made):
         """Shared work and dependencies: Sales needs Engineering's SSO; Marketing's conversion
@@ -309,14 +408,15 @@ class Command(BaseCommand):
             fallback="Offer the pilots password login with a signed SSO date in the contract")
         network_services.answer_dependency(membership=members["ethan"], dependency=d,
                                            status="committed", note="Planned for sprint 14.")
+        self.dated(org, d, cycle.start_date + timedelta(days=4),
+                   answered=cycle.start_date + timedelta(days=5))
         d = network_services.request_dependency(
             membership=members["noah"], downstream=kr["Website conversion from 1.8% to 3%"],
             upstream=kr["Core Web Vitals pass rate from 55% to 90%"],
             need="Landing pages under 1 s on mobile",
             needed_by=cycle.start_date + timedelta(days=70),
             fallback="Run the campaign on the old pages and expect half the conversion")
-        Dependency.objects.for_org(org).filter(pk=d.pk).update(
-            created_at=timezone.now() - timedelta(days=8))
+        self.dated(org, d, timezone.localdate() - timedelta(days=8))
         network_services.link_key_result(
             membership=members["liam"], key_result=deals,
             feeds=kr["Win 12 new enterprise customers"], rollup="sum")
@@ -327,17 +427,28 @@ class Command(BaseCommand):
             title="Weekly pipeline review with Sales and Marketing", owner=members["mia"].user,
             due_date=timezone.localdate() + timedelta(days=7))
 
+    def dated(self, org, dependency, asked, *, answered=None):
+        """A dependency asked for on ``asked`` (and answered on ``answered``), events too."""
+        Dependency.objects.for_org(org).filter(pk=dependency.pk).update(
+            created_at=at(asked), **({"responded_at": at(answered, 11)} if answered else {}))
+        events = list(DependencyEvent.objects.for_org(org).filter(dependency=dependency)
+                      .order_by("pk"))
+        for event, day in zip(events, [asked, answered or asked], strict=False):
+            DependencyEvent.objects.for_org(org).filter(pk=event.pk).update(
+                created_at=at(day, 11 if day == answered else 10))
+
     def check_ins(self, admin, kr, profile, elapsed, now, cycle):
         weeks = 3 if profile == "stale" else 6
         # Every check-in falls inside the cycle: a stale KR's first ones crowd into its first
         # days, a day apart, rather than predate it.
         cycle_age = (timezone.localdate(now) - cycle.start_date).days
+        values_profile = VALUES_PROFILE.get(kr.title, profile)
         for week in range(weeks):
             days_ago = (5 - week) * 7 + 2 + (17 if profile == "stale" else 0)
             days_ago = min(days_ago, cycle_age - 1 - week)
-            share = max(0.0, elapsed * (week + 1) / 6 - LAG[profile])
+            share = max(0.0, elapsed * (week + 1) / 6 - LAG[values_profile])
             conf = CONFIDENCE[profile] if week >= 2 else "on_track"
-            note = NOTES.get(profile, NOTES["on"])[week % 3]
+            note = note_for(kr, conf, week)
             if kr.is_milestone:
                 services.record_check_in(membership=admin, key_result=kr, confidence=conf,
                                          is_done=False, note=note,
@@ -345,8 +456,57 @@ class Command(BaseCommand):
                 continue
             value = kr.start_value + (kr.target_value - kr.start_value) * Decimal(str(share))
             services.record_check_in(membership=admin, key_result=kr, confidence=conf,
-                                     value=value.quantize(Decimal("0.01")), note=note,
+                                     value=rounded(kr, value), note=note,
                                      at=now - timedelta(days=days_ago))
         if kr.owner_id:
             # Attribute the history to the KR's owner, as if they wrote it.
             kr.check_ins.update(author_id=kr.owner_id)
+
+    def previous_quarter(self, org, previous, teams, admin):
+        """Last quarter's OKRs, checked in every two weeks, ending in their results: some
+        reached, some missed. Returns the company's revenue objective."""
+        made = {}
+        for key, team, title, parent, why, krs in PREVIOUS:
+            made[key] = services.create_objective(
+                membership=admin, cycle=previous, team=teams[team], title=title, why=why,
+                parent=made.get(parent), state=Objective.State.PUBLISHED)
+            lead = teams[team].lead
+            for kr_title, start, target, unit, result, course in krs:
+                kind = KeyResult.Kind.MILESTONE if start is None else KeyResult.Kind.NUMERIC
+                kr = services.create_key_result(
+                    membership=admin, objective=made[key], title=kr_title, kind=kind,
+                    start_value=None if start is None else Decimal(str(start)),
+                    target_value=None if target is None else Decimal(str(target)), unit=unit,
+                    owner=lead)
+                for week, confidence in enumerate(COURSE[course]):
+                    day = previous.start_date + timedelta(days=12 + 14 * week)
+                    final = week == 5
+                    if kr.is_milestone:
+                        services.record_check_in(
+                            membership=admin, key_result=kr, confidence=confidence,
+                            is_done=bool(result) and final,
+                            note="Live for every account." if final
+                            else note_for(kr, confidence, week), at=at(day))
+                        continue
+                    value = kr.start_value + (Decimal(str(result)) - kr.start_value) * (
+                        Decimal(week + 1) / 6)
+                    value = rounded(kr, value)
+                    note = note_for(kr, confidence, week)
+                    if final:
+                        note = (f"Result: {shown(value, unit)}, target reached."
+                                if course == "reached" else
+                                f"Result: {shown(value, unit)}, short of "
+                                f"{shown(kr.target_value, unit)}; carried into the next "
+                                "quarter.")
+                    services.record_check_in(membership=admin, key_result=kr,
+                                             confidence=confidence, value=value, note=note,
+                                             at=at(day))
+                kr.check_ins.update(author_id=lead.pk)
+        return made["arr"]
+
+    def backdate(self, org, cycle):
+        """Objectives and key results were written in the planning weeks before the cycle."""
+        planned = at(cycle.start_date - timedelta(days=10))
+        Objective.objects.for_org(org).filter(cycle=cycle).update(created_at=planned,
+                                                                 updated_at=planned)
+        KeyResult.objects.for_org(org).filter(objective__cycle=cycle).update(created_at=planned)
