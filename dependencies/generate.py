@@ -22,7 +22,7 @@ from orgs.models import Team
 from orgs.services import lock_organization
 from orgs.trees import allocate_tree_ids, nested_sets
 
-from .models import Dependency
+from .models import Contribution, Dependency
 
 
 def build(org, cycle, nodes, *, seed=7):
@@ -112,6 +112,11 @@ def build(org, cycle, nodes, *, seed=7):
                 kr.feeds_id = fed[kr.pk]
                 updated.append(kr)
         KeyResult.objects.for_org(org).bulk_update(updated, ["feeds"], batch_size=1000)
+        # Each link was accepted by the shared key result's owners (see Contribution).
+        Contribution.objects.bulk_create(
+            [Contribution(organization=org, key_result=kr, shared_id=kr.feeds_id,
+                          status=Contribution.Status.ACCEPTED) for kr in updated],
+            batch_size=2000)
     return {"objectives": len(objectives), "key_results": len(key_results),
             "dependencies": len(deps), "teams": len(teams) + len(departments) + 1}
 

@@ -314,6 +314,23 @@ def update_key_result(*, membership, key_result, version, title, start_value, ta
     return current
 
 
+def rollup_sentence(org, key_result, contributors=None):
+    """"Its value is the sum of 3 contributing key results." for a key result whose value
+    comes from the key results that feed it (accepted contributions), else "". Pass the
+    contributors when they are loaded already."""
+    if not key_result.rollup or key_result.is_milestone:
+        return ""
+    if contributors is None:
+        count = KeyResult.objects.for_org(org).filter(feeds=key_result).count()
+    else:
+        count = len(contributors)
+    if not count:
+        return ""
+    how = "sum" if key_result.rollup == "sum" else "mean"
+    return (f"Its value is the {how} of {count} contributing key "
+            f"result{'s' if count != 1 else ''}.")
+
+
 def record_check_in(*, membership, key_result, confidence, value=None, is_done=None, note="",
                     at=None):
     """Append a check-in and copy its value and confidence onto the key result."""
@@ -328,9 +345,17 @@ def record_check_in(*, membership, key_result, confidence, value=None, is_done=N
     v.choice("confidence", confidence)
     note = v.text("note", note)
     at = v.check_in_moment("at", at, objective.cycle)
+    rolled_up = rollup_sentence(org, key_result)
     if key_result.is_milestone:
         if not isinstance(is_done, bool):
             v.refuse("is_done", "Say whether the milestone is done.")
+        value = None
+    elif rolled_up:
+        # Its value comes from its contributors: a value typed here would be overwritten by
+        # the next recompute. Confidence and a note are still its owner's to give.
+        if value not in (None, ""):
+            v.refuse("value", f"{rolled_up} Check in on those; here, give your confidence "
+                              "and a note.")
         value = None
     else:
         value = v.decimal("value", value)
@@ -346,6 +371,8 @@ def record_check_in(*, membership, key_result, confidence, value=None, is_done=N
         changes = {"confidence": confidence, "last_check_in_at": at}
         if key_result.is_milestone:
             changes["is_done"] = bool(is_done)
+        elif rolled_up:
+            pass  # the value stays what its contributors add up to
         else:
             changes["current_value"] = value
         # A check-in dated before the latest one joins the history without replacing what the
