@@ -130,3 +130,137 @@ def test_with_contributors_left_the_shared_value_is_their_sum_at_once(
             services.link_key_result(membership=demo.mia, key_result=demo.deals, feeds=None)
         after = fresh(demo.customers)
         assert (after.current_value, after.rollup) == (Decimal(2), "sum")
+
+
+def test_a_manual_value_on_a_rolled_up_key_result_is_refused_with_the_reason(
+        demo, django_capture_on_commit_callbacks):
+    """Ava's check-in of 3 on "Win 12 new enterprise customers" was silently replaced by the
+    sum of its contributors. Now the value is refused, and confidence and a note still go in."""
+    from okrs.services import record_check_in
+
+    with scope(organization=demo.org):
+        shown = fresh(demo.customers).current_value
+        assert shown == fresh(demo.deals).current_value
+        with pytest.raises(ValidationError) as refused:
+            record_check_in(membership=demo.ava, key_result=fresh(demo.customers),
+                            confidence="at_risk", value=Decimal(3), note="3 signed")
+        assert ("Its value is the sum of 1 contributing key result."
+                in refused.value.message_dict["value"][0])
+        assert fresh(demo.customers).current_value == shown
+        with django_capture_on_commit_callbacks(execute=True):
+            check_in = record_check_in(membership=demo.ava, key_result=fresh(demo.customers),
+                                       confidence="at_risk", note="Two pilots wait for SSO.")
+        assert check_in.value is None
+        after = fresh(demo.customers)
+        assert (after.current_value, after.confidence) == (shown, "at_risk")
+
+
+def client_of(membership):
+    from tests.conftest import client_for
+
+    return client_for(membership.user)
+
+
+def kr_block(page, kr):
+    """The HTML of one key result's item on an objective page."""
+    start = page.index(f'id="kr-{kr.pk}"')
+    end = page.find('<li class="kr"', start)
+    return page[start:end if end != -1 else page.index("</ul>", start)]
+
+
+def test_a_rolled_up_key_result_says_so_on_its_page_and_forms(demo):
+    ava = client_of(demo.ava)
+    base = f"/o/{demo.org.slug}"
+    page = ava.get(f"{base}/objectives/{demo.reach.pk}/").content.decode()
+    block = kr_block(page, demo.customers)
+    assert "Its value is the sum of 1 contributing key result." in block
+    assert "Close 12 enterprise deals" in block and "(Sales)" in block
+    form = ava.get(f"{base}/key-results/{demo.customers.pk}/check-in/").content.decode()
+    assert "Its value is the sum of 1 contributing key result." in form
+    assert 'name="value"' not in form and 'name="confidence"' in form
+    edit = ava.get(f"{base}/key-results/{demo.customers.pk}/edit/").content.decode()
+    assert "Its value is the sum of 1 contributing key result." in edit
+    # A value posted anyway is refused with the reason, on the form.
+    with scope(organization=demo.org):
+        before = fresh(demo.customers).check_ins.count()
+    response = ava.post(f"{base}/key-results/{demo.customers.pk}/check-in/",
+                        {"value": "3", "confidence": "on_track", "note": "3 signed"})
+    assert response.status_code == 200
+    assert "Its value is the sum of 1 contributing key result." in response.content.decode()
+    with scope(organization=demo.org):
+        assert fresh(demo.customers).check_ins.count() == before
+
+
+def test_the_history_never_contradicts_the_number_on_screen(
+        demo, django_capture_on_commit_callbacks):
+    ava = client_of(demo.ava)
+    base = f"/o/{demo.org.slug}"
+    with django_capture_on_commit_callbacks(execute=True):
+        ava.post(f"{base}/key-results/{demo.customers.pk}/check-in/",
+                 {"confidence": "at_risk", "note": "Two pilots wait for SSO."})
+    page = ava.get(f"{base}/objectives/{demo.reach.pk}/").content.decode()
+    block = kr_block(page, demo.customers)
+    with scope(organization=demo.org):
+        shown = fresh(demo.customers).current_value
+        own_values = list(fresh(demo.customers).check_ins.exclude(value=None)
+                          .values_list("value", flat=True))
+    assert own_values  # the demo's own check-ins from before the roll-up
+    from okrs.charts import plain_number
+    assert f'data-testid="kr-current">{plain_number(shown)}<' in block
+    history = block[block.index("Check-in history"):]
+    # The newest entry is Ava's: no value of its own, the value is its contributors'.
+    assert history.index("value from its contributors") < history.index("Two pilots")
+    # Its own earlier values are marked as such, never shown as its value.
+    for value in own_values:
+        assert f"<strong>{plain_number(value)} customers</strong>" not in history
+    assert "its own value then" in history
+    assert 'class="spark"' not in block
+
+
+@pytest.mark.parametrize("a, b, same", [
+    ("customers", "Customer", True), (" $M ", "$M", True), ("MB", "$M", False),
+    ("", "", True), ("%", "", False), ("s", "", False), ("deals", "customers", False),
+])
+def test_units_match_case_space_and_plural_aside(a, b, same):
+    assert services.same_unit(a, b) is same
+
+
+def test_only_the_owners_answer_and_a_request_is_answered_once(revenue):
+    from tests.factories import KeyResultFactory
+
+    r = revenue
+    with scope(organization=r.org):
+        shared = KeyResultFactory(objective=r.arr, title="Enterprise logos", unit="%")
+        request = services.request_contribution(membership=r.mia_m, key_result=r.deals,
+                                                 shared=shared, rollup="sum")
+        assert request.status == "requested"
+        # A second request for the same key result waits for the first to end.
+        with pytest.raises(ValidationError, match="already waits"):
+            services.request_contribution(membership=r.mia_m, key_result=r.deals,
+                                          shared=shared)
+        with pytest.raises(PermissionDenied):
+            services.answer_contribution(membership=r.ethan_m, contribution=request,
+                                         accept=True)
+        services.answer_contribution(membership=r.liam_m, contribution=request, accept=False,
+                                     note="Logos count signed contracts only.")
+        with pytest.raises(ValidationError, match="answered or withdrawn"):
+            services.answer_contribution(membership=r.liam_m, contribution=request,
+                                         accept=True)
+        assert fresh(r.deals).feeds_id is None
+        # Declined, Mia may ask again; the alignment lead asking is accepted at once.
+        again = services.request_contribution(membership=r.liam_m, key_result=r.deals,
+                                              shared=shared, rollup="sum")
+        assert again.status == "accepted" and fresh(r.deals).feeds_id == shared.pk
+        assert fresh(shared).current_value == fresh(r.deals).current_value
+
+
+def test_a_milestone_cannot_add_up_and_a_loop_is_refused_at_the_request(revenue):
+    r = revenue
+    with scope(organization=r.org):
+        with pytest.raises(ValidationError, match="no value to add up"):
+            services.request_contribution(membership=r.ethan_m, key_result=r.sso,
+                                          shared=r.deals, rollup="sum")
+        # Deals depends on SSO: deals feeding SSO would close a loop.
+        with pytest.raises(ValidationError, match="loop"):
+            services.request_contribution(membership=r.mia_m, key_result=r.deals,
+                                          shared=r.sso)
