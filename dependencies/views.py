@@ -207,8 +207,11 @@ def key_result_link(request, key_result_pk):
             messages.success(request, f"Asked {contribution.shared.owner_team.name} to accept. "
                              "Nothing changes until they do.")
         return redirect(_objective_url(request, key_result.objective_id, f"#kr-{key_result.pk}"))
+    last = None if current else (
+        Contribution.objects.for_org(request.org).filter(key_result=key_result)
+        .select_related("shared", "responded_by").first())
     return render(request, "dependencies/key_result_link.html", {
-        "form": form, "key_result": key_result, "current": current})
+        "form": form, "key_result": key_result, "current": current, "last": last})
 
 
 @org_view
