@@ -264,3 +264,18 @@ def test_a_milestone_cannot_add_up_and_a_loop_is_refused_at_the_request(revenue)
         with pytest.raises(ValidationError, match="loop"):
             services.request_contribution(membership=r.mia_m, key_result=r.deals,
                                           shared=r.sso)
+
+
+def test_the_weekly_digest_asks_the_owner_to_answer(revenue):
+    from nudges import content
+
+    r = revenue
+    with scope(organization=r.org):
+        shared = KeyResult.objects.create(
+            organization=r.org, objective=r.win, title="Pipeline coverage", start_value=0,
+            target_value=3, current_value=1, unit="%", owner_team=r.sales)
+        services.request_contribution(membership=r.ethan_m, key_result=r.sso, shared=shared)
+        mia = Membership.objects.select_related("organization", "user").get(
+            organization=r.org, user=r.mia)
+        decisions = [x["title"] for x in content.build(mia).decisions]
+    assert "Engineering asks to count “Ship SSO” in “Pipeline coverage”" in decisions
