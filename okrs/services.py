@@ -279,6 +279,25 @@ def create_key_result(*, membership, objective, title, kind, start_value=None, t
     return key_result
 
 
+def _check_rollup_units(org, key_result, unit):
+    """A key result that adds up with others keeps their unit: its contributors' if its value
+    is their sum or mean, the shared key result's if it adds up into one."""
+    from dependencies.services import same_unit
+
+    others = []
+    if key_result.rollup:
+        others = list(KeyResult.objects.for_org(org).filter(feeds=key_result))
+    if key_result.feeds_id:
+        others += list(KeyResult.objects.for_org(org).filter(pk=key_result.feeds_id)
+                       .exclude(rollup=""))
+    for other in others:
+        if not same_unit(unit, other.unit):
+            raise ValidationError({"unit": (
+                f"Its value adds up with “{other.title}”, which counts "
+                f"{other.unit.strip() or 'no unit'}. Stop that contribution before you change "
+                "the unit.")})
+
+
 def update_key_result(*, membership, key_result, version, title, start_value, target_value,
                       unit, owner_team, owner, weight):
     org = membership.organization
@@ -297,6 +316,8 @@ def update_key_result(*, membership, key_result, version, title, start_value, ta
                 "This key result was changed while you were editing it. Review it and save again.",
                 version=current.version,
             )
+        if unit != current.unit:
+            _check_rollup_units(org, current, unit)
         current.title, current.unit, current.owner_team = title, unit, owner_team
         current.owner, current.weight = owner, weight
         old_target = current.target_value

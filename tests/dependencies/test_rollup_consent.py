@@ -279,3 +279,17 @@ def test_the_weekly_digest_asks_the_owner_to_answer(revenue):
             organization=r.org, user=r.mia)
         decisions = [x["title"] for x in content.build(mia).decisions]
     assert "Engineering asks to count “Ship SSO” in “Pipeline coverage”" in decisions
+
+
+def test_a_unit_change_cannot_break_a_sum(demo):
+    from okrs.services import update_key_result
+
+    with scope(organization=demo.org):
+        for kr in (fresh(demo.deals), fresh(demo.customers)):
+            with pytest.raises(ValidationError) as refused:
+                update_key_result(
+                    membership=demo.ava, key_result=kr, version=kr.version, title=kr.title,
+                    start_value=kr.start_value, target_value=kr.target_value, unit="deals",
+                    owner_team=kr.owner_team, owner=kr.owner, weight=kr.weight)
+            assert "adds up with" in refused.value.message_dict["unit"][0]
+            assert fresh(kr).unit == "customers"
