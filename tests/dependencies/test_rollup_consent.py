@@ -293,3 +293,32 @@ def test_a_unit_change_cannot_break_a_sum(demo):
                     owner_team=kr.owner_team, owner=kr.owner, weight=kr.weight)
             assert "adds up with" in refused.value.message_dict["unit"][0]
             assert fresh(kr).unit == "customers"
+
+
+def test_the_objective_page_asks_the_same_queries_for_few_or_many_contributors(world_a):
+    """Requests and contributors, both ways, are loaded for the page in a fixed number of
+    queries (no query per row)."""
+    from tests.conftest import client_for
+    from tests.factories import ContributionFactory, KeyResultFactory, ObjectiveFactory
+    from tests.querycount import assert_same_queries, count_queries
+
+    w = world_a
+    shared = KeyResultFactory(objective=w.company_objective, title="Logos", rollup="sum")
+    other = KeyResultFactory(objective=w.company_objective, title="Second shared")
+
+    def contributors(n):
+        for _ in range(n):
+            o = ObjectiveFactory(organization=w.org, cycle=w.cycle, team=w.team,
+                                 parent=w.company_objective)
+            KeyResultFactory(objective=o, feeds=shared, current_value=Decimal(1))
+            ContributionFactory(key_result=KeyResultFactory(objective=o), shared=other)
+
+    contributors(2)
+    page = f"/o/{w.org.slug}/objectives/{w.company_objective.pk}/"
+    client = client_for(w.admin.user)
+    small = count_queries(lambda: client.get(page))
+    contributors(20)
+    large = count_queries(lambda: client.get(page))
+    assert large[0].status_code == 200
+    assert "Its value is the sum of 22 contributing key results." in large[0].content.decode()
+    assert_same_queries(small, large)
