@@ -350,6 +350,14 @@ def build_company(org, cycle, *, people, teams, objectives, krs, dependencies, c
                   for k, o in enumerate(team_objectives[:max(1, len(team_objectives) // 10)])
                   if squads and squads[(k + 1) % len(squads)].pk != o.team_id]
         ObjectiveShare.objects.bulk_create(shares, batch_size=2000)
+        # Requests to feed another team's key result, waiting for an answer.
+        asks = len(key_results) // 50 or min(1, len(key_results) // 2)
+        Contribution.objects.bulk_create([
+            Contribution(organization=org, key_result=key_results[k],
+                         shared=key_results[-1 - k], requested_by=users[0])
+            for k in range(asks)
+            if key_results[k].owner_team_id != key_results[-1 - k].owner_team_id],
+            batch_size=2000)
         workflows = [Workflow(organization=org, cycle=cycle, objective=rows[k], lead=users[1],
                               purpose="Deliver this together, on one plan.")
                      for k in range(min(len(rows), len(roots) + len(areas)))]
