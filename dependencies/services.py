@@ -322,8 +322,10 @@ def _alert_owners(org, contribution, membership):
                       .exclude(user_id=membership.user_id).select_related("user"))
     team = key_result.owner_team.name
     title = _request_title(contribution)
-    how = (f"its value would then be the {contribution.get_rollup_display().lower()}"
-           if contribution.rollup else "only its health would count, not its value")
+    rollup = shared.get_rollup_display() if shared.rollup else (
+        contribution.get_rollup_display() if contribution.rollup else "")
+    how = (f"its value would then count in the {rollup.lower()}" if rollup
+           else "only its health would count, not its value")
     url = settings.SITE_URL + reverse("objective", args=[org.slug, shared.objective_id]) + (
         f"#contribution-{contribution.pk}")
     Notification.objects.bulk_create([Notification(
