@@ -68,5 +68,9 @@ def parse_database_url(url):
             path = path[1:]
         else:
             path = path.lstrip("/") or ":memory:"
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": path}
+        # SQLite has one writer at a time. IMMEDIATE: a transaction takes the write lock when
+        # it begins and waits for it (up to ``timeout`` seconds), instead of failing with
+        # "database is locked" when a request and a background recompute write at once.
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": path,
+                "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20}}
     raise ImproperlyConfigured(f"DATABASE_URL has an unsupported scheme: {scheme!r}.")

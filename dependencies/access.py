@@ -4,7 +4,7 @@ from django.http import Http404
 
 from okrs.models import KeyResult, Objective
 
-from .models import Dependency, Notification, ObjectiveShare, RecoveryAction
+from .models import Contribution, Dependency, Notification, ObjectiveShare, RecoveryAction
 
 
 def _one(qs, pk, what):
@@ -22,6 +22,13 @@ def access_dependency(membership, pk):
 def access_share(membership, pk):
     return _one(ObjectiveShare.objects.for_org(membership.organization)
                 .select_related("objective__cycle", "objective__team", "team"), pk, "share")
+
+
+def access_contribution(membership, pk):
+    return _one(Contribution.objects.for_org(membership.organization).select_related(
+        "key_result__objective__cycle", "key_result__objective__team", "key_result__owner_team",
+        "shared__objective__cycle", "shared__objective__team", "shared__owner_team"),
+        pk, "contribution")
 
 
 def access_recovery_action(membership, pk):

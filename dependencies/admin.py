@@ -5,6 +5,7 @@ from django.contrib import admin
 
 from .models import (
     AlertEmail,
+    Contribution,
     Dependency,
     DependencyEvent,
     NetworkState,
@@ -19,6 +20,13 @@ from .models import (
 class DependencyAdmin(admin.ModelAdmin):
     list_display = ["__str__", "organization"]
     list_filter = ["organization"]
+
+
+@admin.register(Contribution)
+class ContributionAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "status", "organization"]
+    list_filter = ["organization", "status"]
+    raw_id_fields = ["key_result", "shared", "requested_by", "responded_by"]
 
 
 @admin.register(DependencyEvent)

@@ -51,6 +51,13 @@ class ShareForm(pickers.PickerFormMixin, forms.Form):
                            params={"exclude": objective.team})
 
 
+class ContributionAnswerForm(forms.Form):
+    answer = forms.ChoiceField(choices=[("accept", "Accept"), ("decline", "Decline")],
+                               widget=forms.HiddenInput)
+    note = forms.CharField(label="Note", max_length=1000, required=False,
+                           widget=forms.Textarea(attrs={"rows": 2}))
+
+
 class LinkForm(pickers.PickerFormMixin, forms.Form):
     feeds = forms.ModelChoiceField(
         label="Contributes to", required=False, queryset=KeyResult.objects.none(),
@@ -59,7 +66,8 @@ class LinkForm(pickers.PickerFormMixin, forms.Form):
     rollup = forms.ChoiceField(
         label="The shared key result's value", required=False,
         choices=[("", "Keep its own check-ins"), *KeyResult._meta.get_field("rollup").choices],
-        help_text="Sum or mean: its value then follows the key results that feed it.")
+        help_text="Sum or mean: its value then follows the key results that feed it, once its "
+                  "owners accept. The units must match.")
 
     def __init__(self, *args, org, key_result, **kwargs):
         super().__init__(*args, **kwargs)

@@ -25,7 +25,7 @@ from orgs.models import Team
 from orgs.services import lock_organization
 from orgs.trees import allocate_tree_ids, nested_sets
 
-from .models import Dependency
+from .models import Contribution, Dependency
 
 
 def build(org, cycle, nodes, *, seed=7):
@@ -121,6 +121,11 @@ def build(org, cycle, nodes, *, seed=7):
             insert_rows(KeyResult, key_results)
         else:
             KeyResult.objects.for_org(org).bulk_update(updated, ["feeds"], batch_size=1000)
+        # Each link was accepted by the shared key result's owners (see Contribution).
+        Contribution.objects.bulk_create(
+            [Contribution(organization=org, key_result=kr, shared_id=kr.feeds_id,
+                          status=Contribution.Status.ACCEPTED) for kr in updated],
+            batch_size=2000)
         insert_rows(Dependency, deps)
     return {"objectives": len(objectives), "key_results": len(key_results),
             "dependencies": len(deps), "teams": len(teams) + len(departments) + 1}
@@ -422,6 +427,14 @@ def build_company(org, cycle, *, people, teams, objectives, krs, dependencies, c
                   for k, o in enumerate(team_objectives[:max(1, len(team_objectives) // 10)])
                   if squads and squads[(k + 1) % len(squads)].pk != o.team_id]
         ObjectiveShare.objects.bulk_create(shares, batch_size=2000)
+        # Requests to feed another team's key result, waiting for an answer.
+        asks = len(key_results) // 50 or min(1, len(key_results) // 2)
+        Contribution.objects.bulk_create([
+            Contribution(organization=org, key_result=key_results[k],
+                         shared=key_results[-1 - k], requested_by=users[0])
+            for k in range(asks)
+            if key_results[k].owner_team_id != key_results[-1 - k].owner_team_id],
+            batch_size=2000)
         workflows = [Workflow(organization=org, cycle=cycle, objective=rows[k], lead=users[1],
                               purpose="Deliver this together, on one plan.")
                      for k in range(min(len(rows), len(roots) + len(areas)))]

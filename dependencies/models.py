@@ -5,7 +5,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from okrs.models import Health, KeyResult, Objective
+from okrs.models import Health, KeyResult, Objective, Rollup
 from orgs.models import Cycle, Organization, Team
 from orgs.scoping import OrgQuerySet, org_manager
 from orgs.validation import choice_constraint
@@ -38,6 +38,69 @@ class ObjectiveShare(models.Model):
 
     def __str__(self):
         return f"{self.objective} shared with {self.team} ({self.kind})"
+
+
+class ContributionQuerySet(OrgQuerySet):
+    def open(self):
+        return self.filter(status__in=Contribution.OPEN)
+
+
+class Contribution(models.Model):
+    """A key result asks to feed another team's (shared) key result. The shared key result's
+    owners (its team's lead, the leads above, an alignment lead) accept or decline; only an
+    accepted contribution sets ``KeyResult.feeds`` and can make the shared value a sum or a
+    mean. Declined, withdrawn and removed ones stay as history."""
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", "Waiting for an answer"
+        ACCEPTED = "accepted", "Accepted"
+        DECLINED = "declined", "Declined"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+        REMOVED = "removed", "Removed"
+
+    OPEN = (Status.REQUESTED, Status.ACCEPTED)
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    key_result = models.ForeignKey(KeyResult, on_delete=models.CASCADE,
+                                   related_name="contributions_out")
+    shared = models.ForeignKey(KeyResult, on_delete=models.CASCADE,
+                               related_name="contributions_in")
+    # What the shared key result's value becomes once accepted: "" keeps its own check-ins.
+    rollup = models.CharField(max_length=4, choices=Rollup.choices, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.REQUESTED)
+    note = models.TextField("why it contributes", max_length=1000, blank=True)
+    response_note = models.TextField(max_length=1000, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    responded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+")
+    responded_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = org_manager(ContributionQuerySet)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            # A key result feeds one shared key result at a time, asked or accepted.
+            models.UniqueConstraint(fields=["key_result"],
+                                    condition=Q(status__in=["requested", "accepted"]),
+                                    name="one_open_contribution_per_key_result"),
+            models.CheckConstraint(condition=~Q(key_result=models.F("shared")),
+                                   name="contribution_not_to_itself"),
+            choice_constraint("status", ["requested", "accepted", "declined", "withdrawn",
+                                         "removed"]),
+            choice_constraint("rollup", Rollup, blank=True),
+        ]
+
+    def __str__(self):
+        return f"{self.key_result} feeds {self.shared} ({self.status})"
+
+    @property
+    def is_open(self):
+        return self.status in self.OPEN
 
 
 class DependencyQuerySet(OrgQuerySet):
@@ -220,11 +283,14 @@ class Notification(models.Model):
         RECOVERED = "recovered", "Recovered"
         ABOVE = "above", "The objective this contributes to is at risk"
         IMPACT = "impact", "A company or department objective turned at risk: its impact"
+        REQUEST = "request", "A request to answer"
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
-    run = models.ForeignKey(PropagationRun, on_delete=models.CASCADE, related_name="notifications")
+    # Empty for a request (a contribution to answer), which no propagation run raised.
+    run = models.ForeignKey(PropagationRun, on_delete=models.CASCADE, null=True, blank=True,
+                            related_name="notifications")
     kind = models.CharField(max_length=10, choices=Kind.choices)
     health = models.CharField(max_length=10, choices=Health.choices, blank=True)
     objective = models.ForeignKey(Objective, on_delete=models.CASCADE, related_name="+")
@@ -244,7 +310,7 @@ class Notification(models.Model):
         ordering = ["-created_at", "-pk"]
         indexes = [models.Index(fields=["user", "organization", "read_at"])]
         constraints = [
-            choice_constraint("kind", ["worse", "recovered", "above", "impact"]),
+            choice_constraint("kind", ["worse", "recovered", "above", "impact", "request"]),
             choice_constraint("health", Health, blank=True),
         ]
 

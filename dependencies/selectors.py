@@ -8,10 +8,11 @@ from django.utils import timezone
 
 from okrs.models import KeyResult, Objective
 from orgs.models import Cycle, Team
+from orgs.permissions import can_answer_contribution, preload_co_owners
 
 from . import reasons
-from .models import Dependency, NetworkState, ObjectiveShare, RecoveryAction
-from .services import allowed_answers, is_escalated
+from .models import Contribution, Dependency, NetworkState, ObjectiveShare, RecoveryAction
+from .services import allowed_answers, can_stop_contribution, is_escalated
 
 
 def annotate(dependencies, membership):
@@ -39,9 +40,26 @@ def objective_network(org, objective, membership):
     feeds = {k.pk: k for k in KeyResult.objects.for_org(org)
              .filter(pk__in=[k.feeds_id for k in krs if k.feeds_id])
              .select_related("owner_team", "objective")}
+    # Contributions asked or accepted, both ways: who may answer or stop each.
+    open_contributions = list(
+        Contribution.objects.for_org(org).open()
+        .filter(Q(key_result__in=kr_ids) | Q(shared__in=kr_ids))
+        .select_related("key_result__owner_team", "key_result__objective__team",
+                        "shared__owner_team", "shared__objective__team", "requested_by"))
+    preload_co_owners([o for c in open_contributions
+                       for o in (c.key_result.objective, c.shared.objective)])
+    accepted = {}
+    for c in open_contributions:
+        c.can_answer = membership is not None and can_answer_contribution(membership, c.shared)
+        c.can_stop = membership is not None and can_stop_contribution(membership, c)
+        if c.status == Contribution.Status.ACCEPTED:
+            accepted[c.key_result_id] = c
     for k in krs:
         k.feeds_kr = feeds.get(k.feeds_id)
         k.fed_by = [c for c in fed_by if c.feeds_id == k.pk]
+        k.contribution = accepted.get(k.pk)
+        for c in k.fed_by:
+            c.contribution = accepted.get(c.pk)
     other_owners = sorted({k.owner_team.name for k in krs if k.owner_team_id != objective.team_id})
     depends_on = [d for d in deps if d.downstream_objective_id == objective.pk
                   or d.downstream_key_result_id in kr_ids]
@@ -56,6 +74,10 @@ def objective_network(org, objective, membership):
                            or d.upstream_key_result_id in kr_ids)],
         "kr_owner_teams": other_owners,
         "contributions": [k for k in krs if k.feeds_kr or k.fed_by],
+        "requests_in": [c for c in open_contributions if c.shared_id in kr_ids
+                        and c.status == Contribution.Status.REQUESTED],
+        "requests_out": [c for c in open_contributions if c.key_result_id in kr_ids
+                         and c.status == Contribution.Status.REQUESTED],
         "recovery_actions": list(RecoveryAction.objects.for_org(org).filter(objective=objective)
                                  .select_related("owner")),
     }

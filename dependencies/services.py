@@ -6,19 +6,29 @@ write that can move health marks the cycle for a recompute.
 """
 
 from datetime import timedelta
+from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
-from okrs.models import KeyResult, Objective
+from okrs.models import CheckIn, KeyResult, Objective, Rollup
 from orgs import permissions
 from orgs.models import Cycle, Membership, Team
 from orgs.services import lock_organization
 from orgs.validation import Fields
 
 from . import graph, network
-from .models import Dependency, DependencyEvent, ObjectiveShare, RecoveryAction
+from .models import (
+    Contribution,
+    Dependency,
+    DependencyEvent,
+    Notification,
+    ObjectiveShare,
+    RecoveryAction,
+)
 
 Status = Dependency.Status
 
@@ -204,40 +214,253 @@ def unshare_objective(*, membership, share):
         network.mark_changed(share.objective.cycle)
 
 
-def link_key_result(*, membership, key_result, feeds, rollup=None):
-    """Say that ``key_result`` contributes to the shared key result ``feeds`` (or None to unlink).
-    ``rollup`` (sum, mean or "") is set on the shared key result when given."""
+def same_unit(a, b):
+    """Whether two units name the same thing: case, spaces and a plural "s" aside
+    ("customers" and "Customer" match; "MB" and "$M" do not)."""
+    def norm(unit):
+        unit = " ".join((unit or "").split()).casefold()
+        return unit[:-1] if len(unit) > 2 and unit.endswith("s") else unit
+    return norm(a) == norm(b)
+
+
+def _unit_of(key_result):
+    return key_result.unit.strip() or "no unit"
+
+
+def _check_contribution(org, key_result, shared, rollup):
+    """Why ``key_result`` cannot feed ``shared`` with ``rollup`` (a ValidationError), if so."""
+    if shared.organization_id != org.pk:
+        raise ValidationError({"feeds": "Choose a key result of this organization."})
+    if shared.pk == key_result.pk:
+        raise ValidationError({"feeds": "A key result cannot feed itself."})
+    if shared.objective.cycle_id != key_result.objective.cycle_id:
+        raise ValidationError({"feeds": "The shared key result must be in the same cycle."})
+    if shared.objective.is_retired or key_result.objective.is_retired:
+        raise ValidationError({"feeds": "That key result's objective is retired."})
+    if shared.rollup and rollup and rollup != shared.rollup:
+        raise ValidationError({"rollup": (
+            f"“{shared.title}” already takes the {shared.get_rollup_display().lower()}; "
+            "ask for the same, or keep its own check-ins.")})
+    if rollup or shared.rollup:
+        if shared.is_milestone:
+            raise ValidationError({"rollup": "A milestone cannot add up values."})
+        if key_result.is_milestone:
+            raise ValidationError({"rollup": (
+                "A milestone has no value to add up. Choose “Keep its own check-ins” to let "
+                "only its health count.")})
+        if not same_unit(key_result.unit, shared.unit):
+            raise ValidationError({"feeds": (
+                f"The units do not match: “{key_result.title}” counts {_unit_of(key_result)}, "
+                f"“{shared.title}” counts {_unit_of(shared)}. Only key results in the same "
+                "unit can add up.")})
+
+
+def _contributors(org, shared):
+    return KeyResult.objects.for_org(org).filter(feeds=shared)
+
+
+def _refresh_shared_value(org, shared):
+    """Right after a contributor joins or leaves: the shared key result's value is the sum or
+    mean of the contributors it has now; with none left it stops adding up and shows its own
+    latest check-in again (or its start value). The recompute that follows agrees."""
+    current = KeyResult.objects.for_org(org).select_for_update(no_key=True).get(pk=shared.pk)
+    values = [v for v in _contributors(org, current).values_list("current_value", flat=True)
+              if v is not None]
+    changes = {}
+    if not _contributors(org, current).exists():
+        if not current.rollup:
+            return shared
+        own = (CheckIn.objects.for_org(org).filter(key_result=current, value__isnull=False)
+               .order_by("-created_at", "-pk").values_list("value", flat=True).first())
+        changes = {"rollup": "", "current_value": own if own is not None
+                   else current.start_value}
+    elif current.rollup and values and not current.is_milestone:
+        total = sum(values, Decimal(0))
+        value = total if current.rollup == Rollup.SUM else total / len(values)
+        changes = {"current_value": value.quantize(Decimal("0.0001"))}
+    if changes:
+        KeyResult.objects.for_org(org).filter(pk=current.pk).update(**changes)
+        for field, value in changes.items():
+            setattr(shared, field, value)
+    return shared
+
+
+def _accept(org, contribution, membership):
+    """Make an accepted contribution real: the link, the roll-up, the value, a recompute."""
+    key_result, shared = contribution.key_result, contribution.shared
+    graph.check_no_loop(org, graph.node_of(key_result), graph.node_of(shared), field="feeds")
+    KeyResult.objects.for_org(org).filter(pk=key_result.pk).update(feeds=shared)
+    key_result.feeds = shared
+    if contribution.rollup and not shared.rollup:
+        KeyResult.objects.for_org(org).filter(pk=shared.pk).update(rollup=contribution.rollup)
+        shared.rollup = contribution.rollup
+    contribution.status = Contribution.Status.ACCEPTED
+    contribution.responded_by, contribution.responded_at = membership.user, timezone.now()
+    _refresh_shared_value(org, shared)
+    network.mark_changed(shared.objective.cycle)
+
+
+def _request_title(contribution):
+    return (f"{contribution.key_result.owner_team.name} asks to count "
+            f"“{contribution.key_result.title}” in “{contribution.shared.title}”")[:200]
+
+
+def _alert_owners(org, contribution, membership):
+    """Tell the people who can answer: in the app and by email, through the outbox."""
+    from nudges import outbox
+    from nudges.models import OutboundEmail
+    from nudges.services import wants
+
+    shared, key_result = contribution.shared, contribution.key_result
+    ids = {shared.owner_id, shared.owner_team.lead_id, shared.objective.team.lead_id}
+    ids -= {None, membership.user_id}
+    members = {m.user_id: m for m in Membership.objects.for_org(org).filter(user_id__in=ids)
+               .select_related("user")}
+    people = [m for m in members.values() if permissions.can_answer_contribution(m, shared)]
+    if not people:  # nobody leads the team that owns it: the alignment leads answer
+        people = list(Membership.objects.for_org(org)
+                      .filter(role__in=permissions.MANAGERS)
+                      .exclude(user_id=membership.user_id).select_related("user"))
+    team = key_result.owner_team.name
+    title = _request_title(contribution)
+    rollup = shared.get_rollup_display() if shared.rollup else (
+        contribution.get_rollup_display() if contribution.rollup else "")
+    how = (f"its value would then count in the {rollup.lower()}" if rollup
+           else "only its health would count, not its value")
+    url = settings.SITE_URL + reverse("objective", args=[org.slug, shared.objective_id]) + (
+        f"#contribution-{contribution.pk}")
+    Notification.objects.bulk_create([Notification(
+        organization=org, user_id=m.user_id, kind=Notification.Kind.REQUEST,
+        objective_id=shared.objective_id, key_result=shared, title=title)
+        for m in people])
+    for m in people:
+        if not wants(org, m.user_id, "alerts"):
+            continue
+        text = (f"Hello {m.user.display_name},\n\n{membership.user.display_name} ({team}) asks "
+                f"to count “{key_result.title}” in “{shared.title}”: {how}.\n"
+                "Nothing changes until you accept. Accept or decline it here:\n"
+                f"{url}\n")
+        outbox.queue(kind=OutboundEmail.Kind.ALERT, to=m.user.email, subject=title, text=text,
+                     organization=org, key=f"contribution:{contribution.pk}:{m.user_id}")
+    return people
+
+
+def request_contribution(*, membership, key_result, shared, rollup="", note=""):
+    """Ask that ``key_result`` feed ``shared`` (usually another team's key result), and that
+    the shared one's value become the sum or mean of its contributors (``rollup``) or keep its
+    own check-ins (""). Nothing changes until the shared key result's owners accept; when the
+    person asking may accept it, it is accepted at once."""
     org = membership.organization
     if not permissions.can_edit_objective(membership, key_result.objective):
         raise PermissionDenied("You can link key results only of teams you lead.")
-    if rollup is not None:
-        v = Fields(KeyResult)
-        v.choice("rollup", rollup)
-        v.done()
-    if feeds is not None:
-        if feeds.organization_id != org.pk:
-            raise ValidationError({"feeds": "Choose a key result of this organization."})
-        if feeds.pk == key_result.pk:
-            raise ValidationError({"feeds": "A key result cannot feed itself."})
-        if feeds.objective.cycle_id != key_result.objective.cycle_id:
-            raise ValidationError({"feeds": "The shared key result must be in the same cycle."})
-        if feeds.objective.is_retired:
-            raise ValidationError({"feeds": "That key result's objective is retired."})
+    v = Fields(Contribution)
+    rollup = rollup or ""
+    v.choice("rollup", rollup)
+    note = v.text("note", note)
+    v.done()
+    _check_contribution(org, key_result, shared, rollup)
     _check_open_cycle(key_result.objective.cycle)
     with transaction.atomic():
         lock_organization(org)
-        if feeds is not None:
-            graph.check_no_loop(org, graph.node_of(key_result), graph.node_of(feeds),
-                                field="feeds")
-        KeyResult.objects.for_org(org).filter(pk=key_result.pk).update(feeds=feeds)
-        key_result.feeds = feeds
-        if feeds is not None and rollup is not None:
-            if rollup and feeds.is_milestone:
-                raise ValidationError({"rollup": "A milestone cannot add up values."})
-            KeyResult.objects.for_org(org).filter(pk=feeds.pk).update(rollup=rollup)
-            feeds.rollup = rollup
-        network.mark_changed(key_result.objective.cycle)
-    return key_result
+        shared = KeyResult.objects.for_org(org).select_related(
+            "objective__cycle", "objective__team", "owner_team").get(pk=shared.pk)
+        _check_contribution(org, key_result, shared, rollup)  # as stored now, under the lock
+        current = Contribution.objects.for_org(org).open().filter(
+            key_result=key_result).select_related("shared").first()
+        if current is not None:
+            what = ("already feeds" if current.status == Contribution.Status.ACCEPTED
+                    else "already waits for an answer from the owners of")
+            raise ValidationError({"feeds": (
+                f"“{key_result.title}” {what} “{current.shared.title}”. Stop that first.")})
+        graph.check_no_loop(org, graph.node_of(key_result), graph.node_of(shared),
+                            field="feeds")
+        contribution = Contribution.objects.create(
+            organization=org, key_result=key_result, shared=shared, rollup=rollup, note=note,
+            requested_by=membership.user)
+        if permissions.can_answer_contribution(membership, shared):
+            _accept(org, contribution, membership)
+            contribution.save()
+        else:
+            _alert_owners(org, contribution, membership)
+    return contribution
+
+
+def answer_contribution(*, membership, contribution, accept, note=""):
+    """The shared key result's owners accept a contribution (it then feeds, and may add up
+    into, their key result) or decline it (nothing changes)."""
+    org = membership.organization
+    if not permissions.can_answer_contribution(membership, contribution.shared):
+        raise PermissionDenied("Only the owners of the shared key result, or an alignment "
+                               "lead, can answer.")
+    v = Fields(Contribution)
+    note = v.text("response_note", note)
+    v.done()
+    _check_open_cycle(contribution.shared.objective.cycle)
+    with transaction.atomic():
+        lock_organization(org)
+        current = (Contribution.objects.for_org(org).select_for_update(no_key=True)
+                   .filter(pk=contribution.pk).first())
+        if current is None or current.status != Contribution.Status.REQUESTED:
+            raise ValidationError("This request was answered or withdrawn already.")
+        current.key_result, current.shared = contribution.key_result, contribution.shared
+        current.response_note = note
+        if accept:
+            _check_contribution(org, current.key_result, current.shared, current.rollup)
+            _accept(org, current, membership)
+        else:
+            current.status = Contribution.Status.DECLINED
+            current.responded_by, current.responded_at = membership.user, timezone.now()
+        current.save()
+        Notification.objects.for_org(org).filter(
+            kind=Notification.Kind.REQUEST, key_result=current.shared,
+            title=_request_title(current), read_at__isnull=True).update(read_at=timezone.now())
+    return current
+
+
+def can_stop_contribution(membership, contribution):
+    return (permissions.can_edit_objective(membership, contribution.key_result.objective)
+            or permissions.can_answer_contribution(membership, contribution.shared))
+
+
+def stop_contribution(*, membership, contribution):
+    """Withdraw a request, or end an accepted contribution (either side may). An accepted one
+    leaves the shared key result at once: its value is what its remaining contributors add up
+    to, or its own latest check-in when none is left (and it stops adding up)."""
+    org = membership.organization
+    if not can_stop_contribution(membership, contribution):
+        raise PermissionDenied("Only the leads of either key result's team can stop this.")
+    with transaction.atomic():
+        lock_organization(org)
+        current = (Contribution.objects.for_org(org).select_for_update(no_key=True)
+                   .filter(pk=contribution.pk).first())
+        if current is None or not current.is_open:
+            raise ValidationError("This contribution has ended already.")
+        shared, key_result = contribution.shared, contribution.key_result
+        was_accepted = current.status == Contribution.Status.ACCEPTED
+        current.status = (Contribution.Status.REMOVED if was_accepted
+                          else Contribution.Status.WITHDRAWN)
+        current.save()
+        if was_accepted:
+            KeyResult.objects.for_org(org).filter(pk=key_result.pk, feeds=shared).update(
+                feeds=None)
+            key_result.feeds = None
+            _refresh_shared_value(org, shared)
+            network.mark_changed(shared.objective.cycle)
+    return current
+
+
+def link_key_result(*, membership, key_result, feeds, rollup=None):
+    """``key_result`` asks to feed ``feeds`` (see ``request_contribution``), or with None
+    stops what it feeds or asked to feed. Returns the contribution, or None."""
+    org = membership.organization
+    if feeds is not None:
+        return request_contribution(membership=membership, key_result=key_result, shared=feeds,
+                                    rollup=rollup or "")
+    if not permissions.can_edit_objective(membership, key_result.objective):
+        raise PermissionDenied("You can link key results only of teams you lead.")
+    current = (Contribution.objects.for_org(org).open().filter(key_result=key_result)
+               .select_related("shared__objective__cycle", "key_result__objective").first())
+    return stop_contribution(membership=membership, contribution=current) if current else None
 
 
 # Recovery plans --------------------------------------------------------------------------------

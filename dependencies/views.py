@@ -21,14 +21,22 @@ from orgs.pickers import find_data
 
 from . import selectors, services
 from .access import (
+    access_contribution,
     access_dependency,
     access_node,
     access_recovery_action,
     access_share,
     notifications_of,
 )
-from .forms import AnswerForm, DependencyForm, LinkForm, RecoveryActionForm, ShareForm
-from .models import Dependency
+from .forms import (
+    AnswerForm,
+    ContributionAnswerForm,
+    DependencyForm,
+    LinkForm,
+    RecoveryActionForm,
+    ShareForm,
+)
+from .models import Contribution, Dependency
 from .propagation import RULES
 from .selectors import at_risk_from_upstream
 
@@ -229,26 +237,73 @@ def share_remove(request, share_pk):
 
 @org_view
 def key_result_link(request, key_result_pk):
+    """Ask that a key result feed another team's: a request its owners answer. While one is
+    open, the page shows it (and how to stop it) instead of the form."""
     key_result = access_node(request.membership, "k", key_result_pk)
     if not can_edit_objective(request.membership, key_result.objective):
         raise PermissionDenied("You can link key results only of teams you lead.")
-    initial = {"feeds": key_result.feeds_id or ""}
-    form = LinkForm(find_data(request), org=request.org, key_result=key_result,
-                    initial=initial)
+    current = (Contribution.objects.for_org(request.org).open().filter(key_result=key_result)
+               .select_related("shared__objective", "shared__owner_team").first())
+    form = LinkForm(find_data(request), org=request.org, key_result=key_result)
 
     def save(data):
-        feeds = None
-        if data["feeds"]:
-            feeds = access_node(request.membership, "k", data["feeds"].pk)
-        return services.link_key_result(
-            membership=request.membership, key_result=key_result, feeds=feeds,
-            rollup=data["rollup"] if feeds is not None else None)
+        if not data["feeds"]:
+            raise ValidationError({"feeds": "Choose the shared key result it contributes to."})
+        feeds = access_node(request.membership, "k", data["feeds"].pk)
+        return services.request_contribution(
+            membership=request.membership, key_result=key_result, shared=feeds,
+            rollup=data["rollup"])
 
-    if submit(request, form, save) is not None:
-        messages.success(request, "Contribution saved. Health is being recomputed.")
+    contribution = None if current else submit(request, form, save)
+    if contribution is not None:
+        if contribution.status == Contribution.Status.ACCEPTED:
+            messages.success(request, "Contribution saved. Health is being recomputed.")
+        else:
+            messages.success(request, f"Asked {contribution.shared.owner_team.name} to accept. "
+                             "Nothing changes until they do.")
         return redirect(_objective_url(request, key_result.objective_id, f"#kr-{key_result.pk}"))
+    last = None if current else (
+        Contribution.objects.for_org(request.org).filter(key_result=key_result)
+        .select_related("shared", "responded_by").first())
     return render(request, "dependencies/key_result_link.html", {
-        "form": form, "key_result": key_result})
+        "form": form, "key_result": key_result, "current": current, "last": last})
+
+
+@org_view
+def contribution_answer(request, contribution_pk):
+    contribution = access_contribution(request.membership, contribution_pk)
+    if (refused := post_only(request)) is not None:
+        return refused
+    form = ContributionAnswerForm(request.POST)
+    result = submit(request, form, lambda data: services.answer_contribution(
+        membership=request.membership, contribution=contribution,
+        accept=data["answer"] == "accept", note=data["note"]))
+    if result is not None:
+        messages.success(request, f"{result.get_status_display()}: “{result.key_result.title}”"
+                         f" {'now feeds' if result.status == 'accepted' else 'does not feed'}"
+                         f" “{result.shared.title}”.")
+    else:
+        messages.error(request, f"Not answered: {_errors(form)}")
+    return redirect(_objective_url(request, contribution.shared.objective_id,
+                                   f"#kr-{contribution.shared_id}"))
+
+
+@org_view
+def contribution_stop(request, contribution_pk):
+    contribution = access_contribution(request.membership, contribution_pk)
+    if (refused := post_only(request)) is not None:
+        return refused
+    try:
+        services.stop_contribution(membership=request.membership, contribution=contribution)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"“{contribution.key_result.title}” no longer feeds "
+                         f"“{contribution.shared.title}”.")
+    back = request.POST.get("back") == "shared"
+    objective_id = (contribution.shared.objective_id if back
+                    else contribution.key_result.objective_id)
+    return redirect(_objective_url(request, objective_id, "#network"))
 
 
 @org_view

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from alignment.models import Milestone, RecascadeFlag, Stakeholder, Workflow
-from dependencies.models import Dependency
+from dependencies.models import Contribution, Dependency
 from dependencies.reasons import cause_sentence
 from dependencies.services import escalated
 from okrs.models import KeyResult, Objective
@@ -107,6 +107,14 @@ def build(membership, *, now=None):
         d.decisions.append({"kind": "Answer a request",
                             "title": f"{dep.requesting_team.name} needs: {dep.need}",
                             "url": _url("dependency", slug, dep.pk)})
+    for c in (Contribution.objects.for_org(org).filter(
+            status=Contribution.Status.REQUESTED, shared__objective__cycle__in=active)
+            .filter(Q(shared__owner_team_id__in=led) | Q(shared__objective__team_id__in=led))
+            .select_related("key_result__owner_team", "shared")):
+        d.decisions.append({"kind": "Answer a request",
+                            "title": f"{c.key_result.owner_team.name} asks to count "
+                                     f"“{c.key_result.title}” in “{c.shared.title}”",
+                            "url": _url("objective", slug, c.shared.objective_id) + "#network"})
     for f in (RecascadeFlag.objects.for_org(org).filter(
             resolution="open", objective__team_id__in=led, objective__cycle__in=active)
             .select_related("objective")):

@@ -215,6 +215,7 @@ def objective_page(org, objective):
     ))
     ancestors = list(objective.get_ancestors().select_related("team"))
     attach_history(org, objective.key_results.all())
+    attach_contributors(org, objective.key_results.all())
     return {"children": children, "ancestors": ancestors}
 
 
@@ -275,3 +276,26 @@ def team_page(org, team, cycle):
         "sub_teams": list(team.get_children().select_related("lead")),
         "ancestors": list(team.get_ancestors()),
     }
+
+
+def attach_contributors(org, key_results):
+    """Attach ``.contributing`` (the key results that feed it, accepted) and
+    ``.rollup_sentence`` ("Its value is the sum of 3 contributing key results.", or "") to
+    each key result: one query for the list, none when no key result adds up. A key result
+    whose value adds up shows no sparkline of its own check-ins: it would not be its value."""
+    from .services import rollup_sentence
+
+    key_results = list(key_results)
+    rolled = [kr.pk for kr in key_results if kr.rollup and not kr.is_milestone]
+    by_shared = defaultdict(list)
+    if rolled:
+        for c in (KeyResult.objects.for_org(org).filter(feeds__in=rolled)
+                  .select_related("owner_team").order_by("title", "pk")):
+            by_shared[c.feeds_id].append(c)
+    for kr in key_results:
+        kr.contributing = by_shared.get(kr.pk, [])
+        kr.rollup_sentence = rollup_sentence(org, kr, kr.contributing)
+        if kr.rollup_sentence:
+            kr.sparkline = ""
+    return key_results
+

@@ -342,6 +342,25 @@ def create_key_result(*, membership, objective, title, kind, start_value=None, t
     return key_result
 
 
+def _check_rollup_units(org, key_result, unit):
+    """A key result that adds up with others keeps their unit: its contributors' if its value
+    is their sum or mean, the shared key result's if it adds up into one."""
+    from dependencies.services import same_unit
+
+    others = []
+    if key_result.rollup:
+        others = list(KeyResult.objects.for_org(org).filter(feeds=key_result))
+    if key_result.feeds_id:
+        others += list(KeyResult.objects.for_org(org).filter(pk=key_result.feeds_id)
+                       .exclude(rollup=""))
+    for other in others:
+        if not same_unit(unit, other.unit):
+            raise ValidationError({"unit": (
+                f"Its value adds up with “{other.title}”, which counts "
+                f"{other.unit.strip() or 'no unit'}. Stop that contribution before you change "
+                "the unit.")})
+
+
 def update_key_result(*, membership, key_result, version, title, start_value, target_value,
                       unit, owner_team, owner, weight):
     org = membership.organization
@@ -360,6 +379,8 @@ def update_key_result(*, membership, key_result, version, title, start_value, ta
                 "This key result was changed while you were editing it. Review it and save again.",
                 version=current.version,
             )
+        if unit != current.unit:
+            _check_rollup_units(org, current, unit)
         current.title, current.unit, current.owner_team = title, unit, owner_team
         current.owner, current.weight = owner, weight
         old_target = current.target_value
@@ -377,6 +398,23 @@ def update_key_result(*, membership, key_result, version, title, start_value, ta
     return current
 
 
+def rollup_sentence(org, key_result, contributors=None):
+    """"Its value is the sum of 3 contributing key results." for a key result whose value
+    comes from the key results that feed it (accepted contributions), else "". Pass the
+    contributors when they are loaded already."""
+    if not key_result.rollup or key_result.is_milestone:
+        return ""
+    if contributors is None:
+        count = KeyResult.objects.for_org(org).filter(feeds=key_result).count()
+    else:
+        count = len(contributors)
+    if not count:
+        return ""
+    how = "sum" if key_result.rollup == "sum" else "mean"
+    return (f"Its value is the {how} of {count} contributing key "
+            f"result{'s' if count != 1 else ''}.")
+
+
 def _clean_check_in(key_result, *, confidence, value, is_done, note, at=None, dated=True):
     """A check-in's fields, cleaned as the key result's kind asks: (value, is_done, note, at).
     ``dated``: check its moment (a correction keeps the moment of the check-in it replaces)."""
@@ -385,9 +423,17 @@ def _clean_check_in(key_result, *, confidence, value, is_done, note, at=None, da
     note = v.text("note", note)
     if dated:
         at = v.check_in_moment("at", at, key_result.objective.cycle)
+    rolled_up = rollup_sentence(key_result.organization_id, key_result)
     if key_result.is_milestone:
         if not isinstance(is_done, bool):
             v.refuse("is_done", "Say whether the milestone is done.")
+        value = None
+    elif rolled_up:
+        # Its value comes from its contributors: a value typed here would be overwritten by
+        # the next recompute. Confidence and a note are still its owner's to give.
+        if value not in (None, ""):
+            v.refuse("value", f"{rolled_up} Check in on those; here, give your confidence "
+                              "and a note.")
         value = None
     else:
         value = v.decimal("value", value)
@@ -457,7 +503,7 @@ def record_check_in(*, membership, key_result, confidence, value=None, is_done=N
         changes = {"confidence": confidence, "last_check_in_at": at}
         if key_result.is_milestone:
             changes["is_done"] = bool(is_done)
-        else:
+        elif value is not None:  # None: a rolled-up key result, its contributors give it
             changes["current_value"] = value
         # A check-in dated before the latest one joins the history without replacing what the
         # key result shows now.

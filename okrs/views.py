@@ -293,6 +293,7 @@ def key_result_create(request, objective_pk):
 @require_http_methods(["GET", "POST"])
 def key_result_edit(request, key_result_pk):
     key_result = access_key_result(request.membership, key_result_pk, write=True)
+    selectors.attach_contributors(request.org, [key_result])
     objective = key_result.objective
     if (closed := _closed(request, objective)) is not None:
         return closed
@@ -320,11 +321,17 @@ def check_in(request, key_result_pk):
     key_result = access_key_result(request.membership, key_result_pk, check_in=True)
     if (closed := _closed(request, key_result.objective)) is not None:
         return closed
+    selectors.attach_contributors(request.org, [key_result])
     form = CheckInForm(request.POST or None, initial={
         "value": plain_number(key_result.current_value),
         "confidence": key_result.confidence or "on_track"})
+    extra = {}
+    if key_result.rollup_sentence:
+        del form.fields["value"]  # its contributors' check-ins make its value
+        if request.POST.get("value", "").strip():
+            extra["value"] = request.POST["value"]  # refused by the service, with the reason
     if submit(request, form, lambda data: services.record_check_in(
-            membership=request.membership, key_result=key_result, **data)):
+            membership=request.membership, key_result=key_result, **data, **extra)):
         if request.htmx:
             return _key_result_response(request, key_result.objective)
         messages.success(request, "Check-in saved.")

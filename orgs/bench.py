@@ -144,7 +144,7 @@ def tenant_for(org):
     the team lead leads the first team (kind "team"); the objective is that team's first
     published objective with a key result."""
     from alignment.models import RecascadeFlag, Workflow
-    from dependencies.models import Dependency, ObjectiveShare, RecoveryAction
+    from dependencies.models import Contribution, Dependency, ObjectiveShare, RecoveryAction
     from okrs.models import CheckIn, KeyResult, Objective
     from orgs.models import Cycle, Invitation, Membership, Role, Team
 
@@ -180,6 +180,7 @@ def tenant_for(org):
             "dependency_pk": dependency.pk if dependency else 0,
             "share_pk": _first(ObjectiveShare.objects.for_org(org)),
             "action_pk": _first(RecoveryAction.objects.for_org(org)),
+            "contribution_pk": _first(Contribution.objects.for_org(org)),
             "workflow_pk": _first(Workflow.objects.for_org(org).filter(cycle=cycle)),
             "flag_pk": _first(RecascadeFlag.objects.for_org(org).filter(
                 resolution=RecascadeFlag.Resolution.OPEN)),

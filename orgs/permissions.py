@@ -134,6 +134,14 @@ def can_withdraw_dependency(membership, dependency):
     return can_edit_team_okrs(membership, dependency.requesting_team_id)
 
 
+def can_answer_contribution(membership, shared_key_result):
+    """A key result that others want to feed (and add up into) is its owners' to accept: the
+    lead of the team that owns it or of its objective's team (and the leads above), or an
+    alignment lead or admin."""
+    return can_edit_team_okrs(membership, shared_key_result.owner_team_id) or (
+        can_edit_objective(membership, shared_key_result.objective))
+
+
 def can_plan_recovery(membership, objective):
     """Recovery plans are the alignment lead's tool, on company and department objectives."""
     return membership.role in MANAGERS and objective.team.kind in (

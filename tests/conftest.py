@@ -12,6 +12,7 @@ from orgs.models import Role, Team
 
 from .factories import (
     CheckInFactory,
+    ContributionFactory,
     CycleFactory,
     DependencyFactory,
     InvitationFactory,
@@ -84,6 +85,11 @@ def build_world(org, admin_user):
     w.dependency = DependencyFactory(downstream=w.key_result, upstream=w.other_objective)
     w.share = ObjectiveShareFactory(objective=w.objective, team=w.company)
     w.recovery_action = RecoveryActionFactory(objective=w.company_objective, owner=admin_user)
+    # A request that the team's KR feed a company milestone KR (no health yet: it moves
+    # nothing in the network tests that count on the world's shape).
+    w.contribution = ContributionFactory(key_result=w.key_result, shared=KeyResultFactory(
+        objective=w.company_objective, kind="milestone", start_value=None, target_value=None,
+        current_value=None, unit=""))
     w.workflow = WorkflowFactory(objective=w.company_objective, lead=admin_user)
     w.recascade_flag = RecascadeFlagFactory(objective=w.objective)
     return w

@@ -184,6 +184,18 @@ class ObjectiveShareFactory(ScopeFreeFactory):
     kind = "objective"
 
 
+class ContributionFactory(ScopeFreeFactory):
+    """A request that ``key_result`` feed ``shared`` (waiting for an answer)."""
+
+    class Meta:
+        model = "dependencies.Contribution"
+
+    key_result = factory.SubFactory(KeyResultFactory)
+    organization = factory.SelfAttribute("key_result.organization")
+    shared = factory.SubFactory(KeyResultFactory,
+                                objective=factory.SelfAttribute("..key_result.objective"))
+
+
 class RecoveryActionFactory(ScopeFreeFactory):
     class Meta:
         model = "dependencies.RecoveryAction"

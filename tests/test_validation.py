@@ -531,6 +531,7 @@ def _tables():
     from alignment.models import Finding, RecascadeFlag, ReviewComment
     from dependencies.models import (
         AlertEmail,
+        Contribution,
         DependencyEvent,
         Notification,
         ObjectiveShare,
@@ -559,6 +560,8 @@ def _tables():
         (CheckIn, "correction", "bogus"),
         (ObjectiveShare, "kind", "half"),
         (Dependency, "status", "bogus"),
+        (Contribution, "status", "bogus"),
+        (Contribution, "rollup", "max"),
         (DependencyEvent, "status", "bogus"),
         (Notification, "kind", "bogus"),
         (Notification, "health", "bogus"),
@@ -616,7 +619,8 @@ def _a_row(world, model):
     named = {"Team": w.team, "Membership": w.admin, "Cycle": w.cycle,
              "Invitation": w.invitation, "Objective": w.objective, "KeyResult": w.key_result,
              "CheckIn": w.check_in, "ObjectiveShare": w.share, "Dependency": w.dependency,
-             "Workflow": w.workflow, "RecascadeFlag": w.recascade_flag}
+             "Workflow": w.workflow, "RecascadeFlag": w.recascade_flag,
+             "Contribution": w.contribution}
     return named[model.__name__]
 
 

@@ -7,7 +7,7 @@ from django.core import mail
 from django_scopes import scope
 
 from dependencies import network
-from dependencies.models import Dependency, Notification
+from dependencies.models import Contribution, Dependency, Notification
 from okrs.models import KeyResult
 from tests.conftest import client_for
 from tests.factories import DependencyFactory, KeyResultFactory, ObjectiveFactory, TeamFactory
@@ -153,18 +153,39 @@ def test_sharing_from_the_objective_page(revenue):
 
 
 def test_linking_a_contributing_key_result(revenue, django_capture_on_commit_callbacks):
+    """Mia asks to add her deals into the company's KR: nothing changes until the owners (here
+    the alignment lead) accept; then the value adds up; when she stops, it goes back."""
     r = revenue
     shared = KeyResultFactory(objective=r.arr, title="Enterprise logos", start_value=0,
                               target_value=10, current_value=0)
-    mia = client_for(r.mia)
+    mia, liam = client_for(r.mia), client_for(r.liam)
     with django_capture_on_commit_callbacks(execute=True):
         response = mia.post(url(r, "key_result_link", r.deals.pk),
                             {"feeds": shared.pk, "rollup": "sum"})
     assert response.status_code == 302
     with scope(organization=r.org):
+        assert KeyResult.objects.get(pk=shared.pk).current_value == 0
+        request = Contribution.objects.get(key_result=r.deals)
+    assert request.status == "requested"
+    page = mia.get(url(r, "objective", r.win.pk)).content.decode()
+    assert "Waiting for an answer" in page and "Accept" not in page
+    page = liam.get(url(r, "objective", r.arr.pk)).content.decode()
+    assert "Sales asks to count" in page and "Accept" in page
+    assert mia.post(url(r, "contribution_answer", request.pk),
+                    {"answer": "accept"}).status_code == 403
+    with django_capture_on_commit_callbacks(execute=True):
+        response = liam.post(url(r, "contribution_answer", request.pk), {"answer": "accept"})
+    assert response.status_code == 302
+    with scope(organization=r.org):
         assert KeyResult.objects.get(pk=shared.pk).current_value == 60
     page = mia.get(url(r, "objective", r.win.pk)).content.decode()
     assert "Only a key result shared" in page and "Enterprise logos" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        response = mia.post(url(r, "contribution_stop", request.pk))
+    assert response.status_code == 302
+    with scope(organization=r.org):
+        after = KeyResult.objects.get(pk=shared.pk)
+    assert (after.current_value, after.rollup) == (0, "")
 
 
 def test_recovery_plan_on_an_at_risk_company_objective(revenue,

@@ -114,7 +114,7 @@ OBJECTIVES = [
       ("Teams trained", 0, 6, "teams", "risk", None)]),
     ("sales", "Sales", "Win more enterprise customers", "arr", False,
      "Enterprise deals are a third of new ARR this year.",
-     [("Close 12 enterprise deals", 0, 12, "deals", "on", None),
+     [("Close 12 enterprise deals", 0, 12, "customers", "on", None),
       ("Raise average deal size from $40k to $55k", 40, 55, "$k", "risk", None),
       ("SSO available to enterprise prospects", None, None, "", "on", "Engineering")]),
 ]
@@ -417,9 +417,13 @@ class Command(BaseCommand):
             needed_by=cycle.start_date + timedelta(days=70),
             fallback="Run the campaign on the old pages and expect half the conversion")
         self.dated(org, d, timezone.localdate() - timedelta(days=8))
-        network_services.link_key_result(
-            membership=members["liam"], key_result=deals,
-            feeds=kr["Win 12 new enterprise customers"], rollup="sum")
+        # Sales asks to add its deals into the company's enterprise customers; Ava accepts.
+        contribution = network_services.request_contribution(
+            membership=members["mia"], key_result=deals,
+            shared=kr["Win 12 new enterprise customers"], rollup="sum",
+            note="Every enterprise deal we close is a new enterprise customer.")
+        network_services.answer_contribution(membership=members["ava"],
+                                             contribution=contribution, accept=True)
         network_services.share_objective(membership=members["liam"], objective=made["cs"],
                                          team=teams["Product"], kind="whole")
         network_services.add_recovery_action(
