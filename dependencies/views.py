@@ -291,8 +291,25 @@ def contribution_answer(request, contribution_pk):
 @org_view
 def contribution_stop(request, contribution_pk):
     contribution = access_contribution(request.membership, contribution_pk)
-    if (refused := post_only(request)) is not None:
-        return refused
+    if not is_confirmed(request):
+        if request.method == "POST":
+            return ask_first(request, fields=("back",))
+        if request.method != "GET":
+            return post_only(request)
+        accepted = contribution.status == Contribution.Status.ACCEPTED
+        back = request.GET.get("back") == "shared"
+        return confirm_page(
+            request,
+            question=(f"Stop “{contribution.key_result.title}” feeding "
+                      f"“{contribution.shared.title}”?" if accepted else
+                      f"Withdraw the request to feed “{contribution.shared.title}”?"),
+            consequence=("The shared key result goes back to its own check-ins, or to the "
+                         "contributors it has left." if accepted else
+                         "Its owners are no longer asked; nothing else changes."),
+            action=request.path, button="Stop contributing" if accepted else "Withdraw",
+            fields={"back": "shared"} if back else {},
+            cancel=_objective_url(request, contribution.shared.objective_id if back
+                                  else contribution.key_result.objective_id, "#network"))
     try:
         services.stop_contribution(membership=request.membership, contribution=contribution)
     except ValidationError as error:

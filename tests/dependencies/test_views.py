@@ -180,8 +180,14 @@ def test_linking_a_contributing_key_result(revenue, django_capture_on_commit_cal
         assert KeyResult.objects.get(pk=shared.pk).current_value == 60
     page = mia.get(url(r, "objective", r.win.pk)).content.decode()
     assert "Only a key result shared" in page and "Enterprise logos" in page
+    # Without confirm=yes (no JavaScript): a page asks first, and the link stays.
+    response = mia.post(url(r, "contribution_stop", request.pk))
+    asked = mia.get(response.url).content.decode()
+    assert "Stop “" in asked and 'name="confirm" value="yes"' in asked
+    with scope(organization=r.org):
+        assert KeyResult.objects.get(pk=shared.pk).current_value == 60
     with django_capture_on_commit_callbacks(execute=True):
-        response = mia.post(url(r, "contribution_stop", request.pk))
+        response = mia.post(url(r, "contribution_stop", request.pk), {"confirm": "yes"})
     assert response.status_code == 302
     with scope(organization=r.org):
         after = KeyResult.objects.get(pk=shared.pk)
