@@ -63,6 +63,13 @@ def test_a_lead_corrects_a_check_in_and_deletes_a_key_result_added_by_mistake(
     mistake = page.locator(".kr").filter(has=page.get_by_text("Close 12 enterprise deal",
                                                               exact=True))
     expect(mistake).to_have_count(1)
+    # It asks first: dismissing the dialog deletes nothing; accepting it deletes.
+    asked = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    mistake.get_by_role("button", name="Delete key result").click()
+    expect(mistake).to_have_count(1)
+    assert asked and "Close 12 enterprise deal" in asked[0]
+    page.once("dialog", lambda d: d.accept())
     mistake.get_by_role("button", name="Delete key result").click()
     expect(page.get_by_text("“Close 12 enterprise deal” is deleted.")).to_be_visible()
     expect(page.locator(".kr").filter(
