@@ -12,6 +12,7 @@ would refuse the ORM calls the tests make (and live_server's setup): hence the e
 variable below, set before Django is touched.
 """
 
+import io
 import os
 from pathlib import Path
 
@@ -79,3 +80,12 @@ def page(browser):
     if errors:
         pytest.fail("The browser reported errors during the test:\n" + "\n".join(errors),
                     pytrace=False)
+
+
+@pytest.fixture
+def demo_org():
+    """The demo organization, seeded (``seed_demo``); its slug."""
+    from django.core.management import call_command
+
+    call_command("seed_demo", stdout=io.StringIO())
+    return "northwind"

@@ -3,7 +3,6 @@ link to the open cycle; the alignment lead asks leadership to sign off a workflo
 
 import io
 import re
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -15,18 +14,10 @@ from nudges.models import OutboundEmail
 from okrs.models import Objective
 from orgs.models import Cycle, Membership, Organization
 
+from .helpers import ARTIFACTS, sign_in
+
 pytestmark = pytest.mark.e2e
-PASSWORD = "northwind-demo"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 ARR = "Reach $12M in annual recurring revenue"
-
-
-def sign_in(page, live_server, email):
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.locator("input[name=username]").fill(email)
-    page.locator("input[name=password]").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(f"{live_server.url}/o/northwind/")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,7 +1,6 @@
 """In Chromium, a destructive button asks first: dismissing the dialog changes nothing."""
 
 import io
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -10,17 +9,9 @@ from playwright.sync_api import expect
 
 from orgs.models import Organization, Theme
 
+from .helpers import ARTIFACTS, sign_in
+
 pytestmark = pytest.mark.e2e
-PASSWORD = "northwind-demo"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-
-def sign_in(page, live_server, email):
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.locator("input[name=username]").fill(email)
-    page.locator("input[name=password]").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(f"{live_server.url}/o/northwind/")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from alignment.models import Milestone
 from okrs.models import Objective
 
-from .test_journeys import ARTIFACTS, PASSWORD, demo_org, field, sign_in  # noqa: F401 - the fixture
+from .helpers import ARTIFACTS, PASSWORD, field, sign_in
 
 pytestmark = pytest.mark.e2e
 

@@ -1,48 +1,15 @@
 """Journeys through the real app in Chromium, on the demo organization (``seed_demo``)."""
 
-import io
 import re
-from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 from playwright.sync_api import expect
+
+from .helpers import ARTIFACTS, PASSWORD, field, pick, sign_in
 
 pytestmark = pytest.mark.e2e
 
-PASSWORD = "northwind-demo"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 COMPANY_OBJECTIVE = "Become the product customers recommend first"
-
-
-@pytest.fixture
-def demo_org():
-    call_command("seed_demo", stdout=io.StringIO())
-    return "northwind"
-
-
-def field(scope, label):
-    """A form control by its exact label. Required fields' labels end with " *", and a regex
-    is matched against the label's raw text, whitespace included."""
-    return scope.get_by_label(re.compile(rf"^\s*{re.escape(label)}(\s*\*)?\s*$"))
-
-
-def pick(scope, label, typed, option, *, exact=True):
-    """A search picker: type into its box, then choose the match (a button) with Enter."""
-    field(scope, label).fill(typed)
-    choice = scope.get_by_role("button", name=option, exact=exact)
-    choice.focus()
-    choice.press("Enter")
-    expect(scope.locator(".picker-chosen", has_text=option)).to_be_visible()
-
-
-def sign_in(page, live_server, email):
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.locator("input[name=username]").fill(email)
-    page.locator("input[name=password]").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    # One organization only: the root sends the user straight to its home page.
-    expect(page).to_have_url(f"{live_server.url}/o/northwind/")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from okrs.models import Objective
 
-from .test_journeys import ARTIFACTS, PASSWORD, demo_org, field  # noqa: F401
+from .helpers import ARTIFACTS, PASSWORD, field
 
 pytestmark = pytest.mark.e2e
 

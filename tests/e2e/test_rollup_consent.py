@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from okrs.charts import plain_number
 from okrs.models import KeyResult
 
-from .test_journeys import ARTIFACTS, PASSWORD, field, pick, sign_in
+from .helpers import ARTIFACTS, PASSWORD, field, pick, sign_in
 
 pytestmark = pytest.mark.e2e
 

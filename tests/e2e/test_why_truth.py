@@ -2,39 +2,18 @@
 Sales objective) shows on the Sales objective as at risk, not off track, and its Why page names
 SSO as the cause, not Sales' own key result "Raise average deal size"."""
 
-import io
 import re
-from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 from playwright.sync_api import expect
+
+from .helpers import ARTIFACTS, field, sign_in
 
 pytestmark = pytest.mark.e2e
 
-PASSWORD = "northwind-demo"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 SALES = "Win more enterprise customers"
 SSO = "SSO available to enterprise prospects"
 DEAL_SIZE = "Raise average deal size from $40k to $55k"
-
-
-@pytest.fixture
-def demo_org():
-    call_command("seed_demo", stdout=io.StringIO())
-    return "northwind"
-
-
-def field(scope, label):
-    return scope.get_by_label(re.compile(rf"^\s*{re.escape(label)}(\s*\*)?\s*$"))
-
-
-def sign_in(page, live_server, email):
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.locator("input[name=username]").fill(email)
-    page.locator("input[name=password]").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(f"{live_server.url}/o/northwind/")
 
 
 @pytest.mark.django_db(transaction=True)
