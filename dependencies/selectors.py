@@ -368,9 +368,12 @@ def why(org, kind, node):
             total=Count("pk"), risky=Count("pk", filter=Q(effective_health__in=RISKY)))
         risky = list(children.filter(effective_health__in=RISKY).select_related("team")
                      .order_by("title")[:WHY_LIMIT])
+        # Its key results by id (loaded above): a join in the OR made PostgreSQL scan every
+        # key result of every organization (97 ms at 175,000 key results; now an index each).
+        kr_ids = [k.pk for k in objective.key_results.all()]
         deps = list(Dependency.objects.for_org(org).with_ends()
                     .filter(Q(downstream_objective=objective)
-                            | Q(downstream_key_result__objective=objective))
+                            | Q(downstream_key_result_id__in=kr_ids))
                     .filter(status__in=Dependency.PROPAGATING)[:WHY_LIMIT * 3])
         return objective, explain_objective(objective, risky, deps,
                                             children_total=counts["total"],
