@@ -1,7 +1,7 @@
 from django.contrib import admin
 from mptt.admin import MPTTModelAdmin
 
-from .models import CheckIn, KeyResult, Objective
+from .models import CheckIn, KeyResult, Objective, ObjectiveClose, Perspective, StrategicGoal
 
 
 class KeyResultInline(admin.TabularInline):
@@ -17,7 +17,8 @@ class ObjectiveAdmin(MPTTModelAdmin):
     list_display = ["title", "organization", "team", "cycle", "state", "is_local"]
     list_filter = ["organization", "state", "cycle"]
     search_fields = ["title"]
-    raw_id_fields = ["team", "cycle", "parent", "created_by", "updated_by"]
+    raw_id_fields = ["team", "cycle", "parent", "created_by", "updated_by", "carried_from",
+                     "strategic_goal"]
     inlines = [KeyResultInline]
 
 
@@ -25,7 +26,7 @@ class ObjectiveAdmin(MPTTModelAdmin):
 class KeyResultAdmin(admin.ModelAdmin):
     list_display = ["title", "organization", "objective", "owner_team", "confidence"]
     list_filter = ["organization"]
-    raw_id_fields = ["objective", "owner_team", "owner"]
+    raw_id_fields = ["objective", "owner_team", "owner", "feeds", "scored_by"]
 
 
 @admin.register(CheckIn)
@@ -34,3 +35,23 @@ class CheckInAdmin(admin.ModelAdmin):
                     "correction"]
     list_filter = ["organization"]
     raw_id_fields = ["key_result", "author", "corrected_by", "corrects"]
+
+
+@admin.register(ObjectiveClose)
+class ObjectiveCloseAdmin(admin.ModelAdmin):
+    list_display = ["objective", "organization", "outcome", "next_step", "closed_at"]
+    list_filter = ["organization", "outcome"]
+    raw_id_fields = ["objective", "closed_by"]
+
+
+@admin.register(Perspective)
+class PerspectiveAdmin(admin.ModelAdmin):
+    list_display = ["name", "organization", "position"]
+    list_filter = ["organization"]
+
+
+@admin.register(StrategicGoal)
+class StrategicGoalAdmin(admin.ModelAdmin):
+    list_display = ["title", "organization", "perspective", "horizon", "is_archived"]
+    list_filter = ["organization"]
+    raw_id_fields = ["perspective"]

@@ -22,6 +22,14 @@ class ProgressMode(models.TextChoices):
     ALIGNED = "aligned", "Key results and aligned objectives"
 
 
+class Commitment(models.TextChoices):
+    """What success means for an objective: committed (1.0 is expected) or aspirational (a
+    stretch: about 0.7 is a good result)."""
+
+    COMMITTED = "committed", "Committed"
+    ASPIRATIONAL = "aspirational", "Aspirational"
+
+
 class ObjectiveQuerySet(OrgTreeQuerySet):
     def live(self):
         return self.exclude(state=Objective.State.RETIRED)
@@ -67,6 +75,18 @@ class Objective(MPTTModel):
         "orgs.Theme", on_delete=models.SET_NULL, null=True, blank=True, related_name="objectives",
         help_text="Thematic model: the company theme this objective serves.")
     version = models.PositiveIntegerField(default=1)
+    commitment = models.CharField(
+        max_length=12, choices=Commitment.choices, default=Commitment.COMMITTED)
+    strategic_goal = models.ForeignKey(
+        "okrs.StrategicGoal", on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="objectives",
+        help_text="Company objectives: the long-term goal this objective serves.")
+    # Carry-over: the objective of an earlier cycle this one continues (a draft copy).
+    carried_from = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="carried_to")
+    # End of cycle: the weighted mean of its key results' confirmed scores (0-1), once all are
+    # scored.
+    score = models.FloatField(null=True, blank=True)
     # Progress: its own key results only, or its key results (as one part, weighted
     # ``key_results_weight``) and each aligned objective (weighted by that objective's ``weight``).
     progress_mode = models.CharField(
@@ -116,6 +136,10 @@ class Objective(MPTTModel):
                               blank=True),
             choice_constraint("effective_health", Health, blank=True),
             choice_constraint("progress_mode", ProgressMode),
+            choice_constraint("commitment", Commitment),
+            models.CheckConstraint(condition=models.Q(score__gte=0, score__lte=1)
+                                   | models.Q(score__isnull=True),
+                                   name="objective_score_between_0_and_1"),
             models.CheckConstraint(condition=models.Q(key_results_weight__gt=0),
                                    name="objective_key_results_weight_positive"),
             models.CheckConstraint(condition=models.Q(weight__gt=0),
@@ -186,6 +210,15 @@ class KeyResult(models.Model):
     )
     effective_health = models.CharField(max_length=10, choices=Health.choices, blank=True)
     risk_causes = models.JSONField(default=list, blank=True)
+    # End of cycle: the product proposes a score (0-1) from the data for its kind; the owner
+    # confirms it (score == proposed_score) or overrides it with a reason.
+    proposed_score = models.FloatField(null=True, blank=True)
+    score = models.FloatField(null=True, blank=True)
+    score_reason = models.CharField("reason", max_length=300, blank=True)
+    scored_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+")
+    scored_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = org_manager()
@@ -206,6 +239,12 @@ class KeyResult(models.Model):
             choice_constraint("confidence", Health, blank=True),
             choice_constraint("rollup", Rollup, blank=True),
             choice_constraint("effective_health", Health, blank=True),
+            models.CheckConstraint(condition=models.Q(score__gte=0, score__lte=1)
+                                   | models.Q(score__isnull=True),
+                                   name="key_result_score_between_0_and_1"),
+            models.CheckConstraint(condition=models.Q(proposed_score__gte=0, proposed_score__lte=1)
+                                   | models.Q(proposed_score__isnull=True),
+                                   name="key_result_proposed_score_between_0_and_1"),
         ]
 
     def __str__(self):
@@ -274,3 +313,84 @@ class CheckIn(models.Model):
 
     def __str__(self):
         return f"{self.key_result}: {self.value} ({self.confidence})"
+
+
+class ObjectiveClose(models.Model):
+    """The close form of an objective at the end of its cycle: how it ended and what the team
+    learned. Read by the cycle review; never scores a person."""
+
+    class Outcome(models.TextChoices):
+        ACCOMPLISHED = "accomplished", "Accomplished"
+        PARTLY = "partly", "Partly accomplished"
+        MISSED = "missed", "Missed"
+        DROPPED = "dropped", "Dropped"
+
+    class NextStep(models.TextChoices):
+        CARRY_OVER = "carry_over", "Carry over to the next cycle"
+        DROP = "drop", "Drop it"
+        BUSINESS_AS_USUAL = "bau", "Becomes business as usual"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    objective = models.OneToOneField(Objective, on_delete=models.CASCADE, related_name="close")
+    outcome = models.CharField(max_length=12, choices=Outcome.choices)
+    learned = models.TextField("what we learned", max_length=2000, blank=True)
+    differently = models.TextField("what we would do differently", max_length=2000, blank=True)
+    next_step = models.CharField("what happens next", max_length=10, choices=NextStep.choices)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    closed_at = models.DateTimeField()
+
+    objects = org_manager()
+
+    class Meta:
+        constraints = [
+            choice_constraint("outcome", ["accomplished", "partly", "missed", "dropped"]),
+            choice_constraint("next_step", ["carry_over", "drop", "bau"]),
+        ]
+
+    def __str__(self):
+        return f"{self.objective}: {self.get_outcome_display()}"
+
+
+class Perspective(models.Model):
+    """A group of strategic goals, as in a balanced scorecard (financial, customer, internal
+    process, learning and growth). The organization can rename them."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=60)
+    position = models.PositiveIntegerField(default=0)
+
+    objects = org_manager()
+
+    class Meta:
+        ordering = ["position", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"],
+                                    name="perspective_name_unique_in_org"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class StrategicGoal(models.Model):
+    """A long-term goal above the quarter, with an optional horizon ("by 2028"). Company
+    objectives link to one; the strategy page shows which cycles served it."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    perspective = models.ForeignKey(
+        Perspective, on_delete=models.SET_NULL, null=True, blank=True, related_name="goals")
+    title = models.CharField(max_length=200)
+    description = models.TextField(max_length=2000, blank=True)
+    horizon = models.CharField(max_length=40, blank=True, help_text='For example "by 2028".')
+    position = models.PositiveIntegerField(default=0)
+    is_archived = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = org_manager()
+
+    class Meta:
+        ordering = ["position", "pk"]
+
+    def __str__(self):
+        return self.title
