@@ -339,8 +339,9 @@ def closing_status(org, cycle, *, limit=CLOSING_TEAMS):
     (``limit`` of them, each with its lead), and the totals. Four queries, whatever the size."""
     live = Objective.objects.for_org(org).filter(cycle=cycle).live()
     unscored = (KeyResult.objects.for_org(org).filter(objective__in=live, score__isnull=True)
-                .values("owner_team").annotate(n=Count("pk")))
-    unclosed = (live.filter(close__isnull=True).values("team").annotate(n=Count("pk")))
+                .order_by().values("owner_team").annotate(n=Count("pk")))
+    unclosed = (live.filter(close__isnull=True).order_by().values("team")
+                .annotate(n=Count("pk")))
     by_team = defaultdict(lambda: {"unscored": 0, "unclosed": 0})
     for row in unscored:
         by_team[row["owner_team"]]["unscored"] = row["n"]
