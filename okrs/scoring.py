@@ -182,8 +182,10 @@ def score_key_results(*, membership, objective, scores, today=None):
                     f"Say why the score differs from the proposed {proposal:.2f}."
                     if proposal is not None else "Say how you arrived at this score."))
                 continue
-            kr.proposed_score, kr.score = proposal, score
-            kr.score_reason = reason if overridden else ""
+            reason = reason if overridden else ""
+            if kr.score == score and kr.score_reason == reason:
+                continue  # already scored so: who scored it stays
+            kr.proposed_score, kr.score, kr.score_reason = proposal, score, reason
             kr.scored_by, kr.scored_at = membership.user, timezone.now()
             changed.append(kr)
         v.done()
@@ -235,8 +237,9 @@ class NoNextCycle(ValidationError):
 
 
 def next_cycle(org, cycle):
-    """The earliest cycle that starts after ``cycle`` ends (closed ones aside), or None."""
-    return (Cycle.objects.for_org(org).filter(start_date__gt=cycle.end_date)
+    """The earliest cycle that starts when or after ``cycle`` ends (closed ones aside), or
+    None."""
+    return (Cycle.objects.for_org(org).filter(start_date__gte=cycle.end_date)
             .exclude(status=Cycle.Status.CLOSED).order_by("start_date", "pk").first())
 
 

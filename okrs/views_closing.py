@@ -133,14 +133,16 @@ def objective_closing(request, objective):
         "closed_by").first() if (window or cycle.is_closed) else None
     may_lead = can_edit_team_okrs(m, objective.team_id) and not objective.is_retired
     krs = scoring.attach_scorers(objective.key_results.all())
+    history = scoring.history(request.org, objective)
+    carried = any(h.carried_from_id == objective.pk for h in history)
     return {
         "scoring_open": window and not objective.is_retired,
         "can_score": window and any(scoring.can_score(m, kr) for kr in krs),
         "can_close_form": window and scoring.can_close_objective(m, objective),
-        "can_carry_over": may_lead and (window or cycle.is_closed) and (
+        "can_carry_over": may_lead and not carried and (window or cycle.is_closed) and (
             not krs or any(scoring.is_unfinished(kr) for kr in krs)),
         "objective_close": close,
-        "cycle_history": scoring.history(request.org, objective),
+        "cycle_history": history,
     }
 
 

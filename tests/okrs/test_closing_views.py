@@ -142,6 +142,7 @@ def test_the_close_form_saves_and_carry_over_leads_to_the_next_cycle(ending):
     assert 'data-testid="cycle-history"' in html and url("objective", w.objective.pk) in html
     html = page(c, "objective", w.objective.pk)
     assert "Pilots take a quarter." in html and url("objective", copy.pk) in html
+    assert url("objective_carry_over", w.objective.pk) not in html  # carried once is enough
 
 
 def test_carry_over_without_a_next_cycle_links_an_admin_to_opening_one(ending, alice_client):
