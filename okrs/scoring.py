@@ -127,6 +127,12 @@ def _check_window(cycle, today=None):
             f"{cycle.name} ends.")
 
 
+def _cycle_now(org, objective):
+    """The objective's cycle as stored now: read under the organization lock, which closing a
+    cycle takes too, so a score or close form never lands in a cycle closed a moment before."""
+    return Cycle.objects.for_org(org).get(pk=objective.cycle_id)
+
+
 # Scoring ----------------------------------------------------------------------------------------
 
 
@@ -155,6 +161,7 @@ def score_key_results(*, membership, objective, scores, today=None):
     _check_window(objective.cycle, today)
     with transaction.atomic():
         lock_organization(org)
+        _check_window(_cycle_now(org, objective), today)  # closed meanwhile?
         krs = {kr.pk: kr for kr in KeyResult.objects.for_org(org).filter(objective=objective)
                .select_related("objective__team", "objective__cycle")
                .select_for_update(no_key=True, of=("self",))}
@@ -221,6 +228,8 @@ def close_objective(*, membership, objective, outcome, learned="", differently="
     differently = v.text("differently", differently)
     v.done()
     with transaction.atomic():
+        lock_organization(org)
+        _check_window(_cycle_now(org, objective), today)  # closed meanwhile?
         close, _ = ObjectiveClose.objects.for_org(org).update_or_create(
             organization=org, objective=objective, defaults={
                 "outcome": outcome, "learned": learned, "differently": differently,
