@@ -66,6 +66,7 @@ def test_a_team_lead_scores_closes_and_carries_over_and_the_alignment_lead_close
     page.goto(f"{base}/teams/{objective.team_id}/")
     prompt = page.get_by_test_id("team-scoring")
     expect(prompt).to_contain_text("2 key results to score")
+    page.screenshot(path=ARTIFACTS / "team-scoring-prompt.png", full_page=False)
     prompt.get_by_role("link", name=SALES).click()
     expect(page.get_by_role("heading", name="Score your key results")).to_be_visible()
 
