@@ -223,12 +223,16 @@ def grow(world, n):
         o = ObjectiveFactory(organization=world.org, cycle=world.cycle, team=team,
                              parent=world.objective)
         KeyResultFactory(objective=o)
+        own = ObjectiveFactory(organization=world.org, cycle=world.cycle, team=world.team,
+                               parent=world.company_objective)
+        KeyResultFactory(objective=own)
 
 
 @pytest.mark.parametrize("name,arg", [("objective_score", "objective"),
                                       ("objective_close", "objective"),
                                       ("objective_carry_over", "objective"),
                                       ("objective", "objective"),
+                                      ("team", "team"),
                                       ("console_cycle_close", "cycle")])
 def test_end_of_cycle_pages_keep_their_query_count_as_the_cycle_grows(ending, alice_client,
                                                                       name, arg):
