@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import F, Q
+from django.db.models import Count, F, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -14,6 +14,7 @@ from dependencies.models import Contribution, Dependency
 from dependencies.reasons import cause_sentence
 from dependencies.services import escalated
 from okrs.models import KeyResult, Objective
+from okrs.selectors import key_results_to_score
 from orgs import permissions
 from orgs.models import Cycle
 
@@ -28,11 +29,13 @@ class Digest:
     decisions: list = field(default_factory=list)
     milestones: list = field(default_factory=list)
     syncs: list = field(default_factory=list)
+    # End of a cycle: one line per team with key results this person owes a score.
+    scoring: list = field(default_factory=list)
 
     @property
     def empty(self):
         return not (self.check_ins or self.upstream or self.decisions or self.milestones
-                    or self.syncs)
+                    or self.syncs or self.scoring)
 
     def subject(self):
         parts = []
@@ -43,6 +46,9 @@ class Digest:
                 (self.milestones, "milestone due", "milestones due")):
             if items:
                 parts.append(f"{len(items)} {one if len(items) == 1 else many}")
+        to_score = sum(line["count"] for line in self.scoring)
+        if to_score:
+            parts.append(f"{to_score} key result{'s' if to_score > 1 else ''} to score")
         if self.syncs and not parts:
             parts.append(f"{len(self.syncs)} sync{'s' if len(self.syncs) > 1 else ''} this week")
         return ", ".join(parts)
@@ -157,6 +163,16 @@ def build(membership, *, now=None):
         if when is not None and when - now.astimezone(tz) <= timedelta(days=7):
             d.syncs.append({"title": w.objective.title, "when": when, "format": w.sync_format,
                             "url": _url("workflow", slug, w.pk)})
+
+    for row in (key_results_to_score(org, membership, today=today).order_by()
+                .values("owner_team", "owner_team__name", "objective__cycle",
+                        "objective__cycle__name", "objective__cycle__end_date")
+                .annotate(n=Count("pk")).order_by("owner_team__name", "owner_team")[:20]):
+        d.scoring.append({"team": row["owner_team__name"], "count": row["n"],
+                          "cycle": row["objective__cycle__name"],
+                          "ends": row["objective__cycle__end_date"],
+                          "url": _url("team", slug, row["owner_team"])
+                          + f"?cycle={row['objective__cycle']}"})
     return d
 
 

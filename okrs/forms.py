@@ -4,7 +4,7 @@ from orgs import pickers
 from orgs.models import Team, Theme
 from orgs.permissions import can_publish
 
-from .models import Health, KeyResult, Objective, ProgressMode
+from .models import Health, KeyResult, Objective, ObjectiveClose, ProgressMode
 
 PICKER_ABOVE = 20  # a choice among more teams than this is a search field, not a <select>
 
@@ -136,3 +136,37 @@ class CorrectionForm(CheckInForm):
 class DeleteCheckInForm(forms.Form):
     reason = forms.CharField(max_length=300, required=False,
                              help_text="Why it was wrong, for whoever reads the history.")
+
+
+class ScoreForm(forms.Form):
+    """One row per key result the person may score: the score (the proposal filled in) and a
+    reason, needed when the score differs from the proposal (the service decides)."""
+
+    def __init__(self, *args, rows, **kwargs):
+        super().__init__(*args, **kwargs)
+        for kr in rows:
+            self.fields[f"score_{kr.pk}"] = forms.CharField(
+                label=f"Score for “{kr.title}”", required=False, max_length=10,
+                initial=kr.score if kr.score is not None else kr.proposal,
+                widget=forms.TextInput(attrs={"inputmode": "decimal", "size": 5}))
+            self.fields[f"reason_{kr.pk}"] = forms.CharField(
+                label="Reason", required=False, max_length=300, initial=kr.score_reason,
+                help_text="Needed when your score differs from the proposed one.")
+            kr.score_field = self[f"score_{kr.pk}"]
+            kr.reason_field = self[f"reason_{kr.pk}"]
+        self.rows = rows
+
+    def scores(self):
+        return {kr.pk: (self.cleaned_data[f"score_{kr.pk}"].strip(),
+                        self.cleaned_data[f"reason_{kr.pk}"]) for kr in self.rows}
+
+
+class CloseForm(forms.Form):
+    outcome = forms.ChoiceField(label="How did it end?", choices=ObjectiveClose.Outcome.choices,
+                                widget=forms.RadioSelect)
+    learned = forms.CharField(label="What we learned", max_length=2000,
+                              widget=forms.Textarea(attrs={"rows": 3}))
+    differently = forms.CharField(label="What we would do differently", max_length=2000,
+                                  required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    next_step = forms.ChoiceField(label="What happens next", widget=forms.RadioSelect,
+                                  choices=ObjectiveClose.NextStep.choices)

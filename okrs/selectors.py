@@ -299,3 +299,61 @@ def attach_contributors(org, key_results):
             kr.sparkline = ""
     return key_results
 
+
+
+# The end of a cycle ---------------------------------------------------------------------------
+
+
+def key_results_to_score(org, user, *, today=None):
+    """The key results this person owes a score: in a cycle whose scoring window is open (its
+    last two weeks, and after it ends until it is closed), not scored yet, of a live objective,
+    owned by a team they lead or under an objective of a team they lead. ``user`` is a user or
+    their membership. A query, not loaded: the digest counts it, the inbox slices it."""
+    from orgs.models import Membership
+
+    from .scoring import SCORING_WINDOW
+
+    today = today or timezone.localdate()
+    membership = user if isinstance(user, Membership) else (
+        Membership.objects.for_org(org).filter(user=user).first())
+    if membership is None:
+        return KeyResult.objects.for_org(org).none()
+    led = led_team_ids(membership)
+    if not led:
+        return KeyResult.objects.for_org(org).none()
+    return (KeyResult.objects.for_org(org)
+            .filter(score__isnull=True, objective__cycle__end_date__lte=today + SCORING_WINDOW)
+            .exclude(objective__cycle__status=Cycle.Status.CLOSED)
+            .exclude(objective__state=Objective.State.RETIRED)
+            .filter(Q(owner_team_id__in=led) | Q(objective__team_id__in=led))
+            .select_related("objective__cycle", "owner_team")
+            .order_by("objective__cycle__end_date", "objective__title", "position", "pk"))
+
+
+CLOSING_TEAMS = 20
+
+
+def closing_status(org, cycle, *, limit=CLOSING_TEAMS):
+    """What stops a cycle from closing cleanly, and who owes it: key results not scored yet (by
+    owner team), live objectives with no close form (by team), the teams with the most first
+    (``limit`` of them, each with its lead), and the totals. Four queries, whatever the size."""
+    live = Objective.objects.for_org(org).filter(cycle=cycle).live()
+    unscored = (KeyResult.objects.for_org(org).filter(objective__in=live, score__isnull=True)
+                .order_by().values("owner_team").annotate(n=Count("pk")))
+    unclosed = (live.filter(close__isnull=True).order_by().values("team")
+                .annotate(n=Count("pk")))
+    by_team = defaultdict(lambda: {"unscored": 0, "unclosed": 0})
+    for row in unscored:
+        by_team[row["owner_team"]]["unscored"] = row["n"]
+    for row in unclosed:
+        by_team[row["team"]]["unclosed"] = row["n"]
+    ranked = sorted(by_team.items(), key=lambda item: (
+        -(item[1]["unscored"] + item[1]["unclosed"]), item[0]))
+    teams = Team.objects.for_org(org).select_related("lead").in_bulk(
+        [pk for pk, _ in ranked[:limit]])
+    rows = [{"team": teams[pk], **counts} for pk, counts in ranked[:limit] if pk in teams]
+    total_unscored = sum(c["unscored"] for c in by_team.values())
+    total_unclosed = sum(c["unclosed"] for c in by_team.values())
+    return {"teams": rows, "team_total": len(by_team), "unscored": total_unscored,
+            "unclosed": total_unclosed, "outstanding": total_unscored + total_unclosed,
+            "objectives": live.count()}

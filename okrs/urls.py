@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import views, views_closing
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -22,4 +22,13 @@ urlpatterns = [
     path("check-ins/<int:check_in_pk>/correct/", views.check_in_correct,
          name="check_in_correct"),
     path("check-ins/<int:check_in_pk>/delete/", views.check_in_delete, name="check_in_delete"),
+]
+
+urlpatterns += [
+    path("objectives/<int:objective_pk>/score/", views_closing.objective_score,
+         name="objective_score"),
+    path("objectives/<int:objective_pk>/close/", views_closing.objective_close,
+         name="objective_close"),
+    path("objectives/<int:objective_pk>/carry-over/", views_closing.objective_carry_over,
+         name="objective_carry_over"),
 ]

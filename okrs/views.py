@@ -23,7 +23,7 @@ from orgs.permissions import (
 )
 from orgs.pickers import find_data
 
-from . import selectors, services
+from . import selectors, services, views_closing
 from .access import access_check_in, access_key_result, access_objective, access_team
 from .charts import plain_number
 from .forms import CheckInForm, CorrectionForm, DeleteCheckInForm, KeyResultForm, ObjectiveForm
@@ -154,6 +154,8 @@ def team_detail(request, team_pk):
         "open_cycle": selectors.open_cycle(request.org, cycles),
         "can_add": cycle is not None and not cycle.is_closed
         and can_edit_team_okrs(request.membership, team.pk), **ctx,
+        "scoring": views_closing.team_scoring(request.membership, team, cycle,
+                                              ctx["objectives"]),
     })
 
 
@@ -178,6 +180,7 @@ def objective_detail(request, objective_pk):
         "recovery_form": RecoveryActionForm(org=request.org),
         "alignment": alignment_selectors.objective_alignment(request.org, objective,
                                                              request.membership), **ctx,
+        **views_closing.objective_closing(request, objective),
     })
 
 

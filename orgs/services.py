@@ -402,5 +402,10 @@ def save_cycle(*, actor, cycle=None, name, start_date, end_date, status):
             end_date,
             status,
         )
+        # Closed through this form too: when and by whom, as the console's close page records.
+        if status == Cycle.Status.CLOSED and cycle.closed_at is None:
+            cycle.closed_at, cycle.closed_by = timezone.now(), actor.user
+        elif status != Cycle.Status.CLOSED:
+            cycle.closed_at = cycle.closed_by = None
         cycle.save()
     return cycle

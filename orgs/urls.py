@@ -1,6 +1,8 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from okrs import views_closing
+
 from . import views
 
 urlpatterns = [
@@ -34,4 +36,6 @@ console_urlpatterns = [
     path("cycles/", views.console_cycles, name="console_cycles"),
     path("cycles/new/", views.console_cycle_form, name="console_cycle_new"),
     path("cycles/<int:cycle_pk>/", views.console_cycle_form, name="console_cycle_edit"),
+    path("cycles/<int:cycle_pk>/close/", views_closing.console_cycle_close,
+         name="console_cycle_close"),
 ]

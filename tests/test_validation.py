@@ -23,7 +23,7 @@ from dependencies.models import Dependency, NetworkState
 from nudges import outbox
 from nudges.models import OutboundEmail
 from okrs import services
-from okrs.models import CheckIn, Health, KeyResult, Objective
+from okrs.models import CheckIn, Health, KeyResult, Objective, ObjectiveClose
 from orgs import services as org_services
 from orgs.models import Cycle, Team
 from orgs.validation import Fields, control_characters
@@ -578,6 +578,10 @@ def _tables():
         (OutboundEmail, "kind", "bogus"),
         (Finding, "rule", "bogus"),
         (Finding, "severity", "urgent"),
+        # Issue 13's schema: an objective's commitment and its close form.
+        (Objective, "commitment", "bogus"),
+        (ObjectiveClose, "outcome", "bogus"),
+        (ObjectiveClose, "next_step", "bogus"),
     ]
 
 
@@ -593,6 +597,10 @@ def _a_row(world, model):
                                           owner=w.admin.user)
     if model is ReviewComment:
         return ReviewComment.objects.create(organization=w.org, objective=w.objective)
+    if model is ObjectiveClose:
+        return ObjectiveClose.objects.create(organization=w.org, objective=w.objective,
+                                             outcome="partly", next_step="drop",
+                                             closed_at=timezone.now())
     if model.__name__ == "Finding":
         return model.objects.create(organization=w.org, cycle=w.cycle, rule="orphan",
                                     severity="high", rank=0, message="x", who="x")
