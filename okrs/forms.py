@@ -99,7 +99,7 @@ class KeyResultForm(pickers.PickerFormMixin, forms.Form):
     start_value = forms.DecimalField(max_digits=16, decimal_places=4, required=False,
                                      help_text="Increase or decrease only: where it starts.")
     target_value = forms.DecimalField(
-        label="Target or threshold", max_digits=16, decimal_places=4, required=False,
+        max_digits=16, decimal_places=4, required=False,
         help_text="Keep above or below: the threshold. Milestones and baselines need none.")
     unit = forms.CharField(max_length=20, required=False,
                            help_text="e.g. %, hours, customers, $k")
