@@ -115,6 +115,7 @@ def test_seed_demo_is_idempotent_and_believable(db):
         kinds = set(KeyResult.objects.filter(organization=org, objective__in=objectives)
                     .values_list("kind", flat=True))
         assert kinds == {"numeric", "keep_above", "milestone", "baseline"}
+        assert objectives.filter(commitment="aspirational").count() == 2
         # One workflow in progress (steps 1-5 done, a milestone late), one closed last cycle
         # with a retrospective shared company-wide.
         from alignment.models import Workflow

@@ -122,6 +122,8 @@ OBJECTIVES = [
 
 # The company objectives count their departments' work in their progress, beside their own KRs.
 ALIGNED_PROGRESS = {"csat", "arr"}
+# Stretch objectives (about 0.7 is a good result); the others are committed.
+ASPIRATIONAL = {"csat", "web"}
 
 # Key results of other kinds than increase / decrease (a start) or milestone (no start), by
 # title: keep above takes its target as the threshold, a baseline has neither.
@@ -302,7 +304,8 @@ class Command(BaseCommand):
             objective = services.create_objective(
                 membership=admin, cycle=cycle, team=teams[team], title=title, why=why,
                 parent=made.get(parent), is_local=local, state=Objective.State.PUBLISHED,
-                progress_mode="aligned" if key in ALIGNED_PROGRESS else None)
+                progress_mode="aligned" if key in ALIGNED_PROGRESS else None,
+                commitment="aspirational" if key in ASPIRATIONAL else None)
             made[key] = objective
             lead = teams[team].lead
             for title_kr, start, target, unit, profile, owner_team in krs:
