@@ -33,10 +33,10 @@ def cycle_data(org, cycle, *, now=None):
             id=o["id"], title=o["title"], team_id=o["team_id"], team=o["team__name"],
             team_kind=o["team__kind"], parent_id=o["parent_id"], is_local=o["is_local"],
             state=o["state"], owner_id=o["team__lead_id"], owner=o["team__lead__full_name"] or "",
-            theme=o["theme__name"] or "")
+            theme=o["theme__name"] or "", commitment=o["commitment"])
         for o in Objective.objects.for_org(org).filter(cycle=cycle).exclude(state="retired")
         .values("id", "title", "team_id", "team__name", "team__kind", "parent_id", "is_local",
-                "state", "team__lead_id", "team__lead__full_name", "theme__name")
+                "state", "team__lead_id", "team__lead__full_name", "theme__name", "commitment")
     ]
     key_results = [
         rules.KeyResult(id=k["id"], objective_id=k["objective_id"], title=k["title"],

@@ -44,6 +44,7 @@ class Objective:
     owner_id: int | None = None  # the lead of its team
     owner: str = ""
     theme: str = ""
+    commitment: str = "committed"  # or aspirational
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ TITLES = {
     "bottleneck": "Bottleneck",
     "stale": "Stale key result",
     "unowned_dependency": "Unanswered dependency",
+    "commitment_mix": "No mix of committed and aspirational",
 }
 
 
@@ -519,9 +521,32 @@ def unowned_dependency(cycle):
             for d in cycle.dependencies if d.status == "requested" and d.created_at <= cutoff]
 
 
+def commitment_mix(cycle):
+    """A team (or department, or the company) with two or more live objectives in the cycle,
+    all committed or all aspirational: all committed leaves no stretch, all aspirational
+    leaves nothing the others can count on."""
+    teams = {}
+    for o in _live(cycle):
+        teams.setdefault((o.team, o.team_id), []).append(o)
+    findings = []
+    for (name, _), objectives in sorted(teams.items()):
+        kinds = {o.commitment for o in objectives}
+        if len(objectives) < 2 or len(kinds) != 1:
+            continue
+        if kinds == {"aspirational"}:
+            message = (f"{name}: all {len(objectives)} objectives are aspirational, so nothing "
+                       "is promised to the teams who count on it. Mark what you will surely "
+                       "deliver as committed.")
+        else:
+            message = (f"{name}: all {len(objectives)} objectives are committed, so none "
+                       "stretches the team. Consider making one aspirational.")
+        findings.append(Finding("commitment_mix", LOW, message, name))
+    return findings
+
+
 RULES = (too_many_company_objectives, orphans, strict_local, too_local, copy_paste,
          kr_as_objective, sibling_overlap, metric_objective, task_key_result, over_cascading,
-         coverage_gap, bottleneck, stale, unowned_dependency)
+         coverage_gap, bottleneck, stale, unowned_dependency, commitment_mix)
 
 
 def run_all(cycle):

@@ -343,11 +343,11 @@ def _own_health_and_edges(cycle, data, now):
     skipped = data.setdefault("skipped", [])
     # The health alone, without the sentences (``progress.key_result_health``): the same
     # result as ``assess_key_result`` at a fraction of the cost.
-    key_result_health, milestone = progress.key_result_health, KeyResult.Kind.MILESTONE
+    key_result_health = progress.key_result_health
     for pk, k in list(key_results.items()):
         try:
             done, health = key_result_health(
-                k["kind"] == milestone, k["start_value"], k["target_value"],
+                k["kind"], k["start_value"], k["target_value"],
                 k["current_value"], k["is_done"], k["confidence"] or None, elapsed,
                 k["last_check_in_at"], now)
         except (ValueError, TypeError, ArithmeticError):

@@ -248,6 +248,10 @@ def _check_contribution(org, key_result, shared, rollup):
             raise ValidationError({"rollup": (
                 "A milestone has no value to add up. Choose “Keep its own check-ins” to let "
                 "only its health count.")})
+        if KeyResult.Kind.NUMERIC != shared.kind or KeyResult.Kind.NUMERIC != key_result.kind:
+            raise ValidationError({"rollup": (
+                "Only key results that increase or decrease to a target add up values. Choose "
+                "“Keep its own check-ins” to let only its health count.")})
         if not same_unit(key_result.unit, shared.unit):
             raise ValidationError({"feeds": (
                 f"The units do not match: “{key_result.title}” counts {_unit_of(key_result)}, "

@@ -1,10 +1,13 @@
 from django import forms
+from django.utils.html import format_html
 
 from orgs import pickers
 from orgs.models import Team, Theme
 from orgs.permissions import can_publish
 
-from .models import Health, KeyResult, Objective, ObjectiveClose, ProgressMode
+from . import kinds
+from .charts import plain_number
+from .models import Commitment, Health, KeyResult, Objective, ObjectiveClose, ProgressMode
 
 PICKER_ABOVE = 20  # a choice among more teams than this is a search field, not a <select>
 
@@ -42,6 +45,11 @@ class ObjectiveForm(pickers.PickerFormMixin, forms.Form):
         label="Company theme", queryset=Theme.objects.none(), required=False,
         empty_label="(none)", help_text="The company theme this objective serves.")
     state = forms.ChoiceField(choices=())
+    commitment = forms.ChoiceField(
+        label="Commitment", initial=Commitment.COMMITTED, widget=forms.RadioSelect,
+        required=False,
+        choices=[(Commitment.COMMITTED, "Committed: we will do it; 1.0 is expected"),
+                 (Commitment.ASPIRATIONAL, "Aspirational: a stretch; about 0.7 is a good result")])
     progress_mode = forms.ChoiceField(
         label="Progress counts", choices=ProgressMode.choices, required=False,
         initial=ProgressMode.KEY_RESULTS, widget=forms.RadioSelect,
@@ -83,10 +91,16 @@ class ObjectiveForm(pickers.PickerFormMixin, forms.Form):
 
 class KeyResultForm(pickers.PickerFormMixin, forms.Form):
     title = forms.CharField(max_length=200, widget=forms.TextInput(attrs={"autofocus": True}))
-    kind = forms.ChoiceField(choices=KeyResult.Kind.choices, initial=KeyResult.Kind.NUMERIC,
-                             widget=forms.RadioSelect)
-    start_value = forms.DecimalField(max_digits=16, decimal_places=4, required=False)
-    target_value = forms.DecimalField(max_digits=16, decimal_places=4, required=False)
+    kind = forms.ChoiceField(
+        label="What success means", initial=KeyResult.Kind.NUMERIC, widget=forms.RadioSelect,
+        choices=[(value, format_html('{} <small class="hint">{}</small>', label,
+                                     kinds.HINTS[value]))
+                 for value, label in KeyResult.Kind.choices])
+    start_value = forms.DecimalField(max_digits=16, decimal_places=4, required=False,
+                                     help_text="Increase or decrease only: where it starts.")
+    target_value = forms.DecimalField(
+        max_digits=16, decimal_places=4, required=False,
+        help_text="Keep above or below: the threshold. Milestones and baselines need none.")
     unit = forms.CharField(max_length=20, required=False,
                            help_text="e.g. %, hours, customers, $k")
     owner_team = forms.ModelChoiceField(
@@ -120,6 +134,23 @@ class CheckInForm(forms.Form):
                            widget=forms.Textarea(attrs={"rows": 2}),
                            help_text="What moved, what is in the way, what you will try next.")
 
+    def __init__(self, *args, key_result=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if key_result is not None and "value" in self.fields:
+            self.fields["value"].label, self.fields["value"].help_text = value_label(key_result)
+
+
+def value_label(key_result):
+    """The check-in's value field, as the key result's kind asks for it: (label, help)."""
+    unit = f" {key_result.unit.strip()}" if key_result.unit.strip() else ""
+    if key_result.kind == KeyResult.Kind.BASELINE:
+        return "Measured value", "What you measured: it becomes this metric's baseline."
+    if key_result.is_threshold:
+        side = "above" if key_result.kind == KeyResult.Kind.KEEP_ABOVE else "below"
+        threshold = plain_number(key_result.target_value)
+        return "Latest value", f"It must stay at or {side} {threshold}{unit}."
+    return "New value", ""
+
 
 class CorrectionForm(CheckInForm):
     """A check-in's corrected values, and why (kept with the mistaken one in the history)."""
@@ -128,7 +159,7 @@ class CorrectionForm(CheckInForm):
                              help_text="Why it was wrong, for whoever reads the history.")
 
     def __init__(self, *args, key_result, **kwargs):
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, key_result=key_result, **kwargs)
         self.fields["value"].label = "Corrected value"
         del self.fields["is_done" if not key_result.is_milestone else "value"]
 

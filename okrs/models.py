@@ -167,8 +167,15 @@ class KeyResult(models.Model):
     """A measurable result. Its owner team may differ from the objective's (shared objectives)."""
 
     class Kind(models.TextChoices):
-        NUMERIC = "numeric", "Numeric"
-        MILESTONE = "milestone", "Milestone (done / not done)"
+        """What success means for it (``okrs.kinds`` says how each is measured and scored).
+        "numeric" moves from start to target: up (increase) or down (decrease), as the two
+        values say. Keep above / below hold ``target_value`` as their threshold."""
+
+        NUMERIC = "numeric", "Increase or decrease to a target"
+        KEEP_ABOVE = "keep_above", "Keep above a threshold"
+        KEEP_BELOW = "keep_below", "Keep below a threshold"
+        MILESTONE = "milestone", "Milestone (done or not)"
+        BASELINE = "baseline", "Establish a baseline"
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     objective = models.ForeignKey(Objective, on_delete=models.CASCADE, related_name="key_results")
@@ -235,7 +242,8 @@ class KeyResult(models.Model):
                 condition=models.Q(weight__gt=0), name="key_result_weight_positive"
             ),
             # Choice columns hold one of their choices, whatever path writes them.
-            choice_constraint("kind", ["numeric", "milestone"]),
+            choice_constraint("kind", ["numeric", "keep_above", "keep_below", "milestone",
+                                       "baseline"]),
             choice_constraint("confidence", Health, blank=True),
             choice_constraint("rollup", Rollup, blank=True),
             choice_constraint("effective_health", Health, blank=True),
@@ -253,6 +261,15 @@ class KeyResult(models.Model):
     @property
     def is_milestone(self):
         return self.kind == self.Kind.MILESTONE
+
+    @property
+    def is_threshold(self):
+        """Keep above or keep below: ``target_value`` is a threshold to hold all cycle."""
+        return self.kind in (self.Kind.KEEP_ABOVE, self.Kind.KEEP_BELOW)
+
+    @property
+    def is_baseline(self):
+        return self.kind == self.Kind.BASELINE
 
 
 class CheckInQuerySet(OrgQuerySet):

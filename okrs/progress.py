@@ -4,6 +4,15 @@ The rules, which the UI repeats in words (see ``explain`` texts below):
 - A numeric key result's progress is how far its current value has moved from start towards
   target, clamped to 0-100%. It works the same for decreasing metrics (start 24h, target 4h).
 - A milestone key result is 0% until done, then 100%.
+- Keep above / keep below a threshold (a health metric that must hold all cycle): progress is
+  100% while the latest value holds the threshold (at or above it, at or below it) and 0% when
+  it breaks it or nothing is measured yet. Its pace is the latest value: holding is on track,
+  breaking is off track (whatever the share of the cycle gone); with no value yet, pace is not
+  judged. How long it held over the cycle is what its end-of-cycle score counts
+  (``okrs.kinds.proposed_score``), not its progress.
+- Establish a baseline (the first cycle of a new metric): 0% until a value is measured, then
+  100%. Like a milestone, it is judged by pace only once the cycle is over (off track if it
+  was never measured); before that its owner's confidence speaks for it.
 - Pace: progress is compared with the share of the cycle that has elapsed. Behind by at most
   15 points is on track, by at most 30 points at risk, more is off track. A milestone is only
   judged by pace once the cycle is over; before that its owner's confidence speaks for it.
@@ -30,6 +39,11 @@ LABEL = {ON_TRACK: "on track", AT_RISK: "at risk", OFF_TRACK: "off track"}
 PACE_ON_TRACK_GAP = 0.15
 PACE_AT_RISK_GAP = 0.30
 STALE_AFTER = timedelta(days=14)
+# Key result kinds (``okrs.models.KeyResult.Kind``): "numeric" increases or decreases from start
+# to target; keep above / below hold the target as a threshold.
+NUMERIC, KEEP_ABOVE, KEEP_BELOW, MILESTONE, BASELINE = (
+    "numeric", "keep_above", "keep_below", "milestone", "baseline")
+THRESHOLD_KINDS = frozenset((KEEP_ABOVE, KEEP_BELOW))
 
 
 @dataclass(frozen=True)
@@ -60,6 +74,35 @@ def numeric_progress(start, target, current):
     return float(min(Decimal(1), max(Decimal(0), share)))
 
 
+def _kind(kind):
+    """A kind, from a kind or (as older callers pass it) ``is_milestone``."""
+    if kind is True:
+        return MILESTONE
+    if kind is False or kind is None:
+        return NUMERIC
+    return kind
+
+
+def _plain(value):
+    value = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def threshold_holds(kind, threshold, value):
+    """True when ``value`` holds a keep above / keep below threshold (equal holds), None when
+    there is no value. Refuses a missing or non-finite threshold or value."""
+    if threshold is None:
+        raise ValueError("A threshold key result needs its threshold.")
+    threshold = Decimal(threshold)
+    value = None if value is None else Decimal(value)
+    if not all(v.is_finite() for v in (threshold, value) if v is not None):
+        raise ValueError("The threshold and the current value must be numbers.")
+    if value is None:
+        return None
+    return value >= threshold if kind == KEEP_ABOVE else value <= threshold
+
+
 def elapsed_share(start_date: date, end_date: date, today: date) -> float:
     """How much of the cycle has passed: 0 before it starts, 1 once it is over."""
     total = (end_date - start_date).days
@@ -86,7 +129,8 @@ def pace_health(progress: float, elapsed: float) -> str | None:
 
 def assess_key_result(
     *,
-    is_milestone: bool,
+    is_milestone: bool = False,
+    kind: str | None = None,
     start=None,
     target=None,
     current=None,
@@ -100,7 +144,8 @@ def assess_key_result(
     if confidence is not None and confidence not in SEVERITY:
         # A stored value this code does not know says nothing: read it as no check-in.
         confidence = None
-    if is_milestone:
+    kind = _kind(kind or is_milestone)
+    if kind == MILESTONE:
         progress = 1.0 if is_done else 0.0
         pace = (ON_TRACK if is_done else OFF_TRACK) if elapsed >= 1 else None
         if pace:
@@ -109,6 +154,32 @@ def assess_key_result(
                 if is_done
                 else "The cycle is over and the milestone is not done."
             )
+    elif kind == BASELINE:
+        if current is not None and not Decimal(current).is_finite():
+            raise ValueError("The measured value must be a number.")
+        measured = current is not None
+        progress = 1.0 if measured else 0.0
+        pace = ON_TRACK if measured else OFF_TRACK if elapsed >= 1 else None
+        reasons.append(
+            f"The baseline is measured: {_plain(current)}." if measured
+            else "The cycle is over and the baseline was never measured." if pace
+            else "The baseline is not measured yet; until the cycle ends, confidence speaks "
+                 "for it.")
+    elif kind in THRESHOLD_KINDS:
+        holds = threshold_holds(kind, target, current)
+        progress = 1.0 if holds else 0.0
+        pace = None if holds is None else ON_TRACK if holds else OFF_TRACK
+        side = "at or above" if kind == KEEP_ABOVE else "at or below"
+        threshold = _plain(target)
+        if holds is None:
+            reasons.append(f"Nothing is measured yet, so whether it stays {side} {threshold} "
+                           "is not known.")
+        elif holds:
+            reasons.append(f"The latest value, {_plain(current)}, is {side} "
+                           f"{threshold}: it holds, which is on track.")
+        else:
+            reasons.append(f"The latest value, {_plain(current)}, breaks the "
+                           f"threshold (it must stay {side} {threshold}), which is off track.")
     else:
         progress = numeric_progress(start, target, current)
         pace = pace_health(progress, elapsed)
@@ -184,15 +255,25 @@ _PACE_ON_TRACK, _PACE_AT_RISK = PACE_ON_TRACK_GAP, PACE_AT_RISK_GAP
 _ZERO, _ONE = Decimal(0), Decimal(1)
 
 
-def key_result_health(is_milestone, start, target, current, is_done, confidence, elapsed,
+def key_result_health(kind, start, target, current, is_done, confidence, elapsed,
                       last_check_in=None, now=None):
     """``(progress, health)`` as ``assess_key_result`` gives them (a stale key result's health
-    is unknown). Raises what it raises."""
+    is unknown). Raises what it raises. ``kind``: a key result kind, or (as older callers pass
+    it) True for a milestone and False for a numeric key result."""
     if confidence is not None and confidence not in SEVERITY:
         confidence = None
-    if is_milestone:
+    if kind is True or kind == MILESTONE:
         progress = 1.0 if is_done else 0.0
         pace = (ON_TRACK if is_done else OFF_TRACK) if elapsed >= 1 else None
+    elif kind == BASELINE:
+        if current is not None and not Decimal(current).is_finite():
+            raise ValueError("The measured value must be a number.")
+        progress = 0.0 if current is None else 1.0
+        pace = ON_TRACK if current is not None else OFF_TRACK if elapsed >= 1 else None
+    elif kind in THRESHOLD_KINDS:
+        holds = threshold_holds(kind, target, current)
+        progress = 1.0 if holds else 0.0
+        pace = None if holds is None else ON_TRACK if holds else OFF_TRACK
     else:
         start, target = Decimal(start), Decimal(target)
         if current is not None:

@@ -20,8 +20,9 @@ from orgs.models import Cycle
 from orgs.services import lock_organization
 from orgs.validation import Fields
 
-from .models import Commitment, KeyResult, Objective, ObjectiveClose
-from .progress import numeric_progress
+from . import kinds
+from .models import CheckIn, Commitment, KeyResult, Objective, ObjectiveClose
+from .progress import NUMERIC, THRESHOLD_KINDS
 
 SCORING_WINDOW = timedelta(days=14)
 # A score the owner gives that is within this of the proposal confirms it.
@@ -32,17 +33,35 @@ SAME_SCORE = 0.005
 
 
 def propose(kr):
-    """The score the data proposes for a key result, 0.0-1.0 (two decimals): a numeric key
-    result's progress from start to target, clipped to 0..1; a milestone 1.0 when done, else 0.0.
-    None when its stored values cannot be read (the owner then gives a score and a reason).
-
-    Part k's ``okrs.kinds.proposed_score(kr, check_ins)`` replaces this at merge, per kind."""
-    if kr.is_milestone:
-        return 1.0 if kr.is_done else 0.0
+    """The score the data proposes for a key result, 0.0-1.0 (two decimals), by its kind
+    (``okrs.kinds.proposed_score``). A keep above / keep below key result reads its live
+    check-ins: ``attach_check_ins`` loads them for many key results in one query; without it,
+    they are read here. The other kinds read the values stored on the key result. None when its
+    stored values cannot be read (the owner then gives a score and a reason)."""
+    if kr.kind in THRESHOLD_KINDS:
+        check_ins = getattr(kr, "live_check_ins", None)
+        if check_ins is None:
+            check_ins = list(CheckIn.objects.filter(key_result=kr, corrected_at__isnull=True)
+                             .order_by("created_at", "pk"))
+    else:
+        check_ins = []
     try:
-        return round(numeric_progress(kr.start_value, kr.target_value, kr.current_value), 2)
+        return kinds.proposed_score(kr, check_ins)
     except (ValueError, TypeError, ArithmeticError, InvalidOperation):
         return None
+
+
+def attach_check_ins(key_results):
+    """Load the live check-ins (oldest first) of the keep above / keep below key results among
+    ``key_results`` in one query, for ``propose``."""
+    wanted = {kr.pk: kr for kr in key_results if kr.kind in THRESHOLD_KINDS}
+    for kr in wanted.values():
+        kr.live_check_ins = []
+    if wanted:
+        for c in (CheckIn.objects.filter(key_result__in=list(wanted), corrected_at__isnull=True)
+                  .order_by("created_at", "pk")):
+            wanted[c.key_result_id].live_check_ins.append(c)
+    return key_results
 
 
 def window_opens(cycle):
@@ -165,6 +184,7 @@ def score_key_results(*, membership, objective, scores, today=None):
         krs = {kr.pk: kr for kr in KeyResult.objects.for_org(org).filter(objective=objective)
                .select_related("objective__team", "objective__cycle")
                .select_for_update(no_key=True, of=("self",))}
+        attach_check_ins(list(krs.values()))
         v = Fields(KeyResult)
         changed = []
         for pk, (score, reason) in scores.items():
@@ -277,7 +297,8 @@ def carry_over(*, membership, objective, today=None):
             "then carry this objective over.")
     with transaction.atomic():
         lock_organization(org)
-        krs = list(KeyResult.objects.for_org(org).filter(objective=objective))
+        krs = attach_check_ins(list(KeyResult.objects.for_org(org).filter(objective=objective)
+                                    .select_related("objective__cycle")))
         unfinished = [kr for kr in krs if is_unfinished(kr)]
         if krs and not unfinished:
             raise ValidationError("Every key result reached its target: nothing to carry over.")
@@ -298,8 +319,9 @@ def carry_over(*, membership, objective, today=None):
             created_by=membership.user, updated_by=membership.user)
         KeyResult.objects.bulk_create([
             KeyResult(organization=org, objective=copy, title=kr.title, kind=kr.kind,
-                      start_value=kr.current_value if not kr.is_milestone else None,
-                      target_value=kr.target_value if not kr.is_milestone else None,
+                      start_value=kr.current_value if kr.kind == NUMERIC else None,
+                      target_value=(kr.target_value if kr.kind == NUMERIC
+                                    or kr.kind in THRESHOLD_KINDS else None),
                       current_value=kr.current_value if not kr.is_milestone else None,
                       unit=kr.unit, owner_team=kr.owner_team, owner=kr.owner, weight=kr.weight,
                       position=position)

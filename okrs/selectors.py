@@ -57,7 +57,7 @@ def assess(objectives, *, now=None):
         for kr in objective.key_results.all():
             try:
                 kr.assessment = progress.assess_key_result(
-                    is_milestone=kr.is_milestone, start=kr.start_value, target=kr.target_value,
+                    kind=kr.kind, start=kr.start_value, target=kr.target_value,
                     current=kr.current_value, is_done=kr.is_done,
                     confidence=kr.confidence or None, last_check_in=kr.last_check_in_at,
                     elapsed=elapsed, now=now,

@@ -116,6 +116,16 @@ def _clean_progress(progress_mode, key_results_weight, weight):
         ("weight", weight)) if value is not None}
 
 
+def _clean_commitment(commitment):
+    """Committed or aspirational (``None`` or "": unchanged, or committed for a new one)."""
+    if commitment is None or commitment == "":
+        return {}
+    v = Fields(Objective)
+    v.choice("commitment", commitment)
+    v.done()
+    return {"commitment": commitment}
+
+
 def _check_state(membership, state, previous=None):
     if state == Objective.State.RETIRED:
         raise ValidationError({"state": "Use Retire to retire an objective."})
@@ -140,13 +150,15 @@ def _as_stored(org, parent):
 
 def create_objective(*, membership, cycle, team, title, why="", parent=None, is_local=False,
                      state=Objective.State.DRAFT, theme=None, success="", tradeoffs="",
-                     progress_mode=None, key_results_weight=None, weight=None):
+                     progress_mode=None, key_results_weight=None, weight=None,
+                     commitment=None):
     org = membership.organization
     if not permissions.can_edit_team_okrs(membership, team.pk):
         raise PermissionDenied("You can add objectives only for teams you lead.")
     title, why, success, tradeoffs = _clean_objective(title, why, success, tradeoffs, state,
                                                      is_local)
     counting = _clean_progress(progress_mode, key_results_weight, weight)
+    counting.update(_clean_commitment(commitment))
     _check_state(membership, state)
     _check_cycle_open(cycle)
     with transaction.atomic():
@@ -166,7 +178,7 @@ def create_objective(*, membership, cycle, team, title, why="", parent=None, is_
 
 def update_objective(*, membership, objective, version, title, why, team, parent, is_local,
                      state, theme=None, success=None, tradeoffs=None, progress_mode=None,
-                     key_results_weight=None, weight=None):
+                     key_results_weight=None, weight=None, commitment=None):
     org = membership.organization
     if not permissions.can_edit_objective(membership, objective):
         raise PermissionDenied("You can edit objectives only of teams you lead.")
@@ -175,6 +187,7 @@ def update_objective(*, membership, objective, version, title, why, team, parent
     title, why, success, tradeoffs = _clean_objective(title, why, success, tradeoffs, state,
                                                      is_local)
     counting = _clean_progress(progress_mode, key_results_weight, weight)
+    counting.update(_clean_commitment(commitment))
     _check_state(membership, state, objective.state)
     with transaction.atomic():
         lock_organization(org)
@@ -303,6 +316,9 @@ def _check_key_result(org, *, title, kind, start_value, target_value, unit, weig
         errors["owner_team"] = "Choose a team of this organization."
     if owner is not None and not Membership.objects.for_org(org).filter(user=owner).exists():
         errors["owner"] = "The owner must be a member of the organization."
+    if kind in (KeyResult.Kind.KEEP_ABOVE, KeyResult.Kind.KEEP_BELOW) and target_value is None:
+        side = "above" if kind == KeyResult.Kind.KEEP_ABOVE else "below"
+        errors["target_value"] = f"Give the threshold as the target: the value to stay {side}."
     if kind == KeyResult.Kind.NUMERIC:
         if start_value is None:
             errors["start_value"] = "A numeric key result needs a start value."
@@ -315,6 +331,11 @@ def _check_key_result(org, *, title, kind, start_value, target_value, unit, weig
                 errors["target_value"] = str(e)
     if errors:
         raise ValidationError(errors)
+    # Only "numeric" has a start; milestones and baselines have no target either.
+    if kind != KeyResult.Kind.NUMERIC:
+        start_value = None
+    if kind in (KeyResult.Kind.MILESTONE, KeyResult.Kind.BASELINE):
+        target_value = None
     return title, start_value, target_value, unit, weight
 
 
@@ -328,8 +349,6 @@ def create_key_result(*, membership, objective, title, kind, start_value=None, t
     title, start_value, target_value, unit, weight = _check_key_result(
         org, title=title, kind=kind, start_value=start_value, target_value=target_value,
         unit=unit, weight=weight, owner_team=owner_team, owner=owner)
-    if kind == KeyResult.Kind.MILESTONE:
-        start_value = target_value = None
     with transaction.atomic():
         lock_organization(org)
         position = KeyResult.objects.for_org(org).filter(objective=objective).count()
@@ -384,12 +403,11 @@ def update_key_result(*, membership, key_result, version, title, start_value, ta
         current.title, current.unit, current.owner_team = title, unit, owner_team
         current.owner, current.weight = owner, weight
         old_target = current.target_value
-        if current.kind == KeyResult.Kind.NUMERIC:
-            current.start_value, current.target_value = start_value, target_value
+        current.start_value, current.target_value = start_value, target_value
         current.version += 1
         current.save()
         network.mark_changed(key_result.objective.cycle)
-        if (current.kind == KeyResult.Kind.NUMERIC and old_target is not None
+        if (old_target is not None
                 and target_value is not None and old_target != target_value):
             _recascade(membership, key_result.objective,
                        f"The key result “{current.title}” of “{key_result.objective.title}” "

@@ -221,6 +221,7 @@ def objective_edit(request, objective_pk):
     initial = {"title": objective.title, "why": objective.why, "team": objective.team_id,
                "parent": objective.parent_id, "is_local": objective.is_local,
                "state": objective.state, "version": objective.version,
+               "commitment": objective.commitment,
                "theme": objective.theme_id, "success": objective.success,
                "tradeoffs": objective.tradeoffs, "progress_mode": objective.progress_mode,
                "key_results_weight": objective.key_results_weight, "weight": objective.weight}
@@ -325,7 +326,7 @@ def check_in(request, key_result_pk):
     if (closed := _closed(request, key_result.objective)) is not None:
         return closed
     selectors.attach_contributors(request.org, [key_result])
-    form = CheckInForm(request.POST or None, initial={
+    form = CheckInForm(request.POST or None, key_result=key_result, initial={
         "value": plain_number(key_result.current_value),
         "confidence": key_result.confidence or "on_track"})
     extra = {}

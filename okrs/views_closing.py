@@ -37,6 +37,7 @@ def objective_score(request, objective_pk):
     if request.method == "GET" and not scoring.in_scoring_window(objective.cycle):
         return redirect(_objective_url(request, objective))
     scoring.attach_scorers(rows)
+    scoring.attach_check_ins(rows)
     for kr in rows:
         kr.proposal = scoring.propose(kr)
     form = ScoreForm(request.POST or None, rows=rows)
@@ -94,7 +95,8 @@ def objective_carry_over(request, objective_pk):
     copy = scoring.carried_copy(request.org, objective, target) if target else None
     return render(request, "okrs/carry_over.html", {
         "objective": objective, "target": target, "copy": copy, "error": error,
-        "unfinished": [kr for kr in objective.key_results.all() if scoring.is_unfinished(kr)],
+        "unfinished": [kr for kr in scoring.attach_check_ins(list(objective.key_results.all()))
+                       if scoring.is_unfinished(kr)],
         "can_open_cycle": can_open_console(request.membership)})
 
 
@@ -140,7 +142,8 @@ def objective_closing(request, objective):
         "can_score": window and any(scoring.can_score(m, kr) for kr in krs),
         "can_close_form": window and scoring.can_close_objective(m, objective),
         "can_carry_over": may_lead and not carried and (window or cycle.is_closed) and (
-            not krs or any(scoring.is_unfinished(kr) for kr in krs)),
+            not krs or any(scoring.is_unfinished(kr)
+                           for kr in scoring.attach_check_ins(list(krs)))),
         "objective_close": close,
         "cycle_history": history,
     }

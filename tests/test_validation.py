@@ -551,6 +551,9 @@ def _tables():
         (Objective, "state", "bogus"),
         (Objective, "effective_health", "bogus"),
         (Objective, "progress_mode", "bogus"),
+        (Objective, "commitment", "maybe"),
+        (ObjectiveClose, "outcome", "bogus"),
+        (ObjectiveClose, "next_step", "bogus"),
         (KeyResult, "kind", "bogus"),
         (KeyResult, "confidence", "bogus"),
         (KeyResult, "effective_health", "great"),
@@ -624,6 +627,10 @@ def _a_row(world, model):
     if model.__name__ == "DependencyEvent":
         return model.objects.create(organization=w.org, dependency=w.dependency,
                                     status="requested")
+    if model is ObjectiveClose:
+        return ObjectiveClose.objects.create(organization=w.org, objective=w.objective,
+                                             outcome="missed", next_step="drop",
+                                             closed_at=timezone.now())
     named = {"Team": w.team, "Membership": w.admin, "Cycle": w.cycle,
              "Invitation": w.invitation, "Objective": w.objective, "KeyResult": w.key_result,
              "CheckIn": w.check_in, "ObjectiveShare": w.share, "Dependency": w.dependency,

@@ -42,7 +42,7 @@ def test_engineering_lead_aligns_an_objective_and_checks_in(page, live_server, d
     expect(add_kr).to_have_attribute("open", "")
     form = page.locator("#kr-new-form")
     field(form, "Title").fill("Median time to resolve")
-    field(form, "Numeric").check()
+    form.get_by_label(re.compile(r"^\s*Increase or decrease to a target")).check()
     field(form, "Start value").fill("120")
     field(form, "Target value").fill("60")
     field(form, "Unit").fill("min")

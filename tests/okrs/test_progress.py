@@ -232,3 +232,21 @@ def test_the_recompute_reads_a_stale_key_result_as_assess_does(days, elapsed):
     fast = progress.key_result_health(False, 0, 10, 2, False, ON_TRACK, elapsed, last, NOW)
     assert fast == (full.progress, full.health)
     assert (fast[1] is None) == (days > 14 and elapsed < 1)  # stale: its health is unknown
+
+
+@pytest.mark.parametrize("elapsed", ELAPSED)
+@pytest.mark.parametrize("confidence", CONFIDENCES)
+@pytest.mark.parametrize("kind", ["numeric", "keep_above", "keep_below", "baseline", "milestone"])
+def test_the_recompute_health_of_every_kind_is_assess_key_results(kind, confidence, elapsed):
+    checked = 0
+    dones = (False, True) if kind == "milestone" else (False,)  # only a milestone reads it
+    for (start, target, current), is_done in itertools.product(
+            itertools.product(VALUES, repeat=3), dones):
+        full = outcome(progress.assess_key_result, kind=kind, start=start, target=target,
+                       current=current, is_done=is_done, confidence=confidence,
+                       elapsed=elapsed, now=NOW)
+        fast = outcome(progress.key_result_health, kind, start, target, current, is_done,
+                       confidence, elapsed)
+        assert fast == full, (kind, start, target, current, is_done)
+        checked += full != "error"
+    assert checked > 100

@@ -33,7 +33,8 @@ TODAY = timezone.localdate()
 
 def kr(kind="numeric", start=0, target=100, current=0, done=False, score=None, weight=1):
     return SimpleNamespace(
-        is_milestone=kind == "milestone", start_value=Decimal(start), is_done=done,
+        kind=kind, rollup="", is_milestone=kind == "milestone", start_value=Decimal(start),
+        is_done=done,
         target_value=Decimal(target), current_value=Decimal(current), score=score,
         weight=Decimal(weight))
 
@@ -48,7 +49,7 @@ def kr(kind="numeric", start=0, target=100, current=0, done=False, score=None, w
     (kr(start=100, target=50, current=40), 1.0),
     (kr(kind="milestone", done=True), 1.0),
     (kr(kind="milestone", done=False), 0.0),
-    (kr(start=5, target=5, current=5), None),      # unreadable values: no proposal
+    (kr(start=5, target=5, current=5), 0.0),       # start equals target: no progress to read
 ])
 def test_it_proposes_a_score_per_kind(key_result, proposal):
     assert scoring.propose(key_result) == proposal

@@ -4,7 +4,7 @@ import pytest
 from django.core.management import call_command
 from django_scopes import scopes_disabled
 
-from okrs.models import CheckIn, Objective
+from okrs.models import CheckIn, KeyResult, Objective
 from orgs.models import Cycle, Membership, Organization, Role, Team, User
 
 pytestmark = pytest.mark.django_db
@@ -110,7 +110,12 @@ def test_seed_demo_is_idempotent_and_believable(db):
         healths = set(CheckIn.objects.filter(organization=org).values_list("confidence",
                                                                            flat=True))
         assert healths == {"on_track", "at_risk", "off_track"}
-        assert all(o.key_results.count() == 3 for o in objectives)
+        # Three KRs each; Customer Success has a fourth, a baseline it measures this cycle.
+        assert sorted(o.key_results.count() for o in objectives) == [3] * 10 + [4]
+        kinds = set(KeyResult.objects.filter(organization=org, objective__in=objectives)
+                    .values_list("kind", flat=True))
+        assert kinds == {"numeric", "keep_above", "milestone", "baseline"}
+        assert objectives.filter(commitment="aspirational").count() == 2
         # One workflow in progress (steps 1-5 done, a milestone late), one closed last cycle
         # with a retrospective shared company-wide.
         from alignment.models import Workflow

@@ -101,7 +101,8 @@ OBJECTIVES = [
      "Fast, final answers turn a bad day into a reason to stay.",
      [("Reduce first response time from 24 h to 4 h", 24, 4, "h", "on", None),
       ("First-contact resolution from 70% to 90%", 70, 90, "%", "risk", None),
-      ("Support satisfaction from 80 to 92", 80, 92, "", "on", None)]),
+      ("Support satisfaction from 80 to 92", 80, 92, "", "on", None),
+      ("Measure the reopen rate of resolved tickets", None, None, "%", "on", None)]),
     ("mkt", "Marketing", "Fill the pipeline with qualified demand", "arr", False,
      "Sales needs three times coverage to hit the enterprise target.",
      [("Grow MQLs from 400 to 900 per month", 400, 900, "MQLs", "on", None),
@@ -121,6 +122,19 @@ OBJECTIVES = [
 
 # The company objectives count their departments' work in their progress, beside their own KRs.
 ALIGNED_PROGRESS = {"csat", "arr"}
+# Stretch objectives (about 0.7 is a good result); the others are committed.
+ASPIRATIONAL = {"csat", "web"}
+
+# Key results of other kinds than increase / decrease (a start) or milestone (no start), by
+# title: keep above takes its target as the threshold, a baseline has neither.
+KR_KINDS = {"Achieve 99.95% uptime (from 99.5%)": "keep_above",
+            "Keep net revenue retention above 110%": "keep_above",
+            "Measure the reopen rate of resolved tickets": "baseline"}
+# Their values week by week (None: no check-in that week): uptime dipped once below 99.95%,
+# the baseline was first measured in week 4.
+SERIES = {"Achieve 99.95% uptime (from 99.5%)": [99.97, 99.96, 99.91, 99.97, 99.98, 99.96],
+          "Keep net revenue retention above 110%": [111.2, 110.8, 110.5, 111.0, 111.6, 112.1],
+          "Measure the reopen rate of resolved tickets": [None, None, None, 14, 12, 13]}
 
 # Check-in notes by the confidence they come with, so a note never contradicts its confidence.
 NOTES = {
@@ -290,11 +304,13 @@ class Command(BaseCommand):
             objective = services.create_objective(
                 membership=admin, cycle=cycle, team=teams[team], title=title, why=why,
                 parent=made.get(parent), is_local=local, state=Objective.State.PUBLISHED,
-                progress_mode="aligned" if key in ALIGNED_PROGRESS else None)
+                progress_mode="aligned" if key in ALIGNED_PROGRESS else None,
+                commitment="aspirational" if key in ASPIRATIONAL else None)
             made[key] = objective
             lead = teams[team].lead
             for title_kr, start, target, unit, profile, owner_team in krs:
                 kind = KeyResult.Kind.MILESTONE if start is None else KeyResult.Kind.NUMERIC
+                kind = KR_KINDS.get(title_kr, kind)
                 kr = services.create_key_result(
                     membership=admin, objective=objective, title=title_kr, kind=kind,
                     start_value=None if start is None else Decimal(str(start)),
@@ -458,7 +474,12 @@ class Command(BaseCommand):
                                          is_done=False, note=note,
                                          at=now - timedelta(days=days_ago))
                 continue
-            value = kr.start_value + (kr.target_value - kr.start_value) * Decimal(str(share))
+            if kr.title in SERIES:
+                if SERIES[kr.title][week] is None:
+                    continue
+                value = Decimal(str(SERIES[kr.title][week]))
+            else:
+                value = kr.start_value + (kr.target_value - kr.start_value) * Decimal(str(share))
             services.record_check_in(membership=admin, key_result=kr, confidence=conf,
                                      value=rounded(kr, value), note=note,
                                      at=now - timedelta(days=days_ago))
