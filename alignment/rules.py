@@ -324,24 +324,34 @@ def sibling_overlap(cycle):
         if len(siblings) < 2 or len({o.team_id for o in siblings}) < 2:
             continue
         siblings.sort(key=lambda o: o.id)
-        by_stem = {}
+        by_stem, stems_of = {}, []
         for i, o in enumerate(siblings):
             if o.title not in cache:
                 cache[o.title] = _Title(o.title)
-            for stem in _stems(cache[o.title]):
+            stems_of.append(_stems(cache[o.title]))
+            for stem in stems_of[-1]:
                 by_stem.setdefault(stem, []).append(i)
-        pairs = set()
-        for members in by_stem.values():
-            for n, i in enumerate(members):
-                pairs.update((i, j) for j in members[n + 1:])
-        repeats = {}
-        for i, j in sorted(pairs):
-            a, b = siblings[i], siblings[j]
-            if a.team_id == b.team_id or (a.id in repeats and b.id in repeats):
+        # The pairs (i, j), i < j, that share a stem, in that order, made one i at a time: a
+        # family of a thousand siblings that all share a word would otherwise make half a
+        # million pairs first, most of them skipped once both ends are reported.
+        repeats, unreported = {}, set(range(len(siblings)))
+        for i, a in enumerate(siblings):
+            if not unreported:
+                break  # every pair left has both ends reported
+            if not stems_of[i]:
                 continue
-            if alike(a.title, b.title, cache=cache):
-                repeats.setdefault(a.id, b)
-                repeats.setdefault(b.id, a)
+            others = set().union(*(by_stem[stem] for stem in stems_of[i]))
+            if i not in unreported:
+                others &= unreported
+            for j in sorted(j for j in others if j > i):
+                b = siblings[j]
+                if a.team_id == b.team_id or (a.id in repeats and b.id in repeats):
+                    continue
+                if alike(a.title, b.title, cache=cache):
+                    repeats.setdefault(a.id, b)
+                    repeats.setdefault(b.id, a)
+                    unreported.discard(i)
+                    unreported.discard(j)
         parent = live[parent_id]
         for o in siblings:
             if (other := repeats.get(o.id)) is not None:
