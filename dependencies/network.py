@@ -62,6 +62,7 @@ class Outcome:
     alerts: int = 0
     compute_ms: float = 0.0
     total_ms: float = 0.0
+    skipped: bool = False  # nothing it reads had changed (``fingerprint``): nothing recomputed
 
 
 def mark_changed(cycle):
@@ -218,7 +219,7 @@ def _skip_run(cycle, findings, now, generation, started):
     states.update(computed_at=now, last_ms=round((time.perf_counter() - started) * 1000))
     states.filter(generation=generation or 0).update(dirty=False)
     nodes, edges = states.values_list("last_nodes", "last_edges").first()
-    return Outcome(nodes, edges, 0, 0, 0.0, (time.perf_counter() - started) * 1000)
+    return Outcome(nodes, edges, 0, 0, 0.0, (time.perf_counter() - started) * 1000, True)
 
 
 # What a run reads, and so what its fingerprint covers. Whole rows wherever the run reads a

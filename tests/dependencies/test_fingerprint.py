@@ -102,6 +102,7 @@ def test_a_run_with_nothing_changed_skips_and_stores_what_a_full_run_stores(
     skipped = run(r, at(minutes=10))
     assert full_runs == {"propagation": 2, "rules": 2}, "nothing changed: nothing recomputed"
     assert (skipped.nodes, skipped.edges, skipped.changed) == (second.nodes, second.edges, 0)
+    assert skipped.skipped and not second.skipped
     assert stored(r) == after_first
     assert full_run_stores(r, at(minutes=10)) == after_first
     with scope(organization=r.org):
