@@ -529,6 +529,8 @@ def unowned_dependency(cycle):
             for d in cycle.dependencies if d.status == "requested" and d.created_at <= cutoff]
 
 
+# A rule that reads ``cycle.now`` belongs in ``alignment.report.TIMED`` too: a recompute that
+# finds the cycle's data unchanged reruns only those (a test checks it).
 RULES = (too_many_company_objectives, orphans, strict_local, too_local, copy_paste,
          kr_as_objective, sibling_overlap, metric_objective, task_key_result, over_cascading,
          coverage_gap, bottleneck, stale, unowned_dependency)

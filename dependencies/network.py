@@ -313,6 +313,8 @@ def fingerprint(cycle, now):
 
 
 def _load(cycle):
+    # What a run reads must be in its fingerprint (``_READS``), or a run that skips would miss
+    # a change of it.
     org = cycle.organization_id
     objectives = {
         row["id"]: row for row in _rows(Objective.objects.filter(organization_id=org, cycle=cycle)

@@ -351,3 +351,27 @@ def test_task_shaped_key_results_of_retired_objectives_are_not_reported():
 def test_every_rule_has_a_title_and_runs():
     assert {r.__name__ for r in rules.RULES} >= {"sibling_overlap", "task_key_result"}
     assert {"strict_local", "sibling_overlap", "task_key_result"} <= set(rules.TITLES)
+
+
+def test_only_the_rules_that_report_needs_to_rerun_read_the_clock():
+    """A recompute that finds the data unchanged reruns only ``report.TIMED`` and keeps the
+    other rules' stored findings: those must find the same at any time."""
+    import inspect
+
+    from alignment import report
+
+    reads_clock = {rule for rule in rules.RULES if ".now" in inspect.getsource(rule)}
+    assert reads_clock == set(report.TIMED)
+    assert [rule.__name__ for rule in report.TIMED] == list(report.TIMED_RULES)
+    then = datetime(2027, 2, 1, 9, tzinfo=UTC)
+    objectives = [company(1), team_obj(2, "Grow the enterprise pipeline", parent=1),
+                  team_obj(3, "Grow our enterprise pipeline", team="Marketing", parent=1)]
+    key_results = [KeyResult(10, 2, "Ship the pipeline", created_at=then - timedelta(days=20)),
+                   KeyResult(11, 3, "Reach 40% win rate", created_at=then,
+                             last_check_in_at=then - timedelta(days=3))]
+    dependencies = [Dependency(20, "requested", then - timedelta(days=2), "Sales", "Marketing",
+                               "Leads")]
+    for rule in rules.RULES:
+        at = [rule(Cycle(objectives, key_results, dependencies, now=then + timedelta(days=d)))
+              for d in (0, 30)]
+        assert (at[0] != at[1]) == (rule in report.TIMED), rule.__name__
