@@ -13,10 +13,11 @@ prepared.
 import json
 from collections import Counter
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db import connection
 from django.db.models import Count, F, Window
-from django.db.models.functions import RowNumber
+from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
 from dependencies.models import Dependency
@@ -100,16 +101,70 @@ class Pending:
     found: list
     add: list  # rules.Finding to insert
     remove: list  # ids of stored rows to delete
+    kept: Counter = None  # reused stored findings by severity (``prepare(reuse=True)``)
 
 
-def prepare(cycle, *, now=None):
+# The rules whose findings depend on the clock (``Cycle.now``); the others depend only on the
+# cycle's data, so a run that finds the data unchanged can keep their stored findings.
+TIMED = (rules.stale, rules.unowned_dependency)
+TIMED_RULES = ("stale", "unowned_dependency")
+
+
+def timed_data(org, cycle, now):
+    """What the clock-dependent rules read, narrowed in SQL to the rows they can report: key
+    results of published objectives not checked in (or created, if never) since the stale
+    limit, and requests older than the organization's escalation delay."""
+    stale_before = now - timedelta(days=rules.STALE_DAYS)
+    key_results = (KeyResult.objects.for_org(org).filter(
+        objective__cycle=cycle, objective__state="published")
+        .annotate(last=Coalesce("last_check_in_at", "created_at"))
+        .filter(last__lt=stale_before)
+        .values("id", "objective_id", "title", "created_at", "last_check_in_at",
+                "objective__team_id", "objective__team__name", "objective__team__kind"))
+    objectives, krs = {}, []
+    for k in key_results:
+        objectives[k["objective_id"]] = rules.Objective(
+            id=k["objective_id"], title="", team_id=k["objective__team_id"],
+            team=k["objective__team__name"], team_kind=k["objective__team__kind"])
+        krs.append(rules.KeyResult(id=k["id"], objective_id=k["objective_id"], title=k["title"],
+                                   created_at=k["created_at"],
+                                   last_check_in_at=k["last_check_in_at"]))
+    dependencies = [
+        rules.Dependency(id=d["id"], status=d["status"], created_at=d["created_at"],
+                         requesting_team=d["requesting_team__name"],
+                         providing_team=d["providing_team__name"], need=d["need"])
+        for d in Dependency.objects.for_org(org).filter(
+            cycle=cycle, status="requested",
+            created_at__lte=now - timedelta(days=org.escalate_after_days))
+        .values("id", "status", "created_at", "requesting_team__name", "providing_team__name",
+                "need")
+    ]
+    return rules.Cycle(objectives=list(objectives.values()), key_results=krs,
+                       dependencies=dependencies, escalate_after_days=org.escalate_after_days,
+                       now=now)
+
+
+def prepare(cycle, *, now=None, reuse=False):
     """The compute phase: run the rules, and diff their findings against the stored rows of the
-    cycle (one read; runs of a cycle take turns, so nobody else writes them meanwhile)."""
-    found = findings(cycle.organization, cycle, now=now)
+    cycle (one read; runs of a cycle take turns, so nobody else writes them meanwhile).
+
+    reuse: the cycle's data is as it was when its findings were stored (the recompute checked
+    it, ``dependencies.network.fingerprint``): only the rules that depend on the clock run; the
+    other findings stay as they are, counted in SQL."""
+    now = now or timezone.now()
+    stored_rows = Finding.objects.for_org(cycle.organization).filter(cycle=cycle)
+    kept = None
+    if reuse:
+        data = timed_data(cycle.organization, cycle, now)
+        found = [f for rule in TIMED for f in rule(data)]
+        kept = Counter(dict(stored_rows.exclude(rule__in=TIMED_RULES).values_list("severity")
+                            .annotate(n=Count("id")).order_by()))
+        stored_rows = stored_rows.filter(rule__in=TIMED_RULES)
+    else:
+        found = findings(cycle.organization, cycle, now=now)
     stored = {}
-    for pk, *key in (Finding.objects.for_org(cycle.organization).filter(cycle=cycle)
-                     .values_list("id", "rule", "severity", "message", "who", "objective_id",
-                                  "key_result_id", "dependency_id")):
+    for pk, *key in stored_rows.values_list("id", "rule", "severity", "message", "who",
+                                            "objective_id", "key_result_id", "dependency_id"):
         stored.setdefault(_key(*key), []).append(pk)
     add = []
     for f in found:
@@ -119,7 +174,7 @@ def prepare(cycle, *, now=None):
             ids.pop()  # unchanged: kept as it is
         else:
             add.append(f)
-    return Pending(found, add, [pk for ids in stored.values() for pk in ids])
+    return Pending(found, add, [pk for ids in stored.values() for pk in ids], kept)
 
 
 def save(cycle, pending, *, now=None):
@@ -131,6 +186,10 @@ def save(cycle, pending, *, now=None):
     if pending.add:
         _insert(cycle, pending.add)
     fields = counts(pending.found) | {"computed_at": now}
+    if pending.kept:
+        for severity, n in pending.kept.items():
+            fields[severity] += n
+            fields["total"] += n
     reports = FindingsReport.objects.for_org(cycle.organization).filter(cycle=cycle)
     if not reports.update(**fields):
         FindingsReport.objects.create(organization_id=cycle.organization_id, cycle=cycle,

@@ -248,6 +248,9 @@ class NetworkState(models.Model):
     # Rows the last run could not assess and left out ({kind, id, title, objective, reason}):
     # logged, and shown to the people who run the console on the Network page.
     skipped = models.JSONField(default=list, blank=True)
+    # A digest of everything the last run read (``network.fingerprint``), taken before it read:
+    # a run that finds the same digest has nothing to recompute. Empty: run in full.
+    fingerprint = models.CharField(max_length=64, blank=True, default="")
 
     objects = org_manager()
 

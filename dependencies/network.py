@@ -11,6 +11,7 @@ JSON document, and bulk inserts for alerts.
 """
 
 import gc
+import hashlib
 import json
 import logging
 import time
@@ -61,6 +62,7 @@ class Outcome:
     alerts: int = 0
     compute_ms: float = 0.0
     total_ms: float = 0.0
+    skipped: bool = False  # nothing it reads had changed (``fingerprint``): nothing recomputed
 
 
 def mark_changed(cycle):
@@ -164,11 +166,22 @@ def _run(cycle, *, now=None):
     now = now or timezone.now()
     lock_propagation(cycle.pk)
     generation = _generation(cycle)
-    data, own, edges, rolled_values, results, compute_ms = _compute(cycle, now)
-    findings = alignment_report.prepare(cycle, now=now)  # the misalignment rules, computed
-    lock_organization_id(cycle.organization_id)
+    digest = fingerprint(cycle, now)
+    if digest == _stored_fingerprint(cycle):
+        # Nothing the run reads changed since a run read the same: only the findings that
+        # depend on the clock are computed (``alignment.report.prepare(reuse=True)``).
+        findings = alignment_report.prepare(cycle, now=now, reuse=True)
+        lock_organization_id(cycle.organization_id)
+        if _generation(cycle) == generation:
+            return _skip_run(cycle, findings, now, generation, started)
+        # A change came in meanwhile: the full run below, under the lock.
+    else:
+        data, own, edges, rolled_values, results, compute_ms = _compute(cycle, now)
+        findings = alignment_report.prepare(cycle, now=now)  # the misalignment rules, computed
+        lock_organization_id(cycle.organization_id)
     if _generation(cycle) != generation:
         generation = _generation(cycle)
+        digest = fingerprint(cycle, now)
         data, own, edges, rolled_values, results, compute_ms = _compute(cycle, now)
         findings = alignment_report.prepare(cycle, now=now)
     changed_o, changed_k, before, after = _diff(data, results)
@@ -182,15 +195,133 @@ def _run(cycle, *, now=None):
     # ``skipped`` (rows left out) is shown on the Network page to the people who can repair
     # them, and cleared by a clean run. Written here, in the write phase: the NetworkState row
     # comes after the organization lock in the lock order.
+    # The digest taken before the reads: if this run changed anything it reads (or someone else
+    # did meanwhile), the next run finds another digest and runs in full.
     NetworkState.objects.filter(pk=state.pk).update(
         computed_at=now, last_nodes=len(own), last_edges=len(edges), skipped=data["skipped"],
-        last_ms=round((time.perf_counter() - started) * 1000))
+        fingerprint=digest or "", last_ms=round((time.perf_counter() - started) * 1000))
     NetworkState.objects.filter(pk=state.pk, generation=generation or 0).update(dirty=False)
     return Outcome(len(own), len(edges), len(changed_o) + len(changed_k), alerts, compute_ms,
                    (time.perf_counter() - started) * 1000)
 
 
+def _stored_fingerprint(cycle):
+    stored = NetworkState.objects.filter(cycle=cycle).values_list("fingerprint", flat=True)
+    return stored.first() or None
+
+
+def _skip_run(cycle, findings, now, generation, started):
+    """The write phase of a run that found nothing changed: the propagation would write no
+    row and raise no alert, so only the findings that depend on the clock and the times are
+    written."""
+    alignment_report.save(cycle, findings, now=now)
+    states = NetworkState.objects.filter(cycle=cycle)
+    states.update(computed_at=now, last_ms=round((time.perf_counter() - started) * 1000))
+    states.filter(generation=generation or 0).update(dirty=False)
+    nodes, edges = states.values_list("last_nodes", "last_edges").first()
+    return Outcome(nodes, edges, 0, 0, 0.0, (time.perf_counter() - started) * 1000, True)
+
+
+# What a run reads, and so what its fingerprint covers. Whole rows wherever the run reads a
+# table's columns (a new column is covered without a change here); of people, only what the run
+# reads (a login changes a user's row, not the cycle's health). The findings of the rules that do
+# not depend on the clock are in it too: a run that finds the same digest reuses them.
+_READS = (
+    ("organization", "SELECT t.* FROM orgs_organization t WHERE t.id = %(org)s"),
+    ("cycle", "SELECT t.* FROM orgs_cycle t WHERE t.id = %(cycle)s"),
+    ("teams", "SELECT t.* FROM orgs_team t WHERE t.organization_id = %(org)s"),
+    ("themes", "SELECT t.* FROM orgs_theme t WHERE t.organization_id = %(org)s"),
+    ("leads", "SELECT u.id, u.full_name FROM orgs_user u WHERE u.id IN "
+              "(SELECT lead_id FROM orgs_team WHERE organization_id = %(org)s)"),
+    ("members", "SELECT m.id, m.user_id, m.role FROM orgs_membership m "
+                "WHERE m.organization_id = %(org)s"),
+    ("member_teams", "SELECT mt.id, mt.membership_id, mt.team_id FROM orgs_membership_teams mt "
+                     "JOIN orgs_membership m ON m.id = mt.membership_id "
+                     "WHERE m.organization_id = %(org)s"),
+    ("objectives", "SELECT t.* FROM okrs_objective t "
+                   "WHERE t.organization_id = %(org)s AND t.cycle_id = %(cycle)s"),
+    ("key_results", "SELECT t.* FROM okrs_keyresult t JOIN okrs_objective o "
+                    "ON o.id = t.objective_id "
+                    "WHERE t.organization_id = %(org)s AND o.cycle_id = %(cycle)s"),
+    ("dependencies", "SELECT t.* FROM dependencies_dependency t "
+                     "WHERE t.organization_id = %(org)s AND t.cycle_id = %(cycle)s"),
+    ("shares", "SELECT t.* FROM dependencies_objectiveshare t JOIN okrs_objective o "
+               "ON o.id = t.objective_id "
+               "WHERE t.organization_id = %(org)s AND o.cycle_id = %(cycle)s"),
+    ("findings", "SELECT t.* FROM alignment_finding t WHERE t.organization_id = %(org)s "
+                 "AND t.cycle_id = %(cycle)s AND t.rule NOT IN ({timed})"),
+    ("report", "SELECT t.id FROM alignment_findingsreport t WHERE t.cycle_id = %(cycle)s"),
+    # Not read today; few rows, and what a rule about strategy or closing would read first.
+    ("perspectives", "SELECT t.* FROM okrs_perspective t WHERE t.organization_id = %(org)s"),
+    ("goals", "SELECT t.* FROM okrs_strategicgoal t WHERE t.organization_id = %(org)s"),
+    ("closes", "SELECT t.* FROM okrs_objectiveclose t JOIN okrs_objective o "
+               "ON o.id = t.objective_id "
+               "WHERE t.organization_id = %(org)s AND o.cycle_id = %(cycle)s"),
+)
+
+
+def _code_version():
+    """The source of the apps whose code computes what a run writes (the health math, the
+    propagation, the rules, and whatever they call): a new version gives another fingerprint,
+    so the first run after a deploy runs in full."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for app in ("okrs", "orgs", "dependencies", "alignment"):
+        for path in sorted((root / app).rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+_CODE_VERSION = None
+
+
+def fingerprint(cycle, now):
+    """A digest of everything a run of ``cycle`` at ``now`` reads: the rows above, the code
+    version, and what the clock changes: the share of the cycle gone (a new day) and the key
+    results whose last check-in is older than ``progress.STALE_AFTER`` (they turn stale during
+    a day). Equal digests: a run would read the same and compute the same. PostgreSQL computes
+    it (one query, a few hundred bytes back); elsewhere the rows are hashed here."""
+    global _CODE_VERSION
+    if _CODE_VERSION is None:
+        _CODE_VERSION = _code_version()
+    elapsed = progress.elapsed_share(cycle.start_date, cycle.end_date, timezone.localdate(now))
+    stale = (KeyResult.objects.filter(organization_id=cycle.organization_id,
+                                      objective__cycle=cycle,
+                                      last_check_in_at__lt=now - progress.STALE_AFTER)
+             .values_list("id").order_by())
+    stale_sql, stale_params = stale.query.get_compiler(stale.db).as_sql()
+    args = {"org": cycle.organization_id, "cycle": cycle.pk}
+    timed = ", ".join(f"'{rule}'" for rule in alignment_report.TIMED_RULES)  # names in code
+    parts = [(name, sql.replace("{timed}", timed), args) for name, sql in _READS]
+    digest = hashlib.sha256(f"{_CODE_VERSION} {elapsed!r}".encode())
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Each part as the md5 of its rows' text in the order of their ids.
+            compose = connection.ops.compose_sql
+            columns = [compose(
+                "(SELECT md5(coalesce(string_agg(t::text, E'\n' ORDER BY t.id), '')) "
+                f"|| ' ' || count(*) FROM ({sql}) t)", params) for _, sql, params in parts]
+            columns.append(compose(
+                "(SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY t.id), '')) "
+                f"FROM ({stale_sql}) t)", stale_params))
+            cursor.execute("SELECT " + ", ".join(columns))
+            for value in cursor.fetchone():
+                digest.update(f"{value}\n".encode())
+        else:
+            for _, sql, params in [*parts, ("stale", stale_sql, stale_params)]:
+                cursor.execute(sql, params)
+                rows = sorted(repr(row) for row in cursor.fetchall())
+                digest.update(hashlib.md5("\n".join(rows).encode()).hexdigest().encode())
+                digest.update(f" {len(rows)}\n".encode())
+    return digest.hexdigest()
+
+
 def _load(cycle):
+    # What a run reads must be in its fingerprint (``_READS``), or a run that skips would miss
+    # a change of it.
     org = cycle.organization_id
     objectives = {
         row["id"]: row for row in _rows(Objective.objects.filter(organization_id=org, cycle=cycle)

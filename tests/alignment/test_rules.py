@@ -68,6 +68,61 @@ def test_a_key_result_turned_objective():
     assert rule_ids(rules.kr_as_objective(c)) == [("kr_as_objective", 2)]
 
 
+def _sibling_overlap_pair_by_pair(cycle):
+    """The overlap rule's definition, plainly: every pair of siblings of different teams that
+    share a word, in the order of their ids, each objective reported with the first it repeats
+    (the rule makes its pairs one objective at a time and skips what is settled)."""
+    live = {o.id: o for o in cycle.objectives if o.state != "retired"}
+    families = {}
+    for o in live.values():
+        if o.team_kind != "company" and o.parent_id in live and not o.is_local:
+            families.setdefault(o.parent_id, []).append(o)
+    found, cache = [], {}
+    for siblings in families.values():
+        if len({o.team_id for o in siblings}) < 2:
+            continue
+        siblings.sort(key=lambda o: o.id)
+        stems = [rules._stems(rules._Title(o.title)) for o in siblings]
+        repeats = {}
+        for i, a in enumerate(siblings):
+            for j in range(i + 1, len(siblings)):
+                b = siblings[j]
+                if not stems[i] & stems[j] or a.team_id == b.team_id \
+                        or (a.id in repeats and b.id in repeats):
+                    continue
+                if rules.alike(a.title, b.title, cache=cache):
+                    repeats.setdefault(a.id, b)
+                    repeats.setdefault(b.id, a)
+        found += [(o.id, repeats[o.id].id) for o in siblings if o.id in repeats]
+    return sorted(found)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_overlap_rule_finds_what_comparing_every_pair_finds(seed):
+    import random
+
+    rng = random.Random(seed)
+    words = ["grow", "growing", "the", "enterprise", "pipeline", "market", "users", "mobile",
+             "ship", "faster", "our", "partner", "revenue", "churn", "cut", "support"]
+    objectives = [company(1), company(2, "Expand to Europe")]
+    for pk in range(3, 400):
+        title = " ".join(rng.choice(words) for _ in range(rng.randint(2, 5)))
+        objectives.append(team_obj(pk, title, team=f"T{rng.randint(1, 6)}",
+                                   parent=rng.choice((1, 2, 3, 4)),
+                                   local=rng.random() < 0.05))
+    found = rules.sibling_overlap(Cycle(objectives))
+    by_id = {o.id: o for o in objectives}
+    expected = []
+    for pk, other in _sibling_overlap_pair_by_pair(Cycle(objectives)):
+        a, b = by_id[pk], by_id[other]
+        expected.append((pk, f"“{a.title}” ({a.team}) and “{b.title}” ({b.team}) say the same "
+                             f"thing under “{by_id[a.parent_id].title}”. Share one objective "
+                             "between the two teams, or say how each contributes in its own "
+                             "way."))
+    assert len(expected) > 20
+    assert sorted((f.objective_id, f.message) for f in found) == expected
+
+
 @pytest.mark.parametrize("title, fires", [
     ("Grow revenue by 30%", True),
     ("Reach $12M ARR", True),
@@ -296,3 +351,27 @@ def test_task_shaped_key_results_of_retired_objectives_are_not_reported():
 def test_every_rule_has_a_title_and_runs():
     assert {r.__name__ for r in rules.RULES} >= {"sibling_overlap", "task_key_result"}
     assert {"strict_local", "sibling_overlap", "task_key_result"} <= set(rules.TITLES)
+
+
+def test_only_the_rules_that_report_needs_to_rerun_read_the_clock():
+    """A recompute that finds the data unchanged reruns only ``report.TIMED`` and keeps the
+    other rules' stored findings: those must find the same at any time."""
+    import inspect
+
+    from alignment import report
+
+    reads_clock = {rule for rule in rules.RULES if ".now" in inspect.getsource(rule)}
+    assert reads_clock == set(report.TIMED)
+    assert [rule.__name__ for rule in report.TIMED] == list(report.TIMED_RULES)
+    then = datetime(2027, 2, 1, 9, tzinfo=UTC)
+    objectives = [company(1), team_obj(2, "Grow the enterprise pipeline", parent=1),
+                  team_obj(3, "Grow our enterprise pipeline", team="Marketing", parent=1)]
+    key_results = [KeyResult(10, 2, "Ship the pipeline", created_at=then - timedelta(days=20)),
+                   KeyResult(11, 3, "Reach 40% win rate", created_at=then,
+                             last_check_in_at=then - timedelta(days=3))]
+    dependencies = [Dependency(20, "requested", then - timedelta(days=2), "Sales", "Marketing",
+                               "Leads")]
+    for rule in rules.RULES:
+        at = [rule(Cycle(objectives, key_results, dependencies, now=then + timedelta(days=d)))
+              for d in (0, 30)]
+        assert (at[0] != at[1]) == (rule in report.TIMED), rule.__name__

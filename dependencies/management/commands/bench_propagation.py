@@ -71,11 +71,14 @@ class Command(BaseCommand):
                 outcome = network.run(cycle)
                 cpu = (time.process_time() - cpu) * 1000
             label = "first run (writes every row)" if i == 0 else f"run {i + 1} (no change)"
+            if outcome.skipped:
+                label += ", skipped: nothing it reads changed since the last run"
             self.stdout.write(
                 f"{label}: nodes {outcome.nodes}, edges {outcome.edges}, queries {len(ctx)}, "
                 f"changed {outcome.changed}, computation {outcome.compute_ms:.0f} ms, "
                 f"whole task {outcome.total_ms:.0f} ms (this process's CPU {cpu:.0f} ms)")
-            best = outcome if best is None or outcome.total_ms < best.total_ms else best
+            if not outcome.skipped:
+                best = outcome if best is None or outcome.total_ms < best.total_ms else best
         # The loop check of adding one edge: from a key result deep in the tree to a root.
         dependency = Dependency.objects.filter(cycle=cycle).first()
         kr = KeyResult.objects.filter(objective__cycle=cycle).order_by("-pk").first()
