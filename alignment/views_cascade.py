@@ -428,6 +428,13 @@ def network_data(org, cycle, slug, *, open_unit=None, units=None):
     def objective_url(pk):
         return reverse("objective", args=[slug, pk])
 
+    def within(qs, a, b):
+        # An opened unit: only the links between its own teams, read from the database
+        # (not every link of the cycle, dropped here).
+        if open_unit is None:
+            return qs
+        return qs.filter(**{f"{a}__in": list(group_of), f"{b}__in": list(group_of)})
+
     shares = (ObjectiveShare.objects.for_org(org).filter(objective__cycle=cycle)
               .exclude(objective__state="retired"))
     live_krs = (KeyResult.objects.for_org(org).filter(objective__cycle=cycle)
@@ -453,26 +460,29 @@ def network_data(org, cycle, slug, *, open_unit=None, units=None):
              "pk", lambda pk: reverse("dependency", args=[slug, pk])),
         )
         for qs, a, b, kind, health, pk, href in sources:
-            for row in _summed_links(qs, group_of, a, b, kind, health, pk):
+            for row in _summed_links(within(qs, a, b), group_of, a, b, kind, health, pk):
                 add_summed(*row, href)
         return _nodes_and_edges(units, shown, group_of, grouped, has_children, edges, cycle,
                                 slug)
     for owner, team, kind, title, pk, health in (
-            shares.values_list("objective__team_id", "team_id", "kind", "objective__title",
-                               "objective_id", "objective__effective_health")):
+            within(shares, "objective__team_id", "team_id")
+            .values_list("objective__team_id", "team_id", "kind", "objective__title",
+                         "objective_id", "objective__effective_health")):
         add(owner, team, kind, title, objective_url(pk), health)
     for owner, team, title, pk, health in (
-            live_krs.exclude(owner_team_id=F("objective__team_id"))
+            within(live_krs.exclude(owner_team_id=F("objective__team_id")),
+                   "objective__team_id", "owner_team_id")
             .values_list("objective__team_id", "owner_team_id", "objective__title",
                          "objective_id", "objective__effective_health")):
         add(owner, team, "objective", title, objective_url(pk), health)
     for team, fed, title, fed_title, pk, health in (
-            live_krs.filter(feeds__isnull=False)
+            within(live_krs.filter(feeds__isnull=False), "owner_team_id", "feeds__owner_team_id")
             .values_list("owner_team_id", "feeds__owner_team_id", "title", "feeds__title",
                          "feeds__objective_id", "effective_health")):
         add(team, fed, "key_result", f"{title} feeds {fed_title}", objective_url(pk), health)
     for provider, requester, need, pk, up_o, up_k in (
-            dependencies.values_list("providing_team_id", "requesting_team_id", "need", "pk",
+            within(dependencies, "providing_team_id", "requesting_team_id")
+            .values_list("providing_team_id", "requesting_team_id", "need", "pk",
                                      "upstream_objective__effective_health",
                                      "upstream_key_result__effective_health")):
         add(provider, requester, "dependency", need, reverse("dependency", args=[slug, pk]),
