@@ -2,6 +2,7 @@
 alignment matrix, the network map and the organization's alignment settings."""
 
 from collections import Counter, defaultdict
+from types import SimpleNamespace
 
 from django import forms
 from django.contrib import messages
@@ -205,7 +206,10 @@ def recascade_page(request):
                                                               resolution=resolution)
         if team is not None:
             qs = qs.filter(objective__team=team)
-        flags = Paginator(qs.select_related("objective__team", "source")
+        # The page shows each flagged objective's title and team: not its derived risk data.
+        flags = Paginator(qs.select_related("objective__team")
+                          .defer("objective__risk_above", "objective__impact",
+                                 "objective__risk_causes")
                           .order_by("objective__team__name", "objective__title", "pk"),
                           PER_PAGE).get_page(_page_number(request))
         _attach_parents(request.org, cycle, list(flags))
@@ -224,9 +228,14 @@ def _attach_parents(org, cycle, flags):
     (15 at most each, one query for the page), the ones it can contribute to instead: its
     current parent is not one of them."""
     above = {f.objective.team.parent_id for f in flags if f.objective.team.parent_id}
-    rows = list(Objective.objects.for_org(org).filter(cycle=cycle).live()
+    # Plain values, not model instances: a choice needs its id, title and team.
+    rows = [SimpleNamespace(pk=pk, title=title, team_id=team_id,
+                            team=SimpleNamespace(name=team_name, kind=kind))
+            for pk, title, team_id, team_name, kind in (
+                Objective.objects.for_org(org).filter(cycle=cycle).live()
                 .filter(Q(team_id__in=above) | Q(team__kind=Team.Kind.COMPANY))
-                .select_related("team").order_by("team__level", "title")[:300])
+                .order_by("team__level", "title")
+                .values_list("pk", "title", "team_id", "team__name", "team__kind")[:300])]
     for f in flags:
         mine = [p for p in rows if p.pk not in (f.objective_id, f.objective.parent_id) and (
             p.team_id == f.objective.team.parent_id or p.team.kind == Team.Kind.COMPANY)]
