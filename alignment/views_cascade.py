@@ -34,7 +34,12 @@ from orgs.confirm import ask_first, confirm_page, is_confirmed
 from orgs.decorators import org_view, post_only
 from orgs.forms import apply_errors, submit
 from orgs.models import Organization, Team, Theme
-from orgs.permissions import can_edit_objective, can_publish, preload_co_owners
+from orgs.permissions import (
+    can_edit_objective,
+    can_edit_team_okrs,
+    can_publish,
+    preload_co_owners,
+)
 from orgs.services import lock_organization
 
 from . import cascade, netmap, report, rules
@@ -213,7 +218,10 @@ def recascade_page(request):
                           .order_by("objective__team__name", "objective__title", "pk"),
                           PER_PAGE).get_page(_page_number(request))
         _attach_parents(request.org, cycle, list(flags))
-        preload_co_owners([f.objective for f in flags])  # the page asks who may answer, per row
+        # The page asks who may answer, per row: co-owners matter only where the team's own
+        # leads are not enough (an org admin or alignment lead answers every row: no query).
+        preload_co_owners([f.objective for f in flags
+                           if not can_edit_team_okrs(request.membership, f.objective.team_id)])
     return render(request, "alignment/recascade.html", {
         "cycles": cycles, "cycle": cycle, "flags": flags, "team": team,
         "team_choices": team_choices, "state": resolution, "states": resolutions.choices,

@@ -237,6 +237,23 @@ def test_the_recascade_page_asks_who_may_answer_without_a_query_per_row(world_a)
     assert_same_queries(small, large)
 
 
+def test_an_admin_answers_every_recascade_row_without_reading_co_owners(world_a,
+                                                                        alice_client):
+    """Alice (org admin) may answer every row: the page offers each row's answers and
+    re-align choices, and reads no co-owner shares to decide it."""
+    w = world_a
+    squad = TeamFactory(organization=w.org, name="Squad", parent=w.team)
+    for o in proposals(w, 3, squad):
+        RecascadeFlagFactory(objective=o)
+    result, n, sql = count_queries(
+        lambda: alice_client.get(url(w, "recascade") + f"?cycle={w.cycle.pk}"))
+    page = result.content.decode()
+    assert page.count("It still fits") == 4 and page.count('name="parent"') == 4
+    choice = f'<option value="{w.objective.pk}">{w.team.name}: {w.objective.title}</option>'
+    assert page.count(choice) == 3  # the squad's parent unit's objective, on each squad row
+    assert "dependencies_objectiveshare" not in sql
+
+
 def test_the_report_shows_ten_findings_a_rule_and_pages_one_rule(world_a, world_b,
                                                                 alice_client):
     from alignment.models import Finding, FindingsReport
