@@ -311,25 +311,26 @@ def matrix_data(org, cycle, *, open_unit=None, page=None):
     ``open_unit`` names one) with the counts of every team inside it summed and their worst
     health; the rows are paged by ``MATRIX_ROWS``. Four queries."""
     thematic = org.alignment_model == Organization.AlignmentModel.THEMATIC
-    rows = list(Objective.objects.for_org(org).filter(cycle=cycle).live().order_by("title").values(
+    # Plain tuples in no order (the few columns are sorted here): the cells only count.
+    rows = list(Objective.objects.for_org(org).filter(cycle=cycle).live().order_by().values_list(
         "id", "title", "team_id", "team__kind", "tree_id", "level", "theme_id",
         "effective_health"))
     units = map_units(org)
+    company = Team.Kind.COMPANY
     if thematic:
         columns = [{"id": t.pk, "title": t.name} for t in Theme.objects.for_org(org)]
-        key = "theme_id"
     else:
-        columns = [{"id": r["tree_id"], "title": r["title"], "objective": r["id"]}
-                   for r in rows if r["level"] == 0 and r["team__kind"] == Team.Kind.COMPANY]
-        key = "tree_id"
+        columns = [{"id": tree, "title": title, "objective": pk}
+                   for pk, title, _, kind, tree, level, _, _ in sorted(rows, key=lambda r: r[1])
+                   if level == 0 and kind == company]
     cells = defaultdict(lambda: {"count": 0, "worst": ""})
-    for r in rows:
-        if r["team__kind"] == Team.Kind.COMPANY or (not thematic and r["level"] == 0):
+    for _, _, team_id, kind, tree, level, theme_id, health in rows:
+        if kind == company or (not thematic and level == 0):
             continue
-        cell = cells[(r["team_id"], r[key])]
+        cell = cells[(team_id, theme_id if thematic else tree)]
         cell["count"] += 1
-        if WORST[r["effective_health"]] > WORST[cell["worst"]]:
-            cell["worst"] = r["effective_health"]
+        if WORST[health] > WORST[cell["worst"]]:
+            cell["worst"] = health
     column_ids = {c["id"] for c in columns}
     used = {k[1] for k, v in cells.items() if v["count"]}
     for c in columns:
@@ -385,8 +386,9 @@ def matrix_data(org, cycle, *, open_unit=None, page=None):
     return {"columns": columns, "rows": table, "thematic": thematic, "grouped": grouped,
             "opened": opened, "trail": trail, "paged": isinstance(table, Paginator.page_class)
             if hasattr(Paginator, "page_class") else not isinstance(table, list),
-            "unmapped": sum(1 for r in rows if r["team__kind"] != Team.Kind.COMPANY
-                            and r[key] not in column_ids)}
+            "unmapped": sum(1 for _, _, _, kind, tree, _, theme_id, _ in rows
+                            if kind != company
+                            and (theme_id if thematic else tree) not in column_ids)}
 
 
 @org_view
