@@ -2,6 +2,7 @@
 alignment matrix, the network map and the organization's alignment settings."""
 
 from collections import Counter, defaultdict
+from types import SimpleNamespace
 
 from django import forms
 from django.contrib import messages
@@ -33,7 +34,12 @@ from orgs.confirm import ask_first, confirm_page, is_confirmed
 from orgs.decorators import org_view, post_only
 from orgs.forms import apply_errors, submit
 from orgs.models import Organization, Team, Theme
-from orgs.permissions import can_edit_objective, can_publish, preload_co_owners
+from orgs.permissions import (
+    can_edit_objective,
+    can_edit_team_okrs,
+    can_publish,
+    preload_co_owners,
+)
 from orgs.services import lock_organization
 
 from . import cascade, netmap, report, rules
@@ -205,11 +211,17 @@ def recascade_page(request):
                                                               resolution=resolution)
         if team is not None:
             qs = qs.filter(objective__team=team)
-        flags = Paginator(qs.select_related("objective__team", "source")
+        # The page shows each flagged objective's title and team: not its derived risk data.
+        flags = Paginator(qs.select_related("objective__team")
+                          .defer("objective__risk_above", "objective__impact",
+                                 "objective__risk_causes")
                           .order_by("objective__team__name", "objective__title", "pk"),
                           PER_PAGE).get_page(_page_number(request))
         _attach_parents(request.org, cycle, list(flags))
-        preload_co_owners([f.objective for f in flags])  # the page asks who may answer, per row
+        # The page asks who may answer, per row: co-owners matter only where the team's own
+        # leads are not enough (an org admin or alignment lead answers every row: no query).
+        preload_co_owners([f.objective for f in flags
+                           if not can_edit_team_okrs(request.membership, f.objective.team_id)])
     return render(request, "alignment/recascade.html", {
         "cycles": cycles, "cycle": cycle, "flags": flags, "team": team,
         "team_choices": team_choices, "state": resolution, "states": resolutions.choices,
@@ -224,9 +236,14 @@ def _attach_parents(org, cycle, flags):
     (15 at most each, one query for the page), the ones it can contribute to instead: its
     current parent is not one of them."""
     above = {f.objective.team.parent_id for f in flags if f.objective.team.parent_id}
-    rows = list(Objective.objects.for_org(org).filter(cycle=cycle).live()
+    # Plain values, not model instances: a choice needs its id, title and team.
+    rows = [SimpleNamespace(pk=pk, title=title, team_id=team_id,
+                            team=SimpleNamespace(name=team_name, kind=kind))
+            for pk, title, team_id, team_name, kind in (
+                Objective.objects.for_org(org).filter(cycle=cycle).live()
                 .filter(Q(team_id__in=above) | Q(team__kind=Team.Kind.COMPANY))
-                .select_related("team").order_by("team__level", "title")[:300])
+                .order_by("team__level", "title")
+                .values_list("pk", "title", "team_id", "team__name", "team__kind")[:300])]
     for f in flags:
         mine = [p for p in rows if p.pk not in (f.objective_id, f.objective.parent_id) and (
             p.team_id == f.objective.team.parent_id or p.team.kind == Team.Kind.COMPANY)]
@@ -294,25 +311,26 @@ def matrix_data(org, cycle, *, open_unit=None, page=None):
     ``open_unit`` names one) with the counts of every team inside it summed and their worst
     health; the rows are paged by ``MATRIX_ROWS``. Four queries."""
     thematic = org.alignment_model == Organization.AlignmentModel.THEMATIC
-    rows = list(Objective.objects.for_org(org).filter(cycle=cycle).live().order_by("title").values(
+    # Plain tuples in no order (the few columns are sorted here): the cells only count.
+    rows = list(Objective.objects.for_org(org).filter(cycle=cycle).live().order_by().values_list(
         "id", "title", "team_id", "team__kind", "tree_id", "level", "theme_id",
         "effective_health"))
     units = map_units(org)
+    company = Team.Kind.COMPANY
     if thematic:
         columns = [{"id": t.pk, "title": t.name} for t in Theme.objects.for_org(org)]
-        key = "theme_id"
     else:
-        columns = [{"id": r["tree_id"], "title": r["title"], "objective": r["id"]}
-                   for r in rows if r["level"] == 0 and r["team__kind"] == Team.Kind.COMPANY]
-        key = "tree_id"
+        columns = [{"id": tree, "title": title, "objective": pk}
+                   for pk, title, _, kind, tree, level, _, _ in sorted(rows, key=lambda r: r[1])
+                   if level == 0 and kind == company]
     cells = defaultdict(lambda: {"count": 0, "worst": ""})
-    for r in rows:
-        if r["team__kind"] == Team.Kind.COMPANY or (not thematic and r["level"] == 0):
+    for _, _, team_id, kind, tree, level, theme_id, health in rows:
+        if kind == company or (not thematic and level == 0):
             continue
-        cell = cells[(r["team_id"], r[key])]
+        cell = cells[(team_id, theme_id if thematic else tree)]
         cell["count"] += 1
-        if WORST[r["effective_health"]] > WORST[cell["worst"]]:
-            cell["worst"] = r["effective_health"]
+        if WORST[health] > WORST[cell["worst"]]:
+            cell["worst"] = health
     column_ids = {c["id"] for c in columns}
     used = {k[1] for k, v in cells.items() if v["count"]}
     for c in columns:
@@ -368,8 +386,9 @@ def matrix_data(org, cycle, *, open_unit=None, page=None):
     return {"columns": columns, "rows": table, "thematic": thematic, "grouped": grouped,
             "opened": opened, "trail": trail, "paged": isinstance(table, Paginator.page_class)
             if hasattr(Paginator, "page_class") else not isinstance(table, list),
-            "unmapped": sum(1 for r in rows if r["team__kind"] != Team.Kind.COMPANY
-                            and r[key] not in column_ids)}
+            "unmapped": sum(1 for _, _, _, kind, tree, _, theme_id, _ in rows
+                            if kind != company
+                            and (theme_id if thematic else tree) not in column_ids)}
 
 
 @org_view
@@ -428,6 +447,13 @@ def network_data(org, cycle, slug, *, open_unit=None, units=None):
     def objective_url(pk):
         return reverse("objective", args=[slug, pk])
 
+    def within(qs, a, b):
+        # An opened unit: only the links between its own teams, read from the database
+        # (not every link of the cycle, dropped here).
+        if open_unit is None:
+            return qs
+        return qs.filter(**{f"{a}__in": list(group_of), f"{b}__in": list(group_of)})
+
     shares = (ObjectiveShare.objects.for_org(org).filter(objective__cycle=cycle)
               .exclude(objective__state="retired"))
     live_krs = (KeyResult.objects.for_org(org).filter(objective__cycle=cycle)
@@ -453,26 +479,29 @@ def network_data(org, cycle, slug, *, open_unit=None, units=None):
              "pk", lambda pk: reverse("dependency", args=[slug, pk])),
         )
         for qs, a, b, kind, health, pk, href in sources:
-            for row in _summed_links(qs, group_of, a, b, kind, health, pk):
+            for row in _summed_links(within(qs, a, b), group_of, a, b, kind, health, pk):
                 add_summed(*row, href)
         return _nodes_and_edges(units, shown, group_of, grouped, has_children, edges, cycle,
                                 slug)
     for owner, team, kind, title, pk, health in (
-            shares.values_list("objective__team_id", "team_id", "kind", "objective__title",
-                               "objective_id", "objective__effective_health")):
+            within(shares, "objective__team_id", "team_id")
+            .values_list("objective__team_id", "team_id", "kind", "objective__title",
+                         "objective_id", "objective__effective_health")):
         add(owner, team, kind, title, objective_url(pk), health)
     for owner, team, title, pk, health in (
-            live_krs.exclude(owner_team_id=F("objective__team_id"))
+            within(live_krs.exclude(owner_team_id=F("objective__team_id")),
+                   "objective__team_id", "owner_team_id")
             .values_list("objective__team_id", "owner_team_id", "objective__title",
                          "objective_id", "objective__effective_health")):
         add(owner, team, "objective", title, objective_url(pk), health)
     for team, fed, title, fed_title, pk, health in (
-            live_krs.filter(feeds__isnull=False)
+            within(live_krs.filter(feeds__isnull=False), "owner_team_id", "feeds__owner_team_id")
             .values_list("owner_team_id", "feeds__owner_team_id", "title", "feeds__title",
                          "feeds__objective_id", "effective_health")):
         add(team, fed, "key_result", f"{title} feeds {fed_title}", objective_url(pk), health)
     for provider, requester, need, pk, up_o, up_k in (
-            dependencies.values_list("providing_team_id", "requesting_team_id", "need", "pk",
+            within(dependencies, "providing_team_id", "requesting_team_id")
+            .values_list("providing_team_id", "requesting_team_id", "need", "pk",
                                      "upstream_objective__effective_health",
                                      "upstream_key_result__effective_health")):
         add(provider, requester, "dependency", need, reverse("dependency", args=[slug, pk]),

@@ -14,6 +14,25 @@ from . import reasons
 from .models import Contribution, Dependency, NetworkState, ObjectiveShare, RecoveryAction
 from .services import allowed_answers, can_stop_contribution, is_escalated
 
+# What a list of dependencies shows: both ends and both teams. ``with_ends()`` also joins the
+# organization, the cycle and two people (for the dependency's own page): fifteen tables took
+# PostgreSQL 10-40 ms to plan, more than running the query (under 2 ms). Lists join these eight
+# and set the organization (the caller's) on each row.
+LISTED_ENDS = ("requesting_team", "providing_team", "downstream_objective__team",
+               "downstream_key_result__objective", "upstream_objective__team",
+               "upstream_key_result__objective")
+
+
+def list_with_ends(org, queryset, cycle=None):
+    """The dependencies of ``queryset`` with what a list shows, and the organization (and the
+    cycle, when the caller knows it) set on each row without a query."""
+    rows = list(queryset.select_related(*LISTED_ENDS))
+    for d in rows:
+        d.organization = org
+        if cycle is not None and d.cycle_id == cycle.pk:
+            d.cycle = cycle
+    return rows
+
 
 def annotate(dependencies, membership):
     for d in dependencies:
@@ -29,8 +48,8 @@ def objective_network(org, objective, membership):
     kr_ids = [k.pk for k in krs]
     shares = list(ObjectiveShare.objects.for_org(org).filter(objective=objective)
                   .select_related("team").order_by("team__name"))
-    deps = annotate(list(
-        Dependency.objects.for_org(org).with_ends()
+    deps = annotate(list_with_ends(
+        org, Dependency.objects.for_org(org)
         .filter(Q(downstream_objective=objective) | Q(downstream_key_result__in=kr_ids)
                 | Q(upstream_objective=objective) | Q(upstream_key_result__in=kr_ids))
         .exclude(status=Dependency.Status.WITHDRAWN)
@@ -84,10 +103,20 @@ def objective_network(org, objective, membership):
 
 
 def team_links(org, team, cycle):
-    """Every link between this team and another in the cycle, with its kind. Four queries."""
+    """Every link between this team and another in the cycle, with its kind. Six queries.
+
+    The team's objectives and key results are read first as ids: "the team's, or on the
+    team's objective" is then an OR of two indexed columns, which PostgreSQL reads by index,
+    where an OR through a join scanned every objective of the cycle (5,000-person tenant:
+    35 -> 0.2 ms, 70 -> 1 ms, 11 -> 1 ms)."""
     links = []
+    objective_ids = list(Objective.objects.for_org(org).filter(cycle=cycle, team=team)
+                         .values_list("pk", flat=True))
+    key_result_ids = list(KeyResult.objects.for_org(org).filter(objective__cycle=cycle,
+                                                                owner_team=team)
+                          .values_list("pk", flat=True))
     for s in (ObjectiveShare.objects.for_org(org).filter(objective__cycle=cycle)
-              .filter(Q(team=team) | Q(objective__team=team))
+              .filter(Q(team=team) | Q(objective_id__in=objective_ids))
               .exclude(objective__state=Objective.State.RETIRED)
               .select_related("team", "objective__team")):
         other = s.objective.team if s.team_id == team.pk else s.team
@@ -96,7 +125,7 @@ def team_links(org, team, cycle):
     shared_objective_krs = (
         KeyResult.objects.for_org(org).filter(objective__cycle=cycle)
         .exclude(objective__state=Objective.State.RETIRED)
-        .filter(Q(owner_team=team) | Q(objective__team=team))
+        .filter(Q(owner_team=team) | Q(objective_id__in=objective_ids))
         .exclude(owner_team_id=F("objective__team_id"))
         .select_related("owner_team", "objective__team"))
     seen = set()
@@ -108,15 +137,15 @@ def team_links(org, team, cycle):
         links.append({"kind": "Only the objective shared", "key": "objective", "team": other,
                       "objective": k.objective, "what": k.objective.title})
     for k in (KeyResult.objects.for_org(org).filter(objective__cycle=cycle, feeds__isnull=False)
-              .filter(Q(owner_team=team) | Q(feeds__owner_team=team))
+              .filter(Q(owner_team=team) | Q(feeds_id__in=key_result_ids))
               .exclude(owner_team_id=F("feeds__owner_team_id"))
               .select_related("owner_team", "objective", "feeds__owner_team", "feeds__objective")):
         other = k.feeds.owner_team if k.owner_team_id == team.pk else k.owner_team
         links.append({"kind": "Only a key result shared", "key": "key_result", "team": other,
                       "objective": k.feeds.objective, "what": f"{k.title} feeds {k.feeds.title}"})
-    deps = list(Dependency.objects.for_org(org).with_ends().filter(cycle=cycle)
-                .filter(Q(requesting_team=team) | Q(providing_team=team))
-                .exclude(status=Dependency.Status.WITHDRAWN))
+    deps = list_with_ends(org, Dependency.objects.for_org(org).filter(cycle=cycle)
+                  .filter(Q(requesting_team=team) | Q(providing_team=team))
+                  .exclude(status=Dependency.Status.WITHDRAWN), cycle)
     for d in deps:
         d.escalated = is_escalated(d)
         d.direction = "needs" if d.requesting_team_id == team.pk else "provides"
@@ -187,7 +216,8 @@ def escalations(org, *, limit=10):
 def _with_ends(org, ids):
     """The dependencies ``ids``, in that order, with both ends loaded. Choosing the ids first
     on the dependency table alone keeps PostgreSQL from joining every row before it sorts."""
-    by_pk = Dependency.objects.for_org(org).with_ends().in_bulk(ids)
+    rows = list_with_ends(org, Dependency.objects.for_org(org).filter(pk__in=ids))
+    by_pk = {d.pk: d for d in rows}
     return [by_pk[pk] for pk in ids if pk in by_pk]
 
 
@@ -371,17 +401,17 @@ def why(org, kind, node):
         # Its key results by id (loaded above): a join in the OR made PostgreSQL scan every
         # key result of every organization (97 ms at 175,000 key results; now an index each).
         kr_ids = [k.pk for k in objective.key_results.all()]
-        deps = list(Dependency.objects.for_org(org).with_ends()
-                    .filter(Q(downstream_objective=objective)
-                            | Q(downstream_key_result_id__in=kr_ids))
-                    .filter(status__in=Dependency.PROPAGATING)[:WHY_LIMIT * 3])
+        deps = list_with_ends(org, Dependency.objects.for_org(org)
+                      .filter(Q(downstream_objective=objective)
+                              | Q(downstream_key_result_id__in=kr_ids))
+                      .filter(status__in=Dependency.PROPAGATING)[:WHY_LIMIT * 3])
         return objective, explain_objective(objective, risky, deps,
                                             children_total=counts["total"],
                                             risky_total=counts["risky"])
     key_result = next(k for k in objective.key_results.all() if k.pk == node.pk)
     contributors = list(KeyResult.objects.for_org(org).filter(feeds=key_result)
                         .select_related("owner_team")[:WHY_LIMIT * 3])
-    deps = list(Dependency.objects.for_org(org).with_ends()
-                .filter(downstream_key_result=key_result)
-                .filter(status__in=Dependency.PROPAGATING)[:WHY_LIMIT * 3])
+    deps = list_with_ends(org, Dependency.objects.for_org(org)
+                  .filter(downstream_key_result=key_result)
+                  .filter(status__in=Dependency.PROPAGATING)[:WHY_LIMIT * 3])
     return key_result, explain_key_result(key_result, contributors, deps)

@@ -2,6 +2,7 @@
 paginate or load more, and their filters stay inside the organization."""
 
 import datetime
+import re
 
 import pytest
 from django.urls import reverse
@@ -236,6 +237,23 @@ def test_the_recascade_page_asks_who_may_answer_without_a_query_per_row(world_a)
     assert_same_queries(small, large)
 
 
+def test_an_admin_answers_every_recascade_row_without_reading_co_owners(world_a,
+                                                                        alice_client):
+    """Alice (org admin) may answer every row: the page offers each row's answers and
+    re-align choices, and reads no co-owner shares to decide it."""
+    w = world_a
+    squad = TeamFactory(organization=w.org, name="Squad", parent=w.team)
+    for o in proposals(w, 3, squad):
+        RecascadeFlagFactory(objective=o)
+    result, n, sql = count_queries(
+        lambda: alice_client.get(url(w, "recascade") + f"?cycle={w.cycle.pk}"))
+    page = result.content.decode()
+    assert page.count("It still fits") == 4 and page.count('name="parent"') == 4
+    choice = f'<option value="{w.objective.pk}">{w.team.name}: {w.objective.title}</option>'
+    assert page.count(choice) == 3  # the squad's parent unit's objective, on each squad row
+    assert "dependencies_objectiveshare" not in sql
+
+
 def test_the_report_shows_ten_findings_a_rule_and_pages_one_rule(world_a, world_b,
                                                                 alice_client):
     from alignment.models import Finding, FindingsReport
@@ -291,3 +309,36 @@ def test_the_network_map_draws_departments_above_thirty_teams(world_a, world_b,
     assert "Whole organization" in opened
     stranger = alice_client.get(base + f"&unit={world_b.team.pk}").content.decode()
     assert world_b.team.name not in stranger and "North (18 teams)" in stranger
+
+
+def test_an_opened_department_reads_only_the_links_of_its_own_teams(world_a, alice_client):
+    """Opening a department draws the links between its teams, and reads them from the
+    database by its teams (not every link of the cycle, dropped afterwards)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    w = world_a
+    north = TeamFactory(organization=w.org, name="North", kind=Team.Kind.DEPARTMENT)
+    south = TeamFactory(organization=w.org, name="South", kind=Team.Kind.DEPARTMENT)
+    teams = [TeamFactory(organization=w.org, name=f"Crew {i:02}",
+                         parent=north if i % 2 else south) for i in range(36)]
+    objectives = [ObjectiveFactory(organization=w.org, cycle=w.cycle, team=t) for t in teams]
+    inside = DependencyFactory(downstream=KeyResultFactory(objective=objectives[1]),
+                               upstream=KeyResultFactory(objective=objectives[3]),
+                               need="Inside north", status="committed")
+    DependencyFactory(downstream=KeyResultFactory(objective=objectives[0]),
+                      upstream=KeyResultFactory(objective=objectives[2]),
+                      need="Inside south", status="committed")
+    base = url(w, "network_map") + f"?cycle={w.cycle.pk}&unit={north.pk}"
+    with CaptureQueriesContext(connection) as ctx:
+        opened = alice_client.get(base).content.decode()
+    assert "Inside north" in opened and "Inside south" not in opened
+    assert reverse("dependency", args=[w.org.slug, inside.pk]) in opened
+    north_ids = {north.pk} | {t.pk for t in teams[1::2]}
+    reads = [q["sql"] for q in ctx.captured_queries if "dependencies_dependency" in q["sql"]]
+    for sql in reads:  # each end "IN (<north and its teams>)"
+        lists = [{int(n) for n in re.findall(r"\d+", found)}
+                 for found in re.findall(r"IN \(([\d, ]+)\)", sql)]
+        crews = {t.pk for t in teams[1::2]}
+        assert sum(crews <= found <= north_ids for found in lists) >= 2, sql
+    assert reads

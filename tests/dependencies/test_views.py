@@ -7,10 +7,17 @@ from django.core import mail
 from django_scopes import scope
 
 from dependencies import network
-from dependencies.models import Contribution, Dependency, Notification
+from dependencies.models import Contribution, Dependency, Notification, ObjectiveShare
 from okrs.models import KeyResult
 from tests.conftest import client_for
-from tests.factories import DependencyFactory, KeyResultFactory, ObjectiveFactory, TeamFactory
+from tests.factories import (
+    CycleFactory,
+    DependencyFactory,
+    KeyResultFactory,
+    ObjectiveFactory,
+    ObjectiveShareFactory,
+    TeamFactory,
+)
 from tests.querycount import assert_same_queries, count_queries
 
 pytestmark = pytest.mark.django_db
@@ -235,3 +242,51 @@ def test_network_and_objective_pages_keep_their_query_count(revenue):
         DependencyFactory(downstream=r.win, upstream=kr, status="committed")
     large = count_queries(pages)
     assert_same_queries(small, large)
+
+
+def test_both_teams_pages_name_every_kind_of_link_between_them(revenue):
+    """The team page reads its links by the team's own objectives and key results: each link
+    shows on both teams' pages, with the other team, and a link of another cycle on neither."""
+    r = revenue
+    KeyResultFactory(objective=r.win, owner_team=r.eng, title="Security review passed")
+    ObjectiveShareFactory(objective=r.platform, team=r.sales, kind=ObjectiveShare.Kind.WHOLE)
+    KeyResultFactory(objective=r.platform, owner_team=r.eng, title="Signed pilots",
+                     feeds=r.deals)
+    later = CycleFactory(organization=r.org)
+    elsewhere = ObjectiveFactory(organization=r.org, cycle=later, team=r.sales,
+                                 title="Next quarter's goal")
+    KeyResultFactory(objective=elsewhere, owner_team=r.eng)
+    liam = client_for(r.liam)
+    pages = {team: liam.get(url(r, "team", team.pk) + f"?cycle={r.cycle.pk}").content.decode()
+             for team in (r.sales, r.eng)}
+    for team, other in ((r.sales, r.eng), (r.eng, r.sales)):
+        page = pages[team]
+        links = page[page.index('id="links"'):]
+        assert "Only the objective shared" in links and "Win enterprise customers" in links
+        assert "Whole OKR shared" in links and "Make the platform enterprise-ready" in links
+        assert "Only a key result shared" in links
+        assert "Signed pilots feeds Close 3 enterprise deals" in links
+        assert f'<a href="{url(r, "team", other.pk)}">{other.name}</a>' in links
+        assert "Next quarter" not in links
+
+
+def test_the_team_page_reads_its_links_in_the_same_queries_however_many(revenue):
+    r = revenue
+    liam = client_for(r.liam)
+
+    def page():
+        return liam.get(url(r, "team", r.sales.pk) + f"?cycle={r.cycle.pk}")
+
+    small = count_queries(page)
+    for i in range(12):
+        team = TeamFactory(organization=r.org, name=f"Crew {i}")
+        theirs = ObjectiveFactory(organization=r.org, cycle=r.cycle, team=team)
+        KeyResultFactory(objective=r.win, owner_team=team)
+        KeyResultFactory(objective=theirs, owner_team=r.sales)
+        KeyResultFactory(objective=theirs, owner_team=team, feeds=r.deals)
+        ObjectiveShareFactory(objective=theirs, team=r.sales, kind=ObjectiveShare.Kind.WHOLE)
+        DependencyFactory(downstream=r.deals, upstream=KeyResultFactory(objective=theirs),
+                          status="committed")
+    large = count_queries(page)
+    assert_same_queries(small, large)
+    assert large[0].content.decode().count("Crew 11") >= 4

@@ -206,3 +206,34 @@ def test_past_the_counting_cap_it_says_so_instead_of_counting_everything(world_a
         ObjectiveFactory(organization=w.org, cycle=w.cycle, title=f"Ship feature {i}")
     html = pick(alice_client, w.org, "objectives", q="ship", cycle=w.cycle.pk)
     assert "3+ more: refine your search." in html
+
+
+@pytest.mark.parametrize("batch", [1, 2, 100])
+def test_an_empty_search_offers_the_first_key_results_by_team_name_whatever_the_batch(
+        world_a, alice_client, monkeypatch, batch):
+    """The empty search reads teams a batch at a time (index order) instead of sorting every
+    key result: the rows and their order are those of the plain sorted query, teams without
+    key results and key results of retired objectives left out."""
+    from orgs import pickers
+
+    monkeypatch.setattr(pickers, "TEAM_BATCH", batch)
+    w = world_a
+    TeamFactory(organization=w.org, name="Aardvark (no key results)")
+    for name in ("Zebra", "Beta", "Alpha", "Mango", "Delta"):
+        team = TeamFactory(organization=w.org, name=name)
+        objective = ObjectiveFactory(organization=w.org, cycle=w.cycle, team=team)
+        for i in range(6):
+            KeyResultFactory(objective=objective, owner_team=team, title=f"{name} KR {5 - i}")
+    retired = ObjectiveFactory(organization=w.org, cycle=w.cycle, team=w.team,
+                               state=Objective.State.RETIRED)
+    hidden = KeyResultFactory(objective=retired, owner_team=w.team, title="AAA retired")
+    with scope(organization=w.org):
+        expected = [str(k.pk) for k in pickers.key_results(w.org)[:LIMIT]]
+        total = pickers.key_results(w.org).count()
+        alpha = [str(k) for k in KeyResult.objects.for_org(w.org).filter(
+            owner_team__name="Alpha").order_by("title").values_list("pk", flat=True)]
+    html = pick(alice_client, w.org, "key_results", q="")
+    assert options(html) == expected
+    assert str(hidden.pk) not in options(html)
+    assert options(html)[:6] == alpha
+    assert f"{total - LIMIT} more: refine your search." in html
