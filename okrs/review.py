@@ -97,6 +97,8 @@ def finish(row):
     for key in ("objectives", "scored", "committed", "committed_assessed", "committed_hit",
                 "aspirational", "aspirational_scored", "assessed", "misses"):
         row[key] = row.get(key) or 0
+    for key in ("average", "aspirational_average"):
+        row.setdefault(key, None)
     ca = row["committed_assessed"]
     row["hit_rate"] = row["committed_hit"] / ca if ca else None
     n = row["objectives"]

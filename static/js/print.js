@@ -6,3 +6,17 @@
     button.addEventListener("click", function () { window.print(); });
   });
 })();
+
+// Printed, the review's explanations ("How this is decided") show in full.
+window.addEventListener("beforeprint", function () {
+  document.querySelectorAll("main details:not([open])").forEach(function (d) {
+    d.setAttribute("open", "");
+    d.dataset.printOpened = "";
+  });
+});
+window.addEventListener("afterprint", function () {
+  document.querySelectorAll("main details[data-print-opened]").forEach(function (d) {
+    d.removeAttribute("open");
+    delete d.dataset.printOpened;
+  });
+});

@@ -119,6 +119,18 @@ def test_scores_group_teams_under_their_department(world_a):
     assert teams["Platform Tools"]["scored"] == 1
 
 
+def test_a_department_without_objectives_has_a_row_of_nothing(world_a, alice_client):
+    TeamFactory(organization=world_a.org, name="Legal", kind=Team.Kind.DEPARTMENT)
+    with scope(organization=world_a.org):
+        rows = review.department_rows(world_a.org, world_a.cycle,
+                                      list(review.departments(world_a.org)))
+    legal = next(r for r in rows if r["team"].name == "Legal")
+    assert (legal["team"].name, legal["objectives"], legal["average"]) == ("Legal", 0, None)
+    text = alice_client.get(url(world_a, "cycle_review_md")).content.decode()
+    assert "| Legal | (all teams) | 0 | 0 | - | - | - |" in text
+    assert alice_client.get(url(world_a, "cycle_review_csv")).status_code == 200
+
+
 def test_all_committed_and_all_aspirational_teams_are_flagged():
     assert review.finish({"objectives": 3, "committed": 3})["all_committed"]
     assert review.finish({"objectives": 2, "aspirational": 2})["all_aspirational"]
