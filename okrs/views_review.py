@@ -92,8 +92,9 @@ def cycle_review(request, cycle_pk):
     ctx["lessons"] = _page(request, review.lessons(org, cycle, q), LESSONS_PER_PAGE,
                            "lessons_page", "lessons")
     target = request.htmx.target if request.htmx else None
-    if target in ("teams", "lessons"):
-        response = render(request, f"okrs/review.html#{target}", ctx)
+    if target in ("teams", "lessons-results"):
+        fragment = "teams" if target == "teams" else "lessons"
+        response = render(request, f"okrs/review.html#{fragment}", ctx)
         patch_vary_headers(response, ["HX-Request", "HX-Target"])
         return response
     totals = review.summary(org, cycle)

@@ -60,10 +60,13 @@ def test_a_member_reads_prints_and_downloads_the_cycle_review(page, live_server)
     expect(page).to_have_url(re.compile(r"department=\d+"))
 
     # Searching the lessons swaps the list only.
-    page.get_by_label("Search the lessons").fill("pricing")
-    page.get_by_role("button", name="Search").click()
+    search = page.get_by_label("Search the lessons")
+    search.press_sequentially("pricing", delay=60)  # results follow the typing
     lessons = page.locator("#lessons")
-    expect(lessons).to_contain_text("1 found")
+    expect(lessons.get_by_test_id("lessons-count")).to_have_text("1 found for “pricing”")
+    expect(search).to_be_focused()  # the box is not swapped away while typing
+    page.get_by_role("button", name="Search").click()
+    expect(lessons.get_by_test_id("lessons-count")).to_have_text("1 found for “pricing”")
     expect(lessons).to_contain_text("pricing pages convert")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "cycle-review.png", full_page=True)

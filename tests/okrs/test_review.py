@@ -332,8 +332,8 @@ def test_the_lessons_search_answers_htmx_with_the_lessons_only(world_a, alice_cl
     close(objective(world_a, title="Faster deploys"), "partly", learned="Flaky tests hurt")
     close(objective(world_a, title="Hiring"), "missed", learned="Start earlier")
     fragment = alice_client.get(url(world_a), {"q": "flaky"}, HTTP_HX_REQUEST="true",
-                                HTTP_HX_TARGET="lessons").content.decode()
-    assert fragment.lstrip().startswith('<section class="card" id="lessons"')
+                                HTTP_HX_TARGET="lessons-results").content.decode()
+    assert fragment.lstrip().startswith('<div id="lessons-results"')
     assert "Faster deploys" in fragment and "Hiring" not in fragment
     page = alice_client.get(url(world_a), {"q": "nothing like it"}).content.decode()
     assert "No lesson mentions “nothing like it”" in page
@@ -358,6 +358,10 @@ def test_the_review_is_linked_from_the_console_and_a_closed_cycles_pages(world_a
     review_url = url(world_a)
     console = alice_client.get(reverse("console_cycles", args=["org-a"])).content.decode()
     assert review_url in console
+    edit = alice_client.get(reverse("console_cycle_edit", args=["org-a", world_a.cycle.pk]))
+    assert review_url in edit.content.decode()
+    home = alice_client.get(reverse("home", args=["org-a"])).content.decode()
+    assert review_url in home  # beside the cycle picker, for every member
     set_cycle(world_a.cycle, status="closed")
     page = alice_client.get(reverse("objective", args=["org-a", world_a.objective.pk]))
     assert f'<a href="{review_url}">Read the cycle review</a>' in page.content.decode()
