@@ -23,11 +23,11 @@ Definitions (the page and its downloads say the same):
   cycle and one in its last two weeks (the same two weeks after which a key result is stale).
 """
 
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from django.db.models import (
-    Avg,
     Case,
     CharField,
     Count,
@@ -36,15 +36,15 @@ from django.db.models import (
     OuterRef,
     Q,
     Subquery,
+    Sum,
     Value,
     When,
 )
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from orgs.models import Team
 
-from .models import CheckIn, Commitment, Health, KeyResult, Objective, ObjectiveClose
+from .models import Commitment, Health, KeyResult, Objective, ObjectiveClose
 
 # The diagnostic's thresholds.
 MIN_ASSESSED = 3  # fewer objectives with a score or a close form: too few to tell
@@ -63,48 +63,73 @@ def cycle_objectives(org, cycle):
             .exclude(state__in=[Objective.State.DRAFT, Objective.State.RETIRED]))
 
 
-_COMMITTED = Q(commitment=Commitment.COMMITTED)
-_ASPIRATIONAL = Q(commitment=Commitment.ASPIRATIONAL)
-_SCORED = Q(score__isnull=False)
-_CLOSED = Q(close__outcome__in=OUTCOMES)
-_HIT = _COMMITTED & (Q(score__gte=1.0) | Q(close__outcome=ObjectiveClose.Outcome.ACCOMPLISHED))
-_ASSESSED = _SCORED | _CLOSED
-MISS = ((_COMMITTED & _ASSESSED & ~Q(score__gte=1.0)
-         & ~Q(close__outcome=ObjectiveClose.Outcome.ACCOMPLISHED))
-        | (_ASPIRATIONAL & Q(score__lt=ASPIRATIONAL_MISS))
-        | (_ASPIRATIONAL & Q(score__isnull=True, close__outcome=ObjectiveClose.Outcome.MISSED)))
+def _conditions(p=""):
+    """The review's conditions on an objective, through the lookup prefix ``p`` (e.g.
+    "objective__" from a key result)."""
+    def q(**kw):
+        return Q(**{p + k: v for k, v in kw.items()})
+    committed = q(commitment=Commitment.COMMITTED)
+    aspirational = q(commitment=Commitment.ASPIRATIONAL)
+    scored = q(score__isnull=False)
+    assessed = scored | q(close__outcome__in=OUTCOMES)
+    accomplished = q(close__outcome=ObjectiveClose.Outcome.ACCOMPLISHED)
+    hit = committed & (q(score__gte=1.0) | accomplished)
+    miss = ((committed & assessed & ~q(score__gte=1.0) & ~accomplished)
+            | (aspirational & q(score__lt=ASPIRATIONAL_MISS))
+            | (aspirational & q(score__isnull=True, close__outcome=ObjectiveClose.Outcome.MISSED)))
+    return {"committed": committed, "aspirational": aspirational, "scored": scored,
+            "assessed": assessed, "hit": hit, "miss": miss}
+
+
+_C = _conditions()
+MISS = _C["miss"]
+COUNTS = ("objectives", "scored", "committed", "committed_assessed", "committed_hit",
+          "aspirational", "aspirational_scored", "assessed", "misses")
+SUMS = ("score_sum", "aspirational_sum")
 
 
 def _measures():
     return {
         "objectives": Count("pk"),
-        "scored": Count("pk", filter=_SCORED),
-        "average": Avg("score"),
-        "committed": Count("pk", filter=_COMMITTED),
-        "committed_assessed": Count("pk", filter=_COMMITTED & _ASSESSED),
-        "committed_hit": Count("pk", filter=_HIT),
-        "aspirational": Count("pk", filter=_ASPIRATIONAL),
-        "aspirational_scored": Count("pk", filter=_ASPIRATIONAL & _SCORED),
-        "aspirational_average": Avg("score", filter=_ASPIRATIONAL),
-        "assessed": Count("pk", filter=_ASSESSED),
+        "scored": Count("pk", filter=_C["scored"]),
+        "score_sum": Sum("score"),
+        "committed": Count("pk", filter=_C["committed"]),
+        "committed_assessed": Count("pk", filter=_C["committed"] & _C["assessed"]),
+        "committed_hit": Count("pk", filter=_C["hit"]),
+        "aspirational": Count("pk", filter=_C["aspirational"]),
+        "aspirational_scored": Count("pk", filter=_C["aspirational"] & _C["scored"]),
+        "aspirational_sum": Sum("score", filter=_C["aspirational"]),
+        "assessed": Count("pk", filter=_C["assessed"]),
         "misses": Count("pk", filter=MISS),
     }
 
 
 def finish(row):
-    """Add the rates and the kind flags to a row of measures (plain dict in, dict out)."""
+    """Add the averages, rates and kind flags to a row of measures (plain dict in, dict
+    out)."""
     row = dict(row)
-    for key in ("objectives", "scored", "committed", "committed_assessed", "committed_hit",
-                "aspirational", "aspirational_scored", "assessed", "misses"):
+    for key in COUNTS:
         row[key] = row.get(key) or 0
-    for key in ("average", "aspirational_average"):
-        row.setdefault(key, None)
+    for key in SUMS:
+        row[key] = row.get(key) or 0.0
+    row["average"] = row["score_sum"] / row["scored"] if row["scored"] else None
+    row["aspirational_average"] = (row["aspirational_sum"] / row["aspirational_scored"]
+                                   if row["aspirational_scored"] else None)
     ca = row["committed_assessed"]
     row["hit_rate"] = row["committed_hit"] / ca if ca else None
     n = row["objectives"]
     row["all_committed"] = n >= 2 and row["committed"] == n
     row["all_aspirational"] = n >= 2 and row["aspirational"] == n
     return row
+
+
+def merge(rows):
+    """The measures of several rows together (a department of its teams' rows)."""
+    total = {key: 0 for key in COUNTS + SUMS}
+    for row in rows:
+        for key in total:
+            total[key] += row.get(key) or 0
+    return total
 
 
 def summary(org, cycle):
@@ -135,10 +160,24 @@ def departments(org):
     return Team.objects.for_org(org).filter(level=1).order_by("name", "pk")
 
 
-def _department_of(org):
-    return Team.objects.for_org(org).filter(
-        tree_id=OuterRef("team__tree_id"), level=1, lft__lte=OuterRef("team__lft"),
-        rght__gte=OuterRef("team__rght")).values("pk")[:1]
+def _team_rows(org, cycle):
+    return (cycle_objectives(org, cycle)
+            .values("team", "team__name", "team__tree_id", "team__lft", "team__rght")
+            .annotate(**_measures()).order_by("team__name", "team"))
+
+
+def _within(departments):
+    q = Q(pk__in=[])
+    for d in departments:
+        q |= Q(team__tree_id=d.tree_id, team__lft__gte=d.lft, team__rght__lte=d.rght)
+    return q
+
+
+def _department_of(row, departments):
+    for d in departments:
+        if d.tree_id == row["team__tree_id"] and d.lft <= row["team__lft"] <= d.rght:
+            return d
+    return None
 
 
 def company_row(org, cycle):
@@ -147,18 +186,18 @@ def company_row(org, cycle):
 
 
 def department_rows(org, cycle, teams):
-    """Each department of ``teams`` (level-1 teams) with the measures of every objective in its
-    subtree (its own and its teams'), and how many teams it holds."""
-    by_id = {
-        r["department"]: r for r in
-        cycle_objectives(org, cycle).filter(team__level__gte=1)
-        .annotate(department=Subquery(_department_of(org)))
-        .filter(department__in=[t.pk for t in teams])
-        .values("department").annotate(**_measures()).order_by()
-    }
+    """Each department of ``teams`` (level-1 teams, a page of them) with the measures of every
+    objective in its subtree (its own and its teams', at any depth), and how many teams it
+    holds. One query: the per-team rows of those subtrees, added up here."""
+    by_department = {t.pk: [] for t in teams}
+    if teams:
+        for row in _team_rows(org, cycle).filter(_within(teams)):
+            d = _department_of(row, teams)
+            if d is not None:
+                by_department[d.pk].append(row)
     rows = []
     for t in teams:
-        row = finish(by_id.get(t.pk, {}))
+        row = finish(merge(by_department[t.pk]))
         row.update(team=t, teams=(t.rght - t.lft - 1) // 2)
         rows.append(row)
     return rows
@@ -167,20 +206,20 @@ def department_rows(org, cycle, teams):
 def team_rows(org, cycle, department):
     """The teams of one department (itself included) that have objectives in the cycle, by
     name; a queryset of dicts, to paginate."""
-    return (cycle_objectives(org, cycle)
-            .filter(team__tree_id=department.tree_id, team__lft__gte=department.lft,
-                    team__rght__lte=department.rght)
-            .values("team", "team__name", "team__level")
-            .annotate(**_measures()).order_by("team__name", "team"))
+    return _team_rows(org, cycle).filter(_within([department]))
 
 
-def all_team_rows(org, cycle):
-    """Every team's row with its department's id (``department``; None for the company), for
-    the downloads: one query, whatever the number of departments."""
-    return (cycle_objectives(org, cycle).filter(team__level__gte=1)
-            .annotate(department=Subquery(_department_of(org)))
-            .values("department", "team", "team__name", "team__level")
-            .annotate(**_measures()).order_by("team__name", "team"))
+def all_team_rows(org, cycle, departments):
+    """For the downloads: {department id: [its teams' rows]}, in one query."""
+    departments = sorted(departments, key=lambda d: (d.tree_id, d.lft))
+    starts = [(d.tree_id, d.lft) for d in departments]
+    found = {d.pk: [] for d in departments}
+    for row in _team_rows(org, cycle).filter(team__level__gte=1):
+        i = bisect_right(starts, (row["team__tree_id"], row["team__lft"])) - 1
+        if i >= 0 and departments[i].tree_id == row["team__tree_id"] and (
+                row["team__rght"] <= departments[i].rght):
+            found[departments[i].pk].append(finish(row))
+    return found
 
 
 # Lessons ------------------------------------------------------------------------------------
@@ -262,25 +301,28 @@ def _day_start(day):
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
-def rhythm(org, cycle, today=None):
-    """How the missed objectives' key results (and all the cycle's, for comparison) were
-    checked in on: {"missed_krs", "missed_kept", "krs", "kept", "needed"}."""
+def _window(cycle, today=None):
+    """(start, end, check-ins needed): the cycle so far, and one check-in per two weeks."""
     start = _day_start(cycle.start_date)
     end = _day_start(reference_day(cycle, today) + timedelta(days=1))
     weeks = max(0, (end - start).days) / 7
-    needed = max(1, int(weeks // 2))
-    live = CheckIn.objects.for_org(org).live().filter(key_result=OuterRef("pk"), created_at__lt=end)
-    count = lambda since: Coalesce(Subquery(  # noqa: E731
-        live.filter(created_at__gte=since).order_by().values("key_result")
-        .annotate(c=Count("pk")).values("c")), 0)
-    krs = (KeyResult.objects.for_org(org)
-           .filter(objective__in=cycle_objectives(org, cycle).values("pk"))
-           .annotate(n=count(start), recent=count(end - timedelta(days=STALE_DAYS))))
-    kept = Q(n__gte=needed, recent__gte=1)
-    missed = Q(objective__in=cycle_objectives(org, cycle).filter(MISS).values("pk"))
-    r = krs.aggregate(krs=Count("pk"), kept=Count("pk", filter=kept),
-                      missed_krs=Count("pk", filter=missed),
-                      missed_kept=Count("pk", filter=missed & kept))
+    return start, end, max(1, int(weeks // 2))
+
+
+def rhythm(org, cycle, today=None):
+    """How the missed objectives' key results were checked in on: {"missed_krs",
+    "missed_kept", "needed"}. One query over those key results and their check-ins."""
+    start, end, needed = _window(cycle, today)
+    live = Q(check_ins__corrected_at__isnull=True, check_ins__created_at__lt=end)
+    missed = cycle_objectives(org, cycle).filter(MISS).values("pk")
+    krs = (KeyResult.objects.for_org(org).filter(objective__in=missed)
+           .values("pk")
+           .annotate(n=Count("check_ins", filter=live & Q(check_ins__created_at__gte=start)),
+                     recent=Count("check_ins", filter=live & Q(
+                         check_ins__created_at__gte=end - timedelta(days=STALE_DAYS)))))
+    r = krs.aggregate(missed_krs=Count("pk"),
+                      missed_kept=Count("pk", filter=Q(n__gte=needed, recent__gte=1)))
+    r = {k: v or 0 for k, v in r.items()}
     r["needed"] = needed
     return r
 
@@ -295,14 +337,15 @@ class Diagnosis:
 def diagnose(*, assessed, misses, missed_krs, missed_kept):
     """Which story the numbers tell (pure: plain numbers in, a Diagnosis out)."""
     if assessed < MIN_ASSESSED:
+        have = ("No objective has" if assessed == 0 else
+                f"Only {assessed} objective{'s have' if assessed != 1 else ' has'}")
         return Diagnosis(
             "too_few", "Too early to tell",
-            f"Only {assessed} objective{'s' if assessed != 1 else ''} "
-            f"{'have' if assessed != 1 else 'has'} a score or a close form; the diagnostic "
-            f"needs at least {MIN_ASSESSED}.")
+            f"{have} a score or a close form yet; the diagnostic needs at least "
+            f"{MIN_ASSESSED}.")
     share = misses / assessed
     said = f"{misses} of {assessed} objectives missed ({share:.0%})"
-    if share < MANY_MISSES:
+    if not many_misses(assessed, misses):
         return Diagnosis(
             "neither", "Neither: most objectives met their bar",
             f"{said}, under the {MANY_MISSES:.0%} that would count as many misses.")
@@ -328,8 +371,17 @@ def diagnose(*, assessed, misses, missed_krs, missed_kept):
         f"{GOOD_RHYTHM:.0%} of a good one. Some of each.")
 
 
+def many_misses(assessed, misses):
+    return assessed >= MIN_ASSESSED and misses / assessed >= MANY_MISSES
+
+
 def diagnostic(org, cycle, totals, today=None):
-    r = rhythm(org, cycle, today)
+    """(Diagnosis, rhythm numbers). The rhythm is read only when there are many misses: it is
+    what tells their two stories apart."""
+    if many_misses(totals["assessed"], totals["misses"]):
+        r = rhythm(org, cycle, today)
+    else:
+        r = {"missed_krs": 0, "missed_kept": 0, "needed": _window(cycle, today)[2]}
     d = diagnose(assessed=totals["assessed"], misses=totals["misses"],
                  missed_krs=r["missed_krs"], missed_kept=r["missed_kept"])
     return d, r

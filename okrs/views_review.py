@@ -116,8 +116,9 @@ def cycle_review(request, cycle_pk):
         "improvements": _page(request, improvements, ROWS_PER_PAGE, "imp_page",
                               "improvements"),
         "reasons": review.BROKE_REASONS, "thresholds": {
-            "many": review.MANY_MISSES, "good": review.GOOD_RHYTHM,
-            "broken": review.BROKEN_RHYTHM, "aspirational_miss": review.ASPIRATIONAL_MISS},
+            "many": f"{review.MANY_MISSES:.0%}", "good": f"{review.GOOD_RHYTHM:.0%}",
+            "broken": f"{review.BROKEN_RHYTHM:.0%}", "min": review.MIN_ASSESSED,
+            "aspirational_miss": f"{review.ASPIRATIONAL_MISS:.1f}"},
     })
     response = render(request, "okrs/review.html", ctx)
     patch_vary_headers(response, ["HX-Request", "HX-Target"])
@@ -129,12 +130,11 @@ def full_review(org, cycle):
     cap = review.CAP
     totals = review.summary(org, cycle)
     diagnosis, _ = review.diagnostic(org, cycle, totals)
-    teams_by_department = {}
-    for row in review.all_team_rows(org, cycle)[:cap]:
-        teams_by_department.setdefault(row["department"], []).append(review.finish(row))
-    rows = review.department_rows(org, cycle, list(review.departments(org)[:cap]))
+    departments = list(review.departments(org)[:cap])
+    teams_by_department = review.all_team_rows(org, cycle, departments)
+    rows = review.department_rows(org, cycle, departments)
     for row in rows:
-        row["team_rows"] = teams_by_department.get(row["team"].pk, [])
+        row["team_rows"] = teams_by_department[row["team"].pk][:cap]
     return {
         "org_name": org.name, "cycle": cycle, "summary": totals, "diagnosis": diagnosis,
         "company": review.company_row(org, cycle), "departments": rows,
