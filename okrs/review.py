@@ -55,7 +55,9 @@ ASPIRATIONAL_MISS = 0.4  # an aspirational objective scored below this missed
 STALE_DAYS = 14
 
 OUTCOMES = ("accomplished", "partly", "missed", "dropped")
-CAP = 5000  # rows per section in a download
+CAP = 5000  # departments and teams in a download
+DOWNLOAD_ROWS = 100  # carried over, broken dependencies, improvements in the Markdown
+DOWNLOAD_LESSONS = 200
 
 
 def cycle_objectives(org, cycle):
@@ -220,6 +222,19 @@ def all_team_rows(org, cycle, departments):
                 row["team__rght"] <= departments[i].rght):
             found[departments[i].pk].append(finish(row))
     return found
+
+
+def score_tables(org, cycle):
+    """For the downloads: (the company's row, every department's row with its teams' rows in
+    ``team_rows``), from three queries."""
+    depts = list(departments(org)[:CAP])
+    by_department = all_team_rows(org, cycle, depts)
+    rows = []
+    for d in depts:
+        row = finish(merge(by_department[d.pk]))
+        row.update(team=d, teams=(d.rght - d.lft - 1) // 2, team_rows=by_department[d.pk])
+        rows.append(row)
+    return company_row(org, cycle), rows
 
 
 # Lessons ------------------------------------------------------------------------------------

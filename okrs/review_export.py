@@ -61,8 +61,10 @@ def markdown(data):
         for t in dept["team_rows"]:
             out.append(_row([dept["team"].name, t["team__name"], *_measures(t)]))
     out += ["", "## Carried over twice", ""]
+    out += _first(data["carried"], s["carried_twice"], "objectives")
     out += [f"- {_line(o.title)} ({_line(o.team.name)})" for o in data["carried"]] or ["None."]
     out += ["", "## Lessons from close forms", ""]
+    out += _first(data["lessons"], data["lessons_total"], "lessons", "search them on the page")
     for lesson in data["lessons"]:
         o = lesson.objective
         out.append(f"### {_line(o.title)} ({_line(o.team.name)}, "
@@ -75,6 +77,8 @@ def markdown(data):
     if not data["lessons"]:
         out += ["No lessons written yet.", ""]
     out += ["## Dependencies that broke", ""]
+    out += _first(data["broken"], data["broken_total"], "dependencies",
+                  "the page lists them all")
     if data["broken"]:
         out += [_row(["Needed by", "Providing team", "Requesting team", "Need", "Why"]),
                 _row(["---"] * 5)]
@@ -84,10 +88,19 @@ def markdown(data):
     else:
         out.append("None.")
     out += ["", "## Retrospective improvements", ""]
+    out += _first(data["improvements"], data["improvements_total"], "improvements",
+                  "the page lists them all")
     out += [f"- {_line(i.title)} ({i.get_status_display().lower()}; "
             f"{_line(i.retrospective.workflow.objective.title)})"
             for i in data["improvements"]] or ["None."]
     return "\n".join(out) + "\n"
+
+
+def _first(shown, total, what, where="the page lists them all"):
+    """A line saying a section holds only its first rows."""
+    if len(shown) >= total:
+        return []
+    return [f"The first {len(shown)} of {total} {what}; {where}.", ""]
 
 
 def why(dep):

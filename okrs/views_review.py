@@ -126,22 +126,23 @@ def cycle_review(request, cycle_pk):
 
 
 def full_review(org, cycle):
-    """Everything the downloads hold, each section capped at ``review.CAP`` rows."""
-    cap = review.CAP
+    """What the Markdown holds: every department and team, and the first rows of the longer
+    sections (with their totals)."""
+    n, lessons_n = review.DOWNLOAD_ROWS, review.DOWNLOAD_LESSONS
     totals = review.summary(org, cycle)
     diagnosis, _ = review.diagnostic(org, cycle, totals)
-    departments = list(review.departments(org)[:cap])
-    teams_by_department = review.all_team_rows(org, cycle, departments)
-    rows = review.department_rows(org, cycle, departments)
-    for row in rows:
-        row["team_rows"] = teams_by_department[row["team"].pk][:cap]
+    company, departments = review.score_tables(org, cycle)
+    broken_counts, broken = review.broken_dependencies(org, cycle)
+    improvement_counts, improvements = review.improvements(org, cycle)
+    lessons = review.lessons(org, cycle)
     return {
         "org_name": org.name, "cycle": cycle, "summary": totals, "diagnosis": diagnosis,
-        "company": review.company_row(org, cycle), "departments": rows,
-        "carried": list(review.carried_twice(org, cycle)[:cap]),
-        "lessons": list(review.lessons(org, cycle)[:cap]),
-        "broken": list(review.broken_dependencies(org, cycle)[1][:cap]),
-        "improvements": list(review.improvements(org, cycle)[1][:cap]),
+        "company": company, "departments": departments,
+        "carried": list(review.carried_twice(org, cycle)[:n]),
+        "lessons": list(lessons[:lessons_n]), "lessons_total": lessons.count(),
+        "broken": list(broken[:n]), "broken_total": sum(broken_counts.values()),
+        "improvements": list(improvements[:n]),
+        "improvements_total": sum(improvement_counts.values()),
     }
 
 
@@ -167,5 +168,7 @@ def cycle_review_markdown(request, cycle_pk):
 @_read_only
 def cycle_review_csv(request, cycle_pk):
     cycle = access_cycle(request, cycle_pk)
-    text = review_export.csv_text(full_review(request.org, cycle))
+    company, departments = review.score_tables(request.org, cycle)
+    text = review_export.csv_text({"org_name": request.org.name, "company": company,
+                                   "departments": departments})
     return _download(text, "text/csv; charset=utf-8", _filename(request.org, cycle, "csv"))

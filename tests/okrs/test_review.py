@@ -452,3 +452,17 @@ def test_the_csv_download_is_the_scores_table(world_a, alice_client):
 def test_downloads_are_scoped_to_the_organization(world_a, world_b, alice_client):
     for name in ("cycle_review_md", "cycle_review_csv"):
         assert alice_client.get(url(world_a, name, world_b.cycle)).status_code == 404
+
+
+def test_the_markdown_says_when_a_section_holds_only_its_first_rows(world_a, alice_client,
+                                                                   monkeypatch):
+    monkeypatch.setattr(review, "DOWNLOAD_ROWS", 1)
+    monkeypatch.setattr(review, "DOWNLOAD_LESSONS", 1)
+    for i in range(2):
+        DependencyFactory(downstream=KeyResultFactory(objective=world_a.objective),
+                          upstream=objective(world_a, team=world_a.company), status="declined")
+        close(objective(world_a, title=f"Lesson {i}"), "missed", learned="Something")
+    text = alice_client.get(url(world_a, "cycle_review_md")).content.decode()
+    assert "The first 1 of 2 dependencies; the page lists them all." in text
+    assert "The first 1 of 2 lessons; search them on the page." in text
+    assert text.count("What we learned: Something") == 1
