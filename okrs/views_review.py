@@ -63,6 +63,20 @@ def _page(request, items, per_page, param, anchor):
     return page
 
 
+class _Counted:
+    """A queryset whose total is already known (from the section's counts), so paginating it
+    does not count it again."""
+
+    def __init__(self, queryset, total):
+        self.queryset, self.total = queryset, total
+
+    def count(self):
+        return self.total
+
+    def __getitem__(self, key):
+        return self.queryset[key]
+
+
 def _department(request):
     value = request.GET.get("department", "")
     if not value:
@@ -108,13 +122,15 @@ def cycle_review(request, cycle_pk):
         "company": review.company_row(org, cycle),
         "departments": dept_page,
         "department_rows": review.department_rows(org, cycle, list(dept_page)),
-        "carried": _page(request, review.carried_twice(org, cycle), ROWS_PER_PAGE,
-                         "carried_page", "carried"),
-        "broken_counts": counts, "broken": _page(request, broken, ROWS_PER_PAGE, "dep_page",
-                                                 "dependencies"),
+        "carried": _page(request, _Counted(review.carried_twice(org, cycle),
+                                           totals["carried_twice"]),
+                         ROWS_PER_PAGE, "carried_page", "carried"),
+        "broken_counts": counts,
+        "broken": _page(request, _Counted(broken, sum(counts.values())), ROWS_PER_PAGE,
+                        "dep_page", "dependencies"),
         "improvement_counts": improvement_counts,
-        "improvements": _page(request, improvements, ROWS_PER_PAGE, "imp_page",
-                              "improvements"),
+        "improvements": _page(request, _Counted(improvements, sum(improvement_counts.values())),
+                              ROWS_PER_PAGE, "imp_page", "improvements"),
         "reasons": review.BROKE_REASONS, "thresholds": {
             "many": f"{review.MANY_MISSES:.0%}", "good": f"{review.GOOD_RHYTHM:.0%}",
             "broken": f"{review.BROKEN_RHYTHM:.0%}", "min": review.MIN_ASSESSED,

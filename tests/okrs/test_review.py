@@ -466,3 +466,19 @@ def test_the_markdown_says_when_a_section_holds_only_its_first_rows(world_a, ali
     assert "The first 1 of 2 dependencies; the page lists them all." in text
     assert "The first 1 of 2 lessons; search them on the page." in text
     assert text.count("What we learned: Something") == 1
+
+
+def test_broken_dependencies_and_improvements_are_paginated(world_a, alice_client):
+    owner = UserFactory()
+    for i in range(12):
+        DependencyFactory(downstream=KeyResultFactory(objective=world_a.objective),
+                          upstream=objective(world_a, team=world_a.company), status="declined",
+                          need=f"Need number {i:02}")
+        improvement(world_a.workflow, f"Improvement number {i:02}", "open", owner)
+    page = alice_client.get(url(world_a)).content.decode()
+    assert "Need number 09" in page and "Need number 10" not in page
+    assert "Improvement number 09" in page and "Improvement number 10" not in page
+    assert "Page 1 of 2 · 12 in all" in page
+    page = alice_client.get(url(world_a), {"dep_page": 2, "imp_page": 2}).content.decode()
+    assert "Need number 11" in page and "Need number 00" not in page
+    assert "Improvement number 11" in page and "Improvement number 00" not in page
