@@ -2,7 +2,8 @@
 organization. Learning, not evaluation: it reads teams' objectives, never a person's score.
 
 Reads only (the scores and close forms are written by the closing services). Every number is a
-SQL aggregate, so the page's queries do not grow with the organization.
+SQL aggregate (departments add up their teams' rows here), so the page's queries do not grow
+with the organization. docs/cycle-review.md says the same for readers.
 
 Definitions (the page and its downloads say the same):
 
