@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views, views_closing
+from . import views, views_closing, views_review
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -22,6 +22,11 @@ urlpatterns = [
     path("check-ins/<int:check_in_pk>/correct/", views.check_in_correct,
          name="check_in_correct"),
     path("check-ins/<int:check_in_pk>/delete/", views.check_in_delete, name="check_in_delete"),
+    path("cycles/<int:cycle_pk>/review/", views_review.cycle_review, name="cycle_review"),
+    path("cycles/<int:cycle_pk>/review.md", views_review.cycle_review_markdown,
+         name="cycle_review_md"),
+    path("cycles/<int:cycle_pk>/review.csv", views_review.cycle_review_csv,
+         name="cycle_review_csv"),
 ]
 
 urlpatterns += [
