@@ -78,7 +78,10 @@ def _claim(org, week):
                                       status=Digest.Status.PENDING).values_list("pk", flat=True))
 
 
-KINDS = {"digest": "weekly_digest", "alerts": "immediate_alerts"}
+KINDS = {"digest": "weekly_digest", "alerts": "immediate_alerts", "events": "requests_email"}
+# What each kind's unsubscribe link turns off: "events" is the bundled notification email.
+UNSUBSCRIBES = {"digest": ["weekly_digest"], "alerts": ["immediate_alerts"],
+                "events": ["requests_email", "reviews_email", "reminders_email"]}
 
 
 def unsubscribe_token(org, user, kind="digest"):
@@ -112,7 +115,7 @@ def read_unsubscribe_token(token):
 def unsubscribe(org, user_id, kind="digest"):
     with scope(organization=org):
         Preference.objects.update_or_create(organization=org, user_id=user_id,
-                                            defaults={KINDS[kind]: False})
+                                            defaults=dict.fromkeys(UNSUBSCRIBES[kind], False))
 
 
 def render_digest(membership, digest, *, now=None):

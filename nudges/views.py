@@ -66,7 +66,8 @@ def unsubscribe(request, token):
     if found is None:
         return render(request, "nudges/unsubscribe.html", {"invalid": True}, status=400)
     org, user_id, kind = found
-    what = "weekly digest" if kind == "digest" else "immediate alert emails"
+    what = {"digest": "weekly digest", "alerts": "immediate alert emails"}.get(
+        kind, "notification emails (requests, reviews and reminders)")
     if request.method == "POST":
         services.unsubscribe(org, user_id, kind)
         return render(request, "nudges/unsubscribe.html", {"done": True, "org": org,
