@@ -48,6 +48,28 @@ GROUPS = {
     "reminders": "Reminders",
 }
 CHANNELS = {"app": "In the app", "email": "Email", "chat": "Team chat"}
+# The preferences table: per group, its field for each channel (None: always on).
+GRID = {
+    "requests": ["requests_app", "requests_email", "requests_chat"],
+    "reviews": ["reviews_app", "reviews_email", "reviews_chat"],
+    "risks": [None, "immediate_alerts", "risks_chat"],
+    "reminders": ["reminders_app", "reminders_email", "reminders_chat"],
+}
+GRID_FIELDS = [f for fields in GRID.values() for f in fields if f and f != "immediate_alerts"]
+
+
+def grid_rows():
+    return [(GROUPS[g], fields) for g, fields in GRID.items()]
+
+
+def is_time_zone(name):
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
 # Groups whose emails are never capped (reviews are not reminders either).
 UNCAPPED = {"requests", "risks", "reviews"}
 
@@ -116,6 +138,15 @@ def after_quiet_hours(moment, pref, tz):
     if end <= local:
         end += timedelta(days=1)
     return end
+
+
+def after_quiet(org, user, now=None):
+    """When an email to ``user`` may go: now, or the end of their quiet hours (None: now)."""
+    now = now or timezone.now()
+    with scopes_disabled():
+        pref = Preference.objects.filter(organization=org, user=user).first()
+    later = after_quiet_hours(now, pref, zone_of(user, org))
+    return later if later > now else None
 
 
 def week_start(moment, tz):
@@ -358,3 +389,39 @@ def render_bundle(org, user, items):
                                   unsubscribe_url=stop_url)
     message.attach_alternative(render_to_string("nudges/email/events.html", ctx), "text/html")
     return message
+
+
+# Risk alerts -------------------------------------------------------------------------------
+
+
+def risk_run(org, notes):
+    """A propagation run's alerts (its Notification rows) in chat: one post per run to the
+    organization's channel and the channels of the teams whose work turned at risk. Their
+    in-app alerts and the one email per person and run are the run's own (dependencies.network)."""
+    worse = {}
+    for n in notes:
+        if n.kind == "worse":
+            worse.setdefault((n.objective_id, n.key_result_id), n)
+    if not worse:
+        return []
+    from okrs.models import Objective
+
+    with scope(organization=org):
+        teams = dict(Objective.objects.for_org(org).filter(
+            pk__in={k[0] for k in worse}).values_list("pk", "team_id"))
+        prefs = {p.user_id: p for p in Preference.objects.for_org(org).filter(
+            user_id__in={n.user_id for n in notes})}
+        items = list(worse.values())
+        lines = [f"- {n.title}: {n.get_health_display().lower()}" for n in items[:5]]
+        if len(items) > 5:
+            lines.append(f"and {len(items) - 5} more")
+        title = (f"{items[0].title} turned {items[0].get_health_display().lower()} because of "
+                 "other work" if len(items) == 1 else
+                 f"{len(items)} items turned at risk because of other work")
+        event = Event(kind="at_risk", group="risks", title=title[:200], text="\n".join(lines),
+                      path=reverse("notifications", args=[org.slug]),
+                      team_ids=sorted({t for t in teams.values() if t}))
+        from . import chat
+
+        return chat.queue_event(org, event, chat_wanted=any(
+            wants(prefs.get(u), "risks", "chat") for u in {n.user_id for n in notes}))

@@ -189,3 +189,33 @@ def due_organizations(now):
     with scopes_disabled():
         return [org for org in Organization.objects.all() if is_due(org, now)]
 
+
+
+def save_preferences(form, *, user):
+    """A valid preferences form: the person's choices in this organization, and their own
+    time zone (for every organization)."""
+    with transaction.atomic():
+        form.save()
+        if user.timezone != form.cleaned_data["timezone"]:
+            user.timezone = form.cleaned_data["timezone"]
+            user.save(update_fields=["timezone"])
+    return form.instance
+
+
+def save_channel(form, *, membership):
+    """A valid chat channel form (console only): a new channel gets its signing secret."""
+    from . import chat
+
+    channel = form.instance
+    if not channel.secret:
+        channel.secret = chat.new_secret()
+    if channel.pk is None:
+        channel.created_by = membership.user
+    channel.organization = membership.organization
+    return form.save()
+
+
+def delete_channel(channel, *, membership):
+    from .models import ChatChannel
+
+    ChatChannel.objects.for_org(membership.organization).filter(pk=channel.pk).delete()
