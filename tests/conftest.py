@@ -93,7 +93,7 @@ def build_world(org, admin_user):
         current_value=None, unit=""))
     w.workflow = WorkflowFactory(objective=w.company_objective, lead=admin_user)
     w.recascade_flag = RecascadeFlagFactory(objective=w.objective)
-    w.chat_channel = ChatChannelFactory(organization=org, is_active=False)
+    w.chat_channel = ChatChannelFactory(organization=org, team=w.team, is_active=False)
     return w
 
 
