@@ -374,3 +374,19 @@ def test_risk_alerts_post_once_per_run(revenue, hook):
     data = hook.json()
     assert data["group"] == "risks"
     assert data["title"] == "Close 3 enterprise deals turned at risk because of other work"
+
+
+def test_the_digest_beat_queues_the_weekly_summaries_of_due_organizations(revenue, hook):
+    from nudges import tasks
+
+    r = revenue
+    c = channel(r, hook, "teams")
+    now = timezone.now()
+    with scopes_disabled():
+        type(r.org).objects.filter(pk=r.org.pk).update(digest_weekday=now.weekday(),
+                                                       digest_hour=now.hour, timezone="UTC")
+    tasks.send_due_digests()
+    tasks.send_due_digests()  # a second beat in the same week posts nothing more
+    with scopes_disabled():
+        [row] = ChatDelivery.objects.filter(channel=c, kind="summary")
+    assert row.title.startswith("Weekly summary of Org A")
