@@ -108,7 +108,7 @@ def channel_test(request, channel_pk):
     if sent.status == ChatDelivery.Status.SENT:
         messages.success(request, "Test message sent: look for it in the channel.")
     else:
-        messages.error(request, f"The test message did not arrive: {sent.last_error} "
+        messages.error(request, f"The test message did not arrive ({sent.last_error}). "
                                 "It is tried again in a minute; check the URL meanwhile.")
     return redirect("chat_channel", request.org.slug, row.pk)
 

@@ -286,7 +286,7 @@ def test_a_test_message_that_fails_says_why(revenue, hook, alice_client):
     c = channel(r, hook, "slack")
     hook.answers = [404]
     page = alice_client.post(f"/o/{r.org.slug}/console/chat/{c.pk}/test/", follow=True)
-    assert "did not arrive: HTTP 404" in page.content.decode()
+    assert "did not arrive (HTTP 404: Not Found)" in page.content.decode()
 
 
 def test_a_bad_url_is_a_form_error_and_keeps_what_was_typed(revenue, alice_client, settings):
