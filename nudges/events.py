@@ -228,6 +228,18 @@ def describe(org, kind, subject, actor=None, note=""):
         e.objective_id, e.key_result_id = subject.objective_id, subject.pk
         e.team_ids = [subject.owner_team_id]
         e.title = {"reminder": f"Check in on {subject.title}"}.get(kind, subject.title)
+    elif getattr(subject, "workflow_id", None):  # a stakeholder, a milestone: its workflow
+        workflow = subject.workflow
+        e.path = reverse("workflow", args=[slug, workflow.pk])
+        e.objective_id, e.team_ids = workflow.objective_id, [workflow.objective.team_id]
+        e.title = f"{GROUPS[group]}: {workflow.objective.title}"
+    elif getattr(subject, "shared_id", None):  # a contribution request
+        e.path = reverse("objective", args=[slug, subject.shared.objective_id])
+        e.objective_id, e.key_result_id = subject.shared.objective_id, subject.shared_id
+        e.team_ids = [subject.shared.owner_team_id, subject.key_result.owner_team_id]
+        e.title = {"request_escalated": "Escalated: "}.get(kind, "") + (
+            f"{subject.key_result.owner_team.name} asks to count “{subject.key_result.title}” "
+            f"in “{subject.shared.title}”")
     else:
         raise TypeError(f"No event is about a {type(subject).__name__}.")
     e.title = " ".join(e.title.split())[:200]
@@ -289,6 +301,15 @@ def notify(org, kind, recipients, subject, actor=None, *, note="", now=None, ema
         chat.queue_event(org, event, chat_wanted=not people or any(
             wants(prefs.get(u.pk), event.group, "chat") for u in people))
     return [u.pk for u in people]
+
+
+def notify_escalated(item, person, *, now=None):
+    """An item climbed the escalation ladder to ``person``: a blocker (a workflow's status
+    update) or a request (a dependency, a contribution)."""
+    from alignment.models import StatusUpdate
+
+    kind = "blocker_escalated" if isinstance(item, StatusUpdate) else "request_escalated"
+    return notify(item.organization, kind, [person], item, now=now)
 
 
 def _in_app(org, event, people):

@@ -390,3 +390,19 @@ def test_the_digest_beat_queues_the_weekly_summaries_of_due_organizations(revenu
     with scopes_disabled():
         [row] = ChatDelivery.objects.filter(channel=c, kind="summary")
     assert row.title.startswith("Weekly summary of Org A")
+
+
+def test_the_outbox_sweep_sends_due_chat_posts_again(revenue, hook):
+    from nudges import tasks
+
+    r = revenue
+    channel(r, hook, "generic")
+    raise_request(r)
+    hook.answers = [500]
+    assert send_all() == ["pending"]
+    with scopes_disabled():
+        ChatDelivery.objects.update(next_attempt_at=timezone.now())  # its retry time came
+    tasks.sweep_outbox()
+    with scopes_disabled():
+        assert ChatDelivery.objects.get().status == "sent"
+    assert len(hook.received) == 2

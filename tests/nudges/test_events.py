@@ -331,3 +331,18 @@ def test_a_risk_alert_email_waits_out_quiet_hours_too(revenue):
     assert events.after_quiet(r.org, r.ethan, late) == datetime(2027, 2, 11, 13, 0, tzinfo=UTC)
     noon = datetime(2027, 2, 11, 17, 0, tzinfo=UTC)
     assert events.after_quiet(r.org, r.ethan, noon) is None
+
+
+def test_an_item_escalated_up_the_ladder_tells_that_person(revenue):
+    r = revenue
+    with scopes_disabled():
+        wf = WorkflowFactory(objective=r.arr, lead=r.liam)
+    with scope(organization=r.org):
+        update = workflow_services.post_update(membership=r.liam_m, workflow=wf, team=None,
+                                               text="Legal blocks the vendor.", is_blocker=True)
+        assert events.notify_escalated(update, r.ethan) == [r.ethan.pk]
+        assert events.notify_escalated(r.dependency, r.mia) == [r.mia.pk]
+        assert events.notify_escalated(r.world.contribution, r.ethan) == [r.ethan.pk]
+    assert told(r.ethan, "blocker") == ["Blocker escalated on “Reach $12M ARR”"]
+    assert told(r.mia, "escalated")[0].startswith("Escalated: Sales still waits on Engineering")
+    assert told(r.ethan, "escalated")[0].startswith("Escalated: Org A Engineering asks to count")
