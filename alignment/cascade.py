@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dependencies import network
-from nudges import outbox
+from nudges import events, outbox
 from okrs import services as okr_services
 from okrs.models import Objective
 from orgs import permissions
@@ -55,6 +55,9 @@ def submit_for_review(*, membership, objective, note=""):
         current.state, current.version = State.PROPOSED, current.version + 1
         current.save(update_fields=["state", "version", "updated_at"])
         _say(current, membership, ReviewComment.Kind.SUBMITTED, note)
+        events.notify(membership.organization, "proposal_submitted",
+                      events.managers(membership.organization), current, membership.user,
+                      note=note)
     return current
 
 
@@ -85,14 +88,8 @@ def request_changes(*, membership, objective, text):
         current.state, current.version = State.DRAFT, current.version + 1
         current.save(update_fields=["state", "version", "updated_at"])
         _say(current, membership, ReviewComment.Kind.CHANGES, text)
-        if current.team.lead_id:
-            link = settings.SITE_URL + reverse("objective", args=[
-                membership.organization.slug, current.pk])
-            outbox.queue(kind=outbox.Kind.REVIEW, organization=membership.organization,
-                         key=f"changes:{current.pk}:{current.version}",
-                         to=current.team.lead.email, subject=f"Changes requested: {current.title}",
-                         text=f"{membership.user.display_name} asks for changes:\n\n"
-                              f"{text.strip()}\n\n{link}\n")
+        events.notify(membership.organization, "changes_requested", events.leads_of(current.team),
+                      current, membership.user, note=text)
     return current
 
 

@@ -11,7 +11,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from nudges import outbox
+from nudges import events, outbox
 from okrs.models import KeyResult, Objective
 from orgs import permissions
 from orgs.models import Membership, Role, Team
@@ -160,6 +160,7 @@ def request_sign_off(*, membership, workflow):
                      f"of a cross-team objective, {current.objective.title}.\n\n"
                      f"Purpose: {current.purpose}\n\nWhy it matters: {current.impact}\n\n"
                      f"Open the workflow to sign it off:\n{link}\n")
+        events.notify(org, "signoff_requested", people, current, membership.user, email=False)
     return asked, True
 
 
@@ -463,8 +464,11 @@ def post_update(*, membership, workflow, team, text, is_blocker=False):
 def escalate_blocker(*, membership, update):
     if not (can_run(membership) or update.author_id == membership.user_id):
         raise PermissionDenied("Only who raised it or the alignment lead escalates it.")
-    update.escalated = True
-    update.save(update_fields=["escalated"])
+    with transaction.atomic():
+        update.escalated = True
+        update.save(update_fields=["escalated"])
+        events.notify(membership.organization, "blocker_escalated",
+                      events.workflow_runners(update.workflow), update, membership.user)
     return update
 
 

@@ -223,6 +223,14 @@ BROKER_SKIP_AFTER_FAILURE = 15  # seconds
 TASKS_DEFER_IN_PROCESS = env_bool("TASKS_DEFER_IN_PROCESS", True)
 # The worker and beat log through LOGGING below (organization and object on every line).
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Immediate notifications (nudges.events): a burst within this many minutes is one email;
+# at most this many reminder emails per person and week. Chat webhooks (nudges.chat): seconds
+# before a post gives up; private addresses (loopback, LAN, cloud metadata) only when allowed.
+NOTIFY_BUNDLE_MINUTES = env_int("NOTIFY_BUNDLE_MINUTES", 10)
+NOTIFY_REMINDER_WEEKLY_CAP = env_int("NOTIFY_REMINDER_WEEKLY_CAP", 3)
+CHAT_WEBHOOK_TIMEOUT = env_int("CHAT_WEBHOOK_TIMEOUT", 5)
+CHAT_WEBHOOK_ALLOW_PRIVATE_HOSTS = env_bool("CHAT_WEBHOOK_ALLOW_PRIVATE_HOSTS", False)
+
 CELERY_BEAT_SCHEDULE = {
     # Re-enqueue any cycle still marked dirty: a task lost while the broker was down.
     "network-sweep": {"task": "dependencies.tasks.sweep_network", "schedule": 60.0},

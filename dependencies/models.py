@@ -287,6 +287,16 @@ class Notification(models.Model):
         ABOVE = "above", "The objective this contributes to is at risk"
         IMPACT = "impact", "A company or department objective turned at risk: its impact"
         REQUEST = "request", "A request to answer"
+        # Events of nudges.events.notify: the link says where to act.
+        ANSWERED = "answered", "A request was answered"
+        DECLINED = "declined", "A request was declined"
+        PROPOSAL = "proposal", "An objective was proposed for review"
+        CHANGES = "changes", "Changes were requested"
+        SIGNOFF = "signoff", "A sign-off is asked"
+        BLOCKER = "blocker", "A blocker was escalated"
+        ESCALATED = "escalated", "A request was escalated"
+        ACTION = "action", "An action was assigned"
+        REMINDER = "reminder", "A reminder"
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     user = models.ForeignKey(
@@ -304,6 +314,8 @@ class Notification(models.Model):
     # "above": the person's objectives below it ({"below": [...], "more": n}); "impact": the
     # impact summary of the objective (see ``Objective.impact``).
     details = models.JSONField(default=dict, blank=True)
+    # Where to act on an event (a path inside the site); empty: the objective's page.
+    url = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     read_at = models.DateTimeField(null=True, blank=True)
 
@@ -313,7 +325,10 @@ class Notification(models.Model):
         ordering = ["-created_at", "-pk"]
         indexes = [models.Index(fields=["user", "organization", "read_at"])]
         constraints = [
-            choice_constraint("kind", ["worse", "recovered", "above", "impact", "request"]),
+            choice_constraint("kind", ["worse", "recovered", "above", "impact", "request",
+                                       "answered", "declined", "proposal", "changes",
+                                       "signoff", "blocker", "escalated", "action",
+                                       "reminder"]),
             choice_constraint("health", Health, blank=True),
         ]
 

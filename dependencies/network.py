@@ -31,6 +31,7 @@ from django.utils import timezone
 from django_scopes import scopes_disabled
 
 from alignment import report as alignment_report
+from nudges import events
 from okrs import progress
 from okrs.models import Health, KeyResult, Objective, Rollup
 from orgs.db import atomic_with_retry, lock_organization_id, lock_propagation
@@ -629,6 +630,7 @@ def _alert(cycle, data, results, before, after, extra=()):
     for email in emails:
         email.organization = cycle.organization
         queue_alert_email(email)
+    events.risk_run(cycle.organization, notes)
     return len(emails)
 
 

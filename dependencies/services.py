@@ -14,6 +14,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from nudges import events
 from okrs.models import CheckIn, KeyResult, Objective, Rollup
 from orgs import permissions
 from orgs.models import Cycle, Membership, Team
@@ -100,6 +101,8 @@ def request_dependency(*, membership, downstream, upstream, need, needed_by, fal
         )
         _event(dependency, Status.REQUESTED, membership, "")
         network.mark_changed(cycle)
+        events.notify(org, "request_raised", events.dependency_answerers(dependency), dependency,
+                      membership.user)
     return dependency
 
 
@@ -118,6 +121,7 @@ TRANSITIONS = {
                        permissions.can_withdraw_dependency),
 }
 NEEDS_REASON = {Status.DECLINED, Status.BROKEN}
+ANSWER_EVENTS = {Status.COMMITTED: "request_answered", Status.DECLINED: "request_declined"}
 
 
 def allowed_answers(membership, dependency):
@@ -153,6 +157,9 @@ def answer_dependency(*, membership, dependency, status, note=""):
         current.save()
         _event(current, status, membership, note)
         network.mark_changed(current.cycle)
+        if status in ANSWER_EVENTS:
+            events.notify(membership.organization, ANSWER_EVENTS[status],
+                          events.dependency_askers(current), current, membership.user, note=note)
     return current
 
 
@@ -488,9 +495,12 @@ def add_recovery_action(*, membership, objective, title, owner, due_date):
         errors["title"] = "This objective is retired."
     if errors:
         raise ValidationError(errors)
-    return RecoveryAction.objects.create(
-        organization=org, objective=objective, title=title, owner=owner,
-        due_date=due_date, created_by=membership.user)
+    with transaction.atomic():
+        action = RecoveryAction.objects.create(
+            organization=org, objective=objective, title=title, owner=owner,
+            due_date=due_date, created_by=membership.user)
+        events.notify(org, "action_assigned", [owner], action, membership.user)
+    return action
 
 
 def set_recovery_action_done(*, membership, action, done):

@@ -53,7 +53,7 @@ def queue_alert_email(email):
     """Write one person's alert email of a propagation run into the outbox, in the run's
     transaction (its key is the ledger row, so it is written once); the outbox sends it after
     the commit and retries it. Someone who turned alerts off gets none: the row is skipped."""
-    from nudges import outbox
+    from nudges import events, outbox
     from nudges.mail import UnsubscribableEmail
     from nudges.models import OutboundEmail
     from nudges.services import unsubscribe_url, wants
@@ -78,7 +78,7 @@ def queue_alert_email(email):
     message.attach_alternative(render_to_string("dependencies/email/alert.html", ctx),
                                "text/html")
     return outbox.queue_message(message, kind=OutboundEmail.Kind.ALERT, key=f"alert:{email.pk}",
-                                organization=org)
+                                organization=org, not_before=events.after_quiet(org, email.user))
 
 
 def _subject(ctx):

@@ -5,7 +5,15 @@ failed email again."""
 from django.contrib import admin
 from django.utils import timezone
 
-from .models import Digest, OutboundEmail, Preference
+from .models import (
+    BundleItem,
+    ChatChannel,
+    ChatDelivery,
+    Digest,
+    EmailBundle,
+    OutboundEmail,
+    Preference,
+)
 
 
 @admin.register(Preference)
@@ -36,6 +44,38 @@ class OutboundEmailAdmin(admin.ModelAdmin):
     search_fields = ["to", "subject", "dedupe_key", "message_id"]
     actions = [send_again]
     readonly_fields = [f.name for f in OutboundEmail._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(EmailBundle)
+class EmailBundleAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "user", "organization", "status", "due_at", "has_reminder"]
+    list_filter = ["status", "organization"]
+    raw_id_fields = ["user"]
+
+
+@admin.register(BundleItem)
+class BundleItemAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "title", "kind", "group", "organization"]
+    list_filter = ["group", "organization"]
+    raw_id_fields = ["bundle"]
+
+
+@admin.register(ChatChannel)
+class ChatChannelAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "organization", "tool", "is_active"]
+    list_filter = ["tool", "organization"]
+    raw_id_fields = ["team", "created_by"]
+    exclude = ["secret"]
+
+
+@admin.register(ChatDelivery)
+class ChatDeliveryAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "kind", "title", "status", "attempts", "organization"]
+    list_filter = ["status", "kind", "organization"]
+    readonly_fields = [f.name for f in ChatDelivery._meta.fields]
 
     def has_add_permission(self, request):
         return False

@@ -61,18 +61,20 @@ def new_message_id():
 
 
 def queue(*, kind, to, subject, text, html="", headers=None, organization=None, key=None,
-          enqueue=True):
+          enqueue=True, not_before=None):
     """Write one email to the outbox and send it once the current transaction commits. ``key``
     names what the email is about ("digest:42"); a second queue() with the same key returns the
     first row and sends nothing more. Without a key the email is one of a kind. With
-    ``enqueue=False`` the caller sends it itself (the sweep catches it if the caller dies)."""
+    ``enqueue=False`` the caller sends it itself (the sweep catches it if the caller dies).
+    ``not_before`` holds it back until then (the end of quiet hours): the sweep sends it."""
     key = key or f"{kind}:{uuid.uuid4().hex}"
     with scopes_disabled():
         row, created = OutboundEmail.objects.get_or_create(dedupe_key=key, defaults={
             "organization": organization, "kind": kind, "to": to, "subject": one_line(subject),
             "text_body": text, "html_body": html or "", "headers": headers or {},
-            "message_id": new_message_id()})
-    if created and enqueue:
+            "message_id": new_message_id(),
+            **({"next_attempt_at": not_before} if not_before else {})})
+    if created and enqueue and not (not_before and not_before > timezone.now()):
         from orgs.tasks import enqueue_on_commit
 
         from .tasks import deliver_email
@@ -81,13 +83,13 @@ def queue(*, kind, to, subject, text, html="", headers=None, organization=None, 
     return row
 
 
-def queue_message(message, *, kind, key, organization, enqueue=True):
+def queue_message(message, *, kind, key, organization, enqueue=True, not_before=None):
     """Queue an email composed as a Django message (one recipient)."""
     html = next((c for c, mimetype in message.alternatives if mimetype == "text/html"), "")
     [to] = message.to
     return queue(kind=kind, key=key, organization=organization, to=to, subject=message.subject,
                  text=message.body, html=html, headers=dict(message.extra_headers),
-                 enqueue=enqueue)
+                 enqueue=enqueue, not_before=not_before)
 
 
 def message_for(row):

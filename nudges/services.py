@@ -78,7 +78,10 @@ def _claim(org, week):
                                       status=Digest.Status.PENDING).values_list("pk", flat=True))
 
 
-KINDS = {"digest": "weekly_digest", "alerts": "immediate_alerts"}
+KINDS = {"digest": "weekly_digest", "alerts": "immediate_alerts", "events": "requests_email"}
+# What each kind's unsubscribe link turns off: "events" is the bundled notification email.
+UNSUBSCRIBES = {"digest": ["weekly_digest"], "alerts": ["immediate_alerts"],
+                "events": ["requests_email", "reviews_email", "reminders_email"]}
 
 
 def unsubscribe_token(org, user, kind="digest"):
@@ -112,7 +115,7 @@ def read_unsubscribe_token(token):
 def unsubscribe(org, user_id, kind="digest"):
     with scope(organization=org):
         Preference.objects.update_or_create(organization=org, user_id=user_id,
-                                            defaults={KINDS[kind]: False})
+                                            defaults=dict.fromkeys(UNSUBSCRIBES[kind], False))
 
 
 def render_digest(membership, digest, *, now=None):
@@ -186,3 +189,33 @@ def due_organizations(now):
     with scopes_disabled():
         return [org for org in Organization.objects.all() if is_due(org, now)]
 
+
+
+def save_preferences(form, *, user):
+    """A valid preferences form: the person's choices in this organization, and their own
+    time zone (for every organization)."""
+    with transaction.atomic():
+        form.save()
+        if user.timezone != form.cleaned_data["timezone"]:
+            user.timezone = form.cleaned_data["timezone"]
+            user.save(update_fields=["timezone"])
+    return form.instance
+
+
+def save_channel(form, *, membership):
+    """A valid chat channel form (console only): a new channel gets its signing secret."""
+    from . import chat
+
+    channel = form.instance
+    if not channel.secret:
+        channel.secret = chat.new_secret()
+    if channel.pk is None:
+        channel.created_by = membership.user
+    channel.organization = membership.organization
+    return form.save()
+
+
+def delete_channel(channel, *, membership):
+    from .models import ChatChannel
+
+    ChatChannel.objects.for_org(membership.organization).filter(pk=channel.pk).delete()

@@ -1,11 +1,13 @@
 import logging
+from zoneinfo import ZoneInfo
 
 from celery import shared_task
 from django.utils import timezone
+from django_scopes import scope
 
 from orgs.tasks import enqueue_now
 
-from . import outbox, services
+from . import chat, events, outbox, services
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +22,9 @@ def send_due_digests():
         for digest_id in services.claim_week(org, now=now):
             enqueue_now(send_digest, digest_id)
             queued += 1
+        with scope(organization=org):  # the weekly team summaries in chat, once a week
+            chat.queue_weekly_summaries(org, week=services.week_of(now, ZoneInfo(org.timezone)),
+                                        now=now)
     return queued
 
 
@@ -37,9 +42,20 @@ def deliver_email(email_id):
 
 
 @shared_task
+def deliver_chat(delivery_id):
+    """Post one chat delivery, if no one else has (the claim decides)."""
+    return chat.deliver(delivery_id)
+
+
+@shared_task
 def sweep_outbox():
-    """Every minute: emails due for a retry, or whose sender died, are sent again."""
+    """Every minute: notification bundles whose window has passed become emails; emails and
+    chat posts due for a retry, or whose sender died, are sent again."""
+    events.flush_due()
     due = outbox.sweep()
     for email_id in due:
         enqueue_now(deliver_email, email_id)
-    return len(due)
+    posts = chat.sweep()
+    for delivery_id in posts:
+        enqueue_now(deliver_chat, delivery_id)
+    return len(due) + len(posts)

@@ -1,10 +1,15 @@
 from django.urls import path
 
-from . import views
+from . import views, views_chat
 
 org_urlpatterns = [
     path("preferences/", views.preferences, name="preferences"),
     path("console/send-log/", views.send_log, name="send_log"),
+    path("console/chat/", views_chat.channels, name="chat_channels"),
+    path("console/chat/<int:channel_pk>/", views_chat.channel, name="chat_channel"),
+    path("console/chat/<int:channel_pk>/test/", views_chat.channel_test, name="chat_channel_test"),
+    path("console/chat/<int:channel_pk>/delete/", views_chat.channel_delete,
+         name="chat_channel_delete"),
 ]
 
 urlpatterns = [

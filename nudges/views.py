@@ -11,17 +11,43 @@ from django.views.decorators.http import require_http_methods
 from orgs.decorators import org_view
 from orgs.permissions import can_manage_members
 
-from . import services
+from . import events, services
 from .models import OutboundEmail, Preference
+
+TIME = forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
 
 
 class PreferenceForm(forms.ModelForm):
+    timezone = forms.CharField(
+        label="My time zone", required=False, max_length=64,
+        help_text="For example Europe/Berlin or America/New_York. Empty: the organization's.")
+
     class Meta:
         model = Preference
-        fields = ["weekly_digest", "immediate_alerts"]
+        fields = ["weekly_digest", "immediate_alerts", *events.GRID_FIELDS,
+                  "quiet_from", "quiet_until"]
         labels = {"weekly_digest": "Weekly digest: what needs me this week",
-                  "immediate_alerts": "Immediate alerts when something upstream puts my work "
-                                      "at risk"}
+                  "immediate_alerts": "Risk alerts by email",
+                  "quiet_from": "Quiet from", "quiet_until": "Quiet until"}
+        widgets = {"quiet_from": TIME, "quiet_until": TIME}
+
+    def clean_timezone(self):
+        name = self.cleaned_data["timezone"].strip()
+        if name and not events.is_time_zone(name):
+            raise forms.ValidationError("Unknown time zone. Write it like Europe/Berlin.")
+        return name
+
+    def clean(self):
+        data = super().clean()
+        if bool(data.get("quiet_from")) != bool(data.get("quiet_until")):
+            raise forms.ValidationError("Give both ends of the quiet hours, or neither.")
+        return data
+
+    def grid(self):
+        """Rows of the group x channel table: (label, [(channel, field or None: always)])."""
+        return [(label, [(channel, self[f] if f else None)
+                         for channel, f in zip(events.CHANNELS.values(), fields, strict=True)])
+                for label, fields in events.grid_rows()]
 
 
 @org_view
@@ -29,15 +55,17 @@ class PreferenceForm(forms.ModelForm):
 def preferences(request):
     pref = Preference.objects.for_org(request.org).filter(user=request.user).first() or \
         Preference(organization=request.org, user=request.user)
-    form = PreferenceForm(request.POST or None, instance=pref)
+    form = PreferenceForm(request.POST or None, instance=pref,
+                          initial={"timezone": request.user.timezone})
     if request.method == "POST" and form.is_valid():
-        form.save()
-        messages.success(request, "Email preferences saved.")
+        services.save_preferences(form, user=request.user)
+        messages.success(request, "Preferences saved.")
         return redirect("preferences", request.org.slug)
     org = request.org
     return render(request, "nudges/preferences.html", {
         "form": form, "weekday": dict(org._meta.get_field("digest_weekday").choices)[
-            org.digest_weekday]})
+            org.digest_weekday], "channels": events.CHANNELS.values(),
+        "cap": events.reminder_cap(), "window": events.bundle_window().seconds // 60})
 
 
 @org_view
@@ -66,7 +94,8 @@ def unsubscribe(request, token):
     if found is None:
         return render(request, "nudges/unsubscribe.html", {"invalid": True}, status=400)
     org, user_id, kind = found
-    what = "weekly digest" if kind == "digest" else "immediate alert emails"
+    what = {"digest": "weekly digest", "alerts": "immediate alert emails"}.get(
+        kind, "notification emails (requests, reviews and reminders)")
     if request.method == "POST":
         services.unsubscribe(org, user_id, kind)
         return render(request, "nudges/unsubscribe.html", {"done": True, "org": org,

@@ -46,6 +46,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_staff = models.BooleanField(default=False, help_text="Can open the platform admin.")
     is_active = models.BooleanField(default=True)
     date_joined = models.DateTimeField(default=timezone.now)
+    # Empty: the organization's time zone. Emails wait out quiet hours in this one.
+    timezone = models.CharField("time zone", max_length=64, blank=True, default="")
 
     objects = UserManager()
 

@@ -11,6 +11,7 @@ from django.test import Client
 from orgs.models import Role, Team
 
 from .factories import (
+    ChatChannelFactory,
     CheckInFactory,
     ContributionFactory,
     CycleFactory,
@@ -92,6 +93,7 @@ def build_world(org, admin_user):
         current_value=None, unit=""))
     w.workflow = WorkflowFactory(objective=w.company_objective, lead=admin_user)
     w.recascade_flag = RecascadeFlagFactory(objective=w.objective)
+    w.chat_channel = ChatChannelFactory(organization=org, team=w.team, is_active=False)
     return w
 
 

@@ -245,3 +245,14 @@ class RecascadeFlagFactory(ScopeFreeFactory):
     organization = factory.SelfAttribute("objective.organization")
     source = factory.SelfAttribute("objective.parent")
     change = "The parent changed its title."
+
+
+class ChatChannelFactory(ScopeFreeFactory):
+    class Meta:
+        model = "nudges.ChatChannel"
+
+    organization = factory.SubFactory(OrganizationFactory)
+    team = None
+    tool = "generic"
+    url = "http://127.0.0.1:9/hook"
+    secret = factory.Sequence(lambda n: f"secret-{n:032d}")
