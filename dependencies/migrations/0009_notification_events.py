@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('dependencies', '0007_contribution_requests'),
+        ('dependencies', '0008_network_state_fingerprint'),
         ('okrs', '0012_cycle_close_scores_strategy'),
         ('orgs', '0009_cycle_closed_at_by'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
