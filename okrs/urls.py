@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import views, views_strategy
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -22,4 +22,16 @@ urlpatterns = [
     path("check-ins/<int:check_in_pk>/correct/", views.check_in_correct,
          name="check_in_correct"),
     path("check-ins/<int:check_in_pk>/delete/", views.check_in_delete, name="check_in_delete"),
+    path("strategy/", views_strategy.strategy_page, name="strategy"),
+    path("console/strategy/", views_strategy.console_strategy, name="console_strategy"),
+    path("console/strategy/perspectives/<int:perspective_pk>/",
+         views_strategy.console_perspective, name="console_perspective"),
+    path("console/strategy/perspectives/<int:perspective_pk>/remove/",
+         views_strategy.console_perspective_remove, name="console_perspective_remove"),
+    path("console/strategy/goals/new/", views_strategy.console_goal_form,
+         name="console_goal_new"),
+    path("console/strategy/goals/<int:goal_pk>/", views_strategy.console_goal_form,
+         name="console_goal_edit"),
+    path("console/strategy/goals/<int:goal_pk>/archive/", views_strategy.console_goal_archive,
+         name="console_goal_archive"),
 ]

@@ -49,6 +49,8 @@ def ids_of(world):
         "workflow_pk": world.workflow.pk,
         "flag_pk": world.recascade_flag.pk,
         "check_in_pk": world.check_in.pk,
+        "perspective_pk": world.perspective.pk,
+        "goal_pk": world.goal.pk,
         "pk": world.objective.pk,  # with <node:kind> = "o"
     }
 
@@ -116,7 +118,7 @@ def test_every_url_pattern_is_covered_by_the_walk():
             known = {"objective_pk", "key_result_pk", "team_pk", "membership_pk",
                      "invitation_pk", "cycle_pk", "dependency_pk", "share_pk", "action_pk",
                      "workflow_pk", "flag_pk", "check_in_pk",
-                     "contribution_pk",
+                     "contribution_pk", "perspective_pk", "goal_pk",
                      "kind", "pk"}
             assert keywords <= known, f"{route}: add {keywords - known} to ids_of()"
         else:
