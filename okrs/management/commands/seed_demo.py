@@ -329,6 +329,7 @@ class Command(BaseCommand):
             Team.objects.create(organization=labs, name="Northwind Labs", kind="company",
                                 lead=users["ava"])
             Membership.objects.create(organization=labs, user=users["ava"], role=Role.ADMIN)
+            create_default_perspectives(labs)
 
     def objectives(self, org, cycle, teams, admin, users):
         made = {}
