@@ -1,4 +1,5 @@
 from django import forms
+from django.db.models import Q
 from django.utils.html import format_html
 
 from orgs import pickers
@@ -7,7 +8,15 @@ from orgs.permissions import can_publish
 
 from . import kinds
 from .charts import plain_number
-from .models import Commitment, Health, KeyResult, Objective, ObjectiveClose, ProgressMode
+from .models import (
+    Commitment,
+    Health,
+    KeyResult,
+    Objective,
+    ObjectiveClose,
+    ProgressMode,
+    StrategicGoal,
+)
 
 PICKER_ABOVE = 20  # a choice among more teams than this is a search field, not a <select>
 
@@ -15,6 +24,12 @@ PICKER_ABOVE = 20  # a choice among more teams than this is a search field, not 
 class ObjectiveChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj):
         return f"{obj.team.name}: {obj.title}"
+
+
+class GoalChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj):
+        where = f"{obj.perspective.name}: " if obj.perspective else ""
+        return f"{where}{obj.title}" + (f" ({obj.horizon})" if obj.horizon else "")
 
 
 class ObjectiveForm(pickers.PickerFormMixin, forms.Form):
@@ -44,6 +59,10 @@ class ObjectiveForm(pickers.PickerFormMixin, forms.Form):
     theme = forms.ModelChoiceField(
         label="Company theme", queryset=Theme.objects.none(), required=False,
         empty_label="(none)", help_text="The company theme this objective serves.")
+    strategic_goal = GoalChoiceField(
+        label="Strategic goal", queryset=StrategicGoal.objects.none(), required=False,
+        empty_label="(none)",
+        help_text="Company objectives: the long-term goal this objective serves.")
     state = forms.ChoiceField(choices=())
     commitment = forms.ChoiceField(
         label="Commitment", initial=Commitment.COMMITTED, widget=forms.RadioSelect,
@@ -83,6 +102,14 @@ class ObjectiveForm(pickers.PickerFormMixin, forms.Form):
         if can_publish(membership) or (objective and objective.state == "published"):
             states.append(Objective.State.PUBLISHED)
         self.fields["state"].choices = [(s.value, s.label) for s in states]
+        goals = StrategicGoal.objects.for_org(org).filter(
+            Q(is_archived=False) | Q(pk=getattr(objective, "strategic_goal_id", None) or 0))
+        company = (objective.team.is_company if objective is not None
+                   else teams.filter(kind=Team.Kind.COMPANY).exists())
+        if company and goals.exists():
+            self.fields["strategic_goal"].queryset = goals.select_related("perspective")
+        else:  # goals are for company objectives, and only once the organization has some
+            del self.fields["strategic_goal"]
         if org.alignment_model == org.AlignmentModel.THEMATIC:
             self.fields["theme"].queryset = Theme.objects.for_org(org)
         else:
@@ -201,3 +228,24 @@ class CloseForm(forms.Form):
                                   required=False, widget=forms.Textarea(attrs={"rows": 3}))
     next_step = forms.ChoiceField(label="What happens next", widget=forms.RadioSelect,
                                   choices=ObjectiveClose.NextStep.choices)
+
+class PerspectiveForm(forms.Form):
+    name = forms.CharField(max_length=60)
+
+
+class StrategicGoalForm(forms.Form):
+    title = forms.CharField(max_length=200, widget=forms.TextInput(attrs={"autofocus": True}),
+                            help_text="A long-term goal, in a sentence: what will be true.")
+    perspective = forms.ModelChoiceField(queryset=None, required=False,
+                                         empty_label="(no perspective)")
+    horizon = forms.CharField(max_length=40, required=False,
+                              help_text="Optional: when it should hold, for example “by 2028”.")
+    description = forms.CharField(max_length=2000, required=False,
+                                  widget=forms.Textarea(attrs={"rows": 3}),
+                                  help_text="Optional: why it matters and how you will know.")
+
+    def __init__(self, *args, org, **kwargs):
+        super().__init__(*args, **kwargs)
+        from .models import Perspective
+
+        self.fields["perspective"].queryset = Perspective.objects.for_org(org)

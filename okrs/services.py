@@ -148,10 +148,25 @@ def _as_stored(org, parent):
     return Objective.objects.for_org(org).get(pk=parent.pk)
 
 
+KEEP = object()  # update_objective: leave this field as it is
+
+
+def _check_strategic_goal(org, team, goal, current=None):
+    """A company objective may serve one of the organization's live strategic goals (an
+    archived one only if it already did)."""
+    from .strategy import check_goal
+
+    errors = check_goal(org, team, goal)
+    if not errors and goal is not None and goal.is_archived and goal.pk != current:
+        errors = {"strategic_goal": "That strategic goal is archived; choose a live one."}
+    if errors:
+        raise ValidationError(errors)
+
+
 def create_objective(*, membership, cycle, team, title, why="", parent=None, is_local=False,
                      state=Objective.State.DRAFT, theme=None, success="", tradeoffs="",
                      progress_mode=None, key_results_weight=None, weight=None,
-                     commitment=None):
+                     commitment=None, strategic_goal=None):
     org = membership.organization
     if not permissions.can_edit_team_okrs(membership, team.pk):
         raise PermissionDenied("You can add objectives only for teams you lead.")
@@ -166,9 +181,10 @@ def create_objective(*, membership, cycle, team, title, why="", parent=None, is_
         parent = _as_stored(org, parent)
         _check_alignment(org, cycle=cycle, team=team, parent=parent, is_local=is_local,
                          theme=theme)
+        _check_strategic_goal(org, team, strategic_goal)
         objective = Objective.objects.create(
             organization=org, cycle=cycle, team=team, parent=parent, title=title, why=why,
-            theme=theme, success=success, tradeoffs=tradeoffs,
+            theme=theme, success=success, tradeoffs=tradeoffs, strategic_goal=strategic_goal,
             is_local=is_local, state=state, created_by=membership.user,
             updated_by=membership.user, **counting,
         )
@@ -178,7 +194,8 @@ def create_objective(*, membership, cycle, team, title, why="", parent=None, is_
 
 def update_objective(*, membership, objective, version, title, why, team, parent, is_local,
                      state, theme=None, success=None, tradeoffs=None, progress_mode=None,
-                     key_results_weight=None, weight=None, commitment=None):
+                     key_results_weight=None, weight=None, commitment=None,
+                     strategic_goal=KEEP):
     org = membership.organization
     if not permissions.can_edit_objective(membership, objective):
         raise PermissionDenied("You can edit objectives only of teams you lead.")
@@ -204,6 +221,9 @@ def update_objective(*, membership, objective, version, title, why, team, parent
         _check_cycle_open(current.cycle)
         _check_alignment(org, cycle=current.cycle, team=team, parent=parent,
                          is_local=is_local, objective=current, theme=theme)
+        if strategic_goal is KEEP:  # not asked: kept, unless the objective left the company
+            strategic_goal = current.strategic_goal if team.is_company else None
+        _check_strategic_goal(org, team, strategic_goal, current=current.strategic_goal_id)
         if parent is not None and parent.pk != current.parent_id:
             # A dependency or a shared key result may already lead from the parent back here.
             graph.check_no_loop(org, graph.node_of(current), graph.node_of(parent),
@@ -214,6 +234,7 @@ def update_objective(*, membership, objective, version, title, why, team, parent
         old_title = current.title
         current.title, current.why, current.team, current.parent = title, why, team, parent
         current.is_local, current.state, current.theme = is_local, state, theme
+        current.strategic_goal = strategic_goal
         if success is not None:
             current.success = success
         if tradeoffs is not None:

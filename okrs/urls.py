@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views, views_closing, views_review
+from . import views, views_closing, views_review, views_strategy
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -36,4 +36,17 @@ urlpatterns += [
          name="objective_close"),
     path("objectives/<int:objective_pk>/carry-over/", views_closing.objective_carry_over,
          name="objective_carry_over"),
+
+    path("strategy/", views_strategy.strategy_page, name="strategy"),
+    path("console/strategy/", views_strategy.console_strategy, name="console_strategy"),
+    path("console/strategy/perspectives/<int:perspective_pk>/",
+         views_strategy.console_perspective, name="console_perspective"),
+    path("console/strategy/perspectives/<int:perspective_pk>/remove/",
+         views_strategy.console_perspective_remove, name="console_perspective_remove"),
+    path("console/strategy/goals/new/", views_strategy.console_goal_form,
+         name="console_goal_new"),
+    path("console/strategy/goals/<int:goal_pk>/", views_strategy.console_goal_form,
+         name="console_goal_edit"),
+    path("console/strategy/goals/<int:goal_pk>/archive/", views_strategy.console_goal_archive,
+         name="console_goal_archive"),
 ]

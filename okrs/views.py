@@ -16,6 +16,7 @@ from orgs.forms import submit
 from orgs.permissions import (
     can_edit_objective,
     can_edit_team_okrs,
+    can_manage_strategy,
     can_open_console,
     can_plan_recovery,
     can_unretire_objective,
@@ -23,7 +24,7 @@ from orgs.permissions import (
 )
 from orgs.pickers import find_data
 
-from . import selectors, services, views_closing
+from . import selectors, services, strategy, views_closing
 from .access import access_check_in, access_key_result, access_objective, access_team
 from .charts import plain_number
 from .forms import CheckInForm, CorrectionForm, DeleteCheckInForm, KeyResultForm, ObjectiveForm
@@ -103,6 +104,15 @@ def tree(request):
     cycles, cycle = _cycle_context(request)
     branch, others, others_total, more = None, [], 0, False
     page = _page(request)
+    goals, from_goals = None, request.GET.get("start") == "goals"
+    if from_goals and cycle and not request.GET.get("branch"):
+        # Start from strategic goals: the goals on top, this cycle's company objectives below.
+        goals, nodes = strategy.tree_from_goals(request.org, cycle)
+        _count_findings(request.org, cycle, [o for g in goals for o in g.nodes] + nodes)
+        return render(request, "okrs/tree.html", {
+            "cycles": cycles, "cycle": cycle, "nodes": nodes, "goals": goals,
+            "from_goals": True, "open_cycle": selectors.open_cycle(request.org, cycles),
+            "can_manage_strategy": can_manage_strategy(request.membership), "nav": "tree"})
     if request.GET.get("branch", "").isdigit():
         branch = access_objective(request.membership, int(request.GET["branch"]))
         cycle = branch.cycle
@@ -224,7 +234,8 @@ def objective_edit(request, objective_pk):
                "commitment": objective.commitment,
                "theme": objective.theme_id, "success": objective.success,
                "tradeoffs": objective.tradeoffs, "progress_mode": objective.progress_mode,
-               "key_results_weight": objective.key_results_weight, "weight": objective.weight}
+               "key_results_weight": objective.key_results_weight, "weight": objective.weight,
+               "strategic_goal": objective.strategic_goal_id}
     form = ObjectiveForm(find_data(request), initial=initial, membership=request.membership,
                          cycle=objective.cycle, objective=objective,
                          teams=services.teams_for_objectives(request.membership))

@@ -104,6 +104,7 @@ def ensure_large(sizes, *, out=None):
                     end_date=today + timedelta(days=46), status=Cycle.Status.ACTIVE)
                 built = generate.build_company(
                     org, cycle, password_hash=make_password(None), **sizes)
+                _strategy(org, cycle)
         generate.analyze()
         with scope(organization=org):
             network.run(cycle)  # health and risk causes, as a worker would have computed them
@@ -115,6 +116,30 @@ def ensure_large(sizes, *, out=None):
     elif out:
         out(f"reusing {slug}")
     return tenant_for(org)
+
+
+def _strategy(org, cycle):
+    """The four perspectives and a goal in each, served by the company objectives in turn."""
+    from okrs.models import Objective, StrategicGoal
+    from okrs.strategy import create_default_perspectives
+    from orgs.models import Team
+
+    create_default_perspectives(org)
+    goals = StrategicGoal.objects.bulk_create([
+        StrategicGoal(organization=org, perspective=p, title=f"Long-term goal {i + 1}",
+                      horizon="by 2030", position=i)
+        for i, p in enumerate(org_perspectives(org))])
+    company = Objective.objects.for_org(org).filter(
+        cycle=cycle, team__kind=Team.Kind.COMPANY).order_by("pk").values_list("pk", flat=True)
+    for i, pk in enumerate(company[:50]):
+        Objective.objects.for_org(org).filter(pk=pk).update(
+            strategic_goal=goals[i % len(goals)])
+
+
+def org_perspectives(org):
+    from okrs.models import Perspective
+
+    return list(Perspective.objects.for_org(org).order_by("position", "pk"))
 
 
 def ensure_demo(*, out=None):
@@ -145,7 +170,7 @@ def tenant_for(org):
     published objective with a key result."""
     from alignment.models import RecascadeFlag, Workflow
     from dependencies.models import Contribution, Dependency, ObjectiveShare, RecoveryAction
-    from okrs.models import CheckIn, KeyResult, Objective
+    from okrs.models import CheckIn, KeyResult, Objective, Perspective, StrategicGoal
     from orgs.models import Cycle, Invitation, Membership, Role, Team
 
     with scope(organization=org):
@@ -185,6 +210,8 @@ def tenant_for(org):
             "flag_pk": _first(RecascadeFlag.objects.for_org(org).filter(
                 resolution=RecascadeFlag.Resolution.OPEN)),
             "check_in_pk": _first(CheckIn.objects.for_org(org).filter(key_result=key_result)),
+            "perspective_pk": _first(Perspective.objects.for_org(org)),
+            "goal_pk": _first(StrategicGoal.objects.for_org(org)),
             "pk": objective.pk,  # with <node:kind> = "o"
             "branch_pk": (Objective.objects.for_org(org).filter(cycle=cycle)
                           .annotate(n=Count("children")).order_by("-n", "pk")

@@ -19,6 +19,11 @@ def can_publish(membership):
     return membership.role in MANAGERS
 
 
+def can_manage_strategy(membership):
+    """Perspectives and strategic goals: org admins and alignment leads."""
+    return membership.role in MANAGERS
+
+
 def led_team_ids(membership):
     """Teams this person leads, and every unit below them (a department head leads its teams)."""
     if not hasattr(membership, "_led_team_ids"):

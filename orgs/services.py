@@ -51,6 +51,10 @@ def create_organization(*, name, slug, admin_email, admin_password=None, admin_n
     with scope(organization=org):
         Team.objects.create(organization=org, name=name, kind=Team.Kind.COMPANY, lead=user)
         Membership.objects.create(organization=org, user=user, role=Role.ADMIN)
+        # Strategy starts with a balanced scorecard's four perspectives (okrs owns them).
+        from okrs.strategy import create_default_perspectives
+
+        create_default_perspectives(org)
     return org, user
 
 

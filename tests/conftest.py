@@ -7,7 +7,9 @@ import uuid
 
 import pytest
 from django.test import Client
+from django_scopes import scopes_disabled
 
+from okrs.models import Objective, Perspective, StrategicGoal
 from orgs.models import Role, Team
 
 from .factories import (
@@ -94,6 +96,11 @@ def build_world(org, admin_user):
     w.workflow = WorkflowFactory(objective=w.company_objective, lead=admin_user)
     w.recascade_flag = RecascadeFlagFactory(objective=w.objective)
     w.chat_channel = ChatChannelFactory(organization=org, team=w.team, is_active=False)
+    with scopes_disabled():  # strategy: a perspective and a goal the company objective serves
+        w.perspective = Perspective.objects.create(organization=org, name="Customer")
+        w.goal = StrategicGoal.objects.create(organization=org, perspective=w.perspective,
+                                              title=f"{org.name} long-term goal")
+        Objective.objects.filter(pk=w.company_objective.pk).update(strategic_goal=w.goal)
     return w
 
 

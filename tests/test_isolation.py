@@ -50,6 +50,8 @@ def ids_of(world):
         "flag_pk": world.recascade_flag.pk,
         "check_in_pk": world.check_in.pk,
         "channel_pk": world.chat_channel.pk,
+        "perspective_pk": world.perspective.pk,
+        "goal_pk": world.goal.pk,
         "pk": world.objective.pk,  # with <node:kind> = "o"
     }
 
@@ -117,7 +119,7 @@ def test_every_url_pattern_is_covered_by_the_walk():
             known = {"objective_pk", "key_result_pk", "team_pk", "membership_pk",
                      "invitation_pk", "cycle_pk", "dependency_pk", "share_pk", "action_pk",
                      "workflow_pk", "flag_pk", "check_in_pk",
-                     "contribution_pk", "channel_pk",
+                     "contribution_pk", "channel_pk", "perspective_pk", "goal_pk",
                      "kind", "pk"}
             assert keywords <= known, f"{route}: add {keywords - known} to ids_of()"
         else:

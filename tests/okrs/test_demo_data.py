@@ -126,3 +126,47 @@ def test_the_previous_quarter_has_key_results_and_results(demo):
             reached += done
             missed += not done
     assert reached and missed  # a real quarter: some results reached, some not
+
+
+def test_the_previous_quarter_is_closed_with_scores_lessons_and_a_carry_over(demo):
+    from okrs.models import ObjectiveClose
+
+    previous = Cycle.objects.for_org(demo).get(status="closed")
+    assert previous.closed_at is not None and previous.closed_by is not None
+    objectives = list(Objective.objects.for_org(demo).filter(cycle=previous).live())
+    krs = list(KeyResult.objects.for_org(demo).filter(objective__cycle=previous))
+    assert all(kr.score is not None and kr.proposed_score is not None and kr.scored_by_id
+               for kr in krs)
+    overridden = [kr for kr in krs if kr.score != kr.proposed_score]
+    assert len(overridden) >= 2 and all(kr.score_reason for kr in overridden)
+    assert all(kr.score_reason == "" for kr in krs if kr.score == kr.proposed_score)
+    for o in objectives:
+        scores = [kr.score for kr in krs if kr.objective_id == o.pk]
+        assert o.score == pytest.approx(sum(scores) / len(scores), abs=0.01), o.title
+    closes = ObjectiveClose.objects.for_org(demo).filter(objective__in=objectives)
+    assert closes.count() == len(objectives)
+    assert all(c.learned and c.differently for c in closes)
+    carried = Objective.objects.for_org(demo).exclude(carried_from=None).select_related(
+        "carried_from__close", "cycle")
+    [copy] = carried
+    assert copy.cycle.status == "active" and copy.carried_from.cycle_id == previous.pk
+    assert copy.carried_from.close.next_step == "carry_over"
+    # It starts where the original ended.
+    ended = {kr.current_value for kr in krs if kr.objective_id == copy.carried_from_id}
+    starts = set(copy.key_results.values_list("start_value", flat=True))
+    assert ended & starts
+
+
+def test_the_current_quarter_ends_in_two_weeks_and_goals_are_linked(demo):
+    from okrs.models import Perspective, StrategicGoal
+
+    current = Cycle.objects.for_org(demo).get(status="active")
+    assert (current.end_date - timezone.localdate()).days == 14
+    assert list(Perspective.objects.for_org(demo).values_list("name", flat=True)) == [
+        "Financial", "Customer", "Internal process", "Learning and growth"]
+    goals = StrategicGoal.objects.for_org(demo)
+    assert {g.perspective.name for g in goals} == {
+        "Financial", "Customer", "Internal process", "Learning and growth"}
+    linked = Objective.objects.for_org(demo).exclude(strategic_goal=None).select_related("team")
+    assert linked.filter(cycle=current).count() >= 2
+    assert all(o.team.kind == "company" for o in linked)

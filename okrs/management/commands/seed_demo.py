@@ -16,7 +16,9 @@ from dependencies import network
 from dependencies import services as network_services
 from dependencies.models import Dependency, DependencyEvent
 from okrs import services
-from okrs.models import KeyResult, Objective
+from okrs import strategy as strategy_services
+from okrs.models import KeyResult, Objective, ObjectiveClose, Perspective
+from okrs.strategy import create_default_perspectives
 from orgs.models import Cycle, Membership, Organization, Role, Team
 
 User = get_user_model()
@@ -195,6 +197,50 @@ PREVIOUS = [
      [("Grow enterprise MQLs from 120 to 300 per month", 120, 300, "MQLs", 310, "reached"),
       ("Publish 4 enterprise case studies", 0, 4, "case studies", 3, "short")]),
 ]
+# Scores the team set instead of the proposal from the data, with the reason they gave.
+SCORE_OVERRIDES = {
+    "Shorten the enterprise sales cycle from 120 to 90 days": (
+        0.5, "Only two small deals closed faster; the large ones still took about 110 days."),
+    "Publish 4 enterprise case studies": (
+        0.85, "The fourth is written and waits only for the customer's legal sign-off."),
+}
+# The close form of each of last quarter's objectives: outcome, what we learned, what we
+# would do differently, what happens next.
+CLOSE_FORMS = {
+    "arr": ("partly", "Revenue grew as planned, but enterprise wins lagged: prospects wanted "
+            "single sign-on before they signed.",
+            "Ask Engineering for the enterprise must-haves while planning, not mid-quarter.",
+            "carry_over"),
+    "sales": ("missed", "The playbook works for mid-size deals; large deals stall on security "
+              "reviews we did not plan for.",
+              "Bring a security answer pack to the first call.", "bau"),
+    "eng": ("accomplished", "A guided setup beat a longer manual: pilots finished onboarding "
+            "in three days.", "Start the audit logs earlier; they gated two pilots.", "bau"),
+    "mkt": ("partly", "Case studies depend on the customer's legal team; they take weeks.",
+            "Ask for the case study when the contract is signed.", "drop"),
+}
+# Strategic goals: key, perspective, title, horizon, description.
+GOALS = [
+    ("revenue", "Financial", "Grow recurring revenue to $20M", "by 2028",
+     "Enough to fund the platform and stay default-alive without new funding."),
+    ("loved", "Customer", "Be the product customers recommend first", "by 2027",
+     "Referrals are our cheapest and most loyal customers."),
+    ("ship", "Internal process", "Ship every week without breaking what works", "by 2027", ""),
+    ("leaders", "Learning and growth", "Grow our team leads from within", "by 2028",
+     "Most new leads come from inside the company."),
+]
+
+
+def proposed_score(kr):
+    """The proposal from the data: a milestone done or not; otherwise the share of the way
+    from start to target, between 0 and 1."""
+    if kr.is_milestone:
+        return 1.0 if kr.is_done else 0.0
+    span = kr.target_value - kr.start_value
+    share = (kr.current_value - kr.start_value) / span if span else Decimal(1)
+    return round(float(min(Decimal(1), max(Decimal(0), share))), 2)
+
+
 COURSE = {  # confidence at each of the six check-ins
     "reached": ["on_track"] * 6,
     "short": ["on_track", "on_track", "at_risk", "at_risk", "at_risk", "at_risk"],
@@ -253,9 +299,10 @@ class Command(BaseCommand):
         call_command("check_trees", stdout=self.stdout, stderr=self.stderr)
 
     def build(self):
+        # The current quarter ends two weeks from today: its scoring window is open.
         today = timezone.localdate()
-        start = today - timedelta(days=45)
-        end = start + timedelta(days=91)
+        end = today + timedelta(days=14)
+        start = end - timedelta(days=91)
         org = Organization.objects.create(name="Northwind Cloud", slug=SLUG)
         users = {}
         for email, name, _, _ in PEOPLE:
@@ -263,6 +310,7 @@ class Command(BaseCommand):
                 email, PASSWORD, full_name=name)
             users[email.split("@")[0]] = user
         with scope(organization=org):
+            create_default_perspectives(org)
             teams = {}
             for name, kind, ttype, parent, lead, charter, card in UNITS:
                 teams[name] = Team.objects.create(
@@ -289,11 +337,13 @@ class Command(BaseCommand):
             made = self.objectives(org, cycle, teams, members["ava"], users)
             self.network(org, cycle, teams, members, made)
             self.workflows(org, cycle, previous, teams, members, made)
+            self.strategy(org, members["liam"], made)
         labs = Organization.objects.create(name="Northwind Labs", slug="northwind-labs")
         with scope(organization=labs):
             Team.objects.create(organization=labs, name="Northwind Labs", kind="company",
                                 lead=users["ava"])
             Membership.objects.create(organization=labs, user=users["ava"], role=Role.ADMIN)
+            create_default_perspectives(labs)
 
     def objectives(self, org, cycle, teams, admin, users):
         made = {}
@@ -326,7 +376,8 @@ class Command(BaseCommand):
         cycle's revenue workflow, closed with a retrospective shared company-wide."""
         liam, ava = members["liam"], members["ava"]
         # Last cycle: the revenue objective ran the workflow with Sales, Engineering, Marketing.
-        old = self.previous_quarter(org, previous, teams, ava)
+        last = self.previous_quarter(org, previous, teams, ava)
+        old = last["arr"]
         self.backdate(org, previous)
         wf = workflow_services.start_workflow(membership=liam, objective=old)
         Workflow.objects.for_org(org).filter(pk=wf.pk).update(
@@ -351,7 +402,7 @@ class Command(BaseCommand):
             workflow_services.set_improvement_status(membership=liam, improvement=imp,
                                                      status=status)
         workflow_services.close_workflow(membership=liam, workflow=wf)
-        Cycle.objects.for_org(org).filter(pk=previous.pk).update(status=Cycle.Status.CLOSED)
+        self.close_previous(org, previous, last, made, liam)
 
         # This cycle: customer satisfaction, run by Product, Engineering and Customer Success.
         # Planned in the weeks before the cycle: signed off before step 1's due date.
@@ -388,11 +439,11 @@ class Command(BaseCommand):
         m2, _ = workflow_services.save_milestone(
             membership=liam, workflow=wf, title="p95 page load under 1.5 s",
             owner_team=teams["Engineering"], start_date=s + timedelta(days=10),
-            due_date=s + timedelta(days=38), cross_team=True, waits_on=[m1])
+            due_date=cycle.end_date - timedelta(days=21), cross_team=True, waits_on=[m1])
         workflow_services.save_milestone(
             membership=liam, workflow=wf, title="In-app NPS survey relaunched",
-            owner_team=teams["Product"], start_date=s + timedelta(days=40),
-            due_date=s + timedelta(days=70), cross_team=True, waits_on=[m2])
+            owner_team=teams["Product"], start_date=cycle.end_date - timedelta(days=19),
+            due_date=cycle.end_date - timedelta(days=1), cross_team=True, waits_on=[m2])
         workflow_services.save_cadence(
             membership=liam, workflow=wf, frequency="weekly", weekday=1,
             time=time(9, 30), sync_format="25 minutes, video, owners only",
@@ -420,7 +471,7 @@ class Command(BaseCommand):
         d = network_services.request_dependency(
             membership=members["mia"], downstream=deals, upstream=sso,
             need="SAML single sign-on live for the three pilot prospects",
-            needed_by=cycle.start_date + timedelta(days=60),
+            needed_by=cycle.end_date - timedelta(days=5),
             fallback="Offer the pilots password login with a signed SSO date in the contract")
         network_services.answer_dependency(membership=members["ethan"], dependency=d,
                                            status="committed", note="Planned for sprint 14.")
@@ -430,7 +481,7 @@ class Command(BaseCommand):
             membership=members["noah"], downstream=kr["Website conversion from 1.8% to 3%"],
             upstream=kr["Core Web Vitals pass rate from 55% to 90%"],
             need="Landing pages under 1 s on mobile",
-            needed_by=cycle.start_date + timedelta(days=70),
+            needed_by=cycle.end_date - timedelta(days=2),
             fallback="Run the campaign on the old pages and expect half the conversion")
         self.dated(org, d, timezone.localdate() - timedelta(days=8))
         # Sales asks to add its deals into the company's enterprise customers; Ava accepts.
@@ -527,7 +578,51 @@ class Command(BaseCommand):
                                              confidence=confidence, value=value, note=note,
                                              at=at(day))
                 kr.check_ins.update(author_id=lead.pk)
-        return made["arr"]
+        return made
+
+    def close_previous(self, org, previous, last, made, liam):
+        """Each team scored its key results (the proposal from the data, confirmed or
+        overridden with a reason), filled the close form, and the revenue objective carried
+        over into this quarter, starting from where it ended; then the cycle closed."""
+        scored = at(previous.end_date - timedelta(days=2), 15)
+        for key, objective in last.items():
+            lead = objective.team.lead
+            total = weights = Decimal(0)
+            for kr in KeyResult.objects.for_org(org).filter(objective=objective):
+                proposed = proposed_score(kr)
+                score, reason = SCORE_OVERRIDES.get(kr.title, (proposed, ""))
+                KeyResult.objects.for_org(org).filter(pk=kr.pk).update(
+                    proposed_score=proposed, score=score, score_reason=reason, scored_by=lead,
+                    scored_at=scored)
+                total += Decimal(str(score)) * kr.weight
+                weights += kr.weight
+            Objective.objects.for_org(org).filter(pk=objective.pk).update(
+                score=round(float(total / weights), 2))
+            outcome, learned, differently, next_step = CLOSE_FORMS[key]
+            ObjectiveClose.objects.create(
+                organization=org, objective=objective, outcome=outcome, learned=learned,
+                differently=differently, next_step=next_step, closed_by=lead,
+                closed_at=scored + timedelta(days=1))
+        # This quarter's revenue objective continues last quarter's: its key results start
+        # where those ended ($8.4M, 102%).
+        Objective.objects.for_org(org).filter(pk=made["arr"].pk).update(carried_from=last["arr"])
+        Cycle.objects.for_org(org).filter(pk=previous.pk).update(
+            status=Cycle.Status.CLOSED, closed_by=liam.user, closed_at=at(previous.end_date, 17))
+
+    def strategy(self, org, liam, made):
+        """A few long-term goals, one per perspective; the company objectives serve two of
+        them (last quarter's revenue objective too), so the other two show as not served."""
+        perspectives = {p.name: p for p in Perspective.objects.for_org(org)}
+        goals = {}
+        for key, perspective, title, horizon, description in GOALS:
+            goals[key] = strategy_services.save_goal(
+                membership=liam, title=title, perspective=perspectives[perspective],
+                horizon=horizon, description=description)
+        for key, goal in (("arr", "revenue"), ("csat", "loved")):
+            Objective.objects.for_org(org).filter(pk=made[key].pk).update(
+                strategic_goal=goals[goal])
+        Objective.objects.for_org(org).filter(carried_to=made["arr"]).update(
+            strategic_goal=goals["revenue"])
 
     def backdate(self, org, cycle):
         """Objectives and key results were written in the planning weeks before the cycle."""
