@@ -105,6 +105,7 @@ def ensure_large(sizes, *, out=None):
                 built = generate.build_company(
                     org, cycle, password_hash=make_password(None), **sizes)
                 _strategy(org, cycle)
+        _top_up(org)
         generate.analyze()
         with scope(organization=org):
             network.run(cycle)  # health and risk causes, as a worker would have computed them
@@ -113,9 +114,28 @@ def ensure_large(sizes, *, out=None):
             raise RuntimeError(f"the generated trees have problems: {problems[:5]}")
         if out:
             out(f"built {slug}: {built['counts']} in {time.perf_counter() - t:.1f} s")
-    elif out:
-        out(f"reusing {slug}")
+    else:
+        if out:
+            out(f"reusing {slug}")
+        _top_up(org)
     return tenant_for(org)
+
+
+def _top_up(org):
+    """What a tenant built by an older version of this command lacks, so that every page has a
+    row to show: strategic goals, and one (paused) chat channel."""
+    from nudges.models import ChatChannel
+    from okrs.models import StrategicGoal
+    from orgs.models import Cycle
+
+    with scope(organization=org), transaction.atomic():
+        cycle = Cycle.objects.for_org(org).order_by("-start_date").first()
+        if cycle and not StrategicGoal.objects.for_org(org).exists():
+            _strategy(org, cycle)
+        if not ChatChannel.objects.for_org(org).exists():
+            ChatChannel.objects.create(
+                organization=org, tool=ChatChannel.Tool.GENERIC, url="http://127.0.0.1:9/hook",
+                secret="bench-" + "0" * 32, is_active=False)
 
 
 def _strategy(org, cycle):
@@ -153,6 +173,7 @@ def ensure_demo(*, out=None):
             org = Organization.objects.get(slug=DEMO_SLUG)
         if out:
             out("built the demo organization (seed_demo)")
+    _top_up(org)
     return tenant_for(org)
 
 
@@ -170,6 +191,7 @@ def tenant_for(org):
     published objective with a key result."""
     from alignment.models import RecascadeFlag, Workflow
     from dependencies.models import Contribution, Dependency, ObjectiveShare, RecoveryAction
+    from nudges.models import ChatChannel
     from okrs.models import CheckIn, KeyResult, Objective, Perspective, StrategicGoal
     from orgs.models import Cycle, Invitation, Membership, Role, Team
 
@@ -212,6 +234,7 @@ def tenant_for(org):
             "check_in_pk": _first(CheckIn.objects.for_org(org).filter(key_result=key_result)),
             "perspective_pk": _first(Perspective.objects.for_org(org)),
             "goal_pk": _first(StrategicGoal.objects.for_org(org)),
+            "channel_pk": _first(ChatChannel.objects.for_org(org)),
             "pk": objective.pk,  # with <node:kind> = "o"
             "branch_pk": (Objective.objects.for_org(org).filter(cycle=cycle)
                           .annotate(n=Count("children")).order_by("-n", "pk")
