@@ -100,6 +100,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "dependencies.context_processors.unread_alerts",
+                "nudges.context_processors.inbox_count",
             ],
         },
     },
