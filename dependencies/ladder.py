@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.urls import reverse
 from django.utils import timezone
 
@@ -157,6 +157,34 @@ def absolute(path):
 
 
 def steps_of(org, *, dependency=None, blocker=None):
-    """The steps an item has reached, in order, with their people: for its page."""
+    """The ladder of an item for its page (both sides see it): the steps reached, in order,
+    with their people and the day each was reached, and the next step while it is open."""
+    item = dependency if dependency is not None else blocker
     field = {"dependency": dependency} if dependency is not None else {"blocker": blocker}
-    return list(EscalationStep.objects.for_org(org).filter(**field).select_related("person"))
+    steps = list(EscalationStep.objects.for_org(org).filter(**field).select_related("person"))
+    days = step_days(org)
+    for s in steps:
+        s.day = days[s.step]
+    is_open = (dependency.status == Dependency.Status.REQUESTED if dependency is not None
+               else blocker.resolved_at is None)
+    upcoming = None
+    if is_open and len(steps) < len(Step):
+        step = Step(len(steps) + 1) if not steps else Step(max(s.step for s in steps) + 1)
+        upcoming = {"label": step.label.lower(), "day": days[step],
+                    "at": item.created_at + timedelta(days=days[step])}
+    return {"steps": steps, "next": upcoming}
+
+
+def escalated_blockers(org, *, limit=10):
+    """Unresolved workflow blockers that climbed the ladder (or were escalated by hand), oldest
+    first, with the person each has reached: for the Network page's escalations. Two
+    queries."""
+    reached = EscalationStep.objects.for_org(org).filter(
+        blocker_id=OuterRef("pk"), is_skipped=False)
+    qs = (_open_blockers(org).filter(Q(Exists(reached)) | Q(escalated=True))
+          .select_related("workflow__objective", "team").order_by("created_at", "pk"))
+    latest = (EscalationStep.objects.for_org(org).filter(blocker_id=OuterRef("pk"),
+                                                         is_skipped=False)
+              .order_by("-step").values("person__full_name")[:1])
+    rows = list(qs.annotate(reached=Subquery(latest))[:limit])
+    return rows, (len(rows) if len(rows) < limit else qs.count())

@@ -305,6 +305,9 @@ def _clean_team(fields):
         fields["charter"] = v.text("charter", fields["charter"])
     if "scorecard" in fields:
         fields["scorecard"] = _clean_scorecard(v, fields["scorecard"])
+    if "checkin_cadence" in fields:
+        fields["checkin_cadence"] = fields["checkin_cadence"] or ""
+        v.choice("checkin_cadence", fields["checkin_cadence"])
     v.done()
     return fields
 
@@ -335,7 +338,7 @@ def _clean_scorecard(v, scorecard):
 
 def save_team(*, actor, team=None, **fields):
     """Create a team (team=None) or update one. Fields: name, kind, team_type, parent, lead,
-    charter, scorecard."""
+    charter, scorecard, checkin_cadence ("" takes the team above's)."""
     org = actor.organization
     if not permissions.can_open_console(actor):
         raise PermissionDenied("Only org admins and alignment leads manage the org tree.")
