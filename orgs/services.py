@@ -288,7 +288,8 @@ def _check_team(org, *, name, kind, parent, lead, team=None):
         raise ValidationError(errors)
 
 
-TEAM_FIELDS = {"name", "kind", "team_type", "parent", "lead", "charter", "scorecard"}
+TEAM_FIELDS = {"name", "kind", "team_type", "parent", "lead", "charter", "scorecard",
+               "checkin_cadence"}
 
 
 def _clean_team(fields):
