@@ -481,7 +481,7 @@ ACTIONS = {
                Action("return", "Return", note="What to change", required=True)],
     "signoff": [Action("sign_off", "Sign off", primary=True)],
     "recascade": [Action("confirm", "Still fits", primary=True)],
-    "blocker": [Action("resolve", "Resolved", primary=True)],
+    "blocker": [Action("resolve", "Mark resolved", primary=True)],
     "recovery": [Action("done", "Done", primary=True)],
 }
 
