@@ -475,6 +475,8 @@ def resolve_blocker(*, membership, update):
         raise PermissionDenied("Only who raised it, its team or the alignment lead resolves it.")
     if not update.is_blocker or update.resolved_at:
         raise ValidationError("This blocker is resolved already.")
+    if update.workflow.cycle.is_closed:
+        raise ValidationError("This cycle is closed; its workflows can no longer change.")
     update.resolved_at, update.resolved_by = timezone.now(), membership.user
     update.save(update_fields=["resolved_at", "resolved_by"])
     return update

@@ -167,6 +167,15 @@ class Context:
         return key_result.last_check_in_at + (1 + reminders) * period
 
 
+def cadence_of(team, ancestors):
+    """A team's check-in cadence and the team it comes from (itself, the nearest above that
+    sets one, or None for the default): ``ancestors`` from the top down."""
+    for t in [team, *reversed(list(ancestors))]:
+        if t.checkin_cadence:
+            return Team.Cadence(t.checkin_cadence).label, t
+    return Team.Cadence(DEFAULT_CADENCE).label, None
+
+
 def _active(org):
     return Cycle.objects.for_org(org).filter(status=Cycle.Status.ACTIVE)
 
@@ -424,17 +433,23 @@ def items_of(ctx, key, *, start=0, stop=OLDEST):
 def items_for(membership, *, now=None, oldest=OLDEST, kinds=None):
     """Everything waiting on the person, grouped by kind, oldest first: ``{"total": n,
     "groups": [{"kind": Kind, "count": n, "items": [...]}...]}`` for kinds with any item.
-    Queries: the teams, the counts, one per kind that has items."""
+    Queries: the teams, the counts, one per kind that can hold something for this person."""
     ctx = Context(membership, now=now)
     sizes = counts(ctx)
     if now is None:
         membership._inbox_counts = sizes  # the nav's count on the same page asks nothing more
     groups = []
     for k in KINDS:
-        if kinds is not None and k.key not in kinds or not sizes[k.key]:
+        if kinds is not None and k.key not in kinds:
             continue
-        groups.append({"kind": k, "count": sizes[k.key],
-                       "items": items_of(ctx, k.key, stop=oldest)})
+        qs = QUERIES[k.key](ctx)
+        if qs is None:
+            continue
+        # Asked even when the count is 0: the number of queries depends on the person's role
+        # and teams, never on what the organization holds.
+        items = _rows(ctx, k.key, qs, 0, oldest)
+        if sizes[k.key]:
+            groups.append({"kind": k, "count": sizes[k.key], "items": items})
     return {"total": sum(sizes[k] for k in (kinds or sizes)), "groups": groups, "ctx": ctx}
 
 
@@ -447,11 +462,20 @@ def total_for(membership, *, now=None):
     return sum(sizes.values())
 
 
-def summary(membership, *, few=3):
-    """The home page's "Needs me": the count of each kind and the oldest few items of all."""
-    data = items_for(membership, oldest=few)
-    return {"total": data["total"], "groups": data["groups"],
-            "oldest": since_ascending(data["groups"])[:few]}
+def summary(membership):
+    """The home page's "Needs me": the count of each kind (the nav's count comes from the same
+    query). The oldest few items load after the page (``oldest``), so the home page pays two
+    queries for it."""
+    ctx = Context(membership)
+    sizes = counts(ctx)
+    membership._inbox_counts = sizes
+    return {"total": sum(sizes.values()),
+            "groups": [{"kind": k, "count": sizes[k.key]} for k in KINDS if sizes[k.key]]}
+
+
+def oldest(membership, *, few=3):
+    """The oldest few items of all kinds."""
+    return since_ascending(items_for(membership, oldest=few)["groups"])[:few]
 
 
 def since_ascending(groups):

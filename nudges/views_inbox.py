@@ -29,6 +29,11 @@ def inbox_page(request):
     """All kinds, the oldest few of each; ``?kind=`` one kind a page at a time (htmx asks
     for the next page's rows with ``page``)."""
     kind = request.GET.get("kind")
+    if request.htmx and "oldest" in request.GET:  # the home page's "Needs me" asks for these
+        response = render(request, "nudges/_needs_me.html#oldest", {
+            "oldest": inbox.oldest(request.membership), "loaded": True})
+        patch_vary_headers(response, ["HX-Request"])
+        return response
     if kind not in inbox.BY_KEY:
         data = inbox.items_for(request.membership)
         response = render(request, "nudges/inbox.html", {

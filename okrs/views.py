@@ -151,6 +151,7 @@ def team_detail(request, team_pk):
     ctx = selectors.team_page(request.org, team, cycle)
     if cycle is not None:
         ctx["network"] = network_selectors.team_links(request.org, team, cycle)
+    ctx["cadence"], ctx["cadence_from"] = inbox.cadence_of(team, ctx.get("ancestors", []))
     return render(request, "okrs/team.html", {
         "team": team, "cycles": cycles, "cycle": cycle,
         "open_cycle": selectors.open_cycle(request.org, cycles),

@@ -248,3 +248,23 @@ def test_a_team_sets_its_check_in_cadence_in_the_console(revenue):
     assert response.status_code == 200 and "checkin_cadence" in response.content.decode()
     with scopes_disabled():
         assert Team.objects.get(pk=r.sales.pk).checkin_cadence == "biweekly"
+
+
+def test_a_blocker_of_a_closed_cycle_cannot_be_resolved(revenue):
+    from django.core.exceptions import ValidationError
+
+    from alignment import services as workflows
+
+    r = revenue
+    with scopes_disabled():
+        workflow = WorkflowFactory(objective=r.arr, lead=r.liam)
+        blocker = StatusUpdate.objects.create(
+            organization=r.org, workflow=workflow, team=r.sales, author=r.mia,
+            text="Legal has not cleared the contract template", is_blocker=True)
+        r.cycle.status = "closed"
+        r.cycle.save()
+    with scope(organization=r.org), pytest.raises(ValidationError, match="closed"):
+        workflows.resolve_blocker(membership=r.liam_m, update=StatusUpdate.objects.select_related(
+            "workflow__cycle").get(pk=blocker.pk))
+    with scopes_disabled():
+        assert StatusUpdate.objects.get(pk=blocker.pk).resolved_at is None

@@ -269,8 +269,13 @@ def test_needs_me_on_the_home_page_and_the_count_in_the_nav(revenue):
     total = sum(g["count"] for g in kinds_of(r, r.liam).values())
     assert f'data-testid="inbox-count">{total}<' in html
     assert "Proposed objectives to review: 1" in html
-    # The oldest of all first: the request that reached Liam on day 14.
-    assert html.index("Sales needs Engineering") < html.index("Open two new regions")
+    # The oldest few load after the page: the oldest of all first, the request that reached
+    # Liam on day 14; the fragment asks for nothing more.
+    assert '?oldest=3" hx-trigger="load"' in html
+    fragment = client_for(r.liam).get(reverse("inbox", args=[r.org.slug]), {"oldest": 3},
+                                      HTTP_HX_REQUEST="true").content.decode()
+    assert fragment.index("Sales needs Engineering") < fragment.index("Open two new regions")
+    assert fragment.count("<li>") == 3 and "hx-get" not in fragment
 
 
 def test_the_digest_and_the_inbox_agree(revenue):
@@ -316,6 +321,11 @@ def test_check_ins_due_follow_the_cadence_inherited_from_the_team_above(revenue)
     assert ctx.cadence[r.eng.pk] == "weekly"  # nobody above set one
     later = kinds_of(r, r.mia, now=now + timedelta(days=21))["check_in"]["items"]
     assert {i.title for i in later} == {"Sales KR", "Field sales KR", "Inside sales KR"}
+    client = client_for(r.mia)
+    for team, said in ((field, "Check-ins monthly (as Sales)"), (inside, "Check-ins weekly<"),
+                       (r.eng, "Check-ins weekly<")):
+        html = client.get(reverse("team", args=[r.org.slug, team.pk])).content.decode()
+        assert said in html.replace("</span>", "<"), team.name
 
 
 @pytest.mark.parametrize("cadence, days, shown", [
@@ -370,8 +380,9 @@ def test_queries_do_not_grow_with_the_items(revenue, django_assert_max_num_queri
                                         author=r.mia, text=f"Blocked {i}", is_blocker=True)
     with scope(organization=r.org):
         ladder.climb(r.org)
-    # The teams, the counts, one per kind with items (five kinds for Liam).
-    with django_assert_max_num_queries(7):
+    # The teams, the counts, one per kind an alignment lead who leads no team can be asked
+    # for (review, escalation, declined, cannot commit, blocker, recovery, check-in).
+    with django_assert_max_num_queries(9):
         large = count_queries(run)
     assert large[0]["total"] > small[0]["total"] + 60
     assert_same_queries(small, large)
