@@ -15,9 +15,9 @@ from playwright.sync_api import expect
 from dependencies import ladder, services
 from dependencies.models import Dependency
 from okrs.models import KeyResult
-from orgs.models import Membership, Organization
+from orgs.models import Membership, Organization, Team
 
-from .helpers import ARTIFACTS, sign_in
+from .helpers import ARTIFACTS, PASSWORD, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -93,3 +93,35 @@ def test_noah_declines_in_place_and_an_unanswered_request_climbs_to_liam(page, l
     expect(ladder_card).to_contain_text("Day 7, department head: skipped")
     expect(ladder_card).to_contain_text("Day 14, alignment lead: reached Liam Okafor")
     page.screenshot(path=str(ARTIFACTS / "dependency-ladder.png"), full_page=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ava_sets_the_ladder_days_and_a_team_cadence(page, live_server):
+    call_command("seed_demo", stdout=io.StringIO())
+    with scopes_disabled():
+        content = Team.objects.select_related("parent").filter(
+            organization__slug="northwind", parent__kind="department", kind="team").order_by(
+            "name").first()
+        marketing = content.parent  # Engineering, above Platform and Web App
+    base = f"{live_server.url}/o/northwind"
+    ARTIFACTS.mkdir(exist_ok=True)
+    # Ava belongs to two organizations: she signs in, then opens Northwind's settings.
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.locator("input[name=username]").fill("ava@northwind.example")
+    page.locator("input[name=password]").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{live_server.url}/orgs/")
+    page.goto(f"{base}/alignment/settings/")
+    page.get_by_label("To the department head after (days)").fill("5")
+    page.screenshot(path=str(ARTIFACTS / "settings-ladder.png"), full_page=True)
+    page.get_by_role("button", name="Save settings").click()
+    with scopes_disabled():
+        assert Organization.objects.get(slug="northwind").ladder_head_days == 5
+    page.goto(f"{base}/console/teams/{marketing.pk}/")
+    page.get_by_label("Check-in cadence").select_option(label="Every two weeks")
+    page.screenshot(path=str(ARTIFACTS / "team-cadence.png"), full_page=True)
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text(f"{marketing.name} saved.")).to_be_visible()
+    page.goto(f"{base}/teams/{content.pk}/")
+    expect(page.get_by_test_id("cadence")).to_have_text(
+        f"Check-ins every two weeks (as {marketing.name})")
