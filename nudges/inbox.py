@@ -70,7 +70,7 @@ KINDS = [
     Kind("escalation", "Escalation", "Escalated to you"),
     Kind("declined", "Escalation", "Declined requests to settle"),
     Kind("cannot", "Escalation", "Teams that cannot commit"),
-    Kind("blocker", "Blocker", "Blockers in your workflows"),
+    Kind("blocker", "Blocker", "Blockers to clear"),
     Kind("recovery", "Recovery action", "Your recovery actions"),
     Kind("check_in", "Check in", "Key results due for a check-in"),
     Kind("ignored", "Check-ins ignored", "Key results whose owner missed three check-ins"),
