@@ -191,6 +191,10 @@ class StatusUpdate(models.Model):
     text = models.TextField(max_length=2000)
     is_blocker = models.BooleanField(default=False)
     escalated = models.BooleanField(default=False)
+    # A blocker stays open (and climbs the escalation ladder) until someone marks it resolved.
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                    null=True, blank=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = org_manager()

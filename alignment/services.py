@@ -472,6 +472,20 @@ def escalate_blocker(*, membership, update):
     return update
 
 
+def resolve_blocker(*, membership, update):
+    """A blocker is settled: it leaves the inbox and stops climbing the escalation ladder."""
+    if not (can_run(membership) or update.author_id == membership.user_id
+            or answers_for(membership, update.workflow, update.team_id)):
+        raise PermissionDenied("Only who raised it, its team or the alignment lead resolves it.")
+    if not update.is_blocker or update.resolved_at:
+        raise ValidationError("This blocker is resolved already.")
+    if update.workflow.cycle.is_closed:
+        raise ValidationError("This cycle is closed; its workflows can no longer change.")
+    update.resolved_at, update.resolved_by = timezone.now(), membership.user
+    update.save(update_fields=["resolved_at", "resolved_by"])
+    return update
+
+
 # Overrides and the retrospective ---------------------------------------------------------------
 
 

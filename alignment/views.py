@@ -242,6 +242,9 @@ def _actions(request, workflow):
         "escalate": (lambda p: forms.UpdateRefForm(p), lambda d: services.escalate_blocker(
             membership=m, update=_child(StatusUpdate, workflow, d["update"], workflow=workflow)),
                      6),
+        "resolve_blocker": (lambda p: forms.UpdateRefForm(p), lambda d: services.resolve_blocker(
+            membership=m, update=_child(StatusUpdate, workflow, d["update"], workflow=workflow)),
+                            6),
         "override": (lambda p: forms.OverrideForm(p), lambda d: services.override_step(
             membership=m, workflow=workflow, step=d["step"], reason=d["reason"]), None),
         "clear_override": (lambda p: forms.OverrideForm(p), lambda d: services.clear_override(

@@ -598,11 +598,31 @@ def network_map(request):
 # Settings --------------------------------------------------------------------------------------
 
 
+# The escalation ladder's days (dependencies/ladder.py), in step order.
+LADDER = ["ladder_lead_days", "ladder_head_days", "ladder_alignment_days", "ladder_admin_days"]
+
+
 class SettingsForm(forms.ModelForm):
     class Meta:
         model = Organization
         fields = ["alignment_model", "local_share_limit", "escalate_after_days", "timezone",
-                  "digest_weekday", "digest_hour"]
+                  "digest_weekday", "digest_hour", *LADDER]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in LADDER:  # left empty: kept as they are
+            self.fields[name].required = False
+
+    def clean(self):
+        data = super().clean()
+        for name in LADDER:
+            if data.get(name) is None and name not in self.errors:
+                data[name] = getattr(self.instance, name)
+        days = [data.get(name) for name in LADDER]
+        if None not in days and days != sorted(days):
+            self.add_error(LADDER[-1], "Each step of the escalation ladder comes on or after "
+                                       "the one before: lead, head, alignment lead, admin.")
+        return data
 
     def clean_timezone(self):
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError

@@ -100,6 +100,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "dependencies.context_processors.unread_alerts",
+                "nudges.context_processors.inbox_count",
             ],
         },
     },
@@ -242,6 +243,9 @@ CELERY_BEAT_SCHEDULE = {
     "outbox-sweep": {"task": "nudges.tasks.sweep_outbox", "schedule": 60.0},
     "network-hourly": {"task": "dependencies.tasks.sweep_network", "schedule": 3600.0,
                        "kwargs": {"full": True}},
+    # Unanswered requests and unresolved blockers climb the escalation ladder (days per step
+    # per organization): checked every 15 minutes.
+    "escalation-ladder": {"task": "dependencies.tasks.climb_ladders", "schedule": 900.0},
 }
 
 # Security. Every page runs under a strict CSP: scripts only from us, with the request's nonce.

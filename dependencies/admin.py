@@ -8,6 +8,7 @@ from .models import (
     Contribution,
     Dependency,
     DependencyEvent,
+    EscalationStep,
     NetworkState,
     Notification,
     ObjectiveShare,
@@ -69,3 +70,10 @@ class AlertEmailAdmin(admin.ModelAdmin):
 class RecoveryActionAdmin(admin.ModelAdmin):
     list_display = ["__str__", "organization"]
     list_filter = ["organization"]
+
+
+@admin.register(EscalationStep)
+class EscalationStepAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "step", "person", "is_skipped", "reached_at", "organization"]
+    list_filter = ["organization", "step"]
+    raw_id_fields = ["dependency", "blocker", "person"]

@@ -388,3 +388,50 @@ class RecoveryAction(models.Model):
 
     def __str__(self):
         return self.title
+
+
+class EscalationStep(models.Model):
+    """One rung of the escalation ladder that an unanswered dependency request, or an unresolved
+    blocker of a workflow, has reached: who it reached and when (dependencies/ladder.py). A
+    step whose person is the one of the step before is recorded as skipped and reaches nobody
+    new."""
+
+    class Step(models.IntegerChoices):
+        LEAD = 1, "Team lead"
+        HEAD = 2, "Department head"
+        ALIGNMENT = 3, "Alignment lead"
+        ADMIN = 4, "Org admin"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    dependency = models.ForeignKey(Dependency, on_delete=models.CASCADE, null=True, blank=True,
+                                   related_name="escalation_steps")
+    blocker = models.ForeignKey("alignment.StatusUpdate", on_delete=models.CASCADE, null=True,
+                                blank=True, related_name="escalation_steps")
+    step = models.PositiveSmallIntegerField(choices=Step.choices)
+    person = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
+                               blank=True, related_name="+")
+    is_skipped = models.BooleanField(default=False)
+    reached_at = models.DateTimeField()
+
+    objects = org_manager()
+
+    class Meta:
+        ordering = ["step", "pk"]
+        indexes = [models.Index(fields=["organization", "person", "is_skipped"],
+                                name="escalation_step_person_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(dependency__isnull=False, blocker__isnull=True)
+                           | Q(dependency__isnull=True, blocker__isnull=False)),
+                name="escalation_step_one_item"),
+            models.UniqueConstraint(fields=["dependency", "step"],
+                                    condition=Q(dependency__isnull=False),
+                                    name="escalation_step_once_per_dependency"),
+            models.UniqueConstraint(fields=["blocker", "step"],
+                                    condition=Q(blocker__isnull=False),
+                                    name="escalation_step_once_per_blocker"),
+            choice_constraint("step", [1, 2, 3, 4]),
+        ]
+
+    def __str__(self):
+        return f"Step {self.step} of {self.dependency_id or self.blocker_id}"

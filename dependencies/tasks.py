@@ -96,3 +96,25 @@ def _subject(ctx):
         n = len(ctx["above"])
         parts.append(f"{n} objective{'s' if n > 1 else ''} your work contributes to at risk")
     return f"{ctx['org'].name}: " + ", ".join(parts)
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, retry_backoff_max=60,
+             max_retries=8)
+def climb_ladders(now=None):
+    """Move every unanswered request and unresolved blocker up the escalation ladder, in every
+    organization with one open (``ladder.climb``; idempotent). ``now``: an ISO time, to replay
+    a day."""
+    from datetime import datetime
+
+    from orgs.models import Organization
+
+    from . import ladder
+
+    when = datetime.fromisoformat(now) if now else None
+    reached = 0
+    with scopes_disabled():
+        orgs = list(Organization.objects.all())
+    for org in orgs:
+        with scope(organization=org):
+            reached += len(ladder.climb(org, now=when))
+    return reached

@@ -19,7 +19,7 @@ from orgs.permissions import (
 )
 from orgs.pickers import find_data
 
-from . import selectors, services
+from . import ladder, selectors, services
 from .access import (
     access_contribution,
     access_dependency,
@@ -84,6 +84,7 @@ def network_overview(request):
             escalated=f["escalated"], at_risk=f["at_risk"], page=request.GET.get("page"))
         if can_open_console(request.membership):
             ctx["escalations"], ctx["escalation_count"] = selectors.escalations(request.org)
+            ctx["blockers"], ctx["blocker_count"] = ladder.escalated_blockers(request.org)
             ctx["skipped"] = selectors.skipped_rows(request.org, cycle)
     return render(request, "dependencies/network.html", ctx)
 
@@ -128,6 +129,7 @@ def dependency_detail(request, dependency_pk):
     return render(request, "dependencies/dependency.html", {
         "dependency": dependency, "events": list(dependency.events.select_related("actor")),
         "form": AnswerForm(), "cycle": cycle,
+        "ladder": ladder.steps_of(request.org, dependency=dependency),
         "open_cycle": okr_selectors.open_cycle(request.org) if cycle.is_closed else None})
 
 

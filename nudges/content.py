@@ -9,16 +9,16 @@ from django.db.models import Count, F, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from alignment.models import Milestone, RecascadeFlag, Stakeholder, Workflow
-from dependencies.models import Contribution, Dependency
+from alignment.models import Milestone, Workflow
 from dependencies.reasons import cause_sentence
-from dependencies.services import escalated
 from okrs.models import KeyResult, Objective
 from okrs.selectors import key_results_to_score
 from orgs import permissions
 from orgs.models import Cycle
 
-CHECK_IN_AFTER = timedelta(days=7)
+from . import inbox
+
+DIGEST_ITEMS = 10  # per kind; the rest are counted, with a link to the inbox
 MILESTONES_AHEAD = timedelta(days=14)
 
 
@@ -31,6 +31,8 @@ class Digest:
     syncs: list = field(default_factory=list)
     # End of a cycle: one line per team with key results this person owes a score.
     scoring: list = field(default_factory=list)
+    more: int = 0  # items of the inbox beyond those listed
+    inbox_url: str = ""
 
     @property
     def empty(self):
@@ -82,68 +84,37 @@ def build(membership, *, now=None):
     today = now.astimezone(tz).date()
     slug = org.slug
     led = permissions.led_team_ids(membership)
-    manager = membership.role in permissions.MANAGERS
     active = Cycle.objects.for_org(org).filter(status=Cycle.Status.ACTIVE)
     d = Digest()
 
+    # Check-ins due and the decisions come from the inbox's selector, so both always agree.
+    waiting = inbox.items_for(membership, now=now, oldest=DIGEST_ITEMS)
+    for g in waiting["groups"]:
+        if g["kind"].key == "score":
+            continue  # listed per team below (``scoring``), from the same query
+        for item in g["items"]:
+            if g["kind"].key == "check_in":
+                d.check_ins.append({"title": item.title, "objective": item.extra["objective"],
+                                    "days": item.extra["days"],
+                                    "url": settings.SITE_URL + item.url})
+            else:
+                d.decisions.append({"kind": item.label, "title": item.title,
+                                    "url": settings.SITE_URL + item.url})
+        if g["count"] > len(g["items"]):
+            d.more += g["count"] - len(g["items"])
+    d.inbox_url = _url("inbox", slug)
+
     krs = (KeyResult.objects.for_org(org)
-           .filter(objective__cycle__in=active, owner=user)
+           .filter(objective__cycle__in=active, owner=user).exclude(risk_causes=[])
            .exclude(objective__state=Objective.State.RETIRED)
            .select_related("objective", "owner_team"))
     for k in krs:
-        if k.last_check_in_at is None or now - k.last_check_in_at >= CHECK_IN_AFTER:
-            days = (now - k.last_check_in_at).days if k.last_check_in_at else None
-            d.check_ins.append({"title": k.title, "objective": k.objective.title,
-                                "days": days, "url": _url("check_in", slug, k.pk)})
-        if k.risk_causes:
-            d.upstream.append(_risk(k.title, k.effective_health, k.risk_causes,
-                                    _url("why_at_risk", slug, "k", k.pk), k.owner_team.name))
+        d.upstream.append(_risk(k.title, k.effective_health, k.risk_causes,
+                                _url("why_at_risk", slug, "k", k.pk), k.owner_team.name))
     for o in (Objective.objects.for_org(org).filter(cycle__in=active, team_id__in=led)
               .live().exclude(risk_causes=[]).select_related("team")):
         d.upstream.append(_risk(o.title, o.effective_health, o.risk_causes,
                                 _url("why_at_risk", slug, "o", o.pk), o.team.name))
-
-    # A dependency is one decision per person: when it is escalated and this person sees the
-    # escalations, it is listed there only, not also as a request to answer.
-    escalations = escalated(org) if manager else []
-    listed = {dep.pk for dep in escalations}
-    for dep in (Dependency.objects.for_org(org).filter(
-            cycle__in=active, status=Dependency.Status.REQUESTED, providing_team_id__in=led)
-            .exclude(pk__in=listed).select_related("requesting_team")):
-        d.decisions.append({"kind": "Answer a request",
-                            "title": f"{dep.requesting_team.name} needs: {dep.need}",
-                            "url": _url("dependency", slug, dep.pk)})
-    for c in (Contribution.objects.for_org(org).filter(
-            status=Contribution.Status.REQUESTED, shared__objective__cycle__in=active)
-            .filter(Q(shared__owner_team_id__in=led) | Q(shared__objective__team_id__in=led))
-            .select_related("key_result__owner_team", "shared")):
-        d.decisions.append({"kind": "Answer a request",
-                            "title": f"{c.key_result.owner_team.name} asks to count "
-                                     f"“{c.key_result.title}” in “{c.shared.title}”",
-                            "url": _url("objective", slug, c.shared.objective_id) + "#network"})
-    for f in (RecascadeFlag.objects.for_org(org).filter(
-            resolution="open", objective__team_id__in=led, objective__cycle__in=active)
-            .select_related("objective")):
-        d.decisions.append({"kind": "Confirm after a change", "title": f.objective.title,
-                            "url": _url("recascade", slug)})
-    if manager:
-        proposed = Objective.objects.for_org(org).filter(
-            cycle__in=active, state=Objective.State.PROPOSED).count()
-        if proposed:
-            d.decisions.append({"kind": "Review", "title": f"{proposed} proposed objective"
-                                f"{'s' if proposed > 1 else ''}", "url": _url("review", slug)})
-        for dep in escalations:
-            d.decisions.append({"kind": "Escalation",
-                                "title": f"{dep.requesting_team.name} needs "
-                                         f"{dep.providing_team.name}: {dep.need}",
-                                "url": _url("dependency", slug, dep.pk)})
-        for s in (Stakeholder.objects.for_org(org).filter(
-                commitment="cannot", resolved_at__isnull=True, workflow__is_closed=False)
-                .select_related("team", "workflow__objective")):
-            d.decisions.append({"kind": "Escalation",
-                                "title": f"{s.team.name} cannot commit to "
-                                         f"“{s.workflow.objective.title}”",
-                                "url": _url("workflow", slug, s.workflow_id)})
 
     mine = Q(owner_team_id__in=led) | Q(
         workflow__stakeholders__owner=user,

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views, views_chat
+from . import views, views_chat, views_inbox
 
 org_urlpatterns = [
     path("preferences/", views.preferences, name="preferences"),
@@ -10,6 +10,8 @@ org_urlpatterns = [
     path("console/chat/<int:channel_pk>/test/", views_chat.channel_test, name="chat_channel_test"),
     path("console/chat/<int:channel_pk>/delete/", views_chat.channel_delete,
          name="chat_channel_delete"),
+    path("inbox/", views_inbox.inbox_page, name="inbox"),
+    path("inbox/act/", views_inbox.inbox_act, name="inbox_act"),
 ]
 
 urlpatterns = [

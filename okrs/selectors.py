@@ -143,10 +143,11 @@ HOME_TEAMS = 30
 
 def home(org, membership, cycle, *, page=1):
     """What the home page shows, bounded whatever the organization's size: up to 10 company
-    objectives, one page of my teams' objectives (20, the rest loads on demand), what needs me
-    as counts, the recent check-ins, and my teams (with the departments while there is room).
+    objectives, one page of my teams' objectives (20, the rest loads on demand), the recent
+    check-ins, and my teams (with the departments while there is room). What needs me comes
+    from the inbox's selector (nudges/inbox.py).
     """
-    company, mine, mine_total, company_total, needs = [], [], 0, 0, {}
+    company, mine, mine_total, company_total = [], [], 0, 0
     team_ids = my_team_ids(membership)
     if cycle is not None:
         company_qs = _objectives(org, cycle).filter(
@@ -156,13 +157,11 @@ def home(org, membership, cycle, *, page=1):
                    .live().exclude(team__kind=Team.Kind.COMPANY))
         totals = Objective.objects.for_org(org).filter(cycle=cycle).live().aggregate(
             company=Count("pk", filter=Q(parent__isnull=True, team__kind=Team.Kind.COMPANY)),
-            mine=Count("pk", filter=Q(pk__in=mine_qs.values("pk"))),
-            to_review=Count("pk", filter=Q(state=Objective.State.PROPOSED)))
+            mine=Count("pk", filter=Q(pk__in=mine_qs.values("pk"))))
         company_total, mine_total = totals["company"], totals["mine"]
         start = (page - 1) * HOME_PAGE
         mine = assess(list(_objectives(org, cycle).filter(pk__in=mine_qs.values("pk"))
                            .order_by("team__name", "title", "pk")[start:start + HOME_PAGE]))
-        needs = _needs(org, membership, cycle, team_ids, totals["to_review"])
     recent = list(
         CheckIn.objects.for_org(org).live()
         .select_related("key_result__objective__team", "author")
@@ -173,7 +172,7 @@ def home(org, membership, cycle, *, page=1):
     return {"company_objectives": company, "company_total": company_total,
             "my_objectives": mine, "my_total": mine_total, "page": page,
             "has_more": page * HOME_PAGE < mine_total, "next_page": page + 1,
-            "recent_check_ins": recent, "needs": needs, "my_teams": team_ids, **teams}
+            "recent_check_ins": recent, "my_teams": team_ids, **teams}
 
 
 def _home_teams(org, direct):
@@ -185,24 +184,6 @@ def _home_teams(org, direct):
                 .distinct().order_by("is_mine", "tree_id", "lft")[:HOME_TEAMS])
     rows.sort(key=lambda t: (t.tree_id, t.lft))
     return {"teams": rows, "team_total": Team.objects.for_org(org).count()}
-
-
-def _needs(org, membership, cycle, team_ids, to_review):
-    """What waits on me, as counts with a link each: requests my teams have not answered,
-    objectives to review (for those who publish), re-cascade checks on my teams' objectives."""
-    from alignment.models import RecascadeFlag
-    from dependencies.models import Dependency
-    from orgs.permissions import can_publish
-
-    return {
-        "requests": Dependency.objects.for_org(org).filter(
-            cycle=cycle, providing_team_id__in=team_ids,
-            status=Dependency.Status.REQUESTED).count() if team_ids else 0,
-        "recascade": RecascadeFlag.objects.for_org(org).filter(
-            objective__cycle=cycle, objective__team_id__in=team_ids,
-            resolution=RecascadeFlag.Resolution.OPEN).count() if team_ids else 0,
-        "review": to_review if can_publish(membership) else 0,
-    }
 
 
 def objective_page(org, objective):
@@ -311,7 +292,6 @@ def key_results_to_score(org, user, *, today=None):
     their membership. A query, not loaded: the digest counts it, the inbox slices it."""
     from orgs.models import Membership
 
-    from .scoring import SCORING_WINDOW
 
     today = today or timezone.localdate()
     membership = user if isinstance(user, Membership) else (
@@ -321,13 +301,20 @@ def key_results_to_score(org, user, *, today=None):
     led = led_team_ids(membership)
     if not led:
         return KeyResult.objects.for_org(org).none()
+    return (key_results_to_score_of_teams(org, led, today=today)
+            .select_related("objective__cycle", "owner_team")
+            .order_by("objective__cycle__end_date", "objective__title", "position", "pk"))
+
+
+def key_results_to_score_of_teams(org, led, *, today):
+    """``key_results_to_score`` for the teams ``led`` (ids), unordered: the inbox counts it."""
+    from .scoring import SCORING_WINDOW
+
     return (KeyResult.objects.for_org(org)
             .filter(score__isnull=True, objective__cycle__end_date__lte=today + SCORING_WINDOW)
             .exclude(objective__cycle__status=Cycle.Status.CLOSED)
             .exclude(objective__state=Objective.State.RETIRED)
-            .filter(Q(owner_team_id__in=led) | Q(objective__team_id__in=led))
-            .select_related("objective__cycle", "owner_team")
-            .order_by("objective__cycle__end_date", "objective__title", "position", "pk"))
+            .filter(Q(owner_team_id__in=led) | Q(objective__team_id__in=led)))
 
 
 CLOSING_TEAMS = 20

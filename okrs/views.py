@@ -10,6 +10,7 @@ from alignment import report as alignment_report
 from alignment import selectors as alignment_selectors
 from dependencies import selectors as network_selectors
 from dependencies.forms import RecoveryActionForm, ShareForm
+from nudges import inbox
 from orgs.confirm import ask_first, confirm_page, is_confirmed
 from orgs.decorators import org_view
 from orgs.forms import submit
@@ -80,6 +81,7 @@ def home(request):
         patch_vary_headers(response, ["HX-Request"])
         return response
     ctx["findings"] = alignment_report.summary(request.org, cycle)  # None: being prepared
+    ctx["inbox"] = inbox.summary(request.membership)
     m = request.membership
     can_add = can_open_console(m) or any(can_edit_team_okrs(m, pk) for pk in led_team_ids(m))
     response = render(request, "okrs/home.html", {
@@ -159,6 +161,7 @@ def team_detail(request, team_pk):
     ctx = selectors.team_page(request.org, team, cycle)
     if cycle is not None:
         ctx["network"] = network_selectors.team_links(request.org, team, cycle)
+    ctx["cadence"], ctx["cadence_from"] = inbox.cadence_of(team, ctx.get("ancestors", []))
     return render(request, "okrs/team.html", {
         "team": team, "cycles": cycles, "cycle": cycle,
         "open_cycle": selectors.open_cycle(request.org, cycles),

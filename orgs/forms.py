@@ -62,6 +62,11 @@ class TeamForm(pickers.PickerFormMixin, forms.Form):
     scorecard = forms.CharField(
         max_length=1500, required=False, widget=forms.Textarea(attrs={"rows": 4}),
         help_text="One metric per line, as 'Metric: target', e.g. 'Uptime: 99.9%'. At most 8.")
+    checkin_cadence = forms.ChoiceField(
+        label="Check-in cadence", required=False,
+        choices=[("", "As the team above (weekly at the top)"), *Team.Cadence.choices],
+        help_text="How often its key results want a check-in. Teams below take it unless "
+                  "they set their own.")
 
     def __init__(self, *args, org, **kwargs):
         super().__init__(*args, **kwargs)

@@ -115,6 +115,16 @@ class Organization(models.Model):
         help_text="A dependency request with no answer after this many days is escalated to "
                   "the alignment lead.",
     )
+    # The escalation ladder of an unanswered request or an unresolved workflow blocker: the
+    # days after it was raised when it reaches each step (dependencies/ladder.py).
+    ladder_lead_days = models.PositiveSmallIntegerField(
+        "to the team's lead after (days)", default=3, validators=[MaxValueValidator(365)])
+    ladder_head_days = models.PositiveSmallIntegerField(
+        "to the department head after (days)", default=7, validators=[MaxValueValidator(365)])
+    ladder_alignment_days = models.PositiveSmallIntegerField(
+        "to an alignment lead after (days)", default=14, validators=[MaxValueValidator(365)])
+    ladder_admin_days = models.PositiveSmallIntegerField(
+        "to an org admin after (days)", default=21, validators=[MaxValueValidator(365)])
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -123,6 +133,11 @@ class Organization(models.Model):
             # Choice columns hold one of their choices, whatever path writes them.
             choice_constraint("alignment_model", ["strict", "flexible", "thematic"]),
             choice_constraint("digest_weekday", range(7)),
+            models.CheckConstraint(
+                condition=Q(ladder_lead_days__lte=models.F("ladder_head_days"),
+                            ladder_head_days__lte=models.F("ladder_alignment_days"),
+                            ladder_alignment_days__lte=models.F("ladder_admin_days")),
+                name="ladder_days_in_order"),
         ]
 
     def __str__(self):
@@ -164,6 +179,11 @@ class Team(MPTTModel):
         DEPARTMENT = "department", "Department"
         TEAM = "team", "Team"
 
+    class Cadence(models.TextChoices):
+        WEEKLY = "weekly", "Weekly"
+        BIWEEKLY = "biweekly", "Every two weeks"
+        MONTHLY = "monthly", "Monthly"
+
     class TeamType(models.TextChoices):
         PRODUCT = "product", "Product team"
         ENABLING = "enabling", "Enabling team"
@@ -189,6 +209,9 @@ class Team(MPTTModel):
     )
     # A short list of {"name": ..., "target": ...}: the few metrics the team keeps an eye on.
     scorecard = models.JSONField(default=list, blank=True)
+    # How often its key results want a check-in; empty: as the team above it (weekly at the top).
+    checkin_cadence = models.CharField("check-in cadence", max_length=10,
+                                       choices=Cadence.choices, blank=True)
 
     objects = org_tree_manager()
 
@@ -204,6 +227,7 @@ class Team(MPTTModel):
             # Choice columns hold one of their choices, whatever path writes them.
             choice_constraint("kind", ["company", "department", "team"]),
             choice_constraint("team_type", ["product", "enabling", "shared"]),
+            choice_constraint("checkin_cadence", ["weekly", "biweekly", "monthly"], blank=True),
         ]
 
     def __str__(self):

@@ -292,7 +292,8 @@ def _check_team(org, *, name, kind, parent, lead, team=None):
         raise ValidationError(errors)
 
 
-TEAM_FIELDS = {"name", "kind", "team_type", "parent", "lead", "charter", "scorecard"}
+TEAM_FIELDS = {"name", "kind", "team_type", "parent", "lead", "charter", "scorecard",
+               "checkin_cadence"}
 
 
 def _clean_team(fields):
@@ -309,6 +310,9 @@ def _clean_team(fields):
         fields["charter"] = v.text("charter", fields["charter"])
     if "scorecard" in fields:
         fields["scorecard"] = _clean_scorecard(v, fields["scorecard"])
+    if "checkin_cadence" in fields:
+        fields["checkin_cadence"] = fields["checkin_cadence"] or ""
+        v.choice("checkin_cadence", fields["checkin_cadence"])
     v.done()
     return fields
 
@@ -339,7 +343,7 @@ def _clean_scorecard(v, scorecard):
 
 def save_team(*, actor, team=None, **fields):
     """Create a team (team=None) or update one. Fields: name, kind, team_type, parent, lead,
-    charter, scorecard."""
+    charter, scorecard, checkin_cadence ("" takes the team above's)."""
     org = actor.organization
     if not permissions.can_open_console(actor):
         raise PermissionDenied("Only org admins and alignment leads manage the org tree.")

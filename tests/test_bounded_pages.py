@@ -88,8 +88,9 @@ def test_home_says_what_waits_for_me(lead_of_all, alice_client):
         Team.objects.filter(pk=w.company.pk).update(lead=w.admin.user)  # the provider
     html = alice_client.get(url(w, "home")).content.decode()
     assert 'data-testid="needs-me"' in html
-    assert "1 dependency request" in html
-    assert "1 objective to review" in html and "1 objective to check" in html
+    assert "Dependency requests to answer: 1" in html
+    assert "Proposed objectives to review: 1" in html
+    assert "Objectives to confirm after a change above: 1" in html
 
 
 def bulk_dependencies(world, n, tag=""):

@@ -533,6 +533,7 @@ def _tables():
         AlertEmail,
         Contribution,
         DependencyEvent,
+        EscalationStep,
         Notification,
         ObjectiveShare,
     )
@@ -545,6 +546,7 @@ def _tables():
         (Organization, "digest_weekday", 7),
         (Team, "kind", "squad"),
         (Team, "team_type", "bogus"),
+        (Team, "checkin_cadence", "daily"),
         (Membership, "role", "owner"),
         (Cycle, "status", "bogus"),
         (Invitation, "role", "owner"),
@@ -566,6 +568,7 @@ def _tables():
         (Contribution, "status", "bogus"),
         (Contribution, "rollup", "max"),
         (DependencyEvent, "status", "bogus"),
+        (EscalationStep, "step", 5),
         (Notification, "kind", "bogus"),
         (Notification, "health", "bogus"),
         (AlertEmail, "status", "bogus"),
@@ -631,6 +634,9 @@ def _a_row(world, model):
         return ObjectiveClose.objects.create(organization=w.org, objective=w.objective,
                                              outcome="missed", next_step="drop",
                                              closed_at=timezone.now())
+    if model.__name__ == "EscalationStep":
+        return model.objects.create(organization=w.org, dependency=w.dependency, step=1,
+                                    person=w.admin.user, reached_at=timezone.now())
     named = {"Team": w.team, "Membership": w.admin, "Cycle": w.cycle,
              "Invitation": w.invitation, "Objective": w.objective, "KeyResult": w.key_result,
              "CheckIn": w.check_in, "ObjectiveShare": w.share, "Dependency": w.dependency,

@@ -164,12 +164,14 @@ def test_an_smtp_failure_for_one_recipient_does_not_stop_the_others(revenue, mon
     mail.outbox = []
     monkeypatch.setattr(services, "due_organizations", lambda now: [r.org])
     tasks.send_due_digests()
-    assert sorted(m.to[0] for m in mail.outbox) == ["ethan@a.test"]
+    # Alice owns an open recovery action: her inbox, so her digest, lists it.
+    assert sorted(m.to[0] for m in mail.outbox) == ["alice@a.test", "ethan@a.test"]
     with scope(organization=r.org):
         mia = Digest.objects.get(user=r.mia)
     assert mia.status == "pending" and "451 try again later" in mia.error
     retry_for(5)  # retried after 1 minute (fails again), then after 2 more (goes)
-    assert sorted(m.to[0] for m in mail.outbox) == ["ethan@a.test", "mia@a.test"]
+    assert sorted(m.to[0] for m in mail.outbox) == ["alice@a.test", "ethan@a.test",
+                                                    "mia@a.test"]
     with scope(organization=r.org):
         mia = Digest.objects.get(user=r.mia)
     assert mia.status == "sent" and mia.attempts == 3 and mia.error == ""
@@ -279,8 +281,11 @@ def test_claiming_the_week_walks_members_in_batches_and_skips_the_opted_out(reve
 
 
 def test_a_dependency_is_listed_once_per_person(revenue):
-    """Ava's case: she leads the company (so every team below it) and, as an admin, sees the
-    escalations: an unanswered request to a team below her is one decision, not two."""
+    """Ava's case: she leads the company (so every team below it) and, as an admin, is the
+    ladder's last step: an unanswered request to a team below her is one decision, not two.
+    Liam (alignment lead, leads no team) sees it once the ladder reaches him."""
+    from dependencies import ladder
+
     r = revenue
     ava = r.world.admin
     with scope(organization=r.org):
@@ -291,11 +296,13 @@ def test_a_dependency_is_listed_once_per_person(revenue):
     d = DependencyFactory(downstream=r.deals, upstream=r.sso, status="requested",
                           need="Landing pages under 1 s on mobile")
     with scope(organization=r.org):
-        Dependency.objects.filter(pk=d.pk).update(created_at=timezone.now() - timedelta(days=8))
+        Dependency.objects.filter(pk=d.pk).update(created_at=timezone.now() - timedelta(days=15))
+        # Day 3 Ethan (Engineering's lead), day 7 skipped (he heads it too), day 14 Liam.
+        ladder.climb(r.org)
         ava_digest = content.build(member(r, ava.user))
         ethan_digest = content.build(member(r, r.ethan))  # leads Engineering, not a manager
         liam_digest = content.build(member(r, r.liam))  # alignment lead, leads no team
-    for digest, kind in ((ava_digest, "Escalation"), (ethan_digest, "Answer a request"),
+    for digest, kind in ((ava_digest, "Answer a request"), (ethan_digest, "Answer a request"),
                          (liam_digest, "Escalation")):
         about = [x for x in digest.decisions if "Landing pages" in x["title"]]
         assert [x["kind"] for x in about] == [kind]

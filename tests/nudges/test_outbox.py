@@ -19,7 +19,7 @@ from django_scopes import scope, scopes_disabled
 from kombu.exceptions import OperationalError
 
 from dependencies import network
-from dependencies.models import AlertEmail
+from dependencies.models import AlertEmail, RecoveryAction
 from nudges import outbox, services, tasks
 from nudges.models import Digest, OutboundEmail
 from okrs.models import KeyResult
@@ -281,6 +281,8 @@ def test_send_digests_with_the_mail_server_failing_goes_on_prints_a_summary_and_
     r = revenue
     with scope(organization=r.org):
         KeyResult.objects.update(last_check_in_at=None)
+        # Alice's recovery action is done: only Ethan and Mia have something to hear.
+        RecoveryAction.objects.update(is_done=True)
     settings.MAILERS = {"default": {"BACKEND": f"{__name__}.FailsForMia"}}
     out = io.StringIO()
     with pytest.raises(CommandError, match="1 digest could not be sent"):
@@ -301,6 +303,7 @@ def test_send_digests_with_the_mail_server_down_fails_every_member_and_exits_non
     r = revenue
     with scope(organization=r.org):
         KeyResult.objects.update(last_check_in_at=None)
+        RecoveryAction.objects.update(is_done=True)  # only Ethan and Mia have something
     settings.MAILERS = DEAD
     out = io.StringIO()
     with pytest.raises(CommandError, match="2 digests could not be sent"):
@@ -385,7 +388,7 @@ def test_the_send_log_reads_as_many_queries_for_one_email_as_for_a_page_of_them(
         with CaptureQueriesContext(connection) as queries:
             assert admin.get(url).status_code == 200
         counts.append(len(queries))
-    assert counts[0] == counts[1] <= 8
+    assert counts[0] == counts[1] <= 10  # 8, plus the inbox count in the nav (two queries)
 
 
 def test_a_platform_operator_sends_a_failed_email_again(world_a, settings):
