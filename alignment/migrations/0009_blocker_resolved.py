@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('alignment', '0007_sign_off_request'),
+        ('alignment', '0008_commitment_mix_finding'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

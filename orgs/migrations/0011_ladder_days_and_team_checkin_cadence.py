@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orgs', '0009_cycle_closed_at_by'),
+        ('orgs', '0010_user_time_zone'),
     ]
 
     operations = [

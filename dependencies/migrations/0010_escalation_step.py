@@ -8,9 +8,9 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('alignment', '0008_blocker_resolved'),
-        ('dependencies', '0007_contribution_requests'),
-        ('orgs', '0010_ladder_days_and_team_checkin_cadence'),
+        ('alignment', '0009_blocker_resolved'),
+        ('dependencies', '0009_notification_events'),
+        ('orgs', '0011_ladder_days_and_team_checkin_cadence'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
