@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from nudges import events, outbox
+from nudges.models import Preference
 from okrs.models import KeyResult, Objective
 from orgs import permissions
 from orgs.models import Membership, Role, Team
@@ -151,7 +152,13 @@ def request_sign_off(*, membership, workflow):
             organization=org, workflow=current, purpose=current.purpose,
             requested_by=membership.user, recipients=len(people))
         link = settings.SITE_URL + reverse("workflow", args=[org.slug, current.pk])
+        # The email goes at once (a sign-off holds the workflow up), to those who take reviews
+        # by email (Settings); the in-app alert and chat follow their own choices (notify).
+        prefs = {p.user_id: p for p in Preference.objects.for_org(org).filter(
+            user_id__in=[u.pk for u in people])}
         for person in people:
+            if not events.wants(prefs.get(person.pk), "reviews", "email"):
+                continue
             outbox.queue(
                 kind=outbox.Kind.WORKFLOW, organization=org, to=person.email,
                 key=f"signoff:{asked.pk}:{person.pk}",

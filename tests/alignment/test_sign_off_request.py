@@ -11,7 +11,7 @@ from django_scopes import scope, scopes_disabled
 
 from alignment import services
 from alignment.models import SignOffRequest
-from nudges.models import OutboundEmail
+from nudges.models import OutboundEmail, Preference
 from orgs.models import Role, Team
 from tests.conftest import client_for
 from tests.factories import MembershipFactory, UserFactory
@@ -76,6 +76,20 @@ def test_asking_emails_leadership_once_and_says_so(asked, django_capture_on_comm
     with scopes_disabled():
         assert SignOffRequest.objects.filter(workflow=r.workflow).count() == 1
         assert OutboundEmail.objects.filter(subject__startswith="Sign-off asked").count() == 2
+
+
+def test_whoever_turned_reviews_by_email_off_is_asked_in_the_app_only(
+        asked, django_capture_on_commit_callbacks):
+    r = asked
+    with scopes_disabled():
+        Preference.objects.create(organization=r.org, user=r.carla, reviews_email=False)
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        html = ask(client_for(r.liam), r).content.decode()
+    assert [m.to[0] for m in mail.outbox] == ["alice@a.test"]
+    assert "Asked Alice Admin and Carla Company to sign off." in html
+    with scopes_disabled():
+        assert r.carla.notifications.filter(kind="signoff").count() == 1
 
 
 def test_a_new_wording_can_be_asked_again(asked, django_capture_on_commit_callbacks):
