@@ -76,7 +76,7 @@ def test_an_unanswered_request_climbs_one_step_at_a_time(platform):
                         (3, "Liam Alignment", False), (4, "Alice Admin", False)]
     assert climb(r, 40) == []  # the top: nothing more, and nothing twice
     with scopes_disabled():
-        told = list(Notification.objects.filter(title__startswith="Escalated to you")
+        told = list(Notification.objects.filter(kind="escalated", title__contains=r.request.need)
                     .values_list("user__full_name", flat=True).order_by("pk"))
     assert told == ["Noah Platform", "Ethan Engineering", "Liam Alignment", "Alice Admin"]
 
