@@ -336,7 +336,9 @@ def test_an_opened_department_reads_only_the_links_of_its_own_teams(world_a, ali
     assert "Inside north" in opened and "Inside south" not in opened
     assert reverse("dependency", args=[w.org.slug, inside.pk]) in opened
     north_ids = {north.pk} | {t.pk for t in teams[1::2]}
-    reads = [q["sql"] for q in ctx.captured_queries if "dependencies_dependency" in q["sql"]]
+    # The map's own reads of links (the nav's "Needs me" count also names the table).
+    reads = [q["sql"] for q in ctx.captured_queries if "dependencies_dependency" in q["sql"]
+             and 'AS "escalation"' not in q["sql"]]
     for sql in reads:  # each end "IN (<north and its teams>)"
         lists = [{int(n) for n in re.findall(r"\d+", found)}
                  for found in re.findall(r"IN \(([\d, ]+)\)", sql)]

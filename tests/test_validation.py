@@ -537,7 +537,7 @@ def _tables():
         Notification,
         ObjectiveShare,
     )
-    from nudges.models import Digest
+    from nudges.models import ChatChannel, ChatDelivery, Digest, EmailBundle
     from orgs.models import Invitation, Membership, Organization
     from retros.models import Improvement
 
@@ -588,6 +588,11 @@ def _tables():
         (Objective, "commitment", "bogus"),
         (ObjectiveClose, "outcome", "bogus"),
         (ObjectiveClose, "next_step", "bogus"),
+        # Issue 14: notification bundles and chat channels.
+        (EmailBundle, "status", "bogus"),
+        (ChatChannel, "tool", "bogus"),
+        (ChatDelivery, "kind", "bogus"),
+        (ChatDelivery, "status", "bogus"),
     ]
 
 
@@ -630,10 +635,14 @@ def _a_row(world, model):
     if model.__name__ == "DependencyEvent":
         return model.objects.create(organization=w.org, dependency=w.dependency,
                                     status="requested")
-    if model is ObjectiveClose:
-        return ObjectiveClose.objects.create(organization=w.org, objective=w.objective,
-                                             outcome="missed", next_step="drop",
-                                             closed_at=timezone.now())
+    if model.__name__ == "EmailBundle":
+        return model.objects.create(organization=w.org, user=w.admin.user,
+                                    due_at=timezone.now())
+    if model.__name__ == "ChatChannel":
+        return w.chat_channel
+    if model.__name__ == "ChatDelivery":
+        return model.objects.create(organization=w.org, channel=w.chat_channel, kind="test",
+                                    title="x", body="{}", dedupe_key=f"x-{w.org.pk}")
     if model.__name__ == "EscalationStep":
         return model.objects.create(organization=w.org, dependency=w.dependency, step=1,
                                     person=w.admin.user, reached_at=timezone.now())
