@@ -589,7 +589,7 @@ def _tables():
         (ObjectiveClose, "outcome", "bogus"),
         (ObjectiveClose, "next_step", "bogus"),
         # Issue 14: notification bundles and chat channels.
-        (EmailBundle, "status", "bogus"),
+        (EmailBundle, "status", "shut"),
         (ChatChannel, "tool", "bogus"),
         (ChatDelivery, "kind", "bogus"),
         (ChatDelivery, "status", "bogus"),

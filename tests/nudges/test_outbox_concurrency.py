@@ -17,6 +17,7 @@ from django.db import connection
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
+from dependencies.models import RecoveryAction
 from nudges import outbox, services
 from nudges.models import OutboundEmail
 from okrs.models import KeyResult
@@ -95,6 +96,7 @@ def team_of_seven(revenue, settings):
         KeyResultFactory(objective=r.win, owner=m.user)
     with scope(organization=r.org):
         KeyResult.objects.update(last_check_in_at=None)
+        RecoveryAction.objects.update(is_done=True)  # Alice has nothing to hear
     settings.MAILERS = SLOW
     mail.outbox = []
     return r
