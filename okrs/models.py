@@ -287,6 +287,15 @@ class CheckIn(models.Model):
         EDITED = "edited", "Corrected"
         DELETED = "deleted", "Deleted"
 
+    class Source(models.TextChoices):
+        """Who or what reported it: a person in the app, a caller of the API (a person's or the
+        organization's token), a KR's data source (webhook, scheduled pull, CSV of values), or
+        an import."""
+        PERSON = "person", "In the app"
+        API = "api", "Through the API"
+        DATA_SOURCE = "data_source", "Data source"
+        IMPORT = "import", "Import"
+
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     key_result = models.ForeignKey(KeyResult, on_delete=models.CASCADE, related_name="check_ins")
     value = models.DecimalField(max_digits=16, decimal_places=4, null=True, blank=True)
@@ -297,6 +306,7 @@ class CheckIn(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="check_ins"
     )
     created_at = models.DateTimeField()
+    source = models.CharField(max_length=12, choices=Source.choices, default=Source.PERSON)
     # Corrections: set once on the check-in that was wrong; the replacement points back at it.
     correction = models.CharField(max_length=10, choices=Correction.choices, blank=True)
     corrected_at = models.DateTimeField(null=True, blank=True)

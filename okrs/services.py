@@ -17,7 +17,7 @@ from orgs.models import Cycle, Membership, Organization, Role, Team
 from orgs.services import lock_organization
 from orgs.validation import Fields
 
-from .models import CheckIn, KeyResult, Objective
+from .models import CheckIn, Health, KeyResult, Objective
 from .progress import numeric_progress
 
 
@@ -526,18 +526,41 @@ def delete_key_result(*, membership, key_result):
 
 
 def record_check_in(*, membership, key_result, confidence, value=None, is_done=None, note="",
-                    at=None):
-    """Append a check-in and copy its value and confidence onto the key result."""
-    org = membership.organization
+                    at=None, source=CheckIn.Source.PERSON):
+    """Append a check-in and copy its value and confidence onto the key result. ``source``:
+    ``API`` when a person's token reported it."""
     _check_check_in_allowed(membership, key_result)
-    objective = key_result.objective
     value, is_done, note, at = _clean_check_in(key_result, confidence=confidence, value=value,
                                                is_done=is_done, note=note, at=at)
+    return _append_check_in(membership.organization, key_result, value=value, is_done=is_done,
+                            confidence=confidence, note=note, at=at, author=membership.user,
+                            source=source)
+
+
+def record_source_check_in(*, key_result, source, value=None, is_done=None, confidence=None,
+                           note="", at=None):
+    """Append a check-in that no person typed: from a KR's data source, an organization's
+    service token or an import (``source``). The caller has authenticated the sender; the
+    key result must still take check-ins (not retired, its cycle open). Without a
+    ``confidence`` it keeps the key result's current one (on track for a first check-in)."""
+    if key_result.objective.is_retired:
+        raise ValidationError("This objective is retired; check-ins are closed.")
+    _check_cycle_open(key_result.objective.cycle)
+    confidence = confidence or key_result.confidence or Health.ON_TRACK
+    value, is_done, note, at = _clean_check_in(key_result, confidence=confidence, value=value,
+                                               is_done=is_done, note=note, at=at)
+    return _append_check_in(key_result.organization, key_result, value=value, is_done=is_done,
+                            confidence=confidence, note=note, at=at, author=None,
+                            source=source)
+
+
+def _append_check_in(org, key_result, *, value, is_done, confidence, note, at, author, source):
+    objective = key_result.objective
     with transaction.atomic():
         lock_organization(org)
         check_in = CheckIn.objects.create(
             organization=org, key_result=key_result, value=value, is_done=is_done,
-            confidence=confidence, note=note, author=membership.user, created_at=at,
+            confidence=confidence, note=note, author=author, created_at=at, source=source,
         )
         changes = {"confidence": confidence, "last_check_in_at": at}
         if key_result.is_milestone:
