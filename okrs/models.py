@@ -331,6 +331,7 @@ class CheckIn(models.Model):
         constraints = [
             choice_constraint("confidence", Health),
             choice_constraint("correction", ["edited", "deleted"], blank=True),
+            choice_constraint("source", ["person", "api", "data_source", "import"]),
             # Corrected means: how (edited or deleted) and when, both or neither.
             models.CheckConstraint(
                 condition=(models.Q(correction="", corrected_at__isnull=True)

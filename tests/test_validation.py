@@ -563,6 +563,7 @@ def _tables():
         (CheckIn, "confidence", "bogus"),
         (CheckIn, "confidence", ""),
         (CheckIn, "correction", "bogus"),
+        (CheckIn, "source", "bogus"),
         (ObjectiveShare, "kind", "half"),
         (Dependency, "status", "bogus"),
         (Contribution, "status", "bogus"),
