@@ -285,9 +285,6 @@ def fingerprint(cycle, now):
     results whose last check-in is older than ``progress.STALE_AFTER`` (they turn stale during
     a day). Equal digests: a run would read the same and compute the same. PostgreSQL computes
     it (one query, a few hundred bytes back); elsewhere the rows are hashed here."""
-    global _CODE_VERSION
-    if _CODE_VERSION is None:
-        _CODE_VERSION = _code_version()
     elapsed = progress.elapsed_share(cycle.start_date, cycle.end_date, timezone.localdate(now))
     stale = (KeyResult.objects.filter(organization_id=cycle.organization_id,
                                       objective__cycle=cycle,
@@ -296,23 +293,34 @@ def fingerprint(cycle, now):
     stale_sql, stale_params = stale.query.get_compiler(stale.db).as_sql()
     args = {"org": cycle.organization_id, "cycle": cycle.pk}
     timed = ", ".join(f"'{rule}'" for rule in alignment_report.TIMED_RULES)  # names in code
-    parts = [(name, sql.replace("{timed}", timed), args) for name, sql in _READS]
-    digest = hashlib.sha256(f"{_CODE_VERSION} {elapsed!r}".encode())
+    parts = [(sql.replace("{timed}", timed), args) for _, sql in _READS]
+    return digest_of([*parts, (stale_sql, stale_params)], f"{code_version()} {elapsed!r}")
+
+
+def code_version():
+    global _CODE_VERSION
+    if _CODE_VERSION is None:
+        _CODE_VERSION = _code_version()
+    return _CODE_VERSION
+
+
+def digest_of(parts, seed):
+    """A digest of the rows of some queries (``parts``: (sql, params) pairs, each selecting an
+    ``id`` column) and a seed. PostgreSQL computes it (one query, each part as the md5 of its
+    rows' text in the order of their ids: a few hundred bytes come back); elsewhere the rows
+    are hashed here."""
+    digest = hashlib.sha256(seed.encode())
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # Each part as the md5 of its rows' text in the order of their ids.
             compose = connection.ops.compose_sql
             columns = [compose(
                 "(SELECT md5(coalesce(string_agg(t::text, E'\n' ORDER BY t.id), '')) "
-                f"|| ' ' || count(*) FROM ({sql}) t)", params) for _, sql, params in parts]
-            columns.append(compose(
-                "(SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY t.id), '')) "
-                f"FROM ({stale_sql}) t)", stale_params))
+                f"|| ' ' || count(*) FROM ({sql}) t)", params) for sql, params in parts]
             cursor.execute("SELECT " + ", ".join(columns))
             for value in cursor.fetchone():
                 digest.update(f"{value}\n".encode())
         else:
-            for _, sql, params in [*parts, ("stale", stale_sql, stale_params)]:
+            for sql, params in parts:
                 cursor.execute(sql, params)
                 rows = sorted(repr(row) for row in cursor.fetchall())
                 digest.update(hashlib.md5("\n".join(rows).encode()).hexdigest().encode())
