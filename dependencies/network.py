@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -31,6 +31,7 @@ from django.utils import timezone
 from django_scopes import scopes_disabled
 
 from alignment import report as alignment_report
+from alignment import rules as alignment_rules
 from nudges import events
 from okrs import progress
 from okrs.models import Health, KeyResult, Objective, Rollup
@@ -142,9 +143,36 @@ def _compute(cycle, now):
     data = _load(cycle)
     t0 = time.perf_counter()
     own, edges, rolled_values = _own_health_and_edges(cycle, data, now)
-    results = propagation.propagate(own, edges)
+    results = _propagate(cycle.pk, own, edges)
     data["flows"] = _compute_flows(cycle, data, results)
     return data, own, edges, rolled_values, results, (time.perf_counter() - t0) * 1000
+
+
+# The graph of the last run of each of a few cycles in this process (``propagation.Graph``): the
+# next run of the cycle computes again only the nodes a change reached (``repropagate``), when
+# only own healths changed; otherwise, or in another process, it propagates in full. What is
+# kept is a function of its own healths and edges alone, which the next run compares with its
+# own: a run that fails, or a write made anywhere, cannot make it wrong.
+_GRAPHS = OrderedDict()
+KEPT_GRAPHS = 2
+
+
+def _propagate(cycle_id, own, edges):
+    graph = _GRAPHS.pop(cycle_id, None)
+    graph = graph and propagation.repropagate(graph, own, edges)
+    if graph is None:
+        graph = propagation.propagate_graph(own, edges)
+    _GRAPHS[cycle_id] = graph
+    while len(_GRAPHS) > KEPT_GRAPHS:
+        _GRAPHS.popitem(last=False)
+    return graph.results
+
+
+def forget():
+    """Drop what this process kept from earlier runs (graphs, the rules' units): the next run
+    of every cycle computes everything."""
+    _GRAPHS.clear()
+    alignment_rules.forget()
 
 
 @contextmanager
@@ -548,15 +576,24 @@ def _described_path(path, reason, data, results):
 
 
 def _diff(data, results):
+    """The rows whose stored result differs, and (effective, has causes) before and after of
+    the nodes where either may differ: a node left out has the same before and after."""
     changed_o, changed_k, before, after = [], [], {}, {}
+    objectives, key_results = data["objectives"], data["key_results"]
     for node, r in results.items():
         kind, pk = node
-        row = data["objectives"][pk] if kind == OBJ else data["key_results"][pk]
-        causes = [_described_path(path, reason, data, results)
-                  for path, reason in zip(r.causes, r.reasons, strict=True)]
-        before[node] = (row["effective_health"] or None, bool(row["risk_causes"]))
+        row = objectives[pk] if kind == OBJ else key_results[pk]
+        old = row["effective_health"] or None
+        if r.causes:
+            causes = [_described_path(path, reason, data, results)
+                      for path, reason in zip(r.causes, r.reasons, strict=True)]
+        elif old == r.effective and not row["risk_causes"]:
+            continue  # most nodes: the same health, no causes before or after
+        else:
+            causes = []
+        before[node] = (old, bool(row["risk_causes"]))
         after[node] = (r.effective, bool(causes))
-        if (row["effective_health"] or None) != r.effective or row["risk_causes"] != causes:
+        if old != r.effective or row["risk_causes"] != causes:
             item = {"id": pk, "eff": r.effective or "", "causes": causes}
             (changed_o if kind == OBJ else changed_k).append(item)
             row["risk_causes"] = causes
@@ -690,10 +727,18 @@ def recompute_all(*, dirty_only=True):
 
 def _load_flows(cycle):
     """The objectives' progress settings and stored flow results: one query."""
-    rows = Objective.objects.filter(organization_id=cycle.organization_id, cycle=cycle).exclude(
+    rows = _rows(Objective.objects.filter(
+        organization_id=cycle.organization_id, cycle=cycle).exclude(
         state=Objective.State.RETIRED).values(
         "id", "level", "progress_mode", "key_results_weight", "weight", "rolled_progress",
-        "risk_above", "impact", "team__kind")
+        "team__kind", above_text=Cast("risk_above", TextField()),
+        impact_text=Cast("impact", TextField())))
+    for row in rows:
+        # Most objectives have neither: no JSON decoding for them.
+        text = row.pop("above_text")
+        row["risk_above"] = {} if text == "{}" else json.loads(text)
+        text = row.pop("impact_text")
+        row["impact"] = {} if text == "{}" else json.loads(text)
     return {row["id"]: row for row in rows}
 
 
@@ -795,7 +840,8 @@ def _flow_notes(cycle, data, results, before):
             "objective_id": upper, "title": row["title"], "causes": row["risk_causes"],
             "details": {"below": items[:BELOW_LISTED],
                         "more": max(0, len(items) - BELOW_LISTED)}}))
-    turned = [pk for pk in f["impact"] if before.get((OBJ, pk), (None,))[0] not in bad]
+    turned = [pk for pk in f["impact"] if before.get(
+        (OBJ, pk), (data["objectives"][pk]["effective_health"] or None,))[0] not in bad]
     if turned:
         from orgs.models import Membership, Role
 
