@@ -172,6 +172,7 @@ def forget():
     """Drop what this process kept from earlier runs (graphs, the rules' units): the next run
     of every cycle computes everything."""
     _GRAPHS.clear()
+    _HEALTHS.clear()
     alignment_rules.forget()
 
 
@@ -512,19 +513,30 @@ def _own_health_and_edges(cycle, data, now):
     # The health alone, without the sentences (``progress.key_result_health``): the same
     # result as ``assess_key_result`` at a fraction of the cost.
     key_result_health = progress.key_result_health
+    kept, kept_now = _HEALTHS.previous, _HEALTHS.current
     for pk, k in list(key_results.items()):
-        try:
-            done, health = key_result_health(
-                k["kind"], k["start_value"], k["target_value"],
-                k["current_value"], k["is_done"], k["confidence"] or None, elapsed,
-                k["last_check_in_at"], now)
-        except (ValueError, TypeError, ArithmeticError):
-            done, health = None, k["confidence"] or None
-        except Exception as e:  # one bad row never stops the cycle's recompute
-            del key_results[pk]
-            skipped.append(_skip(cycle, KR, pk, k["title"], k["objective_id"],
-                                 f"{type(e).__name__}: {e}"))
-            continue
+        # Its own health depends on these alone (``now`` only through staleness; the values
+        # are Decimals, ``_assessable``): kept from the last run when they are the same.
+        last = k["last_check_in_at"]
+        key = (k["kind"], k["start_value"], k["target_value"], k["current_value"],
+               k["is_done"], k["confidence"] or None, elapsed,
+               bool(last and elapsed < 1 and now - last > progress.STALE_AFTER))
+        found = kept_now.get(key) or kept.get(key)
+        if found is None:
+            try:
+                found = key_result_health(
+                    k["kind"], k["start_value"], k["target_value"],
+                    k["current_value"], k["is_done"], k["confidence"] or None, elapsed,
+                    last, now)
+            except (ValueError, TypeError, ArithmeticError):
+                found = None, k["confidence"] or None
+            except Exception as e:  # one bad row never stops the cycle's recompute
+                del key_results[pk]
+                skipped.append(_skip(cycle, KR, pk, k["title"], k["objective_id"],
+                                     f"{type(e).__name__}: {e}"))
+                continue
+        kept_now[key] = found
+        done, health = found
         own[(KR, pk)] = health
         # An objective's own health comes from its own team's key results; another team's key
         # result on it rolls up (a reason of its own: "its key results", naming that team).
@@ -536,10 +548,15 @@ def _own_health_and_edges(cycle, data, now):
                           float(k["weight"])))
         if k["feeds_id"] in key_results:
             edges.append(Edge((KR, pk), (KR, k["feeds_id"]), ROLLUP, 1.0))
+    own_progress = data.setdefault("own_progress", {})
     for pk, o in list(objectives.items()):
         try:
-            done, own[(OBJ, pk)] = progress.objective_health(parts[pk])
-            data.setdefault("own_progress", {})[pk] = done
+            key = (OBJ, *parts[pk])  # (progress, health, weight) of its own key results
+            found = kept_now.get(key) or kept.get(key)
+            if found is None:
+                found = progress.objective_health(key[1:])
+            kept_now[key] = found
+            own_progress[pk], own[(OBJ, pk)] = found
         except Exception as e:  # one bad row never stops the cycle's recompute
             del objectives[pk]
             skipped.append(_skip(cycle, OBJ, pk, o["title"], pk, f"{type(e).__name__}: {e}"))
@@ -551,7 +568,27 @@ def _own_health_and_edges(cycle, data, now):
         dst = (OBJ, down_o) if down_o else (KR, down_k)
         edges.append(Edge(src, dst, BROKEN if status == Dependency.Status.BROKEN else DEPENDS))
     edges = [e for e in edges if e.src in own and e.dst in own]
+    _HEALTHS.rotate()
     return own, edges, rolled_values
+
+
+class _Kept:
+    """Results of a pure function kept from one run to the next, keyed by its arguments: the
+    current run's and the last run's (``rotate``), so memory stays about one run's worth."""
+
+    def __init__(self):
+        self.current, self.previous = {}, {}
+
+    def rotate(self):
+        self.previous, self.current = self.current, {}
+
+    def clear(self):
+        self.current, self.previous = {}, {}
+
+
+# Own healths of key results and objectives, by what they depend on (``_own_health_and_edges``).
+# Shared by the cycles of this process: the key is the whole input.
+_HEALTHS = _Kept()
 
 
 def _describe(node, data, results):
