@@ -359,13 +359,15 @@ def digest_of(parts, seed):
 
 def _load(cycle):
     # What a run reads must be in its fingerprint (``_READS``), or a run that skips would miss
-    # a change of it.
+    # a change of it. In the order of ids: the edges' order decides which causes a node keeps
+    # (``propagation._causes``), so a run's result does not depend on where PostgreSQL stored
+    # the rows it read, and a run can start from the last one's graph (``repropagate``).
     org = cycle.organization_id
     objectives = {
         row["id"]: row for row in _rows(Objective.objects.filter(organization_id=org, cycle=cycle)
         .exclude(state=Objective.State.RETIRED)
         .values("id", "parent_id", "team_id", "title", "effective_health",
-                "team__name", "team__lead_id", causes_text=CAUSES_TEXT))
+                "team__name", "team__lead_id", causes_text=CAUSES_TEXT).order_by("id"))
     }
     key_results = {
         row["id"]: row for row in _rows(KeyResult.objects.filter(
@@ -375,13 +377,14 @@ def _load(cycle):
                 "current_value", "is_done", "confidence", "last_check_in_at", "weight",
                 "feeds_id", "rollup", "owner_id", "owner_team_id", "owner_team__name",
                 "owner_team__lead_id",
-                "effective_health", causes_text=CAUSES_TEXT))
+                "effective_health", causes_text=CAUSES_TEXT).order_by("id"))
     }
     dependencies = list(
         Dependency.objects.filter(organization_id=org, cycle=cycle,
                                   status__in=Dependency.PROPAGATING)
         .values_list("upstream_objective_id", "upstream_key_result_id",
                      "downstream_objective_id", "downstream_key_result_id", "status")
+        .order_by("id")
     )
     share_leads = defaultdict(set)
     for objective_id, lead_id in ObjectiveShare.objects.filter(

@@ -251,16 +251,33 @@ def propagate_graph(own, edges, *, max_causes=MAX_CAUSES):
 
 def repropagate(graph, own, edges, *, max_causes=MAX_CAUSES):
     """``propagate_graph(own, edges)`` computed from ``graph``, a full run's, when only own
-    healths changed (the same nodes, the same edges in the same order; None otherwise: the
-    caller runs in full). A node's result depends only on its own health, its input edges and
-    its inputs' results: so only the nodes whose own health changed are computed again, then,
-    in the full run's topological order (still valid: the same edges), those whose input's
-    result changed, and the others keep theirs. The results are those of a full run."""
-    if edges != graph.edges or own.keys() != graph.own.keys():
+    healths and the kinds or weights of edges changed (the same nodes, the same edges' ends in
+    the same order; None otherwise: the caller runs in full). A node's result depends only on
+    its own health, its input edges and its inputs' results: so only the nodes whose own
+    health or input edges changed are computed again, then, in the full run's topological
+    order (still valid: the same ends), those whose input's result changed, and the others
+    keep theirs. The results are those of a full run."""
+    if len(edges) != len(graph.edges) or own.keys() != graph.own.keys():
         return None
     old_own, inputs, outputs, place = graph.own, graph.inputs, graph.outputs, graph.place
+    dirty = {node for node, health in own.items() if old_own[node] != health}
+    if edges != graph.edges:
+        # The same edges but for the kind or weight of some (a dependency broken or mended, a
+        # weight changed): their ends stay, so the order does too; the nodes they feed change.
+        fed = set()
+        for new, old in zip(edges, graph.edges, strict=True):
+            if new != old:
+                if new.src != old.src or new.dst != old.dst:
+                    return None
+                fed.add(new.dst)
+        # Their input edges again, in the order of ``edges`` (as ``propagate`` makes them).
+        inputs = {**inputs, **{dst: [] for dst in fed if dst in inputs}}
+        for e in edges:
+            if e.dst in fed and e.src in own and e.dst in own:
+                inputs[e.dst].append(e)
+        dirty |= fed & inputs.keys()
     results = dict(graph.results)
-    heap = [place[node] for node, health in own.items() if old_own[node] != health]
+    heap = [place[node] for node in dirty]
     if not heap:
         return Graph(own, edges, inputs, outputs, place, results)
     by_place = list(graph.results)

@@ -205,25 +205,31 @@ def test_repropagate_gives_the_results_of_a_full_propagation(seed):
     rng = random.Random(seed)
     own, edges = _random_network(rng, 1200)
     graph = propagation.propagate_graph(own, edges)
-    for _ in range(5):
+    for _ in range(8):
         own = dict(own)
-        for node in rng.sample(list(own), rng.choice((1, 3, 40))):
+        for node in rng.sample(list(own), rng.choice((0, 1, 3, 40))):
             own[node] = rng.choice(HEALTHS)
-        graph = propagation.repropagate(graph, own, list(edges))
+        edges = list(edges)
+        for i in rng.sample(range(len(edges)), rng.choice((0, 0, 1, 5))):
+            edges[i] = edges[i]._replace(kind=rng.choice((ROLLUP, OWN, DEPENDS, BROKEN)),
+                                         weight=float(rng.choice((1, 3))))
+        graph = propagation.repropagate(graph, own, edges)
         full = propagation.propagate(own, edges)
         assert graph.results == full
         assert list(graph.results) == list(propagation.propagate_graph(own, edges).results)
 
 
-def test_repropagate_declines_when_the_edges_or_the_nodes_change():
+def test_repropagate_declines_when_the_ends_of_edges_or_the_nodes_change():
     rng = random.Random(9)
     own, edges = _random_network(rng, 200)
     graph = propagation.propagate_graph(own, edges)
     assert propagation.repropagate(graph, own, edges[1:]) is None
     assert propagation.repropagate(graph, {**own, ("k", 10_000): None}, edges) is None
-    changed = [edges[0]._replace(kind=BROKEN if edges[0].kind != BROKEN else DEPENDS),
-               *edges[1:]]
-    assert propagation.repropagate(graph, own, changed) is None
+    assert propagation.repropagate(graph, own, [edges[1], edges[0], *edges[2:]]) is None
+    broken = [edges[0]._replace(kind=BROKEN if edges[0].kind != BROKEN else DEPENDS),
+              *edges[1:]]
+    assert propagation.repropagate(graph, own, broken).results == propagation.propagate(
+        own, broken)
 
 
 def test_the_rules_that_ignore_the_clock_read_no_dependency_and_no_key_result_date(revenue):
