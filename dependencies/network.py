@@ -564,8 +564,8 @@ def _own_health_and_edges(cycle, data, now):
             del objectives[pk]
             skipped.append(_skip(cycle, OBJ, pk, o["title"], pk, f"{type(e).__name__}: {e}"))
             continue
-        if o["parent_id"] in objectives:
-            edges.append(Edge((OBJ, pk), (OBJ, o["parent_id"]), ROLLUP, 1.0))
+    for child, parent in _alignment_pairs(objectives):
+        edges.append(Edge((OBJ, child), (OBJ, parent), ROLLUP, 1.0))
     for up_o, up_k, down_o, down_k, status in data["dependencies"]:
         src = (OBJ, up_o) if up_o else (KR, up_k)
         dst = (OBJ, down_o) if down_o else (KR, down_k)
@@ -573,6 +573,14 @@ def _own_health_and_edges(cycle, data, now):
     edges = [e for e in edges if e.src in own and e.dst in own]
     _HEALTHS.rotate()
     return own, edges, rolled_values
+
+
+def _alignment_pairs(objectives):
+    """The alignment edges, (child, parent) objective ids, in a stable order (the children's
+    ids): an objective rolls up into the objective it is aligned to."""
+    for pk, o in objectives.items():
+        if o["parent_id"] in objectives:
+            yield pk, o["parent_id"]
 
 
 class _Kept:
