@@ -289,6 +289,9 @@ class FindingsReport(models.Model):
     high = models.PositiveIntegerField(default=0)
     medium = models.PositiveIntegerField(default=0)
     low = models.PositiveIntegerField(default=0)
+    # A digest of what the rules that do not read the clock read when these findings were
+    # stored (``alignment.report.inputs_digest``): while it holds, their findings are reused.
+    inputs = models.CharField(max_length=64, blank=True, default="")
 
     objects = org_manager()
 

@@ -28,25 +28,34 @@ from . import rules
 from .models import Finding, FindingsReport
 
 
+def _querysets(org, cycle):
+    """The rows the rules read: the cycle's live objectives and their key results."""
+    objectives = (
+        Objective.objects.for_org(org).filter(cycle=cycle).exclude(state="retired")
+        .values("id", "title", "team_id", "team__name", "team__kind", "parent_id", "is_local",
+                "state", "team__lead_id", "team__lead__full_name", "theme__name", "commitment"))
+    key_results = (
+        KeyResult.objects.for_org(org).filter(objective__cycle=cycle)
+        .exclude(objective__state="retired"))
+    return objectives, key_results
+
+
 def cycle_data(org, cycle, *, now=None):
+    objectives_rows, key_results_rows = _querysets(org, cycle)
     objectives = [
         rules.Objective(
             id=o["id"], title=o["title"], team_id=o["team_id"], team=o["team__name"],
             team_kind=o["team__kind"], parent_id=o["parent_id"], is_local=o["is_local"],
             state=o["state"], owner_id=o["team__lead_id"], owner=o["team__lead__full_name"] or "",
             theme=o["theme__name"] or "", commitment=o["commitment"])
-        for o in Objective.objects.for_org(org).filter(cycle=cycle).exclude(state="retired")
-        .values("id", "title", "team_id", "team__name", "team__kind", "parent_id", "is_local",
-                "state", "team__lead_id", "team__lead__full_name", "theme__name", "commitment")
+        for o in objectives_rows
     ]
     key_results = [
         rules.KeyResult(id=k["id"], objective_id=k["objective_id"], title=k["title"],
                         created_at=k["created_at"], last_check_in_at=k["last_check_in_at"],
                         owner_team=k["owner_team__name"] or "")
-        for k in KeyResult.objects.for_org(org).filter(objective__cycle=cycle)
-        .exclude(objective__state="retired")
-        .values("id", "objective_id", "title", "created_at", "last_check_in_at",
-                "owner_team__name")
+        for k in key_results_rows.values("id", "objective_id", "title", "created_at",
+                                         "last_check_in_at", "owner_team__name")
     ]
     dependencies = [
         rules.Dependency(id=d["id"], status=d["status"], created_at=d["created_at"],
@@ -63,11 +72,56 @@ def cycle_data(org, cycle, *, now=None):
                        now=now or timezone.now())
 
 
-def findings(org, cycle, *, now=None):
-    """Run the rules on the cycle's current data. Only the recompute calls this (through
-    ``prepare``); pages read what it stored."""
+# What the rules that do not read the clock read (``UNTIMED_KEY_RESULT``: of key results, only
+# these columns; dependencies and the clock are read by ``TIMED`` rules alone, a test checks
+# it). A rule that reads more adds it here and to ``inputs_digest``.
+UNTIMED_KEY_RESULT = ("id", "objective_id", "title", "owner_team__name")
+
+
+def inputs_digest(org, cycle):
+    """A digest of everything the rules that do not read the clock read (the cycle's live
+    objectives with their teams, leads and themes; of its key results ``UNTIMED_KEY_RESULT``;
+    the organization's alignment settings), of their stored findings, and of the code. Taken
+    before the rules read: equal to the one stored with the report, their findings are those
+    stored (``findings``). A check-in or a dependency's answer leaves it as it is."""
+    from dependencies import network
+
+    objectives, key_results = _querysets(org, cycle)
+    parts = [_sql(objectives), _sql(key_results.values(*UNTIMED_KEY_RESULT)),
+             ("SELECT id, alignment_model, local_share_limit FROM orgs_organization "
+              "WHERE id = %s", [org.pk]),
+             _sql(Finding.objects.for_org(org).filter(cycle=cycle).exclude(
+                 rule__in=TIMED_RULES).values("id", "rule", "severity", "message", "who",
+                                              "objective_id", "key_result_id",
+                                              "dependency_id"))]
+    return network.digest_of(parts, f"rules {network.code_version()}")
+
+
+def _sql(queryset):
+    return queryset.order_by().query.get_compiler(queryset.db).as_sql()
+
+
+def findings(org, cycle, *, now=None, inputs=None, stored=None):
+    """The rules' findings on the cycle's current data. Only the recompute calls this (through
+    ``prepare``); pages read what it stored.
+
+    inputs, stored: the digest of the rules' inputs taken now (``inputs_digest``) and the
+    stored findings' rows (id, rule, severity, message, who, objective, key result,
+    dependency). When the digest is the one stored with the report, the rules that do not
+    read the clock would find what they found then: their stored findings are returned with
+    what the clock's rules find now. Otherwise every rule runs (each keeps the units of its
+    input that did not change from its last run, ``rules.UNITS``)."""
     if cycle is None:
         return []
+    if inputs is not None and stored is not None and inputs == FindingsReport.objects.for_org(
+            org).filter(cycle=cycle).values_list("inputs", flat=True).first():
+        found = [f for rule in TIMED for f in rule(timed_data(org, cycle, now or timezone.now()))]
+        found += [rules.Finding(rule=rule, severity=severity, message=message, who=who,
+                                objective_id=o, key_result_id=k, dependency_id=d)
+                  for _, rule, severity, message, who, o, k, d in stored
+                  if rule not in TIMED_RULES]
+        return sorted(found, key=lambda f: (rules.SEVERITY_ORDER[f.severity], f.rule,
+                                            f.message))
     return rules.run_all(cycle_data(org, cycle, now=now))
 
 
@@ -102,6 +156,7 @@ class Pending:
     add: list  # rules.Finding to insert
     remove: list  # ids of stored rows to delete
     kept: Counter = None  # reused stored findings by severity (``prepare(reuse=True)``)
+    inputs: str | None = None  # the digest of the rules' inputs (``inputs_digest``)
 
 
 # The rules whose findings depend on the clock (``Cycle.now``); the others depend only on the
@@ -150,21 +205,26 @@ def prepare(cycle, *, now=None, reuse=False):
 
     reuse: the cycle's data is as it was when its findings were stored (the recompute checked
     it, ``dependencies.network.fingerprint``): only the rules that depend on the clock run; the
-    other findings stay as they are, counted in SQL."""
+    other findings stay as they are, counted in SQL. Otherwise the digest of the rules' inputs
+    decides (``findings``)."""
     now = now or timezone.now()
-    stored_rows = Finding.objects.for_org(cycle.organization).filter(cycle=cycle)
-    kept = None
+    org = cycle.organization
+    stored_rows = Finding.objects.for_org(org).filter(cycle=cycle)
+    kept = inputs = None
+    columns = ("id", "rule", "severity", "message", "who", "objective_id", "key_result_id",
+               "dependency_id")
     if reuse:
-        data = timed_data(cycle.organization, cycle, now)
+        data = timed_data(org, cycle, now)
         found = [f for rule in TIMED for f in rule(data)]
         kept = Counter(dict(stored_rows.exclude(rule__in=TIMED_RULES).values_list("severity")
                             .annotate(n=Count("id")).order_by()))
-        stored_rows = stored_rows.filter(rule__in=TIMED_RULES)
+        rows = stored_rows.filter(rule__in=TIMED_RULES).values_list(*columns)
     else:
-        found = findings(cycle.organization, cycle, now=now)
+        inputs = inputs_digest(org, cycle)  # before the rules read
+        rows = list(stored_rows.values_list(*columns))
+        found = findings(org, cycle, now=now, inputs=inputs, stored=rows)
     stored = {}
-    for pk, *key in stored_rows.values_list("id", "rule", "severity", "message", "who",
-                                            "objective_id", "key_result_id", "dependency_id"):
+    for pk, *key in rows:
         stored.setdefault(_key(*key), []).append(pk)
     add = []
     for f in found:
@@ -174,7 +234,7 @@ def prepare(cycle, *, now=None, reuse=False):
             ids.pop()  # unchanged: kept as it is
         else:
             add.append(f)
-    return Pending(found, add, [pk for ids in stored.values() for pk in ids], kept)
+    return Pending(found, add, [pk for ids in stored.values() for pk in ids], kept, inputs)
 
 
 def save(cycle, pending, *, now=None):
@@ -186,6 +246,8 @@ def save(cycle, pending, *, now=None):
     if pending.add:
         _insert(cycle, pending.add)
     fields = counts(pending.found) | {"computed_at": now}
+    if pending.inputs is not None:
+        fields["inputs"] = pending.inputs
     if pending.kept:
         for severity, n in pending.kept.items():
             fields[severity] += n

@@ -21,6 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from difflib import SequenceMatcher
+from functools import partial
 from os.path import commonprefix
 
 HIGH, MEDIUM, LOW = "high", "medium", "low"
@@ -263,13 +264,51 @@ def too_local(cycle):
     return findings
 
 
+class _Units:
+    """What a rule found for one unit of its input (a sibling family, an objective with its
+    parent's titles), kept from one run to the next in this process, keyed by everything the
+    unit's result depends on: the key is the input itself, so a hit is the result the rule
+    would compute again, and only the units whose input changed are computed. A run keeps the
+    units it used (``rotate``, at the end of ``run_all``): the rest go, so the memory stays
+    about one cycle's worth of units."""
+
+    def __init__(self):
+        self.current, self.previous = {}, {}
+
+    def get(self, key, compute):
+        found = self.current.get(key, _MISSING)
+        if found is _MISSING:
+            found = self.previous.get(key, _MISSING)
+            if found is _MISSING:
+                found = compute()
+            self.current[key] = found
+        return found
+
+    def rotate(self):
+        self.previous, self.current = self.current, {}
+
+    def clear(self):
+        self.current, self.previous = {}, {}
+
+
+_MISSING = object()
+UNITS = _Units()
+
+
+def forget():
+    """Drop what the rules kept between runs: the next run computes every unit."""
+    UNITS.clear()
+
+
 def copy_paste(cycle):
     by_id = {o.id: o for o in _live(cycle)}
     findings, cache = [], {}
     for o in _live(cycle):
         parent = by_id.get(o.parent_id)
         if parent is not None:
-            score = similar(o.title, parent.title, cache=cache)
+            # A unit: the pair of titles (the score depends on nothing else).
+            score = UNITS.get(("copy_paste", o.title, parent.title),
+                              partial(similar, o.title, parent.title, cache=cache))
             if score is not None:
                 findings.append(Finding(
                     "copy_paste", MEDIUM, f"“{o.title}” repeats its parent “{parent.title}” "
@@ -283,17 +322,29 @@ def kr_as_objective(cycle):
     krs_of = {}
     for k in cycle.key_results:
         krs_of.setdefault(k.objective_id, []).append(k)
-    findings, cache = [], {}
+    findings, cache, titles_of = [], {}, {}
     for o in _live(cycle):
-        for k in krs_of.get(o.parent_id, ()) if o.parent_id in by_id else ():
-            score = similar(o.title, k.title, cache=cache)
-            if score is not None:
-                findings.append(Finding(
-                    "kr_as_objective", MEDIUM, f"“{o.title}” repeats the parent's key result "
-                    f"“{k.title}”. A key result measures; the objective should say what the "
-                    "team wants to achieve.", o.team, o.id))
-                break
+        if o.parent_id not in by_id or o.parent_id not in krs_of:
+            continue
+        titles = titles_of.get(o.parent_id)
+        if titles is None:
+            titles = titles_of[o.parent_id] = tuple(k.title for k in krs_of[o.parent_id])
+        # A unit: the objective's title and its parent's key results' titles, in order.
+        title = UNITS.get(("kr_as_objective", o.title, titles),
+                          partial(_first_similar, o.title, titles, cache))
+        if title is not None:
+            findings.append(Finding(
+                "kr_as_objective", MEDIUM, f"“{o.title}” repeats the parent's key result "
+                f"“{title}”. A key result measures; the objective should say what the "
+                "team wants to achieve.", o.team, o.id))
     return findings
+
+
+def _first_similar(title, titles, cache):
+    for other in titles:
+        if similar(title, other, cache=cache) is not None:
+            return other
+    return None
 
 
 # Words too common to say what an objective is about.
@@ -326,43 +377,52 @@ def sibling_overlap(cycle):
         if len(siblings) < 2 or len({o.team_id for o in siblings}) < 2:
             continue
         siblings.sort(key=lambda o: o.id)
-        by_stem, stems_of = {}, []
-        for i, o in enumerate(siblings):
-            if o.title not in cache:
-                cache[o.title] = _Title(o.title)
-            stems_of.append(_stems(cache[o.title]))
-            for stem in stems_of[-1]:
-                by_stem.setdefault(stem, []).append(i)
-        # The pairs (i, j), i < j, that share a stem, in that order, made one i at a time: a
-        # family of a thousand siblings that all share a word would otherwise make half a
-        # million pairs first, most of them skipped once both ends are reported.
-        repeats, unreported = {}, set(range(len(siblings)))
-        for i, a in enumerate(siblings):
-            if not unreported:
-                break  # every pair left has both ends reported
-            if not stems_of[i]:
-                continue
-            others = set().union(*(by_stem[stem] for stem in stems_of[i]))
-            if i not in unreported:
-                others &= unreported
-            for j in sorted(j for j in others if j > i):
-                b = siblings[j]
-                if a.team_id == b.team_id or (a.id in repeats and b.id in repeats):
-                    continue
-                if alike(a.title, b.title, cache=cache):
-                    repeats.setdefault(a.id, b)
-                    repeats.setdefault(b.id, a)
-                    unreported.discard(i)
-                    unreported.discard(j)
-        parent = live[parent_id]
-        for o in siblings:
-            if (other := repeats.get(o.id)) is not None:
-                findings.append(Finding(
-                    "sibling_overlap", MEDIUM, f"“{o.title}” ({o.team}) and “{other.title}” "
-                    f"({other.team}) say the same thing under “{parent.title}”. Share one "
-                    "objective between the two teams, or say how each contributes in its own "
-                    "way.", f"{o.team} and {other.team}", o.id))
+        # A unit: the family (its parent's title, and each sibling's id, title and team).
+        key = ("sibling_overlap", live[parent_id].title,
+               tuple((o.id, o.title, o.team_id, o.team) for o in siblings))
+        findings += UNITS.get(key, partial(_family_overlap, live[parent_id], siblings, cache))
     return findings
+
+
+def _family_overlap(parent, siblings, cache):
+    """The overlap findings of one family of siblings (sorted by id)."""
+    findings = []
+    by_stem, stems_of = {}, []
+    for i, o in enumerate(siblings):
+        if o.title not in cache:
+            cache[o.title] = _Title(o.title)
+        stems_of.append(_stems(cache[o.title]))
+        for stem in stems_of[-1]:
+            by_stem.setdefault(stem, []).append(i)
+    # The pairs (i, j), i < j, that share a stem, in that order, made one i at a time: a
+    # family of a thousand siblings that all share a word would otherwise make half a
+    # million pairs first, most of them skipped once both ends are reported.
+    repeats, unreported = {}, set(range(len(siblings)))
+    for i, a in enumerate(siblings):
+        if not unreported:
+            break  # every pair left has both ends reported
+        if not stems_of[i]:
+            continue
+        others = set().union(*(by_stem[stem] for stem in stems_of[i]))
+        if i not in unreported:
+            others &= unreported
+        for j in sorted(j for j in others if j > i):
+            b = siblings[j]
+            if a.team_id == b.team_id or (a.id in repeats and b.id in repeats):
+                continue
+            if alike(a.title, b.title, cache=cache):
+                repeats.setdefault(a.id, b)
+                repeats.setdefault(b.id, a)
+                unreported.discard(i)
+                unreported.discard(j)
+    for o in siblings:
+        if (other := repeats.get(o.id)) is not None:
+            findings.append(Finding(
+                "sibling_overlap", MEDIUM, f"“{o.title}” ({o.team}) and “{other.title}” "
+                f"({other.team}) say the same thing under “{parent.title}”. Share one "
+                "objective between the two teams, or say how each contributes in its own "
+                "way.", f"{o.team} and {other.team}", o.id))
+    return tuple(findings)
 
 
 # The first word of a key result that describes work to do rather than a result to reach.
@@ -563,4 +623,5 @@ RULES = (too_many_company_objectives, orphans, strict_local, too_local, copy_pas
 
 def run_all(cycle):
     findings = [f for rule in RULES for f in rule(cycle)]
+    UNITS.rotate()  # keep the units this run used, for the next
     return sorted(findings, key=lambda f: (SEVERITY_ORDER[f.severity], f.rule, f.message))

@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -31,6 +31,7 @@ from django.utils import timezone
 from django_scopes import scopes_disabled
 
 from alignment import report as alignment_report
+from alignment import rules as alignment_rules
 from nudges import events
 from okrs import progress
 from okrs.models import Health, KeyResult, Objective, Rollup
@@ -142,9 +143,37 @@ def _compute(cycle, now):
     data = _load(cycle)
     t0 = time.perf_counter()
     own, edges, rolled_values = _own_health_and_edges(cycle, data, now)
-    results = propagation.propagate(own, edges)
+    results = _propagate(cycle.pk, own, edges)
     data["flows"] = _compute_flows(cycle, data, results)
     return data, own, edges, rolled_values, results, (time.perf_counter() - t0) * 1000
+
+
+# The graph of the last run of each of a few cycles in this process (``propagation.Graph``): the
+# next run of the cycle computes again only the nodes a change reached (``repropagate``), when
+# only own healths changed; otherwise, or in another process, it propagates in full. What is
+# kept is a function of its own healths and edges alone, which the next run compares with its
+# own: a run that fails, or a write made anywhere, cannot make it wrong.
+_GRAPHS = OrderedDict()
+KEPT_GRAPHS = 2
+
+
+def _propagate(cycle_id, own, edges):
+    graph = _GRAPHS.pop(cycle_id, None)
+    graph = graph and propagation.repropagate(graph, own, edges)
+    if graph is None:
+        graph = propagation.propagate_graph(own, edges)
+    _GRAPHS[cycle_id] = graph
+    while len(_GRAPHS) > KEPT_GRAPHS:
+        _GRAPHS.popitem(last=False)
+    return graph.results
+
+
+def forget():
+    """Drop what this process kept from earlier runs (graphs, the rules' units): the next run
+    of every cycle computes everything."""
+    _GRAPHS.clear()
+    _HEALTHS.clear()
+    alignment_rules.forget()
 
 
 @contextmanager
@@ -285,9 +314,6 @@ def fingerprint(cycle, now):
     results whose last check-in is older than ``progress.STALE_AFTER`` (they turn stale during
     a day). Equal digests: a run would read the same and compute the same. PostgreSQL computes
     it (one query, a few hundred bytes back); elsewhere the rows are hashed here."""
-    global _CODE_VERSION
-    if _CODE_VERSION is None:
-        _CODE_VERSION = _code_version()
     elapsed = progress.elapsed_share(cycle.start_date, cycle.end_date, timezone.localdate(now))
     stale = (KeyResult.objects.filter(organization_id=cycle.organization_id,
                                       objective__cycle=cycle,
@@ -296,23 +322,34 @@ def fingerprint(cycle, now):
     stale_sql, stale_params = stale.query.get_compiler(stale.db).as_sql()
     args = {"org": cycle.organization_id, "cycle": cycle.pk}
     timed = ", ".join(f"'{rule}'" for rule in alignment_report.TIMED_RULES)  # names in code
-    parts = [(name, sql.replace("{timed}", timed), args) for name, sql in _READS]
-    digest = hashlib.sha256(f"{_CODE_VERSION} {elapsed!r}".encode())
+    parts = [(sql.replace("{timed}", timed), args) for _, sql in _READS]
+    return digest_of([*parts, (stale_sql, stale_params)], f"{code_version()} {elapsed!r}")
+
+
+def code_version():
+    global _CODE_VERSION
+    if _CODE_VERSION is None:
+        _CODE_VERSION = _code_version()
+    return _CODE_VERSION
+
+
+def digest_of(parts, seed):
+    """A digest of the rows of some queries (``parts``: (sql, params) pairs, each selecting an
+    ``id`` column) and a seed. PostgreSQL computes it (one query, each part as the md5 of its
+    rows' text in the order of their ids: a few hundred bytes come back); elsewhere the rows
+    are hashed here."""
+    digest = hashlib.sha256(seed.encode())
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # Each part as the md5 of its rows' text in the order of their ids.
             compose = connection.ops.compose_sql
             columns = [compose(
                 "(SELECT md5(coalesce(string_agg(t::text, E'\n' ORDER BY t.id), '')) "
-                f"|| ' ' || count(*) FROM ({sql}) t)", params) for _, sql, params in parts]
-            columns.append(compose(
-                "(SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY t.id), '')) "
-                f"FROM ({stale_sql}) t)", stale_params))
+                f"|| ' ' || count(*) FROM ({sql}) t)", params) for sql, params in parts]
             cursor.execute("SELECT " + ", ".join(columns))
             for value in cursor.fetchone():
                 digest.update(f"{value}\n".encode())
         else:
-            for _, sql, params in [*parts, ("stale", stale_sql, stale_params)]:
+            for sql, params in parts:
                 cursor.execute(sql, params)
                 rows = sorted(repr(row) for row in cursor.fetchall())
                 digest.update(hashlib.md5("\n".join(rows).encode()).hexdigest().encode())
@@ -322,13 +359,15 @@ def fingerprint(cycle, now):
 
 def _load(cycle):
     # What a run reads must be in its fingerprint (``_READS``), or a run that skips would miss
-    # a change of it.
+    # a change of it. In the order of ids: the edges' order decides which causes a node keeps
+    # (``propagation._causes``), so a run's result does not depend on where PostgreSQL stored
+    # the rows it read, and a run can start from the last one's graph (``repropagate``).
     org = cycle.organization_id
     objectives = {
         row["id"]: row for row in _rows(Objective.objects.filter(organization_id=org, cycle=cycle)
         .exclude(state=Objective.State.RETIRED)
         .values("id", "parent_id", "team_id", "title", "effective_health",
-                "team__name", "team__lead_id", causes_text=CAUSES_TEXT))
+                "team__name", "team__lead_id", causes_text=CAUSES_TEXT).order_by("id"))
     }
     key_results = {
         row["id"]: row for row in _rows(KeyResult.objects.filter(
@@ -338,13 +377,14 @@ def _load(cycle):
                 "current_value", "is_done", "confidence", "last_check_in_at", "weight",
                 "feeds_id", "rollup", "owner_id", "owner_team_id", "owner_team__name",
                 "owner_team__lead_id",
-                "effective_health", causes_text=CAUSES_TEXT))
+                "effective_health", causes_text=CAUSES_TEXT).order_by("id"))
     }
     dependencies = list(
         Dependency.objects.filter(organization_id=org, cycle=cycle,
                                   status__in=Dependency.PROPAGATING)
         .values_list("upstream_objective_id", "upstream_key_result_id",
                      "downstream_objective_id", "downstream_key_result_id", "status")
+        .order_by("id")
     )
     share_leads = defaultdict(set)
     for objective_id, lead_id in ObjectiveShare.objects.filter(
@@ -476,19 +516,30 @@ def _own_health_and_edges(cycle, data, now):
     # The health alone, without the sentences (``progress.key_result_health``): the same
     # result as ``assess_key_result`` at a fraction of the cost.
     key_result_health = progress.key_result_health
+    kept, kept_now = _HEALTHS.previous, _HEALTHS.current
     for pk, k in list(key_results.items()):
-        try:
-            done, health = key_result_health(
-                k["kind"], k["start_value"], k["target_value"],
-                k["current_value"], k["is_done"], k["confidence"] or None, elapsed,
-                k["last_check_in_at"], now)
-        except (ValueError, TypeError, ArithmeticError):
-            done, health = None, k["confidence"] or None
-        except Exception as e:  # one bad row never stops the cycle's recompute
-            del key_results[pk]
-            skipped.append(_skip(cycle, KR, pk, k["title"], k["objective_id"],
-                                 f"{type(e).__name__}: {e}"))
-            continue
+        # Its own health depends on these alone (``now`` only through staleness; the values
+        # are Decimals, ``_assessable``): kept from the last run when they are the same.
+        last = k["last_check_in_at"]
+        key = (k["kind"], k["start_value"], k["target_value"], k["current_value"],
+               k["is_done"], k["confidence"] or None, elapsed,
+               bool(last and elapsed < 1 and now - last > progress.STALE_AFTER))
+        found = kept_now.get(key) or kept.get(key)
+        if found is None:
+            try:
+                found = key_result_health(
+                    k["kind"], k["start_value"], k["target_value"],
+                    k["current_value"], k["is_done"], k["confidence"] or None, elapsed,
+                    last, now)
+            except (ValueError, TypeError, ArithmeticError):
+                found = None, k["confidence"] or None
+            except Exception as e:  # one bad row never stops the cycle's recompute
+                del key_results[pk]
+                skipped.append(_skip(cycle, KR, pk, k["title"], k["objective_id"],
+                                     f"{type(e).__name__}: {e}"))
+                continue
+        kept_now[key] = found
+        done, health = found
         own[(KR, pk)] = health
         # An objective's own health comes from its own team's key results; another team's key
         # result on it rolls up (a reason of its own: "its key results", naming that team).
@@ -500,22 +551,55 @@ def _own_health_and_edges(cycle, data, now):
                           float(k["weight"])))
         if k["feeds_id"] in key_results:
             edges.append(Edge((KR, pk), (KR, k["feeds_id"]), ROLLUP, 1.0))
+    own_progress = data.setdefault("own_progress", {})
     for pk, o in list(objectives.items()):
         try:
-            done, own[(OBJ, pk)] = progress.objective_health(parts[pk])
-            data.setdefault("own_progress", {})[pk] = done
+            key = (OBJ, *parts[pk])  # (progress, health, weight) of its own key results
+            found = kept_now.get(key) or kept.get(key)
+            if found is None:
+                found = progress.objective_health(key[1:])
+            kept_now[key] = found
+            own_progress[pk], own[(OBJ, pk)] = found
         except Exception as e:  # one bad row never stops the cycle's recompute
             del objectives[pk]
             skipped.append(_skip(cycle, OBJ, pk, o["title"], pk, f"{type(e).__name__}: {e}"))
             continue
-        if o["parent_id"] in objectives:
-            edges.append(Edge((OBJ, pk), (OBJ, o["parent_id"]), ROLLUP, 1.0))
+    for child, parent in _alignment_pairs(objectives):
+        edges.append(Edge((OBJ, child), (OBJ, parent), ROLLUP, 1.0))
     for up_o, up_k, down_o, down_k, status in data["dependencies"]:
         src = (OBJ, up_o) if up_o else (KR, up_k)
         dst = (OBJ, down_o) if down_o else (KR, down_k)
         edges.append(Edge(src, dst, BROKEN if status == Dependency.Status.BROKEN else DEPENDS))
     edges = [e for e in edges if e.src in own and e.dst in own]
+    _HEALTHS.rotate()
     return own, edges, rolled_values
+
+
+def _alignment_pairs(objectives):
+    """The alignment edges, (child, parent) objective ids, in a stable order (the children's
+    ids): an objective rolls up into the objective it is aligned to."""
+    for pk, o in objectives.items():
+        if o["parent_id"] in objectives:
+            yield pk, o["parent_id"]
+
+
+class _Kept:
+    """Results of a pure function kept from one run to the next, keyed by its arguments: the
+    current run's and the last run's (``rotate``), so memory stays about one run's worth."""
+
+    def __init__(self):
+        self.current, self.previous = {}, {}
+
+    def rotate(self):
+        self.previous, self.current = self.current, {}
+
+    def clear(self):
+        self.current, self.previous = {}, {}
+
+
+# Own healths of key results and objectives, by what they depend on (``_own_health_and_edges``).
+# Shared by the cycles of this process: the key is the whole input.
+_HEALTHS = _Kept()
 
 
 def _describe(node, data, results):
@@ -540,15 +624,24 @@ def _described_path(path, reason, data, results):
 
 
 def _diff(data, results):
+    """The rows whose stored result differs, and (effective, has causes) before and after of
+    the nodes where either may differ: a node left out has the same before and after."""
     changed_o, changed_k, before, after = [], [], {}, {}
+    objectives, key_results = data["objectives"], data["key_results"]
     for node, r in results.items():
         kind, pk = node
-        row = data["objectives"][pk] if kind == OBJ else data["key_results"][pk]
-        causes = [_described_path(path, reason, data, results)
-                  for path, reason in zip(r.causes, r.reasons, strict=True)]
-        before[node] = (row["effective_health"] or None, bool(row["risk_causes"]))
+        row = objectives[pk] if kind == OBJ else key_results[pk]
+        old = row["effective_health"] or None
+        if r.causes:
+            causes = [_described_path(path, reason, data, results)
+                      for path, reason in zip(r.causes, r.reasons, strict=True)]
+        elif old == r.effective and not row["risk_causes"]:
+            continue  # most nodes: the same health, no causes before or after
+        else:
+            causes = []
+        before[node] = (old, bool(row["risk_causes"]))
         after[node] = (r.effective, bool(causes))
-        if (row["effective_health"] or None) != r.effective or row["risk_causes"] != causes:
+        if old != r.effective or row["risk_causes"] != causes:
             item = {"id": pk, "eff": r.effective or "", "causes": causes}
             (changed_o if kind == OBJ else changed_k).append(item)
             row["risk_causes"] = causes
@@ -682,10 +775,18 @@ def recompute_all(*, dirty_only=True):
 
 def _load_flows(cycle):
     """The objectives' progress settings and stored flow results: one query."""
-    rows = Objective.objects.filter(organization_id=cycle.organization_id, cycle=cycle).exclude(
+    rows = _rows(Objective.objects.filter(
+        organization_id=cycle.organization_id, cycle=cycle).exclude(
         state=Objective.State.RETIRED).values(
         "id", "level", "progress_mode", "key_results_weight", "weight", "rolled_progress",
-        "risk_above", "impact", "team__kind")
+        "team__kind", above_text=Cast("risk_above", TextField()),
+        impact_text=Cast("impact", TextField())))
+    for row in rows:
+        # Most objectives have neither: no JSON decoding for them.
+        text = row.pop("above_text")
+        row["risk_above"] = {} if text == "{}" else json.loads(text)
+        text = row.pop("impact_text")
+        row["impact"] = {} if text == "{}" else json.loads(text)
     return {row["id"]: row for row in rows}
 
 
@@ -787,7 +888,8 @@ def _flow_notes(cycle, data, results, before):
             "objective_id": upper, "title": row["title"], "causes": row["risk_causes"],
             "details": {"below": items[:BELOW_LISTED],
                         "more": max(0, len(items) - BELOW_LISTED)}}))
-    turned = [pk for pk in f["impact"] if before.get((OBJ, pk), (None,))[0] not in bad]
+    turned = [pk for pk in f["impact"] if before.get(
+        (OBJ, pk), (data["objectives"][pk]["effective_health"] or None,))[0] not in bad]
     if turned:
         from orgs.models import Membership, Role
 

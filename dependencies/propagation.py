@@ -30,6 +30,7 @@ Each node and each edge is visited once, in topological order (``graphlib``).
 """
 
 import gc
+import heapq
 from graphlib import CycleError, TopologicalSorter
 from typing import NamedTuple
 
@@ -142,7 +143,7 @@ def propagate(own, edges, *, max_causes=MAX_CAUSES):
     paused = gc.isenabled()
     gc.disable()
     try:
-        return _propagate(own, edges, max_causes)
+        return _propagate(own, edges, max_causes)[0]
     finally:
         if paused:
             gc.enable()
@@ -166,9 +167,7 @@ def _propagate(own, edges, max_causes):
     waiting = {node: len(ins) for node, ins in inputs.items()}
     ready = [node for node in own if node not in inputs]
     results = {}
-    bad = SEVERITY[AT_RISK]
-    # A result without causes is one of a few values: made once and shared (they are immutable).
-    plain = {(a, b, c): Result(a, b, (), c) for a in SEVERITY for b in SEVERITY for c in SEVERITY}
+    plain = _PLAIN
     while ready:
         node = ready.pop()
         for dst in outputs.get(node, ()):
@@ -179,38 +178,132 @@ def _propagate(own, edges, max_causes):
         if node not in inputs:  # most key results: nothing flows in, effective is own
             results[node] = plain.get((mine, mine, mine)) or Result(mine, mine, (), mine)
             continue
-        base_parts, parts, pulled = [], [], []  # pulled: (health it pushes here, source edge)
-        dependency = None
-        for e in inputs[node]:
-            src = results[e.src]
-            if e.kind in ROLLUPS:
-                base_parts.append((src.base, e.weight))
-                parts.append((src.effective, e.weight))
-                if SEVERITY[src.effective] >= bad:
-                    pulled.append((src.effective, e))
-            else:
-                upstream = OFF_TRACK if e.kind == BROKEN else src.effective
-                if SEVERITY[upstream] >= bad:
-                    pulled.append((upstream, e))
-                    dependency = AT_RISK
-        rolled_base, rolled = rollup_health(base_parts), rollup_health(parts)
-        # What dependencies below add to the roll-up: at risk at most.
-        if SEVERITY[rolled] > SEVERITY[rolled_base]:
-            dependency = AT_RISK
-        base = worst(mine, rolled_base)
-        effective = worst(base, dependency)
-        causes, reasons = (), ()
-        if SEVERITY[effective] > SEVERITY[mine]:
-            causes, reasons = _causes(pulled, results, max_causes)
-        results[node] = (Result(mine, effective, causes, base, reasons) if causes
-                         else plain.get((mine, effective, base))
-                         or Result(mine, effective, (), base))
+        results[node] = _result(mine, inputs[node], results, plain, max_causes)
     if len(results) < len(own):  # the loop check refuses loops; this is the last line of defence
         try:
             order(own, [e for ins in inputs.values() for e in ins])  # names the loop
         except CycleError as exc:
             raise ValueError(f"The network has a loop: {exc.args[1]}") from exc
-    return results
+    return results, inputs, outputs
+
+
+# A result without causes is one of a few values: made once and shared (they are immutable).
+_PLAIN = {(a, b, c): Result(a, b, (), c) for a in SEVERITY for b in SEVERITY for c in SEVERITY}
+_BAD = SEVERITY[AT_RISK]
+
+
+def _result(mine, ins, results, plain, max_causes):
+    """The result of a node with inputs: its own health ``mine`` and its input edges ``ins``
+    (in the order of ``edges``), whose sources' results are in ``results``."""
+    bad = _BAD
+    base_parts, parts, pulled = [], [], []  # pulled: (health it pushes here, source edge)
+    dependency = None
+    for e in ins:
+        src = results[e.src]
+        if e.kind in ROLLUPS:
+            base_parts.append((src.base, e.weight))
+            parts.append((src.effective, e.weight))
+            if SEVERITY[src.effective] >= bad:
+                pulled.append((src.effective, e))
+        else:
+            upstream = OFF_TRACK if e.kind == BROKEN else src.effective
+            if SEVERITY[upstream] >= bad:
+                pulled.append((upstream, e))
+                dependency = AT_RISK
+    rolled_base, rolled = rollup_health(base_parts), rollup_health(parts)
+    # What dependencies below add to the roll-up: at risk at most.
+    if SEVERITY[rolled] > SEVERITY[rolled_base]:
+        dependency = AT_RISK
+    base = worst(mine, rolled_base)
+    effective = worst(base, dependency)
+    causes, reasons = (), ()
+    if SEVERITY[effective] > SEVERITY[mine]:
+        causes, reasons = _causes(pulled, results, max_causes)
+    return (Result(mine, effective, causes, base, reasons) if causes
+            else plain.get((mine, effective, base)) or Result(mine, effective, (), base))
+
+
+class Graph(NamedTuple):
+    """What a full ``propagate`` worked on, kept to recompute after a change (``repropagate``):
+    its own healths, its edges as given, each node's input edges, each node's outputs, each
+    node's place in the topological order, and the results."""
+    own: dict
+    edges: list
+    inputs: dict
+    outputs: dict
+    place: dict
+    results: dict
+
+
+def propagate_graph(own, edges, *, max_causes=MAX_CAUSES):
+    """``propagate``, and the ``Graph`` to recompute from after a change."""
+    edges = list(edges)
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        results, inputs, outputs = _propagate(own, edges, max_causes)
+    finally:
+        if paused:
+            gc.enable()
+    place = {node: i for i, node in enumerate(results)}  # the order they were computed in
+    return Graph(own, edges, inputs, outputs, place, results)
+
+
+def repropagate(graph, own, edges, *, max_causes=MAX_CAUSES):
+    """``propagate_graph(own, edges)`` computed from ``graph``, a full run's, when only own
+    healths and the kinds or weights of edges changed (the same nodes, the same edges' ends in
+    the same order; None otherwise: the caller runs in full). A node's result depends only on
+    its own health, its input edges and its inputs' results: so only the nodes whose own
+    health or input edges changed are computed again, then, in the full run's topological
+    order (still valid: the same ends), those whose input's result changed, and the others
+    keep theirs. The results are those of a full run."""
+    if len(edges) != len(graph.edges) or own.keys() != graph.own.keys():
+        return None
+    old_own, inputs, outputs, place = graph.own, graph.inputs, graph.outputs, graph.place
+    dirty = {node for node, health in own.items() if old_own[node] != health}
+    if edges != graph.edges:
+        # The same edges but for the kind or weight of some (a dependency broken or mended, a
+        # weight changed): their ends stay, so the order does too; the nodes they feed change.
+        fed = set()
+        for new, old in zip(edges, graph.edges, strict=True):
+            if new != old:
+                if new.src != old.src or new.dst != old.dst:
+                    return None
+                fed.add(new.dst)
+        # Their input edges again, in the order of ``edges`` (as ``propagate`` makes them).
+        inputs = {**inputs, **{dst: [] for dst in fed if dst in inputs}}
+        for e in edges:
+            if e.dst in fed and e.src in own and e.dst in own:
+                inputs[e.dst].append(e)
+        dirty |= fed & inputs.keys()
+    results = dict(graph.results)
+    heap = [place[node] for node in dirty]
+    if not heap:
+        return Graph(own, edges, inputs, outputs, place, results)
+    by_place = list(graph.results)
+    heapq.heapify(heap)
+    queued = set(heap)
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        while heap:
+            node = by_place[heapq.heappop(heap)]
+            mine = own[node]
+            ins = inputs.get(node)
+            new = (_result(mine, ins, results, _PLAIN, max_causes) if ins is not None
+                   else _PLAIN.get((mine, mine, mine)) or Result(mine, mine, (), mine))
+            if new == results[node]:
+                continue
+            results[node] = new
+            for dst in outputs.get(node, ()):
+                if place[dst] not in queued:
+                    queued.add(place[dst])
+                    heapq.heappush(heap, place[dst])
+    finally:
+        if paused:
+            gc.enable()
+    # In the full run's order, so that anything iterating the results sees the same order.
+    return Graph(own, edges, inputs, outputs, place, results)
 
 
 def _causes(pulled, results, limit):

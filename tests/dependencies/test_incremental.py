@@ -1,0 +1,276 @@
+"""A recompute after a change computes again only what the change reached: the propagation
+from the graph this process kept of the cycle's last run (``propagation.repropagate``), own
+healths kept by their inputs, the rules by units of their input (``rules.UNITS``) or, when
+nothing they read changed, their stored findings (``report.inputs_digest``). What it stores
+must be exactly what a run from scratch stores: random changes of every kind, each followed
+by an incremental run, then a run with nothing kept (which must change nothing)."""
+
+import random
+from collections import Counter
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+from django_scopes import scope, scopes_disabled
+
+from alignment import report as alignment_report
+from alignment import rules
+from alignment.models import Finding, FindingsReport
+from dependencies import generate, network, propagation
+from dependencies.models import Dependency, NetworkState
+from dependencies.propagation import BROKEN, DEPENDS, OWN, ROLLUP, Edge
+from okrs.models import KeyResult, Objective
+from okrs.services import record_check_in
+
+pytestmark = pytest.mark.django_db
+
+HEALTHS = (None, "on_track", "at_risk", "off_track")
+
+
+def at(days=0, minutes=0):
+    day = timezone.localdate() + timedelta(days=days)
+    return timezone.make_aware(datetime.combine(day, time(9, minutes)))
+
+
+def stored(r):
+    """Everything a run writes that pages read, row by row."""
+    with scope(organization=r.org):
+        objectives = sorted(Objective.objects.for_org(r.org).filter(cycle=r.cycle).values_list(
+            "id", "effective_health", "risk_causes", "rolled_progress", "risk_above", "impact"))
+        key_results = sorted(KeyResult.objects.for_org(r.org).filter(
+            objective__cycle=r.cycle).values_list("id", "effective_health", "risk_causes",
+                                                  "current_value"))
+        findings = Counter(Finding.objects.for_org(r.org).filter(cycle=r.cycle).values_list(
+            "rule", "severity", "message", "who", "objective_id", "key_result_id",
+            "dependency_id"))
+        report = FindingsReport.objects.for_org(r.org).filter(cycle=r.cycle).values(
+            "total", "high", "medium", "low").get()
+        state = NetworkState.objects.for_org(r.org).filter(cycle=r.cycle).values(
+            "dirty", "skipped", "last_nodes", "last_edges").get()
+    return objectives, key_results, findings, report, state
+
+
+def run(r, now):
+    with scope(organization=r.org):
+        return network.run(r.cycle, now=now)
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Counts the runs that reused the kept graph and the rules' stored findings."""
+    calls = Counter()
+    repropagate, findings = propagation.repropagate, alignment_report.findings
+
+    def counted_repropagate(*args, **kwargs):
+        graph = repropagate(*args, **kwargs)
+        calls["incremental propagation" if graph is not None else "full propagation"] += 1
+        return graph
+
+    def counted_findings(org, cycle, *, now=None, inputs=None, stored=None):
+        unchanged = inputs is not None and inputs == FindingsReport.objects.for_org(org).filter(
+            cycle=cycle).values_list("inputs", flat=True).first()
+        calls["rules reused" if unchanged else "rules run"] += 1
+        return findings(org, cycle, now=now, inputs=inputs, stored=stored)
+
+    monkeypatch.setattr(propagation, "repropagate", counted_repropagate)
+    monkeypatch.setattr(alignment_report, "findings", counted_findings)
+    return calls
+
+
+def _check_in(r, rng):
+    k = rng.choice(list(KeyResult.objects.for_org(r.org).filter(
+        objective__cycle=r.cycle, kind="numeric").exclude(objective__state="retired")))
+    k.current_value = Decimal(rng.randint(0, 100))
+    k.confidence = rng.choice(HEALTHS[1:])
+    k.last_check_in_at = at(days=-rng.choice((0, 1, 20)))
+    k.save(update_fields=["current_value", "confidence", "last_check_in_at"])
+
+
+def _check_in_through_the_service(r, rng):
+    record_check_in(membership=r.mia_m, key_result=r.deals, confidence=rng.choice(HEALTHS[1:]),
+                    value=Decimal(rng.randint(0, 100)))
+
+
+def _title(r, rng):
+    objectives = list(Objective.objects.for_org(r.org).filter(cycle=r.cycle))
+    o = rng.choice(objectives)
+    # Sometimes its parent's or a sibling's title: a copy-paste or an overlap appears.
+    o.title = rng.choice([f"{o.title} again", rng.choice(objectives).title])
+    o.save(update_fields=["title"])
+
+
+def _key_result_title(r, rng):
+    k = rng.choice(list(KeyResult.objects.for_org(r.org).filter(objective__cycle=r.cycle)))
+    k.title = rng.choice(["Launch the new billing pipeline", f"{k.title} by 10%",
+                          "Reach 99.9% uptime"])
+    k.save(update_fields=["title"])
+
+
+def _dependency(r, rng):
+    d = rng.choice(list(Dependency.objects.for_org(r.org).filter(cycle=r.cycle)))
+    d.status = rng.choice([s for s in Dependency.Status.values if s != d.status])
+    d.save(update_fields=["status"])
+
+
+def _new_objective(r, rng):
+    parent = rng.choice(list(Objective.objects.for_org(r.org).filter(cycle=r.cycle)))
+    o = Objective.objects.create(
+        organization=r.org, cycle=r.cycle, team=parent.team, parent=parent,
+        title=rng.choice(["Grow the enterprise pipeline", parent.title, "Cut churn by half"]),
+        state="published", effective_health="", risk_causes=[])
+    KeyResult.objects.create(
+        organization=r.org, objective=o, title="Sign 4 new logos", owner_team=parent.team,
+        start_value=Decimal(0), target_value=Decimal(4), current_value=Decimal(1),
+        confidence=rng.choice(HEALTHS[1:]), effective_health="", risk_causes=[])
+
+
+def _weight(r, rng):
+    k = rng.choice(list(KeyResult.objects.for_org(r.org).filter(objective__cycle=r.cycle)))
+    k.weight = Decimal(rng.choice((1, 2, 3)))
+    k.save(update_fields=["weight"])
+
+
+def _retire(r, rng):
+    o = rng.choice(list(Objective.objects.for_org(r.org).filter(
+        cycle=r.cycle, parent__isnull=False, state="published")))
+    Objective.objects.filter(pk=o.pk).update(state=rng.choice(("retired", "draft")))
+
+
+CHANGES = (_check_in, _check_in, _check_in_through_the_service, _title, _key_result_title,
+           _dependency, _new_objective, _weight, _retire)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_an_incremental_run_stores_what_a_run_from_scratch_stores(revenue, counted, seed):
+    r = revenue
+    rng = random.Random(seed)
+    with scope(organization=r.org):
+        generate.build(r.org, r.cycle, 160, seed=seed)
+    network.forget()
+    run(r, at())
+    for step, change in enumerate([*CHANGES, *rng.choices(CHANGES, k=4)]):
+        with scope(organization=r.org):
+            change(r, rng)
+        now = at(minutes=2 * step + 1)
+        run(r, now)  # incremental: from what this process kept of the last run
+        after = stored(r)
+        network.forget()  # nothing kept, and no fingerprint: a run from scratch
+        with scopes_disabled():
+            NetworkState.objects.filter(cycle=r.cycle).update(fingerprint="")
+            FindingsReport.objects.filter(cycle=r.cycle).update(inputs="")
+        outcome = run(r, now)
+        assert (outcome.changed, outcome.alerts) == (0, 0), change.__name__
+        assert stored(r) == after, change.__name__
+    assert counted["incremental propagation"] >= 3, counted
+    assert counted["rules reused"] >= 3, counted
+    assert counted["full propagation"] >= 1 and counted["rules run"] >= 1, counted
+
+
+def test_a_check_in_reruns_no_rule_and_a_title_reruns_them(revenue, counted):
+    r = revenue
+    with scope(organization=r.org):
+        generate.build(r.org, r.cycle, 80)
+    run(r, at())
+    run(r, at(minutes=1))
+    counted.clear()
+    with scope(organization=r.org):
+        _check_in_through_the_service(r, random.Random(3))
+    run(r, at(minutes=2))
+    assert counted == {"rules reused": 1, "incremental propagation": 1}
+    with scope(organization=r.org):
+        Objective.objects.filter(pk=r.win.pk).update(title=r.arr.title)
+    run(r, at(minutes=3))
+    assert counted["rules run"] == 1
+    with scope(organization=r.org):
+        assert Finding.objects.filter(cycle=r.cycle, rule="copy_paste",
+                                      objective_id=r.win.pk).exists()
+
+
+def _random_network(rng, n):
+    nodes = [("o", i) for i in range(n // 4)] + [("k", i) for i in range(n - n // 4)]
+    rng.shuffle(nodes)  # a random topological order: edges go from earlier to later nodes
+    edges = []
+    for i, dst in enumerate(nodes[1:], 1):
+        for _ in range(rng.choice((0, 1, 1, 2, 3))):
+            edges.append(Edge(nodes[rng.randrange(i)], dst,
+                              rng.choice((ROLLUP, ROLLUP, OWN, DEPENDS, BROKEN)),
+                              float(rng.choice((1, 1, 2, 0.5)))))
+    rng.shuffle(edges)
+    return {node: rng.choice(HEALTHS) for node in nodes}, edges
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_repropagate_gives_the_results_of_a_full_propagation(seed):
+    rng = random.Random(seed)
+    own, edges = _random_network(rng, 1200)
+    graph = propagation.propagate_graph(own, edges)
+    for _ in range(8):
+        own = dict(own)
+        for node in rng.sample(list(own), rng.choice((0, 1, 3, 40))):
+            own[node] = rng.choice(HEALTHS)
+        edges = list(edges)
+        for i in rng.sample(range(len(edges)), rng.choice((0, 0, 1, 5))):
+            edges[i] = edges[i]._replace(kind=rng.choice((ROLLUP, OWN, DEPENDS, BROKEN)),
+                                         weight=float(rng.choice((1, 3))))
+        graph = propagation.repropagate(graph, own, edges)
+        full = propagation.propagate(own, edges)
+        assert graph.results == full
+        assert list(graph.results) == list(propagation.propagate_graph(own, edges).results)
+
+
+def test_repropagate_declines_when_the_ends_of_edges_or_the_nodes_change():
+    rng = random.Random(9)
+    own, edges = _random_network(rng, 200)
+    graph = propagation.propagate_graph(own, edges)
+    assert propagation.repropagate(graph, own, edges[1:]) is None
+    assert propagation.repropagate(graph, {**own, ("k", 10_000): None}, edges) is None
+    assert propagation.repropagate(graph, own, [edges[1], edges[0], *edges[2:]]) is None
+    broken = [edges[0]._replace(kind=BROKEN if edges[0].kind != BROKEN else DEPENDS),
+              *edges[1:]]
+    assert propagation.repropagate(graph, own, broken).results == propagation.propagate(
+        own, broken)
+
+
+def test_the_rules_that_ignore_the_clock_read_no_dependency_and_no_key_result_date(revenue):
+    """``report.inputs_digest`` covers what these rules read; dependencies and the dates of
+    key results are left out of it, so they must not change a finding of theirs."""
+    r = revenue
+    with scope(organization=r.org):
+        generate.build(r.org, r.cycle, 200)
+        data = alignment_report.cycle_data(r.org, r.cycle, now=at())
+    bare = rules.Cycle(
+        objectives=data.objectives, dependencies=[],
+        key_results=[rules.KeyResult(id=k.id, objective_id=k.objective_id, title=k.title,
+                                     owner_team=k.owner_team) for k in data.key_results],
+        alignment_model=data.alignment_model, local_share_limit=data.local_share_limit,
+        escalate_after_days=999, now=None)
+    untimed = [rule for rule in rules.RULES if rule not in alignment_report.TIMED]
+    assert len(untimed) == len(rules.RULES) - len(alignment_report.TIMED)
+    found = [f for rule in untimed for f in rule(data)]
+    assert found, "the generated network has findings"
+    assert [f for rule in untimed for f in rule(bare)] == found
+    columns = {"id", "objective_id", "title", "owner_team"}
+    assert {f"{c}__name" if c == "owner_team" else c for c in columns} == set(
+        alignment_report.UNTIMED_KEY_RESULT)
+
+
+def test_the_rules_units_give_what_the_rules_give_from_scratch(revenue):
+    r = revenue
+    rng = random.Random(5)
+    with scope(organization=r.org):
+        generate.build(r.org, r.cycle, 300)
+        data = alignment_report.cycle_data(r.org, r.cycle, now=at())
+    rules.forget()
+    rules.run_all(data)
+    titles = [o.title for o in data.objectives]
+    for _ in range(5):
+        changed = []
+        for o in data.objectives:
+            if rng.random() < 0.05:
+                o = rules.Objective(**{**o.__dict__, "title": rng.choice(titles)})
+            changed.append(o)
+        data = rules.Cycle(**{**data.__dict__, "objectives": changed})
+        kept = rules.run_all(data)
+        rules.forget()
+        assert kept == rules.run_all(data)
