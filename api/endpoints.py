@@ -6,11 +6,12 @@ same services, so the API allows what the UI allows and refuses with the same me
 """
 
 from datetime import datetime
+from typing import Literal
 
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.db.models import Q
 from django.http import Http404
-from ninja import NinjaAPI, Path, Query, Router
+from ninja import Field, NinjaAPI, Path, Query, Router
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as InputError
 
@@ -137,7 +138,7 @@ class Paging(s.Schema):
 @router.get("/cycles/", response={200: s.paged(s.Cycle), **ERRORS})
 @org_endpoint()
 def list_cycles(request, org_slug: Path[str], paging: Query[Paging],
-                status: str | None = None):
+                status: Literal["planning", "active", "closed"] | None = None):
     """The organization's cycles."""
     qs = Cycle.objects.for_org(_org(request))
     if status:
@@ -173,8 +174,8 @@ def get_team(request, org_slug: Path[str], team_id: int):
 class ObjectiveFilters(s.Schema):
     team: int | None = None
     cycle: int | None = None
-    state: str | None = None
-    health: str | None = None
+    state: s.ObjectiveState | None = None
+    health: s.Health | None = Field(None, description="The effective health.")
     updated_since: datetime | None = None
 
 
@@ -262,7 +263,7 @@ class KeyResultFilters(s.Schema):
     objective: int | None = None
     team: int | None = None
     cycle: int | None = None
-    health: str | None = None
+    health: s.Health | None = Field(None, description="The effective health.")
 
 
 @router.get("/key-results/", response={200: s.paged(s.KeyResult), **ERRORS})
@@ -389,7 +390,7 @@ def create_check_in(request, org_slug: Path[str], key_result_id: int, data: s.Ch
 class DependencyFilters(s.Schema):
     cycle: int | None = None
     team: int | None = None
-    state: str | None = None
+    state: s.DependencyState | None = None
     updated_since: datetime | None = None
 
 
@@ -475,8 +476,8 @@ def list_shares(request, org_slug: Path[str], paging: Query[Paging], objective: 
 def create_share(request, org_slug: Path[str], data: s.ShareCreate):
     caller = request.caller
     membership = caller.person()
-    objective = access_objective(membership, data.objective_id) if Objective.objects.for_org(
-        caller.org).filter(pk=data.objective_id).exists() else None
+    objective = Objective.objects.for_org(caller.org).select_related("cycle", "team").filter(
+        pk=data.objective_id).first()
     if objective is None:
         raise ValidationError({"objective_id": "Choose an objective of this organization."})
     share = dependency_services.share_objective(
@@ -508,7 +509,7 @@ def get_workflow(request, org_slug: Path[str], workflow_id: int):
 @router.get("/findings/", response={200: s.paged(s.Finding), **ERRORS})
 @org_endpoint()
 def list_findings(request, org_slug: Path[str], cycle: int, paging: Query[Paging],
-                  severity: str | None = None):
+                  severity: Literal["high", "medium", "low"] | None = None):
     """A cycle's misalignment findings, as the last recompute stored them (empty while the
     report is being prepared)."""
     org = _org(request)

@@ -9,5 +9,6 @@ class TokenForm(forms.Form):
     scope = forms.ChoiceField(choices=ApiToken.Scope.choices, initial=ApiToken.Scope.READ,
                               widget=forms.RadioSelect)
     expires_in_days = forms.TypedChoiceField(
-        label="Expires", initial=90, coerce=lambda v: int(v) if v else None, empty_value=None,
+        label="Expires", initial=90, required=False, empty_value=None,
+        coerce=lambda v: int(v) if v else None,
         choices=[("" if days is None else days, label) for days, label in EXPIRY_CHOICES])

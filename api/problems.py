@@ -38,7 +38,7 @@ def pydantic_errors(errors):
     out = {}
     for error in errors:
         loc = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path",
-                                                                  "payload")]
+                                                                  "data", "filters", "paging")]
         out.setdefault(".".join(loc) or "__all__", []).append(error.get("msg", "Invalid."))
     return out
 

@@ -9,6 +9,9 @@ from ninja import Field, Schema
 
 Health = Literal["on_track", "at_risk", "off_track"]
 HealthOrNone = Literal["on_track", "at_risk", "off_track", ""]
+ObjectiveState = Literal["draft", "proposed", "approved", "published", "retired"]
+DependencyState = Literal["requested", "committed", "declined", "delivered", "broken",
+                          "withdrawn"]
 
 
 class Cycle(Schema):
@@ -58,7 +61,7 @@ class Objective(Schema):
     why: str
     success: str
     tradeoffs: str
-    state: Literal["draft", "proposed", "approved", "published", "retired"]
+    state: ObjectiveState
     is_local: bool
     commitment: Literal["committed", "aspirational"]
     effective_health: HealthOrNone
@@ -94,7 +97,7 @@ class Dependency(Schema):
     need: str
     needed_by: date
     fallback: str
-    status: Literal["requested", "committed", "declined", "delivered", "broken", "withdrawn"]
+    status: DependencyState
     response_note: str
     created_at: datetime
     updated_at: datetime
