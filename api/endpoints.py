@@ -43,7 +43,7 @@ api = NinjaAPI(
     docs_url=None,  # the docs live at /api/docs/ (api/views.py)
     auth=AUTH,
 )
-router = Router(tags=["organization"])
+router = Router()
 ERRORS = {401: s.Problem, 403: s.Problem, 404: s.Problem, 422: s.Problem, 429: s.Problem}
 WRITE_ERRORS = {**ERRORS, 409: s.Problem}
 
@@ -135,7 +135,7 @@ class Paging(s.Schema):
 # Cycles and teams ------------------------------------------------------------------------------
 
 
-@router.get("/cycles/", response={200: s.paged(s.Cycle), **ERRORS})
+@router.get("/cycles/", tags=["cycles"], response={200: s.paged(s.Cycle), **ERRORS})
 @org_endpoint()
 def list_cycles(request, org_slug: Path[str], paging: Query[Paging],
                 status: Literal["planning", "active", "closed"] | None = None):
@@ -146,13 +146,13 @@ def list_cycles(request, org_slug: Path[str], paging: Query[Paging],
     return page(request, s.Cycle, qs, cursor=paging.cursor, limit=paging.limit)
 
 
-@router.get("/cycles/{int:cycle_id}/", response={200: s.Cycle, **ERRORS})
+@router.get("/cycles/{int:cycle_id}/", tags=["cycles"], response={200: s.Cycle, **ERRORS})
 @org_endpoint()
 def get_cycle(request, org_slug: Path[str], cycle_id: int):
     return one(request, s.Cycle, _get(Cycle.objects.for_org(_org(request)), cycle_id, "cycle"))
 
 
-@router.get("/teams/", response={200: s.paged(s.Team), **ERRORS})
+@router.get("/teams/", tags=["teams"], response={200: s.paged(s.Team), **ERRORS})
 @org_endpoint()
 def list_teams(request, org_slug: Path[str], paging: Query[Paging], parent: int | None = None):
     """The org tree's units: ``parent`` lists the units right below one."""
@@ -162,7 +162,7 @@ def list_teams(request, org_slug: Path[str], paging: Query[Paging], parent: int 
     return page(request, s.Team, qs, cursor=paging.cursor, limit=paging.limit)
 
 
-@router.get("/teams/{int:team_id}/", response={200: s.Team, **ERRORS})
+@router.get("/teams/{int:team_id}/", tags=["teams"], response={200: s.Team, **ERRORS})
 @org_endpoint()
 def get_team(request, org_slug: Path[str], team_id: int):
     return one(request, s.Team, _get(Team.objects.for_org(_org(request)), team_id, "team"))
@@ -179,7 +179,7 @@ class ObjectiveFilters(s.Schema):
     updated_since: datetime | None = None
 
 
-@router.get("/objectives/", response={200: s.paged(s.Objective), **ERRORS})
+@router.get("/objectives/", tags=["objectives"], response={200: s.paged(s.Objective), **ERRORS})
 @org_endpoint()
 def list_objectives(request, org_slug: Path[str], filters: Query[ObjectiveFilters],
                     paging: Query[Paging]):
@@ -199,7 +199,8 @@ def list_objectives(request, org_slug: Path[str], filters: Query[ObjectiveFilter
                 key="updated_at")
 
 
-@router.get("/objectives/{int:objective_id}/", response={200: s.Objective, **ERRORS})
+@router.get("/objectives/{int:objective_id}/", tags=["objectives"],
+            response={200: s.Objective, **ERRORS})
 @org_endpoint()
 def get_objective(request, org_slug: Path[str], objective_id: int):
     caller = request.caller
@@ -217,7 +218,7 @@ def _parent(org, pk):
     return parent
 
 
-@router.post("/objectives/", response={201: s.Objective, **WRITE_ERRORS})
+@router.post("/objectives/", tags=["objectives"], response={201: s.Objective, **WRITE_ERRORS})
 @org_endpoint(write=True)
 def create_objective(request, org_slug: Path[str], data: s.ObjectiveCreate):
     """Add an objective (team leads for their teams, alignment leads and admins)."""
@@ -235,7 +236,8 @@ def create_objective(request, org_slug: Path[str], data: s.ObjectiveCreate):
     return one(request, s.Objective, objective, status=201)
 
 
-@router.patch("/objectives/{int:objective_id}/", response={200: s.Objective, **WRITE_ERRORS})
+@router.patch("/objectives/{int:objective_id}/", tags=["objectives"],
+              response={200: s.Objective, **WRITE_ERRORS})
 @org_endpoint(write=True)
 def update_objective(request, org_slug: Path[str], objective_id: int, data: s.ObjectiveUpdate):
     """Change an objective: send ``version`` as read, and only the fields that change."""
@@ -266,7 +268,7 @@ class KeyResultFilters(s.Schema):
     health: s.Health | None = Field(None, description="The effective health.")
 
 
-@router.get("/key-results/", response={200: s.paged(s.KeyResult), **ERRORS})
+@router.get("/key-results/", tags=["key results"], response={200: s.paged(s.KeyResult), **ERRORS})
 @org_endpoint()
 def list_key_results(request, org_slug: Path[str], filters: Query[KeyResultFilters],
                      paging: Query[Paging]):
@@ -283,7 +285,8 @@ def list_key_results(request, org_slug: Path[str], filters: Query[KeyResultFilte
     return page(request, s.KeyResult, qs, cursor=paging.cursor, limit=paging.limit)
 
 
-@router.get("/key-results/{int:key_result_id}/", response={200: s.KeyResult, **ERRORS})
+@router.get("/key-results/{int:key_result_id}/", tags=["key results"],
+            response={200: s.KeyResult, **ERRORS})
 @org_endpoint()
 def get_key_result(request, org_slug: Path[str], key_result_id: int):
     return one(request, s.KeyResult, _get(KeyResult.objects.for_org(_org(request)),
@@ -300,7 +303,7 @@ def _owner(org, pk):
     return membership.user
 
 
-@router.post("/key-results/", response={201: s.KeyResult, **WRITE_ERRORS})
+@router.post("/key-results/", tags=["key results"], response={201: s.KeyResult, **WRITE_ERRORS})
 @org_endpoint(write=True)
 def create_key_result(request, org_slug: Path[str], data: s.KeyResultCreate):
     caller = request.caller
@@ -317,7 +320,8 @@ def create_key_result(request, org_slug: Path[str], data: s.KeyResultCreate):
     return one(request, s.KeyResult, key_result, status=201)
 
 
-@router.patch("/key-results/{int:key_result_id}/", response={200: s.KeyResult, **WRITE_ERRORS})
+@router.patch("/key-results/{int:key_result_id}/", tags=["key results"],
+              response={200: s.KeyResult, **WRITE_ERRORS})
 @org_endpoint(write=True)
 def update_key_result(request, org_slug: Path[str], key_result_id: int, data: s.KeyResultUpdate):
     """Change a key result: send ``version`` as read, and only the fields that change."""
@@ -345,7 +349,7 @@ class CheckInFilters(s.Schema):
     updated_since: datetime | None = None
 
 
-@router.get("/check-ins/", response={200: s.paged(s.CheckIn), **ERRORS})
+@router.get("/check-ins/", tags=["check-ins"], response={200: s.paged(s.CheckIn), **ERRORS})
 @org_endpoint()
 def list_check_ins(request, org_slug: Path[str], filters: Query[CheckInFilters],
                    paging: Query[Paging]):
@@ -394,7 +398,8 @@ class DependencyFilters(s.Schema):
     updated_since: datetime | None = None
 
 
-@router.get("/dependencies/", response={200: s.paged(s.Dependency), **ERRORS})
+@router.get("/dependencies/", tags=["dependencies"],
+            response={200: s.paged(s.Dependency), **ERRORS})
 @org_endpoint()
 def list_dependencies(request, org_slug: Path[str], filters: Query[DependencyFilters],
                       paging: Query[Paging]):
@@ -411,7 +416,8 @@ def list_dependencies(request, org_slug: Path[str], filters: Query[DependencyFil
                 key="updated_at")
 
 
-@router.get("/dependencies/{int:dependency_id}/", response={200: s.Dependency, **ERRORS})
+@router.get("/dependencies/{int:dependency_id}/", tags=["dependencies"],
+            response={200: s.Dependency, **ERRORS})
 @org_endpoint()
 def get_dependency(request, org_slug: Path[str], dependency_id: int):
     return one(request, s.Dependency, _get(Dependency.objects.for_org(_org(request)),
@@ -430,7 +436,7 @@ def _node(membership, objective_id, key_result_id, field):
                                       "organization."}) from None
 
 
-@router.post("/dependencies/", response={201: s.Dependency, **WRITE_ERRORS})
+@router.post("/dependencies/", tags=["dependencies"], response={201: s.Dependency, **WRITE_ERRORS})
 @org_endpoint(write=True)
 def create_dependency(request, org_slug: Path[str], data: s.DependencyCreate):
     """Record that a team's objective or key result needs another team's."""
@@ -458,7 +464,7 @@ def answer_dependency(request, org_slug: Path[str], dependency_id: int, data: s.
         pk=dependency.pk))
 
 
-@router.get("/shares/", response={200: s.paged(s.Share), **ERRORS})
+@router.get("/shares/", tags=["shares"], response={200: s.paged(s.Share), **ERRORS})
 @org_endpoint()
 def list_shares(request, org_slug: Path[str], paging: Query[Paging], objective: int | None = None,
                 team: int | None = None):
@@ -471,7 +477,7 @@ def list_shares(request, org_slug: Path[str], paging: Query[Paging], objective: 
     return page(request, s.Share, qs, cursor=paging.cursor, limit=paging.limit)
 
 
-@router.post("/shares/", response={201: s.Share, **WRITE_ERRORS})
+@router.post("/shares/", tags=["shares"], response={201: s.Share, **WRITE_ERRORS})
 @org_endpoint(write=True)
 def create_share(request, org_slug: Path[str], data: s.ShareCreate):
     caller = request.caller
@@ -489,7 +495,7 @@ def create_share(request, org_slug: Path[str], data: s.ShareCreate):
 # Read-only: workflows, findings, notifications -------------------------------------------------
 
 
-@router.get("/workflows/", response={200: s.paged(s.Workflow), **ERRORS})
+@router.get("/workflows/", tags=["workflows"], response={200: s.paged(s.Workflow), **ERRORS})
 @org_endpoint()
 def list_workflows(request, org_slug: Path[str], paging: Query[Paging], cycle: int | None = None):
     """Cross-team alignment workflows (read only)."""
@@ -499,14 +505,15 @@ def list_workflows(request, org_slug: Path[str], paging: Query[Paging], cycle: i
     return page(request, s.Workflow, qs, cursor=paging.cursor, limit=paging.limit)
 
 
-@router.get("/workflows/{int:workflow_id}/", response={200: s.Workflow, **ERRORS})
+@router.get("/workflows/{int:workflow_id}/", tags=["workflows"],
+            response={200: s.Workflow, **ERRORS})
 @org_endpoint()
 def get_workflow(request, org_slug: Path[str], workflow_id: int):
     return one(request, s.Workflow, _get(Workflow.objects.for_org(_org(request)), workflow_id,
                                          "workflow"))
 
 
-@router.get("/findings/", response={200: s.paged(s.Finding), **ERRORS})
+@router.get("/findings/", tags=["findings"], response={200: s.paged(s.Finding), **ERRORS})
 @org_endpoint()
 def list_findings(request, org_slug: Path[str], cycle: int, paging: Query[Paging],
                   severity: Literal["high", "medium", "low"] | None = None):
@@ -520,7 +527,8 @@ def list_findings(request, org_slug: Path[str], cycle: int, paging: Query[Paging
     return page(request, s.Finding, qs, cursor=paging.cursor, limit=paging.limit)
 
 
-@router.get("/notifications/", response={200: s.paged(s.Notification), **ERRORS})
+@router.get("/notifications/", tags=["notifications"],
+            response={200: s.paged(s.Notification), **ERRORS})
 @org_endpoint()
 def list_notifications(request, org_slug: Path[str], paging: Query[Paging],
                        unread: bool = False):
