@@ -126,3 +126,23 @@ def test_service_tokens_are_the_admins(world_a, alice_client, bob_client):
     assert token.is_service and token.prefix.startswith("okrs_") and token.expires_at is None
     personal = alice_client.get(f"/o/{world_a.org.slug}/api-tokens/").content.decode()
     assert "BI export" not in personal
+
+
+def test_the_token_pages_keep_their_query_budget(world_a, alice, alice_client):
+    from ..querycount import assert_same_queries, count_queries
+
+    pages = [f"/o/{world_a.org.slug}/api-tokens/", f"/o/{world_a.org.slug}/console/api-tokens/"]
+
+    def measure():
+        return [count_queries(lambda u=url: alice_client.get(u)) for url in pages]
+
+    make_token(alice, world_a.org, service=True)  # a row on each page: no empty state
+    small = measure()
+    for _ in range(25):
+        make_token(alice, world_a.org)
+        make_token(alice, world_a.org, service=True)
+    large = measure()
+    for s, big in zip(small, large, strict=True):
+        assert big[0].status_code == 200
+        assert_same_queries(s, big)
+    assert "Page 1 of 2" in large[0][0].content.decode()
