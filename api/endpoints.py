@@ -22,6 +22,7 @@ from dependencies.models import Dependency, ObjectiveShare
 from okrs import services as okr_services
 from okrs.access import access_key_result, access_objective
 from okrs.models import CheckIn, KeyResult, Objective
+from okrs.selectors import my_team_ids
 from orgs.db import WriteConflict
 from orgs.models import Cycle, Membership, Team
 
@@ -172,6 +173,7 @@ def get_team(request, org_slug: Path[str], team_id: int):
 
 
 class ObjectiveFilters(s.Schema):
+    mine: bool = Field(False, description="Only the teams you belong to or lead.")
     team: int | None = None
     cycle: int | None = None
     state: s.ObjectiveState | None = None
@@ -186,6 +188,8 @@ def list_objectives(request, org_slug: Path[str], filters: Query[ObjectiveFilter
     """Objectives with their key results, oldest change first (``updated_since`` picks up
     where a sync left off)."""
     qs = Objective.objects.for_org(_org(request)).with_key_results()
+    if filters.mine:
+        qs = qs.filter(team_id__in=my_team_ids(request.caller.person("“mine”")))
     if filters.team is not None:
         qs = qs.filter(team_id=filters.team)
     if filters.cycle is not None:

@@ -88,6 +88,10 @@ def test_filters(world_a, alice_api):
             effective_health="at_risk", state="draft")
     only = alice_api.get("objectives/", {"team": world_a.team.pk}).json()["items"]
     assert [o["id"] for o in only] == [world_a.objective.pk]
+    with scopes_disabled():
+        world_a.admin.teams.set([world_a.team])
+    mine = alice_api.get("objectives/", {"mine": "true"}).json()["items"]
+    assert [o["id"] for o in mine] == [world_a.objective.pk]
     assert [o["id"] for o in alice_api.get("objectives/", {"health": "at_risk"}).json()[
         "items"]] == [world_a.objective.pk]
     assert [o["id"] for o in alice_api.get("objectives/", {"state": "draft"}).json()[
