@@ -146,3 +146,21 @@ def test_the_token_pages_keep_their_query_budget(world_a, alice, alice_client):
         assert big[0].status_code == 200
         assert_same_queries(s, big)
     assert "Page 1 of 2" in large[0][0].content.decode()
+
+
+def test_a_personal_token_makes_its_person_the_requests_user(world_a, alice, rf):
+    """What the history of changes reads to say who changed what."""
+    from django.contrib.auth.models import AnonymousUser
+
+    from api.context import _caller
+    from api.tokens import token_for
+
+    request = rf.get("/api/v1/orgs/org-a/cycles/")
+    request.user = AnonymousUser()
+    request.auth = token_for(make_token(alice, world_a.org))
+    caller = _caller(request, world_a.org.slug)
+    assert request.user == alice and caller.membership.user == alice
+    request.user = AnonymousUser()
+    request.auth = token_for(make_token(alice, world_a.org, service=True))
+    caller = _caller(request, world_a.org.slug)
+    assert caller.is_service and not request.user.is_authenticated
