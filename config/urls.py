@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 import alignment.urls
+import api.urls
 import dependencies.urls
 import nudges.urls
 import okrs.urls
@@ -15,7 +16,8 @@ org_urlpatterns = [
     *alignment.urls.urlpatterns,
     *nudges.urls.org_urlpatterns,
     *orgs.pickers.urlpatterns,
-    path("console/", include(orgs.urls.console_urlpatterns)),
+    *api.urls.org_urlpatterns,
+    path("console/", include(orgs.urls.console_urlpatterns + api.urls.console_urlpatterns)),
 ]
 
 urlpatterns = [
@@ -24,4 +26,5 @@ urlpatterns = [
     path("o/<slug:org_slug>/", include(org_urlpatterns)),
     *orgs.urls.urlpatterns,
     *nudges.urls.urlpatterns,
+    *api.urls.urlpatterns,
 ]

@@ -174,6 +174,9 @@ class Dependency(models.Model):
             # The network page's list of a cycle's dependencies, in its order, a page at a time.
             models.Index(fields=["organization", "cycle", "needed_by", "id"],
                          name="dependency_cycle_order_idx"),
+            # The API's dependency list: in change order, a page at a time (updated_since).
+            models.Index(fields=["organization", "updated_at", "id"],
+                         name="dependency_org_updated_idx"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -126,7 +126,12 @@ class Objective(MPTTModel):
         order_insertion_by = ["title"]
 
     class Meta:
-        indexes = [models.Index(fields=["organization", "cycle", "state"])]
+        indexes = [
+            models.Index(fields=["organization", "cycle", "state"]),
+            # The API's objective list: in change order, a page at a time (updated_since).
+            models.Index(fields=["organization", "updated_at", "id"],
+                         name="objective_org_updated_idx"),
+        ]
         constraints = [
             # Tree integrity: unique (tree_id, lft) and (tree_id, rght) at commit, lft < rght.
             *tree_constraints("objective"),

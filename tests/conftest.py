@@ -9,6 +9,7 @@ import pytest
 from django.test import Client
 from django_scopes import scopes_disabled
 
+from api.tokens import create_token
 from okrs.models import Objective, Perspective, StrategicGoal
 from orgs.models import Role, Team
 
@@ -101,6 +102,9 @@ def build_world(org, admin_user):
         w.goal = StrategicGoal.objects.create(organization=org, perspective=w.perspective,
                                               title=f"{org.name} long-term goal")
         Objective.objects.filter(pk=w.company_objective.pk).update(strategic_goal=w.goal)
+        # An API token of the admin's, for the token pages' URLs.
+        w.api_token, w.api_token_text = create_token(
+            membership=w.admin, name=f"{org.name} sync", scope="write", expires_in_days=None)
     return w
 
 

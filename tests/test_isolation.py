@@ -9,7 +9,7 @@ import re
 
 import pytest
 from django.apps import apps
-from django_scopes import ScopeError
+from django_scopes import ScopeError, scopes_disabled
 
 from config.routes import all_patterns
 
@@ -25,7 +25,12 @@ GLOBAL_URLS = {
     "password_reset": "public", "password_reset_done": "public",
     "password_reset_confirm": "signed token", "password_reset_complete": "public",
     "healthz": "public; reads no organization's data (tests/test_health.py)",
+    "api_docs": "public: the API's documentation, no organization's data",
+    "openapi-json": "public: the API's schema, generated from the code",
+    "api-root": "ninja's root of /api/v1/: nothing is served there",
 }
+# The REST API: every endpoint is walked by test_every_api_url_answers_404_... below.
+API_PREFIX = "api/v1/orgs/<org_slug>/"
 ADMIN_PREFIX = "django-admin/"  # platform operators only (is_staff), across organizations
 
 
@@ -52,6 +57,7 @@ def ids_of(world):
         "channel_pk": world.chat_channel.pk,
         "perspective_pk": world.perspective.pk,
         "goal_pk": world.goal.pk,
+        "token_pk": world.api_token.pk,
         "pk": world.objective.pk,  # with <node:kind> = "o"
     }
 
@@ -110,6 +116,11 @@ def test_every_url_pattern_is_covered_by_the_walk():
     for route, pattern in all_patterns():
         if route.startswith(ADMIN_PREFIX):
             continue
+        if route.startswith(API_PREFIX):
+            keywords = {k for k in pattern.pattern.converters if k != "org_slug"}
+            assert keywords <= API_KEYWORDS, (
+                f"{route}: add {keywords - API_KEYWORDS} to api_ids_of()")
+            continue
         if route.startswith(ORG_PREFIX):
             # The walk fills every keyword from ids_of(); a new keyword needs a mapping there.
             view = pattern.callback
@@ -119,7 +130,7 @@ def test_every_url_pattern_is_covered_by_the_walk():
             known = {"objective_pk", "key_result_pk", "team_pk", "membership_pk",
                      "invitation_pk", "cycle_pk", "dependency_pk", "share_pk", "action_pk",
                      "workflow_pk", "flag_pk", "check_in_pk",
-                     "contribution_pk", "channel_pk", "perspective_pk", "goal_pk",
+                     "contribution_pk", "channel_pk", "perspective_pk", "goal_pk", "token_pk",
                      "kind", "pk"}
             assert keywords <= known, f"{route}: add {keywords - known} to ids_of()"
         else:
@@ -185,3 +196,89 @@ def test_pickers_refuse_another_organizations_ids_and_never_find_its_rows(world_
                 assert "data-value=" in html, name  # A's own rows are found
             assert "Org B" not in html and "charlie" not in html.lower(), (name, q)
             assert world_b.key_result.title not in html, (name, q)
+
+
+# The REST API -----------------------------------------------------------------------------------
+
+API_KEYWORDS = {"cycle_id", "team_id", "objective_id", "key_result_id", "dependency_id",
+                "workflow_id"}
+
+
+def api_ids_of(world):
+    return {"cycle_id": world.cycle.pk, "team_id": world.team.pk,
+            "objective_id": world.objective.pk, "key_result_id": world.key_result.pk,
+            "dependency_id": world.dependency.pk, "workflow_id": world.workflow.pk}
+
+
+def api_routes():
+    return sorted({route for route, _ in all_patterns() if route.startswith(API_PREFIX)})
+
+
+def api_fill(route, slug, ids):
+    path = route.replace("<org_slug>", slug)
+    for key, value in ids.items():
+        path = path.replace(f"<int:{key}>", str(value))
+    assert "<" not in path, f"no id mapping for a keyword in {route}"
+    return "/" + path
+
+
+def api_body(world, route):
+    """A body the route's write schema accepts, naming ``world``'s rows: the answer must come
+    from the organization check, not from the input's validation (which runs first, and says
+    the same whatever the organization)."""
+    return {"kind": "whole" if "/shares/" in route else "numeric",
+            "version": 1, "title": "x", "cycle_id": world.cycle.pk, "team_id": world.team.pk,
+            "objective_id": world.objective.pk, "need": "x", "needed_by": "2030-01-01",
+            "fallback": "x", "status": "committed", "value": 1,
+            "confidence": "on_track", "downstream_objective_id": world.objective.pk,
+            "upstream_objective_id": world.company_objective.pk}
+
+
+def _call(client, method, url, token, body):
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    if method == "GET":
+        return client.get(url, {"cycle": 1}, **headers)
+    call = client.post if method == "POST" else client.patch
+    return call(url, body, content_type="application/json", **headers)
+
+
+@pytest.mark.django_db
+def test_every_api_url_answers_404_with_another_organizations_ids_and_tokens(world_a, world_b,
+                                                                           client):
+    """A's token on B's slug, A's token on A's slug with B's ids, B's token on A's slug, and
+    B's service token on A's slug: 404 for every method, never 403, 401 or 200."""
+    from api.tokens import create_token
+
+    with scopes_disabled():
+        _, service_b = create_token(membership=world_b.admin, name="b", scope="write",
+                                    expires_in_days=None, service=True)
+    ids_a, ids_b = api_ids_of(world_a), api_ids_of(world_b)
+    checked = 0
+    for route in api_routes():
+        cases = [(api_fill(route, world_b.org.slug, ids_b), world_a.api_token_text,
+                  api_body(world_b, route)),
+                 (api_fill(route, world_a.org.slug, ids_a), world_b.api_token_text,
+                  api_body(world_a, route)),
+                 (api_fill(route, world_a.org.slug, ids_a), service_b, api_body(world_a, route))]
+        if any(f"<int:{k}>" in route for k in ids_b):
+            cases.append((api_fill(route, world_a.org.slug, ids_b), world_a.api_token_text,
+                          api_body(world_a, route)))
+        for url, token, body in cases:
+            for method in ("GET", "POST", "PATCH"):
+                response = _call(client, method, url, token, body)
+                assert response.status_code in (404, 405), (
+                    f"{method} {url} answered {response.status_code}: {response.content[:200]}")
+                if response.status_code == 405:  # the method is not served there at all
+                    continue
+                assert response["Content-Type"] == "application/problem+json"
+                checked += 1
+    assert checked >= 3 * len(api_routes())
+
+
+@pytest.mark.django_db
+def test_the_api_refuses_anonymous_callers(world_a, client):
+    for route in api_routes():
+        url = api_fill(route, world_a.org.slug, api_ids_of(world_a))
+        statuses = {client.get(url, {"cycle": world_a.cycle.pk}).status_code,
+                    client.post(url, {}, content_type="application/json").status_code}
+        assert statuses in ({401}, {401, 405}), (url, statuses)  # 405: a method not served
