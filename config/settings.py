@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "alignment",
     "retros",
     "nudges",
+    "search",
 ]
 
 MIDDLEWARE = [

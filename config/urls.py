@@ -3,16 +3,20 @@ from django.urls import include, path
 
 import alignment.urls
 import dependencies.urls
+import exchange.urls
 import nudges.urls
 import okrs.urls
 import orgs.pickers
 import orgs.urls
+import search.urls
 from config import health
 
 org_urlpatterns = [
     *okrs.urls.urlpatterns,
     *dependencies.urls.urlpatterns,
     *alignment.urls.urlpatterns,
+    *exchange.urls.urlpatterns,
+    *search.urls.urlpatterns,
     *nudges.urls.org_urlpatterns,
     *orgs.pickers.urlpatterns,
     path("console/", include(orgs.urls.console_urlpatterns)),
