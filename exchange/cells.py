@@ -36,7 +36,7 @@ def unquote(text):
     """A cell as read: the defusing quote of ``safe`` removed, spaces trimmed."""
     text = (text or "").strip()
     if text[:1] == "'" and text[1:2] and text[1:2] in (*FORMULA_STARTS, "'"):
-        return text[1:]
+        return text[1:].strip()
     return text
 
 
