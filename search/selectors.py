@@ -28,6 +28,9 @@ from retros.models import Retrospective
 
 CONFIG = "simple"
 MAX_WORDS = 6
+MIN_WORD = 2
+PREFIX_FROM = 3
+RANK_AT_MOST = 300
 
 # Per kind: the model (as "app_label.Model") and its searched columns, weighted A (titles)
 # then B. The migration builds its indexes from this table.
@@ -63,12 +66,16 @@ def vector(kind, prefix=""):
 
 
 def words(q):
-    """The words of a query: letters and digits only (so nothing reaches tsquery syntax)."""
-    return re.findall(r"\w+", (q or "").lower())[:MAX_WORDS]
+    """The words of a query: letters and digits only (so nothing reaches tsquery syntax),
+    without single letters, which would match most of the organization and say nothing."""
+    return [w for w in re.findall(r"\w+", (q or "").lower()) if len(w) >= MIN_WORD][:MAX_WORDS]
 
 
 def _tsquery(terms):
-    return SearchQuery(" & ".join(f"{w}:*" for w in terms), search_type="raw", config=CONFIG)
+    """Every word, as the start of a word from ``PREFIX_FROM`` letters on (as you type), a
+    whole word below that: a two-letter prefix matches too much to be worth ranking."""
+    return SearchQuery(" & ".join(f"{w}:*" if len(w) >= PREFIX_FROM else w for w in terms),
+                       search_type="raw", config=CONFIG)
 
 
 def _postgres():
@@ -86,10 +93,15 @@ def _match(qs, kind, terms):
     """Filter ``qs`` to the rows matching every word, best first (PostgreSQL) or by the
     model's title (SQLite)."""
     if _postgres():
+        # Ranking reads each matching row's text again: a word that thousands of rows start
+        # with would cost that many. The GIN index finds the matches; only the first
+        # RANK_AT_MOST of them are ranked.
         query = _tsquery(terms)
         v = vector(kind)
-        return (qs.alias(search_vector=v).filter(search_vector=query)
-                .annotate(search_rank=SearchRank(v, query)).order_by("-search_rank", "pk"))
+        candidates = (qs.alias(search_vector=v).filter(search_vector=query).order_by()
+                      .values("pk")[:RANK_AT_MOST])
+        return (qs.filter(pk__in=candidates).annotate(search_rank=SearchRank(v, query))
+                .order_by("-search_rank", "pk"))
     _, columns = VECTORS[kind]
     for w in terms:
         any_column = Q()
@@ -212,7 +224,7 @@ def _lessons(org, terms, offset, limit):
     if more_first:
         return hits, True
     # Retrospectives continue the list where the close forms end.
-    count_first = offset + len(first) if first else closes.count()
+    count_first = offset + len(first) if first or not offset else closes.count()
     rest, more = _page(retros, max(0, offset - count_first), limit - len(hits))
     hits += [Hit(_excerpt(r.what_worked or r.friction, terms),
                  f"Retrospective of “{r.workflow.objective.title}” · {r.workflow.cycle.name}",
