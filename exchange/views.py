@@ -114,16 +114,16 @@ def import_page(request, cycle_pk):
         data = cache.get(_upload_key(request, token)) if token.isalnum() else None
         if data is None:
             context["file_error"] = "That upload has expired. Upload the file again."
-            return render(request, "exchange/import.html", context, status=400)
+            return render(request, "exchange/import.html", context)
         apply = True
     else:
         upload = request.FILES.get("file")
         if upload is None:
             context["file_error"] = "Choose a CSV file to upload."
-            return render(request, "exchange/import.html", context, status=400)
+            return render(request, "exchange/import.html", context)
         if upload.size > importer.MAX_BYTES:
             context["file_error"] = "The file is larger than 1 MB; split it."
-            return render(request, "exchange/import.html", context, status=400)
+            return render(request, "exchange/import.html", context)
         upload.seek(0)  # a retried transaction reads it again
         data, apply = upload.read(), False
         context["filename"] = upload.name
@@ -132,7 +132,7 @@ def import_page(request, cycle_pk):
                               apply=apply)
     except importer.FileError as e:
         context["file_error"] = str(e)
-        return render(request, "exchange/import.html", context, status=400)
+        return render(request, "exchange/import.html", context)
     if report.applied:
         cache.delete(_upload_key(request, token))
         messages.success(request, _done_sentence(report))
@@ -146,8 +146,7 @@ def import_page(request, cycle_pk):
         "objectives": report.count("Create the objective"),
         "key_results": report.count("Create the key result"),
         "updates": report.count("Update"), "check_ins": report.count("Check in")}
-    return render(request, "exchange/import.html", context,
-                  status=400 if report.errors else 200)
+    return render(request, "exchange/import.html", context)
 
 
 def _done_sentence(report):

@@ -238,6 +238,9 @@ def _excerpt(text, terms, width=140):
     lower = text.lower()
     at = min((i for i in (lower.find(w) for w in terms) if i >= 0), default=0)
     start = max(0, at - width // 3)
+    if start:  # from the start of a word
+        space = text.find(" ", start, at)
+        start = space + 1 if space >= 0 else at
     piece = text[start:start + width]
     return ("…" if start else "") + piece + ("…" if start + width < len(text) else "")
 
