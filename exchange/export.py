@@ -24,8 +24,8 @@ CHUNK = 2000
 # this header row). The last four are read-only: the import ignores them.
 OKR_COLUMNS = [
     "Team", "Objective", "Why it matters", "Commitment", "Parent team", "Parent objective",
-    "Local", "Key result", "Kind", "Owner team", "Owner", "Start", "Target", "Current", "Unit",
-    "Weight", "Confidence", "State", "Progress", "Health", "Score",
+    "Local", "Theme", "Key result", "Kind", "Owner team", "Owner", "Start", "Target",
+    "Current", "Unit", "Weight", "Confidence", "State", "Progress", "Health", "Score",
 ]
 READ_ONLY_COLUMNS = ("State", "Progress", "Health", "Score")
 
@@ -89,7 +89,7 @@ def current_cell(kr):
 
 
 OBJECTIVE_FIELDS = ("id", "title", "why", "commitment", "is_local", "state", "score",
-                    "team__name", "parent__title", "parent__team__name")
+                    "team__name", "parent__title", "parent__team__name", "theme__name")
 KEY_RESULT_FIELDS = ("objective_id", "title", "kind", "start_value", "target_value",
                      "current_value", "is_done", "unit", "weight", "confidence",
                      "last_check_in_at", "score", "owner_team__name", "owner__email")
@@ -111,7 +111,8 @@ def okr_rows(org, cycle, *, now=None):
     pending = next(key_results, None)
     for o in objectives:
         head = [o["team__name"], o["title"], o["why"], o["commitment"],
-                o["parent__team__name"] or "", o["parent__title"] or "", o["is_local"]]
+                o["parent__team__name"] or "", o["parent__title"] or "", o["is_local"],
+                o["theme__name"] or ""]
         wrote = False
         while pending is not None and pending["objective_id"] == o["id"]:
             kr = pending

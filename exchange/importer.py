@@ -23,7 +23,7 @@ from django.db import transaction
 
 from okrs import services
 from okrs.models import CheckIn, Commitment, Health, KeyResult, Objective
-from orgs.models import Membership, Team
+from orgs.models import Membership, Team, Theme
 
 from .cells import parse_decimal, unquote
 from .export import OKR_COLUMNS, READ_ONLY_COLUMNS
@@ -34,7 +34,7 @@ REQUIRED = ("Team", "Objective")
 
 # A service's field, and the column that holds it.
 OBJECTIVE_COLUMN = {"title": "Objective", "why": "Why it matters", "team": "Team",
-                    "parent": "Parent objective", "is_local": "Local", "theme": "Parent objective",
+                    "parent": "Parent objective", "is_local": "Local", "theme": "Theme",
                     "commitment": "Commitment", "state": "State", "cycle": "Team"}
 KEY_RESULT_COLUMN = {"title": "Key result", "kind": "Kind", "start_value": "Start",
                      "target_value": "Target", "unit": "Unit", "weight": "Weight",
@@ -129,6 +129,9 @@ class _Lookups:
             self.teams.setdefault(_key(team.name), []).append(team)
         self.people = {m.user.email.lower(): m.user for m in
                        Membership.objects.for_org(org).select_related("user")}
+        self.themes = {}
+        for theme in Theme.objects.for_org(org):
+            self.themes.setdefault(_key(theme.name), []).append(theme)
         self.objectives = {}
         for o in (Objective.objects.for_org(org).filter(cycle=cycle).live()
                   .select_related("team", "theme", "cycle", "parent")):
@@ -190,6 +193,13 @@ def _check(rows, columns, look, report):
             fields["is_local"] = _flag(row.get("Local", ""))
             if fields["is_local"] is None:
                 err("Local", "Write yes or leave it empty.")
+        if "Theme" in has:
+            name = row.get("Theme", "")
+            themes = look.themes.get(_key(name), []) if name else [None]
+            if len(themes) != 1:
+                err("Theme", f"No company theme is called “{name}”." if not themes else
+                    f"Several company themes are called “{name}”; rename one to import.")
+            fields["theme"] = themes[0] if themes else None
         parent_key = None if "Parent objective" in has else KEEP_PARENT
         parent_team_name, parent_title = row.get("Parent team", ""), row.get(
             "Parent objective", "")
@@ -383,7 +393,7 @@ def _write(membership, cycle, order, planned, look, report):
                         membership=membership, cycle=cycle, team=o.team, title=o.title,
                         why=o.fields.get("why", ""), parent=parent,
                         is_local=bool(o.fields.get("is_local")),
-                        commitment=o.fields.get("commitment"))
+                        theme=o.fields.get("theme"), commitment=o.fields.get("commitment"))
                     report.actions.append((o.line, f"Create the objective “{o.title}”"))
                 else:
                     o.obj = _update_objective(membership, o, parent, report)
@@ -403,7 +413,9 @@ def _update_objective(membership, o, parent, report):
     why = o.fields.get("why", current.why)
     commitment = o.fields.get("commitment", current.commitment)
     is_local = o.fields.get("is_local", current.is_local)
+    theme = o.fields.get("theme", current.theme)
     changed = [label for label, old, new in (
+        ("theme", current.theme_id, theme.pk if theme else None),
         ("why it matters", current.why.strip(), why.strip()),
         ("commitment", current.commitment, commitment),
         ("local", current.is_local, is_local),
@@ -413,7 +425,7 @@ def _update_objective(membership, o, parent, report):
     updated = services.update_objective(
         membership=membership, objective=current, version=current.version, title=current.title,
         why=why, team=current.team, parent=parent, is_local=is_local, state=current.state,
-        theme=current.theme, commitment=commitment)
+        theme=theme, commitment=commitment)
     report.actions.append((o.line, f"Update the objective “{current.title}”: "
                                    f"{', '.join(changed)}"))
     return updated

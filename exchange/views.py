@@ -85,7 +85,7 @@ def import_template(request, cycle_pk):
     if request.method not in ("GET", "HEAD"):
         return HttpResponseNotAllowed(["GET", "HEAD"])
     example = [["Product", "Make onboarding effortless", "New teams give up in week one.",
-                "committed", "Company", "Grow revenue", "", "Activation rate", "numeric",
+                "committed", "Company", "Grow revenue", "", "", "Activation rate", "numeric",
                 "Product", "", "40", "60", "40", "%", "1", "on_track"]]
     response = StreamingHttpResponse(export.csv_lines(export.OKR_COLUMNS, example),
                                      content_type="text/csv; charset=utf-8")

@@ -96,6 +96,29 @@ def test_export_then_import_into_an_empty_cycle_gives_the_same_okrs(rich):
 
 
 @pytest.mark.django_db
+def test_a_thematic_organizations_themes_go_round_too(world_a):
+    from orgs.models import Organization, Theme
+
+    with scopes_disabled():
+        Organization.objects.filter(pk=world_a.org.pk).update(alignment_model="thematic")
+        world_a.org.refresh_from_db()
+        growth = Theme.objects.create(organization=world_a.org, name="Growth")
+        ObjectiveFactory(organization=world_a.org, cycle=world_a.cycle, team=world_a.team,
+                         theme=growth, title="Grow by theme")
+        empty = CycleFactory(organization=world_a.org, name="Next quarter")
+    world_a.admin.organization = world_a.org
+    before = exported(world_a, world_a.cycle)
+    assert any(r[OKR_COLUMNS.index("Theme")] == "Growth" for r in before)
+    report = run(world_a, empty, to_csv(before), apply=True)
+    assert report.errors == []
+    assert comparable(exported(world_a, empty)) == comparable(before)
+    rows = [["Org A Engineering", "Lost theme", "", "", "Nope"]]
+    report = run(world_a, empty, to_csv(rows, ["Team", "Objective", "Parent team",
+                                              "Parent objective", "Theme"]), apply=False)
+    assert [(line, c) for line, c, _ in report.errors] == [(2, "Theme")]
+
+
+@pytest.mark.django_db
 def test_importing_the_same_file_again_changes_nothing(rich):
     data = to_csv(exported(rich, rich.cycle))
     with scopes_disabled():
