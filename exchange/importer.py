@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from okrs import services
 from okrs.models import CheckIn, Commitment, Health, KeyResult, Objective
@@ -55,6 +56,7 @@ class Report:
     rows: int = 0
     errors: list = field(default_factory=list)  # (line, column, message)
     actions: list = field(default_factory=list)  # (line, what)
+    notes: list = field(default_factory=list)  # sentences about the whole file
     applied: bool = False
 
     def error(self, line, column, message):
@@ -489,6 +491,15 @@ def _check_in(membership, key_result, kr, report):
                 key_result.rollup):
             return
         value, is_done = kr["current"], None
+    cycle = key_result.objective.cycle
+    if timezone.localdate() < cycle.start_date:
+        # A check-in is dated inside its cycle: a cycle being planned takes the OKRs, and
+        # their values wait for the first check-ins.
+        note = (f"{cycle.name} has not started: the “Current” values are not imported; "
+                "the key results start from their start values.")
+        if note not in report.notes:
+            report.notes.append(note)
+        return
     services.record_check_in(
         membership=membership, key_result=key_result, value=value, is_done=is_done,
         confidence=kr["confidence"] or key_result.confidence or Health.ON_TRACK,

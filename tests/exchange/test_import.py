@@ -96,6 +96,24 @@ def test_export_then_import_into_an_empty_cycle_gives_the_same_okrs(rich):
 
 
 @pytest.mark.django_db
+def test_a_cycle_being_planned_takes_the_okrs_but_not_their_current_values(rich):
+    from datetime import timedelta
+
+    data = to_csv(exported(rich, rich.cycle))
+    with scopes_disabled():
+        start = rich.cycle.end_date + timedelta(days=1)
+        planned = CycleFactory(organization=rich.org, name="Next quarter", start_date=start,
+                               status=Cycle.Status.PLANNING)
+    report = run(rich, planned, data, apply=True)
+    assert report.errors == [] and report.applied
+    assert report.count("Check in") == 0 and "has not started" in report.notes[0]
+    with scopes_disabled():
+        assert not CheckIn.objects.filter(key_result__objective__cycle=planned).exists()
+        bugs = KeyResult.objects.get(objective__cycle=planned, title="Open bugs")
+        assert bugs.current_value == bugs.start_value == 120
+
+
+@pytest.mark.django_db
 def test_a_thematic_organizations_themes_go_round_too(world_a):
     from orgs.models import Organization, Theme
 
