@@ -39,6 +39,8 @@ INSTALLED_APPS = [
     "nudges",
     "ninja",  # its templates and static files: the API docs are served offline
     "api",
+
+    "search",
 ]
 
 MIDDLEWARE = [

@@ -4,16 +4,20 @@ from django.urls import include, path
 import alignment.urls
 import api.urls
 import dependencies.urls
+import exchange.urls
 import nudges.urls
 import okrs.urls
 import orgs.pickers
 import orgs.urls
+import search.urls
 from config import health
 
 org_urlpatterns = [
     *okrs.urls.urlpatterns,
     *dependencies.urls.urlpatterns,
     *alignment.urls.urlpatterns,
+    *exchange.urls.urlpatterns,
+    *search.urls.urlpatterns,
     *nudges.urls.org_urlpatterns,
     *orgs.pickers.urlpatterns,
     *api.urls.org_urlpatterns,

@@ -314,8 +314,13 @@ def _get_pages(tenant, persona, requests, only, skipped, warmup, out=None):
     rows = {}
     if out:
         out(f"measuring {tenant.org.slug} as {persona}")
+    downloads = {p.name for _, p in all_patterns() if getattr(p.callback, "is_download", False)}
     for name, route in org_pages():
         if only and not any(o in name for o in only):
+            continue
+        if name in downloads:  # a streamed file (exchange.views), not a page to time
+            skipped.append({"page": name, "persona": persona, "org": tenant.org.slug,
+                            "why": "a download, not a page"})
             continue
         url = fill(route, tenant, name)
         headers = {"HTTP_HX_REQUEST": "true"} if name in HTMX_PAGES else {}
