@@ -27,6 +27,9 @@ class Edge:
     href: str
     health: str = ""
     count: int = 1
+    # A dependency's kind (delegation / shared / supporting; ``dependencies.kinds``), "" when
+    # the line sums several.
+    dep_kind: str = ""
 
 
 MAX_TEAMS = 30
@@ -72,6 +75,9 @@ def view_of(units, open_id=None, limit=MAX_TEAMS):
 
 KIND_LABEL = {"whole": "whole OKR", "objective": "objective", "key_result": "key result",
               "dependency": "depends on"}
+# A dependency's line says its kind (``dependencies.kinds.Wording.line``).
+DEPENDENCY_LABEL = {"delegation": "delegation", "shared": "shared goal",
+                    "supporting": "supporting"}
 
 
 def layout(nodes):
@@ -118,7 +124,7 @@ def render(nodes, edges, *, summed=False):
         pull = 0.15 + 0.12 * k
         cx, cy = mx + (centre - mx) * pull, my + (centre - my) * pull
         lx, ly = (mx + cx) / 2, (my + cy) / 2
-        kind = KIND_LABEL.get(e.kind, e.kind)
+        kind = DEPENDENCY_LABEL.get(e.dep_kind) or KIND_LABEL.get(e.kind, e.kind)
         if summed:
             label = escape(f"{e.count} link{'s' if e.count != 1 else ''} ({kind})")
         else:
@@ -128,7 +134,9 @@ def render(nodes, edges, *, summed=False):
                                   f'{escape(kind)}</text>')
         marker = ' marker-end="url(#dep-arrow)"' if e.kind == "dependency" else ""
         out.append(
-            f'<a href="{escape(e.href)}" class="edge kind-{e.kind} health-{e.health or "none"}">'
+            f'<a href="{escape(e.href)}" class="edge kind-{e.kind}'
+            f'{" dep-" + e.dep_kind if e.dep_kind in DEPENDENCY_LABEL else ""} '
+            f'health-{e.health or "none"}">'
             f'<title>{label}</title>'
             f'<path d="M {x1} {y1} Q {round(cx, 1)} {round(cy, 1)} {x2} {y2}"{marker}/>'
             f'{text}</a>')

@@ -11,7 +11,7 @@ prepared.
 """
 
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -21,7 +21,7 @@ from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
 from dependencies.models import Dependency
-from okrs.models import KeyResult, Objective
+from okrs.models import KeyResult, Objective, ObjectiveParent
 from orgs.models import Cycle
 
 from . import rules
@@ -29,12 +29,17 @@ from .models import Finding, FindingsReport
 
 
 def cycle_data(org, cycle, *, now=None):
+    also = defaultdict(list)  # the parents each objective contributes to besides its primary one
+    for objective_id, parent_id in ObjectiveParent.objects.for_org(org).filter(
+            objective__cycle=cycle).values_list("objective_id", "parent_id"):
+        also[objective_id].append(parent_id)
     objectives = [
         rules.Objective(
             id=o["id"], title=o["title"], team_id=o["team_id"], team=o["team__name"],
             team_kind=o["team__kind"], parent_id=o["parent_id"], is_local=o["is_local"],
             state=o["state"], owner_id=o["team__lead_id"], owner=o["team__lead__full_name"] or "",
-            theme=o["theme__name"] or "", commitment=o["commitment"])
+            theme=o["theme__name"] or "", commitment=o["commitment"],
+            also_parents=tuple(also.get(o["id"], ())))
         for o in Objective.objects.for_org(org).filter(cycle=cycle).exclude(state="retired")
         .values("id", "title", "team_id", "team__name", "team__kind", "parent_id", "is_local",
                 "state", "team__lead_id", "team__lead__full_name", "theme__name", "commitment")

@@ -212,6 +212,13 @@ class Dependency(models.Model):
         return self.downstream_objective or self.downstream_key_result
 
     @property
+    def wording(self):
+        """The words of its kind (``dependencies.kinds``)."""
+        from .kinds import wording
+
+        return wording(self.kind)
+
+    @property
     def upstream(self):
         return self.upstream_objective or self.upstream_key_result
 

@@ -166,6 +166,22 @@ class ObjectiveForm(pickers.PickerFormMixin, forms.Form):
         return data
 
 
+class AlignKeyResultForm(pickers.PickerFormMixin, forms.Form):
+    aligned_to = ObjectiveChoiceField(
+        label="Aligned to", queryset=Objective.objects.none(), required=False,
+        empty_label="(none: it counts only in its own objective)",
+        help_text="Another team's objective in this cycle. This key result then counts there "
+                  "like an aligned objective: in its progress and in its health.")
+
+    def __init__(self, *args, org, key_result, **kwargs):
+        super().__init__(*args, **kwargs)
+        params = {"cycle": key_result.objective.cycle}
+        self.fields["aligned_to"].queryset = pickers.objectives(org, **params).exclude(
+            team_id__in=[key_result.objective.team_id, key_result.owner_team_id])
+        pickers.use_picker(self.fields["aligned_to"], org=org, kind="objectives",
+                           params=params)
+
+
 class KeyResultForm(pickers.PickerFormMixin, forms.Form):
     title = forms.CharField(max_length=200, widget=forms.TextInput(attrs={"autofocus": True}))
     kind = forms.ChoiceField(
