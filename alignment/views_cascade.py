@@ -415,7 +415,7 @@ def matrix_data(org, cycle, *, open_unit=None, page=None):
     return {"columns": columns, "rows": table, "thematic": thematic, "grouped": grouped,
             "opened": opened, "trail": trail, "paged": isinstance(table, Paginator.page_class)
             if hasattr(Paginator, "page_class") else not isinstance(table, list),
-            "unmapped": sum(1 for _, _, _, kind, tree, _, theme_id, _ in rows
+            "unmapped": sum(1 for _, _, _, kind, tree, _, theme_id, _, _ in rows
                             if kind != company
                             and (theme_id if thematic else tree) not in column_ids)}
 

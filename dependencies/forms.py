@@ -11,6 +11,7 @@ from .models import Dependency, ObjectiveShare
 class DependencyForm(pickers.PickerFormMixin, forms.Form):
     kind = forms.ChoiceField(
         label="What kind of dependency?", widget=forms.RadioSelect, initial=kinds.DEFAULT,
+        required=False,
         choices=[(k, f"{w.label}: {w.explain}") for k, w in kinds.WORDING.items()])
     upstream = forms.CharField(
         label="Depends on", help_text="Another team's objective or key result in this cycle.")
@@ -37,6 +38,9 @@ class DependencyForm(pickers.PickerFormMixin, forms.Form):
             "hx-select": "form.dependency-form", "hx-swap": "outerHTML", "hx-push-url": "false"})
         self.fields["fallback"].help_text = prompt
         self.fields["fallback"].widget.attrs["placeholder"] = prompt
+
+    def clean_kind(self):
+        return self.cleaned_data["kind"] or kinds.DEFAULT  # not chosen: the default kind
 
     def clean_upstream(self):
         """"o:12" or "k:34": an objective or key result of this cycle, of another team."""

@@ -138,7 +138,7 @@ class ObjectiveForm(pickers.PickerFormMixin, forms.Form):
             self.initial.setdefault("also_contributes_to", chosen)
             for link in links:
                 self.initial.setdefault(f"share_{link.parent_id}",
-                                        (link.share * 100).normalize())
+                                        plain_number(link.share * 100))
         ids = [int(v) for v in chosen if str(v).isdigit()][:20]
         titles = dict(Objective.objects.for_org(org).filter(pk__in=ids)
                       .values_list("pk", "title")) if ids else {}
