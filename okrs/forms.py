@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 from django import forms
 from django.db.models import Q
 from django.utils.html import format_html
@@ -150,8 +152,9 @@ class ObjectiveForm(pickers.PickerFormMixin, forms.Form):
             for pk in ids:
                 if pk in titles:
                     fields[f"share_{pk}"] = forms.DecimalField(
-                        label=f"Share in “{titles[pk]}” (%)", required=False, min_value=0.01,
-                        max_value=99.99, max_digits=4 + 2, decimal_places=2,
+                        label=f"Share in “{titles[pk]}” (%)", required=False,
+                        min_value=Decimal("0.01"), max_value=Decimal("99.99"), max_digits=4,
+                        decimal_places=2,
                         help_text="Blank: an equal share. The main parent takes what the others "
                                   "leave.")
         self.fields = fields

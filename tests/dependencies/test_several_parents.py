@@ -177,7 +177,8 @@ def test_an_extra_parent_that_closes_a_loop_through_a_dependency_is_refused(two)
 
 # Roll-up and propagation -----------------------------------------------------------------------
 
-def test_an_aligned_parent_counts_each_child_with_its_share(two, django_capture_on_commit_callbacks):
+def test_an_aligned_parent_counts_each_child_with_its_share(two,
+                                                            django_capture_on_commit_callbacks):
     r = two
     set_extra(r, r.win, [(r.delight, None)])  # half here, half under "Reach $12M ARR"
     with scopes_disabled():
