@@ -123,7 +123,7 @@ def risk_above(objectives, effective, extra_links=()):
     return flags
 
 
-def impacts(objectives, key_results, dependencies, results, members, describe):
+def impacts(objectives, key_results, dependencies, results, members, describe, extra_links=()):
     """Impact of each company or department objective whose effective health is at risk or off
     track. Returns {pk: impact dict}.
 
@@ -131,12 +131,17 @@ def impacts(objectives, key_results, dependencies, results, members, describe):
     key_results: {pk: {"objective_id", "weight"}};
     dependencies: [(upstream node, downstream node)] with nodes ("o", pk) or ("k", pk);
     results: {node: object with ``own``, ``effective`` and ``causes`` (paths of nodes)};
-    members: {team_id: set of user ids}; describe(node) -> a small dict naming the node.
+    members: {team_id: set of user ids}; describe(node) -> a small dict naming the node;
+    extra_links: [(child, parent, share)], the parents objectives contribute to besides their
+    primary one: below counts them too (each objective once).
     """
     children, krs_of = defaultdict(list), defaultdict(list)
     for pk, o in objectives.items():
         if o["parent_id"] in objectives:
             children[o["parent_id"]].append(pk)
+    for child, parent, _ in extra_links:
+        if child in objectives and parent in objectives:
+            children[parent].append(child)
     for pk, k in key_results.items():
         if k["objective_id"] in objectives:
             krs_of[k["objective_id"]].append(pk)
@@ -161,14 +166,17 @@ def impacts(objectives, key_results, dependencies, results, members, describe):
         # Below: the subtree, with each node's share of the root's health (roll-up weights:
         # a key result by its weight, an aligned objective as 1, as the propagation weighs).
         share = {("o", root): 1.0}
-        below, krs, stack = [], [], [root]
+        below, krs, stack, seen = [], [], [root], set()
         while stack:
             pk = stack.pop()
+            if pk in seen:  # with several parents, an objective is reached more than once
+                continue
+            seen.add(pk)
             inputs = [(("k", k), float(key_results[k]["weight"])) for k in krs_of[pk]]
             inputs += [(("o", c), 1.0) for c in children[pk]]
             total = sum(w for _, w in inputs) or 1.0
             for node, w in inputs:
-                share[node] = share[("o", pk)] * w / total
+                share[node] = share.get(node, 0.0) + share[("o", pk)] * w / total
             krs += krs_of[pk]
             if pk != root:
                 below.append(pk)

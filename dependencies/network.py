@@ -742,7 +742,8 @@ def _compute_flows(cycle, data, results):
         if upper_bad else {}
     impact = flows.impacts(
         nodes, {pk: k for pk, k in key_results.items() if k["objective_id"] in nodes}, deps,
-        results, members, lambda node: _describe(node, data, results)) if upper_bad else {}
+        results, members, lambda node: _describe(node, data, results),
+        extra) if upper_bad else {}
     changed = []
     for pk in nodes:
         row = stored[pk]

@@ -371,3 +371,24 @@ def test_only_the_teams_leads_align_its_key_results(revenue, bob_client):
     page = reverse("key_result_align", args=[r.org.slug, r.sso.pk])
     assert bob_client.post(page, {"aligned_to": r.win.pk}).status_code == 403
     assert fresh(r.sso).aligned_to_id is None
+
+
+def test_the_impact_of_an_at_risk_objective_counts_what_also_contributes_to_it_once():
+    from dependencies import flows
+    from dependencies.propagation import Result
+
+    def o(parent, kind="team"):
+        return {"parent_id": parent, "kind": kind, "team_id": 1 if kind == "company" else 2,
+                "title": "x", "team": "T", "level": 0 if parent is None else 1}
+
+    objectives = {1: o(None, "company"), 2: o(None, "company"), 3: o(1), 4: o(2)}
+    results = {("o", 1): Result("at_risk", "at_risk"), ("o", 2): Result(None, "on_track"),
+               ("o", 3): Result(None, "on_track"), ("o", 4): Result(None, "on_track")}
+
+    def impact(extra):
+        return flows.impacts(objectives, {}, [], results, {}, lambda node: {"id": node[1]},
+                             extra)[1]
+
+    assert impact(())["objectives"] == 1  # only its own child
+    # 4 also contributes to 1, and 3 to 2 (which is not below 1): 3 and 4, each once.
+    assert impact([(4, 1, 0.5), (3, 2, 0.5)])["objectives"] == 2
