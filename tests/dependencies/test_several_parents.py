@@ -392,3 +392,24 @@ def test_the_impact_of_an_at_risk_objective_counts_what_also_contributes_to_it_o
     assert impact(())["objectives"] == 1  # only its own child
     # 4 also contributes to 1, and 3 to 2 (which is not below 1): 3 and 4, each once.
     assert impact([(4, 1, 0.5), (3, 2, 0.5)])["objectives"] == 2
+
+
+def test_a_change_of_an_extra_parent_asks_its_contributors_to_review(two):
+    from alignment.models import RecascadeFlag
+
+    r = two
+    with scopes_disabled():
+        below = ObjectiveFactory(organization=r.org, cycle=r.cycle, team=r.sales,
+                                 parent=r.win, title="Book discovery calls")
+    set_extra(r, r.win, [(r.delight, None)])
+    d = fresh(r.delight)
+    with scope(organization=r.org):
+        services.update_objective(
+            membership=r.world.admin, objective=d, version=d.version,
+            title="Delight customers in their first week", why=d.why, team=d.team, parent=None,
+            is_local=False, state=d.state)
+    with scopes_disabled():
+        flagged = set(RecascadeFlag.objects.filter(source=r.delight)
+                      .values_list("objective_id", flat=True))
+    # What contributes to it as an extra parent, and what is aligned below that.
+    assert flagged == {r.win.pk, below.pk}
