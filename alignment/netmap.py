@@ -5,6 +5,8 @@ import math
 from dataclasses import dataclass
 from html import escape
 
+from dependencies.kinds import WORDING
+
 SIZE = 760
 NODE_R = 9
 
@@ -75,9 +77,8 @@ def view_of(units, open_id=None, limit=MAX_TEAMS):
 
 KIND_LABEL = {"whole": "whole OKR", "objective": "objective", "key_result": "key result",
               "dependency": "depends on"}
-# A dependency's line says its kind (``dependencies.kinds.Wording.line``).
-DEPENDENCY_LABEL = {"delegation": "delegation", "shared": "shared goal",
-                    "supporting": "supporting"}
+# A dependency's line says its kind.
+DEPENDENCY_LABEL = {kind: wording.line for kind, wording in WORDING.items()}
 
 
 def layout(nodes):
