@@ -38,8 +38,7 @@ class ObjectiveQuerySet(OrgTreeQuerySet):
         return self.select_related("team", "cycle").prefetch_related(
             models.Prefetch(
                 "key_results",
-                queryset=KeyResult.objects.select_related(
-                    "owner_team", "owner", "aligned_to__team").order_by(
+                queryset=KeyResult.objects.select_related("owner_team", "owner").order_by(
                     "position", "pk"
                 ),
             )

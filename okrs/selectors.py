@@ -223,7 +223,8 @@ def parent_links(org, objective, children):
     """Several parents on an objective's page: the parents it also contributes to (with its
     share in each, and the primary parent's), the objectives that contribute to it as an extra
     parent (with their share here), the key results of other teams aligned to it, and the share
-    here of each primary child that has extra parents. Five queries, whatever the counts."""
+    here of each primary child that has extra parents, and the objectives its own key results
+    are aligned to. Six queries at most, whatever the counts."""
     links = list(ObjectiveParent.objects.for_org(org).filter(objective=objective)
                  .select_related("parent__team").order_by("parent__title", "pk"))
     primary = primary_share([link.share for link in links])
@@ -244,6 +245,12 @@ def parent_links(org, objective, children):
         left[child_id] -= share
     for child in children:
         child.share_here = left[child.pk] if child.pk in left else None
+    # Its own key results aligned to other teams' objectives: those objectives, one query.
+    targets = {kr.aligned_to_id for kr in objective.key_results.all() if kr.aligned_to_id}
+    targets = Objective.objects.for_org(org).select_related("team").in_bulk(targets) \
+        if targets else {}
+    for kr in objective.key_results.all():
+        kr.aligned_objective = targets.get(kr.aligned_to_id)
     aligned = list(KeyResult.objects.for_org(org).filter(aligned_to=objective)
                    .exclude(objective__state=Objective.State.RETIRED)
                    .select_related("objective", "owner_team")
