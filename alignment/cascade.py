@@ -134,6 +134,16 @@ def flag_descendants(*, membership, objective, change):
         return []
     below = list(objective.get_descendants().exclude(state=State.RETIRED)
                  .select_related("team__lead"))
+    # And what contributes to it, or to anything below it, as an extra parent (with what is
+    # aligned below that): several parents, one change to review.
+    subtree = [objective.pk, *(o.pk for o in below)]
+    also = list(Objective.objects.for_org(objective.organization).filter(
+        also_links__parent__in=subtree).exclude(state=State.RETIRED).exclude(pk__in=subtree)
+        .select_related("team__lead").distinct())
+    for o in also:
+        below += [o, *o.get_descendants().exclude(state=State.RETIRED)
+                  .select_related("team__lead")]
+    below = list({o.pk: o for o in below}.values())
     if not below:
         return []
     RecascadeFlag.objects.bulk_create([

@@ -5,6 +5,8 @@ import math
 from dataclasses import dataclass
 from html import escape
 
+from dependencies.kinds import WORDING
+
 SIZE = 760
 NODE_R = 9
 
@@ -27,6 +29,9 @@ class Edge:
     href: str
     health: str = ""
     count: int = 1
+    # A dependency's kind (delegation / shared / supporting; ``dependencies.kinds``), "" when
+    # the line sums several.
+    dep_kind: str = ""
 
 
 MAX_TEAMS = 30
@@ -72,6 +77,8 @@ def view_of(units, open_id=None, limit=MAX_TEAMS):
 
 KIND_LABEL = {"whole": "whole OKR", "objective": "objective", "key_result": "key result",
               "dependency": "depends on"}
+# A dependency's line says its kind.
+DEPENDENCY_LABEL = {kind: wording.line for kind, wording in WORDING.items()}
 
 
 def layout(nodes):
@@ -118,7 +125,7 @@ def render(nodes, edges, *, summed=False):
         pull = 0.15 + 0.12 * k
         cx, cy = mx + (centre - mx) * pull, my + (centre - my) * pull
         lx, ly = (mx + cx) / 2, (my + cy) / 2
-        kind = KIND_LABEL.get(e.kind, e.kind)
+        kind = DEPENDENCY_LABEL.get(e.dep_kind) or KIND_LABEL.get(e.kind, e.kind)
         if summed:
             label = escape(f"{e.count} link{'s' if e.count != 1 else ''} ({kind})")
         else:
@@ -128,7 +135,9 @@ def render(nodes, edges, *, summed=False):
                                   f'{escape(kind)}</text>')
         marker = ' marker-end="url(#dep-arrow)"' if e.kind == "dependency" else ""
         out.append(
-            f'<a href="{escape(e.href)}" class="edge kind-{e.kind} health-{e.health or "none"}">'
+            f'<a href="{escape(e.href)}" class="edge kind-{e.kind}'
+            f'{" dep-" + e.dep_kind if e.dep_kind in DEPENDENCY_LABEL else ""} '
+            f'health-{e.health or "none"}">'
             f'<title>{label}</title>'
             f'<path d="M {x1} {y1} Q {round(cx, 1)} {round(cy, 1)} {x2} {y2}"{marker}/>'
             f'{text}</a>')

@@ -11,7 +11,7 @@ prepared.
 """
 
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -21,7 +21,7 @@ from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
 from dependencies.models import Dependency
-from okrs.models import KeyResult, Objective
+from okrs.models import KeyResult, Objective, ObjectiveParent
 from orgs.models import Cycle
 
 from . import rules
@@ -42,12 +42,17 @@ def _querysets(org, cycle):
 
 def cycle_data(org, cycle, *, now=None):
     objectives_rows, key_results_rows = _querysets(org, cycle)
+    also = defaultdict(list)  # the parents each objective contributes to besides its primary one
+    for objective_id, parent_id in ObjectiveParent.objects.for_org(org).filter(
+            objective__cycle=cycle).order_by("id").values_list("objective_id", "parent_id"):
+        also[objective_id].append(parent_id)
     objectives = [
         rules.Objective(
             id=o["id"], title=o["title"], team_id=o["team_id"], team=o["team__name"],
             team_kind=o["team__kind"], parent_id=o["parent_id"], is_local=o["is_local"],
             state=o["state"], owner_id=o["team__lead_id"], owner=o["team__lead__full_name"] or "",
-            theme=o["theme__name"] or "", commitment=o["commitment"])
+            theme=o["theme__name"] or "", commitment=o["commitment"],
+            also_parents=tuple(also.get(o["id"], ())))
         for o in objectives_rows
     ]
     key_results = [
@@ -80,7 +85,8 @@ UNTIMED_KEY_RESULT = ("id", "objective_id", "title", "owner_team__name")
 
 def inputs_digest(org, cycle):
     """A digest of everything the rules that do not read the clock read (the cycle's live
-    objectives with their teams, leads and themes; of its key results ``UNTIMED_KEY_RESULT``;
+    objectives with their teams, leads and themes, and their extra parents; of its key results
+    ``UNTIMED_KEY_RESULT``;
     the organization's alignment settings), of their stored findings, and of the code. Taken
     before the rules read: equal to the one stored with the report, their findings are those
     stored (``findings``). A check-in or a dependency's answer leaves it as it is."""
@@ -90,6 +96,8 @@ def inputs_digest(org, cycle):
     parts = [_sql(objectives), _sql(key_results.values(*UNTIMED_KEY_RESULT)),
              ("SELECT id, alignment_model, local_share_limit FROM orgs_organization "
               "WHERE id = %s", [org.pk]),
+             _sql(ObjectiveParent.objects.for_org(org).filter(objective__cycle=cycle).values(
+                 "id", "objective_id", "parent_id")),
              _sql(Finding.objects.for_org(org).filter(cycle=cycle).exclude(
                  rule__in=TIMED_RULES).values("id", "rule", "severity", "message", "who",
                                               "objective_id", "key_result_id",

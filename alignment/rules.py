@@ -46,6 +46,7 @@ class Objective:
     owner: str = ""
     theme: str = ""
     commitment: str = "committed"  # or aspirational
+    also_parents: tuple = ()  # the parents it contributes to besides ``parent_id``
 
 
 @dataclass(frozen=True)
@@ -481,29 +482,30 @@ def metric_objective(cycle):
             for o in _live(cycle) if _METRIC.search(o.title)]
 
 
-def _roots(cycle):
+def _all_roots(cycle):
+    """{objective id: ids of the roots it reaches through every parent link, the primary one
+    and the extra ones}: an objective with several parents can reach several roots."""
     by_id = {o.id: o for o in _live(cycle)}
-    root = {}
+    memo = {}
 
-    def find(o):
-        seen = set()
-        while o.parent_id in by_id and o.id not in seen:
-            seen.add(o.id)
-            o = by_id[o.parent_id]
-        return o
+    def find(o, seen=frozenset()):
+        if o.id not in memo:
+            parents = [by_id[p] for p in (o.parent_id, *o.also_parents)
+                       if p in by_id and p not in seen]
+            memo[o.id] = (set().union(*(find(p, seen | {o.id}) for p in parents)) if parents
+                          else {o.id})
+        return memo[o.id]
 
-    for o in _live(cycle):
-        root[o.id] = find(o)
-    return root
+    return {o.id: find(o) for o in by_id.values()}, by_id
 
 
 def over_cascading(cycle):
-    root = _roots(cycle)
+    roots, by_id = _all_roots(cycle)
     teams = {}
     for o in _team_objectives(cycle):
-        r = root[o.id]
-        if r.team_kind == "company" and r.id != o.id:
-            teams.setdefault(o.team, set()).add(r.id)
+        for r in roots[o.id]:
+            if by_id[r].team_kind == "company" and r != o.id:
+                teams.setdefault(o.team, set()).add(r)
     return [Finding("over_cascading", MEDIUM, f"{team} contributes to {len(ids)} company "
                     f"objectives; more than {MAX_COMPANY_OBJECTIVES_PER_TEAM} spreads it thin.",
                     team)

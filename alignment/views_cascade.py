@@ -29,7 +29,7 @@ from django.urls import reverse
 from dependencies import selectors as network_selectors
 from dependencies.models import Dependency, ObjectiveShare
 from okrs import selectors as okr_selectors
-from okrs.models import KeyResult, Objective
+from okrs.models import KeyResult, Objective, ObjectiveParent
 from orgs.confirm import ask_first, confirm_page, is_confirmed
 from orgs.decorators import org_view, post_only
 from orgs.forms import apply_errors, submit
@@ -304,33 +304,62 @@ def _int(value):
 MATRIX_ROWS = 30
 
 
+def _trees_reached(org, cycle, rows):
+    """{objective id: the trees (company objectives) it serves} for the objectives that reach
+    another tree than their own through an extra parent, theirs or an ancestor's; one query."""
+    extra = defaultdict(list)
+    for child, parent in ObjectiveParent.objects.for_org(org).filter(
+            objective__cycle=cycle).values_list("objective_id", "parent_id"):
+        extra[child].append(parent)
+    if not extra:
+        return {}
+    by_id = {r[0]: r for r in rows}
+    memo = {}
+
+    def reach(pk, seen=frozenset()):
+        if pk not in memo:
+            row = by_id[pk]
+            found = {row[4]}
+            for up in (row[8], *extra.get(pk, ())):
+                if up in by_id and up not in seen:
+                    found |= reach(up, seen | {pk})
+            memo[pk] = found
+        return memo[pk]
+
+    return {pk: reach(pk) for pk in by_id}
+
+
 def matrix_data(org, cycle, *, open_unit=None, page=None):
     """Teams as rows, company objectives (or themes) as columns; each cell counts the team's
     objectives that serve the column, with their worst health. Above ``MATRIX_ROWS`` teams,
     a row stands for a department (the units right below the open one, the company unless
     ``open_unit`` names one) with the counts of every team inside it summed and their worst
-    health; the rows are paged by ``MATRIX_ROWS``. Four queries."""
+    health; the rows are paged by ``MATRIX_ROWS``. An objective with several parents counts in
+    the column of each company objective it reaches. Five queries."""
     thematic = org.alignment_model == Organization.AlignmentModel.THEMATIC
     # Plain tuples in no order (the few columns are sorted here): the cells only count.
     rows = list(Objective.objects.for_org(org).filter(cycle=cycle).live().order_by().values_list(
         "id", "title", "team_id", "team__kind", "tree_id", "level", "theme_id",
-        "effective_health"))
+        "effective_health", "parent_id"))
     units = map_units(org)
     company = Team.Kind.COMPANY
     if thematic:
         columns = [{"id": t.pk, "title": t.name} for t in Theme.objects.for_org(org)]
     else:
         columns = [{"id": tree, "title": title, "objective": pk}
-                   for pk, title, _, kind, tree, level, _, _ in sorted(rows, key=lambda r: r[1])
+                   for pk, title, _, kind, tree, level, _, _, _ in sorted(rows,
+                                                                          key=lambda r: r[1])
                    if level == 0 and kind == company]
     cells = defaultdict(lambda: {"count": 0, "worst": ""})
-    for _, _, team_id, kind, tree, level, theme_id, health in rows:
+    trees = {} if thematic else _trees_reached(org, cycle, rows)
+    for pk, _, team_id, kind, tree, level, theme_id, health, _ in rows:
         if kind == company or (not thematic and level == 0):
             continue
-        cell = cells[(team_id, theme_id if thematic else tree)]
-        cell["count"] += 1
-        if WORST[health] > WORST[cell["worst"]]:
-            cell["worst"] = health
+        for col in [theme_id] if thematic else trees.get(pk, (tree,)):
+            cell = cells[(team_id, col)]
+            cell["count"] += 1
+            if WORST[health] > WORST[cell["worst"]]:
+                cell["worst"] = health
     column_ids = {c["id"] for c in columns}
     used = {k[1] for k, v in cells.items() if v["count"]}
     for c in columns:
@@ -386,7 +415,7 @@ def matrix_data(org, cycle, *, open_unit=None, page=None):
     return {"columns": columns, "rows": table, "thematic": thematic, "grouped": grouped,
             "opened": opened, "trail": trail, "paged": isinstance(table, Paginator.page_class)
             if hasattr(Paginator, "page_class") else not isinstance(table, list),
-            "unmapped": sum(1 for _, _, _, kind, tree, _, theme_id, _ in rows
+            "unmapped": sum(1 for _, _, _, kind, tree, _, theme_id, _, _ in rows
                             if kind != company
                             and (theme_id if thematic else tree) not in column_ids)}
 
@@ -418,19 +447,20 @@ def network_data(org, cycle, slug, *, open_unit=None, units=None):
     has_children = {u.parent for u in units}
     edges = {}
 
-    def add(a, b, kind, label, href, health):
+    def add(a, b, kind, label, href, health, dep_kind=""):
         a, b = group_of.get(a), group_of.get(b)
         if a is None or b is None or a == b:
             return
         if kind != "dependency":  # sharing has no direction
             a, b = min(a, b), max(a, b)
-        k = (a, b, kind)
+        k = (a, b, kind, dep_kind)  # a line per kind of dependency
         if k in edges:
             e = edges[k]
             edges[k] = netmap.Edge(e.a, e.b, kind, e.label, e.href,
-                                   max(e.health, health, key=WORST.__getitem__), e.count + 1)
+                                   max(e.health, health, key=WORST.__getitem__), e.count + 1,
+                                   dep_kind)
         else:
-            edges[k] = netmap.Edge(a, b, kind, label, href, health)
+            edges[k] = netmap.Edge(a, b, kind, label, href, health, dep_kind=dep_kind)
 
     def add_summed(a, b, kind, count, health, first, href):
         if kind != "dependency":  # sharing has no direction
@@ -499,13 +529,13 @@ def network_data(org, cycle, slug, *, open_unit=None, units=None):
             .values_list("owner_team_id", "feeds__owner_team_id", "title", "feeds__title",
                          "feeds__objective_id", "effective_health")):
         add(team, fed, "key_result", f"{title} feeds {fed_title}", objective_url(pk), health)
-    for provider, requester, need, pk, up_o, up_k in (
+    for provider, requester, need, pk, up_o, up_k, dep_kind in (
             within(dependencies, "providing_team_id", "requesting_team_id")
             .values_list("providing_team_id", "requesting_team_id", "need", "pk",
                                      "upstream_objective__effective_health",
-                                     "upstream_key_result__effective_health")):
+                                     "upstream_key_result__effective_health", "kind")):
         add(provider, requester, "dependency", need, reverse("dependency", args=[slug, pk]),
-            up_o if up_o is not None else up_k or "")
+            up_o if up_o is not None else up_k or "", dep_kind)
     return _nodes_and_edges(units, shown, group_of, grouped, has_children, edges, cycle, slug)
 
 

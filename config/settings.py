@@ -39,7 +39,6 @@ INSTALLED_APPS = [
     "nudges",
     "ninja",  # its templates and static files: the API docs are served offline
     "api",
-
     "search",
 ]
 

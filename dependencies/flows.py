@@ -15,6 +15,7 @@ compute phase and writes what changed; pages only read the stored results.
 """
 
 from collections import defaultdict
+from graphlib import TopologicalSorter
 
 ON_TRACK, AT_RISK, OFF_TRACK = "on_track", "at_risk", "off_track"
 BAD = frozenset((AT_RISK, OFF_TRACK))
@@ -29,24 +30,64 @@ def top_down(objectives):
     return sorted(objectives, key=lambda pk: (objectives[pk]["level"], pk))
 
 
-def roll_up_progress(objectives, own_progress):
-    """objectives: {pk: {"parent_id", "level", "mode", "kr_weight", "weight"}}; own_progress:
-    {pk: 0-1 or None}, from its own key results. Returns {pk: progress or None} for the
-    objectives whose mode is "aligned"; the others show their own progress."""
+def primary_shares(extra_links):
+    """{child: share of its primary parent} for the objectives with extra parents: what the
+    extra parents' shares leave. extra_links: [(child, parent, share)]."""
+    left = {}
+    for child, _, share in extra_links:
+        left[child] = left.get(child, 1.0) - float(share)
+    return left
+
+
+def _children(objectives, extra_links):
+    """{parent: [(child, share)]}: the primary links (share: what the extra ones leave) and
+    the extra ones, between live objectives."""
+    primary = primary_shares(extra_links)
     children = defaultdict(list)
     for pk, o in objectives.items():
         if o["parent_id"] in objectives:
-            children[o["parent_id"]].append(pk)
+            children[o["parent_id"]].append((pk, primary.get(pk, 1.0)))
+    for child, parent, share in extra_links:
+        if child in objectives and parent in objectives:
+            children[parent].append((child, float(share)))
+    return children
+
+
+def _children_first(objectives, children, extra_links):
+    """Objective ids, every child before each of its parents. By tree level when every link
+    is a primary one; with extra parents (which may sit at any level), topologically."""
+    if not extra_links:
+        return list(reversed(top_down(objectives)))
+    graph = {pk: [c for c, _ in children[pk]] for pk in objectives}
+    return list(TopologicalSorter(graph).static_order())
+
+
+def roll_up_progress(objectives, own_progress, extra_links=(), aligned_key_results=()):
+    """objectives: {pk: {"parent_id", "level", "mode", "kr_weight", "weight"}}; own_progress:
+    {pk: 0-1 or None}, from its own key results. Returns {pk: progress or None} for the
+    objectives whose mode is "aligned"; the others show their own progress.
+
+    extra_links: [(child, parent, share)], the parents a child contributes to besides its
+    primary one: it counts in each with its weight times its share there (the primary parent
+    takes the share the others leave). aligned_key_results: [(objective, progress)], key
+    results aligned to another team's objective: each counts there like an aligned objective
+    of weight 1."""
+    children = _children(objectives, extra_links)
+    aligned = defaultdict(list)
+    for pk, done in aligned_key_results:
+        if done is not None:
+            aligned[pk].append((done, 1.0))
     shown, rolled = {}, {}
-    for pk in reversed(top_down(objectives)):  # children first
+    for pk in _children_first(objectives, children, extra_links):
         o = objectives[pk]
         own = own_progress.get(pk)
         if o["mode"] != "aligned":
             shown[pk] = own
             continue
         parts = [(own, float(o["kr_weight"]))] if own is not None else []
-        parts += [(shown[c], float(objectives[c]["weight"])) for c in children[pk]
-                  if shown[c] is not None]
+        parts += [(shown[c], float(objectives[c]["weight"]) * share)
+                  for c, share in children[pk] if shown[c] is not None]
+        parts += aligned[pk]
         parts = [(p, w) for p, w in parts if w > 0]
         total = sum(w for _, w in parts)
         value = round(sum(p * w for p, w in parts) / total, 4) if total else None
@@ -54,25 +95,35 @@ def roll_up_progress(objectives, own_progress):
     return rolled
 
 
-def risk_above(objectives, effective):
+def risk_above(objectives, effective, extra_links=()):
     """objectives: {pk: {"parent_id", "level", "kind" (its team's), "title", "team"}};
     effective: {pk: health}. Returns {pk: {"id", "title", "team", "health"}} for each objective
-    below a company or department objective at risk or off track: the nearest one above it."""
+    below a company or department objective at risk or off track: the nearest one above it
+    (through its primary parent first, then its extra parents, ``extra_links``)."""
+    extra = defaultdict(list)
+    for child, parent, _ in extra_links:
+        extra[child].append(parent)
+    order = (top_down(objectives) if not extra_links else
+             list(reversed(_children_first(objectives, _children(objectives, extra_links),
+                                           extra_links))))
     flags = {}
-    for pk in top_down(objectives):
-        parent = objectives[pk]["parent_id"]
-        if parent not in objectives:
-            continue
-        p = objectives[parent]
-        if p["kind"] in UPPER_KINDS and effective.get(parent) in BAD:
-            flags[pk] = {"id": parent, "title": p["title"], "team": p["team"],
-                         "health": effective[parent]}
-        elif parent in flags:
-            flags[pk] = flags[parent]
+    for pk in order:
+        for parent in (objectives[pk]["parent_id"], *extra.get(pk, ())):
+            if parent not in objectives:
+                continue
+            p = objectives[parent]
+            if p["kind"] in UPPER_KINDS and effective.get(parent) in BAD:
+                flags[pk] = {"id": parent, "title": p["title"], "team": p["team"],
+                             "health": effective[parent]}
+            elif parent in flags:
+                flags[pk] = flags[parent]
+            else:
+                continue
+            break
     return flags
 
 
-def impacts(objectives, key_results, dependencies, results, members, describe):
+def impacts(objectives, key_results, dependencies, results, members, describe, extra_links=()):
     """Impact of each company or department objective whose effective health is at risk or off
     track. Returns {pk: impact dict}.
 
@@ -80,12 +131,17 @@ def impacts(objectives, key_results, dependencies, results, members, describe):
     key_results: {pk: {"objective_id", "weight"}};
     dependencies: [(upstream node, downstream node)] with nodes ("o", pk) or ("k", pk);
     results: {node: object with ``own``, ``effective`` and ``causes`` (paths of nodes)};
-    members: {team_id: set of user ids}; describe(node) -> a small dict naming the node.
+    members: {team_id: set of user ids}; describe(node) -> a small dict naming the node;
+    extra_links: [(child, parent, share)], the parents objectives contribute to besides their
+    primary one: below counts them too (each objective once).
     """
     children, krs_of = defaultdict(list), defaultdict(list)
     for pk, o in objectives.items():
         if o["parent_id"] in objectives:
             children[o["parent_id"]].append(pk)
+    for child, parent, _ in extra_links:
+        if child in objectives and parent in objectives:
+            children[parent].append(child)
     for pk, k in key_results.items():
         if k["objective_id"] in objectives:
             krs_of[k["objective_id"]].append(pk)
@@ -110,14 +166,17 @@ def impacts(objectives, key_results, dependencies, results, members, describe):
         # Below: the subtree, with each node's share of the root's health (roll-up weights:
         # a key result by its weight, an aligned objective as 1, as the propagation weighs).
         share = {("o", root): 1.0}
-        below, krs, stack = [], [], [root]
+        below, krs, stack, seen = [], [], [root], set()
         while stack:
             pk = stack.pop()
+            if pk in seen:  # with several parents, an objective is reached more than once
+                continue
+            seen.add(pk)
             inputs = [(("k", k), float(key_results[k]["weight"])) for k in krs_of[pk]]
             inputs += [(("o", c), 1.0) for c in children[pk]]
             total = sum(w for _, w in inputs) or 1.0
             for node, w in inputs:
-                share[node] = share[("o", pk)] * w / total
+                share[node] = share.get(node, 0.0) + share[("o", pk)] * w / total
             krs += krs_of[pk]
             if pk != root:
                 below.append(pk)

@@ -4,10 +4,15 @@ from okrs.models import KeyResult
 from orgs import pickers
 from orgs.models import Team
 
+from . import kinds
 from .models import Dependency, ObjectiveShare
 
 
 class DependencyForm(pickers.PickerFormMixin, forms.Form):
+    kind = forms.ChoiceField(
+        label="What kind of dependency?", widget=forms.RadioSelect, initial=kinds.DEFAULT,
+        required=False,
+        choices=[(k, f"{w.label}: {w.explain}") for k, w in kinds.WORDING.items()])
     upstream = forms.CharField(
         label="Depends on", help_text="Another team's objective or key result in this cycle.")
     need = forms.CharField(
@@ -18,11 +23,24 @@ class DependencyForm(pickers.PickerFormMixin, forms.Form):
         label="If it slips", max_length=1000, widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Your plan B: what your team does if this is late or declined.")
 
-    def __init__(self, *args, org, cycle, own_team, **kwargs):
+    def __init__(self, *args, org, cycle, own_team, url="", **kwargs):
         super().__init__(*args, **kwargs)
         self.org, self.params = org, {"cycle": cycle, "exclude_team": own_team}
         pickers.use_picker(self.fields["upstream"], org=org, kind="nodes", params=self.params,
                            empty_label="(nothing chosen yet)")
+        # The plan B is asked in the words of the kind chosen (the default until one is).
+        chosen = (self.data.get(self.add_prefix("kind")) if self.is_bound else None) \
+            or self.initial.get("kind") or kinds.DEFAULT
+        prompt = kinds.wording(chosen).fallback
+        self.fields["kind"].widget.attrs.update({
+            "hx-get": url, "hx-trigger": "change", "hx-include": "closest form",
+            "hx-params": "not csrfmiddlewaretoken", "hx-target": "closest form",
+            "hx-select": "form.dependency-form", "hx-swap": "outerHTML", "hx-push-url": "false"})
+        self.fields["fallback"].help_text = prompt
+        self.fields["fallback"].widget.attrs["placeholder"] = prompt
+
+    def clean_kind(self):
+        return self.cleaned_data["kind"] or kinds.DEFAULT  # not chosen: the default kind
 
     def clean_upstream(self):
         """"o:12" or "k:34": an objective or key result of this cycle, of another team."""

@@ -3,7 +3,8 @@ everything reachable downstream of the edge's target; if the edge's source is am
 edge would close a loop, and the loop is named.
 
 A node is ``("o", objective_id)`` or ``("k", key_result_id)``. An edge points from the node whose
-health flows to the node that takes it in: child objective -> parent, key result -> objective,
+health flows to the node that takes it in: child objective -> parent (the primary one and each
+extra parent), key result -> objective (its own, and the one it is aligned to),
 contributing key result -> shared key result, upstream -> dependent.
 
 Callers hold the organization lock (``orgs.services.lock_organization``) from the check
@@ -23,8 +24,14 @@ _EDGES = """
     SELECT 'o' AS src_kind, o.id AS src_id, 'o' AS dst_kind, o.parent_id AS dst_id
       FROM okrs_objective o WHERE o.organization_id = %(org)s AND o.parent_id IS NOT NULL
     UNION ALL
+    SELECT 'o', p.objective_id, 'o', p.parent_id
+      FROM okrs_objectiveparent p WHERE p.organization_id = %(org)s
+    UNION ALL
     SELECT 'k', k.id, 'o', k.objective_id
       FROM okrs_keyresult k WHERE k.organization_id = %(org)s
+    UNION ALL
+    SELECT 'k', k.id, 'o', k.aligned_to_id
+      FROM okrs_keyresult k WHERE k.organization_id = %(org)s AND k.aligned_to_id IS NOT NULL
     UNION ALL
     SELECT 'k', k.id, 'k', k.feeds_id
       FROM okrs_keyresult k WHERE k.organization_id = %(org)s AND k.feeds_id IS NOT NULL
@@ -60,7 +67,13 @@ WITH RECURSIVE reach(kind, id, from_kind, from_id) AS (
         SELECT 'o'::text, o.parent_id FROM okrs_objective o
          WHERE r.kind = 'o' AND o.id = r.id AND o.parent_id IS NOT NULL
         UNION ALL
+        SELECT 'o'::text, p.parent_id FROM okrs_objectiveparent p
+         WHERE r.kind = 'o' AND p.objective_id = r.id
+        UNION ALL
         SELECT 'o'::text, k.objective_id FROM okrs_keyresult k WHERE r.kind = 'k' AND k.id = r.id
+        UNION ALL
+        SELECT 'o'::text, k.aligned_to_id FROM okrs_keyresult k
+         WHERE r.kind = 'k' AND k.id = r.id AND k.aligned_to_id IS NOT NULL
         UNION ALL
         SELECT 'k'::text, k.feeds_id FROM okrs_keyresult k
          WHERE r.kind = 'k' AND k.id = r.id AND k.feeds_id IS NOT NULL

@@ -119,6 +119,12 @@ class DependencyQuerySet(OrgQuerySet):
 class Dependency(models.Model):
     """One team's objective or key result needs another team's objective or key result."""
 
+    class Kind(models.TextChoices):
+        """What the other team's part is (``dependencies.kinds`` holds each one's wording)."""
+        DELEGATION = "delegation", "Delegation"
+        SHARED = "shared", "Shared goal"
+        SUPPORTING = "supporting", "Supporting"
+
     class Status(models.TextChoices):
         REQUESTED = "requested", "Requested"
         COMMITTED = "committed", "Committed"
@@ -148,6 +154,9 @@ class Dependency(models.Model):
         KeyResult, on_delete=models.CASCADE, null=True, blank=True, related_name="needed_by")
     requesting_team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="+")
     providing_team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="+")
+    # Before kinds existed, a dependency asked another team for something that enables our
+    # work: "supporting" is the closest kind, and the default.
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.SUPPORTING)
     need = models.CharField("what exactly is needed", max_length=300)
     needed_by = models.DateField("needed by")
     fallback = models.TextField("if it slips", max_length=1000)
@@ -195,6 +204,7 @@ class Dependency(models.Model):
             ),
             choice_constraint("status", ["requested", "committed", "declined", "delivered",
                                          "broken", "withdrawn"]),
+            choice_constraint("kind", ["delegation", "shared", "supporting"]),
         ]
 
     def __str__(self):
@@ -203,6 +213,13 @@ class Dependency(models.Model):
     @property
     def downstream(self):
         return self.downstream_objective or self.downstream_key_result
+
+    @property
+    def wording(self):
+        """The words of its kind (``dependencies.kinds``)."""
+        from .kinds import wording
+
+        return wording(self.kind)
 
     @property
     def upstream(self):

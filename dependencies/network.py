@@ -34,7 +34,7 @@ from alignment import report as alignment_report
 from alignment import rules as alignment_rules
 from nudges import events
 from okrs import progress
-from okrs.models import Health, KeyResult, Objective, Rollup
+from okrs.models import Health, KeyResult, Objective, ObjectiveParent, Rollup
 from orgs.db import atomic_with_retry, lock_organization_id, lock_propagation
 from orgs.models import Cycle
 from orgs.tasks import enqueue_now
@@ -275,6 +275,9 @@ _READS = (
                     "WHERE t.organization_id = %(org)s AND o.cycle_id = %(cycle)s"),
     ("dependencies", "SELECT t.* FROM dependencies_dependency t "
                      "WHERE t.organization_id = %(org)s AND t.cycle_id = %(cycle)s"),
+    ("extra_parents", "SELECT t.* FROM okrs_objectiveparent t JOIN okrs_objective o "
+                      "ON o.id = t.objective_id "
+                      "WHERE t.organization_id = %(org)s AND o.cycle_id = %(cycle)s"),
     ("shares", "SELECT t.* FROM dependencies_objectiveshare t JOIN okrs_objective o "
                "ON o.id = t.objective_id "
                "WHERE t.organization_id = %(org)s AND o.cycle_id = %(cycle)s"),
@@ -375,7 +378,8 @@ def _load(cycle):
         .exclude(objective__state=Objective.State.RETIRED)
         .values("id", "objective_id", "title", "kind", "start_value", "target_value",
                 "current_value", "is_done", "confidence", "last_check_in_at", "weight",
-                "feeds_id", "rollup", "owner_id", "owner_team_id", "owner_team__name",
+                "feeds_id", "rollup", "aligned_to_id", "owner_id", "owner_team_id",
+                "owner_team__name",
                 "owner_team__lead_id",
                 "effective_health", causes_text=CAUSES_TEXT).order_by("id"))
     }
@@ -386,6 +390,10 @@ def _load(cycle):
                      "downstream_objective_id", "downstream_key_result_id", "status")
         .order_by("id")
     )
+    # The parents each objective contributes to besides its primary one: (child, parent, share).
+    extra_parents = list(ObjectiveParent.objects.filter(
+        organization_id=org, objective__cycle=cycle).order_by("id").values_list(
+            "objective_id", "parent_id", "share"))
     share_leads = defaultdict(set)
     for objective_id, lead_id in ObjectiveShare.objects.filter(
             organization_id=org, objective__cycle=cycle, team__lead__isnull=False
@@ -413,7 +421,8 @@ def _load(cycle):
                                extra={"organization": org, "object": f"{kind}:{pk}"})
                 row["effective_health"] = None
     return {"objectives": objectives, "key_results": key_results,
-            "dependencies": dependencies, "share_leads": share_leads, "skipped": skipped}
+            "dependencies": dependencies, "share_leads": share_leads, "skipped": skipped,
+            "extra_parents": extra_parents}
 
 
 # The stored risk causes as text: "[]" for most nodes, decoded only when not empty.
@@ -512,6 +521,7 @@ def _own_health_and_edges(cycle, data, now):
     rolled_values = _rolled_values(key_results)
     elapsed = progress.elapsed_share(cycle.start_date, cycle.end_date, timezone.localdate(now))
     own, edges, parts = {}, [], defaultdict(list)
+    primary = flows.primary_shares(data.get("extra_parents", ()))
     skipped = data.setdefault("skipped", [])
     # The health alone, without the sentences (``progress.key_result_health``): the same
     # result as ``assess_key_result`` at a fraction of the cost.
@@ -541,6 +551,9 @@ def _own_health_and_edges(cycle, data, now):
         kept_now[key] = found
         done, health = found
         own[(KR, pk)] = health
+        if k["aligned_to_id"] is not None:  # counts there like an aligned objective
+            data.setdefault("aligned_key_results", []).append((k["aligned_to_id"], done))
+            edges.append(Edge((KR, pk), (OBJ, k["aligned_to_id"]), ROLLUP, 1.0))
         # An objective's own health comes from its own team's key results; another team's key
         # result on it rolls up (a reason of its own: "its key results", naming that team).
         objective = objectives.get(k["objective_id"])
@@ -564,8 +577,10 @@ def _own_health_and_edges(cycle, data, now):
             del objectives[pk]
             skipped.append(_skip(cycle, OBJ, pk, o["title"], pk, f"{type(e).__name__}: {e}"))
             continue
-    for child, parent in _alignment_pairs(objectives):
-        edges.append(Edge((OBJ, child), (OBJ, parent), ROLLUP, 1.0))
+    for child, parent in _alignment_pairs(objectives):  # the primary parent, its share
+        edges.append(Edge((OBJ, child), (OBJ, parent), ROLLUP, primary.get(child, 1.0)))
+    for child, parent, share in data.get("extra_parents", ()):  # each extra parent, its share
+        edges.append(Edge((OBJ, child), (OBJ, parent), ROLLUP, float(share)))
     for up_o, up_k, down_o, down_k, status in data["dependencies"]:
         src = (OBJ, up_o) if up_o else (KR, up_k)
         dst = (OBJ, down_o) if down_o else (KR, down_k)
@@ -816,8 +831,10 @@ def _compute_flows(cycle, data, results):
                      "weight": row["weight"], "kind": row["team__kind"], "title": o["title"],
                      "team": o["team__name"], "team_id": o["team_id"]}
     effective = {pk: results[(OBJ, pk)].effective for pk in nodes if (OBJ, pk) in results}
-    rolled = flows.roll_up_progress(nodes, data.get("own_progress", {}))
-    above = flows.risk_above(nodes, effective)
+    extra = data.get("extra_parents", ())
+    rolled = flows.roll_up_progress(nodes, data.get("own_progress", {}), extra,
+                                    data.get("aligned_key_results", ()))
+    above = flows.risk_above(nodes, effective, extra)
     deps = [((OBJ, uo) if uo else (KR, uk), (OBJ, do) if do else (KR, dk))
             for uo, uk, do, dk, _ in data["dependencies"]]
     upper_bad = [pk for pk, n in nodes.items()
@@ -826,7 +843,8 @@ def _compute_flows(cycle, data, results):
         if upper_bad else {}
     impact = flows.impacts(
         nodes, {pk: k for pk, k in key_results.items() if k["objective_id"] in nodes}, deps,
-        results, members, lambda node: _describe(node, data, results)) if upper_bad else {}
+        results, members, lambda node: _describe(node, data, results),
+        extra) if upper_bad else {}
     changed = []
     for pk in nodes:
         row = stored[pk]

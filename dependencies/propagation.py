@@ -54,7 +54,7 @@ RULES = (
     "What sits below a node (an objective's key results and aligned objectives, the key results "
     "that feed a shared key result) is averaged the way key results are, using their effective "
     "health, so a risk from elsewhere travels up. Each aligned objective counts like a key "
-    "result of weight 1.",
+    "result of weight 1 (one with several parents: its share in each).",
     "Anything a node depends on that is at risk or off track makes it at risk, never off track: "
     "the team that depends on it still has its fallback. A broken dependency counts as off track "
     "upstream. That stays true higher up: what dependencies add to a roll-up is at most at risk.",

@@ -50,8 +50,10 @@ def _check_open_cycle(cycle):
 # Dependencies ----------------------------------------------------------------------------------
 
 
-def request_dependency(*, membership, downstream, upstream, need, needed_by, fallback):
-    """``downstream`` (an objective or key result) depends on ``upstream`` (another team's)."""
+def request_dependency(*, membership, downstream, upstream, need, needed_by, fallback,
+                       kind=Dependency.Kind.SUPPORTING):
+    """``downstream`` (an objective or key result) depends on ``upstream`` (another team's);
+    ``kind``: delegation, shared or supporting (``dependencies.kinds``)."""
     org = membership.organization
     for node, field in ((downstream, "downstream"), (upstream, "upstream")):
         if node.organization_id != org.pk:
@@ -65,6 +67,7 @@ def request_dependency(*, membership, downstream, upstream, need, needed_by, fal
     need = v.line("need", need, required=False)
     fallback = v.text("fallback", fallback)
     needed_by = v.day("needed_by", needed_by, required=True)
+    v.choice("kind", kind)
     v.done()
     errors = {}
     if up_objective.cycle_id != down_objective.cycle_id:
@@ -96,7 +99,7 @@ def request_dependency(*, membership, downstream, upstream, need, needed_by, fal
             upstream_objective=upstream if isinstance(upstream, Objective) else None,
             upstream_key_result=upstream if isinstance(upstream, KeyResult) else None,
             requesting_team_id=requesting_team_id, providing_team_id=_owner_team_id(upstream),
-            need=need, needed_by=needed_by, fallback=fallback,
+            need=need, needed_by=needed_by, fallback=fallback, kind=kind,
             created_by=membership.user,
         )
         _event(dependency, Status.REQUESTED, membership, "")

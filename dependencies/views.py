@@ -98,8 +98,12 @@ def dependency_create(request, kind, pk):
     if not can_request_dependency(request.membership, team_id):
         raise PermissionDenied("Only the leads of the team that depends can record this.")
     own_team = objective.team if kind == "o" else downstream.owner_team
+    # A kind chosen (``?kind=``, or the radios through htmx) asks for the plan B in its words;
+    # what was typed comes back with it.
+    initial = {k: request.GET[k] for k in ("kind", "upstream", "need", "needed_by", "fallback")
+               if request.GET.get(k)}
     form = DependencyForm(find_data(request), org=request.org, cycle=objective.cycle,
-                          own_team=own_team)
+                          own_team=own_team, initial=initial, url=request.path)
 
     def save(data):
         up_kind, _, up_pk = data["upstream"].partition(":")
@@ -109,7 +113,8 @@ def dependency_create(request, kind, pk):
             raise ValidationError({"upstream": "Choose an objective or key result."}) from None
         return services.request_dependency(
             membership=request.membership, downstream=downstream, upstream=upstream,
-            need=data["need"], needed_by=data["needed_by"], fallback=data["fallback"])
+            need=data["need"], needed_by=data["needed_by"], fallback=data["fallback"],
+            kind=data["kind"])
 
     dependency = submit(request, form, save)
     if dependency is not None:

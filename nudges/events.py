@@ -191,7 +191,8 @@ def describe(org, kind, subject, actor=None, note=""):
                           or subject.downstream_key_result.objective_id)
         e.team_ids = [subject.requesting_team_id, subject.providing_team_id]
         e.title = {
-            "request_raised": f"{ask} asks {give}: {subject.need}",
+            "request_raised": subject.wording.ask.format(
+                requester=ask, provider=give, need=subject.need),
             "request_answered": f"{give} committed to what {ask} needs: {subject.need}",
             "request_declined": f"{give} declined what {ask} needs: {subject.need}",
             "request_escalated": f"Escalated: {ask} still waits on {give}: {subject.need}",

@@ -1,11 +1,20 @@
 from django.contrib import admin
 from mptt.admin import MPTTModelAdmin
 
-from .models import CheckIn, KeyResult, Objective, ObjectiveClose, Perspective, StrategicGoal
+from .models import (
+    CheckIn,
+    KeyResult,
+    Objective,
+    ObjectiveClose,
+    ObjectiveParent,
+    Perspective,
+    StrategicGoal,
+)
 
 
 class KeyResultInline(admin.TabularInline):
     model = KeyResult
+    fk_name = "objective"
     extra = 0
     fields = ["title", "kind", "start_value", "target_value", "current_value", "unit",
               "owner_team", "weight"]
@@ -26,7 +35,14 @@ class ObjectiveAdmin(MPTTModelAdmin):
 class KeyResultAdmin(admin.ModelAdmin):
     list_display = ["title", "organization", "objective", "owner_team", "confidence"]
     list_filter = ["organization"]
-    raw_id_fields = ["objective", "owner_team", "owner", "feeds", "scored_by"]
+    raw_id_fields = ["objective", "owner_team", "owner", "feeds", "scored_by", "aligned_to"]
+
+
+@admin.register(ObjectiveParent)
+class ObjectiveParentAdmin(admin.ModelAdmin):
+    list_display = ["objective", "parent", "share", "organization"]
+    list_filter = ["organization"]
+    raw_id_fields = ["objective", "parent"]
 
 
 @admin.register(CheckIn)

@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 from django import forms
 from django.db.models import Q
 from django.utils.html import format_html
@@ -14,6 +16,7 @@ from .models import (
     KeyResult,
     Objective,
     ObjectiveClose,
+    ObjectiveParent,
     ProgressMode,
     StrategicGoal,
 )
@@ -52,6 +55,10 @@ class ObjectiveForm(pickers.PickerFormMixin, forms.Form):
         label="Contributes to", queryset=Objective.objects.none(), required=False,
         empty_label="(none: a company objective or a local priority)",
     )
+    also_contributes_to = forms.ModelMultipleChoiceField(
+        label="Also contributes to", queryset=Objective.objects.none(), required=False,
+        help_text="Other objectives this one counts in, besides the one above. Each parent gets "
+                  "an equal share unless you set the shares.")
     is_local = forms.BooleanField(
         label="Local team priority (no parent)", required=False,
         help_text="Allowed in moderation: it counts against the organization's alignment model.",
@@ -96,6 +103,11 @@ class ObjectiveForm(pickers.PickerFormMixin, forms.Form):
         self.fields["parent"].queryset = pickers.objectives(org, cycle=cycle, exclude=objective)
         pickers.use_picker(self.fields["parent"], org=org, kind="objectives",
                            params={"cycle": cycle, "exclude": objective})
+        self.fields["also_contributes_to"].queryset = pickers.objectives(
+            org, cycle=cycle, exclude=objective)
+        pickers.use_multi_picker(self.fields["also_contributes_to"], org=org, kind="objectives",
+                                 params={"cycle": cycle, "exclude": objective})
+        self._add_share_fields(org, objective)
         states = [Objective.State.DRAFT, Objective.State.PROPOSED]
         if objective and objective.state == Objective.State.APPROVED:
             states.append(Objective.State.APPROVED)
@@ -114,6 +126,63 @@ class ObjectiveForm(pickers.PickerFormMixin, forms.Form):
             self.fields["theme"].queryset = Theme.objects.for_org(org)
         else:
             del self.fields["theme"]
+
+
+    def _add_share_fields(self, org, objective):
+        """One share field (a percentage) per extra parent chosen, right after the picker."""
+        if self.is_bound:
+            chosen = self.fields["also_contributes_to"].widget.value_from_datadict(
+                self.data, None, self.add_prefix("also_contributes_to")) or []
+        else:
+            links = list(ObjectiveParent.objects.for_org(org).filter(objective=objective)
+                         ) if objective is not None else []
+            chosen = [link.parent_id for link in links]
+            self.initial.setdefault("also_contributes_to", chosen)
+            for link in links:
+                self.initial.setdefault(f"share_{link.parent_id}",
+                                        plain_number(link.share * 100))
+        ids = [int(v) for v in chosen if str(v).isdigit()][:20]
+        titles = dict(Objective.objects.for_org(org).filter(pk__in=ids)
+                      .values_list("pk", "title")) if ids else {}
+        fields = {}
+        for name, field in self.fields.items():
+            fields[name] = field
+            if name != "also_contributes_to":
+                continue
+            for pk in ids:
+                if pk in titles:
+                    fields[f"share_{pk}"] = forms.DecimalField(
+                        label=f"Share in “{titles[pk]}” (%)", required=False,
+                        min_value=Decimal("0.01"), max_value=Decimal("99.99"), max_digits=4,
+                        decimal_places=2,
+                        help_text="Blank: an equal share. The main parent takes what the others "
+                                  "leave.")
+        self.fields = fields
+
+    def clean(self):
+        data = super().clean()
+        parents = data.pop("also_contributes_to", None) or []
+        shares = {name: data.pop(name) for name in list(data) if name.startswith("share_")}
+        data["extra_parents"] = [
+            (p, None if shares.get(f"share_{p.pk}") is None else shares[f"share_{p.pk}"] / 100)
+            for p in parents]
+        return data
+
+
+class AlignKeyResultForm(pickers.PickerFormMixin, forms.Form):
+    aligned_to = ObjectiveChoiceField(
+        label="Aligned to", queryset=Objective.objects.none(), required=False,
+        empty_label="(none: it counts only in its own objective)",
+        help_text="Another team's objective in this cycle. This key result then counts there "
+                  "like an aligned objective: in its progress and in its health.")
+
+    def __init__(self, *args, org, key_result, **kwargs):
+        super().__init__(*args, **kwargs)
+        params = {"cycle": key_result.objective.cycle}
+        self.fields["aligned_to"].queryset = pickers.objectives(org, **params).exclude(
+            team_id__in=[key_result.objective.team_id, key_result.owner_team_id])
+        pickers.use_picker(self.fields["aligned_to"], org=org, kind="objectives",
+                           params=params)
 
 
 class KeyResultForm(pickers.PickerFormMixin, forms.Form):

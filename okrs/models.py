@@ -163,6 +163,39 @@ class Objective(MPTTModel):
         return self.state == self.State.RETIRED
 
 
+class ObjectiveParent(models.Model):
+    """An objective contributes to another parent besides its primary one (``Objective.parent``,
+    which keeps the tree layout). ``share`` is how much of the objective counts in that parent;
+    the primary parent takes what the others leave (``primary_share``)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    objective = models.ForeignKey(Objective, on_delete=models.CASCADE, related_name="also_links")
+    parent = models.ForeignKey(Objective, on_delete=models.CASCADE, related_name="extra_links")
+    share = models.DecimalField(max_digits=5, decimal_places=4)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = org_manager()
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["objective", "parent"],
+                                    name="objective_parent_once"),
+            models.CheckConstraint(condition=models.Q(share__gt=0, share__lte=1),
+                                   name="objective_parent_share_in_0_1"),
+            models.CheckConstraint(condition=~models.Q(objective=models.F("parent")),
+                                   name="objective_parent_not_itself"),
+        ]
+
+    def __str__(self):
+        return f"{self.objective} also contributes to {self.parent} ({self.share})"
+
+
+def primary_share(extra_shares):
+    """The primary parent's share: what the extra parents' shares leave (1 with none)."""
+    return Decimal(1) - sum((Decimal(s) for s in extra_shares), Decimal(0))
+
+
 class Rollup(models.TextChoices):
     SUM = "sum", "Sum of contributors"
     MEAN = "mean", "Mean of contributors"
@@ -220,6 +253,12 @@ class KeyResult(models.Model):
         "value from contributors", max_length=4, choices=Rollup.choices, blank=True,
         help_text="Take the current value from the key results that feed this one.",
     )
+    # Aligned directly to another team's objective (same cycle): it counts there like an
+    # aligned objective, in progress and in health.
+    aligned_to = models.ForeignKey(
+        Objective, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="aligned_key_results",
+        help_text="Another team's objective this key result contributes to directly.")
     effective_health = models.CharField(max_length=10, choices=Health.choices, blank=True)
     risk_causes = models.JSONField(default=list, blank=True)
     # End of cycle: the product proposes a score (0-1) from the data for its kind; the owner

@@ -5,6 +5,7 @@ Every function loads what a page shows in a fixed number of queries, whatever th
 
 from collections import defaultdict
 from dataclasses import replace
+from decimal import Decimal
 
 from django.db.models import Case, Count, F, IntegerField, Prefetch, Q, Value, When, Window
 from django.db.models.functions import RowNumber
@@ -15,7 +16,7 @@ from orgs.permissions import led_team_ids, member_team_ids
 
 from . import progress
 from .charts import sparkline_points
-from .models import CheckIn, KeyResult, Objective
+from .models import CheckIn, KeyResult, Objective, ObjectiveParent, primary_share
 
 
 def cycles_for(org):
@@ -115,7 +116,22 @@ def tree_level(org, cycle, parent=None, *, page=1):
     start = (page - 1) * TREE_BRANCH
     rows = list(qs.order_by("team__level", "team__name", "title", "pk")
                 [start:start + TREE_BRANCH + 1])
-    return assess(rows[:TREE_BRANCH]), len(rows) > TREE_BRANCH
+    return attach_also(org, assess(rows[:TREE_BRANCH])), len(rows) > TREE_BRANCH
+
+
+def attach_also(org, objectives):
+    """``.also``: the parents each objective also contributes to, besides its primary one, as
+    [(id, title)] for the tree's "also contributes to" marker. One query."""
+    also = defaultdict(list)
+    if objectives:
+        for child, parent, title in (ObjectiveParent.objects.for_org(org)
+                                     .filter(objective__in=[o.pk for o in objectives])
+                                     .order_by("parent__title", "pk")
+                                     .values_list("objective_id", "parent_id", "parent__title")):
+            also[child].append((parent, title))
+    for o in objectives:
+        o.also = also.get(o.pk, [])
+    return objectives
 
 
 def tree_others(org, cycle, *, page=1):
@@ -129,7 +145,7 @@ def tree_others(org, cycle, *, page=1):
     rows = list(qs.order_by("team__level", "team__name", "title", "pk")
                 [start:start + TREE_OTHERS])
     # The total comes with the rows (a window count); a page past the end is empty.
-    return assess(rows), rows[0].others_total if rows else 0
+    return attach_also(org, assess(rows)), rows[0].others_total if rows else 0
 
 
 def my_team_ids(membership):
@@ -197,7 +213,52 @@ def objective_page(org, objective):
     ancestors = list(objective.get_ancestors().select_related("team"))
     attach_history(org, objective.key_results.all())
     attach_contributors(org, objective.key_results.all())
-    return {"children": children, "ancestors": ancestors}
+    return {"children": children, "ancestors": ancestors, **parent_links(org, objective, children)}
+
+
+LINKS_SHOWN = 30  # extra children and key results aligned here: the first this many
+
+
+def parent_links(org, objective, children):
+    """Several parents on an objective's page: the parents it also contributes to (with its
+    share in each, and the primary parent's), the objectives that contribute to it as an extra
+    parent (with their share here), the key results of other teams aligned to it, and the share
+    here of each primary child that has extra parents, and the objectives its own key results
+    are aligned to. Six queries at most, whatever the counts."""
+    links = list(ObjectiveParent.objects.for_org(org).filter(objective=objective)
+                 .select_related("parent__team").order_by("parent__title", "pk"))
+    primary = primary_share([link.share for link in links])
+    extra = list(ObjectiveParent.objects.for_org(org).filter(parent=objective)
+                 .exclude(objective__state=Objective.State.RETIRED)
+                 .order_by("objective__title", "pk").values_list("objective_id", "share")
+                 [:LINKS_SHOWN + 1])
+    share_of = dict(extra[:LINKS_SHOWN])
+    extra_children = assess(list(
+        Objective.objects.for_org(org).filter(pk__in=share_of).with_key_results()
+        .order_by("team__name", "title"))) if share_of else []
+    for o in extra_children:
+        o.share_here = share_of[o.pk]
+    left = defaultdict(lambda: Decimal(1))
+    for child_id, share in (ObjectiveParent.objects.for_org(org)
+                            .filter(objective__in=[c.pk for c in children])
+                            .values_list("objective_id", "share")):
+        left[child_id] -= share
+    for child in children:
+        child.share_here = left[child.pk] if child.pk in left else None
+    # Its own key results aligned to other teams' objectives: those objectives, one query.
+    targets = {kr.aligned_to_id for kr in objective.key_results.all() if kr.aligned_to_id}
+    targets = Objective.objects.for_org(org).select_related("team").in_bulk(targets) \
+        if targets else {}
+    for kr in objective.key_results.all():
+        kr.aligned_objective = targets.get(kr.aligned_to_id)
+    aligned = list(KeyResult.objects.for_org(org).filter(aligned_to=objective)
+                   .exclude(objective__state=Objective.State.RETIRED)
+                   .select_related("objective", "owner_team")
+                   .order_by("owner_team__name", "title", "pk")[:LINKS_SHOWN + 1])
+    return {"also_parents": links, "primary_share": primary if links else None,
+            "extra_children": extra_children, "more_extra_children": len(extra) > LINKS_SHOWN,
+            "aligned_key_results": aligned[:LINKS_SHOWN],
+            "more_aligned_key_results": len(aligned) > LINKS_SHOWN}
 
 
 def attach_history(org, key_results, limit=12):

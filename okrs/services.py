@@ -4,6 +4,8 @@ Each checks permission and cross-references (everything in one organization, par
 cycle, no loops), runs in one transaction, and refuses an edit made from a stale form.
 """
 
+from decimal import ROUND_DOWN, Decimal
+
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F, Q
@@ -17,7 +19,7 @@ from orgs.models import Cycle, Membership, Organization, Role, Team
 from orgs.services import lock_organization
 from orgs.validation import Fields
 
-from .models import CheckIn, Health, KeyResult, Objective
+from .models import CheckIn, Health, KeyResult, Objective, ObjectiveParent
 from .progress import numeric_progress
 
 
@@ -166,7 +168,9 @@ def _check_strategic_goal(org, team, goal, current=None):
 def create_objective(*, membership, cycle, team, title, why="", parent=None, is_local=False,
                      state=Objective.State.DRAFT, theme=None, success="", tradeoffs="",
                      progress_mode=None, key_results_weight=None, weight=None,
-                     commitment=None, strategic_goal=None):
+                     commitment=None, strategic_goal=None, extra_parents=()):
+    """``extra_parents``: [(objective, share or None)], the parents it also contributes to
+    besides ``parent`` (``set_extra_parents``)."""
     org = membership.organization
     if not permissions.can_edit_team_okrs(membership, team.pk):
         raise PermissionDenied("You can add objectives only for teams you lead.")
@@ -188,6 +192,8 @@ def create_objective(*, membership, cycle, team, title, why="", parent=None, is_
             is_local=is_local, state=state, created_by=membership.user,
             updated_by=membership.user, **counting,
         )
+        if extra_parents:
+            _set_extra_parents(org, objective, extra_parents)
         network.mark_changed(cycle)
     return objective
 
@@ -195,7 +201,9 @@ def create_objective(*, membership, cycle, team, title, why="", parent=None, is_
 def update_objective(*, membership, objective, version, title, why, team, parent, is_local,
                      state, theme=None, success=None, tradeoffs=None, progress_mode=None,
                      key_results_weight=None, weight=None, commitment=None,
-                     strategic_goal=KEEP):
+                     strategic_goal=KEEP, extra_parents=KEEP):
+    """``extra_parents``: [(objective, share or None)] replaces the parents it also
+    contributes to; KEEP leaves them (less the new primary parent, if it was one of them)."""
     org = membership.organization
     if not permissions.can_edit_objective(membership, objective):
         raise PermissionDenied("You can edit objectives only of teams you lead.")
@@ -244,10 +252,110 @@ def update_objective(*, membership, objective, version, title, why, team, parent
         current.version += 1
         current.updated_by = membership.user
         current.save()
+        if extra_parents is KEEP:
+            extra_parents = [(link.parent, link.share) for link in ObjectiveParent.objects
+                             .for_org(org).filter(objective=current).select_related("parent")
+                             if link.parent_id != current.parent_id]
+        _set_extra_parents(org, current, extra_parents)
         network.mark_changed(current.cycle)
         if substance and current.state != Objective.State.DRAFT:
             _recascade(membership, current,
                        f"“{old_title}” changed its {' and '.join(substance)}.")
+    return current
+
+
+SHARE_STEP = Decimal("0.0001")
+
+
+def _extra_shares(given):
+    """The shares of the extra parents: each given one (0-1) as it is; the others, and the
+    primary parent, split what is left equally. Returns (shares, primary share) or raises."""
+    total = sum((s for s in given if s is not None), Decimal(0))
+    blank = sum(1 for s in given if s is None)
+    left = Decimal(1) - total
+    if any(s is not None and not (0 < s < 1) for s in given):
+        raise ValidationError({"also_contributes_to": "Each share is more than 0% and less "
+                                                      "than 100%."})
+    if left <= 0 or (blank and left / (blank + 1) < SHARE_STEP):
+        raise ValidationError({"also_contributes_to": (
+            "The other parents' shares add up to 100% or more: leave a share for the main "
+            "parent.")})
+    equal = (left / (blank + 1)).quantize(SHARE_STEP, rounding=ROUND_DOWN)
+    shares = [equal if s is None else s.quantize(SHARE_STEP) for s in given]
+    return shares, Decimal(1) - sum(shares, Decimal(0))
+
+
+def _set_extra_parents(org, objective, extras):
+    """Make ``extras`` ([(parent, share or None)]) the parents ``objective`` also contributes
+    to. Call it under the organization lock, after the objective (and its primary parent) is
+    saved: a new link must not close a loop through any parent link, a dependency or a shared
+    key result."""
+    field = "also_contributes_to"
+    extras = [(_as_stored(org, p), None if s is None else Decimal(s)) for p, s in extras]
+    if extras and objective.parent_id is None:
+        raise ValidationError({field: "Choose the main parent (Contributes to) first: these "
+                                      "come in addition to it."})
+    seen = set()
+    for parent, _ in extras:
+        if parent.organization_id != org.pk:
+            raise ValidationError({field: "Choose objectives of this organization."})
+        if parent.pk == objective.pk:
+            raise ValidationError({field: "An objective cannot contribute to itself."})
+        if parent.pk == objective.parent_id:
+            raise ValidationError({field: f"“{parent.title}” is already its main parent."})
+        if parent.pk in seen:
+            raise ValidationError({field: f"“{parent.title}” is listed twice."})
+        if parent.cycle_id != objective.cycle_id:
+            raise ValidationError({field: f"“{parent.title}” is in another cycle."})
+        if parent.is_retired:
+            raise ValidationError({field: f"“{parent.title}” is retired; choose a live one."})
+        seen.add(parent.pk)
+    shares, _ = _extra_shares([s for _, s in extras]) if extras else ([], Decimal(1))
+    links = ObjectiveParent.objects.for_org(org).filter(objective=objective)
+    existing = {link.parent_id: link for link in links}
+    links.exclude(parent_id__in=seen).delete()
+    for (parent, _), share in zip(extras, shares, strict=True):
+        link = existing.get(parent.pk)
+        if link is None:
+            graph.check_no_loop(org, graph.node_of(objective), graph.node_of(parent),
+                                field=field)
+            ObjectiveParent.objects.create(organization=org, objective=objective,
+                                           parent=parent, share=share)
+        elif link.share != share:
+            link.share = share
+            link.save(update_fields=["share"])
+
+
+def align_key_result(*, membership, key_result, objective):
+    """Align ``key_result`` directly to another team's ``objective`` (same cycle), or clear it
+    (``objective=None``). It then counts there like an aligned objective."""
+    org = membership.organization
+    if not permissions.can_edit_objective(membership, key_result.objective):
+        raise PermissionDenied("You can align key results only of teams you lead.")
+    _check_cycle_open(key_result.objective.cycle)
+    field = "aligned_to"
+    with transaction.atomic():
+        lock_organization(org)
+        current = KeyResult.objects.for_org(org).select_for_update(no_key=True).select_related(
+            "objective").get(pk=key_result.pk)
+        if objective is not None:
+            objective = _as_stored(org, objective)
+            if objective.organization_id != org.pk:
+                raise ValidationError({field: "Choose an objective of this organization."})
+            if objective.cycle_id != current.objective.cycle_id:
+                raise ValidationError({field: "Choose an objective of the same cycle."})
+            if objective.is_retired:
+                raise ValidationError({field: "That objective is retired; choose a live one."})
+            if objective.team_id in (current.objective.team_id, current.owner_team_id):
+                raise ValidationError({field: "Choose another team's objective: on its own "
+                                              "team's, add it as a key result instead."})
+            if objective.pk != current.aligned_to_id:
+                graph.check_no_loop(org, graph.node_of(current), graph.node_of(objective),
+                                    field=field)
+        current.aligned_to = objective
+        current.version += 1
+        current.save(update_fields=["aligned_to", "version"])
+        network.mark_changed(current.objective.cycle)
     return current
 
 

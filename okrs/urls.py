@@ -15,6 +15,8 @@ urlpatterns = [
          name="key_result_new"),
     path("key-results/<int:key_result_pk>/edit/", views.key_result_edit, name="key_result_edit"),
     path("key-results/<int:key_result_pk>/check-in/", views.check_in, name="check_in"),
+    path("key-results/<int:key_result_pk>/aligned-to/", views.key_result_align,
+         name="key_result_align"),
     path("key-results/<int:key_result_pk>/delete/", views.key_result_delete,
          name="key_result_delete"),
     path("objectives/<int:objective_pk>/unretire/", views.objective_unretire,

@@ -28,7 +28,14 @@ from orgs.pickers import find_data
 from . import selectors, services, strategy, views_closing
 from .access import access_check_in, access_key_result, access_objective, access_team
 from .charts import plain_number
-from .forms import CheckInForm, CorrectionForm, DeleteCheckInForm, KeyResultForm, ObjectiveForm
+from .forms import (
+    AlignKeyResultForm,
+    CheckInForm,
+    CorrectionForm,
+    DeleteCheckInForm,
+    KeyResultForm,
+    ObjectiveForm,
+)
 
 
 def _cycle_context(request):
@@ -330,6 +337,27 @@ def key_result_edit(request, key_result_pk):
         messages.success(request, "Key result saved.")
         return _done(request, _objective_url(request, objective))
     return render(request, "okrs/key_result_form.html", {
+        "form": form, "objective": objective, "key_result": key_result})
+
+
+@org_view
+@require_http_methods(["GET", "POST"])
+def key_result_align(request, key_result_pk):
+    """Align a key result directly to another team's objective, or clear it."""
+    key_result = access_key_result(request.membership, key_result_pk, write=True)
+    objective = key_result.objective
+    if (closed := _closed(request, objective)) is not None:
+        return closed
+    form = AlignKeyResultForm(find_data(request), org=request.org, key_result=key_result,
+                              initial={"aligned_to": key_result.aligned_to_id})
+    saved = submit(request, form, lambda data: services.align_key_result(
+        membership=request.membership, key_result=key_result, objective=data["aligned_to"]))
+    if saved is not None:
+        messages.success(request, f"“{saved.title}” now counts in “{saved.aligned_to.title}”."
+                         if saved.aligned_to_id else f"“{saved.title}” is no longer aligned "
+                         "to another team's objective.")
+        return _done(request, _objective_url(request, objective) + f"#kr-{saved.pk}")
+    return render(request, "okrs/key_result_align.html", {
         "form": form, "objective": objective, "key_result": key_result})
 
 

@@ -594,6 +594,8 @@ def _tables():
         (ChatChannel, "tool", "bogus"),
         (ChatDelivery, "kind", "bogus"),
         (ChatDelivery, "status", "bogus"),
+        # Issue 16: a dependency's kind.
+        (Dependency, "kind", "favour"),
     ]
 
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('okrs', '0015_check_in_source'),
+        ('okrs', '0016_objective_parents_and_aligned_key_results'),
     ]
 
     operations = [

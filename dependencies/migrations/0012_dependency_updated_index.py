@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('dependencies', '0010_escalation_step'),
+        ('dependencies', '0011_dependency_kind'),
     ]
 
     operations = [
