@@ -14,7 +14,7 @@ from ..factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
-PROJECT_APPS = {"orgs", "okrs", "dependencies", "alignment", "retros", "nudges"}
+PROJECT_APPS = {"orgs", "okrs", "dependencies", "alignment", "retros", "nudges", "history"}
 
 
 def project_models():
