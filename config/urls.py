@@ -3,6 +3,7 @@ from django.urls import include, path
 
 import alignment.urls
 import dependencies.urls
+import history.urls
 import nudges.urls
 import okrs.urls
 import orgs.pickers
@@ -13,6 +14,7 @@ org_urlpatterns = [
     *okrs.urls.urlpatterns,
     *dependencies.urls.urlpatterns,
     *alignment.urls.urlpatterns,
+    *history.urls.urlpatterns,
     *nudges.urls.org_urlpatterns,
     *orgs.pickers.urlpatterns,
     path("console/", include(orgs.urls.console_urlpatterns)),
