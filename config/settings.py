@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "retros",
     "nudges",
     "history",
+    "suggestions",
 ]
 
 MIDDLEWARE = [

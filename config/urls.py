@@ -8,6 +8,7 @@ import nudges.urls
 import okrs.urls
 import orgs.pickers
 import orgs.urls
+import suggestions.urls
 from config import health
 
 org_urlpatterns = [
@@ -15,6 +16,7 @@ org_urlpatterns = [
     *dependencies.urls.urlpatterns,
     *alignment.urls.urlpatterns,
     *history.urls.urlpatterns,
+    *suggestions.urls.urlpatterns,
     *nudges.urls.org_urlpatterns,
     *orgs.pickers.urlpatterns,
     path("console/", include(orgs.urls.console_urlpatterns)),
