@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db.models import ForeignKey
-from django.db.models.signals import post_delete, post_init, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_init, post_save
 
 from . import context
 
@@ -262,6 +262,8 @@ def connect():
     track(Cycle, "cycle")
     track(Theme, "theme")
     track(Membership, "membership", label=lambda m: _user_label(m.user_id))
+    m2m_changed.connect(_members_changed, sender=Membership.teams.through, weak=False,
+                        dispatch_uid="history_membership_teams")
     track(Perspective, "perspective")
     track(StrategicGoal, "strategic_goal")
     track(Dependency, "dependency", label=lambda d: d.need)
@@ -274,6 +276,27 @@ def connect():
                         (StepOverride, "workflow_step")):
         track(model, name, within=lambda x: ("workflow", x.workflow_id),
               label=_part_label)
+
+
+def _members_changed(sender, instance, action, reverse, model, pk_set, **kwargs):
+    """A person added to or taken off teams (``Membership.teams``): one entry on the
+    membership, naming the teams."""
+    if action not in ("post_add", "post_remove") or not pk_set or context.is_paused():
+        return
+    from orgs.models import Membership, Team
+
+    spec = REGISTRY[Membership]
+    if reverse:  # team.memberships.add(...): one entry per membership
+        memberships = list(Membership._base_manager.filter(pk__in=pk_set))
+        names = str(instance)
+    else:
+        memberships = [instance]
+        names = ", ".join(sorted(str(t) for t in Team._base_manager.filter(pk__in=pk_set)))
+    before, after = ("", names) if action == "post_add" else (names, "")
+    row = {"field": "teams", "label": "teams " + ("joined" if after else "left"),
+           "before": before, "after": after}
+    for m in memberships:
+        _entry(spec, m, "changed", [row]).save()
 
 
 def _part_label(instance):

@@ -15,13 +15,16 @@ class Precision:
     aligned: int
     at_1: int
     at_3: int
+    text_at_1: int = 0  # the words alone, without the team-above prior
+    text_at_3: int = 0
 
     def line(self):
         if not self.aligned:
             return f"{self.cycle}: no aligned objective to test"
-        return (f"{self.cycle}: {self.aligned} aligned objectives, precision@1 "
-                f"{self.at_1 / self.aligned:.2f} ({self.at_1}), precision@3 "
-                f"{self.at_3 / self.aligned:.2f} ({self.at_3})")
+        n = self.aligned
+        return (f"{self.cycle}: {n} aligned objectives, precision@1 {self.at_1 / n:.2f} "
+                f"({self.at_1}), precision@3 {self.at_3 / n:.2f} ({self.at_3}); "
+                f"words alone: @1 {self.text_at_1 / n:.2f}, @3 {self.text_at_3 / n:.2f}")
 
 
 def evaluate(org, cycle, *, limit=None):
@@ -35,10 +38,13 @@ def evaluate(org, cycle, *, limit=None):
     for pk, title, why, team_id, parent_id in rows:
         if parent_id not in corpus.objectives:
             continue
-        found = corpus.parents(selectors.query_tokens(title, why), team_id=team_id,
-                               exclude=corpus.below(pk), limit=3)
-        ids = [s.id for s in found]
+        toks, below = selectors.query_tokens(title, why), corpus.below(pk)
+        ids = [s.id for s in corpus.parents(toks, team_id=team_id, exclude=below, limit=3)]
+        text = [s.id for s in corpus.parents(toks, team_id=team_id, exclude=below, limit=3,
+                                             structure=False)]
         result.aligned += 1
         result.at_1 += ids[:1] == [parent_id]
         result.at_3 += parent_id in ids
+        result.text_at_1 += text[:1] == [parent_id]
+        result.text_at_3 += parent_id in text
     return result

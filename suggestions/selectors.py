@@ -14,9 +14,13 @@ from orgs.models import Team
 from . import tfidf
 
 CACHE_SECONDS = 24 * 3600
+FORMAT = 2  # of the cached Corpus: raise it when the class changes
 _LOCAL = {}  # the last few indexes this process built or read: no unpickling per keystroke
 _LOCAL_SIZE = 8
 ANCESTOR_BOOST = 1.3  # a parent is most often an objective of a team above the drafting one
+# ... so those objectives are candidates even with no word in common, the team just above first
+# (its objectives are what a team usually contributes to); ``structure=False`` leaves it out.
+TEAM_ABOVE_PRIOR = (0.12, 0.06, 0.03)
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class Suggestion:
     team_id: int
     score: float
     words: tuple  # the shared words: why it was suggested
+    above: str = ""  # or: the team above whose objective it is
 
     @property
     def label(self):
@@ -36,7 +41,9 @@ class Suggestion:
 
     @property
     def why(self):
-        return "Shares " + ", ".join(f"“{w}”" for w in self.words)
+        shares = "Shares " + ", ".join(f"“{w}”" for w in self.words) if self.words else ""
+        above = f"{self.above} is the team above yours" if self.above else ""
+        return "; ".join(x for x in (shares, above) if x)
 
 
 class Corpus:
@@ -48,6 +55,9 @@ class Corpus:
                            for o in objectives}
         self.key_results = {k["id"]: (k["title"], k["owner_team_id"], k["objective_id"])
                             for k in key_results}
+        self.by_team = {}
+        for o in objectives:
+            self.by_team.setdefault(o["team_id"], []).append(o["id"])
         kr_text = {}
         for k in key_results:
             kr_text.setdefault(k["objective_id"], []).append(k["title"])
@@ -82,18 +92,28 @@ class Corpus:
                 todo.extend(children.get(pk, ()))
         return out
 
-    def parents(self, toks, *, team_id=None, exclude=(), limit=3):
-        above = set(self.ancestors(team_id)) if team_id else set()
+    def parents(self, toks, *, team_id=None, exclude=(), limit=3, structure=True):
+        above = self.ancestors(team_id) if team_id else []
+        depth = {t: i for i, t in enumerate(above)}
         excluded = set(exclude)
+        candidates = [pk for t in above[:len(TEAM_ABOVE_PRIOR)] for pk in self.by_team.get(t, ())
+                      ] if structure else ()
 
         def allowed(pk):
             return pk not in excluded and self.objectives[pk][1] != team_id
 
         def boost(pk):
-            return ANCESTOR_BOOST if self.objectives[pk][1] in above else 1.0
+            return ANCESTOR_BOOST if self.objectives[pk][1] in depth else 1.0
 
-        return [self._objective(pk, score, words) for pk, score, words in
-                self.objective_index.rank(toks, allowed=allowed, boost=boost, limit=limit)]
+        def prior(pk):
+            d = depth.get(self.objectives[pk][1])
+            return TEAM_ABOVE_PRIOR[d] if d is not None and d < len(TEAM_ABOVE_PRIOR) else 0.0
+
+        found = self.objective_index.rank(toks, allowed=allowed, boost=boost,
+                                          prior=prior if structure else None,
+                                          candidates=candidates, limit=limit)
+        return [self._objective(pk, score, words, team_id if not words else None)
+                for pk, score, words in found]
 
     def dependencies(self, toks, *, team_id=None, limit=3):
         above = set(self.ancestors(team_id)) if team_id else set()
@@ -105,10 +125,11 @@ class Corpus:
         return [self._key_result(pk, score, words) for pk, score, words in
                 self.key_result_index.rank(toks, allowed=allowed, limit=limit)]
 
-    def _objective(self, pk, score, words):
+    def _objective(self, pk, score, words, drafting_team_id=None):
         title, team_id, _ = self.objectives[pk]
-        return Suggestion("objective", pk, title, self.teams.get(team_id, ("?",))[0], team_id,
-                          score, tuple(words))
+        name = self.teams.get(team_id, ("?",))[0]
+        return Suggestion("objective", pk, title, name, team_id, score, tuple(words),
+                          above=name if drafting_team_id is not None else "")
 
     def _key_result(self, pk, score, words):
         title, team_id, _ = self.key_results[pk]
@@ -137,7 +158,7 @@ def version(org, cycle):
 
 
 def corpus(org, cycle):
-    key = f"suggest:{org.pk}:{cycle.pk}:{version(org, cycle)}"
+    key = f"suggest:{FORMAT}:{org.pk}:{cycle.pk}:{version(org, cycle)}"
     found = _LOCAL.get(key)
     if found is None:
         found = cache.get(key)

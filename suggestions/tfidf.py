@@ -72,20 +72,26 @@ class Index:
         """The query's vector over the index's vocabulary (unknown words cannot match)."""
         return self._weigh(Counter(s for s, _ in toks))
 
-    def rank(self, toks, *, allowed=None, boost=None, limit=3, min_score=0.05):
-        """[(doc, score, shared words)] best first; ``allowed(doc)`` filters, ``boost(doc)``
-        multiplies a score."""
+    def rank(self, toks, *, allowed=None, boost=None, prior=None, candidates=(), limit=3,
+             min_score=0.05):
+        """[(doc, score, shared words)] best first. ``allowed(doc)`` filters, ``boost(doc)``
+        multiplies the similarity, ``prior(doc)`` is added to it; ``candidates`` are scored
+        even when they share no word with the query (their prior can carry them)."""
         q = self.query(toks)
         scores = defaultdict(float)
         for term, qw in q.items():
             for doc, dw in self.postings.get(term, ()):
                 scores[doc] += qw * dw
+        for doc in candidates:
+            scores[doc] += 0.0
         ranked = []
         for doc, score in scores.items():
             if allowed is not None and not allowed(doc):
                 continue
             if boost is not None:
                 score *= boost(doc)
+            if prior is not None:
+                score += prior(doc)
             if score >= min_score:
                 ranked.append((score, doc))
         ranked.sort(key=lambda x: (-x[0], x[1]))

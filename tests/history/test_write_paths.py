@@ -246,3 +246,18 @@ def test_a_cycle_date_change_is_recorded(w):
                             end_date=w.cycle.end_date + datetime.timedelta(days=7),
                             status=w.cycle.status)
     assert "end_date" in fields_of(latest(w.org, "cycle", w.cycle.pk))
+
+
+def test_changing_a_members_role_and_teams_is_recorded(w):
+    lead = UserFactory(full_name="Eve Member")
+    membership = MembershipFactory(organization=w.org, user=lead, role=Role.MEMBER)
+    org_services.change_member(actor=w.admin, membership=membership, role=Role.TEAM_LEAD,
+                               teams=[w.team])
+    with scope(organization=w.org):
+        entries = list(Change.objects.for_org(w.org).filter(object_type="membership",
+                                                            object_id=membership.pk))
+    rows = [f for e in entries for f in e.fields]
+    assert any(f["field"] == "role" and f["after"] == "Department head / team lead"
+               for f in rows)
+    assert any(f["field"] == "teams" and f["after"] == w.team.name for f in rows)
+    assert all(e.object_label == "Eve Member" for e in entries)
