@@ -261,3 +261,11 @@ def test_changing_a_members_role_and_teams_is_recorded(w):
                for f in rows)
     assert any(f["field"] == "teams" and f["after"] == w.team.name for f in rows)
     assert all(e.object_label == "Eve Member" for e in entries)
+
+
+def test_a_json_value_changed_in_place_is_still_seen(w):
+    team = Team.objects.for_org(w.org).get(pk=w.team.pk)
+    team.scorecard.append({"metric": "Uptime", "target": "99.9%"})
+    team.save()
+    changed = fields_of(latest(w.org, "team", team.pk))
+    assert "Uptime" in changed["scorecard"][1] and "Uptime" not in changed["scorecard"][0]
