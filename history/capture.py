@@ -22,6 +22,7 @@ import datetime
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.db import transaction
 from django.db.models import ForeignKey
 from django.db.models.signals import m2m_changed, post_delete, post_init, post_save
 
@@ -232,7 +233,10 @@ def update(queryset, **changes):
         return queryset.update(**changes)
     plain = {name: value for name, value in changes.items()
              if name not in spec.exclude and not hasattr(value, "resolve_expression")}
-    rows = list(queryset.select_for_update(no_key=True)) if plain else []
+    reading = queryset
+    if plain and transaction.get_connection(queryset.db).in_atomic_block:
+        reading = queryset.select_for_update(no_key=True)  # the before values stay true
+    rows = list(reading) if plain else []
     updated = queryset.update(**changes)
     actor = context.current_actor()
     entries = []
