@@ -3,7 +3,7 @@
 import csv
 
 from django.core.paginator import Paginator
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404, HttpResponseNotAllowed, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
@@ -18,6 +18,8 @@ from . import selectors
 
 
 def _page(request, *, object_type, obj, title, back_url):
+    if request.method != "GET":  # after the lookup: a foreign id is a 404 whatever the method
+        return HttpResponseNotAllowed(["GET"])
     page = selectors.timeline(request.org, object_type, obj.pk, request.GET.get("page"))
     return render(request, "history/timeline.html", {
         "title": title, "back_url": back_url, "entries": page, "object_type": object_type,
@@ -25,7 +27,6 @@ def _page(request, *, object_type, obj, title, back_url):
 
 
 @org_view
-@require_GET
 def objective_history(request, objective_pk):
     o = access_objective(request.membership, objective_pk)
     return _page(request, object_type="objective", obj=o, title=o.title,
@@ -33,7 +34,6 @@ def objective_history(request, objective_pk):
 
 
 @org_view
-@require_GET
 def key_result_history(request, key_result_pk):
     kr = access_key_result(request.membership, key_result_pk)
     return _page(request, object_type="key_result", obj=kr, title=kr.title,
@@ -41,7 +41,6 @@ def key_result_history(request, key_result_pk):
 
 
 @org_view
-@require_GET
 def team_history(request, team_pk):
     team = Team.objects.for_org(request.org).filter(pk=team_pk).first()
     if team is None:
@@ -51,7 +50,6 @@ def team_history(request, team_pk):
 
 
 @org_view
-@require_GET
 def dependency_history(request, dependency_pk):
     dependency = access_dependency(request.membership, dependency_pk)
     return _page(request, object_type="dependency", obj=dependency, title=dependency.need,
@@ -59,7 +57,6 @@ def dependency_history(request, dependency_pk):
 
 
 @org_view
-@require_GET
 def workflow_history(request, workflow_pk):
     workflow = (Workflow.objects.for_org(request.org).select_related("objective")
                 .filter(pk=workflow_pk).first())

@@ -100,3 +100,8 @@ def test_another_organizations_history_never_shows(world_a, world_b, alice_clien
     assert "Secret plan" not in page
     with scope(organization=world_b.org):
         assert Change.objects.for_org(world_b.org).filter(object_label="Secret plan").exists()
+
+
+def test_a_history_page_only_answers_get(world_a, alice_client):
+    url = f"/o/{world_a.org.slug}/objectives/{world_a.objective.pk}/history/"
+    assert alice_client.post(url).status_code == 405
