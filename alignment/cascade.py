@@ -9,6 +9,7 @@ from django.db.models import Count
 from django.urls import reverse
 from django.utils import timezone
 
+import history
 from dependencies import network
 from nudges import events, outbox
 from okrs import services as okr_services
@@ -112,9 +113,8 @@ def publish_cycle(*, membership, cycle):
         approved = list(Objective.objects.for_org(membership.organization)
                         .filter(cycle=cycle, state=State.APPROVED)
                         .select_for_update(no_key=True))
-        Objective.objects.for_org(membership.organization).filter(
-            pk__in=[o.pk for o in approved]).update(state=State.PUBLISHED,
-                                                    updated_at=timezone.now())
+        history.update(Objective.objects.for_org(membership.organization).filter(
+            pk__in=[o.pk for o in approved]), state=State.PUBLISHED, updated_at=timezone.now())
         ReviewComment.objects.bulk_create([
             ReviewComment(organization=membership.organization, objective=o,
                           author=membership.user, kind=ReviewComment.Kind.PUBLISHED)

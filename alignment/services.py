@@ -11,6 +11,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+import history
 from nudges import events, outbox
 from nudges.models import Preference
 from okrs.models import KeyResult, Objective
@@ -385,8 +386,8 @@ def delete_milestone(*, membership, milestone):
 
 def flag_downstream(milestone, reason):
     downstream = steps.revisit_downstream([milestone.pk], _unblocks(milestone.workflow))
-    Milestone.objects.for_org(milestone.organization_id).filter(
-        workflow=milestone.workflow_id, pk__in=downstream).update(
+    history.update(Milestone.objects.for_org(milestone.organization_id).filter(
+        workflow=milestone.workflow_id, pk__in=downstream),
         needs_revisit=True, revisit_reason=reason[:300])
     return sorted(downstream)
 

@@ -5,11 +5,13 @@ import alignment.urls
 import api.urls
 import dependencies.urls
 import exchange.urls
+import history.urls
 import nudges.urls
 import okrs.urls
 import orgs.pickers
 import orgs.urls
 import search.urls
+import suggestions.urls
 from config import health
 
 org_urlpatterns = [
@@ -18,6 +20,8 @@ org_urlpatterns = [
     *alignment.urls.urlpatterns,
     *exchange.urls.urlpatterns,
     *search.urls.urlpatterns,
+    *history.urls.urlpatterns,
+    *suggestions.urls.urlpatterns,
     *nudges.urls.org_urlpatterns,
     *orgs.pickers.urlpatterns,
     *api.urls.org_urlpatterns,

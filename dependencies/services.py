@@ -14,6 +14,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+import history
 from nudges import events
 from okrs.models import CheckIn, KeyResult, Objective, Rollup
 from orgs import permissions
@@ -293,7 +294,7 @@ def _refresh_shared_value(org, shared):
         value = total if current.rollup == Rollup.SUM else total / len(values)
         changes = {"current_value": value.quantize(Decimal("0.0001"))}
     if changes:
-        KeyResult.objects.for_org(org).filter(pk=current.pk).update(**changes)
+        history.update(KeyResult.objects.for_org(org).filter(pk=current.pk), **changes)
         for field, value in changes.items():
             setattr(shared, field, value)
     return shared
@@ -303,10 +304,11 @@ def _accept(org, contribution, membership):
     """Make an accepted contribution real: the link, the roll-up, the value, a recompute."""
     key_result, shared = contribution.key_result, contribution.shared
     graph.check_no_loop(org, graph.node_of(key_result), graph.node_of(shared), field="feeds")
-    KeyResult.objects.for_org(org).filter(pk=key_result.pk).update(feeds=shared)
+    history.update(KeyResult.objects.for_org(org).filter(pk=key_result.pk), feeds=shared)
     key_result.feeds = shared
     if contribution.rollup and not shared.rollup:
-        KeyResult.objects.for_org(org).filter(pk=shared.pk).update(rollup=contribution.rollup)
+        history.update(KeyResult.objects.for_org(org).filter(pk=shared.pk),
+                       rollup=contribution.rollup)
         shared.rollup = contribution.rollup
     contribution.status = Contribution.Status.ACCEPTED
     contribution.responded_by, contribution.responded_at = membership.user, timezone.now()
@@ -455,8 +457,8 @@ def stop_contribution(*, membership, contribution):
                           else Contribution.Status.WITHDRAWN)
         current.save()
         if was_accepted:
-            KeyResult.objects.for_org(org).filter(pk=key_result.pk, feeds=shared).update(
-                feeds=None)
+            history.update(KeyResult.objects.for_org(org).filter(pk=key_result.pk, feeds=shared),
+                           feeds=None)
             key_result.feeds = None
             _refresh_shared_value(org, shared)
             network.mark_changed(shared.objective.cycle)

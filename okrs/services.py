@@ -11,6 +11,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+import history
+
 # The network recomputes health after any change that can move it (dependencies.network).
 from dependencies import graph, network
 from dependencies.models import Dependency
@@ -373,9 +375,9 @@ def retire_objective(*, membership, objective):
     _check_cycle_open(objective.cycle)
     with transaction.atomic():
         lock_organization(membership.organization)
-        updated = Objective.objects.for_org(membership.organization).filter(
+        updated = history.update(Objective.objects.for_org(membership.organization).filter(
             pk=objective.pk
-        ).exclude(state=Objective.State.RETIRED).update(
+        ).exclude(state=Objective.State.RETIRED),
             state=Objective.State.RETIRED, retired_from=F("state"), version=F("version") + 1,
             updated_by=membership.user, updated_at=timezone.now(),
         )
@@ -679,7 +681,10 @@ def _append_check_in(org, key_result, *, value, is_done, confidence, note, at, a
         # key result shows now.
         latest = KeyResult.objects.for_org(org).filter(pk=key_result.pk).filter(
             Q(last_check_in_at__isnull=True) | Q(last_check_in_at__lte=at)).update(**changes)
-        if latest:
+        if latest:  # one history entry, from the values in hand: no read
+            history.record_change(key_result, {f: (getattr(key_result, f), v)
+                                               for f, v in changes.items()},
+                                  actor=history.actor_of_check_in(author, source))
             for field, new in changes.items():
                 setattr(key_result, field, new)
             network.mark_changed(objective.cycle)

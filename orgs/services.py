@@ -12,6 +12,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
+import history
+
 from . import permissions
 from .db import lock_organization_id
 from .models import Cycle, Invitation, Membership, Organization, Role, Team
@@ -256,7 +258,8 @@ def remove_member(*, actor, membership):
     if membership.role == Role.ADMIN and not _other_admins(membership):
         raise ValidationError("An organization needs at least one admin.")
     lock_organization(membership.organization)  # teams are tree rows
-    Team.objects.for_org(membership.organization).filter(lead=membership.user).update(lead=None)
+    history.update(Team.objects.for_org(membership.organization).filter(lead=membership.user),
+                   lead=None)
     membership.delete()
 
 

@@ -55,6 +55,19 @@
     resetSearch(multi);
   }
 
+  // A suggestion's "Use" button (templates/suggestions/_suggestions.html) fills a picker.
+  document.addEventListener("click", function (event) {
+    const fill = event.target.closest("[data-picker-fill]");
+    const value = fill && document.getElementById(fill.dataset.pickerFill + "_value");
+    if (!value) return;
+    const picker = value.closest("[data-picker]");
+    value.value = fill.dataset.value;
+    picker.querySelector("[data-picker-label]").textContent = fill.dataset.label;
+    const clearButton = picker.querySelector("[data-picker-clear]");
+    if (clearButton) clearButton.hidden = false;
+    fill.textContent = "Chosen";
+  });
+
   document.addEventListener("click", function (event) {
     const multi = event.target.closest("[data-picker-multi]");
     if (multi) return multiClick(event, multi);

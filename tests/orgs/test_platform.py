@@ -14,7 +14,8 @@ from ..factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
-PROJECT_APPS = {"orgs", "okrs", "dependencies", "alignment", "retros", "nudges", "api"}
+PROJECT_APPS = {"orgs", "okrs", "dependencies", "alignment", "retros", "nudges", "api",
+                "history"}
 
 
 def project_models():
