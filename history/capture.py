@@ -263,13 +263,15 @@ def _attvalue(value):
 def connect():
     from alignment.models import Milestone, Stakeholder, StepOverride, Workflow
     from dependencies.models import Contribution, Dependency, ObjectiveShare
-    from okrs.models import KeyResult, Objective, Perspective, StrategicGoal
+    from okrs.models import KeyResult, Objective, ObjectiveParent, Perspective, StrategicGoal
     from orgs.models import Cycle, Membership, Organization, Team, Theme
 
     derived = {"effective_health", "risk_causes", "rolled_progress", "risk_above", "impact"}
     track(Objective, "objective", exclude=derived | {"retired_from"})
     track(KeyResult, "key_result", within=lambda k: ("objective", k.objective_id),
           exclude=derived | {"proposed_score", "scored_at", "last_check_in_at"})
+    track(ObjectiveParent, "also_contributes", within=lambda p: ("objective", p.objective_id),
+          label=lambda p: f"also contributes to objective #{p.parent_id}")
     track(Team, "team")
     track(Organization, "organization")
     track(Cycle, "cycle")
