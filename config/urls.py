@@ -15,6 +15,7 @@ org_urlpatterns = [
     *alignment.urls.urlpatterns,
     *nudges.urls.org_urlpatterns,
     *orgs.pickers.urlpatterns,
+    *orgs.urls.unit_urlpatterns,
     path("console/", include(orgs.urls.console_urlpatterns)),
 ]
 
