@@ -238,6 +238,7 @@ def draft_recovery_objective(*, membership, kpi, title, why="", parent=None):
         raise ValidationError("Choose a KPI of this organization.")
     if not permissions.can_keep_unit(membership, kpi.team_id):
         raise PermissionDenied("Only the leads of a unit draft its recovery objectives.")
+    kpi = KPI.objects.for_org(org).select_related("team").get(pk=kpi.pk)  # its health now
     if kpi.health not in (KPI.Health.WARNING, KPI.Health.UNHEALTHY):
         raise ValidationError(f"{kpi.name} is within its healthy band: nothing to recover.")
     cycle = current_cycle(org)
