@@ -171,12 +171,16 @@ def current_cycle(org):
     return open_cycle(org)
 
 
-def suggest_parent_for_recovery(kpi, cycle):
-    """(objective or None, why) for a recovery objective of ``kpi``'s team in ``cycle``: the
+def suggest_parent_for_recovery(kpi, cycle=None):
+    """(objective or None, why) for a recovery objective of ``kpi``'s team in ``cycle`` (by
+    default the current one): the
     objective the team's other objectives serve most; else the one its parent unit's objectives
     serve most, else one of the parent unit's own; else the first company objective. The one
     function to rewire when suggestions learn from the organization's text."""
     org = kpi.organization
+    cycle = cycle if cycle is not None else current_cycle(org)
+    if cycle is None:
+        return None, ""
     live = Objective.objects.for_org(org).filter(cycle=cycle).live()
     team = kpi.team
 

@@ -283,3 +283,26 @@ def test_old_scorecard_lines_become_kpis(world_a):
     assert rows == [("Uptime", "%", "higher", D("99.9"), D("99.9")),
                     ("p95 latency", "ms", "lower", D("300"), D("300")),
                     ("Happy customers", "", "higher", None, None)]
+
+
+def test_the_recovery_offer_and_the_kpi_form_keep_their_queries_as_the_cycle_grows(kept):
+    w = kept
+    with scope(organization=w.org):
+        scorecards.record_kpi_value(membership=w.lead, kpi=w.kpi, value="90")
+    pages = [f"/o/{w.org.slug}/kpis/{w.kpi.pk}/recovery/",
+             f"/o/{w.org.slug}/teams/{w.team.pk}/edit/kpis/{w.kpi.pk}/",
+             f"/o/{w.org.slug}/teams/{w.team.pk}/edit/new/"]
+
+    def grow(n):
+        for i in range(n):
+            ObjectiveFactory(organization=w.org, cycle=w.cycle, team=w.team,
+                             parent=w.company_objective, title=f"Grow {n} {i}")
+            TeamFactory(organization=w.org, name=f"Team {n} {i}", parent=w.team)
+
+    grow(1)
+    small = [count_queries(lambda u=u: w.lee_client.get(u)) for u in pages]
+    grow(15)
+    large = [count_queries(lambda u=u: w.lee_client.get(u)) for u in pages]
+    for s, lg in zip(small, large, strict=True):
+        assert s[0].status_code == lg[0].status_code == 200
+        assert_same_queries(s, lg)
