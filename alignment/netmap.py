@@ -146,15 +146,16 @@ def render(nodes, edges, *, summed=False):
         dy = 4 if anchor != "middle" else (-14 if y < centre else 22)
         lonely = " lonely" if node.links == 0 else ""
         kind = TYPE_LABEL.get(node.team_type, "")
+        data_type = f' data-type="{escape(node.team_type)}"' if node.team_type else ""
         shape = (f'<rect x="{x - NODE_R}" y="{y - NODE_R}" width="{2 * NODE_R}" '
                  f'height="{2 * NODE_R}" rx="2"/>' if node.team_type == "enabling" else
                  f'<path d="M {x} {y - NODE_R - 2} L {x + NODE_R + 2} {y} L {x} '
                  f'{y + NODE_R + 2} L {x - NODE_R - 2} {y} z"/>'
                  if node.team_type == "shared" else f'<circle cx="{x}" cy="{y}" r="{NODE_R}"/>')
         out.append(
-            f'<a href="{escape(node.href)}" class="team health-{node.health or "none"}{lonely}'
-            f'{" type-" + node.team_type if node.team_type else ""}" '
-            f'data-team="{node.id}"><title>{escape(node.name)}{f" ({kind})" if kind else ""}: '
+            f'<a href="{escape(node.href)}" class="team health-{node.health or "none"}{lonely}" '
+            f'data-team="{node.id}"{data_type}><title>{escape(node.name)}'
+            f'{f" ({kind})" if kind else ""}: '
             f'{node.links} link{"s" if node.links != 1 else ""}</title>'
             f'{shape}'
             f'<text x="{x + dx}" y="{y + dy}" text-anchor="{anchor}">{escape(node.name)}</text>'
