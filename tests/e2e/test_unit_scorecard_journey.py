@@ -83,3 +83,18 @@ def test_ethan_keeps_engineering_and_recovers_an_unhealthy_kpi(page, live_server
         drafted = Objective.objects.get(recovery_kpi_id=uptime.pk)
     assert (drafted.team_id, drafted.parent_id, drafted.state) == (
         engineering.pk, suggested.pk, "draft")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_report_and_the_map_show_scorecards_and_team_types(page, live_server, demo_org):
+    sign_in(page, live_server, "liam@northwind.example")
+    page.goto(f"{live_server.url}/o/northwind/alignment/report/")
+    units = page.get_by_test_id("unit-findings")
+    # The demo's Customer Success lets gross retention slip below its warning band.
+    expect(units).to_contain_text("Gross retention is 87%, unhealthy")
+    units.scroll_into_view_if_needed()
+    shot(page, "report")
+    page.goto(f"{live_server.url}/o/northwind/alignment/map/")
+    expect(page.get_by_test_id("type-legend")).to_be_visible()
+    expect(page.locator('svg.netmap a[data-type="enabling"]')).not_to_have_count(0)
+    shot(page, "map")
