@@ -71,7 +71,9 @@ class SubUnitForm(pickers.PickerFormMixin, forms.Form):
     def __init__(self, *args, membership, unit_ids, **kwargs):
         super().__init__(*args, **kwargs)
         org = membership.organization
-        self.fields["parent"].queryset = pickers.teams(org).filter(pk__in=unit_ids)
+        units = pickers.teams(org)  # unit_ids None: a manager's, every unit
+        self.fields["parent"].queryset = units if unit_ids is None else units.filter(
+            pk__in=unit_ids)
         pickers.use_picker(self.fields["parent"], org=org, kind="teams")
         self.fields["lead"].queryset = pickers.people(org)
         pickers.use_picker(self.fields["lead"], org=org, kind="people")

@@ -13,9 +13,10 @@ from .validation import Fields
 
 
 def unit_ids(membership):
-    """The units ``membership`` keeps: every unit for the managers, else the led subtrees."""
+    """The units ``membership`` keeps: the led subtrees, or None for the managers (every
+    unit, not listed: an organization may have thousands)."""
     if membership.role in permissions.MANAGERS:
-        return set(Team.objects.for_org(membership.organization).values_list("pk", flat=True))
+        return None
     if membership.role != Role.TEAM_LEAD:
         return set()
     return set(permissions.led_team_ids(membership))
@@ -54,7 +55,7 @@ def save_sub_unit(*, membership, team=None, parent, name, lead=None,
     fields = _clean_team({
         "name": name, "kind": team.kind if team is not None else Team.Kind.TEAM,
         "team_type": team_type, "parent": parent, "lead": lead})
-    within = None if membership.role in permissions.MANAGERS else unit_ids(membership)
+    within = unit_ids(membership)
     if within is not None and (parent is None or parent.pk not in within):
         raise ValidationError({"parent": "Choose one of the units you lead."})
     return _write_team(org, team, fields, within=within)
@@ -103,7 +104,8 @@ def _set_role(membership, member, role, *, extra_team=None):
     teams = set(permissions.member_team_ids(member))
     if extra_team is not None:
         teams.add(extra_team.pk)  # joining one of your units
-    if not permissions.can_manage_unit_member(membership, member, unit_ids(membership), teams):
+    if not permissions.can_manage_unit_member(membership, member, unit_ids(membership) or (),
+                                              teams):
         raise PermissionDenied(f"{member.user.display_name} has a role or teams outside your "
                                "units: ask an org admin.")
     if member.user_id == membership.user_id:

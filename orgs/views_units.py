@@ -56,7 +56,7 @@ def _members(request, team):
     rows = (team.memberships.select_related("user").prefetch_related("teams")
             .order_by("user__full_name", "user__email", "pk"))
     page = Paginator(rows, MEMBERS_PER_PAGE).get_page(request.GET.get("page"))
-    keeps = units.unit_ids(request.membership)
+    keeps = units.unit_ids(request.membership) or ()  # managers: may manage anyone anyway
     for m in page.object_list:
         m._member_team_ids = frozenset(t.pk for t in m.teams.all())
         m.manageable = (m.user_id != request.user.pk and permissions.can_manage_unit_member(

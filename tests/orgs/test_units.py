@@ -171,3 +171,17 @@ def test_the_unit_page_keeps_its_queries_as_members_and_kpis_grow(dept):
     large = count_queries(lambda: w.dana_client.get(edit(w, w.team)))
     assert small[0].status_code == large[0].status_code == 200
     assert_same_queries(small, large)
+
+
+def test_an_admin_keeps_every_unit_from_its_page_too(dept, alice_client):
+    w = dept
+    assert alice_client.get(edit(w, w.sales)).status_code == 200
+    response = alice_client.post(edit(w, w.sales, "new/"), {
+        "name": "Inside sales", "team_type": "product", "parent": w.sales.pk, "lead": ""})
+    assert response.status_code == 302
+    response = alice_client.post(edit(w, w.web, "unit/"), {
+        "name": "Web", "team_type": "product", "parent": w.sales.pk, "lead": ""})
+    assert response.status_code == 302
+    with scopes_disabled():
+        assert Team.objects.get(name="Inside sales").parent_id == w.sales.pk
+        assert Team.objects.get(pk=w.web.pk).parent_id == w.sales.pk
