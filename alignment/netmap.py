@@ -18,6 +18,7 @@ class Node:
     href: str
     health: str = ""
     links: int = 0
+    team_type: str = ""  # product / enabling / shared; "" for the company and grouped units
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,11 @@ class Edge:
     dep_kind: str = ""
 
 
+# Team types: a circle for a product team, a square for an enabling team, a diamond for a
+# shared service (the legend says so).
+TYPE_LABEL = {"product": "product team", "enabling": "enabling team",
+              "shared": "shared service"}
+
 MAX_TEAMS = 30
 
 
@@ -47,6 +53,7 @@ class Unit:
     lft: int
     rght: int
     is_company: bool = False
+    team_type: str = ""
 
 
 def view_of(units, open_id=None, limit=MAX_TEAMS):
@@ -147,11 +154,19 @@ def render(nodes, edges, *, summed=False):
         dx = 14 if anchor == "start" else -14 if anchor == "end" else 0
         dy = 4 if anchor != "middle" else (-14 if y < centre else 22)
         lonely = " lonely" if node.links == 0 else ""
+        kind = TYPE_LABEL.get(node.team_type, "")
+        data_type = f' data-type="{escape(node.team_type)}"' if node.team_type else ""
+        shape = (f'<rect x="{x - NODE_R}" y="{y - NODE_R}" width="{2 * NODE_R}" '
+                 f'height="{2 * NODE_R}" rx="2"/>' if node.team_type == "enabling" else
+                 f'<path d="M {x} {y - NODE_R - 2} L {x + NODE_R + 2} {y} L {x} '
+                 f'{y + NODE_R + 2} L {x - NODE_R - 2} {y} z"/>'
+                 if node.team_type == "shared" else f'<circle cx="{x}" cy="{y}" r="{NODE_R}"/>')
         out.append(
             f'<a href="{escape(node.href)}" class="team health-{node.health or "none"}{lonely}" '
-            f'data-team="{node.id}"><title>{escape(node.name)}: {node.links} link'
-            f'{"s" if node.links != 1 else ""}</title>'
-            f'<circle cx="{x}" cy="{y}" r="{NODE_R}"/>'
+            f'data-team="{node.id}"{data_type}><title>{escape(node.name)}'
+            f'{f" ({kind})" if kind else ""}: '
+            f'{node.links} link{"s" if node.links != 1 else ""}</title>'
+            f'{shape}'
             f'<text x="{x + dx}" y="{y + dy}" text-anchor="{anchor}">{escape(node.name)}</text>'
             '</a>')
     out.append("</svg>")

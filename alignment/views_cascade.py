@@ -187,9 +187,15 @@ def misalignment_report(request):
         for key, title in rules.TITLES.items():
             total, shown = by_rule.get(key, (0, []))
             groups.append((title, key, shown, total))
+    from okrs.scorecards import unaddressed_unhealthy
+    from orgs import team_types
+
     return render(request, "alignment/report.html", {
         "cycles": cycles, "cycle": cycle, "counts": counts, "rules": groups, "rule": rule,
-        "nav": "report", "similar": round(rules.SIMILAR * 100)})
+        "nav": "report", "similar": round(rules.SIMILAR * 100),
+        # Scorecards and team types (part of issue 16): read here, not by the rules engine.
+        "unhealthy": unaddressed_unhealthy(request.org, cycle) if not rule else (0, []),
+        "types": team_types.findings(request.org, cycle) if not rule else {}})
 
 
 class RealignForm(forms.Form):
@@ -431,10 +437,12 @@ def matrix(request):
 
 
 def map_units(org):
-    return [netmap.Unit(pk, name, parent, tree, lft, rght, kind == Team.Kind.COMPANY)
-            for pk, name, parent, tree, lft, rght, kind in Team.objects.for_org(org)
+    return [netmap.Unit(pk, name, parent, tree, lft, rght, kind == Team.Kind.COMPANY,
+                        "" if kind == Team.Kind.COMPANY else team_type)
+            for pk, name, parent, tree, lft, rght, kind, team_type in Team.objects.for_org(org)
             .order_by("tree_id", "lft")
-            .values_list("pk", "name", "parent_id", "tree_id", "lft", "rght", "kind")]
+            .values_list("pk", "name", "parent_id", "tree_id", "lft", "rght", "kind",
+                         "team_type")]
 
 
 def network_data(org, cycle, slug, *, open_unit=None, units=None):
@@ -594,7 +602,7 @@ def _nodes_and_edges(units, shown, group_of, grouped, has_children, edges, cycle
                                f"{map_url}?cycle={cycle.pk}&unit={u.id}", worst[u.id],
                                links[u.id])
         return netmap.Node(u.id, u.name, reverse("team", args=[slug, u.id]), worst[u.id],
-                           links[u.id])
+                           links[u.id], u.team_type)
 
     return [node(u) for u in shown], list(edges.values())
 

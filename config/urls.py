@@ -25,6 +25,7 @@ org_urlpatterns = [
     *nudges.urls.org_urlpatterns,
     *orgs.pickers.urlpatterns,
     *api.urls.org_urlpatterns,
+    *orgs.urls.unit_urlpatterns,
     path("console/", include(orgs.urls.console_urlpatterns + api.urls.console_urlpatterns)),
 ]
 

@@ -317,6 +317,7 @@ class Notification(models.Model):
         ESCALATED = "escalated", "A request was escalated"
         ACTION = "action", "An action was assigned"
         REMINDER = "reminder", "A reminder"
+        KPI = "kpi", "A scorecard KPI left its healthy band"
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     user = models.ForeignKey(
@@ -326,7 +327,10 @@ class Notification(models.Model):
                             related_name="notifications")
     kind = models.CharField(max_length=10, choices=Kind.choices)
     health = models.CharField(max_length=10, choices=Health.choices, blank=True)
-    objective = models.ForeignKey(Objective, on_delete=models.CASCADE, related_name="+")
+    # Empty only for an event about no objective (a KPI of a team's scorecard): its url says
+    # where to act.
+    objective = models.ForeignKey(Objective, on_delete=models.CASCADE, null=True, blank=True,
+                                  related_name="+")
     key_result = models.ForeignKey(
         KeyResult, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
     title = models.CharField(max_length=200)
@@ -348,7 +352,7 @@ class Notification(models.Model):
             choice_constraint("kind", ["worse", "recovered", "above", "impact", "request",
                                        "answered", "declined", "proposal", "changes",
                                        "signoff", "blocker", "escalated", "action",
-                                       "reminder"]),
+                                       "reminder", "kpi"]),
             choice_constraint("health", Health, blank=True),
         ]
 

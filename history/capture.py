@@ -263,7 +263,15 @@ def _attvalue(value):
 def connect():
     from alignment.models import Milestone, Stakeholder, StepOverride, Workflow
     from dependencies.models import Contribution, Dependency, ObjectiveShare
-    from okrs.models import KeyResult, Objective, ObjectiveParent, Perspective, StrategicGoal
+    from okrs.models import (
+        KPI,
+        KeyResult,
+        KPIValue,
+        Objective,
+        ObjectiveParent,
+        Perspective,
+        StrategicGoal,
+    )
     from orgs.models import Cycle, Membership, Organization, Team, Theme
 
     derived = {"effective_health", "risk_causes", "rolled_progress", "risk_above", "impact"}
@@ -273,6 +281,11 @@ def connect():
     track(ObjectiveParent, "also_contributes", within=lambda p: ("objective", p.objective_id),
           label=lambda p: f"also contributes to objective #{p.parent_id}")
     track(Team, "team")
+    # A KPI's bands and its values: the values as entries on the KPI (kept, never edited).
+    track(KPI, "kpi", within=lambda k: ("team", k.team_id),
+          exclude={"health", "current_value", "current_at"})
+    track(KPIValue, "kpi_value", within=lambda v: ("team", v.kpi.team_id),
+          label=lambda v: f"value of {v.kpi.name}")
     track(Organization, "organization")
     track(Cycle, "cycle")
     track(Theme, "theme")

@@ -86,6 +86,7 @@ EVENTS = {
     "signoff_requested": ("reviews", "signoff"),
     "at_risk": ("risks", "worse"),
     "reminder": ("reminders", "reminder"),
+    "kpi_left_band": ("risks", "kpi"),
 }
 
 
@@ -178,7 +179,7 @@ def describe(org, kind, subject, actor=None, note=""):
     """The title, text, link, objective and teams of an event about ``subject``."""
     from alignment.models import StatusUpdate, Workflow
     from dependencies.models import Dependency, RecoveryAction
-    from okrs.models import KeyResult, Objective
+    from okrs.models import KPI, KeyResult, Objective
 
     group = EVENTS[kind][0]
     slug = org.slug
@@ -229,6 +230,13 @@ def describe(org, kind, subject, actor=None, note=""):
         e.objective_id, e.key_result_id = subject.objective_id, subject.pk
         e.team_ids = [subject.owner_team_id]
         e.title = {"reminder": f"Check in on {subject.title}"}.get(kind, subject.title)
+    elif isinstance(subject, KPI):  # a scorecard's KPI left its healthy band
+        e.path = reverse("team", args=[slug, subject.team_id]) + "#scorecard"
+        e.team_ids = [subject.team_id]
+        e.title = (f"{subject.team.name}: {subject.name} is "
+                   f"{subject.get_health_display().lower()}")
+        e.text = "\n".join(t for t in (
+            "Draft a recovery objective from the team's scorecard.", e.text) if t)
     elif getattr(subject, "workflow_id", None):  # a stakeholder, a milestone: its workflow
         workflow = subject.workflow
         e.path = reverse("workflow", args=[slug, workflow.pk])

@@ -2,8 +2,10 @@ from django.contrib import admin
 from mptt.admin import MPTTModelAdmin
 
 from .models import (
+    KPI,
     CheckIn,
     KeyResult,
+    KPIValue,
     Objective,
     ObjectiveClose,
     ObjectiveParent,
@@ -71,3 +73,17 @@ class StrategicGoalAdmin(admin.ModelAdmin):
     list_display = ["title", "organization", "perspective", "horizon", "is_archived"]
     list_filter = ["organization"]
     raw_id_fields = ["perspective"]
+
+
+@admin.register(KPI)
+class KPIAdmin(admin.ModelAdmin):
+    list_display = ["name", "team", "organization", "health", "current_value", "current_at"]
+    list_filter = ["organization", "health"]
+    raw_id_fields = ["team"]
+
+
+@admin.register(KPIValue)
+class KPIValueAdmin(admin.ModelAdmin):
+    list_display = ["kpi", "organization", "value", "at", "source", "author"]
+    list_filter = ["organization", "source"]
+    raw_id_fields = ["kpi", "author"]

@@ -98,6 +98,10 @@ class Objective(MPTTModel):
     weight = models.DecimalField(
         "weight in the objective it contributes to", max_digits=5, decimal_places=2,
         default=Decimal("1"), validators=[MinValueValidator(Decimal("0.01"))])
+    # A recovery objective: drafted when one of its team's KPIs left its healthy band.
+    recovery_kpi = models.ForeignKey(
+        "okrs.KPI", on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="recovery_objectives")
     # Written by the propagation (dependencies.network), read by the pages:
     # - rolled_progress: 0-1, its progress with its aligned objectives (mode "aligned" only);
     # - risk_above: the nearest company or department objective above it that is at risk or off
@@ -466,3 +470,89 @@ class StrategicGoal(models.Model):
 
     def __str__(self):
         return self.title
+
+
+# Scorecards: the few health metrics a team keeps running (not the quarter's change) ---------
+
+
+class KPI(models.Model):
+    """One line of a team's scorecard: a metric with a direction and two bands. Higher is
+    better: healthy at ``healthy_at`` or above, warning from ``warning_at`` up to it, unhealthy
+    below. Lower is better: the same read downwards. No bands yet: no health."""
+
+    MAX_PER_TEAM = 8
+
+    class Direction(models.TextChoices):
+        HIGHER = "higher", "Higher is better"
+        LOWER = "lower", "Lower is better"
+
+    class Health(models.TextChoices):
+        HEALTHY = "healthy", "Healthy"
+        WARNING = "warning", "Warning"
+        UNHEALTHY = "unhealthy", "Unhealthy"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="kpis")
+    name = models.CharField(max_length=80)
+    unit = models.CharField(max_length=20, blank=True, help_text='For example "%" or "ms".')
+    direction = models.CharField(max_length=6, choices=Direction.choices,
+                                 default=Direction.HIGHER)
+    healthy_at = models.DecimalField("healthy from", max_digits=16, decimal_places=4,
+                                     null=True, blank=True)
+    warning_at = models.DecimalField("warning from", max_digits=16, decimal_places=4,
+                                     null=True, blank=True)
+    position = models.PositiveSmallIntegerField(default=0)
+    # The latest value and the health it gives, written with each value (pages read them).
+    current_value = models.DecimalField(max_digits=16, decimal_places=4, null=True, blank=True)
+    current_at = models.DateTimeField(null=True, blank=True)
+    health = models.CharField(max_length=10, choices=Health.choices, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = org_manager()
+
+    class Meta:
+        ordering = ["position", "pk"]
+        indexes = [models.Index(fields=["organization", "health"], name="kpi_org_health")]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "name"], name="kpi_name_unique_in_team"),
+            choice_constraint("direction", ["higher", "lower"]),
+            choice_constraint("health", ["healthy", "warning", "unhealthy"], blank=True),
+            # Both bands or none; the warning band lies on the bad side of the healthy one.
+            models.CheckConstraint(
+                condition=models.Q(healthy_at__isnull=True, warning_at__isnull=True)
+                | models.Q(direction="higher", healthy_at__gte=models.F("warning_at"))
+                | models.Q(direction="lower", healthy_at__lte=models.F("warning_at")),
+                name="kpi_bands_in_order"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def has_bands(self):
+        return self.healthy_at is not None and self.warning_at is not None
+
+
+class KPIValue(models.Model):
+    """One reading of a KPI, appended: typed by a person on the team page, or sent by a data
+    source, the API or an import (the same sources as a check-in)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    kpi = models.ForeignKey(KPI, on_delete=models.CASCADE, related_name="values")
+    value = models.DecimalField(max_digits=16, decimal_places=4)
+    at = models.DateTimeField()
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
+                               blank=True, related_name="+")
+    source = models.CharField(max_length=12, choices=CheckIn.Source.choices,
+                              default=CheckIn.Source.PERSON)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = org_manager()
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        indexes = [models.Index(fields=["kpi", "-at"], name="kpi_value_recent")]
+        constraints = [choice_constraint("source", CheckIn.Source)]
+
+    def __str__(self):
+        return f"{self.kpi}: {self.value}"

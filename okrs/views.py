@@ -169,6 +169,7 @@ def team_detail(request, team_pk):
     if cycle is not None:
         ctx["network"] = network_selectors.team_links(request.org, team, cycle)
     ctx["cadence"], ctx["cadence_from"] = inbox.cadence_of(team, ctx.get("ancestors", []))
+    ctx.update(_scorecard_context(request, team, cycles))
     return render(request, "okrs/team.html", {
         "team": team, "cycles": cycles, "cycle": cycle,
         "open_cycle": selectors.open_cycle(request.org, cycles),
@@ -177,6 +178,20 @@ def team_detail(request, team_pk):
         "scoring": views_closing.team_scoring(request.membership, team, cycle,
                                               ctx["objectives"]),
     })
+
+
+def _scorecard_context(request, team, cycles):
+    """The team page's scorecard (okrs/scorecards.py) and what its type means for sharing."""
+    from orgs import team_types
+    from orgs.permissions import can_keep_unit, can_record_kpi_value
+
+    from . import scorecards
+
+    return {"kpis": scorecards.scorecard(request.org, team,
+                                         cycle=selectors.open_cycle(request.org, cycles)),
+            "can_keep": can_keep_unit(request.membership, team.pk),
+            "can_record": can_record_kpi_value(request.membership, team.pk),
+            "type_hint": team_types.sharing_hint(team)}
 
 
 @org_view

@@ -40,7 +40,8 @@ MAX_RATIO = 3
 UNTIL_UPDATED = "eager, until health is updated"
 # Pages measured with other ids than the shared ones: the tree branch opens the objective of
 # the cycle with the most aligned objectives (the team's objective usually has none).
-PAGE_IDS = {"tree_children": {"objective_pk": "branch_pk"}}
+PAGE_IDS = {"tree_children": {"objective_pk": "branch_pk"},
+            "unit_member_remove": {"membership_pk": "team_member_pk"}}
 
 
 @dataclass
@@ -136,6 +137,33 @@ def _top_up(org):
             ChatChannel.objects.create(
                 organization=org, tool=ChatChannel.Tool.GENERIC, url="http://127.0.0.1:9/hook",
                 secret="bench-" + "0" * 32, is_active=False)
+        _scorecards(org)
+
+
+def _scorecards(org):
+    """Two KPIs on every unit's scorecard, five weekly values each (issue 16), once."""
+    from datetime import timedelta as td
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from okrs.models import KPI, KPIValue
+    from orgs.models import Team
+
+    if KPI.objects.for_org(org).exists():
+        return
+    now = timezone.now()
+    kpis = KPI.objects.bulk_create([
+        KPI(organization=org, team_id=pk, name=name, unit=unit, direction=direction,
+            healthy_at=Decimal(healthy), warning_at=Decimal(warning), position=i,
+            current_value=Decimal(value), current_at=now, health=health)
+        for pk in Team.objects.for_org(org).values_list("pk", flat=True)
+        for i, (name, unit, direction, healthy, warning, value, health) in enumerate([
+            ("Uptime", "%", "higher", "99.9", "99.5", "99.95", "healthy"),
+            ("Lead time", "days", "lower", "3", "5", "6", "unhealthy")])], batch_size=1000)
+    KPIValue.objects.bulk_create([
+        KPIValue(organization=org, kpi=k, value=k.current_value, at=now - td(days=7 * w))
+        for k in kpis for w in range(5)], batch_size=2000)
 
 
 def _strategy(org, cycle):
@@ -192,7 +220,7 @@ def tenant_for(org):
     from alignment.models import RecascadeFlag, Workflow
     from dependencies.models import Contribution, Dependency, ObjectiveShare, RecoveryAction
     from nudges.models import ChatChannel
-    from okrs.models import CheckIn, KeyResult, Objective, Perspective, StrategicGoal
+    from okrs.models import KPI, CheckIn, KeyResult, Objective, Perspective, StrategicGoal
     from orgs.models import Cycle, Invitation, Membership, Role, Team
 
     with scope(organization=org):
@@ -235,6 +263,8 @@ def tenant_for(org):
             "perspective_pk": _first(Perspective.objects.for_org(org)),
             "goal_pk": _first(StrategicGoal.objects.for_org(org)),
             "channel_pk": _first(ChatChannel.objects.for_org(org)),
+            "kpi_pk": _first(KPI.objects.for_org(org).filter(team=team)),
+            "team_member_pk": _first(team.memberships.all()),
             "pk": objective.pk,  # with <node:kind> = "o"
             "branch_pk": (Objective.objects.for_org(org).filter(cycle=cycle)
                           .annotate(n=Count("children")).order_by("-n", "pk")

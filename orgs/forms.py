@@ -59,9 +59,6 @@ class TeamForm(pickers.PickerFormMixin, forms.Form):
     charter = forms.CharField(max_length=1500, required=False,
                               widget=forms.Textarea(attrs={"rows": 3}),
                               help_text="One paragraph: why the team exists and whom it serves.")
-    scorecard = forms.CharField(
-        max_length=1500, required=False, widget=forms.Textarea(attrs={"rows": 4}),
-        help_text="One metric per line, as 'Metric: target', e.g. 'Uptime: 99.9%'. At most 8.")
     checkin_cadence = forms.ChoiceField(
         label="Check-in cadence", required=False,
         choices=[("", "As the team above (weekly at the top)"), *Team.Cadence.choices],
@@ -74,23 +71,6 @@ class TeamForm(pickers.PickerFormMixin, forms.Form):
         pickers.use_picker(self.fields["parent"], org=org, kind="teams")
         self.fields["lead"].queryset = pickers.people(org)
         pickers.use_picker(self.fields["lead"], org=org, kind="people")
-
-    def clean_scorecard(self):
-        lines = [ln.strip() for ln in self.cleaned_data["scorecard"].splitlines() if ln.strip()]
-        if len(lines) > 8:
-            raise forms.ValidationError("Keep the scorecard short: at most 8 metrics.")
-        metrics = []
-        for line in lines:
-            name, _, target = line.partition(":")
-            if not name.strip():
-                raise forms.ValidationError(f"Give each metric a name: {line!r}.")
-            metrics.append({"name": name.strip()[:80], "target": target.strip()[:40]})
-        return metrics
-
-    @staticmethod
-    def scorecard_text(metrics):
-        return "\n".join(f"{m['name']}: {m['target']}" if m.get("target") else m["name"]
-                         for m in metrics)
 
 
 class CycleForm(forms.Form):

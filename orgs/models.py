@@ -207,7 +207,9 @@ class Team(MPTTModel):
     charter = models.TextField(
         max_length=1500, blank=True, help_text="One paragraph: why this team exists."
     )
-    # A short list of {"name": ..., "target": ...}: the few metrics the team keeps an eye on.
+    # Replaced by the KPIs of okrs.KPI (okrs 0016 turned each {"name", "target"} line into
+    # one); nothing reads or edits it any more. Kept only so that branches merged in the same
+    # round still load; drop it in a migration after the merge.
     scorecard = models.JSONField(default=list, blank=True)
     # How often its key results want a check-in; empty: as the team above it (weekly at the top).
     checkin_cadence = models.CharField("check-in cadence", max_length=10,

@@ -53,6 +53,46 @@ def can_edit_team_okrs(membership, team_id):
     return membership.role == Role.TEAM_LEAD and team_id in led_team_ids(membership)
 
 
+# Units kept by their leads (/teams/<id>/edit/) ------------------------------------------------
+
+# The roles a department head or team lead may give within their units: never an org-wide one.
+UNIT_ROLES = (Role.TEAM_LEAD, Role.MEMBER, Role.VIEWER)
+
+
+def can_keep_unit(membership, team_id):
+    """A unit's charter, scorecard and members: its leads and the leads of the units above it
+    (a department head keeps every team of the department), and the managers."""
+    return can_edit_team_okrs(membership, team_id)
+
+
+def can_restructure_unit(membership, team):
+    """Rename a unit, move it, change its lead: the managers anywhere (the console), a lead
+    only for units strictly below one they lead (their own unit's place is the console's)."""
+    if membership.role in MANAGERS:
+        return True
+    return (membership.role == Role.TEAM_LEAD and team.parent_id is not None
+            and team.parent_id in led_team_ids(membership))
+
+
+def can_manage_unit_member(membership, member, unit_ids, team_ids=None):
+    """Whether a lead may change ``member``'s role: managers always; a lead only for people
+    with a unit role who are on at least one team, all of them within the lead's units
+    (``unit_ids``). ``team_ids``: the member's teams, when about to change."""
+    if membership.role in MANAGERS:
+        return True
+    if membership.role != Role.TEAM_LEAD or member.role not in UNIT_ROLES:
+        return False
+    teams = member_team_ids(member) if team_ids is None else set(team_ids)
+    return bool(teams) and teams <= set(unit_ids)
+
+
+def can_record_kpi_value(membership, team_id):
+    """A KPI value by hand: the team's members and its leads (and those above)."""
+    if membership.role not in CONTRIBUTORS:
+        return False
+    return can_keep_unit(membership, team_id) or team_id in member_team_ids(membership)
+
+
 def editable_team_ids(membership, all_team_ids):
     return {pk for pk in all_team_ids if can_edit_team_okrs(membership, pk)}
 

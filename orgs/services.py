@@ -350,7 +350,12 @@ def save_team(*, actor, team=None, **fields):
     org = actor.organization
     if not permissions.can_open_console(actor):
         raise PermissionDenied("Only org admins and alignment leads manage the org tree.")
-    fields = _clean_team(fields)
+    return _write_team(org, team, _clean_team(fields))
+
+
+def _write_team(org, team, fields, *, within=None):
+    """Save a unit's cleaned fields under the organization's lock. ``within``: the ids of the
+    units a lead keeps; the unit's parent must be one of them (checked on the stored rows)."""
     with transaction.atomic():
         lock_organization(org)
         # mptt moves with the lft/rght/tree_id of the objects as loaded: read the team and its
@@ -361,6 +366,9 @@ def save_team(*, actor, team=None, **fields):
         parent = fields["parent"]
         if parent is not None and parent.organization_id == org.pk:
             fields["parent"] = Team.objects.for_org(org).get(pk=parent.pk)
+        if within is not None and (fields["parent"] is None
+                                   or fields["parent"].pk not in within):
+            raise ValidationError({"parent": "Choose one of the units you lead."})
         _check_team(
             org,
             name=fields["name"],

@@ -39,3 +39,20 @@ console_urlpatterns = [
     path("cycles/<int:cycle_pk>/close/", views_closing.console_cycle_close,
          name="console_cycle_close"),
 ]
+
+# A unit kept by its leads, and the KPIs of its scorecard (orgs/views_units.py).
+from . import views_units  # noqa: E402
+
+unit_urlpatterns = [
+    path("teams/<int:team_pk>/edit/", views_units.unit_edit, name="unit_edit"),
+    path("teams/<int:team_pk>/edit/unit/", views_units.unit_structure, name="unit_structure"),
+    path("teams/<int:team_pk>/edit/new/", views_units.unit_new, name="unit_new"),
+    path("teams/<int:team_pk>/edit/members/<int:membership_pk>/remove/",
+         views_units.unit_member_remove, name="unit_member_remove"),
+    path("teams/<int:team_pk>/edit/kpis/<int:kpi_pk>/", views_units.unit_kpi_edit,
+         name="unit_kpi_edit"),
+    path("teams/<int:team_pk>/edit/kpis/<int:kpi_pk>/remove/", views_units.unit_kpi_remove,
+         name="unit_kpi_remove"),
+    path("kpis/<int:kpi_pk>/values/", views_units.kpi_value, name="kpi_value"),
+    path("kpis/<int:kpi_pk>/recovery/", views_units.kpi_recovery, name="kpi_recovery"),
+]

@@ -279,7 +279,6 @@ def console_team_form(request, team_pk=None):
     if team is not None:
         initial = {"name": team.name, "kind": team.kind, "team_type": team.team_type,
                    "parent": team.parent_id, "lead": team.lead_id, "charter": team.charter,
-                   "scorecard": TeamForm.scorecard_text(team.scorecard),
                    "checkin_cadence": team.checkin_cadence}
     form = TeamForm(find_data(request), org=request.org, initial=initial)
     saved = submit(request, form, lambda data: services.save_team(

@@ -21,6 +21,7 @@ from .factories import (
     DependencyFactory,
     InvitationFactory,
     KeyResultFactory,
+    KPIFactory,
     MembershipFactory,
     ObjectiveFactory,
     ObjectiveShareFactory,
@@ -97,6 +98,7 @@ def build_world(org, admin_user):
     w.workflow = WorkflowFactory(objective=w.company_objective, lead=admin_user)
     w.recascade_flag = RecascadeFlagFactory(objective=w.objective)
     w.chat_channel = ChatChannelFactory(organization=org, team=w.team, is_active=False)
+    w.kpi = KPIFactory(team=w.team, name=f"{org.name} uptime")
     with scopes_disabled():  # strategy: a perspective and a goal the company objective serves
         w.perspective = Perspective.objects.create(organization=org, name="Customer")
         w.goal = StrategicGoal.objects.create(organization=org, perspective=w.perspective,

@@ -10,7 +10,7 @@ from django.utils import timezone
 from django_scopes import scopes_disabled
 from factory.django import DjangoModelFactory
 
-from okrs.models import CheckIn, KeyResult, Objective
+from okrs.models import KPI, CheckIn, KeyResult, Objective
 from orgs.models import Cycle, Invitation, Membership, Organization, Role, Team, User
 
 
@@ -256,3 +256,17 @@ class ChatChannelFactory(ScopeFreeFactory):
     tool = "generic"
     url = "http://127.0.0.1:9/hook"
     secret = factory.Sequence(lambda n: f"secret-{n:032d}")
+
+
+class KPIFactory(ScopeFreeFactory):
+    """A KPI of a team's scorecard: higher is better, healthy from 99, warning from 95."""
+
+    class Meta:
+        model = KPI
+
+    team = factory.SubFactory(TeamFactory)
+    organization = factory.LazyAttribute(lambda o: o.team.organization)
+    name = factory.Sequence(lambda n: f"KPI {n}")
+    unit = "%"
+    healthy_at = Decimal("99")
+    warning_at = Decimal("95")

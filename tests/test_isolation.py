@@ -58,6 +58,7 @@ def ids_of(world):
         "perspective_pk": world.perspective.pk,
         "goal_pk": world.goal.pk,
         "token_pk": world.api_token.pk,
+        "kpi_pk": world.kpi.pk,
         "pk": world.objective.pk,  # with <node:kind> = "o"
     }
 
@@ -131,6 +132,7 @@ def test_every_url_pattern_is_covered_by_the_walk():
                      "invitation_pk", "cycle_pk", "dependency_pk", "share_pk", "action_pk",
                      "workflow_pk", "flag_pk", "check_in_pk",
                      "contribution_pk", "channel_pk", "perspective_pk", "goal_pk", "token_pk",
+                     "kpi_pk",
                      "kind", "pk"}
             assert keywords <= known, f"{route}: add {keywords - known} to ids_of()"
         else:
@@ -161,7 +163,8 @@ def test_every_tenant_model_is_guarded():
             "CheckIn", "Dependency", "DependencyEvent", "ObjectiveShare", "NetworkState",
             "Notification", "AlertEmail", "RecoveryAction", "PropagationRun", "Workflow",
             "Stakeholder", "Milestone", "StatusUpdate", "StepOverride", "Retrospective",
-            "Improvement", "ReviewComment", "RecascadeFlag", "Theme"} <= names
+            "Improvement", "ReviewComment", "RecascadeFlag", "Theme", "KPI",
+            "KPIValue"} <= names
 
 
 PICKER_PARAMS = {  # each picker endpoint's id parameters, filled with B's ids

@@ -23,7 +23,7 @@ from dependencies.models import Dependency, NetworkState
 from nudges import outbox
 from nudges.models import OutboundEmail
 from okrs import services
-from okrs.models import CheckIn, Health, KeyResult, Objective, ObjectiveClose
+from okrs.models import KPI, CheckIn, Health, KeyResult, KPIValue, Objective, ObjectiveClose
 from orgs import services as org_services
 from orgs.models import Cycle, Team
 from orgs.validation import Fields, control_characters
@@ -596,6 +596,10 @@ def _tables():
         (ChatDelivery, "status", "bogus"),
         # Issue 16: a dependency's kind.
         (Dependency, "kind", "favour"),
+        # Issue 16: scorecards.
+        (KPI, "direction", "down"),
+        (KPI, "health", "great"),
+        (KPIValue, "source", "bogus"),
     ]
 
 
@@ -649,7 +653,9 @@ def _a_row(world, model):
     if model.__name__ == "EscalationStep":
         return model.objects.create(organization=w.org, dependency=w.dependency, step=1,
                                     person=w.admin.user, reached_at=timezone.now())
-    named = {"Team": w.team, "Membership": w.admin, "Cycle": w.cycle,
+    if model.__name__ == "KPIValue":
+        return model.objects.create(organization=w.org, kpi=w.kpi, value=1, at=timezone.now())
+    named = {"KPI": w.kpi, "Team": w.team, "Membership": w.admin, "Cycle": w.cycle,
              "Invitation": w.invitation, "Objective": w.objective, "KeyResult": w.key_result,
              "CheckIn": w.check_in, "ObjectiveShare": w.share, "Dependency": w.dependency,
              "Workflow": w.workflow, "RecascadeFlag": w.recascade_flag,

@@ -4,7 +4,7 @@ from decimal import Decimal
 import pytest
 from django_scopes import scopes_disabled
 
-from okrs.models import CheckIn, KeyResult, Objective
+from okrs.models import KPI, CheckIn, KeyResult, Objective
 from orgs.models import Role, Team
 
 from ..conftest import client_for
@@ -77,7 +77,11 @@ def test_the_objective_page_shows_krs_history_and_how_health_is_derived(world_a,
 
 def test_the_team_page_shows_charter_scorecard_okrs_and_members(world_a, alice_client):
     Team.objects.with_scopes_disabled().filter(pk=world_a.team.pk).update(
-        charter="We keep the lights on.", scorecard=[{"name": "Uptime", "target": "99.9%"}])
+        charter="We keep the lights on.")
+    with scopes_disabled():
+        KPI.objects.create(organization=world_a.org, team=world_a.team, name="Uptime",
+                           unit="%", current_value=Decimal("99.9"), health="healthy",
+                           healthy_at=Decimal("99.5"), warning_at=Decimal("99"))
     world_a.admin.teams.add(world_a.team)
     html = alice_client.get(url(world_a, "team", world_a.team.pk)).content.decode()
     for text in ("We keep the lights on.", "Uptime", "99.9%", "Org A team goal", "Alice Admin"):

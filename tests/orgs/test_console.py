@@ -14,13 +14,12 @@ def test_an_admin_builds_the_org_tree(world_a, alice_client):
     response = alice_client.post("/o/org-a/console/teams/new/", {
         "name": "Platform", "kind": "team", "team_type": "enabling",
         "parent": world_a.team.pk, "lead": world_a.admin.user.pk,
-        "charter": "Keeps deploys boring.", "scorecard": "Uptime: 99.9%\nDeploys per day: 20"})
+        "charter": "Keeps deploys boring."})
     assert response.status_code == 302
     with scopes_disabled():
         team = Team.objects.get(name="Platform")
     assert team.parent == world_a.team and team.lead == world_a.admin.user
-    assert team.scorecard == [{"name": "Uptime", "target": "99.9%"},
-                              {"name": "Deploys per day", "target": "20"}]
+    assert team.charter == "Keeps deploys boring."
     top = alice_client.get("/o/org-a/console/teams/").content.decode()
     assert f'href="/o/org-a/console/teams/?unit={world_a.team.pk}"' in top
     assert "1 unit below" in top and ">Platform</a>" not in top  # one level at a time
@@ -32,7 +31,6 @@ def test_an_admin_builds_the_org_tree(world_a, alice_client):
     ({"name": "Org A Engineering"}, "already has this name"),
     ({"kind": "company"}, "company is the top of the tree"),
     ({"parent": ""}, "Choose the unit this one belongs to"),
-    ({"scorecard": "\n".join(f"M{i}: 1" for i in range(9))}, "at most 8 metrics"),
 ])
 def test_bad_team_input_is_a_form_error(world_a, alice_client, data, error):
     form = {"name": "New", "kind": "team", "team_type": "product", "parent": world_a.team.pk}

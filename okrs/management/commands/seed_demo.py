@@ -37,27 +37,35 @@ PEOPLE = [  # email, name, role, team they lead or belong to
     ("olivia@northwind.example", "Olivia Berg", Role.VIEWER, None),
 ]
 
-UNITS = [  # name, kind, type, parent, lead email, charter, scorecard
+UNITS = [  # name, kind, type, parent, lead email, charter, scorecard (KPIS below)
     ("Northwind Cloud", "company", "product", None, "ava", "", []),
     ("Product", "department", "product", "Northwind Cloud", "priya",
      "Decides what we build and why, from what customers tell us and what the data shows.",
-     [("In-app NPS", "50+"), ("Weekly active teams", "4,000")]),
+     [("In-app NPS", "", "higher", 50, 40, [44, 47, 49, 52, 53]),
+      ("Weekly active teams", "teams", "higher", 4000, 3500, [3650, 3720, 3810, 3900, 3870])]),
     ("Engineering", "department", "enabling", "Northwind Cloud", "ethan",
      "Builds and runs the platform. We own reliability, speed and the developer experience "
-     "of every other team.", [("Uptime", "99.95%"), ("p95 page load", "< 1 s")]),
+     "of every other team.",
+     [("Uptime", "%", "higher", 99.95, 99.9, [99.97, 99.96, 99.98, 99.95, 99.97]),
+      ("p95 page load", "s", "lower", 1, 1.5, [1.3, 1.1, 0.95, 0.9, 0.88])]),
     ("Platform", "team", "enabling", "Engineering", "ethan",
      "Keeps the infrastructure boring: deploys, databases, on-call.",
-     [("Pages per week", "< 10"), ("Deploys per day", "20")]),
+     [("Pages per week", "pages", "lower", 10, 15, [14, 12, 9, 8, 11]),
+      ("Deploys per day", "deploys", "higher", 20, 12, [15, 18, 21, 22, 24])]),
     ("Web App", "team", "product", "Engineering", "ethan",
-     "Owns the browser app customers use every day.", [("Core Web Vitals pass rate", "90%")]),
+     "Owns the browser app customers use every day.",
+     [("Core Web Vitals pass rate", "%", "higher", 90, 80, [82, 85, 88, 90, 91])]),
     ("Customer Success", "department", "shared", "Northwind Cloud", "sofia",
      "Makes customers successful after the sale: onboarding, support, renewals.",
-     [("First response", "< 4 h"), ("Gross retention", "92%")]),
+     [("First response", "h", "lower", 4, 8, [6, 5, 4.5, 3.8, 3.5]),
+      ("Gross retention", "%", "higher", 92, 88, [90, 89, 88, 87.5, 87])]),
     ("Marketing", "department", "product", "Northwind Cloud", "noah",
-     "Creates demand and tells the story of the product.", [("MQLs per month", "900")]),
+     "Creates demand and tells the story of the product.",
+     [("MQLs per month", "MQLs", "higher", 900, 700, [760, 820, 870, 910, 930])]),
     ("Sales", "department", "product", "Northwind Cloud", "mia",
      "Turns qualified demand into customers, with a focus on enterprise accounts.",
-     [("Win rate", "28%"), ("Pipeline coverage", "3x")]),
+     [("Win rate", "%", "higher", 28, 22, [24, 25, 23, 26, 27]),
+      ("Pipeline coverage", "x", "higher", 3, 2.5, [2.6, 2.8, 3.1, 3.0, 3.2])]),
 ]
 
 # key: (team, title, parent key or None, local?, why, [KRs])
@@ -315,8 +323,8 @@ class Command(BaseCommand):
             for name, kind, ttype, parent, lead, charter, card in UNITS:
                 teams[name] = Team.objects.create(
                     organization=org, name=name, kind=kind, team_type=ttype,
-                    parent=teams.get(parent), lead=users[lead], charter=charter,
-                    scorecard=[{"name": n, "target": t} for n, t in card])
+                    parent=teams.get(parent), lead=users[lead], charter=charter)
+                self.scorecard(org, teams[name], card, users[lead])
             members = {}
             for email, _, role, team in PEOPLE:
                 m = Membership.objects.create(organization=org, user=users[email.split("@")[0]],
@@ -507,6 +515,27 @@ class Command(BaseCommand):
         for event, day in zip(events, [asked, answered or asked], strict=False):
             DependencyEvent.objects.for_org(org).filter(pk=event.pk).update(
                 created_at=at(day, 11 if day == answered else 10))
+
+    def scorecard(self, org, team, card, lead):
+        """A few KPIs per unit, with a reading a week for the last five weeks (the latest one
+        gives the KPI its current value and health)."""
+        from okrs import kpis
+        from okrs.models import KPI, KPIValue
+
+        now = timezone.now()
+        for position, (name, unit, direction, healthy, warning, values) in enumerate(card):
+            healthy, warning = Decimal(str(healthy)), Decimal(str(warning))
+            latest = Decimal(str(values[-1]))
+            kpi = KPI.objects.create(
+                organization=org, team=team, name=name, unit=unit, direction=direction,
+                healthy_at=healthy, warning_at=warning, position=position,
+                current_value=latest, current_at=now - timedelta(days=1),
+                health=kpis.health_of(latest, direction=direction, healthy_at=healthy,
+                                      warning_at=warning))
+            KPIValue.objects.bulk_create([KPIValue(
+                organization=org, kpi=kpi, value=Decimal(str(v)), author=lead,
+                at=now - timedelta(days=1 + 7 * (len(values) - 1 - i)))
+                for i, v in enumerate(values)])
 
     def check_ins(self, admin, kr, profile, elapsed, now, cycle):
         weeks = 3 if profile == "stale" else 6
