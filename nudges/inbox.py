@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from django.core.cache import cache
 from django.db.models import (
     Count,
     DateTimeField,
@@ -432,10 +433,11 @@ def items_for(membership, *, now=None, oldest=OLDEST, kinds=None):
     """Everything waiting on the person, grouped by kind, oldest first: ``{"total": n,
     "groups": [{"kind": Kind, "count": n, "items": [...]}...]}`` for kinds with any item.
     Queries: the teams, the counts, one per kind that can hold something for this person."""
+    key = _count_key(membership) if now is None else None
     ctx = Context(membership, now=now)
     sizes = counts(ctx)
-    if now is None:
-        membership._inbox_counts = sizes  # the nav's count on the same page asks nothing more
+    if key is not None:
+        _remember(key, sizes, membership)
     groups = []
     for k in KINDS:
         if kinds is not None and k.key not in kinds:
@@ -451,22 +453,50 @@ def items_for(membership, *, now=None, oldest=OLDEST, kinds=None):
     return {"total": sum(sizes[k] for k in (kinds or sizes)), "groups": groups, "ctx": ctx}
 
 
+# The nav's count is cached per person under the organization's "inbox" version
+# (``orgs.versions``), which every write to a table the kinds read moves; the short expiry
+# brings in what appears with time alone (a key result falling due, a scoring window opening).
+COUNT_TTL = 60
+
+
+def _count_key(membership):
+    from orgs import versions
+
+    org_id = membership.organization_id
+    return (f"inbox:n:{org_id}:{membership.user_id}:{membership.role}:"
+            f"{versions.version(org_id, 'inbox')}")
+
+
+def _remember(key, sizes, membership):
+    membership._inbox_counts = sizes  # the nav's count on the same page asks nothing more
+    cache.set(key, sum(sizes.values()), COUNT_TTL)
+
+
 def total_for(membership, *, now=None):
-    """The nav's count: two queries (the teams, then every kind's count at once), none when
-    the page has counted already."""
-    sizes = getattr(membership, "_inbox_counts", None) if now is None else None
-    if sizes is None:
-        sizes = counts(Context(membership, now=now))
-    return sum(sizes.values())
+    """The nav's count: from the cache while nothing it reads has changed; else two queries
+    (the teams, then every kind's count at once). None when the page has counted already."""
+    if now is not None:
+        return sum(counts(Context(membership, now=now)).values())
+    sizes = getattr(membership, "_inbox_counts", None)
+    if sizes is not None:
+        return sum(sizes.values())
+    key = _count_key(membership)  # the version is read before the rows it stands for
+    total = cache.get(key)
+    if total is None:
+        sizes = counts(Context(membership))
+        _remember(key, sizes, membership)
+        total = sum(sizes.values())
+    return total
 
 
 def summary(membership):
     """The home page's "Needs me": the count of each kind (the nav's count comes from the same
     query). The oldest few items load after the page (``oldest``), so the home page pays two
     queries for it."""
+    key = _count_key(membership)
     ctx = Context(membership)
     sizes = counts(ctx)
-    membership._inbox_counts = sizes
+    _remember(key, sizes, membership)
     return {"total": sum(sizes.values()),
             "groups": [{"kind": k, "count": sizes[k.key]} for k in KINDS if sizes[k.key]]}
 
