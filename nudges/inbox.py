@@ -433,11 +433,8 @@ def items_for(membership, *, now=None, oldest=OLDEST, kinds=None):
     """Everything waiting on the person, grouped by kind, oldest first: ``{"total": n,
     "groups": [{"kind": Kind, "count": n, "items": [...]}...]}`` for kinds with any item.
     Queries: the teams, the counts, one per kind that can hold something for this person."""
-    key = _count_key(membership) if now is None else None
     ctx = Context(membership, now=now)
-    sizes = counts(ctx)
-    if key is not None:
-        _remember(key, sizes, membership)
+    sizes = counts(ctx) if now is not None else cached_counts(membership, ctx, again=True)
     groups = []
     for k in KINDS:
         if kinds is not None and k.key not in kinds:
@@ -467,36 +464,36 @@ def _count_key(membership):
             f"{versions.version(org_id, 'inbox')}")
 
 
-def _remember(key, sizes, membership):
+def cached_counts(membership, ctx=None, *, again=False):
+    """``counts`` for the person now: from the cache while nothing they read has changed (the
+    nav's count, the home page's and the inbox page's counts share it). ``ctx``: a Context
+    already built for the same person and moment; ``again``: ignore what this request (this
+    membership object) counted before."""
+    sizes = None if again else getattr(membership, "_inbox_counts", None)
+    if sizes is not None:  # counted earlier in this request
+        return sizes
+    key = _count_key(membership)  # the version is read before the rows it stands for
+    sizes = cache.get(key)
+    if sizes is None:
+        sizes = counts(ctx or Context(membership))
+        cache.set(key, sizes, COUNT_TTL)
     membership._inbox_counts = sizes  # the nav's count on the same page asks nothing more
-    cache.set(key, sum(sizes.values()), COUNT_TTL)
+    return sizes
 
 
 def total_for(membership, *, now=None):
     """The nav's count: from the cache while nothing it reads has changed; else two queries
-    (the teams, then every kind's count at once). None when the page has counted already."""
+    (the teams, then every kind's count at once)."""
     if now is not None:
         return sum(counts(Context(membership, now=now)).values())
-    sizes = getattr(membership, "_inbox_counts", None)
-    if sizes is not None:
-        return sum(sizes.values())
-    key = _count_key(membership)  # the version is read before the rows it stands for
-    total = cache.get(key)
-    if total is None:
-        sizes = counts(Context(membership))
-        _remember(key, sizes, membership)
-        total = sum(sizes.values())
-    return total
+    return sum(cached_counts(membership).values())
 
 
 def summary(membership):
     """The home page's "Needs me": the count of each kind (the nav's count comes from the same
-    query). The oldest few items load after the page (``oldest``), so the home page pays two
-    queries for it."""
-    key = _count_key(membership)
-    ctx = Context(membership)
-    sizes = counts(ctx)
-    _remember(key, sizes, membership)
+    query, or the same cache entry). The oldest few items load after the page (``oldest``), so
+    the home page pays at most two queries for it."""
+    sizes = cached_counts(membership)
     return {"total": sum(sizes.values()),
             "groups": [{"kind": k, "count": sizes[k.key]} for k in KINDS if sizes[k.key]]}
 
@@ -546,6 +543,7 @@ def act(membership, kind, pk, do, note=""):
     from dependencies import services as network
 
     org = membership.organization
+    membership.__dict__.pop("_inbox_counts", None)  # what this request counted may change
     allowed = {a.do for a in ACTIONS.get(kind, [])}
     if do not in allowed:
         return None
