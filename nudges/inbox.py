@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from django.core.cache import cache
 from django.db.models import (
     Count,
     DateTimeField,
@@ -43,7 +42,7 @@ from dependencies.models import Contribution, Dependency, EscalationStep, Recove
 from okrs.models import KeyResult, Objective
 from okrs.scoring import SCORING_WINDOW
 from okrs.selectors import key_results_to_score_of_teams
-from orgs import permissions
+from orgs import permissions, versions
 from orgs.models import Cycle, Organization, Role, Team
 
 # A team that sets no cadence takes its parent's; at the top, weekly.
@@ -457,11 +456,7 @@ COUNT_TTL = 60
 
 
 def _count_key(membership):
-    from orgs import versions
-
-    org_id = membership.organization_id
-    return (f"inbox:n:{org_id}:{membership.user_id}:{membership.role}:"
-            f"{versions.version(org_id, 'inbox')}")
+    return f"inbox:n:{membership.organization_id}:{membership.user_id}:{membership.role}"
 
 
 def cached_counts(membership, ctx=None, *, again=False):
@@ -472,11 +467,9 @@ def cached_counts(membership, ctx=None, *, again=False):
     sizes = None if again else getattr(membership, "_inbox_counts", None)
     if sizes is not None:  # counted earlier in this request
         return sizes
-    key = _count_key(membership)  # the version is read before the rows it stands for
-    sizes = cache.get(key)
-    if sizes is None:
-        sizes = counts(ctx or Context(membership))
-        cache.set(key, sizes, COUNT_TTL)
+    sizes = versions.read_through(
+        membership.organization_id, "inbox", _count_key(membership),
+        lambda: counts(ctx or Context(membership)), COUNT_TTL)
     membership._inbox_counts = sizes  # the nav's count on the same page asks nothing more
     return sizes
 

@@ -423,25 +423,18 @@ def diagnostic(org, cycle, totals, today=None):
 # The cycle-wide figures (and the downloads) are cached under the organization's review version
 # (``orgs.versions``: any write to what the review reads moves it; a closed cycle listens only
 # to what can still change it) and the day the review looks from, which moves what counts as
-# missed in an open cycle. The expiry only bounds what an idle cache keeps.
-CACHE_TTL = 6 * 3600
+# missed in an open cycle. The expiry bounds how long an entry can outlive a write whose bump
+# was lost (the cache failed at that moment, or another process has its own in-process cache).
+CACHE_TTL = 600
 
 
 def cached(org, cycle, name, compute, today=None):
     """``compute()``, or what it returned for the same data and day."""
-    from django.core.cache import cache
-
     from orgs import versions
 
     topic = "review_closed" if cycle.is_closed else "review"
-    # The version is read before the rows it stands for.
-    key = (f"review:{org.pk}:{cycle.pk}:{versions.version(org.pk, topic)}:"
-           f"{reference_day(cycle, today)}:{name}")
-    value = cache.get(key)
-    if value is None:
-        value = compute()
-        cache.set(key, value, CACHE_TTL)
-    return value
+    key = f"review:{org.pk}:{cycle.pk}:{reference_day(cycle, today)}:{name}"
+    return versions.read_through(org.pk, topic, key, compute, CACHE_TTL)
 
 
 def figures(org, cycle, today=None):

@@ -23,12 +23,21 @@ With the in-process cache (no ``REDIS_URL``) each process has its own versions: 
 another's writes only when its entries expire (``TTL`` of each reader). Production uses Redis.
 """
 
+import logging
+import time
 import uuid
 
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models.signals import post_delete, post_save
 from django_scopes.state import get_scope
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+# A cache that fails is skipped for this long (each call would wait for its timeout): pages
+# compute what they would have read, writes bump nothing, entries expire on their own.
+SKIP_AFTER_FAILURE = 15
+_skip_until = 0.0
 
 # The tables (app_label.ModelName) each cached read depends on.
 TOPICS = {
@@ -88,8 +97,42 @@ def version(org_id, topic):
     return "-".join(found.get(k, "") for k in keys)
 
 
+def _cache_up():
+    return time.monotonic() >= _skip_until
+
+
+def _cache_failed(error):
+    global _skip_until
+    _skip_until = time.monotonic() + SKIP_AFTER_FAILURE
+    log.warning("Cache unavailable, reading without it for %s s: %s", SKIP_AFTER_FAILURE, error)
+
+
+def read_through(org_id, topic, key, compute, ttl):
+    """``compute()``, cached under ``key`` and the organization's current version of ``topic``
+    for ``ttl`` seconds. When the cache fails, ``compute()`` alone: the page still answers."""
+    if not _cache_up():
+        return compute()
+    try:
+        full_key = f"{key}:{version(org_id, topic)}"  # the version before the rows it stands for
+        value = cache.get(full_key)
+    except (RedisError, OSError) as error:
+        _cache_failed(error)
+        return compute()
+    if value is None:
+        value = compute()
+        try:
+            cache.set(full_key, value, ttl)
+        except (RedisError, OSError) as error:
+            _cache_failed(error)
+    return value
+
+
 def _bump_now(org_id, topics):
-    cache.set_many({_key(t, org_id): uuid.uuid4().hex[:12] for t in topics}, None)
+    try:
+        cache.set_many({_key(t, org_id): uuid.uuid4().hex[:12] for t in topics}, None)
+    except (RedisError, OSError) as error:
+        # What was cached stays until it expires (each reader's ttl bounds it).
+        _cache_failed(error)
 
 
 class _AfterCommit:

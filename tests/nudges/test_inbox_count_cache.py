@@ -6,7 +6,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -22,6 +22,7 @@ from nudges import inbox
 from okrs import services as okrs
 from okrs.models import KeyResult, Objective
 from orgs import services as orgs
+from orgs import versions
 from orgs.models import Role
 from tests.conftest import client_for
 from tests.factories import ObjectiveFactory
@@ -181,13 +182,26 @@ def test_an_item_that_appears_with_time_shows_within_a_minute(revenue, monkeypat
 
 def test_one_organizations_changes_leave_anothers_cached_count(revenue, world_b, charlie):
     r = populate(revenue)
-    with scope(organization=world_b.org):
-        from orgs.models import Membership
-
-        m = Membership.objects.select_related("organization").get(user=charlie)
-        inbox.total_for(m)
-        key = inbox._count_key(m)
+    before = versions.version(world_b.org.pk, "inbox")
+    mine = versions.version(r.org.pk, "inbox")
     _request_to_ethan(r)
-    with scope(organization=world_b.org):
-        assert inbox._count_key(m) == key  # world B's version, untouched by world A's writes
-    assert cache.get(key) is not None
+    assert versions.version(world_b.org.pk, "inbox") == before
+    assert versions.version(r.org.pk, "inbox") != mine
+
+
+def test_without_a_cache_the_count_is_counted(revenue, monkeypatch):
+    """A cache that fails (Redis down) costs the two queries, never the page."""
+    from redis.exceptions import ConnectionError as RedisDown
+
+    r = populate(revenue)
+
+    def down(*args, **kwargs):
+        raise RedisDown("Connection refused")
+
+    backend = type(caches["default"])
+    monkeypatch.setattr(backend, "get_many", down)
+    monkeypatch.setattr(backend, "set_many", down)
+    monkeypatch.setattr(versions, "_skip_until", 0.0)
+    assert nav_count(r, r.liam) == truth(r, r.liam) > 0
+    _mia_raises_a_blocker(r)  # its bump fails too: the write still succeeds
+    assert nav_count(r, r.liam) == truth(r, r.liam)
