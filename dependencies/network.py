@@ -38,6 +38,7 @@ from okrs.models import Health, KeyResult, Objective, ObjectiveParent, Rollup
 from orgs.db import atomic_with_retry, lock_organization_id, lock_propagation
 from orgs.models import Cycle
 from orgs.tasks import enqueue_now
+from orgs.versions import health_changed
 
 from . import flows, propagation
 from .models import (
@@ -74,6 +75,7 @@ def mark_changed(cycle):
     order, and the recompute runs after the commit, holding nothing of the writer's."""
     updated = NetworkState.objects.filter(cycle=cycle).update(
         dirty=True, generation=F("generation") + 1, changed_at=timezone.now())
+    health_changed(cycle)  # cached reads (the nav's count, the cycle review) read afresh
     if not updated:
         NetworkState.objects.get_or_create(
             cycle=cycle, defaults={"organization_id": cycle.organization_id,
@@ -231,6 +233,7 @@ def _run(cycle, *, now=None):
         computed_at=now, last_nodes=len(own), last_edges=len(edges), skipped=data["skipped"],
         fingerprint=digest or "", last_ms=round((time.perf_counter() - started) * 1000))
     NetworkState.objects.filter(pk=state.pk, generation=generation or 0).update(dirty=False)
+    health_changed(cycle)  # health written with raw SQL: cached reads read afresh on commit
     return Outcome(len(own), len(edges), len(changed_o) + len(changed_k), alerts, compute_ms,
                    (time.perf_counter() - started) * 1000)
 

@@ -42,7 +42,7 @@ from dependencies.models import Contribution, Dependency, EscalationStep, Recove
 from okrs.models import KeyResult, Objective
 from okrs.scoring import SCORING_WINDOW
 from okrs.selectors import key_results_to_score_of_teams
-from orgs import permissions
+from orgs import permissions, versions
 from orgs.models import Cycle, Organization, Role, Team
 
 # A team that sets no cadence takes its parent's; at the top, weekly.
@@ -433,9 +433,7 @@ def items_for(membership, *, now=None, oldest=OLDEST, kinds=None):
     "groups": [{"kind": Kind, "count": n, "items": [...]}...]}`` for kinds with any item.
     Queries: the teams, the counts, one per kind that can hold something for this person."""
     ctx = Context(membership, now=now)
-    sizes = counts(ctx)
-    if now is None:
-        membership._inbox_counts = sizes  # the nav's count on the same page asks nothing more
+    sizes = counts(ctx) if now is not None else cached_counts(membership, ctx, again=True)
     groups = []
     for k in KINDS:
         if kinds is not None and k.key not in kinds:
@@ -451,22 +449,44 @@ def items_for(membership, *, now=None, oldest=OLDEST, kinds=None):
     return {"total": sum(sizes[k] for k in (kinds or sizes)), "groups": groups, "ctx": ctx}
 
 
+# The nav's count is cached per person under the organization's "inbox" version
+# (``orgs.versions``), which every write to a table the kinds read moves; the short expiry
+# brings in what appears with time alone (a key result falling due, a scoring window opening).
+COUNT_TTL = 60
+
+
+def _count_key(membership):
+    return f"inbox:n:{membership.organization_id}:{membership.user_id}:{membership.role}"
+
+
+def cached_counts(membership, ctx=None, *, again=False):
+    """``counts`` for the person now: from the cache while nothing they read has changed (the
+    nav's count, the home page's and the inbox page's counts share it). ``ctx``: a Context
+    already built for the same person and moment; ``again``: ignore what this request (this
+    membership object) counted before."""
+    sizes = None if again else getattr(membership, "_inbox_counts", None)
+    if sizes is not None:  # counted earlier in this request
+        return sizes
+    sizes = versions.read_through(
+        membership.organization_id, "inbox", _count_key(membership),
+        lambda: counts(ctx or Context(membership)), COUNT_TTL)
+    membership._inbox_counts = sizes  # the nav's count on the same page asks nothing more
+    return sizes
+
+
 def total_for(membership, *, now=None):
-    """The nav's count: two queries (the teams, then every kind's count at once), none when
-    the page has counted already."""
-    sizes = getattr(membership, "_inbox_counts", None) if now is None else None
-    if sizes is None:
-        sizes = counts(Context(membership, now=now))
-    return sum(sizes.values())
+    """The nav's count: from the cache while nothing it reads has changed; else two queries
+    (the teams, then every kind's count at once)."""
+    if now is not None:
+        return sum(counts(Context(membership, now=now)).values())
+    return sum(cached_counts(membership).values())
 
 
 def summary(membership):
     """The home page's "Needs me": the count of each kind (the nav's count comes from the same
-    query). The oldest few items load after the page (``oldest``), so the home page pays two
-    queries for it."""
-    ctx = Context(membership)
-    sizes = counts(ctx)
-    membership._inbox_counts = sizes
+    query, or the same cache entry). The oldest few items load after the page (``oldest``), so
+    the home page pays at most two queries for it."""
+    sizes = cached_counts(membership)
     return {"total": sum(sizes.values()),
             "groups": [{"kind": k, "count": sizes[k.key]} for k in KINDS if sizes[k.key]]}
 
@@ -516,6 +536,7 @@ def act(membership, kind, pk, do, note=""):
     from dependencies import services as network
 
     org = membership.organization
+    membership.__dict__.pop("_inbox_counts", None)  # what this request counted may change
     allowed = {a.do for a in ACTIONS.get(kind, [])}
     if do not in allowed:
         return None

@@ -272,7 +272,13 @@ def reference_day(cycle, today=None):
 
 def broken_dependencies(org, cycle, today=None):
     """(counts by reason, queryset of the broken dependencies with ``reason`` and ``why``)."""
-    from dependencies.models import Dependency, DependencyEvent
+    qs = _broken(org, cycle, today)
+    counts = qs.aggregate(**{k: Count("pk", filter=Q(reason=k)) for k in BROKE_REASONS})
+    return counts, broken_list(org, cycle, today)
+
+
+def _broken(org, cycle, today=None):
+    from dependencies.models import Dependency
 
     today = today or timezone.localdate()
     due = (Q(needed_by__lte=cycle.end_date) if cycle.is_closed else Q(needed_by__lt=today))
@@ -285,14 +291,18 @@ def broken_dependencies(org, cycle, today=None):
         When(is_open & due, then=Value("missed")),
         When(is_open & weak, then=Value("at_risk")),
         default=Value(""), output_field=CharField())
+    return (Dependency.objects.for_org(org).filter(cycle=cycle)
+            .annotate(reason=reason).exclude(reason=""))
+
+
+def broken_list(org, cycle, today=None):
+    """The broken dependencies in the order shown, each with its last note (``last_note``)."""
+    from dependencies.models import DependencyEvent
+
     last_note = (DependencyEvent.objects.for_org(org).filter(dependency=OuterRef("pk"))
                  .exclude(note="").order_by("-created_at", "-pk").values("note")[:1])
-    qs = (Dependency.objects.for_org(org).filter(cycle=cycle)
-          .select_related("requesting_team", "providing_team")
-          .annotate(reason=reason, last_note=Subquery(last_note))
-          .exclude(reason=""))
-    counts = qs.aggregate(**{k: Count("pk", filter=Q(reason=k)) for k in BROKE_REASONS})
-    return counts, qs.order_by("needed_by", "pk")
+    return (_broken(org, cycle, today).select_related("requesting_team", "providing_team")
+            .annotate(last_note=Subquery(last_note)).order_by("needed_by", "pk"))
 
 
 # Retrospective improvements -----------------------------------------------------------------
@@ -302,13 +312,18 @@ def improvements(org, cycle):
     retrospectives agreed on: open ones first."""
     from retros.models import Improvement
 
-    qs = (Improvement.objects.for_org(org)
-          .filter(retrospective__workflow__cycle=cycle)
-          .select_related("retrospective__workflow__objective", "owner"))
+    qs = Improvement.objects.for_org(org).filter(retrospective__workflow__cycle=cycle)
     counts = qs.aggregate(**{s: Count("pk", filter=Q(status=s)) for s in Improvement.Status})
+    return counts, improvement_list(org, cycle)
+
+
+def improvement_list(org, cycle):
+    from retros.models import Improvement
+
     order = Case(When(status="open", then=0), When(status="done", then=1), default=2,
                  output_field=IntegerField())
-    return counts, qs.order_by(order, "pk")
+    return (Improvement.objects.for_org(org).filter(retrospective__workflow__cycle=cycle)
+            .select_related("retrospective__workflow__objective", "owner").order_by(order, "pk"))
 
 
 # The diagnostic -----------------------------------------------------------------------------
@@ -401,3 +416,50 @@ def diagnostic(org, cycle, totals, today=None):
     d = diagnose(assessed=totals["assessed"], misses=totals["misses"],
                  missed_krs=r["missed_krs"], missed_kept=r["missed_kept"])
     return d, r
+
+
+# Computed once per change --------------------------------------------------------------------
+
+# The cycle-wide figures (and the downloads) are cached under the organization's review version
+# (``orgs.versions``: any write to what the review reads moves it; a closed cycle listens only
+# to what can still change it) and the day the review looks from, which moves what counts as
+# missed in an open cycle. The expiry bounds how long an entry can outlive a write whose bump
+# was lost (the cache failed at that moment, or another process has its own in-process cache).
+CACHE_TTL = 600
+
+
+def cached(org, cycle, name, compute, today=None):
+    """``compute()``, or what it returned for the same data and day."""
+    from orgs import versions
+
+    topic = "review_closed" if cycle.is_closed else "review"
+    key = f"review:{org.pk}:{cycle.pk}:{reference_day(cycle, today)}:{name}"
+    return versions.read_through(org.pk, topic, key, compute, CACHE_TTL)
+
+
+def figures(org, cycle, today=None):
+    """What the page shows for the whole cycle, as plain data: the summary, the diagnostic, the
+    company's row, every department's measures (by id; the page shows a page of them), and the
+    counts of broken dependencies and improvements."""
+    totals = summary(org, cycle)
+    diagnosis, rhythm_numbers = diagnostic(org, cycle, totals, today)
+    depts = list(departments(org)[:CAP])
+    by_department = all_team_rows(org, cycle, depts)
+    broken_counts, _ = broken_dependencies(org, cycle, today)
+    improvement_counts, _ = improvements(org, cycle)
+    return {
+        "totals": totals, "diagnosis": diagnosis, "rhythm": rhythm_numbers,
+        "company": company_row(org, cycle),
+        "departments": {d.pk: merge(by_department[d.pk]) for d in depts},
+        "broken_counts": broken_counts, "improvement_counts": improvement_counts,
+    }
+
+
+def department_rows_from(measures, teams):
+    """``department_rows`` from the cached measures of every department."""
+    rows = []
+    for t in teams:
+        row = finish(measures.get(t.pk, {}))
+        row.update(team=t, teams=(t.rght - t.lft - 1) // 2)
+        rows.append(row)
+    return rows

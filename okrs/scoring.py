@@ -335,21 +335,27 @@ HISTORY_BACK = 5
 
 def history(org, objective):
     """The objective across cycles, oldest first: the objectives it continues (up to five
-    back) and the copies that continue it (two levels on). Two queries, whatever the length."""
-    related = ["cycle", "team"]
-    path = "carried_from"
-    for _ in range(HISTORY_BACK):
-        related += [path, f"{path}__cycle"]
-        path += "__carried_from"
-    back, node = [], (Objective.objects.for_org(org).select_related(*related)
-                      .get(pk=objective.pk))
-    for _ in range(HISTORY_BACK):
-        if node.carried_from_id is None:
-            break
-        node = node.carried_from
-        back.append(node)
-    on = list(Objective.objects.for_org(org)
-              .filter(Q(carried_from=objective) | Q(carried_from__carried_from=objective))
+    back) and the copies that continue it (two levels on). Two queries, whatever the length;
+    one for an objective that continues none (most of them)."""
+    back = []
+    if objective.carried_from_id is not None:
+        related = ["cycle", "team"]
+        path = "carried_from"
+        for _ in range(HISTORY_BACK):
+            related += [path, f"{path}__cycle"]
+            path += "__carried_from"
+        node = Objective.objects.for_org(org).select_related(*related).get(pk=objective.pk)
+        for _ in range(HISTORY_BACK):
+            if node.carried_from_id is None:
+                break
+            node = node.carried_from
+            back.append(node)
+    # Copies of it and copies of those: "carried from it or from one of its copies", so that
+    # PostgreSQL reads both through the index on carried_from (an OR through a join read every
+    # objective of every organization: 30-130 ms on the 5,000-person tenant).
+    it_and_copies = Objective.objects.for_org(org).filter(
+        Q(pk=objective.pk) | Q(carried_from=objective)).values("pk")
+    on = list(Objective.objects.for_org(org).filter(carried_from__in=it_and_copies)
               .select_related("cycle").order_by("cycle__start_date", "pk")[:6])
     if not back and not on:
         return []

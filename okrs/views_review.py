@@ -77,6 +77,14 @@ class _Counted:
         return self.queryset[key]
 
 
+def _cached_page(request, org, cycle, anchor, items, param):
+    """A page of a cycle-wide list (ROWS_PER_PAGE), its rows read once per change."""
+    page = _page(request, items, ROWS_PER_PAGE, param, anchor)
+    page.object_list = review.cached(org, cycle, f"{anchor}:{page.number}",
+                                     lambda: list(page.object_list))
+    return page
+
+
 def _department(request):
     value = request.GET.get("department", "")
     if not value:
@@ -111,26 +119,24 @@ def cycle_review(request, cycle_pk):
         response = render(request, f"okrs/review.html#{fragment}", ctx)
         patch_vary_headers(response, ["HX-Request", "HX-Target"])
         return response
-    totals = review.summary(org, cycle)
-    diagnosis, rhythm = review.diagnostic(org, cycle, totals)
+    f = review.cached(org, cycle, "figures", lambda: review.figures(org, cycle))
+    totals, counts, improvement_counts = f["totals"], f["broken_counts"], f["improvement_counts"]
     dept_page = _page(request, review.departments(org), DEPARTMENTS_PER_PAGE, "dept_page",
                       "scores")
-    counts, broken = review.broken_dependencies(org, cycle)
-    improvement_counts, improvements = review.improvements(org, cycle)
+    broken, improvements = review.broken_list(org, cycle), review.improvement_list(org, cycle)
     ctx.update({
-        "totals": totals, "diagnosis": diagnosis, "rhythm": rhythm,
-        "company": review.company_row(org, cycle),
+        "totals": totals, "diagnosis": f["diagnosis"], "rhythm": f["rhythm"],
+        "company": f["company"],
         "departments": dept_page,
-        "department_rows": review.department_rows(org, cycle, list(dept_page)),
-        "carried": _page(request, _Counted(review.carried_twice(org, cycle),
-                                           totals["carried_twice"]),
-                         ROWS_PER_PAGE, "carried_page", "carried"),
+        "department_rows": review.department_rows_from(f["departments"], list(dept_page)),
+        "carried": _cached_page(request, org, cycle, "carried", _Counted(
+            review.carried_twice(org, cycle), totals["carried_twice"]), "carried_page"),
         "broken_counts": counts,
-        "broken": _page(request, _Counted(broken, sum(counts.values())), ROWS_PER_PAGE,
-                        "dep_page", "dependencies"),
+        "broken": _cached_page(request, org, cycle, "dependencies", _Counted(
+            broken, sum(counts.values())), "dep_page"),
         "improvement_counts": improvement_counts,
-        "improvements": _page(request, _Counted(improvements, sum(improvement_counts.values())),
-                              ROWS_PER_PAGE, "imp_page", "improvements"),
+        "improvements": _cached_page(request, org, cycle, "improvements", _Counted(
+            improvements, sum(improvement_counts.values())), "imp_page"),
         "reasons": review.BROKE_REASONS, "thresholds": {
             "many": f"{review.MANY_MISSES:.0%}", "good": f"{review.GOOD_RHYTHM:.0%}",
             "broken": f"{review.BROKEN_RHYTHM:.0%}", "min": review.MIN_ASSESSED,
@@ -176,7 +182,8 @@ def _filename(org, cycle, ext):
 @_read_only
 def cycle_review_markdown(request, cycle_pk):
     cycle = access_cycle(request, cycle_pk)
-    text = review_export.markdown(full_review(request.org, cycle))
+    text = review.cached(request.org, cycle, "markdown",
+                         lambda: review_export.markdown(full_review(request.org, cycle)))
     return _download(text, "text/markdown; charset=utf-8", _filename(request.org, cycle, "md"))
 
 
@@ -184,7 +191,11 @@ def cycle_review_markdown(request, cycle_pk):
 @_read_only
 def cycle_review_csv(request, cycle_pk):
     cycle = access_cycle(request, cycle_pk)
-    company, departments = review.score_tables(request.org, cycle)
-    text = review_export.csv_text({"org_name": request.org.name, "company": company,
-                                   "departments": departments})
+
+    def csv_text():
+        company, departments = review.score_tables(request.org, cycle)
+        return review_export.csv_text({"org_name": request.org.name, "company": company,
+                                       "departments": departments})
+
+    text = review.cached(request.org, cycle, "csv", csv_text)
     return _download(text, "text/csv; charset=utf-8", _filename(request.org, cycle, "csv"))

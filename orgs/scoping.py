@@ -12,15 +12,32 @@ from django_scopes import ScopedManager
 from mptt.managers import TreeManager
 from mptt.querysets import TreeQuerySet
 
+from . import versions
 from .trees import allocate_tree_ids, repair_trees
 
 
-class OrgQuerySet(models.QuerySet):
+class _Versioned:
+    """Writes that send no signal still move the cached reads' versions (``orgs.versions``)."""
+
+    def update(self, **kwargs):
+        count = super().update(**kwargs)
+        if count:
+            versions.bump_for_queryset(self.model)
+        return count
+
+    def bulk_create(self, objs, *args, **kwargs):
+        made = super().bulk_create(objs, *args, **kwargs)
+        if made:
+            versions.bump_for_queryset(self.model, made)
+        return made
+
+
+class OrgQuerySet(_Versioned, models.QuerySet):
     def for_org(self, org):
         return self.filter(organization=org)
 
 
-class OrgTreeQuerySet(TreeQuerySet):
+class OrgTreeQuerySet(_Versioned, TreeQuerySet):
     def for_org(self, org):
         return self.filter(organization=org)
 

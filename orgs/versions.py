@@ -1,0 +1,215 @@
+"""Versions of an organization's data, for reads that are cached (the nav's "Needs me" count,
+the cycle review).
+
+A cached value is stored under a key that holds the current version of what it reads; a write
+to any of those tables moves the version, so the next read misses and computes again. Nothing
+has to find and delete old entries: they are never asked for again and expire.
+
+Each *topic* names the tables a cached read depends on. A write to one of them bumps the topic's
+version for the organization written to:
+
+- ``post_save`` / ``post_delete`` of a row (its ``organization_id``);
+- ``update()`` and ``bulk_create()`` through the tenant querysets (``orgs.scoping``), which send
+  no signal: the organization of the open scope, or, outside any organization's scope (the
+  platform admin, factories, maintenance commands), every organization at once;
+- ``bump(org_id, ...)`` by hand where a write bypasses both (the propagation run's end, raw SQL).
+
+A version is bumped at once and again when the transaction commits: a reader that took the
+version between the write and the commit cached what it read before the commit under a version
+that the commit then replaces. Versions are random tokens, not counters, so an evicted version
+key never comes back with an old value that old entries were stored under.
+
+With the in-process cache (no ``REDIS_URL``) each process has its own versions: a process sees
+another's writes only when its entries expire (``TTL`` of each reader). Production uses Redis.
+"""
+
+import logging
+import time
+import uuid
+
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models.signals import post_delete, post_save
+from django_scopes.state import get_scope
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+# A cache that fails is skipped for this long (each call would wait for its timeout): pages
+# compute what they would have read, writes bump nothing, entries expire on their own.
+SKIP_AFTER_FAILURE = 15
+_skip_until = 0.0
+
+# The tables (app_label.ModelName) each cached read depends on.
+TOPICS = {
+    # nudges.inbox: every kind's query, and the teams, roles and cycles it starts from.
+    "inbox": {
+        "orgs.Team", "orgs.Membership", "orgs.Cycle",
+        "okrs.Objective", "okrs.KeyResult", "okrs.CheckIn",
+        "dependencies.Dependency", "dependencies.Contribution", "dependencies.RecoveryAction",
+        "dependencies.EscalationStep",
+        "alignment.Workflow", "alignment.SignOffRequest", "alignment.Stakeholder",
+        "alignment.StatusUpdate", "alignment.RecascadeFlag", "alignment.ReviewComment",
+    },
+    # okrs.review on an open cycle: scores, close forms, carry-overs, key results and their
+    # check-ins (the rhythm), dependencies and their notes, retrospective improvements, the
+    # department tree; the effective health the dependencies' "at risk" reads is bumped by the
+    # propagation run.
+    "review": {
+        "orgs.Team", "orgs.Cycle",
+        "okrs.Objective", "okrs.ObjectiveClose", "okrs.KeyResult", "okrs.CheckIn",
+        "dependencies.Dependency", "dependencies.DependencyEvent",
+        "alignment.Workflow", "retros.Retrospective", "retros.Improvement",
+    },
+    # The same for a closed cycle, which is read-only: its key results, check-ins and health
+    # no longer change, so a check-in in the running cycle leaves its cached review alone.
+    "review_closed": {
+        "orgs.Team", "orgs.Cycle",
+        "okrs.Objective", "okrs.ObjectiveClose",
+        "dependencies.Dependency", "dependencies.DependencyEvent",
+        "alignment.Workflow", "retros.Retrospective", "retros.Improvement",
+    },
+}
+EVERY_ORG = "*"
+_BY_MODEL = {}
+for _topic, _labels in TOPICS.items():
+    for _label in _labels:
+        _BY_MODEL.setdefault(_label, []).append(_topic)
+
+
+def topics_of(model):
+    return _BY_MODEL.get(model._meta.label, ())
+
+
+def _key(topic, org_id):
+    return f"v:{topic}:{org_id}"
+
+
+def version(org_id, topic):
+    """The current version of ``topic`` for the organization: a short string to put in a cache
+    key (it also moves when every organization's version moves)."""
+    keys = [_key(topic, org_id), _key(topic, EVERY_ORG)]
+    found = cache.get_many(keys)
+    missing = [k for k in keys if k not in found]
+    for k in missing:
+        cache.add(k, uuid.uuid4().hex[:12], None)
+    if missing:
+        found = cache.get_many(keys)
+    return "-".join(found.get(k, "") for k in keys)
+
+
+def _cache_up():
+    return time.monotonic() >= _skip_until
+
+
+def _cache_failed(error):
+    global _skip_until
+    _skip_until = time.monotonic() + SKIP_AFTER_FAILURE
+    log.warning("Cache unavailable, reading without it for %s s: %s", SKIP_AFTER_FAILURE, error)
+
+
+def read_through(org_id, topic, key, compute, ttl):
+    """``compute()``, cached under ``key`` and the organization's current version of ``topic``
+    for ``ttl`` seconds. When the cache fails, ``compute()`` alone: the page still answers."""
+    if not _cache_up():
+        return compute()
+    try:
+        full_key = f"{key}:{version(org_id, topic)}"  # the version before the rows it stands for
+        value = cache.get(full_key)
+    except (RedisError, OSError) as error:
+        _cache_failed(error)
+        return compute()
+    if value is None:
+        value = compute()
+        try:
+            cache.set(full_key, value, ttl)
+        except (RedisError, OSError) as error:
+            _cache_failed(error)
+    return value
+
+
+def _bump_now(org_id, topics):
+    try:
+        cache.set_many({_key(t, org_id): uuid.uuid4().hex[:12] for t in topics}, None)
+    except (RedisError, OSError) as error:
+        # What was cached stays until it expires (each reader's ttl bounds it).
+        _cache_failed(error)
+
+
+class _AfterCommit:
+    """One callback per organization and topics per transaction, however many rows it writes."""
+
+    def __init__(self, org_id, topics):
+        self.key = (org_id, tuple(sorted(topics)))
+
+    def __call__(self):
+        _bump_now(*self.key)
+
+
+def bump(org_id, topics):
+    """Move the versions of ``topics`` for the organization (``None``: every organization), now
+    and once more when the surrounding transaction commits."""
+    topics = tuple(topics)
+    if not topics:
+        return
+    org_id = EVERY_ORG if org_id is None else org_id
+    _bump_now(org_id, topics)
+    if not connection.in_atomic_block:
+        return
+    callback = _AfterCommit(org_id, topics)
+    if any(getattr(f, "key", None) == callback.key for _, f, *_ in connection.run_on_commit):
+        return
+    transaction.on_commit(callback)
+
+
+def scope_org_id():
+    """The organization of the open django-scopes scope, or None (no scope, disabled, or more
+    than one organization)."""
+    state = get_scope()
+    if not state.get("_enabled", True):
+        return None
+    org = state.get("organization")
+    if org is None or isinstance(org, (list, tuple, set)):
+        return None
+    return getattr(org, "pk", org)
+
+
+def bump_for_queryset(model, rows=None):
+    """For a queryset write that sends no signal: the organization of the rows when they say
+    (``bulk_create``), else of the open scope, else every organization."""
+    topics = topics_of(model)
+    if not topics:
+        return
+    orgs = {getattr(r, "organization_id", None) for r in rows} if rows is not None else set()
+    orgs.discard(None)
+    if not orgs:
+        orgs = {scope_org_id()}
+    for org_id in orgs:
+        bump(org_id, topics)
+
+
+def _on_row_change(sender, instance, **kwargs):
+    topics = topics_of(sender)
+    if topics:
+        bump(getattr(instance, "organization_id", None), topics)
+
+
+def connect():
+    """Listen to the rows of every model some topic depends on (``OrgsConfig.ready``)."""
+    from django.apps import apps
+
+    for label in _BY_MODEL:
+        model = apps.get_model(label)
+        post_save.connect(_on_row_change, sender=model, dispatch_uid=f"versions:{label}:save")
+        post_delete.connect(_on_row_change, sender=model,
+                            dispatch_uid=f"versions:{label}:delete")
+
+
+# What a change of health moves: the propagation run writes effective health, rolled progress
+# and rolled values with raw SQL (no signal, no queryset), so it bumps these at its end, and
+# ``mark_changed`` bumps them for any change that can move health.
+HEALTH = ("inbox", "review")
+
+
+def health_changed(cycle):
+    """A change of ``cycle``'s health: a closed cycle's review moves too."""
+    bump(cycle.organization_id, HEALTH + (("review_closed",) if cycle.is_closed else ()))
