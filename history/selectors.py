@@ -15,6 +15,7 @@ OBJECT_TYPES = {
     "workflow_step": "workflow step", "organization": "organization settings",
     "cycle": "cycle", "theme": "theme", "membership": "membership",
     "perspective": "perspective", "strategic_goal": "strategic goal",
+    "also_contributes": "extra parent", "kpi": "KPI", "kpi_value": "KPI value",
 }
 
 

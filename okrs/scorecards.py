@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+import history
 from orgs import permissions
 from orgs.models import Cycle, Team
 from orgs.validation import Fields
@@ -255,7 +256,7 @@ def draft_recovery_objective(*, membership, kpi, title, why="", parent=None):
         objective = create_objective(
             membership=membership, cycle=cycle, team=kpi.team, title=title, why=why,
             parent=parent, is_local=parent is None, state=Objective.State.DRAFT)
-        Objective.objects.for_org(org).filter(pk=objective.pk).update(recovery_kpi=kpi)
+        history.update(Objective.objects.for_org(org).filter(pk=objective.pk), recovery_kpi=kpi)
         objective.recovery_kpi = kpi
     return objective
 

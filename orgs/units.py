@@ -6,6 +6,8 @@ alignment leads, cycles); the scorecard's KPIs are okrs.scorecards'."""
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
+import history
+
 from . import permissions
 from .models import Membership, Role, Team
 from .services import _clean_team, _write_team, lock_organization
@@ -35,7 +37,8 @@ def save_charter(*, membership, team, charter):
     charter = v.text("charter", charter)
     v.done()
     with transaction.atomic():
-        Team.objects.for_org(membership.organization).filter(pk=team.pk).update(charter=charter)
+        history.update(Team.objects.for_org(membership.organization).filter(pk=team.pk),
+                       charter=charter)
     team.charter = charter
     return team
 
@@ -112,6 +115,6 @@ def _set_role(membership, member, role, *, extra_team=None):
         raise PermissionDenied("Ask someone else to change your own role.")
     with transaction.atomic():
         lock_organization(membership.organization)
-        Membership.objects.for_org(membership.organization).filter(pk=member.pk).update(
-            role=role)
+        history.update(Membership.objects.for_org(membership.organization).filter(
+            pk=member.pk), role=role)
     member.role = role

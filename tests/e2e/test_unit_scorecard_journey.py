@@ -84,6 +84,18 @@ def test_ethan_keeps_engineering_and_recovers_an_unhealthy_kpi(page, live_server
     assert (drafted.team_id, drafted.parent_id, drafted.state) == (
         engineering.pk, suggested.pk, "draft")
 
+    # Its history, and the unit's, show each step, by Ethan.
+    page.goto(f"{live_server.url}/o/northwind/objectives/{drafted.pk}/history/")
+    timeline = page.locator("main")
+    expect(timeline).to_contain_text("Ethan Brooks created this objective")
+    expect(timeline).to_contain_text("Recovery kpi set to “Uptime”")
+    page.goto(f"{live_server.url}/o/northwind/teams/{engineering.pk}/history/")
+    timeline = page.locator("main")
+    expect(timeline).to_contain_text("Builds and runs the platform every other team stands on.")
+    expect(timeline).to_contain_text("the KPI “Uptime”")
+    expect(timeline).to_contain_text("the KPI value “value of Uptime”")
+    shot(page, "history")
+
 
 @pytest.mark.django_db(transaction=True)
 def test_the_report_and_the_map_show_scorecards_and_team_types(page, live_server, demo_org):
