@@ -3,6 +3,7 @@ from django.urls import include, path
 
 import alignment.urls
 import dependencies.urls
+import integrations.urls
 import nudges.urls
 import okrs.urls
 import orgs.pickers
@@ -14,6 +15,7 @@ org_urlpatterns = [
     *dependencies.urls.urlpatterns,
     *alignment.urls.urlpatterns,
     *nudges.urls.org_urlpatterns,
+    *integrations.urls.org_urlpatterns,
     *orgs.pickers.urlpatterns,
     path("console/", include(orgs.urls.console_urlpatterns)),
 ]
@@ -24,4 +26,5 @@ urlpatterns = [
     path("o/<slug:org_slug>/", include(org_urlpatterns)),
     *orgs.urls.urlpatterns,
     *nudges.urls.urlpatterns,
+    *integrations.urls.urlpatterns,
 ]

@@ -9,6 +9,7 @@ import pytest
 from django.test import Client
 from django_scopes import scopes_disabled
 
+from integrations.models import WebhookDelivery, WebhookSubscription
 from okrs.models import Objective, Perspective, StrategicGoal
 from orgs.models import Role, Team
 
@@ -101,6 +102,13 @@ def build_world(org, admin_user):
         w.goal = StrategicGoal.objects.create(organization=org, perspective=w.perspective,
                                               title=f"{org.name} long-term goal")
         Objective.objects.filter(pk=w.company_objective.pk).update(strategic_goal=w.goal)
+        # An outbound webhook (paused) and one delivery of it (integrations).
+        w.webhook = WebhookSubscription.objects.create(
+            organization=org, url="http://127.0.0.1:9/hook", secret="s" * 64,
+            events=["check_in.created"], is_active=False)
+        w.webhook_delivery = WebhookDelivery.objects.create(
+            organization=org, subscription=w.webhook, event_type="check_in.created",
+            body="{}", status=WebhookDelivery.Status.SENT)
     return w
 
 

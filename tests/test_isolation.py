@@ -25,6 +25,8 @@ GLOBAL_URLS = {
     "password_reset": "public", "password_reset_done": "public",
     "password_reset_confirm": "signed token", "password_reset_complete": "public",
     "healthz": "public; reads no organization's data (tests/test_health.py)",
+    "data_source_webhook": "takes a secret token and a signature, not an id; tested in "
+                           "tests/integrations/test_inbound.py",
 }
 ADMIN_PREFIX = "django-admin/"  # platform operators only (is_staff), across organizations
 
@@ -52,6 +54,8 @@ def ids_of(world):
         "channel_pk": world.chat_channel.pk,
         "perspective_pk": world.perspective.pk,
         "goal_pk": world.goal.pk,
+        "subscription_pk": world.webhook.pk,
+        "delivery_pk": world.webhook_delivery.pk,
         "pk": world.objective.pk,  # with <node:kind> = "o"
     }
 
@@ -120,6 +124,7 @@ def test_every_url_pattern_is_covered_by_the_walk():
                      "invitation_pk", "cycle_pk", "dependency_pk", "share_pk", "action_pk",
                      "workflow_pk", "flag_pk", "check_in_pk",
                      "contribution_pk", "channel_pk", "perspective_pk", "goal_pk",
+                     "subscription_pk", "delivery_pk",
                      "kind", "pk"}
             assert keywords <= known, f"{route}: add {keywords - known} to ids_of()"
         else:
