@@ -156,9 +156,11 @@ def request(method, url, *, body=None, headers=None, allow_private=False,
 
 
 def _exchange(conn, method, target, body, headers, deadline, max_bytes):
-    sock = conn.sock  # the response keeps it after the connection lets go (Connection: close)
     conn.request(method, target.path, body=body, headers=headers)
     response = conn.getresponse()
+    # The socket under the response (the connection lets go of it on "Connection: close"):
+    # each read waits at most until the deadline.
+    sock = getattr(getattr(response.fp, "raw", None), "_sock", None)
     if 300 <= response.status < 400:
         raise FetchError(f"The address answered with a redirect (HTTP {response.status}); "
                          "redirects are not followed. Give the final address.",
@@ -172,7 +174,10 @@ def _exchange(conn, method, target, body, headers, deadline, max_bytes):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError
-        sock.settimeout(remaining)
+        if response.isclosed():
+            break
+        if sock is not None:
+            sock.settimeout(remaining)
         chunk = response.read1(65536) if hasattr(response, "read1") else response.read(65536)
         if not chunk:
             break
