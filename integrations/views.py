@@ -29,6 +29,23 @@ def _managed_key_result(request, pk):
     return key_result, source
 
 
+def _show_secret_once(request, key, secret):
+    """Keep a new secret in the (server-side) session for the next page only: the redirect after
+    the POST shows it once, a reload does not."""
+    request.session[NEW_SECRET_SESSION_KEY] = {"key": key, "secret": secret}
+
+
+def _secret_to_show(request, key):
+    held = request.session.get(NEW_SECRET_SESSION_KEY)
+    if held and held.get("key") == key:
+        del request.session[NEW_SECRET_SESSION_KEY]
+        return held["secret"]
+    return None
+
+
+NEW_SECRET_SESSION_KEY = "integrations_new_secret"
+
+
 def _webhook_url(request, source):
     return request.build_absolute_uri(reverse("data_source_webhook", args=[source.token]))
 
@@ -54,7 +71,8 @@ def _source_page(request, key_result, source, *, form=None, csv_form=None, previ
 def data_source(request, key_result_pk):
     key_result, source = _managed_key_result(request, key_result_pk)
     if request.method == "GET":
-        return _source_page(request, key_result, source)
+        secret = _secret_to_show(request, f"source:{source.pk}") if source else None
+        return _source_page(request, key_result, source, secret=secret)
     form = SourceForm(request.POST)
     if form.is_valid():
         try:
@@ -65,10 +83,11 @@ def data_source(request, key_result_pk):
         else:
             if secret is None:
                 messages.success(request, "Data source saved.")
-                return redirect("data_source", request.org.slug, key_result.pk)
-            messages.success(request, "Data source set up. Copy the secret now: it is shown "
-                                      "only once.")
-            return _source_page(request, key_result, saved, secret=secret)
+            else:
+                _show_secret_once(request, f"source:{saved.pk}", secret)
+                messages.success(request, "Data source set up. Copy the secret now: it is "
+                                          "shown only once.")
+            return redirect("data_source", request.org.slug, key_result.pk)
     return _source_page(request, key_result, source, form=form, status=422)
 
 
@@ -95,9 +114,10 @@ def data_source_secret(request, key_result_pk):
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("data_source", request.org.slug, key_result.pk)
+    _show_secret_once(request, f"source:{source.pk}", secret)
     messages.success(request, "New secret made; the old one no longer works. Copy it now: it "
                               "is shown only once.")
-    return _source_page(request, key_result, source, secret=secret)
+    return redirect("data_source", request.org.slug, key_result.pk)
 
 
 @org_view
@@ -222,9 +242,10 @@ def subscriptions(request):
         except ValidationError as exc:
             _add_errors(form, exc)
         else:
+            _show_secret_once(request, f"webhook:{row.pk}", secret)
             messages.success(request, "Webhook added. Copy its secret now: it is shown only "
                                       "once.")
-            return _subscription_page(request, row, secret=secret)
+            return redirect("webhook", request.org.slug, row.pk)
     return _subscriptions_page(request, form, status=422 if form.errors else 200)
 
 
@@ -258,7 +279,8 @@ def _subscription_page(request, row, *, form=None, secret=None, status=200):
 def subscription(request, subscription_pk):
     row = _subscription(request, subscription_pk)
     if request.method == "GET":
-        return _subscription_page(request, row)
+        return _subscription_page(request, row,
+                                  secret=_secret_to_show(request, f"webhook:{row.pk}"))
     form = SubscriptionForm(request.POST)
     if form.is_valid():
         try:
@@ -280,9 +302,10 @@ def subscription_secret(request, subscription_pk):
     if not is_confirmed(request):
         return ask_first(request, url=reverse("webhook", args=[request.org.slug, row.pk]))
     secret = webhooks.regenerate_secret(membership=request.membership, subscription=row)
+    _show_secret_once(request, f"webhook:{row.pk}", secret)
     messages.success(request, "New secret made; the old one no longer verifies. Copy it now: it "
                               "is shown only once.")
-    return _subscription_page(request, row, secret=secret)
+    return redirect("webhook", request.org.slug, row.pk)
 
 
 @org_view(console=True)

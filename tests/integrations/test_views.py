@@ -28,11 +28,11 @@ def test_the_page_sets_up_a_webhook_and_shows_the_secret_once(world_a, alice_cli
     page = alice_client.get(source_url(world_a))
     assert page.status_code == 200 and b"No data source yet" in page.content
     made = alice_client.post(source_url(world_a), {"kind": "webhook", "interval_minutes": 60,
-                                                   "is_active": "on"})
+                                                   "is_active": "on"}, follow=True)
     with scopes_disabled():
         source = DataSource.objects.get(key_result=world_a.key_result)
     text = made.content.decode()
-    assert made.status_code == 200 and source.secret in text
+    assert made.redirect_chain[-1][0] == source_url(world_a) and source.secret in text
     assert f"/hooks/key-results/{source.token}/" in text and "openssl dgst -sha256" in text
     again = alice_client.get(source_url(world_a)).content.decode()
     assert source.secret not in again and "shown once" in again
@@ -108,10 +108,11 @@ def test_adding_a_webhook_shows_its_secret_once(world_a, alice_client):
     allow_private(world_a.org)
     response = alice_client.post(reverse("webhooks", args=[world_a.org.slug]), {
         "url": "http://127.0.0.1:9/receiver", "events": ["check_in.created", "cycle.closed"],
-        "is_active": "on"})
+        "is_active": "on"}, follow=True)
     with scopes_disabled():
         row = WebhookSubscription.objects.get(url="http://127.0.0.1:9/receiver")
-    assert response.status_code == 200 and row.secret in response.content.decode()
+    assert response.redirect_chain[-1][0] == reverse("webhook", args=[world_a.org.slug, row.pk])
+    assert row.secret in response.content.decode()
     assert row.events == ["check_in.created", "cycle.closed"]
     page = alice_client.get(reverse("webhook", args=[world_a.org.slug, row.pk]))
     assert row.secret not in page.content.decode()
