@@ -1,5 +1,7 @@
 """A key result's data source page, and the outbound webhooks in the admin console."""
 
+import json
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
@@ -332,8 +334,12 @@ def subscription_delete(request, subscription_pk):
 def delivery(request, delivery_pk):
     row = _delivery(request, delivery_pk)
     attempts = WebhookAttempt.objects.for_org(request.org).filter(delivery=row)[:20]
+    try:
+        body = json.dumps(json.loads(row.body), indent=2, ensure_ascii=False)
+    except ValueError:
+        body = row.body
     return render(request, "integrations/delivery.html", {
-        "delivery": row, "attempts": attempts, "section": "webhooks"})
+        "delivery": row, "body": body, "attempts": attempts, "section": "webhooks"})
 
 
 @org_view(console=True)
