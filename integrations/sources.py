@@ -23,6 +23,7 @@ from django_scopes import scope, scopes_disabled
 from okrs.models import CheckIn
 from okrs.services import record_source_check_in
 from orgs import permissions
+from orgs.models import Cycle
 from orgs.services import lock_organization
 
 from . import http, signing
@@ -320,7 +321,8 @@ def claim_due(*, now=None, limit=200):
     claimed = []
     with scopes_disabled():
         due = list(DataSource.objects.filter(
-            kind=Kind.PULL, is_active=True, next_pull_at__lte=now).order_by(
+            kind=Kind.PULL, is_active=True, next_pull_at__lte=now).exclude(
+            key_result__objective__cycle__status=Cycle.Status.CLOSED).order_by(
             "next_pull_at", "pk").values_list("pk", "next_pull_at", "interval_minutes")[:limit])
         for pk, at, minutes in due:
             if DataSource.objects.filter(pk=pk, next_pull_at=at).update(

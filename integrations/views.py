@@ -1,8 +1,11 @@
 """A key result's data source page, and the outbound webhooks in the admin console."""
 
+import hashlib
 import json
+import time
 
 from django.contrib import messages
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, JsonResponse
@@ -187,11 +190,28 @@ def data_source_remove(request, key_result_pk):
     return redirect("data_source", request.org.slug, key_result.pk)
 
 
+WEBHOOK_RATE = 60  # requests per minute and data source; more answer 429
+
+
+def _within_rate(token):
+    """Count one request to a data source's address in this minute (the cache: Redis in
+    production). When the cache is down, the limit is not applied."""
+    key = f"hook:{hashlib.sha256(token.encode()).hexdigest()[:32]}:{int(time.time() // 60)}"
+    try:
+        cache.add(key, 0, timeout=120)
+        return cache.incr(key) <= WEBHOOK_RATE
+    except Exception:  # noqa: BLE001 - fail open, as orgs.ratelimit does
+        return True
+
+
 @csrf_exempt  # a machine posts here, authenticated by the signature, not by a session
 @require_POST
 def data_source_webhook(request, token):
     """The inbound webhook of one key result: {"value": 42, "note": "..."} (or {"done": true}
     for a milestone), signed (see integrations.signing)."""
+    if not _within_rate(token):
+        return JsonResponse({"error": f"More than {WEBHOOK_RATE} requests in a minute; send "
+                                      "less often."}, status=429)
     try:
         check_in = sources.receive(
             token, body=request.body[:sources.MAX_WEBHOOK_BYTES + 1],

@@ -104,6 +104,16 @@ def test_a_closed_cycle_refuses_values(world_a):
     assert response.status_code == 422 and "closed" in response.json()["error"]
 
 
+def test_a_flood_is_slowed_down(world_a, monkeypatch):
+    from integrations import views
+
+    monkeypatch.setattr(views, "WEBHOOK_RATE", 2)
+    source, _ = webhook_source(world_a)
+    codes = [post(source, {"value": v}).status_code for v in range(5)]
+    # At most 2 a minute: 5 requests get at least one 429, even across a minute's boundary.
+    assert codes[0] == 201 and 429 in codes and set(codes) == {201, 429}
+
+
 def test_a_get_is_not_allowed(world_a):
     source, _ = webhook_source(world_a)
     assert Client().get(reverse("data_source_webhook", args=[source.token])).status_code == 405

@@ -156,6 +156,14 @@ def test_a_paused_or_webhook_source_is_not_pulled(world_a, server):
     assert source.pk
 
 
+def test_a_source_of_a_closed_cycle_is_not_pulled(world_a, server):
+    server.routes["/bi"] = (200, {}, {"data": {"total": 9}})
+    set_up_pull(world_a, server.url("/bi"))
+    with scopes_disabled():
+        Cycle.objects.filter(pk=world_a.cycle.pk).update(status=Cycle.Status.CLOSED)
+    assert sources.claim_due() == []
+
+
 def test_only_the_owner_teams_lead_or_an_admin_sets_one_up(world_a):
     with scope(organization=world_a.org), pytest.raises(PermissionDenied):
         sources.save_source(membership=member(world_a, world_a.bob.user),
