@@ -11,6 +11,7 @@ from django.utils import timezone
 
 import history
 from dependencies import network
+from integrations import webhooks
 from nudges import events, outbox
 from okrs import services as okr_services
 from okrs.models import Objective
@@ -121,6 +122,7 @@ def publish_cycle(*, membership, cycle):
             for o in approved])
         if approved:
             network.mark_changed(cycle)  # published key results can turn stale: findings
+        webhooks.emit_published(membership.organization, approved)
     return len(approved)
 
 

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "search",
     "history",
     "suggestions",
+    "integrations",
 ]
 
 MIDDLEWARE = [
@@ -249,6 +250,8 @@ CELERY_BEAT_SCHEDULE = {
     "weekly-digests": {"task": "nudges.tasks.send_due_digests", "schedule": 900.0},
     # The outbox: emails due for a retry, or whose sender died mid-send, go again.
     "outbox-sweep": {"task": "nudges.tasks.sweep_outbox", "schedule": 60.0},
+    # Data sources due for a pull; outbound webhooks due for a retry or stuck.
+    "integrations-sweep": {"task": "integrations.tasks.sweep_integrations", "schedule": 60.0},
     "network-hourly": {"task": "dependencies.tasks.sweep_network", "schedule": 3600.0,
                        "kwargs": {"full": True}},
     # Unanswered requests and unresolved blockers climb the escalation ladder (days per step

@@ -6,6 +6,7 @@ import api.urls
 import dependencies.urls
 import exchange.urls
 import history.urls
+import integrations.urls
 import nudges.urls
 import okrs.urls
 import orgs.pickers
@@ -23,6 +24,7 @@ org_urlpatterns = [
     *history.urls.urlpatterns,
     *suggestions.urls.urlpatterns,
     *nudges.urls.org_urlpatterns,
+    *integrations.urls.org_urlpatterns,
     *orgs.pickers.urlpatterns,
     *api.urls.org_urlpatterns,
     *orgs.urls.unit_urlpatterns,
@@ -36,4 +38,5 @@ urlpatterns = [
     *orgs.urls.urlpatterns,
     *nudges.urls.urlpatterns,
     *api.urls.urlpatterns,
+    *integrations.urls.urlpatterns,
 ]

@@ -32,6 +32,7 @@ from django_scopes import scopes_disabled
 
 from alignment import report as alignment_report
 from alignment import rules as alignment_rules
+from integrations import webhooks
 from nudges import events
 from okrs import progress
 from okrs.models import Health, KeyResult, Objective, ObjectiveParent, Rollup
@@ -217,6 +218,7 @@ def _run(cycle, *, now=None):
         data, own, edges, rolled_values, results, compute_ms = _compute(cycle, now)
         findings = alignment_report.prepare(cycle, now=now)
     changed_o, changed_k, before, after = _diff(data, results)
+    webhooks.emit_health_changes(cycle, data, changed_o, changed_k)
     _write(changed_o, changed_k, rolled_values)
     _write_flows(data["flows"]["changed"])
     alignment_report.save(cycle, findings, now=now)  # and stored: pages read them

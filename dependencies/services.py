@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 import history
+from integrations import webhooks
 from nudges import events
 from okrs.models import CheckIn, KeyResult, Objective, Rollup
 from orgs import permissions
@@ -160,6 +161,8 @@ def answer_dependency(*, membership, dependency, status, note=""):
             current.responded_by, current.responded_at = membership.user, timezone.now()
         current.save()
         _event(current, status, membership, note)
+        webhooks.emit(membership.organization, webhooks.Event.DEPENDENCY,
+                      webhooks.dependency_data(current))
         network.mark_changed(current.cycle)
         if status in ANSWER_EVENTS:
             events.notify(membership.organization, ANSWER_EVENTS[status],

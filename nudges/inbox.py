@@ -39,6 +39,7 @@ from alignment.models import (
     Workflow,
 )
 from dependencies.models import Contribution, Dependency, EscalationStep, RecoveryAction
+from integrations.models import DataSource
 from okrs.models import KeyResult, Objective
 from okrs.scoring import SCORING_WINDOW
 from okrs.selectors import key_results_to_score_of_teams
@@ -75,6 +76,7 @@ KINDS = [
     Kind("check_in", "Check in", "Key results due for a check-in"),
     Kind("ignored", "Check-ins ignored", "Key results whose owner missed three check-ins"),
     Kind("score", "Score", "Key results to score"),
+    Kind("source", "Fix a data source", "Data sources that keep failing"),
 ]
 BY_KEY = {k.key: k for k in KINDS}
 # The weekly digest lists check-ins due apart; everything else is its "decisions".
@@ -298,6 +300,15 @@ def _q_score(ctx):
     return key_results_to_score_of_teams(ctx.org, ctx.led, today=ctx.today)
 
 
+def _q_source(ctx):
+    """Data sources of KRs I own (or, with no owner, of my teams) failing 3 times in a row."""
+    mine = Q(key_result__owner_id=ctx.user_id)
+    if ctx.led:
+        mine |= Q(key_result__owner__isnull=True, key_result__owner_team_id__in=ctx.led)
+    return DataSource.objects.for_org(ctx.org).failing().filter(mine, is_active=True).filter(
+        key_result__objective__cycle__in=_active(ctx.org))
+
+
 QUERIES = {k.key: globals()[f"_q_{k.key}"] for k in KINDS}
 
 
@@ -420,6 +431,12 @@ def _rows(ctx, key, qs, start, stop):
                      reverse("objective", args=[slug, k.objective_id]), k.pk,
                      detail=f"{k.objective.title} · {k.objective.cycle.name} ends "
                             f"{k.objective.cycle.end_date:%d %b}") for k in rows]
+    if key == "source":
+        rows = qs.select_related("key_result").order_by("last_error_at", "pk")[start:stop]
+        return [Item(key, s.key_result.title, s.last_error_at or ctx.now,
+                     reverse("data_source", args=[slug, s.key_result_id]), s.pk,
+                     detail=f"{s.get_kind_display()}, {s.failures} failures in a row: "
+                            f"{s.last_error}") for s in rows]
     raise KeyError(key)
 
 

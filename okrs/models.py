@@ -38,7 +38,8 @@ class ObjectiveQuerySet(OrgTreeQuerySet):
         return self.select_related("team", "cycle").prefetch_related(
             models.Prefetch(
                 "key_results",
-                queryset=KeyResult.objects.select_related("owner_team", "owner").order_by(
+                queryset=KeyResult.objects.select_related("owner_team", "owner",
+                                                          "data_source").order_by(
                     "position", "pk"
                 ),
             )

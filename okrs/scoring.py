@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from dependencies import network
+from integrations import webhooks
 from orgs import permissions
 from orgs.models import Cycle
 from orgs.services import lock_organization
@@ -386,6 +387,7 @@ def close_cycle(*, membership, cycle, anyway=False):
         current.status, current.closed_at, current.closed_by = (
             Cycle.Status.CLOSED, timezone.now(), membership.user)
         current.save(update_fields=["status", "closed_at", "closed_by"])
+        webhooks.emit(org, webhooks.Event.CYCLE_CLOSED, webhooks.cycle_data(current))
     return current
 
 

@@ -16,6 +16,7 @@ import history
 # The network recomputes health after any change that can move it (dependencies.network).
 from dependencies import graph, network
 from dependencies.models import Dependency
+from integrations import webhooks
 from orgs import permissions
 from orgs.models import Cycle, Membership, Organization, Role, Team
 from orgs.services import lock_organization
@@ -260,6 +261,8 @@ def update_objective(*, membership, objective, version, title, why, team, parent
                              if link.parent_id != current.parent_id]
         _set_extra_parents(org, current, extra_parents)
         network.mark_changed(current.cycle)
+        if state == Objective.State.PUBLISHED and objective.state != state:
+            webhooks.emit_published(org, [current])
         if substance and current.state != Objective.State.DRAFT:
             _recascade(membership, current,
                        f"“{old_title}” changed its {' and '.join(substance)}.")
@@ -672,6 +675,7 @@ def _append_check_in(org, key_result, *, value, is_done, confidence, note, at, a
             organization=org, key_result=key_result, value=value, is_done=is_done,
             confidence=confidence, note=note, author=author, created_at=at, source=source,
         )
+        webhooks.emit(org, webhooks.Event.CHECK_IN, webhooks.check_in_data(check_in))
         changes = {"confidence": confidence, "last_check_in_at": at}
         if key_result.is_milestone:
             changes["is_done"] = bool(is_done)

@@ -49,6 +49,7 @@ TOPICS = {
         "dependencies.EscalationStep",
         "alignment.Workflow", "alignment.SignOffRequest", "alignment.Stakeholder",
         "alignment.StatusUpdate", "alignment.RecascadeFlag", "alignment.ReviewComment",
+        "integrations.DataSource",  # the kind "data sources that keep failing"
     },
     # okrs.review on an open cycle: scores, close forms, carry-overs, key results and their
     # check-ins (the rhythm), dependencies and their notes, retrospective improvements, the

@@ -10,6 +10,7 @@ from django.test import Client
 from django_scopes import scopes_disabled
 
 from api.tokens import create_token
+from integrations.models import WebhookDelivery, WebhookSubscription
 from okrs.models import Objective, Perspective, StrategicGoal
 from orgs.models import Role, Team
 
@@ -107,6 +108,13 @@ def build_world(org, admin_user):
         # An API token of the admin's, for the token pages' URLs.
         w.api_token, w.api_token_text = create_token(
             membership=w.admin, name=f"{org.name} sync", scope="write", expires_in_days=None)
+        # An outbound webhook (paused) and one delivery of it (integrations).
+        w.webhook = WebhookSubscription.objects.create(
+            organization=org, url="http://127.0.0.1:9/hook", secret="s" * 64,
+            events=["check_in.created"], is_active=False)
+        w.webhook_delivery = WebhookDelivery.objects.create(
+            organization=org, subscription=w.webhook, event_type="check_in.created",
+            body="{}", status=WebhookDelivery.Status.SENT)
     return w
 
 

@@ -28,6 +28,8 @@ GLOBAL_URLS = {
     "api_docs": "public: the API's documentation, no organization's data",
     "openapi-json": "public: the API's schema, generated from the code",
     "api-root": "ninja's root of /api/v1/: nothing is served there",
+    "data_source_webhook": "takes a secret token and a signature, not an id; tested in "
+                           "tests/integrations/test_inbound.py",
 }
 # The REST API: every endpoint is walked by test_every_api_url_answers_404_... below.
 API_PREFIX = "api/v1/orgs/<org_slug>/"
@@ -59,6 +61,8 @@ def ids_of(world):
         "goal_pk": world.goal.pk,
         "token_pk": world.api_token.pk,
         "kpi_pk": world.kpi.pk,
+        "subscription_pk": world.webhook.pk,
+        "delivery_pk": world.webhook_delivery.pk,
         "pk": world.objective.pk,  # with <node:kind> = "o"
     }
 
@@ -132,7 +136,7 @@ def test_every_url_pattern_is_covered_by_the_walk():
                      "invitation_pk", "cycle_pk", "dependency_pk", "share_pk", "action_pk",
                      "workflow_pk", "flag_pk", "check_in_pk",
                      "contribution_pk", "channel_pk", "perspective_pk", "goal_pk", "token_pk",
-                     "kpi_pk",
+                     "kpi_pk", "subscription_pk", "delivery_pk",
                      "kind", "pk"}
             assert keywords <= known, f"{route}: add {keywords - known} to ids_of()"
         else:

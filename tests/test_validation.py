@@ -537,11 +537,16 @@ def _tables():
         Notification,
         ObjectiveShare,
     )
+    from integrations.models import DataSource, WebhookDelivery
     from nudges.models import ChatChannel, ChatDelivery, Digest, EmailBundle
     from orgs.models import Invitation, Membership, Organization
     from retros.models import Improvement
 
     return [
+        # Issue 15: data sources and outbound webhooks (integrations).
+        (DataSource, "kind", "ftp"),
+        (WebhookDelivery, "status", "bogus"),
+        (WebhookDelivery, "event_type", "bogus"),
         (Organization, "alignment_model", "bogus"),
         (Organization, "digest_weekday", 7),
         (Team, "kind", "squad"),
@@ -647,6 +652,11 @@ def _a_row(world, model):
                                     due_at=timezone.now())
     if model.__name__ == "ChatChannel":
         return w.chat_channel
+    if model.__name__ == "DataSource":
+        return model.objects.create(organization=w.org, key_result=w.key_result,
+                                    kind="webhook", token=f"t-{w.org.pk}", secret="s")
+    if model.__name__ == "WebhookDelivery":
+        return w.webhook_delivery
     if model.__name__ == "ChatDelivery":
         return model.objects.create(organization=w.org, channel=w.chat_channel, kind="test",
                                     title="x", body="{}", dedupe_key=f"x-{w.org.pk}")
@@ -694,7 +704,7 @@ def test_every_choice_column_has_a_check_constraint_that_matches_its_choices():
     covered = {(m, f) for m, f, _ in _tables()}
     for model in apps.get_models():
         if model._meta.app_label not in {"orgs", "okrs", "dependencies", "alignment", "retros",
-                                         "nudges"}:
+                                         "nudges", "integrations"}:
             continue
         for f in model._meta.concrete_fields:
             if not f.choices:
