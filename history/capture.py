@@ -22,7 +22,7 @@ import datetime
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connections
 from django.db.models import ForeignKey
 from django.db.models.signals import m2m_changed, post_delete, post_init, post_save
 
@@ -234,7 +234,7 @@ def update(queryset, **changes):
     plain = {name: value for name, value in changes.items()
              if name not in spec.exclude and not hasattr(value, "resolve_expression")}
     reading = queryset
-    if plain and transaction.get_connection(queryset.db).in_atomic_block:
+    if plain and connections[queryset.db].in_atomic_block:
         reading = queryset.select_for_update(no_key=True)  # the before values stay true
     rows = list(reading) if plain else []
     updated = queryset.update(**changes)

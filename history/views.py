@@ -109,3 +109,6 @@ def _safe(value):
     """A cell a spreadsheet will not run as a formula."""
     text = str(value)
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+console_history_csv.is_download = True  # a file, not a page: bench_pages leaves it out

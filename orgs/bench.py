@@ -9,6 +9,7 @@ measurement: two warm-up requests (the first counts the queries), then N timed o
 
 import hashlib
 import math
+import secrets
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -41,7 +42,12 @@ UNTIL_UPDATED = "eager, until health is updated"
 # Pages measured with other ids than the shared ones: the tree branch opens the objective of
 # the cycle with the most aligned objectives (the team's objective usually has none).
 PAGE_IDS = {"tree_children": {"objective_pk": "branch_pk"},
-            "unit_member_remove": {"membership_pk": "team_member_pk"}}
+            "unit_member_remove": {"membership_pk": "team_member_pk"},
+            "service_token_revoke": {"token_pk": "service_token_pk"},
+            "data_source_remove": {"key_result_pk": "source_key_result_pk"}}
+# Pages that answer only with a query string, as their form asks them.
+PAGE_QUERY = {"objective_suggestions": "cycle={cycle_pk}&team={team_pk}&title=Grow+revenue+in"
+                                       "+enterprise+accounts"}
 
 
 @dataclass
@@ -138,6 +144,37 @@ def _top_up(org):
                 organization=org, tool=ChatChannel.Tool.GENERIC, url="http://127.0.0.1:9/hook",
                 secret="bench-" + "0" * 32, is_active=False)
         _scorecards(org)
+        _integrations(org)
+
+
+def _integrations(org):
+    """An API token of the first admin's and a service token, and one paused outbound webhook
+    with one delivery (issue 15), once: their pages have a row to show."""
+    from api.models import ApiToken
+    from api.tokens import create_token
+    from integrations.models import DataSource, WebhookDelivery, WebhookSubscription
+    from okrs.models import KeyResult
+    from orgs.models import Cycle, Membership, Role
+
+    admin = Membership.objects.for_org(org).filter(role=Role.ADMIN).order_by("pk").first()
+    if admin and not ApiToken.objects.for_org(org).exists():
+        create_token(membership=admin, name="Bench sync", scope="read", expires_in_days=None)
+        create_token(membership=admin, name="Bench service", scope="read",
+                     expires_in_days=None, service=True)
+    if not DataSource.objects.for_org(org).exists():
+        key_result = KeyResult.objects.for_org(org).filter(
+            objective__cycle__status=Cycle.Status.ACTIVE).order_by("pk").first()
+        if key_result:
+            DataSource.objects.create(
+                organization=org, key_result=key_result, kind=DataSource.Kind.WEBHOOK,
+                token=secrets.token_urlsafe(32), secret=secrets.token_hex(32))
+    if not WebhookSubscription.objects.for_org(org).exists():
+        hook = WebhookSubscription.objects.create(
+            organization=org, url="http://127.0.0.1:9/hook", secret="b" * 64,
+            events=["check_in.created"], is_active=False)
+        WebhookDelivery.objects.create(
+            organization=org, subscription=hook, event_type="check_in.created", body="{}",
+            status=WebhookDelivery.Status.SENT)
 
 
 def _scorecards(org):
@@ -218,7 +255,9 @@ def tenant_for(org):
     the team lead leads the first team (kind "team"); the objective is that team's first
     published objective with a key result."""
     from alignment.models import RecascadeFlag, Workflow
+    from api.models import ApiToken
     from dependencies.models import Contribution, Dependency, ObjectiveShare, RecoveryAction
+    from integrations.models import DataSource, WebhookDelivery, WebhookSubscription
     from nudges.models import ChatChannel
     from okrs.models import KPI, CheckIn, KeyResult, Objective, Perspective, StrategicGoal
     from orgs.models import Cycle, Invitation, Membership, Role, Team
@@ -264,6 +303,12 @@ def tenant_for(org):
             "goal_pk": _first(StrategicGoal.objects.for_org(org)),
             "channel_pk": _first(ChatChannel.objects.for_org(org)),
             "kpi_pk": _first(KPI.objects.for_org(org).filter(team=team)),
+            "token_pk": _first(ApiToken.objects.for_org(org).filter(user=admin.user)),
+            "service_token_pk": _first(ApiToken.objects.for_org(org).filter(user__isnull=True)),
+            "subscription_pk": _first(WebhookSubscription.objects.for_org(org)),
+            "delivery_pk": _first(WebhookDelivery.objects.for_org(org)),
+            "source_key_result_pk": DataSource.objects.for_org(org).order_by("pk").values_list(
+                "key_result_id", flat=True).first() or 0,
             "team_member_pk": _first(team.memberships.all()),
             "pk": objective.pk,  # with <node:kind> = "o"
             "branch_pk": (Objective.objects.for_org(org).filter(cycle=cycle)
@@ -296,7 +341,8 @@ def fill(route, tenant, page=None):
         path = path.replace(f"<int:{key}>", str(value))
     if "<" in path:
         raise ValueError(f"no id for a keyword in {route}")
-    return "/" + path
+    query = PAGE_QUERY.get(page)
+    return "/" + path + ("?" + query.format(**ids) if query else "")
 
 
 # Measuring -------------------------------------------------------------------------------------

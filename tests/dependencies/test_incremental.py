@@ -22,6 +22,7 @@ from dependencies.models import Dependency, NetworkState
 from dependencies.propagation import BROKEN, DEPENDS, OWN, ROLLUP, Edge
 from okrs.models import KeyResult, Objective
 from okrs.services import record_check_in
+from tests.dependencies.test_fingerprint import stored
 
 pytestmark = pytest.mark.django_db
 
@@ -31,24 +32,6 @@ HEALTHS = (None, "on_track", "at_risk", "off_track")
 def at(days=0, minutes=0):
     day = timezone.localdate() + timedelta(days=days)
     return timezone.make_aware(datetime.combine(day, time(9, minutes)))
-
-
-def stored(r):
-    """Everything a run writes that pages read, row by row."""
-    with scope(organization=r.org):
-        objectives = sorted(Objective.objects.for_org(r.org).filter(cycle=r.cycle).values_list(
-            "id", "effective_health", "risk_causes", "rolled_progress", "risk_above", "impact"))
-        key_results = sorted(KeyResult.objects.for_org(r.org).filter(
-            objective__cycle=r.cycle).values_list("id", "effective_health", "risk_causes",
-                                                  "current_value"))
-        findings = Counter(Finding.objects.for_org(r.org).filter(cycle=r.cycle).values_list(
-            "rule", "severity", "message", "who", "objective_id", "key_result_id",
-            "dependency_id"))
-        report = FindingsReport.objects.for_org(r.org).filter(cycle=r.cycle).values(
-            "total", "high", "medium", "low").get()
-        state = NetworkState.objects.for_org(r.org).filter(cycle=r.cycle).values(
-            "dirty", "skipped", "last_nodes", "last_edges").get()
-    return objectives, key_results, findings, report, state
 
 
 def run(r, now):
