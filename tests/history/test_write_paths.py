@@ -269,3 +269,61 @@ def test_a_json_value_changed_in_place_is_still_seen(w):
     team.save()
     changed = fields_of(latest(w.org, "team", team.pk))
     assert "Uptime" in changed["scorecard"][1] and "Uptime" not in changed["scorecard"][0]
+
+
+# Issue 16's write paths: extra parents, a KR aligned to another team's objective, a unit's
+# charter and roles, KPIs and their values, a recovery objective.
+
+
+def test_an_extra_parent_is_recorded_on_the_objective(w):
+    from okrs.models import ObjectiveParent
+
+    other = ObjectiveFactory(organization=w.org, cycle=w.cycle, team=w.company,
+                             title="Happier customers")
+    o = Objective.objects.for_org(w.org).get(pk=w.objective.pk)
+    okr_services.update_objective(
+        membership=w.admin, objective=o, version=o.version, title=o.title, why=o.why,
+        team=w.team, parent=w.company_objective, is_local=False, state=o.state,
+        extra_parents=[(other, None)])
+    link = ObjectiveParent.objects.for_org(w.org).get(objective=o)
+    entry = latest(w.org, "also_contributes", link.pk)
+    assert entry.action == "created" and entry.actor_label == "Alice Admin"
+    assert (entry.within_type, entry.within_id) == ("objective", o.pk)
+    assert fields_of(entry)["parent"] == ("", "Happier customers")
+
+
+def test_aligning_a_key_result_to_another_teams_objective_is_recorded(w):
+    kr = KeyResult.objects.for_org(w.org).get(pk=w.key_result.pk)
+    target = ObjectiveFactory(organization=w.org, cycle=w.cycle, team=w.company,
+                              title="Happier customers")
+    okr_services.align_key_result(membership=w.admin, key_result=kr, objective=target)
+    assert fields_of(latest(w.org, "key_result", kr.pk))["aligned_to"] == (
+        "", "Happier customers")
+
+
+def test_a_units_charter_and_a_members_unit_role_are_recorded(w):
+    from orgs import units
+
+    team = Team.objects.for_org(w.org).get(pk=w.team.pk)
+    units.save_charter(membership=w.admin, team=team, charter="We keep the lights on.")
+    assert fields_of(latest(w.org, "team", team.pk))["charter"][1] == "We keep the lights on."
+    member = MembershipFactory(organization=w.org, user=UserFactory(full_name="Eve Member"),
+                               role=Role.MEMBER)
+    member.teams.add(team)
+    units.set_unit_member_role(membership=w.admin, member=member, role=Role.VIEWER)
+    assert fields_of(latest(w.org, "membership", member.pk))["role"] == ("Member", "Viewer")
+
+
+def test_a_kpi_band_and_a_value_are_recorded_on_the_unit(w):
+    from okrs import scorecards
+
+    team = Team.objects.for_org(w.org).get(pk=w.team.pk)
+    kpi = scorecards.save_kpi(membership=w.admin, team=team, name="Uptime", unit="%",
+                              direction="higher", healthy_at="99.9", warning_at="99.5")
+    kpi = scorecards.save_kpi(membership=w.admin, team=team, kpi=kpi, name="Uptime", unit="%",
+                              direction="higher", healthy_at="99.9", warning_at="99.0")
+    assert fields_of(latest(w.org, "kpi", kpi.pk))["warning_at"] == ("99.5", "99")
+    value = scorecards.record_kpi_value(membership=w.admin, kpi=kpi, value="98")
+    entry = latest(w.org, "kpi_value", value.pk)
+    assert (entry.action, entry.within_type, entry.within_id) == ("created", "team", team.pk)
+    assert entry.actor_label == "Alice Admin"
