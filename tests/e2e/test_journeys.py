@@ -333,7 +333,8 @@ def test_without_javascript_a_parent_is_found_and_chosen_with_the_find_button(
         field(page, "Title").fill("Make onboarding self-serve")
         field(page, "Team").select_option(label="Engineering")
         field(page, "Contributes to").fill("RECOMMEND")
-        page.get_by_role("button", name="Find").click()
+        # Each picker has its own Find button; this one searches the main parent.
+        page.locator('button[name="_find"][value="parent"]').click()
         # The form comes back with what was typed, and the matches as radio buttons.
         expect(field(page, "Title")).to_have_value("Make onboarding self-serve")
         page.get_by_role("radio", name=f"Northwind Cloud: {COMPANY_OBJECTIVE}").check()
