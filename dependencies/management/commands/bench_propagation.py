@@ -89,7 +89,7 @@ class Command(BaseCommand):
             objective__cycle=cycle, kind=KeyResult.Kind.NUMERIC).order_by("pk").first()
         if kr is not None:
             with transaction.atomic():
-                KeyResult.objects.filter(pk=kr.pk).update(
+                KeyResult.objects.for_org(org).filter(pk=kr.pk).update(
                     current_value=(kr.current_value or 0) + 1, confidence="at_risk",
                     last_check_in_at=timezone.now())
                 network.mark_changed(cycle)
