@@ -15,23 +15,21 @@ the outbox's way (``outbox``): claimed by a conditional UPDATE before it is sent
 after; a failure goes back to pending with a later attempt (1, 2, 4, 8, 16 minutes), failed
 after ``MAX_ATTEMPTS``; the outbox sweep puts stuck ones back and sends due ones.
 
-Server-side request care: only http(s) URLs, no redirect followed, no proxy, a short timeout
-(``CHAT_WEBHOOK_TIMEOUT`` seconds), and unless ``CHAT_WEBHOOK_ALLOW_PRIVATE_HOSTS`` no host
-that resolves to a loopback, private, link-local or reserved address.
+Posts go through the guarded client (``integrations.http``): only http(s) URLs, the host
+resolved once and connected to at the address that was checked (no DNS rebinding), no redirect
+followed, no proxy, a short timeout (``CHAT_WEBHOOK_TIMEOUT`` seconds), a size limit on the
+answer, and unless ``CHAT_WEBHOOK_ALLOW_PRIVATE_HOSTS`` no host that resolves to a loopback,
+private, link-local or reserved address.
 """
 
 import hashlib
 import hmac
-import ipaddress
+import http.client
 import json
 import logging
 import secrets
-import socket
-import urllib.error
-import urllib.request
 import uuid
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -40,6 +38,8 @@ from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 from django_scopes import scopes_disabled
+
+from integrations import http as guarded
 
 from .models import ChatChannel, ChatDelivery
 from .outbox import FIRST_RETRY, MAX_ATTEMPTS, STUCK_AFTER, SWEEP_BATCH
@@ -62,23 +62,16 @@ def timeout():
 
 
 def check_url(url):
-    """A ValidationError when ``url`` is no webhook we post to."""
-    parts = urlsplit(url or "")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError("Give the webhook's full http:// or https:// address.")
-    if parts.username or parts.password:
-        raise ValidationError("Leave the user name and password out of the address.")
-    if getattr(settings, "CHAT_WEBHOOK_ALLOW_PRIVATE_HOSTS", False):
-        return
+    """A ValidationError when ``url`` is no webhook we post to (the guarded client's check:
+    ``integrations.http.check_url``)."""
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError):
-        raise ValidationError(f"The host {parts.hostname} cannot be found.") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if not address.is_global:
-            raise ValidationError("That address is inside a private network; give the chat "
-                                  "tool's public webhook address.")
+        guarded.check_url(url, allow_private=_allow_private())
+    except guarded.FetchError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def _allow_private():
+    return getattr(settings, "CHAT_WEBHOOK_ALLOW_PRIVATE_HOSTS", False)
 
 
 # Message formats ---------------------------------------------------------------------------
@@ -188,22 +181,21 @@ def send_test(channel, *, actor):
 # Sending -----------------------------------------------------------------------------------
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        raise urllib.error.HTTPError(req.full_url, code, "a redirect, not followed", headers,
-                                     fp)
-
-
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects)
+class PostFailed(Exception):
+    """The webhook answered, but not with a 2xx."""
 
 
 def post(url, body, headers):
-    """POST ``body`` to ``url``; raises on anything but a 2xx answer."""
-    check_url(url)
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    with _opener.open(request, timeout=timeout()) as response:
-        response.read(2048)
-        return response.status
+    """POST ``body`` to ``url`` through the guarded client (the address checked once and
+    connected to as checked, no redirects, time and size limits); raises on anything but a 2xx
+    answer."""
+    response = guarded.request("POST", url, body=body, headers=headers,
+                               allow_private=_allow_private(), total_timeout=timeout(),
+                               max_bytes=2048 * 1024)
+    if not 200 <= response.status < 300:
+        reason = http.client.responses.get(response.status, "")
+        raise PostFailed(f"HTTP {response.status}: {reason}".rstrip(": "))
+    return response.status
 
 
 def deliver(pk, *, now=None):
@@ -229,10 +221,10 @@ def deliver(pk, *, now=None):
 
 
 def _describe(exc):
-    if isinstance(exc, urllib.error.HTTPError):
-        return f"HTTP {exc.code}: {exc.msg}"
-    if isinstance(exc, urllib.error.URLError):
-        return f"Cannot reach the webhook: {exc.reason}"
+    if isinstance(exc, PostFailed):
+        return str(exc)
+    if isinstance(exc, guarded.FetchError):
+        return f"Cannot deliver to the webhook: {exc}"
     if isinstance(exc, ValidationError):
         return " ".join(exc.messages)
     return f"{type(exc).__name__}: {exc}"

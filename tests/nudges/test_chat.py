@@ -406,3 +406,23 @@ def test_the_outbox_sweep_sends_due_chat_posts_again(revenue, hook):
     with scopes_disabled():
         assert ChatDelivery.objects.get().status == "sent"
     assert len(hook.received) == 2
+
+
+def test_a_post_is_checked_again_when_sent_and_goes_to_the_checked_address(
+        revenue, hook, settings, monkeypatch):
+    """A channel saved while its host was public, whose name now resolves inside the network
+    (DNS rebinding), is not posted to: the guarded client checks at send time and connects to
+    the address it checked."""
+    r = revenue
+    c = channel(r, hook, "generic")
+    with scopes_disabled():
+        ChatChannel.objects.filter(pk=c.pk).update(url="http://hooks.example.test/in")
+    settings.CHAT_WEBHOOK_ALLOW_PRIVATE_HOSTS = False
+    monkeypatch.setattr("socket.getaddrinfo",
+                        lambda *a, **k: [(2, 1, 6, "", ("10.0.0.7", 80))])
+    raise_request(r)
+    assert send_all() == ["pending"]
+    assert hook.received == []
+    with scopes_disabled():
+        error = ChatDelivery.objects.get().last_error
+    assert "inside a private network (10.0.0.7)" in error
