@@ -198,6 +198,8 @@ def create_objective(*, membership, cycle, team, title, why="", parent=None, is_
         if extra_parents:
             _set_extra_parents(org, objective, extra_parents)
         network.mark_changed(cycle)
+        if state == Objective.State.PUBLISHED:
+            webhooks.emit_published(org, [objective])
     return objective
 
 

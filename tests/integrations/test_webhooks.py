@@ -190,3 +190,21 @@ def test_a_recompute_emits_the_health_changes(world_a, server):
     assert {"type": "key_result", "id": world_a.key_result.pk} in [
         {"type": c["type"], "id": c["id"]} for c in changes]
     assert all(c["from"] != c["to"] for c in changes)
+
+
+def test_an_objective_created_published_emits_its_event_and_a_draft_does_not(world_a, server):
+    from okrs.services import create_objective
+
+    row, _ = subscribe(world_a, server, events=["objective.published"])
+    with scope(organization=world_a.org):
+        admin = member(world_a)
+        draft = create_objective(membership=admin, cycle=world_a.cycle,
+                                 team=world_a.objective.team, title="Draft for later",
+                                 is_local=True)
+        published = create_objective(membership=admin, cycle=world_a.cycle,
+                                     team=world_a.objective.team, title="Open a second region",
+                                     parent=world_a.company_objective,
+                                     state=Objective.State.PUBLISHED)
+    bodies = [json.loads(d.body) for d in deliveries(subscription=row)]
+    assert [b["data"]["objective"]["id"] for b in bodies] == [published.pk]
+    assert draft.pk != published.pk
