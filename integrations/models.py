@@ -161,7 +161,8 @@ class WebhookDelivery(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
-        indexes = [models.Index(fields=["status", "next_attempt_at"], name="webhook_due")]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="webhook_due"),
+                   models.Index(fields=["status", "created_at"], name="webhook_settled")]
         constraints = [
             models.UniqueConstraint(fields=["subscription", "event_id"],
                                     name="one_delivery_per_event_and_subscription"),

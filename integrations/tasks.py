@@ -21,11 +21,13 @@ def pull_source(source_id):
 @shared_task
 def sweep_integrations():
     """Every minute: data sources due for a pull are claimed and pulled; webhook deliveries due
-    for a retry, or whose sender died, are sent again."""
+    for a retry, or whose sender died, are sent again; settled deliveries older than a month
+    are deleted (a batch at a time)."""
     due = sources.claim_due()
     for source_id in due:
         enqueue_now(pull_source, source_id)
     deliveries = webhooks.sweep()
     for delivery_id in deliveries:
         enqueue_now(deliver_webhook, delivery_id)
+    webhooks.prune()
     return len(due) + len(deliveries)

@@ -291,3 +291,26 @@ def sweep(*, now=None):
         stuck.update(status=Status.PENDING, next_attempt_at=now)
         return list(WebhookDelivery.objects.due(now).order_by("next_attempt_at", "pk")
                     .values_list("pk", flat=True)[:SWEEP_BATCH])
+
+
+# Settled deliveries (sent, or given up) older than this are deleted by the sweep, with their
+# attempts: the log shows a month of traffic, and the table does not grow without end.
+KEEP_SETTLED = timedelta(days=30)
+PRUNE_BATCH = 1000
+
+
+def prune(*, now=None):
+    """Delete at most ``PRUNE_BATCH`` settled deliveries older than ``KEEP_SETTLED`` (oldest
+    first), with their attempts; pending and in-flight ones are kept whatever their age.
+    Returns how many deliveries went."""
+    now = now or timezone.now()
+    with scopes_disabled():
+        old = list(WebhookDelivery.objects.filter(
+            status__in=(Status.SENT, Status.FAILED), created_at__lt=now - KEEP_SETTLED)
+            .order_by("created_at", "pk").values_list("pk", flat=True)[:PRUNE_BATCH])
+        if not old:
+            return 0
+        WebhookAttempt.objects.filter(delivery_id__in=old).delete()
+        WebhookDelivery.objects.filter(pk__in=old).delete()
+    return len(old)
+

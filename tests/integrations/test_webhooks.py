@@ -208,3 +208,26 @@ def test_an_objective_created_published_emits_its_event_and_a_draft_does_not(wor
     bodies = [json.loads(d.body) for d in deliveries(subscription=row)]
     assert [b["data"]["objective"]["id"] for b in bodies] == [published.pk]
     assert draft.pk != published.pk
+
+
+def test_the_sweep_deletes_settled_deliveries_older_than_a_month_and_keeps_the_rest(
+        world_a, server):
+    server.routes["/hook"] = (200, {}, b"")
+    row, _ = subscribe(world_a, server)
+    for _ in range(4):
+        check_in(world_a)
+    old_sent, old_failed, old_pending, recent = deliveries(subscription=row)
+    for delivery in (old_sent, old_failed, recent):
+        webhooks.deliver(delivery.pk)
+    long_ago = timezone.now() - timedelta(days=31)
+    with scopes_disabled():
+        WebhookDelivery.objects.filter(pk=old_failed.pk).update(status=Status.FAILED)
+        WebhookDelivery.objects.filter(pk__in=[old_sent.pk, old_failed.pk, old_pending.pk]).update(
+            created_at=long_ago)
+        assert WebhookAttempt.objects.filter(delivery=old_sent).exists()
+    assert webhooks.prune() == 2
+    assert [d.pk for d in deliveries(subscription=row)] == [old_pending.pk, recent.pk]
+    with scopes_disabled():
+        assert not WebhookAttempt.objects.filter(delivery_id__in=[old_sent.pk, old_failed.pk])
+        assert WebhookAttempt.objects.filter(delivery=recent).count() == 1
+    assert webhooks.prune() == 0
