@@ -6,7 +6,7 @@ from django.core.paginator import Paginator
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from okrs.models import KeyResult, Objective
+from okrs.models import KeyResult, Objective, ObjectiveParent
 from orgs.models import Cycle, Team
 from orgs.permissions import can_answer_contribution, preload_co_owners
 
@@ -299,10 +299,13 @@ def _upstream_sentences(node_is_kr, node_kr_ids, dependencies):
 
 
 def explain_objective(objective, children, dependencies, *, children_total=None,
-                      risky_total=None):
+                      risky_total=None, aligned_key_results=()):
     """The three reasons of an objective's health. ``objective``: assessed (``okrs.selectors
-    .assess``), its key results loaded; ``children``: its aligned objectives (or the risky ones
-    among ``children_total``); ``dependencies``: those of it and its key results, ends loaded."""
+    .assess``), its key results loaded; ``children``: its aligned objectives, those aligned to
+    it as their main parent and those that also contribute to it (or the risky ones among
+    ``children_total``); ``aligned_key_results``: the risky key results of other objectives
+    aligned to it, owner teams loaded; ``dependencies``: those of it and its key results, ends
+    loaded."""
     team = objective.team.name
     krs = list(objective.key_results.all())
     mine = [k for k in krs if k.owner_team_id == objective.team_id]
@@ -339,10 +342,13 @@ def explain_objective(objective, children, dependencies, *, children_total=None,
     if risky_total > WHY_LIMIT:
         rollup.append(f"And {risky_total - WHY_LIMIT} more aligned objectives at risk or off "
                       "track.")
+    for k in aligned_key_results[:WHY_LIMIT]:
+        rollup.append(f"Key result {reasons.quoted(k.title)} ({k.owner_team.name}), aligned to "
+                      f"it, is {reasons.label(k.effective_health)}.")
     if total and not risky:
         rollup.append(f"None of its {total} aligned objective{'s' if total > 1 else ''} is "
                       "at risk or off track.")
-    if not others and not total:
+    if not others and not total and not aligned_key_results:
         rollup.append("Nothing else rolls up into it: no aligned objective and no key result "
                       "of another team.")
     kr_ids = {k.pk for k in krs}
@@ -393,7 +399,11 @@ def why(org, kind, node):
                  .filter(pk=objective_id).first())
     assess([objective])
     if kind == "o":
-        children = Objective.objects.for_org(org).filter(parent=objective).live()
+        # Aligned to it as their main parent, or contributing to it besides their main one.
+        also = ObjectiveParent.objects.for_org(org).filter(parent=objective).values(
+            "objective_id")
+        children = Objective.objects.for_org(org).filter(
+            Q(parent=objective) | Q(pk__in=also)).live()
         counts = children.aggregate(
             total=Count("pk"), risky=Count("pk", filter=Q(effective_health__in=RISKY)))
         risky = list(children.filter(effective_health__in=RISKY).select_related("team")
@@ -405,9 +415,14 @@ def why(org, kind, node):
                       .filter(Q(downstream_objective=objective)
                               | Q(downstream_key_result_id__in=kr_ids))
                       .filter(status__in=Dependency.PROPAGATING)[:WHY_LIMIT * 3])
+        aligned = list(KeyResult.objects.for_org(org).filter(
+            aligned_to=objective, effective_health__in=RISKY).exclude(
+            objective__state=Objective.State.RETIRED).select_related("owner_team")
+            .order_by("title")[:WHY_LIMIT])
         return objective, explain_objective(objective, risky, deps,
                                             children_total=counts["total"],
-                                            risky_total=counts["risky"])
+                                            risky_total=counts["risky"],
+                                            aligned_key_results=aligned)
     key_result = next(k for k in objective.key_results.all() if k.pk == node.pk)
     contributors = list(KeyResult.objects.for_org(org).filter(feeds=key_result)
                         .select_related("owner_team")[:WHY_LIMIT * 3])

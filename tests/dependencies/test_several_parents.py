@@ -413,3 +413,30 @@ def test_a_change_of_an_extra_parent_asks_its_contributors_to_review(two):
                       .values_list("objective_id", flat=True))
     # What contributes to it as an extra parent, and what is aligned below that.
     assert flagged == {r.win.pk, below.pk}
+
+
+def test_why_an_extra_parent_is_at_risk_names_the_child_that_also_serves_it(
+        two, django_capture_on_commit_callbacks, alice_client):
+    r = two
+    set_extra(r, r.win, [(r.delight, None)])
+    with scopes_disabled():
+        KeyResult.objects.filter(pk=r.deals.pk).update(confidence="off_track")
+    run(r, django_capture_on_commit_callbacks)
+    page = alice_client.get(reverse("why_at_risk", args=[r.org.slug, "o", r.delight.pk]))
+    html = page.content.decode()
+    assert "Aligned objective “Win enterprise customers”" in html
+    assert "Nothing else rolls up into it" not in html
+
+
+def test_why_an_objective_is_at_risk_names_a_key_result_aligned_to_it(
+        revenue, django_capture_on_commit_callbacks, alice_client):
+    r = revenue
+    with scopes_disabled():
+        docs = KeyResultFactory(objective=r.platform, title="Publish the SSO guide",
+                                owner_team=r.eng, current_value=Decimal(0),
+                                confidence="off_track")
+    align(r, docs, r.win)
+    run(r, django_capture_on_commit_callbacks)
+    html = alice_client.get(reverse("why_at_risk", args=[r.org.slug, "o", r.win.pk])
+                            ).content.decode()
+    assert "Key result “Publish the SSO guide” (" in html and "aligned to it" in html
