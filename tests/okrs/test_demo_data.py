@@ -170,3 +170,13 @@ def test_the_current_quarter_ends_in_two_weeks_and_goals_are_linked(demo):
     linked = Objective.objects.for_org(demo).exclude(strategic_goal=None).select_related("team")
     assert linked.filter(cycle=current).count() >= 2
     assert all(o.team.kind == "company" for o in linked)
+
+
+def test_the_demo_shows_two_kinds_of_dependency(demo):
+    from dependencies.models import Dependency
+
+    with scopes_disabled():
+        kinds = dict(Dependency.objects.filter(organization=demo).values_list("need", "kind"))
+    assert kinds["Landing pages under 1 s on mobile"] == Dependency.Kind.SHARED
+    assert kinds["SAML single sign-on live for the three pilot prospects"] == (
+        Dependency.Kind.SUPPORTING)

@@ -471,8 +471,9 @@ class Command(BaseCommand):
             created_at=timezone.now() - timedelta(days=2))
 
     def network(self, org, cycle, teams, members, made):
-        """Shared work and dependencies: Sales needs Engineering's SSO; Marketing's conversion
-        needs the Web App to be fast (unanswered for a week: escalated); the company's
+        """Shared work and dependencies: Sales needs Engineering's SSO (supporting); Marketing's
+        conversion and the Web App's speed are one goal (shared; unanswered for a week:
+        escalated); the company's
         enterprise customers KR adds up Sales' deals; Product co-owns the support objective."""
         kr = {k.title: k for k in KeyResult.objects.filter(organization=org)}
         deals, sso = kr["Close 12 enterprise deals"], kr["SSO available to enterprise prospects"]
@@ -490,7 +491,8 @@ class Command(BaseCommand):
             upstream=kr["Core Web Vitals pass rate from 55% to 90%"],
             need="Landing pages under 1 s on mobile",
             needed_by=cycle.end_date - timedelta(days=2),
-            fallback="Run the campaign on the old pages and expect half the conversion")
+            fallback="Run the campaign on the old pages and expect half the conversion",
+            kind=Dependency.Kind.SHARED)
         self.dated(org, d, timezone.localdate() - timedelta(days=8))
         # Sales asks to add its deals into the company's enterprise customers; Ava accepts.
         contribution = network_services.request_contribution(
