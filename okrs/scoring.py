@@ -22,7 +22,7 @@ from orgs.services import lock_organization
 from orgs.validation import Fields
 
 from . import kinds
-from .models import CheckIn, Commitment, KeyResult, Objective, ObjectiveClose
+from .models import CheckIn, Commitment, KeyResult, Objective, ObjectiveClose, ObjectiveParent
 from .progress import NUMERIC, THRESHOLD_KINDS
 
 SCORING_WINDOW = timedelta(days=14)
@@ -327,8 +327,24 @@ def carry_over(*, membership, objective, today=None):
                       unit=kr.unit, owner_team=kr.owner_team, owner=kr.owner, weight=kr.weight,
                       position=position)
             for position, kr in enumerate(unfinished)])
+        if parent is not None:
+            _carry_extra_parents(org, objective, copy, target)
         network.mark_changed(target)
     return copy
+
+
+def _carry_extra_parents(org, objective, copy, target):
+    """The parents ``objective`` also contributed to, as their copies in ``target`` where they
+    were carried over too, each with its share; the others are left for the team to choose."""
+    from .services import _set_extra_parents
+
+    extras = []
+    for link in ObjectiveParent.objects.for_org(org).filter(objective=objective).order_by("pk"):
+        parent_copy = carried_copy(org, link.parent, target)
+        if parent_copy is not None and parent_copy.pk != copy.parent_id:
+            extras.append((parent_copy, link.share))
+    if extras:
+        _set_extra_parents(org, copy, extras)
 
 
 HISTORY_BACK = 5

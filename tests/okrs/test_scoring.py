@@ -459,3 +459,28 @@ def test_the_weekly_digest_has_a_line_per_team_with_key_results_to_score(ending)
         end_date=TODAY + dt.timedelta(days=40))
     with scope(organization=w.org):
         assert content.build(w.dana).scoring == []
+
+
+def test_carry_over_keeps_the_extra_parents_that_were_carried_too(ending):
+    """The team objective serves the company objective and, for 30%, a second one. Carried
+    after both, its copy serves both copies with the same share; carried after only its main
+    parent, it keeps that one and leaves the other for the team to choose."""
+    from okrs.models import ObjectiveParent
+
+    w = ending
+    next_cycle(w, "Q2", w.cycle)
+    with scopes_disabled():
+        ObjectiveParent.objects.create(organization=w.org, objective=w.objective,
+                                       parent=w.other_objective, share=Decimal("0.3"))
+    admin = lead_of(w, w.company, role=Role.ADMIN)
+    with scope(organization=w.org):
+        company = scoring.carry_over(membership=admin, objective=w.company_objective)
+        copy = scoring.carry_over(membership=w.dana, objective=w.objective)
+        assert copy.parent_id == company.pk
+        assert not ObjectiveParent.objects.filter(objective=copy).exists()
+        Objective.objects.filter(pk=copy.pk).update(state=Objective.State.RETIRED)
+        other = scoring.carry_over(membership=admin, objective=w.other_objective)
+        again = scoring.carry_over(membership=w.dana, objective=w.objective)
+        links = list(ObjectiveParent.objects.filter(objective=again)
+                     .values_list("parent_id", "share"))
+    assert again.parent_id == company.pk and links == [(other.pk, Decimal("0.3"))]
