@@ -2,8 +2,8 @@
 
 Rows are generated while they are written: the OKRs come from two queries read in chunks (the
 objectives and the key results, both in tree order, merged here), so memory and the number of
-queries stay the same however large the organization is. The CSV streams; the XLSX is built in
-openpyxl's write-only mode, which keeps only the current row in memory.
+queries stay the same however large the organization is. The CSV streams; the XLSX is written
+row by row into a temporary file (``exchange.xlsx``).
 """
 
 import csv
@@ -51,15 +51,15 @@ def csv_lines(header, rows):
 
 
 def xlsx_file(out, title, header, rows):
-    """Write an XLSX workbook of one sheet to the file object ``out`` (write-only mode)."""
-    from openpyxl import Workbook
+    """Write an XLSX workbook of one sheet to the binary file ``out``, row by row."""
+    from . import xlsx
 
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet(title[:31])
-    sheet.append(header)
-    for row in rows:
-        sheet.append([safe(c) for c in row])
-    book.save(out)
+    def all_rows():
+        yield header
+        for row in rows:
+            yield [safe(c) for c in row]
+
+    xlsx.write(out, title, all_rows())
 
 
 def _health_label(assessment):
