@@ -69,6 +69,16 @@ TOPICS = {
         "dependencies.Dependency", "dependencies.DependencyEvent",
         "alignment.Workflow", "retros.Retrospective", "retros.Improvement",
     },
+    # The misalignment report's first screen (alignment.views_cascade): the stored findings
+    # and their counts (written with raw SQL, then the report row through a queryset), the
+    # scorecards' unhealthy KPIs and the recovery objectives, and the links between teams that
+    # the team types' findings read (dependencies, key results feeding or owned across teams,
+    # shared objectives).
+    "report": {
+        "orgs.Team", "orgs.Cycle", "alignment.FindingsReport", "alignment.Finding",
+        "okrs.KPI", "okrs.Objective", "okrs.KeyResult",
+        "dependencies.Dependency", "dependencies.ObjectiveShare",
+    },
 }
 EVERY_ORG = "*"
 _BY_MODEL = {}
