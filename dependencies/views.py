@@ -80,7 +80,7 @@ def network_overview(request):
         ctx["at_risk"] = at_risk_from_upstream(request.org, cycle, team_ids=team_ids,
                                                page=request.GET.get("risk_page"))
         ctx["dependencies"] = selectors.dependency_page(
-            request.org, cycle, request.membership, team_ids=team_ids, status=f["state"],
+            request.org, cycle, team_ids=team_ids, status=f["state"],
             escalated=f["escalated"], at_risk=f["at_risk"], page=request.GET.get("page"))
         if can_open_console(request.membership):
             ctx["escalations"], ctx["escalation_count"] = selectors.escalations(request.org)
