@@ -1,6 +1,6 @@
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Q
+from django.db.models import Prefetch, Q
 from django.forms import ModelMultipleChoiceField
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -13,7 +13,7 @@ from orgs.confirm import ask_first, confirm_page, is_confirmed
 from orgs.decorators import org_view, post_only
 from orgs.forms import apply_errors
 from orgs.pickers import find_data
-from retros.models import Improvement, Retrospective
+from retros.models import Improvement
 
 from . import forms, selectors, services
 from .models import Milestone, Stakeholder, StatusUpdate, Workflow
@@ -22,7 +22,9 @@ from .models import Milestone, Stakeholder, StatusUpdate, Workflow
 def _workflow(request, pk):
     workflow = (Workflow.objects.for_org(request.org)
                 .select_related("organization", "cycle", "objective__team", "lead",
-                                "signed_off_by").prefetch_related("stakeholders")
+                                "signed_off_by")
+                .prefetch_related(Prefetch("stakeholders", queryset=Stakeholder.objects.for_org(
+                    request.org).select_related("team__lead", "owner")))
                 .filter(pk=pk).first())
     if workflow is None:
         raise Http404("No such workflow.")
@@ -97,13 +99,12 @@ def _milestone_initial(request, workflow):
             "dependencies": [d.pk for d in m.dependencies.all()]}
 
 
-def _forms(request, workflow, bound=None):
+def _forms(request, workflow, bound=None, *, retro):
     org = request.org
     initial_cadence = {
         "frequency": workflow.sync_frequency, "weekday": workflow.sync_weekday,
         "time": workflow.sync_time, "sync_format": workflow.sync_format,
         "dashboard_url": workflow.dashboard_url, "async_updates": workflow.async_updates}
-    retro = Retrospective.objects.for_org(org).filter(workflow=workflow).first()
     made = {
         "purpose": forms.PurposeForm(initial={"purpose": workflow.purpose,
                                               "impact": workflow.impact}),
@@ -137,7 +138,8 @@ def _page(request, workflow, bound=None, status=200):
     ctx = selectors.workflow_page(request.org, workflow)
     membership = request.membership
     ctx.update({
-        "workflow": workflow, "nav": "workflows", "forms": _forms(request, workflow, bound),
+        "workflow": workflow, "nav": "workflows",
+        "forms": _forms(request, workflow, bound, retro=ctx["retro"]),
         "can_run": services.can_run(membership) and not workflow.is_closed,
         "can_sign_off": services.can_sign_off(membership),
         "sign_off_people": list(services.sign_off_people(request.org)[:SIGN_OFF_NAMES + 1]),
