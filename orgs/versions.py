@@ -79,6 +79,13 @@ TOPICS = {
         "okrs.KPI", "okrs.Objective", "okrs.KeyResult",
         "dependencies.Dependency", "dependencies.ObjectiveShare",
     },
+    # The network page's lists (dependencies.views): dependencies with their ends' titles and
+    # teams' names, what is at risk because of something else (health: bumped by the
+    # propagation run), the open cycles' escalations.
+    "network": {
+        "orgs.Team", "orgs.Cycle", "okrs.Objective", "okrs.KeyResult",
+        "dependencies.Dependency",
+    },
 }
 EVERY_ORG = "*"
 _BY_MODEL = {}
@@ -218,7 +225,7 @@ def connect():
 # What a change of health moves: the propagation run writes effective health, rolled progress
 # and rolled values with raw SQL (no signal, no queryset), so it bumps these at its end, and
 # ``mark_changed`` bumps them for any change that can move health.
-HEALTH = ("inbox", "review")
+HEALTH = ("inbox", "review", "network")
 
 
 def health_changed(cycle):
