@@ -33,25 +33,34 @@ def previous_improvements(org, workflow, team_ids):
 
 
 def workflow_page(org, workflow, *, today=None):
+    """What the workflow page (and its outputs) show. The stakeholders come from
+    ``workflow``'s prefetch when the view loaded them (``views._workflow``, with their teams,
+    leads and owners); the rows the steps' rules read are read once, for both."""
     today = today or timezone.localdate()
-    data = snapshot(workflow, today=today)
+    if "stakeholders" in getattr(workflow, "_prefetched_objects_cache", {}):
+        stakeholders = list(workflow.stakeholders.all())
+    else:
+        stakeholders = list(workflow.stakeholders.select_related("team__lead", "owner"))
+    milestones = list(Milestone.objects.for_org(org).filter(workflow=workflow)
+                      .select_related("owner_team")
+                      .prefetch_related("waits_on", "dependencies__requesting_team",
+                                        "dependencies__providing_team"))
+    retro = Retrospective.objects.for_org(org).filter(workflow=workflow).first()
+    improvements = list(retro.improvements.select_related("owner")) if retro else []
+    data = snapshot(workflow, today=today, loaded={
+        "stakeholders": stakeholders, "milestones": milestones, "retro": retro,
+        "improvements": improvements})
     overrides = {o.step: o for o in StepOverride.objects.for_org(org).filter(workflow=workflow)
                  .select_related("by")}
     status = steps.status(data, workflow.cycle.start_date, workflow.cycle.end_date,
                           {n: f"{o.reason} ({o.by.display_name if o.by else 'someone'}, "
                               f"{o.created_at:%d %b %Y})" for n, o in overrides.items()})
-    stakeholders = list(workflow.stakeholders.select_related("team__lead", "owner"))
-    milestones = list(Milestone.objects.for_org(org).filter(workflow=workflow)
-                      .select_related("owner_team")
-                      .prefetch_related("waits_on", "dependencies__requesting_team",
-                                        "dependencies__providing_team"))
     for m in milestones:
         m.is_late = steps.late(steps.MilestoneData(m.title, due_date=m.due_date,
                                                    done=m.done_at is not None), today)
     bars = [gantt.Bar(m.pk, m.title, m.owner_team.name if m.owner_team else "", m.start_date,
                       m.due_date, m.done_at is not None, m.is_late,
                       tuple(w.pk for w in m.waits_on.all())) for m in milestones]
-    retro = Retrospective.objects.for_org(org).filter(workflow=workflow).first()
     return {
         "steps": status,
         "overrides": overrides,
@@ -61,7 +70,7 @@ def workflow_page(org, workflow, *, today=None):
         "updates": list(workflow.updates.select_related("team", "author")[:30]),
         "success_measures": list(workflow.success_measures.select_related("owner_team")),
         "retro": retro,
-        "improvements": list(retro.improvements.select_related("owner")) if retro else [],
+        "improvements": improvements,
         "previous_improvements": previous_improvements(
             org, workflow, [s.team_id for s in stakeholders]),
         "agenda": agenda(workflow, stakeholders),

@@ -568,10 +568,17 @@ def close_workflow(*, membership, workflow):
 # The data the rules read -----------------------------------------------------------------------
 
 
-def snapshot(workflow, *, today=None):
-    """The workflow as plain data for ``steps``: a fixed number of queries."""
-    stakeholders = list(workflow.stakeholders.select_related("team"))
-    milestones = list(workflow.milestones.all())
+def snapshot(workflow, *, today=None, loaded=None):
+    """The workflow as plain data for ``steps``: a fixed number of queries. ``loaded``: rows
+    the caller already holds (``stakeholders`` with their teams, ``milestones``, ``retro`` and
+    its ``improvements``), read from there instead of again."""
+    loaded = loaded or {}
+    stakeholders = loaded.get("stakeholders")
+    if stakeholders is None:
+        stakeholders = list(workflow.stakeholders.select_related("team"))
+    milestones = loaded.get("milestones")
+    if milestones is None:
+        milestones = list(workflow.milestones.all())
     waits = {}
     deps = {}
     for mid, _ in Milestone.waits_on.through.objects.filter(
@@ -582,8 +589,11 @@ def snapshot(workflow, *, today=None):
             milestone__workflow=workflow).values_list("milestone_id", "dependency_id"):
         deps[mid] = deps.get(mid, 0) + 1
     updates = list(workflow.updates.filter(is_blocker=True).values_list("escalated", flat=True))
-    retro = Retrospective.objects.filter(workflow=workflow).first()
-    improvements = list(retro.improvements.all()) if retro else []
+    if "retro" in loaded:
+        retro, improvements = loaded["retro"], loaded["improvements"]
+    else:
+        retro = Retrospective.objects.filter(workflow=workflow).first()
+        improvements = list(retro.improvements.all()) if retro else []
     return steps.WorkflowData(
         purpose=workflow.purpose, impact=workflow.impact,
         signed_off=workflow.signed_off_at is not None, shared=workflow.shared_at is not None,

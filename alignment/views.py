@@ -1,7 +1,8 @@
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Q
-from django.forms import ModelMultipleChoiceField
+from django.db.models import Prefetch, Q
+from django.forms import ModelChoiceField, ModelMultipleChoiceField
+from django.forms.models import ModelChoiceIterator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -12,8 +13,8 @@ from okrs import selectors as okr_selectors
 from orgs.confirm import ask_first, confirm_page, is_confirmed
 from orgs.decorators import org_view, post_only
 from orgs.forms import apply_errors
-from orgs.pickers import find_data
-from retros.models import Improvement, Retrospective
+from orgs.pickers import PickerWidget, find_data
+from retros.models import Improvement
 
 from . import forms, selectors, services
 from .models import Milestone, Stakeholder, StatusUpdate, Workflow
@@ -22,7 +23,9 @@ from .models import Milestone, Stakeholder, StatusUpdate, Workflow
 def _workflow(request, pk):
     workflow = (Workflow.objects.for_org(request.org)
                 .select_related("organization", "cycle", "objective__team", "lead",
-                                "signed_off_by").prefetch_related("stakeholders")
+                                "signed_off_by")
+                .prefetch_related(Prefetch("stakeholders", queryset=Stakeholder.objects.for_org(
+                    request.org).select_related("team__lead", "owner")))
                 .filter(pk=pk).first())
     if workflow is None:
         raise Http404("No such workflow.")
@@ -97,13 +100,34 @@ def _milestone_initial(request, workflow):
             "dependencies": [d.pk for d in m.dependencies.all()]}
 
 
-def _forms(request, workflow, bound=None):
+class _Choices(ModelChoiceIterator):
+    """A choice list read with one plain query. Django's own iterator reads it through
+    ``QuerySet.iterator()``, which on PostgreSQL opens a server-side cursor: three round trips
+    (declare, fetch, close) for a list of a few rows, for each list on the page."""
+
+    def __iter__(self):
+        if self.field.empty_label is not None:
+            yield ("", self.field.empty_label)
+        for obj in self.queryset:
+            yield self.choice(obj)
+
+
+def _plain_choices(made):
+    for form in made.values():
+        for field in form.fields.values():
+            if isinstance(field, ModelChoiceField) and not isinstance(field.widget,
+                                                                      PickerWidget):
+                field.iterator = _Choices
+                field.widget.choices = field.choices
+    return made
+
+
+def _forms(request, workflow, bound=None, *, retro):
     org = request.org
     initial_cadence = {
         "frequency": workflow.sync_frequency, "weekday": workflow.sync_weekday,
         "time": workflow.sync_time, "sync_format": workflow.sync_format,
         "dashboard_url": workflow.dashboard_url, "async_updates": workflow.async_updates}
-    retro = Retrospective.objects.for_org(org).filter(workflow=workflow).first()
     made = {
         "purpose": forms.PurposeForm(initial={"purpose": workflow.purpose,
                                               "impact": workflow.impact}),
@@ -130,14 +154,15 @@ def _forms(request, workflow, bound=None):
         field.queryset = field.queryset.exclude(pk=editing)
     if bound:
         made.update(bound)
-    return made
+    return _plain_choices(made)
 
 
 def _page(request, workflow, bound=None, status=200):
     ctx = selectors.workflow_page(request.org, workflow)
     membership = request.membership
     ctx.update({
-        "workflow": workflow, "nav": "workflows", "forms": _forms(request, workflow, bound),
+        "workflow": workflow, "nav": "workflows",
+        "forms": _forms(request, workflow, bound, retro=ctx["retro"]),
         "can_run": services.can_run(membership) and not workflow.is_closed,
         "can_sign_off": services.can_sign_off(membership),
         "sign_off_people": list(services.sign_off_people(request.org)[:SIGN_OFF_NAMES + 1]),

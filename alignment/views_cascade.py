@@ -175,7 +175,7 @@ def misalignment_report(request):
     ``?rule=``, one rule's findings a page at a time."""
     cycles, cycle = _cycle(request)
     rule = request.GET.get("rule") if request.GET.get("rule") in rules.TITLES else None
-    groups = []
+    groups, overview = [], {"unhealthy": (0, []), "types": {}}
     if rule:
         counts = report.summary(request.org, cycle)  # None: being prepared
         if counts is not None:
@@ -183,19 +183,42 @@ def misalignment_report(request):
                               REPORT_PAGE).get_page(_page_number(request))
             groups.append((rules.TITLES[rule], rule, shown, shown.paginator.count))
     else:
-        counts, by_rule = report.first_by_rule(request.org, cycle, REPORT_PREVIEW)
+        overview = _report_overview(request.org, cycle)
+        counts, by_rule = overview["counts"], overview["by_rule"]
         for key, title in rules.TITLES.items():
             total, shown = by_rule.get(key, (0, []))
             groups.append((title, key, shown, total))
-    from okrs.scorecards import unaddressed_unhealthy
-    from orgs import team_types
-
     return render(request, "alignment/report.html", {
         "cycles": cycles, "cycle": cycle, "counts": counts, "rules": groups, "rule": rule,
         "nav": "report", "similar": round(rules.SIMILAR * 100),
-        # Scorecards and team types (part of issue 16): read here, not by the rules engine.
-        "unhealthy": unaddressed_unhealthy(request.org, cycle) if not rule else (0, []),
-        "types": team_types.findings(request.org, cycle) if not rule else {}})
+        "unhealthy": overview["unhealthy"], "types": overview["types"]})
+
+
+# How long the report's first screen may outlive a write whose version bump was lost (the cache
+# failed then, or another process keeps its own in-process cache).
+REPORT_TTL = 600
+
+
+def _report_overview(org, cycle):
+    """What the report's first screen shows for the whole cycle: the stored counts, the first
+    findings of each rule, and the scorecards' and team types' findings (part of issue 16, read
+    from their tables, not by the rules engine). The same for every member, so it is computed
+    once per change: cached under the organization's "report" version (``orgs/versions.py``),
+    which the recompute's write of the stored report moves, as do the rows the other two
+    read."""
+    from okrs.scorecards import unaddressed_unhealthy
+    from orgs import team_types, versions
+
+    def compute():
+        counts, by_rule = report.first_by_rule(org, cycle, REPORT_PREVIEW)
+        return {"counts": counts, "by_rule": by_rule,
+                "unhealthy": unaddressed_unhealthy(org, cycle),
+                "types": team_types.findings(org, cycle)}
+
+    if cycle is None:
+        return compute()
+    return versions.read_through(org.pk, "report", f"report:{org.pk}:{cycle.pk}", compute,
+                                 REPORT_TTL)
 
 
 class RealignForm(forms.Form):

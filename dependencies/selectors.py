@@ -3,7 +3,7 @@
 from datetime import datetime, time, timedelta
 
 from django.core.paginator import Paginator
-from django.db.models import Count, F, Q
+from django.db.models import Case, CharField, Count, F, IntegerField, Q, Value, When
 from django.utils import timezone
 
 from okrs.models import KeyResult, Objective, ObjectiveParent
@@ -159,9 +159,9 @@ PER_PAGE = 50
 
 def at_risk_from_upstream(org, cycle, *, team_ids=None, page=None, per_page=PER_PAGE):
     """Objectives and key results at risk because of something else, worst first, one page
-    of them. The order is decided on light rows (ids, health, team name, title); only the
-    page's rows are loaded as objects, so the cost does not grow with what is off screen."""
-    order = {"off_track": 0, "at_risk": 1}
+    of them. The order is decided and the page cut in SQL on light rows (ids, health, team
+    name, title); only the page's rows are loaded as objects, with the columns a row shows, so
+    the cost does not grow with what is off screen."""
     objectives = (Objective.objects.for_org(org).filter(cycle=cycle).live()
                   .exclude(risk_causes=[]))
     krs = (KeyResult.objects.for_org(org).filter(objective__cycle=cycle)
@@ -169,16 +169,27 @@ def at_risk_from_upstream(org, cycle, *, team_ids=None, page=None, per_page=PER_
     if team_ids is not None:
         objectives = objectives.filter(team_id__in=team_ids)
         krs = krs.filter(owner_team_id__in=team_ids)
-    keys = [("o", pk, h, team, title) for pk, h, team, title in
-            objectives.values_list("pk", "effective_health", "team__name", "title")]
-    keys += [("k", pk, h, team, title) for pk, h, team, title in
-             krs.values_list("pk", "effective_health", "owner_team__name", "title")]
-    keys.sort(key=lambda k: (order.get(k[2], 2), k[3], k[4], k[1]))
+    # Worst first, then by team name and title: sorted and counted in SQL, so only the page's
+    # keys come back, however many rows are at risk.
+    rank = Case(When(effective_health="off_track", then=Value(0)),
+                When(effective_health="at_risk", then=Value(1)), default=Value(2),
+                output_field=IntegerField())
+    columns = ("id", "title", "node_kind", "node_rank", "node_team")
+    keys = (objectives.annotate(node_kind=Value("o", output_field=CharField()), node_rank=rank,
+                                node_team=F("team__name")).values_list(*columns).order_by()
+            .union(krs.annotate(node_kind=Value("k", output_field=CharField()), node_rank=rank,
+                                node_team=F("owner_team__name")).values_list(*columns)
+                   .order_by(), all=True)
+            .order_by("node_rank", "node_team", "title", "id"))
     result = Paginator(keys, per_page).get_page(page)
-    shown = result.object_list
+    shown = [(kind, pk) for pk, _, kind, *_ in result.object_list]
+    # What a row shows: the title, the health, the causes and the team's name.
+    shown_fields = ("id", "organization", "title", "effective_health", "risk_causes")
     by_o = {o.pk: o for o in Objective.objects.for_org(org).select_related("team")
+            .only(*shown_fields, "team", "team__name")
             .filter(pk__in=[k[1] for k in shown if k[0] == "o"])}
     by_k = {k.pk: k for k in KeyResult.objects.for_org(org).select_related("owner_team")
+            .only(*shown_fields, "objective", "owner_team", "owner_team__name")
             .filter(pk__in=[k[1] for k in shown if k[0] == "k"])}
     items = []
     for kind, pk, *_ in shown:
@@ -214,14 +225,30 @@ def escalations(org, *, limit=10):
 
 
 def _with_ends(org, ids):
-    """The dependencies ``ids``, in that order, with both ends loaded. Choosing the ids first
-    on the dependency table alone keeps PostgreSQL from joining every row before it sorts."""
-    rows = list_with_ends(org, Dependency.objects.for_org(org).filter(pk__in=ids))
+    """The dependencies ``ids``, in that order, with what a row of the Network page shows
+    (``_dependency_row.html``: the two teams' names, the two ends' titles, the upstream end's
+    health). Choosing the ids first on the dependency table alone keeps PostgreSQL from joining
+    every row before it sorts; loading only the shown columns keeps each row light (no ends'
+    teams, parents or JSON risk data to decode and copy)."""
+    rows = list(Dependency.objects.for_org(org).filter(pk__in=ids)
+                .select_related(*ROW_ENDS).only(*ROW_FIELDS))
+    for d in rows:
+        d.organization = org
+        d.escalated = is_escalated(d)
     by_pk = {d.pk: d for d in rows}
     return [by_pk[pk] for pk in ids if pk in by_pk]
 
 
-def dependency_page(org, cycle, membership, *, team_ids=None, status=None, escalated=False,
+ROW_ENDS = ("requesting_team", "providing_team", "downstream_objective", "downstream_key_result",
+            "upstream_objective", "upstream_key_result")
+ROW_FIELDS = ("id", "organization", "cycle", "kind", "status", "need", "needed_by", "created_at",
+              *ROW_ENDS, "requesting_team__name", "providing_team__name",
+              "downstream_objective__title", "downstream_key_result__title",
+              "upstream_objective__title", "upstream_objective__effective_health",
+              "upstream_key_result__title", "upstream_key_result__effective_health")
+
+
+def dependency_page(org, cycle, *, team_ids=None, status=None, escalated=False,
                     at_risk=False, page=None, per_page=PER_PAGE):
     """One page of the cycle's dependencies, filtered; a count and a slice in SQL."""
     qs = (Dependency.objects.for_org(org).filter(cycle=cycle)
@@ -237,7 +264,7 @@ def dependency_page(org, cycle, membership, *, team_ids=None, status=None, escal
                        | Q(upstream_key_result__effective_health__in=RISKY))
     result = Paginator(qs.order_by("needed_by", "pk").values_list("pk", flat=True),
                        per_page).get_page(page)
-    result.object_list = annotate(_with_ends(org, list(result.object_list)), membership)
+    result.object_list = _with_ends(org, list(result.object_list))
     return result
 
 

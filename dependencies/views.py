@@ -1,3 +1,5 @@
+import hashlib
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
@@ -77,16 +79,47 @@ def network_overview(request):
            "statuses": Dependency.Status.choices,
            "team_choices": selectors.filter_teams(request.org, request.membership, f["team"])}
     if cycle is not None:
-        ctx["at_risk"] = at_risk_from_upstream(request.org, cycle, team_ids=team_ids,
-                                               page=request.GET.get("risk_page"))
-        ctx["dependencies"] = selectors.dependency_page(
-            request.org, cycle, request.membership, team_ids=team_ids, status=f["state"],
-            escalated=f["escalated"], at_risk=f["at_risk"], page=request.GET.get("page"))
-        if can_open_console(request.membership):
-            ctx["escalations"], ctx["escalation_count"] = selectors.escalations(request.org)
+        console = can_open_console(request.membership)
+        ctx["lists"] = _lists(request, ctx, team_ids, console)
+        if console:
             ctx["blockers"], ctx["blocker_count"] = ladder.escalated_blockers(request.org)
             ctx["skipped"] = selectors.skipped_rows(request.org, cycle)
     return render(request, "dependencies/network.html", ctx)
+
+
+# How long the network page's lists may outlive a write whose version bump was lost (the cache
+# failed then, or another process keeps its own in-process cache).
+LISTS_TTL = 300
+
+
+def _lists(request, ctx, team_ids, console):
+    """The HTML of the network page's three lists (escalations, at risk because of something
+    else, the page of dependencies), each the same for everyone who asks with the same filters
+    and teams: rendered once per change of what they show, cached under the organization's
+    "network" version (``orgs/versions.py``: dependencies, objectives, key results, teams,
+    cycles, and every health change), the day (escalation counts in days) and the query."""
+    from django.template.loader import render_to_string
+
+    from orgs import versions
+
+    org, cycle, f = request.org, ctx["cycle"], ctx["f"]
+
+    def compute():
+        data = dict(ctx, at_risk=at_risk_from_upstream(
+            org, cycle, team_ids=team_ids, page=request.GET.get("risk_page")),
+            dependencies=selectors.dependency_page(
+                org, cycle, team_ids=team_ids, status=f["state"], escalated=f["escalated"],
+                at_risk=f["at_risk"], page=request.GET.get("page")))
+        if console:
+            data["escalations"], data["escalation_count"] = selectors.escalations(org)
+        return {name: render_to_string(f"dependencies/network.html#{name}", data,
+                                       request=request) if name != "escalations" or console
+                else "" for name in ("escalations", "at_risk", "dependencies")}
+
+    query = hashlib.sha1(repr((sorted(request.GET.lists()), team_ids, f["mine"])).encode())
+    key = (f"network:{org.pk}:{cycle.pk}:{timezone.localdate()}:{org.escalate_after_days}:"
+           f"{int(console)}:{query.hexdigest()[:16]}")
+    return versions.read_through(org.pk, "network", key, compute, LISTS_TTL)
 
 
 @org_view

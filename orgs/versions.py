@@ -69,6 +69,23 @@ TOPICS = {
         "dependencies.Dependency", "dependencies.DependencyEvent",
         "alignment.Workflow", "retros.Retrospective", "retros.Improvement",
     },
+    # The misalignment report's first screen (alignment.views_cascade): the stored findings
+    # and their counts (written with raw SQL, then the report row through a queryset), the
+    # scorecards' unhealthy KPIs and the recovery objectives, and the links between teams that
+    # the team types' findings read (dependencies, key results feeding or owned across teams,
+    # shared objectives).
+    "report": {
+        "orgs.Team", "orgs.Cycle", "alignment.FindingsReport", "alignment.Finding",
+        "okrs.KPI", "okrs.Objective", "okrs.KeyResult",
+        "dependencies.Dependency", "dependencies.ObjectiveShare",
+    },
+    # The network page's lists (dependencies.views): dependencies with their ends' titles and
+    # teams' names, what is at risk because of something else (health: bumped by the
+    # propagation run), the open cycles' escalations.
+    "network": {
+        "orgs.Team", "orgs.Cycle", "okrs.Objective", "okrs.KeyResult",
+        "dependencies.Dependency",
+    },
 }
 EVERY_ORG = "*"
 _BY_MODEL = {}
@@ -208,7 +225,7 @@ def connect():
 # What a change of health moves: the propagation run writes effective health, rolled progress
 # and rolled values with raw SQL (no signal, no queryset), so it bumps these at its end, and
 # ``mark_changed`` bumps them for any change that can move health.
-HEALTH = ("inbox", "review")
+HEALTH = ("inbox", "review", "network")
 
 
 def health_changed(cycle):
