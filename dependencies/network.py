@@ -178,6 +178,8 @@ def forget():
     of every cycle computes everything."""
     _GRAPHS.clear()
     _ROWS.clear()
+    _GAVE.clear()
+    _GAVE_ELAPSED.clear()
     _HEALTHS.clear()
     alignment_rules.forget()
 
@@ -654,13 +656,35 @@ def _own_health_and_edges(cycle, data, now):
     # result as ``assess_key_result`` at a fraction of the cost.
     key_result_health = progress.key_result_health
     kept, kept_now = _HEALTHS.previous, _HEALTHS.current
+    # What each key result gave the last run of the cycle, by the row it was read as (the very
+    # object: ``_KeptRows``), the team of its objective, whether the key result it feeds is
+    # there, and whether it was stale: (own health, aligned part, edges, objective's part).
+    last_gave = _GAVE.pop(cycle.pk, {}) if _GAVE_ELAPSED.get(cycle.pk) == elapsed else {}
+    gave = {}
+    stale_after, aligned_key_results = progress.STALE_AFTER, data.setdefault(
+        "aligned_key_results", [])
     for pk, k in list(key_results.items()):
+        last = k["last_check_in_at"]
+        stale = bool(last and elapsed < 1 and now - last > stale_after)
+        objective = objectives.get(k["objective_id"])
+        team = objective["team_id"] if objective is not None else None
+        fed = k["feeds_id"] in key_results
+        mine = last_gave.get(pk)
+        if mine is not None and mine[0] is k and mine[1] == (stale, objective is None, team, fed):
+            gave[pk] = mine
+            _, _, health, aligned, kr_edges, part = mine
+            own[(KR, pk)] = health
+            if aligned is not None:
+                aligned_key_results.append(aligned)
+            edges += kr_edges
+            if part is not None:
+                parts[k["objective_id"]].append(part)
+            continue
+        n_edges = len(edges)
         # Its own health depends on these alone (``now`` only through staleness; the values
         # are Decimals, ``_assessable``): kept from the last run when they are the same.
-        last = k["last_check_in_at"]
         key = (k["kind"], k["start_value"], k["target_value"], k["current_value"],
-               k["is_done"], k["confidence"] or None, elapsed,
-               bool(last and elapsed < 1 and now - last > progress.STALE_AFTER))
+               k["is_done"], k["confidence"] or None, elapsed, stale)
         found = kept_now.get(key) or kept.get(key)
         if found is None:
             try:
@@ -678,19 +702,23 @@ def _own_health_and_edges(cycle, data, now):
         kept_now[key] = found
         done, health = found
         own[(KR, pk)] = health
+        aligned = part = None
         if k["aligned_to_id"] is not None:  # counts there like an aligned objective
-            data.setdefault("aligned_key_results", []).append((k["aligned_to_id"], done))
+            aligned = (k["aligned_to_id"], done)
+            aligned_key_results.append(aligned)
             edges.append(Edge((KR, pk), (OBJ, k["aligned_to_id"]), ROLLUP, 1.0))
         # An objective's own health comes from its own team's key results; another team's key
         # result on it rolls up (a reason of its own: "its key results", naming that team).
-        objective = objectives.get(k["objective_id"])
         is_own = objective is not None and objective["team_id"] == k["owner_team_id"]
         if is_own:
-            parts[k["objective_id"]].append((done, health, k["weight"]))
+            part = (done, health, k["weight"])
+            parts[k["objective_id"]].append(part)
         edges.append(Edge((KR, pk), (OBJ, k["objective_id"]), OWN if is_own else ROLLUP,
                           float(k["weight"])))
-        if k["feeds_id"] in key_results:
+        if fed:
             edges.append(Edge((KR, pk), (KR, k["feeds_id"]), ROLLUP, 1.0))
+        gave[pk] = (k, (stale, objective is None, team, fed), health, aligned,
+                    tuple(edges[n_edges:]), part)
     own_progress = data.setdefault("own_progress", {})
     for pk, o in list(objectives.items()):
         try:
@@ -714,6 +742,10 @@ def _own_health_and_edges(cycle, data, now):
         edges.append(Edge(src, dst, BROKEN if status == Dependency.Status.BROKEN else DEPENDS))
     edges = [e for e in edges if e.src in own and e.dst in own]
     _HEALTHS.rotate()
+    _GAVE[cycle.pk], _GAVE_ELAPSED[cycle.pk] = gave, elapsed
+    while len(_GAVE) > KEPT_GRAPHS:
+        oldest = next(iter(_GAVE))
+        del _GAVE[oldest], _GAVE_ELAPSED[oldest]
     return own, edges, rolled_values
 
 
@@ -738,6 +770,11 @@ class _Kept:
     def clear(self):
         self.current, self.previous = {}, {}
 
+
+# What each key result of a cycle gave its last run, and that run's share of the cycle gone
+# (``_own_health_and_edges``): a function of the row read (the kept object itself), its
+# objective's team, whether what it feeds is there, whether it was stale, and the share.
+_GAVE, _GAVE_ELAPSED = {}, {}
 
 # Own healths of key results and objectives, by what they depend on (``_own_health_and_edges``).
 # Shared by the cycles of this process: the key is the whole input.
