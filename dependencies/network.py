@@ -179,6 +179,7 @@ def forget():
     _GRAPHS.clear()
     _ROWS.clear()
     _GAVE.clear()
+    _IMPACTS.clear()
     _GAVE_ELAPSED.clear()
     _HEALTHS.clear()
     alignment_rules.forget()
@@ -953,6 +954,52 @@ def recompute_all(*, dirty_only=True):
 # the same write phase, alerts in the same run (one email per person per run).
 
 
+class _KeptImpacts(NamedTuple):
+    """What the last run of a cycle computed the impacts from, and what each kept."""
+    objectives: dict
+    key_results: dict
+    results: dict
+    dependencies: list
+    members: dict
+    extra: list
+    kept: dict
+
+
+_IMPACTS = OrderedDict()
+
+
+def _moved(last, objectives, key_results, results, deps, members, extra):
+    """The nodes whose row, result, parent or key results may differ from the last run's
+    (``flows.impacts``'s ``changed``), or None when its other inputs differ (every impact is
+    computed again). A row is the same when it is the very row the last run read (the rows
+    kept, ``_KeptRows``); a row read again, new or gone counts, and so do the objectives it
+    hangs from before and after."""
+    if last is None or last.dependencies != deps or last.members != members \
+            or last.extra != list(extra):
+        return None
+    moved = set()
+    for table, kind, rows, parent in (
+            (last.objectives, OBJ, objectives, "parent_id"),
+            (last.key_results, KR, key_results, "objective_id")):
+        for pk, row in rows.items():
+            old = table.get(pk)
+            if old is not row:
+                moved.add((kind, pk))
+                moved.add((OBJ, row[parent]))
+                if old is not None:
+                    moved.add((OBJ, old[parent]))
+        for pk in table.keys() - rows.keys():
+            moved.add((kind, pk))
+            moved.add((OBJ, table[pk][parent]))
+    old_results = last.results
+    for node, r in results.items():
+        old = old_results.get(node)
+        if old is not r and old != r:
+            moved.add(node)
+    moved.update(old_results.keys() - results.keys())
+    return moved
+
+
 def _team_members(organization_id, team_ids):
     from orgs.models import Membership
 
@@ -989,10 +1036,17 @@ def _compute_flows(cycle, data, results):
                  if n["kind"] in flows.UPPER_KINDS and effective.get(pk) in flows.BAD]
     members = _team_members(cycle.organization_id, {n["team_id"] for n in nodes.values()}) \
         if upper_bad else {}
+    krs = {pk: k for pk, k in key_results.items() if k["objective_id"] in nodes}
+    last = _IMPACTS.pop(cycle.pk, None)
+    kept = last.kept if last is not None else {}
+    moved = _moved(last, objectives, key_results, results, deps, members, extra)
     impact = flows.impacts(
-        nodes, {pk: k for pk, k in key_results.items() if k["objective_id"] in nodes}, deps,
-        results, members, lambda node: _describe(node, data, results),
-        extra) if upper_bad else {}
+        nodes, krs, deps, results, members, lambda node: _describe(node, data, results),
+        extra, kept=kept, changed=moved) if upper_bad else {}
+    _IMPACTS[cycle.pk] = _KeptImpacts(dict(objectives), dict(key_results), results, deps, members,
+                                      list(extra), kept if upper_bad else {})
+    while len(_IMPACTS) > KEPT_GRAPHS:
+        _IMPACTS.popitem(last=False)
     changed = []
     for pk in nodes:
         row = stored[pk]
