@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import time
-from collections import OrderedDict, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -974,10 +974,16 @@ def _moved(last, objectives, key_results, results, deps, members, extra):
     computed again). A row is the same when it is the very row the last run read (the rows
     kept, ``_KeptRows``); a row read again, new or gone counts, and so do the objectives it
     hangs from before and after."""
-    if last is None or last.dependencies != deps or last.members != members \
-            or last.extra != list(extra):
+    if last is None or last.members != members or last.extra != list(extra):
         return None
     moved = set()
+    if last.dependencies != deps:
+        # A dependency that came or went: both its ends (an impact reads the dependencies of
+        # the nodes it read alone, in the order of the dependencies' ids).
+        old, new = Counter(last.dependencies), Counter(deps)
+        for up, down in (old - new) + (new - old):
+            moved.add(up)
+            moved.add(down)
     for table, kind, rows, parent in (
             (last.objectives, OBJ, objectives, "parent_id"),
             (last.key_results, KR, key_results, "objective_id")):
