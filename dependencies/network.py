@@ -743,10 +743,11 @@ def _own_health_and_edges(cycle, data, now):
         edges.append(Edge(src, dst, BROKEN if status == Dependency.Status.BROKEN else DEPENDS))
     edges = [e for e in edges if e.src in own and e.dst in own]
     _HEALTHS.rotate()
+    _GAVE.pop(cycle.pk, None)  # the newest last: the oldest cycles are dropped first
     _GAVE[cycle.pk], _GAVE_ELAPSED[cycle.pk] = gave, elapsed
-    while len(_GAVE) > KEPT_GRAPHS:
-        oldest = next(iter(_GAVE))
-        del _GAVE[oldest], _GAVE_ELAPSED[oldest]
+    for oldest in list(_GAVE)[:-KEPT_GRAPHS]:
+        _GAVE.pop(oldest, None)
+        _GAVE_ELAPSED.pop(oldest, None)
     return own, edges, rolled_values
 
 
