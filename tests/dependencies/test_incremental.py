@@ -436,3 +436,69 @@ def test_rows_read_again_and_impacts_kept_give_what_a_run_from_scratch_gives(
     if connection.vendor == "postgresql":  # elsewhere every row is read again on every run
         assert reads["rows patched"] >= 2 * len(changes), reads
         assert reads["impacts kept"] >= 1, reads
+
+
+def _impact_inputs(rng, n_objectives=120):
+    objectives, key_results = {}, {}
+    for pk in range(1, n_objectives + 1):
+        parent = rng.randrange(1, pk) if pk > 1 and rng.random() < 0.9 else None
+        objectives[pk] = {"parent_id": parent, "team_id": rng.randrange(1, 9),
+                          "kind": rng.choice(("company", "department", "team", "team")),
+                          "title": f"Goal {pk}", "team": "Team", "team__name": "Team"}
+    for pk in range(1, 3 * n_objectives):
+        key_results[pk] = {"objective_id": rng.randrange(1, n_objectives + 1),
+                           "weight": Decimal(rng.choice((1, 2))), "title": f"KR {pk}",
+                           "owner_team__name": "Team"}
+    deps = [((rng.choice("ok"), rng.randrange(1, n_objectives)),
+             (rng.choice("ok"), rng.randrange(1, n_objectives))) for _ in range(30)]
+    return objectives, key_results, deps
+
+
+def _impact_results(rng, objectives, key_results):
+    results = {}
+    for kind, rows in (("o", objectives), ("k", key_results)):
+        for pk in rows:
+            effective = rng.choice(HEALTHS)
+            causes = ((("k", rng.choice(list(key_results))),),) if effective else ()
+            results[(kind, pk)] = propagation.Result(rng.choice(HEALTHS), effective, causes)
+    return results
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_impacts_kept_equal_impacts_from_scratch(seed):
+    """``flows.impacts`` with what the last call kept and the nodes that moved
+    (``network._moved``) gives what it gives from scratch, under random changes of results,
+    rows, parents, key results' objectives and weights, and dependencies."""
+    rng = random.Random(seed)
+    objectives, key_results, deps = _impact_inputs(rng)
+    results = _impact_results(rng, objectives, key_results)
+    members, kept, last = {1: {10, 11}, 2: {12}}, {}, None
+
+    def describe(node):
+        row = objectives[node[1]] if node[0] == "o" else key_results[node[1]]
+        return {"id": node[1], "title": row["title"]}
+
+    reused = 0
+    for _ in range(12):
+        moved = network._moved(last, objectives, key_results, results, deps, members, ())
+        before = dict(kept)
+        got = flows.impacts(objectives, key_results, deps, results, members, describe,
+                            kept=kept, changed=moved)
+        assert got == flows.impacts(objectives, key_results, deps, results, members, describe)
+        reused += sum(1 for root, mine in kept.items() if before.get(root) is mine)
+        last = network._KeptImpacts(dict(objectives), dict(key_results), results, deps,
+                                    members, [], kept)
+        objectives, key_results, results = dict(objectives), dict(key_results), dict(results)
+        for node in rng.sample(list(results), rng.choice((1, 3, 10))):
+            results[node] = rng.choice(list(results.values()))
+        for pk in rng.sample(list(objectives), 2):
+            objectives[pk] = {**objectives[pk], "parent_id": rng.choice(
+                [None, *range(1, pk)])}
+        for pk in rng.sample(list(key_results), 3):
+            key_results[pk] = {**key_results[pk], "weight": Decimal(rng.choice((1, 3))),
+                               "objective_id": rng.choice(list(objectives))}
+        if rng.random() < 0.5:
+            deps = [*deps[1:], deps[0]] if rng.random() < 0.5 else deps[:-1]
+        if rng.random() < 0.3:
+            del key_results[rng.choice(list(key_results))]
+    assert reused, "some impacts were kept"
