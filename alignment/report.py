@@ -109,6 +109,16 @@ def _sql(queryset):
     return queryset.order_by().query.get_compiler(queryset.db).as_sql()
 
 
+# ``findings``'s ``stored`` when the caller keeps the stored findings of the rules that do not
+# read the clock as they are (``prepare``): when they still hold, only the clock's are returned,
+# as a ``Reused`` list, and no stored row is read.
+STORED = object()
+
+
+class Reused(list):
+    """Findings of the rules that read the clock alone: the others are those stored."""
+
+
 def findings(org, cycle, *, now=None, inputs=None, stored=None):
     """The rules' findings on the cycle's current data. Only the recompute calls this (through
     ``prepare``); pages read what it stored.
@@ -124,6 +134,8 @@ def findings(org, cycle, *, now=None, inputs=None, stored=None):
     if inputs is not None and stored is not None and inputs == FindingsReport.objects.for_org(
             org).filter(cycle=cycle).values_list("inputs", flat=True).first():
         found = [f for rule in TIMED for f in rule(timed_data(org, cycle, now or timezone.now()))]
+        if stored is STORED:
+            return Reused(found)
         found += [rules.Finding(rule=rule, severity=severity, message=message, who=who,
                                 objective_id=o, key_result_id=k, dependency_id=d)
                   for _, rule, severity, message, who, o, k, d in stored
@@ -229,8 +241,15 @@ def prepare(cycle, *, now=None, reuse=False):
         rows = stored_rows.filter(rule__in=TIMED_RULES).values_list(*columns)
     else:
         inputs = inputs_digest(org, cycle)  # before the rules read
-        rows = list(stored_rows.values_list(*columns))
-        found = findings(org, cycle, now=now, inputs=inputs, stored=rows)
+        found = findings(org, cycle, now=now, inputs=inputs, stored=STORED)
+        if isinstance(found, Reused):
+            # As ``reuse``: the stored findings of the rules that ignore the clock stay as they
+            # are (counted in SQL); those of the clock's are compared with what they found.
+            kept = Counter(dict(stored_rows.exclude(rule__in=TIMED_RULES).values_list(
+                "severity").annotate(n=Count("id")).order_by()))
+            rows = stored_rows.filter(rule__in=TIMED_RULES).values_list(*columns)
+        else:
+            rows = stored_rows.values_list(*columns)
     stored = {}
     for pk, *key in rows:
         stored.setdefault(_key(*key), []).append(pk)

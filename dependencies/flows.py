@@ -123,7 +123,8 @@ def risk_above(objectives, effective, extra_links=()):
     return flags
 
 
-def impacts(objectives, key_results, dependencies, results, members, describe, extra_links=()):
+def impacts(objectives, key_results, dependencies, results, members, describe, extra_links=(),
+            *, kept=None, changed=None):
     """Impact of each company or department objective whose effective health is at risk or off
     track. Returns {pk: impact dict}.
 
@@ -134,7 +135,17 @@ def impacts(objectives, key_results, dependencies, results, members, describe, e
     members: {team_id: set of user ids}; describe(node) -> a small dict naming the node;
     extra_links: [(child, parent, share)], the parents objectives contribute to besides their
     primary one: below counts them too (each objective once).
+
+    kept, changed: to compute again only the impacts a change can reach. ``kept`` is a dict this
+    function fills, {root: (the nodes its impact read, the impact)}, given back on the next
+    call; ``changed``, the nodes (("o", pk) or ("k", pk)) whose row, result, parent or key
+    results may differ from that call's, with every other argument the same (the caller checks
+    it; None: anything may differ). A root whose nodes read include none of them has the
+    impact it had: every value it reads is the same.
     """
+    last = kept.copy() if kept is not None and changed is not None else {}
+    if kept is not None:
+        kept.clear()
     children, krs_of = defaultdict(list), defaultdict(list)
     for pk, o in objectives.items():
         if o["parent_id"] in objectives:
@@ -162,6 +173,11 @@ def impacts(objectives, key_results, dependencies, results, members, describe, e
     out = {}
     for root, o in objectives.items():
         if o["kind"] not in UPPER_KINDS or health(("o", root)) not in BAD:
+            continue
+        mine = last.get(root)
+        if mine is not None and mine[0].isdisjoint(changed):
+            out[root] = mine[1]
+            kept[root] = mine
             continue
         # Below: the subtree, with each node's share of the root's health (roll-up weights:
         # a key result by its weight, an aligned objective as 1, as the propagation weighs).
@@ -211,6 +227,15 @@ def impacts(objectives, key_results, dependencies, results, members, describe, e
         worst_first = sorted(affected, key=lambda pk: (
             severity.get(health(("o", pk)), 2), objectives[pk]["title"], pk))
         team_names = sorted({objectives[pk]["team"] for pk in [root, *affected]})
+        if kept is not None:
+            # What it read: the subtree, what flows into it and out of it, what it names.
+            read = set(inside)
+            for node in inside:
+                read.update(into[node])
+                read.update(dependents[node])
+            read.update(("o", pk) for pk in downstream)
+            read.update(node for node, _ in ranked)
+            kept[root] = (frozenset(read), None)
         out[root] = {
             "health": health(("o", root)),
             "teams": len(teams), "objectives": len(affected), "key_results": len(krs),
@@ -221,4 +246,6 @@ def impacts(objectives, key_results, dependencies, results, members, describe, e
                        for node, w in ranked[:TOP]],
             "more_causes": max(0, len(ranked) - TOP),
         }
+        if kept is not None:
+            kept[root] = (kept[root][0], out[root])
     return out

@@ -15,17 +15,19 @@ import hashlib
 import json
 import logging
 import time
-from collections import OrderedDict, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from functools import partial
+from typing import NamedTuple
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, connections, transaction
 from django.db.models import F, Q, TextField
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 from django.utils import timezone
 from django_scopes import scopes_disabled
@@ -175,6 +177,10 @@ def forget():
     """Drop what this process kept from earlier runs (graphs, the rules' units): the next run
     of every cycle computes everything."""
     _GRAPHS.clear()
+    _ROWS.clear()
+    _GAVE.clear()
+    _IMPACTS.clear()
+    _GAVE_ELAPSED.clear()
     _HEALTHS.clear()
     alignment_rules.forget()
 
@@ -370,24 +376,10 @@ def _load(cycle):
     # a change of it. In the order of ids: the edges' order decides which causes a node keeps
     # (``propagation._causes``), so a run's result does not depend on where PostgreSQL stored
     # the rows it read, and a run can start from the last one's graph (``repropagate``).
+    # On PostgreSQL the rows of objectives and key results come from the last run's
+    # (``_KeptRows``) but for those whose version moved: see ``_objective_and_key_result_rows``.
     org = cycle.organization_id
-    objectives = {
-        row["id"]: row for row in _rows(Objective.objects.filter(organization_id=org, cycle=cycle)
-        .exclude(state=Objective.State.RETIRED)
-        .values("id", "parent_id", "team_id", "title", "effective_health",
-                "team__name", "team__lead_id", causes_text=CAUSES_TEXT).order_by("id"))
-    }
-    key_results = {
-        row["id"]: row for row in _rows(KeyResult.objects.filter(
-            organization_id=org, objective__cycle=cycle)
-        .exclude(objective__state=Objective.State.RETIRED)
-        .values("id", "objective_id", "title", "kind", "start_value", "target_value",
-                "current_value", "is_done", "confidence", "last_check_in_at", "weight",
-                "feeds_id", "rollup", "aligned_to_id", "owner_id", "owner_team_id",
-                "owner_team__name",
-                "owner_team__lead_id",
-                "effective_health", causes_text=CAUSES_TEXT).order_by("id"))
-    }
+    objectives, key_results, bad = _objective_and_key_result_rows(cycle)
     dependencies = list(
         Dependency.objects.filter(organization_id=org, cycle=cycle,
                                   status__in=Dependency.PROPAGATING)
@@ -404,30 +396,162 @@ def _load(cycle):
             organization_id=org, objective__cycle=cycle, team__lead__isnull=False
     ).values_list("objective_id", "team__lead_id"):
         share_leads[objective_id].add(lead_id)
-    for rows in (objectives, key_results):
-        for row in rows.values():
-            # Most nodes have no risk causes: no JSON decoding for them.
-            text = row.pop("causes_text")
-            row["risk_causes"] = [] if text == "[]" else json.loads(text)
     skipped = []
-    for pk, k in list(key_results.items()):
-        reason = None if _assessable(k) else _unassessable(k)
-        if reason:
-            del key_results[pk]
-            skipped.append(_skip(cycle, KR, pk, k["title"], k["objective_id"], reason))
-    for kind, rows in ((OBJ, objectives), (KR, key_results)):
-        for pk, row in rows.items():
-            if row["effective_health"] not in HEALTHS:
-                # Unreadable stored result: recompute it as if it were new.
-                logger.warning("Recompute of cycle %s of organization %s: %s %s had the unknown "
-                               "effective health %r; it is computed again.", cycle.pk, org,
-                               "objective" if kind == OBJ else "key result", pk,
-                               row["effective_health"],
-                               extra={"organization": org, "object": f"{kind}:{pk}"})
-                row["effective_health"] = None
+    for pk, reason in bad.items():
+        k = key_results.pop(pk)
+        skipped.append(_skip(cycle, KR, pk, k["title"], k["objective_id"], reason))
     return {"objectives": objectives, "key_results": key_results,
             "dependencies": dependencies, "share_leads": share_leads, "skipped": skipped,
             "extra_parents": extra_parents}
+
+
+# A row's version on PostgreSQL: the transaction that wrote it (``xmin``) and where it sits
+# (``ctid``). Every write of a row makes a new version with another pair: an UPDATE in
+# another transaction another xmin; two UPDATEs in one transaction, another ctid (the old
+# version's place is not reused before that transaction ends). So a row whose pair is the one
+# kept is the row kept, to the byte; a pair that moved for nothing (a VACUUM FULL) only costs a
+# read again.
+_VERSION = "{table}.xmin::text || '/' || {table}.ctid::text"
+
+
+def _versioned(queryset, table):
+    return queryset.annotate(row_version=RawSQL(_VERSION.format(table=table), (),
+                                            output_field=TextField()))
+
+
+def _objective_rows(cycle):
+    return Objective.objects.filter(organization_id=cycle.organization_id, cycle=cycle).exclude(
+        state=Objective.State.RETIRED).order_by("id")
+
+
+def _key_result_rows(cycle):
+    return KeyResult.objects.filter(
+        organization_id=cycle.organization_id, objective__cycle=cycle).exclude(
+        objective__state=Objective.State.RETIRED).order_by("id")
+
+
+OBJECTIVE_COLUMNS = ("id", "parent_id", "team_id", "title", "effective_health", "team__name",
+                     "team__lead_id",
+                     # What the flows read (``_compute_flows``).
+                     "level", "progress_mode", "key_results_weight", "weight",
+                     "rolled_progress", "team__kind")
+KEY_RESULT_COLUMNS = ("id", "objective_id", "title", "kind", "start_value", "target_value",
+                      "current_value", "is_done", "confidence", "last_check_in_at", "weight",
+                      "feeds_id", "rollup", "aligned_to_id", "owner_id", "owner_team_id",
+                      "owner_team__name", "owner_team__lead_id", "effective_health")
+
+
+def _read_objectives(cycle, queryset):
+    rows = {}
+    version = ("row_version",) if "row_version" in queryset.query.annotations else ()
+    for row in _rows(queryset.values(*OBJECTIVE_COLUMNS, *version, causes_text=CAUSES_TEXT,
+                                     above_text=Cast("risk_above", TextField()),
+                                     impact_text=Cast("impact", TextField()))):
+        # Most objectives have no risk causes and no flows: no JSON decoding for them.
+        text = row.pop("causes_text")
+        row["risk_causes"] = [] if text == "[]" else json.loads(text)
+        text = row.pop("above_text")
+        row["risk_above"] = {} if text == "{}" else json.loads(text)
+        text = row.pop("impact_text")
+        row["impact"] = {} if text == "{}" else json.loads(text)
+        if row["effective_health"] not in HEALTHS:
+            _unknown_health(cycle, OBJ, row)
+        rows[row["id"]] = row
+    return rows
+
+
+def _read_key_results(cycle, queryset):
+    rows = {}
+    version = ("row_version",) if "row_version" in queryset.query.annotations else ()
+    for row in _rows(queryset.values(*KEY_RESULT_COLUMNS, *version, causes_text=CAUSES_TEXT)):
+        text = row.pop("causes_text")
+        row["risk_causes"] = [] if text == "[]" else json.loads(text)
+        if row["effective_health"] not in HEALTHS:
+            _unknown_health(cycle, KR, row)
+        # Why it cannot be assessed, or None (a function of the row alone: kept with it).
+        row["unassessable"] = None if _assessable(row) else _unassessable(row)
+        rows[row["id"]] = row
+    return rows
+
+
+def _unknown_health(cycle, kind, row):
+    # Unreadable stored result: recompute it as if it were new.
+    logger.warning("Recompute of cycle %s of organization %s: %s %s had the unknown effective "
+                   "health %r; it is computed again.", cycle.pk, cycle.organization_id,
+                   "objective" if kind == OBJ else "key result", row["id"],
+                   row["effective_health"],
+                   extra={"organization": cycle.organization_id, "object": f"{kind}:{row['id']}"})
+    row["effective_health"] = None
+
+
+class _KeptRows(NamedTuple):
+    """The rows of objectives and key results one run read (as ``_load`` makes them, never
+    changed after: a run that changes one replaces it in its own dicts), with their versions,
+    and the versions of the teams (whose names, leads and kinds the rows carry)."""
+    teams: tuple
+    objectives: dict
+    key_results: dict
+
+
+_ROWS = OrderedDict()  # cycle id -> _KeptRows, for the last ``KEPT_GRAPHS`` cycles run
+# A run that finds more than this share of rows moved reads them all again, in one query.
+REREAD_ALL_ABOVE = 0.2
+
+
+def _objective_and_key_result_rows(cycle):
+    """The cycle's live objectives and key results as rows ({id: row}, in the order of ids),
+    and the key results that cannot be assessed ({id: why}). On PostgreSQL it reads the
+    versions of the rows (two narrow queries) and the whole rows only of those whose version
+    is not the one kept from the last run; new rows and rows gone (deleted, retired, moved
+    to another cycle) are seen as such. Elsewhere, every row."""
+    objectives_qs, key_results_qs = _objective_rows(cycle), _key_result_rows(cycle)
+    read_objectives = partial(_read_objectives, cycle)
+    read_key_results = partial(_read_key_results, cycle)
+    if connection.vendor != "postgresql":
+        objectives, key_results = read_objectives(objectives_qs), read_key_results(key_results_qs)
+    else:
+        objectives_qs = _versioned(objectives_qs, "okrs_objective")
+        key_results_qs = _versioned(key_results_qs, "okrs_keyresult")
+        kept = _ROWS.pop(cycle.pk, None)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT id, xmin::text, ctid::text FROM orgs_team "
+                           "WHERE organization_id = %s ORDER BY id", [cycle.organization_id])
+            teams = tuple(cursor.fetchall())
+        if kept is None or kept.teams != teams:
+            objectives = read_objectives(objectives_qs)
+            key_results = read_key_results(key_results_qs)
+        else:
+            objectives = _patch(kept.objectives, objectives_qs, read_objectives)
+            key_results = _patch(kept.key_results, key_results_qs, read_key_results)
+        _ROWS[cycle.pk] = _KeptRows(teams, objectives, key_results)
+        while len(_ROWS) > KEPT_GRAPHS:
+            _ROWS.popitem(last=False)
+        objectives, key_results = dict(objectives), dict(key_results)
+    bad = {pk: k["unassessable"] for pk, k in key_results.items() if k["unassessable"]}
+    return objectives, key_results, bad
+
+
+def _patch(kept, queryset, read):
+    versions = _rows_list(queryset.values_list("id", "row_version"))
+    get = kept.get
+    moved = [pk for pk, version in versions if (get(pk) or _NO_ROW)["row_version"] != version]
+    if len(moved) > REREAD_ALL_ABOVE * max(len(versions), 1):
+        return read(queryset)
+    fresh = read(queryset.filter(id__in=moved)) if moved else {}
+    # In the order of ids (the versions'), the kept rows but for the fresh ones; the rows
+    # gone are not in the versions.
+    return {pk: fresh.get(pk) or kept[pk] for pk, _ in versions}
+
+
+_NO_ROW = {"row_version": None}
+
+
+def _rows_list(queryset):
+    """The rows of a ``.values_list()`` queryset, read with a plain cursor."""
+    sql, params = queryset.query.get_compiler(queryset.db).as_sql()
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 # The stored risk causes as text: "[]" for most nodes, decoded only when not empty.
@@ -517,7 +641,8 @@ def _rolled_values(key_results):
         value = value.quantize(Decimal("0.0001"))
         if k["current_value"] is None or Decimal(k["current_value"]) != value:
             values[pk] = value
-        k["current_value"] = value
+        # A copy: the rows read are kept for the next run as they were read (``_KeptRows``).
+        key_results[pk] = {**k, "current_value": value}
     return values
 
 
@@ -532,13 +657,35 @@ def _own_health_and_edges(cycle, data, now):
     # result as ``assess_key_result`` at a fraction of the cost.
     key_result_health = progress.key_result_health
     kept, kept_now = _HEALTHS.previous, _HEALTHS.current
+    # What each key result gave the last run of the cycle, by the row it was read as (the very
+    # object: ``_KeptRows``), the team of its objective, whether the key result it feeds is
+    # there, and whether it was stale: (own health, aligned part, edges, objective's part).
+    last_gave = _GAVE.pop(cycle.pk, {}) if _GAVE_ELAPSED.get(cycle.pk) == elapsed else {}
+    gave = {}
+    stale_after, aligned_key_results = progress.STALE_AFTER, data.setdefault(
+        "aligned_key_results", [])
     for pk, k in list(key_results.items()):
+        last = k["last_check_in_at"]
+        stale = bool(last and elapsed < 1 and now - last > stale_after)
+        objective = objectives.get(k["objective_id"])
+        team = objective["team_id"] if objective is not None else None
+        fed = k["feeds_id"] in key_results
+        mine = last_gave.get(pk)
+        if mine is not None and mine[0] is k and mine[1] == (stale, objective is None, team, fed):
+            gave[pk] = mine
+            _, _, health, aligned, kr_edges, part = mine
+            own[(KR, pk)] = health
+            if aligned is not None:
+                aligned_key_results.append(aligned)
+            edges += kr_edges
+            if part is not None:
+                parts[k["objective_id"]].append(part)
+            continue
+        n_edges = len(edges)
         # Its own health depends on these alone (``now`` only through staleness; the values
         # are Decimals, ``_assessable``): kept from the last run when they are the same.
-        last = k["last_check_in_at"]
         key = (k["kind"], k["start_value"], k["target_value"], k["current_value"],
-               k["is_done"], k["confidence"] or None, elapsed,
-               bool(last and elapsed < 1 and now - last > progress.STALE_AFTER))
+               k["is_done"], k["confidence"] or None, elapsed, stale)
         found = kept_now.get(key) or kept.get(key)
         if found is None:
             try:
@@ -556,19 +703,23 @@ def _own_health_and_edges(cycle, data, now):
         kept_now[key] = found
         done, health = found
         own[(KR, pk)] = health
+        aligned = part = None
         if k["aligned_to_id"] is not None:  # counts there like an aligned objective
-            data.setdefault("aligned_key_results", []).append((k["aligned_to_id"], done))
+            aligned = (k["aligned_to_id"], done)
+            aligned_key_results.append(aligned)
             edges.append(Edge((KR, pk), (OBJ, k["aligned_to_id"]), ROLLUP, 1.0))
         # An objective's own health comes from its own team's key results; another team's key
         # result on it rolls up (a reason of its own: "its key results", naming that team).
-        objective = objectives.get(k["objective_id"])
         is_own = objective is not None and objective["team_id"] == k["owner_team_id"]
         if is_own:
-            parts[k["objective_id"]].append((done, health, k["weight"]))
+            part = (done, health, k["weight"])
+            parts[k["objective_id"]].append(part)
         edges.append(Edge((KR, pk), (OBJ, k["objective_id"]), OWN if is_own else ROLLUP,
                           float(k["weight"])))
-        if k["feeds_id"] in key_results:
+        if fed:
             edges.append(Edge((KR, pk), (KR, k["feeds_id"]), ROLLUP, 1.0))
+        gave[pk] = (k, (stale, objective is None, team, fed), health, aligned,
+                    tuple(edges[n_edges:]), part)
     own_progress = data.setdefault("own_progress", {})
     for pk, o in list(objectives.items()):
         try:
@@ -592,6 +743,11 @@ def _own_health_and_edges(cycle, data, now):
         edges.append(Edge(src, dst, BROKEN if status == Dependency.Status.BROKEN else DEPENDS))
     edges = [e for e in edges if e.src in own and e.dst in own]
     _HEALTHS.rotate()
+    _GAVE.pop(cycle.pk, None)  # the newest last: the oldest cycles are dropped first
+    _GAVE[cycle.pk], _GAVE_ELAPSED[cycle.pk] = gave, elapsed
+    for oldest in list(_GAVE)[:-KEPT_GRAPHS]:
+        _GAVE.pop(oldest, None)
+        _GAVE_ELAPSED.pop(oldest, None)
     return own, edges, rolled_values
 
 
@@ -616,6 +772,11 @@ class _Kept:
     def clear(self):
         self.current, self.previous = {}, {}
 
+
+# What each key result of a cycle gave its last run, and that run's share of the cycle gone
+# (``_own_health_and_edges``): a function of the row read (the kept object itself), its
+# objective's team, whether what it feeds is there, whether it was stale, and the share.
+_GAVE, _GAVE_ELAPSED = {}, {}
 
 # Own healths of key results and objectives, by what they depend on (``_own_health_and_edges``).
 # Shared by the cycles of this process: the key is the whole input.
@@ -664,7 +825,8 @@ def _diff(data, results):
         if old != r.effective or row["risk_causes"] != causes:
             item = {"id": pk, "eff": r.effective or "", "causes": causes}
             (changed_o if kind == OBJ else changed_k).append(item)
-            row["risk_causes"] = causes
+            # A copy: the rows read are kept for the next run as they were read.
+            (objectives if kind == OBJ else key_results)[pk] = {**row, "risk_causes": causes}
     return changed_o, changed_k, before, after
 
 
@@ -793,21 +955,56 @@ def recompute_all(*, dirty_only=True):
 # the same write phase, alerts in the same run (one email per person per run).
 
 
-def _load_flows(cycle):
-    """The objectives' progress settings and stored flow results: one query."""
-    rows = _rows(Objective.objects.filter(
-        organization_id=cycle.organization_id, cycle=cycle).exclude(
-        state=Objective.State.RETIRED).values(
-        "id", "level", "progress_mode", "key_results_weight", "weight", "rolled_progress",
-        "team__kind", above_text=Cast("risk_above", TextField()),
-        impact_text=Cast("impact", TextField())))
-    for row in rows:
-        # Most objectives have neither: no JSON decoding for them.
-        text = row.pop("above_text")
-        row["risk_above"] = {} if text == "{}" else json.loads(text)
-        text = row.pop("impact_text")
-        row["impact"] = {} if text == "{}" else json.loads(text)
-    return {row["id"]: row for row in rows}
+class _KeptImpacts(NamedTuple):
+    """What the last run of a cycle computed the impacts from, and what each kept."""
+    objectives: dict
+    key_results: dict
+    results: dict
+    dependencies: list
+    members: dict
+    extra: list
+    kept: dict
+
+
+_IMPACTS = OrderedDict()
+
+
+def _moved(last, objectives, key_results, results, deps, members, extra):
+    """The nodes whose row, result, parent or key results may differ from the last run's
+    (``flows.impacts``'s ``changed``), or None when its other inputs differ (every impact is
+    computed again). A row is the same when it is the very row the last run read (the rows
+    kept, ``_KeptRows``); a row read again, new or gone counts, and so do the objectives it
+    hangs from before and after."""
+    if last is None or last.members != members or last.extra != list(extra):
+        return None
+    moved = set()
+    if last.dependencies != deps:
+        # A dependency that came or went: both its ends (an impact reads the dependencies of
+        # the nodes it read alone, in the order of the dependencies' ids).
+        old, new = Counter(last.dependencies), Counter(deps)
+        for up, down in (old - new) + (new - old):
+            moved.add(up)
+            moved.add(down)
+    for table, kind, rows, parent in (
+            (last.objectives, OBJ, objectives, "parent_id"),
+            (last.key_results, KR, key_results, "objective_id")):
+        for pk, row in rows.items():
+            old = table.get(pk)
+            if old is not row:
+                moved.add((kind, pk))
+                moved.add((OBJ, row[parent]))
+                if old is not None:
+                    moved.add((OBJ, old[parent]))
+        for pk in table.keys() - rows.keys():
+            moved.add((kind, pk))
+            moved.add((OBJ, table[pk][parent]))
+    old_results = last.results
+    for node, r in results.items():
+        old = old_results.get(node)
+        if old is not r and old != r:
+            moved.add(node)
+    moved.update(old_results.keys() - results.keys())
+    return moved
 
 
 def _team_members(organization_id, team_ids):
@@ -825,7 +1022,7 @@ def _team_members(organization_id, team_ids):
 
 def _compute_flows(cycle, data, results):
     objectives, key_results = data["objectives"], data["key_results"]
-    stored = _load_flows(cycle)
+    stored = objectives  # their progress settings and stored flows are read with them
     nodes = {}
     for pk, o in objectives.items():
         row = stored.get(pk)
@@ -846,10 +1043,17 @@ def _compute_flows(cycle, data, results):
                  if n["kind"] in flows.UPPER_KINDS and effective.get(pk) in flows.BAD]
     members = _team_members(cycle.organization_id, {n["team_id"] for n in nodes.values()}) \
         if upper_bad else {}
+    krs = {pk: k for pk, k in key_results.items() if k["objective_id"] in nodes}
+    last = _IMPACTS.pop(cycle.pk, None)
+    kept = last.kept if last is not None else {}
+    moved = _moved(last, objectives, key_results, results, deps, members, extra)
     impact = flows.impacts(
-        nodes, {pk: k for pk, k in key_results.items() if k["objective_id"] in nodes}, deps,
-        results, members, lambda node: _describe(node, data, results),
-        extra) if upper_bad else {}
+        nodes, krs, deps, results, members, lambda node: _describe(node, data, results),
+        extra, kept=kept, changed=moved) if upper_bad else {}
+    _IMPACTS[cycle.pk] = _KeptImpacts(dict(objectives), dict(key_results), results, deps, members,
+                                      list(extra), kept if upper_bad else {})
+    while len(_IMPACTS) > KEPT_GRAPHS:
+        _IMPACTS.popitem(last=False)
     changed = []
     for pk in nodes:
         row = stored[pk]

@@ -11,17 +11,19 @@ from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from alignment import report as alignment_report
 from alignment import rules
 from alignment.models import Finding, FindingsReport
-from dependencies import generate, network, propagation
+from dependencies import flows, generate, network, propagation
 from dependencies.models import Dependency, NetworkState
 from dependencies.propagation import BROKEN, DEPENDS, OWN, ROLLUP, Edge
-from okrs.models import KeyResult, Objective
+from okrs.models import KeyResult, Objective, ObjectiveParent
 from okrs.services import record_check_in
+from orgs.models import Team
 from tests.dependencies.test_fingerprint import stored
 
 pytestmark = pytest.mark.django_db
@@ -257,3 +259,246 @@ def test_the_rules_units_give_what_the_rules_give_from_scratch(revenue):
         kept = rules.run_all(data)
         rules.forget()
         assert kept == rules.run_all(data)
+
+
+# More kinds of change, each made by a plain write (as a shell or the platform admin would,
+# outside the services): rows deleted, added, moved under another parent or objective, extra
+# parents, dependency kinds, a team renamed, an objective back from retirement.
+
+
+def _objectives(r, **filters):
+    return list(Objective.objects.for_org(r.org).filter(cycle=r.cycle, **filters).order_by("pk"))
+
+
+def _delete_key_result(r, rng):
+    k = rng.choice(list(KeyResult.objects.for_org(r.org).filter(objective__cycle=r.cycle)))
+    KeyResult.objects.filter(feeds=k).update(feeds=None)
+    KeyResult.objects.filter(pk=k.pk).delete()
+
+
+def _delete_objective(r, rng):
+    leaves = [o for o in _objectives(r) if not Objective.objects.filter(parent=o).exists()
+              and o.parent_id]
+    o = rng.choice(leaves)
+    KeyResult.objects.filter(feeds__objective=o).update(feeds=None)
+    KeyResult.objects.filter(aligned_to=o).update(aligned_to=None)
+    Objective.objects.filter(pk=o.pk).delete()
+
+
+def _new_key_result(r, rng):
+    o = rng.choice(_objectives(r, state="published"))
+    KeyResult.objects.create(
+        organization=r.org, objective=o, title="Cut the onboarding time", owner_team=o.team,
+        start_value=Decimal(10), target_value=Decimal(2), current_value=Decimal(rng.randint(2, 10)),
+        confidence=rng.choice(HEALTHS[1:]), weight=Decimal(rng.choice((1, 2))),
+        effective_health="", risk_causes=[])
+
+
+def _descendants(o, objectives):
+    below, frontier = {o.pk}, [o.pk]
+    while frontier:
+        pk = frontier.pop()
+        for c in objectives:
+            if c.parent_id == pk and c.pk not in below:
+                below.add(c.pk)
+                frontier.append(c.pk)
+    return below
+
+
+def _move_parent(r, rng):
+    objectives = _objectives(r)
+    o = rng.choice([o for o in objectives if o.parent_id])
+    below = _descendants(o, objectives)
+    extra = set(ObjectiveParent.objects.filter(objective__in=below).values_list(
+        "parent_id", flat=True)) | set(ObjectiveParent.objects.filter(
+            parent__in=below).values_list("objective_id", flat=True))
+    parent = rng.choice([p for p in objectives if p.pk not in below and p.pk not in extra])
+    Objective.objects.filter(pk=o.pk).update(parent=parent)
+
+
+def _move_key_result(r, rng):
+    k = rng.choice(list(KeyResult.objects.for_org(r.org).filter(objective__cycle=r.cycle)))
+    KeyResult.objects.filter(pk=k.pk).update(
+        objective=rng.choice(_objectives(r, state="published")))
+
+
+def _extra_parent(r, rng):
+    links = list(ObjectiveParent.objects.filter(objective__cycle=r.cycle))
+    if links and rng.random() < 0.4:
+        ObjectiveParent.objects.filter(pk=rng.choice(links).pk).delete()
+        return
+    objectives = _objectives(r, state="published")
+    o = rng.choice([o for o in objectives if o.parent_id])
+    below = _descendants(o, objectives)
+    above, pk = set(), o.parent_id  # its ancestors: an extra parent never makes a loop
+    while pk:
+        above.add(pk)
+        pk = next(p.parent_id for p in objectives if p.pk == pk) if any(
+            p.pk == pk for p in objectives) else None
+    linked = set(ObjectiveParent.objects.filter(objective=o).values_list("parent_id", flat=True))
+    reaches = set(ObjectiveParent.objects.filter(parent__in=below).values_list(
+        "objective_id", flat=True))
+    choices = [p for p in objectives if p.pk not in below | above | linked | reaches]
+    if choices:
+        ObjectiveParent.objects.create(organization=r.org, objective=o,
+                                       parent=rng.choice(choices), share=Decimal("0.3"))
+
+
+def _dependency_kind(r, rng):
+    d = rng.choice(list(Dependency.objects.for_org(r.org).filter(cycle=r.cycle)))
+    Dependency.objects.filter(pk=d.pk).update(
+        kind=rng.choice(Dependency.Kind.values),
+        status=rng.choice((Dependency.Status.BROKEN, Dependency.Status.COMMITTED)))
+
+
+def _rename_team(r, rng):
+    Team.objects.filter(pk=rng.choice(_objectives(r)).team_id).update(
+        name=f"Team {rng.randint(1, 10_000)}")
+
+
+def _unretire(r, rng):
+    retired = _objectives(r, state__in=("retired", "draft"))
+    if retired:
+        Objective.objects.filter(pk=rng.choice(retired).pk).update(state="published")
+
+
+def _another_team(r, rng):
+    o = rng.choice(_objectives(r))
+    Objective.objects.filter(pk=o.pk).update(team=rng.choice(_objectives(r)).team_id)
+
+
+def _nothing(r, rng):
+    pass
+
+
+MORE_CHANGES = (_delete_key_result, _delete_objective, _new_key_result, _move_parent,
+                _move_key_result, _extra_parent, _extra_parent, _dependency_kind, _rename_team,
+                _retire, _unretire, _another_team, _nothing)
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    """Counts the runs that read again only the rows that moved (PostgreSQL) and the impacts
+    kept from the last run."""
+    calls = Counter()
+    patch, impacts = network._patch, flows.impacts
+
+    def counted_patch(kept, queryset, read):
+        calls["rows patched"] += 1
+        return patch(kept, queryset, read)
+
+    def counted_impacts(*args, kept=None, changed=None, **kwargs):
+        before = dict(kept or {})
+        out = impacts(*args, kept=kept, changed=changed, **kwargs)
+        if changed is not None:
+            calls["impacts kept"] += sum(1 for root, mine in (kept or {}).items()
+                                         if before.get(root) is mine)
+        return out
+
+    monkeypatch.setattr(network, "_patch", counted_patch)
+    monkeypatch.setattr(flows, "impacts", counted_impacts)
+    return calls
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_rows_read_again_and_impacts_kept_give_what_a_run_from_scratch_gives(
+        revenue, counted, reads, seed):
+    r = revenue
+    rng = random.Random(seed)
+    with scope(organization=r.org):
+        generate.build(r.org, r.cycle, 240, seed=seed)
+        # Some company and department objectives at risk, so that impacts are computed.
+        Objective.objects.filter(cycle=r.cycle, parent__isnull=True).update(title="Top goal")
+        for k in KeyResult.objects.filter(objective__cycle=r.cycle,
+                                          objective__team__kind__in=("company", "department")):
+            KeyResult.objects.filter(pk=k.pk).update(confidence=rng.choice(HEALTHS[1:]))
+    network.forget()
+    run(r, at())
+    changes = [*MORE_CHANGES, *CHANGES]
+    rng.shuffle(changes)
+    for step, change in enumerate([*changes, *rng.choices(changes, k=6)]):
+        with scope(organization=r.org):
+            change(r, rng)
+        now = at(minutes=2 * step + 1)
+        run(r, now)  # from what this process kept of the last run
+        after = stored(r)
+        network.forget()  # nothing kept, and no fingerprint: a run from scratch
+        with scopes_disabled():
+            NetworkState.objects.filter(cycle=r.cycle).update(fingerprint="")
+            FindingsReport.objects.filter(cycle=r.cycle).update(inputs="")
+        outcome = run(r, now)
+        assert (outcome.changed, outcome.alerts) == (0, 0), change.__name__
+        assert stored(r) == after, change.__name__
+        # And once more from what this run kept: a run after a run from scratch.
+        run(r, at(minutes=2 * step + 2))
+        assert stored(r) == after, change.__name__
+    assert counted["incremental propagation"] >= 3, counted
+    if connection.vendor == "postgresql":  # elsewhere every row is read again on every run
+        assert reads["rows patched"] >= 2 * len(changes), reads
+        assert reads["impacts kept"] >= 1, reads
+
+
+def _impact_inputs(rng, n_objectives=120):
+    objectives, key_results = {}, {}
+    for pk in range(1, n_objectives + 1):
+        parent = rng.randrange(1, pk) if pk > 1 and rng.random() < 0.9 else None
+        objectives[pk] = {"parent_id": parent, "team_id": rng.randrange(1, 9),
+                          "kind": rng.choice(("company", "department", "team", "team")),
+                          "title": f"Goal {pk}", "team": "Team", "team__name": "Team"}
+    for pk in range(1, 3 * n_objectives):
+        key_results[pk] = {"objective_id": rng.randrange(1, n_objectives + 1),
+                           "weight": Decimal(rng.choice((1, 2))), "title": f"KR {pk}",
+                           "owner_team__name": "Team"}
+    deps = [((rng.choice("ok"), rng.randrange(1, n_objectives)),
+             (rng.choice("ok"), rng.randrange(1, n_objectives))) for _ in range(30)]
+    return objectives, key_results, deps
+
+
+def _impact_results(rng, objectives, key_results):
+    results = {}
+    for kind, rows in (("o", objectives), ("k", key_results)):
+        for pk in rows:
+            effective = rng.choice(HEALTHS)
+            causes = ((("k", rng.choice(list(key_results))),),) if effective else ()
+            results[(kind, pk)] = propagation.Result(rng.choice(HEALTHS), effective, causes)
+    return results
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_impacts_kept_equal_impacts_from_scratch(seed):
+    """``flows.impacts`` with what the last call kept and the nodes that moved
+    (``network._moved``) gives what it gives from scratch, under random changes of results,
+    rows, parents, key results' objectives and weights, and dependencies."""
+    rng = random.Random(seed)
+    objectives, key_results, deps = _impact_inputs(rng)
+    results = _impact_results(rng, objectives, key_results)
+    members, kept, last = {1: {10, 11}, 2: {12}}, {}, None
+
+    def describe(node):
+        row = objectives[node[1]] if node[0] == "o" else key_results[node[1]]
+        return {"id": node[1], "title": row["title"]}
+
+    reused = 0
+    for _ in range(12):
+        moved = network._moved(last, objectives, key_results, results, deps, members, ())
+        before = dict(kept)
+        got = flows.impacts(objectives, key_results, deps, results, members, describe,
+                            kept=kept, changed=moved)
+        assert got == flows.impacts(objectives, key_results, deps, results, members, describe)
+        reused += sum(1 for root, mine in kept.items() if before.get(root) is mine)
+        last = network._KeptImpacts(dict(objectives), dict(key_results), results, deps,
+                                    members, [], kept)
+        objectives, key_results, results = dict(objectives), dict(key_results), dict(results)
+        for node in rng.sample(list(results), rng.choice((1, 3, 10))):
+            results[node] = rng.choice(list(results.values()))
+        for pk in rng.sample(list(objectives), 2):
+            objectives[pk] = {**objectives[pk], "parent_id": rng.choice(
+                [None, *range(1, pk)])}
+        for pk in rng.sample(list(key_results), 3):
+            key_results[pk] = {**key_results[pk], "weight": Decimal(rng.choice((1, 3))),
+                               "objective_id": rng.choice(list(objectives))}
+        if rng.random() < 0.5:
+            deps = [*deps[1:], deps[0]] if rng.random() < 0.5 else deps[:-1]
+        if rng.random() < 0.3:
+            del key_results[rng.choice(list(key_results))]
+    assert reused, "some impacts were kept"
