@@ -20,6 +20,7 @@ from django.db.models import (
     Q,
     Value,
     When,
+    Window,
 )
 from django.db.models.functions import Coalesce
 from django.http import Http404
@@ -73,6 +74,23 @@ def _page_number(request):
     return request.GET.get("page")
 
 
+def _counted_page(qs, per_page, number):
+    """``Paginator(qs, per_page).get_page(number)`` in one query instead of two: the page's rows
+    carry the total (a window count). A number past the end (or not a number) falls back as
+    ``get_page`` does; an empty list still costs one query."""
+    paginator = Paginator(qs, per_page)
+    try:
+        number = max(1, int(number))
+    except (TypeError, ValueError):
+        number = 1
+    start = (number - 1) * per_page
+    rows = list(qs.annotate(_total=Window(Count("pk")))[start:start + per_page])
+    if rows:
+        paginator.count = rows[0]._total  # a cached_property: set, not computed
+        return paginator._get_page(rows, number, paginator)
+    return paginator.get_page(number)
+
+
 def _team_filter(request):
     """The team asked for in ``?team=``, if it belongs to this organization, and the teams to
     offer in the filter (mine, not every team of the organization)."""
@@ -96,9 +114,9 @@ def review_queue(request):
         qs = qs.filter(state__in=[state] if state else REVIEW_STATES)
         if team is not None:
             qs = qs.filter(team=team)
-        items = Paginator(qs.select_related("team", "parent")
-                          .order_by("state", "team__name", "title", "pk"),
-                          PER_PAGE).get_page(_page_number(request))
+        items = _counted_page(qs.select_related("team", "parent")
+                              .order_by("state", "team__name", "title", "pk"),
+                              PER_PAGE, _page_number(request))
         threads = defaultdict(list)
         for c in ReviewComment.objects.for_org(request.org).filter(
                 objective__in=[o.pk for o in items]).select_related("author"):
@@ -218,11 +236,11 @@ def recascade_page(request):
         if team is not None:
             qs = qs.filter(objective__team=team)
         # The page shows each flagged objective's title and team: not its derived risk data.
-        flags = Paginator(qs.select_related("objective__team")
-                          .defer("objective__risk_above", "objective__impact",
-                                 "objective__risk_causes")
-                          .order_by("objective__team__name", "objective__title", "pk"),
-                          PER_PAGE).get_page(_page_number(request))
+        flags = _counted_page(qs.select_related("objective__team")
+                              .defer("objective__risk_above", "objective__impact",
+                                     "objective__risk_causes")
+                              .order_by("objective__team__name", "objective__title", "pk"),
+                              PER_PAGE, _page_number(request))
         _attach_parents(request.org, cycle, list(flags))
         # The page asks who may answer, per row: co-owners matter only where the team's own
         # leads are not enough (an org admin or alignment lead answers every row: no query).
