@@ -625,22 +625,46 @@ def _nodes_and_edges(units, shown, group_of, grouped, has_children, edges, cycle
     return [node(u) for u in shown], list(edges.values())
 
 
+MAP_CACHE_TTL = 600
+
+
+def map_drawing(org, cycle, requested=None):
+    """The map of ``cycle`` (the unit ``requested`` opened, if it is one of this organization's),
+    as plain data: the units, nodes, edges, the SVG, whether units stand for their teams and
+    how many lines were left out. The same for every reader, so it is drawn once per change
+    of what it shows (the "netmap" version: teams, objectives, key results, shares,
+    dependencies and health) and read from the cache until then."""
+    from orgs import versions
+
+    def draw():
+        units = map_units(org)
+        by_id = {u.id: u for u in units}
+        opened = by_id.get(requested)  # only this organization's units are in ``units``
+        nodes, edges = network_data(org, cycle, org.slug,
+                                    open_unit=opened.id if opened else None, units=units)
+        grouped, hidden = any("&unit=" in n.href for n in nodes), 0
+        if grouped:
+            edges, hidden = netmap.busiest(edges)
+        return {"units": units, "nodes": nodes, "edges": edges, "grouped": grouped,
+                "hidden": hidden, "opened": opened.id if opened else None,
+                "svg": netmap.render(nodes, edges, summed=grouped)}
+
+    key = f"netmap:{org.pk}:{cycle.pk}:{requested or ''}"
+    return versions.read_through(org.pk, "netmap", key, draw, MAP_CACHE_TTL)
+
+
 @org_view
 def network_map(request):
     """The teams and their links; above 30 teams, the departments (a click opens one)."""
     cycles, cycle = _cycle(request)
     svg, nodes, edges, opened, trail, grouped, hidden = "", [], [], None, [], False, 0
     if cycle is not None:
-        units = map_units(request.org)
         requested = int(request.GET["unit"]) if request.GET.get("unit", "").isdigit() else None
+        drawn = map_drawing(request.org, cycle, requested)
+        units, nodes, edges, svg = drawn["units"], drawn["nodes"], drawn["edges"], drawn["svg"]
+        grouped, hidden = drawn["grouped"], drawn["hidden"]
         by_id = {u.id: u for u in units}
-        opened = by_id.get(requested)  # only this organization's units are in ``units``
-        nodes, edges = network_data(request.org, cycle, request.org.slug,
-                                    open_unit=opened.id if opened else None, units=units)
-        grouped = any("&unit=" in n.href for n in nodes)
-        if grouped:
-            edges, hidden = netmap.busiest(edges)
-        svg = netmap.render(nodes, edges, summed=grouped)
+        opened = by_id.get(drawn["opened"])
         unit = opened
         while unit is not None and unit.parent is not None:
             trail.insert(0, unit)

@@ -69,6 +69,11 @@ TOPICS = {
         "dependencies.Dependency", "dependencies.DependencyEvent",
         "alignment.Workflow", "retros.Retrospective", "retros.Improvement",
     },
+    # alignment.views_cascade.map_drawing: the network map's units, their links and health.
+    "netmap": {
+        "orgs.Team", "okrs.Objective", "okrs.KeyResult",
+        "dependencies.ObjectiveShare", "dependencies.Dependency",
+    },
 }
 EVERY_ORG = "*"
 _BY_MODEL = {}
@@ -208,7 +213,7 @@ def connect():
 # What a change of health moves: the propagation run writes effective health, rolled progress
 # and rolled values with raw SQL (no signal, no queryset), so it bumps these at its end, and
 # ``mark_changed`` bumps them for any change that can move health.
-HEALTH = ("inbox", "review")
+HEALTH = ("inbox", "review", "netmap")
 
 
 def health_changed(cycle):
