@@ -444,12 +444,25 @@ def matrix_data(org, cycle, *, open_unit=None, page=None):
                             and (theme_id if thematic else tree) not in column_ids)}
 
 
+def cached_matrix(org, cycle, open_unit=None, page=None):
+    """``matrix_data``, the same for every reader: computed once per change of what it reads
+    (objectives, their extra parents, teams, themes, health: the "matrix" version) and read
+    from the cache until then. The organization's alignment model is part of the key."""
+    from orgs import versions
+
+    page = str(page or "")[:12]
+    key = f"matrix:{org.pk}:{cycle.pk}:{org.alignment_model}:{open_unit or ''}:{page}"
+    return versions.read_through(
+        org.pk, "matrix", key,
+        lambda: matrix_data(org, cycle, open_unit=open_unit, page=page or None), MAP_CACHE_TTL)
+
+
 @org_view
 def matrix(request):
     cycles, cycle = _cycle(request)
     unit = request.GET.get("unit", "")
-    data = matrix_data(request.org, cycle, open_unit=int(unit) if unit.isdigit() else None,
-                       page=_page_number(request)) if cycle else None
+    data = cached_matrix(request.org, cycle, int(unit) if unit.isdigit() else None,
+                         _page_number(request)) if cycle else None
     return render(request, "alignment/matrix.html", {
         "cycles": cycles, "cycle": cycle, "m": data, "nav": "report"})
 

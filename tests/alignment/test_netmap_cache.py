@@ -129,3 +129,31 @@ def test_another_organizations_writes_leave_the_drawing_cached(revenue):  # noqa
     with scopes_disabled():
         TeamFactory(organization=other, name="Elsewhere")
     assert get_map(r)[1] == cached
+
+
+def get_matrix(r):
+    address = reverse("matrix", args=[r.org.slug]) + f"?cycle={r.cycle.pk}"
+    with CaptureQueriesContext(connection) as ctx:
+        response = client_for(r.liam).get(address)
+    assert response.status_code == 200
+    html = response.content.decode()
+    return html[html.index('<table class="table matrix"'):html.index("</table>")], len(ctx)
+
+
+def test_the_matrix_is_counted_once_per_change_and_shows_each_change(revenue):  # noqa: F811
+    r = revenue
+    first, counted = get_matrix(r)
+    again, cached = get_matrix(r)
+    assert again == first and cached <= counted - 3  # objectives, units, extra parents
+    # A new team's objective under the company objective: a new row with a count.
+    legal = TeamFactory(organization=r.org, name="Legal")
+    ObjectiveFactory(organization=r.org, cycle=r.cycle, team=legal, parent=r.arr)
+    with_legal, _ = get_matrix(r)
+    assert "Legal" in with_legal and "Legal" not in first
+    # Health written by the recompute's raw SQL.
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE okrs_keyresult SET confidence = %s WHERE id = %s",
+                       ["off_track", r.sso.pk])
+    with scope(organization=r.org):
+        network.run(r.cycle)
+    assert "health-off_track" in get_matrix(r)[0] and "health-off_track" not in with_legal
