@@ -26,6 +26,8 @@ from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from dependencies import selectors as network_selectors
 from dependencies.models import Dependency, ObjectiveShare
@@ -268,10 +270,17 @@ def _attach_parents(org, cycle, flags):
                 .filter(Q(team_id__in=above) | Q(team__kind=Team.Kind.COMPANY))
                 .order_by("team__level", "title")
                 .values_list("pk", "title", "team_id", "team__name", "team__kind")[:300])]
+    # Each choice's <option> is rendered once for the page, not once per flag that offers it
+    # (20 flags share the company's objectives); values and labels escaped by format_html.
+    options = {p.pk: format_html('<option value="{}">{}: {}</option>', p.pk, p.team.name,
+                                 p.title) for p in rows}
     for f in flags:
         mine = [p for p in rows if p.pk not in (f.objective_id, f.objective.parent_id) and (
             p.team_id == f.objective.team.parent_id or p.team.kind == Team.Kind.COMPANY)]
         f.parents = mine[:PARENTS_PER_FLAG]
+        f.parent_options = mark_safe("".join(options[p.pk] for p in f.parents))
+        # The three answer forms post to the same address: reversed once per flag.
+        f.act_url = reverse("recascade_act", args=[org.slug, f.pk])
 
 
 @org_view
