@@ -78,8 +78,8 @@ def _page_number(request):
 
 def _counted_page(qs, per_page, number):
     """``Paginator(qs, per_page).get_page(number)`` in one query instead of two: the page's rows
-    carry the total (a window count). A number past the end (or not a number) falls back as
-    ``get_page`` does; an empty list still costs one query."""
+    carry the total (a window count); an empty first page is an empty list, in that same one
+    query. A number past the end (or not a number) falls back as ``get_page`` does."""
     paginator = Paginator(qs, per_page)
     try:
         number = max(1, int(number))
@@ -87,8 +87,8 @@ def _counted_page(qs, per_page, number):
         number = 1
     start = (number - 1) * per_page
     rows = list(qs.annotate(_total=Window(Count("pk")))[start:start + per_page])
-    if rows:
-        paginator.count = rows[0]._total  # a cached_property: set, not computed
+    if rows or number == 1:
+        paginator.count = rows[0]._total if rows else 0  # a cached_property: set, not computed
         return paginator._get_page(rows, number, paginator)
     return paginator.get_page(number)
 
