@@ -2,6 +2,8 @@
 company or department objective changes in substance mid-cycle, everything aligned below it is
 flagged for its owners to confirm, re-align or retire."""
 
+from types import SimpleNamespace
+
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -221,13 +223,12 @@ def progress(org, cycle):
     Counted in SQL, so a change with thousands of flags costs one row per answer kind."""
     rows = {}
     counts = (RecascadeFlag.objects.for_org(org).filter(source__cycle=cycle)
-              .values("source_id", "change", "resolution").annotate(n=Count("pk"))
-              .order_by("source_id"))
+              .values("source_id", "source__title", "change", "resolution")
+              .annotate(n=Count("pk")).order_by("source_id"))
     for c in counts:
-        entry = rows.setdefault(c["source_id"], {"change": c["change"], "confirmed": 0,
-                                                 "realigned": 0, "retired": 0, "open": 0})
+        # The changed objective's id and title come with the counts (no second query).
+        entry = rows.setdefault(c["source_id"], {
+            "change": c["change"], "confirmed": 0, "realigned": 0, "retired": 0, "open": 0,
+            "source": SimpleNamespace(pk=c["source_id"], title=c["source__title"])})
         entry[c["resolution"]] = entry.get(c["resolution"], 0) + c["n"]
-    sources = Objective.objects.for_org(org).in_bulk(list(rows))
-    for pk, entry in rows.items():
-        entry["source"] = sources.get(pk)
     return list(rows.values())

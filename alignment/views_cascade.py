@@ -20,11 +20,14 @@ from django.db.models import (
     Q,
     Value,
     When,
+    Window,
 )
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from dependencies import selectors as network_selectors
 from dependencies.models import Dependency, ObjectiveShare
@@ -73,6 +76,23 @@ def _page_number(request):
     return request.GET.get("page")
 
 
+def _counted_page(qs, per_page, number):
+    """``Paginator(qs, per_page).get_page(number)`` in one query instead of two: the page's rows
+    carry the total (a window count); an empty first page is an empty list, in that same one
+    query. A number past the end (or not a number) falls back as ``get_page`` does."""
+    paginator = Paginator(qs, per_page)
+    try:
+        number = max(1, int(number))
+    except (TypeError, ValueError):
+        number = 1
+    start = (number - 1) * per_page
+    rows = list(qs.annotate(_total=Window(Count("pk")))[start:start + per_page])
+    if rows or number == 1:
+        paginator.count = rows[0]._total if rows else 0  # a cached_property: set, not computed
+        return paginator._get_page(rows, number, paginator)
+    return paginator.get_page(number)
+
+
 def _team_filter(request):
     """The team asked for in ``?team=``, if it belongs to this organization, and the teams to
     offer in the filter (mine, not every team of the organization)."""
@@ -96,9 +116,9 @@ def review_queue(request):
         qs = qs.filter(state__in=[state] if state else REVIEW_STATES)
         if team is not None:
             qs = qs.filter(team=team)
-        items = Paginator(qs.select_related("team", "parent")
-                          .order_by("state", "team__name", "title", "pk"),
-                          PER_PAGE).get_page(_page_number(request))
+        items = _counted_page(qs.select_related("team", "parent")
+                              .order_by("state", "team__name", "title", "pk"),
+                              PER_PAGE, _page_number(request))
         threads = defaultdict(list)
         for c in ReviewComment.objects.for_org(request.org).filter(
                 objective__in=[o.pk for o in items]).select_related("author"):
@@ -241,11 +261,11 @@ def recascade_page(request):
         if team is not None:
             qs = qs.filter(objective__team=team)
         # The page shows each flagged objective's title and team: not its derived risk data.
-        flags = Paginator(qs.select_related("objective__team")
-                          .defer("objective__risk_above", "objective__impact",
-                                 "objective__risk_causes")
-                          .order_by("objective__team__name", "objective__title", "pk"),
-                          PER_PAGE).get_page(_page_number(request))
+        flags = _counted_page(qs.select_related("objective__team")
+                              .defer("objective__risk_above", "objective__impact",
+                                     "objective__risk_causes")
+                              .order_by("objective__team__name", "objective__title", "pk"),
+                              PER_PAGE, _page_number(request))
         _attach_parents(request.org, cycle, list(flags))
         # The page asks who may answer, per row: co-owners matter only where the team's own
         # leads are not enough (an org admin or alignment lead answers every row: no query).
@@ -273,10 +293,17 @@ def _attach_parents(org, cycle, flags):
                 .filter(Q(team_id__in=above) | Q(team__kind=Team.Kind.COMPANY))
                 .order_by("team__level", "title")
                 .values_list("pk", "title", "team_id", "team__name", "team__kind")[:300])]
+    # Each choice's <option> is rendered once for the page, not once per flag that offers it
+    # (20 flags share the company's objectives); values and labels escaped by format_html.
+    options = {p.pk: format_html('<option value="{}">{}: {}</option>', p.pk, p.team.name,
+                                 p.title) for p in rows}
     for f in flags:
         mine = [p for p in rows if p.pk not in (f.objective_id, f.objective.parent_id) and (
             p.team_id == f.objective.team.parent_id or p.team.kind == Team.Kind.COMPANY)]
         f.parents = mine[:PARENTS_PER_FLAG]
+        f.parent_options = mark_safe("".join(options[p.pk] for p in f.parents))
+        # The three answer forms post to the same address: reversed once per flag.
+        f.act_url = reverse("recascade_act", args=[org.slug, f.pk])
 
 
 @org_view
@@ -449,12 +476,25 @@ def matrix_data(org, cycle, *, open_unit=None, page=None):
                             and (theme_id if thematic else tree) not in column_ids)}
 
 
+def cached_matrix(org, cycle, open_unit=None, page=None):
+    """``matrix_data``, the same for every reader: computed once per change of what it reads
+    (objectives, their extra parents, teams, themes, health: the "matrix" version) and read
+    from the cache until then. The organization's alignment model is part of the key."""
+    from orgs import versions
+
+    page = str(page or "")[:12]
+    key = f"matrix:{org.pk}:{cycle.pk}:{org.alignment_model}:{open_unit or ''}:{page}"
+    return versions.read_through(
+        org.pk, "matrix", key,
+        lambda: matrix_data(org, cycle, open_unit=open_unit, page=page or None), MAP_CACHE_TTL)
+
+
 @org_view
 def matrix(request):
     cycles, cycle = _cycle(request)
     unit = request.GET.get("unit", "")
-    data = matrix_data(request.org, cycle, open_unit=int(unit) if unit.isdigit() else None,
-                       page=_page_number(request)) if cycle else None
+    data = cached_matrix(request.org, cycle, int(unit) if unit.isdigit() else None,
+                         _page_number(request)) if cycle else None
     return render(request, "alignment/matrix.html", {
         "cycles": cycles, "cycle": cycle, "m": data, "nav": "report"})
 
@@ -630,22 +670,46 @@ def _nodes_and_edges(units, shown, group_of, grouped, has_children, edges, cycle
     return [node(u) for u in shown], list(edges.values())
 
 
+MAP_CACHE_TTL = 600
+
+
+def map_drawing(org, cycle, requested=None):
+    """The map of ``cycle`` (the unit ``requested`` opened, if it is one of this organization's),
+    as plain data: the units, nodes, edges, the SVG, whether units stand for their teams and
+    how many lines were left out. The same for every reader, so it is drawn once per change
+    of what it shows (the "netmap" version: teams, objectives, key results, shares,
+    dependencies and health) and read from the cache until then."""
+    from orgs import versions
+
+    def draw():
+        units = map_units(org)
+        by_id = {u.id: u for u in units}
+        opened = by_id.get(requested)  # only this organization's units are in ``units``
+        nodes, edges = network_data(org, cycle, org.slug,
+                                    open_unit=opened.id if opened else None, units=units)
+        grouped, hidden = any("&unit=" in n.href for n in nodes), 0
+        if grouped:
+            edges, hidden = netmap.busiest(edges)
+        return {"units": units, "nodes": nodes, "edges": edges, "grouped": grouped,
+                "hidden": hidden, "opened": opened.id if opened else None,
+                "svg": netmap.render(nodes, edges, summed=grouped)}
+
+    key = f"netmap:{org.pk}:{cycle.pk}:{requested or ''}"
+    return versions.read_through(org.pk, "netmap", key, draw, MAP_CACHE_TTL)
+
+
 @org_view
 def network_map(request):
     """The teams and their links; above 30 teams, the departments (a click opens one)."""
     cycles, cycle = _cycle(request)
     svg, nodes, edges, opened, trail, grouped, hidden = "", [], [], None, [], False, 0
     if cycle is not None:
-        units = map_units(request.org)
         requested = int(request.GET["unit"]) if request.GET.get("unit", "").isdigit() else None
+        drawn = map_drawing(request.org, cycle, requested)
+        units, nodes, edges, svg = drawn["units"], drawn["nodes"], drawn["edges"], drawn["svg"]
+        grouped, hidden = drawn["grouped"], drawn["hidden"]
         by_id = {u.id: u for u in units}
-        opened = by_id.get(requested)  # only this organization's units are in ``units``
-        nodes, edges = network_data(request.org, cycle, request.org.slug,
-                                    open_unit=opened.id if opened else None, units=units)
-        grouped = any("&unit=" in n.href for n in nodes)
-        if grouped:
-            edges, hidden = netmap.busiest(edges)
-        svg = netmap.render(nodes, edges, summed=grouped)
+        opened = by_id.get(drawn["opened"])
         unit = opened
         while unit is not None and unit.parent is not None:
             trail.insert(0, unit)

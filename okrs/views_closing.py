@@ -120,9 +120,23 @@ def console_cycle_close(request, cycle_pk):
             return redirect("console_cycles", request.org.slug)
     elif request.method == "POST":
         error = "Confirm to close the cycle."
-    status = None if cycle.is_closed else selectors.closing_status(request.org, cycle)
+    status = None if cycle.is_closed else cached_closing_status(request.org, cycle)
     return render(request, "orgs/console/cycle_close.html", {
         "cycle": cycle, "status": status, "error": error, "section": "cycles"})
+
+
+CLOSING_TTL = 600
+
+
+def cached_closing_status(org, cycle):
+    """``selectors.closing_status`` (counts over every key result and objective of the cycle),
+    computed once per change of what it reads: scores, close forms, objectives, key results,
+    teams and their leads move the organization's "review" version. Closing itself counts
+    afresh (``scoring.close_cycle``)."""
+    from orgs import versions
+
+    return versions.read_through(org.pk, "review", f"closing:{org.pk}:{cycle.pk}",
+                                 lambda: selectors.closing_status(org, cycle), CLOSING_TTL)
 
 
 def objective_closing(request, objective):

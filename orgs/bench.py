@@ -4,9 +4,17 @@ It builds a large organization once (``dependencies.generate.build_company``, on
 makes sure the demo organization exists, then requests every GET page under /o/<org>/ (the URL
 patterns, walked as tests/test_isolation.py does, with ids taken from each organization) as
 three personas, and the main POSTs, through Django's test client with DEBUG off. Each
-measurement: two warm-up requests (the first counts the queries), then N timed ones.
+measurement: two warm-up requests, then N timed ones.
+
+Each request is measured on its own: between two requests (untimed) the bench waits for the
+work a save deferred to a background thread and collects the garbage. Without that, a full
+collection of this process's heap (the generated organization's rows, 200-300 ms) or the
+previous save's recompute landed inside whichever request came next: the one-off slow p95s
+of earlier runs. What was alive after the build is frozen out of the collector (``gc.freeze``),
+as a server that preloads its code does.
 """
 
+import gc
 import hashlib
 import math
 import secrets
@@ -77,7 +85,8 @@ class Row:
         return {"page": self.page, "persona": self.persona, "p50_ms": round(self.p50_ms, 1),
                 "p95_ms": round(self.p95_ms, 1), "bytes": self.bytes, "queries": self.queries,
                 "demo_p50_ms": None if self.demo_p50_ms is None else round(self.demo_p50_ms, 1),
-                "ratio": None if self.ratio is None else round(self.ratio, 2)}
+                "demo_queries": self.demo_queries,
+                "ratio": None if self.ratio is None else round(self.ratio, 2), **self.extra}
 
 
 # The organizations ------------------------------------------------------------------------------
@@ -353,30 +362,57 @@ def percentile(values, q):
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
-def measure(call, requests, warmup=2, settle=None):
-    """``warmup`` calls (at least one: it counts the queries), then ``requests`` timed ones.
-    ``call()`` returns a response; ``settle()``, if given, runs after every call, untimed (the
-    POSTs wait there for the recompute their save deferred, so that each request is measured
-    on its own and not while the previous one's recompute holds the process).
-    Returns (status, p50, p95, bytes, queries)."""
-    settle = settle or (lambda: None)
+def settle():
+    """Between two measured requests, untimed: the work a save deferred to a background thread
+    has ended and the garbage of the last request is collected, so that neither lands inside
+    the next request's time."""
+    wait_for_deferred()
+    gc.collect()
+
+
+@dataclass
+class Measured:
+    status: int
+    p50: float = 0.0
+    p95: float = 0.0
+    bytes: int = 0
+    queries: int = 0  # on the last warm-up request: what every timed request runs
+    first_queries: int = 0  # on the first request, which may fill a cache the others read
+    cpu_ms: float = 0.0  # median CPU time of this process per timed request
+
+    def figures(self):
+        return (self.p50, self.p95, self.bytes, self.queries,
+                {"first_queries": self.first_queries, "cpu_ms": round(self.cpu_ms, 1)})
+
+
+def measure(call, requests, warmup=2):
+    """``warmup`` calls (at least one), then ``requests`` timed ones, each after ``settle()``.
+    The queries are counted on the first call and on the last warm-up call."""
+    warmup = max(1, warmup)
+    settle()
     with CaptureQueriesContext(connection) as ctx:
         response = call()
-    queries = len(ctx)
-    settle()
+    first = queries = len(ctx)
     if response.status_code not in (200, 204, 302):
-        return response.status_code, 0.0, 0.0, 0, queries
-    for _ in range(warmup - 1):
-        call()
+        return Measured(response.status_code, queries=queries, first_queries=first)
+    for i in range(warmup - 1):
         settle()
-    times = []
+        if i == warmup - 2:
+            with CaptureQueriesContext(connection) as ctx:
+                call()
+            queries = len(ctx)
+        else:
+            call()
+    times, cpu = [], []
     for _ in range(requests):
-        t = time.perf_counter()
+        settle()
+        t, c = time.perf_counter(), time.process_time()
         response = call()
         times.append((time.perf_counter() - t) * 1000)
-        settle()
-    return (response.status_code, statistics.median(times), percentile(times, 0.95),
-            len(response.content), queries)
+        cpu.append((time.process_time() - c) * 1000)
+    settle()
+    return Measured(response.status_code, statistics.median(times), percentile(times, 0.95),
+                    len(response.content), queries, first, statistics.median(cpu))
 
 
 def _client(user):
@@ -401,17 +437,17 @@ def _get_pages(tenant, persona, requests, only, skipped, warmup, out=None):
         url = fill(route, tenant, name)
         headers = {"HTTP_HX_REQUEST": "true"} if name in HTMX_PAGES else {}
         try:
-            status, p50, p95, size, queries = measure(
-                lambda url=url, headers=headers: client.get(url, **headers), requests, warmup)
+            m = measure(lambda url=url, headers=headers: client.get(url, **headers), requests,
+                        warmup)
         except Exception as error:  # a page that fails is reported, not fatal
             skipped.append({"page": name, "persona": persona, "org": tenant.org.slug,
                             "why": f"{type(error).__name__}: {error}"})
             continue
-        if status not in (200, 204):
+        if m.status not in (200, 204):
             skipped.append({"page": name, "persona": persona, "org": tenant.org.slug,
-                            "why": f"GET answers {status}"})
+                            "why": f"GET answers {m.status}"})
             continue
-        rows[name] = (p50, p95, size, queries)
+        rows[name] = m.figures()
     return rows
 
 
@@ -462,16 +498,15 @@ def _post_pages(tenant, requests, only, skipped, modes, warmup):
                 label = f"{name} ({mode})"
                 if only and not any(o in label for o in only):
                     continue
-                status, p50, p95, size, queries = measure(
-                    lambda make=make: make()(), requests, warmup, settle=wait_for_deferred)
-                if status != 302:
+                m = measure(lambda make=make: make()(), requests, warmup)
+                if m.status != 302:
                     skipped.append({"page": label, "persona": "team_lead",
-                                    "org": org.slug, "why": f"POST answers {status}"})
+                                    "org": org.slug, "why": f"POST answers {m.status}"})
                     continue
-                rows[label] = (p50, p95, size, queries)
+                rows[label] = m.figures()
                 if mode == "eager":
-                    _, p50, p95, size, queries = measure(until_updated(make), requests, warmup)
-                    rows[f"{name} ({UNTIL_UPDATED})"] = (p50, p95, size, queries)
+                    m = measure(until_updated(make), requests, warmup)
+                    rows[f"{name} ({UNTIL_UPDATED})"] = m.figures()
         finally:
             app.conf.task_always_eager = before
             wait_for_deferred()
@@ -483,32 +518,42 @@ def run(*, sizes, requests, only=(), personas=PERSONAS, warmup=2, out=print, pro
     ``progress(rows)`` is called after each persona, with the rows so far."""
     large = ensure_large(sizes, out=out)
     demo = ensure_demo(out=out)
+    # What the build left alive is the bench's, not a request's: out of every later collection.
+    gc.collect()
+    gc.freeze()
     modes = ["eager"] + (["broker"] if settings.REDIS_URL else [])
     skipped, rows = [], []
     overrides = {"DEBUG": False, "ALLOWED_HOSTS": ["testserver"],
                  "MAILERS": {"default": {
                      "BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}}
-    with override_settings(**overrides):
-        for persona in personas:
-            big = _get_pages(large, persona, requests, only, skipped, warmup, out)
-            small = _get_pages(demo, persona, requests, only, skipped, warmup, out)
-            rows += _rows(big, small, persona)
-            if progress:
-                progress(rows)
-        big = _post_pages(large, requests, only, skipped, modes, warmup)
-        small = _post_pages(demo, requests, only, skipped, modes, warmup)
-        rows += _rows(big, small, "team_lead")
+    try:
+        with override_settings(**overrides):
+            for persona in personas:
+                big = _get_pages(large, persona, requests, only, skipped, warmup, out)
+                small = _get_pages(demo, persona, requests, only, skipped, warmup, out)
+                rows += _rows(big, small, persona)
+                if progress:
+                    progress(rows)
+            # The saves last: what they leave behind (versions moved, a recompute's garbage)
+            # then touches no page's figures.
+            big = _post_pages(large, requests, only, skipped, modes, warmup)
+            small = _post_pages(demo, requests, only, skipped, modes, warmup)
+            rows += _rows(big, small, "team_lead")
+    finally:
+        gc.unfreeze()  # a caller that goes on (a test) collects as before
     return rows, skipped
 
 
 def _rows(big, small, persona):
     out = []
-    for page, (p50, p95, size, queries) in big.items():
+    for page, (p50, p95, size, queries, extra) in big.items():
         demo = small.get(page)
+        if demo:
+            extra = {**extra, "demo_cpu_ms": demo[4]["cpu_ms"]}
         out.append(Row(page, persona, p50, p95, size, queries,
                        demo_p50_ms=demo[0] if demo else None,
                        demo_queries=demo[3] if demo else None,
-                       ratio=p50 / demo[0] if demo and demo[0] else None))
+                       ratio=p50 / demo[0] if demo and demo[0] else None, extra=extra))
     return out
 
 

@@ -138,15 +138,16 @@ def person_label(u):
 TEAM_BATCH = 8  # teams read per step when the first page is read team by team
 
 
-def first_by_team(org, qs, team_field, n):
-    """The first ``n`` rows of ``qs``, whose order starts with ``<team_field>__name``, read a
-    batch of teams at a time in name order (the organization's unique (organization, name)
-    index), so that an empty search sorts a few teams' rows instead of the whole organization's
-    (PostgreSQL: 47 -> 3 ms for 10,000 key results). Same rows, same order as ``qs[:n]``."""
+def first_by_team(org, qs, team_field, n, team_order=("name",), first_batch=1):
+    """The first ``n`` rows of ``qs``, whose order starts with ``<team_field>__<team_order>``
+    (ending with the team's name, unique in its organization), read a batch of teams at a time
+    in that order, so that an empty search sorts a few teams' rows instead of the whole
+    organization's (PostgreSQL: 47 -> 3 ms for 10,000 key results). Same rows, same order as
+    ``qs[:n]``. The first batch is ``first_batch`` times ``TEAM_BATCH`` teams."""
     from .models import Team
 
-    teams = Team.objects.for_org(org).order_by("name").values_list("pk", flat=True)
-    rows, start, size = [], 0, TEAM_BATCH
+    teams = Team.objects.for_org(org).order_by(*team_order).values_list("pk", flat=True)
+    rows, start, size = [], 0, TEAM_BATCH * first_batch
     while len(rows) < n:
         batch = list(teams[start:start + size])
         if batch:
@@ -158,16 +159,17 @@ def first_by_team(org, qs, team_field, n):
 
 
 class Kind:
-    def __init__(self, name, base, label, fields, params, team_field=None):
+    def __init__(self, name, base, label, fields, params, team_field=None,
+                 team_order=("name",), first_batch=1):
         self.name, self.base, self.label, self.fields, self.params = (
             name, base, label, fields, params)
-        # The base's order starts with this field's team name: an empty search's first page
-        # is then read team by team (first_by_team).
-        self.team_field = team_field
+        # The base's order starts with this field's team, in ``team_order``: an empty search's
+        # first page is then read team by team (first_by_team).
+        self.team_field, self.team_order, self.first_batch = team_field, team_order, first_batch
 
     def first(self, org, qs, q, n):
         if self.team_field and not _words(q):
-            return first_by_team(org, qs, self.team_field, n)
+            return first_by_team(org, qs, self.team_field, n, self.team_order, self.first_batch)
         return list(qs[:n])
 
     def matching(self, qs, q):
@@ -237,7 +239,10 @@ def _flag(org, value):
 
 KINDS = {
     "objectives": Kind("objectives", objectives, objective_label, ["title", "team__name"],
-                       {"cycle": _cycle, "exclude": _objective, "above_teams": _flag}),
+                       {"cycle": _cycle, "exclude": _objective, "above_teams": _flag},
+                       # The company and its departments come first, with their objectives:
+                       # 40 teams in the first batch find a page in two queries.
+                       team_field="team", team_order=("level", "name"), first_batch=5),
     "key-results": Kind("key-results", key_results, key_result_label,
                         ["title", "owner_team__name"], {"cycle": _cycle, "exclude": _key_result},
                         team_field="owner_team"),

@@ -86,6 +86,13 @@ TOPICS = {
         "orgs.Team", "orgs.Cycle", "okrs.Objective", "okrs.KeyResult",
         "dependencies.Dependency",
     },
+    # alignment.views_cascade.map_drawing: the network map's units, their links and health.
+    "netmap": {
+        "orgs.Team", "okrs.Objective", "okrs.KeyResult",
+        "dependencies.ObjectiveShare", "dependencies.Dependency",
+    },
+    # alignment.views_cascade.cached_matrix: objectives, their extra parents, teams, themes.
+    "matrix": {"orgs.Team", "orgs.Theme", "okrs.Objective", "okrs.ObjectiveParent"},
 }
 EVERY_ORG = "*"
 _BY_MODEL = {}
@@ -225,7 +232,7 @@ def connect():
 # What a change of health moves: the propagation run writes effective health, rolled progress
 # and rolled values with raw SQL (no signal, no queryset), so it bumps these at its end, and
 # ``mark_changed`` bumps them for any change that can move health.
-HEALTH = ("inbox", "review", "network")
+HEALTH = ("inbox", "review", "network", "netmap", "matrix")
 
 
 def health_changed(cycle):

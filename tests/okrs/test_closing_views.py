@@ -269,3 +269,31 @@ def test_the_admin_role_is_what_the_console_close_page_needs(ending):
     lead = lead_of(ending, ending.team, role=Role.ALIGNMENT_LEAD)
     assert client_for(lead.user).get(url("console_cycle_close", ending.cycle.pk)).status_code \
         == 200
+
+
+def test_the_console_close_page_counts_once_per_change_and_shows_a_score_at_once(ending,
+                                                                                alice_client):
+    """The counts over the whole cycle are read from the cache until something they read
+    changes; a key result scored or a close form saved shows on the next request."""
+    import re
+
+    w = ending
+    target = url("console_cycle_close", w.cycle.pk)
+
+    def outstanding():
+        html = page(alice_client, "console_cycle_close", w.cycle.pk)
+        return re.search(r'data-testid="closing-outstanding"><strong>(\d+) key results? not '
+                         r'scored</strong> and <strong>(\d+) objectives? without', html).groups()
+
+    first = count_queries(lambda: alice_client.get(target))
+    again = count_queries(lambda: alice_client.get(target))
+    assert again[1] <= first[1] - 3  # the two counts and the teams owing: not read again
+    before = outstanding()
+    with scope(organization=w.org):
+        scoring.score_key_results(membership=w.dana, objective=w.objective, scores={
+            w.milestone.pk: (Decimal("1.0"), "")})
+    after = outstanding()
+    assert int(after[0]) == int(before[0]) - 1 and after[1] == before[1]
+    with scope(organization=w.org):
+        KeyResult.objects.for_org(w.org).filter(pk=w.key_result.pk).update(score=Decimal("0.4"))
+    assert int(outstanding()[0]) == int(before[0]) - 2

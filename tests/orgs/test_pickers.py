@@ -237,3 +237,34 @@ def test_an_empty_search_offers_the_first_key_results_by_team_name_whatever_the_
     assert str(hidden.pk) not in options(html)
     assert options(html)[:6] == alpha
     assert f"{total - LIMIT} more: refine your search." in html
+
+
+@pytest.mark.parametrize("batch", [1, 2, 100])
+def test_an_empty_search_offers_the_first_objectives_by_level_and_team_name_whatever_the_batch(
+        world_a, alice_client, monkeypatch, batch):
+    """Objectives are offered company first, then departments, then their teams, each level by
+    team name: the empty search reads teams a batch at a time in that order and offers the rows
+    of the plain sorted query, retired objectives left out."""
+    from orgs import pickers
+    from orgs.models import Team
+
+    monkeypatch.setattr(pickers, "TEAM_BATCH", batch)
+    w = world_a
+    TeamFactory(organization=w.org, name="Aardvark (no objectives)")
+    north = TeamFactory(organization=w.org, name="North", kind=Team.Kind.DEPARTMENT)
+    for name, parent in (("Zebra", None), ("Beta", north), ("Alpha", north), ("Mango", None)):
+        team = TeamFactory(organization=w.org, name=name, parent=parent)
+        for i in range(6):
+            ObjectiveFactory(organization=w.org, cycle=w.cycle, team=team,
+                             title=f"{name} objective {5 - i}")
+    ObjectiveFactory(organization=w.org, cycle=w.cycle, team=north, title="North's own")
+    hidden = ObjectiveFactory(organization=w.org, cycle=w.cycle, team=w.team, title="AAA gone",
+                              state=Objective.State.RETIRED)
+    with scope(organization=w.org):
+        expected = [str(o.pk) for o in pickers.objectives(w.org)[:LIMIT]]
+        total = pickers.objectives(w.org).count()
+    assert total > LIMIT and len(expected) == LIMIT
+    html = pick(alice_client, w.org, "objectives", q="")
+    assert options(html) == expected
+    assert str(hidden.pk) not in options(html)
+    assert f"{total - LIMIT} more: refine your search." in html
