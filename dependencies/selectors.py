@@ -145,12 +145,30 @@ def team_links(org, team, cycle):
                       "objective": k.feeds.objective, "what": f"{k.title} feeds {k.feeds.title}"})
     deps = list_with_ends(org, Dependency.objects.for_org(org).filter(cycle=cycle)
                   .filter(Q(requesting_team=team) | Q(providing_team=team))
-                  .exclude(status=Dependency.Status.WITHDRAWN), cycle)
+                  .exclude(status=Dependency.Status.WITHDRAWN)
+                  .only(*TEAM_DEPENDENCY_FIELDS)[:TEAM_DEPENDENCIES + 1], cycle)
     for d in deps:
         d.escalated = is_escalated(d)
         d.direction = "needs" if d.requesting_team_id == team.pk else "provides"
     links.sort(key=lambda link: (link["team"].name, link["kind"]))
-    return {"links": links, "dependencies": deps}
+    return {"links": links, "dependencies": deps[:TEAM_DEPENDENCIES],
+            "more_dependencies": len(deps) > TEAM_DEPENDENCIES}
+
+
+# The team page lists the first few dependencies (by the date they are needed); the network
+# page, filtered by the team, lists them all. A row (dependencies/_dependency_row.html) reads
+# only these columns of the eight tables it joins: a page that selects every column of each
+# spends more Python building the query and the rows than reading them.
+TEAM_DEPENDENCIES = 10
+_END_FIELDS = ("downstream_objective", "downstream_key_result", "upstream_objective",
+               "upstream_key_result")
+TEAM_DEPENDENCY_FIELDS = (
+    "organization_id", "cycle_id", "kind", "status", "need", "needed_by", "created_at",
+    "requesting_team__name", "providing_team__name",
+    *(f"{end}__{f}" for end in _END_FIELDS for f in ("title", "effective_health")),
+    *(f"{end}__team__name" for end in _END_FIELDS[::2]),
+    *(f"{end}__objective__title" for end in _END_FIELDS[1::2]),
+)
 
 
 RISKY = ("off_track", "at_risk")
