@@ -119,7 +119,8 @@ def objective_network(org, objective, membership):
 
 
 def team_links(org, team, cycle):
-    """Every link between this team and another in the cycle, with its kind. Six queries.
+    """Every link between this team and another in the cycle, with its kind, and its first
+    dependencies. Seven queries.
 
     The team's objectives and key results are read first as ids: "the team's, or on the
     team's objective" is then an OR of two indexed columns, which PostgreSQL reads by index,
@@ -163,10 +164,14 @@ def team_links(org, team, cycle):
         other = k.feeds.owner_team if k.owner_team_id == team.pk else k.owner_team
         links.append({"kind": "Only a key result shared", "key": "key_result", "team": other,
                       "objective": k.feeds.objective, "what": f"{k.title} feeds {k.feeds.title}"})
-    deps = list_with_ends(org, Dependency.objects.for_org(org).filter(cycle=cycle)
-                  .filter(Q(requesting_team=team) | Q(providing_team=team))
-                  .exclude(status=Dependency.Status.WITHDRAWN)
-                  .only(*DEPENDENCY_ROW_FIELDS)[:TEAM_DEPENDENCIES + 1], cycle)
+    # The first few ids first, from the one table: a LIMIT on the eight-table join tripled
+    # PostgreSQL's planning time (10 -> 30 ms under load), for a few rows.
+    first = list(Dependency.objects.for_org(org).filter(cycle=cycle)
+                 .filter(Q(requesting_team=team) | Q(providing_team=team))
+                 .exclude(status=Dependency.Status.WITHDRAWN)
+                 .values_list("pk", flat=True)[:TEAM_DEPENDENCIES + 1])
+    deps = list_with_ends(org, Dependency.objects.for_org(org).filter(pk__in=first)
+                          .only(*DEPENDENCY_ROW_FIELDS), cycle) if first else []
     for d in deps:
         d.escalated = is_escalated(d)
         d.direction = "needs" if d.requesting_team_id == team.pk else "provides"
