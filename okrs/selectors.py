@@ -261,6 +261,14 @@ def parent_links(org, objective, children):
             "more_aligned_key_results": len(aligned) > LINKS_SHOWN}
 
 
+# What the objective page shows of a check-in in a key result's history, and of its author and
+# corrector (``display_name``): not the people's other columns (passwords, settings).
+HISTORY_FIELDS = ("key_result_id", "value", "is_done", "confidence", "note", "created_at",
+                  "correction", "corrected_at", "correction_note", "corrects_id",
+                  "author__full_name", "author__email",
+                  "corrected_by__full_name", "corrected_by__email")
+
+
 def attach_history(org, key_results, limit=12):
     """Attach ``.history`` (newest first) and ``.sparkline`` to each key result: one query, which
     reads only the latest ``limit`` check-ins of each key result, however long its history."""
@@ -273,6 +281,7 @@ def attach_history(org, key_results, limit=12):
         .annotate(rank=Window(RowNumber(), partition_by=F("key_result"), order_by=newest_first))
         .filter(rank__lte=limit)
         .select_related("author", "corrected_by")
+        .only(*HISTORY_FIELDS)
         .order_by(*newest_first)
     )
     for row in rows:

@@ -1,10 +1,11 @@
 """The network pages as people use them: request, answer, see why, be told."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.core import mail
-from django_scopes import scope
+from django_scopes import scope, scopes_disabled
 
 from dependencies import network
 from dependencies.models import Contribution, Dependency, Notification, ObjectiveShare
@@ -146,6 +147,39 @@ def test_team_pages_name_each_link_and_say_when_nothing_is_shared(revenue):
     assert "Close 3 enterprise deals" in sales  # the dependency
     it = client_for(r.liam).get(url(r, "team", loner.pk)).content.decode()
     assert 'data-testid="nothing-shared"' in it
+
+
+def test_the_team_page_lists_its_first_dependencies_and_links_to_all_of_them(revenue):
+    """A team with many dependencies: its page shows the first ten by the date they are
+    needed, each row whole (both teams, both ends, state, upstream health), and sends to the
+    network page filtered by the team for the rest."""
+    r = revenue
+    with scopes_disabled():
+        for i in range(11):
+            upstream = KeyResultFactory(objective=r.platform, title=f"Upstream part {i}",
+                                        effective_health="at_risk")
+            DependencyFactory(downstream=r.deals, upstream=upstream, need=f"Need number {i}",
+                              needed_by=r.cycle.start_date + timedelta(days=i + 1),
+                              status="requested")
+    liam = client_for(r.liam)
+    html = liam.get(url(r, "team", r.sales.pk) + f"?cycle={r.cycle.pk}").content.decode()
+    rows = html[html.index("<h3>Dependencies</h3>"):]
+    assert rows.count('class="dep-row"') == 10
+    for i in range(10):
+        assert f"Need number {i}" in rows
+        assert f"“Close 3 enterprise deals” depends on “Upstream part {i}”" in rows
+    assert "Need number 10" not in rows and "Ship SSO" not in rows  # needed last
+    assert rows.count("<strong>Sales</strong> is supported by <strong>Engineering</strong>") == 10
+    assert rows.count('title="Health of what is depended on">At risk') == 10
+    assert 'data-testid="more-dependencies"' in rows
+    assert f'{url(r, "network")}?cycle={r.cycle.pk}&amp;team={r.sales.pk}' in rows
+    # With ten or fewer, the page lists them all and points nowhere else.
+    with scopes_disabled():
+        Dependency.objects.filter(upstream_key_result__title__startswith="Upstream part").filter(
+            needed_by__gt=r.cycle.start_date + timedelta(days=8)).delete()
+    html = liam.get(url(r, "team", r.sales.pk) + f"?cycle={r.cycle.pk}").content.decode()
+    assert html.count('class="dep-row"') == 9 and "Ship SSO" in html
+    assert 'data-testid="more-dependencies"' not in html
 
 
 def test_sharing_from_the_objective_page(revenue):
