@@ -140,16 +140,22 @@ def test_an_incremental_run_stores_what_a_run_from_scratch_stores(revenue, count
         now = at(minutes=2 * step + 1)
         run(r, now)  # incremental: from what this process kept of the last run
         after = stored(r)
-        network.forget()  # nothing kept, and no fingerprint: a run from scratch
-        with scopes_disabled():
-            NetworkState.objects.filter(cycle=r.cycle).update(fingerprint="")
-            FindingsReport.objects.filter(cycle=r.cycle).update(inputs="")
-        outcome = run(r, now)
-        assert (outcome.changed, outcome.alerts) == (0, 0), change.__name__
-        assert stored(r) == after, change.__name__
+        run_from_scratch_stores(r, now, after, change.__name__)
     assert counted["incremental propagation"] >= 3, counted
     assert counted["rules reused"] >= 3, counted
     assert counted["full propagation"] >= 1 and counted["rules run"] >= 1, counted
+
+
+def run_from_scratch_stores(r, now, expected, name):
+    """A run from scratch (nothing kept in the process, no fingerprint, no rules' inputs
+    digest) changes no row, raises no alert and leaves ``expected`` stored."""
+    network.forget()
+    with scopes_disabled():
+        NetworkState.objects.filter(cycle=r.cycle).update(fingerprint="")
+        FindingsReport.objects.filter(cycle=r.cycle).update(inputs="")
+    outcome = run(r, now)
+    assert (outcome.changed, outcome.alerts) == (0, 0), name
+    assert stored(r) == expected, name
 
 
 def test_a_check_in_reruns_no_rule_and_a_title_reruns_them(revenue, counted):
@@ -422,13 +428,7 @@ def test_rows_read_again_and_impacts_kept_give_what_a_run_from_scratch_gives(
         now = at(minutes=2 * step + 1)
         run(r, now)  # from what this process kept of the last run
         after = stored(r)
-        network.forget()  # nothing kept, and no fingerprint: a run from scratch
-        with scopes_disabled():
-            NetworkState.objects.filter(cycle=r.cycle).update(fingerprint="")
-            FindingsReport.objects.filter(cycle=r.cycle).update(inputs="")
-        outcome = run(r, now)
-        assert (outcome.changed, outcome.alerts) == (0, 0), change.__name__
-        assert stored(r) == after, change.__name__
+        run_from_scratch_stores(r, now, after, change.__name__)
         # And once more from what this run kept: a run after a run from scratch.
         run(r, at(minutes=2 * step + 2))
         assert stored(r) == after, change.__name__
