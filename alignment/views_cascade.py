@@ -694,6 +694,12 @@ def map_drawing(org, cycle, requested=None):
                 "hidden": hidden, "opened": opened.id if opened else None,
                 "svg": netmap.render(nodes, edges, summed=grouped)}
 
+    if requested is not None:
+        # The key names only a unit of this organization: another id draws the company, under
+        # the company's key, so invented ids cannot fill the cache with copies.
+        ids = versions.read_through(org.pk, "netmap", f"netmap-units:{org.pk}",
+                                    lambda: {u.id for u in map_units(org)}, MAP_CACHE_TTL)
+        requested = requested if requested in ids else None
     key = f"netmap:{org.pk}:{cycle.pk}:{requested or ''}"
     return versions.read_through(org.pk, "netmap", key, draw, MAP_CACHE_TTL)
 

@@ -121,6 +121,19 @@ def test_an_opened_unit_is_cached_apart_from_the_whole_map(revenue):  # noqa: F8
     assert get_map(r)[0] == whole and get_map(r, unit=r.eng.pk)[0] == opened
 
 
+def test_a_unit_not_of_this_organization_reads_the_whole_maps_entry(revenue):  # noqa: F811
+    r = revenue
+    whole, drawn = get_map(r)
+    _, cached = get_map(r)
+    with scopes_disabled():
+        elsewhere = TeamFactory(organization=OrganizationFactory(slug="org-other"), name="Other")
+    get_map(r, unit=r.eng.pk)  # the organization's unit ids are read once, then cached
+    for invented in (elsewhere.pk, 987654, 987655):
+        svg, queries = get_map(r, unit=invented)
+        # Not drawn again (the units and the links are not read): the company's entry.
+        assert svg == whole and queries == cached
+
+
 def test_another_organizations_writes_leave_the_drawing_cached(revenue):  # noqa: F811
     r = revenue
     get_map(r)
