@@ -25,10 +25,10 @@ import uuid
 from datetime import timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import F
 from django.utils import timezone
 from django_scopes import scopes_disabled
 
+from nudges import outbox
 from orgs import permissions
 
 from . import http, signing
@@ -36,10 +36,7 @@ from .models import Event, WebhookAttempt, WebhookDelivery, WebhookSubscription
 
 log = logging.getLogger(__name__)
 Status = WebhookDelivery.Status
-MAX_ATTEMPTS = 6
-FIRST_RETRY = timedelta(minutes=1)
-STUCK_AFTER = timedelta(minutes=5)  # longer than one request's deadline
-SWEEP_BATCH = 500
+MAX_ATTEMPTS = outbox.MAX_ATTEMPTS  # the claim, retries and sweep are the email outbox's
 MAX_SUBSCRIPTIONS = 20
 TIMEOUT = 10.0
 MAX_ANSWER_BYTES = 65_536
@@ -222,12 +219,9 @@ def deliver(pk, *, now=None):
     """Send one delivery if it is ours to send (the claim). Returns the status this call left it
     in, or None when there was nothing to claim."""
     now = now or timezone.now()
+    if not outbox.claim(WebhookDelivery, pk, now):
+        return None
     with scopes_disabled():
-        claimed = WebhookDelivery.objects.filter(
-            pk=pk, status=Status.PENDING, next_attempt_at__lte=now
-        ).update(status=Status.SENDING, claimed_at=now, attempts=F("attempts") + 1)
-        if not claimed:
-            return None
         row = WebhookDelivery.objects.select_related("subscription", "organization").get(pk=pk)
     from .sources import fetch_options
 
@@ -263,13 +257,8 @@ def deliver(pk, *, now=None):
 
 
 def _failed(row, error, status_code, now):
-    final = row.attempts >= MAX_ATTEMPTS
-    later = now + FIRST_RETRY * 2 ** (row.attempts - 1)
-    with scopes_disabled():
-        WebhookDelivery.objects.filter(pk=row.pk, status=Status.SENDING).update(
-            status=Status.FAILED if final else Status.PENDING, last_error=error,
-            last_status_code=status_code,
-            next_attempt_at=row.next_attempt_at if final else later)
+    final, later = outbox.give_back(WebhookDelivery, row, now, error=error,
+                                    last_status_code=status_code)
     if final:
         log.error("Webhook delivery %s (subscription %s, organization %s) failed for good "
                   "after %s attempts: %s", row.pk, row.subscription_id, row.organization_id,
@@ -283,14 +272,8 @@ def _failed(row, error, status_code, now):
 def sweep(*, now=None):
     """Put deliveries whose sender died back to pending; return the ids due to be sent."""
     now = now or timezone.now()
-    with scopes_disabled():
-        stuck = WebhookDelivery.objects.filter(status=Status.SENDING,
-                                               claimed_at__lt=now - STUCK_AFTER)
-        stuck.filter(attempts__gte=MAX_ATTEMPTS).update(
-            status=Status.FAILED, last_error="The sender stopped in the middle, too often.")
-        stuck.update(status=Status.PENDING, next_attempt_at=now)
-        return list(WebhookDelivery.objects.due(now).order_by("next_attempt_at", "pk")
-                    .values_list("pk", flat=True)[:SWEEP_BATCH])
+    outbox.release_stuck(WebhookDelivery, now)
+    return outbox.due_ids(WebhookDelivery, now)
 
 
 # Settled deliveries (sent, or given up) older than this are deleted by the sweep, with their

@@ -33,16 +33,15 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 from django_scopes import scopes_disabled
 
 from integrations import http as guarded
 
+from . import outbox
 from .models import ChatChannel, ChatDelivery
-from .outbox import FIRST_RETRY, MAX_ATTEMPTS, STUCK_AFTER, SWEEP_BATCH
 
 log = logging.getLogger(__name__)
 Status = ChatDelivery.Status
@@ -202,12 +201,9 @@ def deliver(pk, *, now=None):
     """Send one delivery if it is ours to send (the outbox's claim). Returns the status this
     call left it in, or None when there was nothing to claim."""
     now = now or timezone.now()
+    if not outbox.claim(ChatDelivery, pk, now):
+        return None
     with scopes_disabled():
-        claimed = ChatDelivery.objects.filter(
-            pk=pk, status=Status.PENDING, next_attempt_at__lte=now
-        ).update(status=Status.SENDING, claimed_at=now, attempts=F("attempts") + 1)
-        if not claimed:
-            return None
         row = ChatDelivery.objects.select_related("channel").get(pk=pk)
     body = row.body.encode()
     try:
@@ -232,12 +228,7 @@ def _describe(exc):
 
 def _failed(row, exc, now):
     error = _describe(exc)[:300]
-    final = row.attempts >= MAX_ATTEMPTS
-    later = now + FIRST_RETRY * 2 ** (row.attempts - 1)
-    with scopes_disabled(), transaction.atomic():
-        ChatDelivery.objects.filter(pk=row.pk, status=Status.SENDING).update(
-            status=Status.FAILED if final else Status.PENDING, last_error=error,
-            next_attempt_at=row.next_attempt_at if final else later)
+    final, later = outbox.give_back(ChatDelivery, row, now, error=error)
     if final:
         log.error("Chat post %s (channel %s, organization %s) failed for good after %s "
                   "attempts: %s", row.pk, row.channel_id, row.organization_id, row.attempts,
@@ -251,14 +242,8 @@ def _failed(row, exc, now):
 def sweep(*, now=None):
     """Put deliveries whose sender died back to pending; return the ids due to be sent."""
     now = now or timezone.now()
-    with scopes_disabled():
-        stuck = ChatDelivery.objects.filter(status=Status.SENDING,
-                                            claimed_at__lt=now - STUCK_AFTER)
-        stuck.filter(attempts__gte=MAX_ATTEMPTS).update(
-            status=Status.FAILED, last_error="The sender stopped in the middle, too often.")
-        stuck.update(status=Status.PENDING, next_attempt_at=now)
-        return list(ChatDelivery.objects.due(now).order_by("next_attempt_at", "pk")
-                    .values_list("pk", flat=True)[:SWEEP_BATCH])
+    outbox.release_stuck(ChatDelivery, now)
+    return outbox.due_ids(ChatDelivery, now)
 
 
 # The weekly summary ------------------------------------------------------------------------

@@ -105,12 +105,9 @@ def deliver(pk, *, now=None):
     pending: failed, retried later; failed: given up), or None when there was nothing to claim
     (sent already, another sender has it, not due yet, or no such row)."""
     now = now or timezone.now()
+    if not claim(OutboundEmail, pk, now):
+        return None
     with scopes_disabled():
-        claimed = OutboundEmail.objects.filter(
-            pk=pk, status=Status.PENDING, next_attempt_at__lte=now
-        ).update(status=Status.SENDING, claimed_at=now, attempts=F("attempts") + 1)
-        if not claimed:
-            return None
         row = OutboundEmail.objects.get(pk=pk)
     try:
         message_for(row).send()
@@ -125,12 +122,8 @@ def deliver(pk, *, now=None):
 
 def _failed(row, exc, now):
     error = f"{type(exc).__name__}: {exc}"[:300]
-    final = row.attempts >= MAX_ATTEMPTS
-    later = now + FIRST_RETRY * 2 ** (row.attempts - 1)
     with scopes_disabled(), transaction.atomic():
-        OutboundEmail.objects.filter(pk=row.pk, status=Status.SENDING).update(
-            status=Status.FAILED if final else Status.PENDING, last_error=error,
-            next_attempt_at=row.next_attempt_at if final else later)
+        final, later = give_back(OutboundEmail, row, now, error=error)
         _mirror(row, error=error, **({"status": "failed"} if final else {}))
     if final:
         log.error("Email %s (%s, organization %s, to %s) failed for good after %s attempts: %s",
@@ -156,18 +149,68 @@ def _mirror(row, **fields):
 def sweep(*, now=None):
     """Put rows whose sender died back to pending; return the ids due to be sent."""
     now = now or timezone.now()
+
+    def given_up(row, error):
+        _mirror(row, status="failed", error=error)
+        log.error("Email %s (%s, organization %s, to %s) failed for good: %s",
+                  row.pk, row.kind, row.organization_id, row.to, error)
+
+    back = release_stuck(OutboundEmail, now, on_give_up=given_up)
+    if back:
+        log.warning("%s emails were stuck in sending; they go again", back)
+    return due_ids(OutboundEmail, now)
+
+
+# The claim, the retry and the sweep, shared by every outbox table (emails here, chat posts in
+# ``nudges.chat``, webhook deliveries in ``integrations.webhooks``). Each such model has
+# ``status`` (pending, sending, sent, failed), ``attempts``, ``next_attempt_at``, ``claimed_at``,
+# ``last_error`` and a ``due(now)`` queryset method.
+
+PENDING, SENDING, FAILED = "pending", "sending", "failed"
+GAVE_UP = "The sender stopped in the middle of sending, too often."
+
+
+def claim(model, pk, now):
+    """Take one row to send: pending and due -> sending, one attempt more, in one UPDATE. True
+    only for the caller whose UPDATE changed the row; a rerun, a task delivered twice or the
+    sweep gets False."""
     with scopes_disabled():
-        stuck = OutboundEmail.objects.filter(status=Status.SENDING,
-                                             claimed_at__lt=now - STUCK_AFTER)
-        error = "The sender stopped in the middle of sending, too often."
-        for row in stuck.filter(attempts__gte=MAX_ATTEMPTS):
-            with transaction.atomic():
-                if stuck.filter(pk=row.pk).update(status=Status.FAILED, last_error=error):
-                    _mirror(row, status="failed", error=error)
-                    log.error("Email %s (%s, organization %s, to %s) failed for good: %s",
-                              row.pk, row.kind, row.organization_id, row.to, error)
-        back = stuck.update(status=Status.PENDING, next_attempt_at=now)
-        if back:
-            log.warning("%s emails were stuck in sending; they go again", back)
-        return list(OutboundEmail.objects.due(now).order_by("next_attempt_at", "pk")
+        return bool(model.objects.filter(pk=pk, status=PENDING, next_attempt_at__lte=now)
+                    .update(status=SENDING, claimed_at=now, attempts=F("attempts") + 1))
+
+
+def give_back(model, row, now, *, error, **fields):
+    """After a failed attempt: back to pending with a later ``next_attempt_at`` (1, 2, 4, 8, 16
+    minutes), or failed for good after ``MAX_ATTEMPTS``. Only a row still ours (sending) moves.
+    Returns ``(final, later)``."""
+    final = row.attempts >= MAX_ATTEMPTS
+    later = now + FIRST_RETRY * 2 ** (row.attempts - 1)
+    with scopes_disabled():
+        model.objects.filter(pk=row.pk, status=SENDING).update(
+            status=FAILED if final else PENDING, last_error=error,
+            next_attempt_at=row.next_attempt_at if final else later, **fields)
+    return final, later
+
+
+def release_stuck(model, now, *, on_give_up=None):
+    """Rows claimed longer than ``STUCK_AFTER`` ago lost their sender: those out of attempts
+    fail (``on_give_up(row, error)`` is called for each, in its transaction), the others go back
+    to pending, due now. Returns how many went back."""
+    with scopes_disabled():
+        stuck = model.objects.filter(status=SENDING, claimed_at__lt=now - STUCK_AFTER)
+        spent = stuck.filter(attempts__gte=MAX_ATTEMPTS)
+        if on_give_up is None:
+            spent.update(status=FAILED, last_error=GAVE_UP)
+        else:
+            for row in spent:
+                with transaction.atomic():
+                    if stuck.filter(pk=row.pk).update(status=FAILED, last_error=GAVE_UP):
+                        on_give_up(row, GAVE_UP)
+        return stuck.update(status=PENDING, next_attempt_at=now)
+
+
+def due_ids(model, now):
+    """The ids due to be sent, oldest first, at most ``SWEEP_BATCH``."""
+    with scopes_disabled():
+        return list(model.objects.due(now).order_by("next_attempt_at", "pk")
                     .values_list("pk", flat=True)[:SWEEP_BATCH])
