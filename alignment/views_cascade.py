@@ -274,7 +274,18 @@ def recascade_page(request):
     return render(request, "alignment/recascade.html", {
         "cycles": cycles, "cycle": cycle, "flags": flags, "team": team,
         "team_choices": team_choices, "state": resolution, "states": resolutions.choices,
-        "progress": cascade.progress(request.org, cycle) if cycle else [], "nav": "report"})
+        "progress": _progress_page(request, cycle), "nav": "report"})
+
+
+PROGRESS_PER_PAGE = 10
+
+
+def _progress_page(request, cycle):
+    """A page of the changes' progress, those with the most flags still open first (then the
+    latest change): a cycle of many changes is read ten at a time."""
+    rows = cascade.progress(request.org, cycle) if cycle else []
+    rows.sort(key=lambda row: (-row["open"], -row["source"].pk))
+    return Paginator(rows, PROGRESS_PER_PAGE).get_page(request.GET.get("changes_page"))
 
 
 PARENTS_PER_FLAG = 15

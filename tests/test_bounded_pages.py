@@ -345,3 +345,33 @@ def test_an_opened_department_reads_only_the_links_of_its_own_teams(world_a, ali
         crews = {t.pk for t in teams[1::2]}
         assert sum(crews <= found <= north_ids for found in lists) >= 2, sql
     assert reads
+
+
+def test_the_recascade_progress_shows_ten_changes_a_page_most_open_first(world_a, alice_client):
+    w = world_a
+    squad = TeamFactory(organization=w.org, name="Squad", parent=w.team)
+    for i in range(12):
+        source = ObjectiveFactory(organization=w.org, cycle=w.cycle, team=w.team,
+                                  parent=w.company_objective, title=f"Changed {i:02}")
+        children = 2 if i == 3 else 1
+        for j in range(children):
+            child = ObjectiveFactory(organization=w.org, cycle=w.cycle, team=squad,
+                                     parent=source, title=f"Below {i:02}-{j}")
+            RecascadeFlagFactory(objective=child, change=f"Change number {i:02}.")
+
+    def progress(page=None):
+        address = url(w, "recascade") + f"?cycle={w.cycle.pk}"
+        if page:
+            address += f"&changes_page={page}"
+        html = alice_client.get(address).content.decode()
+        table = html[html.index("<h2>Progress</h2>"):]
+        return table[:table.index("</section>")]
+
+    first = progress()
+    assert first.count("<tr><td>") == 10 and "13 in all" in first  # and world_a's own
+    # The change with two open flags leads; the others follow, latest first.
+    assert first.index("Change number 03.") < first.index("Change number 11.")
+    assert "<strong>2</strong>" in first and 'changes_page=2' in first
+    second = progress(2)
+    assert second.count("<tr><td>") == 3
+    assert "Change number 00." in second and "Change number 03." not in second
