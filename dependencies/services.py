@@ -379,6 +379,10 @@ def request_contribution(*, membership, key_result, shared, rollup="", note=""):
     v.done()
     _check_contribution(org, key_result, shared, rollup)
     _check_open_cycle(key_result.objective.cycle)
+    return _open_contribution(org, membership, key_result, shared, rollup, note)
+
+
+def _open_contribution(org, membership, key_result, shared, rollup, note):
     with transaction.atomic():
         lock_organization(org)
         shared = KeyResult.objects.for_org(org).select_related(
@@ -402,6 +406,21 @@ def request_contribution(*, membership, key_result, shared, rollup="", note=""):
         else:
             _alert_owners(org, contribution, membership)
     return contribution
+
+
+def carry_contribution(*, membership, key_result, shared, rollup, note):
+    """Carry-over: a key result fed ``shared``'s original last cycle and both were carried
+    over, so ``key_result`` asks again to feed ``shared`` (accepted at once when ``membership``
+    may answer for it, else its owners are asked, as any request). ``membership`` carried one of
+    the two over: leading either end is enough to ask. Returns the contribution, or None when
+    the link no longer fits (a retired end, a unit that no longer adds up, a loop)."""
+    org = membership.organization
+    try:
+        _check_contribution(org, key_result, shared, rollup)
+        with transaction.atomic():  # a refusal rolls back only this request
+            return _open_contribution(org, membership, key_result, shared, rollup, note)
+    except ValidationError:
+        return None
 
 
 def answer_contribution(*, membership, contribution, accept, note=""):

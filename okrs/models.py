@@ -264,6 +264,10 @@ class KeyResult(models.Model):
         Objective, on_delete=models.SET_NULL, null=True, blank=True,
         related_name="aligned_key_results",
         help_text="Another team's objective this key result contributes to directly.")
+    # Carry-over: the key result of an earlier cycle this one continues (its objective's copy
+    # took it along, unfinished), so that links between carried key results follow them.
+    carried_from = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="carried_to")
     effective_health = models.CharField(max_length=10, choices=Health.choices, blank=True)
     risk_causes = models.JSONField(default=list, blank=True)
     # End of cycle: the product proposes a score (0-1) from the data for its kind; the owner

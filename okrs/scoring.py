@@ -8,12 +8,14 @@ only into the next cycle, so it is allowed after closing too.
 
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
+from types import SimpleNamespace
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+import history as recorded
 from dependencies import network
 from integrations import webhooks
 from orgs import permissions
@@ -88,6 +90,18 @@ def weighted_score(key_results):
         return None
     mean = sum(Decimal(str(kr.score)) * Decimal(kr.weight) for kr in key_results) / total
     return round(float(min(Decimal(1), max(Decimal(0), mean))), 2)
+
+
+def refresh_score(org, objective_id):
+    """Store the objective's score again from its key results, after one was added, deleted or
+    reweighted (a new key result is unscored: the objective has no score until it is). One
+    query to read, one to write when the score moved."""
+    rows = list(KeyResult.objects.for_org(org).filter(objective_id=objective_id)
+                .values_list("score", "weight"))
+    score = weighted_score(SimpleNamespace(score=s, weight=w) for s, w in rows)
+    stale = Objective.objects.for_org(org).filter(pk=objective_id)
+    stale = stale.filter(score__isnull=False) if score is None else stale.exclude(score=score)
+    stale.update(score=score)
 
 
 BANDS = {
@@ -318,17 +332,19 @@ def carry_over(*, membership, objective, today=None):
             key_results_weight=objective.key_results_weight, weight=objective.weight,
             state=Objective.State.DRAFT, carried_from=objective,
             created_by=membership.user, updated_by=membership.user)
-        KeyResult.objects.bulk_create([
+        copies = KeyResult.objects.bulk_create([
             KeyResult(organization=org, objective=copy, title=kr.title, kind=kr.kind,
                       start_value=kr.current_value if kr.kind == NUMERIC else None,
                       target_value=(kr.target_value if kr.kind == NUMERIC
                                     or kr.kind in THRESHOLD_KINDS else None),
                       current_value=kr.current_value if not kr.is_milestone else None,
                       unit=kr.unit, owner_team=kr.owner_team, owner=kr.owner, weight=kr.weight,
-                      position=position)
+                      position=position, carried_from=kr)
             for position, kr in enumerate(unfinished)])
         if parent is not None:
             _carry_extra_parents(org, objective, copy, target)
+        _carry_key_result_links(membership, objective, copy, target,
+                                dict(zip(unfinished, copies, strict=True)))
         network.mark_changed(target)
     return copy
 
@@ -345,6 +361,51 @@ def _carry_extra_parents(org, objective, copy, target):
             extras.append((parent_copy, link.share))
     if extras:
         _set_extra_parents(org, copy, extras)
+
+
+def _carry_key_result_links(membership, objective, copy, target, copies):
+    """The links of the carried key results that hold in ``target``: where the other end was
+    carried over too (before or after this objective), the copies are linked as the originals
+    were. A key result aligned to another team's objective aligns to its copy; one that
+    fed another team's key result asks again to feed its copy (the request goes to that key
+    result's owners, as any; accepted at once when the person carrying may answer it). Links
+    whose other end was not carried over are left for the team to make again."""
+    from dependencies.models import Contribution
+    from dependencies.services import carry_contribution
+
+    org = membership.organization
+    live_in_target = KeyResult.objects.for_org(org).filter(objective__cycle=target).exclude(
+        objective__state=Objective.State.RETIRED)
+    originals = [kr.pk for kr in copies]
+    # Aligned: these key results to a copy of the objective they aligned to, and copies of key
+    # results that aligned to this objective to its copy.
+    aligned = {kr.aligned_to_id for kr in copies if kr.aligned_to_id}
+    if aligned:
+        objective_copy = {o.carried_from_id: o for o in Objective.objects.for_org(org).live()
+                          .filter(cycle=target, carried_from_id__in=aligned).only("pk",
+                                                                                "carried_from")}
+        for kr, kr_copy in copies.items():
+            if kr.aligned_to_id in objective_copy:
+                recorded.update(KeyResult.objects.for_org(org).filter(pk=kr_copy.pk),
+                                aligned_to=objective_copy[kr.aligned_to_id])
+    aligned_here = list(live_in_target.filter(carried_from__aligned_to=objective,
+                                              aligned_to__isnull=True).values_list("pk", flat=True))
+    if aligned_here:
+        recorded.update(KeyResult.objects.for_org(org).filter(pk__in=aligned_here),
+                        aligned_to=copy)
+    # Fed: each accepted contribution with both ends carried over is asked for again.
+    accepted = list(Contribution.objects.for_org(org).filter(
+        Q(key_result_id__in=originals) | Q(shared_id__in=originals),
+        status=Contribution.Status.ACCEPTED).values_list("key_result_id", "shared_id", "rollup"))
+    ends = {pk for pair in accepted for pk in pair[:2]}
+    copy_of = {kr.pk: kr_copy for kr, kr_copy in copies.items()}
+    copy_of.update({c.carried_from_id: c for c in live_in_target.filter(
+        carried_from_id__in=ends - set(copy_of)).select_related("objective__cycle")})
+    for feeder, shared, rollup in accepted:
+        if feeder in copy_of and shared in copy_of:
+            carry_contribution(
+                membership=membership, key_result=copy_of[feeder], shared=copy_of[shared],
+                rollup=rollup, note=f"Carried over: it contributed in {objective.cycle.name}.")
 
 
 HISTORY_BACK = 5

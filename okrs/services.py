@@ -22,6 +22,7 @@ from orgs.models import Cycle, Membership, Organization, Role, Team
 from orgs.services import lock_organization
 from orgs.validation import Fields
 
+from . import scoring
 from .models import CheckIn, Health, KeyResult, Objective, ObjectiveParent
 from .progress import numeric_progress
 
@@ -493,6 +494,7 @@ def create_key_result(*, membership, objective, title, kind, start_value=None, t
             start_value=start_value, target_value=target_value, current_value=start_value,
             unit=unit, owner_team=owner_team, owner=owner, weight=weight, position=position,
         )
+        scoring.refresh_score(org, objective.pk)
         network.mark_changed(objective.cycle)
     return key_result
 
@@ -542,6 +544,7 @@ def update_key_result(*, membership, key_result, version, title, start_value, ta
         current.start_value, current.target_value = start_value, target_value
         current.version += 1
         current.save()
+        scoring.refresh_score(org, current.objective_id)
         network.mark_changed(key_result.objective.cycle)
         if (old_target is not None
                 and target_value is not None and old_target != target_value):
@@ -637,6 +640,7 @@ def delete_key_result(*, membership, key_result):
             raise ValidationError(f"“{current.title}” cannot be deleted: "
                                   f"{'; '.join(reasons)}. {advice}")
         current.delete()
+        scoring.refresh_score(org, objective.pk)
         network.mark_changed(objective.cycle)
 
 

@@ -20,6 +20,7 @@ from ..factories import (
     CycleFactory,
     KeyResultFactory,
     MembershipFactory,
+    ObjectiveFactory,
     TeamFactory,
     UserFactory,
 )
@@ -186,6 +187,31 @@ def test_the_objective_gets_its_weighted_score_once_every_key_result_is_scored(e
     assert fresh(Objective, ending.objective.pk).score == 0.88
 
 
+def test_the_objective_score_follows_key_results_added_reweighted_and_deleted(ending):
+    from okrs import services
+
+    with scope(organization=ending.org):
+        scoring.score_key_result(membership=ending.dana, key_result=ending.key_result,
+                                 score="0.5")
+        scoring.score_key_result(membership=ending.dana, key_result=ending.milestone,
+                                 score="1")
+        assert fresh(Objective, ending.objective.pk).score == 0.88
+        # A new key result is unscored: the objective has no score until it is.
+        extra = services.create_key_result(
+            membership=ending.dana, objective=ending.objective, title="One more deal",
+            kind="numeric", start_value=Decimal("0"), target_value=Decimal("1"))
+        assert fresh(Objective, ending.objective.pk).score is None
+        services.delete_key_result(membership=ending.dana, key_result=extra)
+        assert fresh(Objective, ending.objective.pk).score == 0.88
+        # The milestone weighs 1 instead of 3: (0.5 * 1 + 1.0 * 1) / 2.
+        milestone = fresh(KeyResult, ending.milestone.pk)
+        services.update_key_result(
+            membership=ending.dana, key_result=milestone, version=milestone.version,
+            title=milestone.title, start_value=None, target_value=None, unit="",
+            owner_team=milestone.owner_team, owner=None, weight=Decimal("1"))
+    assert fresh(Objective, ending.objective.pk).score == 0.75
+
+
 def test_scoring_waits_for_the_window_and_stops_when_the_cycle_closes(ending):
     Cycle.objects.with_scopes_disabled().filter(pk=ending.cycle.pk).update(
         end_date=TODAY + dt.timedelta(days=30))
@@ -339,6 +365,99 @@ def test_a_carried_objective_keeps_its_parent_when_the_parent_was_carried_too(en
         parent_copy = scoring.carry_over(membership=w.admin, objective=w.company_objective)
         copy = scoring.carry_over(membership=w.dana, objective=w.objective)
     assert copy.parent_id == parent_copy.pk
+
+
+def sales_objective(w):
+    """Another team's objective under the company's, with an unfinished numeric key result."""
+    sales = TeamFactory(organization=w.org, name="Sales", parent=w.company)
+    objective = ObjectiveFactory(organization=w.org, cycle=w.cycle, team=sales,
+                                 parent=w.company_objective, title="Sell to the mid-market")
+    kr = KeyResultFactory(objective=objective, title="Mid-market deals", start_value=0,
+                          target_value=100, current_value=10, unit="%")
+    return objective, kr
+
+
+def carried_kr(original):
+    with scopes_disabled():
+        return KeyResult.objects.select_related("objective").get(carried_from=original)
+
+
+@pytest.mark.parametrize("first", ["aligned_to", "aligning"])
+def test_a_carried_key_result_aligns_to_the_copy_of_the_objective_it_aligned_to(ending, first):
+    w = ending
+    next_cycle(w, "Q2", w.cycle)
+    sales, _ = sales_objective(w)
+    with scopes_disabled():
+        KeyResult.objects.filter(pk=w.key_result.pk).update(aligned_to=sales)
+    order = [(w.admin, sales), (w.dana, w.objective)]
+    with scope(organization=w.org):
+        for membership, objective in (order if first == "aligned_to" else order[::-1]):
+            scoring.carry_over(membership=membership, objective=objective)
+    with scopes_disabled():
+        sales_copy = Objective.objects.get(carried_from=sales)
+    # Whichever was carried first, the copy of the key result aligns to the copy of Sales'.
+    assert carried_kr(w.key_result).aligned_to_id == sales_copy.pk
+    assert fresh(KeyResult, w.key_result.pk).aligned_to_id == sales.pk  # the original stays
+
+
+def accepted_contribution(w, shared):
+    from dependencies import services as dependency_services
+    from dependencies.models import Contribution
+
+    with scopes_disabled():  # world_a's own request of this key result, withdrawn
+        Contribution.objects.filter(pk=w.contribution.pk).update(status="withdrawn")
+    with scope(organization=w.org):
+        contribution = dependency_services.request_contribution(
+            membership=w.admin, key_result=fresh(KeyResult, w.key_result.pk), shared=shared,
+            rollup="sum")
+    assert contribution.status == "accepted"
+
+
+@pytest.mark.parametrize("first", ["shared", "feeding"])
+def test_a_carried_contribution_is_accepted_when_the_carrier_may_answer(ending, first):
+    w = ending
+    next_cycle(w, "Q2", w.cycle)
+    sales, shared = sales_objective(w)
+    accepted_contribution(w, shared)
+    order = [sales, w.objective] if first == "shared" else [w.objective, sales]
+    with scope(organization=w.org):
+        for objective in order:  # the org admin carries both: they may answer for Sales
+            scoring.carry_over(membership=w.admin, objective=objective)
+    feeding, shared_copy = carried_kr(w.key_result), carried_kr(shared)
+    assert feeding.feeds_id == shared_copy.pk and shared_copy.rollup == "sum"
+    # Both copies are in the next cycle.
+    assert feeding.objective.cycle.name == shared_copy.objective.cycle.name == "Q2"
+
+
+def test_a_carried_contribution_asks_the_owners_again_when_the_carrier_may_not(ending):
+    from dependencies.models import Contribution
+
+    w = ending
+    next_cycle(w, "Q2", w.cycle)
+    sales, shared = sales_objective(w)
+    accepted_contribution(w, shared)
+    with scope(organization=w.org):
+        scoring.carry_over(membership=w.admin, objective=sales)
+        scoring.carry_over(membership=w.dana, objective=w.objective)  # dana leads only hers
+    feeding, shared_copy = carried_kr(w.key_result), carried_kr(shared)
+    assert feeding.feeds_id is None  # nothing changes until Sales' owners accept
+    with scopes_disabled():
+        asked = Contribution.objects.get(key_result=feeding)
+    assert asked.shared_id == shared_copy.pk and asked.status == "requested"
+    assert asked.rollup == "sum" and w.cycle.name in asked.note
+
+
+def test_a_link_whose_other_end_was_not_carried_is_left_for_the_team(ending):
+    w = ending
+    next_cycle(w, "Q2", w.cycle)
+    sales, shared = sales_objective(w)
+    accepted_contribution(w, shared)
+    with scopes_disabled():
+        KeyResult.objects.filter(pk=w.key_result.pk).update(aligned_to=sales)
+    with scope(organization=w.org):
+        scoring.carry_over(membership=w.admin, objective=w.objective)
+    copy = carried_kr(w.key_result)
+    assert copy.feeds_id is None and copy.aligned_to_id is None
 
 
 def test_only_the_teams_leads_carry_over(ending):
