@@ -8,10 +8,8 @@ write that can move health marks the cycle for a recompute.
 from datetime import timedelta
 from decimal import Decimal
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.urls import reverse
 from django.utils import timezone
 
 import history
@@ -320,17 +318,16 @@ def _accept(org, contribution, membership):
 
 
 def _request_title(contribution):
-    return (f"{contribution.key_result.owner_team.name} asks to count "
-            f"“{contribution.key_result.title}” in “{contribution.shared.title}”")[:200]
+    """The title of the request's notifications, as ``nudges.events.describe`` writes it."""
+    return " ".join((f"{contribution.key_result.owner_team.name} asks to count "
+                     f"“{contribution.key_result.title}” in “{contribution.shared.title}”")
+                    .split())[:200]
 
 
 def _alert_owners(org, contribution, membership):
-    """Tell the people who can answer: in the app and by email, through the outbox."""
-    from nudges import outbox
-    from nudges.models import OutboundEmail
-    from nudges.services import wants
-
-    shared, key_result = contribution.shared, contribution.key_result
+    """Tell the people who can answer, as any request (``nudges.events``: in the app, and by
+    email and chat as each chose). Returns their user ids."""
+    shared = contribution.shared
     ids = {shared.owner_id, shared.owner_team.lead_id, shared.objective.team.lead_id}
     ids -= {None, membership.user_id}
     members = {m.user_id: m for m in Membership.objects.for_org(org).filter(user_id__in=ids)
@@ -340,28 +337,15 @@ def _alert_owners(org, contribution, membership):
         people = list(Membership.objects.for_org(org)
                       .filter(role__in=permissions.MANAGERS)
                       .exclude(user_id=membership.user_id).select_related("user"))
-    team = key_result.owner_team.name
-    title = _request_title(contribution)
     rollup = shared.get_rollup_display() if shared.rollup else (
         contribution.get_rollup_display() if contribution.rollup else "")
-    how = (f"its value would then count in the {rollup.lower()}" if rollup
+    how = (f"its value would count in the {rollup.lower()}" if rollup
            else "only its health would count, not its value")
-    url = settings.SITE_URL + reverse("objective", args=[org.slug, shared.objective_id]) + (
-        f"#contribution-{contribution.pk}")
-    Notification.objects.bulk_create([Notification(
-        organization=org, user_id=m.user_id, kind=Notification.Kind.REQUEST,
-        objective_id=shared.objective_id, key_result=shared, title=title)
-        for m in people])
-    for m in people:
-        if not wants(org, m.user_id, "alerts"):
-            continue
-        text = (f"Hello {m.user.display_name},\n\n{membership.user.display_name} ({team}) asks "
-                f"to count “{key_result.title}” in “{shared.title}”: {how}.\n"
-                "Nothing changes until you accept. Accept or decline it here:\n"
-                f"{url}\n")
-        outbox.queue(kind=OutboundEmail.Kind.ALERT, to=m.user.email, subject=title, text=text,
-                     organization=org, key=f"contribution:{contribution.pk}:{m.user_id}")
-    return people
+    note = f"If you accept, {how}. Nothing changes until you answer."
+    if contribution.note:
+        note += f"\nWhy: {contribution.note}"
+    return events.notify(org, "request_raised", [m.user_id for m in people], contribution,
+                         membership.user, note=note)
 
 
 def request_contribution(*, membership, key_result, shared, rollup="", note=""):
@@ -452,6 +436,8 @@ def answer_contribution(*, membership, contribution, accept, note=""):
         Notification.objects.for_org(org).filter(
             kind=Notification.Kind.REQUEST, key_result=current.shared,
             title=_request_title(current), read_at__isnull=True).update(read_at=timezone.now())
+        events.notify(org, "request_answered" if accept else "request_declined",
+                      [current.requested_by_id], current, membership.user, note=note)
     return current
 
 

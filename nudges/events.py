@@ -243,12 +243,17 @@ def describe(org, kind, subject, actor=None, note=""):
         e.objective_id, e.team_ids = workflow.objective_id, [workflow.objective.team_id]
         e.title = f"{GROUPS[group]}: {workflow.objective.title}"
     elif getattr(subject, "shared_id", None):  # a contribution request
-        e.path = reverse("objective", args=[slug, subject.shared.objective_id])
+        # Where the request is answered: the shared key result's objective, its network part.
+        e.path = reverse("objective", args=[slug, subject.shared.objective_id]) + "#network"
         e.objective_id, e.key_result_id = subject.shared.objective_id, subject.shared_id
         e.team_ids = [subject.shared.owner_team_id, subject.key_result.owner_team_id]
-        e.title = {"request_escalated": "Escalated: "}.get(kind, "") + (
-            f"{subject.key_result.owner_team.name} asks to count “{subject.key_result.title}” "
-            f"in “{subject.shared.title}”")
+        kr, shared = subject.key_result.title, subject.shared.title
+        ask = f"{subject.key_result.owner_team.name} asks to count “{kr}” in “{shared}”"
+        e.title = {
+            "request_escalated": f"Escalated: {ask}",
+            "request_answered": f"Accepted: “{kr}” counts in “{shared}”",
+            "request_declined": f"Declined: “{kr}” does not count in “{shared}”",
+        }.get(kind, ask)
     else:
         raise TypeError(f"No event is about a {type(subject).__name__}.")
     e.title = " ".join(e.title.split())[:200]

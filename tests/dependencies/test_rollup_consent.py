@@ -80,12 +80,15 @@ def test_a_contribution_waits_for_the_owner_and_changes_nothing_until_accepted(
         after = fresh(demo.arr_kr)
         assert (after.current_value, after.rollup) == (before.current_value, "")
         assert fresh(demo.payload).feeds_id is None
-        # Ava (the company team's lead) is told, in the app and by email.
-        assert any(m.to == ["ava@northwind.example"] and "Cut JS payload" in m.subject
-                   for m in mail.outbox)
+        # Ava (the company team's lead) is told as of any request: in the app, and in her
+        # next email bundle, with what accepting would do.
         from dependencies.models import Notification
+        from nudges.models import BundleItem
         assert Notification.objects.filter(user=demo.ava.user, kind="request",
                                            key_result=demo.arr_kr).exists()
+        item = BundleItem.objects.get(bundle__user=demo.ava.user, kind="request_raised",
+                                      title__contains="Cut JS payload")
+        assert "count in the sum" in item.text
         # Ethan cannot answer his own request.
         with pytest.raises(PermissionDenied):
             services.answer_contribution(membership=demo.ethan, contribution=request,
@@ -96,6 +99,12 @@ def test_a_contribution_waits_for_the_owner_and_changes_nothing_until_accepted(
         declined = fresh(demo.arr_kr)
         assert (declined.current_value, declined.rollup) == (before.current_value, "")
         assert fresh(demo.payload).feeds_id is None
+        # Ethan is told the answer, with Ava's reason; her request is marked read.
+        told = Notification.objects.get(user=demo.ethan.user, kind="declined")
+        assert told.title.startswith("Declined: “Cut JS payload")
+        assert "booked revenue only" in told.details["text"]
+        assert not Notification.objects.filter(user=demo.ava.user, kind="request",
+                                               key_result=demo.arr_kr, read_at=None).exists()
 
 
 def test_unlinking_restores_the_shared_key_results_own_value_at_once(

@@ -78,7 +78,7 @@ def test_ethan_asks_to_feed_the_arr_key_result_and_ava_declines(page, live_serve
     expect(page.get_by_role("heading", name="Your organizations")).to_be_visible()  # two
     page.goto(f"{base}/alerts/")
     alert = page.locator(".alert-list li", has_text="Web App asks to count")
-    expect(alert).to_contain_text("waits for your answer")
+    expect(alert).to_contain_text("Nothing changes until you answer")
     alert.get_by_role("link").first.click()
     expect(page).to_have_url(re.compile(rf"/objectives/{arr.objective_id}/#network$"))
     request = page.locator("[data-testid=contribution-request]")
