@@ -59,6 +59,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "orgs.middleware.PlatformAdminScopeMiddleware",
+    # Without a broker: beat's schedule runs in-process, after responses (orgs/beat.py).
+    "orgs.beat.InProcessBeatMiddleware",
     # Last, as django-axes asks: turns a locked-out sign-in into the "signing in is paused" page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -231,6 +233,8 @@ BROKER_SKIP_AFTER_FAILURE = 15  # seconds
 # thread right after the response instead of inside it (orgs.tasks.enqueue_now). Tests turn it
 # off, so the work is done when the request returns.
 TASKS_DEFER_IN_PROCESS = env_bool("TASKS_DEFER_IN_PROCESS", True)
+# Without a broker, the web process runs beat's schedule itself, after responses (orgs/beat.py).
+BEAT_IN_PROCESS = env_bool("BEAT_IN_PROCESS", CELERY_TASK_ALWAYS_EAGER)
 # The worker and beat log through LOGGING below (organization and object on every line).
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Immediate notifications (nudges.events): a burst within this many minutes is one email;

@@ -59,6 +59,7 @@ def _tasks_in_process(settings):
     from orgs.tasks import reset_broker_skip
 
     settings.TASKS_DEFER_IN_PROCESS = False
+    settings.BEAT_IN_PROCESS = False  # tests/test_beat.py turns it on
     before = app.conf.task_always_eager
     app.conf.task_always_eager = True
     reset_broker_skip()  # a test that failed a publish must not make the next skip the broker
