@@ -10,7 +10,7 @@ from typing import Literal
 
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.db.models import Q
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from ninja import Field, NinjaAPI, Path, Query, Router
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as InputError
@@ -23,6 +23,7 @@ from okrs import services as okr_services
 from okrs.access import access_key_result, access_objective
 from okrs.models import CheckIn, KeyResult, Objective
 from okrs.selectors import my_team_ids
+from orgs import permissions
 from orgs.db import WriteConflict
 from orgs.models import Cycle, Membership, Team
 
@@ -262,6 +263,23 @@ def update_objective(request, org_slug: Path[str], objective_id: int, data: s.Ob
     return one(request, s.Objective, objective)
 
 
+@router.delete("/objectives/{int:objective_id}/", tags=["objectives"],
+               response={204: None, **WRITE_ERRORS})
+@org_endpoint(write=True)
+def retire_objective(request, org_slug: Path[str], objective_id: int):
+    """Retire an objective: it leaves the alignment tree and the pages, its history and its
+    key results' check-ins stay, and its team can bring it back in the app. Everything aligned
+    below a company or department objective is flagged for its owners, as in the app.
+    Retiring one that is retired already changes nothing."""
+    membership = request.caller.person()
+    current = access_objective(membership, objective_id)
+    if not current.is_retired:
+        okr_services.retire_objective(membership=membership, objective=current)
+    elif not permissions.can_unretire_objective(membership, current):  # who could retire it
+        raise PermissionDenied("You can retire objectives only of teams you lead.")
+    return HttpResponse(status=204)
+
+
 # Key results and check-ins --------------------------------------------------------------------
 
 
@@ -344,6 +362,18 @@ def update_key_result(request, org_slug: Path[str], key_result_id: int, data: s.
         unit=sent.get("unit", current.unit), owner_team=owner_team, owner=owner,
         weight=sent.get("weight") or current.weight)
     return one(request, s.KeyResult, key_result)
+
+
+@router.delete("/key-results/{int:key_result_id}/", tags=["key results"],
+               response={204: None, **WRITE_ERRORS})
+@org_endpoint(write=True)
+def delete_key_result(request, org_slug: Path[str], key_result_id: int):
+    """Delete a key result added by mistake. One with check-ins (its history is kept), or that
+    a dependency or another key result points at, is refused with 422 and the reason."""
+    membership = request.caller.person()
+    current = access_key_result(membership, key_result_id, write=True)
+    okr_services.delete_key_result(membership=membership, key_result=current)
+    return HttpResponse(status=204)
 
 
 class CheckInFilters(s.Schema):

@@ -245,7 +245,7 @@ def _call(client, method, url, token, body):
     headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
     if method == "GET":
         return client.get(url, {"cycle": 1}, **headers)
-    call = client.post if method == "POST" else client.patch
+    call = {"POST": client.post, "PATCH": client.patch, "DELETE": client.delete}[method]
     return call(url, body, content_type="application/json", **headers)
 
 
@@ -271,7 +271,7 @@ def test_every_api_url_answers_404_with_another_organizations_ids_and_tokens(wor
             cases.append((api_fill(route, world_a.org.slug, ids_b), world_a.api_token_text,
                           api_body(world_a, route)))
         for url, token, body in cases:
-            for method in ("GET", "POST", "PATCH"):
+            for method in ("GET", "POST", "PATCH", "DELETE"):
                 response = _call(client, method, url, token, body)
                 assert response.status_code in (404, 405), (
                     f"{method} {url} answered {response.status_code}: {response.content[:200]}")

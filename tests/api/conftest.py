@@ -42,6 +42,9 @@ class Api:
         return self.client.patch(self.url(path), data or {}, content_type="application/json",
                                  **self.headers(extra))
 
+    def delete(self, path, **extra):
+        return self.client.delete(self.url(path), **self.headers(extra))
+
 
 @pytest.fixture
 def alice_api(world_a, alice):
