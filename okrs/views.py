@@ -25,7 +25,7 @@ from orgs.permissions import (
 )
 from orgs.pickers import find_data
 
-from . import selectors, services, strategy, views_closing
+from . import sections, selectors, services, strategy, views_closing
 from .access import access_check_in, access_key_result, access_objective, access_team
 from .charts import plain_number
 from .forms import (
@@ -197,10 +197,13 @@ def _scorecard_context(request, team, cycles):
 @org_view
 def objective_detail(request, objective_pk):
     objective = access_objective(request.membership, objective_pk)
-    ctx = selectors.objective_page(request.org, objective)
+    # What every reader sees alike, once per change (okrs/sections.py); then the reader's part.
+    ctx = sections.objective_sections(request.org, objective)
+    network = network_selectors.for_reader(ctx.pop("network"), request.membership)
+    history = ctx.pop("cycle_history")
+    alignment_rows = ctx.pop("alignment_rows")
     closed = objective.cycle.is_closed  # read-only: nothing offered, the banner says why
     can_edit = can_edit_objective(request.membership, objective) and not closed
-    network = network_selectors.objective_network(request.org, objective, request.membership)
     return render(request, "okrs/objective.html", {
         "objective": objective, "can_edit": can_edit, "cycle": objective.cycle,
         "open_cycle": selectors.open_cycle(request.org) if closed else None,
@@ -213,9 +216,9 @@ def objective_detail(request, objective_pk):
         and can_unretire_objective(request.membership, objective),
         "can_plan_recovery": can_plan_recovery(request.membership, objective) and not closed,
         "recovery_form": RecoveryActionForm(org=request.org),
-        "alignment": alignment_selectors.objective_alignment(request.org, objective,
-                                                             request.membership), **ctx,
-        **views_closing.objective_closing(request, objective),
+        "alignment": alignment_selectors.objective_alignment(
+            request.org, objective, request.membership, rows=alignment_rows), **ctx,
+        **views_closing.objective_closing(request, objective, history=history),
     })
 
 
