@@ -99,11 +99,21 @@ def learnings(org):
                 .order_by("-workflow__cycle__start_date"))
 
 
-def objective_alignment(org, objective, membership):
+def objective_alignment(org, objective, membership, *, rows=None):
     """What the objective page shows of cascading: its findings, review thread and any open
-    re-cascade request."""
+    re-cascade request (``rows``: those, already read by ``objective_alignment_rows``), and
+    what this person may do there."""
     from orgs.permissions import can_edit_objective, can_publish
 
+    return {
+        **(objective_alignment_rows(org, objective) if rows is None else rows),
+        "can_review": can_publish(membership),
+        "can_propose": objective.state == "draft" and can_edit_objective(membership, objective),
+    }
+
+
+def objective_alignment_rows(org, objective):
+    """The part of ``objective_alignment`` that every reader sees alike. Four queries."""
     from . import report
     from .models import RecascadeFlag, ReviewComment
 
@@ -114,6 +124,4 @@ def objective_alignment(org, objective, membership):
                        .select_related("author")),
         "recascade": list(RecascadeFlag.objects.for_org(org).filter(
             objective=objective, resolution="open").select_related("source")),
-        "can_review": can_publish(membership),
-        "can_propose": objective.state == "draft" and can_edit_objective(membership, objective),
     }

@@ -57,25 +57,26 @@ DEPENDENCY_ROW_FIELDS = (
 TEAM_DEPENDENCIES = 10
 
 
-def objective_network(org, objective, membership):
+def objective_network(org, objective):
     """Sharing links, dependencies both ways, contribution links and the recovery plan of one
-    objective (its key results are already loaded on it)."""
+    objective (its key results are already loaded on it): what every reader sees alike, so the
+    objective page can keep it (``okrs/sections.py``); ``for_reader`` adds the rest."""
     krs = list(objective.key_results.all())
     kr_ids = [k.pk for k in krs]
     shares = list(ObjectiveShare.objects.for_org(org).filter(objective=objective)
                   .select_related("team").order_by("team__name"))
-    deps = annotate(list_with_ends(
+    deps = list_with_ends(
         org, Dependency.objects.for_org(org)
         .filter(Q(downstream_objective=objective) | Q(downstream_key_result__in=kr_ids)
                 | Q(upstream_objective=objective) | Q(upstream_key_result__in=kr_ids))
         .exclude(status=Dependency.Status.WITHDRAWN).only(*DEPENDENCY_ROW_FIELDS)
-    ), membership)
+    )
     fed_by = list(KeyResult.objects.for_org(org).filter(feeds__in=kr_ids)
                   .select_related("owner_team", "objective"))
     feeds = {k.pk: k for k in KeyResult.objects.for_org(org)
              .filter(pk__in=[k.feeds_id for k in krs if k.feeds_id])
              .select_related("owner_team", "objective")}
-    # Contributions asked or accepted, both ways: who may answer or stop each.
+    # Contributions asked or accepted, both ways (``for_reader``: who may answer or stop each).
     open_contributions = list(
         Contribution.objects.for_org(org).open()
         .filter(Q(key_result__in=kr_ids) | Q(shared__in=kr_ids))
@@ -83,12 +84,8 @@ def objective_network(org, objective, membership):
                         "shared__owner_team", "shared__objective__team", "requested_by"))
     preload_co_owners([o for c in open_contributions
                        for o in (c.key_result.objective, c.shared.objective)])
-    accepted = {}
-    for c in open_contributions:
-        c.can_answer = membership is not None and can_answer_contribution(membership, c.shared)
-        c.can_stop = membership is not None and can_stop_contribution(membership, c)
-        if c.status == Contribution.Status.ACCEPTED:
-            accepted[c.key_result_id] = c
+    accepted = {c.key_result_id: c for c in open_contributions
+                if c.status == Contribution.Status.ACCEPTED}
     for k in krs:
         k.feeds_kr = feeds.get(k.feeds_id)
         k.fed_by = [c for c in fed_by if c.feeds_id == k.pk]
@@ -109,6 +106,7 @@ def objective_network(org, objective, membership):
                            or d.upstream_key_result_id in kr_ids)],
         "kr_owner_teams": other_owners,
         "contributions": [k for k in krs if k.feeds_kr or k.fed_by],
+        "open_contributions": open_contributions,
         "requests_in": [c for c in open_contributions if c.shared_id in kr_ids
                         and c.status == Contribution.Status.REQUESTED],
         "requests_out": [c for c in open_contributions if c.key_result_id in kr_ids
@@ -116,6 +114,21 @@ def objective_network(org, objective, membership):
         "recovery_actions": list(RecoveryAction.objects.for_org(org).filter(objective=objective)
                                  .select_related("owner")),
     }
+
+
+def for_reader(network, membership, *, today=None):
+    """What ``objective_network`` leaves to the reader and the day: which dependencies are
+    escalated, and which contributions this person may answer or stop. No query (the
+    contributions' objectives carry their co-owners)."""
+    today = today or timezone.localdate()
+    for d in (*network["depends_on"], *network["needed_by"]):
+        d.escalated = is_escalated(d, today=today)
+    accepted = [x.contribution for k in network["contributions"]
+                for x in (k, *k.fed_by) if x.contribution is not None]
+    for c in (*network["open_contributions"], *accepted):
+        c.can_answer = membership is not None and can_answer_contribution(membership, c.shared)
+        c.can_stop = membership is not None and can_stop_contribution(membership, c)
+    return network
 
 
 def team_links(org, team, cycle):

@@ -170,15 +170,25 @@ def _entry(spec, instance, action, fields, actor=None, at=None):
         **({"at": at} if at is not None else {}))
 
 
+def _as_loaded(value):
+    """A tracked JSON value, safe from changes made in place: a number, string or None as it
+    is, an empty list or dict as a new empty one, only a filled one copied deeply (the slow
+    path, pure Python)."""
+    if type(value) in (list, dict):
+        return copy.deepcopy(value) if value else type(value)()
+    return value
+
+
 def _snapshot(sender, instance, **kwargs):
     """The values as loaded: one shallow dict copy (C speed: this runs for every row loaded);
-    JSON values are copied deeply, as code may change them in place."""
+    the tracked JSON values are copied too, as code may change them in place. Derived JSON
+    (health causes, impact) is not tracked, so not copied."""
     d = instance.__dict__
     snap = d.copy()
     snap.pop(_SNAPSHOT, None)
     for a in REGISTRY[sender].json_attnames:
         if a in snap:
-            snap[a] = copy.deepcopy(snap[a])
+            snap[a] = _as_loaded(snap[a])
     d[_SNAPSHOT] = snap
 
 

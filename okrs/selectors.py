@@ -204,7 +204,12 @@ def _home_teams(org, direct):
 
 def objective_page(org, objective):
     """Children with their progress, ancestors for the breadcrumb, and check-in history."""
-    [objective] = assess([objective])
+    assess([objective])
+    return objective_sections(org, objective)
+
+
+def objective_sections(org, objective):
+    """``objective_page`` but the objective's own assessment: what every reader sees alike."""
     children = assess(list(
         Objective.objects.for_org(org).filter(parent=objective).live().with_key_results()
         .annotate(live_children=Count("children", filter=~Q(children__state="retired")))

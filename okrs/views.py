@@ -25,7 +25,7 @@ from orgs.permissions import (
 )
 from orgs.pickers import find_data
 
-from . import selectors, services, strategy, views_closing
+from . import sections, selectors, services, strategy, views_closing
 from .access import access_check_in, access_key_result, access_objective, access_team
 from .charts import plain_number
 from .forms import (
@@ -197,26 +197,44 @@ def _scorecard_context(request, team, cycles):
 @org_view
 def objective_detail(request, objective_pk):
     objective = access_objective(request.membership, objective_pk)
-    ctx = selectors.objective_page(request.org, objective)
     closed = objective.cycle.is_closed  # read-only: nothing offered, the banner says why
     can_edit = can_edit_objective(request.membership, objective) and not closed
-    network = network_selectors.objective_network(request.org, objective, request.membership)
-    return render(request, "okrs/objective.html", {
+    # The share form loads when opened (htmx), or with the whole page by its link.
+    sharing = request.GET.get("section") == "share" and can_edit and not objective.is_retired
+    if sharing and request.htmx:
+        return _vary(render(request, "dependencies/_objective_network.html#share_form", {
+            "objective": objective, "share_form": ShareForm(org=request.org,
+                                                            objective=objective)}))
+    # What every reader sees alike, once per change (okrs/sections.py); then the reader's part.
+    ctx = sections.objective_sections(request.org, objective)
+    network = network_selectors.for_reader(ctx.pop("network"), request.membership)
+    history, alignment_rows = ctx.pop("cycle_history"), ctx.pop("alignment_rows")
+    plan = can_plan_recovery(request.membership, objective) and not closed
+    return _vary(render(request, "okrs/objective.html", {
         "objective": objective, "can_edit": can_edit, "cycle": objective.cycle,
         "open_cycle": selectors.open_cycle(request.org) if closed else None,
-        "kr_form": KeyResultForm(membership=request.membership), "network": network,
+        # The add form is open while there is no key result; else it loads when opened.
+        "kr_form": KeyResultForm(membership=request.membership)
+        if can_edit and not objective.key_results.all() else None, "network": network,
         # Its three reasons, from what the page has loaded: no query of their own.
         "reasons": network_selectors.explain_objective(objective, ctx["children"],
                                                        network["depends_on"]),
-        "share_form": ShareForm(org=request.org, objective=objective) if can_edit else None,
+        "share_form": ShareForm(org=request.org, objective=objective) if sharing else None,
         "can_unretire": objective.is_retired and not closed
         and can_unretire_objective(request.membership, objective),
-        "can_plan_recovery": can_plan_recovery(request.membership, objective) and not closed,
-        "recovery_form": RecoveryActionForm(org=request.org),
-        "alignment": alignment_selectors.objective_alignment(request.org, objective,
-                                                             request.membership), **ctx,
-        **views_closing.objective_closing(request, objective),
-    })
+        "can_plan_recovery": plan,
+        "recovery_form": RecoveryActionForm(org=request.org)
+        if plan and not objective.is_retired else None,
+        "alignment": alignment_selectors.objective_alignment(
+            request.org, objective, request.membership, rows=alignment_rows), **ctx,
+        **views_closing.objective_closing(request, objective, history=history),
+    }))
+
+
+def _vary(response):
+    """The objective page's address answers a fragment to htmx (``?section=share``)."""
+    patch_vary_headers(response, ("HX-Request",))
+    return response
 
 
 @org_view

@@ -139,9 +139,10 @@ def cached_closing_status(org, cycle):
                                  lambda: selectors.closing_status(org, cycle), CLOSING_TTL)
 
 
-def objective_closing(request, objective):
+def objective_closing(request, objective, *, history=None):
     """The end-of-cycle part of an objective's page: whether scoring is open and who may do
-    what, its close form, its history across cycles. Three queries at most."""
+    what, its close form, its history across cycles (``history``: already read by
+    ``scoring.history``). Three queries at most."""
     cycle = objective.cycle
     window = scoring.in_scoring_window(cycle)
     m = request.membership
@@ -149,7 +150,8 @@ def objective_closing(request, objective):
         "closed_by").first() if (window or cycle.is_closed) else None
     may_lead = can_edit_team_okrs(m, objective.team_id) and not objective.is_retired
     krs = scoring.attach_scorers(objective.key_results.all())
-    history = scoring.history(request.org, objective)
+    if history is None:
+        history = scoring.history(request.org, objective)
     carried = any(h.carried_from_id == objective.pk for h in history)
     return {
         "scoring_open": window and not objective.is_retired,

@@ -93,6 +93,16 @@ TOPICS = {
     },
     # alignment.views_cascade.cached_matrix: objectives, their extra parents, teams, themes.
     "matrix": {"orgs.Team", "orgs.Theme", "okrs.Objective", "okrs.ObjectiveParent"},
+    # okrs.sections: an objective page's rows that every reader sees alike (aligned objectives,
+    # parents, key results' check-ins and contributors, shares, dependencies, contributions,
+    # the recovery plan, findings, the review thread, re-cascade requests, earlier cycles).
+    "objective": {
+        "orgs.Team", "orgs.Cycle", "okrs.Objective", "okrs.KeyResult", "okrs.CheckIn",
+        "okrs.ObjectiveParent", "dependencies.Dependency", "dependencies.Contribution",
+        "dependencies.ObjectiveShare", "dependencies.RecoveryAction",
+        "alignment.FindingsReport", "alignment.Finding", "alignment.ReviewComment",
+        "alignment.RecascadeFlag",
+    },
 }
 EVERY_ORG = "*"
 _BY_MODEL = {}
@@ -232,7 +242,7 @@ def connect():
 # What a change of health moves: the propagation run writes effective health, rolled progress
 # and rolled values with raw SQL (no signal, no queryset), so it bumps these at its end, and
 # ``mark_changed`` bumps them for any change that can move health.
-HEALTH = ("inbox", "review", "network", "netmap", "matrix")
+HEALTH = ("inbox", "review", "network", "netmap", "matrix", "objective")
 
 
 def health_changed(cycle):

@@ -271,6 +271,28 @@ def test_a_json_value_changed_in_place_is_still_seen(w):
     assert "Uptime" in changed["scorecard"][1] and "Uptime" not in changed["scorecard"][0]
 
 
+def test_a_json_value_changed_deep_inside_is_still_seen(w):
+    Team.objects.for_org(w.org).filter(pk=w.team.pk).update(
+        scorecard=[{"metric": "Uptime", "target": "99.9%"}])
+    team = Team.objects.for_org(w.org).get(pk=w.team.pk)
+    team.scorecard[0]["target"] = "99.99%"
+    team.save()
+    changed = fields_of(latest(w.org, "team", team.pk))
+    assert "99.9%" in changed["scorecard"][0] and "99.99%" in changed["scorecard"][1]
+
+
+def test_a_json_value_loaded_empty_and_filled_in_place_is_seen_once(w):
+    team = Team.objects.for_org(w.org).get(pk=w.team.pk)
+    team.scorecard.append({"metric": "Latency"})
+    team.save()
+    team.save()  # the snapshot after the save holds the filled value: nothing new to record
+    with scope(organization=w.org):
+        entries = [e for e in Change.objects.for_org(w.org).filter(object_type="team",
+                                                                   object_id=team.pk)
+                   if any(f["field"] == "scorecard" for f in e.fields)]
+    assert len(entries) == 1
+
+
 # Issue 16's write paths: extra parents, a KR aligned to another team's objective, a unit's
 # charter and roles, KPIs and their values, a recovery objective.
 
