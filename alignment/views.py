@@ -1,8 +1,7 @@
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Prefetch, Q
-from django.forms import ModelChoiceField, ModelMultipleChoiceField
-from django.forms.models import ModelChoiceIterator
+from django.forms import ModelMultipleChoiceField
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -13,7 +12,7 @@ from okrs import selectors as okr_selectors
 from orgs.confirm import ask_first, confirm_page, is_confirmed
 from orgs.decorators import org_view, post_only
 from orgs.forms import apply_errors
-from orgs.pickers import PickerWidget, find_data
+from orgs.pickers import find_data
 from retros.models import Improvement
 
 from . import forms, selectors, services
@@ -100,28 +99,6 @@ def _milestone_initial(request, workflow):
             "dependencies": [d.pk for d in m.dependencies.all()]}
 
 
-class _Choices(ModelChoiceIterator):
-    """A choice list read with one plain query. Django's own iterator reads it through
-    ``QuerySet.iterator()``, which on PostgreSQL opens a server-side cursor: three round trips
-    (declare, fetch, close) for a list of a few rows, for each list on the page."""
-
-    def __iter__(self):
-        if self.field.empty_label is not None:
-            yield ("", self.field.empty_label)
-        for obj in self.queryset:
-            yield self.choice(obj)
-
-
-def _plain_choices(made):
-    for form in made.values():
-        for field in form.fields.values():
-            if isinstance(field, ModelChoiceField) and not isinstance(field.widget,
-                                                                      PickerWidget):
-                field.iterator = _Choices
-                field.widget.choices = field.choices
-    return made
-
-
 def _forms(request, workflow, bound=None, *, retro):
     org = request.org
     initial_cadence = {
@@ -154,7 +131,7 @@ def _forms(request, workflow, bound=None, *, retro):
         field.queryset = field.queryset.exclude(pk=editing)
     if bound:
         made.update(bound)
-    return _plain_choices(made)
+    return made
 
 
 def _page(request, workflow, bound=None, status=200):
