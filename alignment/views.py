@@ -181,7 +181,7 @@ def _urls(request, workflow):
 
 
 def _page(request, workflow, bound=None, status=200):
-    ctx = selectors.workflow_page(request.org, workflow)
+    ctx = selectors.cached_workflow_page(request.org, workflow)
     membership = request.membership
     ctx.update({
         "workflow": workflow, "nav": "workflows", **_urls(request, workflow),
@@ -406,7 +406,7 @@ def _forms_with_fields():
 @org_view
 def workflow_outputs(request, workflow_pk):
     workflow = _workflow(request, workflow_pk)
-    ctx = selectors.workflow_page(request.org, workflow)
+    ctx = selectors.cached_workflow_page(request.org, workflow)
     ctx.update({"workflow": workflow, "nav": "workflows"})
     return render(request, "alignment/outputs.html", ctx)
 
@@ -414,7 +414,7 @@ def workflow_outputs(request, workflow_pk):
 @org_view
 def workflow_outputs_markdown(request, workflow_pk):
     workflow = _workflow(request, workflow_pk)
-    ctx = selectors.workflow_page(request.org, workflow)
+    ctx = selectors.cached_workflow_page(request.org, workflow)
     ctx.update({"workflow": workflow})
     text = render_to_string("alignment/outputs.md", ctx, request=request)
     response = HttpResponse(text, content_type="text/markdown; charset=utf-8")
