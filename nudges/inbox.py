@@ -561,16 +561,13 @@ def recount_later(membership):
 
 def recount(org_id, user_id):
     """The person's count, counted again and kept (the task behind ``recount_later``)."""
-    org = Organization.objects.filter(pk=org_id).first()
-    if org is None:
-        return None
-    with scope(organization=org):
-        membership = Membership.objects.for_org(org).filter(user_id=user_id).first()
+    with scope(organization=org_id):
+        membership = (Membership.objects.for_org(org_id).filter(user_id=user_id)
+                      .select_related("organization").first())
     if membership is None:
         return None
-    membership.organization = org
     try:
-        with scope(organization=org):
+        with scope(organization=membership.organization):
             return _count_and_keep(membership)
     finally:
         try:
