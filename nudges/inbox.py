@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db.models import (
     Count,
@@ -551,12 +552,11 @@ def recount_later(membership):
     except (RedisError, OSError) as error:
         versions._cache_failed(error)
         return
-    job = (membership.organization_id, membership.user_id)
     later = getattr(_request, "later", None)
     if later is not None:
-        later.add(job)
+        later[membership.organization_id, membership.user_id] = membership
     else:
-        _enqueue_recount(*job)
+        _recount_now_or_later(membership)
 
 
 def recount(org_id, user_id):
@@ -582,6 +582,21 @@ def _enqueue_recount(org_id, user_id):
     enqueue_now(recount_inbox, org_id, user_id, defer=True)
 
 
+def _recount_now_or_later(membership):
+    """In-process and not deferred (``TASKS_DEFER_IN_PROCESS`` off: tests), with the person at
+    hand; else the task, by id (the worker, or a thread after the response)."""
+    from .tasks import recount_inbox
+
+    if recount_inbox.app.conf.task_always_eager and not settings.TASKS_DEFER_IN_PROCESS:
+        try:
+            with scope(organization=membership.organization):
+                _count_and_keep(membership)
+        finally:
+            cache.delete(f"{_count_key(membership)}:again")
+        return
+    _enqueue_recount(membership.organization_id, membership.user_id)
+
+
 # The request being answered in this thread: whether it writes, and the recounts it asked for,
 # enqueued when the response is closed (``request_finished``), after the person has it.
 _request = threading.local()
@@ -597,7 +612,7 @@ class InboxCountMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        _request.later = set()
+        _request.later = {}
         _request.writes = request.method in UNSAFE_METHODS
         response = self.get_response(request)
         membership = getattr(request, "membership", None)
@@ -610,10 +625,10 @@ class InboxCountMiddleware:
 
 def after_response(**kwargs):
     """``request_finished``: enqueue the recounts the request asked for."""
-    later = getattr(_request, "later", None) or ()
+    later = getattr(_request, "later", None) or {}
     _request.later, _request.writes = None, False
-    for job in later:
-        _enqueue_recount(*job)
+    for membership in later.values():
+        _recount_now_or_later(membership)
 
 
 def total_for(membership, *, now=None):

@@ -173,7 +173,8 @@ def test_a_page_after_a_change_does_not_count(revenue, monkeypatch):
     with CaptureQueriesContext(connection) as current:
         client.get(url)
     asked = []
-    monkeypatch.setattr(inbox, "_enqueue_recount", lambda *job: asked.append(job))
+    monkeypatch.setattr(inbox, "_recount_now_or_later",
+                        lambda m: asked.append((m.organization_id, m.user_id)))
     _mia_raises_a_blocker(r)
     with CaptureQueriesContext(connection) as after:
         html = client.get(url).content.decode()
