@@ -1,5 +1,6 @@
 from django.utils import timezone
 
+from orgs import versions
 from retros.models import Improvement, Retrospective
 
 from . import gantt, steps
@@ -76,6 +77,19 @@ def workflow_page(org, workflow, *, today=None):
         "agenda": agenda(workflow, stakeholders),
         "today": today,
     }
+
+
+PAGE_TTL = 600  # seconds; a change of what the page reads moves the "workflow" version first
+
+
+def cached_workflow_page(org, workflow):
+    """``workflow_page`` for today, computed once per change of what it reads (the topic
+    "workflow" of ``orgs.versions``) and read from the cache until then: it is the same for
+    every reader. Without Redis, each process keeps its own copy (``PAGE_TTL``)."""
+    today = timezone.localdate()
+    return versions.read_through(
+        org.pk, "workflow", f"workflow-page:{org.pk}:{workflow.pk}:{today.isoformat()}",
+        lambda: workflow_page(org, workflow, today=today), PAGE_TTL)
 
 
 def agenda(workflow, stakeholders):

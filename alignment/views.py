@@ -1,8 +1,7 @@
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Prefetch, Q
-from django.forms import ModelChoiceField, ModelMultipleChoiceField
-from django.forms.models import ModelChoiceIterator
+from django.forms import ModelMultipleChoiceField
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -13,7 +12,7 @@ from okrs import selectors as okr_selectors
 from orgs.confirm import ask_first, confirm_page, is_confirmed
 from orgs.decorators import org_view, post_only
 from orgs.forms import apply_errors
-from orgs.pickers import PickerWidget, find_data
+from orgs.pickers import find_data
 from retros.models import Improvement
 
 from . import forms, selectors, services
@@ -81,10 +80,15 @@ def _own_rows(form, workflow):
     return form
 
 
+def _editing_pk(request):
+    pk = request.GET.get("milestone", "")
+    return pk if pk.isdigit() and len(pk) <= 18 else None
+
+
 def _editing(request, workflow):
     """The milestone ``?milestone=<pk>`` asks to edit, if it is one of this plan's."""
-    pk = request.GET.get("milestone", "")
-    if not pk.isdigit() or len(pk) > 18:
+    pk = _editing_pk(request)
+    if pk is None:
         return None
     return (Milestone.objects.for_org(request.org).filter(workflow=workflow, pk=pk)
             .prefetch_related("waits_on", "dependencies").first())
@@ -100,68 +104,87 @@ def _milestone_initial(request, workflow):
             "dependencies": [d.pk for d in m.dependencies.all()]}
 
 
-class _Choices(ModelChoiceIterator):
-    """A choice list read with one plain query. Django's own iterator reads it through
-    ``QuerySet.iterator()``, which on PostgreSQL opens a server-side cursor: three round trips
-    (declare, fetch, close) for a list of a few rows, for each list on the page."""
-
-    def __iter__(self):
-        if self.field.empty_label is not None:
-            yield ("", self.field.empty_label)
-        for obj in self.queryset:
-            yield self.choice(obj)
+# Forms the page opens only when asked (``?form=<name>``: a link without JavaScript, the form
+# alone with htmx), each with the step it belongs to. The rest are always on the page: the
+# purpose, the update (team leads post there) and the retrospective, plain text fields.
+ON_DEMAND = {"stakeholder": 2, "kickoff": 3, "milestone": 4, "plan_lead": 4, "cadence": 5,
+             "improvement": 7}
 
 
-def _plain_choices(made):
-    for form in made.values():
-        for field in form.fields.values():
-            if isinstance(field, ModelChoiceField) and not isinstance(field.widget,
-                                                                      PickerWidget):
-                field.iterator = _Choices
-                field.widget.choices = field.choices
-    return made
+def asked_form(request):
+    name = request.GET.get("form", "")
+    return name if name in ON_DEMAND else None
 
 
-def _forms(request, workflow, bound=None, *, retro):
+def _forms(request, workflow, bound=None, *, retro, only=None):
+    """The page's forms: those always shown, the one ``?form=`` asks for, the milestone being
+    edited (``?milestone=``) and ``bound`` (a form that came back with errors); with ``only``,
+    that form alone."""
     org = request.org
-    initial_cadence = {
-        "frequency": workflow.sync_frequency, "weekday": workflow.sync_weekday,
-        "time": workflow.sync_time, "sync_format": workflow.sync_format,
-        "dashboard_url": workflow.dashboard_url, "async_updates": workflow.async_updates}
-    made = {
-        "purpose": forms.PurposeForm(initial={"purpose": workflow.purpose,
-                                              "impact": workflow.impact}),
-        "stakeholder": forms.StakeholderForm(org=org),
-        "kickoff": _own_rows(forms.KickoffForm(workflow=workflow, initial={
+    makers = {
+        "purpose": lambda: forms.PurposeForm(initial={"purpose": workflow.purpose,
+                                                      "impact": workflow.impact}),
+        "stakeholder": lambda: forms.StakeholderForm(org=org),
+        "kickoff": lambda: _own_rows(forms.KickoffForm(workflow=workflow, initial={
             "kickoff_date": workflow.kickoff_date, "notes": workflow.kickoff_notes,
             "success_measures": list(workflow.success_measures.values_list("pk", flat=True))}),
             workflow),
-        "milestone": _own_rows(forms.MilestoneForm(workflow=workflow,
-                                                   initial=_milestone_initial(request, workflow)),
-                               workflow),
-        "plan_lead": forms.PlanLeadForm(org=org, initial={"lead": workflow.lead_id}),
-        "cadence": forms.CadenceForm(initial=initial_cadence),
-        "update": forms.UpdateForm(workflow=workflow),
-        "retro": forms.RetroForm(initial={
+        "milestone": lambda: _milestone_form(request, workflow),
+        "plan_lead": lambda: forms.PlanLeadForm(org=org, initial={"lead": workflow.lead_id}),
+        "cadence": lambda: forms.CadenceForm(initial={
+            "frequency": workflow.sync_frequency, "weekday": workflow.sync_weekday,
+            "time": workflow.sync_time, "sync_format": workflow.sync_format,
+            "dashboard_url": workflow.dashboard_url, "async_updates": workflow.async_updates}),
+        "update": lambda: forms.UpdateForm(workflow=workflow),
+        "retro": lambda: forms.RetroForm(initial={
             "what_worked": retro.what_worked if retro else "",
             "friction": retro.friction if retro else "",
             "share_company_wide": retro.share_company_wide if retro else False}),
-        "improvement": forms.ImprovementForm(org=org),
+        "improvement": lambda: forms.ImprovementForm(org=org),
     }
-    editing = made["milestone"].initial.get("milestone")
+    wanted = {"purpose", "update", "retro", asked_form(request)}
+    if _editing_pk(request):
+        wanted.add("milestone")
+    if only is not None:
+        wanted = {only}
+    made = {name: makers[name]() for name in makers if name in wanted}
+    made.update(bound or {})
+    return made
+
+
+def _milestone_form(request, workflow):
+    form = _own_rows(forms.MilestoneForm(workflow=workflow,
+                                         initial=_milestone_initial(request, workflow)),
+                     workflow)
+    editing = form.initial.get("milestone")
     if editing:  # a milestone cannot wait on itself: do not offer it
-        field = made["milestone"].fields["waits_on"]
+        field = form.fields["waits_on"]
         field.queryset = field.queryset.exclude(pk=editing)
-    if bound:
-        made.update(bound)
-    return _plain_choices(made)
+    return form
+
+
+def _on_demand(request, workflow, name):
+    """The form ``?form=<name>`` asks for, alone: what an htmx click on its button swaps in."""
+    if not services.can_run(request.membership) or workflow.is_closed:
+        raise PermissionDenied("Only the alignment lead and org admins run this workflow.")
+    return render(request, "alignment/workflow.html#on_demand", {
+        "workflow": workflow, "name": name, "can_run": True, **_urls(request, workflow),
+        "forms": _forms(request, workflow, retro=None, only=name)})
+
+
+def _urls(request, workflow):
+    """The page's own address and where its forms post, reversed once: the page has about
+    thirty forms."""
+    args = [request.org.slug, workflow.pk]
+    return {"page_url": reverse("workflow", args=args),
+            "act_url": reverse("workflow_act", args=args)}
 
 
 def _page(request, workflow, bound=None, status=200):
-    ctx = selectors.workflow_page(request.org, workflow)
+    ctx = selectors.cached_workflow_page(request.org, workflow)
     membership = request.membership
     ctx.update({
-        "workflow": workflow, "nav": "workflows",
+        "workflow": workflow, "nav": "workflows", **_urls(request, workflow),
         "forms": _forms(request, workflow, bound, retro=ctx["retro"]),
         "can_run": services.can_run(membership) and not workflow.is_closed,
         "can_sign_off": services.can_sign_off(membership),
@@ -175,8 +198,8 @@ def _page(request, workflow, bound=None, status=200):
     for m in ctx["milestones"]:
         m.can_update = services.answers_for(membership, workflow, m.owner_team_id) \
             if m.owner_team_id else services.can_run(membership)
-    form = ctx["forms"]["milestone"]
-    editing = form["milestone"].value()
+    form = ctx["forms"].get("milestone")
+    editing = form["milestone"].value() if form is not None else None
     ctx["plan_actions"] = not workflow.is_closed
     ctx["editing_milestone"] = next((m for m in ctx["milestones"]
                                      if str(m.pk) == str(editing)), None) if editing else None
@@ -185,7 +208,11 @@ def _page(request, workflow, bound=None, status=200):
 
 @org_view
 def workflow_detail(request, workflow_pk):
-    return _page(request, _workflow(request, workflow_pk))
+    workflow = _workflow(request, workflow_pk)
+    name = asked_form(request)
+    if name and request.htmx and request.htmx.target == f"form-{name}":
+        return _on_demand(request, workflow, name)
+    return _page(request, workflow)
 
 
 SIGN_OFF_NAMES = 8  # leadership named on the page; more are counted
@@ -318,7 +345,13 @@ def workflow_act(request, workflow_pk):
         apply_errors(form, e)
         return _page(request, workflow, {name: form})
     anchor = f"#step-{step}" if step else ""
+    if name in KEEP_OPEN:  # the next team or improvement is one more form away, not two
+        anchor = f"?form={name}#form-{name}"
     return redirect(reverse("workflow", args=[request.org.slug, workflow.pk]) + anchor)
+
+
+# Forms that stay open after a save: one adds teams or improvements one after the other.
+KEEP_OPEN = {"stakeholder", "improvement"}
 
 
 def _confirm_stakeholder_removal(request, workflow):
@@ -373,7 +406,7 @@ def _forms_with_fields():
 @org_view
 def workflow_outputs(request, workflow_pk):
     workflow = _workflow(request, workflow_pk)
-    ctx = selectors.workflow_page(request.org, workflow)
+    ctx = selectors.cached_workflow_page(request.org, workflow)
     ctx.update({"workflow": workflow, "nav": "workflows"})
     return render(request, "alignment/outputs.html", ctx)
 
@@ -381,7 +414,7 @@ def workflow_outputs(request, workflow_pk):
 @org_view
 def workflow_outputs_markdown(request, workflow_pk):
     workflow = _workflow(request, workflow_pk)
-    ctx = selectors.workflow_page(request.org, workflow)
+    ctx = selectors.cached_workflow_page(request.org, workflow)
     ctx.update({"workflow": workflow})
     text = render_to_string("alignment/outputs.md", ctx, request=request)
     response = HttpResponse(text, content_type="text/markdown; charset=utf-8")

@@ -9,10 +9,14 @@ what it asks is done (answered, approved, signed off, resolved, checked in), nev
 read.
 """
 
+import threading
+import time as clock
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db.models import (
     Count,
     DateTimeField,
@@ -29,6 +33,8 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
+from django_scopes import scope
+from redis.exceptions import RedisError
 
 from alignment.models import (
     RecascadeFlag,
@@ -44,7 +50,8 @@ from okrs.models import KeyResult, Objective
 from okrs.scoring import SCORING_WINDOW
 from okrs.selectors import key_results_to_score_of_teams
 from orgs import permissions, versions
-from orgs.models import Cycle, Organization, Role, Team
+from orgs.models import Cycle, Membership, Organization, Role, Team
+from orgs.tasks import enqueue_now
 
 # A team that sets no cadence takes its parent's; at the top, weekly.
 CADENCE_DAYS = {Team.Cadence.WEEKLY: 7, Team.Cadence.BIWEEKLY: 14, Team.Cadence.MONTHLY: 30}
@@ -450,7 +457,8 @@ def items_for(membership, *, now=None, oldest=OLDEST, kinds=None):
     "groups": [{"kind": Kind, "count": n, "items": [...]}...]}`` for kinds with any item.
     Queries: the teams, the counts, one per kind that can hold something for this person."""
     ctx = Context(membership, now=now)
-    sizes = counts(ctx) if now is not None else cached_counts(membership, ctx, again=True)
+    sizes = (counts(ctx) if now is not None
+             else cached_counts(membership, ctx, again=True, fresh=True))
     groups = []
     for k in KINDS:
         if kinds is not None and k.key not in kinds:
@@ -466,29 +474,161 @@ def items_for(membership, *, now=None, oldest=OLDEST, kinds=None):
     return {"total": sum(sizes[k] for k in (kinds or sizes)), "groups": groups, "ctx": ctx}
 
 
-# The nav's count is cached per person under the organization's "inbox" version
-# (``orgs.versions``), which every write to a table the kinds read moves; the short expiry
-# brings in what appears with time alone (a key result falling due, a scoring window opening).
+# The nav's count is kept per person with the organization's "inbox" version it was counted
+# at (``orgs.versions``: every write to a table the kinds read moves it) and when. A count is
+# current while the version has not moved and it is younger than ``COUNT_TTL`` (what appears
+# with time alone: a key result falling due, a scoring window opening). A count that is not
+# current is still shown, and counted again after the response (by the worker with a broker,
+# in a background thread without one): nobody's page waits for it. Except after a person's own
+# change: a request that writes (POST...) counts its author again before it answers (the
+# middleware below), so the next page shows what they did; and the inbox page, whose content
+# the counts are, always counts what is not current.
 COUNT_TTL = 60
+KEEP = 24 * 3600  # a count not current is shown until counted again, for at most this long
+RECOUNT_PENDING = 60  # one recount asked for per person at a time, for at most this long
 
 
 def _count_key(membership):
     return f"inbox:n:{membership.organization_id}:{membership.user_id}:{membership.role}"
 
 
-def cached_counts(membership, ctx=None, *, again=False):
-    """``counts`` for the person now: from the cache while nothing they read has changed (the
-    nav's count, the home page's and the inbox page's counts share it). ``ctx``: a Context
-    already built for the same person and moment; ``again``: ignore what this request (this
-    membership object) counted before."""
+def cached_counts(membership, ctx=None, *, again=False, fresh=False):
+    """``counts`` for the person: the nav's count, the home page's and the inbox page's counts
+    share it. ``ctx``: a Context already built for the same person and moment; ``again``:
+    ignore what this request (this membership object) counted before; ``fresh``: a count that
+    is not current is counted now rather than shown (also inside a request that writes)."""
     sizes = None if again else getattr(membership, "_inbox_counts", None)
     if sizes is not None:  # counted earlier in this request
         return sizes
-    sizes = versions.read_through(
-        membership.organization_id, "inbox", _count_key(membership),
-        lambda: counts(ctx or Context(membership)), COUNT_TTL)
+    sizes = _kept_counts(membership, ctx, fresh or getattr(_request, "writes", False))
     membership._inbox_counts = sizes  # the nav's count on the same page asks nothing more
     return sizes
+
+
+def _kept_counts(membership, ctx, fresh):
+    if not versions._cache_up():
+        return counts(ctx or Context(membership))
+    try:
+        current = versions.version(membership.organization_id, "inbox")
+        kept = cache.get(_count_key(membership))
+    except (RedisError, OSError) as error:
+        versions._cache_failed(error)
+        return counts(ctx or Context(membership))
+    if kept is not None:
+        if kept["v"] == current and clock.time() - kept["at"] < COUNT_TTL:
+            return kept["sizes"]
+        if not fresh:
+            recount_later(membership)
+            return kept["sizes"]
+    return _count_and_keep(membership, ctx, current)
+
+
+def _count_and_keep(membership, ctx=None, current=None):
+    """Count now and keep the count with the version taken before the rows were read (a write
+    during the count moves it: the count is then not current, and counted again)."""
+    started = clock.time()
+    try:
+        if current is None:
+            current = versions.version(membership.organization_id, "inbox")
+    except (RedisError, OSError) as error:
+        versions._cache_failed(error)
+        return counts(ctx or Context(membership))
+    sizes = counts(ctx or Context(membership))
+    key = _count_key(membership)
+    try:
+        kept = cache.get(key)
+        if kept is None or kept["at"] <= started:  # never over a count begun later
+            cache.set(key, {"sizes": sizes, "v": current, "at": started}, KEEP)
+    except (RedisError, OSError) as error:
+        versions._cache_failed(error)
+    return sizes
+
+
+def recount_later(membership):
+    """Count the person again after the response (or now, outside a request)."""
+    try:
+        if not cache.add(f"{_count_key(membership)}:again", 1, RECOUNT_PENDING):
+            return  # already asked for
+    except (RedisError, OSError) as error:
+        versions._cache_failed(error)
+        return
+    later = getattr(_request, "later", None)
+    if later is not None:
+        later[membership.organization_id, membership.user_id] = membership
+    else:
+        _recount_now_or_later(membership)
+
+
+def recount(org_id, user_id):
+    """The person's count, counted again and kept (the task behind ``recount_later``)."""
+    with scope(organization=org_id):
+        membership = (Membership.objects.for_org(org_id).filter(user_id=user_id)
+                      .select_related("organization").first())
+    if membership is None:
+        return None
+    try:
+        with scope(organization=membership.organization):
+            return _count_and_keep(membership)
+    finally:
+        try:
+            cache.delete(f"{_count_key(membership)}:again")
+        except (RedisError, OSError) as error:
+            versions._cache_failed(error)
+
+
+def _enqueue_recount(org_id, user_id):
+    from .tasks import recount_inbox
+
+    enqueue_now(recount_inbox, org_id, user_id, defer=True)
+
+
+def _recount_now_or_later(membership):
+    """In-process and not deferred (``TASKS_DEFER_IN_PROCESS`` off: tests), with the person at
+    hand; else the task, by id (the worker, or a thread after the response)."""
+    from .tasks import recount_inbox
+
+    if recount_inbox.app.conf.task_always_eager and not settings.TASKS_DEFER_IN_PROCESS:
+        try:
+            with scope(organization=membership.organization):
+                _count_and_keep(membership)
+        finally:
+            cache.delete(f"{_count_key(membership)}:again")
+        return
+    _enqueue_recount(membership.organization_id, membership.user_id)
+
+
+# The request being answered in this thread: whether it writes, and the recounts it asked for,
+# enqueued when the response is closed (``request_finished``), after the person has it.
+_request = threading.local()
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class InboxCountMiddleware:
+    """A request that writes counts its author's inbox again before it answers, when what
+    the count reads has moved: the next page shows the person's own change. Recounts asked
+    for during any request run after its response."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        _request.later = {}
+        _request.writes = request.method in UNSAFE_METHODS
+        response = self.get_response(request)
+        membership = getattr(request, "membership", None)
+        if _request.writes and membership is not None:
+            membership.__dict__.pop("_inbox_counts", None)
+            with scope(organization=membership.organization):
+                cached_counts(membership, fresh=True)
+        return response
+
+
+def after_response(**kwargs):
+    """``request_finished``: enqueue the recounts the request asked for."""
+    later = getattr(_request, "later", None) or {}
+    _request.later, _request.writes = None, False
+    for membership in later.values():
+        _recount_now_or_later(membership)
 
 
 def total_for(membership, *, now=None):

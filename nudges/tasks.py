@@ -59,3 +59,11 @@ def sweep_outbox():
     for delivery_id in posts:
         enqueue_now(deliver_chat, delivery_id)
     return len(due) + len(posts)
+
+
+@shared_task
+def recount_inbox(org_id, user_id):
+    """Count what waits on one person again, for the nav (``inbox.recount_later``)."""
+    from . import inbox
+
+    inbox.recount(org_id, user_id)

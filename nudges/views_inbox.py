@@ -43,7 +43,7 @@ def inbox_page(request):
         return response
     page = _page(request)
     ctx = inbox.Context(request.membership)
-    count = inbox.cached_counts(request.membership, ctx, again=True)[kind]
+    count = inbox.cached_counts(request.membership, ctx, again=True, fresh=True)[kind]
     start = (page - 1) * PAGE
     items = inbox.items_of(ctx, kind, start=start, stop=start + PAGE)
     group = {"kind": inbox.BY_KEY[kind], "count": count, "items": items,

@@ -6,6 +6,7 @@ class OrgsConfig(AppConfig):
     verbose_name = "Organizations"
 
     def ready(self):
-        from . import versions
+        from . import formfields, versions
 
+        formfields.install()  # a form's choice list is one query, not a server-side cursor
         versions.connect()  # cached reads (the nav's count, the cycle review) see every write

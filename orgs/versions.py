@@ -103,6 +103,17 @@ TOPICS = {
         "alignment.FindingsReport", "alignment.Finding", "alignment.ReviewComment",
         "alignment.RecascadeFlag",
     },
+    # alignment.selectors.cached_workflow_page: a workflow's steps, stakeholders, plan,
+    # updates, retrospective and improvements (its own and earlier cycles'), the key results
+    # it measures success by, the teams, cycles and objectives they name. Its many-to-many
+    # links bump it from alignment.apps.
+    "workflow": {
+        "orgs.Team", "orgs.Cycle", "okrs.Objective", "okrs.KeyResult",
+        "dependencies.Dependency",
+        "alignment.Workflow", "alignment.Stakeholder", "alignment.Milestone",
+        "alignment.StatusUpdate", "alignment.StepOverride",
+        "retros.Retrospective", "retros.Improvement",
+    },
 }
 EVERY_ORG = "*"
 _BY_MODEL = {}

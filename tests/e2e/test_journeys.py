@@ -202,7 +202,8 @@ def test_the_alignment_lead_runs_steps_1_to_4_and_reads_the_outputs(page, live_s
     step1.get_by_role("button", name="Save purpose").click()
     expect(page.locator("#step-1 .missing")).not_to_contain_text("one sentence")
 
-    # Step 2: three teams, one owner each.
+    # Step 2: three teams, one owner each. The form opens on demand and stays open after each.
+    page.locator("#step-2").get_by_role("link", name="Add a team").click()
     for team, owner, role in (("Sales", "Mia Chen", "Lead"),
                               ("Engineering", "Ethan Brooks", "Contributor"),
                               ("Marketing", "Noah Fischer", "Contributor")):
@@ -220,6 +221,8 @@ def test_the_alignment_lead_runs_steps_1_to_4_and_reads_the_outputs(page, live_s
     step3 = page.locator("#step-3")
     expect(step3.locator(".agenda")).to_contain_text("Engineering (contributor, owner Ethan")
     today = timezone.localdate()
+    step3.get_by_role("link", name="Plan the kickoff").click()
+    expect(field(step3, "Kickoff date")).to_be_visible()
     field(step3, "Kickoff date").fill(today.isoformat())
     field(step3, "Notes").fill("Engineering ships SSO first; Sales runs three pilots.")
     step3.get_by_role("checkbox", name="Grow ARR from $8.4M to $12M (Northwind Cloud)",
@@ -239,7 +242,7 @@ def test_the_alignment_lead_runs_steps_1_to_4_and_reads_the_outputs(page, live_s
                                      ("Three enterprise pilots", "Sales", 50,
                                       "SSO for pilot prospects")):
         step4 = page.locator("#step-4")
-        step4.locator("summary", has_text="Add a milestone").click()
+        step4.get_by_role("link", name="Add a milestone").click()
         field(step4, "Title").fill(title)
         pick(step4, "Owner team", team, team)
         field(step4, "Due").fill((today + timedelta(days=days)).isoformat())
