@@ -210,17 +210,85 @@ def test_repropagate_gives_the_results_of_a_full_propagation(seed):
         assert list(graph.results) == list(propagation.propagate_graph(own, edges).results)
 
 
-def test_repropagate_declines_when_the_ends_of_edges_or_the_nodes_change():
+def test_repropagate_declines_when_the_nodes_or_the_order_of_edges_change():
     rng = random.Random(9)
     own, edges = _random_network(rng, 200)
     graph = propagation.propagate_graph(own, edges)
-    assert propagation.repropagate(graph, own, edges[1:]) is None
     assert propagation.repropagate(graph, {**own, ("k", 10_000): None}, edges) is None
     assert propagation.repropagate(graph, own, [edges[1], edges[0], *edges[2:]]) is None
+    # An edge that goes, or comes back: computed from the kept graph, as a full run gives it.
+    assert propagation.repropagate(graph, own, edges[1:]).results == propagation.propagate(
+        own, edges[1:])
+    # An edge that closes a loop: declined, and the full run names the loop.
+    first = next(e for e in edges if e.src != e.dst)
+    loop = [*edges, Edge(first.dst, first.src)]
+    assert propagation.repropagate(graph, own, loop) is None
+    with pytest.raises(ValueError, match="loop"):
+        propagation.propagate(own, loop)
     broken = [edges[0]._replace(kind=BROKEN if edges[0].kind != BROKEN else DEPENDS),
               *edges[1:]]
     assert propagation.repropagate(graph, own, broken).results == propagation.propagate(
         own, broken)
+
+
+def _reachable(edges, start):
+    outputs = {}
+    for e in edges:
+        outputs.setdefault(e.src, []).append(e.dst)
+    seen, stack = {start}, [start]
+    while stack:
+        for dst in outputs.get(stack.pop(), ()):
+            if dst not in seen:
+                seen.add(dst)
+                stack.append(dst)
+    return seen
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_repropagate_after_edges_come_and_go_gives_the_results_of_a_full_propagation(seed):
+    """Dependencies that start or end: edges removed and added anywhere in the list, also
+    against the kept topological order (the nodes between move), with own healths and kinds
+    changed at once; each graph is the start of the next change, and declines are counted."""
+    rng = random.Random(seed)
+    own, edges = _random_network(rng, 1200)
+    nodes = list(own)
+    graph = propagation.propagate_graph(own, edges)
+    reshaped = 0
+    for _ in range(12):
+        own = dict(own)
+        for node in rng.sample(nodes, rng.choice((0, 1, 5))):
+            own[node] = rng.choice(HEALTHS)
+        edges = list(edges)
+        for _ in range(rng.choice((1, 1, 2, 4))):
+            if rng.random() < 0.4 and edges:
+                del edges[rng.randrange(len(edges))]
+            else:  # a new edge anywhere that closes no loop, often against the kept order
+                while True:
+                    src, dst = rng.sample(nodes, 2)
+                    if src not in _reachable(edges, dst):
+                        break
+                edges.insert(rng.randrange(len(edges) + 1), Edge(
+                    src, dst, rng.choice((ROLLUP, OWN, DEPENDS, BROKEN)),
+                    float(rng.choice((1, 2)))))
+        if rng.random() < 0.3:
+            i = rng.randrange(len(edges))
+            edges[i] = edges[i]._replace(kind=rng.choice((ROLLUP, DEPENDS, BROKEN)))
+        new = propagation.repropagate(graph, own, edges)
+        full = propagation.propagate_graph(own, edges)
+        if new is None:
+            graph = full
+            continue
+        reshaped += 1
+        assert new.results == full.results
+        # The places kept are a topological order of the new edges, and the results follow it.
+        assert all(new.place[e.src] < new.place[e.dst] for e in edges)
+        assert sorted(new.place.values()) == list(range(len(own)))
+        assert [new.place[n] for n in new.results] == list(range(len(own)))
+        assert {n: sorted(d) for n, d in new.outputs.items()} == {
+            n: sorted(d) for n, d in full.outputs.items()}
+        assert new.inputs == full.inputs
+        graph = new
+    assert reshaped >= 10
 
 
 def test_the_rules_that_ignore_the_clock_read_no_dependency_and_no_key_result_date(revenue):
