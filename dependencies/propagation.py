@@ -196,27 +196,33 @@ _BAD = SEVERITY[AT_RISK]
 def _result(mine, ins, results, plain, max_causes):
     """The result of a node with inputs: its own health ``mine`` and its input edges ``ins``
     (in the order of ``edges``), whose sources' results are in ``results``."""
-    bad = _BAD
+    bad, severity = _BAD, SEVERITY
     base_parts, parts, pulled = [], [], []  # pulled: (health it pushes here, source edge)
     dependency = None
+    differs = False  # whether a part's base differs from its effective health
     for e in ins:
         src = results[e.src]
         if e.kind in ROLLUPS:
             base_parts.append((src.base, e.weight))
             parts.append((src.effective, e.weight))
-            if SEVERITY[src.effective] >= bad:
+            if src.base != src.effective:
+                differs = True
+            if severity[src.effective] >= bad:
                 pulled.append((src.effective, e))
         else:
             upstream = OFF_TRACK if e.kind == BROKEN else src.effective
-            if SEVERITY[upstream] >= bad:
+            if severity[upstream] >= bad:
                 pulled.append((upstream, e))
                 dependency = AT_RISK
-    rolled_base, rolled = rollup_health(base_parts), rollup_health(parts)
+    rolled_base = rollup_health(base_parts)
+    # The same parts give the same roll-up: computed once for most nodes.
+    rolled = rollup_health(parts) if differs else rolled_base
     # What dependencies below add to the roll-up: at risk at most.
-    if SEVERITY[rolled] > SEVERITY[rolled_base]:
+    if severity[rolled] > severity[rolled_base]:
         dependency = AT_RISK
-    base = worst(mine, rolled_base)
-    effective = worst(base, dependency)
+    # ``worst``, inlined: the first of the worst.
+    base = mine if severity[mine] >= severity[rolled_base] else rolled_base
+    effective = base if severity[base] >= severity[dependency] else dependency
     causes, reasons = (), ()
     if SEVERITY[effective] > SEVERITY[mine]:
         causes, reasons = _causes(pulled, results, max_causes)
@@ -348,10 +354,15 @@ def _edge_changes(old, new, own):
                 removed.append(b)
         else:
             return _ignoring_outsiders(added, own), _ignoring_outsiders(removed, own)
+    # What lies between the longest shared start and the longest shared end (most edges:
+    # a dependency that starts or ends is one edge among the last ones).
+    start = _shared(old, new)
+    end = _shared(old[start:][::-1], new[start:][::-1])
+    old, new = old[start:len(old) - end], new[start:len(new) - end]
     old_set, new_set = set(old), set(new)
     added = [e for e in new if e not in old_set]
     removed = [e for e in old if e not in new_set]
-    if len(added) + len(removed) > RESHAPE_UP_TO * max(len(new), 1):
+    if len(added) + len(removed) > RESHAPE_UP_TO * max(len(new) + start + end, 1):
         return None
     added_set, removed_set = set(added), set(removed)
     # The shared edges, in the same order and as many times: then each node's input edges
@@ -359,6 +370,19 @@ def _edge_changes(old, new, own):
     if [e for e in new if e not in added_set] != [e for e in old if e not in removed_set]:
         return None
     return _ignoring_outsiders(added, own), _ignoring_outsiders(removed, own)
+
+
+def _shared(a, b):
+    """The length of the longest shared start of two lists: a binary search of slices
+    compared in C (most edges are the very objects of the last run: compared by identity)."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[low:middle] == b[low:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def _ignoring_outsiders(edges, own):
