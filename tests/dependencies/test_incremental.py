@@ -5,12 +5,15 @@ nothing they read changed, their stored findings (``report.inputs_digest``). Wha
 must be exactly what a run from scratch stores: random changes of every kind, each followed
 by an incremental run, then a run with nothing kept (which must change nothing)."""
 
+import io
 import random
 from collections import Counter
 from datetime import datetime, time, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
@@ -23,7 +26,7 @@ from dependencies.models import Dependency, NetworkState
 from dependencies.propagation import BROKEN, DEPENDS, OWN, ROLLUP, Edge
 from okrs.models import KeyResult, Objective, ObjectiveParent
 from okrs.services import record_check_in
-from orgs.models import Team
+from orgs.models import Cycle, Organization, Team
 from tests.dependencies.test_fingerprint import stored
 
 pytestmark = pytest.mark.django_db
@@ -570,3 +573,22 @@ def test_impacts_kept_equal_impacts_from_scratch(seed):
         if rng.random() < 0.3:
             del key_results[rng.choice(list(key_results))]
     assert reused, "some impacts were kept"
+
+
+def test_the_bench_runs_a_dependency_that_ends_and_starts_again_from_the_kept_graph(counted):
+    """``bench_propagation`` times a run after a dependency ends and after it starts again:
+    both from the graph the last run kept, and what they store is what a run from scratch
+    stores."""
+    out = io.StringIO()
+    call_command("bench_propagation", nodes=300, runs=1, stdout=out)
+    text = out.getvalue()
+    assert "after a dependency ends (an edge goes): changed" in text, text
+    assert "after it starts again (the edge comes back): changed" in text, text
+    # The check-in's run, then the dependency's two: none propagated in full.
+    assert counted["incremental propagation"] == 3, counted
+    assert counted["full propagation"] == 0, counted
+    with scopes_disabled():
+        org = Organization.objects.get(slug="bench-300")
+        r = SimpleNamespace(org=org, cycle=Cycle.objects.get(organization=org))
+    after = stored(r)
+    run_from_scratch_stores(r, timezone.now(), after, "bench")
