@@ -577,7 +577,8 @@ def _rows(queryset):
         return list(queryset)  # SQLite: decimals and dates come back as text or numbers
     with connections[queryset.db].cursor() as cursor:
         cursor.execute(sql, params)
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        # Every row has the columns named (one SELECT): zipped without checking each length.
+        return [dict(zip(names, row, strict=False)) for row in cursor.fetchall()]
 
 
 def _assessable(k):

@@ -168,7 +168,7 @@ def _propagate(own, edges, max_causes):
     waiting = {node: len(ins) for node, ins in inputs.items()}
     ready = [node for node in own if node not in inputs]
     results = {}
-    plain = _PLAIN
+    plain, alone = _PLAIN, _ALONE
     while ready:
         node = ready.pop()
         for dst in outputs.get(node, ()):
@@ -177,7 +177,7 @@ def _propagate(own, edges, max_causes):
                 ready.append(dst)
         mine = own[node]
         if node not in inputs:  # most key results: nothing flows in, effective is own
-            results[node] = plain.get((mine, mine, mine)) or Result(mine, mine, (), mine)
+            results[node] = alone.get(mine) or Result(mine, mine, (), mine)
             continue
         results[node] = _result(mine, inputs[node], results, plain, max_causes)
     if len(results) < len(own):  # the loop check refuses loops; this is the last line of defence
@@ -190,6 +190,7 @@ def _propagate(own, edges, max_causes):
 
 # A result without causes is one of a few values: made once and shared (they are immutable).
 _PLAIN = {(a, b, c): Result(a, b, (), c) for a in SEVERITY for b in SEVERITY for c in SEVERITY}
+_ALONE = {h: _PLAIN[(h, h, h)] for h in SEVERITY}  # a node with no inputs: its own health
 _BAD = SEVERITY[AT_RISK]
 
 
