@@ -577,7 +577,8 @@ def _rows(queryset):
         return list(queryset)  # SQLite: decimals and dates come back as text or numbers
     with connections[queryset.db].cursor() as cursor:
         cursor.execute(sql, params)
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        # Every row has the columns named (one SELECT): zipped without checking each length.
+        return [dict(zip(names, row, strict=False)) for row in cursor.fetchall()]
 
 
 def _assessable(k):
@@ -686,21 +687,24 @@ def _own_health_and_edges(cycle, data, now):
         # are Decimals, ``_assessable``): kept from the last run when they are the same.
         key = (k["kind"], k["start_value"], k["target_value"], k["current_value"],
                k["is_done"], k["confidence"] or None, elapsed, stale)
-        found = kept_now.get(key) or kept.get(key)
+        # One lookup for most rows (hashing a key of Decimals is most of the cost).
+        found = kept_now.get(key)
         if found is None:
-            try:
-                found = key_result_health(
-                    k["kind"], k["start_value"], k["target_value"],
-                    k["current_value"], k["is_done"], k["confidence"] or None, elapsed,
-                    last, now)
-            except (ValueError, TypeError, ArithmeticError):
-                found = None, k["confidence"] or None
-            except Exception as e:  # one bad row never stops the cycle's recompute
-                del key_results[pk]
-                skipped.append(_skip(cycle, KR, pk, k["title"], k["objective_id"],
-                                     f"{type(e).__name__}: {e}"))
-                continue
-        kept_now[key] = found
+            found = kept.get(key)
+            if found is None:
+                try:
+                    found = key_result_health(
+                        k["kind"], k["start_value"], k["target_value"],
+                        k["current_value"], k["is_done"], k["confidence"] or None, elapsed,
+                        last, now)
+                except (ValueError, TypeError, ArithmeticError):
+                    found = None, k["confidence"] or None
+                except Exception as e:  # one bad row never stops the cycle's recompute
+                    del key_results[pk]
+                    skipped.append(_skip(cycle, KR, pk, k["title"], k["objective_id"],
+                                         f"{type(e).__name__}: {e}"))
+                    continue
+            kept_now[key] = found
         done, health = found
         own[(KR, pk)] = health
         aligned = part = None
@@ -724,10 +728,12 @@ def _own_health_and_edges(cycle, data, now):
     for pk, o in list(objectives.items()):
         try:
             key = (OBJ, *parts[pk])  # (progress, health, weight) of its own key results
-            found = kept_now.get(key) or kept.get(key)
+            found = kept_now.get(key)
             if found is None:
-                found = progress.objective_health(key[1:])
-            kept_now[key] = found
+                found = kept.get(key)
+                if found is None:
+                    found = progress.objective_health(key[1:])
+                kept_now[key] = found
             own_progress[pk], own[(OBJ, pk)] = found
         except Exception as e:  # one bad row never stops the cycle's recompute
             del objectives[pk]

@@ -31,6 +31,7 @@ Each node and each edge is visited once, in topological order (``graphlib``).
 
 import gc
 import heapq
+from collections import Counter, defaultdict
 from graphlib import CycleError, TopologicalSorter
 from typing import NamedTuple
 
@@ -167,7 +168,7 @@ def _propagate(own, edges, max_causes):
     waiting = {node: len(ins) for node, ins in inputs.items()}
     ready = [node for node in own if node not in inputs]
     results = {}
-    plain = _PLAIN
+    plain, alone = _PLAIN, _ALONE
     while ready:
         node = ready.pop()
         for dst in outputs.get(node, ()):
@@ -176,7 +177,7 @@ def _propagate(own, edges, max_causes):
                 ready.append(dst)
         mine = own[node]
         if node not in inputs:  # most key results: nothing flows in, effective is own
-            results[node] = plain.get((mine, mine, mine)) or Result(mine, mine, (), mine)
+            results[node] = alone.get(mine) or Result(mine, mine, (), mine)
             continue
         results[node] = _result(mine, inputs[node], results, plain, max_causes)
     if len(results) < len(own):  # the loop check refuses loops; this is the last line of defence
@@ -189,33 +190,40 @@ def _propagate(own, edges, max_causes):
 
 # A result without causes is one of a few values: made once and shared (they are immutable).
 _PLAIN = {(a, b, c): Result(a, b, (), c) for a in SEVERITY for b in SEVERITY for c in SEVERITY}
+_ALONE = {h: _PLAIN[(h, h, h)] for h in SEVERITY}  # a node with no inputs: its own health
 _BAD = SEVERITY[AT_RISK]
 
 
 def _result(mine, ins, results, plain, max_causes):
     """The result of a node with inputs: its own health ``mine`` and its input edges ``ins``
     (in the order of ``edges``), whose sources' results are in ``results``."""
-    bad = _BAD
+    bad, severity = _BAD, SEVERITY
     base_parts, parts, pulled = [], [], []  # pulled: (health it pushes here, source edge)
     dependency = None
+    differs = False  # whether a part's base differs from its effective health
     for e in ins:
         src = results[e.src]
         if e.kind in ROLLUPS:
             base_parts.append((src.base, e.weight))
             parts.append((src.effective, e.weight))
-            if SEVERITY[src.effective] >= bad:
+            if src.base != src.effective:
+                differs = True
+            if severity[src.effective] >= bad:
                 pulled.append((src.effective, e))
         else:
             upstream = OFF_TRACK if e.kind == BROKEN else src.effective
-            if SEVERITY[upstream] >= bad:
+            if severity[upstream] >= bad:
                 pulled.append((upstream, e))
                 dependency = AT_RISK
-    rolled_base, rolled = rollup_health(base_parts), rollup_health(parts)
+    rolled_base = rollup_health(base_parts)
+    # The same parts give the same roll-up: computed once for most nodes.
+    rolled = rollup_health(parts) if differs else rolled_base
     # What dependencies below add to the roll-up: at risk at most.
-    if SEVERITY[rolled] > SEVERITY[rolled_base]:
+    if severity[rolled] > severity[rolled_base]:
         dependency = AT_RISK
-    base = worst(mine, rolled_base)
-    effective = worst(base, dependency)
+    # ``worst``, inlined: the first of the worst.
+    base = mine if severity[mine] >= severity[rolled_base] else rolled_base
+    effective = base if severity[base] >= severity[dependency] else dependency
     causes, reasons = (), ()
     if SEVERITY[effective] > SEVERITY[mine]:
         causes, reasons = _causes(pulled, results, max_causes)
@@ -250,37 +258,55 @@ def propagate_graph(own, edges, *, max_causes=MAX_CAUSES):
 
 
 def repropagate(graph, own, edges, *, max_causes=MAX_CAUSES):
-    """``propagate_graph(own, edges)`` computed from ``graph``, a full run's, when only own
-    healths and the kinds or weights of edges changed (the same nodes, the same edges' ends in
-    the same order; None otherwise: the caller runs in full). A node's result depends only on
-    its own health, its input edges and its inputs' results: so only the nodes whose own
-    health or input edges changed are computed again, then, in the full run's topological
-    order (still valid: the same ends), those whose input's result changed, and the others
-    keep theirs. The results are those of a full run."""
-    if len(edges) != len(graph.edges) or own.keys() != graph.own.keys():
+    """``propagate_graph(own, edges)`` computed from ``graph``, a full run's (or an earlier
+    ``repropagate``'s), when the nodes are the same (None otherwise, or when the change is too
+    large to be worth it: the caller propagates in full).
+
+    A node's result depends only on its own health, its input edges in the order of ``edges``
+    and its inputs' results. So only the nodes whose own health or input edges changed are
+    computed again, then, in a topological order, those whose input's result changed; the
+    others keep theirs. The results are those of a full run.
+
+    Edges may change their kind or weight (a dependency broken or mended), come (a dependency
+    that starts) or go (one that ends), as long as the edges both lists share keep their order
+    (``_edge_changes``). An edge that goes leaves the order valid; one that comes from a node
+    placed after its target moves the nodes between them that must move, and only those
+    (Pearce and Kelly's dynamic topological order: a search bounded by the two places)."""
+    if own.keys() != graph.own.keys():
         return None
     old_own, inputs, outputs, place = graph.own, graph.inputs, graph.outputs, graph.place
     dirty = {node for node, health in own.items() if old_own[node] != health}
+    by_place = None
     if edges != graph.edges:
-        # The same edges but for the kind or weight of some (a dependency broken or mended, a
-        # weight changed): their ends stay, so the order does too; the nodes they feed change.
-        fed = set()
-        for new, old in zip(edges, graph.edges, strict=True):
-            if new != old:
-                if new.src != old.src or new.dst != old.dst:
-                    return None
-                fed.add(new.dst)
+        changes = _edge_changes(graph.edges, edges, own)
+        if changes is None:
+            return None
+        added, removed = changes
+        fed = {e.dst for e in (*added, *removed)}
         # Their input edges again, in the order of ``edges`` (as ``propagate`` makes them).
-        inputs = {**inputs, **{dst: [] for dst in fed if dst in inputs}}
+        fresh = {}
         for e in edges:
-            if e.dst in fed and e.src in own and e.dst in own:
-                inputs[e.dst].append(e)
-        dirty |= fed & inputs.keys()
+            if e.dst in fed and e.src in own:
+                if e.dst in fresh:
+                    fresh[e.dst].append(e)
+                else:
+                    fresh[e.dst] = [e]
+        inputs = {**inputs, **fresh}
+        for dst in fed - fresh.keys():
+            inputs.pop(dst, None)
+        dirty |= fed
+        if added or removed:
+            outputs, place, by_place = _reorder(graph, inputs, outputs, place, added, removed)
+            if outputs is None:
+                return None  # a loop, or too much to move: the full run says which
     results = dict(graph.results)
+    if by_place is not None:
+        results = {node: results[node] for node in by_place}
     heap = [place[node] for node in dirty]
     if not heap:
         return Graph(own, edges, inputs, outputs, place, results)
-    by_place = list(graph.results)
+    if by_place is None:
+        by_place = list(graph.results)
     heapq.heapify(heap)
     queued = set(heap)
     paused = gc.isenabled()
@@ -302,8 +328,158 @@ def repropagate(graph, own, edges, *, max_causes=MAX_CAUSES):
     finally:
         if paused:
             gc.enable()
-    # In the full run's order, so that anything iterating the results sees the same order.
+    # In a topological order (the full run's when no edge came or went), so that anything
+    # iterating the results sees them inputs first.
     return Graph(own, edges, inputs, outputs, place, results)
+
+
+# More edges changed than this share of them: a full run costs about as much.
+RESHAPE_UP_TO = 0.05
+
+
+def _edge_changes(old, new, own):
+    """(edges added, edges removed) between two lists of edges over the nodes ``own``: edges
+    whose ends are both nodes (the others are ignored, as ``propagate`` ignores them), compared
+    whole (a kind or a weight that changed is one edge removed and one added). None when the
+    edges both lists share are not in the same order (the inputs of nodes that did not change
+    would come in another order), when an edge repeats a different number of times, or when the
+    change is large."""
+    if len(old) == len(new):
+        # Often only kinds or weights changed, in place: no sets needed.
+        added, removed = [], []
+        for a, b in zip(new, old, strict=True):
+            if a != b:
+                if a.src != b.src or a.dst != b.dst:
+                    break
+                added.append(a)
+                removed.append(b)
+        else:
+            return _ignoring_outsiders(added, own), _ignoring_outsiders(removed, own)
+    # What lies between the longest shared start and the longest shared end (most edges:
+    # a dependency that starts or ends is one edge among the last ones).
+    start = _shared(old, new)
+    end = _shared(old[start:][::-1], new[start:][::-1])
+    old, new = old[start:len(old) - end], new[start:len(new) - end]
+    old_set, new_set = set(old), set(new)
+    added = [e for e in new if e not in old_set]
+    removed = [e for e in old if e not in new_set]
+    if len(added) + len(removed) > RESHAPE_UP_TO * max(len(new) + start + end, 1):
+        return None
+    added_set, removed_set = set(added), set(removed)
+    # The shared edges, in the same order and as many times: then each node's input edges
+    # are the old ones, but for the edges added and removed.
+    if [e for e in new if e not in added_set] != [e for e in old if e not in removed_set]:
+        return None
+    return _ignoring_outsiders(added, own), _ignoring_outsiders(removed, own)
+
+
+def _shared(a, b):
+    """The length of the longest shared start of two lists: a binary search of slices
+    compared in C (most edges are the very objects of the last run: compared by identity)."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[low:middle] == b[low:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _ignoring_outsiders(edges, own):
+    return [e for e in edges if e.src in own and e.dst in own]
+
+
+# A search that must move more than this share of the nodes declines: a full run instead.
+REORDER_UP_TO = 0.2
+
+
+def _reorder(graph, inputs, outputs, place, added, removed):
+    """The outputs and the topological places (with the nodes by place) after edges were
+    removed and added, moving as few nodes as Pearce and Kelly's algorithm moves: for an
+    added edge x -> y with y placed before x, the nodes reachable from y placed up to x's place
+    and the nodes reaching x placed from y's place are given their places again, those reaching
+    x first. ``inputs`` is already the new graph's. (None, None, None) on a loop or when too
+    many nodes would move. The kept graph is not changed: what changes is copied."""
+    outputs = dict(outputs)
+    copied = set()
+
+    def mine(src):
+        if src not in copied:
+            copied.add(src)
+            outputs[src] = list(outputs.get(src, ()))
+        return outputs[src]
+
+    for e in removed:
+        mine(e.src).remove(e.dst)
+    late = []
+    for e in added:
+        if place[e.src] < place[e.dst]:
+            mine(e.src).append(e.dst)
+        else:
+            late.append(e)
+    if late:
+        place, by_place = _moved_places(graph, inputs, outputs, place, late, mine)
+        if place is None:
+            return None, None, None
+    else:
+        by_place = None
+    for src in copied:
+        if not outputs[src]:
+            del outputs[src]  # as ``propagate`` makes them: only nodes with outputs
+    return outputs, place, by_place
+
+
+def _moved_places(graph, inputs, outputs, place, late, mine):
+    """The places after adding the edges ``late``, each from a node placed after its target,
+    and the nodes by place; (None, None) on a loop or when too many would move."""
+    place = dict(place)
+    by_place = list(graph.results)
+    budget = REORDER_UP_TO * len(by_place)
+    # The sources of the added edges not in the graph yet, by target: the backward search
+    # does not follow them (``inputs`` has them already; the outputs get them one by one).
+    pending = defaultdict(Counter)
+    for e in late:
+        pending[e.dst][e.src] += 1
+    for e in late:
+        x, y = e.src, e.dst
+        pending[y][x] -= 1
+        if x == y:
+            return None, None
+        if place[x] < place[y]:  # an earlier move put them in order
+            mine(x).append(y)
+            continue
+        after_y, before_x = place[y], place[x]
+        # Forward from y: what it reaches placed before x (reaching x itself: a loop).
+        ahead, stack = {y}, [y]
+        while stack:
+            for dst in outputs.get(stack.pop(), ()):
+                if dst == x:
+                    return None, None
+                if dst not in ahead and place[dst] < before_x:
+                    ahead.add(dst)
+                    stack.append(dst)
+        # Backward from x: what reaches it placed after y.
+        behind, stack = {x}, [x]
+        while stack:
+            node = stack.pop()
+            skip = +pending[node] if node in pending else None
+            for edge in inputs.get(node, ()):
+                src = edge.src
+                if skip and skip[src] > 0:
+                    skip[src] -= 1
+                    continue
+                if src not in behind and place[src] > after_y:
+                    behind.add(src)
+                    stack.append(src)
+        if len(ahead) + len(behind) > budget:
+            return None, None
+        moved = sorted(behind, key=place.__getitem__) + sorted(ahead, key=place.__getitem__)
+        for slot, node in zip(sorted(place[n] for n in moved), moved, strict=True):
+            place[node] = slot
+            by_place[slot] = node
+        mine(x).append(y)
+    return place, by_place
 
 
 def _causes(pulled, results, limit):

@@ -5,12 +5,15 @@ nothing they read changed, their stored findings (``report.inputs_digest``). Wha
 must be exactly what a run from scratch stores: random changes of every kind, each followed
 by an incremental run, then a run with nothing kept (which must change nothing)."""
 
+import io
 import random
 from collections import Counter
 from datetime import datetime, time, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
@@ -18,12 +21,12 @@ from django_scopes import scope, scopes_disabled
 from alignment import report as alignment_report
 from alignment import rules
 from alignment.models import Finding, FindingsReport
-from dependencies import flows, generate, network, propagation
+from dependencies import flows, generate, graph, network, propagation
 from dependencies.models import Dependency, NetworkState
 from dependencies.propagation import BROKEN, DEPENDS, OWN, ROLLUP, Edge
 from okrs.models import KeyResult, Objective, ObjectiveParent
 from okrs.services import record_check_in
-from orgs.models import Team
+from orgs.models import Cycle, Organization, Team
 from tests.dependencies.test_fingerprint import stored
 
 pytestmark = pytest.mark.django_db
@@ -210,17 +213,85 @@ def test_repropagate_gives_the_results_of_a_full_propagation(seed):
         assert list(graph.results) == list(propagation.propagate_graph(own, edges).results)
 
 
-def test_repropagate_declines_when_the_ends_of_edges_or_the_nodes_change():
+def test_repropagate_declines_when_the_nodes_or_the_order_of_edges_change():
     rng = random.Random(9)
     own, edges = _random_network(rng, 200)
     graph = propagation.propagate_graph(own, edges)
-    assert propagation.repropagate(graph, own, edges[1:]) is None
     assert propagation.repropagate(graph, {**own, ("k", 10_000): None}, edges) is None
     assert propagation.repropagate(graph, own, [edges[1], edges[0], *edges[2:]]) is None
+    # An edge that goes, or comes back: computed from the kept graph, as a full run gives it.
+    assert propagation.repropagate(graph, own, edges[1:]).results == propagation.propagate(
+        own, edges[1:])
+    # An edge that closes a loop: declined, and the full run names the loop.
+    first = next(e for e in edges if e.src != e.dst)
+    loop = [*edges, Edge(first.dst, first.src)]
+    assert propagation.repropagate(graph, own, loop) is None
+    with pytest.raises(ValueError, match="loop"):
+        propagation.propagate(own, loop)
     broken = [edges[0]._replace(kind=BROKEN if edges[0].kind != BROKEN else DEPENDS),
               *edges[1:]]
     assert propagation.repropagate(graph, own, broken).results == propagation.propagate(
         own, broken)
+
+
+def _reachable(edges, start):
+    outputs = {}
+    for e in edges:
+        outputs.setdefault(e.src, []).append(e.dst)
+    seen, stack = {start}, [start]
+    while stack:
+        for dst in outputs.get(stack.pop(), ()):
+            if dst not in seen:
+                seen.add(dst)
+                stack.append(dst)
+    return seen
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_repropagate_after_edges_come_and_go_gives_the_results_of_a_full_propagation(seed):
+    """Dependencies that start or end: edges removed and added anywhere in the list, also
+    against the kept topological order (the nodes between move), with own healths and kinds
+    changed at once; each graph is the start of the next change, and declines are counted."""
+    rng = random.Random(seed)
+    own, edges = _random_network(rng, 1200)
+    nodes = list(own)
+    graph = propagation.propagate_graph(own, edges)
+    reshaped = 0
+    for _ in range(12):
+        own = dict(own)
+        for node in rng.sample(nodes, rng.choice((0, 1, 5))):
+            own[node] = rng.choice(HEALTHS)
+        edges = list(edges)
+        for _ in range(rng.choice((1, 1, 2, 4))):
+            if rng.random() < 0.4 and edges:
+                del edges[rng.randrange(len(edges))]
+            else:  # a new edge anywhere that closes no loop, often against the kept order
+                while True:
+                    src, dst = rng.sample(nodes, 2)
+                    if src not in _reachable(edges, dst):
+                        break
+                edges.insert(rng.randrange(len(edges) + 1), Edge(
+                    src, dst, rng.choice((ROLLUP, OWN, DEPENDS, BROKEN)),
+                    float(rng.choice((1, 2)))))
+        if rng.random() < 0.3:
+            i = rng.randrange(len(edges))
+            edges[i] = edges[i]._replace(kind=rng.choice((ROLLUP, DEPENDS, BROKEN)))
+        new = propagation.repropagate(graph, own, edges)
+        full = propagation.propagate_graph(own, edges)
+        if new is None:
+            graph = full
+            continue
+        reshaped += 1
+        assert new.results == full.results
+        # The places kept are a topological order of the new edges, and the results follow it.
+        assert all(new.place[e.src] < new.place[e.dst] for e in edges)
+        assert sorted(new.place.values()) == list(range(len(own)))
+        assert [new.place[n] for n in new.results] == list(range(len(own)))
+        assert {n: sorted(d) for n, d in new.outputs.items()} == {
+            n: sorted(d) for n, d in full.outputs.items()}
+        assert new.inputs == full.inputs
+        graph = new
+    assert reshaped >= 10
 
 
 def test_the_rules_that_ignore_the_clock_read_no_dependency_and_no_key_result_date(revenue):
@@ -502,3 +573,87 @@ def test_impacts_kept_equal_impacts_from_scratch(seed):
         if rng.random() < 0.3:
             del key_results[rng.choice(list(key_results))]
     assert reused, "some impacts were kept"
+
+
+def test_the_bench_runs_a_dependency_that_ends_and_starts_again_from_the_kept_graph(counted):
+    """``bench_propagation`` times a run after a dependency ends and after it starts again:
+    both from the graph the last run kept, and what they store is what a run from scratch
+    stores."""
+    out = io.StringIO()
+    call_command("bench_propagation", nodes=300, runs=1, stdout=out)
+    text = out.getvalue()
+    assert "after a dependency ends (an edge goes): changed" in text, text
+    assert "after it starts again (the edge comes back): changed" in text, text
+    # The check-in's run, then the dependency's two: none propagated in full.
+    assert counted["incremental propagation"] == 3, counted
+    assert counted["full propagation"] == 0, counted
+    with scopes_disabled():
+        org = Organization.objects.get(slug="bench-300")
+        r = SimpleNamespace(org=org, cycle=Cycle.objects.get(organization=org))
+    after = stored(r)
+    run_from_scratch_stores(r, timezone.now(), after, "bench")
+
+
+def _end_dependency(r, rng):
+    d = rng.choice(list(Dependency.objects.for_org(r.org).filter(
+        cycle=r.cycle, status__in=Dependency.PROPAGATING)))
+    Dependency.objects.filter(pk=d.pk).update(status=rng.choice(
+        (Dependency.Status.DELIVERED, Dependency.Status.DECLINED, Dependency.Status.WITHDRAWN)))
+
+
+def _start_dependency(r, rng):
+    ended = list(Dependency.objects.for_org(r.org).filter(cycle=r.cycle, status__in=(
+        Dependency.Status.DELIVERED, Dependency.Status.DECLINED)))  # in the loop check's graph
+    if ended:
+        Dependency.objects.filter(pk=rng.choice(ended).pk).update(status=rng.choice(
+            (Dependency.Status.REQUESTED, Dependency.Status.COMMITTED, Dependency.Status.BROKEN)))
+
+
+def _new_dependency(r, rng):
+    """A new dependency by a plain INSERT, between any two nodes that close no loop."""
+    objectives = _objectives(r, state="published")
+    key_results = list(KeyResult.objects.for_org(r.org).filter(
+        objective__cycle=r.cycle, objective__state="published"))
+    while True:
+        up, down = (rng.choice(rng.choice((objectives, key_results))) for _ in range(2))
+        src, dst = graph.node_of(up), graph.node_of(down)
+        if src != dst and graph.find_loop(r.org, src, dst) is None:
+            break
+    team = {"o": lambda x: x.team, "k": lambda x: x.owner_team}
+    Dependency.objects.create(
+        organization=r.org, cycle=r.cycle, status=rng.choice(Dependency.PROPAGATING),
+        **{f"upstream_{'objective' if src[0] == 'o' else 'key_result'}": up,
+           f"downstream_{'objective' if dst[0] == 'o' else 'key_result'}": down},
+        providing_team=team[src[0]](up), requesting_team=team[dst[0]](down),
+        need="The new API", needed_by=r.cycle.end_date, fallback="We wait.")
+
+
+def _delete_dependency(r, rng):
+    Dependency.objects.filter(pk=rng.choice(list(Dependency.objects.for_org(r.org).filter(
+        cycle=r.cycle))).pk).delete()
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_dependencies_that_start_end_come_and_go_are_computed_from_the_kept_graph(
+        revenue, counted, seed):
+    """Dependencies ended, started again, inserted (often against the kept order) and deleted,
+    by plain writes, with check-ins between: every run is computed from the graph the last one
+    kept, and stores what a run from scratch stores."""
+    r = revenue
+    rng = random.Random(seed)
+    with scope(organization=r.org):
+        generate.build(r.org, r.cycle, 240, seed=seed)
+    network.forget()
+    run(r, at())
+    changes = [_end_dependency, _start_dependency, _new_dependency, _new_dependency,
+               _delete_dependency, _check_in]
+    steps = [*changes, *rng.choices(changes, k=10)]
+    computed = 0  # runs not skipped (a change that found nothing to change skips: round 3)
+    for step, change in enumerate(steps):
+        with scope(organization=r.org):
+            change(r, rng)
+        now = at(minutes=2 * step + 1)
+        computed += not run(r, now).skipped
+        run_from_scratch_stores(r, now, stored(r), change.__name__)
+    assert counted["full propagation"] == 0, counted
+    assert counted["incremental propagation"] == computed >= len(steps) - 3, counted

@@ -99,6 +99,23 @@ class Command(BaseCommand):
                 f"after one check-in (recomputes what it reached): changed {outcome.changed}, "
                 f"whole task {outcome.total_ms:.0f} ms "
                 f"(this process's CPU {(time.process_time() - cpu) * 1000:.0f} ms)")
+        # A dependency that ends (an edge goes), then starts again (it comes back): each run
+        # from the graph the last one kept, the topological order kept or mended in place.
+        ends = Dependency.objects.for_org(org).filter(
+            cycle=cycle, status=Dependency.Status.COMMITTED).order_by("pk").first()
+        if ends is not None:
+            for status, what in (
+                    (Dependency.Status.DELIVERED, "a dependency ends (an edge goes)"),
+                    (Dependency.Status.COMMITTED, "it starts again (the edge comes back)")):
+                with transaction.atomic():
+                    Dependency.objects.for_org(org).filter(pk=ends.pk).update(status=status)
+                    network.mark_changed(cycle)
+                cpu = time.process_time()
+                outcome = network.run(cycle)
+                self.stdout.write(
+                    f"after {what}: changed {outcome.changed}, "
+                    f"whole task {outcome.total_ms:.0f} ms "
+                    f"(this process's CPU {(time.process_time() - cpu) * 1000:.0f} ms)")
         # The loop check of adding one edge: from a key result deep in the tree to a root.
         dependency = Dependency.objects.filter(cycle=cycle).first()
         kr = KeyResult.objects.filter(objective__cycle=cycle).order_by("-pk").first()
