@@ -175,7 +175,7 @@ def _check(org, cycle):
     parts, params = [], []
     for queryset, columns, table in (
             (_objectives_qs(org, cycle), _OBJECTIVE_COLUMNS, "okrs_objective"),
-            (_key_results_qs(org, cycle), UNTIMED_KEY_RESULT, "okrs_keyresult"),
+            (_key_results_qs(org, cycle), _KEY_RESULT_COLUMNS, "okrs_keyresult"),
             (_untimed_findings_qs(org, cycle), _FINDING_COLUMNS, "alignment_finding")):
         content = queryset.values(*columns).order_by()
         versions = queryset.annotate(v=RawSQL(_VERSION.format(t=table), ())).values_list(
@@ -229,10 +229,16 @@ def _read_objectives(queryset):
     return {row[0]: (*row, repr(row)) for row in queryset.values_list(*_OBJECTIVE_COLUMNS)}
 
 
+# The key result columns the rules' data is built from: as ``UNTIMED_KEY_RESULT``, but the
+# owner team by id (its name comes with the teams, ``_small``: a row's version does not move
+# when its team is renamed). ``dependencies.network`` reads these too.
+_KEY_RESULT_COLUMNS = ("id", "objective_id", "title", "owner_team_id")
+
+
 def _read_key_results(queryset):
     """{id: row} as ``dependencies.network`` reads them (the columns the rules read, and the
     row's version)."""
-    names = UNTIMED_KEY_RESULT
+    names = _KEY_RESULT_COLUMNS
     if _postgresql():
         queryset = queryset.annotate(row_version=RawSQL(
             "okrs_keyresult.xmin::text || '/' || okrs_keyresult.ctid::text", ()))
@@ -251,7 +257,7 @@ class _Kept:
 
     objectives: dict  # id -> row (``_read_objectives``)
     built: dict  # objective id -> (row, what else it read, rules.Objective)
-    key_results: dict  # key result id -> (row, rules.KeyResult)
+    key_results: dict  # key result id -> (row, its owner team's name, rules.KeyResult)
     findings: dict | None = None  # key -> [(id, version)]: the untimed findings stored
     finding_versions: str | None = None  # their md5 (``_versions_md5``)
 
@@ -344,12 +350,13 @@ def _inputs(org, cycle, check, now):
     key_results, kept_krs, last_krs = [], {}, last.key_results
     for pk, row in key_result_rows.items():
         was = last_krs.get(pk)
-        if was is None or was[0] is not row:
-            was = (row, rules.KeyResult(id=pk, objective_id=row["objective_id"],
-                                        title=row["title"],
-                                        owner_team=row["owner_team__name"] or ""))
+        owner_team = (team_of.get(row["owner_team_id"]) or ("",))[0] or ""
+        if was is None or was[0] is not row or was[1] != owner_team:
+            was = (row, owner_team, rules.KeyResult(
+                id=pk, objective_id=row["objective_id"], title=row["title"],
+                owner_team=owner_team))
         kept_krs[pk] = was
-        key_results.append(was[1])
+        key_results.append(was[2])
     _keep(cycle.pk, _Kept(objective_rows, built, kept_krs, last.findings,
                           last.finding_versions))
     # The rows used are those whose content ``check`` saw when their versions are those it

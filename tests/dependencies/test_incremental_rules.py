@@ -342,3 +342,30 @@ def test_the_rules_from_kept_inputs_give_what_the_rules_give_on_the_data_from_sc
             expected = rules.run_all(alignment_report.cycle_data(r.org, r.cycle,
                                                                  now=at(minutes=1)))
         assert Counter(found) == Counter(expected), change.__name__
+
+
+def test_a_team_renamed_after_the_network_read_its_key_results_is_named_as_it_is_now(
+        revenue, monkeypatch):
+    """The key results the network read carry their owner team's name of that moment, and a
+    rename does not move their versions: the rules take the name from the teams they read
+    themselves, so a rename between the two reads is not stored as the old name."""
+    r = revenue
+    with scope(organization=r.org):
+        generate.build(r.org, r.cycle, 60)
+        KeyResult.objects.filter(pk=r.deals.pk).update(title="Launch the billing pipeline",
+                                                       owner_team=r.sales)
+    run(r, at())
+    check = alignment_report._check
+
+    def rename_then_check(org, cycle):
+        Team.objects.filter(pk=r.sales.pk).update(name="Revenue")
+        return check(org, cycle)
+
+    monkeypatch.setattr(alignment_report, "_check", rename_then_check)
+    with scope(organization=r.org):
+        Objective.objects.filter(pk=r.win.pk).update(title="Win more enterprise customers")
+    run(r, at(minutes=1))
+    monkeypatch.setattr(alignment_report, "_check", check)
+    with scope(organization=r.org):
+        assert Finding.objects.get(rule="task_key_result", key_result=r.deals).who == "Revenue"
+    run_from_scratch_stores(r, at(minutes=1), stored(r), "renamed")
