@@ -546,7 +546,7 @@ def prepare(cycle, *, now=None, reuse=False):
                 "severity").annotate(n=Count("id")).order_by()))
             rows = stored_rows.filter(rule__in=TIMED_RULES).values_list(*columns)
         else:
-            identity = found.identity
+            identity = getattr(found, "identity", None)
             if identity is None:
                 inputs = ""  # the rules read rows the digest does not describe
             rows, staying = _stored_rows(org, cycle, found)
@@ -581,8 +581,9 @@ def _stored_rows(org, cycle, found):
     last = rules.KEPT.get(cycle.pk)
     timed = stored_rows.filter(rule__in=TIMED_RULES).annotate(row_version=RawSQL(
         "alignment_finding.xmin::text || '/' || alignment_finding.ctid::text", ()))
-    if last is not None and last.findings is not None \
-            and last.finding_versions == found.check.finding_versions:
+    check = getattr(found, "check", None)
+    if last is not None and last.findings is not None and check is not None \
+            and last.finding_versions == check.finding_versions:
         untimed = [(pk, *key, version) for key, rows in last.findings.items()
                    for pk, version in rows]
         return [*untimed, *timed.values_list(*_FINDING_COLUMNS, "row_version")], []
