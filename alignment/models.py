@@ -290,7 +290,8 @@ class FindingsReport(models.Model):
     medium = models.PositiveIntegerField(default=0)
     low = models.PositiveIntegerField(default=0)
     # A digest of what the rules that do not read the clock read when these findings were
-    # stored (``alignment.report.inputs_digest``): while it holds, their findings are reused.
+    # computed and of their findings as stored (``alignment.report.prepare`` and ``save``):
+    # while it holds, their findings are reused.
     inputs = models.CharField(max_length=64, blank=True, default="")
 
     objects = org_manager()

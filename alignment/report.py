@@ -10,6 +10,7 @@ size of the cycle. They never run the rules; a cycle with no stored report yet s
 prepared.
 """
 
+import hashlib
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -17,30 +18,35 @@ from datetime import timedelta
 
 from django.db import connection
 from django.db.models import Count, F, Window
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
 from dependencies.models import Dependency
 from okrs.models import KeyResult, Objective, ObjectiveParent
-from orgs.models import Cycle
+from orgs.models import Cycle, Organization, Team, Theme
 
 from . import rules
 from .models import Finding, FindingsReport
 
 
 def _querysets(org, cycle):
-    """The rows the rules read: the cycle's live objectives and their key results."""
+    """The rows the rules read: the cycle's live objectives and their key results, in the order
+    of their ids (the order the rules see them in, from scratch or from kept rows)."""
     objectives = (
         Objective.objects.for_org(org).filter(cycle=cycle).exclude(state="retired")
         .values("id", "title", "team_id", "team__name", "team__kind", "parent_id", "is_local",
-                "state", "team__lead_id", "team__lead__full_name", "theme__name", "commitment"))
+                "state", "team__lead_id", "team__lead__full_name", "theme__name", "commitment")
+        .order_by("id"))
     key_results = (
         KeyResult.objects.for_org(org).filter(objective__cycle=cycle)
-        .exclude(objective__state="retired"))
+        .exclude(objective__state="retired").order_by("id"))
     return objectives, key_results
 
 
 def cycle_data(org, cycle, *, now=None):
+    """Everything every rule reads, read from scratch (the recompute itself reads the rules'
+    inputs from kept rows by version, ``_inputs``; both give the rules the same data)."""
     objectives_rows, key_results_rows = _querysets(org, cycle)
     also = defaultdict(list)  # the parents each objective contributes to besides its primary one
     for objective_id, parent_id in ObjectiveParent.objects.for_org(org).filter(
@@ -79,34 +85,294 @@ def cycle_data(org, cycle, *, now=None):
 
 # What the rules that do not read the clock read (``UNTIMED_KEY_RESULT``: of key results, only
 # these columns; dependencies and the clock are read by ``TIMED`` rules alone, a test checks
-# it). A rule that reads more adds it here and to ``inputs_digest``.
+# it). A rule that reads more adds it to ``_inputs`` and ``_check``.
 UNTIMED_KEY_RESULT = ("id", "objective_id", "title", "owner_team__name")
 
 
-def inputs_digest(org, cycle):
-    """A digest of everything the rules that do not read the clock read (the cycle's live
-    objectives with their teams, leads and themes, and their extra parents; of its key results
-    ``UNTIMED_KEY_RESULT``;
-    the organization's alignment settings), of their stored findings, and of the code. Taken
-    before the rules read: equal to the one stored with the report, their findings are those
-    stored (``findings``). A check-in or a dependency's answer leaves it as it is."""
+# The rules' inputs, kept between runs by row version --------------------------------------
+#
+# What the rules that do not read the clock read: the cycle's live objectives (the columns of
+# ``_OBJECTIVE_COLUMNS``), their teams (name, kind, lead), the leads' names, the themes' names,
+# the extra parents, of key results ``UNTIMED_KEY_RESULT``, and the organization's alignment
+# settings. On PostgreSQL a row's version (``xmin`` and ``ctid``, as ``dependencies.network``
+# keeps its rows) says whether it is the row read before: objectives and key results are
+# identified by the md5 of their ``id version`` list, computed in SQL to decide whether the
+# rules must run at all, and from the rows actually used when they do; the few rows of teams,
+# leads, themes and extra parents are read and hashed on every run. Elsewhere a row's version
+# is its content. The stored findings are identified by their content (and, on PostgreSQL, by
+# their versions too, to check that what a run wrote is what is there).
+
+_OBJECTIVE_COLUMNS = ("id", "title", "team_id", "parent_id", "is_local", "state", "theme_id",
+                      "commitment")
+_VERSION = "{t}.id::text || ' ' || {t}.xmin::text || '/' || {t}.ctid::text"
+_FINDING_COLUMNS = ("id", "rule", "severity", "message", "who", "objective_id",
+                    "key_result_id", "dependency_id")
+
+
+def _objectives_qs(org, cycle):
+    return Objective.objects.for_org(org).filter(cycle=cycle).exclude(state="retired").order_by(
+        "id")
+
+
+def _key_results_qs(org, cycle):
+    return KeyResult.objects.for_org(org).filter(objective__cycle=cycle).exclude(
+        objective__state="retired").order_by("id")
+
+
+def _untimed_findings_qs(org, cycle):
+    return Finding.objects.for_org(org).filter(cycle=cycle).exclude(
+        rule__in=TIMED_RULES).order_by("id")
+
+
+def _md5(text):
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def _versions_md5(pairs):
+    """The md5 of ``id version`` pairs in the order of ids, as ``_check`` computes it in SQL."""
+    return _md5(",".join([f"{pk} {version}" for pk, version in pairs]))
+
+
+def _content_md5(rows):
+    return _md5("\n".join(sorted(repr(row) for row in rows)))
+
+
+def _postgresql():
+    return connection.vendor == "postgresql"
+
+
+@dataclass
+class _Check:
+    """What ``_check`` found, as md5s: the content of the rules' columns of the live objectives
+    and key results and their versions, the content and versions of the stored findings of the
+    rules that ignore the clock; and the small tables the rules read (``_small``). Off
+    PostgreSQL a row's version is its content, and the rows read are in ``rows``."""
+
+    objectives: str
+    key_results: str
+    objective_versions: str
+    key_result_versions: str
+    findings: str
+    finding_versions: str | None
+    small: tuple
+    rows: tuple | None = None  # (objectives, key results) read in full, off PostgreSQL
+
+
+def _check(org, cycle):
+    """One statement on PostgreSQL (one snapshot): the md5s of the content and the versions of
+    the rules' objectives and key results, and of the stored findings of the rules that ignore
+    the clock. Then the small tables. A check-in or a run's own write of health moves a row's
+    version, not the content the rules read: the content decides whether they run, the
+    versions whether the rows they read are the ones the content describes."""
+    if not _postgresql():
+        objectives = _read_objectives(_objectives_qs(org, cycle))
+        key_results = _read_key_results(_key_results_qs(org, cycle))
+        stored = list(_untimed_findings_qs(org, cycle).values_list(*_FINDING_COLUMNS))
+        o = _versions_md5((pk, row[-1]) for pk, row in objectives.items())
+        k = _versions_md5((pk, row["row_version"]) for pk, row in key_results.items())
+        return _Check(o, k, o, k, _content_md5(stored), None, _small(org, cycle),
+                      (objectives, key_results))
+    parts, params = [], []
+    for queryset, columns, table in (
+            (_objectives_qs(org, cycle), _OBJECTIVE_COLUMNS, "okrs_objective"),
+            (_key_results_qs(org, cycle), _KEY_RESULT_COLUMNS, "okrs_keyresult"),
+            (_untimed_findings_qs(org, cycle), _FINDING_COLUMNS, "alignment_finding")):
+        content = queryset.values(*columns).order_by()
+        versions = queryset.annotate(v=RawSQL(_VERSION.format(t=table), ())).values_list(
+            "id", "v").order_by()
+        for qs, expression in ((content, "t::text, E'\\n'"), (versions, "t.v, ','")):
+            sql, p = qs.query.get_compiler(qs.db).as_sql()
+            parts.append(f"(SELECT md5(coalesce(string_agg({expression} ORDER BY t.id), '')) "
+                         f"FROM ({sql}) t)")
+            params += p
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(parts), params)
+        o, o_versions, k, k_versions, f, f_versions = cursor.fetchone()
+    return _Check(o, k, o_versions, k_versions, f, f_versions, _small(org, cycle))
+
+
+def _small(org, cycle):
+    """The few rows the rules read besides objectives and key results, read whole on every
+    run: the organization's alignment settings, its teams with their leads' names, its themes,
+    and the cycle's extra parents (objective, parent), in the order of ids."""
+    settings = Organization.objects.filter(pk=org.pk).values_list(
+        "alignment_model", "local_share_limit").get()
+    teams = tuple(Team.objects.for_org(org).order_by("id").values_list(
+        "id", "name", "kind", "lead_id", "lead__full_name"))
+    themes = tuple(Theme.objects.for_org(org).order_by("id").values_list("id", "name"))
+    parents = tuple(ObjectiveParent.objects.for_org(org).filter(objective__cycle=cycle).order_by(
+        "id").values_list("objective_id", "parent_id"))
+    return settings, teams, themes, parents
+
+
+def _identity(objectives, key_results, small):
+    """What the rules that ignore the clock read, as one digest (and the code that reads it)."""
     from dependencies import network
 
-    objectives, key_results = _querysets(org, cycle)
-    parts = [_sql(objectives), _sql(key_results.values(*UNTIMED_KEY_RESULT)),
-             ("SELECT id, alignment_model, local_share_limit FROM orgs_organization "
-              "WHERE id = %s", [org.pk]),
-             _sql(ObjectiveParent.objects.for_org(org).filter(objective__cycle=cycle).values(
-                 "id", "objective_id", "parent_id")),
-             _sql(Finding.objects.for_org(org).filter(cycle=cycle).exclude(
-                 rule__in=TIMED_RULES).values("id", "rule", "severity", "message", "who",
-                                              "objective_id", "key_result_id",
-                                              "dependency_id"))]
-    return network.digest_of(parts, f"rules {network.code_version()}")
+    return hashlib.sha256(
+        f"rules {network.code_version()}\n{objectives}\n{key_results}\n{small!r}".encode()
+    ).hexdigest()
 
 
-def _sql(queryset):
-    return queryset.order_by().query.get_compiler(queryset.db).as_sql()
+def _with_findings(identity, findings):
+    """The digest stored with the report (``FindingsReport.inputs``): the rules' inputs and
+    their stored findings."""
+    return hashlib.sha256(f"{identity} {findings}".encode()).hexdigest()
+
+
+def _read_objectives(queryset):
+    """{id: row} of the rules' objective columns and the row's version (last)."""
+    if _postgresql():
+        queryset = queryset.annotate(row_version=RawSQL(
+            "okrs_objective.xmin::text || '/' || okrs_objective.ctid::text", ()))
+        return {row[0]: row for row in queryset.values_list(*_OBJECTIVE_COLUMNS, "row_version")}
+    return {row[0]: (*row, repr(row)) for row in queryset.values_list(*_OBJECTIVE_COLUMNS)}
+
+
+# The key result columns the rules' data is built from: as ``UNTIMED_KEY_RESULT``, but the
+# owner team by id (its name comes with the teams, ``_small``: a row's version does not move
+# when its team is renamed). ``dependencies.network`` reads these too.
+_KEY_RESULT_COLUMNS = ("id", "objective_id", "title", "owner_team_id")
+
+
+def _read_key_results(queryset):
+    """{id: row} as ``dependencies.network`` reads them (the columns the rules read, and the
+    row's version)."""
+    names = _KEY_RESULT_COLUMNS
+    if _postgresql():
+        queryset = queryset.annotate(row_version=RawSQL(
+            "okrs_keyresult.xmin::text || '/' || okrs_keyresult.ctid::text", ()))
+        return {row[0]: dict(zip((*names, "row_version"), row, strict=True))
+                for row in queryset.values_list(*names, "row_version")}
+    return {row[0]: dict(zip(names, row, strict=True)) | {"row_version": repr(row)}
+            for row in queryset.values_list(*names)}
+
+
+KEPT_CYCLES = 2  # cycles whose inputs a process keeps, the last run first dropped last
+
+
+@dataclass
+class _Kept:
+    """What the last run of a cycle used and stored, kept in this process (``rules.KEPT``)."""
+
+    objectives: dict  # id -> row (``_read_objectives``)
+    built: dict  # objective id -> (row, what else it read, rules.Objective)
+    key_results: dict  # key result id -> (row, its owner team's name, rules.KeyResult)
+    findings: dict | None = None  # key -> [(id, version)]: the untimed findings stored
+    finding_versions: str | None = None  # their md5 (``_versions_md5``)
+
+
+def _kept(cycle_id):
+    return rules.KEPT.get(cycle_id) or _Kept({}, {}, {})
+
+
+def _keep(cycle_id, kept):
+    rules.KEPT.pop(cycle_id, None)
+    rules.KEPT[cycle_id] = kept
+    for oldest in list(rules.KEPT)[:-KEPT_CYCLES]:
+        del rules.KEPT[oldest]
+
+
+def _objective_rows(org, cycle, kept):
+    """The rules' objective rows: on PostgreSQL the kept ones but for those whose version
+    moved (one narrow query of versions, then the moved rows)."""
+    queryset = _objectives_qs(org, cycle)
+    if not kept or not _postgresql():
+        return _read_objectives(queryset)
+    versions = queryset.annotate(v=RawSQL(
+        "okrs_objective.xmin::text || '/' || okrs_objective.ctid::text", ())).values_list(
+            "id", "v")
+    versions = _rows_list(versions)
+    moved = {pk for pk, version in versions if (kept.get(pk) or _NO_ROW)[-1] != version}
+    if len(moved) > len(kept) // 5:
+        return _read_objectives(queryset)
+    fresh = _read_objectives(queryset.filter(id__in=moved)) if moved else {}
+    # A row gone between the two reads is left out (it is not in ``fresh``).
+    return {pk: fresh.get(pk) or kept[pk] for pk, _ in versions
+            if pk in fresh or pk not in moved}
+
+
+_NO_ROW = (None,)
+
+
+def _key_result_rows(org, cycle, check):
+    """The rules' key result rows: those ``dependencies.network`` read in this run (kept with
+    their versions) when their versions are the table's (``check``), else read here."""
+    from dependencies import network
+
+    rows = network.kept_rows(cycle.pk)
+    if rows is not None and _versions_md5(
+            (pk, k["row_version"]) for pk, k in rows.key_results.items()) \
+            == check.key_result_versions:
+        return rows.key_results
+    return _read_key_results(_key_results_qs(org, cycle))
+
+
+def _network_rows(cycle):
+    from dependencies import network
+
+    rows = network.kept_rows(cycle.pk)
+    return rows.key_results if rows is not None else None
+
+
+def _inputs(org, cycle, check, now):
+    """The rules' data (a ``rules.Cycle`` of the rules that ignore the clock) from rows kept
+    by version, and the identity of the rows it used (``_identity``)."""
+    last = _kept(cycle.pk)
+    if check.rows is not None:
+        objective_rows, key_result_rows = check.rows
+    else:
+        objective_rows = _objective_rows(org, cycle, last.objectives)
+        key_result_rows = _key_result_rows(org, cycle, check)
+    settings, teams, themes, parents = check.small
+    team_of = {pk: (name, kind, lead_id, lead or "") for pk, name, kind, lead_id, lead in teams}
+    theme_of = dict(themes)
+    also = defaultdict(list)
+    for objective_id, parent_id in parents:
+        also[objective_id].append(parent_id)
+    built, objectives = {}, []
+    for pk, row in objective_rows.items():
+        _, title, team_id, parent_id, is_local, state, theme_id, commitment, _ = row
+        context = (team_of.get(team_id), theme_of.get(theme_id), tuple(also.get(pk, ())))
+        was = last.built.get(pk)
+        if was is not None and was[0] is row and was[1] == context:
+            built[pk] = was
+            objectives.append(was[2])
+            continue
+        team = context[0] or ("", "", None, "")
+        o = rules.Objective(
+            id=pk, title=title, team_id=team_id, team=team[0], team_kind=team[1],
+            parent_id=parent_id, is_local=is_local, state=state, owner_id=team[2],
+            owner=team[3], theme=context[1] or "", commitment=commitment,
+            also_parents=context[2])
+        built[pk] = (row, context, o)
+        objectives.append(o)
+    key_results, kept_krs, last_krs = [], {}, last.key_results
+    for pk, row in key_result_rows.items():
+        was = last_krs.get(pk)
+        owner_team = (team_of.get(row["owner_team_id"]) or ("",))[0] or ""
+        if was is None or was[0] is not row or was[1] != owner_team:
+            was = (row, owner_team, rules.KeyResult(
+                id=pk, objective_id=row["objective_id"], title=row["title"],
+                owner_team=owner_team))
+        kept_krs[pk] = was
+        key_results.append(was[2])
+    _keep(cycle.pk, _Kept(objective_rows, built, kept_krs, last.findings,
+                          last.finding_versions))
+    # The rows used are those whose content ``check`` saw when their versions are those it
+    # saw; else a write came in between, and no digest describes them (None: the next run
+    # runs every rule).
+    same = check.rows is not None or (
+        _versions_md5((pk, row[-1]) for pk, row in objective_rows.items())
+        == check.objective_versions
+        and (key_result_rows is _network_rows(cycle) or _versions_md5(
+            (pk, k["row_version"]) for pk, k in key_result_rows.items())
+            == check.key_result_versions))
+    identity = _identity(check.objectives, check.key_results, check.small) if same else None
+    data = rules.Cycle(objectives=objectives, key_results=key_results, dependencies=[],
+                       alignment_model=settings[0], local_share_limit=settings[1] / 100,
+                       now=now)
+    return data, identity
 
 
 # ``findings``'s ``stored`` when the caller keeps the stored findings of the rules that do not
@@ -119,21 +385,34 @@ class Reused(list):
     """Findings of the rules that read the clock alone: the others are those stored."""
 
 
+class Computed(list):
+    """Every rule's findings, with the identity of the inputs they were computed from."""
+
+    identity = None
+    check = None
+
+
+_CHECKS = {}  # cycle id -> the ``_check`` ``prepare`` made just before calling ``findings``
+
+
 def findings(org, cycle, *, now=None, inputs=None, stored=None):
     """The rules' findings on the cycle's current data. Only the recompute calls this (through
     ``prepare``); pages read what it stored.
 
-    inputs, stored: the digest of the rules' inputs taken now (``inputs_digest``) and the
-    stored findings' rows (id, rule, severity, message, who, objective, key result,
+    inputs, stored: the digest of the rules' inputs and stored findings taken now (``prepare``)
+    and the stored findings' rows (id, rule, severity, message, who, objective, key result,
     dependency). When the digest is the one stored with the report, the rules that do not
     read the clock would find what they found then: their stored findings are returned with
-    what the clock's rules find now. Otherwise every rule runs (each keeps the units of its
-    input that did not change from its last run, ``rules.UNITS``)."""
+    what the clock's rules find now. Otherwise every rule runs, on the rows kept from the last
+    run but for those whose version moved (``_inputs``), each keeping the units of its input
+    that did not change from its last run (``rules.UNITS``)."""
     if cycle is None:
         return []
+    now = now or timezone.now()
+    check = _CHECKS.pop(cycle.pk, None)
     if inputs is not None and stored is not None and inputs == FindingsReport.objects.for_org(
             org).filter(cycle=cycle).values_list("inputs", flat=True).first():
-        found = [f for rule in TIMED for f in rule(timed_data(org, cycle, now or timezone.now()))]
+        found = [f for rule in TIMED for f in rule(timed_data(org, cycle, now))]
         if stored is STORED:
             return Reused(found)
         found += [rules.Finding(rule=rule, severity=severity, message=message, who=who,
@@ -142,7 +421,11 @@ def findings(org, cycle, *, now=None, inputs=None, stored=None):
                   if rule not in TIMED_RULES]
         return sorted(found, key=lambda f: (rules.SEVERITY_ORDER[f.severity], f.rule,
                                             f.message))
-    return rules.run_all(cycle_data(org, cycle, now=now))
+    check = check or _check(org, cycle)
+    data, identity = _inputs(org, cycle, check, now)
+    found = Computed(rules.run_all(data, clock=timed_data(org, cycle, now)))
+    found.identity, found.check = identity, check
+    return found
 
 
 def counts(found):
@@ -176,13 +459,18 @@ class Pending:
     add: list  # rules.Finding to insert
     remove: list  # ids of stored rows to delete
     kept: Counter = None  # reused stored findings by severity (``prepare(reuse=True)``)
-    inputs: str | None = None  # the digest of the rules' inputs (``inputs_digest``)
+    inputs: str | None = None  # the digest of the rules' inputs and stored findings
+    # When every rule ran: the identity of the inputs they read (``_identity``), and the
+    # untimed stored findings left in place, (key, id, version), to check after the write that
+    # the stored findings are exactly these and the new ones (``save``).
+    identity: str | None = None
+    staying: list | None = None
 
 
 # The rules whose findings depend on the clock (``Cycle.now``); the others depend only on the
 # cycle's data, so a run that finds the data unchanged can keep their stored findings.
-TIMED = (rules.stale, rules.unowned_dependency)
-TIMED_RULES = ("stale", "unowned_dependency")
+TIMED = rules.CLOCK
+TIMED_RULES = tuple(rule.__name__ for rule in TIMED)
 
 
 def timed_data(org, cycle, now):
@@ -221,18 +509,21 @@ def timed_data(org, cycle, now):
 
 def prepare(cycle, *, now=None, reuse=False):
     """The compute phase: run the rules, and diff their findings against the stored rows of the
-    cycle (one read; runs of a cycle take turns, so nobody else writes them meanwhile).
+    cycle (runs of a cycle take turns, so nobody else writes them meanwhile, but a write
+    outside the services could: ``save`` checks).
 
     reuse: the cycle's data is as it was when its findings were stored (the recompute checked
     it, ``dependencies.network.fingerprint``): only the rules that depend on the clock run; the
     other findings stay as they are, counted in SQL. Otherwise the digest of the rules' inputs
-    decides (``findings``)."""
+    and stored findings decides (``findings``): equal to the stored one, the same; else every
+    rule runs, and the stored findings are compared with what they found (read again, unless
+    this process kept them from its last write and their versions say they are still those)."""
     now = now or timezone.now()
     org = cycle.organization
     stored_rows = Finding.objects.for_org(org).filter(cycle=cycle)
     kept = inputs = None
-    columns = ("id", "rule", "severity", "message", "who", "objective_id", "key_result_id",
-               "dependency_id")
+    columns = _FINDING_COLUMNS
+    staying = identity = None
     if reuse:
         data = timed_data(org, cycle, now)
         found = [f for rule in TIMED for f in rule(data)]
@@ -240,8 +531,14 @@ def prepare(cycle, *, now=None, reuse=False):
                             .annotate(n=Count("id")).order_by()))
         rows = stored_rows.filter(rule__in=TIMED_RULES).values_list(*columns)
     else:
-        inputs = inputs_digest(org, cycle)  # before the rules read
-        found = findings(org, cycle, now=now, inputs=inputs, stored=STORED)
+        check = _check(org, cycle)  # before the rules read
+        inputs = _with_findings(_identity(check.objectives, check.key_results, check.small),
+                                check.findings)
+        _CHECKS[cycle.pk] = check
+        try:
+            found = findings(org, cycle, now=now, inputs=inputs, stored=STORED)
+        finally:
+            _CHECKS.pop(cycle.pk, None)
         if isinstance(found, Reused):
             # As ``reuse``: the stored findings of the rules that ignore the clock stay as they
             # are (counted in SQL); those of the clock's are compared with what they found.
@@ -249,32 +546,70 @@ def prepare(cycle, *, now=None, reuse=False):
                 "severity").annotate(n=Count("id")).order_by()))
             rows = stored_rows.filter(rule__in=TIMED_RULES).values_list(*columns)
         else:
-            rows = stored_rows.values_list(*columns)
+            identity = getattr(found, "identity", None)
+            if identity is None:
+                inputs = ""  # the rules read rows the digest does not describe
+            rows, staying = _stored_rows(org, cycle, found)
     stored = {}
     for pk, *key in rows:
-        stored.setdefault(_key(*key), []).append(pk)
-    add = []
+        stored.setdefault(_key(*key[:7]), []).append((pk, key[7] if len(key) > 7 else None))
+    add, stays = [], []
     for f in found:
-        ids = stored.get(_key(f.rule, f.severity, f.message, f.who, f.objective_id,
-                              f.key_result_id, f.dependency_id))
+        key = _key(f.rule, f.severity, f.message, f.who, f.objective_id, f.key_result_id,
+                   f.dependency_id)
+        ids = stored.get(key)
         if ids:
-            ids.pop()  # unchanged: kept as it is
+            pk, version = ids.pop()  # unchanged: kept as it is
+            if f.rule not in TIMED_RULES:
+                stays.append((key, pk, version))
         else:
             add.append(f)
-    return Pending(found, add, [pk for ids in stored.values() for pk in ids], kept, inputs)
+    if staying is not None:
+        staying = stays
+    return Pending(found, add, [pk for ids in stored.values() for pk, _ in ids], kept, inputs,
+                   identity if staying is not None else None, staying)
+
+
+def _stored_rows(org, cycle, found):
+    """The stored rows to compare every rule's findings with, (id, *key, version): on
+    PostgreSQL the untimed ones kept from this process's last write when their versions are
+    still those (``_Check.finding_versions``), else all of them read (with their versions);
+    and whether ``save`` can check its write (PostgreSQL: a list to fill, else None)."""
+    stored_rows = Finding.objects.for_org(org).filter(cycle=cycle)
+    if not _postgresql():
+        return stored_rows.values_list(*_FINDING_COLUMNS), None
+    last = rules.KEPT.get(cycle.pk)
+    timed = stored_rows.filter(rule__in=TIMED_RULES).annotate(row_version=RawSQL(
+        "alignment_finding.xmin::text || '/' || alignment_finding.ctid::text", ()))
+    check = getattr(found, "check", None)
+    if last is not None and last.findings is not None and check is not None \
+            and last.finding_versions == check.finding_versions:
+        untimed = [(pk, *key, version) for key, rows in last.findings.items()
+                   for pk, version in rows]
+        return [*untimed, *timed.values_list(*_FINDING_COLUMNS, "row_version")], []
+    everything = stored_rows.annotate(row_version=RawSQL(
+        "alignment_finding.xmin::text || '/' || alignment_finding.ctid::text", ()))
+    return list(everything.values_list(*_FINDING_COLUMNS, "row_version")), []
 
 
 def save(cycle, pending, *, now=None):
     """The write phase (under the organization lock): delete the findings that went, insert the
-    new ones, and record the report's counts and time. A fixed number of queries."""
+    new ones, and record the report's counts and time. A fixed number of queries.
+
+    When every rule ran (on PostgreSQL), the digest stored with the report covers the findings
+    as this write leaves them, once checked: the versions of the untimed stored findings must be
+    exactly those the compute phase left in place and those inserted here, or a write outside
+    the services changed them meanwhile and the digest stored is one no run will find (the
+    next run runs every rule)."""
     now = now or timezone.now()
     if pending.remove:
         _delete(pending.remove)
-    if pending.add:
-        _insert(cycle, pending.add)
+    inserted = _insert(cycle, pending.add) if pending.add else []
     fields = counts(pending.found) | {"computed_at": now}
     if pending.inputs is not None:
         fields["inputs"] = pending.inputs
+    if pending.staying is not None and pending.identity is not None:
+        fields["inputs"] = _after_write(cycle, pending, inserted)
     if pending.kept:
         for severity, n in pending.kept.items():
             fields[severity] += n
@@ -283,6 +618,56 @@ def save(cycle, pending, *, now=None):
     if not reports.update(**fields):
         FindingsReport.objects.create(organization_id=cycle.organization_id, cycle=cycle,
                                       **fields)
+
+
+def _after_write(cycle, pending, inserted):
+    """The digest to store after the write of a run that ran every rule, and what this process
+    keeps of the stored findings (``_Kept.findings``)."""
+    org = cycle.organization
+    expected = [(pk, version) for _, pk, version in pending.staying]
+    expected += [(row[0], row[-1]) for row in inserted if row[1] not in TIMED_RULES]
+    expected.sort()
+    check = _check_findings(org, cycle)
+    last = rules.KEPT.get(cycle.pk)
+    if check[1] != _versions_md5(expected):
+        if last is not None:
+            last.findings = last.finding_versions = None
+        return ""
+    if last is not None:
+        by_key = {}
+        for key, pk, version in pending.staying:
+            by_key.setdefault(key, []).append((pk, version))
+        for pk, *key, version in inserted:
+            if key[0] not in TIMED_RULES:
+                by_key.setdefault(_key(*key), []).append((pk, version))
+        last.findings, last.finding_versions = by_key, check[1]
+    return _with_findings(pending.identity, check[0])
+
+
+def _check_findings(org, cycle):
+    """The md5s of the content and of the versions of the stored untimed findings (as
+    ``_check``), in one statement."""
+    parts, params = [], []
+    queryset = _untimed_findings_qs(org, cycle)
+    versions = queryset.annotate(v=RawSQL(_VERSION.format(t="alignment_finding"), ())) \
+        .values_list("id", "v").order_by()
+    content = queryset.values(*_FINDING_COLUMNS).order_by()
+    for qs, expression in ((content, "t::text, E'\\n'"), (versions, "t.v, ','")):
+        sql, p = qs.query.get_compiler(qs.db).as_sql()
+        parts.append(f"(SELECT md5(coalesce(string_agg({expression} ORDER BY t.id), '')) "
+                     f"FROM ({sql}) t)")
+        params += p
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(parts), params)
+        return cursor.fetchone()
+
+
+def _rows_list(queryset):
+    """The rows of a ``.values_list()`` queryset, read with a plain cursor."""
+    sql, params = queryset.query.get_compiler(queryset.db).as_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def _delete(ids):
@@ -300,7 +685,9 @@ _COLUMNS = ("rule", "severity", "rank", "message", "who", "objective_id", "key_r
 
 
 def _insert(cycle, found):
-    """One INSERT for any number of findings, fed by a single JSON parameter."""
+    """One INSERT for any number of findings, fed by a single JSON parameter. On PostgreSQL it
+    returns the rows inserted, (id, rule, severity, message, who, objective, key result,
+    dependency, version)."""
     payload = json.dumps([
         {"rule": f.rule, "severity": f.severity, "rank": rules.SEVERITY_ORDER[f.severity],
          "message": f.message, "who": f.who, "objective_id": f.objective_id,
@@ -312,14 +699,17 @@ def _insert(cycle, found):
                 f"INSERT INTO {table} (organization_id, cycle_id, {columns}) "
                 f"SELECT %s, %s, {columns} FROM jsonb_to_recordset(%s::jsonb) AS v(rule text, "
                 "severity text, rank smallint, message text, who text, objective_id bigint, "
-                "key_result_id bigint, dependency_id bigint)",
+                "key_result_id bigint, dependency_id bigint) "
+                "RETURNING id, rule, severity, message, who, objective_id, key_result_id, "
+                f"dependency_id, {table}.xmin::text || '/' || {table}.ctid::text",
                 [cycle.organization_id, cycle.pk, payload])
-        else:
-            values = ", ".join(f"j.value ->> '$.{c}'" for c in _COLUMNS)
-            cursor.execute(
-                f"INSERT INTO {table} (organization_id, cycle_id, {columns}) "
-                f"SELECT %s, %s, {values} FROM json_each(%s) AS j",
-                [cycle.organization_id, cycle.pk, payload])
+            return cursor.fetchall()
+        values = ", ".join(f"j.value ->> '$.{c}'" for c in _COLUMNS)
+        cursor.execute(
+            f"INSERT INTO {table} (organization_id, cycle_id, {columns}) "
+            f"SELECT %s, %s, {values} FROM json_each(%s) AS j",
+            [cycle.organization_id, cycle.pk, payload])
+        return []
 
 
 # Reading (pages) ---------------------------------------------------------------------------

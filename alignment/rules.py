@@ -285,6 +285,17 @@ class _Units:
             self.current[key] = found
         return found
 
+    def call(self, key, compute, *args):
+        """``get(key, partial(compute, *args))``, without building the partial (a run asks
+        for a unit per objective or key result)."""
+        found = self.current.get(key, _MISSING)
+        if found is _MISSING:
+            found = self.previous.get(key, _MISSING)
+            if found is _MISSING:
+                found = compute(*args)
+            self.current[key] = found
+        return found
+
     def rotate(self):
         self.previous, self.current = self.current, {}
 
@@ -294,11 +305,16 @@ class _Units:
 
 _MISSING = object()
 UNITS = _Units()
+# What ``alignment.report`` keeps of each cycle's last run in this process (the rules' inputs by
+# row version, the findings it stored): plain data, dropped with the units.
+KEPT = {}
 
 
 def forget():
-    """Drop what the rules kept between runs: the next run computes every unit."""
+    """Drop what the rules kept between runs: the next run computes every unit and reads every
+    row."""
     UNITS.clear()
+    KEPT.clear()
 
 
 def copy_paste(cycle):
@@ -343,7 +359,7 @@ def kr_as_objective(cycle):
 
 def _first_similar(title, titles, cache):
     for other in titles:
-        if similar(title, other, cache=cache) is not None:
+        if alike(title, other, cache=cache):
             return other
     return None
 
@@ -475,11 +491,16 @@ _METRIC = re.compile(
     re.IGNORECASE)
 
 
+def _names_metric(title):
+    return _METRIC.search(title) is not None
+
+
 def metric_objective(cycle):
+    call = UNITS.call  # a unit: the title
     return [Finding("metric_objective", LOW, f"“{o.title}” reads like a number to hit. Put the "
                     "number in a key result and let the objective say why it matters.",
                     o.team, o.id)
-            for o in _live(cycle) if _METRIC.search(o.title)]
+            for o in _live(cycle) if call(("metric", o.title), _names_metric, o.title)]
 
 
 def _all_roots(cycle):
@@ -616,14 +637,34 @@ def commitment_mix(cycle):
     return findings
 
 
-# A rule that reads ``cycle.now`` belongs in ``alignment.report.TIMED`` too: a recompute that
-# finds the cycle's data unchanged reruns only those (a test checks it).
+# A rule that reads ``cycle.now`` belongs in ``CLOCK`` (``alignment.report.TIMED``) too: a
+# recompute that finds the cycle's data unchanged reruns only those (a test checks it).
 RULES = (too_many_company_objectives, orphans, strict_local, too_local, copy_paste,
          kr_as_objective, sibling_overlap, metric_objective, task_key_result, over_cascading,
          coverage_gap, bottleneck, stale, unowned_dependency, commitment_mix)
+CLOCK = (stale, unowned_dependency)
+# The rules that read no title, no key result and no dependency: only the shape of the cycle
+# (``_shape``). A title edit or a check-in leaves their findings as they were.
+SHAPE = (too_many_company_objectives, too_local, over_cascading, bottleneck, commitment_mix)
 
 
-def run_all(cycle):
-    findings = [f for rule in RULES for f in rule(cycle)]
+def _shape(cycle):
+    """Everything the ``SHAPE`` rules read: of each objective all but its title, and the
+    alignment settings."""
+    return (cycle.alignment_model, cycle.local_share_limit, tuple(
+        (o.id, o.parent_id, o.also_parents, o.team_id, o.team, o.team_kind, o.is_local, o.state,
+         o.owner_id, o.owner, o.theme, o.commitment) for o in cycle.objectives))
+
+
+def run_all(cycle, *, clock=None):
+    """Every rule's findings, in the report's order. clock: what the rules that read the clock
+    (``CLOCK``) read, when not ``cycle`` (``alignment.report.timed_data``, narrowed in SQL);
+    the others then read only ``cycle``. The ``SHAPE`` rules are one unit, keyed by
+    ``_shape``."""
+    shaped = UNITS.get(("shape", _shape(cycle)),
+                       lambda: {rule.__name__: rule(cycle) for rule in SHAPE})
+    findings = [f for rule in RULES
+                for f in (shaped[rule.__name__] if rule.__name__ in shaped and rule in SHAPE
+                          else rule(clock if clock is not None and rule in CLOCK else cycle))]
     UNITS.rotate()  # keep the units this run used, for the next
     return sorted(findings, key=lambda f: (SEVERITY_ORDER[f.severity], f.rule, f.message))

@@ -494,6 +494,13 @@ class _KeptRows(NamedTuple):
 
 
 _ROWS = OrderedDict()  # cycle id -> _KeptRows, for the last ``KEPT_GRAPHS`` cycles run
+
+
+def kept_rows(cycle_id):
+    """The ``_KeptRows`` of the cycle's last run in this process, or None. Read-only: the
+    misalignment rules take their key results from it (``alignment.report``), after checking
+    in SQL that its versions are the table's."""
+    return _ROWS.get(cycle_id)
 # A run that finds more than this share of rows moved reads them all again, in one query.
 REREAD_ALL_ABOVE = 0.2
 
