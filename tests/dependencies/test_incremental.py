@@ -1,7 +1,7 @@
 """A recompute after a change computes again only what the change reached: the propagation
 from the graph this process kept of the cycle's last run (``propagation.repropagate``), own
 healths kept by their inputs, the rules by units of their input (``rules.UNITS``) or, when
-nothing they read changed, their stored findings (``report.inputs_digest``). What it stores
+nothing they read changed, their stored findings (``report._check``). What it stores
 must be exactly what a run from scratch stores: random changes of every kind, each followed
 by an incremental run, then a run with nothing kept (which must change nothing)."""
 
@@ -295,7 +295,7 @@ def test_repropagate_after_edges_come_and_go_gives_the_results_of_a_full_propaga
 
 
 def test_the_rules_that_ignore_the_clock_read_no_dependency_and_no_key_result_date(revenue):
-    """``report.inputs_digest`` covers what these rules read; dependencies and the dates of
+    """The rules' digest (``report._check``) covers what they read; dependencies and the dates of
     key results are left out of it, so they must not change a finding of theirs."""
     r = revenue
     with scope(organization=r.org):
