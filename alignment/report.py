@@ -172,22 +172,10 @@ def _check(org, cycle):
         k = _versions_md5((pk, row["row_version"]) for pk, row in key_results.items())
         return _Check(o, k, o, k, _content_md5(stored), None, _small(org, cycle),
                       (objectives, key_results))
-    parts, params = [], []
-    for queryset, columns, table in (
-            (_objectives_qs(org, cycle), _OBJECTIVE_COLUMNS, "okrs_objective"),
-            (_key_results_qs(org, cycle), _KEY_RESULT_COLUMNS, "okrs_keyresult"),
-            (_untimed_findings_qs(org, cycle), _FINDING_COLUMNS, "alignment_finding")):
-        content = queryset.values(*columns).order_by()
-        versions = queryset.annotate(v=RawSQL(_VERSION.format(t=table), ())).values_list(
-            "id", "v").order_by()
-        for qs, expression in ((content, "t::text, E'\\n'"), (versions, "t.v, ','")):
-            sql, p = qs.query.get_compiler(qs.db).as_sql()
-            parts.append(f"(SELECT md5(coalesce(string_agg({expression} ORDER BY t.id), '')) "
-                         f"FROM ({sql}) t)")
-            params += p
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT " + ", ".join(parts), params)
-        o, o_versions, k, k_versions, f, f_versions = cursor.fetchone()
+    o, o_versions, k, k_versions, f, f_versions = _md5s(
+        (_objectives_qs(org, cycle), _OBJECTIVE_COLUMNS, "okrs_objective"),
+        (_key_results_qs(org, cycle), _KEY_RESULT_COLUMNS, "okrs_keyresult"),
+        (_untimed_findings_qs(org, cycle), _FINDING_COLUMNS, "alignment_finding"))
     return _Check(o, k, o_versions, k_versions, f, f_versions, _small(org, cycle))
 
 
@@ -647,16 +635,22 @@ def _after_write(cycle, pending, inserted):
 def _check_findings(org, cycle):
     """The md5s of the content and of the versions of the stored untimed findings (as
     ``_check``), in one statement."""
+    return _md5s((_untimed_findings_qs(org, cycle), _FINDING_COLUMNS, "alignment_finding"))
+
+
+def _md5s(*sources):
+    """For each (queryset, columns, table): the md5 of its rows' content and the md5 of their
+    row versions, both in id order, all in one statement (one snapshot). PostgreSQL only."""
     parts, params = [], []
-    queryset = _untimed_findings_qs(org, cycle)
-    versions = queryset.annotate(v=RawSQL(_VERSION.format(t="alignment_finding"), ())) \
-        .values_list("id", "v").order_by()
-    content = queryset.values(*_FINDING_COLUMNS).order_by()
-    for qs, expression in ((content, "t::text, E'\\n'"), (versions, "t.v, ','")):
-        sql, p = qs.query.get_compiler(qs.db).as_sql()
-        parts.append(f"(SELECT md5(coalesce(string_agg({expression} ORDER BY t.id), '')) "
-                     f"FROM ({sql}) t)")
-        params += p
+    for queryset, columns, table in sources:
+        content = queryset.values(*columns).order_by()
+        versions = queryset.annotate(v=RawSQL(_VERSION.format(t=table), ())).values_list(
+            "id", "v").order_by()
+        for qs, expression in ((content, "t::text, E'\\n'"), (versions, "t.v, ','")):
+            sql, p = qs.query.get_compiler(qs.db).as_sql()
+            parts.append(f"(SELECT md5(coalesce(string_agg({expression} ORDER BY t.id), '')) "
+                         f"FROM ({sql}) t)")
+            params += p
     with connection.cursor() as cursor:
         cursor.execute("SELECT " + ", ".join(parts), params)
         return cursor.fetchone()
