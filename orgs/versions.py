@@ -114,6 +114,9 @@ TOPICS = {
         "alignment.StatusUpdate", "alignment.StepOverride",
         "retros.Retrospective", "retros.Improvement",
     },
+    # suggestions.selectors.version: the sums over a cycle's objectives and key results (and
+    # the teams) that the title suggestions' index is keyed by.
+    "suggest": {"orgs.Team", "okrs.Objective", "okrs.KeyResult"},
 }
 EVERY_ORG = "*"
 _BY_MODEL = {}

@@ -1,7 +1,10 @@
 """Suggestions while drafting an objective: likely parents and likely dependencies, from the
 organization's own text (titles, why, key results) by TF-IDF and cosine similarity
 (``tfidf``). The index of a cycle is built once and cached, keyed by a version that moves when
-an objective or key result of the cycle is added, removed or edited (their ``version`` sums)."""
+an objective or key result of the cycle is added, removed or edited (their ``version`` sums).
+That version is itself cached under the organization's "suggest" topic (``orgs/versions.py``):
+its three aggregates over every objective and key result of the cycle run again only after a
+write to those tables, not on each keystroke."""
 
 from dataclasses import dataclass
 
@@ -9,11 +12,14 @@ from django.core.cache import cache
 from django.db.models import Count, Max, Sum
 
 from okrs.models import KeyResult, Objective
+from orgs import versions
 from orgs.models import Team
 
 from . import tfidf
 
 CACHE_SECONDS = 24 * 3600
+# How long a cached version may outlive a write that moved no topic (raw SQL, a lost bump).
+VERSION_TTL = 60
 FORMAT = 2  # of the cached Corpus: raise it when the class changes
 _LOCAL = {}  # the last few indexes this process built or read: no unpickling per keystroke
 _LOCAL_SIZE = 8
@@ -147,7 +153,7 @@ def _live_key_results(org, cycle):
         objective__state=Objective.State.RETIRED)
 
 
-def version(org, cycle):
+def current_version(org, cycle):
     """Moves when an objective or key result of the cycle is added, removed, retired or
     edited (each edit raises its ``version``); and when a team is added or renamed."""
     o = _live_objectives(org, cycle).aggregate(n=Count("id"), v=Sum("version"), m=Max("id"))
@@ -157,7 +163,15 @@ def version(org, cycle):
                                            t["n"], t["m"]))
 
 
+def version(org, cycle):
+    """``current_version``, read again only after a write to the tables it sums."""
+    return versions.read_through(org.pk, "suggest", f"suggest-version:{cycle.pk}",
+                                 lambda: current_version(org, cycle), VERSION_TTL)
+
+
 def corpus(org, cycle):
+    """The cycle's index: built once per version, kept in the process and in the cache. A
+    request asking for parents and dependencies reads it once and passes it to both."""
     key = f"suggest:{FORMAT}:{org.pk}:{cycle.pk}:{version(org, cycle)}"
     found = _LOCAL.get(key)
     if found is None:
@@ -182,20 +196,21 @@ def query_tokens(title="", why="", key_results=""):
     return tfidf.tokens(title) * 2 + tfidf.tokens(why) + tfidf.tokens(key_results)
 
 
-def suggest_parents(org, cycle, text, team=None, limit=3, *, objective=None):
+def suggest_parents(org, cycle, text, team=None, limit=3, *, objective=None, index=None):
     """Likely parents for an objective about ``text`` drafted by ``team`` in ``cycle``: the
     objectives of other teams closest in words, those of the teams above first. Each
     ``Suggestion`` says why (the shared words). ``objective``: the one being edited (neither
-    it nor anything under it is offered). Also the seam of a KPI's recovery objective."""
-    c = corpus(org, cycle)
+    it nor anything under it is offered). Also the seam of a KPI's recovery objective.
+    ``index``: the cycle's ``corpus`` when the caller already read it."""
+    c = index or corpus(org, cycle)
     exclude = c.below(objective.pk) if objective is not None and objective.pk else ()
     toks = text if isinstance(text, list) else query_tokens(text)
     return c.parents(toks, team_id=team.pk if team else None, exclude=exclude, limit=limit)
 
 
-def suggest_dependencies(org, cycle, text, team=None, limit=3):
+def suggest_dependencies(org, cycle, text, team=None, limit=3, *, index=None):
     """Key results of other teams (not those above: that is alignment) the drafted objective
     may need, closest in words first."""
-    c = corpus(org, cycle)
+    c = index or corpus(org, cycle)
     toks = text if isinstance(text, list) else query_tokens(text)
     return c.dependencies(toks, team_id=team.pk if team else None, limit=limit)

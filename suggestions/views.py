@@ -44,7 +44,9 @@ def objective_suggestions(request):
                                   params.get("why", "")[:MAX_TEXT])
     parents = dependencies = []
     if toks:
-        parents = selectors.suggest_parents(org, cycle, toks, team=team, objective=objective)
-        dependencies = selectors.suggest_dependencies(org, cycle, toks, team=team)
+        index = selectors.corpus(org, cycle)
+        parents = selectors.suggest_parents(org, cycle, toks, team=team, objective=objective,
+                                            index=index)
+        dependencies = selectors.suggest_dependencies(org, cycle, toks, team=team, index=index)
     return render(request, "suggestions/_suggestions.html", {
         "parents": parents, "dependencies": dependencies, "asked": bool(toks)})

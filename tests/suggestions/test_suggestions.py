@@ -127,6 +127,38 @@ def test_the_endpoint_costs_the_same_queries_with_more_objectives(drafting, alic
     assert_same_queries(small, large)
 
 
+def _reads_the_cycle(sql):
+    return "okrs_keyresult" in sql or "okrs_objective" in sql
+
+
+def test_typing_reads_the_index_without_summing_the_cycle_again(drafting, alice_client,
+                                                                  world_b):
+    """Keystrokes read the kept version and index: no query over the cycle's objectives and
+    key results until one of them (or a team) is written; then the next request sees it, even
+    when the write went through a queryset, not a service; another organization's writes
+    leave this one's version alone."""
+    w = drafting
+    url = f"/o/{w.org.slug}/objectives/suggestions/"
+    params = {"cycle": w.cycle.pk, "team": w.squad.pk, "title": "observability dashboards"}
+    first = count_queries(lambda: alice_client.get(url, params))
+    assert _reads_the_cycle(first[2])
+    response, _, sql = count_queries(lambda: alice_client.get(url, params))
+    assert not _reads_the_cycle(sql), sql
+    assert b"Grow enterprise revenue" not in response.content
+
+    with scope(organization=world_b.org):
+        ObjectiveFactory(organization=world_b.org, cycle=world_b.cycle, team=world_b.team,
+                         title="Observability dashboards for everyone")
+    assert not _reads_the_cycle(count_queries(lambda: alice_client.get(url, params))[2])
+
+    with scope(organization=w.org):
+        Objective.objects.for_org(w.org).filter(pk=w.revenue.pk).update(
+            title="Win the observability market", version=w.revenue.version + 1)
+    response, _, sql = count_queries(lambda: alice_client.get(url, params))
+    assert _reads_the_cycle(sql)
+    assert b"Win the observability market" in response.content
+
+
 def test_the_precision_command_prints_precision_at_1_and_3(drafting):
     out = io.StringIO()
     call_command("suggestion_precision", org=drafting.org.slug, objectives=0, stdout=out)
