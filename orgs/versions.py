@@ -118,6 +118,16 @@ TOPICS = {
     # the teams) that the title suggestions' index is keyed by.
     "suggest": {"orgs.Team", "okrs.Objective", "okrs.KeyResult"},
 }
+# Columns some topics' reads never look at: a write of only these (``save(update_fields=...)``
+# or a queryset's ``update()``) leaves those topics alone. A check-in copies its value and
+# confidence onto the key result; the report's first screen (stored findings, links between
+# teams) and the title suggestions' index (titles, ``version``) read none of them, so a busy
+# organization's check-ins no longer make them compute again (the topics in ``HEALTH`` move
+# anyway: a check-in can move health). Any other write bumps every topic.
+UNREAD = {
+    "okrs.KeyResult": ({"current_value", "confidence", "last_check_in_at", "is_done"},
+                       {"report", "suggest"}),
+}
 EVERY_ORG = "*"
 _BY_MODEL = {}
 for _topic, _labels in TOPICS.items():
@@ -222,10 +232,11 @@ def scope_org_id():
     return getattr(org, "pk", org)
 
 
-def bump_for_queryset(model, rows=None):
+def bump_for_queryset(model, rows=None, fields=None):
     """For a queryset write that sends no signal: the organization of the rows when they say
-    (``bulk_create``), else of the open scope, else every organization."""
-    topics = topics_of(model)
+    (``bulk_create``), else of the open scope, else every organization. ``fields``: the
+    columns an ``update()`` set."""
+    topics = _topics_written(model, fields)
     if not topics:
         return
     orgs = {getattr(r, "organization_id", None) for r in rows} if rows is not None else set()
@@ -236,8 +247,18 @@ def bump_for_queryset(model, rows=None):
         bump(org_id, topics)
 
 
-def _on_row_change(sender, instance, **kwargs):
-    topics = topics_of(sender)
+def _topics_written(model, fields):
+    """The topics a write of ``fields`` of ``model`` moves (``None``: every column, as an insert,
+    a delete or a plain ``save()``)."""
+    topics = topics_of(model)
+    unread = UNREAD.get(model._meta.label)
+    if topics and unread and fields and set(fields) <= unread[0]:
+        topics = [t for t in topics if t not in unread[1]]
+    return topics
+
+
+def _on_row_change(sender, instance, update_fields=None, **kwargs):
+    topics = _topics_written(sender, update_fields)
     if topics:
         bump(getattr(instance, "organization_id", None), topics)
 

@@ -91,3 +91,41 @@ def test_another_organizations_writes_leave_the_entry_alone(world_a, world_b, al
     with scope(organization=w.org):
         Team.objects.for_org(w.org).filter(pk=w.team.pk).update(name="Renamed here")
     assert read(alice_client, w.org)[0] > cached
+
+
+def test_a_check_in_leaves_the_report_cached_but_not_what_shows_values(revenue, monkeypatch):
+    """A check-in writes only the key result's value and confidence, which the report's first
+    screen does not show (it shows stored findings, which the recompute's write moves): it stays
+    cached, while the pages that show values move. A save of any other column of a key result
+    (its owning team: a link between teams) moves it."""
+    from alignment import report
+    from okrs import services as okr_services
+    from okrs.models import KeyResult
+    from orgs import versions
+
+    r = revenue
+    recompute(r)
+    liam = client_for(r.liam)
+    computed, first_by_rule = [], report.first_by_rule
+    monkeypatch.setattr(report, "first_by_rule",
+                        lambda *a: computed.append(1) or first_by_rule(*a))
+    page = read(liam, r.org)[1]
+    before = {t: versions.version(r.org.pk, t) for t in ("report", "suggest", "objective",
+                                                          "review", "inbox")}
+    with scope(organization=r.org):
+        okr_services.record_check_in(
+            membership=r.mia_m, key_result=KeyResult.objects.select_related(
+                "objective__cycle").get(pk=r.deals.pk), confidence="at_risk",
+            value=20, note="Two deals slipped")
+    after = {t: versions.version(r.org.pk, t) for t in before}
+    assert after["report"] == before["report"] and after["suggest"] == before["suggest"]
+    assert all(after[t] != before[t] for t in ("objective", "review", "inbox"))
+    assert read(liam, r.org)[1] == page and computed == [1]
+
+    with scope(organization=r.org):
+        kr = KeyResult.objects.for_org(r.org).get(pk=r.deals.pk)
+        kr.owner_team = r.eng
+        kr.save()
+    assert versions.version(r.org.pk, "report") != after["report"]
+    read(liam, r.org)
+    assert computed == [1, 1]
