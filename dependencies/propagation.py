@@ -259,8 +259,8 @@ def propagate_graph(own, edges, *, max_causes=MAX_CAUSES):
 
 def repropagate(graph, own, edges, *, max_causes=MAX_CAUSES):
     """``propagate_graph(own, edges)`` computed from ``graph``, a full run's (or an earlier
-    ``repropagate``'s), when the nodes are the same (None otherwise, or when the change is too
-    large to be worth it: the caller propagates in full).
+    ``repropagate``'s); None when the change is too large to be worth it (the caller
+    propagates in full).
 
     A node's result depends only on its own health, its input edges in the order of ``edges``
     and its inputs' results. So only the nodes whose own health or input edges changed are
@@ -271,18 +271,37 @@ def repropagate(graph, own, edges, *, max_causes=MAX_CAUSES):
     that starts) or go (one that ends), as long as the edges both lists share keep their order
     (``_edge_changes``). An edge that goes leaves the order valid; one that comes from a node
     placed after its target moves the nodes between them that must move, and only those
-    (Pearce and Kelly's dynamic topological order: a search bounded by the two places)."""
-    if own.keys() != graph.own.keys():
-        return None
+    (Pearce and Kelly's dynamic topological order: a search bounded by the two places).
+
+    Nodes may come (a new objective or key result) and go (one retired or deleted): a node
+    that goes is taken out of the order with its edges (what is left stays in order; the
+    nodes it fed get their input edges again); a node that comes is placed first, before
+    every kept node (a node without edges can go anywhere), then its edges are added as
+    above: its edges into kept nodes are then in order already, and only an edge from a kept
+    node into a new one can move nodes (``_node_changes``)."""
     old_own, inputs, outputs, place = graph.own, graph.inputs, graph.outputs, graph.place
-    dirty = {node for node, health in own.items() if old_own[node] != health}
+    came = gone = ()
     by_place = None
-    if edges != graph.edges:
+    if own.keys() != old_own.keys():
+        nodes = _node_changes(graph, own)
+        if nodes is None:
+            return None
+        came, gone = nodes
+        # The kept order without the nodes gone, the new nodes first; the places again.
+        by_place = [*came, *(n for n in graph.results if n not in gone)] if gone else [
+            *came, *graph.results]
+        place = {node: i for i, node in enumerate(by_place)}
+        dirty = {node for node, health in own.items() if old_own.get(node, _NEW) != health}
+    else:
+        dirty = {node for node, health in own.items() if old_own[node] != health}
+    if edges != graph.edges or gone:
         changes = _edge_changes(graph.edges, edges, own)
         if changes is None:
             return None
         added, removed = changes
         fed = {e.dst for e in (*added, *removed)}
+        for node in gone:  # what a node gone fed, and still is
+            fed.update(dst for dst in outputs.get(node, ()) if dst not in gone)
         # Their input edges again, in the order of ``edges`` (as ``propagate`` makes them).
         fresh = {}
         for e in edges:
@@ -294,14 +313,21 @@ def repropagate(graph, own, edges, *, max_causes=MAX_CAUSES):
         inputs = {**inputs, **fresh}
         for dst in fed - fresh.keys():
             inputs.pop(dst, None)
+        for node in gone:
+            inputs.pop(node, None)
         dirty |= fed
-        if added or removed:
-            outputs, place, by_place = _reorder(graph, inputs, outputs, place, added, removed)
+        if added or removed or gone:
+            outputs, place, moved = _reorder(
+                graph, inputs, outputs, place, added, removed, gone, by_place)
             if outputs is None:
                 return None  # a loop, or too much to move: the full run says which
-    results = dict(graph.results)
+            if moved is not None:
+                by_place = moved
     if by_place is not None:
-        results = {node: results[node] for node in by_place}
+        kept = graph.results
+        results = {node: kept.get(node) for node in by_place}  # None: a new node, computed
+    else:
+        results = dict(graph.results)
     heap = [place[node] for node in dirty]
     if not heap:
         return Graph(own, edges, inputs, outputs, place, results)
@@ -335,6 +361,23 @@ def repropagate(graph, own, edges, *, max_causes=MAX_CAUSES):
 
 # More edges changed than this share of them: a full run costs about as much.
 RESHAPE_UP_TO = 0.05
+_NEW = object()  # the own health a new node had before: none, unlike any
+
+
+def _node_changes(graph, own):
+    """(nodes that came, in order, nodes gone, as a set) between ``graph`` and the nodes
+    ``own``; None when more than ``RESHAPE_UP_TO`` of the nodes changed, or when ``graph``'s
+    edges named nodes it did not have (ignored then, they could name a new node now, and
+    only the edges that changed are looked at)."""
+    old = graph.own
+    came = own.keys() - old.keys()
+    gone = old.keys() - own.keys()
+    if len(came) + len(gone) > RESHAPE_UP_TO * max(len(own), 1):
+        return None
+    # Every edge kept was taken in (``inputs`` has each edge whose two ends were nodes).
+    if sum(map(len, graph.inputs.values())) != len(graph.edges):
+        return None
+    return [node for node in own if node in came] if came else (), gone
 
 
 def _edge_changes(old, new, own):
@@ -394,13 +437,17 @@ def _ignoring_outsiders(edges, own):
 REORDER_UP_TO = 0.2
 
 
-def _reorder(graph, inputs, outputs, place, added, removed):
-    """The outputs and the topological places (with the nodes by place) after edges were
-    removed and added, moving as few nodes as Pearce and Kelly's algorithm moves: for an
-    added edge x -> y with y placed before x, the nodes reachable from y placed up to x's place
-    and the nodes reaching x placed from y's place are given their places again, those reaching
-    x first. ``inputs`` is already the new graph's. (None, None, None) on a loop or when too
-    many nodes would move. The kept graph is not changed: what changes is copied."""
+def _reorder(graph, inputs, outputs, place, added, removed, gone, by_place):
+    """The outputs and the topological places (with the nodes by place, or None when the
+    order ``by_place`` did not move) after the nodes ``gone`` (with their edges) and
+    ``removed`` edges went and ``added`` edges came, moving as few nodes as Pearce and Kelly's
+    algorithm moves: for an added edge x -> y with y placed before x, the nodes reachable
+    from y placed up to x's place and the nodes reaching x placed from y's place are given
+    their places again, those reaching x first. ``inputs`` is already the new graph's;
+    ``place`` and ``by_place`` are the order without the nodes gone, with the new ones
+    (``by_place`` None: the kept graph's). (None, None, None) on a loop or when too many nodes
+    would move. The kept graph is not changed:
+    what changes is copied."""
     outputs = dict(outputs)
     copied = set()
 
@@ -410,6 +457,12 @@ def _reorder(graph, inputs, outputs, place, added, removed):
             outputs[src] = list(outputs.get(src, ()))
         return outputs[src]
 
+    for node in gone:
+        for e in graph.inputs.get(node, ()):
+            if e.src not in gone:
+                mine(e.src).remove(node)
+        outputs.pop(node, None)
+        copied.discard(node)
     for e in removed:
         mine(e.src).remove(e.dst)
     late = []
@@ -419,7 +472,9 @@ def _reorder(graph, inputs, outputs, place, added, removed):
         else:
             late.append(e)
     if late:
-        place, by_place = _moved_places(graph, inputs, outputs, place, late, mine)
+        place, by_place = _moved_places(
+            by_place if by_place is not None else graph.results, inputs, outputs, place, late,
+            mine)
         if place is None:
             return None, None, None
     else:
@@ -430,11 +485,11 @@ def _reorder(graph, inputs, outputs, place, added, removed):
     return outputs, place, by_place
 
 
-def _moved_places(graph, inputs, outputs, place, late, mine):
+def _moved_places(by_place, inputs, outputs, place, late, mine):
     """The places after adding the edges ``late``, each from a node placed after its target,
     and the nodes by place; (None, None) on a loop or when too many would move."""
     place = dict(place)
-    by_place = list(graph.results)
+    by_place = list(by_place)
     budget = REORDER_UP_TO * len(by_place)
     # The sources of the added edges not in the graph yet, by target: the backward search
     # does not follow them (``inputs`` has them already; the outputs get them one by one).
