@@ -280,17 +280,21 @@ def repropagate(graph, own, edges, *, max_causes=MAX_CAUSES):
     above: its edges into kept nodes are then in order already, and only an edge from a kept
     node into a new one can move nodes (``_node_changes``)."""
     old_own, inputs, outputs, place = graph.own, graph.inputs, graph.outputs, graph.place
-    came = gone = ()
-    by_place = None
+    gone = ()
+    results = by_place = None
     if own.keys() != old_own.keys():
         nodes = _node_changes(graph, own)
         if nodes is None:
             return None
         came, gone = nodes
-        # The kept order without the nodes gone, the new nodes first; the places again.
-        by_place = [*came, *(n for n in graph.results if n not in gone)] if gone else [
-            *came, *graph.results]
-        place = {node: i for i, node in enumerate(by_place)}
+        # The kept order without the nodes gone, the new nodes first (None: computed below);
+        # the places again.
+        results = dict.fromkeys(came)
+        results.update(graph.results)
+        for node in gone:
+            del results[node]
+        by_place = list(results)
+        place = dict(zip(by_place, range(len(by_place)), strict=True))
         dirty = {node for node, health in own.items() if old_own.get(node, _NEW) != health}
     else:
         dirty = {node for node, health in own.items() if old_own[node] != health}
@@ -323,10 +327,9 @@ def repropagate(graph, own, edges, *, max_causes=MAX_CAUSES):
                 return None  # a loop, or too much to move: the full run says which
             if moved is not None:
                 by_place = moved
-    if by_place is not None:
-        kept = graph.results
-        results = {node: kept.get(node) for node in by_place}  # None: a new node, computed
-    else:
+                results = results if results is not None else graph.results
+                results = {node: results[node] for node in by_place}
+    if results is None:
         results = dict(graph.results)
     heap = [place[node] for node in dirty]
     if not heap:
@@ -370,14 +373,14 @@ def _node_changes(graph, own):
     edges named nodes it did not have (ignored then, they could name a new node now, and
     only the edges that changed are looked at)."""
     old = graph.own
-    came = own.keys() - old.keys()
-    gone = old.keys() - own.keys()
+    came = [node for node in own if node not in old]
+    gone = {node for node in old if node not in own}
     if len(came) + len(gone) > RESHAPE_UP_TO * max(len(own), 1):
         return None
     # Every edge kept was taken in (``inputs`` has each edge whose two ends were nodes).
     if sum(map(len, graph.inputs.values())) != len(graph.edges):
         return None
-    return [node for node in own if node in came] if came else (), gone
+    return came, gone
 
 
 def _edge_changes(old, new, own):
