@@ -389,7 +389,7 @@ def _edge_changes(old, new, own):
     whole (a kind or a weight that changed is one edge removed and one added). None when the
     edges both lists share are not in the same order (the inputs of nodes that did not change
     would come in another order), when an edge repeats a different number of times, or when the
-    change is large."""
+    change is large (more than ``RESHAPE_UP_TO`` of the edges)."""
     if len(old) == len(new):
         # Often only kinds or weights changed, in place: no sets needed.
         added, removed = [], []
@@ -401,22 +401,100 @@ def _edge_changes(old, new, own):
                 removed.append(b)
         else:
             return _ignoring_outsiders(added, own), _ignoring_outsiders(removed, own)
-    # What lies between the longest shared start and the longest shared end (most edges:
-    # a dependency that starts or ends is one edge among the last ones).
+    # The runs both lists share, walked from the start: each found by a galloping search of
+    # slices compared in C; where they part, the nearest place they meet again within a few
+    # edges (a dependency that starts or ends, a node's edges that come or go: a few edges
+    # in a few places, say the key results' and the alignment edges' parts of the list).
+    # The edges left out between are the edges removed and added. Matched in order, the
+    # shared edges are in the same order and as many times by construction.
+    limit = RESHAPE_UP_TO * max(len(new), 1)
+    added, removed = [], []
+    i = j = 0
+    while True:
+        shared = _shared_from(old, i, new, j)
+        i, j = i + shared, j + shared
+        if i == len(old) or j == len(new):
+            removed += old[i:]
+            added += new[j:]
+            break
+        met = _meet(old, i, new, j)
+        if met is None:  # no meeting nearby: what is left, by sets
+            rest = _region_changes(old[i:], new[j:], limit)
+            if rest is None:
+                return None
+            added += rest[0]
+            removed += rest[1]
+            break
+        removed += old[i:met[0]]
+        added += new[j:met[1]]
+        i, j = met
+        if len(added) + len(removed) > limit:
+            return None
+    if len(added) + len(removed) > limit:
+        return None
+    if added and removed and not set(added).isdisjoint(removed):
+        return None  # an edge that moved in the list: the shared edges' order changed
+    return _ignoring_outsiders(added, own), _ignoring_outsiders(removed, own)
+
+
+# How far ahead two lists of edges that parted are searched for a place where they meet again.
+MEET_WITHIN = 64
+
+
+def _meet(old, i, new, j):
+    """The first (p, q) with ``old[p] == new[q]``, p from i and q from j, both within
+    ``MEET_WITHIN``, p as small as can be; None when there is none."""
+    ahead = {}
+    for q in range(j, min(j + MEET_WITHIN, len(new))):
+        ahead.setdefault(new[q], q)
+    for p in range(i, min(i + MEET_WITHIN, len(old))):
+        q = ahead.get(old[p])
+        if q is not None:
+            return p, q
+    return None
+
+
+def _shared_from(a, i, b, j):
+    """The length of the longest run shared by ``a`` from ``i`` and ``b`` from ``j``: slices
+    twice as long each time while they are equal, then a binary search in the last one (a
+    short run costs little, a long one a few passes in C)."""
+    n = min(len(a) - i, len(b) - j)
+    low, step = 0, 16
+    while low < n:
+        high = min(low + step, n)
+        if a[i + low:i + high] == b[j + low:j + high]:
+            low, step = high, step * 2
+            continue
+        high -= 1  # a[i + high] differs somewhere up to here: the run ends before
+        while low < high:
+            middle = (low + high + 1) // 2
+            if a[i + low:i + middle] == b[j + low:j + middle]:
+                low = middle
+            else:
+                high = middle - 1
+        return low
+    return low
+
+
+def _region_changes(old, new, limit):
+    """(added, removed) between two lists of edges, by sets, between their longest shared
+    start and end; None when the edges both share are not in the same order or not as many
+    times (the inputs of nodes that did not change would come in another order), or when
+    more than ``limit`` changed."""
     start = _shared(old, new)
     end = _shared(old[start:][::-1], new[start:][::-1])
     old, new = old[start:len(old) - end], new[start:len(new) - end]
     old_set, new_set = set(old), set(new)
     added = [e for e in new if e not in old_set]
     removed = [e for e in old if e not in new_set]
-    if len(added) + len(removed) > RESHAPE_UP_TO * max(len(new) + start + end, 1):
+    if len(added) + len(removed) > limit:
         return None
     added_set, removed_set = set(added), set(removed)
     # The shared edges, in the same order and as many times: then each node's input edges
     # are the old ones, but for the edges added and removed.
     if [e for e in new if e not in added_set] != [e for e in old if e not in removed_set]:
         return None
-    return _ignoring_outsiders(added, own), _ignoring_outsiders(removed, own)
+    return added, removed
 
 
 def _shared(a, b):
