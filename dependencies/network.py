@@ -526,9 +526,12 @@ def _objective_and_key_result_rows(cycle):
             cursor.execute("SELECT id, xmin::text, ctid::text FROM orgs_team "
                            "WHERE organization_id = %s ORDER BY id", [cycle.organization_id])
             teams = tuple(cursor.fetchall())
-        if kept is None or kept.teams != teams:
+        if kept is None:
             objectives = read_objectives(objectives_qs)
             key_results = read_key_results(key_results_qs)
+        elif kept.teams != teams:  # every row read again; those the same are kept
+            objectives = _as_kept(kept.objectives, read_objectives(objectives_qs))
+            key_results = _as_kept(kept.key_results, read_key_results(key_results_qs))
         else:
             objectives = _patch(kept.objectives, objectives_qs, read_objectives)
             key_results = _patch(kept.key_results, key_results_qs, read_key_results)

@@ -13,6 +13,7 @@ from django_scopes import scope
 from dependencies import generate, network, propagation
 from dependencies.propagation import BROKEN, DEPENDS, OWN, ROLLUP, Edge
 from okrs.models import KeyResult, Objective
+from orgs.models import Team
 from tests.dependencies.test_fingerprint import stored
 from tests.dependencies.test_incremental import (
     HEALTHS,
@@ -382,3 +383,31 @@ def test_a_new_objective_s_tree_insert_reads_rows_again_but_keeps_them(
     assert not reads or reads[0] <= written, (reads, written)
     assert counted["full propagation"] == 0, counted
     run_from_scratch_stores(r, at(minutes=2), stored(r), "tree insert")
+
+
+@postgresql_only
+def test_a_new_team_reads_every_row_again_and_keeps_them_all(revenue, counted):  # noqa: F811
+    """A new team's tree insert moves the versions of the teams after it (whose names, leads
+    and kinds the rows carry): every row is read again, and each one the same in every
+    column the run reads stays the kept row. A renamed team's rows are not kept."""
+    r = revenue
+    with scope(organization=r.org):
+        generate.build(r.org, r.cycle, 240, seed=12)
+    network.forget()
+    run(r, at())
+    run(r, at())  # reads the rows the first run wrote: then the rows kept are the table's
+    before = network.kept_rows(r.cycle.pk)
+    with scope(organization=r.org):
+        company = Team.objects.for_org(r.org).filter(parent__isnull=True).order_by("pk").first()
+        Team.objects.create(organization=r.org, name="A new team", parent=company)
+        renamed = Objective.objects.for_org(r.org).filter(cycle=r.cycle).order_by("pk")[3].team
+        Team.objects.filter(pk=renamed.pk).update(name="Renamed team")
+    run(r, at(minutes=1))
+    after = network.kept_rows(r.cycle.pk)
+    assert after.teams != before.teams
+    for table in ("objectives", "key_results"):
+        old, new = getattr(before, table), getattr(after, table)
+        team = "team_id" if table == "objectives" else "owner_team_id"
+        assert all(new[pk] is row for pk, row in old.items() if row[team] != renamed.pk), table
+        assert all(new[pk] is not row for pk, row in old.items() if row[team] == renamed.pk)
+    run_from_scratch_stores(r, at(minutes=1), stored(r), "new team")
