@@ -527,8 +527,7 @@ def _reorder(graph, inputs, outputs, place, added, removed, gone, by_place):
     their places again, those reaching x first. ``inputs`` is already the new graph's;
     ``place`` and ``by_place`` are the order without the nodes gone, with the new ones
     (``by_place`` None: the kept graph's). (None, None, None) on a loop or when too many nodes
-    would move. The kept graph is not changed:
-    what changes is copied."""
+    would move. The kept graph is not changed: what changes is copied."""
     outputs = dict(outputs)
     copied = set()
 
