@@ -4,6 +4,7 @@ gone ones taken out with their edges, and only what they reach computed again. E
 give what a full propagation gives, and store what a run from scratch stores."""
 
 import random
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -38,6 +39,13 @@ from tests.dependencies.test_incremental import (
 )
 
 pytestmark = pytest.mark.django_db
+
+def clock():
+    """Today at 9:00 plus some minutes, the day taken once: a test that runs across midnight
+    keeps its day (the share of the cycle gone would move between its runs)."""
+    day = at()
+    return lambda minutes=0: day + timedelta(minutes=minutes)
+
 
 postgresql_only = pytest.mark.skipif(
     "connection.vendor != 'postgresql'",
@@ -275,7 +283,7 @@ def test_new_and_gone_nodes_are_computed_from_the_kept_graph(
     a full run is cheaper: the share is raised so that every change goes through the kept
     graph.)"""
     monkeypatch.setattr(propagation, "RESHAPE_UP_TO", 0.25)
-    r = revenue
+    r, when = revenue, clock()
     rng = random.Random(seed)
     with scope(organization=r.org):
         generate.build(r.org, r.cycle, 240, seed=seed)
@@ -284,18 +292,18 @@ def test_new_and_gone_nodes_are_computed_from_the_kept_graph(
                                           objective__team__kind__in=("company", "department")):
             KeyResult.objects.filter(pk=k.pk).update(confidence=rng.choice(HEALTHS[1:]))
     network.forget()
-    run(r, at())
+    run(r, when())
     steps = [*NODE_CHANGES, *rng.choices([*NODE_CHANGES, *EDGE_CHANGES], k=8)]
     rng.shuffle(steps)
     computed = 0
     for step, change in enumerate(steps):
         with scope(organization=r.org):
             change(r, rng)
-        now = at(minutes=2 * step + 1)
+        now = when(minutes=2 * step + 1)
         computed += not run(r, now).skipped
         after = stored(r)
         run_from_scratch_stores(r, now, after, change.__name__)
-        run(r, at(minutes=2 * step + 2))  # from what the run from scratch kept
+        run(r, when(minutes=2 * step + 2))  # from what the run from scratch kept
         assert stored(r) == after, change.__name__
     assert counted["full propagation"] == 0, counted
     assert counted["incremental propagation"] >= computed >= len(steps) - 3, counted
@@ -321,13 +329,13 @@ def test_a_new_objective_s_tree_insert_reads_rows_again_but_keeps_them(
     every column it reads and keeps the kept rows (the very objects, with the new versions),
     so nothing downstream counts them as moved. A row whose read column changed with it is
     not kept."""
-    r = revenue
+    r, when = revenue, clock()
     rng = random.Random(11)
     with scope(organization=r.org):
         generate.build(r.org, r.cycle, 240, seed=11)
     network.forget()
-    run(r, at())
-    run(r, at())  # reads the rows the first run wrote: then the rows kept are the table's
+    run(r, when())
+    run(r, when())  # reads the rows the first run wrote: then the rows kept are the table's
     before = network.kept_rows(r.cycle.pk).objectives
     with scope(organization=r.org):
         # Under the first child of the largest tree's root: the insert moves the rest of it.
@@ -365,7 +373,7 @@ def test_a_new_objective_s_tree_insert_reads_rows_again_but_keeps_them(
 
     network._as_kept = objectives_read
     try:
-        run(r, at(minutes=1))
+        run(r, when(minutes=1))
         after = network.kept_rows(r.cycle.pk).objectives
         assert moved <= reads[0], "read again: their versions moved"
         assert all(after[pk] is before[pk] for pk in moved), "and kept as they were"
@@ -376,13 +384,13 @@ def test_a_new_objective_s_tree_insert_reads_rows_again_but_keeps_them(
         reads.clear()
         with scope(organization=r.org):
             _check_in(r, rng)
-        run(r, at(minutes=2))
+        run(r, when(minutes=2))
     finally:
         network._write, network._write_flows = write, write_flows
         network._as_kept = as_kept
     assert not reads or reads[0] <= written, (reads, written)
     assert counted["full propagation"] == 0, counted
-    run_from_scratch_stores(r, at(minutes=2), stored(r), "tree insert")
+    run_from_scratch_stores(r, when(minutes=2), stored(r), "tree insert")
 
 
 @postgresql_only
@@ -390,19 +398,19 @@ def test_a_new_team_reads_every_row_again_and_keeps_them_all(revenue, counted): 
     """A new team's tree insert moves the versions of the teams after it (whose names, leads
     and kinds the rows carry): every row is read again, and each one the same in every
     column the run reads stays the kept row. A renamed team's rows are not kept."""
-    r = revenue
+    r, when = revenue, clock()
     with scope(organization=r.org):
         generate.build(r.org, r.cycle, 240, seed=12)
     network.forget()
-    run(r, at())
-    run(r, at())  # reads the rows the first run wrote: then the rows kept are the table's
+    run(r, when())
+    run(r, when())  # reads the rows the first run wrote: then the rows kept are the table's
     before = network.kept_rows(r.cycle.pk)
     with scope(organization=r.org):
         company = Team.objects.for_org(r.org).filter(parent__isnull=True).order_by("pk").first()
         Team.objects.create(organization=r.org, name="A new team", parent=company)
         renamed = Objective.objects.for_org(r.org).filter(cycle=r.cycle).order_by("pk")[3].team
         Team.objects.filter(pk=renamed.pk).update(name="Renamed team")
-    run(r, at(minutes=1))
+    run(r, when(minutes=1))
     after = network.kept_rows(r.cycle.pk)
     assert after.teams != before.teams
     for table in ("objectives", "key_results"):
@@ -410,4 +418,4 @@ def test_a_new_team_reads_every_row_again_and_keeps_them_all(revenue, counted): 
         team = "team_id" if table == "objectives" else "owner_team_id"
         assert all(new[pk] is row for pk, row in old.items() if row[team] != renamed.pk), table
         assert all(new[pk] is not row for pk, row in old.items() if row[team] == renamed.pk)
-    run_from_scratch_stores(r, at(minutes=1), stored(r), "new team")
+    run_from_scratch_stores(r, when(minutes=1), stored(r), "new team")
