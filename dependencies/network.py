@@ -486,8 +486,10 @@ def _unknown_health(cycle, kind, row):
 
 class _KeptRows(NamedTuple):
     """The rows of objectives and key results one run read (as ``_load`` makes them, never
-    changed after: a run that changes one replaces it in its own dicts), with their versions,
-    and the versions of the teams (whose names, leads and kinds the rows carry)."""
+    changed after: a run that changes one replaces it in its own dicts; only a row's version
+    moves, when a later read finds the row the same in every other column: ``_as_kept``),
+    with their versions, and the versions of the teams (whose names, leads and kinds the rows
+    carry)."""
     teams: tuple
     objectives: dict
     key_results: dict
@@ -524,9 +526,12 @@ def _objective_and_key_result_rows(cycle):
             cursor.execute("SELECT id, xmin::text, ctid::text FROM orgs_team "
                            "WHERE organization_id = %s ORDER BY id", [cycle.organization_id])
             teams = tuple(cursor.fetchall())
-        if kept is None or kept.teams != teams:
+        if kept is None:
             objectives = read_objectives(objectives_qs)
             key_results = read_key_results(key_results_qs)
+        elif kept.teams != teams:  # every row read again; those the same are kept
+            objectives = _as_kept(kept.objectives, read_objectives(objectives_qs))
+            key_results = _as_kept(kept.key_results, read_key_results(key_results_qs))
         else:
             objectives = _patch(kept.objectives, objectives_qs, read_objectives)
             key_results = _patch(kept.key_results, key_results_qs, read_key_results)
@@ -543,14 +548,49 @@ def _patch(kept, queryset, read):
     get = kept.get
     moved = [pk for pk, version in versions if (get(pk) or _NO_ROW)["row_version"] != version]
     if len(moved) > REREAD_ALL_ABOVE * max(len(versions), 1):
-        return read(queryset)
-    fresh = read(queryset.filter(id__in=moved)) if moved else {}
+        return _as_kept(kept, read(queryset))
+    fresh = _as_kept(kept, read(queryset.filter(id__in=moved))) if moved else {}
     # In the order of ids (the versions'), the kept rows but for the fresh ones; the rows
     # gone are not in the versions.
     return {pk: fresh.get(pk) or kept[pk] for pk, _ in versions}
 
 
 _NO_ROW = {"row_version": None}
+
+
+def _as_kept(kept, fresh):
+    """The rows read again, each replaced by the kept one when that is the same in every
+    column the run reads (their versions apart), the kept row then taking the new version.
+    A row's version moves with any write of it, also of columns the run does not read: a new
+    objective's tree insert rewrites the ``lft``/``rght`` of the objectives after it in its
+    tree. The kept row, the very object, is what tells the later steps that nothing of it
+    moved (its key results' parts, the impacts, the rules' key results)."""
+    for pk, row in fresh.items():
+        old = kept.get(pk)
+        if old is not None and _same_row(old, row):
+            old["row_version"] = row["row_version"]
+            fresh[pk] = old
+    return fresh
+
+
+_PLAIN_TYPES = frozenset((str, int, bool, type(None)))
+
+
+def _same_row(old, new):
+    """Whether two reads of a row hold the same values in every column but the version: equal,
+    and of the same type and ``repr`` where ``==`` hides a difference (1 and 1.0 and True,
+    Decimal("1.0") and Decimal("1.00"), the JSON columns' contents)."""
+    if old.keys() != new.keys():
+        return False
+    for key, value in new.items():
+        was = old[key]
+        if was is value or key == "row_version":
+            continue
+        kind = value.__class__
+        if was.__class__ is not kind or was != value or (
+                kind not in _PLAIN_TYPES and repr(was) != repr(value)):
+            return False
+    return True
 
 
 def _rows_list(queryset):

@@ -259,8 +259,8 @@ def propagate_graph(own, edges, *, max_causes=MAX_CAUSES):
 
 def repropagate(graph, own, edges, *, max_causes=MAX_CAUSES):
     """``propagate_graph(own, edges)`` computed from ``graph``, a full run's (or an earlier
-    ``repropagate``'s), when the nodes are the same (None otherwise, or when the change is too
-    large to be worth it: the caller propagates in full).
+    ``repropagate``'s); None when the change is too large to be worth it (the caller
+    propagates in full).
 
     A node's result depends only on its own health, its input edges in the order of ``edges``
     and its inputs' results. So only the nodes whose own health or input edges changed are
@@ -271,18 +271,41 @@ def repropagate(graph, own, edges, *, max_causes=MAX_CAUSES):
     that starts) or go (one that ends), as long as the edges both lists share keep their order
     (``_edge_changes``). An edge that goes leaves the order valid; one that comes from a node
     placed after its target moves the nodes between them that must move, and only those
-    (Pearce and Kelly's dynamic topological order: a search bounded by the two places)."""
-    if own.keys() != graph.own.keys():
-        return None
+    (Pearce and Kelly's dynamic topological order: a search bounded by the two places).
+
+    Nodes may come (a new objective or key result) and go (one retired or deleted): a node
+    that goes is taken out of the order with its edges (what is left stays in order; the
+    nodes it fed get their input edges again); a node that comes is placed first, before
+    every kept node (a node without edges can go anywhere), then its edges are added as
+    above: its edges into kept nodes are then in order already, and only an edge from a kept
+    node into a new one can move nodes (``_node_changes``)."""
     old_own, inputs, outputs, place = graph.own, graph.inputs, graph.outputs, graph.place
-    dirty = {node for node, health in own.items() if old_own[node] != health}
-    by_place = None
-    if edges != graph.edges:
+    gone = ()
+    results = by_place = None
+    if own.keys() != old_own.keys():
+        nodes = _node_changes(graph, own)
+        if nodes is None:
+            return None
+        came, gone = nodes
+        # The kept order without the nodes gone, the new nodes first (None: computed below);
+        # the places again.
+        results = dict.fromkeys(came)
+        results.update(graph.results)
+        for node in gone:
+            del results[node]
+        by_place = list(results)
+        place = dict(zip(by_place, range(len(by_place)), strict=True))
+        dirty = {node for node, health in own.items() if old_own.get(node, _NEW) != health}
+    else:
+        dirty = {node for node, health in own.items() if old_own[node] != health}
+    if edges != graph.edges or gone:
         changes = _edge_changes(graph.edges, edges, own)
         if changes is None:
             return None
         added, removed = changes
         fed = {e.dst for e in (*added, *removed)}
+        for node in gone:  # what a node gone fed, and still is
+            fed.update(dst for dst in outputs.get(node, ()) if dst not in gone)
         # Their input edges again, in the order of ``edges`` (as ``propagate`` makes them).
         fresh = {}
         for e in edges:
@@ -294,14 +317,20 @@ def repropagate(graph, own, edges, *, max_causes=MAX_CAUSES):
         inputs = {**inputs, **fresh}
         for dst in fed - fresh.keys():
             inputs.pop(dst, None)
+        for node in gone:
+            inputs.pop(node, None)
         dirty |= fed
-        if added or removed:
-            outputs, place, by_place = _reorder(graph, inputs, outputs, place, added, removed)
+        if added or removed or gone:
+            outputs, place, moved = _reorder(
+                graph, inputs, outputs, place, added, removed, gone, by_place)
             if outputs is None:
                 return None  # a loop, or too much to move: the full run says which
-    results = dict(graph.results)
-    if by_place is not None:
-        results = {node: results[node] for node in by_place}
+            if moved is not None:
+                by_place = moved
+                results = results if results is not None else graph.results
+                results = {node: results[node] for node in by_place}
+    if results is None:
+        results = dict(graph.results)
     heap = [place[node] for node in dirty]
     if not heap:
         return Graph(own, edges, inputs, outputs, place, results)
@@ -335,6 +364,23 @@ def repropagate(graph, own, edges, *, max_causes=MAX_CAUSES):
 
 # More edges changed than this share of them: a full run costs about as much.
 RESHAPE_UP_TO = 0.05
+_NEW = object()  # the own health a new node had before: none, unlike any
+
+
+def _node_changes(graph, own):
+    """(nodes that came, in order, nodes gone, as a set) between ``graph`` and the nodes
+    ``own``; None when more than ``RESHAPE_UP_TO`` of the nodes changed, or when ``graph``'s
+    edges named nodes it did not have (ignored then, they could name a new node now, and
+    only the edges that changed are looked at)."""
+    old = graph.own
+    came = [node for node in own if node not in old]
+    gone = {node for node in old if node not in own}
+    if len(came) + len(gone) > RESHAPE_UP_TO * max(len(own), 1):
+        return None
+    # Every edge kept was taken in (``inputs`` has each edge whose two ends were nodes).
+    if sum(map(len, graph.inputs.values())) != len(graph.edges):
+        return None
+    return came, gone
 
 
 def _edge_changes(old, new, own):
@@ -343,7 +389,7 @@ def _edge_changes(old, new, own):
     whole (a kind or a weight that changed is one edge removed and one added). None when the
     edges both lists share are not in the same order (the inputs of nodes that did not change
     would come in another order), when an edge repeats a different number of times, or when the
-    change is large."""
+    change is large (more than ``RESHAPE_UP_TO`` of the edges)."""
     if len(old) == len(new):
         # Often only kinds or weights changed, in place: no sets needed.
         added, removed = [], []
@@ -355,22 +401,100 @@ def _edge_changes(old, new, own):
                 removed.append(b)
         else:
             return _ignoring_outsiders(added, own), _ignoring_outsiders(removed, own)
-    # What lies between the longest shared start and the longest shared end (most edges:
-    # a dependency that starts or ends is one edge among the last ones).
+    # The runs both lists share, walked from the start: each found by a galloping search of
+    # slices compared in C; where they part, the nearest place they meet again within a few
+    # edges (a dependency that starts or ends, a node's edges that come or go: a few edges
+    # in a few places, say the key results' and the alignment edges' parts of the list).
+    # The edges left out between are the edges removed and added. Matched in order, the
+    # shared edges are in the same order and as many times by construction.
+    limit = RESHAPE_UP_TO * max(len(new), 1)
+    added, removed = [], []
+    i = j = 0
+    while True:
+        shared = _shared_from(old, i, new, j)
+        i, j = i + shared, j + shared
+        if i == len(old) or j == len(new):
+            removed += old[i:]
+            added += new[j:]
+            break
+        met = _meet(old, i, new, j)
+        if met is None:  # no meeting nearby: what is left, by sets
+            rest = _region_changes(old[i:], new[j:], limit)
+            if rest is None:
+                return None
+            added += rest[0]
+            removed += rest[1]
+            break
+        removed += old[i:met[0]]
+        added += new[j:met[1]]
+        i, j = met
+        if len(added) + len(removed) > limit:
+            return None
+    if len(added) + len(removed) > limit:
+        return None
+    if added and removed and not set(added).isdisjoint(removed):
+        return None  # an edge that moved in the list: the shared edges' order changed
+    return _ignoring_outsiders(added, own), _ignoring_outsiders(removed, own)
+
+
+# How far ahead two lists of edges that parted are searched for a place where they meet again.
+MEET_WITHIN = 64
+
+
+def _meet(old, i, new, j):
+    """The first (p, q) with ``old[p] == new[q]``, p from i and q from j, both within
+    ``MEET_WITHIN``, p as small as can be; None when there is none."""
+    ahead = {}
+    for q in range(j, min(j + MEET_WITHIN, len(new))):
+        ahead.setdefault(new[q], q)
+    for p in range(i, min(i + MEET_WITHIN, len(old))):
+        q = ahead.get(old[p])
+        if q is not None:
+            return p, q
+    return None
+
+
+def _shared_from(a, i, b, j):
+    """The length of the longest run shared by ``a`` from ``i`` and ``b`` from ``j``: slices
+    twice as long each time while they are equal, then a binary search in the last one (a
+    short run costs little, a long one a few passes in C)."""
+    n = min(len(a) - i, len(b) - j)
+    low, step = 0, 16
+    while low < n:
+        high = min(low + step, n)
+        if a[i + low:i + high] == b[j + low:j + high]:
+            low, step = high, step * 2
+            continue
+        high -= 1  # a[i + high] differs somewhere up to here: the run ends before
+        while low < high:
+            middle = (low + high + 1) // 2
+            if a[i + low:i + middle] == b[j + low:j + middle]:
+                low = middle
+            else:
+                high = middle - 1
+        return low
+    return low
+
+
+def _region_changes(old, new, limit):
+    """(added, removed) between two lists of edges, by sets, between their longest shared
+    start and end; None when the edges both share are not in the same order or not as many
+    times (the inputs of nodes that did not change would come in another order), or when
+    more than ``limit`` changed."""
     start = _shared(old, new)
     end = _shared(old[start:][::-1], new[start:][::-1])
     old, new = old[start:len(old) - end], new[start:len(new) - end]
     old_set, new_set = set(old), set(new)
     added = [e for e in new if e not in old_set]
     removed = [e for e in old if e not in new_set]
-    if len(added) + len(removed) > RESHAPE_UP_TO * max(len(new) + start + end, 1):
+    if len(added) + len(removed) > limit:
         return None
     added_set, removed_set = set(added), set(removed)
     # The shared edges, in the same order and as many times: then each node's input edges
     # are the old ones, but for the edges added and removed.
     if [e for e in new if e not in added_set] != [e for e in old if e not in removed_set]:
         return None
-    return _ignoring_outsiders(added, own), _ignoring_outsiders(removed, own)
+    return added, removed
 
 
 def _shared(a, b):
@@ -394,13 +518,16 @@ def _ignoring_outsiders(edges, own):
 REORDER_UP_TO = 0.2
 
 
-def _reorder(graph, inputs, outputs, place, added, removed):
-    """The outputs and the topological places (with the nodes by place) after edges were
-    removed and added, moving as few nodes as Pearce and Kelly's algorithm moves: for an
-    added edge x -> y with y placed before x, the nodes reachable from y placed up to x's place
-    and the nodes reaching x placed from y's place are given their places again, those reaching
-    x first. ``inputs`` is already the new graph's. (None, None, None) on a loop or when too
-    many nodes would move. The kept graph is not changed: what changes is copied."""
+def _reorder(graph, inputs, outputs, place, added, removed, gone, by_place):
+    """The outputs and the topological places (with the nodes by place, or None when the
+    order ``by_place`` did not move) after the nodes ``gone`` (with their edges) and
+    ``removed`` edges went and ``added`` edges came, moving as few nodes as Pearce and Kelly's
+    algorithm moves: for an added edge x -> y with y placed before x, the nodes reachable
+    from y placed up to x's place and the nodes reaching x placed from y's place are given
+    their places again, those reaching x first. ``inputs`` is already the new graph's;
+    ``place`` and ``by_place`` are the order without the nodes gone, with the new ones
+    (``by_place`` None: the kept graph's). (None, None, None) on a loop or when too many nodes
+    would move. The kept graph is not changed: what changes is copied."""
     outputs = dict(outputs)
     copied = set()
 
@@ -410,6 +537,12 @@ def _reorder(graph, inputs, outputs, place, added, removed):
             outputs[src] = list(outputs.get(src, ()))
         return outputs[src]
 
+    for node in gone:
+        for e in graph.inputs.get(node, ()):
+            if e.src not in gone:
+                mine(e.src).remove(node)
+        outputs.pop(node, None)
+        copied.discard(node)
     for e in removed:
         mine(e.src).remove(e.dst)
     late = []
@@ -419,7 +552,9 @@ def _reorder(graph, inputs, outputs, place, added, removed):
         else:
             late.append(e)
     if late:
-        place, by_place = _moved_places(graph, inputs, outputs, place, late, mine)
+        place, by_place = _moved_places(
+            by_place if by_place is not None else graph.results, inputs, outputs, place, late,
+            mine)
         if place is None:
             return None, None, None
     else:
@@ -430,11 +565,11 @@ def _reorder(graph, inputs, outputs, place, added, removed):
     return outputs, place, by_place
 
 
-def _moved_places(graph, inputs, outputs, place, late, mine):
+def _moved_places(by_place, inputs, outputs, place, late, mine):
     """The places after adding the edges ``late``, each from a node placed after its target,
     and the nodes by place; (None, None) on a loop or when too many would move."""
     place = dict(place)
-    by_place = list(graph.results)
+    by_place = list(by_place)
     budget = REORDER_UP_TO * len(by_place)
     # The sources of the added edges not in the graph yet, by target: the backward search
     # does not follow them (``inputs`` has them already; the outputs get them one by one).
