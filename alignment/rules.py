@@ -126,14 +126,15 @@ def similarity(a, b):
 
 class _Title:
     """A title prepared once for many comparisons: normalized, its words, and (built only when
-    an LCS bound is needed) the bit mask of each character's positions."""
+    a bound needs them) the bit mask of each character's positions and the bits of its
+    characters counted with repeats (``sig``)."""
 
-    __slots__ = ("text", "words", "_masks")
+    __slots__ = ("text", "words", "_masks", "_sig")
 
     def __init__(self, title):
         self.text = _normal(title)
         self.words = frozenset(self.text.split())
-        self._masks = None
+        self._masks = self._sig = None
 
     @property
     def masks(self):
@@ -144,18 +145,54 @@ class _Title:
             self._masks = masks
         return self._masks
 
+    @property
+    def sig(self):
+        """One bit per (character, its n-th occurrence): the size of the ``&`` of two titles'
+        bits is the number of characters the two hold in common, counted with repeats."""
+        if self._sig is None:
+            sig, seen = 0, {}
+            for ch in self.text:
+                n = seen[ch] = seen.get(ch, 0) + 1
+                bit = _BITS.get((ch, n))
+                if bit is None:
+                    bit = _BITS[ch, n] = len(_BITS)
+                sig |= 1 << bit
+            self._sig = sig
+        return self._sig
 
-def _lcs_length(a, b):
+
+_BITS = {}  # (character, occurrence) -> its bit in ``_Title.sig``
+# The titles prepared during one run of the rules (``run_all`` empties it at its end): the
+# three similarity rules compare the same titles.
+_CACHE = {}
+
+
+def _lcs_length(a, b, prefix=0, suffix=0):
     """Length of the longest common subsequence of two prepared titles (Hyyro's bit-parallel
-    algorithm: the positions of ``a`` as the bits of one integer, one pass over ``b``)."""
-    m = len(a.text)
+    algorithm: the positions of ``a`` as the bits of one integer, one pass over ``b``).
+    prefix, suffix: the lengths of a common prefix and a common suffix of the two (not
+    overlapping), which are part of every longest common subsequence: the pass skips them."""
+    m = len(a.text) - suffix
     full = (1 << m) - 1
-    v = full
+    v = full ^ ((1 << prefix) - 1)  # the state after the common prefix: each matched
     masks = a.masks
-    for ch in b.text:
+    for ch in b.text[prefix:len(b.text) - suffix]:
         u = v & masks.get(ch, 0)
         v = ((v + u) | (v - u)) & full
-    return m - v.bit_count()
+    return m - v.bit_count() + suffix
+
+
+def _affixes(a, b):
+    """The lengths of the common prefix of two texts and of the common suffix of what
+    follows it."""
+    n = min(len(a), len(b))
+    p = 0
+    while p < n and a[p] == b[p]:
+        p += 1
+    s, la, lb = 0, len(a) - 1, len(b) - 1
+    while s < n - p and a[la - s] == b[lb - s]:
+        s += 1
+    return p, s
 
 
 def similar(a, b, at_least=SIMILAR, *, cache=None):
@@ -173,32 +210,36 @@ def alike(a, b, at_least=SIMILAR, *, cache=None):
 
 
 def _compare(a, b, at_least, cache, *, exact):
-    cache = {} if cache is None else cache
-    if a not in cache:
-        cache[a] = _Title(a)
-    if b not in cache:
-        cache[b] = _Title(b)
-    a, b = cache[a], cache[b]
+    cache = _CACHE if cache is None else cache
+    a = cache.get(a) or cache.setdefault(a, _Title(a))
+    b = cache.get(b) or cache.setdefault(b, _Title(b))
     score = 0.0
     shorter = min(a.words, b.words, key=len)
     if len(shorter) >= 3:
         score = len(a.words & b.words) / len(shorter)
-    total = len(a.text) + len(b.text)
+    la, lb = len(a.text), len(b.text)
+    total = la + lb
     if not total:
         return 1.0 if 1.0 >= at_least else None  # two empty titles: difflib says 1.0
     if not exact and score >= at_least:
         return score
     # Upper bounds of difflib's ratio (2 * matched characters / total), the cheaper first:
-    # difflib matches at most the shorter title's length, and at most a common subsequence.
-    for bound in (min(len(a.text), len(b.text)), None):
-        ceiling = 2 * (_lcs_length(b, a) if bound is None else bound) / total
-        if ceiling <= score or ceiling < at_least:
-            return score if score >= at_least else None
-    if not exact and max(len(a.text), len(b.text)) < _AUTOJUNK:
+    # difflib matches at most the shorter title's length, at most the characters both hold
+    # (with repeats), and at most a longest common subsequence.
+    ceiling = 2 * min(la, lb) / total
+    if ceiling <= score or ceiling < at_least:
+        return score if score >= at_least else None
+    ceiling = 2 * (a.sig & b.sig).bit_count() / total
+    if ceiling <= score or ceiling < at_least:
+        return score if score >= at_least else None
+    prefix, suffix = _affixes(a.text, b.text)
+    ceiling = 2 * _lcs_length(a, b, prefix, suffix) / total
+    if ceiling <= score or ceiling < at_least:
+        return score if score >= at_least else None
+    if not exact and max(la, lb) < _AUTOJUNK:
         # A lower bound: difflib's first block is the longest common substring (no character
         # is junk below 200), at least as long as the common prefix and the common suffix.
-        block = max(len(commonprefix((a.text, b.text))),
-                    len(commonprefix((a.text[::-1], b.text[::-1]))))
+        block = max(prefix, len(commonprefix((a.text[::-1], b.text[::-1]))))
         if 2 * block / total >= at_least:
             return 2 * block / total
     score = max(score, SequenceMatcher(None, a.text, b.text).ratio())
@@ -315,11 +356,12 @@ def forget():
     row."""
     UNITS.clear()
     KEPT.clear()
+    _CACHE.clear()
 
 
 def copy_paste(cycle):
     by_id = {o.id: o for o in _live(cycle)}
-    findings, cache = [], {}
+    findings, cache = [], _CACHE
     for o in _live(cycle):
         parent = by_id.get(o.parent_id)
         if parent is not None:
@@ -339,7 +381,7 @@ def kr_as_objective(cycle):
     krs_of = {}
     for k in cycle.key_results:
         krs_of.setdefault(k.objective_id, []).append(k)
-    findings, cache, titles_of = [], {}, {}
+    findings, cache, titles_of = [], _CACHE, {}
     for o in _live(cycle):
         if o.parent_id not in by_id or o.parent_id not in krs_of:
             continue
@@ -389,7 +431,7 @@ def sibling_overlap(cycle):
     for o in _team_objectives(cycle):
         if o.parent_id in live and not o.is_local:
             families.setdefault(o.parent_id, []).append(o)
-    findings, cache = [], {}
+    findings, cache = [], _CACHE
     for parent_id, siblings in families.items():
         if len(siblings) < 2 or len({o.team_id for o in siblings}) < 2:
             continue
@@ -667,4 +709,5 @@ def run_all(cycle, *, clock=None):
                 for f in (shaped[rule.__name__] if rule.__name__ in shaped and rule in SHAPE
                           else rule(clock if clock is not None and rule in CLOCK else cycle))]
     UNITS.rotate()  # keep the units this run used, for the next
+    _CACHE.clear()
     return sorted(findings, key=lambda f: (SEVERITY_ORDER[f.severity], f.rule, f.message))
