@@ -27,7 +27,7 @@ from okrs.models import KeyResult, Objective, ObjectiveParent
 from orgs.models import Cycle, Organization, Team, Theme
 
 from . import rules
-from .models import Finding, FindingsReport
+from .models import Finding, FindingsReport, RuleUnits
 
 
 def _querysets(org, cycle):
@@ -378,6 +378,84 @@ class Computed(list):
 
     identity = None
     check = None
+    units = None  # the similarity rules' units to store (``_units_to_store``), or None
+
+
+# The similarity rules' units kept in the database (``RuleUnits``, one row per cycle) ----------
+#
+# A unit's result depends on its key alone (``rules._Units``): the row files each result
+# under the md5 of its key salted with the organization, the cycle and the rules' code, and a
+# run that does not have the cycle's units in memory (a new process, a restart, a run of
+# another cycle in between) reads the row back and looks each unit up there before computing
+# it. What it holds is never wrong, only sometimes incomplete (units whose input changed since
+# it was written are not found): so it is written again only when this process computed more
+# than ``RESTORE_AT_MOST`` of the units since it last read or wrote the row, or the row was
+# missing, damaged or of other code. Its checksum covers the payload and the salt.
+
+RESTORE_AT_MOST = 0.02  # the share of units a restart may find missing (at least 32 units)
+_UNSAVED = {}  # cycle id -> units computed since the row was read or written (None: no row)
+
+
+def _units_salt(org, cycle):
+    return f"{org.pk} {cycle.pk} {rules.code_version()}"
+
+
+def _restore_units(org, cycle):
+    """Before the rules run: unless this process's units are the cycle's own (its last run of
+    the rules was this cycle's), read the cycle's stored units for the run to look up."""
+    units = rules.UNITS
+    units.salt = _units_salt(org, cycle)
+    if units.cycle == cycle.pk:
+        return
+    units.cycle = cycle.pk
+    row = RuleUnits.objects.for_org(org).filter(cycle=cycle).values_list(
+        "code", "checksum", "payload").first()
+    stored = _read_units(row, units.salt)
+    units.stored = stored or {}
+    _UNSAVED[cycle.pk] = None if stored is None else 0
+
+
+def _read_units(row, salt):
+    """{digest: stored form} of a stored row, or None if there is none usable."""
+    if row is None:
+        return None
+    code, checksum, payload = row
+    if code != rules.code_version() or checksum != _md5(f"{salt}\n{payload}"):
+        return None
+    try:
+        data = json.loads(payload)
+        none, some = data["none"], data["some"]
+        stored = dict.fromkeys(none[i:i + 32] for i in range(0, len(none), 32))
+        stored.update(some)
+    except (ValueError, KeyError, TypeError):
+        return None
+    return stored
+
+
+def _units_to_store(cycle):
+    """After the rules ran: the payload to store for the cycle's units, or None when the stored
+    row is still close enough."""
+    units = rules.UNITS
+    computed = units.last[0]
+    unsaved = _UNSAVED.get(cycle.pk)
+    if unsaved is not None:
+        unsaved = _UNSAVED[cycle.pk] = unsaved + computed
+        if unsaved <= max(32, RESTORE_AT_MOST * len(units.previous)):
+            return None
+    entries = units.to_store()
+    none = "".join(sorted(digest for digest, value in entries.items() if value is None))
+    some = {digest: value for digest, value in entries.items() if value is not None}
+    payload = json.dumps({"none": none, "some": some}, separators=(",", ":"), sort_keys=True)
+    return payload, _md5(f"{units.salt}\n{payload}"), len(entries)
+
+
+def _store_units(cycle, stored, now):
+    payload, checksum, count = stored
+    fields = {"code": rules.code_version(), "checksum": checksum, "payload": payload,
+              "units": count, "stored_at": now}
+    if not RuleUnits.objects.for_org(cycle.organization).filter(cycle=cycle).update(**fields):
+        RuleUnits.objects.create(organization_id=cycle.organization_id, cycle=cycle, **fields)
+    _UNSAVED[cycle.pk] = 0
 
 
 _CHECKS = {}  # cycle id -> the ``_check`` ``prepare`` made just before calling ``findings``
@@ -411,8 +489,10 @@ def findings(org, cycle, *, now=None, inputs=None, stored=None):
                                             f.message))
     check = check or _check(org, cycle)
     data, identity = _inputs(org, cycle, check, now)
+    _restore_units(org, cycle)
     found = Computed(rules.run_all(data, clock=timed_data(org, cycle, now)))
     found.identity, found.check = identity, check
+    found.units = _units_to_store(cycle)
     return found
 
 
@@ -453,6 +533,7 @@ class Pending:
     # the stored findings are exactly these and the new ones (``save``).
     identity: str | None = None
     staying: list | None = None
+    units: tuple | None = None  # the similarity rules' units to store (``_units_to_store``)
 
 
 # The rules whose findings depend on the clock (``Cycle.now``); the others depend only on the
@@ -555,7 +636,8 @@ def prepare(cycle, *, now=None, reuse=False):
     if staying is not None:
         staying = stays
     return Pending(found, add, [pk for ids in stored.values() for pk, _ in ids], kept, inputs,
-                   identity if staying is not None else None, staying)
+                   identity if staying is not None else None, staying,
+                   getattr(found, "units", None))
 
 
 def _stored_rows(org, cycle, found):
@@ -592,6 +674,8 @@ def save(cycle, pending, *, now=None):
     now = now or timezone.now()
     if pending.remove:
         _delete(pending.remove)
+    if pending.units is not None:
+        _store_units(cycle, pending.units, now)
     inserted = _insert(cycle, pending.add) if pending.add else []
     fields = counts(pending.found) | {"computed_at": now}
     if pending.inputs is not None:

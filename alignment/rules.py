@@ -16,7 +16,9 @@ so the findings are the same as comparing every pair with difflib. ``alike``, fo
 needs a yes or no, also has a lower bound that can say yes without difflib.
 """
 
+import hashlib
 import re
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -312,38 +314,120 @@ class _Units:
     unit's result depends on: the key is the input itself, so a hit is the result the rule
     would compute again, and only the units whose input changed are computed. A run keeps the
     units it used (``rotate``, at the end of ``run_all``): the rest go, so the memory stays
-    about one cycle's worth of units."""
+    about one cycle's worth of units.
+
+    The units of the similarity rules (``STORED_KINDS``) are also kept in the database, one row
+    per cycle (``alignment.report``, ``models.RuleUnits``), by the md5 of their key salted with
+    the organization, the cycle and the code (``digest``): a new process, or a run of another
+    cycle, looks a unit up there (``stored``, read back for one run) before computing it. A hit
+    there too is the result of exactly that input."""
 
     def __init__(self):
         self.current, self.previous = {}, {}
+        self.stored = {}  # digest -> the stored form of a unit's result (``_encode``)
+        self.salt = ""
+        self.computed = 0  # units of ``STORED_KINDS`` computed (found nowhere) since ``rotate``
+        self.restored = 0  # ... and found in ``stored``
+        self.cycle = None  # the cycle of the last run (``alignment.report`` sets it)
+        self.last = (0, 0)
 
     def get(self, key, compute):
+        return self.call(key, compute)
+
+    def call(self, key, compute, *args):
+        """The unit's result: kept by this process, else stored, else ``compute(*args)``."""
         found = self.current.get(key, _MISSING)
         if found is _MISSING:
             found = self.previous.get(key, _MISSING)
             if found is _MISSING:
-                found = compute()
+                if self.stored:
+                    found = self._restore(key)
+                if found is _MISSING:
+                    found = compute(*args)
+                    if key[0] in STORED_KINDS:
+                        self.computed += 1
             self.current[key] = found
         return found
 
-    def call(self, key, compute, *args):
-        """``get(key, partial(compute, *args))``, without building the partial (a run asks
-        for a unit per objective or key result)."""
-        found = self.current.get(key, _MISSING)
-        if found is _MISSING:
-            found = self.previous.get(key, _MISSING)
-            if found is _MISSING:
-                found = compute(*args)
-            self.current[key] = found
+    def digest(self, key):
+        return hashlib.md5(f"{self.salt}\n{key!r}".encode()).hexdigest()
+
+    def _restore(self, key):
+        value = self.stored.get(self.digest(key), _MISSING)
+        if value is _MISSING:
+            return _MISSING
+        try:
+            found = _decode(key, value)
+        except (TypeError, ValueError, IndexError, KeyError):
+            return _MISSING  # not what this code stores: computed again
+        self.restored += 1
         return found
+
+    def to_store(self):
+        """The units of ``STORED_KINDS`` the last run used (after ``rotate``), as ``{digest:
+        stored form}``."""
+        return {self.digest(key): _encode(key, value) for key, value in self.previous.items()
+                if key[0] in STORED_KINDS}
 
     def rotate(self):
         self.previous, self.current = self.current, {}
+        self.stored = {}
+        self.last = (self.computed, self.restored)  # what the run that ends computed, restored
+        self.computed = self.restored = 0
 
     def clear(self):
         self.current, self.previous = {}, {}
+        self.stored = {}
+        self.computed = self.restored = 0
+        self.cycle = None
 
 
+# The units kept in the database: those of the rules that compare titles (their first
+# computation is most of the rules' cost). Each is stored in a small form (``_encode``) and
+# rebuilt from its key (``_decode``): a score, the position of the similar title, the pairs of
+# siblings that repeat each other.
+STORED_KINDS = ("copy_paste", "kr_as_objective", "sibling_overlap")
+
+
+def _encode(key, value):
+    if key[0] == "kr_as_objective":
+        return None if value is None else key[2].index(value)
+    if key[0] == "sibling_overlap":
+        return [list(pair) for pair in value[0]] or None
+    return value  # copy_paste: the score, or None
+
+
+def _decode(key, value):
+    kind = key[0]
+    if kind == "copy_paste":
+        if value is not None and not (isinstance(value, float) and SIMILAR <= value <= 1.0):
+            raise ValueError(value)
+        return value
+    if kind == "kr_as_objective":
+        return None if value is None else key[2][_index(value)]
+    pairs = tuple((_index(i), _index(j)) for i, j in (value or ()))
+    siblings = key[2]
+    return pairs, _overlap_findings(key[1], [siblings[i] for i, _ in pairs],
+                                    [siblings[j] for _, j in pairs])
+
+
+def _index(value):
+    if type(value) is not int or value < 0:
+        raise ValueError(value)
+    return value
+
+
+def code_version():
+    """What the stored units' results depend on besides their keys: this module's source and
+    the Python that runs difflib."""
+    global _CODE
+    if _CODE is None:
+        with open(__file__, "rb") as source:
+            _CODE = hashlib.md5(source.read() + sys.version.encode()).hexdigest()
+    return _CODE
+
+
+_CODE = None
 _MISSING = object()
 UNITS = _Units()
 # What ``alignment.report`` keeps of each cycle's last run in this process (the rules' inputs by
@@ -352,8 +436,8 @@ KEPT = {}
 
 
 def forget():
-    """Drop what the rules kept between runs: the next run computes every unit and reads every
-    row."""
+    """Drop what the rules kept between runs in this process: the next run reads every row and
+    computes every unit it does not find stored."""
     UNITS.clear()
     KEPT.clear()
     _CACHE.clear()
@@ -439,13 +523,13 @@ def sibling_overlap(cycle):
         # A unit: the family (its parent's title, and each sibling's id, title and team).
         key = ("sibling_overlap", live[parent_id].title,
                tuple((o.id, o.title, o.team_id, o.team) for o in siblings))
-        findings += UNITS.get(key, partial(_family_overlap, live[parent_id], siblings, cache))
+        findings += UNITS.get(key, partial(_family_overlap, live[parent_id], siblings, cache))[1]
     return findings
 
 
 def _family_overlap(parent, siblings, cache):
-    """The overlap findings of one family of siblings (sorted by id)."""
-    findings = []
+    """The overlap of one family of siblings (sorted by id): the pairs of positions (i, j)
+    where the i-th sibling repeats the j-th, in the order of i, and their findings."""
     by_stem, stems_of = {}, []
     for i, o in enumerate(siblings):
         if o.title not in cache:
@@ -467,21 +551,29 @@ def _family_overlap(parent, siblings, cache):
             others &= unreported
         for j in sorted(j for j in others if j > i):
             b = siblings[j]
-            if a.team_id == b.team_id or (a.id in repeats and b.id in repeats):
+            if a.team_id == b.team_id or (i in repeats and j in repeats):
                 continue
             if alike(a.title, b.title, cache=cache):
-                repeats.setdefault(a.id, b)
-                repeats.setdefault(b.id, a)
+                repeats.setdefault(i, j)
+                repeats.setdefault(j, i)
                 unreported.discard(i)
                 unreported.discard(j)
-    for o in siblings:
-        if (other := repeats.get(o.id)) is not None:
-            findings.append(Finding(
-                "sibling_overlap", MEDIUM, f"“{o.title}” ({o.team}) and “{other.title}” "
-                f"({other.team}) say the same thing under “{parent.title}”. Share one "
-                "objective between the two teams, or say how each contributes in its own "
-                "way.", f"{o.team} and {other.team}", o.id))
-    return tuple(findings)
+    pairs = tuple(sorted(repeats.items()))
+    return pairs, _overlap_findings(
+        parent.title, [(siblings[i].id, siblings[i].title, None, siblings[i].team)
+                       for i, _ in pairs],
+        [(None, siblings[j].title, None, siblings[j].team) for _, j in pairs])
+
+
+def _overlap_findings(parent_title, objectives, others):
+    """The findings of the objectives that repeat a sibling, (id, title, team id, team) each,
+    with the sibling each repeats."""
+    return tuple(Finding(
+        "sibling_overlap", MEDIUM, f"“{title}” ({team}) and “{other_title}” ({other_team}) say "
+        f"the same thing under “{parent_title}”. Share one objective between the two teams, or "
+        "say how each contributes in its own way.", f"{team} and {other_team}", pk)
+        for (pk, title, _, team), (_, other_title, _, other_team) in zip(
+            objectives, others, strict=True))
 
 
 # The first word of a key result that describes work to do rather than a result to reach.
