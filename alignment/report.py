@@ -393,7 +393,6 @@ class Computed(list):
 # missing, damaged or of other code. Its checksum covers the payload and the salt.
 
 RESTORE_AT_MOST = 0.02  # the share of units a restart may find missing (at least 32 units)
-_UNSAVED = {}  # cycle id -> units computed since the row was read or written (None: no row)
 
 
 def _units_salt(org, cycle):
@@ -412,7 +411,7 @@ def _restore_units(org, cycle):
         "code", "checksum", "payload").first()
     stored = _read_units(row, units.salt)
     units.stored = stored or {}
-    _UNSAVED[cycle.pk] = None if stored is None else 0
+    units.unsaved[cycle.pk] = None if stored is None else 0
 
 
 def _read_units(row, salt):
@@ -437,9 +436,9 @@ def _units_to_store(cycle):
     row is still close enough."""
     units = rules.UNITS
     computed = units.last[0]
-    unsaved = _UNSAVED.get(cycle.pk)
+    unsaved = units.unsaved.get(cycle.pk)
     if unsaved is not None:
-        unsaved = _UNSAVED[cycle.pk] = unsaved + computed
+        unsaved = units.unsaved[cycle.pk] = unsaved + computed
         if unsaved <= max(32, RESTORE_AT_MOST * len(units.previous)):
             return None
     entries = units.to_store()
@@ -455,7 +454,7 @@ def _store_units(cycle, stored, now):
               "units": count, "stored_at": now}
     if not RuleUnits.objects.for_org(cycle.organization).filter(cycle=cycle).update(**fields):
         RuleUnits.objects.create(organization_id=cycle.organization_id, cycle=cycle, **fields)
-    _UNSAVED[cycle.pk] = 0
+    rules.UNITS.unsaved[cycle.pk] = 0
 
 
 _CHECKS = {}  # cycle id -> the ``_check`` ``prepare`` made just before calling ``findings``

@@ -330,6 +330,8 @@ class _Units:
         self.restored = 0  # ... and found in ``stored``
         self.cycle = None  # the cycle of the last run (``alignment.report`` sets it)
         self.last = (0, 0)
+        # cycle id -> units computed since its stored row was read or written (None: no row)
+        self.unsaved = {}
 
     def get(self, key, compute):
         return self.call(key, compute)
@@ -380,6 +382,7 @@ class _Units:
         self.stored = {}
         self.computed = self.restored = 0
         self.cycle = None
+        self.unsaved = {}
 
 
 # The units kept in the database: those of the rules that compare titles (their first
