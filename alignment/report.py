@@ -323,8 +323,11 @@ def _inputs(org, cycle, check, now):
         _, title, team_id, parent_id, is_local, state, theme_id, commitment, _ = row
         context = (team_of.get(team_id), theme_of.get(theme_id), tuple(also.get(pk, ())))
         was = last.built.get(pk)
-        if was is not None and was[0] is row and was[1] == context:
-            built[pk] = was
+        # The row kept, or one read again with the same content (an mptt insert moves the
+        # ``lft``/``rght``, so the version, of every row of its tree, not what the rules read).
+        if was is not None and (was[0] is row or was[0][:-1] == row[:-1]) \
+                and was[1] == context:
+            built[pk] = was if was[0] is row else (row, context, was[2])
             objectives.append(was[2])
             continue
         team = context[0] or ("", "", None, "")
@@ -339,10 +342,13 @@ def _inputs(org, cycle, check, now):
     for pk, row in key_result_rows.items():
         was = last_krs.get(pk)
         owner_team = (team_of.get(row["owner_team_id"]) or ("",))[0] or ""
-        if was is None or was[0] is not row or was[1] != owner_team:
+        if was is None or was[1] != owner_team or (was[0] is not row and any(
+                was[0][name] != row[name] for name in _KEY_RESULT_COLUMNS)):
             was = (row, owner_team, rules.KeyResult(
                 id=pk, objective_id=row["objective_id"], title=row["title"],
                 owner_team=owner_team))
+        elif was[0] is not row:
+            was = (row, owner_team, was[2])
         kept_krs[pk] = was
         key_results.append(was[2])
     _keep(cycle.pk, _Kept(objective_rows, built, kept_krs, last.findings,

@@ -342,7 +342,7 @@ class _Units:
         if found is _MISSING:
             found = self.previous.get(key, _MISSING)
             if found is _MISSING:
-                if self.stored:
+                if self.stored and key[0] in STORED_KINDS:
                     found = self._restore(key)
                 if found is _MISSING:
                     found = compute(*args)
@@ -386,28 +386,36 @@ class _Units:
 
 
 # The units kept in the database: those of the rules that compare titles (their first
-# computation is most of the rules' cost). Each is stored in a small form (``_encode``) and
-# rebuilt from its key (``_decode``): a score, the position of the similar title, the pairs of
+# computation is most of the rules' cost), one per parent objective each. Each is stored in a
+# small form (``_encode``; None when it found nothing) and rebuilt from its key (``_decode``):
+# the children's scores, the position of each child's similar key result, the pairs of
 # siblings that repeat each other.
 STORED_KINDS = ("copy_paste", "kr_as_objective", "sibling_overlap")
 
 
 def _encode(key, value):
-    if key[0] == "kr_as_objective":
-        return None if value is None else key[2].index(value)
     if key[0] == "sibling_overlap":
         return [list(pair) for pair in value[0]] or None
-    return value  # copy_paste: the score, or None
+    if key[0] == "kr_as_objective":  # the position of each child's similar key result
+        value = [None if title is None else key[1].index(title) for title in value]
+    return value if any(v is not None for v in value) else None  # copy_paste: the scores
 
 
 def _decode(key, value):
-    kind = key[0]
+    kind, size = key[0], len(key[2])
     if kind == "copy_paste":
-        if value is not None and not (isinstance(value, float) and SIMILAR <= value <= 1.0):
+        if value is None:
+            return (None,) * size
+        if len(value) != size or not all(v is None or (
+                type(v) is float and SIMILAR <= v <= 1.0) for v in value):
             raise ValueError(value)
-        return value
+        return tuple(value)
     if kind == "kr_as_objective":
-        return None if value is None else key[2][_index(value)]
+        if value is None:
+            return (None,) * size
+        if len(value) != size:
+            raise ValueError(value)
+        return tuple(None if i is None else key[1][_index(i)] for i in value)
     pairs = tuple((_index(i), _index(j)) for i, j in (value or ()))
     siblings = key[2]
     return pairs, _overlap_findings(key[1], [siblings[i] for i, _ in pairs],
@@ -446,44 +454,70 @@ def forget():
     _CACHE.clear()
 
 
+def _children(cycle):
+    """The live objectives, and the live children of each live objective that has some, in
+    the order of the objectives."""
+    live = _live(cycle)
+    by_id = {o.id: o for o in live}
+    children = {}
+    for o in live:
+        if o.parent_id in by_id:
+            children.setdefault(o.parent_id, []).append(o)
+    return live, by_id, children
+
+
 def copy_paste(cycle):
-    by_id = {o.id: o for o in _live(cycle)}
-    findings, cache = [], _CACHE
-    for o in _live(cycle):
-        parent = by_id.get(o.parent_id)
-        if parent is not None:
-            # A unit: the pair of titles (the score depends on nothing else).
-            score = UNITS.get(("copy_paste", o.title, parent.title),
-                              partial(similar, o.title, parent.title, cache=cache))
-            if score is not None:
-                findings.append(Finding(
-                    "copy_paste", MEDIUM, f"“{o.title}” repeats its parent “{parent.title}” "
-                    f"({round(score * 100)}% the same words). Say how {o.team} contributes "
-                    "instead.", o.team, o.id))
+    live, by_id, children = _children(cycle)
+    scores = {}
+    for parent_id, kids in children.items():
+        # A unit: the parent's title and its children's titles, in order (each score depends
+        # on its pair of titles alone).
+        parent_title, titles = by_id[parent_id].title, tuple(o.title for o in kids)
+        found = UNITS.call(("copy_paste", parent_title, titles), _scores, parent_title, titles)
+        scores.update((o.id, score) for o, score in zip(kids, found, strict=True)
+                      if score is not None)
+    findings = []
+    for o in live:
+        if (score := scores.get(o.id)) is not None:
+            parent = by_id[o.parent_id]
+            findings.append(Finding(
+                "copy_paste", MEDIUM, f"“{o.title}” repeats its parent “{parent.title}” "
+                f"({round(score * 100)}% the same words). Say how {o.team} contributes "
+                "instead.", o.team, o.id))
     return findings
 
 
+def _scores(parent_title, titles):
+    return tuple(similar(title, parent_title, cache=_CACHE) for title in titles)
+
+
 def kr_as_objective(cycle):
-    by_id = {o.id: o for o in _live(cycle)}
+    live, by_id, children = _children(cycle)
     krs_of = {}
     for k in cycle.key_results:
-        krs_of.setdefault(k.objective_id, []).append(k)
-    findings, cache, titles_of = [], _CACHE, {}
-    for o in _live(cycle):
-        if o.parent_id not in by_id or o.parent_id not in krs_of:
-            continue
-        titles = titles_of.get(o.parent_id)
-        if titles is None:
-            titles = titles_of[o.parent_id] = tuple(k.title for k in krs_of[o.parent_id])
-        # A unit: the objective's title and its parent's key results' titles, in order.
-        title = UNITS.get(("kr_as_objective", o.title, titles),
-                          partial(_first_similar, o.title, titles, cache))
-        if title is not None:
+        if k.objective_id in children:
+            krs_of.setdefault(k.objective_id, []).append(k.title)
+    repeated = {}
+    for parent_id, kr_titles in krs_of.items():
+        # A unit: the parent's key results' titles and its children's titles, in order.
+        kids, kr_titles = children[parent_id], tuple(kr_titles)
+        titles = tuple(o.title for o in kids)
+        found = UNITS.call(("kr_as_objective", kr_titles, titles), _firsts_similar, titles,
+                           kr_titles)
+        repeated.update((o.id, title) for o, title in zip(kids, found, strict=True)
+                        if title is not None)
+    findings = []
+    for o in live:
+        if (title := repeated.get(o.id)) is not None:
             findings.append(Finding(
                 "kr_as_objective", MEDIUM, f"“{o.title}” repeats the parent's key result "
                 f"“{title}”. A key result measures; the objective should say what the "
                 "team wants to achieve.", o.team, o.id))
     return findings
+
+
+def _firsts_similar(titles, kr_titles):
+    return tuple(_first_similar(title, kr_titles, _CACHE) for title in titles)
 
 
 def _first_similar(title, titles, cache):
