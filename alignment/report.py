@@ -399,6 +399,7 @@ class Computed(list):
 # missing, damaged or of other code. Its checksum covers the payload and the salt.
 
 RESTORE_AT_MOST = 0.02  # the share of units a restart may find missing (at least 32 units)
+KEPT_UNSAVED = 64  # cycles whose count a process keeps (one forgotten: its row is written again)
 
 
 def _units_salt(org, cycle):
@@ -417,7 +418,10 @@ def _restore_units(org, cycle):
         "code", "checksum", "payload").first()
     stored = _read_units(row, units.salt)
     units.stored = stored or {}
+    units.unsaved.pop(cycle.pk, None)
     units.unsaved[cycle.pk] = None if stored is None else 0
+    while len(units.unsaved) > KEPT_UNSAVED:  # the cycles run last
+        del units.unsaved[next(iter(units.unsaved))]
 
 
 def _read_units(row, salt):
