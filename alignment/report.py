@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import connection
-from django.db.models import Count, F, Window
+from django.db.models import Case, Count, F, TextField, Value, When, Window
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
@@ -407,21 +407,35 @@ def _units_salt(org, cycle):
 
 
 def _restore_units(org, cycle):
-    """Before the rules run: unless this process's units are the cycle's own (its last run of
-    the rules was this cycle's), read the cycle's stored units for the run to look up."""
+    """Before the rules run: read the cycle's stored units for the run to look up, unless the
+    row is the one this process last read or wrote for the cycle and its units in memory are
+    the cycle's (its last run of the rules was this cycle's). One query either way: the row's
+    checksum, with the payload only when it is needed."""
     units = rules.UNITS
     units.salt = _units_salt(org, cycle)
-    if units.cycle == cycle.pk:
+    known = units.checksums.get(cycle.pk) if units.cycle == cycle.pk else None
+    row = RuleUnits.objects.for_org(org).filter(cycle=cycle).annotate(data=Case(
+        When(checksum=known or "-", then=Value("")), default=F("payload"),
+        output_field=TextField())).values_list("code", "checksum", "data").first()
+    if known and row is not None and row[1] == known:
         return
     units.cycle = cycle.pk
-    row = RuleUnits.objects.for_org(org).filter(cycle=cycle).values_list(
-        "code", "checksum", "payload").first()
     stored = _read_units(row, units.salt)
     units.stored = stored or {}
-    units.unsaved.pop(cycle.pk, None)
-    units.unsaved[cycle.pk] = None if stored is None else 0
-    while len(units.unsaved) > KEPT_UNSAVED:  # the cycles run last
-        del units.unsaved[next(iter(units.unsaved))]
+    _remember(cycle.pk, None if stored is None else 0, None if stored is None else row[1])
+
+
+def _remember(cycle_id, unsaved, checksum):
+    """What this process knows of a cycle's stored row: the units computed since it read or
+    wrote it (None: no usable row) and its checksum, for the cycles it ran last."""
+    units = rules.UNITS
+    for known in (units.unsaved, units.checksums):
+        known.pop(cycle_id, None)
+    units.unsaved[cycle_id], units.checksums[cycle_id] = unsaved, checksum
+    while len(units.unsaved) > KEPT_UNSAVED:
+        oldest = next(iter(units.unsaved))
+        del units.unsaved[oldest]
+        units.checksums.pop(oldest, None)
 
 
 def _read_units(row, salt):
@@ -464,7 +478,7 @@ def _store_units(cycle, stored, now):
               "units": count, "stored_at": now}
     if not RuleUnits.objects.for_org(cycle.organization).filter(cycle=cycle).update(**fields):
         RuleUnits.objects.create(organization_id=cycle.organization_id, cycle=cycle, **fields)
-    rules.UNITS.unsaved[cycle.pk] = 0
+    _remember(cycle.pk, 0, checksum)
 
 
 _CHECKS = {}  # cycle id -> the ``_check`` ``prepare`` made just before calling ``findings``

@@ -332,6 +332,7 @@ class _Units:
         self.last = (0, 0)
         # cycle id -> units computed since its stored row was read or written (None: no row)
         self.unsaved = {}
+        self.checksums = {}  # cycle id -> the checksum of its row as last read or written
 
     def get(self, key, compute):
         return self.call(key, compute)
@@ -383,6 +384,7 @@ class _Units:
         self.computed = self.restored = 0
         self.cycle = None
         self.unsaved = {}
+        self.checksums = {}
 
 
 # The units kept in the database: those of the rules that compare titles (their first
