@@ -9,6 +9,7 @@ from .models import (
     Milestone,
     RecascadeFlag,
     ReviewComment,
+    RuleUnits,
     SignOffRequest,
     Stakeholder,
     StatusUpdate,
@@ -75,3 +76,10 @@ class FindingsReportAdmin(admin.ModelAdmin):
 class FindingAdmin(admin.ModelAdmin):
     list_display = ["__str__", "organization", "rule", "severity"]
     list_filter = ["organization", "rule"]
+
+
+@admin.register(RuleUnits)
+class RuleUnitsAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "organization", "stored_at"]
+    list_filter = ["organization"]
+    exclude = ["payload"]

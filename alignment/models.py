@@ -337,3 +337,26 @@ class Finding(models.Model):
 
     def __str__(self):
         return self.message[:60]
+
+
+class RuleUnits(models.Model):
+    """The results of the similarity rules' units (``alignment.rules.STORED_KINDS``) as the last
+    run of a cycle that stored them used them: one row per cycle, replaced, written only by the
+    recompute (``alignment.report``). Each result is filed under the md5 of its unit's whole
+    input salted with the organization, the cycle and the code, so a new process finds only
+    the results of inputs that did not change; ``checksum`` covers the payload (a damaged row
+    is not read)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    cycle = models.OneToOneField(Cycle, on_delete=models.CASCADE, related_name="+")
+    code = models.CharField(max_length=32, help_text="The rules' code version (md5).")
+    checksum = models.CharField(max_length=32)
+    units = models.PositiveIntegerField(default=0)
+    payload = models.TextField(help_text="JSON: the digests of units with no result, and the "
+                                         "results of the others by digest.")
+    stored_at = models.DateTimeField()
+
+    objects = org_manager()
+
+    def __str__(self):
+        return f"Rule units of {self.cycle_id}: {self.units}"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import connection
-from django.db.models import Count, F, Window
+from django.db.models import Case, Count, F, TextField, Value, When, Window
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
@@ -27,7 +27,7 @@ from okrs.models import KeyResult, Objective, ObjectiveParent
 from orgs.models import Cycle, Organization, Team, Theme
 
 from . import rules
-from .models import Finding, FindingsReport
+from .models import Finding, FindingsReport, RuleUnits
 
 
 def _querysets(org, cycle):
@@ -323,8 +323,11 @@ def _inputs(org, cycle, check, now):
         _, title, team_id, parent_id, is_local, state, theme_id, commitment, _ = row
         context = (team_of.get(team_id), theme_of.get(theme_id), tuple(also.get(pk, ())))
         was = last.built.get(pk)
-        if was is not None and was[0] is row and was[1] == context:
-            built[pk] = was
+        # The row kept, or one read again with the same content (an mptt insert moves the
+        # ``lft``/``rght``, so the version, of every row of its tree, not what the rules read).
+        if was is not None and (was[0] is row or was[0][:-1] == row[:-1]) \
+                and was[1] == context:
+            built[pk] = was if was[0] is row else (row, context, was[2])
             objectives.append(was[2])
             continue
         team = context[0] or ("", "", None, "")
@@ -339,10 +342,13 @@ def _inputs(org, cycle, check, now):
     for pk, row in key_result_rows.items():
         was = last_krs.get(pk)
         owner_team = (team_of.get(row["owner_team_id"]) or ("",))[0] or ""
-        if was is None or was[0] is not row or was[1] != owner_team:
+        if was is None or was[1] != owner_team or (was[0] is not row and any(
+                was[0][name] != row[name] for name in _KEY_RESULT_COLUMNS)):
             was = (row, owner_team, rules.KeyResult(
                 id=pk, objective_id=row["objective_id"], title=row["title"],
                 owner_team=owner_team))
+        elif was[0] is not row:
+            was = (row, owner_team, was[2])
         kept_krs[pk] = was
         key_results.append(was[2])
     _keep(cycle.pk, _Kept(objective_rows, built, kept_krs, last.findings,
@@ -378,6 +384,101 @@ class Computed(list):
 
     identity = None
     check = None
+    units = None  # the similarity rules' units to store (``_units_to_store``), or None
+
+
+# The similarity rules' units kept in the database (``RuleUnits``, one row per cycle) ----------
+#
+# A unit's result depends on its key alone (``rules._Units``): the row files each result
+# under the md5 of its key salted with the organization, the cycle and the rules' code, and a
+# run that does not have the cycle's units in memory (a new process, a restart, a run of
+# another cycle in between) reads the row back and looks each unit up there before computing
+# it. What it holds is never wrong, only sometimes incomplete (units whose input changed since
+# it was written are not found): so it is written again only when this process computed more
+# than ``RESTORE_AT_MOST`` of the units since it last read or wrote the row, or the row was
+# missing, damaged or of other code. Its checksum covers the payload and the salt.
+
+RESTORE_AT_MOST = 0.02  # the share of units a restart may find missing (at least 32 units)
+KEPT_UNSAVED = 64  # cycles whose count a process keeps (one forgotten: its row is written again)
+
+
+def _units_salt(org, cycle):
+    return f"{org.pk} {cycle.pk} {rules.code_version()}"
+
+
+def _restore_units(org, cycle):
+    """Before the rules run: read the cycle's stored units for the run to look up, unless the
+    row is the one this process last read or wrote for the cycle and its units in memory are
+    the cycle's (its last run of the rules was this cycle's). One query either way: the row's
+    checksum, with the payload only when it is needed."""
+    units = rules.UNITS
+    units.salt = _units_salt(org, cycle)
+    known = units.checksums.get(cycle.pk) if units.cycle == cycle.pk else None
+    row = RuleUnits.objects.for_org(org).filter(cycle=cycle).annotate(data=Case(
+        When(checksum=known or "-", then=Value("")), default=F("payload"),
+        output_field=TextField())).values_list("code", "checksum", "data").first()
+    if known and row is not None and row[1] == known:
+        return
+    units.cycle = cycle.pk
+    stored = _read_units(row, units.salt)
+    units.stored = stored or {}
+    _remember(cycle.pk, None if stored is None else 0, None if stored is None else row[1])
+
+
+def _remember(cycle_id, unsaved, checksum):
+    """What this process knows of a cycle's stored row: the units computed since it read or
+    wrote it (None: no usable row) and its checksum, for the cycles it ran last."""
+    units = rules.UNITS
+    for known in (units.unsaved, units.checksums):
+        known.pop(cycle_id, None)
+    units.unsaved[cycle_id], units.checksums[cycle_id] = unsaved, checksum
+    while len(units.unsaved) > KEPT_UNSAVED:
+        oldest = next(iter(units.unsaved))
+        del units.unsaved[oldest]
+        units.checksums.pop(oldest, None)
+
+
+def _read_units(row, salt):
+    """{digest: stored form} of a stored row, or None if there is none usable."""
+    if row is None:
+        return None
+    code, checksum, payload = row
+    if code != rules.code_version() or checksum != _md5(f"{salt}\n{payload}"):
+        return None
+    try:
+        data = json.loads(payload)
+        none, some = data["none"], data["some"]
+        stored = dict.fromkeys(none[i:i + 32] for i in range(0, len(none), 32))
+        stored.update(some)
+    except (ValueError, KeyError, TypeError):
+        return None
+    return stored
+
+
+def _units_to_store(cycle):
+    """After the rules ran: the payload to store for the cycle's units, or None when the stored
+    row is still close enough."""
+    units = rules.UNITS
+    computed = units.last[0]
+    unsaved = units.unsaved.get(cycle.pk)
+    if unsaved is not None:
+        unsaved = units.unsaved[cycle.pk] = unsaved + computed
+        if unsaved <= max(32, RESTORE_AT_MOST * len(units.previous)):
+            return None
+    entries = units.to_store()
+    none = "".join(sorted(digest for digest, value in entries.items() if value is None))
+    some = {digest: value for digest, value in entries.items() if value is not None}
+    payload = json.dumps({"none": none, "some": some}, separators=(",", ":"), sort_keys=True)
+    return payload, _md5(f"{units.salt}\n{payload}"), len(entries)
+
+
+def _store_units(cycle, stored, now):
+    payload, checksum, count = stored
+    fields = {"code": rules.code_version(), "checksum": checksum, "payload": payload,
+              "units": count, "stored_at": now}
+    if not RuleUnits.objects.for_org(cycle.organization).filter(cycle=cycle).update(**fields):
+        RuleUnits.objects.create(organization_id=cycle.organization_id, cycle=cycle, **fields)
+    _remember(cycle.pk, 0, checksum)
 
 
 _CHECKS = {}  # cycle id -> the ``_check`` ``prepare`` made just before calling ``findings``
@@ -411,8 +512,10 @@ def findings(org, cycle, *, now=None, inputs=None, stored=None):
                                             f.message))
     check = check or _check(org, cycle)
     data, identity = _inputs(org, cycle, check, now)
+    _restore_units(org, cycle)
     found = Computed(rules.run_all(data, clock=timed_data(org, cycle, now)))
     found.identity, found.check = identity, check
+    found.units = _units_to_store(cycle)
     return found
 
 
@@ -453,6 +556,7 @@ class Pending:
     # the stored findings are exactly these and the new ones (``save``).
     identity: str | None = None
     staying: list | None = None
+    units: tuple | None = None  # the similarity rules' units to store (``_units_to_store``)
 
 
 # The rules whose findings depend on the clock (``Cycle.now``); the others depend only on the
@@ -555,7 +659,8 @@ def prepare(cycle, *, now=None, reuse=False):
     if staying is not None:
         staying = stays
     return Pending(found, add, [pk for ids in stored.values() for pk, _ in ids], kept, inputs,
-                   identity if staying is not None else None, staying)
+                   identity if staying is not None else None, staying,
+                   getattr(found, "units", None))
 
 
 def _stored_rows(org, cycle, found):
@@ -592,6 +697,8 @@ def save(cycle, pending, *, now=None):
     now = now or timezone.now()
     if pending.remove:
         _delete(pending.remove)
+    if pending.units is not None:
+        _store_units(cycle, pending.units, now)
     inserted = _insert(cycle, pending.add) if pending.add else []
     fields = counts(pending.found) | {"computed_at": now}
     if pending.inputs is not None:

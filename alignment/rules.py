@@ -16,7 +16,9 @@ so the findings are the same as comparing every pair with difflib. ``alike``, fo
 needs a yes or no, also has a lower bound that can say yes without difflib.
 """
 
+import hashlib
 import re
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -126,14 +128,15 @@ def similarity(a, b):
 
 class _Title:
     """A title prepared once for many comparisons: normalized, its words, and (built only when
-    an LCS bound is needed) the bit mask of each character's positions."""
+    a bound needs them) the bit mask of each character's positions and the bits of its
+    characters counted with repeats (``sig``)."""
 
-    __slots__ = ("text", "words", "_masks")
+    __slots__ = ("text", "words", "_masks", "_sig")
 
     def __init__(self, title):
         self.text = _normal(title)
         self.words = frozenset(self.text.split())
-        self._masks = None
+        self._masks = self._sig = None
 
     @property
     def masks(self):
@@ -144,18 +147,54 @@ class _Title:
             self._masks = masks
         return self._masks
 
+    @property
+    def sig(self):
+        """One bit per (character, its n-th occurrence): the size of the ``&`` of two titles'
+        bits is the number of characters the two hold in common, counted with repeats."""
+        if self._sig is None:
+            sig, seen = 0, {}
+            for ch in self.text:
+                n = seen[ch] = seen.get(ch, 0) + 1
+                bit = _BITS.get((ch, n))
+                if bit is None:
+                    bit = _BITS[ch, n] = len(_BITS)
+                sig |= 1 << bit
+            self._sig = sig
+        return self._sig
 
-def _lcs_length(a, b):
+
+_BITS = {}  # (character, occurrence) -> its bit in ``_Title.sig``
+# The titles prepared during one run of the rules (``run_all`` empties it at its end): the
+# three similarity rules compare the same titles.
+_CACHE = {}
+
+
+def _lcs_length(a, b, prefix=0, suffix=0):
     """Length of the longest common subsequence of two prepared titles (Hyyro's bit-parallel
-    algorithm: the positions of ``a`` as the bits of one integer, one pass over ``b``)."""
-    m = len(a.text)
+    algorithm: the positions of ``a`` as the bits of one integer, one pass over ``b``).
+    prefix, suffix: the lengths of a common prefix and a common suffix of the two (not
+    overlapping), which are part of every longest common subsequence: the pass skips them."""
+    m = len(a.text) - suffix
     full = (1 << m) - 1
-    v = full
+    v = full ^ ((1 << prefix) - 1)  # the state after the common prefix: each matched
     masks = a.masks
-    for ch in b.text:
+    for ch in b.text[prefix:len(b.text) - suffix]:
         u = v & masks.get(ch, 0)
         v = ((v + u) | (v - u)) & full
-    return m - v.bit_count()
+    return m - v.bit_count() + suffix
+
+
+def _affixes(a, b):
+    """The lengths of the common prefix of two texts and of the common suffix of what
+    follows it."""
+    n = min(len(a), len(b))
+    p = 0
+    while p < n and a[p] == b[p]:
+        p += 1
+    s, la, lb = 0, len(a) - 1, len(b) - 1
+    while s < n - p and a[la - s] == b[lb - s]:
+        s += 1
+    return p, s
 
 
 def similar(a, b, at_least=SIMILAR, *, cache=None):
@@ -173,32 +212,36 @@ def alike(a, b, at_least=SIMILAR, *, cache=None):
 
 
 def _compare(a, b, at_least, cache, *, exact):
-    cache = {} if cache is None else cache
-    if a not in cache:
-        cache[a] = _Title(a)
-    if b not in cache:
-        cache[b] = _Title(b)
-    a, b = cache[a], cache[b]
+    cache = _CACHE if cache is None else cache
+    a = cache.get(a) or cache.setdefault(a, _Title(a))
+    b = cache.get(b) or cache.setdefault(b, _Title(b))
     score = 0.0
     shorter = min(a.words, b.words, key=len)
     if len(shorter) >= 3:
         score = len(a.words & b.words) / len(shorter)
-    total = len(a.text) + len(b.text)
+    la, lb = len(a.text), len(b.text)
+    total = la + lb
     if not total:
         return 1.0 if 1.0 >= at_least else None  # two empty titles: difflib says 1.0
     if not exact and score >= at_least:
         return score
     # Upper bounds of difflib's ratio (2 * matched characters / total), the cheaper first:
-    # difflib matches at most the shorter title's length, and at most a common subsequence.
-    for bound in (min(len(a.text), len(b.text)), None):
-        ceiling = 2 * (_lcs_length(b, a) if bound is None else bound) / total
-        if ceiling <= score or ceiling < at_least:
-            return score if score >= at_least else None
-    if not exact and max(len(a.text), len(b.text)) < _AUTOJUNK:
+    # difflib matches at most the shorter title's length, at most the characters both hold
+    # (with repeats), and at most a longest common subsequence.
+    ceiling = 2 * min(la, lb) / total
+    if ceiling <= score or ceiling < at_least:
+        return score if score >= at_least else None
+    ceiling = 2 * (a.sig & b.sig).bit_count() / total
+    if ceiling <= score or ceiling < at_least:
+        return score if score >= at_least else None
+    prefix, suffix = _affixes(a.text, b.text)
+    ceiling = 2 * _lcs_length(a, b, prefix, suffix) / total
+    if ceiling <= score or ceiling < at_least:
+        return score if score >= at_least else None
+    if not exact and max(la, lb) < _AUTOJUNK:
         # A lower bound: difflib's first block is the longest common substring (no character
         # is junk below 200), at least as long as the common prefix and the common suffix.
-        block = max(len(commonprefix((a.text, b.text))),
-                    len(commonprefix((a.text[::-1], b.text[::-1]))))
+        block = max(prefix, len(commonprefix((a.text[::-1], b.text[::-1]))))
         if 2 * block / total >= at_least:
             return 2 * block / total
     score = max(score, SequenceMatcher(None, a.text, b.text).ratio())
@@ -271,38 +314,133 @@ class _Units:
     unit's result depends on: the key is the input itself, so a hit is the result the rule
     would compute again, and only the units whose input changed are computed. A run keeps the
     units it used (``rotate``, at the end of ``run_all``): the rest go, so the memory stays
-    about one cycle's worth of units."""
+    about one cycle's worth of units.
+
+    The units of the similarity rules (``STORED_KINDS``) are also kept in the database, one row
+    per cycle (``alignment.report``, ``models.RuleUnits``), by the md5 of their key salted with
+    the organization, the cycle and the code (``digest``): a new process, or a run of another
+    cycle, looks a unit up there (``stored``, read back for one run) before computing it. A hit
+    there too is the result of exactly that input."""
 
     def __init__(self):
         self.current, self.previous = {}, {}
+        self.stored = {}  # digest -> the stored form of a unit's result (``_encode``)
+        self.salt = ""
+        self.computed = 0  # units of ``STORED_KINDS`` computed (found nowhere) since ``rotate``
+        self.restored = 0  # ... and found in ``stored``
+        self.cycle = None  # the cycle of the last run (``alignment.report`` sets it)
+        self.last = (0, 0)
+        # cycle id -> units computed since its stored row was read or written (None: no row)
+        self.unsaved = {}
+        self.checksums = {}  # cycle id -> the checksum of its row as last read or written
 
     def get(self, key, compute):
+        return self.call(key, compute)
+
+    def call(self, key, compute, *args):
+        """The unit's result: kept by this process, else stored, else ``compute(*args)``."""
         found = self.current.get(key, _MISSING)
         if found is _MISSING:
             found = self.previous.get(key, _MISSING)
             if found is _MISSING:
-                found = compute()
+                if self.stored and key[0] in STORED_KINDS:
+                    found = self._restore(key)
+                if found is _MISSING:
+                    found = compute(*args)
+                    if key[0] in STORED_KINDS:
+                        self.computed += 1
             self.current[key] = found
         return found
 
-    def call(self, key, compute, *args):
-        """``get(key, partial(compute, *args))``, without building the partial (a run asks
-        for a unit per objective or key result)."""
-        found = self.current.get(key, _MISSING)
-        if found is _MISSING:
-            found = self.previous.get(key, _MISSING)
-            if found is _MISSING:
-                found = compute(*args)
-            self.current[key] = found
+    def digest(self, key):
+        return hashlib.md5(f"{self.salt}\n{key!r}".encode()).hexdigest()
+
+    def _restore(self, key):
+        value = self.stored.get(self.digest(key), _MISSING)
+        if value is _MISSING:
+            return _MISSING
+        try:
+            found = _decode(key, value)
+        except (TypeError, ValueError, IndexError, KeyError):
+            return _MISSING  # not what this code stores: computed again
+        self.restored += 1
         return found
+
+    def to_store(self):
+        """The units of ``STORED_KINDS`` the last run used (after ``rotate``), as ``{digest:
+        stored form}``."""
+        return {self.digest(key): _encode(key, value) for key, value in self.previous.items()
+                if key[0] in STORED_KINDS}
 
     def rotate(self):
         self.previous, self.current = self.current, {}
+        self.stored = {}
+        self.last = (self.computed, self.restored)  # what the run that ends computed, restored
+        self.computed = self.restored = 0
 
     def clear(self):
         self.current, self.previous = {}, {}
+        self.stored = {}
+        self.computed = self.restored = 0
+        self.cycle = None
+        self.unsaved = {}
+        self.checksums = {}
 
 
+# The units kept in the database: those of the rules that compare titles (their first
+# computation is most of the rules' cost), one per parent objective each. Each is stored in a
+# small form (``_encode``; None when it found nothing) and rebuilt from its key (``_decode``):
+# the children's scores, the position of each child's similar key result, the pairs of
+# siblings that repeat each other.
+STORED_KINDS = ("copy_paste", "kr_as_objective", "sibling_overlap")
+
+
+def _encode(key, value):
+    if key[0] == "sibling_overlap":
+        return [list(pair) for pair in value[0]] or None
+    if key[0] == "kr_as_objective":  # the position of each child's similar key result
+        value = [None if title is None else key[1].index(title) for title in value]
+    return value if any(v is not None for v in value) else None  # copy_paste: the scores
+
+
+def _decode(key, value):
+    kind, size = key[0], len(key[2])
+    if kind == "copy_paste":
+        if value is None:
+            return (None,) * size
+        if len(value) != size or not all(v is None or (
+                type(v) is float and SIMILAR <= v <= 1.0) for v in value):
+            raise ValueError(value)
+        return tuple(value)
+    if kind == "kr_as_objective":
+        if value is None:
+            return (None,) * size
+        if len(value) != size:
+            raise ValueError(value)
+        return tuple(None if i is None else key[1][_index(i)] for i in value)
+    pairs = tuple((_index(i), _index(j)) for i, j in (value or ()))
+    siblings = key[2]
+    return pairs, _overlap_findings(key[1], [siblings[i] for i, _ in pairs],
+                                    [siblings[j] for _, j in pairs])
+
+
+def _index(value):
+    if type(value) is not int or value < 0:
+        raise ValueError(value)
+    return value
+
+
+def code_version():
+    """What the stored units' results depend on besides their keys: this module's source and
+    the Python that runs difflib."""
+    global _CODE
+    if _CODE is None:
+        with open(__file__, "rb") as source:
+            _CODE = hashlib.md5(source.read() + sys.version.encode()).hexdigest()
+    return _CODE
+
+
+_CODE = None
 _MISSING = object()
 UNITS = _Units()
 # What ``alignment.report`` keeps of each cycle's last run in this process (the rules' inputs by
@@ -311,50 +449,77 @@ KEPT = {}
 
 
 def forget():
-    """Drop what the rules kept between runs: the next run computes every unit and reads every
-    row."""
+    """Drop what the rules kept between runs in this process: the next run reads every row and
+    computes every unit it does not find stored."""
     UNITS.clear()
     KEPT.clear()
+    _CACHE.clear()
+
+
+def _children(cycle):
+    """The live objectives, and the live children of each live objective that has some, in
+    the order of the objectives."""
+    live = _live(cycle)
+    by_id = {o.id: o for o in live}
+    children = {}
+    for o in live:
+        if o.parent_id in by_id:
+            children.setdefault(o.parent_id, []).append(o)
+    return live, by_id, children
 
 
 def copy_paste(cycle):
-    by_id = {o.id: o for o in _live(cycle)}
-    findings, cache = [], {}
-    for o in _live(cycle):
-        parent = by_id.get(o.parent_id)
-        if parent is not None:
-            # A unit: the pair of titles (the score depends on nothing else).
-            score = UNITS.get(("copy_paste", o.title, parent.title),
-                              partial(similar, o.title, parent.title, cache=cache))
-            if score is not None:
-                findings.append(Finding(
-                    "copy_paste", MEDIUM, f"“{o.title}” repeats its parent “{parent.title}” "
-                    f"({round(score * 100)}% the same words). Say how {o.team} contributes "
-                    "instead.", o.team, o.id))
+    live, by_id, children = _children(cycle)
+    scores = {}
+    for parent_id, kids in children.items():
+        # A unit: the parent's title and its children's titles, in order (each score depends
+        # on its pair of titles alone).
+        parent_title, titles = by_id[parent_id].title, tuple(o.title for o in kids)
+        found = UNITS.call(("copy_paste", parent_title, titles), _scores, parent_title, titles)
+        scores.update((o.id, score) for o, score in zip(kids, found, strict=True)
+                      if score is not None)
+    findings = []
+    for o in live:
+        if (score := scores.get(o.id)) is not None:
+            parent = by_id[o.parent_id]
+            findings.append(Finding(
+                "copy_paste", MEDIUM, f"“{o.title}” repeats its parent “{parent.title}” "
+                f"({round(score * 100)}% the same words). Say how {o.team} contributes "
+                "instead.", o.team, o.id))
     return findings
 
 
+def _scores(parent_title, titles):
+    return tuple(similar(title, parent_title, cache=_CACHE) for title in titles)
+
+
 def kr_as_objective(cycle):
-    by_id = {o.id: o for o in _live(cycle)}
+    live, by_id, children = _children(cycle)
     krs_of = {}
     for k in cycle.key_results:
-        krs_of.setdefault(k.objective_id, []).append(k)
-    findings, cache, titles_of = [], {}, {}
-    for o in _live(cycle):
-        if o.parent_id not in by_id or o.parent_id not in krs_of:
-            continue
-        titles = titles_of.get(o.parent_id)
-        if titles is None:
-            titles = titles_of[o.parent_id] = tuple(k.title for k in krs_of[o.parent_id])
-        # A unit: the objective's title and its parent's key results' titles, in order.
-        title = UNITS.get(("kr_as_objective", o.title, titles),
-                          partial(_first_similar, o.title, titles, cache))
-        if title is not None:
+        if k.objective_id in children:
+            krs_of.setdefault(k.objective_id, []).append(k.title)
+    repeated = {}
+    for parent_id, kr_titles in krs_of.items():
+        # A unit: the parent's key results' titles and its children's titles, in order.
+        kids, kr_titles = children[parent_id], tuple(kr_titles)
+        titles = tuple(o.title for o in kids)
+        found = UNITS.call(("kr_as_objective", kr_titles, titles), _firsts_similar, titles,
+                           kr_titles)
+        repeated.update((o.id, title) for o, title in zip(kids, found, strict=True)
+                        if title is not None)
+    findings = []
+    for o in live:
+        if (title := repeated.get(o.id)) is not None:
             findings.append(Finding(
                 "kr_as_objective", MEDIUM, f"“{o.title}” repeats the parent's key result "
                 f"“{title}”. A key result measures; the objective should say what the "
                 "team wants to achieve.", o.team, o.id))
     return findings
+
+
+def _firsts_similar(titles, kr_titles):
+    return tuple(_first_similar(title, kr_titles, _CACHE) for title in titles)
 
 
 def _first_similar(title, titles, cache):
@@ -389,7 +554,7 @@ def sibling_overlap(cycle):
     for o in _team_objectives(cycle):
         if o.parent_id in live and not o.is_local:
             families.setdefault(o.parent_id, []).append(o)
-    findings, cache = [], {}
+    findings, cache = [], _CACHE
     for parent_id, siblings in families.items():
         if len(siblings) < 2 or len({o.team_id for o in siblings}) < 2:
             continue
@@ -397,13 +562,13 @@ def sibling_overlap(cycle):
         # A unit: the family (its parent's title, and each sibling's id, title and team).
         key = ("sibling_overlap", live[parent_id].title,
                tuple((o.id, o.title, o.team_id, o.team) for o in siblings))
-        findings += UNITS.get(key, partial(_family_overlap, live[parent_id], siblings, cache))
+        findings += UNITS.get(key, partial(_family_overlap, live[parent_id], siblings, cache))[1]
     return findings
 
 
 def _family_overlap(parent, siblings, cache):
-    """The overlap findings of one family of siblings (sorted by id)."""
-    findings = []
+    """The overlap of one family of siblings (sorted by id): the pairs of positions (i, j)
+    where the i-th sibling repeats the j-th, in the order of i, and their findings."""
     by_stem, stems_of = {}, []
     for i, o in enumerate(siblings):
         if o.title not in cache:
@@ -425,21 +590,29 @@ def _family_overlap(parent, siblings, cache):
             others &= unreported
         for j in sorted(j for j in others if j > i):
             b = siblings[j]
-            if a.team_id == b.team_id or (a.id in repeats and b.id in repeats):
+            if a.team_id == b.team_id or (i in repeats and j in repeats):
                 continue
             if alike(a.title, b.title, cache=cache):
-                repeats.setdefault(a.id, b)
-                repeats.setdefault(b.id, a)
+                repeats.setdefault(i, j)
+                repeats.setdefault(j, i)
                 unreported.discard(i)
                 unreported.discard(j)
-    for o in siblings:
-        if (other := repeats.get(o.id)) is not None:
-            findings.append(Finding(
-                "sibling_overlap", MEDIUM, f"“{o.title}” ({o.team}) and “{other.title}” "
-                f"({other.team}) say the same thing under “{parent.title}”. Share one "
-                "objective between the two teams, or say how each contributes in its own "
-                "way.", f"{o.team} and {other.team}", o.id))
-    return tuple(findings)
+    pairs = tuple(sorted(repeats.items()))
+    return pairs, _overlap_findings(
+        parent.title, [(siblings[i].id, siblings[i].title, None, siblings[i].team)
+                       for i, _ in pairs],
+        [(None, siblings[j].title, None, siblings[j].team) for _, j in pairs])
+
+
+def _overlap_findings(parent_title, objectives, others):
+    """The findings of the objectives that repeat a sibling, (id, title, team id, team) each,
+    with the sibling each repeats."""
+    return tuple(Finding(
+        "sibling_overlap", MEDIUM, f"“{title}” ({team}) and “{other_title}” ({other_team}) say "
+        f"the same thing under “{parent_title}”. Share one objective between the two teams, or "
+        "say how each contributes in its own way.", f"{team} and {other_team}", pk)
+        for (pk, title, _, team), (_, other_title, _, other_team) in zip(
+            objectives, others, strict=True))
 
 
 # The first word of a key result that describes work to do rather than a result to reach.
@@ -667,4 +840,5 @@ def run_all(cycle, *, clock=None):
                 for f in (shaped[rule.__name__] if rule.__name__ in shaped and rule in SHAPE
                           else rule(clock if clock is not None and rule in CLOCK else cycle))]
     UNITS.rotate()  # keep the units this run used, for the next
+    _CACHE.clear()
     return sorted(findings, key=lambda f: (SEVERITY_ORDER[f.severity], f.rule, f.message))

@@ -20,7 +20,7 @@ from django_scopes import scope, scopes_disabled
 
 from alignment import report as alignment_report
 from alignment import rules
-from alignment.models import Finding, FindingsReport
+from alignment.models import Finding, FindingsReport, RuleUnits
 from dependencies import flows, generate, graph, network, propagation
 from dependencies.models import Dependency, NetworkState
 from dependencies.propagation import BROKEN, DEPENDS, OWN, ROLLUP, Edge
@@ -157,6 +157,7 @@ def run_from_scratch_stores(r, now, expected, name):
     with scopes_disabled():
         NetworkState.objects.filter(cycle=r.cycle).update(fingerprint="")
         FindingsReport.objects.filter(cycle=r.cycle).update(inputs="")
+        RuleUnits.objects.filter(cycle=r.cycle).delete()  # nor the rules' stored units
     outcome = run(r, now)
     assert (outcome.changed, outcome.alerts) == (0, 0), name
     assert stored(r) == expected, name

@@ -5,6 +5,7 @@ unit keyed by the cycle's shape (``rules.SHAPE``), and the digest stored with th
 the findings as the run's write left them, so the run after a run that wrote findings keeps
 them. Every run must store exactly what a run from scratch stores."""
 
+import json
 import random
 from collections import Counter
 from datetime import timedelta
@@ -15,8 +16,9 @@ from django_scopes import scope, scopes_disabled
 
 from alignment import report as alignment_report
 from alignment import rules
-from alignment.models import Finding, FindingsReport
+from alignment.models import Finding, FindingsReport, RuleUnits
 from dependencies import generate, network
+from dependencies.models import NetworkState
 from okrs.models import KeyResult, Objective
 from orgs.models import Organization, Team, Theme, User
 from tests.dependencies.test_fingerprint import stored
@@ -369,3 +371,157 @@ def test_a_team_renamed_after_the_network_read_its_key_results_is_named_as_it_is
     with scope(organization=r.org):
         assert Finding.objects.get(rule="task_key_result", key_result=r.deals).who == "Revenue"
     run_from_scratch_stores(r, at(minutes=1), stored(r), "renamed")
+
+
+# The similarity rules' units stored in the database (``RuleUnits``): a restart reads them back.
+
+
+def run_from_nothing_stores(r, now, expected, name):
+    """``run_from_scratch_stores`` with no stored units either: every unit is computed."""
+    with scopes_disabled():
+        RuleUnits.objects.filter(cycle=r.cycle).delete()
+    run_from_scratch_stores(r, now, expected, name)
+    assert rules.UNITS.last[1] == 0, name  # nothing restored
+
+
+def _restart(r):
+    """What a new process finds: nothing kept in memory, and (so that the rules run) no
+    fingerprint and no rules' inputs digest stored."""
+    network.forget()
+    with scopes_disabled():
+        NetworkState.objects.filter(cycle=r.cycle).update(fingerprint="")
+        FindingsReport.objects.filter(cycle=r.cycle).update(inputs="")
+
+
+def _row(r):
+    with scopes_disabled():
+        return RuleUnits.objects.get(cycle=r.cycle)
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_a_restarted_process_reads_the_units_back_and_stores_what_a_run_from_nothing_stores(
+        revenue, seed):
+    """Random changes of every kind by plain writes, each followed, half the time, by a restart
+    (nothing kept in the process): the run reads the stored units, computes those whose input
+    changed, and stores what a run from nothing (no stored units either) stores."""
+    r = revenue
+    rng = random.Random(seed)
+    with scope(organization=r.org):
+        generate.build(r.org, r.cycle, 200, seed=seed)
+    network.forget()
+    run(r, at())
+    changes = [*RULE_CHANGES, *MORE_CHANGES, *CHANGES]
+    rng.shuffle(changes)
+    restored_runs = 0
+    for step, change in enumerate([*changes, *rng.choices(changes, k=8)]):
+        with scope(organization=r.org):
+            change(r, rng)
+        if rng.random() < 0.5:
+            _restart(r)
+            run(r, later(2 * step + 1))
+            computed, restored = rules.UNITS.last
+            if restored:
+                restored_runs += 1
+                assert computed < restored, (change.__name__, computed, restored)
+        else:
+            run(r, later(2 * step + 1))
+        run_from_nothing_stores(r, later(2 * step + 1), stored(r), change.__name__)
+    assert restored_runs >= 5, restored_runs
+
+
+def test_a_restart_computes_no_unit_whose_input_did_not_change(revenue, world_b):
+    r = revenue
+    with scope(organization=r.org):
+        generate.build(r.org, r.cycle, 200)
+    with scope(organization=world_b.org):
+        generate.build(world_b.org, world_b.cycle, 60)
+    network.forget()
+    run(r, at())
+    row = _row(r)
+    assert row.units > 10 and row.organization_id == r.org.pk
+    expected = stored(r)
+    # Another organization's run writes its own row, not this one.
+    with scope(organization=world_b.org):
+        network.run(world_b.cycle, now=at())
+    assert _row(r).payload == row.payload
+    _restart(r)
+    run(r, at(minutes=1))
+    assert rules.UNITS.last == (0, row.units)
+    assert stored(r) == expected
+    # A title edit outside the services, then a restart: the units it reached are computed
+    # again, the others read back.
+    with scope(organization=r.org):
+        objective = _objectives(r)[7]
+        Objective.objects.filter(pk=objective.pk).update(title=r.arr.title)
+    _restart(r)
+    run(r, at(minutes=2))
+    computed, restored = rules.UNITS.last
+    assert 1 <= computed <= 5 and restored >= row.units - 5, (computed, restored)
+    run_from_nothing_stores(r, at(minutes=2), stored(r), "title")
+
+
+def _damage(r, world_b, how):
+    row = _row(r)
+    if how == "checksum":
+        row.checksum = "0" * 32
+    elif how == "code":
+        row.code = "f" * 32
+    elif how == "payload":  # every result turned into "no result", the checksum left
+        data = json.loads(row.payload)
+        data["none"] += "".join(sorted(data["some"]))
+        data["some"] = {}
+        row.payload = json.dumps(data)
+    elif how == "json":  # not JSON, with a checksum that matches
+        row.payload = "{"
+        row.checksum = alignment_report._md5(
+            f"{alignment_report._units_salt(r.org, r.cycle)}\n{row.payload}")
+    elif how == "foreign":  # the row given to another organization's cycle, as if its own
+        row.organization, row.cycle = world_b.org, world_b.cycle
+        row.checksum = alignment_report._md5(
+            f"{alignment_report._units_salt(world_b.org, world_b.cycle)}\n{row.payload}")
+    with scopes_disabled():
+        row.save()
+
+
+@pytest.mark.parametrize("how", ["checksum", "code", "payload", "json", "foreign"])
+def test_a_damaged_stale_or_foreign_row_is_not_read(revenue, world_b, how):
+    r = revenue
+    with scope(organization=r.org):
+        generate.build(r.org, r.cycle, 200)
+    with scope(organization=world_b.org):
+        generate.build(world_b.org, world_b.cycle, 60)
+    network.forget()
+    run(r, at())
+    expected = stored(r)
+    assert json.loads(_row(r).payload)["some"]  # results that would change the findings
+    _damage(r, world_b, how)
+    _restart(r)
+    run(r, at(minutes=1))
+    assert rules.UNITS.last[1] == 0, how
+    assert stored(r) == expected
+    assert _row(r).checksum != "0" * 32  # written again, whole
+    if how == "foreign":  # the other organization finds no result of ours in it
+        _restart(r)
+        with scope(organization=world_b.org):
+            network.run(world_b.cycle, now=at(minutes=2))
+        assert rules.UNITS.last[1] == 0
+
+
+def test_the_stored_units_give_back_what_the_rules_compute(revenue):
+    """Each stored kind, read back from its stored form, is the result computed from nothing."""
+    r = revenue
+    with scope(organization=r.org):
+        generate.build(r.org, r.cycle, 300)
+        for o in _objectives(r)[:40:3]:  # copies of the parent's title: copy-paste findings
+            Objective.objects.filter(pk=o.pk).update(title=Objective.objects.get(
+                pk=o.parent_id).title if o.parent_id else o.title)
+        data = alignment_report.cycle_data(r.org, r.cycle, now=at())
+    rules.forget()
+    expected = rules.run_all(data)
+    rules.UNITS.salt = "test"
+    entries = rules.UNITS.to_store()
+    assert {key[0] for key in rules.UNITS.previous} >= set(rules.STORED_KINDS)
+    rules.forget()
+    rules.UNITS.salt, rules.UNITS.stored = "test", json.loads(json.dumps(entries))
+    assert rules.run_all(data) == expected
+    assert rules.UNITS.last == (0, len(entries))

@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
-from alignment.models import FindingsReport
+from alignment.models import FindingsReport, RuleUnits
 from okrs.models import KeyResult, Objective
 from orgs.models import Cycle, Organization
 from orgs.trees import find_problems
@@ -70,6 +70,7 @@ class Command(BaseCommand):
             # Nothing kept from an earlier run in this process: each of these runs is full.
             network.forget()
             FindingsReport.objects.for_org(org).filter(cycle=cycle).update(inputs="")
+            RuleUnits.objects.for_org(org).filter(cycle=cycle).delete()  # nor stored units
             with CaptureQueriesContext(connection) as ctx:
                 cpu = time.process_time()
                 outcome = network.run(cycle)
