@@ -22,7 +22,7 @@ class _Versioned:
     def update(self, **kwargs):
         count = super().update(**kwargs)
         if count:
-            versions.bump_for_queryset(self.model)
+            versions.bump_for_queryset(self.model, fields=kwargs)
         return count
 
     def bulk_create(self, objs, *args, **kwargs):
