@@ -97,7 +97,8 @@ def objective_sections(org, objective):
         **{k: v for k, v in data.items() if k not in ("kr_parts", "network", "cycle_history",
                                                       "alignment_rows")},
         "network": network,
-        "alignment_rows": {**data["alignment_rows"], **_findings(org, objective)},
+        "alignment_rows": {**data["alignment_rows"], **_findings(
+            org, objective, ready=data["alignment_rows"]["findings_ready"])},
         "cycle_history": [objective if o is None else o for o in data["cycle_history"]],
     }
 
@@ -150,10 +151,13 @@ def _present(org, objective, kr_ids):
 
 
 def _alignment_rows(org, objective, present):
-    """``alignment.selectors.objective_alignment_rows`` but the findings (``_findings``)."""
+    """``alignment.selectors.objective_alignment_rows`` but the findings (``_findings``), and
+    whether the cycle's report is there (it stays once it is)."""
+    from alignment import report
     from alignment.models import RecascadeFlag, ReviewComment
 
     return {
+        "findings_ready": report.summary(org, objective.cycle) is not None,
         "thread": list(ReviewComment.objects.for_org(org).filter(objective=objective)
                        .select_related("author")) if present["thread"] else [],
         "recascade": list(RecascadeFlag.objects.for_org(org).filter(
@@ -162,14 +166,15 @@ def _alignment_rows(org, objective, present):
     }
 
 
-def _findings(org, objective):
+def _findings(org, objective, ready=False):
     """The objective's stored findings, read on each request: the recompute writes them with
-    raw SQL. One query when it has some, two when not (is the report there yet?)."""
+    raw SQL. One query; two while the cycle's report is not there yet (``ready``: it was when
+    the entry was read; the report is made once per cycle and kept)."""
     from alignment import report
 
     findings = report.for_objective(org, objective.cycle, objective.pk)
-    return {"findings": findings,
-            "findings_ready": bool(findings) or report.summary(org, objective.cycle) is not None}
+    return {"findings": findings, "findings_ready": ready or bool(findings)
+            or report.summary(org, objective.cycle) is not None}
 
 
 def _fresh(org, data, own_key_results):
