@@ -315,33 +315,40 @@ def _objectives_of(org_id, key_result_ids):
                    .values_list("objective_id", flat=True))
 
 
-def pages_of_row(label, row):
-    """The ids of the objectives whose page shows ``row`` (an instance of the table ``label``,
-    one of ``versions.PAGE_ROWS``), as it is now and as it was loaded."""
-    org_id = row.organization_id
+def pages_of_rows(label, rows):
+    """The ids of the objectives whose page shows any of ``rows`` (instances of the table
+    ``label``, one of ``versions.PAGE_ROWS``, of one organization), as they are now and as they
+    were loaded. A few queries for the lot, whatever their number."""
+    org_id = rows[0].organization_id
+
+    def ids(*names):
+        return {getattr(r, n) for r in rows for n in names} - {None}
+
+    def was(*names):
+        return {_was(r, n) for r in rows for n in names} - {None}
+
     if label == "okrs.Objective":
-        return pages_showing(org_id, objectives=[row.pk], descendants=True) | {
-            row.parent_id, _was(row, "parent_id"), _was(row, "carried_from_id")}
+        return pages_showing(org_id, objectives=ids("pk"), descendants=True) \
+            | ids("parent_id") | was("parent_id", "carried_from_id")
     if label == "okrs.KeyResult":
-        old = [_was(row, a) for a in ("objective_id", "aligned_to_id")]
-        return pages_showing(org_id, key_results=[row.pk, row.feeds_id, _was(row, "feeds_id")]) \
-            | {row.objective_id, row.aligned_to_id, *old}
+        return pages_showing(org_id, key_results=ids("pk", "feeds_id") | was("feeds_id")) \
+            | ids("objective_id", "aligned_to_id") | was("objective_id", "aligned_to_id")
     if label == "okrs.CheckIn":
-        return _objectives_of(org_id, [row.key_result_id])
+        return _objectives_of(org_id, ids("key_result_id"))
     if label == "okrs.ObjectiveParent":
-        ids = {row.objective_id, row.parent_id, _was(row, "parent_id")}
-        with scopes_disabled():  # its primary parent lists its share there
-            ids |= set(Objective.objects.filter(organization_id=org_id, pk=row.objective_id)
-                       .values_list("parent_id", flat=True))
-        return ids
+        with scopes_disabled():  # their primary parents list their share there
+            primary = set(Objective.objects.filter(organization_id=org_id,
+                                                   pk__in=ids("objective_id"))
+                          .values_list("parent_id", flat=True))
+        return ids("objective_id", "parent_id") | was("parent_id") | primary
     if label == "dependencies.Dependency":
-        return {row.downstream_objective_id, row.upstream_objective_id} | _objectives_of(
-            org_id, [row.downstream_key_result_id, row.upstream_key_result_id])
+        return ids("downstream_objective_id", "upstream_objective_id") | _objectives_of(
+            org_id, ids("downstream_key_result_id", "upstream_key_result_id"))
     if label == "dependencies.Contribution":
-        return _objectives_of(org_id, [row.key_result_id, row.shared_id])
+        return _objectives_of(org_id, ids("key_result_id", "shared_id"))
     if label == "dependencies.ObjectiveShare":
-        # Its teams own it too: the contributions of its key results on other pages ask who
-        # may answer them.
-        return pages_showing(org_id, objectives=[row.objective_id])
-    # A recovery action, a review comment, a re-cascade request: on their objective's page.
-    return {row.objective_id}
+        # Their teams own the objective too: the contributions of its key results, on other
+        # pages, ask who may answer them.
+        return pages_showing(org_id, objectives=ids("objective_id"))
+    # Recovery actions, review comments, re-cascade requests: on their objective's page.
+    return ids("objective_id")

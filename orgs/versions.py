@@ -269,17 +269,24 @@ def bump_pages(org_id, objective_ids):
     callback.ids |= ids
 
 
+# More rows than this in one write (a ``bulk_create``): every page of their organization moves
+# (its "objective" version) instead of working out which.
+PAGE_ROWS_AT_ONCE = 200
+
+
 def _pages_of_rows(model, rows):
     """Move the pages that show ``rows`` (instances of ``model``, a ``PAGE_ROWS`` table)."""
-    from okrs.sections import pages_of_row
+    from okrs.sections import pages_of_rows
 
     by_org = {}
     for row in rows:
         org_id = getattr(row, "organization_id", None)
-        if org_id is not None:
-            by_org.setdefault(org_id, set()).update(pages_of_row(model._meta.label, row))
-    for org_id, ids in by_org.items():
-        bump_pages(org_id, ids)
+        by_org.setdefault(org_id, []).append(row)
+    for org_id, theirs in by_org.items():
+        if org_id is None or len(theirs) > PAGE_ROWS_AT_ONCE:
+            bump(org_id, (PAGE_TOPIC,))
+        else:
+            bump_pages(org_id, pages_of_rows(model._meta.label, theirs))
 
 
 def bump(org_id, topics):

@@ -10,6 +10,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from alignment import cascade
@@ -19,7 +20,8 @@ from dependencies import services as dependency_services
 from dependencies.models import Dependency
 from okrs import sections
 from okrs import services as okr_services
-from okrs.models import KeyResult, Objective, ObjectiveParent
+from okrs.models import CheckIn, KeyResult, Objective, ObjectiveParent
+from orgs import versions
 from orgs.models import Team
 from tests.conftest import client_for
 from tests.factories import KeyResultFactory, ObjectiveFactory, TeamFactory
@@ -270,3 +272,20 @@ def test_findings_show_on_the_next_request(revenue, django_capture_on_commit_cal
             organization=r.org, cycle=r.cycle, objective=r.win, rule="kr_as_objective",
             severity="medium", rank=1, who="Sales", message="It reads like a task.")])
     assert "It reads like a task." in read(mia, r)[1]
+
+
+@pytest.mark.parametrize("at_once", [200, 1])
+def test_rows_created_in_bulk_show_on_the_next_request(revenue, monkeypatch, at_once):
+    """An import's ``bulk_create``: the pages of its rows move, or past ``PAGE_ROWS_AT_ONCE``
+    rows every page of the organization."""
+    r = revenue
+    monkeypatch.setattr(versions, "PAGE_ROWS_AT_ONCE", at_once)
+    mia = client_for(r.mia)
+    warm(mia, r)
+    with scope(organization=r.org):
+        CheckIn.objects.for_org(r.org).bulk_create([
+            CheckIn(organization=r.org, key_result=r.deals, value=Decimal(v), confidence="at_risk",
+                    note=f"Imported week {v}.", created_at=timezone.now())
+            for v in (61, 62)])
+    page = read(mia, r)[1]
+    assert "Imported week 61." in page and "Imported week 62." in page
