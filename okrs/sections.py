@@ -213,21 +213,22 @@ def _fresh(org, data, own_key_results):
 # Which pages show a row ---------------------------------------------------------------------
 
 
-def pages_showing(org_id, *, objectives=(), key_results=(), descendants=False):
+def pages_showing(org_id, *, objectives=(), key_results=(), holders=(), descendants=False):
     """The ids of the objectives whose page shows something of these objectives or key results
     (a title, a team, a state, a weight, a link): their own, their parents' (primary and extra,
     which list them), their extra children's, the pages their key results are aligned to or
     feed, the other ends of their dependencies and contributions, their other cycles', the
     re-cascade requests they caused, and with ``descendants`` every objective below (the
-    breadcrumb). Seven queries at most, nine with ``descendants``; fewer when there is nothing
-    to follow."""
+    breadcrumb). ``holders``: objectives whose key results these are or were (a deleted key
+    result is no longer found). Seven queries at most, nine with ``descendants``; fewer when
+    there is nothing to follow."""
     objective_ids = set(objectives) - {None}
     key_result_ids = set(key_results) - {None}
     pages = set(objective_ids)
     with scopes_disabled():
         krs = KeyResult.objects.filter(organization_id=org_id)
         objs = Objective.objects.filter(organization_id=org_id)
-        holders, feeds = set(), set()
+        holders, feeds = set(holders) - {None} - objective_ids, set()
         for pk, objective_id, aligned_to, feeds_id in (
                 krs.filter(Q(pk__in=key_result_ids) | Q(objective__in=objective_ids))
                 .values_list("pk", "objective_id", "aligned_to_id", "feeds_id")):
@@ -331,8 +332,9 @@ def pages_of_rows(label, rows):
         return pages_showing(org_id, objectives=ids("pk"), descendants=True) \
             | ids("parent_id") | was("parent_id", "carried_from_id")
     if label == "okrs.KeyResult":
-        return pages_showing(org_id, key_results=ids("pk", "feeds_id") | was("feeds_id")) \
-            | ids("objective_id", "aligned_to_id") | was("objective_id", "aligned_to_id")
+        return pages_showing(org_id, key_results=ids("pk", "feeds_id") | was("feeds_id"),
+                             holders=ids("objective_id") | was("objective_id")) \
+            | ids("aligned_to_id") | was("aligned_to_id")
     if label == "okrs.CheckIn":
         return _objectives_of(org_id, ids("key_result_id"))
     if label == "okrs.ObjectiveParent":

@@ -258,6 +258,10 @@ def test_each_thing_the_page_shows_of_other_rows_shows_on_the_next_request(
     with scope(organization=r.org):
         Dependency.objects.for_org(r.org).get(pk=r.dependency.pk).delete()
     assert not shows("Ship SAML single sign-on")
+    # The aligned objective's key result deleted: its progress there goes with it.
+    with scope(organization=r.org):
+        KeyResult.objects.for_org(r.org).get(pk=onboarding.pk).delete()
+    assert not shows('<span class="pct">80%</span>')
 
 
 def test_findings_show_on_the_next_request(revenue, django_capture_on_commit_callbacks):
