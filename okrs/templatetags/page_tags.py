@@ -11,7 +11,8 @@ go through ``reverse()`` as before: the output is the same as ``{% url %}``'s.
 import re
 
 from django import template
-from django.urls import NoReverseMatch, get_script_prefix, reverse
+from django.conf import settings
+from django.urls import NoReverseMatch, get_script_prefix, get_urlconf, reverse
 
 register = template.Library()
 
@@ -22,7 +23,7 @@ _SHAPES = {}
 
 def _shape(name, count, prefix):
     """The path of ``name`` cut at its ``count`` arguments, or None (use ``reverse()``)."""
-    key = (name, count, prefix)
+    key = (name, count, prefix, get_urlconf() or settings.ROOT_URLCONF)
     if key not in _SHAPES:
         marks = [str(_STAND_IN + i) for i in range(count)]
         try:
