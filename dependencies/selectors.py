@@ -57,22 +57,24 @@ DEPENDENCY_ROW_FIELDS = (
 TEAM_DEPENDENCIES = 10
 
 
-def objective_network(org, objective):
+def objective_network(org, objective, present=None):
     """Sharing links, dependencies both ways, contribution links and the recovery plan of one
     objective (its key results are already loaded on it): what every reader sees alike, so the
-    objective page can keep it (``okrs/sections.py``); ``for_reader`` adds the rest."""
+    objective page can keep it (``okrs/sections.py``); ``for_reader`` adds the rest.
+    ``present``: which lists have rows, when the caller knows; the others are not read."""
+    has = (lambda name: True) if present is None else present.get
     krs = list(objective.key_results.all())
     kr_ids = [k.pk for k in krs]
     shares = list(ObjectiveShare.objects.for_org(org).filter(objective=objective)
-                  .select_related("team").order_by("team__name"))
+                  .select_related("team").order_by("team__name")) if has("shares") else []
     deps = list_with_ends(
         org, Dependency.objects.for_org(org)
         .filter(Q(downstream_objective=objective) | Q(downstream_key_result__in=kr_ids)
                 | Q(upstream_objective=objective) | Q(upstream_key_result__in=kr_ids))
         .exclude(status=Dependency.Status.WITHDRAWN).only(*DEPENDENCY_ROW_FIELDS)
-    )
+    ) if has("dependencies") else []
     fed_by = list(KeyResult.objects.for_org(org).filter(feeds__in=kr_ids)
-                  .select_related("owner_team", "objective"))
+                  .select_related("owner_team", "objective")) if has("fed_by") else []
     feeds = {k.pk: k for k in KeyResult.objects.for_org(org)
              .filter(pk__in=[k.feeds_id for k in krs if k.feeds_id])
              .select_related("owner_team", "objective")}
@@ -81,7 +83,8 @@ def objective_network(org, objective):
         Contribution.objects.for_org(org).open()
         .filter(Q(key_result__in=kr_ids) | Q(shared__in=kr_ids))
         .select_related("key_result__owner_team", "key_result__objective__team",
-                        "shared__owner_team", "shared__objective__team", "requested_by"))
+                        "shared__owner_team", "shared__objective__team", "requested_by")) \
+        if has("contributions") else []
     preload_co_owners([o for c in open_contributions
                        for o in (c.key_result.objective, c.shared.objective)])
     accepted = {c.key_result_id: c for c in open_contributions
@@ -112,7 +115,7 @@ def objective_network(org, objective):
         "requests_out": [c for c in open_contributions if c.key_result_id in kr_ids
                          and c.status == Contribution.Status.REQUESTED],
         "recovery_actions": list(RecoveryAction.objects.for_org(org).filter(objective=objective)
-                                 .select_related("owner")),
+                                 .select_related("owner")) if has("recovery") else [],
     }
 
 

@@ -208,35 +208,43 @@ def objective_page(org, objective):
     return objective_sections(org, objective)
 
 
-def objective_sections(org, objective):
-    """``objective_page`` but the objective's own assessment: what every reader sees alike."""
+def objective_sections(org, objective, present=None):
+    """``objective_page`` but the objective's own assessment: what every reader sees alike.
+    ``present``: which lists have rows, when the caller knows (``okrs.sections``); the others
+    are not read."""
+    has = (lambda name: True) if present is None else present.get
     children = assess(list(
         Objective.objects.for_org(org).filter(parent=objective).live().with_key_results()
         .annotate(live_children=Count("children", filter=~Q(children__state="retired")))
         .order_by("team__name", "title")
-    ))
-    ancestors = list(objective.get_ancestors().select_related("team"))
-    attach_history(org, objective.key_results.all())
+    )) if has("children") else []
+    ancestors = list(objective.get_ancestors().select_related("team")) \
+        if objective.parent_id else []
+    attach_history(org, objective.key_results.all(), read=has("check_ins"))
     attach_contributors(org, objective.key_results.all())
-    return {"children": children, "ancestors": ancestors, **parent_links(org, objective, children)}
+    return {"children": children, "ancestors": ancestors,
+            **parent_links(org, objective, children, present)}
 
 
 LINKS_SHOWN = 30  # extra children and key results aligned here: the first this many
 
 
-def parent_links(org, objective, children):
+def parent_links(org, objective, children, present=None):
     """Several parents on an objective's page: the parents it also contributes to (with its
     share in each, and the primary parent's), the objectives that contribute to it as an extra
     parent (with their share here), the key results of other teams aligned to it, and the share
     here of each primary child that has extra parents, and the objectives its own key results
-    are aligned to. Six queries at most, whatever the counts."""
+    are aligned to. Six queries at most, whatever the counts; ``present`` (``objective_sections``)
+    says which need none."""
+    has = (lambda name: True) if present is None else present.get
     links = list(ObjectiveParent.objects.for_org(org).filter(objective=objective)
-                 .select_related("parent__team").order_by("parent__title", "pk"))
+                 .select_related("parent__team").order_by("parent__title", "pk")) \
+        if has("links") else []
     primary = primary_share([link.share for link in links])
     extra = list(ObjectiveParent.objects.for_org(org).filter(parent=objective)
                  .exclude(objective__state=Objective.State.RETIRED)
                  .order_by("objective__title", "pk").values_list("objective_id", "share")
-                 [:LINKS_SHOWN + 1])
+                 [:LINKS_SHOWN + 1]) if has("links") else []
     share_of = dict(extra[:LINKS_SHOWN])
     extra_children = assess(list(
         Objective.objects.for_org(org).filter(pk__in=share_of).with_key_results()
@@ -259,7 +267,8 @@ def parent_links(org, objective, children):
     aligned = list(KeyResult.objects.for_org(org).filter(aligned_to=objective)
                    .exclude(objective__state=Objective.State.RETIRED)
                    .select_related("objective", "owner_team")
-                   .order_by("owner_team__name", "title", "pk")[:LINKS_SHOWN + 1])
+                   .order_by("owner_team__name", "title", "pk")[:LINKS_SHOWN + 1]) \
+        if has("aligned") else []
     return {"also_parents": links, "primary_share": primary if links else None,
             "extra_children": extra_children, "more_extra_children": len(extra) > LINKS_SHOWN,
             "aligned_key_results": aligned[:LINKS_SHOWN],
@@ -274,13 +283,14 @@ HISTORY_FIELDS = ("key_result_id", "value", "is_done", "confidence", "note", "cr
                   "corrected_by__full_name", "corrected_by__email")
 
 
-def attach_history(org, key_results, limit=12):
+def attach_history(org, key_results, limit=12, *, read=True):
     """Attach ``.history`` (newest first) and ``.sparkline`` to each key result: one query, which
-    reads only the latest ``limit`` check-ins of each key result, however long its history."""
+    reads only the latest ``limit`` check-ins of each key result, however long its history.
+    ``read=False``: the caller knows there is none."""
     key_results = list(key_results)
     by_kr = defaultdict(list)
     newest_first = [F("created_at").desc(), F("pk").desc()]
-    rows = (
+    rows = () if not read else (
         CheckIn.objects.for_org(org)
         .filter(key_result__in=[kr.pk for kr in key_results])
         .annotate(rank=Window(RowNumber(), partition_by=F("key_result"), order_by=newest_first))

@@ -95,13 +95,16 @@ TOPICS = {
     "matrix": {"orgs.Team", "orgs.Theme", "okrs.Objective", "okrs.ObjectiveParent"},
     # okrs.sections: an objective page's rows that every reader sees alike (aligned objectives,
     # parents, key results' check-ins and contributors, shares, dependencies, contributions,
-    # the recovery plan, findings, the review thread, re-cascade requests, earlier cycles).
+    # the recovery plan, the review thread, re-cascade requests, earlier cycles). A row of these
+    # tables written with its instance (a signal, ``bulk_create``) moves only the pages that show
+    # it (``PAGE_ROWS``, per objective); teams, cycles and the queryset writes that change more
+    # than health and values (``PAGE_VOLATILE``) move every page of the organization. Health,
+    # values and findings are read afresh on each request, so they are not in the topic.
     "objective": {
         "orgs.Team", "orgs.Cycle", "okrs.Objective", "okrs.KeyResult", "okrs.CheckIn",
         "okrs.ObjectiveParent", "dependencies.Dependency", "dependencies.Contribution",
         "dependencies.ObjectiveShare", "dependencies.RecoveryAction",
-        "alignment.FindingsReport", "alignment.Finding", "alignment.ReviewComment",
-        "alignment.RecascadeFlag",
+        "alignment.ReviewComment", "alignment.RecascadeFlag",
     },
     # alignment.selectors.cached_workflow_page: a workflow's steps, stakeholders, plan,
     # updates, retrospective and improvements (its own and earlier cycles'), the key results
@@ -135,6 +138,34 @@ for _topic, _labels in TOPICS.items():
         _BY_MODEL.setdefault(_label, []).append(_topic)
 
 
+# Per-objective versions, for the objective page (``okrs/sections.py``): the topic "objective"
+# is per organization, so in a busy organization any check-in anywhere moved it. A row of these
+# tables written with its instance moves instead the versions of the objectives whose page shows
+# it: ``okrs.sections.pages_of_row(label, instance)`` names them (it is imported when first
+# needed: orgs does not import okrs at load).
+PAGE_TOPIC = "objective"
+PAGE_ROWS = {
+    "okrs.Objective", "okrs.KeyResult", "okrs.CheckIn", "okrs.ObjectiveParent",
+    "dependencies.Dependency", "dependencies.Contribution", "dependencies.ObjectiveShare",
+    "dependencies.RecoveryAction", "alignment.ReviewComment", "alignment.RecascadeFlag",
+}
+# Columns a queryset write may change without moving any page: the pages read them afresh on
+# each request (health, values, rolled progress: the check-in's and the recompute's writes), or
+# keep nothing of them (the tree's bookkeeping, which every insert shifts: a move also sets the
+# parent, which is not in this list).
+PAGE_VOLATILE = {
+    "okrs.Objective": {"effective_health", "risk_causes", "rolled_progress", "risk_above",
+                       "impact", "lft", "rght", "tree_id", "level"},
+    "okrs.KeyResult": {"current_value", "confidence", "last_check_in_at", "is_done",
+                       "effective_health", "risk_causes"},
+}
+# A per-objective version key expires this long after it was last set (bumped or first read):
+# one key per objective read or written in the last hour, not one per objective ever seen. An
+# expired key comes back as a new random token, so the entries stored under the old one (which
+# live ``okrs.sections.TTL``, much less) are never read again.
+PAGE_VERSION_TTL = 3600
+
+
 def topics_of(model):
     return _BY_MODEL.get(model._meta.label, ())
 
@@ -143,14 +174,21 @@ def _key(topic, org_id):
     return f"v:{topic}:{org_id}"
 
 
-def version(org_id, topic):
+def _page_key(org_id, objective_id):
+    return f"v:page:{org_id}:{objective_id}"
+
+
+def version(org_id, topic, *, page=None):
     """The current version of ``topic`` for the organization: a short string to put in a cache
-    key (it also moves when every organization's version moves)."""
+    key (it also moves when every organization's version moves), and of the objective ``page``
+    when given. One round trip to the cache when every version is there."""
     keys = [_key(topic, org_id), _key(topic, EVERY_ORG)]
+    if page is not None:
+        keys.append(_page_key(org_id, page))
     found = cache.get_many(keys)
     missing = [k for k in keys if k not in found]
     for k in missing:
-        cache.add(k, uuid.uuid4().hex[:12], None)
+        cache.add(k, uuid.uuid4().hex[:12], PAGE_VERSION_TTL if k.startswith("v:page:") else None)
     if missing:
         found = cache.get_many(keys)
     return "-".join(found.get(k, "") for k in keys)
@@ -166,13 +204,15 @@ def _cache_failed(error):
     log.warning("Cache unavailable, reading without it for %s s: %s", SKIP_AFTER_FAILURE, error)
 
 
-def read_through(org_id, topic, key, compute, ttl):
+def read_through(org_id, topic, key, compute, ttl, *, page=None):
     """``compute()``, cached under ``key`` and the organization's current version of ``topic``
-    for ``ttl`` seconds. When the cache fails, ``compute()`` alone: the page still answers."""
+    (and of the objective ``page``, when given) for ``ttl`` seconds. When the cache fails,
+    ``compute()`` alone: the page still answers."""
     if not _cache_up():
         return compute()
     try:
-        full_key = f"{key}:{version(org_id, topic)}"  # the version before the rows it stands for
+        # The version before the rows it stands for.
+        full_key = f"{key}:{version(org_id, topic, page=page)}"
         value = cache.get(full_key)
     except (RedisError, OSError) as error:
         _cache_failed(error)
@@ -194,6 +234,14 @@ def _bump_now(org_id, topics):
         _cache_failed(error)
 
 
+def _bump_pages_now(org_id, objective_ids):
+    try:
+        cache.set_many({_page_key(org_id, pk): uuid.uuid4().hex[:12] for pk in objective_ids},
+                       PAGE_VERSION_TTL)
+    except (RedisError, OSError) as error:
+        _cache_failed(error)
+
+
 class _AfterCommit:
     """One callback per organization and topics per transaction, however many rows it writes."""
 
@@ -202,6 +250,56 @@ class _AfterCommit:
 
     def __call__(self):
         _bump_now(*self.key)
+
+
+class _PagesAfterCommit:
+    """The objective pages a transaction moved, bumped once more when it commits: one callback
+    per organization per transaction, gathering every row's pages."""
+
+    def __init__(self, org_id):
+        self.key = ("pages", org_id)
+        self.ids = set()
+
+    def __call__(self):
+        _bump_pages_now(self.key[1], self.ids)
+
+
+def bump_pages(org_id, objective_ids):
+    """Move the versions of these objectives' pages (``okrs.sections``), now and once more when
+    the surrounding transaction commits."""
+    ids = {pk for pk in objective_ids if pk is not None}
+    if not ids or org_id is None:
+        return
+    _bump_pages_now(org_id, ids)
+    if not connection.in_atomic_block:
+        return
+    key = ("pages", org_id)
+    callback = next((f for _, f, *_ in connection.run_on_commit
+                     if getattr(f, "key", None) == key), None)
+    if callback is None:
+        callback = _PagesAfterCommit(org_id)
+        transaction.on_commit(callback)
+    callback.ids |= ids
+
+
+# More rows than this in one write (a ``bulk_create``): every page of their organization moves
+# (its "objective" version) instead of working out which.
+PAGE_ROWS_AT_ONCE = 200
+
+
+def _pages_of_rows(model, rows):
+    """Move the pages that show ``rows`` (instances of ``model``, a ``PAGE_ROWS`` table)."""
+    from okrs.sections import pages_of_rows
+
+    by_org = {}
+    for row in rows:
+        org_id = getattr(row, "organization_id", None)
+        by_org.setdefault(org_id, []).append(row)
+    for org_id, theirs in by_org.items():
+        if org_id is None or len(theirs) > PAGE_ROWS_AT_ONCE:
+            bump(org_id, (PAGE_TOPIC,))
+        else:
+            bump_pages(org_id, pages_of_rows(model._meta.label, theirs))
 
 
 def bump(org_id, topics):
@@ -234,11 +332,19 @@ def scope_org_id():
 
 def bump_for_queryset(model, rows=None, fields=None):
     """For a queryset write that sends no signal: the organization of the rows when they say
-    (``bulk_create``), else of the open scope, else every organization. ``fields``: the
-    columns an ``update()`` set."""
+    (``bulk_create``), else of the open scope, else every organization. ``fields``: the columns
+    an ``update()`` sets, when the caller says (those of ``UNREAD`` leave some topics alone;
+    those of ``PAGE_VOLATILE`` alone move no objective page)."""
     topics = _topics_written(model, fields)
     if not topics:
         return
+    label = model._meta.label
+    if PAGE_TOPIC in topics and (
+            (rows is not None and label in PAGE_ROWS)
+            or (fields is not None and set(fields) <= PAGE_VOLATILE.get(label, set()))):
+        topics = tuple(t for t in topics if t != PAGE_TOPIC)
+        if rows is not None:
+            _pages_of_rows(model, rows)
     orgs = {getattr(r, "organization_id", None) for r in rows} if rows is not None else set()
     orgs.discard(None)
     if not orgs:
@@ -257,8 +363,11 @@ def _topics_written(model, fields):
     return topics
 
 
-def _on_row_change(sender, instance, update_fields=None, **kwargs):
+def _on_row_change(sender, instance, raw=False, update_fields=None, **kwargs):
     topics = _topics_written(sender, update_fields)
+    if topics and PAGE_TOPIC in topics and sender._meta.label in PAGE_ROWS and not raw:
+        topics = tuple(t for t in topics if t != PAGE_TOPIC)
+        _pages_of_rows(sender, [instance])
     if topics:
         bump(getattr(instance, "organization_id", None), topics)
 
@@ -276,8 +385,9 @@ def connect():
 
 # What a change of health moves: the propagation run writes effective health, rolled progress
 # and rolled values with raw SQL (no signal, no queryset), so it bumps these at its end, and
-# ``mark_changed`` bumps them for any change that can move health.
-HEALTH = ("inbox", "review", "network", "netmap", "matrix", "objective")
+# ``mark_changed`` bumps them for any change that can move health. Not "objective": the
+# objective page reads health, values and findings afresh (``okrs/sections.py``).
+HEALTH = ("inbox", "review", "network", "netmap", "matrix")
 
 
 def health_changed(cycle):
