@@ -119,13 +119,9 @@ RULE_CHANGES = (_copy_parent_title, _task_key_result, _key_result_owner_team, _l
                 _commitment, _theme, _lead, _alignment_model, _damaged_finding, _state)
 
 
-@pytest.mark.parametrize("seed", [5, 6])
-def test_rules_from_kept_rows_store_what_a_run_from_scratch_stores(
-        revenue, counted, seed):  # noqa: F811
-    """Random changes of every kind; after each, a run from what the process kept, then a run
-    with no change (after a run that wrote findings: on PostgreSQL it keeps them), then a run
-    from scratch: all store the same."""
-    r = revenue
+def _settled_with_changes(r, seed):
+    """A generated network of 200 objectives, run once; the random changes of every kind to
+    make to it, shuffled, and the random generator that picks them."""
     rng = random.Random(seed)
     with scope(organization=r.org):
         generate.build(r.org, r.cycle, 200, seed=seed)
@@ -133,6 +129,17 @@ def test_rules_from_kept_rows_store_what_a_run_from_scratch_stores(
     run(r, at())
     changes = [*RULE_CHANGES, *MORE_CHANGES, *CHANGES]
     rng.shuffle(changes)
+    return rng, changes
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_rules_from_kept_rows_store_what_a_run_from_scratch_stores(
+        revenue, counted, seed):  # noqa: F811
+    """Random changes of every kind; after each, a run from what the process kept, then a run
+    with no change (after a run that wrote findings: on PostgreSQL it keeps them), then a run
+    from scratch: all store the same."""
+    r = revenue
+    rng, changes = _settled_with_changes(r, seed)
     reused_after_a_write = 0
     for step, change in enumerate([*changes, *rng.choices(changes, k=8)]):
         with scope(organization=r.org):
@@ -405,13 +412,7 @@ def test_a_restarted_process_reads_the_units_back_and_stores_what_a_run_from_not
     (nothing kept in the process): the run reads the stored units, computes those whose input
     changed, and stores what a run from nothing (no stored units either) stores."""
     r = revenue
-    rng = random.Random(seed)
-    with scope(organization=r.org):
-        generate.build(r.org, r.cycle, 200, seed=seed)
-    network.forget()
-    run(r, at())
-    changes = [*RULE_CHANGES, *MORE_CHANGES, *CHANGES]
-    rng.shuffle(changes)
+    rng, changes = _settled_with_changes(r, seed)
     restored_runs = 0
     for step, change in enumerate([*changes, *rng.choices(changes, k=8)]):
         with scope(organization=r.org):
