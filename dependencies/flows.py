@@ -14,8 +14,10 @@ compute phase and writes what changed; pages only read the stored results.
   on the affected teams, and the root causes ranked by how much they weigh in it.
 """
 
+import heapq
 from collections import defaultdict
 from graphlib import TopologicalSorter
+from itertools import chain
 
 ON_TRACK, AT_RISK, OFF_TRACK = "on_track", "at_risk", "off_track"
 BAD = frozenset((AT_RISK, OFF_TRACK))
@@ -129,7 +131,8 @@ def impacts(objectives, key_results, dependencies, results, members, describe, e
     track. Returns {pk: impact dict}.
 
     objectives: {pk: {"parent_id", "kind", "team_id", "title", "team"}};
-    key_results: {pk: {"objective_id", "weight"}};
+    key_results: {pk: {"objective_id", "weight"}} (those of an objective not in ``objectives``
+    count nowhere);
     dependencies: [(upstream node, downstream node)] with nodes ("o", pk) or ("k", pk);
     results: {node: object with ``own``, ``effective`` and ``causes`` (paths of nodes)};
     members: {team_id: set of user ids}; describe(node) -> a small dict naming the node;
@@ -199,7 +202,19 @@ def impacts(objectives, key_results, dependencies, results, members, describe, e
 
     def objective_of(node):
         kind, pk = node
-        return pk if kind == "o" else key_results.get(pk, {}).get("objective_id")
+        if kind == "o":
+            return pk
+        objective = key_results.get(pk, {}).get("objective_id")
+        return objective if objective in objectives else None
+
+    severity, ranks = {OFF_TRACK: 0, AT_RISK: 1}, {}
+
+    def rank(pk):
+        """Worst first, then by title: kept for every root that lists the objective."""
+        key = ranks.get(pk)
+        if key is None:
+            key = ranks[pk] = (severity.get(health(("o", pk)), 2), objectives[pk]["title"], pk)
+        return key
 
     out = {}
     for root in roots:
@@ -250,9 +265,8 @@ def impacts(objectives, key_results, dependencies, results, members, describe, e
                 for cause in roots_of:
                     weights[cause] += share[node] * BADNESS[AT_RISK] / len(roots_of)
         ranked = sorted(weights.items(), key=lambda item: (-item[1], item[0]))
-        severity = {OFF_TRACK: 0, AT_RISK: 1}
-        worst_first = sorted(affected, key=lambda pk: (
-            severity.get(health(("o", pk)), 2), objectives[pk]["title"], pk))
+        # The first few of ``sorted(affected, key=rank)`` (the keys are unique: the same).
+        worst_first = heapq.nsmallest(TOP, affected, key=rank)
         team_names = sorted({objectives[pk]["team"] for pk in [root, *affected]})
         out[root] = {
             "health": health(("o", root)),
@@ -266,12 +280,10 @@ def impacts(objectives, key_results, dependencies, results, members, describe, e
         }
         if kept is not None:
             # What it read: the subtree, what flows into it and out of it, what it names.
-            read = set(share)
-            for node in share.keys() & into.keys():
-                read.update(into[node])
-            for node in share.keys() & dependents.keys():
-                read.update(dependents[node])
-            read.update(("o", pk) for pk in downstream)
-            read.update(node for node, _ in ranked)
-            kept[root] = (frozenset(read), out[root])
+            kept[root] = (frozenset(chain(
+                share,
+                *(into[node] for node in share.keys() & into.keys()),
+                *(dependents[node] for node in share.keys() & dependents.keys()),
+                (("o", pk) for pk in downstream),
+                (node for node, _ in ranked))), out[root])
     return out
