@@ -162,17 +162,22 @@ def _propagate(own, edges, max_causes):
     ready = [node for node in own if node not in inputs]
     results = {}
     plain, alone = _PLAIN, _ALONE
+    input_of, output_of, pop, push = inputs.get, outputs.get, ready.pop, ready.append
     while ready:
-        node = ready.pop()
-        for dst in outputs.get(node, ()):
-            waiting[dst] -= 1
-            if not waiting[dst]:
-                ready.append(dst)
+        node = pop()
+        outs = output_of(node)
+        if outs is not None:
+            for dst in outs:
+                left = waiting[dst] - 1
+                waiting[dst] = left
+                if not left:
+                    push(dst)
         mine = own[node]
-        if node not in inputs:  # most key results: nothing flows in, effective is own
+        ins = input_of(node)
+        if ins is None:  # most key results: nothing flows in, effective is own
             results[node] = alone.get(mine) or Result(mine, mine, (), mine)
-            continue
-        results[node] = _result(mine, inputs[node], results, plain, max_causes)
+        else:
+            results[node] = _result(mine, ins, results, plain, max_causes)
     if len(results) < len(own):  # the loop check refuses loops; this is the last line of defence
         try:
             order(own, [e for ins in inputs.values() for e in ins])  # names the loop
