@@ -156,8 +156,17 @@ def impacts(objectives, key_results, dependencies, results, members, describe, e
 
     roots = [root for root, o in objectives.items()
              if o["kind"] in UPPER_KINDS and health(("o", root)) in BAD]
-    if not roots:
-        return {}
+    # A root whose nodes read include none that changed has the impact it had.
+    reused = {}
+    for root in roots:
+        mine = last.get(root)
+        if mine is not None and mine[0].isdisjoint(changed):
+            reused[root] = mine
+    todo = [root for root in roots if root not in reused]
+    if not todo:
+        if kept is not None:
+            kept.update(reused)
+        return {root: mine[1] for root, mine in reused.items()}
     children = {}
     for pk, o in objectives.items():
         parent = o["parent_id"]
@@ -171,7 +180,7 @@ def impacts(objectives, key_results, dependencies, results, members, describe, e
             children.setdefault(parent, []).append(child)
     # What each objective below a root rolls up, made once for every root that reaches it:
     # (its key results, its inputs as (node, weight), their total weight).
-    under, stack = set(), list(roots)
+    under, stack = set(), list(todo)
     while stack:
         pk = stack.pop()
         if pk not in under:
@@ -216,13 +225,8 @@ def impacts(objectives, key_results, dependencies, results, members, describe, e
             key = ranks[pk] = (severity.get(health(("o", pk)), 2), objectives[pk]["title"], pk)
         return key
 
-    out = {}
-    for root in roots:
-        mine = last.get(root)
-        if mine is not None and mine[0].isdisjoint(changed):
-            out[root] = mine[1]
-            kept[root] = mine
-            continue
+    out, read = {}, {}
+    for root in todo:
         # Below: the subtree, with each node's share of the root's health (roll-up weights:
         # a key result by its weight, an aligned objective as 1, as the propagation weighs).
         share = {("o", root): 1.0}
@@ -280,10 +284,13 @@ def impacts(objectives, key_results, dependencies, results, members, describe, e
         }
         if kept is not None:
             # What it read: the subtree, what flows into it and out of it, what it names.
-            kept[root] = (frozenset(chain(
+            read[root] = (frozenset(chain(
                 share,
                 *(into[node] for node in share.keys() & into.keys()),
                 *(dependents[node] for node in share.keys() & dependents.keys()),
                 (("o", pk) for pk in downstream),
                 (node for node, _ in ranked))), out[root])
-    return out
+    # In the roots' order, kept and computed alike.
+    if kept is not None:
+        kept.update((root, reused.get(root) or read[root]) for root in roots)
+    return {root: reused[root][1] if root in reused else out[root] for root in roots}
