@@ -254,3 +254,53 @@ def test_impacts_give_what_each_root_computed_alone_gives(seed):
         assert impact is got[root]
         assert ("o", root) in read
         assert all(("o", c) in read for c, o in objectives.items() if o["parent_id"] == root)
+
+
+class _Untouchable(dict):
+    """Key results that fail the test when read."""
+
+    def items(self):
+        raise AssertionError("the key results were read")
+
+    def __getitem__(self, key):
+        raise AssertionError("a key result was read")
+
+    def get(self, key, default=None):
+        raise AssertionError("a key result was read")
+
+
+def test_impacts_that_all_hold_are_given_back_without_reading_the_key_results():
+    """After a change that reaches no root (``changed`` names no node any root read), the
+    impacts are the kept ones, in the roots' order, and nothing is set up again; a change that
+    reaches one root computes that root again and gives the others back as they were."""
+    objectives = {
+        1: {"parent_id": None, "kind": "company", "team_id": 1, "title": "A", "team": "T"},
+        2: {"parent_id": 1, "kind": "department", "team_id": 2, "title": "B", "team": "T"},
+        3: {"parent_id": None, "kind": "department", "team_id": 3, "title": "C", "team": "T"},
+        4: {"parent_id": 3, "kind": "team", "team_id": 4, "title": "D", "team": "T"},
+    }
+    key_results = {10: {"objective_id": 2, "weight": Decimal("1")},
+                   11: {"objective_id": 4, "weight": Decimal("2")}}
+    results = {("o", 1): Result(None, AT_RISK), ("o", 2): Result(None, AT_RISK),
+               ("o", 3): Result(None, OFF_TRACK), ("o", 4): Result(None, OFF_TRACK),
+               ("k", 10): Result(AT_RISK, AT_RISK), ("k", 11): Result(OFF_TRACK, OFF_TRACK)}
+
+    def describe(node):
+        return {"id": node[1]}
+
+    kept = {}
+    first = flows.impacts(objectives, key_results, [], results, {}, describe, kept=kept)
+    assert list(first) == [1, 2, 3]
+    held = dict(kept)
+    again = flows.impacts(objectives, _Untouchable(key_results), [], results, {}, describe,
+                          kept=kept, changed={("o", 99)})
+    assert again == first and list(again) == [1, 2, 3]
+    assert all(kept[root] is held[root] for root in held)
+    # The key result under root 3 moved: root 3 again, roots 1 and 2 as they were.
+    results[("k", 11)] = Result(AT_RISK, AT_RISK)
+    moved = flows.impacts(objectives, key_results, [], results, {}, describe, kept=kept,
+                          changed={("k", 11)})
+    assert list(moved) == [1, 2, 3]
+    assert moved[1] is first[1] and moved[2] is first[2]
+    assert moved[3]["causes"] == [{"id": 11, "weight": 50}]
+    assert moved == flows.impacts(objectives, key_results, [], results, {}, describe)
