@@ -205,7 +205,6 @@ def _inputs_and_outputs(edges):
     return inputs, outputs
 
 
-
 # A result without causes is one of a few values: made once and shared (they are immutable).
 _PLAIN = {(a, b, c): Result(a, b, (), c) for a in SEVERITY for b in SEVERITY for c in SEVERITY}
 _ALONE = {h: _PLAIN[(h, h, h)] for h in SEVERITY}  # a node with no inputs: its own health
