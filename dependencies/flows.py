@@ -14,8 +14,10 @@ compute phase and writes what changed; pages only read the stored results.
   on the affected teams, and the root causes ranked by how much they weigh in it.
 """
 
+import heapq
 from collections import defaultdict
 from graphlib import TopologicalSorter
+from itertools import chain
 
 ON_TRACK, AT_RISK, OFF_TRACK = "on_track", "at_risk", "off_track"
 BAD = frozenset((AT_RISK, OFF_TRACK))
@@ -129,7 +131,8 @@ def impacts(objectives, key_results, dependencies, results, members, describe, e
     track. Returns {pk: impact dict}.
 
     objectives: {pk: {"parent_id", "kind", "team_id", "title", "team"}};
-    key_results: {pk: {"objective_id", "weight"}};
+    key_results: {pk: {"objective_id", "weight"}} (those of an objective not in ``objectives``
+    count nowhere);
     dependencies: [(upstream node, downstream node)] with nodes ("o", pk) or ("k", pk);
     results: {node: object with ``own``, ``effective`` and ``causes`` (paths of nodes)};
     members: {team_id: set of user ids}; describe(node) -> a small dict naming the node;
@@ -146,39 +149,84 @@ def impacts(objectives, key_results, dependencies, results, members, describe, e
     last = kept.copy() if kept is not None and changed is not None else {}
     if kept is not None:
         kept.clear()
-    children, krs_of = defaultdict(list), defaultdict(list)
-    for pk, o in objectives.items():
-        if o["parent_id"] in objectives:
-            children[o["parent_id"]].append(pk)
-    for child, parent, _ in extra_links:
-        if child in objectives and parent in objectives:
-            children[parent].append(child)
-    for pk, k in key_results.items():
-        if k["objective_id"] in objectives:
-            krs_of[k["objective_id"]].append(pk)
-    dependents = defaultdict(list)  # upstream node -> downstream nodes
-    into = defaultdict(list)  # downstream node -> upstream nodes
-    for up, down in dependencies:
-        dependents[up].append(down)
-        into[down].append(up)
-
-    def objective_of(node):
-        kind, pk = node
-        return pk if kind == "o" else key_results.get(pk, {}).get("objective_id")
 
     def health(node):
         r = results.get(node)
         return r.effective if r else None
 
-    out = {}
-    for root, o in objectives.items():
-        if o["kind"] not in UPPER_KINDS or health(("o", root)) not in BAD:
-            continue
+    roots = [root for root, o in objectives.items()
+             if o["kind"] in UPPER_KINDS and health(("o", root)) in BAD]
+    # A root whose nodes read include none that changed has the impact it had.
+    reused = {}
+    for root in roots:
         mine = last.get(root)
         if mine is not None and mine[0].isdisjoint(changed):
-            out[root] = mine[1]
-            kept[root] = mine
-            continue
+            reused[root] = mine
+    todo = [root for root in roots if root not in reused]
+    if not todo:
+        if kept is not None:
+            kept.update(reused)
+        return {root: mine[1] for root, mine in reused.items()}
+    children = {}
+    for pk, o in objectives.items():
+        parent = o["parent_id"]
+        if parent in objectives:
+            if parent in children:
+                children[parent].append(pk)
+            else:
+                children[parent] = [pk]
+    for child, parent, _ in extra_links:
+        if child in objectives and parent in objectives:
+            children.setdefault(parent, []).append(child)
+    # What each objective below a root rolls up, made once for every root that reaches it:
+    # (its key results, its inputs as (node, weight), their total weight).
+    under, stack = set(), list(todo)
+    while stack:
+        pk = stack.pop()
+        if pk not in under:
+            under.add(pk)
+            stack += children.get(pk, ())
+    krs_of = {}
+    for pk, k in key_results.items():
+        o = k["objective_id"]
+        if o in under:
+            if o in krs_of:
+                krs_of[o].append(pk)
+            else:
+                krs_of[o] = [pk]
+    parts = {}
+    for pk in under:
+        mine = krs_of.get(pk, [])
+        inputs = [(("k", k), float(key_results[k]["weight"])) for k in mine]
+        inputs += [(("o", c), 1.0) for c in children.get(pk, ())]
+        parts[pk] = (mine, inputs, sum(w for _, w in inputs) or 1.0)
+    dependents, into = {}, {}  # upstream node -> downstream nodes, and back
+    for up, down in dependencies:
+        dependents.setdefault(up, []).append(down)
+        into.setdefault(down, []).append(up)
+    # Key results whose own health is at risk or off track: root causes where they sit.
+    bad_own = {node for pk in under for node, _ in parts[pk][1]
+               if node[0] == "k" and (r := results.get(node)) is not None and r.own in BAD}
+    weighed = bad_own | into.keys()  # the nodes that can add a root cause's weight
+
+    def objective_of(node):
+        kind, pk = node
+        if kind == "o":
+            return pk
+        objective = key_results.get(pk, {}).get("objective_id")
+        return objective if objective in objectives else None
+
+    severity, ranks = {OFF_TRACK: 0, AT_RISK: 1}, {}
+
+    def rank(pk):
+        """Worst first, then by title: kept for every root that lists the objective."""
+        key = ranks.get(pk)
+        if key is None:
+            key = ranks[pk] = (severity.get(health(("o", pk)), 2), objectives[pk]["title"], pk)
+        return key
+
+    out, read = {}, {}
+    for root in todo:
         # Below: the subtree, with each node's share of the root's health (roll-up weights:
         # a key result by its weight, an aligned objective as 1, as the propagation weighs).
         share = {("o", root): 1.0}
@@ -188,54 +236,42 @@ def impacts(objectives, key_results, dependencies, results, members, describe, e
             if pk in seen:  # with several parents, an objective is reached more than once
                 continue
             seen.add(pk)
-            inputs = [(("k", k), float(key_results[k]["weight"])) for k in krs_of[pk]]
-            inputs += [(("o", c), 1.0) for c in children[pk]]
-            total = sum(w for _, w in inputs) or 1.0
+            its_krs, inputs, total = parts[pk]
+            above = share[("o", pk)]
             for node, w in inputs:
-                share[node] = share.get(node, 0.0) + share[("o", pk)] * w / total
-            krs += krs_of[pk]
+                share[node] = share.get(node, 0.0) + above * w / total
+            krs += its_krs
             if pk != root:
                 below.append(pk)
-            stack += children[pk]
-        inside = set(share)
+            stack += children.get(pk, ())
         # Downstream: what depends on anything below it.
         deps, downstream = 0, set()
-        for node in inside:
+        for node in share.keys() & dependents.keys():
             for down in dependents[node]:
                 deps += 1
                 target = objective_of(down)
-                if target is not None and ("o", target) not in inside:
+                if target is not None and ("o", target) not in share:
                     downstream.add(target)
         affected = below + sorted(downstream)
         teams = {objectives[pk]["team_id"] for pk in [root, *affected]}
         people = set().union(*(members.get(t, ()) for t in teams)) if teams else set()
         # Root causes: key results below whose own health is at risk or off track weigh their
         # share; upstream dependencies into the subtree weigh the share of what they put at risk.
+        # (In the order of ``share``: the sums are the same to the last bit.)
         weights = defaultdict(float)
-        for node in inside:
-            r = results.get(node)
-            if node[0] == "k" and r and r.own in BAD:
-                weights[node] += share[node] * BADNESS[r.own]
-            for up in into[node]:
-                if up in inside or health(up) not in BAD:
+        for node in [node for node in share if node in weighed]:
+            if node in bad_own:
+                weights[node] += share[node] * BADNESS[results[node].own]
+            for up in into.get(node, ()):
+                if up in share or health(up) not in BAD:
                     continue
-                roots = [path[0] for path in results[up].causes if path and path[0]] or [up]
-                for cause in roots:
-                    weights[cause] += share[node] * BADNESS[AT_RISK] / len(roots)
+                roots_of = [path[0] for path in results[up].causes if path and path[0]] or [up]
+                for cause in roots_of:
+                    weights[cause] += share[node] * BADNESS[AT_RISK] / len(roots_of)
         ranked = sorted(weights.items(), key=lambda item: (-item[1], item[0]))
-        severity = {OFF_TRACK: 0, AT_RISK: 1}
-        worst_first = sorted(affected, key=lambda pk: (
-            severity.get(health(("o", pk)), 2), objectives[pk]["title"], pk))
+        # The first few of ``sorted(affected, key=rank)`` (the keys are unique: the same).
+        worst_first = heapq.nsmallest(TOP, affected, key=rank)
         team_names = sorted({objectives[pk]["team"] for pk in [root, *affected]})
-        if kept is not None:
-            # What it read: the subtree, what flows into it and out of it, what it names.
-            read = set(inside)
-            for node in inside:
-                read.update(into[node])
-                read.update(dependents[node])
-            read.update(("o", pk) for pk in downstream)
-            read.update(node for node, _ in ranked)
-            kept[root] = (frozenset(read), None)
         out[root] = {
             "health": health(("o", root)),
             "teams": len(teams), "objectives": len(affected), "key_results": len(krs),
@@ -247,5 +283,14 @@ def impacts(objectives, key_results, dependencies, results, members, describe, e
             "more_causes": max(0, len(ranked) - TOP),
         }
         if kept is not None:
-            kept[root] = (kept[root][0], out[root])
-    return out
+            # What it read: the subtree, what flows into it and out of it, what it names.
+            read[root] = (frozenset(chain(
+                share,
+                *(into[node] for node in share.keys() & into.keys()),
+                *(dependents[node] for node in share.keys() & dependents.keys()),
+                (("o", pk) for pk in downstream),
+                (node for node, _ in ranked))), out[root])
+    # In the roots' order, kept and computed alike.
+    if kept is not None:
+        kept.update((root, reused.get(root) or read[root]) for root in roots)
+    return {root: reused[root][1] if root in reused else out[root] for root in roots}

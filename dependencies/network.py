@@ -1096,12 +1096,11 @@ def _compute_flows(cycle, data, results):
                  if n["kind"] in flows.UPPER_KINDS and effective.get(pk) in flows.BAD]
     members = _team_members(cycle.organization_id, {n["team_id"] for n in nodes.values()}) \
         if upper_bad else {}
-    krs = {pk: k for pk, k in key_results.items() if k["objective_id"] in nodes}
     last = _IMPACTS.pop(cycle.pk, None)
     kept = last.kept if last is not None else {}
     moved = _moved(last, objectives, key_results, results, deps, members, extra)
     impact = flows.impacts(
-        nodes, krs, deps, results, members, lambda node: _describe(node, data, results),
+        nodes, key_results, deps, results, members, lambda node: _describe(node, data, results),
         extra, kept=kept, changed=moved) if upper_bad else {}
     _IMPACTS[cycle.pk] = _KeptImpacts(dict(objectives), dict(key_results), results, deps, members,
                                       list(extra), kept if upper_bad else {})

@@ -153,39 +153,56 @@ def propagate(own, edges, *, max_causes=MAX_CAUSES):
 def _propagate(own, edges, max_causes):
     # Kahn's algorithm, computing each node as it comes out of the queue: its inputs are done.
     # The order within a node's inputs is the order of ``edges``, as the paths' order needs.
-    inputs, outputs = {}, {}
-    for e in edges:
-        src, dst = e.src, e.dst
-        if src in own and dst in own:
-            if dst in inputs:
-                inputs[dst].append(e)
-            else:
-                inputs[dst] = [e]
-            if src in outputs:
-                outputs[src].append(dst)
-            else:
-                outputs[src] = [dst]
+    inputs, outputs = _inputs_and_outputs(edges)
+    if not (inputs.keys() <= own.keys() and outputs.keys() <= own.keys()):
+        # Some edge names a node not in ``own`` (the network gives none): left out.
+        inputs, outputs = _inputs_and_outputs(
+            [e for e in edges if e.src in own and e.dst in own])
     waiting = {node: len(ins) for node, ins in inputs.items()}
     ready = [node for node in own if node not in inputs]
     results = {}
     plain, alone = _PLAIN, _ALONE
+    input_of, output_of, pop, push = inputs.get, outputs.get, ready.pop, ready.append
     while ready:
-        node = ready.pop()
-        for dst in outputs.get(node, ()):
-            waiting[dst] -= 1
-            if not waiting[dst]:
-                ready.append(dst)
+        node = pop()
+        outs = output_of(node)
+        if outs is not None:
+            for dst in outs:
+                left = waiting[dst] - 1
+                waiting[dst] = left
+                if not left:
+                    push(dst)
         mine = own[node]
-        if node not in inputs:  # most key results: nothing flows in, effective is own
+        ins = input_of(node)
+        if ins is None:  # most key results: nothing flows in, effective is own
             results[node] = alone.get(mine) or Result(mine, mine, (), mine)
-            continue
-        results[node] = _result(mine, inputs[node], results, plain, max_causes)
+        else:
+            results[node] = _result(mine, ins, results, plain, max_causes)
     if len(results) < len(own):  # the loop check refuses loops; this is the last line of defence
         try:
             order(own, [e for ins in inputs.values() for e in ins])  # names the loop
         except CycleError as exc:
             raise ValueError(f"The network has a loop: {exc.args[1]}") from exc
     return results, inputs, outputs
+
+
+def _inputs_and_outputs(edges):
+    """Each node's input edges and output nodes, in the order of ``edges``."""
+    inputs, outputs = {}, {}
+    input_of, output_of = inputs.get, outputs.get
+    for e in edges:
+        src, dst = e.src, e.dst
+        ins = input_of(dst)
+        if ins is None:
+            inputs[dst] = [e]
+        else:
+            ins.append(e)
+        outs = output_of(src)
+        if outs is None:
+            outputs[src] = [dst]
+        else:
+            outs.append(dst)
+    return inputs, outputs
 
 
 # A result without causes is one of a few values: made once and shared (they are immutable).
@@ -196,28 +213,61 @@ _BAD = SEVERITY[AT_RISK]
 
 def _result(mine, ins, results, plain, max_causes):
     """The result of a node with inputs: its own health ``mine`` and its input edges ``ins``
-    (in the order of ``edges``), whose sources' results are in ``results``."""
-    bad, severity = _BAD, SEVERITY
-    base_parts, parts, pulled = [], [], []  # pulled: (health it pushes here, source edge)
+    (in the order of ``edges``), whose sources' results are in ``results``.
+
+    Most nodes take the first loop alone: every roll-up part on track or unknown, with its
+    base the same, and no dependency pulling. Their roll-up, with or without what
+    dependencies add, is then on track when the known parts weigh, else unknown
+    (``rollup_health`` of such parts); nothing is worse than their own health because of
+    something else, so they have no causes. Any other part: ``_worked_result``."""
+    weights = []
+    for e in ins:
+        src = results[e.src]
+        kind = e.kind
+        if kind in ROLLUPS:
+            effective = src.effective
+            if effective is None:
+                continue  # its base is unknown too: never worse than effective
+            if effective != ON_TRACK or src.base != ON_TRACK:
+                return _worked_result(mine, ins, results, plain, max_causes)
+            weights.append(e.weight)
+        elif kind == BROKEN or SEVERITY[src.effective] >= _BAD:
+            return _worked_result(mine, ins, results, plain, max_causes)
+    rolled = ON_TRACK if weights and sum(weights) > 0 else None
+    base = mine if SEVERITY[mine] >= SEVERITY[rolled] else rolled
+    return plain.get((mine, base, base)) or Result(mine, base, (), base)
+
+
+def _worked_result(mine, ins, results, plain, max_causes):
+    """``_result`` of a node with some part at risk, off track, or whose base differs."""
+    bad, severity, score = _BAD, SEVERITY, SCORE
+    # The roll-up of the parts' base healths, as ``rollup_health`` takes it (the same sums
+    # of the same numbers in the same order), without a tuple per part: the known parts'
+    # weights and their scores times their weights.
+    weights, scores = [], []
+    pulled = []  # (health it pushes here, source edge)
     dependency = None
     differs = False  # whether a part's base differs from its effective health
     for e in ins:
         src = results[e.src]
         if e.kind in ROLLUPS:
-            base_parts.append((src.base, e.weight))
-            parts.append((src.effective, e.weight))
-            if src.base != src.effective:
+            base, effective = src.base, src.effective
+            if base is not None:
+                weights.append(e.weight)
+                scores.append(score[base] * e.weight)
+            if base != effective:
                 differs = True
-            if severity[src.effective] >= bad:
-                pulled.append((src.effective, e))
+            if severity[effective] >= bad:
+                pulled.append((effective, e))
         else:
             upstream = OFF_TRACK if e.kind == BROKEN else src.effective
             if severity[upstream] >= bad:
                 pulled.append((upstream, e))
                 dependency = AT_RISK
-    rolled_base = rollup_health(base_parts)
-    # The same parts give the same roll-up: computed once for most nodes.
-    rolled = rollup_health(parts) if differs else rolled_base
+    rolled_base = _rolled(weights, scores)
+    # The same parts give the same roll-up: computed again only when some base differs.
+    rolled = rollup_health([(results[e.src].effective, e.weight) for e in ins
+                            if e.kind in ROLLUPS]) if differs else rolled_base
     # What dependencies below add to the roll-up: at risk at most.
     if severity[rolled] > severity[rolled_base]:
         dependency = AT_RISK
@@ -229,6 +279,18 @@ def _result(mine, ins, results, plain, max_causes):
         causes, reasons = _causes(pulled, results, max_causes)
     return (Result(mine, effective, causes, base, reasons) if causes
             else plain.get((mine, effective, base)) or Result(mine, effective, (), base))
+
+
+def _rolled(weights, scores):
+    """``rollup_health`` of the known parts given as their weights and their scores times
+    their weights."""
+    if not weights:
+        return None
+    total = sum(weights)
+    if total <= 0:
+        return None
+    value = sum(scores) / total
+    return ON_TRACK if value >= 0.75 else AT_RISK if value >= 0.4 else OFF_TRACK
 
 
 class Graph(NamedTuple):
