@@ -8,12 +8,15 @@ and, when the shorter title has at least three words, the share of its words tha
 one also uses. At or above ``SIMILAR`` (0.8) the child repeats its parent instead of saying how
 the team contributes.
 
-Cheap before exact: difflib is slow (a large cycle compares ~12,000 pairs of titles), so
-``similar`` first tries upper bounds of difflib's ratio that cost far less: the lengths, then the
-characters both titles hold, then the longest common subsequence (bit-parallel), and runs difflib
-only for a pair that could still reach ``SIMILAR``. Each bound is exact (never below the ratio),
-so the findings are the same as comparing every pair with difflib. ``alike``, for a rule that
-needs a yes or no, also has a lower bound that can say yes without difflib.
+Cheap before exact: difflib is slow (a large cycle compares ~150,000 pairs of titles), so
+the score stays difflib's but difflib runs only for a pair whose answer the cheap bounds leave
+open. Upper bounds (never below difflib's ratio): the lengths, then the longest common
+subsequence (difflib never matches more characters), counted in C by rapidfuzz. A rule that
+compares one title with many (``_could_be_alike``) asks rapidfuzz for the whole list in one
+call, and looks at the titles' words through an index, so most pairs cost no Python at all.
+``alike``, for a rule that needs a yes or no, also has lower bounds that can say yes without
+difflib (the common prefix and suffix, see ``_compare``). The findings are exactly those of
+comparing every pair with difflib.
 """
 
 import hashlib
@@ -24,7 +27,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from difflib import SequenceMatcher
 from functools import partial
-from os.path import commonprefix
+
+from rapidfuzz import process
+from rapidfuzz.distance import LCSseq, Postfix, Prefix
 
 HIGH, MEDIUM, LOW = "high", "medium", "low"
 SEVERITY_ORDER = {HIGH: 0, MEDIUM: 1, LOW: 2}
@@ -112,8 +117,11 @@ TITLES = {
 }
 
 
+_PUNCTUATION_RE = re.compile(r"[^\w\s$%]")
+
+
 def _normal(text):
-    return " ".join(re.sub(r"[^\w\s$%]", " ", text.lower()).split())
+    return " ".join(_PUNCTUATION_RE.sub(" ", text.lower()).split())
 
 
 def similarity(a, b):
@@ -128,29 +136,21 @@ def similarity(a, b):
 
 class _Title:
     """A title prepared once for many comparisons: normalized, its words, and (built only when
-    a bound needs them) the bit mask of each character's positions and the bits of its
-    characters counted with repeats (``sig``)."""
+    asked) the bits of its characters counted with repeats (``sig``)."""
 
-    __slots__ = ("text", "words", "_masks", "_sig")
+    __slots__ = ("text", "words", "_sig")
 
-    def __init__(self, title):
-        self.text = _normal(title)
+    def __init__(self, title, text=None):
+        self.text = _normal(title) if text is None else text
         self.words = frozenset(self.text.split())
-        self._masks = self._sig = None
-
-    @property
-    def masks(self):
-        if self._masks is None:
-            masks = {}
-            for i, ch in enumerate(self.text):
-                masks[ch] = masks.get(ch, 0) | (1 << i)
-            self._masks = masks
-        return self._masks
+        self._sig = None
 
     @property
     def sig(self):
         """One bit per (character, its n-th occurrence): the size of the ``&`` of two titles'
-        bits is the number of characters the two hold in common, counted with repeats."""
+        bits is the number of characters the two hold in common, counted with repeats (an
+        upper bound of the subsequence, no longer needed now that rapidfuzz counts the
+        subsequence itself in C)."""
         if self._sig is None:
             sig, seen = 0, {}
             for ch in self.text:
@@ -169,32 +169,37 @@ _BITS = {}  # (character, occurrence) -> its bit in ``_Title.sig``
 _CACHE = {}
 
 
+def _prepared(titles, cache):
+    """The titles prepared (``_Title``), each once per cache. The new ones are normalized in
+    one pass of the pattern over all of them (a call per title costs more than the work)."""
+    new = [t for t in dict.fromkeys(titles) if t not in cache]
+    if new:
+        joined = "\n".join(new).lower()
+        lines = joined.split("\n")
+        if len(lines) == len(new):  # no title holds a line break: one line per title
+            lines = _PUNCTUATION_RE.sub(" ", joined).split("\n")
+            for title, line in zip(new, lines, strict=True):
+                cache[title] = _Title(title, " ".join(line.split()))
+        else:
+            for title in new:
+                cache[title] = _Title(title)
+    return [cache[t] for t in titles]
+
+
 def _lcs_length(a, b, prefix=0, suffix=0):
-    """Length of the longest common subsequence of two prepared titles (Hyyro's bit-parallel
-    algorithm: the positions of ``a`` as the bits of one integer, one pass over ``b``).
+    """Length of the longest common subsequence of two prepared titles (rapidfuzz, in C).
     prefix, suffix: the lengths of a common prefix and a common suffix of the two (not
-    overlapping), which are part of every longest common subsequence: the pass skips them."""
-    m = len(a.text) - suffix
-    full = (1 << m) - 1
-    v = full ^ ((1 << prefix) - 1)  # the state after the common prefix: each matched
-    masks = a.masks
-    for ch in b.text[prefix:len(b.text) - suffix]:
-        u = v & masks.get(ch, 0)
-        v = ((v + u) | (v - u)) & full
-    return m - v.bit_count() + suffix
+    overlapping), which are part of every longest common subsequence: left out of the count."""
+    la, lb = len(a.text), len(b.text)
+    return prefix + suffix + LCSseq.similarity(a.text[prefix:la - suffix],
+                                               b.text[prefix:lb - suffix])
 
 
 def _affixes(a, b):
     """The lengths of the common prefix of two texts and of the common suffix of what
     follows it."""
-    n = min(len(a), len(b))
-    p = 0
-    while p < n and a[p] == b[p]:
-        p += 1
-    s, la, lb = 0, len(a) - 1, len(b) - 1
-    while s < n - p and a[la - s] == b[lb - s]:
-        s += 1
-    return p, s
+    p = Prefix.similarity(a, b)
+    return p, Postfix.similarity(a[p:], b[p:])
 
 
 def similar(a, b, at_least=SIMILAR, *, cache=None):
@@ -206,15 +211,15 @@ def similar(a, b, at_least=SIMILAR, *, cache=None):
 
 def alike(a, b, at_least=SIMILAR, *, cache=None):
     """Whether ``similarity(a, b)`` is at least ``at_least``, for a rule that needs only the
-    answer, not the score: besides the upper bounds of ``similar``, a lower bound can say yes
-    without difflib (the longer of the common prefix and the common suffix)."""
+    answer, not the score: besides the upper bounds of ``similar``, lower bounds can say yes
+    without difflib."""
     return _compare(a, b, at_least, cache, exact=False) is not None
 
 
 def _compare(a, b, at_least, cache, *, exact):
     cache = _CACHE if cache is None else cache
-    a = cache.get(a) or cache.setdefault(a, _Title(a))
-    b = cache.get(b) or cache.setdefault(b, _Title(b))
+    a = cache.get(a) or _prepared((a,), cache)[0]
+    b = cache.get(b) or _prepared((b,), cache)[0]
     score = 0.0
     shorter = min(a.words, b.words, key=len)
     if len(shorter) >= 3:
@@ -226,26 +231,68 @@ def _compare(a, b, at_least, cache, *, exact):
     if not exact and score >= at_least:
         return score
     # Upper bounds of difflib's ratio (2 * matched characters / total), the cheaper first:
-    # difflib matches at most the shorter title's length, at most the characters both hold
-    # (with repeats), and at most a longest common subsequence.
+    # difflib matches at most the shorter title's length, and at most a longest common
+    # subsequence.
     ceiling = 2 * min(la, lb) / total
     if ceiling <= score or ceiling < at_least:
         return score if score >= at_least else None
-    ceiling = 2 * (a.sig & b.sig).bit_count() / total
-    if ceiling <= score or ceiling < at_least:
-        return score if score >= at_least else None
-    prefix, suffix = _affixes(a.text, b.text)
-    ceiling = 2 * _lcs_length(a, b, prefix, suffix) / total
+    ceiling = 2 * LCSseq.similarity(a.text, b.text) / total
     if ceiling <= score or ceiling < at_least:
         return score if score >= at_least else None
     if not exact and max(la, lb) < _AUTOJUNK:
-        # A lower bound: difflib's first block is the longest common substring (no character
-        # is junk below 200), at least as long as the common prefix and the common suffix.
-        block = max(prefix, len(commonprefix((a.text[::-1], b.text[::-1]))))
+        block = _matched_at_least(a.text, b.text)
         if 2 * block / total >= at_least:
             return 2 * block / total
     score = max(score, SequenceMatcher(None, a.text, b.text).ratio())
     return score if score >= at_least else None
+
+
+def _matched_at_least(a, b):
+    """A lower bound of the characters difflib matches in two texts shorter than
+    ``_AUTOJUNK`` (no character is junk). difflib's first block is a longest common substring
+    (the first in ``a``, then in ``b``), then it matches what is left on each side of it the
+    same way. So it matches at least the longer of the common prefix and the common suffix;
+    and when no common substring is longer than the common prefix, the prefix is the first
+    block and what follows it still holds its common suffix: prefix + suffix."""
+    prefix, suffix = _affixes(a, b)
+    block = max(prefix, Postfix.similarity(a, b))
+    if suffix and prefix + suffix > block:
+        n = prefix + 1
+        starts = {a[i:i + n] for i in range(len(a) - n + 1)}
+        if not any(b[j:j + n] in starts for j in range(len(b) - n + 1)):
+            block = prefix + suffix
+    return block
+
+
+def _could_be_alike(titles, others, at_least=SIMILAR):
+    """The pairs (i, j) of positions in two lists of prepared titles whose similarity could
+    reach ``at_least``; every other pair surely does not (``alike`` would say no). By the
+    characters: the longest common subsequence (an upper bound of difflib's matches), a whole
+    list counted in one call to rapidfuzz from each title of the shorter list, which skips in
+    C the titles that cannot reach the share even with the shortest of the list. By the
+    words: the share of the shorter title's words that the other holds, when both hold three
+    or more."""
+    pairs = set()
+    swap = len(titles) > len(others)
+    few, many = (others, titles) if swap else (titles, others)
+    texts = [t.text for t in many]
+    shortest = min(map(len, texts), default=0)
+    for k, t in enumerate(few):
+        # The least subsequence any of ``many`` needs, rounded down (and one less, against a
+        # float's rounding): rapidfuzz compares integers.
+        least = max(0, int(at_least * (len(t.text) + shortest) / 2) - 1)
+        found = process.extract(t.text, texts, scorer=LCSseq.similarity, processor=None,
+                                limit=None, score_cutoff=least)
+        size = len(t.text)
+        pairs.update((m, k) if swap else (k, m) for text, lcs, m in found
+                     if size + len(text) and 2 * lcs / (size + len(text)) >= at_least
+                     or not (size or text))
+        if len(t.words) >= 3:
+            words = t.words
+            pairs.update((m, k) if swap else (k, m) for m, o in enumerate(many)
+                         if len(o.words) >= 3 and len(words & o.words) / min(
+                             len(words), len(o.words)) >= at_least)
+    return pairs
 
 
 _AUTOJUNK = 200  # difflib treats frequent characters as junk in a text this long or longer
@@ -490,7 +537,10 @@ def copy_paste(cycle):
 
 
 def _scores(parent_title, titles):
-    return tuple(similar(title, parent_title, cache=_CACHE) for title in titles)
+    parent = _prepared((parent_title,), _CACHE)
+    maybe = {i for i, _ in _could_be_alike(_prepared(titles, _CACHE), parent)}
+    return tuple(similar(title, parent_title, cache=_CACHE) if i in maybe else None
+                 for i, title in enumerate(titles))
 
 
 def kr_as_objective(cycle):
@@ -519,7 +569,12 @@ def kr_as_objective(cycle):
 
 
 def _firsts_similar(titles, kr_titles):
-    return tuple(_first_similar(title, kr_titles, _CACHE) for title in titles)
+    """For each title, the first of the key results' titles it is ``alike``, or None."""
+    maybe = {}
+    for i, j in _could_be_alike(_prepared(titles, _CACHE), _prepared(kr_titles, _CACHE)):
+        maybe.setdefault(i, []).append(j)
+    return tuple(_first_similar(title, [kr_titles[j] for j in sorted(maybe[i])], _CACHE)
+                 if i in maybe else None for i, title in enumerate(titles))
 
 
 def _first_similar(title, titles, cache):
@@ -570,10 +625,9 @@ def _family_overlap(parent, siblings, cache):
     """The overlap of one family of siblings (sorted by id): the pairs of positions (i, j)
     where the i-th sibling repeats the j-th, in the order of i, and their findings."""
     by_stem, stems_of = {}, []
-    for i, o in enumerate(siblings):
-        if o.title not in cache:
-            cache[o.title] = _Title(o.title)
-        stems_of.append(_stems(cache[o.title]))
+    prepared = _prepared([o.title for o in siblings], cache)
+    for i, title in enumerate(prepared):
+        stems_of.append(_stems(title))
         for stem in stems_of[-1]:
             by_stem.setdefault(stem, []).append(i)
     # The pairs (i, j), i < j, that share a stem, in that order, made one i at a time: a
@@ -588,11 +642,15 @@ def _family_overlap(parent, siblings, cache):
         others = set().union(*(by_stem[stem] for stem in stems_of[i]))
         if i not in unreported:
             others &= unreported
-        for j in sorted(j for j in others if j > i):
-            b = siblings[j]
-            if a.team_id == b.team_id or (i in repeats and j in repeats):
+        others = sorted(j for j in others if j > i and siblings[j].team_id != a.team_id)
+        # The siblings that could repeat this one, all found in one call (``_could_be_alike``):
+        # ``alike`` says no to the others.
+        maybe = {others[k] for _, k in _could_be_alike(
+            prepared[i:i + 1], [prepared[j] for j in others])} if others else ()
+        for j in others:
+            if j not in maybe or (i in repeats and j in repeats):
                 continue
-            if alike(a.title, b.title, cache=cache):
+            if alike(a.title, siblings[j].title, cache=cache):
                 repeats.setdefault(i, j)
                 repeats.setdefault(j, i)
                 unreported.discard(i)
