@@ -220,6 +220,11 @@ def _compare(a, b, at_least, cache, *, exact):
     cache = _CACHE if cache is None else cache
     a = cache.get(a) or _prepared((a,), cache)[0]
     b = cache.get(b) or _prepared((b,), cache)[0]
+    return _score(a, b, at_least, exact=exact)
+
+
+def _score(a, b, at_least, *, exact):
+    """``_compare`` of two prepared titles."""
     score = 0.0
     shorter = min(a.words, b.words, key=len)
     if len(shorter) >= 3:
@@ -293,33 +298,33 @@ def _matched(a, b):
 
 def _could_be_alike(titles, others, at_least=SIMILAR):
     """The pairs (i, j) of positions in two lists of prepared titles whose similarity could
-    reach ``at_least``; every other pair surely does not (``alike`` would say no). By the
-    characters: the longest common subsequence (an upper bound of difflib's matches), a whole
-    list counted in one call to rapidfuzz from each title of the shorter list, which skips in
-    C the titles that cannot reach the share even with the shortest of the list. By the
-    words: the share of the shorter title's words that the other holds, when both hold three
-    or more."""
-    pairs = set()
-    swap = len(titles) > len(others)
-    few, many = (others, titles) if swap else (titles, others)
-    texts = [t.text for t in many]
-    shortest = min(map(len, texts), default=0)
-    for k, t in enumerate(few):
-        # The least subsequence any of ``many`` needs, rounded down (and one less, against a
-        # float's rounding): rapidfuzz compares integers.
-        least = max(0, int(at_least * (len(t.text) + shortest) / 2) - 1)
-        found = process.extract(t.text, texts, scorer=LCSseq.similarity, processor=None,
-                                limit=None, score_cutoff=least)
-        size = len(t.text)
-        pairs.update((m, k) if swap else (k, m) for text, lcs, m in found
-                     if size + len(text) and 2 * lcs / (size + len(text)) >= at_least
-                     or not (size or text))
-        if len(t.words) >= 3:
-            words = t.words
-            pairs.update((m, k) if swap else (k, m) for m, o in enumerate(many)
-                         if len(o.words) >= 3 and len(words & o.words) / min(
-                             len(words), len(o.words)) >= at_least)
-    return pairs
+    reach ``at_least`` (``_could_match``, from each title of the shorter list); every other
+    pair surely does not (``alike`` would say no)."""
+    if len(titles) <= len(others):
+        return {(i, j) for i, t in enumerate(titles) for j in _could_match(t, others, at_least)}
+    return {(i, j) for j, t in enumerate(others) for i in _could_match(t, titles, at_least)}
+
+
+def _could_match(title, others, at_least=SIMILAR):
+    """The positions, in order, of the prepared titles of ``others`` whose similarity with the
+    prepared ``title`` could reach ``at_least``; the others' surely does not. By the
+    characters: the longest common subsequence (an upper bound of difflib's matches), the
+    whole list counted in one call to rapidfuzz, which skips in C the titles that cannot reach
+    the share even with the shortest of the list. By the words: the share of the shorter
+    title's words that the other holds, when both hold three or more."""
+    size, texts = len(title.text), [o.text for o in others]
+    # The least subsequence any of them needs, rounded down (and one less, against a float's
+    # rounding): rapidfuzz compares integers.
+    least = max(0, int(at_least * (size + min(map(len, texts), default=0)) / 2) - 1)
+    found = {m for text, lcs, m in process.extract(
+        title.text, texts, scorer=LCSseq.similarity, processor=None, limit=None,
+        score_cutoff=least)
+        if not (size or text) or 2 * lcs / (size + len(text)) >= at_least}
+    if len(title.words) >= 3:
+        words = title.words
+        found.update(m for m, o in enumerate(others) if len(o.words) >= 3 and len(
+            words & o.words) / min(len(words), len(o.words)) >= at_least)
+    return sorted(found)
 
 
 _AUTOJUNK = 200  # difflib treats frequent characters as junk in a text this long or longer
@@ -661,7 +666,8 @@ def _family_overlap(parent, siblings, cache):
     # family of a thousand siblings that all share a word would otherwise make half a
     # million pairs first, most of them skipped once both ends are reported.
     repeats, unreported = {}, set(range(len(siblings)))
-    for i, a in enumerate(siblings):
+    teams = [o.team_id for o in siblings]
+    for i, a in enumerate(prepared):
         if not unreported:
             break  # every pair left has both ends reported
         if not stems_of[i]:
@@ -669,15 +675,15 @@ def _family_overlap(parent, siblings, cache):
         others = set().union(*(by_stem[stem] for stem in stems_of[i]))
         if i not in unreported:
             others &= unreported
-        others = sorted(j for j in others if j > i and siblings[j].team_id != a.team_id)
-        # The siblings that could repeat this one, all found in one call (``_could_be_alike``):
+        team = teams[i]
+        others = [j for j in sorted(others) if j > i and teams[j] != team]
+        # Only the siblings that could repeat this one (``_could_match``, one call for all):
         # ``alike`` says no to the others.
-        maybe = {others[k] for _, k in _could_be_alike(
-            prepared[i:i + 1], [prepared[j] for j in others])} if others else ()
-        for j in others:
-            if j not in maybe or (i in repeats and j in repeats):
+        for k in _could_match(a, [prepared[j] for j in others]) if others else ():
+            j = others[k]
+            if i in repeats and j in repeats:
                 continue
-            if alike(a.title, siblings[j].title, cache=cache):
+            if _score(a, prepared[j], SIMILAR, exact=False) is not None:
                 repeats.setdefault(i, j)
                 repeats.setdefault(j, i)
                 unreported.discard(i)
