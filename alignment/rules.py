@@ -309,21 +309,24 @@ def _could_match(title, others, at_least=SIMILAR):
     """The positions, in order, of the prepared titles of ``others`` whose similarity with the
     prepared ``title`` could reach ``at_least``; the others' surely does not. By the
     characters: the longest common subsequence (an upper bound of difflib's matches), the
-    whole list counted in one call to rapidfuzz, which skips in C the titles that cannot reach
-    the share even with the shortest of the list. By the words: the share of the shorter
-    title's words that the other holds, when both hold three or more."""
-    size, texts = len(title.text), [o.text for o in others]
-    # The least subsequence any of them needs, rounded down (and one less, against a float's
-    # rounding): rapidfuzz compares integers.
-    least = max(0, int(at_least * (size + min(map(len, texts), default=0)) / 2) - 1)
+    whole list counted in one call to rapidfuzz, which skips in C the titles whose subsequence
+    is too short for the share even against an empty title. By the words: the share of the
+    shorter title's words that the other holds, when both hold three or more."""
+    size = len(title.text)
+    # Rounded down, and one less against a float's rounding: rapidfuzz compares integers.
+    least = max(0, int(at_least * size / 2) - 1)
     found = {m for text, lcs, m in process.extract(
-        title.text, texts, scorer=LCSseq.similarity, processor=None, limit=None,
-        score_cutoff=least)
+        title.text, [o.text for o in others], scorer=LCSseq.similarity, processor=None,
+        limit=None, score_cutoff=least)
         if not (size or text) or 2 * lcs / (size + len(text)) >= at_least}
-    if len(title.words) >= 3:
-        words = title.words
-        found.update(m for m, o in enumerate(others) if len(o.words) >= 3 and len(
-            words & o.words) / min(len(words), len(o.words)) >= at_least)
+    words = title.words
+    if len(words) >= 3:
+        # Both hold three words or more, so a share of at least ``at_least`` needs at least
+        # ``3 * at_least`` words in common: the cheap test first.
+        need = 3 * at_least
+        found.update(m for m, o in enumerate(others) if len(words & o.words) >= need
+                     and len(o.words) >= 3
+                     and len(words & o.words) / min(len(words), len(o.words)) >= at_least)
     return sorted(found)
 
 
