@@ -245,7 +245,16 @@ def _score(a, b, at_least, *, exact):
     if ceiling <= score or ceiling < at_least:
         return score if score >= at_least else None
     if max(la, lb) < _AUTOJUNK:
-        matched = _matched(a.text, b.text)
+        prefix = _prefix_block(a.text, b.text)
+        rest_a, rest_b = a.text[prefix:], b.text[prefix:]
+        if prefix and not exact:
+            # A lower bound, enough for a yes: difflib matches the prefix, then on its right at
+            # least the common suffix, and at least one character when any is common.
+            least = prefix + max(Postfix.similarity(rest_a, rest_b),
+                                 not set(rest_a).isdisjoint(rest_b))
+            if 2.0 * least / total >= at_least:
+                return 2.0 * least / total
+        matched = prefix + _matched(rest_a, rest_b)
         score = max(score, 2.0 * matched / total)  # as ``SequenceMatcher.ratio`` computes it
     else:
         score = max(score, SequenceMatcher(None, a.text, b.text).ratio())
@@ -259,15 +268,8 @@ def _matched(a, b):
     each side of it. difflib's own code does more (junk, popular characters, a named tuple per
     block, the blocks sorted and merged) and costs ten times this on a short title; the bounds
     test holds the two equal on thousands of pairs."""
-    prefix = Prefix.similarity(a, b)
-    if prefix:
-        # When no common block is longer than the common prefix, the prefix is the first
-        # block (it starts first in both), and all that is left is on its right: a title and
-        # its near copy ("Team goal 3584", "Team goal 5395") cost a few characters' work.
-        n = prefix + 1
-        starts = {a[i:i + n] for i in range(len(a) - prefix)}
-        if not any(b[j:j + n] in starts for j in range(len(b) - prefix)):
-            return prefix + _matched(a[prefix:], b[prefix:])
+    if prefix := _prefix_block(a, b):
+        return prefix + _matched(a[prefix:], b[prefix:])
     b2j = {}
     for j, ch in enumerate(b):
         b2j.setdefault(ch, []).append(j)
@@ -296,6 +298,20 @@ def _matched(a, b):
     return matched
 
 
+def _prefix_block(a, b):
+    """The length of the common prefix of two texts when it is difflib's first block (no
+    common block is longer: then it starts first in both), else 0. What is left is on its
+    right: a title and its near copy ("Team goal 3584", "Team goal 5395") cost a few
+    characters' work."""
+    prefix = Prefix.similarity(a, b)
+    if prefix:
+        n = prefix + 1
+        starts = {a[i:i + n] for i in range(len(a) - prefix)}
+        if any(b[j:j + n] in starts for j in range(len(b) - prefix)):
+            return 0
+    return prefix
+
+
 def _could_be_alike(titles, others, at_least=SIMILAR):
     """The pairs (i, j) of positions in two lists of prepared titles whose similarity could
     reach ``at_least`` (``_could_match``, from each title of the shorter list); every other
@@ -308,17 +324,22 @@ def _could_be_alike(titles, others, at_least=SIMILAR):
 def _could_match(title, others, at_least=SIMILAR):
     """The positions, in order, of the prepared titles of ``others`` whose similarity with the
     prepared ``title`` could reach ``at_least``; the others' surely does not. By the
-    characters: the longest common subsequence (an upper bound of difflib's matches), the
-    whole list counted in one call to rapidfuzz, which skips in C the titles whose subsequence
-    is too short for the share even against an empty title. By the words: the share of the
-    shorter title's words that the other holds, when both hold three or more."""
-    size = len(title.text)
-    # Rounded down, and one less against a float's rounding: rapidfuzz compares integers.
-    least = max(0, int(at_least * size / 2) - 1)
-    found = {m for text, lcs, m in process.extract(
-        title.text, [o.text for o in others], scorer=LCSseq.similarity, processor=None,
-        limit=None, score_cutoff=least)
-        if not (size or text) or 2 * lcs / (size + len(text)) >= at_least}
+    characters: the longest common subsequence (an upper bound of difflib's matches), counted
+    by rapidfuzz in C. By the words: the share of the shorter title's words that the other
+    holds, when both hold three or more."""
+    size, text = len(title.text), title.text
+    if len(others) <= 8:  # a call per pair costs less than one for the list, for a few
+        found = {m for m, o in enumerate(others) if not (size or o.text) or 2 * LCSseq.similarity(
+            text, o.text) / (size + len(o.text)) >= at_least}
+    else:
+        # The whole list in one call, which skips in C the titles whose subsequence is too
+        # short for the share even against an empty title (rounded down, and one less against
+        # a float's rounding: rapidfuzz compares integers).
+        least = max(0, int(at_least * size / 2) - 1)
+        found = {m for other, lcs, m in process.extract(
+            text, [o.text for o in others], scorer=LCSseq.similarity, processor=None,
+            limit=None, score_cutoff=least)
+            if not (size or other) or 2 * lcs / (size + len(other)) >= at_least}
     words = title.words
     if len(words) >= 3:
         # Both hold three words or more, so a share of at least ``at_least`` needs at least
