@@ -8,12 +8,17 @@ and, when the shorter title has at least three words, the share of its words tha
 one also uses. At or above ``SIMILAR`` (0.8) the child repeats its parent instead of saying how
 the team contributes.
 
-Cheap before exact: difflib is slow (a large cycle compares ~12,000 pairs of titles), so
-``similar`` first tries upper bounds of difflib's ratio that cost far less: the lengths, then the
-characters both titles hold, then the longest common subsequence (bit-parallel), and runs difflib
-only for a pair that could still reach ``SIMILAR``. Each bound is exact (never below the ratio),
-so the findings are the same as comparing every pair with difflib. ``alike``, for a rule that
-needs a yes or no, also has a lower bound that can say yes without difflib.
+Cheap before exact: a large cycle compares ~150,000 pairs of titles, and difflib's own code
+costs ~50 microseconds a pair. The score stays difflib's ratio, but for titles under 200
+characters (where difflib treats no character as junk) the rules count its matches themselves
+(``_matched``: the same blocks found the same way, without difflib's bookkeeping; a test holds
+the two equal), and only after cheap upper bounds leave the answer open: the lengths, then the
+longest common subsequence (difflib never matches more characters), counted in C by rapidfuzz.
+A rule that compares one title with many (``_could_match``, ``_could_be_alike``) counts the
+subsequences of the whole list in one call, so most pairs cost no Python at all. ``alike``,
+for a rule that needs a yes or no, also has lower bounds that can say yes before the count
+(the common prefix, then the common suffix, see ``_score``). The findings are exactly those of
+comparing every pair with difflib.
 """
 
 import hashlib
@@ -24,7 +29,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from difflib import SequenceMatcher
 from functools import partial
-from os.path import commonprefix
+
+from rapidfuzz import process
+from rapidfuzz.distance import LCSseq, Postfix, Prefix
 
 HIGH, MEDIUM, LOW = "high", "medium", "low"
 SEVERITY_ORDER = {HIGH: 0, MEDIUM: 1, LOW: 2}
@@ -112,8 +119,11 @@ TITLES = {
 }
 
 
+_PUNCTUATION_RE = re.compile(r"[^\w\s$%]")
+
+
 def _normal(text):
-    return " ".join(re.sub(r"[^\w\s$%]", " ", text.lower()).split())
+    return " ".join(_PUNCTUATION_RE.sub(" ", text.lower()).split())
 
 
 def similarity(a, b):
@@ -128,29 +138,21 @@ def similarity(a, b):
 
 class _Title:
     """A title prepared once for many comparisons: normalized, its words, and (built only when
-    a bound needs them) the bit mask of each character's positions and the bits of its
-    characters counted with repeats (``sig``)."""
+    asked) the bits of its characters counted with repeats (``sig``)."""
 
-    __slots__ = ("text", "words", "_masks", "_sig")
+    __slots__ = ("text", "words", "_sig")
 
-    def __init__(self, title):
-        self.text = _normal(title)
+    def __init__(self, title, text=None):
+        self.text = _normal(title) if text is None else text
         self.words = frozenset(self.text.split())
-        self._masks = self._sig = None
-
-    @property
-    def masks(self):
-        if self._masks is None:
-            masks = {}
-            for i, ch in enumerate(self.text):
-                masks[ch] = masks.get(ch, 0) | (1 << i)
-            self._masks = masks
-        return self._masks
+        self._sig = None
 
     @property
     def sig(self):
         """One bit per (character, its n-th occurrence): the size of the ``&`` of two titles'
-        bits is the number of characters the two hold in common, counted with repeats."""
+        bits is the number of characters the two hold in common, counted with repeats (an
+        upper bound of the subsequence, no longer needed now that rapidfuzz counts the
+        subsequence itself in C)."""
         if self._sig is None:
             sig, seen = 0, {}
             for ch in self.text:
@@ -169,32 +171,37 @@ _BITS = {}  # (character, occurrence) -> its bit in ``_Title.sig``
 _CACHE = {}
 
 
+def _prepared(titles, cache):
+    """The titles prepared (``_Title``), each once per cache. The new ones are normalized in
+    one pass of the pattern over all of them (a call per title costs more than the work)."""
+    new = [t for t in dict.fromkeys(titles) if t not in cache]
+    if new:
+        joined = "\n".join(new).lower()
+        lines = joined.split("\n")
+        if len(lines) == len(new):  # no title holds a line break: one line per title
+            lines = _PUNCTUATION_RE.sub(" ", joined).split("\n")
+            for title, line in zip(new, lines, strict=True):
+                cache[title] = _Title(title, " ".join(line.split()))
+        else:
+            for title in new:
+                cache[title] = _Title(title)
+    return [cache[t] for t in titles]
+
+
 def _lcs_length(a, b, prefix=0, suffix=0):
-    """Length of the longest common subsequence of two prepared titles (Hyyro's bit-parallel
-    algorithm: the positions of ``a`` as the bits of one integer, one pass over ``b``).
+    """Length of the longest common subsequence of two prepared titles (rapidfuzz, in C).
     prefix, suffix: the lengths of a common prefix and a common suffix of the two (not
-    overlapping), which are part of every longest common subsequence: the pass skips them."""
-    m = len(a.text) - suffix
-    full = (1 << m) - 1
-    v = full ^ ((1 << prefix) - 1)  # the state after the common prefix: each matched
-    masks = a.masks
-    for ch in b.text[prefix:len(b.text) - suffix]:
-        u = v & masks.get(ch, 0)
-        v = ((v + u) | (v - u)) & full
-    return m - v.bit_count() + suffix
+    overlapping), which are part of every longest common subsequence: left out of the count."""
+    la, lb = len(a.text), len(b.text)
+    return prefix + suffix + LCSseq.similarity(a.text[prefix:la - suffix],
+                                               b.text[prefix:lb - suffix])
 
 
 def _affixes(a, b):
     """The lengths of the common prefix of two texts and of the common suffix of what
     follows it."""
-    n = min(len(a), len(b))
-    p = 0
-    while p < n and a[p] == b[p]:
-        p += 1
-    s, la, lb = 0, len(a) - 1, len(b) - 1
-    while s < n - p and a[la - s] == b[lb - s]:
-        s += 1
-    return p, s
+    p = Prefix.similarity(a, b)
+    return p, Postfix.similarity(a[p:], b[p:])
 
 
 def similar(a, b, at_least=SIMILAR, *, cache=None):
@@ -206,15 +213,20 @@ def similar(a, b, at_least=SIMILAR, *, cache=None):
 
 def alike(a, b, at_least=SIMILAR, *, cache=None):
     """Whether ``similarity(a, b)`` is at least ``at_least``, for a rule that needs only the
-    answer, not the score: besides the upper bounds of ``similar``, a lower bound can say yes
-    without difflib (the longer of the common prefix and the common suffix)."""
+    answer, not the score: besides the upper bounds of ``similar``, lower bounds can say yes
+    without difflib."""
     return _compare(a, b, at_least, cache, exact=False) is not None
 
 
 def _compare(a, b, at_least, cache, *, exact):
     cache = _CACHE if cache is None else cache
-    a = cache.get(a) or cache.setdefault(a, _Title(a))
-    b = cache.get(b) or cache.setdefault(b, _Title(b))
+    a = cache.get(a) or _prepared((a,), cache)[0]
+    b = cache.get(b) or _prepared((b,), cache)[0]
+    return _score(a, b, at_least, exact=exact)
+
+
+def _score(a, b, at_least, *, exact):
+    """``_compare`` of two prepared titles."""
     score = 0.0
     shorter = min(a.words, b.words, key=len)
     if len(shorter) >= 3:
@@ -226,26 +238,119 @@ def _compare(a, b, at_least, cache, *, exact):
     if not exact and score >= at_least:
         return score
     # Upper bounds of difflib's ratio (2 * matched characters / total), the cheaper first:
-    # difflib matches at most the shorter title's length, at most the characters both hold
-    # (with repeats), and at most a longest common subsequence.
+    # difflib matches at most the shorter title's length, and at most a longest common
+    # subsequence.
     ceiling = 2 * min(la, lb) / total
     if ceiling <= score or ceiling < at_least:
         return score if score >= at_least else None
-    ceiling = 2 * (a.sig & b.sig).bit_count() / total
+    ceiling = 2 * _lcs_length(a, b) / total
     if ceiling <= score or ceiling < at_least:
         return score if score >= at_least else None
-    prefix, suffix = _affixes(a.text, b.text)
-    ceiling = 2 * _lcs_length(a, b, prefix, suffix) / total
-    if ceiling <= score or ceiling < at_least:
-        return score if score >= at_least else None
-    if not exact and max(la, lb) < _AUTOJUNK:
-        # A lower bound: difflib's first block is the longest common substring (no character
-        # is junk below 200), at least as long as the common prefix and the common suffix.
-        block = max(prefix, len(commonprefix((a.text[::-1], b.text[::-1]))))
-        if 2 * block / total >= at_least:
-            return 2 * block / total
-    score = max(score, SequenceMatcher(None, a.text, b.text).ratio())
+    if max(la, lb) < _AUTOJUNK:
+        prefix = _prefix_block(a.text, b.text)
+        rest_a, rest_b = a.text[prefix:], b.text[prefix:]
+        if prefix and not exact:
+            # A lower bound, enough for a yes: difflib matches the prefix, then on its right at
+            # least the common suffix, and at least one character when any is common.
+            least = prefix + max(Postfix.similarity(rest_a, rest_b),
+                                 not set(rest_a).isdisjoint(rest_b))
+            if 2.0 * least / total >= at_least:
+                return 2.0 * least / total
+        matched = prefix + _matched(rest_a, rest_b)
+        score = max(score, 2.0 * matched / total)  # as ``SequenceMatcher.ratio`` computes it
+    else:
+        score = max(score, SequenceMatcher(None, a.text, b.text).ratio())
     return score if score >= at_least else None
+
+
+def _matched(a, b):
+    """The number of characters ``SequenceMatcher(None, a, b)`` matches, for texts shorter
+    than ``_AUTOJUNK`` (where difflib treats no character as junk or popular), found as difflib
+    finds them: the longest common block (the first in ``a``, then in ``b``), then the same on
+    each side of it. difflib's own code does more (junk, popular characters, a named tuple per
+    block, the blocks sorted and merged) and costs ten times this on a short title; the bounds
+    test holds the two equal on thousands of pairs."""
+    if prefix := _prefix_block(a, b):
+        return prefix + _matched(a[prefix:], b[prefix:])
+    b2j = {}
+    for j, ch in enumerate(b):
+        b2j.setdefault(ch, []).append(j)
+    matched, queue = 0, [(0, len(a), 0, len(b))]
+    while queue:
+        alo, ahi, blo, bhi = queue.pop()
+        besti = bestj = size = 0
+        j2len = {}
+        for i in range(alo, ahi):
+            longer = {}
+            for j in b2j.get(a[i], ()):
+                if j < blo:
+                    continue
+                if j >= bhi:
+                    break
+                k = longer[j] = j2len.get(j - 1, 0) + 1
+                if k > size:
+                    besti, bestj, size = i - k + 1, j - k + 1, k
+            j2len = longer
+        if size:
+            matched += size
+            if alo < besti and blo < bestj:
+                queue.append((alo, besti, blo, bestj))
+            if besti + size < ahi and bestj + size < bhi:
+                queue.append((besti + size, ahi, bestj + size, bhi))
+    return matched
+
+
+def _prefix_block(a, b):
+    """The length of the common prefix of two texts when it is difflib's first block (no
+    common block is longer: then it starts first in both), else 0. What is left is on its
+    right: a title and its near copy ("Team goal 3584", "Team goal 5395") cost a few
+    characters' work."""
+    prefix = Prefix.similarity(a, b)
+    if prefix:
+        n = prefix + 1
+        starts = {a[i:i + n] for i in range(len(a) - prefix)}
+        if any(b[j:j + n] in starts for j in range(len(b) - prefix)):
+            return 0
+    return prefix
+
+
+def _could_be_alike(titles, others, at_least=SIMILAR):
+    """The pairs (i, j) of positions in two lists of prepared titles whose similarity could
+    reach ``at_least`` (``_could_match``, from each title of the shorter list); every other
+    pair surely does not (``alike`` would say no)."""
+    if len(titles) <= len(others):
+        return {(i, j) for i, t in enumerate(titles) for j in _could_match(t, others, at_least)}
+    return {(i, j) for j, t in enumerate(others) for i in _could_match(t, titles, at_least)}
+
+
+def _could_match(title, others, at_least=SIMILAR):
+    """The positions, in order, of the prepared titles of ``others`` whose similarity with the
+    prepared ``title`` could reach ``at_least``; the others' surely does not. By the
+    characters: the longest common subsequence (an upper bound of difflib's matches), counted
+    by rapidfuzz in C. By the words: the share of the shorter title's words that the other
+    holds, when both hold three or more."""
+    size, text = len(title.text), title.text
+    if len(others) <= 8:  # a call per pair costs less than one for the list, for a few
+        found = {m for m, o in enumerate(others) if not (size or o.text) or 2 * LCSseq.similarity(
+            text, o.text) / (size + len(o.text)) >= at_least}
+    else:
+        # The whole list in one call, which skips in C the titles whose subsequence is too
+        # short for the share even against an empty title (rounded down, and one less against
+        # a float's rounding: rapidfuzz compares integers).
+        least = max(0, int(at_least * size / 2) - 1)
+        found = {m for other, lcs, m in process.extract(
+            text, [o.text for o in others], scorer=LCSseq.similarity, processor=None,
+            limit=None, score_cutoff=least)
+            if not (size or other) or 2 * lcs / (size + len(other)) >= at_least}
+    words = title.words
+    if len(words) >= 3:
+        # Both hold three words or more, so a share of at least ``at_least`` needs at least
+        # ``3 * at_least`` words in common: the cheap test first.
+        need = 3 * at_least
+        found.update(m for m, o in enumerate(others) if len(words & o.words) >= need
+                     and len(o.words) >= 3
+                     and len(words & o.words) / min(len(words), len(o.words)) >= at_least)
+    return sorted(found)
 
 
 _AUTOJUNK = 200  # difflib treats frequent characters as junk in a text this long or longer
@@ -490,7 +595,10 @@ def copy_paste(cycle):
 
 
 def _scores(parent_title, titles):
-    return tuple(similar(title, parent_title, cache=_CACHE) for title in titles)
+    parent = _prepared((parent_title,), _CACHE)
+    maybe = {i for i, _ in _could_be_alike(_prepared(titles, _CACHE), parent)}
+    return tuple(similar(title, parent_title, cache=_CACHE) if i in maybe else None
+                 for i, title in enumerate(titles))
 
 
 def kr_as_objective(cycle):
@@ -519,7 +627,12 @@ def kr_as_objective(cycle):
 
 
 def _firsts_similar(titles, kr_titles):
-    return tuple(_first_similar(title, kr_titles, _CACHE) for title in titles)
+    """For each title, the first of the key results' titles it is ``alike``, or None."""
+    maybe = {}
+    for i, j in _could_be_alike(_prepared(titles, _CACHE), _prepared(kr_titles, _CACHE)):
+        maybe.setdefault(i, []).append(j)
+    return tuple(_first_similar(title, [kr_titles[j] for j in sorted(maybe[i])], _CACHE)
+                 if i in maybe else None for i, title in enumerate(titles))
 
 
 def _first_similar(title, titles, cache):
@@ -570,17 +683,17 @@ def _family_overlap(parent, siblings, cache):
     """The overlap of one family of siblings (sorted by id): the pairs of positions (i, j)
     where the i-th sibling repeats the j-th, in the order of i, and their findings."""
     by_stem, stems_of = {}, []
-    for i, o in enumerate(siblings):
-        if o.title not in cache:
-            cache[o.title] = _Title(o.title)
-        stems_of.append(_stems(cache[o.title]))
+    prepared = _prepared([o.title for o in siblings], cache)
+    for i, title in enumerate(prepared):
+        stems_of.append(_stems(title))
         for stem in stems_of[-1]:
             by_stem.setdefault(stem, []).append(i)
     # The pairs (i, j), i < j, that share a stem, in that order, made one i at a time: a
     # family of a thousand siblings that all share a word would otherwise make half a
     # million pairs first, most of them skipped once both ends are reported.
     repeats, unreported = {}, set(range(len(siblings)))
-    for i, a in enumerate(siblings):
+    teams = [o.team_id for o in siblings]
+    for i, a in enumerate(prepared):
         if not unreported:
             break  # every pair left has both ends reported
         if not stems_of[i]:
@@ -588,11 +701,15 @@ def _family_overlap(parent, siblings, cache):
         others = set().union(*(by_stem[stem] for stem in stems_of[i]))
         if i not in unreported:
             others &= unreported
-        for j in sorted(j for j in others if j > i):
-            b = siblings[j]
-            if a.team_id == b.team_id or (i in repeats and j in repeats):
+        team = teams[i]
+        others = [j for j in sorted(others) if j > i and teams[j] != team]
+        # Only the siblings that could repeat this one (``_could_match``, one call for all):
+        # ``alike`` says no to the others.
+        for k in _could_match(a, [prepared[j] for j in others]) if others else ():
+            j = others[k]
+            if i in repeats and j in repeats:
                 continue
-            if alike(a.title, b.title, cache=cache):
+            if _score(a, prepared[j], SIMILAR, exact=False) is not None:
                 repeats.setdefault(i, j)
                 repeats.setdefault(j, i)
                 unreported.discard(i)
