@@ -15,6 +15,7 @@ import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
+from operator import attrgetter
 
 from django.db import connection
 from django.db.models import Case, Count, F, TextField, Value, When, Window
@@ -318,11 +319,12 @@ def _inputs(org, cycle, check, now):
     also = defaultdict(list)
     for objective_id, parent_id in parents:
         also[objective_id].append(parent_id)
-    built, objectives = {}, []
+    also = {pk: tuple(ids) for pk, ids in also.items()}
+    built, objectives, last_built, no_team = {}, [], last.built, ("", "", None, "")
     for pk, row in objective_rows.items():
         _, title, team_id, parent_id, is_local, state, theme_id, commitment, _ = row
-        context = (team_of.get(team_id), theme_of.get(theme_id), tuple(also.get(pk, ())))
-        was = last.built.get(pk)
+        context = (team_of.get(team_id), theme_of.get(theme_id), also.get(pk, ()))
+        was = last_built.get(pk)
         # The row kept, or one read again with the same content (an mptt insert moves the
         # ``lft``/``rght``, so the version, of every row of its tree, not what the rules read).
         if was is not None and (was[0] is row or was[0][:-1] == row[:-1]) \
@@ -330,23 +332,22 @@ def _inputs(org, cycle, check, now):
             built[pk] = was if was[0] is row else (row, context, was[2])
             objectives.append(was[2])
             continue
-        team = context[0] or ("", "", None, "")
-        o = rules.Objective(
-            id=pk, title=title, team_id=team_id, team=team[0], team_kind=team[1],
-            parent_id=parent_id, is_local=is_local, state=state, owner_id=team[2],
-            owner=team[3], theme=context[1] or "", commitment=commitment,
-            also_parents=context[2])
+        team = context[0] or no_team
+        o = rules.objective(pk, title, team_id, team[0], team[1], parent_id, is_local, state,
+                            team[2], team[3], context[1] or "", commitment, context[2])
         built[pk] = (row, context, o)
         objectives.append(o)
+    # Each owner team's name, looked up once per team rather than once per key result.
+    owner_of = {pk: team[0] or "" for pk, team in team_of.items()}
     key_results, kept_krs, last_krs = [], {}, last.key_results
+    new_key_result = rules.key_result
     for pk, row in key_result_rows.items():
         was = last_krs.get(pk)
-        owner_team = (team_of.get(row["owner_team_id"]) or ("",))[0] or ""
+        owner_team = owner_of.get(row["owner_team_id"], "")
         if was is None or was[1] != owner_team or (was[0] is not row and any(
                 was[0][name] != row[name] for name in _KEY_RESULT_COLUMNS)):
-            was = (row, owner_team, rules.KeyResult(
-                id=pk, objective_id=row["objective_id"], title=row["title"],
-                owner_team=owner_team))
+            was = (row, owner_team, new_key_result(pk, row["objective_id"], row["title"],
+                                                   owner_team))
         elif was[0] is not row:
             was = (row, owner_team, was[2])
         kept_krs[pk] = was
@@ -542,6 +543,11 @@ def _key(rule, severity, message, who, objective_id, key_result_id, dependency_i
     return (rule, severity, message, who, objective_id, key_result_id, dependency_id)
 
 
+# A found finding's ``_key`` (a getter in C: ``prepare`` makes one per finding).
+_finding_key = attrgetter("rule", "severity", "message", "who", "objective_id", "key_result_id",
+                          "dependency_id")
+
+
 @dataclass
 class Pending:
     """What the compute phase found, and the stored rows it differs from."""
@@ -643,12 +649,11 @@ def prepare(cycle, *, now=None, reuse=False):
                 inputs = ""  # the rules read rows the digest does not describe
             rows, staying = _stored_rows(org, cycle, found)
     stored = {}
-    for pk, *key in rows:
-        stored.setdefault(_key(*key[:7]), []).append((pk, key[7] if len(key) > 7 else None))
+    for row in rows:  # (id, *key, version): the version only on PostgreSQL
+        stored.setdefault(row[1:8], []).append((row[0], row[8] if len(row) > 8 else None))
     add, stays = [], []
     for f in found:
-        key = _key(f.rule, f.severity, f.message, f.who, f.objective_id, f.key_result_id,
-                   f.dependency_id)
+        key = _finding_key(f)
         ids = stored.get(key)
         if ids:
             pk, version = ids.pop()  # unchanged: kept as it is
