@@ -655,12 +655,22 @@ def _family_overlap(parent, siblings, cache):
 def _overlap_findings(parent_title, objectives, others):
     """The findings of the objectives that repeat a sibling, (id, title, team id, team) each,
     with the sibling each repeats."""
-    return tuple(Finding(
+    return tuple(_finding(
         "sibling_overlap", MEDIUM, f"“{title}” ({team}) and “{other_title}” ({other_team}) say "
         f"the same thing under “{parent_title}”. Share one objective between the two teams, or "
         "say how each contributes in its own way.", f"{team} and {other_team}", pk)
         for (pk, title, _, team), (_, other_title, _, other_team) in zip(
             objectives, others, strict=True))
+
+
+def _finding(rule, severity, message, who, objective_id):
+    """``Finding(rule, severity, message, who, objective_id)``, made as ``objective`` is: the
+    overlap rule rebuilds a finding per objective it reports from its stored units (23,000 at
+    100,000 nodes)."""
+    f = _new(Finding)
+    f.__dict__.update(rule=rule, severity=severity, message=message, who=who,
+                      objective_id=objective_id, dependency_id=None, key_result_id=None)
+    return f
 
 
 # The first word of a key result that describes work to do rather than a result to reach.
