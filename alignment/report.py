@@ -341,17 +341,24 @@ def _inputs(org, cycle, check, now):
     owner_of = {pk: team[0] or "" for pk, team in team_of.items()}
     key_results, kept_krs, last_krs = [], {}, last.key_results
     new_key_result = rules.key_result
-    for pk, row in key_result_rows.items():
-        was = last_krs.get(pk)
-        owner_team = owner_of.get(row["owner_team_id"], "")
-        if was is None or was[1] != owner_team or (was[0] is not row and any(
-                was[0][name] != row[name] for name in _KEY_RESULT_COLUMNS)):
-            was = (row, owner_team, new_key_result(pk, row["objective_id"], row["title"],
-                                                   owner_team))
-        elif was[0] is not row:
-            was = (row, owner_team, was[2])
-        kept_krs[pk] = was
-        key_results.append(was[2])
+    if not last_krs:  # nothing kept (a restart): each one built, with less to ask per row
+        for pk, row in key_result_rows.items():
+            owner_team = owner_of.get(row["owner_team_id"], "")
+            kr = new_key_result(pk, row["objective_id"], row["title"], owner_team)
+            kept_krs[pk] = (row, owner_team, kr)
+            key_results.append(kr)
+    else:
+        for pk, row in key_result_rows.items():
+            was = last_krs.get(pk)
+            owner_team = owner_of.get(row["owner_team_id"], "")
+            if was is None or was[1] != owner_team or (was[0] is not row and any(
+                    was[0][name] != row[name] for name in _KEY_RESULT_COLUMNS)):
+                was = (row, owner_team, new_key_result(pk, row["objective_id"], row["title"],
+                                                       owner_team))
+            elif was[0] is not row:
+                was = (row, owner_team, was[2])
+            kept_krs[pk] = was
+            key_results.append(was[2])
     _keep(cycle.pk, _Kept(objective_rows, built, kept_krs, last.findings,
                           last.finding_versions))
     # The rows used are those whose content ``check`` saw when their versions are those it
