@@ -246,13 +246,12 @@ class _Kept:
 
     objectives: dict  # id -> row (``_read_objectives``)
     built: dict  # objective id -> (row, what else it read, rules.Objective)
-    key_results: dict  # key result id -> (row, its owner team's name, rules.KeyResult)
     findings: dict | None = None  # key -> [(id, version)]: the untimed findings stored
     finding_versions: str | None = None  # their md5 (``_versions_md5``)
 
 
 def _kept(cycle_id):
-    return rules.KEPT.get(cycle_id) or _Kept({}, {}, {})
+    return rules.KEPT.get(cycle_id) or _Kept({}, {})
 
 
 def _keep(cycle_id, kept):
@@ -337,30 +336,14 @@ def _inputs(org, cycle, check, now):
                             team[2], team[3], context[1] or "", commitment, context[2])
         built[pk] = (row, context, o)
         objectives.append(o)
-    # Each owner team's name, looked up once per team rather than once per key result.
+    # The key results are made again on every run: a named tuple each, cheaper to make than
+    # to check against one kept. Each owner team's name is looked up once per team.
     owner_of = {pk: team[0] or "" for pk, team in team_of.items()}
-    key_results, kept_krs, last_krs = [], {}, last.key_results
     new_key_result = rules.key_result
-    if not last_krs:  # nothing kept (a restart): each one built, with less to ask per row
-        for pk, row in key_result_rows.items():
-            owner_team = owner_of.get(row["owner_team_id"], "")
-            kr = new_key_result(pk, row["objective_id"], row["title"], owner_team)
-            kept_krs[pk] = (row, owner_team, kr)
-            key_results.append(kr)
-    else:
-        for pk, row in key_result_rows.items():
-            was = last_krs.get(pk)
-            owner_team = owner_of.get(row["owner_team_id"], "")
-            if was is None or was[1] != owner_team or (was[0] is not row and any(
-                    was[0][name] != row[name] for name in _KEY_RESULT_COLUMNS)):
-                was = (row, owner_team, new_key_result(pk, row["objective_id"], row["title"],
-                                                       owner_team))
-            elif was[0] is not row:
-                was = (row, owner_team, was[2])
-            kept_krs[pk] = was
-            key_results.append(was[2])
-    _keep(cycle.pk, _Kept(objective_rows, built, kept_krs, last.findings,
-                          last.finding_versions))
+    key_results = [new_key_result(pk, row["objective_id"], row["title"],
+                                  owner_of.get(row["owner_team_id"], ""))
+                   for pk, row in key_result_rows.items()]
+    _keep(cycle.pk, _Kept(objective_rows, built, last.findings, last.finding_versions))
     # The rows used are those whose content ``check`` saw when their versions are those it
     # saw; else a write came in between, and no digest describes them (None: the next run
     # runs every rule).

@@ -705,8 +705,10 @@ def task_key_result(cycle):
     live = _live_by_id(cycle)
     findings = []
     for k in cycle.key_results:
+        if _first_word(k.title) not in TASK_VERBS:  # most key results: asked first
+            continue
         o = live.get(k.objective_id)
-        if o is None or _first_word(k.title) not in TASK_VERBS or _MEASURE.search(k.title):
+        if o is None or _MEASURE.search(k.title):
             continue
         findings.append(Finding(
             "task_key_result", LOW, f"“{k.title}” describes a task, not a result. Measure what "
@@ -898,9 +900,11 @@ SHAPE = (too_many_company_objectives, too_local, over_cascading, bottleneck, com
 def _shape(cycle):
     """Everything the ``SHAPE`` rules read: of each objective all but its title, and the
     alignment settings."""
-    return (cycle.alignment_model, cycle.local_share_limit, tuple(
-        (o.id, o.parent_id, o.also_parents, o.team_id, o.team, o.team_kind, o.is_local, o.state,
-         o.owner_id, o.owner, o.theme, o.commitment) for o in cycle.objectives))
+    return (cycle.alignment_model, cycle.local_share_limit, tuple(map(_SHAPED, cycle.objectives)))
+
+
+_SHAPED = attrgetter("id", "parent_id", "also_parents", "team_id", "team", "team_kind",
+                     "is_local", "state", "owner_id", "owner", "theme", "commitment")
 
 
 def run_all(cycle, *, clock=None):
