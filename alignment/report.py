@@ -638,10 +638,33 @@ def prepare(cycle, *, now=None, reuse=False):
             if identity is None:
                 inputs = ""  # the rules read rows the digest does not describe
             rows, staying = _stored_rows(org, cycle, found)
-    stored = {}
-    for row in rows:  # (id, *key, version): the version only on PostgreSQL
-        stored.setdefault(row[1:8], []).append((row[0], row[8] if len(row) > 8 else None))
+    add, stays, remove = _diff(found, rows)
+    if staying is not None:
+        staying = stays
+    return Pending(found, add, remove, kept, inputs,
+                   identity if staying is not None else None, staying,
+                   getattr(found, "units", None))
+
+
+def _diff(found, rows):
+    """The findings to add, the stored ones that stay ``(key, id, version)`` (of the rules that
+    ignore the clock) and the ids of the stored ones to remove, from the stored rows
+    ``(id, *key, version)`` (the version only on PostgreSQL). A found finding keeps a stored
+    row of the same key; a key found twice keeps as many rows as there are."""
+    rows = list(rows)
+    by_key = {row[1:8]: row for row in rows}
     add, stays = [], []
+    if len(by_key) == len(rows):  # no key stored twice (always, but for a write by hand)
+        for f, key in zip(found, map(_finding_key, found), strict=True):
+            row = by_key.pop(key, None)
+            if row is None:
+                add.append(f)
+            elif f.rule not in TIMED_RULES:  # unchanged: kept as it is
+                stays.append((key, row[0], row[8] if len(row) > 8 else None))
+        return add, stays, [row[0] for row in by_key.values()]
+    stored = {}
+    for row in rows:
+        stored.setdefault(row[1:8], []).append((row[0], row[8] if len(row) > 8 else None))
     for f in found:
         key = _finding_key(f)
         ids = stored.get(key)
@@ -651,11 +674,7 @@ def prepare(cycle, *, now=None, reuse=False):
                 stays.append((key, pk, version))
         else:
             add.append(f)
-    if staying is not None:
-        staying = stays
-    return Pending(found, add, [pk for ids in stored.values() for pk, _ in ids], kept, inputs,
-                   identity if staying is not None else None, staying,
-                   getattr(found, "units", None))
+    return add, stays, [pk for ids in stored.values() for pk, _ in ids]
 
 
 def _stored_rows(org, cycle, found):

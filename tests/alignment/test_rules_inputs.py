@@ -9,7 +9,7 @@ from datetime import datetime
 
 import pytest
 
-from alignment import rules
+from alignment import report, rules
 
 
 def _roots(cycle):
@@ -147,3 +147,45 @@ def test_the_report_order_is_by_severity_rule_and_message(seed):
              for i in range(300)]
     assert rules.in_order(found) == sorted(
         found, key=lambda f: (rules.SEVERITY_ORDER[f.severity], f.rule, f.message))
+
+
+def _diff_by_lists(found, rows):
+    """The diff as ``prepare`` made it before it took the unique keys' way."""
+    stored = {}
+    for pk, *key in rows:
+        stored.setdefault(tuple(key[:7]), []).append((pk, key[7] if len(key) > 7 else None))
+    add, stays = [], []
+    for f in found:
+        key = (f.rule, f.severity, f.message, f.who, f.objective_id, f.key_result_id,
+               f.dependency_id)
+        ids = stored.get(key)
+        if ids:
+            pk, version = ids.pop()
+            if f.rule not in report.TIMED_RULES:
+                stays.append((key, pk, version))
+        else:
+            add.append(f)
+    return add, stays, [pk for ids in stored.values() for pk, _ in ids]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_diff_against_the_stored_findings(seed):
+    """Findings found and rows stored, some the same, some twice on either side (a row copied
+    by hand), with versions (PostgreSQL) or without: what is added, stays and goes is what the
+    plain diff says."""
+    rng = random.Random(seed)
+    for _ in range(300):
+        pool = [rules.Finding(rng.choice(("orphan", "stale", "sibling_overlap")),
+                              rng.choice((rules.HIGH, rules.LOW)), rng.choice("abc"), "x",
+                              rng.choice((None, 1, 2)), dependency_id=rng.choice((None, 3)))
+                for _ in range(rng.randint(0, 8))]
+        found = [rng.choice(pool) for _ in range(rng.randint(0, 10))] if pool else []
+        versioned = rng.random() < 0.5
+        rows = []
+        for pk in range(1, rng.randint(0, 12) + 1):
+            f = rng.choice(pool) if pool and rng.random() < 0.8 else rules.Finding(
+                "orphan", rules.HIGH, "gone", "y", pk)
+            row = (pk, f.rule, f.severity, f.message, f.who, f.objective_id, f.key_result_id,
+                   f.dependency_id)
+            rows.append((*row, f"v{pk}") if versioned else row)
+        assert report._diff(found, rows) == _diff_by_lists(found, rows)
