@@ -907,6 +907,18 @@ _SHAPED = attrgetter("id", "parent_id", "also_parents", "team_id", "team", "team
                      "is_local", "state", "owner_id", "owner", "theme", "commitment")
 
 
+class _HashedOnce(tuple):
+    """A unit's key that computes its hash once: the shape unit's key holds every objective,
+    and a lookup hashes its key up to three times (kept by this run, by the last, kept
+    again). Equal to the plain tuple, with the same hash."""
+
+    def __hash__(self):
+        found = self.__dict__.get("hash")
+        if found is None:
+            found = self.__dict__["hash"] = tuple.__hash__(self)
+        return found
+
+
 def run_all(cycle, *, clock=None):
     """Every rule's findings, in the report's order. clock: what the rules that read the clock
     (``CLOCK``) read, when not ``cycle`` (``alignment.report.timed_data``, narrowed in SQL);
@@ -915,7 +927,7 @@ def run_all(cycle, *, clock=None):
     _DERIVED.clear()
     _DERIVED["cycle"] = cycle
     try:
-        shaped = UNITS.get(("shape", _shape(cycle)),
+        shaped = UNITS.get(_HashedOnce(("shape", _shape(cycle))),
                            lambda: {rule.__name__: rule(cycle) for rule in SHAPE})
         findings = [f for rule in RULES
                     for f in (shaped[rule.__name__] if rule.__name__ in shaped and rule in SHAPE

@@ -189,3 +189,10 @@ def test_the_diff_against_the_stored_findings(seed):
                    f.dependency_id)
             rows.append((*row, f"v{pk}") if versioned else row)
         assert report._diff(found, rows) == _diff_by_lists(found, rows)
+
+
+def test_a_key_hashed_once_is_the_plain_key():
+    plain = ("shape", "flexible", tuple((i, None, (), 1, "T") for i in range(50)))
+    once = rules._HashedOnce(plain)
+    assert once == plain and hash(once) == hash(plain) == hash(once)
+    assert {plain: "kept"}[once] == "kept" and {once: "kept"}[plain] == "kept"
