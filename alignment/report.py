@@ -15,6 +15,7 @@ import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
+from operator import attrgetter
 
 from django.db import connection
 from django.db.models import Case, Count, F, TextField, Value, When, Window
@@ -245,13 +246,12 @@ class _Kept:
 
     objectives: dict  # id -> row (``_read_objectives``)
     built: dict  # objective id -> (row, what else it read, rules.Objective)
-    key_results: dict  # key result id -> (row, its owner team's name, rules.KeyResult)
     findings: dict | None = None  # key -> [(id, version)]: the untimed findings stored
     finding_versions: str | None = None  # their md5 (``_versions_md5``)
 
 
 def _kept(cycle_id):
-    return rules.KEPT.get(cycle_id) or _Kept({}, {}, {})
+    return rules.KEPT.get(cycle_id) or _Kept({}, {})
 
 
 def _keep(cycle_id, kept):
@@ -318,11 +318,12 @@ def _inputs(org, cycle, check, now):
     also = defaultdict(list)
     for objective_id, parent_id in parents:
         also[objective_id].append(parent_id)
-    built, objectives = {}, []
+    also = {pk: tuple(ids) for pk, ids in also.items()}
+    built, objectives, last_built, no_team = {}, [], last.built, ("", "", None, "")
     for pk, row in objective_rows.items():
         _, title, team_id, parent_id, is_local, state, theme_id, commitment, _ = row
-        context = (team_of.get(team_id), theme_of.get(theme_id), tuple(also.get(pk, ())))
-        was = last.built.get(pk)
+        context = (team_of.get(team_id), theme_of.get(theme_id), also.get(pk, ()))
+        was = last_built.get(pk)
         # The row kept, or one read again with the same content (an mptt insert moves the
         # ``lft``/``rght``, so the version, of every row of its tree, not what the rules read).
         if was is not None and (was[0] is row or was[0][:-1] == row[:-1]) \
@@ -330,29 +331,19 @@ def _inputs(org, cycle, check, now):
             built[pk] = was if was[0] is row else (row, context, was[2])
             objectives.append(was[2])
             continue
-        team = context[0] or ("", "", None, "")
-        o = rules.Objective(
-            id=pk, title=title, team_id=team_id, team=team[0], team_kind=team[1],
-            parent_id=parent_id, is_local=is_local, state=state, owner_id=team[2],
-            owner=team[3], theme=context[1] or "", commitment=commitment,
-            also_parents=context[2])
+        team = context[0] or no_team
+        o = rules.objective(pk, title, team_id, team[0], team[1], parent_id, is_local, state,
+                            team[2], team[3], context[1] or "", commitment, context[2])
         built[pk] = (row, context, o)
         objectives.append(o)
-    key_results, kept_krs, last_krs = [], {}, last.key_results
-    for pk, row in key_result_rows.items():
-        was = last_krs.get(pk)
-        owner_team = (team_of.get(row["owner_team_id"]) or ("",))[0] or ""
-        if was is None or was[1] != owner_team or (was[0] is not row and any(
-                was[0][name] != row[name] for name in _KEY_RESULT_COLUMNS)):
-            was = (row, owner_team, rules.KeyResult(
-                id=pk, objective_id=row["objective_id"], title=row["title"],
-                owner_team=owner_team))
-        elif was[0] is not row:
-            was = (row, owner_team, was[2])
-        kept_krs[pk] = was
-        key_results.append(was[2])
-    _keep(cycle.pk, _Kept(objective_rows, built, kept_krs, last.findings,
-                          last.finding_versions))
+    # The key results are made again on every run: a named tuple each, cheaper to make than
+    # to check against one kept. Each owner team's name is looked up once per team.
+    owner_of = {pk: team[0] or "" for pk, team in team_of.items()}
+    new_key_result = rules.key_result
+    key_results = [new_key_result(pk, row["objective_id"], row["title"],
+                                  owner_of.get(row["owner_team_id"], ""))
+                   for pk, row in key_result_rows.items()]
+    _keep(cycle.pk, _Kept(objective_rows, built, last.findings, last.finding_versions))
     # The rows used are those whose content ``check`` saw when their versions are those it
     # saw; else a write came in between, and no digest describes them (None: the next run
     # runs every rule).
@@ -542,6 +533,11 @@ def _key(rule, severity, message, who, objective_id, key_result_id, dependency_i
     return (rule, severity, message, who, objective_id, key_result_id, dependency_id)
 
 
+# A found finding's ``_key`` (a getter in C: ``prepare`` makes one per finding).
+_finding_key = attrgetter("rule", "severity", "message", "who", "objective_id", "key_result_id",
+                          "dependency_id")
+
+
 @dataclass
 class Pending:
     """What the compute phase found, and the stored rows it differs from."""
@@ -642,13 +638,35 @@ def prepare(cycle, *, now=None, reuse=False):
             if identity is None:
                 inputs = ""  # the rules read rows the digest does not describe
             rows, staying = _stored_rows(org, cycle, found)
-    stored = {}
-    for pk, *key in rows:
-        stored.setdefault(_key(*key[:7]), []).append((pk, key[7] if len(key) > 7 else None))
+    add, stays, remove = _diff(found, rows)
+    if staying is not None:
+        staying = stays
+    return Pending(found, add, remove, kept, inputs,
+                   identity if staying is not None else None, staying,
+                   getattr(found, "units", None))
+
+
+def _diff(found, rows):
+    """The findings to add, the stored ones that stay ``(key, id, version)`` (of the rules that
+    ignore the clock) and the ids of the stored ones to remove, from the stored rows
+    ``(id, *key, version)`` (the version only on PostgreSQL). A found finding keeps a stored
+    row of the same key; a key found twice keeps as many rows as there are."""
+    rows = list(rows)
+    by_key = {row[1:8]: row for row in rows}
     add, stays = [], []
+    if len(by_key) == len(rows):  # no key stored twice (always, but for a write by hand)
+        for f, key in zip(found, map(_finding_key, found), strict=True):
+            row = by_key.pop(key, None)
+            if row is None:
+                add.append(f)
+            elif f.rule not in TIMED_RULES:  # unchanged: kept as it is
+                stays.append((key, row[0], row[8] if len(row) > 8 else None))
+        return add, stays, [row[0] for row in by_key.values()]
+    stored = {}
+    for row in rows:
+        stored.setdefault(row[1:8], []).append((row[0], row[8] if len(row) > 8 else None))
     for f in found:
-        key = _key(f.rule, f.severity, f.message, f.who, f.objective_id, f.key_result_id,
-                   f.dependency_id)
+        key = _finding_key(f)
         ids = stored.get(key)
         if ids:
             pk, version = ids.pop()  # unchanged: kept as it is
@@ -656,11 +674,7 @@ def prepare(cycle, *, now=None, reuse=False):
                 stays.append((key, pk, version))
         else:
             add.append(f)
-    if staying is not None:
-        staying = stays
-    return Pending(found, add, [pk for ids in stored.values() for pk, _ in ids], kept, inputs,
-                   identity if staying is not None else None, staying,
-                   getattr(found, "units", None))
+    return add, stays, [pk for ids in stored.values() for pk, _ in ids]
 
 
 def _stored_rows(org, cycle, found):
