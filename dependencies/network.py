@@ -835,14 +835,14 @@ def _own_health_and_edges(cycle, data, now):
             skipped.append(_skip(cycle, OBJ, pk, o["title"], pk, f"{type(e).__name__}: {e}"))
             continue
     for child, parent in _alignment_pairs(objectives):  # the primary parent, its share
-        edges.append(Edge((OBJ, child), (OBJ, parent), ROLLUP, primary.get(child, 1.0)))
+        edges.append(new_edge(((OBJ, child), (OBJ, parent), ROLLUP, primary.get(child, 1.0))))
     for child, parent, share in data.get("extra_parents", ()):  # each extra parent, its share
         edges.append(Edge((OBJ, child), (OBJ, parent), ROLLUP, float(share)))
     for up_o, up_k, down_o, down_k, status in data["dependencies"]:
         src = (OBJ, up_o) if up_o else (KR, up_k)
         dst = (OBJ, down_o) if down_o else (KR, down_k)
         edges.append(Edge(src, dst, BROKEN if status == Dependency.Status.BROKEN else DEPENDS))
-    edges = [e for e in edges if e.src in own and e.dst in own]
+    edges = [e for e in edges if e[0] in own and e[1] in own]  # (src, dst): by index, in C
     _HEALTHS.rotate()
     _GAVE.pop(cycle.pk, None)  # the newest last: the oldest cycles are dropped first
     _GAVE[cycle.pk], _GAVE_ELAPSED[cycle.pk] = gave, elapsed
