@@ -439,6 +439,12 @@ KEY_RESULT_COLUMNS = ("id", "objective_id", "title", "kind", "start_value", "tar
                       "current_value", "is_done", "confidence", "last_check_in_at", "weight",
                       "feeds_id", "rollup", "aligned_to_id", "owner_id", "owner_team_id",
                       "owner_team__name", "owner_team__lead_id", "effective_health")
+# A key result row's numbers, kept as the database's text ("12.5000", "NaN"; None for NULL):
+# a Decimal costs about 1 us to build and as much to hash (a run keys own healths by them),
+# a str a tenth of that. What reads them takes ``Decimal(text)``, the very value read
+# (``progress.key_result_health``, ``_rolled_values``, ``_unassessable``), or ``float(text)``,
+# the float of that value (the weights of the edges and the flows).
+NUMBER_COLUMNS = ("start_value", "target_value", "current_value", "weight")
 
 
 def _read_objectives(cycle, queryset):
@@ -463,7 +469,8 @@ def _read_objectives(cycle, queryset):
 def _read_key_results(cycle, queryset):
     rows = {}
     version = ("row_version",) if "row_version" in queryset.query.annotations else ()
-    for row in _rows(queryset.values(*KEY_RESULT_COLUMNS, *version, causes_text=CAUSES_TEXT)):
+    for row in _rows(queryset.values(*KEY_RESULT_COLUMNS, *version, causes_text=CAUSES_TEXT),
+                     numbers_as_text=NUMBER_COLUMNS):
         text = row.pop("causes_text")
         row["risk_causes"] = [] if text == "[]" else json.loads(text)
         if row["effective_health"] not in HEALTHS:
@@ -607,10 +614,12 @@ KINDS = frozenset(KeyResult.Kind.values)  # once: ``.values`` builds a new list 
 ROLLUPS = frozenset(("", None, *Rollup.values))
 
 
-def _rows(queryset):
+def _rows(queryset, numbers_as_text=()):
     """The rows of a ``.values()`` queryset, as its own iteration gives them, read with a plain
     cursor when no column needs converting (PostgreSQL): at 100,000 rows, Django's iterator (a
-    dict built key by key, fetched 100 rows at a time) costs more than the query."""
+    dict built key by key, fetched 100 rows at a time) costs more than the query.
+    ``numbers_as_text``: decimal columns given as ``str(Decimal)`` would give them (on
+    PostgreSQL the column's own text, which is what its Decimal is parsed from)."""
     query = queryset.query
     names = list(query.selected) if query.selected else [
         *query.extra_select, *query.values_select, *query.annotation_select]
@@ -621,22 +630,45 @@ def _rows(queryset):
         return []
     fields = [s[0] for s in compiler.select[0:compiler.col_count]]
     if compiler.get_converters(fields) or compiler.has_composite_fields(fields):
-        return list(queryset)  # SQLite: decimals and dates come back as text or numbers
+        rows = list(queryset)  # SQLite: decimals and dates come back as text or numbers
+        for row in rows:
+            for name in numbers_as_text:
+                if row[name] is not None:
+                    row[name] = str(row[name])
+        return rows
     with connections[queryset.db].cursor() as cursor:
+        if numbers_as_text:
+            # psycopg's own loader for text: every numeric column of this cursor's results
+            # comes as the text PostgreSQL sent, so they must be the columns named.
+            from psycopg.types.string import TextLoader
+
+            decimals = {name for name, field in zip(names, fields, strict=True)
+                        if field.output_field.get_internal_type() == "DecimalField"}
+            if decimals != set(numbers_as_text):
+                raise ValueError(f"Decimal columns {sorted(decimals)} are not those named.")
+
+            cursor.cursor.adapters.register_loader("numeric", TextLoader)
         cursor.execute(sql, params)
         # Every row has the columns named (one SELECT): zipped without checking each length.
         return [dict(zip(names, row, strict=False)) for row in cursor.fetchall()]
 
 
+# The text of a Decimal that is not a finite number (PostgreSQL writes "NaN", "Infinity" and
+# "-Infinity"; the others are Python's). Any other text of a decimal column is a finite number.
+NOT_FINITE = frozenset(("NaN", "-NaN", "sNaN", "-sNaN", "Infinity", "-Infinity"))
+
+
 def _assessable(k):
     """True for a row ``_unassessable`` finds nothing wrong with, checked without building a
-    message or a Decimal: almost every row, so only the others go through ``_unassessable``."""
+    message or a Decimal: almost every row, so only the others go through ``_unassessable``.
+    The numbers are text (``NUMBER_COLUMNS``); a weight whose float is positive has a positive
+    Decimal (a row declined here only costs a call of ``_unassessable``)."""
     w, s, t, c = k["weight"], k["start_value"], k["target_value"], k["current_value"]
     return (k["kind"] in KINDS and k["confidence"] in HEALTHS and k["rollup"] in ROLLUPS
-            and w.__class__ is Decimal and w.is_finite() and w > 0
-            and (s is None or s.__class__ is Decimal and s.is_finite())
-            and (t is None or t.__class__ is Decimal and t.is_finite())
-            and (c is None or c.__class__ is Decimal and c.is_finite()))
+            and w.__class__ is str and w not in NOT_FINITE and float(w) > 0
+            and (s is None or s.__class__ is str and s not in NOT_FINITE)
+            and (t is None or t.__class__ is str and t not in NOT_FINITE)
+            and (c is None or c.__class__ is str and c not in NOT_FINITE))
 
 
 def _unassessable(k):
@@ -690,7 +722,7 @@ def _rolled_values(key_results):
         if k["current_value"] is None or Decimal(k["current_value"]) != value:
             values[pk] = value
         # A copy: the rows read are kept for the next run as they were read (``_KeptRows``).
-        key_results[pk] = {**k, "current_value": value}
+        key_results[pk] = {**k, "current_value": str(value)}  # text, as read (NUMBER_COLUMNS)
     return values
 
 
@@ -712,29 +744,36 @@ def _own_health_and_edges(cycle, data, now):
     gave = {}
     stale_after, aligned_key_results = progress.STALE_AFTER, data.setdefault(
         "aligned_key_results", [])
+    # Staleness as ``progress.key_result_health`` decides it (``now - last > STALE_AFTER``
+    # while the cycle runs), by one comparison of datetimes per row.
+    stale_before = now - stale_after if elapsed < 1 else None
+    # An Edge built by ``tuple.__new__`` itself: its own ``__new__`` is a call in Python, and
+    # a run builds over 100,000 of them.
+    new_edge = partial(tuple.__new__, Edge)
     for pk, k in list(key_results.items()):
         last = k["last_check_in_at"]
-        stale = bool(last and elapsed < 1 and now - last > stale_after)
-        objective = objectives.get(k["objective_id"])
+        stale = stale_before is not None and last is not None and last < stale_before
+        objective_id = k["objective_id"]
+        objective = objectives.get(objective_id)
         team = objective["team_id"] if objective is not None else None
         fed = k["feeds_id"] in key_results
+        node = (KR, pk)
         mine = last_gave.get(pk)
         if mine is not None and mine[0] is k and mine[1] == (stale, objective is None, team, fed):
             gave[pk] = mine
             _, _, health, aligned, kr_edges, part = mine
-            own[(KR, pk)] = health
+            own[node] = health
             if aligned is not None:
                 aligned_key_results.append(aligned)
             edges += kr_edges
             if part is not None:
-                parts[k["objective_id"]].append(part)
+                parts[objective_id].append(part)
             continue
-        n_edges = len(edges)
         # Its own health depends on these alone (``now`` only through staleness; the values
-        # are Decimals, ``_assessable``): kept from the last run when they are the same.
+        # are text, ``NUMBER_COLUMNS``): kept from the last run when they are the same.
+        confidence = k["confidence"] or None
         key = (k["kind"], k["start_value"], k["target_value"], k["current_value"],
-               k["is_done"], k["confidence"] or None, elapsed, stale)
-        # One lookup for most rows (hashing a key of Decimals is most of the cost).
+               k["is_done"], confidence, elapsed, stale)
         found = kept_now.get(key)
         if found is None:
             found = kept.get(key)
@@ -742,44 +781,53 @@ def _own_health_and_edges(cycle, data, now):
                 try:
                     found = key_result_health(
                         k["kind"], k["start_value"], k["target_value"],
-                        k["current_value"], k["is_done"], k["confidence"] or None, elapsed,
-                        last, now)
+                        k["current_value"], k["is_done"], confidence, elapsed, last, now)
                 except (ValueError, TypeError, ArithmeticError):
-                    found = None, k["confidence"] or None
+                    found = None, confidence
                 except Exception as e:  # one bad row never stops the cycle's recompute
                     del key_results[pk]
-                    skipped.append(_skip(cycle, KR, pk, k["title"], k["objective_id"],
+                    skipped.append(_skip(cycle, KR, pk, k["title"], objective_id,
                                          f"{type(e).__name__}: {e}"))
                     continue
             kept_now[key] = found
         done, health = found
-        own[(KR, pk)] = health
-        aligned = part = None
-        if k["aligned_to_id"] is not None:  # counts there like an aligned objective
-            aligned = (k["aligned_to_id"], done)
-            aligned_key_results.append(aligned)
-            edges.append(Edge((KR, pk), (OBJ, k["aligned_to_id"]), ROLLUP, 1.0))
+        own[node] = health
         # An objective's own health comes from its own team's key results; another team's key
         # result on it rolls up (a reason of its own: "its key results", naming that team).
-        is_own = objective is not None and objective["team_id"] == k["owner_team_id"]
+        is_own = objective is not None and team == k["owner_team_id"]
+        weight = float(k["weight"])  # what ``objective_health`` weighs (``float(w)``)
+        to_objective = new_edge((node, (OBJ, objective_id), OWN if is_own else ROLLUP, weight))
+        aligned_to = k["aligned_to_id"]
+        if aligned_to is None and not fed:  # almost every key result
+            aligned, kr_edges = None, (to_objective,)
+        else:
+            kr_edges = [to_objective]
+            if aligned_to is not None:  # counts there like an aligned objective
+                aligned = (aligned_to, done)
+                aligned_key_results.append(aligned)
+                kr_edges.insert(0, new_edge((node, (OBJ, aligned_to), ROLLUP, 1.0)))
+            else:
+                aligned = None
+            if fed:
+                kr_edges.append(new_edge((node, (KR, k["feeds_id"]), ROLLUP, 1.0)))
+            kr_edges = tuple(kr_edges)
+        edges += kr_edges
+        part = None
         if is_own:
-            part = (done, health, k["weight"])
-            parts[k["objective_id"]].append(part)
-        edges.append(Edge((KR, pk), (OBJ, k["objective_id"]), OWN if is_own else ROLLUP,
-                          float(k["weight"])))
-        if fed:
-            edges.append(Edge((KR, pk), (KR, k["feeds_id"]), ROLLUP, 1.0))
-        gave[pk] = (k, (stale, objective is None, team, fed), health, aligned,
-                    tuple(edges[n_edges:]), part)
+            part = (done, health, weight)
+            parts[objective_id].append(part)
+        gave[pk] = (k, (stale, objective is None, team, fed), health, aligned, kr_edges, part)
     own_progress = data.setdefault("own_progress", {})
+    objective_health, no_parts = progress.objective_health, ()
     for pk, o in list(objectives.items()):
         try:
-            key = (OBJ, *parts[pk])  # (progress, health, weight) of its own key results
+            mine = parts.get(pk, no_parts)  # (progress, health, weight) of its own key results
+            key = (OBJ, *mine)
             found = kept_now.get(key)
             if found is None:
                 found = kept.get(key)
                 if found is None:
-                    found = progress.objective_health(key[1:])
+                    found = objective_health(mine)
                 kept_now[key] = found
             own_progress[pk], own[(OBJ, pk)] = found
         except Exception as e:  # one bad row never stops the cycle's recompute
@@ -787,14 +835,14 @@ def _own_health_and_edges(cycle, data, now):
             skipped.append(_skip(cycle, OBJ, pk, o["title"], pk, f"{type(e).__name__}: {e}"))
             continue
     for child, parent in _alignment_pairs(objectives):  # the primary parent, its share
-        edges.append(Edge((OBJ, child), (OBJ, parent), ROLLUP, primary.get(child, 1.0)))
+        edges.append(new_edge(((OBJ, child), (OBJ, parent), ROLLUP, primary.get(child, 1.0))))
     for child, parent, share in data.get("extra_parents", ()):  # each extra parent, its share
         edges.append(Edge((OBJ, child), (OBJ, parent), ROLLUP, float(share)))
     for up_o, up_k, down_o, down_k, status in data["dependencies"]:
         src = (OBJ, up_o) if up_o else (KR, up_k)
         dst = (OBJ, down_o) if down_o else (KR, down_k)
         edges.append(Edge(src, dst, BROKEN if status == Dependency.Status.BROKEN else DEPENDS))
-    edges = [e for e in edges if e.src in own and e.dst in own]
+    edges = [e for e in edges if e[0] in own and e[1] in own]  # (src, dst): by index, in C
     _HEALTHS.rotate()
     _GAVE.pop(cycle.pk, None)  # the newest last: the oldest cycles are dropped first
     _GAVE[cycle.pk], _GAVE_ELAPSED[cycle.pk] = gave, elapsed

@@ -308,19 +308,23 @@ def objective_health(parts):
     """``(progress, health)`` as ``assess_objective`` gives them for its own key results;
     parts: (progress, health, weight). The same sums as there (``sum`` of floats is
     compensated, not a plain loop of additions)."""
-    weighed, scored = [], []
+    # The terms of each sum in lists, in the order of the parts: ``sum`` of a list is the same
+    # sum as of a generator, without a generator per sum (a recompute calls this per objective).
+    done_terms, weights, score_terms, scored_weights = [], [], [], []
     for done, health, w in parts:
         if w is None:
             continue
         w = float(w)
         if math.isfinite(w) and w > 0:
-            weighed.append((done or 0.0, w))
+            done_terms.append((done or 0.0) * w)
+            weights.append(w)
             if health in SCORE:
-                scored.append((SCORE[health], w))
-    if not weighed:
+                score_terms.append(SCORE[health] * w)
+                scored_weights.append(w)
+    if not weights:
         return None, None
-    done = sum(d * w for d, w in weighed) / sum(w for _, w in weighed)
-    if not scored:
+    done = sum(done_terms) / sum(weights)
+    if not score_terms:
         return done, None
-    score = sum(s * w for s, w in scored) / sum(w for _, w in scored)
+    score = sum(score_terms) / sum(scored_weights)
     return done, ON_TRACK if score >= 0.75 else AT_RISK if score >= 0.4 else OFF_TRACK
