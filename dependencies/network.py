@@ -267,8 +267,7 @@ def _skip_run(cycle, findings, now, generation, started):
 # table's columns (``{row}``: a new column is covered without a change here); of people, only
 # what the run reads (a login changes a user's row, not the cycle's health). The findings of the
 # rules that do not depend on the clock are in it too: a run that finds the same digest reuses
-# them. ``cycle_objectives``: the ids of the cycle's objectives (``_CYCLE_OBJECTIVES``), read once
-# for the tables whose rows belong to the cycle through their objective.
+# them.
 #
 # On PostgreSQL ``{row}`` is the row's id and version (``_VERSION``) rather than its text: any
 # write of a row, of any column, moves its version, so a version is never less safe than the
@@ -292,28 +291,26 @@ _READS = (
     # With each key result, whether its last check-in is older than ``progress.STALE_AFTER``
     # at the run's time (it turns stale during a day, its row unchanged).
     ("key_results", "SELECT {row}, t.last_check_in_at < %(stale_before)s AS stale "
-                    "FROM okrs_keyresult t JOIN cycle_objectives o ON o.id = t.objective_id "
-                    "WHERE t.organization_id = %(org)s"),
+                    "FROM okrs_keyresult t JOIN okrs_objective o ON o.id = t.objective_id "
+                    "WHERE t.organization_id = %(org)s AND o.cycle_id = %(cycle)s"),
     ("dependencies", "SELECT {row} FROM dependencies_dependency t "
                      "WHERE t.organization_id = %(org)s AND t.cycle_id = %(cycle)s"),
-    ("extra_parents", "SELECT {row} FROM okrs_objectiveparent t "
-                      "JOIN cycle_objectives o ON o.id = t.objective_id "
-                      "WHERE t.organization_id = %(org)s"),
-    ("shares", "SELECT {row} FROM dependencies_objectiveshare t "
-               "JOIN cycle_objectives o ON o.id = t.objective_id "
-               "WHERE t.organization_id = %(org)s"),
+    ("extra_parents", "SELECT {row} FROM okrs_objectiveparent t JOIN okrs_objective o "
+                      "ON o.id = t.objective_id "
+                      "WHERE t.organization_id = %(org)s AND o.cycle_id = %(cycle)s"),
+    ("shares", "SELECT {row} FROM dependencies_objectiveshare t JOIN okrs_objective o "
+               "ON o.id = t.objective_id "
+               "WHERE t.organization_id = %(org)s AND o.cycle_id = %(cycle)s"),
     ("findings", "SELECT {row} FROM alignment_finding t WHERE t.organization_id = %(org)s "
                  "AND t.cycle_id = %(cycle)s AND t.rule NOT IN ({timed})"),
     ("report", "SELECT t.id FROM alignment_findingsreport t WHERE t.cycle_id = %(cycle)s"),
     # Not read today; few rows, and what a rule about strategy or closing would read first.
     ("perspectives", "SELECT {row} FROM okrs_perspective t WHERE t.organization_id = %(org)s"),
     ("goals", "SELECT {row} FROM okrs_strategicgoal t WHERE t.organization_id = %(org)s"),
-    ("closes", "SELECT {row} FROM okrs_objectiveclose t "
-               "JOIN cycle_objectives o ON o.id = t.objective_id "
-               "WHERE t.organization_id = %(org)s"),
+    ("closes", "SELECT {row} FROM okrs_objectiveclose t JOIN okrs_objective o "
+               "ON o.id = t.objective_id "
+               "WHERE t.organization_id = %(org)s AND o.cycle_id = %(cycle)s"),
 )
-_CYCLE_OBJECTIVES = ("SELECT id FROM okrs_objective "
-                     "WHERE organization_id = %(org)s AND cycle_id = %(cycle)s")
 # A row as ``{row}`` stands for it on PostgreSQL: its id and version (see ``_VERSION`` below).
 _ROW_VERSION = "t.id, t.xmin, t.ctid"
 
@@ -348,8 +345,7 @@ def fingerprint(cycle, now):
     timed = ", ".join(f"'{rule}'" for rule in alignment_report.TIMED_RULES)  # names in code
     row = _ROW_VERSION if connection.vendor == "postgresql" else "t.*"
     parts = [(sql.format(row=row, timed=timed), "{row}" in sql) for _, sql in _READS]
-    return digest_of(parts, args, f"{code_version()} {elapsed!r}",
-                     with_=(("cycle_objectives", _CYCLE_OBJECTIVES),))
+    return digest_of(parts, args, f"{code_version()} {elapsed!r}")
 
 
 def code_version():
@@ -371,27 +367,23 @@ _TEXT_DIGEST = ("(SELECT md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t.id),
                 "|| ' ' || count(*) FROM ({sql}) t)")
 
 
-def digest_of(parts, params, seed, *, with_=()):
+def digest_of(parts, params, seed):
     """A digest of the rows of some queries and a seed. ``parts``: (sql, by_version) pairs, the
     SQL taking the named ``params`` and selecting an ``id`` column (and, with ``by_version``,
-    the row's version on PostgreSQL); ``with_``: (name, sql) of common table expressions the
-    parts read. PostgreSQL computes it in one statement (``_VERSIONS_DIGEST`` or
-    ``_TEXT_DIGEST`` of each part: a few hundred bytes come back); elsewhere the rows are
-    hashed here."""
+    the row's version on PostgreSQL). PostgreSQL computes it in one statement
+    (``_VERSIONS_DIGEST`` or ``_TEXT_DIGEST`` of each part: a few hundred bytes come back);
+    elsewhere the rows are hashed here."""
     digest = hashlib.sha256(seed.encode())
-    with_sql = ", ".join(f"{name} AS MATERIALIZED ({sql})" for name, sql in with_)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             columns = ", ".join((_VERSIONS_DIGEST if by_version else _TEXT_DIGEST).format(sql=sql)
                                 for sql, by_version in parts)
-            cursor.execute(f"WITH {with_sql} SELECT {columns}" if with_ else f"SELECT {columns}",
-                           params)
+            cursor.execute(f"SELECT {columns}", params)
             for value in cursor.fetchone():
                 digest.update(f"{value}\n".encode())
         else:
-            prefix = f"WITH {with_sql} ".replace(" AS MATERIALIZED", " AS") if with_ else ""
             for sql, _ in parts:
-                cursor.execute(prefix + sql, params)
+                cursor.execute(sql, params)
                 rows = sorted(repr(row) for row in cursor.fetchall())
                 digest.update(hashlib.md5("\n".join(rows).encode()).hexdigest().encode())
                 digest.update(f" {len(rows)}\n".encode())
