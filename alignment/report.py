@@ -751,7 +751,10 @@ def _check_findings(org, cycle):
 # Of a source's rows (``_md5s``): a digest of the content of the columns asked, the sum of a
 # 64-bit hash of each row (``hash_record_extended``: no text built, no sort) and their count;
 # and the md5 of their versions in the order of ids, as ``_versions_md5`` computes it from rows
-# in hand. Both in one scan of the source.
+# in hand. Both in one scan of the source. The hash is not a cryptographic one and titles are
+# typed by users: a title made on purpose to give its row the hash the row had would leave the
+# cycle's findings as they were until the next change the rules read (within the organization
+# of whoever typed it, and findings are advice); an accident is a chance of about 2^-64.
 _CONTENT = "coalesce(sum(hash_record_extended(ROW({columns}), 0)), 0) || ' ' || count(*)"
 _VERSIONS = "md5(coalesce(string_agg(t.v, ',' ORDER BY t.id), ''))"
 
