@@ -100,8 +100,9 @@ UNTIMED_KEY_RESULT = ("id", "objective_id", "title", "owner_team__name")
 # identified by the md5 of their ``id version`` list, computed in SQL to decide whether the
 # rules must run at all, and from the rows actually used when they do; the few rows of teams,
 # leads, themes and extra parents are read and hashed on every run. Elsewhere a row's version
-# is its content. The stored findings are identified by their content (and, on PostgreSQL, by
-# their versions too, to check that what a run wrote is what is there).
+# is its content. The stored findings are identified by their content off PostgreSQL, by their
+# versions on PostgreSQL (any write of a finding moves its version; a run's save checks that
+# the versions are those it left in place and wrote, ``_after_write``).
 
 _OBJECTIVE_COLUMNS = ("id", "title", "team_id", "parent_id", "is_local", "state", "theme_id",
                       "commitment")
@@ -144,10 +145,11 @@ def _postgresql():
 
 @dataclass
 class _Check:
-    """What ``_check`` found, as md5s: the content of the rules' columns of the live objectives
-    and key results and their versions, the content and versions of the stored findings of the
-    rules that ignore the clock; and the small tables the rules read (``_small``). Off
-    PostgreSQL a row's version is its content, and the rows read are in ``rows``."""
+    """What ``_check`` found, as digests: the content of the rules' columns of the live
+    objectives and key results and their versions, the stored findings of the rules that ignore
+    the clock (their versions on PostgreSQL, as ``finding_versions``; elsewhere their content);
+    and the small tables the rules read (``_small``). Off PostgreSQL a row's version is its
+    content, and the rows read are in ``rows``."""
 
     objectives: str
     key_results: str
@@ -160,11 +162,11 @@ class _Check:
 
 
 def _check(org, cycle):
-    """One statement on PostgreSQL (one snapshot): the md5s of the content and the versions of
-    the rules' objectives and key results, and of the stored findings of the rules that ignore
-    the clock. Then the small tables. A check-in or a run's own write of health moves a row's
-    version, not the content the rules read: the content decides whether they run, the
-    versions whether the rows they read are the ones the content describes."""
+    """One statement on PostgreSQL (one snapshot): the digests of the content and the versions
+    of the rules' objectives and key results, and of the versions of the stored findings of the
+    rules that ignore the clock. Then the small tables. A check-in or a run's own write of
+    health moves a row's version, not the content the rules read: the content decides whether
+    they run, the versions whether the rows they read are the ones the content describes."""
     if not _postgresql():
         objectives = _read_objectives(_objectives_qs(org, cycle))
         key_results = _read_key_results(_key_results_qs(org, cycle))
@@ -173,11 +175,11 @@ def _check(org, cycle):
         k = _versions_md5((pk, row["row_version"]) for pk, row in key_results.items())
         return _Check(o, k, o, k, _content_md5(stored), None, _small(org, cycle),
                       (objectives, key_results))
-    o, o_versions, k, k_versions, f, f_versions = _md5s(
+    o, o_versions, k, k_versions, f_versions = _md5s(
         (_objectives_qs(org, cycle), _OBJECTIVE_COLUMNS, "okrs_objective"),
         (_key_results_qs(org, cycle), _KEY_RESULT_COLUMNS, "okrs_keyresult"),
-        (_untimed_findings_qs(org, cycle), _FINDING_COLUMNS, "alignment_finding"))
-    return _Check(o, k, o_versions, k_versions, f, f_versions, _small(org, cycle))
+        (_untimed_findings_qs(org, cycle), None, "alignment_finding"))
+    return _Check(o, k, o_versions, k_versions, f_versions, f_versions, _small(org, cycle))
 
 
 def _small(org, cycle):
@@ -492,7 +494,8 @@ def findings(org, cycle, *, now=None, inputs=None, stored=None):
     check = _CHECKS.pop(cycle.pk, None)
     if inputs is not None and stored is not None and inputs == FindingsReport.objects.for_org(
             org).filter(cycle=cycle).values_list("inputs", flat=True).first():
-        found = [f for rule in TIMED for f in rule(timed_data(org, cycle, now))]
+        clock = timed_data(org, cycle, now)  # once for every rule that reads the clock
+        found = [f for rule in TIMED for f in rule(clock)]
         if stored is STORED:
             return Reused(found)
         found += [rules.Finding(rule=rule, severity=severity, message=message, who=who,
@@ -738,7 +741,7 @@ def _after_write(cycle, pending, inserted):
     expected.sort()
     check = _check_findings(org, cycle)
     last = rules.KEPT.get(cycle.pk)
-    if check[1] != _versions_md5(expected):
+    if check != _versions_md5(expected):
         if last is not None:
             last.findings = last.finding_versions = None
         return ""
@@ -749,31 +752,44 @@ def _after_write(cycle, pending, inserted):
         for pk, *key, version in inserted:
             if key[0] not in TIMED_RULES:
                 by_key.setdefault(_key(*key), []).append((pk, version))
-        last.findings, last.finding_versions = by_key, check[1]
-    return _with_findings(pending.identity, check[0])
+        last.findings, last.finding_versions = by_key, check
+    return _with_findings(pending.identity, check)
 
 
 def _check_findings(org, cycle):
-    """The md5s of the content and of the versions of the stored untimed findings (as
-    ``_check``), in one statement."""
-    return _md5s((_untimed_findings_qs(org, cycle), _FINDING_COLUMNS, "alignment_finding"))
+    """The md5 of the versions of the stored untimed findings (as ``_check``)."""
+    (versions,) = _md5s((_untimed_findings_qs(org, cycle), None, "alignment_finding"))
+    return versions
+
+
+# Of a source's rows (``_md5s``): a digest of the content of the columns asked, the sum of a
+# 64-bit hash of each row (``hash_record_extended``: no text built, no sort) and their count;
+# and the md5 of their versions in the order of ids, as ``_versions_md5`` computes it from rows
+# in hand. Both in one scan of the source. The hash is not a cryptographic one and titles are
+# typed by users: a title made on purpose to give its row the hash the row had would leave the
+# cycle's findings as they were until the next change the rules read (within the organization
+# of whoever typed it, and findings are advice); an accident is a chance of about 2^-64.
+_CONTENT = "coalesce(sum(hash_record_extended(ROW({columns}), 0)), 0) || ' ' || count(*)"
+_VERSIONS = "md5(coalesce(string_agg(t.v, ',' ORDER BY t.id), ''))"
 
 
 def _md5s(*sources):
-    """For each (queryset, columns, table): the md5 of its rows' content and the md5 of their
-    row versions, both in id order, all in one statement (one snapshot). PostgreSQL only."""
+    """For each (queryset, columns, table): the digest of its rows' content in ``columns``
+    (unless None) and the md5 of their row versions in id order, all in one statement (one
+    snapshot), one scan of each source. PostgreSQL only."""
     parts, params = [], []
     for queryset, columns, table in sources:
-        content = queryset.values(*columns).order_by()
-        versions = queryset.annotate(v=RawSQL(_VERSION.format(t=table), ())).values_list(
-            "id", "v").order_by()
-        for qs, expression in ((content, "t::text, E'\\n'"), (versions, "t.v, ','")):
-            sql, p = qs.query.get_compiler(qs.db).as_sql()
-            parts.append(f"(SELECT md5(coalesce(string_agg({expression} ORDER BY t.id), '')) "
-                         f"FROM ({sql}) t)")
-            params += p
+        rows = queryset.annotate(v=RawSQL(_VERSION.format(t=table), ())).values(
+            *(columns or ("id",)), "v").order_by()
+        sql, p = rows.query.get_compiler(rows.db).as_sql()
+        digests = [_VERSIONS]
+        if columns:
+            names = ", ".join(f't."{name}"' for name in columns)
+            digests.insert(0, _CONTENT.format(columns=names))
+        parts.append(f"(SELECT {', '.join(digests)} FROM ({sql}) t) AS s{len(parts)}")
+        params += p
     with connection.cursor() as cursor:
-        cursor.execute("SELECT " + ", ".join(parts), params)
+        cursor.execute("SELECT * FROM " + ", ".join(parts), params)
         return cursor.fetchone()
 
 

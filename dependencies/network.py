@@ -264,14 +264,21 @@ def _skip_run(cycle, findings, now, generation, started):
 
 
 # What a run reads, and so what its fingerprint covers. Whole rows wherever the run reads a
-# table's columns (a new column is covered without a change here); of people, only what the run
-# reads (a login changes a user's row, not the cycle's health). The findings of the rules that do
-# not depend on the clock are in it too: a run that finds the same digest reuses them.
+# table's columns (``{row}``: a new column is covered without a change here); of people, only
+# what the run reads (a login changes a user's row, not the cycle's health). The findings of the
+# rules that do not depend on the clock are in it too: a run that finds the same digest reuses
+# them.
+#
+# On PostgreSQL ``{row}`` is the row's id and version (``_VERSION``) rather than its text: any
+# write of a row, of any column, moves its version, so a version is never less safe than the
+# text (a version that moved for nothing, a rewrite with the same values or a VACUUM FULL, only
+# makes the next run compute where it could have skipped), and it costs a fraction of turning
+# every column of 100,000 rows into text. Elsewhere ``{row}`` is the whole row.
 _READS = (
-    ("organization", "SELECT t.* FROM orgs_organization t WHERE t.id = %(org)s"),
-    ("cycle", "SELECT t.* FROM orgs_cycle t WHERE t.id = %(cycle)s"),
-    ("teams", "SELECT t.* FROM orgs_team t WHERE t.organization_id = %(org)s"),
-    ("themes", "SELECT t.* FROM orgs_theme t WHERE t.organization_id = %(org)s"),
+    ("organization", "SELECT {row} FROM orgs_organization t WHERE t.id = %(org)s"),
+    ("cycle", "SELECT {row} FROM orgs_cycle t WHERE t.id = %(cycle)s"),
+    ("teams", "SELECT {row} FROM orgs_team t WHERE t.organization_id = %(org)s"),
+    ("themes", "SELECT {row} FROM orgs_theme t WHERE t.organization_id = %(org)s"),
     ("leads", "SELECT u.id, u.full_name FROM orgs_user u WHERE u.id IN "
               "(SELECT lead_id FROM orgs_team WHERE organization_id = %(org)s)"),
     ("members", "SELECT m.id, m.user_id, m.role FROM orgs_membership m "
@@ -279,29 +286,33 @@ _READS = (
     ("member_teams", "SELECT mt.id, mt.membership_id, mt.team_id FROM orgs_membership_teams mt "
                      "JOIN orgs_membership m ON m.id = mt.membership_id "
                      "WHERE m.organization_id = %(org)s"),
-    ("objectives", "SELECT t.* FROM okrs_objective t "
+    ("objectives", "SELECT {row} FROM okrs_objective t "
                    "WHERE t.organization_id = %(org)s AND t.cycle_id = %(cycle)s"),
-    ("key_results", "SELECT t.* FROM okrs_keyresult t JOIN okrs_objective o "
-                    "ON o.id = t.objective_id "
+    # With each key result, whether its last check-in is older than ``progress.STALE_AFTER``
+    # at the run's time (it turns stale during a day, its row unchanged).
+    ("key_results", "SELECT {row}, t.last_check_in_at < %(stale_before)s AS stale "
+                    "FROM okrs_keyresult t JOIN okrs_objective o ON o.id = t.objective_id "
                     "WHERE t.organization_id = %(org)s AND o.cycle_id = %(cycle)s"),
-    ("dependencies", "SELECT t.* FROM dependencies_dependency t "
+    ("dependencies", "SELECT {row} FROM dependencies_dependency t "
                      "WHERE t.organization_id = %(org)s AND t.cycle_id = %(cycle)s"),
-    ("extra_parents", "SELECT t.* FROM okrs_objectiveparent t JOIN okrs_objective o "
+    ("extra_parents", "SELECT {row} FROM okrs_objectiveparent t JOIN okrs_objective o "
                       "ON o.id = t.objective_id "
                       "WHERE t.organization_id = %(org)s AND o.cycle_id = %(cycle)s"),
-    ("shares", "SELECT t.* FROM dependencies_objectiveshare t JOIN okrs_objective o "
+    ("shares", "SELECT {row} FROM dependencies_objectiveshare t JOIN okrs_objective o "
                "ON o.id = t.objective_id "
                "WHERE t.organization_id = %(org)s AND o.cycle_id = %(cycle)s"),
-    ("findings", "SELECT t.* FROM alignment_finding t WHERE t.organization_id = %(org)s "
+    ("findings", "SELECT {row} FROM alignment_finding t WHERE t.organization_id = %(org)s "
                  "AND t.cycle_id = %(cycle)s AND t.rule NOT IN ({timed})"),
     ("report", "SELECT t.id FROM alignment_findingsreport t WHERE t.cycle_id = %(cycle)s"),
     # Not read today; few rows, and what a rule about strategy or closing would read first.
-    ("perspectives", "SELECT t.* FROM okrs_perspective t WHERE t.organization_id = %(org)s"),
-    ("goals", "SELECT t.* FROM okrs_strategicgoal t WHERE t.organization_id = %(org)s"),
-    ("closes", "SELECT t.* FROM okrs_objectiveclose t JOIN okrs_objective o "
+    ("perspectives", "SELECT {row} FROM okrs_perspective t WHERE t.organization_id = %(org)s"),
+    ("goals", "SELECT {row} FROM okrs_strategicgoal t WHERE t.organization_id = %(org)s"),
+    ("closes", "SELECT {row} FROM okrs_objectiveclose t JOIN okrs_objective o "
                "ON o.id = t.objective_id "
                "WHERE t.organization_id = %(org)s AND o.cycle_id = %(cycle)s"),
 )
+# A row as ``{row}`` stands for it on PostgreSQL: its id and version (see ``_VERSION`` below).
+_ROW_VERSION = "t.id, t.xmin, t.ctid"
 
 
 def _code_version():
@@ -327,17 +338,14 @@ def fingerprint(cycle, now):
     version, and what the clock changes: the share of the cycle gone (a new day) and the key
     results whose last check-in is older than ``progress.STALE_AFTER`` (they turn stale during
     a day). Equal digests: a run would read the same and compute the same. PostgreSQL computes
-    it (one query, a few hundred bytes back); elsewhere the rows are hashed here."""
+    it (one statement, a few hundred bytes back); elsewhere the rows are hashed here."""
     elapsed = progress.elapsed_share(cycle.start_date, cycle.end_date, timezone.localdate(now))
-    stale = (KeyResult.objects.filter(organization_id=cycle.organization_id,
-                                      objective__cycle=cycle,
-                                      last_check_in_at__lt=now - progress.STALE_AFTER)
-             .values_list("id").order_by())
-    stale_sql, stale_params = stale.query.get_compiler(stale.db).as_sql()
-    args = {"org": cycle.organization_id, "cycle": cycle.pk}
+    stale_before = connection.ops.adapt_datetimefield_value(now - progress.STALE_AFTER)
+    args = {"org": cycle.organization_id, "cycle": cycle.pk, "stale_before": stale_before}
     timed = ", ".join(f"'{rule}'" for rule in alignment_report.TIMED_RULES)  # names in code
-    parts = [(sql.replace("{timed}", timed), args) for _, sql in _READS]
-    return digest_of([*parts, (stale_sql, stale_params)], f"{code_version()} {elapsed!r}")
+    row = _ROW_VERSION if connection.vendor == "postgresql" else "t.*"
+    parts = [(sql.format(row=row, timed=timed), "{row}" in sql) for _, sql in _READS]
+    return digest_of(parts, args, f"{code_version()} {elapsed!r}")
 
 
 def code_version():
@@ -347,23 +355,34 @@ def code_version():
     return _CODE_VERSION
 
 
-def digest_of(parts, seed):
-    """A digest of the rows of some queries (``parts``: (sql, params) pairs, each selecting an
-    ``id`` column) and a seed. PostgreSQL computes it (one query, each part as the md5 of its
-    rows' text in the order of their ids: a few hundred bytes come back); elsewhere the rows
-    are hashed here."""
+# A part's digest on PostgreSQL. Of the rows of a part that reads versions (``{row}``): the sum
+# of a 64-bit hash of each row (its id, version and any other column: ``hash_record_extended``,
+# no text built) and their count. A sum does not depend on the rows' order, so these parts, the
+# cycle's largest tables, sort nothing; and as each row holds its id and version, a row that is
+# written, comes or goes changes it but for a chance of about 2^-64 (versions are not values a
+# user chooses). Of the other parts, whose rows hold names a user types: the md5 of their text.
+_VERSIONS_DIGEST = ("(SELECT coalesce(sum(hash_record_extended(t, 0)), 0) || ' ' || count(*) "
+                    "FROM ({sql}) t)")
+_TEXT_DIGEST = ("(SELECT md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t.id), '')) "
+                "|| ' ' || count(*) FROM ({sql}) t)")
+
+
+def digest_of(parts, params, seed):
+    """A digest of the rows of some queries and a seed. ``parts``: (sql, by_version) pairs, the
+    SQL taking the named ``params`` and selecting an ``id`` column (and, with ``by_version``,
+    the row's version on PostgreSQL). PostgreSQL computes it in one statement
+    (``_VERSIONS_DIGEST`` or ``_TEXT_DIGEST`` of each part: a few hundred bytes come back);
+    elsewhere the rows are hashed here."""
     digest = hashlib.sha256(seed.encode())
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            compose = connection.ops.compose_sql
-            columns = [compose(
-                "(SELECT md5(coalesce(string_agg(t::text, E'\n' ORDER BY t.id), '')) "
-                f"|| ' ' || count(*) FROM ({sql}) t)", params) for sql, params in parts]
-            cursor.execute("SELECT " + ", ".join(columns))
+            columns = ", ".join((_VERSIONS_DIGEST if by_version else _TEXT_DIGEST).format(sql=sql)
+                                for sql, by_version in parts)
+            cursor.execute(f"SELECT {columns}", params)
             for value in cursor.fetchone():
                 digest.update(f"{value}\n".encode())
         else:
-            for sql, params in parts:
+            for sql, _ in parts:
                 cursor.execute(sql, params)
                 rows = sorted(repr(row) for row in cursor.fetchall())
                 digest.update(hashlib.md5("\n".join(rows).encode()).hexdigest().encode())
