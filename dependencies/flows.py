@@ -167,14 +167,8 @@ def impacts(objectives, key_results, dependencies, results, members, describe, e
         if kept is not None:
             kept.update(reused)
         return {root: mine[1] for root, mine in reused.items()}
-    children = {}
-    for pk, o in objectives.items():
-        parent = o["parent_id"]
-        if parent in objectives:
-            if parent in children:
-                children[parent].append(pk)
-            else:
-                children[parent] = [pk]
+    children = _grouped((pk, o["parent_id"]) for pk, o in objectives.items()
+                        if o["parent_id"] in objectives)
     for child, parent, _ in extra_links:
         if child in objectives and parent in objectives:
             children.setdefault(parent, []).append(child)
@@ -186,14 +180,8 @@ def impacts(objectives, key_results, dependencies, results, members, describe, e
         if pk not in under:
             under.add(pk)
             stack += children.get(pk, ())
-    krs_of = {}
-    for pk, k in key_results.items():
-        o = k["objective_id"]
-        if o in under:
-            if o in krs_of:
-                krs_of[o].append(pk)
-            else:
-                krs_of[o] = [pk]
+    krs_of = _grouped((pk, k["objective_id"]) for pk, k in key_results.items()
+                      if k["objective_id"] in under)
     parts = {}
     for pk in under:
         mine = krs_of.get(pk, [])
@@ -294,3 +282,15 @@ def impacts(objectives, key_results, dependencies, results, members, describe, e
     if kept is not None:
         kept.update((root, reused.get(root) or read[root]) for root in roots)
     return {root: reused[root][1] if root in reused else out[root] for root in roots}
+
+
+def _grouped(pairs):
+    """{group: [item, ...]} of (item, group) pairs, items in the order given. A new group's list
+    is made only when the group first comes (``setdefault`` would make one per pair)."""
+    groups = {}
+    for item, group in pairs:
+        if group in groups:
+            groups[group].append(item)
+        else:
+            groups[group] = [item]
+    return groups
