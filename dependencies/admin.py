@@ -9,6 +9,7 @@ from .models import (
     Dependency,
     DependencyEvent,
     EscalationStep,
+    NetworkSnapshot,
     NetworkState,
     Notification,
     ObjectiveShare,
@@ -46,6 +47,13 @@ class ObjectiveShareAdmin(admin.ModelAdmin):
 class NetworkStateAdmin(admin.ModelAdmin):
     list_display = ["__str__", "organization"]
     list_filter = ["organization"]
+
+
+@admin.register(NetworkSnapshot)
+class NetworkSnapshotAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "saved_at", "organization"]
+    list_filter = ["organization"]
+    exclude = ["payload"]  # a signed binary: shown by its size, deleted to start from nothing
 
 
 @admin.register(PropagationRun)

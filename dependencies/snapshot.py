@@ -1,0 +1,570 @@
+"""What a process keeps of a cycle's last run, saved in the database so that a restart is not a
+run from nothing.
+
+``dependencies.network`` keeps, per cycle, the rows it read with their versions, what each key
+result gave, own healths by their inputs, the propagation's graph and the impacts
+(``network._ROWS``, ``_GAVE``, ``_HEALTHS``, ``_GRAPHS``, ``_IMPACTS``). Each part is checked
+before use against what the run reads, whatever its age: a row is reused only while its version
+(``xmin``/``ctid``) is the one kept, what a key result gave only for that very row, the graph
+only for the own healths and edges it was made from (``propagation.repropagate``), an impact
+only if none of the nodes it read moved. So a copy of that state is as good as the process's
+own, however old, as long as it is the state a run of this code, in this database, left for
+this cycle: ``save`` writes it (one row per cycle, ``NetworkSnapshot``, replaced), ``restore``
+gives it back to a process that kept nothing.
+
+What ``restore`` checks before it believes a row:
+- the signature (HMAC with the ``SECRET_KEY``) over the organization, the cycle and the bytes:
+  a damaged row, or one copied from another cycle or organization, is ignored;
+- the format, the code version (``network.code_version``), the database (PostgreSQL's system
+  identifier and the database's oid: row versions mean nothing in another cluster or a
+  restored copy) and, on PostgreSQL, that fewer than 2^31 transactions went by since it was
+  saved (a row version's ``xmin`` is 32 bits).
+Anything wrong: it is logged and the run computes from nothing, as before.
+
+The encoding is flat and columnar (round 11's pickle of the objects cost what computing them
+costs): the nodes once, as a kind and an id each; everything that names a node or an edge names
+it by its index; each column of rows as one typed array (``array('q')``, ``array('d')``), the
+text of a column joined once, or a byte per value for a column of few distinct values; lists
+as their lengths and one flat array. Reading it back builds the objects with C-level loops
+(``map``, ``zip``, ``dict(zip(...))``) and shares one tuple per node and one string per
+distinct value of a column of few. Only what does not fit a column (a risk cause's paths, an
+impact's summary, the own healths' keys) is ``marshal``-ed, and only after the signature
+checks: only this code's own output is ever read.
+
+Off PostgreSQL there are no row versions: every row is read on every run, so only the graph and
+the own healths are saved (what the rows would give is never reused there).
+"""
+
+import hmac
+import json
+import logging
+import marshal
+import struct
+import time
+import zlib
+from array import array
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from functools import partial
+from itertools import accumulate, chain, compress, count, repeat
+from operator import is_, itemgetter
+
+from celery.signals import worker_process_shutdown
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+from django.utils.crypto import salted_hmac
+from django_scopes import scopes_disabled
+
+from . import propagation
+from .models import NetworkSnapshot
+
+logger = logging.getLogger(__name__)
+
+FORMAT = 2  # round 11's pickle was 1
+MAGIC = b"NKS2"
+SALT = "dependencies.snapshot"
+# A process saves a cycle's state after a run that computed it from nothing (nothing kept,
+# nothing saved that could be used: a new worker, a deploy), then once its runs of the cycle
+# have gone on this long since it last saved or restored it, and when a worker process stops
+# (``worker_process_shutdown``). A process that dies without stopping so leaves a state at most
+# this old: every row written since is read again (``network._patch``), not computed from
+# nothing. A save costs a few tenths of a second at 100,000 nodes, after the run's commit.
+SAVE_EVERY = 600.0  # seconds
+MAX_XID_AGE = 2**31
+_saved = {}  # cycle id -> time.monotonic() of this process's last save or restore
+
+
+def forget():
+    _saved.clear()
+
+
+# -- columns ---------------------------------------------------------------------------------
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_NONE = type(None)
+FEW = 255  # distinct values of a text column stored as a byte per value
+
+
+def _pack_values(values):
+    """A list of values of one type (no None) as (code, data)."""
+    kinds = set(map(type, values))
+    if len(kinds) == 1:
+        kind = kinds.pop()
+        try:
+            if kind is int:
+                return "i", array("q", values).tobytes()
+            if kind is float:
+                return "f", array("d", values).tobytes()
+            if kind is bool:
+                return "b", bytes(values)
+            if kind is str or kind is Decimal:
+                texts = values if kind is str else list(map(str, values))
+                few = list(dict.fromkeys(texts))
+                if len(few) <= FEW:
+                    codes = bytes(map(dict(zip(few, count())).__getitem__, texts))
+                    return "c" if kind is str else "C", (few, codes)
+                joined = "\0".join(texts)
+                if joined.count("\0") == len(texts) - 1:  # no value holds the separator
+                    return "s" if kind is str else "S", joined.encode("utf-8", "surrogatepass")
+            if kind is datetime and all(v.tzinfo is UTC for v in values):
+                micros = map(_MICROSECOND.__rfloordiv__, map(_EPOCH.__rsub__, values))
+                return "t", array("q", micros).tobytes()
+        except OverflowError:
+            pass
+    return "m", marshal.dumps(values)
+
+
+def _unpack_values(code, data):
+    if code == "i":
+        return array("q", data).tolist()
+    if code == "f":
+        return array("d", data).tolist()
+    if code == "b":
+        return list(map(bool, data))
+    if code in ("c", "C"):
+        few, codes = data
+        if code == "C":
+            few = list(map(Decimal, few))
+        return list(map(few.__getitem__, codes))
+    if code in ("s", "S"):
+        texts = data.decode("utf-8", "surrogatepass").split("\0")
+        return texts if code == "s" else list(map(Decimal, texts))
+    if code == "t":
+        return list(map(_EPOCH.__add__, map(_MICROSECOND.__mul__, array("q", data))))
+    if code == "m":
+        return marshal.loads(data)
+    raise ValueError(f"unknown column code {code!r}")
+
+
+def _pack_column(values):
+    """A column of values: (length, where its Nones are, code, data). The Nones are given by
+    their places when they are few, else the values by theirs, so that putting them back loops
+    over the fewer of the two."""
+    values = list(values)
+    n = len(values)
+    nones = [i for i, v in enumerate(values) if v is None] if _NONE in set(map(type, values)) \
+        else []
+    if not nones:
+        return (n, "", b"", *_pack_values(values))
+    if len(nones) == n:
+        return (n, "all", b"", "m", marshal.dumps([]))
+    if 2 * len(nones) <= n:  # the Nones' places; they hold a value of the column meanwhile
+        filler = next(v for v in values if v is not None)
+        dense = [filler if v is None else v for v in values]
+        return (n, "nones", array("q", nones).tobytes(), *_pack_values(dense))
+    present = [i for i, v in enumerate(values) if v is not None]
+    return (n, "present", array("q", present).tobytes(),
+            *_pack_values([values[i] for i in present]))
+
+
+def _unpack_column(packed):
+    n, how, places, code, data = packed
+    values = _unpack_values(code, data)
+    if how == "":
+        return values
+    if how == "all":
+        return [None] * n
+    if how == "nones":
+        for i in array("q", places):
+            values[i] = None
+        return values
+    column = [None] * n
+    for i, value in zip(array("q", places), values, strict=True):
+        column[i] = value
+    return column
+
+
+def _pack_rows(rows):
+    """Row dicts with the same keys, in that order, as their names and one column each."""
+    rows = list(rows)
+    if not rows:
+        return (), []
+    names = tuple(rows[0])
+    if set(map(tuple, map(dict.keys, rows))) != {names}:
+        raise ValueError("rows with different columns")
+    columns = zip(*map(itemgetter(*names), rows), strict=True) if len(names) > 1 else (
+        [row[names[0]] for row in rows],)
+    return names, [_pack_column(column) for column in columns]
+
+
+def _unpack_rows(packed):
+    names, columns = packed
+    if not names:
+        return []
+    columns = map(_unpack_column, columns)
+    return list(map(dict, map(zip, repeat(names), zip(*columns, strict=True))))
+
+
+def _lists(lengths, flat):
+    """``flat`` cut into consecutive lists of ``lengths``."""
+    ends = list(accumulate(lengths))
+    return list(map(flat.__getitem__, map(slice, [0, *ends[:-1]], ends)))
+
+
+def _ints(data):
+    return array("q", data)
+
+
+def _named(table, data):
+    """The items of ``table`` (nodes, edges) at the indexes ``data`` holds."""
+    return map(table.__getitem__, array("q", data))
+
+
+def _keyed_lists(packed, keys, values):
+    """{key: [value, ...]} of (keys' indexes, lengths, values' indexes)."""
+    names, lengths, flat = packed
+    return dict(zip(_named(keys, names), _lists(_ints(lengths), list(_named(values, flat))),
+                    strict=True))
+
+
+class _Table:
+    """Things named by their index: the nodes, the edges. ``index`` adds one not seen yet."""
+
+    def __init__(self, items=()):
+        self.items = list(items)
+        self.places = dict(zip(self.items, count()))
+
+    def index(self, item):
+        place = self.places.get(item)
+        if place is None:
+            place = self.places[item] = len(self.items)
+            self.items.append(item)
+        return place
+
+    def indexes(self, items):
+        items = list(items)
+        try:
+            return array("q", map(self.places.__getitem__, items)).tobytes()
+        except KeyError:
+            return array("q", map(self.index, items)).tobytes()
+
+
+_KINDS = ("o", "k")  # network.OBJ, network.KR
+_HEALTH_CODES = {None: 0, propagation.ON_TRACK: 1, propagation.AT_RISK: 2,
+                 propagation.OFF_TRACK: 3}
+# A result without causes is one of 64 shared values (``propagation._PLAIN``): a byte each.
+_PLAIN_CODES = {result: 16 * _HEALTH_CODES[a] + 4 * _HEALTH_CODES[b] + _HEALTH_CODES[c]
+                for (a, b, c), result in propagation._PLAIN.items()}
+_PLAIN_BY_CODE = [None] * 256
+for _result, _code in _PLAIN_CODES.items():
+    _PLAIN_BY_CODE[_code] = _result
+_SPECIAL = 255
+
+
+# -- the state -------------------------------------------------------------------------------
+
+def pack(state):
+    """``state`` (what ``network`` keeps of a cycle: "graph", "healths", "rows", "gave",
+    "elapsed", "impacts", any of them None) as a dict of flat parts, for ``marshal``."""
+    graph, rows, gave, impacts = state["graph"], state["rows"], state["gave"], state["impacts"]
+    nodes = _Table(graph.results)
+    edges = _Table(graph.edges)
+    out = {"graph": _pack_graph(graph, nodes, edges)}
+    healths = state["healths"]
+    if healths:
+        try:
+            out["healths"] = marshal.dumps(healths)
+        except ValueError:  # a value marshal cannot hold: the run computes them again
+            pass
+    if rows is not None:
+        out["rows"] = (marshal.dumps(rows.teams), _keyed_rows(rows.objectives),
+                       _keyed_rows(rows.key_results))
+        if gave is not None:
+            out["gave"] = (state["elapsed"], _pack_gave(gave, rows.key_results, edges))
+        if impacts is not None and impacts.results is graph.results:
+            out["impacts"] = _pack_impacts(impacts, rows, nodes)
+    # Last, the edges then the nodes: the other parts may have added some.
+    items = edges.items
+    out["edges"] = (nodes.indexes(map(itemgetter(0), items)),
+                    nodes.indexes(map(itemgetter(1), items)),
+                    _pack_column(map(itemgetter(2), items)),
+                    _pack_column(map(itemgetter(3), items)))
+    out["nodes"] = (bytes(map(_KINDS.index, map(itemgetter(0), nodes.items))),
+                    array("q", map(itemgetter(1), nodes.items)).tobytes())
+    return out
+
+
+def unpack(parts):
+    """What ``pack`` gave, as the objects ``network`` keeps: a dict with the same keys."""
+    from .network import _KeptImpacts, _KeptRows
+
+    kinds, ids = parts["nodes"]
+    nodes = list(zip(map(_KINDS.__getitem__, kinds), _ints(ids), strict=True))
+    sources, targets, kinds, weights = parts["edges"]
+    # Each edge built by ``tuple.__new__`` (``Edge``'s own ``__new__`` is a call in Python),
+    # its ends the nodes' own tuples (one per node, shared by every part).
+    edges = list(map(partial(tuple.__new__, propagation.Edge), zip(
+        map(nodes.__getitem__, _ints(sources)), map(nodes.__getitem__, _ints(targets)),
+        _unpack_column(kinds), _unpack_column(weights), strict=True)))
+    graph = _unpack_graph(parts["graph"], nodes, edges)
+    state = {"graph": graph, "healths": None, "rows": None, "gave": None, "elapsed": None,
+             "impacts": None}
+    if "healths" in parts:
+        state["healths"] = marshal.loads(parts["healths"])
+    if "rows" in parts:
+        teams, objectives, key_results = parts["rows"]
+        rows = _KeptRows(marshal.loads(teams), _unkeyed_rows(objectives),
+                         _unkeyed_rows(key_results))
+        state["rows"] = rows
+        if "gave" in parts:
+            state["elapsed"], gave = parts["gave"]
+            state["gave"] = _unpack_gave(gave, rows.key_results, edges)
+        if "impacts" in parts:
+            state["impacts"] = _unpack_impacts(parts["impacts"], rows, nodes, graph.results,
+                                               _KeptImpacts)
+    return state
+
+
+def _keyed_rows(rows):
+    """{id: row} as rows keyed by their "id" column, in the dict's order."""
+    values = list(rows.values())
+    if list(rows) != list(map(itemgetter("id"), values)):
+        raise ValueError("rows not keyed by their id")
+    return _pack_rows(values)
+
+
+def _unkeyed_rows(packed):
+    rows = _unpack_rows(packed)
+    return dict(zip(map(itemgetter("id"), rows), rows, strict=True))
+
+
+def _pack_graph(graph, nodes, edges):
+    """``propagation.Graph``: the results in their (topological) order, which is the nodes'
+    order; own healths, places, inputs and outputs by the nodes' and edges' indexes."""
+    results = list(graph.results.values())
+    codes = bytes(map(_PLAIN_CODES.get, results, repeat(_SPECIAL)))
+    special = [(i, tuple(results[i])) for i in compress(count(), map((_SPECIAL).__eq__, codes))]
+    return {
+        "results": (codes, marshal.dumps(special)),
+        "own": (nodes.indexes(graph.own), _pack_column(graph.own.values())),
+        "edges": len(graph.edges),
+        "place": (nodes.indexes(graph.place), array("q", graph.place.values()).tobytes()),
+        "inputs": (nodes.indexes(graph.inputs),
+                   array("q", map(len, graph.inputs.values())).tobytes(),
+                   edges.indexes(chain.from_iterable(graph.inputs.values()))),
+        "outputs": (nodes.indexes(graph.outputs),
+                    array("q", map(len, graph.outputs.values())).tobytes(),
+                    nodes.indexes(chain.from_iterable(graph.outputs.values()))),
+    }
+
+
+def _unpack_graph(packed, nodes, edges):
+    codes, special = packed["results"]
+    results = list(map(_PLAIN_BY_CODE.__getitem__, codes))
+    for i, result in marshal.loads(special):
+        results[i] = propagation.Result(*result)
+    order = nodes[:len(results)]
+    keys, column = packed["own"]
+    own = dict(zip(map(nodes.__getitem__, _ints(keys)), _unpack_column(column), strict=True))
+    keys, places = packed["place"]
+    place = dict(zip(map(nodes.__getitem__, _ints(keys)), _ints(places).tolist(), strict=True))
+    inputs = _keyed_lists(packed["inputs"], nodes, edges)
+    outputs = _keyed_lists(packed["outputs"], nodes, nodes)
+    return propagation.Graph(own, edges[:packed["edges"]], inputs, outputs, place,
+                             dict(zip(order, results, strict=True)))
+
+
+def _pack_gave(gave, key_results, edges):
+    """What each key result gave (``network._own_health_and_edges``): (its row, (stale, no
+    objective, team, fed), own health, aligned part, edges, objective's part). Only the entries
+    made from the very row kept (``_KeptRows``): the others never match again."""
+    mine = [(pk, value) for pk, value in gave.items() if value[0] is key_results.get(pk)]
+    if not mine:
+        return None
+    pks, values = zip(*mine, strict=True)
+    _, flags, healths, aligned, kr_edges, parts = zip(*values, strict=True)
+    return (array("q", pks).tobytes(),
+            [_pack_column(column) for column in zip(*flags, strict=True)],
+            _pack_column(healths), _pack_column(aligned), _pack_column(parts),
+            array("q", map(len, kr_edges)).tobytes(),
+            edges.indexes(chain.from_iterable(kr_edges)))
+
+
+def _unpack_gave(packed, key_results, edges):
+    if packed is None:
+        return {}
+    pks, flags, healths, aligned, parts, lengths, flat = packed
+    pks = _ints(pks)
+    flags = zip(*map(_unpack_column, flags), strict=True)
+    kr_edges = map(tuple, _lists(_ints(lengths), list(map(edges.__getitem__, _ints(flat)))))
+    return dict(zip(pks, zip(map(key_results.__getitem__, pks), flags,
+                             _unpack_column(healths), _unpack_column(aligned), kr_edges,
+                             _unpack_column(parts), strict=True), strict=True))
+
+
+def _pack_identities(table, kept, parent):
+    """A dict of rows the impacts were computed from ({id: row}): its ids, and for the rows that
+    are not the very row kept (a copy a run made), their parent: ``network._moved`` counts such
+    a row as moved, and reads only its parent."""
+    ids = list(table)
+    same = list(map(is_, table.values(), map(kept.get, ids)))
+    others = [(i, table[ids[i]][parent]) for i in compress(count(), map(_NOT.__getitem__, same))]
+    return array("q", ids).tobytes(), marshal.dumps(others)
+
+
+_NOT = {True: False, False: True}
+
+
+def _unpack_identities(packed, kept, parent):
+    ids, others = packed
+    ids = _ints(ids)
+    rows = list(map(kept.get, ids))
+    for i, value in marshal.loads(others):
+        rows[i] = {parent: value}  # never the row a run reads: counted as moved
+    return dict(zip(ids, rows, strict=True))
+
+
+def _pack_impacts(impacts, rows, nodes):
+    deps = impacts.dependencies
+    roots = list(impacts.kept)
+    read = [impacts.kept[root][0] for root in roots]
+    return {
+        "objectives": _pack_identities(impacts.objectives, rows.objectives, "parent_id"),
+        "key_results": _pack_identities(impacts.key_results, rows.key_results, "objective_id"),
+        "dependencies": (nodes.indexes(map(itemgetter(0), deps)),
+                         nodes.indexes(map(itemgetter(1), deps))),
+        # {team: set of user ids}, a defaultdict when made from the memberships.
+        "members": (isinstance(impacts.members, defaultdict), marshal.dumps(dict(impacts.members))),
+        "extra": [_pack_column(column) for column in zip(*impacts.extra, strict=True)],
+        "kept": (array("q", roots).tobytes(), array("q", map(len, read)).tobytes(),
+                 nodes.indexes(chain.from_iterable(read)),
+                 marshal.dumps([impacts.kept[root][1] for root in roots])),
+    }
+
+
+def _unpack_impacts(packed, rows, nodes, results, kept_impacts):
+    ups, downs = packed["dependencies"]
+    deps = list(zip(_named(nodes, ups), _named(nodes, downs), strict=True))
+    roots, lengths, flat, summaries = packed["kept"]
+    read = map(frozenset, _lists(_ints(lengths), list(map(nodes.__getitem__, _ints(flat)))))
+    kept = dict(zip(_ints(roots), zip(read, marshal.loads(summaries), strict=True), strict=True))
+    extra = list(zip(*map(_unpack_column, packed["extra"]), strict=True))
+    by_default, members = packed["members"]
+    members = marshal.loads(members)
+    if by_default:
+        members = defaultdict(set, members)
+    return kept_impacts(
+        _unpack_identities(packed["objectives"], rows.objectives, "parent_id"),
+        _unpack_identities(packed["key_results"], rows.key_results, "objective_id"),
+        results, deps, members, extra, kept)
+
+
+# -- the row ---------------------------------------------------------------------------------
+
+def _database():
+    """Where the row versions come from: (system identifier and database oid, the 64-bit id of
+    the next transaction, which allocates none) on PostgreSQL; the vendor elsewhere."""
+    if connection.vendor != "postgresql":
+        return connection.vendor, None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT (SELECT system_identifier FROM pg_control_system())::text || '/' "
+                       "|| (SELECT oid FROM pg_database WHERE datname = current_database())::text,"
+                       " pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
+        identity, xid = cursor.fetchone()
+    return identity, xid
+
+
+def _signature(organization_id, cycle_id, header, body):
+    message = b"%d:%d:" % (organization_id, cycle_id) + header + body
+    return salted_hmac(SALT, message, algorithm="sha256").digest()
+
+
+@worker_process_shutdown.connect
+def _on_shutdown(**kwargs):
+    """A worker process that stops saves what it keeps, so that the next one starts from it."""
+    from .network import save_kept
+
+    try:
+        save_kept()
+    except Exception:  # the process is going away: never let this stop it
+        logger.exception("Could not save the network state on shutdown.")
+
+
+def due(cycle_id):
+    """Whether this process should save the cycle's state after its run: it has neither saved
+    nor restored it yet (its run computed from nothing), or last did ``SAVE_EVERY`` ago."""
+    last = _saved.get(cycle_id)
+    return last is None or time.monotonic() - last >= SAVE_EVERY
+
+
+def save(cycle, state, nodes):
+    """Replace the cycle's saved state with ``state`` (a dict of what ``network`` keeps).
+    Returns the payload's size."""
+    from .network import code_version
+
+    identity, xid = _database()
+    body = zlib.compress(marshal.dumps(pack(state)), 1)
+    header = json.dumps({"format": FORMAT, "code": code_version(), "database": identity,
+                         "xid": xid}, sort_keys=True).encode()
+    mac = _signature(cycle.organization_id, cycle.pk, header, body)
+    payload = MAGIC + mac + struct.pack(">I", len(header)) + header + body
+    with scopes_disabled(), transaction.atomic():
+        NetworkSnapshot.objects.bulk_create(
+            [NetworkSnapshot(organization_id=cycle.organization_id, cycle_id=cycle.pk,
+                             saved_at=timezone.now(), nodes=nodes, size=len(payload),
+                             payload=payload)],
+            update_conflicts=True, unique_fields=["cycle"],
+            update_fields=["saved_at", "nodes", "size", "payload"])
+    _saved[cycle.pk] = time.monotonic()
+    return len(payload)
+
+
+def restore(cycle):
+    """The state saved for ``cycle``, or None when there is none or it cannot be trusted.
+    Its queries run in a savepoint: if they fail (the table not migrated yet, say), the run
+    goes on from nothing."""
+    try:
+        with scopes_disabled(), transaction.atomic():
+            payload = (NetworkSnapshot.objects.filter(
+                organization_id=cycle.organization_id, cycle_id=cycle.pk)
+                .values_list("payload", flat=True).first())
+            if payload is None:
+                return None
+            payload = bytes(payload)
+            why = _untrusted(cycle, payload)
+    except DatabaseError:
+        logger.exception("Recompute of cycle %s: the saved network state could not be read.",
+                         cycle.pk, extra={"organization": cycle.organization_id})
+        return None
+    if why is not None:
+        logger.warning("Recompute of cycle %s of organization %s: the saved network state is "
+                       "not used (%s); the run computes from nothing.", cycle.pk,
+                       cycle.organization_id, why, extra={"organization": cycle.organization_id})
+        return None
+    size = struct.unpack(">I", payload[36:40])[0]
+    try:
+        state = unpack(marshal.loads(zlib.decompress(payload[40 + size:])))
+    except Exception as e:  # signed by this code, so never expected: computed from nothing
+        logger.error("Recompute of cycle %s: the saved network state does not load (%s).",
+                     cycle.pk, e, extra={"organization": cycle.organization_id})
+        return None
+    _saved[cycle.pk] = time.monotonic()  # as fresh as a save: the next run need not save
+    return state
+
+
+def _untrusted(cycle, payload):
+    """Why ``payload`` cannot be used for ``cycle``, or None."""
+    from .network import code_version
+
+    if len(payload) < 40 or not payload.startswith(MAGIC):
+        return "not a saved state"
+    mac, (size,) = payload[4:36], struct.unpack(">I", payload[36:40])
+    header, body = payload[40:40 + size], payload[40 + size:]
+    if not hmac.compare_digest(mac, _signature(cycle.organization_id, cycle.pk, header, body)):
+        return "its signature does not match: damaged, or another cycle's"
+    try:
+        header = json.loads(header)
+    except ValueError:
+        return "unreadable header"
+    if header.get("format") != FORMAT:
+        return "another format"
+    if header.get("code") != code_version():
+        return "saved by another version of the code"
+    identity, xid = _database()
+    if header.get("database") != identity:
+        return "saved in another database"
+    if xid is not None and not 0 <= xid - (header.get("xid") or 0) < MAX_XID_AGE:
+        return "too old: its row versions may have been reused"
+    return None
