@@ -48,7 +48,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from itertools import accumulate, chain, compress, count, repeat
-from operator import is_, itemgetter
+from operator import is_, is_not, itemgetter
 
 from celery.signals import worker_process_shutdown
 from django.db import DatabaseError, connection, transaction
@@ -87,11 +87,10 @@ _NONE = type(None)
 FEW = 255  # distinct values of a text column stored as a byte per value
 
 
-def _pack_values(values):
-    """A list of values of one type (no None) as (code, data)."""
-    kinds = set(map(type, values))
+def _pack_values(values, kinds):
+    """A list of values (no None) whose types are ``kinds`` as (code, data)."""
     if len(kinds) == 1:
-        kind = kinds.pop()
+        kind = next(iter(kinds))
         try:
             if kind is int:
                 return "i", array("q", values).tobytes()
@@ -101,13 +100,20 @@ def _pack_values(values):
                 return "b", bytes(values)
             if kind is str or kind is Decimal:
                 texts = values if kind is str else list(map(str, values))
-                few = list(dict.fromkeys(texts))
-                if len(few) <= FEW:
-                    codes = bytes(map(dict(zip(few, count())).__getitem__, texts))
-                    return "c" if kind is str else "C", (few, codes)
+                # A column of few distinct values (a health, a kind, a team's name): a byte
+                # each, and one string per value once read back. Looked for in a sample first.
+                if len(set(texts[:4 * FEW])) <= FEW:
+                    few = list(dict.fromkeys(texts))
+                    if len(few) <= FEW:
+                        codes = bytes(map(dict(zip(few, count())).__getitem__, texts))
+                        return "c" if kind is str else "C", (few, codes)
                 joined = "\0".join(texts)
                 if joined.count("\0") == len(texts) - 1:  # no value holds the separator
                     return "s" if kind is str else "S", joined.encode("utf-8", "surrogatepass")
+            if kind is tuple and len(set(map(len, values))) == 1:
+                # Tuples of one length (what a key result gave its objective, say): a column
+                # per position, zipped back.
+                return "T", [_pack_column(column) for column in zip(*values, strict=True)]
             if kind is datetime and all(v.tzinfo is UTC for v in values):
                 micros = map(_MICROSECOND.__rfloordiv__, map(_EPOCH.__rsub__, values))
                 return "t", array("q", micros).tobytes()
@@ -131,6 +137,8 @@ def _unpack_values(code, data):
     if code in ("s", "S"):
         texts = data.decode("utf-8", "surrogatepass").split("\0")
         return texts if code == "s" else list(map(Decimal, texts))
+    if code == "T":
+        return list(zip(*map(_unpack_column, data), strict=True))
     if code == "t":
         return list(map(_EPOCH.__add__, map(_MICROSECOND.__mul__, array("q", data))))
     if code == "m":
@@ -142,21 +150,24 @@ def _pack_column(values):
     """A column of values: (length, where its Nones are, code, data). The Nones are given by
     their places when they are few, else the values by theirs, so that putting them back loops
     over the fewer of the two."""
-    values = list(values)
+    values = values if values.__class__ is list else list(values)
     n = len(values)
-    nones = [i for i, v in enumerate(values) if v is None] if _NONE in set(map(type, values)) \
-        else []
-    if not nones:
-        return (n, "", b"", *_pack_values(values))
-    if len(nones) == n:
+    kinds = set(map(type, values))
+    if _NONE not in kinds:
+        return (n, "", b"", *_pack_values(values, kinds))
+    kinds.discard(_NONE)
+    if not kinds:
         return (n, "all", b"", "m", marshal.dumps([]))
+    nones = list(compress(count(), map(is_, values, repeat(None))))
     if 2 * len(nones) <= n:  # the Nones' places; they hold a value of the column meanwhile
         filler = next(v for v in values if v is not None)
-        dense = [filler if v is None else v for v in values]
-        return (n, "nones", array("q", nones).tobytes(), *_pack_values(dense))
-    present = [i for i, v in enumerate(values) if v is not None]
+        dense = values.copy()
+        for i in nones:
+            dense[i] = filler
+        return (n, "nones", array("q", nones).tobytes(), *_pack_values(dense, kinds))
+    present = list(compress(count(), map(is_not, values, repeat(None))))
     return (n, "present", array("q", present).tobytes(),
-            *_pack_values([values[i] for i in present]))
+            *_pack_values(list(map(values.__getitem__, present)), kinds))
 
 
 def _unpack_column(packed):
@@ -177,12 +188,14 @@ def _unpack_column(packed):
 
 
 def _pack_rows(rows):
-    """Row dicts with the same keys, in that order, as their names and one column each."""
-    rows = list(rows)
+    """Row dicts with the same keys as their names and one column each (read back with the
+    keys in the first row's order)."""
+    rows = rows if rows.__class__ is list else list(rows)
     if not rows:
         return (), []
     names = tuple(rows[0])
-    if set(map(tuple, map(dict.keys, rows))) != {names}:
+    # As many keys in each, and each has all of them (``itemgetter`` below): the same keys.
+    if set(map(len, rows)) != {len(names)}:
         raise ValueError("rows with different columns")
     columns = zip(*map(itemgetter(*names), rows), strict=True) if len(names) > 1 else (
         [row[names[0]] for row in rows],)
@@ -198,7 +211,7 @@ def _unpack_rows(packed):
 
 
 def _lists(lengths, flat):
-    """``flat`` cut into consecutive lists of ``lengths``."""
+    """``flat`` (a list or a tuple) cut into consecutive slices of ``lengths``."""
     ends = list(accumulate(lengths))
     return list(map(flat.__getitem__, map(slice, [0, *ends[:-1]], ends)))
 
@@ -212,33 +225,35 @@ def _named(table, data):
     return map(table.__getitem__, array("q", data))
 
 
-def _keyed_lists(packed, keys, values):
-    """{key: [value, ...]} of (keys' indexes, lengths, values' indexes)."""
-    names, lengths, flat = packed
-    return dict(zip(_named(keys, names), _lists(_ints(lengths), list(_named(values, flat))),
-                    strict=True))
-
-
 class _Table:
-    """Things named by their index: the nodes, the edges. ``index`` adds one not seen yet."""
+    """Things named by their index: the nodes, the edges; one not seen yet is added. Looked up
+    by identity first with ``by_identity`` (the edges: hashing one hashes its nodes), which is
+    safe as every item looked up and every item of the table is alive meanwhile."""
 
-    def __init__(self, items=()):
+    def __init__(self, items, *, by_identity=False):
         self.items = list(items)
-        self.places = dict(zip(self.items, count()))
-
-    def index(self, item):
-        place = self.places.get(item)
-        if place is None:
-            place = self.places[item] = len(self.items)
-            self.items.append(item)
-        return place
+        self.by_identity = by_identity
+        self.places = dict(zip(map(id, self.items) if by_identity else self.items, count()))
+        self.equal = None if by_identity else self.places
 
     def indexes(self, items):
-        items = list(items)
-        try:
-            return array("q", map(self.places.__getitem__, items)).tobytes()
-        except KeyError:
-            return array("q", map(self.index, items)).tobytes()
+        items = items if items.__class__ is list else list(items)
+        found = list(map(self.places.get, map(id, items) if self.by_identity else items))
+        if None in found:
+            for i in list(compress(count(), map(is_, found, repeat(None)))):
+                found[i] = self._add(items[i])
+        return array("q", found).tobytes()
+
+    def _add(self, item):
+        if self.equal is None:
+            self.equal = dict(zip(self.items, count()))
+        place = self.equal.get(item)
+        if place is None:
+            place = self.equal[item] = len(self.items)
+            self.items.append(item)
+            if self.by_identity:
+                self.places[id(item)] = place
+        return place
 
 
 _KINDS = ("o", "k")  # network.OBJ, network.KR
@@ -247,6 +262,7 @@ _HEALTH_CODES = {None: 0, propagation.ON_TRACK: 1, propagation.AT_RISK: 2,
 # A result without causes is one of 64 shared values (``propagation._PLAIN``): a byte each.
 _PLAIN_CODES = {result: 16 * _HEALTH_CODES[a] + 4 * _HEALTH_CODES[b] + _HEALTH_CODES[c]
                 for (a, b, c), result in propagation._PLAIN.items()}
+_PLAIN_IDS = {id(result): code for result, code in _PLAIN_CODES.items()}  # they live on
 _PLAIN_BY_CODE = [None] * 256
 for _result, _code in _PLAIN_CODES.items():
     _PLAIN_BY_CODE[_code] = _result
@@ -260,8 +276,8 @@ def pack(state):
     "elapsed", "impacts", any of them None) as a dict of flat parts, for ``marshal``."""
     graph, rows, gave, impacts = state["graph"], state["rows"], state["gave"], state["impacts"]
     nodes = _Table(graph.results)
-    edges = _Table(graph.edges)
-    out = {"graph": _pack_graph(graph, nodes, edges)}
+    edges = _Table(graph.edges, by_identity=True)
+    out = {"graph": _pack_graph(graph, nodes)}
     healths = state["healths"]
     if healths:
         try:
@@ -330,39 +346,44 @@ def _unkeyed_rows(packed):
     return dict(zip(map(itemgetter("id"), rows), rows, strict=True))
 
 
-def _pack_graph(graph, nodes, edges):
-    """``propagation.Graph``: the results in their (topological) order, which is the nodes'
-    order; own healths, places, inputs and outputs by the nodes' and edges' indexes."""
+def _pack_graph(graph, nodes):
+    """``propagation.Graph``: its results in their (topological) order, which is the nodes'
+    order, a byte each but for those with causes. The rest follows from them and the edges
+    (``_unpack_graph``), checked here: each own health is its result's, each place its
+    result's place in that order."""
     results = list(graph.results.values())
-    codes = bytes(map(_PLAIN_CODES.get, results, repeat(_SPECIAL)))
+    order = nodes.items[:len(results)]
+    if list(map(itemgetter(0), results)) != list(map(graph.own.get, order)) \
+            or len(graph.own) != len(order) or len(graph.place) != len(order) \
+            or list(map(graph.place.get, order)) != list(range(len(order))):
+        raise ValueError("a graph whose own healths or places are not its results'")
+    codes = list(map(_PLAIN_IDS.get, map(id, results)))  # mostly the shared ones themselves
+    for i in list(compress(count(), map(is_, codes, repeat(None)))):
+        codes[i] = _PLAIN_CODES.get(results[i], _SPECIAL)
+    codes = bytes(codes)
     special = [(i, tuple(results[i])) for i in compress(count(), map((_SPECIAL).__eq__, codes))]
-    return {
-        "results": (codes, marshal.dumps(special)),
-        "own": (nodes.indexes(graph.own), _pack_column(graph.own.values())),
-        "edges": len(graph.edges),
-        "place": (nodes.indexes(graph.place), array("q", graph.place.values()).tobytes()),
-        "inputs": (nodes.indexes(graph.inputs),
-                   array("q", map(len, graph.inputs.values())).tobytes(),
-                   edges.indexes(chain.from_iterable(graph.inputs.values()))),
-        "outputs": (nodes.indexes(graph.outputs),
-                    array("q", map(len, graph.outputs.values())).tobytes(),
-                    nodes.indexes(chain.from_iterable(graph.outputs.values()))),
-    }
+    return {"results": (codes, marshal.dumps(special)), "edges": len(graph.edges)}
 
 
 def _unpack_graph(packed, nodes, edges):
+    """The graph as ``propagate_graph`` or ``repropagate`` left it: its own healths are its
+    results' (``Result.own``), its places their order, its inputs and outputs those of its
+    edges, in their order (as ``propagation._propagate`` makes them; ``repropagate`` keeps each
+    node's input edges in the order of the edges, and the order of a node's outputs decides
+    nothing: the nodes a change reaches are taken by their places)."""
     codes, special = packed["results"]
     results = list(map(_PLAIN_BY_CODE.__getitem__, codes))
     for i, result in marshal.loads(special):
         results[i] = propagation.Result(*result)
     order = nodes[:len(results)]
-    keys, column = packed["own"]
-    own = dict(zip(map(nodes.__getitem__, _ints(keys)), _unpack_column(column), strict=True))
-    keys, places = packed["place"]
-    place = dict(zip(map(nodes.__getitem__, _ints(keys)), _ints(places).tolist(), strict=True))
-    inputs = _keyed_lists(packed["inputs"], nodes, edges)
-    outputs = _keyed_lists(packed["outputs"], nodes, nodes)
-    return propagation.Graph(own, edges[:packed["edges"]], inputs, outputs, place,
+    own = dict(zip(order, map(itemgetter(0), results), strict=True))
+    edges = edges[:packed["edges"]]
+    inputs, outputs = propagation._inputs_and_outputs(edges)
+    if not (inputs.keys() <= own.keys() and outputs.keys() <= own.keys()):
+        inputs, outputs = propagation._inputs_and_outputs(
+            [e for e in edges if e.src in own and e.dst in own])
+    place = dict(zip(order, range(len(order)), strict=True))
+    return propagation.Graph(own, edges, inputs, outputs, place,
                              dict(zip(order, results, strict=True)))
 
 
@@ -370,13 +391,14 @@ def _pack_gave(gave, key_results, edges):
     """What each key result gave (``network._own_health_and_edges``): (its row, (stale, no
     objective, team, fed), own health, aligned part, edges, objective's part). Only the entries
     made from the very row kept (``_KeptRows``): the others never match again."""
-    mine = [(pk, value) for pk, value in gave.items() if value[0] is key_results.get(pk)]
-    if not mine:
+    pks, values = list(gave), list(gave.values())
+    mine = list(map(is_, map(itemgetter(0), values), map(key_results.get, pks)))
+    pks, values = list(compress(pks, mine)), list(compress(values, mine))
+    if not pks:
         return None
-    pks, values = zip(*mine, strict=True)
     _, flags, healths, aligned, kr_edges, parts = zip(*values, strict=True)
     return (array("q", pks).tobytes(),
-            [_pack_column(column) for column in zip(*flags, strict=True)],
+            _pack_column(flags),
             _pack_column(healths), _pack_column(aligned), _pack_column(parts),
             array("q", map(len, kr_edges)).tobytes(),
             edges.indexes(chain.from_iterable(kr_edges)))
@@ -387,9 +409,8 @@ def _unpack_gave(packed, key_results, edges):
         return {}
     pks, flags, healths, aligned, parts, lengths, flat = packed
     pks = _ints(pks)
-    flags = zip(*map(_unpack_column, flags), strict=True)
-    kr_edges = map(tuple, _lists(_ints(lengths), list(map(edges.__getitem__, _ints(flat)))))
-    return dict(zip(pks, zip(map(key_results.__getitem__, pks), flags,
+    kr_edges = _lists(_ints(lengths), tuple(_named(edges, flat)))  # slices of a tuple: tuples
+    return dict(zip(pks, zip(map(key_results.__getitem__, pks), _unpack_column(flags),
                              _unpack_column(healths), _unpack_column(aligned), kr_edges,
                              _unpack_column(parts), strict=True), strict=True))
 
@@ -427,7 +448,7 @@ def _pack_impacts(impacts, rows, nodes):
                          nodes.indexes(map(itemgetter(1), deps))),
         # {team: set of user ids}, a defaultdict when made from the memberships.
         "members": (isinstance(impacts.members, defaultdict), marshal.dumps(dict(impacts.members))),
-        "extra": [_pack_column(column) for column in zip(*impacts.extra, strict=True)],
+        "extra": _pack_column(impacts.extra),
         "kept": (array("q", roots).tobytes(), array("q", map(len, read)).tobytes(),
                  nodes.indexes(chain.from_iterable(read)),
                  marshal.dumps([impacts.kept[root][1] for root in roots])),
@@ -440,7 +461,7 @@ def _unpack_impacts(packed, rows, nodes, results, kept_impacts):
     roots, lengths, flat, summaries = packed["kept"]
     read = map(frozenset, _lists(_ints(lengths), list(map(nodes.__getitem__, _ints(flat)))))
     kept = dict(zip(_ints(roots), zip(read, marshal.loads(summaries), strict=True), strict=True))
-    extra = list(zip(*map(_unpack_column, packed["extra"]), strict=True))
+    extra = _unpack_column(packed["extra"])
     by_default, members = packed["members"]
     members = marshal.loads(members)
     if by_default:
