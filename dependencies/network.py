@@ -70,6 +70,7 @@ class Outcome:
     compute_ms: float = 0.0
     total_ms: float = 0.0
     skipped: bool = False  # nothing it reads had changed (``fingerprint``): nothing recomputed
+    saved_ms: float = 0.0  # saving the state for a restart, after the commit (``snapshot``)
 
 
 def mark_changed(cycle):
@@ -140,7 +141,7 @@ def run(cycle, *, now=None):
     with _gc_paused():
         outcome = atomic_with_retry(_run, cycle, now=now)
         if not outcome.skipped:
-            _save(cycle)  # when due (``snapshot.due``), after the run's commit
+            outcome.saved_ms = _save(cycle)  # when due (``snapshot.due``), after the commit
         return outcome
 
 
@@ -229,11 +230,13 @@ def save_kept():
 
 def _save(cycle, *, always=False):
     """Save what this process keeps of the cycle, when due (``snapshot.due``): a failure is
-    logged and costs the next restart a run from nothing, never this run."""
+    logged and costs the next restart a run from nothing, never this run. Returns the time it
+    took (ms)."""
     pk = cycle.pk
     graph = _GRAPHS.get(pk)
     if graph is None or not (always or snapshot.due(pk)):
-        return
+        return 0.0
+    started = time.perf_counter()
     # Off PostgreSQL every row is read again on every run: what the rows give is never reused.
     rows = _ROWS.get(pk)
     state = {"graph": graph, "healths": _HEALTHS.previous, "rows": rows,
@@ -245,6 +248,7 @@ def _save(cycle, *, always=False):
     except Exception:
         logger.exception("Could not save the network state of cycle %s.", pk,
                          extra={"organization": cycle.organization_id})
+    return (time.perf_counter() - started) * 1000
 
 
 @contextmanager
