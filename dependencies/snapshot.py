@@ -43,7 +43,7 @@ import struct
 import time
 import zlib
 from array import array
-from collections import Counter, defaultdict
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache, partial
@@ -327,13 +327,12 @@ def unpack(parts):
     kinds, ids = parts["nodes"]
     nodes = list(zip(map(_KINDS.__getitem__, kinds), _ints(ids), strict=True))
     sources, targets, kinds, weights = parts["edges"]
-    sources, targets = _ints(sources).tolist(), _ints(targets).tolist()
     # Each edge built by ``tuple.__new__`` (``Edge``'s own ``__new__`` is a call in Python),
     # its ends the nodes' own tuples (one per node, shared by every part).
     edges = list(map(partial(tuple.__new__, propagation.Edge), zip(
-        map(nodes.__getitem__, sources), map(nodes.__getitem__, targets),
+        map(nodes.__getitem__, _ints(sources)), map(nodes.__getitem__, _ints(targets)),
         _unpack_column(kinds), _unpack_column(weights), strict=True)))
-    graph = _unpack_graph(parts["graph"], nodes, edges, sources, targets)
+    graph = _unpack_graph(parts["graph"], nodes, edges)
     state = {"graph": graph, "healths": None, "rows": None, "gave": None, "elapsed": None,
              "impacts": None}
     if "healths" in parts:
@@ -384,7 +383,7 @@ def _pack_graph(graph, nodes):
     return {"results": (codes, marshal.dumps(special)), "edges": len(graph.edges)}
 
 
-def _unpack_graph(packed, nodes, edges, sources, targets):
+def _unpack_graph(packed, nodes, edges):
     """The graph as ``propagate_graph`` or ``repropagate`` left it: its own healths are its
     results' (``Result.own``), its places their order, its inputs and outputs those of its
     edges, in their order (as ``propagation._propagate`` makes them; ``repropagate`` keeps each
@@ -396,29 +395,14 @@ def _unpack_graph(packed, nodes, edges, sources, targets):
         results[i] = propagation.Result(*result)
     order = nodes[:len(results)]
     own = dict(zip(order, map(itemgetter(0), results), strict=True))
-    n = packed["edges"]
-    edges, sources, targets = edges[:n], sources[:n], targets[:n]
-    if edges and max(max(sources), max(targets)) < len(order):  # every end is a node
-        inputs = _grouped(edges, targets, nodes)
-        outputs = _grouped(list(map(nodes.__getitem__, targets)), sources, nodes)
-    else:  # as ``propagation._propagate`` leaves out edges that name no node
+    edges = edges[:packed["edges"]]
+    inputs, outputs = propagation._inputs_and_outputs(edges)
+    if not (inputs.keys() <= own.keys() and outputs.keys() <= own.keys()):
         inputs, outputs = propagation._inputs_and_outputs(
             [e for e in edges if e.src in own and e.dst in own])
     place = dict(zip(order, range(len(order)), strict=True))
     return propagation.Graph(own, edges, inputs, outputs, place,
                              dict(zip(order, results, strict=True)))
-
-
-def _grouped(items, keys, nodes):
-    """{node: [item, ...]} of ``items`` by their ``keys`` (the nodes' indexes), each list in
-    the items' order: ``propagation._inputs_and_outputs``'s dicts, made by a stable sort and
-    slices rather than a loop over every edge. (Its keys come in another order: nothing reads
-    these dicts in order.)"""
-    order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: the items' order kept
-    counts = Counter(keys)
-    names = sorted(counts)
-    lists = _lists(list(map(counts.__getitem__, names)), list(map(items.__getitem__, order)))
-    return dict(zip(map(nodes.__getitem__, names), lists, strict=True))
 
 
 def _pack_gave(gave, key_results, edges):
