@@ -55,6 +55,9 @@ class NetworkSnapshotAdmin(admin.ModelAdmin):
     list_filter = ["organization"]
     exclude = ["payload"]  # a signed binary: shown by its size, deleted to start from nothing
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("payload")  # megabytes each
+
 
 @admin.register(PropagationRun)
 class PropagationRunAdmin(admin.ModelAdmin):
