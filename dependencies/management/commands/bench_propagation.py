@@ -85,22 +85,21 @@ class Command(BaseCommand):
                 f"{_saving(outcome)})")
             if not outcome.skipped:
                 best = outcome if best is None or outcome.total_ms < best.total_ms else best
-        # A worker restart, then a change: nothing kept in the process, the rules' units stored.
-        network.forget()
+        # A worker restart: nothing kept in the process; stored, the rules' units and the
+        # network's state the last run saved (``snapshot``: a run from nothing saves it).
+        network.forget(saved=False)
         NetworkState.objects.for_org(org).filter(cycle=cycle).update(fingerprint="")
         FindingsReport.objects.for_org(org).filter(cycle=cycle).update(inputs="")
         restart = self._timed_run(cycle, "after a restart (nothing kept in the process; the "
-                                         "rules' units stored)")
-        # A worker restart that finds the state the last run saved (``snapshot``: that run
-        # computed from nothing, so it saved), then a check-in: the rows, the graph, what each
-        # key result gave and the impacts read back, then what the check-in reached computed.
+                                         "rules' units stored), the network's saved state "
+                                         "read back")
+        self._saved_state()
+        # Another restart, then a check-in: the rows, the graph, what each key result gave and
+        # the impacts read back, then what the check-in reached computed.
         network.forget(saved=False)
         self._check_in(org, cycle)
         self._timed_run(cycle, "after a restart, then a check-in (saved state read back)")
-        self.stdout.write(f"the saved state: {snapshot.stats.get('size', 0) / 1e6:.1f} MB, "
-                          f"read back in {snapshot.stats.get('restore_ms', 0):.0f} ms "
-                          f"(its row read and checked in {snapshot.stats.get('read_ms', 0):.0f}"
-                          f" ms)")
+        self._saved_state()
         # A check-in, then the run after it: from what the last run kept (``repropagate``),
         # the rules' stored findings kept (a check-in changes nothing they read).
         if self._check_in(org, cycle):
@@ -136,6 +135,15 @@ class Command(BaseCommand):
         self.stdout.write(
             f"best full recompute: {best.total_ms:.0f} ms from nothing, {restart.total_ms:.0f} ms "
             f"after a restart; worst loop check: {max(timings):.1f} ms on {connection.vendor}")
+
+    def _saved_state(self):
+        stats = snapshot.stats
+        self.stdout.write(f"  the saved state: {stats.get('size', 0) / 1e6:.1f} MB, read back in "
+                          f"{stats.get('restore_ms', 0):.0f} ms (this process's CPU "
+                          f"{stats.get('restore_cpu_ms', 0):.0f} ms; its row read and checked in "
+                          f"{stats.get('read_ms', 0):.0f} ms); saved in "
+                          f"{stats.get('save_ms', 0):.0f} ms (CPU "
+                          f"{stats.get('save_cpu_ms', 0):.0f} ms)")
 
     def _check_in(self, org, cycle):
         """A check-in on the first numeric key result, marked changed; False if there is none."""
