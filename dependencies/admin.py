@@ -9,6 +9,7 @@ from .models import (
     Dependency,
     DependencyEvent,
     EscalationStep,
+    NetworkSnapshot,
     NetworkState,
     Notification,
     ObjectiveShare,
@@ -46,6 +47,16 @@ class ObjectiveShareAdmin(admin.ModelAdmin):
 class NetworkStateAdmin(admin.ModelAdmin):
     list_display = ["__str__", "organization"]
     list_filter = ["organization"]
+
+
+@admin.register(NetworkSnapshot)
+class NetworkSnapshotAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "saved_at", "organization"]
+    list_filter = ["organization"]
+    exclude = ["payload"]  # a signed binary: shown by its size, deleted to start from nothing
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("payload")  # megabytes each
 
 
 @admin.register(PropagationRun)

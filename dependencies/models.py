@@ -278,6 +278,30 @@ class NetworkState(models.Model):
         return f"Network of {self.cycle_id} ({'dirty' if self.dirty else 'clean'})"
 
 
+class NetworkSnapshot(models.Model):
+    """What the last runs of a cycle kept in their process (rows with their versions, what each
+    key result gave, own healths, the graph, the impacts: ``dependencies.snapshot``), saved so
+    that a process that kept nothing (a worker restart) starts from it instead of from nothing.
+    One row per cycle, replaced. Never trusted as it is: it is signed (a row damaged, or copied
+    from another cycle or organization, is ignored), tied to the code and the database that
+    made it, and every row, edge and result in it is checked before use as the process checks
+    what it kept itself."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    cycle = models.OneToOneField(Cycle, on_delete=models.CASCADE, related_name="+")
+    saved_at = models.DateTimeField()
+    nodes = models.PositiveIntegerField(default=0)
+    # The signature, the format, the code version and the database travel in the payload's
+    # header (``snapshot.save``); only its size is a column.
+    size = models.PositiveIntegerField(default=0)
+    payload = models.BinaryField()
+
+    objects = org_manager()
+
+    def __str__(self):
+        return f"Kept network of cycle {self.cycle_id} ({self.nodes} nodes, {self.size} bytes)"
+
+
 class PropagationRun(models.Model):
     """One propagation that changed something people must hear about."""
 

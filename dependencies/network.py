@@ -43,10 +43,11 @@ from orgs.models import Cycle
 from orgs.tasks import enqueue_now
 from orgs.versions import health_changed
 
-from . import flows, propagation
+from . import flows, propagation, snapshot
 from .models import (
     AlertEmail,
     Dependency,
+    NetworkSnapshot,
     NetworkState,
     Notification,
     ObjectiveShare,
@@ -69,6 +70,7 @@ class Outcome:
     compute_ms: float = 0.0
     total_ms: float = 0.0
     skipped: bool = False  # nothing it reads had changed (``fingerprint``): nothing recomputed
+    saved_ms: float = 0.0  # saving the state for a restart, after the commit (``snapshot``)
 
 
 def mark_changed(cycle):
@@ -137,7 +139,10 @@ def run(cycle, *, now=None):
     result may be stale, so it is computed again under the lock, and what is written is current.
     """
     with _gc_paused():
-        return atomic_with_retry(_run, cycle, now=now)
+        outcome = atomic_with_retry(_run, cycle, now=now)
+        if not outcome.skipped:
+            outcome.saved_ms = _save(cycle)  # when due (``snapshot.due``), after the commit
+        return outcome
 
 
 def _generation(cycle):
@@ -145,6 +150,8 @@ def _generation(cycle):
 
 
 def _compute(cycle, now):
+    if cycle.pk not in _GRAPHS:
+        _restore(cycle)  # a process that kept nothing of the cycle: a restart, a deploy
     data = _load(cycle)
     t0 = time.perf_counter()
     own, edges, rolled_values = _own_health_and_edges(cycle, data, now)
@@ -173,9 +180,14 @@ def _propagate(cycle_id, own, edges):
     return graph.results
 
 
-def forget():
-    """Drop what this process kept from earlier runs (graphs, the rules' units): the next run
-    of every cycle computes everything."""
+def forget(*, saved=True):
+    """Drop what this process kept from earlier runs (graphs, the rules' units) and, unless
+    ``saved`` is False, every cycle's saved state too (``snapshot``): the next run of every
+    cycle computes everything. With ``saved=False``: what a restart of the process leaves."""
+    if saved:
+        with scopes_disabled():
+            NetworkSnapshot.objects.all().delete()
+    snapshot.forget()
     _GRAPHS.clear()
     _ROWS.clear()
     _GAVE.clear()
@@ -183,6 +195,60 @@ def forget():
     _GAVE_ELAPSED.clear()
     _HEALTHS.clear()
     alignment_rules.forget()
+
+
+def _restore(cycle):
+    """Give the process back the state saved for the cycle (``snapshot.restore``), if there is
+    one it can trust: each part is then checked before use as what the process kept is."""
+    state = snapshot.restore(cycle)
+    if state is None:
+        return False
+    pk = cycle.pk
+    for kept, part in ((_GRAPHS, "graph"), (_ROWS, "rows"), (_IMPACTS, "impacts")):
+        if state[part] is not None:
+            kept.pop(pk, None)
+            kept[pk] = state[part]
+            while len(kept) > KEPT_GRAPHS:
+                kept.popitem(last=False)
+    if state["gave"] is not None:
+        _GAVE.pop(pk, None)
+        _GAVE[pk], _GAVE_ELAPSED[pk] = state["gave"], state["elapsed"]
+    if state["healths"]:  # keyed by their whole input: the process's own win where both are
+        state["healths"].update(_HEALTHS.previous)
+        _HEALTHS.previous = state["healths"]
+    return True
+
+
+def save_kept():
+    """Save what this process keeps of every cycle (a worker process that stops)."""
+    with scopes_disabled():
+        cycles = list(Cycle.objects.filter(pk__in=list(_GRAPHS)))
+    with _gc_paused():
+        for cycle in cycles:
+            _save(cycle, always=True)
+
+
+def _save(cycle, *, always=False):
+    """Save what this process keeps of the cycle, when due (``snapshot.due``): a failure is
+    logged and costs the next restart a run from nothing, never this run. Returns the time it
+    took (ms)."""
+    pk = cycle.pk
+    graph = _GRAPHS.get(pk)
+    if graph is None or not (always or snapshot.due(pk)):
+        return 0.0
+    started = time.perf_counter()
+    # Off PostgreSQL every row is read again on every run: what the rows give is never reused.
+    rows = _ROWS.get(pk)
+    state = {"graph": graph, "healths": _HEALTHS.previous, "rows": rows,
+             "gave": _GAVE.get(pk) if rows else None,
+             "elapsed": _GAVE_ELAPSED.get(pk) if rows else None,
+             "impacts": _IMPACTS.get(pk) if rows else None}
+    try:
+        snapshot.save(cycle, state, len(graph.results))
+    except Exception:
+        logger.exception("Could not save the network state of cycle %s.", pk,
+                         extra={"organization": cycle.organization_id})
+    return (time.perf_counter() - started) * 1000
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from okrs.models import KeyResult, Objective
 from orgs.models import Cycle, Organization
 from orgs.trees import find_problems
 
-from ... import generate, graph, network
+from ... import generate, graph, network, snapshot
 from ...models import Dependency, NetworkState
 
 
@@ -81,25 +81,28 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{label}: nodes {outcome.nodes}, edges {outcome.edges}, queries {len(ctx)}, "
                 f"changed {outcome.changed}, computation {outcome.compute_ms:.0f} ms, "
-                f"whole task {outcome.total_ms:.0f} ms (this process's CPU {cpu:.0f} ms)")
+                f"whole task {outcome.total_ms:.0f} ms (this process's CPU {cpu:.0f} ms"
+                f"{_saving(outcome)})")
             if not outcome.skipped:
                 best = outcome if best is None or outcome.total_ms < best.total_ms else best
-        # A worker restart, then a change: nothing kept in the process, the rules' units stored.
-        network.forget()
+        # A worker restart: nothing kept in the process; stored, the rules' units and the
+        # network's state the last run saved (``snapshot``: a run from nothing saves it).
+        network.forget(saved=False)
         NetworkState.objects.for_org(org).filter(cycle=cycle).update(fingerprint="")
         FindingsReport.objects.for_org(org).filter(cycle=cycle).update(inputs="")
         restart = self._timed_run(cycle, "after a restart (nothing kept in the process; the "
-                                         "rules' units stored)")
+                                         "rules' units stored), the network's saved state "
+                                         "read back")
+        self._saved_state()
+        # Another restart, then a check-in: the rows, the graph, what each key result gave and
+        # the impacts read back, then what the check-in reached computed.
+        network.forget(saved=False)
+        self._check_in(org, cycle)
+        self._timed_run(cycle, "after a restart, then a check-in (saved state read back)")
+        self._saved_state()
         # A check-in, then the run after it: from what the last run kept (``repropagate``),
         # the rules' stored findings kept (a check-in changes nothing they read).
-        kr = KeyResult.objects.for_org(org).filter(
-            objective__cycle=cycle, kind=KeyResult.Kind.NUMERIC).order_by("pk").first()
-        if kr is not None:
-            with transaction.atomic():
-                KeyResult.objects.for_org(org).filter(pk=kr.pk).update(
-                    current_value=(kr.current_value or 0) + 1, confidence="at_risk",
-                    last_check_in_at=timezone.now())
-                network.mark_changed(cycle)
+        if self._check_in(org, cycle):
             self._timed_run(cycle, "after one check-in (recomputes what it reached)")
         # A dependency that ends (an edge goes), then starts again (it comes back): each run
         # from the graph the last one kept, the topological order kept or mended in place.
@@ -133,6 +136,28 @@ class Command(BaseCommand):
             f"best full recompute: {best.total_ms:.0f} ms from nothing, {restart.total_ms:.0f} ms "
             f"after a restart; worst loop check: {max(timings):.1f} ms on {connection.vendor}")
 
+    def _saved_state(self):
+        stats = snapshot.stats
+        self.stdout.write(f"  the saved state: {stats.get('size', 0) / 1e6:.1f} MB, read back in "
+                          f"{stats.get('restore_ms', 0):.0f} ms (this process's CPU "
+                          f"{stats.get('restore_cpu_ms', 0):.0f} ms; its row read and checked in "
+                          f"{stats.get('read_ms', 0):.0f} ms); saved in "
+                          f"{stats.get('save_ms', 0):.0f} ms (CPU "
+                          f"{stats.get('save_cpu_ms', 0):.0f} ms)")
+
+    def _check_in(self, org, cycle):
+        """A check-in on the first numeric key result, marked changed; False if there is none."""
+        kr = KeyResult.objects.for_org(org).filter(
+            objective__cycle=cycle, kind=KeyResult.Kind.NUMERIC).order_by("pk").first()
+        if kr is None:
+            return False
+        with transaction.atomic():
+            KeyResult.objects.for_org(org).filter(pk=kr.pk).update(
+                current_value=(kr.current_value or 0) + 1, confidence="at_risk",
+                last_check_in_at=timezone.now())
+            network.mark_changed(cycle)
+        return True
+
     def _timed_run(self, cycle, label):
         """``network.run`` once, its figures written after ``label``: rows changed, the whole
         task's wall time, this process's CPU and (on a local PostgreSQL) its backend's."""
@@ -142,8 +167,14 @@ class Command(BaseCommand):
         pg = "" if pg is None or pg_after is None else (
             f", PostgreSQL's CPU {(pg_after - pg) * 1000:.0f} ms")
         self.stdout.write(f"{label}: changed {outcome.changed}, whole task "
-                          f"{outcome.total_ms:.0f} ms (this process's CPU {cpu:.0f} ms{pg})")
+                          f"{outcome.total_ms:.0f} ms (this process's CPU {cpu:.0f} ms{pg}"
+                          f"{_saving(outcome)})")
         return outcome
+
+
+def _saving(outcome):
+    """The share of a run's CPU figure spent saving its state after the commit, if it did."""
+    return f", then {outcome.saved_ms:.0f} ms saving the state" if outcome.saved_ms else ""
 
 
 def _backend_cpu():

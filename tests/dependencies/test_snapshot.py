@@ -1,0 +1,390 @@
+"""A worker restart: the process keeps nothing, the cycle's saved state (``NetworkSnapshot``,
+``dependencies.snapshot``) stays and is read back. A restarted run must store exactly what a
+run from scratch stores, whatever changed while no worker ran and however old the saved state;
+a saved state that is not provably this cycle's, this code's and this database's is refused."""
+
+import io
+import random
+from collections import Counter
+from types import SimpleNamespace
+
+import pytest
+from celery.signals import worker_process_shutdown
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+from django_scopes import scope, scopes_disabled
+
+from dependencies import generate, network, snapshot
+from dependencies.models import NetworkSnapshot
+from okrs.models import KeyResult, Objective
+from orgs.models import Cycle, Organization
+from tests.dependencies import test_incremental
+from tests.dependencies.test_fingerprint import stored
+from tests.dependencies.test_incremental import (
+    CHANGES,
+    HEALTHS,
+    MORE_CHANGES,
+    _check_in,
+    _delete_dependency,
+    _end_dependency,
+    _new_dependency,
+    _start_dependency,
+    at,
+    run,
+    run_from_scratch_stores,
+)
+
+pytestmark = pytest.mark.django_db
+# The incremental tests' fixtures: the runs that propagated from the kept graph, the rows read
+# again only where they moved.
+counted, reads = test_incremental.counted, test_incremental.reads
+
+
+@pytest.fixture
+def restored(monkeypatch):
+    """Counts the runs that started from a saved state, and the saved states refused."""
+    calls = Counter()
+    restore, untrusted = network._restore, snapshot._untrusted
+
+    def counted_restore(cycle):
+        done = restore(cycle)
+        calls["restored" if done else "nothing to restore"] += 1
+        calls[("restored" if done else "nothing to restore", cycle.pk)] += 1
+        return done
+
+    def counted_untrusted(cycle, payload):
+        why = untrusted(cycle, payload)
+        if why is not None:
+            calls[why] += 1
+        return why
+
+    monkeypatch.setattr(network, "_restore", counted_restore)
+    monkeypatch.setattr(snapshot, "_untrusted", counted_untrusted)
+    return calls
+
+
+def _saved(r):
+    with scopes_disabled():
+        return list(NetworkSnapshot.objects.filter(cycle=r.cycle).values_list("payload", flat=True))
+
+
+def _network_b(world_b, seed):
+    b = SimpleNamespace(org=world_b.org, cycle=world_b.cycle)
+    with scope(organization=b.org):
+        generate.build(b.org, b.cycle, 120, seed=seed)
+    return b
+
+
+def _kept(pk):
+    """What the process keeps of cycle ``pk``, as ``network._save`` hands it to ``snapshot``."""
+    rows = network._ROWS.get(pk)
+    return {"graph": network._GRAPHS[pk], "healths": network._HEALTHS.previous, "rows": rows,
+            "gave": network._GAVE.get(pk) if rows else None,
+            "elapsed": network._GAVE_ELAPSED.get(pk) if rows else None,
+            "impacts": network._IMPACTS.get(pk) if rows else None}
+
+
+def assert_reads_back_as_kept(pk):
+    """The state saved now reads back as what the process keeps: the same values, every row
+    to its type, the very kept row wherever the process refers to it, the graph's parts those
+    of its results and edges."""
+    kept = _kept(pk)
+    back = snapshot.unpack(snapshot.pack(kept))
+    graph, again = kept["graph"], back["graph"]
+    assert list(again.results.items()) == list(graph.results.items())  # the order too
+    assert again.edges == graph.edges and again.own == graph.own
+    assert again.place == graph.place and again.inputs == graph.inputs
+    assert {node: sorted(dsts) for node, dsts in again.outputs.items()} == {
+        node: sorted(dsts) for node, dsts in graph.outputs.items()}
+    assert back["healths"] == (kept["healths"] or None)
+    rows = kept["rows"]
+    if rows is None:  # off PostgreSQL: no rows, nothing made from them
+        assert back["rows"] is back["gave"] is back["impacts"] is None
+        return
+    for name in ("objectives", "key_results"):
+        mine, theirs = getattr(rows, name), getattr(back["rows"], name)
+        assert list(mine) == list(theirs)
+        assert [repr(row) for row in mine.values()] == [repr(row) for row in theirs.values()]
+    assert back["rows"].teams == rows.teams
+    # What each key result gave: for the very row kept (the others never match again).
+    gave = {pk: v for pk, v in kept["gave"].items() if v[0] is rows.key_results.get(pk)}
+    assert back["gave"] == gave and back["elapsed"] == kept["elapsed"]
+    assert all(v[0] is back["rows"].key_results[pk] for pk, v in back["gave"].items())
+    impacts, again = kept["impacts"], back["impacts"]
+    assert again.results is back["graph"].results
+    assert (again.dependencies, again.members, again.extra, again.kept) == (
+        impacts.dependencies, impacts.members, impacts.extra, impacts.kept)
+    for table, kept_rows, parent in ((impacts.objectives, rows.objectives, "parent_id"),
+                                     (impacts.key_results, rows.key_results, "objective_id")):
+        back_rows = (back["rows"].objectives if kept_rows is rows.objectives
+                     else back["rows"].key_results)
+        back_table = again.objectives if table is impacts.objectives else again.key_results
+        assert list(back_table) == list(table)
+        for pk, row in table.items():
+            if row is kept_rows.get(pk):
+                assert back_table[pk] is back_rows[pk]
+            else:  # a copy a run made: counted as moved, by its parent
+                assert back_table[pk] is not back_rows.get(pk)
+                assert back_table[pk][parent] == row[parent]
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+def test_a_restarted_process_stores_what_a_run_from_scratch_stores(
+        revenue, world_b, counted, reads, restored, monkeypatch, seed):
+    """After every kind of change, made while no worker ran (one to three of them), a process
+    that kept nothing starts from the cycle's saved state, sometimes saved by the last run and
+    sometimes several runs old, and stores what a run from scratch stores. Another
+    organization's runs and writes in between change nothing of it."""
+    r = revenue
+    rng = random.Random(seed)
+    b = _network_b(world_b, seed)
+    with scope(organization=r.org):
+        generate.build(r.org, r.cycle, 200, seed=seed)
+        Objective.objects.filter(cycle=r.cycle, parent__isnull=True).update(title="Top goal")
+        for k in KeyResult.objects.filter(objective__cycle=r.cycle,
+                                          objective__team__kind__in=("company", "department")):
+            KeyResult.objects.filter(pk=k.pk).update(confidence=rng.choice(HEALTHS[1:]))
+    network.forget()
+    run(r, at())
+    run(b, at())
+    changes = [*MORE_CHANGES, *CHANGES, _end_dependency, _start_dependency, _new_dependency,
+               _delete_dependency]
+    rng.shuffle(changes)
+    monkeypatch.setattr(snapshot, "SAVE_EVERY", 0.0)  # saved after every run
+    older = []  # states saved by earlier steps' runs
+    for step, change in enumerate([*changes, *rng.choices(changes, k=6)]):
+        network.forget(saved=False)  # the worker stops
+        with scope(organization=r.org):
+            for extra in [change, *rng.choices(changes, k=rng.choice((0, 0, 1, 2)))]:
+                extra(r, rng)
+        with scope(organization=b.org):
+            _check_in(b, rng)
+        run(b, at(minutes=step + 1))  # another organization's run, in this process
+        network.forget(saved=False)  # and it stops again: the new process starts
+        if older and rng.random() < 0.5:  # the state saved by a run several changes ago
+            with scopes_disabled():
+                NetworkSnapshot.objects.filter(cycle=r.cycle).update(payload=rng.choice(older))
+        now = at(minutes=step + 1)
+        if not run(r, now).skipped:
+            assert_reads_back_as_kept(r.cycle.pk)
+        older += _saved(r)
+        after = stored(r)
+        run_from_scratch_stores(r, now, after, change.__name__)
+    assert restored[("restored", r.cycle.pk)] >= len(changes) // 2, restored
+    assert len(_saved(r)) == 1, "one saved state per cycle, replaced"
+    # Many steps add or remove nodes (a full propagation); the others start from the graph.
+    assert counted["incremental propagation"] >= len(changes) // 4, counted
+    if connection.vendor == "postgresql":  # rows read again only where they moved
+        # (Not every time: a renamed team, or a fifth of the rows moved, reads them all.)
+        assert reads["rows patched"] >= len(changes) // 2, reads
+        assert reads["impacts kept"] >= 1, reads
+
+
+def _damaged(payload, rng):
+    payload = bytearray(payload)
+    i = rng.randrange(len(payload))
+    payload[i] ^= 1 + rng.randrange(255)
+    return bytes(payload)
+
+
+def test_a_damaged_or_foreign_saved_state_is_not_used(revenue, world_b, restored, monkeypatch):
+    """A saved state whose bytes were damaged anywhere, cut short, replaced by garbage, copied
+    from another organization's cycle, saved by other code or in another database, or too
+    many transactions ago is refused: the run computes from nothing and stores what a run from
+    scratch stores."""
+    r = revenue
+    rng = random.Random(9)
+    b = _network_b(world_b, 9)
+    with scope(organization=r.org):
+        generate.build(r.org, r.cycle, 160, seed=9)
+    network.forget()
+    monkeypatch.setattr(snapshot, "SAVE_EVERY", 0.0)  # saved after every run
+    run(r, at())
+    run(b, at())
+    [good] = _saved(r)
+    [foreign] = _saved(b)
+    cases = [
+        ("damaged", lambda: _damaged(good, rng)),
+        ("damaged header", lambda: good[:40] + b"X" + good[41:]),
+        ("damaged end", lambda: good[:-1] + bytes([good[-1] ^ 1])),
+        ("cut short", lambda: good[:len(good) // 2]),
+        ("garbage", lambda: b"not a saved state at all"),
+        ("empty", lambda: b""),
+        ("another organization's", lambda: foreign),
+    ]
+    for step, (name, payload) in enumerate(cases):
+        with scope(organization=r.org):
+            _check_in(r, rng)
+        with scopes_disabled():
+            NetworkSnapshot.objects.filter(cycle=r.cycle).update(payload=payload())
+        network.forget(saved=False)
+        before = restored["nothing to restore"]
+        now = at(minutes=step + 1)
+        run(r, now)
+        assert restored["nothing to restore"] == before + 1, name  # computed from nothing
+        run_from_scratch_stores(r, now, stored(r), name)
+        [good] = _saved(r)  # the run from scratch saved a good one again
+    assert restored["restored"] == 0, restored
+    assert restored["its signature does not match: damaged, or another cycle's"] >= 5, restored
+    # Signed, but saved by another version of the code, in another database, or too long ago.
+    for step, (name, patch) in enumerate([
+            ("code", lambda: setattr(network, "_CODE_VERSION", "another")),
+            ("database", lambda: setattr(snapshot, "_database", lambda: ("elsewhere", None))),
+            ("age", lambda: setattr(snapshot, "MAX_XID_AGE", -1))]):
+        saved = (network._CODE_VERSION, snapshot._database, snapshot.MAX_XID_AGE)
+        network.forget(saved=False)
+        network.code_version()
+        patch()
+        try:
+            with scope(organization=r.org):
+                _check_in(r, rng)
+            now = at(minutes=20 + step)
+            before = restored["nothing to restore"]
+            run(r, now)
+        finally:
+            network._CODE_VERSION, snapshot._database, snapshot.MAX_XID_AGE = saved
+        if name != "age" or connection.vendor == "postgresql":  # no transaction ids elsewhere
+            assert restored["nothing to restore"] == before + 1, name
+        run_from_scratch_stores(r, now, stored(r), name)
+    assert restored["saved by another version of the code"] == 1, restored
+    assert restored["saved in another database"] == 1, restored
+    # The good one, untouched: used.
+    network.forget(saved=False)
+    with scope(organization=r.org):
+        _check_in(r, rng)
+    before = restored["restored"]
+    now = at(minutes=30)
+    run(r, now)
+    assert restored["restored"] == before + 1, restored
+    run_from_scratch_stores(r, now, stored(r), "good")
+
+
+def test_a_saved_state_is_one_row_per_cycle_replaced_and_scoped(revenue, world_b, monkeypatch):
+    """Runs replace the cycle's row (never accumulate), and each organization's rows are its
+    own."""
+    r = revenue
+    b = _network_b(world_b, 10)
+    with scope(organization=r.org):
+        generate.build(r.org, r.cycle, 80, seed=10)
+    monkeypatch.setattr(snapshot, "SAVE_EVERY", 0.0)
+    network.forget()
+    rng = random.Random(10)
+    times = []
+    for step in range(3):
+        with scope(organization=r.org):
+            _check_in(r, rng)
+        run(r, at(minutes=step))
+        run(b, at(minutes=step))
+        with scopes_disabled():
+            times.append(NetworkSnapshot.objects.get(cycle=r.cycle).saved_at)
+    assert times == sorted(times) and len(set(times)) == 3
+    with scope(organization=r.org):
+        assert list(NetworkSnapshot.objects.for_org(r.org).values_list("cycle_id", flat=True)) \
+            == [r.cycle.pk]
+    with scope(organization=b.org):
+        assert list(NetworkSnapshot.objects.for_org(b.org).values_list("cycle_id", flat=True)) \
+            == [b.cycle.pk]
+
+
+def test_runs_save_after_a_run_from_nothing_then_now_and_then_and_a_stopping_worker_saves(
+        revenue, reads, restored, monkeypatch):
+    """A run that computed the cycle from nothing saves its state (the next restart needs
+    it); later runs save it only every ``SAVE_EVERY``, and a restored process not before that
+    either; a worker process that stops saves what it keeps, and the next process starts from
+    it: on PostgreSQL it reads again only the rows written since, and it stores what a run
+    from scratch stores."""
+    r = revenue
+    rng = random.Random(11)
+    with scope(organization=r.org):
+        generate.build(r.org, r.cycle, 120, seed=11)
+    monkeypatch.setattr(snapshot, "SAVE_EVERY", 1e9)
+    network.forget()
+    run(r, at())  # from nothing: saved
+    with scopes_disabled():
+        first = NetworkSnapshot.objects.get(cycle=r.cycle).saved_at
+    for step in range(3):
+        with scope(organization=r.org):
+            _check_in(r, rng)
+        run(r, at(minutes=step + 1))
+    with scopes_disabled():
+        assert NetworkSnapshot.objects.get(cycle=r.cycle).saved_at == first  # not due yet
+    worker_process_shutdown.send(sender=None, pid=0, exitcode=0)
+    with scopes_disabled():
+        second = NetworkSnapshot.objects.get(cycle=r.cycle).saved_at
+    assert second > first
+    network.forget(saved=False)
+    with scope(organization=r.org):
+        _check_in(r, rng)
+    now = at(minutes=10)
+    patched = reads["rows patched"]
+    run(r, now)
+    assert restored["restored"] == 1, restored
+    with scopes_disabled():  # restored: as fresh as a save, nothing saved
+        assert NetworkSnapshot.objects.get(cycle=r.cycle).saved_at == second
+    if connection.vendor == "postgresql":  # the saved rows, patched with the rows that moved
+        assert reads["rows patched"] == patched + 2, reads
+    run_from_scratch_stores(r, now, stored(r), "after a stop")
+
+
+def test_a_saved_state_that_cannot_be_read_leaves_a_run_from_nothing(
+        revenue, restored, monkeypatch):
+    """A failing read of the saved state (its table not migrated yet, say) costs the run its
+    saved state, never the run."""
+    r = revenue
+    rng = random.Random(12)
+    with scope(organization=r.org):
+        generate.build(r.org, r.cycle, 60, seed=12)
+    network.forget()
+    run(r, at())  # saved
+
+    def broken(cycle, payload):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT * FROM no_such_table")
+
+    monkeypatch.setattr(snapshot, "_untrusted", broken)
+    network.forget(saved=False)
+    with scope(organization=r.org):
+        _check_in(r, rng)
+    now = at(minutes=1)
+    before = restored[("nothing to restore", r.cycle.pk)]
+    assert not run(r, now).skipped
+    assert restored[("nothing to restore", r.cycle.pk)] == before + 1, restored
+    run_from_scratch_stores(r, now, stored(r), "unreadable")
+
+
+def test_a_state_that_cannot_be_saved_costs_the_run_nothing(revenue, restored, monkeypatch):
+    """A save that fails (a value the encoding cannot hold, say) is logged; the run's result
+    stands and the next restart computes from nothing."""
+    r = revenue
+    with scope(organization=r.org):
+        generate.build(r.org, r.cycle, 60, seed=13)
+    network.forget()
+
+    def broken(state):
+        raise ValueError("cannot be encoded")
+
+    monkeypatch.setattr(snapshot, "pack", broken)
+    now = at()
+    assert run(r, now).changed > 0
+    assert _saved(r) == []
+    run_from_scratch_stores(r, now, stored(r), "unsaved")
+
+
+def test_the_bench_reads_the_saved_state_back_after_a_restart(counted, restored):
+    """``bench_propagation``'s runs from nothing compute from nothing; its run after a restart,
+    and another after a restart and a check-in, start from the saved state; what they store is
+    what a run from scratch stores."""
+    out = io.StringIO()
+    call_command("bench_propagation", nodes=300, runs=2, stdout=out)
+    text = out.getvalue()
+    assert "after a restart (nothing kept in the process; the rules' units stored), the " \
+        "network's saved state read back" in text, text
+    assert "after a restart, then a check-in (saved state read back)" in text, text
+    assert restored["restored"] == 2, restored
+    assert restored["nothing to restore"] == 2, restored  # the runs from nothing
+    with scopes_disabled():
+        org = Organization.objects.get(slug="bench-300")
+        r = SimpleNamespace(org=org, cycle=Cycle.objects.get(organization=org))
+    after = stored(r)
+    run_from_scratch_stores(r, timezone.now(), after, "bench")
