@@ -12,6 +12,7 @@ JSON document, and bulk inserts for alerts.
 
 import gc
 import hashlib
+import heapq
 import json
 import logging
 import time
@@ -182,6 +183,8 @@ def forget():
     _IMPACTS.clear()
     _GAVE_ELAPSED.clear()
     _HEALTHS.clear()
+    _OWN.clear()
+    _DIFFED.clear()
     alignment_rules.forget()
 
 
@@ -223,7 +226,7 @@ def _run(cycle, *, now=None):
         digest = fingerprint(cycle, now)
         data, own, edges, rolled_values, results, compute_ms = _compute(cycle, now)
         findings = alignment_report.prepare(cycle, now=now)
-    changed_o, changed_k, before, after = _diff(data, results)
+    changed_o, changed_k, before, after = _diff(data, results, cycle.pk)
     webhooks.emit_health_changes(cycle, data, changed_o, changed_k)
     _write(changed_o, changed_k, rolled_values)
     _write_flows(data["flows"]["changed"])
@@ -749,9 +752,8 @@ def _own_health_and_edges(cycle, data, now):
     objectives, key_results = data["objectives"], data["key_results"]
     rolled_values = _rolled_values(key_results)
     elapsed = progress.elapsed_share(cycle.start_date, cycle.end_date, timezone.localdate(now))
-    own, edges, parts = {}, [], defaultdict(list)
-    primary = flows.primary_shares(data.get("extra_parents", ()))
     skipped = data.setdefault("skipped", [])
+    skipped_before = len(skipped)
     # The health alone, without the sentences (``progress.key_result_health``): the same
     # result as ``assess_key_result`` at a fraction of the cost.
     key_result_health = progress.key_result_health
@@ -760,34 +762,18 @@ def _own_health_and_edges(cycle, data, now):
     # object: ``_KeptRows``), the team of its objective, whether the key result it feeds is
     # there, and whether it was stale: (own health, aligned part, edges, objective's part).
     last_gave = _GAVE.pop(cycle.pk, {}) if _GAVE_ELAPSED.get(cycle.pk) == elapsed else {}
-    gave = {}
-    stale_after, aligned_key_results = progress.STALE_AFTER, data.setdefault(
-        "aligned_key_results", [])
+    last_own = _OWN.pop(cycle.pk, None)
     # Staleness as ``progress.key_result_health`` decides it (``now - last > STALE_AFTER``
     # while the cycle runs), by one comparison of datetimes per row.
-    stale_before = now - stale_after if elapsed < 1 else None
+    stale_before = now - progress.STALE_AFTER if elapsed < 1 else None
     # An Edge built by ``tuple.__new__`` itself: its own ``__new__`` is a call in Python, and
     # a run builds over 100,000 of them.
     new_edge = partial(tuple.__new__, Edge)
-    for pk, k in list(key_results.items()):
-        last = k["last_check_in_at"]
-        stale = stale_before is not None and last is not None and last < stale_before
+
+    def gives(pk, k, signature, objective):
+        """What key result ``k`` gives (``_GAVE``'s entry), or None when it is left out."""
+        stale, _, team, fed = signature
         objective_id = k["objective_id"]
-        objective = objectives.get(objective_id)
-        team = objective["team_id"] if objective is not None else None
-        fed = k["feeds_id"] in key_results
-        node = (KR, pk)
-        mine = last_gave.get(pk)
-        if mine is not None and mine[0] is k and mine[1] == (stale, objective is None, team, fed):
-            gave[pk] = mine
-            _, _, health, aligned, kr_edges, part = mine
-            own[node] = health
-            if aligned is not None:
-                aligned_key_results.append(aligned)
-            edges += kr_edges
-            if part is not None:
-                parts[objective_id].append(part)
-            continue
         # Its own health depends on these alone (``now`` only through staleness; the values
         # are text, ``NUMBER_COLUMNS``): kept from the last run when they are the same.
         confidence = k["confidence"] or None
@@ -799,76 +785,252 @@ def _own_health_and_edges(cycle, data, now):
             if found is None:
                 try:
                     found = key_result_health(
-                        k["kind"], k["start_value"], k["target_value"],
-                        k["current_value"], k["is_done"], confidence, elapsed, last, now)
+                        k["kind"], k["start_value"], k["target_value"], k["current_value"],
+                        k["is_done"], confidence, elapsed, k["last_check_in_at"], now)
                 except (ValueError, TypeError, ArithmeticError):
                     found = None, confidence
                 except Exception as e:  # one bad row never stops the cycle's recompute
                     del key_results[pk]
                     skipped.append(_skip(cycle, KR, pk, k["title"], objective_id,
                                          f"{type(e).__name__}: {e}"))
-                    continue
+                    return None
             kept_now[key] = found
         done, health = found
-        own[node] = health
+        node = (KR, pk)
         # An objective's own health comes from its own team's key results; another team's key
         # result on it rolls up (a reason of its own: "its key results", naming that team).
         is_own = objective is not None and team == k["owner_team_id"]
         weight = float(k["weight"])  # what ``objective_health`` weighs (``float(w)``)
         to_objective = new_edge((node, (OBJ, objective_id), OWN if is_own else ROLLUP, weight))
         aligned_to = k["aligned_to_id"]
+        aligned = None
         if aligned_to is None and not fed:  # almost every key result
-            aligned, kr_edges = None, (to_objective,)
+            kr_edges = (to_objective,)
         else:
             kr_edges = [to_objective]
             if aligned_to is not None:  # counts there like an aligned objective
                 aligned = (aligned_to, done)
-                aligned_key_results.append(aligned)
                 kr_edges.insert(0, new_edge((node, (OBJ, aligned_to), ROLLUP, 1.0)))
-            else:
-                aligned = None
             if fed:
                 kr_edges.append(new_edge((node, (KR, k["feeds_id"]), ROLLUP, 1.0)))
             kr_edges = tuple(kr_edges)
+        part = (done, health, weight) if is_own else None
+        return k, signature, health, aligned, kr_edges, part
+
+    patched = last_own and _patched_own(
+        last_own, last_gave, data, now, elapsed, stale_before, gives, objective_own_health)
+    if patched:
+        own, edges = patched.own, patched.edges
+        _GAVE.pop(cycle.pk, None)
+        _GAVE[cycle.pk], _GAVE_ELAPSED[cycle.pk] = patched.gave, elapsed
+        _OWN[cycle.pk] = patched.kept
+        _keep_few(_OWN)
+        return own, edges, rolled_values
+
+    own, edges, parts = {}, [], defaultdict(list)
+    gave, aligned_key_results = {}, []
+    for pk, k in list(key_results.items()):
+        last = k["last_check_in_at"]
+        objective = objectives.get(k["objective_id"])
+        signature = (stale_before is not None and last is not None and last < stale_before,
+                     objective is None, objective["team_id"] if objective is not None else None,
+                     k["feeds_id"] in key_results)
+        mine = last_gave.get(pk)
+        if mine is None or mine[0] is not k or mine[1] != signature:
+            mine = gives(pk, k, signature, objective)
+            if mine is None:
+                continue
+        gave[pk] = mine
+        _, _, own[(KR, pk)], aligned, kr_edges, part = mine
+        if aligned is not None:
+            aligned_key_results.append(aligned)
         edges += kr_edges
-        part = None
-        if is_own:
-            part = (done, health, weight)
-            parts[objective_id].append(part)
-        gave[pk] = (k, (stale, objective is None, team, fed), health, aligned, kr_edges, part)
-    own_progress = data.setdefault("own_progress", {})
-    objective_health, no_parts = progress.objective_health, ()
+        if part is not None:
+            parts[k["objective_id"]].append(part)
+    kr_edges = edges
+    own_progress = {}
     for pk, o in list(objectives.items()):
-        try:
-            mine = parts.get(pk, no_parts)  # (progress, health, weight) of its own key results
-            key = (OBJ, *mine)
-            found = kept_now.get(key)
-            if found is None:
-                found = kept.get(key)
-                if found is None:
-                    found = objective_health(mine)
-                kept_now[key] = found
-            own_progress[pk], own[(OBJ, pk)] = found
-        except Exception as e:  # one bad row never stops the cycle's recompute
+        found = objective_own_health(parts.get(pk, ()))
+        if isinstance(found, Exception):  # one bad row never stops the cycle's recompute
             del objectives[pk]
-            skipped.append(_skip(cycle, OBJ, pk, o["title"], pk, f"{type(e).__name__}: {e}"))
+            skipped.append(_skip(cycle, OBJ, pk, o["title"], pk,
+                                 f"{type(found).__name__}: {found}"))
             continue
-    for child, parent in _alignment_pairs(objectives):  # the primary parent, its share
-        edges.append(new_edge(((OBJ, child), (OBJ, parent), ROLLUP, primary.get(child, 1.0))))
-    for child, parent, share in data.get("extra_parents", ()):  # each extra parent, its share
-        edges.append(Edge((OBJ, child), (OBJ, parent), ROLLUP, float(share)))
-    for up_o, up_k, down_o, down_k, status in data["dependencies"]:
-        src = (OBJ, up_o) if up_o else (KR, up_k)
-        dst = (OBJ, down_o) if down_o else (KR, down_k)
-        edges.append(Edge(src, dst, BROKEN if status == Dependency.Status.BROKEN else DEPENDS))
-    edges = [e for e in edges if e[0] in own and e[1] in own]  # (src, dst): by index, in C
+        own_progress[pk], own[(OBJ, pk)] = found
+    edges = _edges_given(own, kr_edges + _objective_edges(data, objectives))
+    data["aligned_key_results"], data["own_progress"] = aligned_key_results, own_progress
     _HEALTHS.rotate()
     _GAVE.pop(cycle.pk, None)  # the newest last: the oldest cycles are dropped first
     _GAVE[cycle.pk], _GAVE_ELAPSED[cycle.pk] = gave, elapsed
     for oldest in list(_GAVE)[:-KEPT_GRAPHS]:
         _GAVE.pop(oldest, None)
         _GAVE_ELAPSED.pop(oldest, None)
+    if len(skipped) == skipped_before:  # a run that left rows out is not patched
+        _OWN[cycle.pk] = _KeptOwn(now, elapsed, dict(objectives), gave, own, kr_edges,
+                                  _objective_edge_inputs(data), edges, own_progress,
+                                  aligned_key_results, None)
+        _keep_few(_OWN)
     return own, edges, rolled_values
+
+
+def objective_own_health(parts):
+    """(progress, own health) of an objective from the (progress, health, weight) of its own
+    key results, kept by them (``_HEALTHS``); the exception it raised, if it did."""
+    key = (OBJ, *parts)
+    found = _HEALTHS.current.get(key)
+    if found is None:
+        found = _HEALTHS.previous.get(key)
+        if found is None:
+            try:
+                found = progress.objective_health(parts)
+            except Exception as e:  # noqa: BLE001 (the caller leaves the objective out)
+                return e
+        _HEALTHS.current[key] = found
+    return found
+
+
+def _objective_edges(data, objectives):
+    """The edges that do not start at a key result: alignment (the primary parent, its share;
+    each extra parent, its share) and dependencies, in that order."""
+    primary = flows.primary_shares(data.get("extra_parents", ()))
+    new_edge = partial(tuple.__new__, Edge)
+    edges = [new_edge(((OBJ, child), (OBJ, parent), ROLLUP, primary.get(child, 1.0)))
+             for child, parent in _alignment_pairs(objectives)]
+    for child, parent, share in data.get("extra_parents", ()):
+        edges.append(Edge((OBJ, child), (OBJ, parent), ROLLUP, float(share)))
+    for up_o, up_k, down_o, down_k, status in data["dependencies"]:
+        src = (OBJ, up_o) if up_o else (KR, up_k)
+        dst = (OBJ, down_o) if down_o else (KR, down_k)
+        edges.append(Edge(src, dst, BROKEN if status == Dependency.Status.BROKEN else DEPENDS))
+    return edges
+
+
+def _objective_edge_inputs(data):
+    return list(data.get("extra_parents", ())), list(data["dependencies"])
+
+
+def _edges_given(own, edges):
+    return [e for e in edges if e[0] in own and e[1] in own]  # (src, dst): by index, in C
+
+
+class _KeptOwn(NamedTuple):
+    """What ``_own_health_and_edges`` gave the last run of a cycle (none of it changed after),
+    to patch after a change of a few key results (``_patched_own``)."""
+    now: object
+    elapsed: float
+    objectives: dict  # the rows read, the very objects
+    gave: dict  # ``_GAVE``'s
+    own: dict
+    kr_edges: list  # the key results' edges, in order, before ``_edges_given``
+    edge_inputs: tuple  # ``_objective_edge_inputs``
+    edges: list  # the edges given
+    own_progress: dict
+    aligned_key_results: list
+    # The key results not stale at ``now`` by their last check-in, as a heap of
+    # (last check-in, id); made by the first patch that needs it, then kept by each.
+    fresh: list | None
+
+
+# cycle id -> _KeptOwn, for the last ``KEPT_GRAPHS`` cycles. Not needed after a restart: a
+# run without it computes every key result's part as before.
+_OWN = OrderedDict()
+
+
+def _keep_few(kept):
+    while len(kept) > KEPT_GRAPHS:
+        kept.popitem(last=False)
+
+
+class _Patched(NamedTuple):
+    own: dict
+    edges: list
+    gave: dict
+    kept: _KeptOwn
+
+
+def _patched_own(last, last_gave, data, now, elapsed, stale_before, gives, objective_health):
+    """``_own_health_and_edges``'s own healths and edges of this run made from the last run's
+    (``last``), when that is worth it and gives the same: only the key results whose row is
+    not the one the last run read, or that turned stale since, are assessed again, and only
+    their objectives' own healths. None when anything else may have moved: a key result or an
+    objective that came or went, an objective given to another team, a key result moved to
+    another objective, the share of the cycle gone, a clock that went back."""
+    objectives, key_results = data["objectives"], data["key_results"]
+    if (last.gave is not last_gave or last.elapsed != elapsed or now < last.now
+            or key_results.keys() != last_gave.keys()
+            or objectives.keys() != last.objectives.keys()):
+        return None
+    reshaped = False  # an objective's parent moved: the alignment edges are made again
+    for pk, o in objectives.items():
+        old = last.objectives[pk]
+        if old is not o:
+            if old["team_id"] != o["team_id"]:
+                return None
+            reshaped = reshaped or old["parent_id"] != o["parent_id"]
+    changed = {pk for pk, k in key_results.items() if last_gave[pk][0] is not k}
+    fresh = last.fresh
+    if stale_before is not None:
+        if fresh is None:
+            fresh = [(e[0]["last_check_in_at"], pk) for pk, e in last_gave.items()
+                     if not e[1][0] and e[0]["last_check_in_at"] is not None]
+            heapq.heapify(fresh)
+        while fresh and fresh[0][0] < stale_before:  # turned stale since, or changed
+            changed.add(heapq.heappop(fresh)[1])
+    if len(changed) > REREAD_ALL_ABOVE * max(len(key_results), 1):
+        return None
+    gave = dict(last_gave)
+    own = dict(last.own)
+    touched, kr_edges_moved, aligned_moved = set(), False, False
+    for pk in sorted(changed):
+        k, old = key_results[pk], last_gave[pk]
+        if k["objective_id"] != old[0]["objective_id"]:
+            return None
+        objective = objectives.get(k["objective_id"])
+        last_check_in = k["last_check_in_at"]
+        signature = (stale_before is not None and last_check_in is not None
+                     and last_check_in < stale_before, objective is None,
+                     objective["team_id"] if objective is not None else None,
+                     k["feeds_id"] in key_results)
+        mine = old if old[0] is k and old[1] == signature else gives(pk, k, signature, objective)
+        if mine is None:  # left out: the full computation goes on without it
+            return None
+        gave[pk] = mine
+        own[(KR, pk)] = mine[2]
+        kr_edges_moved = kr_edges_moved or mine[4] != old[4]
+        aligned_moved = aligned_moved or mine[3] != old[3]
+        if mine[5] != old[5]:
+            touched.add(k["objective_id"])
+        if stale_before is not None and not signature[0] and last_check_in is not None:
+            heapq.heappush(fresh, (last_check_in, pk))
+    own_progress = last.own_progress
+    if touched:
+        parts = {pk: [] for pk in touched}
+        for e in gave.values():
+            part = e[5]
+            if part is not None and e[0]["objective_id"] in parts:
+                parts[e[0]["objective_id"]].append(part)
+        own_progress = dict(own_progress)
+        for pk, mine in parts.items():
+            if pk not in objectives:
+                continue
+            found = objective_health(mine)
+            if isinstance(found, Exception):
+                return None
+            own_progress[pk], own[(OBJ, pk)] = found
+    kr_edges = last.kr_edges
+    if kr_edges_moved:
+        kr_edges = [e for mine in gave.values() for e in mine[4]]
+    edge_inputs = _objective_edge_inputs(data)
+    edges = last.edges
+    if kr_edges_moved or reshaped or edge_inputs != last.edge_inputs:
+        edges = _edges_given(own, kr_edges + _objective_edges(data, objectives))
+    aligned_key_results = last.aligned_key_results
+    if aligned_moved:
+        aligned_key_results = [e[3] for e in gave.values() if e[3] is not None]
+    data["aligned_key_results"], data["own_progress"] = aligned_key_results, own_progress
+    kept = _KeptOwn(now, elapsed, dict(objectives), gave, own, kr_edges, edge_inputs, edges,
+                    own_progress, aligned_key_results, fresh)
+    return _Patched(own, edges, gave, kept)
 
 
 def _alignment_pairs(objectives):
@@ -924,12 +1086,40 @@ def _described_path(path, reason, data, results):
     return described
 
 
-def _diff(data, results):
+class _Diffed(NamedTuple):
+    """What the last diff of a cycle compared (the very objects: rows as read, results), and
+    the nodes it did not leave out (``before``'s)."""
+    objectives: dict
+    key_results: dict
+    results: dict
+    looked: dict
+
+
+_DIFFED = OrderedDict()  # cycle id -> _Diffed, for the last ``KEPT_GRAPHS`` cycles diffed
+
+
+def _diff(data, results, cycle_id=None):
     """The rows whose stored result differs, and (effective, has causes) before and after of
-    the nodes where either may differ: a node left out has the same before and after."""
+    the nodes where either may differ: a node left out has the same before and after.
+
+    A node is left out when it has no causes, before or after, and the same health: that
+    depends on its own row and result alone. So a node whose row and result are the very
+    objects the last diff of the cycle compared, and which that diff left out, is left out
+    again: only the others are compared (a run after a check-in compares a few thousand nodes,
+    not every one). What is kept is only ever compared by identity with what this run holds:
+    a run that failed after its diff (its write rolled back) left its rows' versions as they
+    were, so the rows are the same objects, and the nodes it did not leave out are compared
+    again."""
     changed_o, changed_k, before, after = [], [], {}, {}
     objectives, key_results = data["objectives"], data["key_results"]
-    for node, r in results.items():
+    last = _DIFFED.pop(cycle_id, None) if cycle_id is not None else None
+    if cycle_id is not None:
+        _DIFFED[cycle_id] = _Diffed(dict(objectives), dict(key_results), dict(results), before)
+        while len(_DIFFED) > KEPT_GRAPHS:
+            _DIFFED.popitem(last=False)
+    nodes = results if last is None else _to_compare(last, objectives, key_results, results)
+    for node in nodes:
+        r = results[node]
         kind, pk = node
         row = objectives[pk] if kind == OBJ else key_results[pk]
         old = row["effective_health"] or None
@@ -948,6 +1138,17 @@ def _diff(data, results):
             # A copy: the rows read are kept for the next run as they were read.
             (objectives if kind == OBJ else key_results)[pk] = {**row, "risk_causes": causes}
     return changed_o, changed_k, before, after
+
+
+def _to_compare(last, objectives, key_results, results):
+    """The nodes, in the order of ``results``, that ``_diff`` must compare after ``last``: a
+    row or a result that is not the one ``last`` compared, or a node it did not leave out."""
+    moved = {(OBJ, pk) for pk, row in objectives.items() if last.objectives.get(pk) is not row}
+    moved.update((KR, pk) for pk, row in key_results.items()
+                 if last.key_results.get(pk) is not row)
+    moved.update(last.looked)
+    get = last.results.get
+    return [node for node, r in results.items() if node in moved or get(node) is not r]
 
 
 def _write(changed_o, changed_k, rolled_values):
