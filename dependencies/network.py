@@ -23,11 +23,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from functools import partial
+from itertools import compress
+from operator import is_not, itemgetter
 from typing import NamedTuple
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, connections, transaction
-from django.db.models import F, Q, TextField
+from django.db.models import BooleanField, F, Q, TextField
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -185,6 +187,7 @@ def forget():
     _HEALTHS.clear()
     _OWN.clear()
     _DIFFED.clear()
+    _FLOWS.clear()
     alignment_rules.forget()
 
 
@@ -518,10 +521,12 @@ class _KeptRows(NamedTuple):
     changed after: a run that changes one replaces it in its own dicts; only a row's version
     moves, when a later read finds the row the same in every other column: ``_as_kept``),
     with their versions, and the versions of the teams (whose names, leads and kinds the rows
-    carry)."""
+    carry). ``horizon``: a transaction id such that every row version written after the rows
+    were read has a transaction id not below it (``_horizon``); None: unknown."""
     teams: tuple
     objectives: dict
     key_results: dict
+    horizon: int | None = None
 
 
 _ROWS = OrderedDict()  # cycle id -> _KeptRows, for the last ``KEPT_GRAPHS`` cycles run
@@ -551,6 +556,7 @@ def _objective_and_key_result_rows(cycle):
         objectives_qs = _versioned(objectives_qs, "okrs_objective")
         key_results_qs = _versioned(key_results_qs, "okrs_keyresult")
         kept = _ROWS.pop(cycle.pk, None)
+        horizon = _horizon()  # before any read of this run
         with connection.cursor() as cursor:
             cursor.execute("SELECT id, xmin::text, ctid::text FROM orgs_team "
                            "WHERE organization_id = %s ORDER BY id", [cycle.organization_id])
@@ -562,9 +568,15 @@ def _objective_and_key_result_rows(cycle):
             objectives = _as_kept(kept.objectives, read_objectives(objectives_qs))
             key_results = _as_kept(kept.key_results, read_key_results(key_results_qs))
         else:
-            objectives = _patch(kept.objectives, objectives_qs, read_objectives)
-            key_results = _patch(kept.key_results, key_results_qs, read_key_results)
-        _ROWS[cycle.pk] = _KeptRows(teams, objectives, key_results)
+            since = kept.horizon
+            if since is not None and horizon - since >= HORIZON_SPAN:
+                since = None  # too old to compare with a row's 32-bit transaction id
+            objectives = _patch(kept.objectives, objectives_qs, read_objectives, since)
+            # A key result is in the cycle by its own row and its objective's (its cycle, its
+            # state): either written since the horizon, and it may have come or gone.
+            key_results = _patch(kept.key_results, key_results_qs, read_key_results, since,
+                                 via="okrs_objective")
+        _ROWS[cycle.pk] = _KeptRows(teams, objectives, key_results, horizon)
         while len(_ROWS) > KEPT_GRAPHS:
             _ROWS.popitem(last=False)
         objectives, key_results = dict(objectives), dict(key_results)
@@ -572,16 +584,87 @@ def _objective_and_key_result_rows(cycle):
     return objectives, key_results, bad
 
 
-def _patch(kept, queryset, read):
-    versions = _rows_list(queryset.values_list("id", "row_version"))
+def _patch(kept, queryset, read, since=None, via=None):
+    """The rows of ``queryset`` ({id: row}, in the order of ids): the ``kept`` ones but for
+    those whose version moved, read again. With a horizon (``since``), only the versions of
+    the rows written since are read (``_written_since``); else, or when a kept row may have
+    gone, the version of every row."""
+    written = _written_since(kept, queryset, since, via) if since is not None else None
+    if written is None:
+        versions = _rows_list(queryset.values_list("id", "row_version"))
+        total = len(versions)
+    else:
+        versions, total = written
     get = kept.get
     moved = [pk for pk, version in versions if (get(pk) or _NO_ROW)["row_version"] != version]
-    if len(moved) > REREAD_ALL_ABOVE * max(len(versions), 1):
+    if len(moved) > REREAD_ALL_ABOVE * max(total, 1):
         return _as_kept(kept, read(queryset))
     fresh = _as_kept(kept, read(queryset.filter(id__in=moved))) if moved else {}
-    # In the order of ids (the versions'), the kept rows but for the fresh ones; the rows
-    # gone are not in the versions.
-    return {pk: fresh.get(pk) or kept[pk] for pk, _ in versions}
+    if written is None:
+        # In the order of ids (the versions'), the kept rows but for the fresh ones; the rows
+        # gone are not in the versions.
+        return {pk: fresh.get(pk) or kept[pk] for pk, _ in versions}
+    rows = dict(kept)  # every kept row is still there (``_written_since``)
+    rows.update(fresh)
+    last = next(reversed(kept), None)  # the largest id kept (in the order of ids)
+    if last is not None and any(pk < last for pk in fresh.keys() - kept.keys()):
+        rows = dict(sorted(rows.items()))  # a row came back with an older id
+    return rows
+
+
+# A row version's transaction id (``xmin``) has 32 bits and wraps around: ``age`` compares two
+# of them by their signed difference, which is right within 2^31 transactions. A horizon older
+# than this is not used: the versions of every row are read, as without one.
+HORIZON_SPAN = 2 ** 30
+
+
+def _horizon():
+    """A transaction id below which every transaction had ended when this statement ran (its
+    snapshot's ``xmin``), and not above the run's own transaction's, if it has one yet. A row
+    version written after this statement, by another transaction or by this one (also in a
+    savepoint: a subtransaction's id comes after its parent's), has a transaction id not below
+    it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint, "
+                       "pg_current_xact_id_if_assigned()::text::bigint")
+        snapshot, mine = cursor.fetchone()
+    return snapshot if mine is None else min(snapshot, mine)
+
+
+def _written_since(kept, queryset, since, via=None):
+    """(id, version) of the rows of ``queryset`` written since the horizon ``since`` (of an
+    earlier run: ``_horizon``), in the order of ids, and how many rows ``queryset`` has; None
+    when a kept row may have gone. One statement, so one snapshot.
+
+    Why that finds every row that moved: a row version visible now whose transaction id is
+    below ``since`` was written by a transaction that had ended (committed) before the
+    earlier run's reads, so that run read that very version (what it saw, this statement sees
+    too: a version deleted since would be deleted here as well). So a row not in the answer is
+    the row kept, if it was kept; a row that came into ``queryset`` since (new, or back from
+    another cycle or from retired) had its own row written since, or, for a key result, its
+    objective's (``via``, the table joined for the filters): it is in the answer. The versions
+    compared are those of the whole row (``_VERSION``): the answer may hold rows the same as
+    kept (a transaction still open then, a write of other columns), which costs a compare.
+    Rows gone (deleted, retired, moved to another cycle) are not in the answer: they are seen
+    in the count, which must be the kept rows and the new ones."""
+    tables = (queryset.model._meta.db_table, *((via,) if via else ()))
+    xid = str(since % 2 ** 32)
+    written = RawSQL("(" + " OR ".join(f"age({t}.xmin) <= age(%s::xid)" for t in tables) + ")",
+                     (xid,) * len(tables), output_field=BooleanField())
+    rows = queryset.order_by().annotate(written=written).values_list(
+        "id", "row_version", "written")
+    sql, params = rows.query.get_compiler(queryset.db).as_sql()
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), array_agg(q.id ORDER BY q.id) FILTER (WHERE q.written), "
+            "array_agg(q.row_version ORDER BY q.id) FILTER (WHERE q.written) "
+            f"FROM ({sql}) AS q(id, row_version, written)", params)
+        total, ids, versions = cursor.fetchone()
+    versions = list(zip(ids or (), versions or (), strict=True))
+    came = sum(1 for pk, _ in versions if pk not in kept)
+    if total != len(kept) + came:
+        return None
+    return versions, total
 
 
 _NO_ROW = {"row_version": None}
@@ -961,13 +1044,18 @@ def _patched_own(last, last_gave, data, now, elapsed, stale_before, gives, objec
             or objectives.keys() != last.objectives.keys()):
         return None
     reshaped = False  # an objective's parent moved: the alignment edges are made again
-    for pk, o in objectives.items():
-        old = last.objectives[pk]
-        if old is not o:
-            if old["team_id"] != o["team_id"]:
-                return None
-            reshaped = reshaped or old["parent_id"] != o["parent_id"]
-    changed = {pk for pk, k in key_results.items() if last_gave[pk][0] is not k}
+    for pk in _not_the_same(objectives, last.objectives):
+        old, o = last.objectives[pk], objectives[pk]
+        if old["team_id"] != o["team_id"]:
+            return None
+        reshaped = reshaped or old["parent_id"] != o["parent_id"]
+    # The key results whose row is not the one their part was made of (``_GAVE``'s first),
+    # compared in C as in ``_not_the_same`` when the ids come in the same order.
+    if list(key_results) == list(last_gave):
+        changed = set(compress(key_results, map(
+            is_not, key_results.values(), map(itemgetter(0), last_gave.values()))))
+    else:
+        changed = {pk for pk, k in key_results.items() if last_gave[pk][0] is not k}
     fresh = last.fresh
     if stale_before is not None:
         if fresh is None:
@@ -1143,12 +1231,23 @@ def _diff(data, results, cycle_id=None):
 def _to_compare(last, objectives, key_results, results):
     """The nodes, in the order of ``results``, that ``_diff`` must compare after ``last``: a
     row or a result that is not the one ``last`` compared, or a node it did not leave out."""
-    moved = {(OBJ, pk) for pk, row in objectives.items() if last.objectives.get(pk) is not row}
-    moved.update((KR, pk) for pk, row in key_results.items()
-                 if last.key_results.get(pk) is not row)
+    moved = {(OBJ, pk) for pk in _not_the_same(objectives, last.objectives)}
+    moved.update((KR, pk) for pk in _not_the_same(key_results, last.key_results))
     moved.update(last.looked)
-    get = last.results.get
-    return [node for node, r in results.items() if node in moved or get(node) is not r]
+    moved.update(_not_the_same(results, last.results))
+    return [node for node in results if node in moved]
+
+
+def _not_the_same(rows, kept):
+    """The keys of ``rows`` whose value is not the very object ``kept`` holds for that key, in
+    the order of ``rows``. Warm runs ask this of every row and every result (100,000 of each):
+    when both hold the same keys in the same order (what a run after a change of a few rows
+    finds), the values are compared by identity in C (``map``, ``compress``), at a tenth of
+    the cost of a loop in Python."""
+    if len(rows) == len(kept) and list(rows) == list(kept):
+        return list(compress(rows, map(is_not, rows.values(), kept.values())))
+    get = kept.get
+    return [key for key, value in rows.items() if get(key) is not value]
 
 
 def _write(changed_o, changed_k, rolled_values):
@@ -1309,21 +1408,18 @@ def _moved(last, objectives, key_results, results, deps, members, extra):
     for table, kind, rows, parent in (
             (last.objectives, OBJ, objectives, "parent_id"),
             (last.key_results, KR, key_results, "objective_id")):
-        for pk, row in rows.items():
+        for pk in _not_the_same(rows, table):
             old = table.get(pk)
-            if old is not row:
-                moved.add((kind, pk))
-                moved.add((OBJ, row[parent]))
-                if old is not None:
-                    moved.add((OBJ, old[parent]))
+            moved.add((kind, pk))
+            moved.add((OBJ, rows[pk][parent]))
+            if old is not None:
+                moved.add((OBJ, old[parent]))
         for pk in table.keys() - rows.keys():
             moved.add((kind, pk))
             moved.add((OBJ, table[pk][parent]))
     old_results = last.results
-    for node, r in results.items():
-        old = old_results.get(node)
-        if old is not r and old != r:
-            moved.add(node)
+    moved.update(node for node in _not_the_same(results, old_results)
+                 if old_results.get(node) != results[node])
     moved.update(old_results.keys() - results.keys())
     return moved
 
@@ -1341,47 +1437,111 @@ def _team_members(organization_id, team_ids):
     return members
 
 
+class _KeptFlows(NamedTuple):
+    """What ``_compute_flows`` read and gave in the last run of a cycle (none of it changed
+    after): the rows (the very objects), the nodes made of them, the flows' other inputs, what
+    it computed for each objective, and the objectives whose stored flows it found to differ."""
+    objectives: dict
+    nodes: dict
+    extra: list
+    upper_effective: dict  # {pk: effective health} of the company and department objectives
+    own_progress: dict
+    aligned_key_results: list
+    rolled: dict
+    above: dict
+    impact: dict
+    written: set
+
+
+_FLOWS = OrderedDict()  # cycle id -> _KeptFlows, for the last ``KEPT_GRAPHS`` cycles
+
+
+def _flow_node(o):
+    return {"parent_id": o["parent_id"], "level": o["level"], "mode": o["progress_mode"],
+            "kr_weight": o["key_results_weight"], "weight": o["weight"],
+            "kind": o["team__kind"], "title": o["title"], "team": o["team__name"],
+            "team_id": o["team_id"]}
+
+
 def _compute_flows(cycle, data, results):
+    """Progress up, risk down and the impacts (``flows``), and the objectives whose stored
+    flows differ. After a run of the cycle in this process (``_FLOWS``), only what a change
+    can reach is made again: the nodes of the rows read again; the progress rolled up when an
+    objective's own progress, a key result aligned to one or the tree moved; the risk above
+    when the tree, a title, a team or the health of a company or department objective moved;
+    the impacts a change reached (``flows.impacts(kept=..., changed=...)``); and the stored
+    flows are compared only for the objectives whose row or flows may differ from the last
+    comparison, or that it found to differ (their write may have been rolled back)."""
     objectives, key_results = data["objectives"], data["key_results"]
     stored = objectives  # their progress settings and stored flows are read with them
-    nodes = {}
-    for pk, o in objectives.items():
-        row = stored.get(pk)
-        if row is None:
-            continue
-        nodes[pk] = {"parent_id": o["parent_id"], "level": row["level"],
-                     "mode": row["progress_mode"], "kr_weight": row["key_results_weight"],
-                     "weight": row["weight"], "kind": row["team__kind"], "title": o["title"],
-                     "team": o["team__name"], "team_id": o["team_id"]}
-    effective = {pk: results[(OBJ, pk)].effective for pk in nodes if (OBJ, pk) in results}
-    extra = data.get("extra_parents", ())
-    rolled = flows.roll_up_progress(nodes, data.get("own_progress", {}), extra,
-                                    data.get("aligned_key_results", ()))
-    above = flows.risk_above(nodes, effective, extra)
+    extra = list(data.get("extra_parents", ()))
+    own_progress = data.get("own_progress", {})
+    aligned_key_results = data.get("aligned_key_results", ())
+    last = _FLOWS.pop(cycle.pk, None)
+    if last is not None and last.objectives.keys() != objectives.keys():
+        last = None
+    if last is None:
+        nodes = {pk: _flow_node(o) for pk, o in objectives.items()}
+        moved_rows = None
+        tree_moved = True
+    else:
+        nodes, tree_moved = dict(last.nodes), last.extra != extra
+        moved_rows = set(_not_the_same(objectives, last.objectives))
+        for pk in moved_rows:
+            node = _flow_node(objectives[pk])
+            if node != nodes[pk]:
+                nodes[pk] = node
+                tree_moved = True
+    uppers = [pk for pk, n in nodes.items() if n["kind"] in flows.UPPER_KINDS] \
+        if tree_moved else list(last.upper_effective)
+    upper_effective = {pk: r.effective if (r := results.get((OBJ, pk))) else None
+                       for pk in uppers}
+    if (not tree_moved and own_progress is last.own_progress
+            and aligned_key_results == last.aligned_key_results):
+        rolled = last.rolled
+    else:
+        rolled = flows.roll_up_progress(nodes, own_progress, extra, aligned_key_results)
+    if not tree_moved and upper_effective == last.upper_effective:
+        above = last.above
+    else:
+        above = flows.risk_above(nodes, upper_effective, extra)
     deps = [((OBJ, uo) if uo else (KR, uk), (OBJ, do) if do else (KR, dk))
             for uo, uk, do, dk, _ in data["dependencies"]]
-    upper_bad = [pk for pk, n in nodes.items()
-                 if n["kind"] in flows.UPPER_KINDS and effective.get(pk) in flows.BAD]
+    upper_bad = [pk for pk, health in upper_effective.items() if health in flows.BAD]
     members = _team_members(cycle.organization_id, {n["team_id"] for n in nodes.values()}) \
         if upper_bad else {}
-    last = _IMPACTS.pop(cycle.pk, None)
-    kept = last.kept if last is not None else {}
-    moved = _moved(last, objectives, key_results, results, deps, members, extra)
+    last_impacts = _IMPACTS.pop(cycle.pk, None)
+    kept = last_impacts.kept if last_impacts is not None else {}
+    moved = _moved(last_impacts, objectives, key_results, results, deps, members, extra)
     impact = flows.impacts(
         nodes, key_results, deps, results, members, lambda node: _describe(node, data, results),
         extra, kept=kept, changed=moved) if upper_bad else {}
     _IMPACTS[cycle.pk] = _KeptImpacts(dict(objectives), dict(key_results), results, deps, members,
-                                      list(extra), kept if upper_bad else {})
-    while len(_IMPACTS) > KEPT_GRAPHS:
-        _IMPACTS.popitem(last=False)
+                                      extra, kept if upper_bad else {})
+    _keep_few(_IMPACTS)
+    if last is None:
+        compared = nodes
+    else:
+        # The objectives whose row or flows may differ from the last comparison: rows read
+        # again, flows computed to another value, and those it found to differ.
+        maybe = moved_rows | last.written
+        for new, old in ((rolled, last.rolled), (above, last.above), (impact, last.impact)):
+            if new is not old:
+                maybe.update(pk for pk, value in new.items() if old.get(pk) is not value)
+                maybe.update(old.keys() - new.keys())
+        compared = [pk for pk in nodes if pk in maybe]
     changed = []
-    for pk in nodes:
+    for pk in compared:
         row = stored[pk]
         new = (rolled.get(pk), above.get(pk, {}), impact.get(pk, {}))
         old_p = row["rolled_progress"]
         if (None if old_p is None else round(old_p, 4)) != new[0] \
                 or row["risk_above"] != new[1] or row["impact"] != new[2]:
             changed.append({"id": pk, "p": new[0], "above": new[1], "impact": new[2]})
+    _FLOWS[cycle.pk] = _KeptFlows(dict(objectives), nodes, extra, upper_effective, own_progress,
+                                  aligned_key_results, rolled, above, impact,
+                                  {item["id"] for item in changed})
+    _keep_few(_FLOWS)
     return {"stored": stored, "above": above, "impact": impact, "changed": changed}
 
 
