@@ -15,11 +15,11 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection, transaction
-from django_scopes import scope
+from django_scopes import scope, scopes_disabled
 
 from dependencies import generate, network
 from okrs import progress
-from okrs.models import KeyResult
+from okrs.models import KeyResult, Objective
 from tests.dependencies.test_fingerprint import stored
 from tests.dependencies.test_incremental import (
     _check_in,
@@ -80,10 +80,15 @@ def _off_track_check_in(r, when):
     return k.pk
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize(("seed", "aligned"), [(1, False), (2, True)])
 def test_warm_runs_after_check_ins_patch_own_healths_and_store_what_a_run_from_scratch_does(
-        built, warm, seed):
+        built, warm, seed, aligned):
     r, rng = built, random.Random(seed)
+    if aligned:  # a third of the objectives roll up their aligned objectives' progress
+        with scopes_disabled():
+            ids = Objective.objects.filter(cycle=r.cycle).order_by("id").values_list(
+                "id", flat=True)
+            Objective.objects.filter(id__in=list(ids)[::3]).update(progress_mode="aligned")
     run(r, at(minutes=1))  # a run from what the first kept
     for step, change in enumerate([_check_in, _check_in, _title, _dependency, _check_in,
                                    _weight, _check_in]):
@@ -94,6 +99,9 @@ def test_warm_runs_after_check_ins_patch_own_healths_and_store_what_a_run_from_s
         expected = stored(r)
         run_from_scratch_stores(r, now, expected, change.__name__)  # the next starts from it
     assert warm["patched"] >= 4, warm
+    if aligned:
+        with scopes_disabled():
+            assert Objective.objects.filter(cycle=r.cycle, rolled_progress__isnull=False).exists()
     # A diff after a check-in compares a few nodes, not every one.
     assert warm["nodes compared"] < warm["nodes"] / 2, warm
 
