@@ -571,11 +571,13 @@ def _objective_and_key_result_rows(cycle):
             since = kept.horizon
             if since is not None and horizon - since >= HORIZON_SPAN:
                 since = None  # too old to compare with a row's 32-bit transaction id
-            objectives = _patch(kept.objectives, objectives_qs, read_objectives, since)
-            # A key result is in the cycle by its own row and its objective's (its cycle, its
-            # state): either written since the horizon, and it may have come or gone.
-            key_results = _patch(kept.key_results, key_results_qs, read_key_results, since,
-                                 via="okrs_objective")
+            if since is not None:
+                objectives_qs = _written(objectives_qs, since)
+                # A key result is in the cycle by its own row and its objective's (its cycle,
+                # its state): either written since the horizon, and it may have come or gone.
+                key_results_qs = _written(key_results_qs, since, via="okrs_objective")
+            objectives = _patch(kept.objectives, objectives_qs, read_objectives)
+            key_results = _patch(kept.key_results, key_results_qs, read_key_results)
         _ROWS[cycle.pk] = _KeptRows(teams, objectives, key_results, horizon)
         while len(_ROWS) > KEPT_GRAPHS:
             _ROWS.popitem(last=False)
@@ -584,12 +586,13 @@ def _objective_and_key_result_rows(cycle):
     return objectives, key_results, bad
 
 
-def _patch(kept, queryset, read, since=None, via=None):
+def _patch(kept, queryset, read):
     """The rows of ``queryset`` ({id: row}, in the order of ids): the ``kept`` ones but for
-    those whose version moved, read again. With a horizon (``since``), only the versions of
-    the rows written since are read (``_written_since``); else, or when a kept row may have
-    gone, the version of every row."""
-    written = _written_since(kept, queryset, since, via) if since is not None else None
+    those whose version moved, read again. When ``queryset`` knows which rows were written
+    since the last run (``_written``), only their versions are read (``_written_since``);
+    else, or when a kept row may have gone, the version of every row."""
+    written = _written_since(kept, queryset) if "written" in queryset.query.annotations \
+        else None
     if written is None:
         versions = _rows_list(queryset.values_list("id", "row_version"))
         total = len(versions)
@@ -631,10 +634,21 @@ def _horizon():
     return snapshot if mine is None else min(snapshot, mine)
 
 
-def _written_since(kept, queryset, since, via=None):
-    """(id, version) of the rows of ``queryset`` written since the horizon ``since`` (of an
-    earlier run: ``_horizon``), in the order of ids, and how many rows ``queryset`` has; None
-    when a kept row may have gone. One statement, so one snapshot.
+def _written(queryset, since, via=None):
+    """``queryset`` with ``written``: whether a row's version (or, with ``via``, that of the
+    row of that table it is joined to, the name being its alias in the query) has a
+    transaction id not below the horizon ``since`` (of an earlier run: ``_horizon``)."""
+    tables = (queryset.model._meta.db_table, *((via,) if via else ()))
+    xid = str(since % 2 ** 32)
+    return queryset.annotate(written=RawSQL(
+        "(" + " OR ".join(f"age({t}.xmin) <= age(%s::xid)" for t in tables) + ")",
+        (xid,) * len(tables), output_field=BooleanField()))
+
+
+def _written_since(kept, queryset):
+    """(id, version) of the rows of ``queryset`` written since the horizon it was given
+    (``_written``), in the order of ids, and how many rows ``queryset`` has; None when a kept
+    row may have gone. One statement, so one snapshot.
 
     Why that finds every row that moved: a row version visible now whose transaction id is
     below ``since`` was written by a transaction that had ended (committed) before the
@@ -647,12 +661,7 @@ def _written_since(kept, queryset, since, via=None):
     kept (a transaction still open then, a write of other columns), which costs a compare.
     Rows gone (deleted, retired, moved to another cycle) are not in the answer: they are seen
     in the count, which must be the kept rows and the new ones."""
-    tables = (queryset.model._meta.db_table, *((via,) if via else ()))
-    xid = str(since % 2 ** 32)
-    written = RawSQL("(" + " OR ".join(f"age({t}.xmin) <= age(%s::xid)" for t in tables) + ")",
-                     (xid,) * len(tables), output_field=BooleanField())
-    rows = queryset.order_by().annotate(written=written).values_list(
-        "id", "row_version", "written")
+    rows = queryset.order_by().values_list("id", "row_version", "written")
     sql, params = rows.query.get_compiler(queryset.db).as_sql()
     with connections[queryset.db].cursor() as cursor:
         cursor.execute(
@@ -940,7 +949,9 @@ def _own_health_and_edges(cycle, data, now):
                                  f"{type(found).__name__}: {found}"))
             continue
         own_progress[pk], own[(OBJ, pk)] = found
-    edges = _edges_given(own, kr_edges + _objective_edges(data, objectives))
+    edges = _edges_given(own, kr_edges)
+    kr_given = len(edges)  # the edges given start with the key results' (``_patched_own``)
+    edges += _edges_given(own, _objective_edges(data, objectives))
     data["aligned_key_results"], data["own_progress"] = aligned_key_results, own_progress
     _HEALTHS.rotate()
     _GAVE.pop(cycle.pk, None)  # the newest last: the oldest cycles are dropped first
@@ -950,7 +961,7 @@ def _own_health_and_edges(cycle, data, now):
         _GAVE_ELAPSED.pop(oldest, None)
     if len(skipped) == skipped_before:  # a run that left rows out is not patched
         _OWN[cycle.pk] = _KeptOwn(now, elapsed, dict(objectives), gave, own, kr_edges,
-                                  _objective_edge_inputs(data), edges, own_progress,
+                                  _objective_edge_inputs(data), edges, kr_given, own_progress,
                                   aligned_key_results, None)
         _keep_few(_OWN)
     return own, edges, rolled_values
@@ -1007,6 +1018,7 @@ class _KeptOwn(NamedTuple):
     kr_edges: list  # the key results' edges, in order, before ``_edges_given``
     edge_inputs: tuple  # ``_objective_edge_inputs``
     edges: list  # the edges given
+    kr_given: int  # how many of them are the key results' (the first)
     own_progress: dict
     aligned_key_results: list
     # The key results not stale at ``now`` by their last check-in, as a heap of
@@ -1109,15 +1121,18 @@ def _patched_own(last, last_gave, data, now, elapsed, stale_before, gives, objec
     if kr_edges_moved:
         kr_edges = [e for mine in gave.values() for e in mine[4]]
     edge_inputs = _objective_edge_inputs(data)
-    edges = last.edges
+    edges, kr_given = last.edges, last.kr_given
     if kr_edges_moved or reshaped or edge_inputs != last.edge_inputs:
-        edges = _edges_given(own, kr_edges + _objective_edges(data, objectives))
+        # The same nodes as the last run's: its key results' edges given, if they are the same.
+        edges = _edges_given(own, kr_edges) if kr_edges_moved else last.edges[:kr_given]
+        kr_given = len(edges)
+        edges += _edges_given(own, _objective_edges(data, objectives))
     aligned_key_results = last.aligned_key_results
     if aligned_moved:
         aligned_key_results = [e[3] for e in gave.values() if e[3] is not None]
     data["aligned_key_results"], data["own_progress"] = aligned_key_results, own_progress
     kept = _KeptOwn(now, elapsed, dict(objectives), gave, own, kr_edges, edge_inputs, edges,
-                    own_progress, aligned_key_results, fresh)
+                    kr_given, own_progress, aligned_key_results, fresh)
     return _Patched(own, edges, gave, kept)
 
 
