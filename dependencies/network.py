@@ -910,7 +910,7 @@ def _own_health_and_edges(cycle, data, now):
         return k, signature, health, aligned, kr_edges, part
 
     patched = last_own and _patched_own(
-        last_own, last_gave, data, now, elapsed, stale_before, gives, objective_own_health)
+        last_own, last_gave, data, now, elapsed, stale_before, gives, _objective_own_health)
     if patched:
         own, edges = patched.own, patched.edges
         _GAVE.pop(cycle.pk, None)
@@ -942,7 +942,7 @@ def _own_health_and_edges(cycle, data, now):
     kr_edges = edges
     own_progress = {}
     for pk, o in list(objectives.items()):
-        found = objective_own_health(parts.get(pk, ()))
+        found = _objective_own_health(parts.get(pk, ()))
         if isinstance(found, Exception):  # one bad row never stops the cycle's recompute
             del objectives[pk]
             skipped.append(_skip(cycle, OBJ, pk, o["title"], pk,
@@ -967,7 +967,7 @@ def _own_health_and_edges(cycle, data, now):
     return own, edges, rolled_values
 
 
-def objective_own_health(parts):
+def _objective_own_health(parts):
     """(progress, own health) of an objective from the (progress, health, weight) of its own
     key results, kept by them (``_HEALTHS``); the exception it raised, if it did."""
     key = (OBJ, *parts)
