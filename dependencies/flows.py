@@ -74,6 +74,8 @@ def roll_up_progress(objectives, own_progress, extra_links=(), aligned_key_resul
     takes the share the others leave). aligned_key_results: [(objective, progress)], key
     results aligned to another team's objective: each counts there like an aligned objective
     of weight 1."""
+    if not any(o["mode"] == "aligned" for o in objectives.values()):
+        return {}  # every objective shows its own progress: nothing rolls up
     children = _children(objectives, extra_links)
     aligned = defaultdict(list)
     for pk, done in aligned_key_results:

@@ -12,6 +12,7 @@ JSON document, and bulk inserts for alerts.
 
 import gc
 import hashlib
+import heapq
 import json
 import logging
 import time
@@ -22,11 +23,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from functools import partial
+from itertools import compress
+from operator import is_not, itemgetter
 from typing import NamedTuple
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, connections, transaction
-from django.db.models import F, Q, TextField
+from django.db.models import BooleanField, F, Q, TextField
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -194,6 +197,9 @@ def forget(*, saved=True):
     _IMPACTS.clear()
     _GAVE_ELAPSED.clear()
     _HEALTHS.clear()
+    _OWN.clear()
+    _DIFFED.clear()
+    _FLOWS.clear()
     alignment_rules.forget()
 
 
@@ -289,7 +295,7 @@ def _run(cycle, *, now=None):
         digest = fingerprint(cycle, now)
         data, own, edges, rolled_values, results, compute_ms = _compute(cycle, now)
         findings = alignment_report.prepare(cycle, now=now)
-    changed_o, changed_k, before, after = _diff(data, results)
+    changed_o, changed_k, before, after = _diff(data, results, cycle.pk)
     webhooks.emit_health_changes(cycle, data, changed_o, changed_k)
     _write(changed_o, changed_k, rolled_values)
     _write_flows(data["flows"]["changed"])
@@ -581,10 +587,12 @@ class _KeptRows(NamedTuple):
     changed after: a run that changes one replaces it in its own dicts; only a row's version
     moves, when a later read finds the row the same in every other column: ``_as_kept``),
     with their versions, and the versions of the teams (whose names, leads and kinds the rows
-    carry)."""
+    carry). ``horizon``: a transaction id such that every row version written after the rows
+    were read has a transaction id not below it (``_horizon``); None: unknown."""
     teams: tuple
     objectives: dict
     key_results: dict
+    horizon: int | None = None
 
 
 _ROWS = OrderedDict()  # cycle id -> _KeptRows, for the last ``KEPT_GRAPHS`` cycles run
@@ -614,6 +622,7 @@ def _objective_and_key_result_rows(cycle):
         objectives_qs = _versioned(objectives_qs, "okrs_objective")
         key_results_qs = _versioned(key_results_qs, "okrs_keyresult")
         kept = _ROWS.pop(cycle.pk, None)
+        horizon = _horizon()  # before any read of this run
         with connection.cursor() as cursor:
             cursor.execute("SELECT id, xmin::text, ctid::text FROM orgs_team "
                            "WHERE organization_id = %s ORDER BY id", [cycle.organization_id])
@@ -625,9 +634,17 @@ def _objective_and_key_result_rows(cycle):
             objectives = _as_kept(kept.objectives, read_objectives(objectives_qs))
             key_results = _as_kept(kept.key_results, read_key_results(key_results_qs))
         else:
+            since = kept.horizon
+            if since is not None and horizon - since >= HORIZON_SPAN:
+                since = None  # too old to compare with a row's 32-bit transaction id
+            if since is not None:
+                objectives_qs = _written(objectives_qs, since)
+                # A key result is in the cycle by its own row and its objective's (its cycle,
+                # its state): either written since the horizon, and it may have come or gone.
+                key_results_qs = _written(key_results_qs, since, via="okrs_objective")
             objectives = _patch(kept.objectives, objectives_qs, read_objectives)
             key_results = _patch(kept.key_results, key_results_qs, read_key_results)
-        _ROWS[cycle.pk] = _KeptRows(teams, objectives, key_results)
+        _ROWS[cycle.pk] = _KeptRows(teams, objectives, key_results, horizon)
         while len(_ROWS) > KEPT_GRAPHS:
             _ROWS.popitem(last=False)
         objectives, key_results = dict(objectives), dict(key_results)
@@ -636,15 +653,93 @@ def _objective_and_key_result_rows(cycle):
 
 
 def _patch(kept, queryset, read):
-    versions = _rows_list(queryset.values_list("id", "row_version"))
+    """The rows of ``queryset`` ({id: row}, in the order of ids): the ``kept`` ones but for
+    those whose version moved, read again. When ``queryset`` knows which rows were written
+    since the last run (``_written``), only their versions are read (``_written_since``);
+    else, or when a kept row may have gone, the version of every row."""
+    written = _written_since(kept, queryset) if "written" in queryset.query.annotations \
+        else None
+    if written is None:
+        versions = _rows_list(queryset.values_list("id", "row_version"))
+        total = len(versions)
+    else:
+        versions, total = written
     get = kept.get
     moved = [pk for pk, version in versions if (get(pk) or _NO_ROW)["row_version"] != version]
-    if len(moved) > REREAD_ALL_ABOVE * max(len(versions), 1):
+    if len(moved) > REREAD_ALL_ABOVE * max(total, 1):
         return _as_kept(kept, read(queryset))
     fresh = _as_kept(kept, read(queryset.filter(id__in=moved))) if moved else {}
-    # In the order of ids (the versions'), the kept rows but for the fresh ones; the rows
-    # gone are not in the versions.
-    return {pk: fresh.get(pk) or kept[pk] for pk, _ in versions}
+    if written is None:
+        # In the order of ids (the versions'), the kept rows but for the fresh ones; the rows
+        # gone are not in the versions.
+        return {pk: fresh.get(pk) or kept[pk] for pk, _ in versions}
+    rows = dict(kept)  # every kept row is still there (``_written_since``)
+    rows.update(fresh)
+    last = next(reversed(kept), None)  # the largest id kept (in the order of ids)
+    if last is not None and any(pk < last for pk in fresh.keys() - kept.keys()):
+        rows = dict(sorted(rows.items()))  # a row came back with an older id
+    return rows
+
+
+# A row version's transaction id (``xmin``) has 32 bits and wraps around: ``age`` compares two
+# of them by their signed difference, which is right within 2^31 transactions. A horizon older
+# than this is not used: the versions of every row are read, as without one.
+HORIZON_SPAN = 2 ** 30
+
+
+def _horizon():
+    """A transaction id below which every transaction had ended when this statement ran (its
+    snapshot's ``xmin``), and not above the run's own transaction's, if it has one yet. A row
+    version written after this statement, by another transaction or by this one (also in a
+    savepoint: a subtransaction's id comes after its parent's), has a transaction id not below
+    it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint, "
+                       "pg_current_xact_id_if_assigned()::text::bigint")
+        snapshot, mine = cursor.fetchone()
+    return snapshot if mine is None else min(snapshot, mine)
+
+
+def _written(queryset, since, via=None):
+    """``queryset`` with ``written``: whether a row's version (or, with ``via``, that of the
+    row of that table it is joined to, the name being its alias in the query) has a
+    transaction id not below the horizon ``since`` (of an earlier run: ``_horizon``)."""
+    tables = (queryset.model._meta.db_table, *((via,) if via else ()))
+    xid = str(since % 2 ** 32)
+    return queryset.annotate(written=RawSQL(
+        "(" + " OR ".join(f"age({t}.xmin) <= age(%s::xid)" for t in tables) + ")",
+        (xid,) * len(tables), output_field=BooleanField()))
+
+
+def _written_since(kept, queryset):
+    """(id, version) of the rows of ``queryset`` written since the horizon it was given
+    (``_written``), in the order of ids, and how many rows ``queryset`` has; None when a kept
+    row may have gone. One statement, so one snapshot.
+
+    Why that finds every row that moved: a row version visible now whose transaction id is
+    below ``since`` was written by a transaction that had ended (committed) before the
+    earlier run's reads, so that run read that very version (what it saw, this statement sees
+    too: a version deleted since would be deleted here as well). So a row not in the answer is
+    the row kept, if it was kept; a row that came into ``queryset`` since (new, or back from
+    another cycle or from retired) had its own row written since, or, for a key result, its
+    objective's (``via``, the table joined for the filters): it is in the answer. The versions
+    compared are those of the whole row (``_VERSION``): the answer may hold rows the same as
+    kept (a transaction still open then, a write of other columns), which costs a compare.
+    Rows gone (deleted, retired, moved to another cycle) are not in the answer: they are seen
+    in the count, which must be the kept rows and the new ones."""
+    rows = queryset.order_by().values_list("id", "row_version", "written")
+    sql, params = rows.query.get_compiler(queryset.db).as_sql()
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), array_agg(q.id ORDER BY q.id) FILTER (WHERE q.written), "
+            "array_agg(q.row_version ORDER BY q.id) FILTER (WHERE q.written) "
+            f"FROM ({sql}) AS q(id, row_version, written)", params)
+        total, ids, versions = cursor.fetchone()
+    versions = list(zip(ids or (), versions or (), strict=True))
+    came = sum(1 for pk, _ in versions if pk not in kept)
+    if total != len(kept) + came:
+        return None
+    return versions, total
 
 
 _NO_ROW = {"row_version": None}
@@ -815,9 +910,8 @@ def _own_health_and_edges(cycle, data, now):
     objectives, key_results = data["objectives"], data["key_results"]
     rolled_values = _rolled_values(key_results)
     elapsed = progress.elapsed_share(cycle.start_date, cycle.end_date, timezone.localdate(now))
-    own, edges, parts = {}, [], defaultdict(list)
-    primary = flows.primary_shares(data.get("extra_parents", ()))
     skipped = data.setdefault("skipped", [])
+    skipped_before = len(skipped)
     # The health alone, without the sentences (``progress.key_result_health``): the same
     # result as ``assess_key_result`` at a fraction of the cost.
     key_result_health = progress.key_result_health
@@ -826,34 +920,18 @@ def _own_health_and_edges(cycle, data, now):
     # object: ``_KeptRows``), the team of its objective, whether the key result it feeds is
     # there, and whether it was stale: (own health, aligned part, edges, objective's part).
     last_gave = _GAVE.pop(cycle.pk, {}) if _GAVE_ELAPSED.get(cycle.pk) == elapsed else {}
-    gave = {}
-    stale_after, aligned_key_results = progress.STALE_AFTER, data.setdefault(
-        "aligned_key_results", [])
+    last_own = _OWN.pop(cycle.pk, None)
     # Staleness as ``progress.key_result_health`` decides it (``now - last > STALE_AFTER``
     # while the cycle runs), by one comparison of datetimes per row.
-    stale_before = now - stale_after if elapsed < 1 else None
+    stale_before = now - progress.STALE_AFTER if elapsed < 1 else None
     # An Edge built by ``tuple.__new__`` itself: its own ``__new__`` is a call in Python, and
     # a run builds over 100,000 of them.
     new_edge = partial(tuple.__new__, Edge)
-    for pk, k in list(key_results.items()):
-        last = k["last_check_in_at"]
-        stale = stale_before is not None and last is not None and last < stale_before
+
+    def gives(pk, k, signature, objective):
+        """What key result ``k`` gives (``_GAVE``'s entry), or None when it is left out."""
+        stale, _, team, fed = signature
         objective_id = k["objective_id"]
-        objective = objectives.get(objective_id)
-        team = objective["team_id"] if objective is not None else None
-        fed = k["feeds_id"] in key_results
-        node = (KR, pk)
-        mine = last_gave.get(pk)
-        if mine is not None and mine[0] is k and mine[1] == (stale, objective is None, team, fed):
-            gave[pk] = mine
-            _, _, health, aligned, kr_edges, part = mine
-            own[node] = health
-            if aligned is not None:
-                aligned_key_results.append(aligned)
-            edges += kr_edges
-            if part is not None:
-                parts[objective_id].append(part)
-            continue
         # Its own health depends on these alone (``now`` only through staleness; the values
         # are text, ``NUMBER_COLUMNS``): kept from the last run when they are the same.
         confidence = k["confidence"] or None
@@ -865,76 +943,263 @@ def _own_health_and_edges(cycle, data, now):
             if found is None:
                 try:
                     found = key_result_health(
-                        k["kind"], k["start_value"], k["target_value"],
-                        k["current_value"], k["is_done"], confidence, elapsed, last, now)
+                        k["kind"], k["start_value"], k["target_value"], k["current_value"],
+                        k["is_done"], confidence, elapsed, k["last_check_in_at"], now)
                 except (ValueError, TypeError, ArithmeticError):
                     found = None, confidence
                 except Exception as e:  # one bad row never stops the cycle's recompute
                     del key_results[pk]
                     skipped.append(_skip(cycle, KR, pk, k["title"], objective_id,
                                          f"{type(e).__name__}: {e}"))
-                    continue
+                    return None
             kept_now[key] = found
         done, health = found
-        own[node] = health
+        node = (KR, pk)
         # An objective's own health comes from its own team's key results; another team's key
         # result on it rolls up (a reason of its own: "its key results", naming that team).
         is_own = objective is not None and team == k["owner_team_id"]
         weight = float(k["weight"])  # what ``objective_health`` weighs (``float(w)``)
         to_objective = new_edge((node, (OBJ, objective_id), OWN if is_own else ROLLUP, weight))
         aligned_to = k["aligned_to_id"]
+        aligned = None
         if aligned_to is None and not fed:  # almost every key result
-            aligned, kr_edges = None, (to_objective,)
+            kr_edges = (to_objective,)
         else:
             kr_edges = [to_objective]
             if aligned_to is not None:  # counts there like an aligned objective
                 aligned = (aligned_to, done)
-                aligned_key_results.append(aligned)
                 kr_edges.insert(0, new_edge((node, (OBJ, aligned_to), ROLLUP, 1.0)))
-            else:
-                aligned = None
             if fed:
                 kr_edges.append(new_edge((node, (KR, k["feeds_id"]), ROLLUP, 1.0)))
             kr_edges = tuple(kr_edges)
+        part = (done, health, weight) if is_own else None
+        return k, signature, health, aligned, kr_edges, part
+
+    patched = last_own and _patched_own(
+        last_own, last_gave, data, now, elapsed, stale_before, gives, _objective_own_health)
+    if patched:
+        own, edges = patched.own, patched.edges
+        _GAVE.pop(cycle.pk, None)
+        _GAVE[cycle.pk], _GAVE_ELAPSED[cycle.pk] = patched.gave, elapsed
+        _OWN[cycle.pk] = patched.kept
+        _keep_few(_OWN)
+        return own, edges, rolled_values
+
+    own, edges, parts = {}, [], defaultdict(list)
+    gave, aligned_key_results = {}, []
+    for pk, k in list(key_results.items()):
+        last = k["last_check_in_at"]
+        objective = objectives.get(k["objective_id"])
+        signature = (stale_before is not None and last is not None and last < stale_before,
+                     objective is None, objective["team_id"] if objective is not None else None,
+                     k["feeds_id"] in key_results)
+        mine = last_gave.get(pk)
+        if mine is None or mine[0] is not k or mine[1] != signature:
+            mine = gives(pk, k, signature, objective)
+            if mine is None:
+                continue
+        gave[pk] = mine
+        _, _, own[(KR, pk)], aligned, kr_edges, part = mine
+        if aligned is not None:
+            aligned_key_results.append(aligned)
         edges += kr_edges
-        part = None
-        if is_own:
-            part = (done, health, weight)
-            parts[objective_id].append(part)
-        gave[pk] = (k, (stale, objective is None, team, fed), health, aligned, kr_edges, part)
-    own_progress = data.setdefault("own_progress", {})
-    objective_health, no_parts = progress.objective_health, ()
+        if part is not None:
+            parts[k["objective_id"]].append(part)
+    kr_edges = edges
+    own_progress = {}
     for pk, o in list(objectives.items()):
-        try:
-            mine = parts.get(pk, no_parts)  # (progress, health, weight) of its own key results
-            key = (OBJ, *mine)
-            found = kept_now.get(key)
-            if found is None:
-                found = kept.get(key)
-                if found is None:
-                    found = objective_health(mine)
-                kept_now[key] = found
-            own_progress[pk], own[(OBJ, pk)] = found
-        except Exception as e:  # one bad row never stops the cycle's recompute
+        found = _objective_own_health(parts.get(pk, ()))
+        if isinstance(found, Exception):  # one bad row never stops the cycle's recompute
             del objectives[pk]
-            skipped.append(_skip(cycle, OBJ, pk, o["title"], pk, f"{type(e).__name__}: {e}"))
+            skipped.append(_skip(cycle, OBJ, pk, o["title"], pk,
+                                 f"{type(found).__name__}: {found}"))
             continue
-    for child, parent in _alignment_pairs(objectives):  # the primary parent, its share
-        edges.append(new_edge(((OBJ, child), (OBJ, parent), ROLLUP, primary.get(child, 1.0))))
-    for child, parent, share in data.get("extra_parents", ()):  # each extra parent, its share
-        edges.append(Edge((OBJ, child), (OBJ, parent), ROLLUP, float(share)))
-    for up_o, up_k, down_o, down_k, status in data["dependencies"]:
-        src = (OBJ, up_o) if up_o else (KR, up_k)
-        dst = (OBJ, down_o) if down_o else (KR, down_k)
-        edges.append(Edge(src, dst, BROKEN if status == Dependency.Status.BROKEN else DEPENDS))
-    edges = [e for e in edges if e[0] in own and e[1] in own]  # (src, dst): by index, in C
+        own_progress[pk], own[(OBJ, pk)] = found
+    edges = _edges_given(own, kr_edges)
+    kr_given = len(edges)  # the edges given start with the key results' (``_patched_own``)
+    edges += _edges_given(own, _objective_edges(data, objectives))
+    data["aligned_key_results"], data["own_progress"] = aligned_key_results, own_progress
     _HEALTHS.rotate()
     _GAVE.pop(cycle.pk, None)  # the newest last: the oldest cycles are dropped first
     _GAVE[cycle.pk], _GAVE_ELAPSED[cycle.pk] = gave, elapsed
     for oldest in list(_GAVE)[:-KEPT_GRAPHS]:
         _GAVE.pop(oldest, None)
         _GAVE_ELAPSED.pop(oldest, None)
+    if len(skipped) == skipped_before:  # a run that left rows out is not patched
+        _OWN[cycle.pk] = _KeptOwn(now, elapsed, dict(objectives), gave, own, kr_edges,
+                                  _objective_edge_inputs(data), edges, kr_given, own_progress,
+                                  aligned_key_results, None)
+        _keep_few(_OWN)
     return own, edges, rolled_values
+
+
+def _objective_own_health(parts):
+    """(progress, own health) of an objective from the (progress, health, weight) of its own
+    key results, kept by them (``_HEALTHS``); the exception it raised, if it did."""
+    key = (OBJ, *parts)
+    found = _HEALTHS.current.get(key)
+    if found is None:
+        found = _HEALTHS.previous.get(key)
+        if found is None:
+            try:
+                found = progress.objective_health(parts)
+            except Exception as e:  # noqa: BLE001 (the caller leaves the objective out)
+                return e
+        _HEALTHS.current[key] = found
+    return found
+
+
+def _objective_edges(data, objectives):
+    """The edges that do not start at a key result: alignment (the primary parent, its share;
+    each extra parent, its share) and dependencies, in that order."""
+    primary = flows.primary_shares(data.get("extra_parents", ()))
+    new_edge = partial(tuple.__new__, Edge)
+    edges = [new_edge(((OBJ, child), (OBJ, parent), ROLLUP, primary.get(child, 1.0)))
+             for child, parent in _alignment_pairs(objectives)]
+    for child, parent, share in data.get("extra_parents", ()):
+        edges.append(Edge((OBJ, child), (OBJ, parent), ROLLUP, float(share)))
+    for up_o, up_k, down_o, down_k, status in data["dependencies"]:
+        src = (OBJ, up_o) if up_o else (KR, up_k)
+        dst = (OBJ, down_o) if down_o else (KR, down_k)
+        edges.append(Edge(src, dst, BROKEN if status == Dependency.Status.BROKEN else DEPENDS))
+    return edges
+
+
+def _objective_edge_inputs(data):
+    return list(data.get("extra_parents", ())), list(data["dependencies"])
+
+
+def _edges_given(own, edges):
+    return [e for e in edges if e[0] in own and e[1] in own]  # (src, dst): by index, in C
+
+
+class _KeptOwn(NamedTuple):
+    """What ``_own_health_and_edges`` gave the last run of a cycle (none of it changed after),
+    to patch after a change of a few key results (``_patched_own``)."""
+    now: object
+    elapsed: float
+    objectives: dict  # the rows read, the very objects
+    gave: dict  # ``_GAVE``'s
+    own: dict
+    kr_edges: list  # the key results' edges, in order, before ``_edges_given``
+    edge_inputs: tuple  # ``_objective_edge_inputs``
+    edges: list  # the edges given
+    kr_given: int  # how many of them are the key results' (the first)
+    own_progress: dict
+    aligned_key_results: list
+    # The key results not stale at ``now`` by their last check-in, as a heap of
+    # (last check-in, id); made by the first patch that needs it, then kept by each.
+    fresh: list | None
+
+
+# cycle id -> _KeptOwn, for the last ``KEPT_GRAPHS`` cycles. Not needed after a restart: a
+# run without it computes every key result's part as before.
+_OWN = OrderedDict()
+
+
+def _keep_few(kept):
+    while len(kept) > KEPT_GRAPHS:
+        kept.popitem(last=False)
+
+
+class _Patched(NamedTuple):
+    own: dict
+    edges: list
+    gave: dict
+    kept: _KeptOwn
+
+
+def _patched_own(last, last_gave, data, now, elapsed, stale_before, gives, objective_health):
+    """``_own_health_and_edges``'s own healths and edges of this run made from the last run's
+    (``last``), when that is worth it and gives the same: only the key results whose row is
+    not the one the last run read, or that turned stale since, are assessed again, and only
+    their objectives' own healths. None when anything else may have moved: a key result or an
+    objective that came or went, an objective given to another team, a key result moved to
+    another objective, the share of the cycle gone, a clock that went back."""
+    objectives, key_results = data["objectives"], data["key_results"]
+    if (last.gave is not last_gave or last.elapsed != elapsed or now < last.now
+            or key_results.keys() != last_gave.keys()
+            or objectives.keys() != last.objectives.keys()):
+        return None
+    reshaped = False  # an objective's parent moved: the alignment edges are made again
+    for pk in _not_the_same(objectives, last.objectives):
+        old, o = last.objectives[pk], objectives[pk]
+        if old["team_id"] != o["team_id"]:
+            return None
+        reshaped = reshaped or old["parent_id"] != o["parent_id"]
+    # The key results whose row is not the one their part was made of (``_GAVE``'s first),
+    # compared in C as in ``_not_the_same`` when the ids come in the same order.
+    if list(key_results) == list(last_gave):
+        changed = set(compress(key_results, map(
+            is_not, key_results.values(), map(itemgetter(0), last_gave.values()))))
+    else:
+        changed = {pk for pk, k in key_results.items() if last_gave[pk][0] is not k}
+    fresh = last.fresh
+    if stale_before is not None:
+        if fresh is None:
+            fresh = [(e[0]["last_check_in_at"], pk) for pk, e in last_gave.items()
+                     if not e[1][0] and e[0]["last_check_in_at"] is not None]
+            heapq.heapify(fresh)
+        while fresh and fresh[0][0] < stale_before:  # turned stale since, or changed
+            changed.add(heapq.heappop(fresh)[1])
+    if len(changed) > REREAD_ALL_ABOVE * max(len(key_results), 1):
+        return None
+    gave = dict(last_gave)
+    own = dict(last.own)
+    touched, kr_edges_moved, aligned_moved = set(), False, False
+    for pk in sorted(changed):
+        k, old = key_results[pk], last_gave[pk]
+        if k["objective_id"] != old[0]["objective_id"]:
+            return None
+        objective = objectives.get(k["objective_id"])
+        last_check_in = k["last_check_in_at"]
+        signature = (stale_before is not None and last_check_in is not None
+                     and last_check_in < stale_before, objective is None,
+                     objective["team_id"] if objective is not None else None,
+                     k["feeds_id"] in key_results)
+        mine = old if old[0] is k and old[1] == signature else gives(pk, k, signature, objective)
+        if mine is None:  # left out: the full computation goes on without it
+            return None
+        gave[pk] = mine
+        own[(KR, pk)] = mine[2]
+        kr_edges_moved = kr_edges_moved or mine[4] != old[4]
+        aligned_moved = aligned_moved or mine[3] != old[3]
+        if mine[5] != old[5]:
+            touched.add(k["objective_id"])
+        if stale_before is not None and not signature[0] and last_check_in is not None:
+            heapq.heappush(fresh, (last_check_in, pk))
+    own_progress = last.own_progress
+    if touched:
+        parts = {pk: [] for pk in touched}
+        for e in gave.values():
+            part = e[5]
+            if part is not None and e[0]["objective_id"] in parts:
+                parts[e[0]["objective_id"]].append(part)
+        own_progress = dict(own_progress)
+        for pk, mine in parts.items():
+            if pk not in objectives:
+                continue
+            found = objective_health(mine)
+            if isinstance(found, Exception):
+                return None
+            own_progress[pk], own[(OBJ, pk)] = found
+    kr_edges = last.kr_edges
+    if kr_edges_moved:
+        kr_edges = [e for mine in gave.values() for e in mine[4]]
+    edge_inputs = _objective_edge_inputs(data)
+    edges, kr_given = last.edges, last.kr_given
+    if kr_edges_moved or reshaped or edge_inputs != last.edge_inputs:
+        # The same nodes as the last run's: its key results' edges given, if they are the same.
+        edges = _edges_given(own, kr_edges) if kr_edges_moved else last.edges[:kr_given]
+        kr_given = len(edges)
+        edges += _edges_given(own, _objective_edges(data, objectives))
+    aligned_key_results = last.aligned_key_results
+    if aligned_moved:
+        aligned_key_results = [e[3] for e in gave.values() if e[3] is not None]
+    data["aligned_key_results"], data["own_progress"] = aligned_key_results, own_progress
+    kept = _KeptOwn(now, elapsed, dict(objectives), gave, own, kr_edges, edge_inputs, edges,
+                    kr_given, own_progress, aligned_key_results, fresh)
+    return _Patched(own, edges, gave, kept)
 
 
 def _alignment_pairs(objectives):
@@ -990,12 +1255,40 @@ def _described_path(path, reason, data, results):
     return described
 
 
-def _diff(data, results):
+class _Diffed(NamedTuple):
+    """What the last diff of a cycle compared (the very objects: rows as read, results), and
+    the nodes it did not leave out (``before``'s)."""
+    objectives: dict
+    key_results: dict
+    results: dict
+    looked: dict
+
+
+_DIFFED = OrderedDict()  # cycle id -> _Diffed, for the last ``KEPT_GRAPHS`` cycles diffed
+
+
+def _diff(data, results, cycle_id=None):
     """The rows whose stored result differs, and (effective, has causes) before and after of
-    the nodes where either may differ: a node left out has the same before and after."""
+    the nodes where either may differ: a node left out has the same before and after.
+
+    A node is left out when it has no causes, before or after, and the same health: that
+    depends on its own row and result alone. So a node whose row and result are the very
+    objects the last diff of the cycle compared, and which that diff left out, is left out
+    again: only the others are compared (a run after a check-in compares a few thousand nodes,
+    not every one). What is kept is only ever compared by identity with what this run holds:
+    a run that failed after its diff (its write rolled back) left its rows' versions as they
+    were, so the rows are the same objects, and the nodes it did not leave out are compared
+    again."""
     changed_o, changed_k, before, after = [], [], {}, {}
     objectives, key_results = data["objectives"], data["key_results"]
-    for node, r in results.items():
+    last = _DIFFED.pop(cycle_id, None) if cycle_id is not None else None
+    if cycle_id is not None:
+        _DIFFED[cycle_id] = _Diffed(dict(objectives), dict(key_results), dict(results), before)
+        while len(_DIFFED) > KEPT_GRAPHS:
+            _DIFFED.popitem(last=False)
+    nodes = results if last is None else _to_compare(last, objectives, key_results, results)
+    for node in nodes:
+        r = results[node]
         kind, pk = node
         row = objectives[pk] if kind == OBJ else key_results[pk]
         old = row["effective_health"] or None
@@ -1014,6 +1307,28 @@ def _diff(data, results):
             # A copy: the rows read are kept for the next run as they were read.
             (objectives if kind == OBJ else key_results)[pk] = {**row, "risk_causes": causes}
     return changed_o, changed_k, before, after
+
+
+def _to_compare(last, objectives, key_results, results):
+    """The nodes, in the order of ``results``, that ``_diff`` must compare after ``last``: a
+    row or a result that is not the one ``last`` compared, or a node it did not leave out."""
+    moved = {(OBJ, pk) for pk in _not_the_same(objectives, last.objectives)}
+    moved.update((KR, pk) for pk in _not_the_same(key_results, last.key_results))
+    moved.update(last.looked)
+    moved.update(_not_the_same(results, last.results))
+    return [node for node in results if node in moved]
+
+
+def _not_the_same(rows, kept):
+    """The keys of ``rows`` whose value is not the very object ``kept`` holds for that key, in
+    the order of ``rows``. Warm runs ask this of every row and every result (100,000 of each):
+    when both hold the same keys in the same order (what a run after a change of a few rows
+    finds), the values are compared by identity in C (``map``, ``compress``), at a tenth of
+    the cost of a loop in Python."""
+    if len(rows) == len(kept) and list(rows) == list(kept):
+        return list(compress(rows, map(is_not, rows.values(), kept.values())))
+    get = kept.get
+    return [key for key, value in rows.items() if get(key) is not value]
 
 
 def _write(changed_o, changed_k, rolled_values):
@@ -1174,21 +1489,18 @@ def _moved(last, objectives, key_results, results, deps, members, extra):
     for table, kind, rows, parent in (
             (last.objectives, OBJ, objectives, "parent_id"),
             (last.key_results, KR, key_results, "objective_id")):
-        for pk, row in rows.items():
+        for pk in _not_the_same(rows, table):
             old = table.get(pk)
-            if old is not row:
-                moved.add((kind, pk))
-                moved.add((OBJ, row[parent]))
-                if old is not None:
-                    moved.add((OBJ, old[parent]))
+            moved.add((kind, pk))
+            moved.add((OBJ, rows[pk][parent]))
+            if old is not None:
+                moved.add((OBJ, old[parent]))
         for pk in table.keys() - rows.keys():
             moved.add((kind, pk))
             moved.add((OBJ, table[pk][parent]))
     old_results = last.results
-    for node, r in results.items():
-        old = old_results.get(node)
-        if old is not r and old != r:
-            moved.add(node)
+    moved.update(node for node in _not_the_same(results, old_results)
+                 if old_results.get(node) != results[node])
     moved.update(old_results.keys() - results.keys())
     return moved
 
@@ -1206,47 +1518,111 @@ def _team_members(organization_id, team_ids):
     return members
 
 
+class _KeptFlows(NamedTuple):
+    """What ``_compute_flows`` read and gave in the last run of a cycle (none of it changed
+    after): the rows (the very objects), the nodes made of them, the flows' other inputs, what
+    it computed for each objective, and the objectives whose stored flows it found to differ."""
+    objectives: dict
+    nodes: dict
+    extra: list
+    upper_effective: dict  # {pk: effective health} of the company and department objectives
+    own_progress: dict
+    aligned_key_results: list
+    rolled: dict
+    above: dict
+    impact: dict
+    written: set
+
+
+_FLOWS = OrderedDict()  # cycle id -> _KeptFlows, for the last ``KEPT_GRAPHS`` cycles
+
+
+def _flow_node(o):
+    return {"parent_id": o["parent_id"], "level": o["level"], "mode": o["progress_mode"],
+            "kr_weight": o["key_results_weight"], "weight": o["weight"],
+            "kind": o["team__kind"], "title": o["title"], "team": o["team__name"],
+            "team_id": o["team_id"]}
+
+
 def _compute_flows(cycle, data, results):
+    """Progress up, risk down and the impacts (``flows``), and the objectives whose stored
+    flows differ. After a run of the cycle in this process (``_FLOWS``), only what a change
+    can reach is made again: the nodes of the rows read again; the progress rolled up when an
+    objective's own progress, a key result aligned to one or the tree moved; the risk above
+    when the tree, a title, a team or the health of a company or department objective moved;
+    the impacts a change reached (``flows.impacts(kept=..., changed=...)``); and the stored
+    flows are compared only for the objectives whose row or flows may differ from the last
+    comparison, or that it found to differ (their write may have been rolled back)."""
     objectives, key_results = data["objectives"], data["key_results"]
     stored = objectives  # their progress settings and stored flows are read with them
-    nodes = {}
-    for pk, o in objectives.items():
-        row = stored.get(pk)
-        if row is None:
-            continue
-        nodes[pk] = {"parent_id": o["parent_id"], "level": row["level"],
-                     "mode": row["progress_mode"], "kr_weight": row["key_results_weight"],
-                     "weight": row["weight"], "kind": row["team__kind"], "title": o["title"],
-                     "team": o["team__name"], "team_id": o["team_id"]}
-    effective = {pk: results[(OBJ, pk)].effective for pk in nodes if (OBJ, pk) in results}
-    extra = data.get("extra_parents", ())
-    rolled = flows.roll_up_progress(nodes, data.get("own_progress", {}), extra,
-                                    data.get("aligned_key_results", ()))
-    above = flows.risk_above(nodes, effective, extra)
+    extra = list(data.get("extra_parents", ()))
+    own_progress = data.get("own_progress", {})
+    aligned_key_results = data.get("aligned_key_results", ())
+    last = _FLOWS.pop(cycle.pk, None)
+    if last is not None and last.objectives.keys() != objectives.keys():
+        last = None
+    if last is None:
+        nodes = {pk: _flow_node(o) for pk, o in objectives.items()}
+        moved_rows = None
+        tree_moved = True
+    else:
+        nodes, tree_moved = dict(last.nodes), last.extra != extra
+        moved_rows = set(_not_the_same(objectives, last.objectives))
+        for pk in moved_rows:
+            node = _flow_node(objectives[pk])
+            if node != nodes[pk]:
+                nodes[pk] = node
+                tree_moved = True
+    uppers = [pk for pk, n in nodes.items() if n["kind"] in flows.UPPER_KINDS] \
+        if tree_moved else list(last.upper_effective)
+    upper_effective = {pk: r.effective if (r := results.get((OBJ, pk))) else None
+                       for pk in uppers}
+    if (not tree_moved and own_progress is last.own_progress
+            and aligned_key_results == last.aligned_key_results):
+        rolled = last.rolled
+    else:
+        rolled = flows.roll_up_progress(nodes, own_progress, extra, aligned_key_results)
+    if not tree_moved and upper_effective == last.upper_effective:
+        above = last.above
+    else:
+        above = flows.risk_above(nodes, upper_effective, extra)
     deps = [((OBJ, uo) if uo else (KR, uk), (OBJ, do) if do else (KR, dk))
             for uo, uk, do, dk, _ in data["dependencies"]]
-    upper_bad = [pk for pk, n in nodes.items()
-                 if n["kind"] in flows.UPPER_KINDS and effective.get(pk) in flows.BAD]
+    upper_bad = [pk for pk, health in upper_effective.items() if health in flows.BAD]
     members = _team_members(cycle.organization_id, {n["team_id"] for n in nodes.values()}) \
         if upper_bad else {}
-    last = _IMPACTS.pop(cycle.pk, None)
-    kept = last.kept if last is not None else {}
-    moved = _moved(last, objectives, key_results, results, deps, members, extra)
+    last_impacts = _IMPACTS.pop(cycle.pk, None)
+    kept = last_impacts.kept if last_impacts is not None else {}
+    moved = _moved(last_impacts, objectives, key_results, results, deps, members, extra)
     impact = flows.impacts(
         nodes, key_results, deps, results, members, lambda node: _describe(node, data, results),
         extra, kept=kept, changed=moved) if upper_bad else {}
     _IMPACTS[cycle.pk] = _KeptImpacts(dict(objectives), dict(key_results), results, deps, members,
-                                      list(extra), kept if upper_bad else {})
-    while len(_IMPACTS) > KEPT_GRAPHS:
-        _IMPACTS.popitem(last=False)
+                                      extra, kept if upper_bad else {})
+    _keep_few(_IMPACTS)
+    if last is None:
+        compared = nodes
+    else:
+        # The objectives whose row or flows may differ from the last comparison: rows read
+        # again, flows computed to another value, and those it found to differ.
+        maybe = moved_rows | last.written
+        for new, old in ((rolled, last.rolled), (above, last.above), (impact, last.impact)):
+            if new is not old:
+                maybe.update(pk for pk, value in new.items() if old.get(pk) is not value)
+                maybe.update(old.keys() - new.keys())
+        compared = [pk for pk in nodes if pk in maybe]
     changed = []
-    for pk in nodes:
+    for pk in compared:
         row = stored[pk]
         new = (rolled.get(pk), above.get(pk, {}), impact.get(pk, {}))
         old_p = row["rolled_progress"]
         if (None if old_p is None else round(old_p, 4)) != new[0] \
                 or row["risk_above"] != new[1] or row["impact"] != new[2]:
             changed.append({"id": pk, "p": new[0], "above": new[1], "impact": new[2]})
+    _FLOWS[cycle.pk] = _KeptFlows(dict(objectives), nodes, extra, upper_effective, own_progress,
+                                  aligned_key_results, rolled, above, impact,
+                                  {item["id"] for item in changed})
+    _keep_few(_FLOWS)
     return {"stored": stored, "above": above, "impact": impact, "changed": changed}
 
 
