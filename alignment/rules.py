@@ -162,35 +162,15 @@ def similarity(a, b):
 
 
 class _Title:
-    """A title prepared once for many comparisons: normalized, its words, and (built only when
-    asked) the bits of its characters counted with repeats (``sig``)."""
+    """A title prepared once for many comparisons: normalized, and its words."""
 
-    __slots__ = ("text", "words", "_sig")
+    __slots__ = ("text", "words")
 
     def __init__(self, title, text=None):
         self.text = _normal(title) if text is None else text
         self.words = frozenset(self.text.split())
-        self._sig = None
-
-    @property
-    def sig(self):
-        """One bit per (character, its n-th occurrence): the size of the ``&`` of two titles'
-        bits is the number of characters the two hold in common, counted with repeats (an
-        upper bound of the subsequence, no longer needed now that rapidfuzz counts the
-        subsequence itself in C)."""
-        if self._sig is None:
-            sig, seen = 0, {}
-            for ch in self.text:
-                n = seen[ch] = seen.get(ch, 0) + 1
-                bit = _BITS.get((ch, n))
-                if bit is None:
-                    bit = _BITS[ch, n] = len(_BITS)
-                sig |= 1 << bit
-            self._sig = sig
-        return self._sig
 
 
-_BITS = {}  # (character, occurrence) -> its bit in ``_Title.sig``
 # The titles prepared during one run of the rules (``run_all`` empties it at its end): the
 # three similarity rules compare the same titles.
 _CACHE = {}
@@ -213,20 +193,9 @@ def _prepared(titles, cache):
     return [cache[t] for t in titles]
 
 
-def _lcs_length(a, b, prefix=0, suffix=0):
-    """Length of the longest common subsequence of two prepared titles (rapidfuzz, in C).
-    prefix, suffix: the lengths of a common prefix and a common suffix of the two (not
-    overlapping), which are part of every longest common subsequence: left out of the count."""
-    la, lb = len(a.text), len(b.text)
-    return prefix + suffix + LCSseq.similarity(a.text[prefix:la - suffix],
-                                               b.text[prefix:lb - suffix])
-
-
-def _affixes(a, b):
-    """The lengths of the common prefix of two texts and of the common suffix of what
-    follows it."""
-    p = Prefix.similarity(a, b)
-    return p, Postfix.similarity(a[p:], b[p:])
+def _lcs_length(a, b):
+    """Length of the longest common subsequence of two prepared titles (rapidfuzz, in C)."""
+    return LCSseq.similarity(a.text, b.text)
 
 
 def similar(a, b, at_least=SIMILAR, *, cache=None):
