@@ -499,6 +499,15 @@ class _Units:
         self.last = (self.computed, self.restored)  # what the run that ends computed, restored
         self.computed = self.restored = 0
 
+    def merge(self):
+        """After a run over some units of the cycle only (``run_for``): the units it used are
+        kept with those the last run kept (which the rest of the cycle still uses)."""
+        self.previous.update(self.current)
+        self.current = {}
+        self.stored = {}
+        self.last = (self.computed, self.restored)  # what the run that ends computed, restored
+        self.computed = self.restored = 0
+
     def clear(self):
         self.current, self.previous = {}, {}
         self.stored = {}
@@ -1013,8 +1022,7 @@ def run_all(cycle, *, clock=None):
     _DERIVED.clear()
     _DERIVED["cycle"] = cycle
     try:
-        shaped = UNITS.get(_HashedOnce(("shape", _shape(cycle))),
-                           lambda: {rule.__name__: rule(cycle) for rule in SHAPE})
+        shaped = shape_unit(cycle)[1]
         findings = [f for rule in RULES
                     for f in (shaped[rule.__name__] if rule.__name__ in shaped and rule in SHAPE
                               else rule(clock if clock is not None and rule in CLOCK else cycle))]
@@ -1023,6 +1031,57 @@ def run_all(cycle, *, clock=None):
     UNITS.rotate()  # keep the units this run used, for the next
     _CACHE.clear()
     return in_order(findings)
+
+
+def shape_unit(cycle):
+    """The ``SHAPE`` rules' unit: its key (``_shape``), and their findings by rule name."""
+    key = _HashedOnce(("shape", _shape(cycle)))
+    return key, UNITS.get(key, lambda: {rule.__name__: rule(cycle) for rule in SHAPE})
+
+
+def run_shape(cycle):
+    """The ``SHAPE`` rules' findings on the whole cycle (unordered), for a run that computes
+    the others only where a change reached (``run_for``, called after it): the unit of the
+    cycle's shape before is dropped from those kept."""
+    _DERIVED.clear()
+    _DERIVED["cycle"] = cycle
+    try:
+        shaped = shape_unit(cycle)[1]
+    finally:
+        _DERIVED.clear()
+    for key in [key for key in UNITS.previous if key[0] == "shape"]:
+        del UNITS.previous[key]
+    return [f for rule in SHAPE for f in shaped[rule.__name__]]
+
+
+shaped = _SHAPED  # what the ``SHAPE`` rules read of an objective
+
+
+# The rules whose every finding is about one objective (its ``objective_id``) and reads only
+# what is near it: the objective, its live parent (title, key results), the parent's other
+# live children, its own live children, its key results, and the alignment model. A change
+# reaches the findings of the objectives it is near (``alignment.report`` finds them), and
+# only those are computed again (``run_for``). A test checks that ``RULES`` is these, ``SHAPE``
+# and ``CLOCK``.
+PER_OBJECTIVE = (orphans, strict_local, copy_paste, kr_as_objective, sibling_overlap,
+                 metric_objective, task_key_result, coverage_gap)
+
+
+def run_for(cycle, ids):
+    """The findings of the ``PER_OBJECTIVE`` rules about the objectives of ``ids``, unordered.
+    ``cycle`` holds (in the order of ids) each of them that is live with its live parent,
+    every live child of that parent and of itself, and the key results of it and of its
+    parent: all that their findings read, so they are those the rules find on the whole cycle.
+    The units used are kept with those of the runs before (``_Units.merge``)."""
+    _DERIVED.clear()
+    _DERIVED["cycle"] = cycle
+    try:
+        findings = [f for rule in PER_OBJECTIVE for f in rule(cycle) if f.objective_id in ids]
+    finally:
+        _DERIVED.clear()
+    UNITS.merge()
+    _CACHE.clear()
+    return findings
 
 
 _ORDER = attrgetter("rule", "message")
