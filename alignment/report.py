@@ -570,7 +570,7 @@ def findings(org, cycle, *, now=None, inputs=None, stored=None):
         timed = [f for rule in TIMED for f in rule(clock)]
         found = Computed([*timed, *near.shape, *(f for fs in near.by_objective.values()
                                                  for f in fs)])
-        found.timed, found.delta, found.described = timed, near.delta, near
+        found.timed, found.delta, found.described = timed, near.delta, near.described
     else:
         found = Computed(rules.run_all(data, clock=clock))
         found.described = _describe(data, found, made)

@@ -106,24 +106,25 @@ def test_a_change_computes_again_only_what_it_reaches(revenue, passes, change):
     run(r, at())
     read = 0
     for step in range(3):
-        with scope(organization=r.org):
-            change(r, rng)
-        passes.clear()
-        run(r, later(2 * step + 1))
-        assert passes["whole cycle"] == 0 and passes["part"] == 1, passes
-        read += passes["objectives read"]
+        for again in (0, 1):  # twice in a row: the second from what the first kept
+            with scope(organization=r.org):
+                change(r, rng)
+            passes.clear()
+            run(r, later(2 * step + again))
+            assert passes["whole cycle"] == 0 and passes["part"] == 1, passes
+            read += passes["objectives read"]
         expected = stored(r)
         run_from_scratch_stores(r, later(2 * step + 1), expected, change.__name__)
         passes.clear()
-        run(r, later(2 * step + 2))  # the run from scratch wrote health: a run after it
-    assert 0 < read < 3 * 100, read  # of about 250 objectives
+        run(r, later(2 * step + 1))  # the run from scratch wrote health: a run after it
+    assert 0 < read < 6 * 50, read  # of about 60 objectives
 
 
 @pytest.mark.parametrize("seed", [21, 22])
 def test_runs_over_what_a_change_reaches_store_what_a_run_from_scratch_stores(
         revenue, passes, seed):
     """Random changes of every kind, a restart now and then; after each, a run from what the
-    process kept, then a run from scratch: both store the same."""
+    process kept, and after every third a run from scratch, which stores the same."""
     r = revenue
     rng = random.Random(seed)
     with scope(organization=r.org):
@@ -141,12 +142,13 @@ def test_runs_over_what_a_change_reaches_store_what_a_run_from_scratch_stores(
         passes.clear()
         run(r, later(3 * step + 1))
         parts += passes["part"]
-        after = stored(r)
-        run_from_scratch_stores(r, later(3 * step + 1), after, change.__name__)
-        run(r, later(3 * step + 2))  # after the health the run from scratch wrote
-        assert stored(r) == after, change.__name__
+        if step % 3 == 2 or step == len(changes) - 1:  # else the next runs from this one
+            after = stored(r)
+            run_from_scratch_stores(r, later(3 * step + 1), after, change.__name__)
+            run(r, later(3 * step + 2))  # after the health the run from scratch wrote
+            assert stored(r) == after, change.__name__
     if connection.vendor == "postgresql":
-        assert parts >= 10, parts
+        assert parts >= 15, parts
 
 
 @postgresql_only
