@@ -250,6 +250,7 @@ class _Kept:
     built: dict  # objective id -> (row, what else it read, rules.Objective)
     findings: dict | None = None  # key -> [(id, version)]: the untimed findings stored
     finding_versions: str | None = None  # their md5 (``_versions_md5``)
+    finding_pairs: list | None = None  # their (id, version), in the order of ids
     key_results: dict = field(default_factory=dict)  # id -> (version, rules.KeyResult)
     owners: dict | None = None  # owner team id -> the name the key results were made with
     described: "_Described | None" = None  # what the stored untimed findings came from
@@ -374,8 +375,8 @@ def _inputs(org, cycle, check, now):
             remade.append(pk)
         by_id[pk] = was
         key_results.append(was[1])
-    _keep(cycle.pk, _Kept(objective_rows, built, last.findings, last.finding_versions, by_id,
-                          owner_of, last.described))
+    _keep(cycle.pk, _Kept(objective_rows, built, last.findings, last.finding_versions,
+                          last.finding_pairs, by_id, owner_of, last.described))
     # The rows used are those whose content ``check`` saw when their versions are those it
     # saw; else a write came in between, and no digest describes them (None: the next run
     # runs every rule).
@@ -608,7 +609,7 @@ class _Near:
     """What ``_near`` found: the new ``_Described`` parts, and the write it takes."""
 
     described: _Described
-    delta: tuple  # (findings to add, ids to remove, stored findings staying (key, id, version))
+    delta: tuple  # (findings to add, ids of stored rows to remove, ``_delta``'s taken)
 
     @property
     def shape(self):
@@ -751,9 +752,24 @@ def _delta(old, new, stored):
         if gone[key] < 0:
             gone[key] += 1
             add.append(f)
-    staying = [(key, pk, version) for key, rows in stored.items()
-               for pk, version in (rows[:len(rows) - taken[key]] if key in taken else rows)]
-    return rules.in_order(add), remove, staying
+    return rules.in_order(add), remove, taken
+
+
+def _stored_after(stored, taken, inserted):
+    """The stored untimed findings (key -> [(id, version)]) after a write that removed the
+    last ``taken[key]`` rows of some keys (``_delta``) and inserted ``inserted`` (the rows
+    ``_insert`` returns): ``stored`` is not changed."""
+    after = dict(stored)
+    for key, n in taken.items():
+        rows = after[key][:len(after[key]) - n]
+        if rows:
+            after[key] = rows
+        else:
+            del after[key]
+    for pk, *key, version in inserted:
+        if key[0] not in TIMED_RULES:
+            after[_key(*key)] = [*after.get(_key(*key), ()), (pk, version)]
+    return after
 
 
 def counts(found):
@@ -800,6 +816,9 @@ class Pending:
     staying: list | None = None
     units: tuple | None = None  # the similarity rules' units to store (``_units_to_store``)
     described: _Described | None = None  # what the untimed findings found came from
+    # Instead of ``staying``, when only what a change reached was computed (``_near``): the
+    # ids of the untimed stored rows removed, and ``_delta``'s taken.
+    taken: tuple | None = None
 
 
 # The rules whose findings depend on the clock (``Cycle.now``); the others depend only on the
@@ -886,11 +905,11 @@ def prepare(cycle, *, now=None, reuse=False):
                 inputs = ""  # the rules read rows the digest does not describe
             described = found.described
             if found.delta is not None:  # only what a change reached (``_near``)
-                add, remove, staying = found.delta
+                add, remove, taken = found.delta
                 timed = stored_rows.filter(rule__in=TIMED_RULES).values_list(*columns)
                 timed_add, _, timed_remove = _diff(found.timed, timed)
                 return Pending(found, [*timed_add, *add], [*timed_remove, *remove], None,
-                               inputs, identity, staying, found.units, described)
+                               inputs, identity, None, found.units, described, (remove, taken))
             rows, staying = _stored_rows(org, cycle, found)
     add, stays, remove = _diff(found, rows)
     if staying is not None:
@@ -971,7 +990,8 @@ def save(cycle, pending, *, now=None):
     fields = counts(pending.found) | {"computed_at": now}
     if pending.inputs is not None:
         fields["inputs"] = pending.inputs
-    if pending.staying is not None and pending.identity is not None:
+    if (pending.staying is not None or pending.taken is not None) \
+            and pending.identity is not None:
         fields["inputs"] = _after_write(cycle, pending, inserted)
     if pending.kept:
         for severity, n in pending.kept.items():
@@ -987,24 +1007,38 @@ def _after_write(cycle, pending, inserted):
     """The digest to store after the write of a run that ran every rule, and what this process
     keeps of the stored findings (``_Kept.findings``)."""
     org = cycle.organization
-    expected = [(pk, version) for _, pk, version in pending.staying]
-    expected += [(row[0], row[-1]) for row in inserted if row[1] not in TIMED_RULES]
-    expected.sort()
-    check = _check_findings(org, cycle)
     last = rules.KEPT.get(cycle.pk)
+    new = sorted((row[0], row[-1]) for row in inserted if row[1] not in TIMED_RULES)
+    if pending.taken is not None:  # the stored ones but those removed, and those inserted
+        if last is None or last.finding_pairs is None:
+            return ""
+        removed = set(pending.taken[0])
+        expected = [pair for pair in last.finding_pairs if pair[0] not in removed]
+        if expected and new and expected[-1][0] > new[0][0]:
+            expected = sorted(expected + new)
+        else:
+            expected += new
+    else:
+        expected = [(pk, version) for _, pk, version in pending.staying]
+        expected += new
+        expected.sort()
+    check = _check_findings(org, cycle)
     if check != _versions_md5(expected):
         if last is not None:
-            last.findings = last.finding_versions = last.described = None
+            last.findings = last.finding_versions = last.finding_pairs = last.described = None
         return ""
     if last is not None:
+        if pending.taken is not None:
+            by_key = _stored_after(last.findings, pending.taken[1], inserted)
+        else:
+            by_key = {}
+            for key, pk, version in pending.staying:
+                by_key.setdefault(key, []).append((pk, version))
+            for pk, *key, version in inserted:
+                if key[0] not in TIMED_RULES:
+                    by_key.setdefault(_key(*key), []).append((pk, version))
+        last.findings, last.finding_versions, last.finding_pairs = by_key, check, expected
         last.described = pending.described
-        by_key = {}
-        for key, pk, version in pending.staying:
-            by_key.setdefault(key, []).append((pk, version))
-        for pk, *key, version in inserted:
-            if key[0] not in TIMED_RULES:
-                by_key.setdefault(_key(*key), []).append((pk, version))
-        last.findings, last.finding_versions = by_key, check
     return _with_findings(pending.identity, check)
 
 

@@ -136,19 +136,19 @@ def test_the_findings_a_change_reaches_computed_again_are_every_rules_findings(s
         kept = [*near.shape, *(f for fs in near.by_objective.values() for f in fs)]
         assert Counter(kept) == _untimed(expected)
         # The write: the rows removed go, the found ones are added, the others stay.
-        add, remove, staying = near.delta
+        add, remove, taken = near.delta
         ids = {pk for rows in stored.values() for pk, _ in rows}
         assert set(remove) <= ids and len(set(remove)) == len(remove)
-        assert {pk for _, pk, _ in staying} == ids - set(remove)
-        assert Counter([key for key, _, _ in staying] + [report._finding_key(f) for f in add]) \
-            == Counter(map(report._finding_key, _untimed(expected).elements()))
-        stored = {}
-        for key, pk, version in staying:
-            stored.setdefault(key, []).append((pk, version))
+        inserted = []
         for f in add:
             next_id += 1
-            stored.setdefault(report._finding_key(f), []).append((next_id, "v"))
-        described = near.described
+            inserted.append((next_id, *report._finding_key(f), "v"))
+        after = report._stored_after(stored, taken, inserted)
+        assert {pk for rows in after.values() for pk, _ in rows} \
+            == ids - set(remove) | {row[0] for row in inserted}
+        assert Counter({key: len(rows) for key, rows in after.items()}) \
+            == Counter(map(report._finding_key, _untimed(expected).elements()))
+        stored, described = after, near.described
     assert near_runs >= 15, near_runs
 
 
