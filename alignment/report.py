@@ -254,6 +254,7 @@ class _Kept:
     key_results: dict = field(default_factory=dict)  # id -> (version, rules.KeyResult)
     owners: dict | None = None  # owner team id -> the name the key results were made with
     described: "_Described | None" = None  # what the stored untimed findings came from
+    small: tuple | None = None  # the small tables the objects were made with (``_small``)
 
 
 @dataclass
@@ -343,7 +344,16 @@ def _inputs(org, cycle, check, now):
     also = {pk: tuple(ids) for pk, ids in also.items()}
     built, objectives, last_built, no_team = {}, [], last.built, ("", "", None, "")
     rebuilt = []  # the objectives made again (new, or what they read moved)
+    # When the teams, themes and extra parents are those of the last run, a row kept (the
+    # very one) keeps its object without a look at what else it reads.
+    same_small = last.small == check.small
     for pk, row in objective_rows.items():
+        if same_small:
+            was = last_built.get(pk)
+            if was is not None and was[0] is row:
+                built[pk] = was
+                objectives.append(was[2])
+                continue
         _, title, team_id, parent_id, is_local, state, theme_id, commitment, _ = row
         context = (team_of.get(team_id), theme_of.get(theme_id), also.get(pk, ()))
         was = last_built.get(pk)
@@ -365,18 +375,20 @@ def _inputs(org, cycle, check, now):
     owner_of = {pk: team[0] or "" for pk, team in team_of.items()}
     new_key_result = rules.key_result
     kept_key_results = last.key_results if last.owners == owner_of else {}
-    key_results, by_id, remade = [], {}, []
-    for pk, row in key_result_rows.items():
-        version = row["row_version"]
-        was = kept_key_results.get(pk)
-        if was is None or was[0] != version:
-            was = (version, new_key_result(pk, row["objective_id"], row["title"],
-                                           owner_of.get(row["owner_team_id"], "")))
-            remade.append(pk)
-        by_id[pk] = was
-        key_results.append(was[1])
+    remade = [pk for pk, row in key_result_rows.items()
+              if (was := kept_key_results.get(pk)) is None or was[0] != row["row_version"]]
+    by_id = dict(kept_key_results)
+    for pk in remade:
+        row = key_result_rows[pk]
+        by_id[pk] = (row["row_version"], new_key_result(
+            pk, row["objective_id"], row["title"], owner_of.get(row["owner_team_id"], "")))
+    if len(by_id) != len(key_result_rows) or (kept_key_results and any(
+            pk < next(reversed(kept_key_results)) for pk in remade
+            if pk not in kept_key_results)):
+        by_id = {pk: by_id[pk] for pk in key_result_rows}  # some gone, or new among the kept
+    key_results = [was[1] for was in by_id.values()]
     _keep(cycle.pk, _Kept(objective_rows, built, last.findings, last.finding_versions,
-                          last.finding_pairs, by_id, owner_of, last.described))
+                          last.finding_pairs, by_id, owner_of, last.described, check.small))
     # The rows used are those whose content ``check`` saw when their versions are those it
     # saw; else a write came in between, and no digest describes them (None: the next run
     # runs every rule).
