@@ -701,7 +701,7 @@ def _near(d, data, made, stored):
         old += d.shape
         new_shape = rules.run_shape(data)
         new += new_shape
-    found = rules.run_for(part, reached)  # after ``run_shape``: it keeps the units both used
+    found = rules.run_for(part, reached)
     by_objective = dict(d.by_objective)
     for pk in reached:
         old += by_objective.pop(pk, ())

@@ -1041,17 +1041,18 @@ def shape_unit(cycle):
 
 def run_shape(cycle):
     """The ``SHAPE`` rules' findings on the whole cycle (unordered), for a run that computes
-    the others only where a change reached (``run_for``, called after it): the unit of the
-    cycle's shape before is dropped from those kept."""
+    the others only where a change reached and knows the cycle's shape moved: no unit (its
+    key costs a pass over the cycle and would not be found), and the unit of the shape before
+    is dropped from those kept."""
     _DERIVED.clear()
     _DERIVED["cycle"] = cycle
     try:
-        shaped = shape_unit(cycle)[1]
+        found = [f for rule in SHAPE for f in rule(cycle)]
     finally:
         _DERIVED.clear()
     for key in [key for key in UNITS.previous if key[0] == "shape"]:
         del UNITS.previous[key]
-    return [f for rule in SHAPE for f in shaped[rule.__name__]]
+    return found
 
 
 shaped = _SHAPED  # what the ``SHAPE`` rules read of an objective
