@@ -250,7 +250,7 @@ class _Kept:
     built: dict  # objective id -> (row, what else it read, rules.Objective)
     findings: dict | None = None  # key -> [(id, version)]: the untimed findings stored
     finding_versions: str | None = None  # their md5 (``_versions_md5``)
-    finding_pairs: list | None = None  # their (id, version), in the order of ids
+    finding_pairs: list | None = None  # their (id, "id version"), in the order of ids
     key_results: dict = field(default_factory=dict)  # id -> (version, rules.KeyResult)
     owners: dict | None = None  # owner team id -> the name the key results were made with
     described: "_Described | None" = None  # what the stored untimed findings came from
@@ -1020,7 +1020,9 @@ def _after_write(cycle, pending, inserted):
     keeps of the stored findings (``_Kept.findings``)."""
     org = cycle.organization
     last = rules.KEPT.get(cycle.pk)
-    new = sorted((row[0], row[-1]) for row in inserted if row[1] not in TIMED_RULES)
+    # (id, "id version"): the text ``_versions_md5`` makes of each, made once per row kept.
+    new = sorted((row[0], f"{row[0]} {row[-1]}") for row in inserted
+                 if row[1] not in TIMED_RULES)
     if pending.taken is not None:  # the stored ones but those removed, and those inserted
         if last is None or last.finding_pairs is None:
             return ""
@@ -1031,11 +1033,11 @@ def _after_write(cycle, pending, inserted):
         else:
             expected += new
     else:
-        expected = [(pk, version) for _, pk, version in pending.staying]
+        expected = [(pk, f"{pk} {version}") for _, pk, version in pending.staying]
         expected += new
         expected.sort()
     check = _check_findings(org, cycle)
-    if check != _versions_md5(expected):
+    if check != _md5(",".join([text for _, text in expected])):
         if last is not None:
             last.findings = last.finding_versions = last.finding_pairs = last.described = None
         return ""
