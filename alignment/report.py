@@ -721,7 +721,7 @@ _ID = attrgetter("id")
 
 def _patched(index, moved, old, new, parent_of, item_of):
     """``index`` ({parent: items in the order of ids}, not changed) with the moved rows
-    (``moved``: ids in ``old`` and or ``new``, {id: row}) taken out of their old parent's
+    (``moved``: ids in ``old``, ``new`` or both, {id: row}) taken out of their old parent's
     list and put in their new parent's."""
     parents = {parent_of(w) for pk in moved for w in (old.get(pk), new.get(pk))
                if w is not None}
@@ -747,8 +747,8 @@ def _pk(item):
 def _delta(old, new, stored):
     """The write from the findings ``old`` (stored: ``stored`` maps each key to its rows (id,
     version)) to ``new``: the findings to add, in the report's order, the ids of the rows to
-    remove, and the stored rows that stay, (key, id, version). None if ``old`` is not what is
-    stored."""
+    remove, and how many rows of each key go ({key: n}, the last n of its rows: ``_stored_after``
+    keeps the others). None if ``old`` is not what is stored."""
     gone = Counter(map(_finding_key, old))
     gone.subtract(map(_finding_key, new))
     add, remove, taken = [], [], {}
