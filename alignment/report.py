@@ -13,7 +13,7 @@ prepared.
 import hashlib
 import json
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from operator import attrgetter
 
@@ -250,6 +250,27 @@ class _Kept:
     built: dict  # objective id -> (row, what else it read, rules.Objective)
     findings: dict | None = None  # key -> [(id, version)]: the untimed findings stored
     finding_versions: str | None = None  # their md5 (``_versions_md5``)
+    finding_pairs: list | None = None  # their (id, "id version"), in the order of ids
+    key_results: dict = field(default_factory=dict)  # id -> (version, rules.KeyResult)
+    owners: dict | None = None  # owner team id -> the name the key results were made with
+    described: "_Described | None" = None  # what the stored untimed findings came from
+    small: tuple | None = None  # the small tables the objects were made with (``_small``)
+
+
+@dataclass
+class _Described:
+    """What the stored untimed findings were computed from, and those findings by objective:
+    set by a run that ran the rules once its write is checked (``_after_write``), so that the
+    next run computes again only the findings a change reaches (``_near``)."""
+
+    objectives: dict  # id -> (row, context, rules.Objective), as ``_Kept.built``
+    key_results: dict  # id -> (version, rules.KeyResult), as ``_Kept.key_results``
+    children: dict  # objective id -> the ids of its live children, in order
+    key_results_of: dict  # objective id -> its key results, in order
+    by_objective: dict  # objective id -> the ``rules.PER_OBJECTIVE`` findings about it
+    shape: list  # the ``rules.SHAPE`` findings
+    settings: tuple  # the alignment settings
+    units: int  # the rules' units kept in the process after that run (``rules.UNITS``)
 
 
 def _kept(cycle_id):
@@ -322,7 +343,17 @@ def _inputs(org, cycle, check, now):
         also[objective_id].append(parent_id)
     also = {pk: tuple(ids) for pk, ids in also.items()}
     built, objectives, last_built, no_team = {}, [], last.built, ("", "", None, "")
+    rebuilt = []  # the objectives made again (new, or what they read moved)
+    # When the teams, themes and extra parents are those of the last run, a row kept (the
+    # very one) keeps its object without a look at what else it reads.
+    same_small = last.small == check.small
     for pk, row in objective_rows.items():
+        if same_small:
+            was = last_built.get(pk)
+            if was is not None and was[0] is row:
+                built[pk] = was
+                objectives.append(was[2])
+                continue
         _, title, team_id, parent_id, is_local, state, theme_id, commitment, _ = row
         context = (team_of.get(team_id), theme_of.get(theme_id), also.get(pk, ()))
         was = last_built.get(pk)
@@ -338,14 +369,26 @@ def _inputs(org, cycle, check, now):
                             team[2], team[3], context[1] or "", commitment, context[2])
         built[pk] = (row, context, o)
         objectives.append(o)
-    # The key results are made again on every run: a named tuple each, cheaper to make than
-    # to check against one kept. Each owner team's name is looked up once per team.
+        rebuilt.append(pk)
+    # A key result is made again when its row's version moved (or an owner team's name): else
+    # the one kept is the same. Each owner team's name is looked up once per team.
     owner_of = {pk: team[0] or "" for pk, team in team_of.items()}
     new_key_result = rules.key_result
-    key_results = [new_key_result(pk, row["objective_id"], row["title"],
-                                  owner_of.get(row["owner_team_id"], ""))
-                   for pk, row in key_result_rows.items()]
-    _keep(cycle.pk, _Kept(objective_rows, built, last.findings, last.finding_versions))
+    kept_key_results = last.key_results if last.owners == owner_of else {}
+    remade = [pk for pk, row in key_result_rows.items()
+              if (was := kept_key_results.get(pk)) is None or was[0] != row["row_version"]]
+    by_id = dict(kept_key_results)
+    for pk in remade:
+        row = key_result_rows[pk]
+        by_id[pk] = (row["row_version"], new_key_result(
+            pk, row["objective_id"], row["title"], owner_of.get(row["owner_team_id"], "")))
+    if len(by_id) != len(key_result_rows) or (kept_key_results and any(
+            pk < next(reversed(kept_key_results)) for pk in remade
+            if pk not in kept_key_results)):
+        by_id = {pk: by_id[pk] for pk in key_result_rows}  # some gone, or new among the kept
+    key_results = [was[1] for was in by_id.values()]
+    _keep(cycle.pk, _Kept(objective_rows, built, last.findings, last.finding_versions,
+                          last.finding_pairs, by_id, owner_of, last.described, check.small))
     # The rows used are those whose content ``check`` saw when their versions are those it
     # saw; else a write came in between, and no digest describes them (None: the next run
     # runs every rule).
@@ -359,7 +402,24 @@ def _inputs(org, cycle, check, now):
     data = rules.Cycle(objectives=objectives, key_results=key_results, dependencies=[],
                        alignment_model=settings[0], local_share_limit=settings[1] / 100,
                        now=now)
-    return data, identity
+    # What this run's rows are, beside what the last run's were: for ``_near``.
+    made = _Made(last_built, built, rebuilt, last.key_results, by_id, remade,
+                 (settings[0], settings[1]))
+    return data, identity, made
+
+
+@dataclass
+class _Made:
+    """The rules' inputs of a run beside those of the run before (``_inputs``): each row's
+    object, and which were made again (the others are the very objects of the run before)."""
+
+    last_objectives: dict
+    objectives: dict  # id -> (row, context, rules.Objective)
+    rebuilt: list  # ids of the objectives made again
+    last_key_results: dict
+    key_results: dict  # id -> (version, rules.KeyResult)
+    remade: list  # ids of the key results made again
+    settings: tuple
 
 
 # ``findings``'s ``stored`` when the caller keeps the stored findings of the rules that do not
@@ -378,6 +438,10 @@ class Computed(list):
     identity = None
     check = None
     units = None  # the similarity rules' units to store (``_units_to_store``), or None
+    described = None  # ``_Described`` (``_describe``, ``_near``)
+    # When only what a change reached was computed (``_near``): the write it takes, and the
+    # findings of the rules that read the clock (the others are the kept ones and the new).
+    delta = timed = None
 
 
 # The similarity rules' units kept in the database (``RuleUnits``, one row per cycle) ----------
@@ -505,12 +569,219 @@ def findings(org, cycle, *, now=None, inputs=None, stored=None):
         return sorted(found, key=lambda f: (rules.SEVERITY_ORDER[f.severity], f.rule,
                                             f.message))
     check = check or _check(org, cycle)
-    data, identity = _inputs(org, cycle, check, now)
+    last = _kept(cycle.pk)
+    described = last.described if last.findings is not None and check.finding_versions \
+        is not None and last.finding_versions == check.finding_versions else None
+    data, identity, made = _inputs(org, cycle, check, now)
+    units_cycle = rules.UNITS.cycle
     _restore_units(org, cycle)
-    found = Computed(rules.run_all(data, clock=timed_data(org, cycle, now)))
+    clock = timed_data(org, cycle, now)
+    near = None
+    if described is not None and stored is STORED and units_cycle == cycle.pk:
+        near = _near(described, data, made, last.findings)
+    if near is not None:
+        timed = [f for rule in TIMED for f in rule(clock)]
+        found = Computed([*timed, *near.shape, *(f for fs in near.by_objective.values()
+                                                 for f in fs)])
+        found.timed, found.delta, found.described = timed, near.delta, near.described
+    else:
+        found = Computed(rules.run_all(data, clock=clock))
+        found.described = _describe(data, found, made)
     found.identity, found.check = identity, check
     found.units = _units_to_store(cycle)
     return found
+
+
+# A run that finds at most this share of the objectives or key results moved computes again
+# only the findings they reach (``_near``); above it, every rule over the cycle costs less.
+NEAR_AT_MOST = 0.2
+
+
+def _describe(data, found, made):
+    """What a run that ran every rule leaves for the next to compare with (``_Described``)."""
+    children, key_results_of, by_objective, shape = {}, {}, {}, []
+    for o in data.objectives:
+        if o.parent_id is not None:
+            children.setdefault(o.parent_id, []).append(o.id)
+    for k in data.key_results:
+        key_results_of.setdefault(k.objective_id, []).append(k)
+    for f in found:
+        if f.rule in TIMED_RULES:
+            continue
+        if f.objective_id is None:  # the ``SHAPE`` rules' (a test checks it)
+            shape.append(f)
+        else:
+            by_objective.setdefault(f.objective_id, []).append(f)
+    return _Described(made.objectives, made.key_results, children, key_results_of,
+                      by_objective, shape, made.settings, len(rules.UNITS.previous))
+
+
+@dataclass
+class _Near:
+    """What ``_near`` found: the new ``_Described`` parts, and the write it takes."""
+
+    described: _Described
+    delta: tuple  # (findings to add, ids of stored rows to remove, ``_delta``'s taken)
+
+    @property
+    def shape(self):
+        return self.described.shape
+
+    @property
+    def by_objective(self):
+        return self.described.by_objective
+
+
+def _near(d, data, made, stored):
+    """The untimed findings of this run's data computed from those of the last (``d``, the
+    stored ones: ``stored`` maps their keys to their rows) where a change reached, or None
+    when it cannot (the objects are not compared with those ``d`` describes, the settings
+    moved, too much moved, or the process keeps too many units besides the cycle's).
+
+    A ``rules.PER_OBJECTIVE`` finding reads its objective, its parent (title, key results),
+    its siblings, its children, its key results and the alignment model: an objective that
+    moved (new, gone, or any of what the rules read of it) reaches itself, its parent, old and
+    new, their children and its own; a key result that moved reaches its objective and that
+    one's children. Those objectives' findings are computed again on the part of the cycle
+    they read (``rules.run_for``); the ``SHAPE`` rules run again only when an objective moved
+    in what they read. The others' findings stay, and so do their stored rows."""
+    if made.settings != d.settings or made.last_objectives is not d.objectives \
+            or made.last_key_results is not d.key_results \
+            or len(rules.UNITS.previous) > d.units + max(64, d.units // 10):
+        return None
+    old_o, new_o, old_k, new_k = d.objectives, made.objectives, d.key_results, made.key_results
+    moved_o = {pk for pk in made.rebuilt if pk not in old_o or old_o[pk][2] != new_o[pk][2]}
+    if len(new_o) - len(old_o) != sum(1 for pk in made.rebuilt if pk not in old_o):
+        moved_o.update(old_o.keys() - new_o.keys())  # some are gone
+    moved_k = {pk for pk in made.remade if pk not in old_k or old_k[pk][1] != new_k[pk][1]}
+    if len(new_k) - len(old_k) != sum(1 for pk in made.remade if pk not in old_k):
+        moved_k.update(old_k.keys() - new_k.keys())
+    if len(moved_o) > NEAR_AT_MOST * len(new_o) or len(moved_k) > NEAR_AT_MOST * len(new_k):
+        return None
+    children = _patched(d.children, moved_o, old_o, new_o, lambda w: w[2].parent_id,
+                        lambda w: w[2].id)
+    key_results_of = _patched(d.key_results_of, moved_k, old_k, new_k,
+                              lambda w: w[1].objective_id, lambda w: w[1])
+    # The objectives whose findings a change can reach.
+    reached = set(moved_o)
+
+    def family(pk):  # an objective, and its live children before and after
+        reached.add(pk)
+        reached.update(d.children.get(pk, ()))
+        reached.update(children.get(pk, ()))
+
+    for pk in moved_o:
+        family(pk)
+        for w in (old_o.get(pk), new_o.get(pk)):
+            if w is not None and w[2].parent_id is not None:
+                family(w[2].parent_id)
+    for pk in moved_k:
+        for w in (old_k.get(pk), new_k.get(pk)):
+            if w is not None:
+                family(w[1].objective_id)
+    # The part of the cycle their findings read: each live one with its live parent, that
+    # parent's live children and its own, and the key results of it and of its parent.
+    live = [pk for pk in reached if pk in new_o]
+    read = set(live)
+    read.update(p for pk in live if (p := new_o[pk][2].parent_id) in new_o)
+    own = list(read)
+    for pk in own:
+        read.update(children.get(pk, ()))
+    part = rules.Cycle(
+        objectives=[new_o[pk][2] for pk in sorted(read)],
+        key_results=sorted((k for pk in own for k in key_results_of.get(pk, ())),
+                           key=_ID),
+        alignment_model=data.alignment_model, local_share_limit=data.local_share_limit,
+        now=data.now)
+    shape_moved = any(pk not in old_o or pk not in new_o
+                      or rules.shaped(old_o[pk][2]) != rules.shaped(new_o[pk][2])
+                      for pk in moved_o)
+    old, new = [], []
+    if shape_moved:
+        old += d.shape
+        new_shape = rules.run_shape(data)
+        new += new_shape
+    found = rules.run_for(part, reached)
+    by_objective = dict(d.by_objective)
+    for pk in reached:
+        old += by_objective.pop(pk, ())
+    for f in found:
+        by_objective.setdefault(f.objective_id, []).append(f)
+    new += found
+    delta = _delta(old, new, stored)
+    if delta is None:
+        return None
+    return _Near(_Described(new_o, new_k, children, key_results_of, by_objective,
+                            new_shape if shape_moved else d.shape, d.settings,
+                            d.units), delta)
+
+
+_ID = attrgetter("id")
+
+
+def _patched(index, moved, old, new, parent_of, item_of):
+    """``index`` ({parent: items in the order of ids}, not changed) with the moved rows
+    (``moved``: ids in ``old``, ``new`` or both, {id: row}) taken out of their old parent's
+    list and put in their new parent's."""
+    parents = {parent_of(w) for pk in moved for w in (old.get(pk), new.get(pk))
+               if w is not None}
+    parents.discard(None)
+    if not parents:
+        return index
+    index = dict(index)
+    for parent in parents:
+        items = [i for i in index.get(parent, ()) if _pk(i) not in moved]
+        items += [item_of(new[pk]) for pk in moved if pk in new and parent_of(new[pk]) == parent]
+        items.sort(key=_pk)
+        if items:
+            index[parent] = items
+        else:
+            index.pop(parent, None)
+    return index
+
+
+def _pk(item):
+    return item if type(item) is int else item.id
+
+
+def _delta(old, new, stored):
+    """The write from the findings ``old`` (stored: ``stored`` maps each key to its rows (id,
+    version)) to ``new``: the findings to add, in the report's order, the ids of the rows to
+    remove, and how many rows of each key go ({key: n}, the last n of its rows: ``_stored_after``
+    keeps the others). None if ``old`` is not what is stored."""
+    gone = Counter(map(_finding_key, old))
+    gone.subtract(map(_finding_key, new))
+    add, remove, taken = [], [], {}
+    for key, n in gone.items():
+        if n > 0:
+            rows = stored.get(key, ())
+            if len(rows) < n:
+                return None
+            remove += [pk for pk, _ in rows[len(rows) - n:]]
+            taken[key] = n
+    for f in new:
+        key = _finding_key(f)
+        if gone[key] < 0:
+            gone[key] += 1
+            add.append(f)
+    return rules.in_order(add), remove, taken
+
+
+def _stored_after(stored, taken, inserted):
+    """The stored untimed findings (key -> [(id, version)]) after a write that removed the
+    last ``taken[key]`` rows of some keys (``_delta``) and inserted ``inserted`` (the rows
+    ``_insert`` returns): ``stored`` is not changed."""
+    after = dict(stored)
+    for key, n in taken.items():
+        rows = after[key][:len(after[key]) - n]
+        if rows:
+            after[key] = rows
+        else:
+            del after[key]
+    for pk, *key, version in inserted:
+        if key[0] not in TIMED_RULES:
+            after[_key(*key)] = [*after.get(_key(*key), ()), (pk, version)]
+    return after
 
 
 def counts(found):
@@ -556,6 +827,10 @@ class Pending:
     identity: str | None = None
     staying: list | None = None
     units: tuple | None = None  # the similarity rules' units to store (``_units_to_store``)
+    described: _Described | None = None  # what the untimed findings found came from
+    # Instead of ``staying``, when only what a change reached was computed (``_near``): the
+    # ids of the untimed stored rows removed, and ``_delta``'s taken.
+    taken: tuple | None = None
 
 
 # The rules whose findings depend on the clock (``Cycle.now``); the others depend only on the
@@ -614,7 +889,7 @@ def prepare(cycle, *, now=None, reuse=False):
     stored_rows = Finding.objects.for_org(org).filter(cycle=cycle)
     kept = inputs = None
     columns = _FINDING_COLUMNS
-    staying = identity = None
+    staying = identity = described = None
     if reuse:
         data = timed_data(org, cycle, now)
         found = [f for rule in TIMED for f in rule(data)]
@@ -640,13 +915,20 @@ def prepare(cycle, *, now=None, reuse=False):
             identity = getattr(found, "identity", None)
             if identity is None:
                 inputs = ""  # the rules read rows the digest does not describe
+            described = found.described
+            if found.delta is not None:  # only what a change reached (``_near``)
+                add, remove, taken = found.delta
+                timed = stored_rows.filter(rule__in=TIMED_RULES).values_list(*columns)
+                timed_add, _, timed_remove = _diff(found.timed, timed)
+                return Pending(found, [*timed_add, *add], [*timed_remove, *remove], None,
+                               inputs, identity, None, found.units, described, (remove, taken))
             rows, staying = _stored_rows(org, cycle, found)
     add, stays, remove = _diff(found, rows)
     if staying is not None:
         staying = stays
     return Pending(found, add, remove, kept, inputs,
                    identity if staying is not None else None, staying,
-                   getattr(found, "units", None))
+                   getattr(found, "units", None), described)
 
 
 def _diff(found, rows):
@@ -720,7 +1002,8 @@ def save(cycle, pending, *, now=None):
     fields = counts(pending.found) | {"computed_at": now}
     if pending.inputs is not None:
         fields["inputs"] = pending.inputs
-    if pending.staying is not None and pending.identity is not None:
+    if (pending.staying is not None or pending.taken is not None) \
+            and pending.identity is not None:
         fields["inputs"] = _after_write(cycle, pending, inserted)
     if pending.kept:
         for severity, n in pending.kept.items():
@@ -736,23 +1019,40 @@ def _after_write(cycle, pending, inserted):
     """The digest to store after the write of a run that ran every rule, and what this process
     keeps of the stored findings (``_Kept.findings``)."""
     org = cycle.organization
-    expected = [(pk, version) for _, pk, version in pending.staying]
-    expected += [(row[0], row[-1]) for row in inserted if row[1] not in TIMED_RULES]
-    expected.sort()
-    check = _check_findings(org, cycle)
     last = rules.KEPT.get(cycle.pk)
-    if check != _versions_md5(expected):
+    # (id, "id version"): the text ``_versions_md5`` makes of each, made once per row kept.
+    new = sorted((row[0], f"{row[0]} {row[-1]}") for row in inserted
+                 if row[1] not in TIMED_RULES)
+    if pending.taken is not None:  # the stored ones but those removed, and those inserted
+        if last is None or last.finding_pairs is None:
+            return ""
+        removed = set(pending.taken[0])
+        expected = [pair for pair in last.finding_pairs if pair[0] not in removed]
+        if expected and new and expected[-1][0] > new[0][0]:
+            expected = sorted(expected + new)
+        else:
+            expected += new
+    else:
+        expected = [(pk, f"{pk} {version}") for _, pk, version in pending.staying]
+        expected += new
+        expected.sort()
+    check = _check_findings(org, cycle)
+    if check != _md5(",".join([text for _, text in expected])):
         if last is not None:
-            last.findings = last.finding_versions = None
+            last.findings = last.finding_versions = last.finding_pairs = last.described = None
         return ""
     if last is not None:
-        by_key = {}
-        for key, pk, version in pending.staying:
-            by_key.setdefault(key, []).append((pk, version))
-        for pk, *key, version in inserted:
-            if key[0] not in TIMED_RULES:
-                by_key.setdefault(_key(*key), []).append((pk, version))
-        last.findings, last.finding_versions = by_key, check
+        if pending.taken is not None:
+            by_key = _stored_after(last.findings, pending.taken[1], inserted)
+        else:
+            by_key = {}
+            for key, pk, version in pending.staying:
+                by_key.setdefault(key, []).append((pk, version))
+            for pk, *key, version in inserted:
+                if key[0] not in TIMED_RULES:
+                    by_key.setdefault(_key(*key), []).append((pk, version))
+        last.findings, last.finding_versions, last.finding_pairs = by_key, check, expected
+        last.described = pending.described
     return _with_findings(pending.identity, check)
 
 

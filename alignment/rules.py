@@ -162,35 +162,15 @@ def similarity(a, b):
 
 
 class _Title:
-    """A title prepared once for many comparisons: normalized, its words, and (built only when
-    asked) the bits of its characters counted with repeats (``sig``)."""
+    """A title prepared once for many comparisons: normalized, and its words."""
 
-    __slots__ = ("text", "words", "_sig")
+    __slots__ = ("text", "words")
 
     def __init__(self, title, text=None):
         self.text = _normal(title) if text is None else text
         self.words = frozenset(self.text.split())
-        self._sig = None
-
-    @property
-    def sig(self):
-        """One bit per (character, its n-th occurrence): the size of the ``&`` of two titles'
-        bits is the number of characters the two hold in common, counted with repeats (an
-        upper bound of the subsequence, no longer needed now that rapidfuzz counts the
-        subsequence itself in C)."""
-        if self._sig is None:
-            sig, seen = 0, {}
-            for ch in self.text:
-                n = seen[ch] = seen.get(ch, 0) + 1
-                bit = _BITS.get((ch, n))
-                if bit is None:
-                    bit = _BITS[ch, n] = len(_BITS)
-                sig |= 1 << bit
-            self._sig = sig
-        return self._sig
 
 
-_BITS = {}  # (character, occurrence) -> its bit in ``_Title.sig``
 # The titles prepared during one run of the rules (``run_all`` empties it at its end): the
 # three similarity rules compare the same titles.
 _CACHE = {}
@@ -213,20 +193,9 @@ def _prepared(titles, cache):
     return [cache[t] for t in titles]
 
 
-def _lcs_length(a, b, prefix=0, suffix=0):
-    """Length of the longest common subsequence of two prepared titles (rapidfuzz, in C).
-    prefix, suffix: the lengths of a common prefix and a common suffix of the two (not
-    overlapping), which are part of every longest common subsequence: left out of the count."""
-    la, lb = len(a.text), len(b.text)
-    return prefix + suffix + LCSseq.similarity(a.text[prefix:la - suffix],
-                                               b.text[prefix:lb - suffix])
-
-
-def _affixes(a, b):
-    """The lengths of the common prefix of two texts and of the common suffix of what
-    follows it."""
-    p = Prefix.similarity(a, b)
-    return p, Postfix.similarity(a[p:], b[p:])
+def _lcs_length(a, b):
+    """Length of the longest common subsequence of two prepared titles (rapidfuzz, in C)."""
+    return LCSseq.similarity(a.text, b.text)
 
 
 def similar(a, b, at_least=SIMILAR, *, cache=None):
@@ -526,6 +495,15 @@ class _Units:
 
     def rotate(self):
         self.previous, self.current = self.current, {}
+        self.stored = {}
+        self.last = (self.computed, self.restored)  # what the run that ends computed, restored
+        self.computed = self.restored = 0
+
+    def merge(self):
+        """After a run over some units of the cycle only (``run_for``): the units it used are
+        kept with those the last run kept (which the rest of the cycle still uses)."""
+        self.previous.update(self.current)
+        self.current = {}
         self.stored = {}
         self.last = (self.computed, self.restored)  # what the run that ends computed, restored
         self.computed = self.restored = 0
@@ -1044,8 +1022,7 @@ def run_all(cycle, *, clock=None):
     _DERIVED.clear()
     _DERIVED["cycle"] = cycle
     try:
-        shaped = UNITS.get(_HashedOnce(("shape", _shape(cycle))),
-                           lambda: {rule.__name__: rule(cycle) for rule in SHAPE})
+        shaped = shape_unit(cycle)[1]
         findings = [f for rule in RULES
                     for f in (shaped[rule.__name__] if rule.__name__ in shaped and rule in SHAPE
                               else rule(clock if clock is not None and rule in CLOCK else cycle))]
@@ -1054,6 +1031,58 @@ def run_all(cycle, *, clock=None):
     UNITS.rotate()  # keep the units this run used, for the next
     _CACHE.clear()
     return in_order(findings)
+
+
+def shape_unit(cycle):
+    """The ``SHAPE`` rules' unit: its key (``_shape``), and their findings by rule name."""
+    key = _HashedOnce(("shape", _shape(cycle)))
+    return key, UNITS.get(key, lambda: {rule.__name__: rule(cycle) for rule in SHAPE})
+
+
+def run_shape(cycle):
+    """The ``SHAPE`` rules' findings on the whole cycle (unordered), for a run that computes
+    the others only where a change reached and knows the cycle's shape moved: no unit (its
+    key costs a pass over the cycle and would not be found), and the unit of the shape before
+    is dropped from those kept."""
+    _DERIVED.clear()
+    _DERIVED["cycle"] = cycle
+    try:
+        found = [f for rule in SHAPE for f in rule(cycle)]
+    finally:
+        _DERIVED.clear()
+    for key in [key for key in UNITS.previous if key[0] == "shape"]:
+        del UNITS.previous[key]
+    return found
+
+
+shaped = _SHAPED  # what the ``SHAPE`` rules read of an objective
+
+
+# The rules whose every finding is about one objective (its ``objective_id``) and reads only
+# what is near it: the objective, its live parent (title, key results), the parent's other
+# live children, its own live children, its key results, and the alignment model. A change
+# reaches the findings of the objectives it is near (``alignment.report`` finds them), and
+# only those are computed again (``run_for``). A test checks that ``RULES`` is these, ``SHAPE``
+# and ``CLOCK``.
+PER_OBJECTIVE = (orphans, strict_local, copy_paste, kr_as_objective, sibling_overlap,
+                 metric_objective, task_key_result, coverage_gap)
+
+
+def run_for(cycle, ids):
+    """The findings of the ``PER_OBJECTIVE`` rules about the objectives of ``ids``, unordered.
+    ``cycle`` holds (in the order of ids) each of them that is live with its live parent,
+    every live child of that parent and of itself, and the key results of it and of its
+    parent: all that their findings read, so they are those the rules find on the whole cycle.
+    The units used are kept with those of the runs before (``_Units.merge``)."""
+    _DERIVED.clear()
+    _DERIVED["cycle"] = cycle
+    try:
+        findings = [f for rule in PER_OBJECTIVE for f in rule(cycle) if f.objective_id in ids]
+    finally:
+        _DERIVED.clear()
+    UNITS.merge()
+    _CACHE.clear()
+    return findings
 
 
 _ORDER = attrgetter("rule", "message")

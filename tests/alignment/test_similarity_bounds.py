@@ -45,7 +45,7 @@ def test_similar_and_alike_answer_what_difflib_answers(seed):
         assert rules.alike(a, b, at_least, cache={}) is (expected is not None), (a, b)
 
 
-def test_the_longest_common_subsequence_skips_a_common_prefix_and_suffix_exactly():
+def test_the_longest_common_subsequence_is_a_plain_dynamic_programme():
     rng = random.Random(9)
     for _ in range(3000):
         a = "".join(rng.choice("ab1 ") for _ in range(rng.randint(0, 14)))
@@ -54,9 +54,4 @@ def test_the_longest_common_subsequence_skips_a_common_prefix_and_suffix_exactly
             common = "".join(rng.choice("ab1") for _ in range(rng.randint(1, 5)))
             a, b = common + a + common[::-1], common + b + common[::-1]
         ta, tb = rules._Title(a), rules._Title(b)
-        prefix, suffix = rules._affixes(ta.text, tb.text)
-        assert prefix + suffix <= min(len(ta.text), len(tb.text))
-        assert rules._lcs_length(ta, tb, prefix, suffix) == _lcs(ta.text, tb.text), (a, b)
         assert rules._lcs_length(ta, tb) == _lcs(ta.text, tb.text), (a, b)
-        shared = (ta.sig & tb.sig).bit_count()
-        assert shared == sum(min(ta.text.count(c), tb.text.count(c)) for c in set(ta.text))
