@@ -61,7 +61,7 @@ from .models import NetworkSnapshot
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 2  # round 11's pickle was 1
+FORMAT = 3  # round 11's pickle was 1; 3: the rows' horizon
 MAGIC = b"NKS2"
 SALT = "dependencies.snapshot"
 # A process saves a cycle's state after a run that computed it from nothing (nothing kept,
@@ -305,8 +305,10 @@ def pack(state):
         except ValueError:  # a value marshal cannot hold: the run computes them again
             pass
     if rows is not None:
+        # The horizon too (``network._horizon``): a transaction id of this database, which
+        # the header names; the next run reads only the rows written since it.
         out["rows"] = (marshal.dumps(rows.teams), _keyed_rows(rows.objectives),
-                       _keyed_rows(rows.key_results))
+                       _keyed_rows(rows.key_results), rows.horizon)
         if gave is not None:
             out["gave"] = (state["elapsed"], _pack_gave(gave, rows.key_results, edges))
         if impacts is not None and impacts.results is graph.results:
@@ -340,9 +342,9 @@ def unpack(parts):
     if "healths" in parts:
         state["healths"] = marshal.loads(parts["healths"])
     if "rows" in parts:
-        teams, objectives, key_results = parts["rows"]
+        teams, objectives, key_results, horizon = parts["rows"]
         rows = _KeptRows(marshal.loads(teams), _unkeyed_rows(objectives),
-                         _unkeyed_rows(key_results))
+                         _unkeyed_rows(key_results), horizon)
         state["rows"] = rows
         if "gave" in parts:
             state["elapsed"], gave = parts["gave"]

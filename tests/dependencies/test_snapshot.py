@@ -107,6 +107,8 @@ def assert_reads_back_as_kept(pk):
         assert list(mine) == list(theirs)
         assert [repr(row) for row in mine.values()] == [repr(row) for row in theirs.values()]
     assert back["rows"].teams == rows.teams
+    # What the next run reads only the rows written since (``network._horizon``).
+    assert back["rows"].horizon == rows.horizon is not None
     # What each key result gave: for the very row kept (the others never match again).
     gave = {pk: v for pk, v in kept["gave"].items() if v[0] is rows.key_results.get(pk)}
     assert back["gave"] == gave and back["elapsed"] == kept["elapsed"]
