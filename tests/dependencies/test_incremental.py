@@ -482,18 +482,23 @@ def reads(monkeypatch):
     return calls
 
 
+def built_with_risks_above(r, nodes, seed, rng):
+    """The cycle of scenario ``r`` generated with ``nodes`` nodes, and some of its company and
+    department objectives at risk, so that impacts are computed."""
+    with scope(organization=r.org):
+        generate.build(r.org, r.cycle, nodes, seed=seed)
+        Objective.objects.filter(cycle=r.cycle, parent__isnull=True).update(title="Top goal")
+        for k in KeyResult.objects.filter(objective__cycle=r.cycle,
+                                          objective__team__kind__in=("company", "department")):
+            KeyResult.objects.filter(pk=k.pk).update(confidence=rng.choice(HEALTHS[1:]))
+
+
 @pytest.mark.parametrize("seed", [3, 4])
 def test_rows_read_again_and_impacts_kept_give_what_a_run_from_scratch_gives(
         revenue, counted, reads, seed):
     r = revenue
     rng = random.Random(seed)
-    with scope(organization=r.org):
-        generate.build(r.org, r.cycle, 240, seed=seed)
-        # Some company and department objectives at risk, so that impacts are computed.
-        Objective.objects.filter(cycle=r.cycle, parent__isnull=True).update(title="Top goal")
-        for k in KeyResult.objects.filter(objective__cycle=r.cycle,
-                                          objective__team__kind__in=("company", "department")):
-            KeyResult.objects.filter(pk=k.pk).update(confidence=rng.choice(HEALTHS[1:]))
+    built_with_risks_above(r, 240, seed, rng)
     network.forget()
     run(r, at())
     changes = [*MORE_CHANGES, *CHANGES]

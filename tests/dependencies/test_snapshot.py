@@ -17,13 +17,11 @@ from django_scopes import scope, scopes_disabled
 
 from dependencies import generate, network, snapshot
 from dependencies.models import NetworkSnapshot
-from okrs.models import KeyResult, Objective
 from orgs.models import Cycle, Organization
 from tests.dependencies import test_incremental
 from tests.dependencies.test_fingerprint import stored
 from tests.dependencies.test_incremental import (
     CHANGES,
-    HEALTHS,
     MORE_CHANGES,
     _check_in,
     _delete_dependency,
@@ -31,6 +29,7 @@ from tests.dependencies.test_incremental import (
     _new_dependency,
     _start_dependency,
     at,
+    built_with_risks_above,
     run,
     run_from_scratch_stores,
 )
@@ -141,12 +140,7 @@ def test_a_restarted_process_stores_what_a_run_from_scratch_stores(
     r = revenue
     rng = random.Random(seed)
     b = _network_b(world_b, seed)
-    with scope(organization=r.org):
-        generate.build(r.org, r.cycle, 200, seed=seed)
-        Objective.objects.filter(cycle=r.cycle, parent__isnull=True).update(title="Top goal")
-        for k in KeyResult.objects.filter(objective__cycle=r.cycle,
-                                          objective__team__kind__in=("company", "department")):
-            KeyResult.objects.filter(pk=k.pk).update(confidence=rng.choice(HEALTHS[1:]))
+    built_with_risks_above(r, 200, seed, rng)
     network.forget()
     run(r, at())
     run(b, at())
