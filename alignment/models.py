@@ -358,5 +358,8 @@ class RuleUnits(models.Model):
 
     objects = org_manager()
 
+    class Meta:
+        verbose_name = verbose_name_plural = "rule units"
+
     def __str__(self):
         return f"Rule units of {self.cycle_id}: {self.units}"

@@ -54,6 +54,12 @@ class NetworkSnapshotAdmin(admin.ModelAdmin):
     list_display = ["__str__", "saved_at", "organization"]
     list_filter = ["organization"]
     exclude = ["payload"]  # a signed binary: shown by its size, deleted to start from nothing
+    # Written only by the workers, under a signature of its organization, cycle and bytes: read
+    # or deleted here, never made or edited by hand.
+    readonly_fields = ["organization", "cycle", "saved_at", "nodes", "size"]
+
+    def has_add_permission(self, request):
+        return False
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("payload")  # megabytes each
