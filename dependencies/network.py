@@ -210,7 +210,8 @@ def _restore(cycle):
     if state is None:
         return False
     pk = cycle.pk
-    for kept, part in ((_GRAPHS, "graph"), (_ROWS, "rows"), (_IMPACTS, "impacts")):
+    for kept, part in ((_GRAPHS, "graph"), (_ROWS, "rows"), (_IMPACTS, "impacts"),
+                       (_OWN, "own"), (_DIFFED, "diffed"), (_FLOWS, "flows")):
         if state[part] is not None:
             kept.pop(pk, None)
             kept[pk] = state[part]
@@ -248,7 +249,10 @@ def _save(cycle, *, always=False):
     state = {"graph": graph, "healths": _HEALTHS.previous, "rows": rows,
              "gave": _GAVE.get(pk) if rows else None,
              "elapsed": _GAVE_ELAPSED.get(pk) if rows else None,
-             "impacts": _IMPACTS.get(pk) if rows else None}
+             "impacts": _IMPACTS.get(pk) if rows else None,
+             # What the warm run keeps besides, so that the first run after a restart is one.
+             "own": _OWN.get(pk) if rows else None, "diffed": _DIFFED.get(pk) if rows else None,
+             "flows": _FLOWS.get(pk) if rows else None}
     try:
         snapshot.save(cycle, state, len(graph.results))
     except Exception:

@@ -81,7 +81,10 @@ def _kept(pk):
     return {"graph": network._GRAPHS[pk], "healths": network._HEALTHS.previous, "rows": rows,
             "gave": network._GAVE.get(pk) if rows else None,
             "elapsed": network._GAVE_ELAPSED.get(pk) if rows else None,
-            "impacts": network._IMPACTS.get(pk) if rows else None}
+            "impacts": network._IMPACTS.get(pk) if rows else None,
+            "own": network._OWN.get(pk) if rows else None,
+            "diffed": network._DIFFED.get(pk) if rows else None,
+            "flows": network._FLOWS.get(pk) if rows else None}
 
 
 def assert_reads_back_as_kept(pk):
@@ -108,10 +111,20 @@ def assert_reads_back_as_kept(pk):
     assert back["rows"].teams == rows.teams
     # What the next run reads only the rows written since (``network._horizon``).
     assert back["rows"].horizon == rows.horizon is not None
-    # What each key result gave: for the very row kept (the others never match again).
-    gave = {pk: v for pk, v in kept["gave"].items() if v[0] is rows.key_results.get(pk)}
-    assert back["gave"] == gave and back["elapsed"] == kept["elapsed"]
-    assert all(v[0] is back["rows"].key_results[pk] for pk, v in back["gave"].items())
+    # What each key result gave: the very row kept where it was made of it; else a row that
+    # is never the one a run reads, with what a patch reads of it.
+    assert list(back["gave"]) == list(kept["gave"]) and back["elapsed"] == kept["elapsed"]
+    back_rows = back["rows"]
+    for pk, v in kept["gave"].items():
+        again = back["gave"][pk]
+        assert again[1:] == v[1:]
+        if v[0] is rows.key_results.get(pk):
+            assert again[0] is back_rows.key_results[pk]
+        else:
+            assert again[0] is not back_rows.key_results.get(pk)
+            assert (again[0]["objective_id"], again[0]["last_check_in_at"]) == (
+                v[0]["objective_id"], v[0]["last_check_in_at"])
+    assert_warm_parts_read_back(kept, back)
     impacts, again = kept["impacts"], back["impacts"]
     assert again.results is back["graph"].results
     assert (again.dependencies, again.members, again.extra, again.kept) == (
@@ -128,6 +141,53 @@ def assert_reads_back_as_kept(pk):
             else:  # a copy a run made: counted as moved, by its parent
                 assert back_table[pk] is not back_rows.get(pk)
                 assert back_table[pk][parent] == row[parent]
+
+
+def _same_by_identity(mine, theirs, kept, back):
+    """``theirs`` (read back) holds ``back``'s value wherever ``mine`` held ``kept``'s very
+    value, and a value that is none of ``back``'s elsewhere: the same keys, in order."""
+    assert list(theirs) == list(mine)
+    for key, value in mine.items():
+        if value is kept.get(key):
+            assert theirs[key] is back[key]
+        else:
+            assert theirs[key] is not back.get(key)
+
+
+def assert_warm_parts_read_back(kept, back):
+    """What a warm run keeps besides (own healths and edges, the diff, the flows) reads back as
+    kept, referring to the rows and results read back as the process's own refer to its."""
+    rows, back_rows = kept["rows"], back["rows"]
+    results, back_results = kept["graph"].results, back["graph"].results
+    own, again = kept["own"], back["own"]
+    if own is not None and own.gave is kept["gave"]:
+        assert again is not None and again.gave is back["gave"]
+        _same_by_identity(own.objectives, again.objectives, rows.objectives,
+                          back_rows.objectives)
+        for name in ("now", "elapsed", "own", "kr_edges", "edge_inputs", "edges", "kr_given",
+                     "own_progress", "aligned_key_results", "fresh"):
+            assert getattr(again, name) == getattr(own, name), name
+            assert type(getattr(again, name)) is type(getattr(own, name)), name
+        assert list(again.own) == list(own.own)
+    diffed, again = kept["diffed"], back["diffed"]
+    if diffed is not None:
+        _same_by_identity(diffed.objectives, again.objectives, rows.objectives,
+                          back_rows.objectives)
+        _same_by_identity(diffed.key_results, again.key_results, rows.key_results,
+                          back_rows.key_results)
+        _same_by_identity(diffed.results, again.results, results, back_results)
+        assert list(again.looked.items()) == list(diffed.looked.items())
+    flows, again = kept["flows"], back["flows"]
+    if flows is not None:
+        _same_by_identity(flows.objectives, again.objectives, rows.objectives,
+                          back_rows.objectives)
+        for name in ("nodes", "extra", "upper_effective", "own_progress",
+                     "aligned_key_results", "rolled", "above", "impact", "written"):
+            assert getattr(again, name) == getattr(flows, name), name
+        assert list(again.nodes.items()) == list(flows.nodes.items())
+        assert list(again.upper_effective) == list(flows.upper_effective)
+        if own is not None and flows.own_progress is own.own_progress and back["own"]:
+            assert again.own_progress is back["own"].own_progress
 
 
 @pytest.mark.parametrize("seed", [7, 8])
@@ -369,15 +429,16 @@ def test_a_state_that_cannot_be_saved_costs_the_run_nothing(revenue, restored, m
 
 def test_the_bench_reads_the_saved_state_back_after_a_restart(counted, restored):
     """``bench_propagation``'s runs from nothing compute from nothing; its run after a restart,
-    and another after a restart and a check-in, start from the saved state; what they store is
-    what a run from scratch stores."""
+    and others after a restart and a check-in or a title edit, start from the saved state; what
+    they store is what a run from scratch stores."""
     out = io.StringIO()
     call_command("bench_propagation", nodes=300, runs=2, stdout=out)
     text = out.getvalue()
     assert "after a restart (nothing kept in the process; the rules' units stored), the " \
         "network's saved state read back" in text, text
     assert "after a restart, then a check-in (saved state read back)" in text, text
-    assert restored["restored"] == 2, restored
+    assert "after a restart, then a title edit (saved state read back)" in text, text
+    assert restored["restored"] == 3, restored
     assert restored["nothing to restore"] == 2, restored  # the runs from nothing
     with scopes_disabled():
         org = Organization.objects.get(slug="bench-300")
