@@ -35,6 +35,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 from django_scopes import scopes_disabled
 
+from alignment import kept as alignment_kept
 from alignment import report as alignment_report
 from alignment import rules as alignment_rules
 from integrations import webhooks
@@ -217,6 +218,8 @@ def _restore(cycle):
             kept[pk] = state[part]
             while len(kept) > KEPT_GRAPHS:
                 kept.popitem(last=False)
+    if state["rules"] is not None:
+        alignment_kept.put(pk, state["rules"])
     if state["gave"] is not None:
         _GAVE.pop(pk, None)
         _GAVE[pk], _GAVE_ELAPSED[pk] = state["gave"], state["elapsed"]
@@ -252,7 +255,8 @@ def _save(cycle, *, always=False):
              "impacts": _IMPACTS.get(pk) if rows else None,
              # What the warm run keeps besides, so that the first run after a restart is one.
              "own": _OWN.get(pk) if rows else None, "diffed": _DIFFED.get(pk) if rows else None,
-             "flows": _FLOWS.get(pk) if rows else None}
+             "flows": _FLOWS.get(pk) if rows else None,
+             "rules": alignment_rules.KEPT.get(pk) if rows else None}
     try:
         snapshot.save(cycle, state, len(graph.results))
     except Exception:

@@ -116,7 +116,7 @@ def _pack_values(values, kinds):
                 joined = "\0".join(texts)
                 if joined.count("\0") == len(texts) - 1:  # no value holds the separator
                     return "s" if kind is str else "S", joined.encode("utf-8", "surrogatepass")
-            if kind is tuple and len(set(map(len, values))) == 1:
+            if kind is tuple and len(set(map(len, values))) == 1 and values[0]:
                 # Tuples of one length (what a key result gave its objective, say): a column
                 # per position, zipped back.
                 return "T", [_pack_column(column) for column in zip(*values, strict=True)]
@@ -324,6 +324,15 @@ def pack(state):
                     packed = None
                 if packed is not None:
                     out[part] = packed
+        if state.get("rules") is not None:  # the rules' kept state (``alignment.kept``)
+            from alignment import kept
+
+            try:
+                packed = kept.pack(state["rules"])
+            except (ValueError, TypeError):
+                packed = None
+            if packed is not None:
+                out["rules"] = packed
     # Last, the edges then the nodes: the other parts may have added some.
     items = edges.items
     out["edges"] = (nodes.indexes(map(itemgetter(0), items)),
@@ -349,7 +358,7 @@ def unpack(parts):
         _unpack_column(kinds), _unpack_column(weights), strict=True)))
     graph = _unpack_graph(parts["graph"], nodes, edges)
     state = {"graph": graph, "healths": None, "rows": None, "gave": None, "elapsed": None,
-             "impacts": None, "own": None, "diffed": None, "flows": None}
+             "impacts": None, "own": None, "diffed": None, "flows": None, "rules": None}
     if "healths" in parts:
         state["healths"] = marshal.loads(parts["healths"])
     if "rows" in parts:
@@ -369,6 +378,10 @@ def unpack(parts):
             state["diffed"] = _unpack_diffed(parts["diffed"], state, nodes)
         if "flows" in parts:
             state["flows"] = _unpack_flows(parts["flows"], state)
+        if "rules" in parts:
+            from alignment import kept
+
+            state["rules"] = kept.unpack(parts["rules"])
     return state
 
 

@@ -15,6 +15,7 @@ from django.db import connection
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
+from alignment import rules as alignment_rules
 from dependencies import generate, network, snapshot
 from dependencies.models import NetworkSnapshot
 from orgs.models import Cycle, Organization
@@ -84,7 +85,8 @@ def _kept(pk):
             "impacts": network._IMPACTS.get(pk) if rows else None,
             "own": network._OWN.get(pk) if rows else None,
             "diffed": network._DIFFED.get(pk) if rows else None,
-            "flows": network._FLOWS.get(pk) if rows else None}
+            "flows": network._FLOWS.get(pk) if rows else None,
+            "rules": alignment_rules.KEPT.get(pk) if rows else None}
 
 
 def assert_reads_back_as_kept(pk):
@@ -188,6 +190,40 @@ def assert_warm_parts_read_back(kept, back):
         assert list(again.upper_effective) == list(flows.upper_effective)
         if own is not None and flows.own_progress is own.own_progress and back["own"]:
             assert again.own_progress is back["own"].own_progress
+    assert_rules_read_back(kept["rules"], back["rules"])
+
+
+def assert_rules_read_back(kept, again):
+    """The rules' kept state (``alignment.kept``) reads back as kept: the same rows, objects,
+    stored findings and what they came from, each object referring to the rows and objects
+    read back as the process's own refer to its own."""
+    if kept is None or kept.findings is None:
+        assert again is None
+        return
+    assert again is not None
+    for name in ("objectives", "findings", "finding_versions", "finding_pairs", "key_results",
+                 "owners", "small"):
+        assert getattr(again, name) == getattr(kept, name), name
+    assert list(again.objectives.items()) == list(kept.objectives.items())
+    assert list(again.built) == list(kept.built)
+    for pk, (_row, context, o) in kept.built.items():
+        back_row, back_context, back_o = again.built[pk]
+        assert back_row is again.objectives[pk]
+        assert (back_context, back_o, hash(back_o)) == (context, o, hash(o))
+        assert vars(back_o) == vars(o)
+    assert [type(k) for _, k in again.key_results.values()] == [
+        type(k) for _, k in kept.key_results.values()]
+    d, back_d = kept.described, again.described
+    if d is None or d.objectives is not kept.built:
+        assert back_d is None
+        return
+    assert back_d.objectives is again.built and back_d.key_results is again.key_results
+    for name in ("children", "key_results_of", "by_objective", "shape", "settings", "units"):
+        assert getattr(back_d, name) == getattr(d, name), name
+    assert all(k is again.key_results[k.id][1]
+               for ks in back_d.key_results_of.values() for k in ks)
+    assert [hash(f) for fs in back_d.by_objective.values() for f in fs] == [
+        hash(f) for fs in d.by_objective.values() for f in fs]
 
 
 @pytest.mark.parametrize("seed", [7, 8])
