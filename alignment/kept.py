@@ -19,6 +19,7 @@ as the same object. A part whose references are not those (never, in a run that 
 findings) is not saved: the next run runs every rule, as after a restart before.
 """
 
+import logging
 import marshal
 from functools import partial
 from itertools import chain
@@ -35,6 +36,8 @@ from dependencies.snapshot import (
 )
 
 from . import report, rules
+
+logger = logging.getLogger(__name__)
 
 _OBJECTIVE_FIELDS = ("id", "title", "team_id", "team", "team_kind", "parent_id", "is_local",
                      "state", "owner_id", "owner", "theme", "commitment", "also_parents")
@@ -181,13 +184,58 @@ def unpack(packed):
     return kept
 
 
-def put(cycle_id, kept):
-    """Give the process back the rules' state of the cycle (``unpack``'s), as its last run of
-    the rules would have left it; the units in memory, when there are none, become the
-    cycle's (``report._near`` computes only what a change reached for the cycle whose units
-    the process keeps)."""
-    report._keep(cycle_id, kept)
+# cycle id -> the saved rules' state read back (``save``'s bytes), not decoded yet: most runs
+# after a restart (a check-in) do not run the rules, and the decoding costs half a second at
+# 100,000 nodes. ``take`` decodes it when the rules first need it.
+_SAVED = {}
+
+
+def save(kept):
+    """``pack``'s parts as bytes to save with the network's state, or None; the bytes read
+    back and not decoded yet are saved again as they are."""
+    if kept.__class__ is bytes:
+        return kept
+    packed = pack(kept)
+    return None if packed is None else marshal.dumps(packed)
+
+
+def kept_or_saved(cycle_id):
+    """What to save of the cycle's rules (``save``): what the process keeps, else what it read
+    back and has not decoded."""
+    return rules.KEPT.get(cycle_id) or _SAVED.get(cycle_id)
+
+
+def put(cycle_id, saved):
+    """Give the process back the rules' state of the cycle (``save``'s bytes), to decode when
+    the rules first need it (``take``); the units in memory, when there are none, become the
+    cycle's (``report._near`` computes only what a change reached for the cycle whose units the
+    process keeps)."""
+    if cycle_id in rules.KEPT:  # the process's own (as good, whatever their ages)
+        return
+    _SAVED[cycle_id] = saved
+    while len(_SAVED) > report.KEPT_CYCLES:
+        del _SAVED[next(iter(_SAVED))]
     units = rules.UNITS
     if units.cycle is None and not units.previous and not units.current:
         units.cycle = cycle_id
+
+
+def take(cycle_id):
+    """The rules' state of the cycle read back after a restart (``put``), decoded and kept as
+    the process's own (``rules.KEPT``), or None."""
+    saved = _SAVED.pop(cycle_id, None)
+    if saved is None:
+        return None
+    try:
+        kept = unpack(marshal.loads(saved))
+    except Exception:  # signed by this code, so never expected: the rules run in full
+        logger.exception("The saved rules' state of cycle %s does not load.", cycle_id)
+        return None
+    if kept is not None:
+        report._keep(cycle_id, kept)
+    return kept
+
+
+def forget():
+    _SAVED.clear()
 

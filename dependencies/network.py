@@ -202,6 +202,7 @@ def forget(*, saved=True):
     _DIFFED.clear()
     _FLOWS.clear()
     alignment_rules.forget()
+    alignment_kept.forget()
 
 
 def _restore(cycle):
@@ -256,7 +257,7 @@ def _save(cycle, *, always=False):
              # What the warm run keeps besides, so that the first run after a restart is one.
              "own": _OWN.get(pk) if rows else None, "diffed": _DIFFED.get(pk) if rows else None,
              "flows": _FLOWS.get(pk) if rows else None,
-             "rules": alignment_rules.KEPT.get(pk) if rows else None}
+             "rules": alignment_kept.kept_or_saved(pk) if rows else None}
     try:
         snapshot.save(cycle, state, len(graph.results))
     except Exception:

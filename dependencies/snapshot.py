@@ -328,7 +328,7 @@ def pack(state):
             from alignment import kept
 
             try:
-                packed = kept.pack(state["rules"])
+                packed = kept.save(state["rules"])  # bytes, decoded when first needed
             except (ValueError, TypeError):
                 packed = None
             if packed is not None:
@@ -378,10 +378,7 @@ def unpack(parts):
             state["diffed"] = _unpack_diffed(parts["diffed"], state, nodes)
         if "flows" in parts:
             state["flows"] = _unpack_flows(parts["flows"], state)
-        if "rules" in parts:
-            from alignment import kept
-
-            state["rules"] = kept.unpack(parts["rules"])
+        state["rules"] = parts.get("rules")  # ``alignment.kept.take`` decodes it
     return state
 
 

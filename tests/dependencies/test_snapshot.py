@@ -4,6 +4,7 @@ run from scratch stores, whatever changed while no worker ran and however old th
 a saved state that is not provably this cycle's, this code's and this database's is refused."""
 
 import io
+import marshal
 import random
 from collections import Counter
 from types import SimpleNamespace
@@ -15,6 +16,8 @@ from django.db import connection
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
+from alignment import kept as alignment_kept
+from alignment import report as alignment_report
 from alignment import rules as alignment_rules
 from dependencies import generate, network, snapshot
 from dependencies.models import NetworkSnapshot
@@ -27,8 +30,10 @@ from tests.dependencies.test_incremental import (
     _check_in,
     _delete_dependency,
     _end_dependency,
+    _key_result_title,
     _new_dependency,
     _start_dependency,
+    _title,
     at,
     built_with_risks_above,
     run,
@@ -86,7 +91,7 @@ def _kept(pk):
             "own": network._OWN.get(pk) if rows else None,
             "diffed": network._DIFFED.get(pk) if rows else None,
             "flows": network._FLOWS.get(pk) if rows else None,
-            "rules": alignment_rules.KEPT.get(pk) if rows else None}
+            "rules": alignment_kept.kept_or_saved(pk) if rows else None}
 
 
 def assert_reads_back_as_kept(pk):
@@ -190,7 +195,12 @@ def assert_warm_parts_read_back(kept, back):
         assert list(again.upper_effective) == list(flows.upper_effective)
         if own is not None and flows.own_progress is own.own_progress and back["own"]:
             assert again.own_progress is back["own"].own_progress
-    assert_rules_read_back(kept["rules"], back["rules"])
+    # The rules' part: bytes, decoded when the rules first need it (``alignment.kept.take``).
+    rules_kept, again = kept["rules"], back["rules"]
+    if rules_kept.__class__ is bytes:  # read back and not decoded yet: saved as it is
+        assert again == rules_kept
+    else:
+        assert_rules_read_back(rules_kept, again and alignment_kept.unpack(marshal.loads(again)))
 
 
 def assert_rules_read_back(kept, again):
@@ -271,6 +281,92 @@ def test_a_restarted_process_stores_what_a_run_from_scratch_stores(
         # (Not every time: a renamed team, or a fifth of the rows moved, reads them all.)
         assert reads["rows patched"] >= len(changes) // 2, reads
         assert reads["impacts kept"] >= 1, reads
+
+
+@pytest.fixture
+def warm(monkeypatch):
+    """Counts the parts of runs that started from what the last run kept: own healths and edges
+    patched (``_patched_own``), the diff of what moved alone (``_to_compare``), the rules'
+    findings computed where a change reached (``alignment.report._near``)."""
+    calls = Counter()
+    patched, to_compare, near = network._patched_own, network._to_compare, alignment_report._near
+
+    def counted_patched(*args, **kwargs):
+        found = patched(*args, **kwargs)
+        calls["own patched" if found else "own in full"] += 1
+        return found
+
+    def counted_to_compare(*args, **kwargs):
+        calls["diff of what moved"] += 1
+        return to_compare(*args, **kwargs)
+
+    def counted_near(*args, **kwargs):
+        found = near(*args, **kwargs)
+        calls["rules near" if found is not None else "rules in full"] += 1
+        return found
+
+    monkeypatch.setattr(network, "_patched_own", counted_patched)
+    monkeypatch.setattr(network, "_to_compare", counted_to_compare)
+    monkeypatch.setattr(alignment_report, "_near", counted_near)
+    return calls
+
+
+@pytest.mark.parametrize("change", [_check_in, _title, _key_result_title])
+def test_after_a_restart_the_first_run_is_a_warm_run(revenue, restored, warm, monkeypatch,
+                                                     change):
+    """A worker that stops after warm runs saves what they keep besides the rows and the graph
+    (own healths and edges, the diff, the flows, the rules' state): the first run after the
+    restart patches own healths, compares only what moved, computes the rules' findings only
+    where the change reached, and stores what a run from scratch stores."""
+    r = revenue
+    rng = random.Random(11)
+    built_with_risks_above(r, 200, 11, rng)
+    network.forget()
+    run(r, at())
+    with scope(organization=r.org):
+        _title(r, rng)  # a warm run of the rules, then of the network
+    run(r, at(minutes=1))
+    with scope(organization=r.org):
+        _check_in(r, rng)
+    run(r, at(minutes=2))
+    worker_process_shutdown.send(sender=None)  # the worker stops: it saves what it keeps
+    network.forget(saved=False)
+    warm.clear()
+    with scope(organization=r.org):
+        change(r, rng)
+    now = at(minutes=3)
+    assert not run(r, now).skipped
+    assert restored["restored"] == 1, restored
+    assert warm["own patched"] == 1 and warm["diff of what moved"] == 1, warm
+    if change is not _check_in:  # the rules' inputs moved
+        assert warm["rules near"] == 1, warm
+    assert_reads_back_as_kept(r.cycle.pk)
+    run_from_scratch_stores(r, now, stored(r), change.__name__)
+
+
+def test_a_rules_state_of_other_rules_code_is_refused(revenue, restored, warm, monkeypatch):
+    """The rules' part of a saved state made by another version of the rules (or of the Python
+    that compares titles: ``rules.code_version``) is not used: the rules run in full, the
+    network's parts are used, and the run stores what a run from scratch stores."""
+    r = revenue
+    rng = random.Random(12)
+    built_with_risks_above(r, 160, 12, rng)
+    network.forget()
+    run(r, at())
+    with scope(organization=r.org):
+        _title(r, rng)
+    run(r, at(minutes=1))
+    worker_process_shutdown.send(sender=None)
+    network.forget(saved=False)
+    monkeypatch.setattr(alignment_rules, "_CODE", "another version")
+    warm.clear()
+    with scope(organization=r.org):
+        _title(r, rng)
+    now = at(minutes=2)
+    run(r, now)
+    assert restored["restored"] == 1, restored
+    assert warm["own patched"] == 1 and warm["rules near"] == 0, warm
+    run_from_scratch_stores(r, now, stored(r), "other rules code")
 
 
 def _damaged(payload, rng):
