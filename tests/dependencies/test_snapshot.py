@@ -21,6 +21,7 @@ from alignment import report as alignment_report
 from alignment import rules as alignment_rules
 from dependencies import generate, network, snapshot
 from dependencies.models import NetworkSnapshot
+from okrs.models import KeyResult, Objective
 from orgs.models import Cycle, Organization
 from tests.dependencies import test_incremental
 from tests.dependencies.test_fingerprint import stored
@@ -367,6 +368,108 @@ def test_a_rules_state_of_other_rules_code_is_refused(revenue, restored, warm, m
     assert restored["restored"] == 1, restored
     assert warm["own patched"] == 1 and warm["rules near"] == 0, warm
     run_from_scratch_stores(r, now, stored(r), "other rules code")
+
+
+def _the_table(r):
+    """The cycle's rows as a run that kept nothing reads them, with their versions."""
+    cycle = r.cycle
+    with scope(organization=r.org):
+        return (network._read_objectives(cycle, network._versioned(
+                    network._objective_rows(cycle), "okrs_objective")),
+                network._read_key_results(cycle, network._versioned(
+                    network._key_result_rows(cycle), "okrs_keyresult")))
+
+
+@pytest.fixture
+def rows_read(monkeypatch):
+    """Counts the rows of objectives and key results the runs read in full."""
+    calls = Counter()
+    objectives, key_results = network._read_objectives, network._read_key_results
+
+    def counted_objectives(cycle, queryset):
+        rows = objectives(cycle, queryset)
+        calls["objectives"] += len(rows)
+        return rows
+
+    def counted_key_results(cycle, queryset):
+        rows = key_results(cycle, queryset)
+        calls["key results"] += len(rows)
+        return rows
+
+    monkeypatch.setattr(network, "_read_objectives", counted_objectives)
+    monkeypatch.setattr(network, "_read_key_results", counted_key_results)
+    return calls
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row versions: PostgreSQL")
+def test_a_run_keeps_and_saves_the_rows_as_its_writes_left_them(revenue, restored, rows_read,
+                                                                 monkeypatch):
+    """A run that wrote rows (here every one: the stored results cleared) keeps them, and saves
+    them, as its writes left them: their versions and the columns written as a read gives them.
+    So the run after a restart reads again only the row a check-in wrote, and stores what a
+    run from scratch stores."""
+    r = revenue
+    rng = random.Random(13)
+    built_with_risks_above(r, 200, 13, rng)
+    network.forget()
+    monkeypatch.setattr(snapshot, "SAVE_EVERY", 0.0)  # saved after every run
+    with scopes_disabled():
+        Objective.objects.filter(cycle=r.cycle).update(effective_health="", risk_causes=[])
+        KeyResult.objects.filter(objective__cycle=r.cycle).update(effective_health="",
+                                                                  risk_causes=[])
+    assert run(r, at()).changed > 200
+    kept, (objectives, key_results) = network._ROWS[r.cycle.pk], _the_table(r)
+    for mine, table in ((kept.objectives, objectives), (kept.key_results, key_results)):
+        assert list(mine) == list(table)
+        assert [repr(row) for row in mine.values()] == [repr(row) for row in table.values()]
+    assert_reads_back_as_kept(r.cycle.pk)
+    network.forget(saved=False)  # a restart
+    rows_read.clear()
+    with scope(organization=r.org):
+        _check_in(r, rng)
+    now = at(minutes=1)
+    run(r, now)
+    assert restored["restored"] == 1, restored
+    assert rows_read == {"key results": 1}, rows_read
+    run_from_scratch_stores(r, now, stored(r), "after a run that wrote every row")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row versions: PostgreSQL")
+def test_a_row_written_by_someone_else_before_the_run_writes_it_is_not_trusted(
+        revenue, restored, monkeypatch):
+    """A row that someone else wrote between the run's read and its write (here: in the run's
+    own transaction, just before its write) is written as before, but not kept as the run left
+    it: the next run reads it again and sees that other write."""
+    r = revenue
+    rng = random.Random(14)
+    built_with_risks_above(r, 120, 14, rng)
+    network.forget()
+    run(r, at())
+    with scopes_disabled():
+        Objective.objects.filter(cycle=r.cycle).update(effective_health="", risk_causes=[])
+    write, meanwhile = network._write, []
+
+    def written_meanwhile(changed_o, changed_k, rolled_values, written=None):
+        pk = changed_o[0]["id"]
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE okrs_objective SET title = title || ' (meanwhile)' "
+                           "WHERE id = %s", [pk])
+        meanwhile.append(pk)
+        return write(changed_o, changed_k, rolled_values, written)
+
+    monkeypatch.setattr(network, "_write", written_meanwhile)
+    assert run(r, at(minutes=1)).changed
+    monkeypatch.setattr(network, "_write", write)
+    [pk] = meanwhile
+    kept, (objectives, _) = network._ROWS[r.cycle.pk], _the_table(r)
+    assert kept.objectives[pk]["row_version"] != objectives[pk]["row_version"]
+    assert not kept.objectives[pk]["title"].endswith(" (meanwhile)")
+    others = [o for o in objectives if o != pk]
+    assert [kept.objectives[o] for o in others] == [objectives[o] for o in others]
+    now = at(minutes=2)
+    run(r, now)  # the title moved: read again
+    assert network._ROWS[r.cycle.pk].objectives[pk]["title"].endswith(" (meanwhile)")
+    run_from_scratch_stores(r, now, stored(r), "a row written meanwhile")
 
 
 def _damaged(payload, rng):
