@@ -21,6 +21,7 @@ findings) is not saved: the next run runs every rule, as after a restart before.
 
 import logging
 import marshal
+import zlib
 from functools import partial
 from itertools import chain
 from operator import attrgetter, is_not, itemgetter
@@ -191,12 +192,13 @@ _SAVED = {}
 
 
 def save(kept):
-    """``pack``'s parts as bytes to save with the network's state, or None; the bytes read
-    back and not decoded yet are saved again as they are."""
+    """``pack``'s parts as bytes to save with the network's state (compressed), or None; the
+    bytes read back and not decoded yet are saved again as they are."""
     if kept.__class__ is bytes:
         return kept
     packed = pack(kept)
-    return None if packed is None else marshal.dumps(packed)
+    # Compressed apart: a restart that does not run the rules decompresses the rest alone.
+    return None if packed is None else zlib.compress(marshal.dumps(packed), 1)
 
 
 def kept_or_saved(cycle_id):
@@ -227,7 +229,7 @@ def take(cycle_id):
     if saved is None:
         return None
     try:
-        kept = unpack(marshal.loads(saved))
+        kept = unpack(marshal.loads(zlib.decompress(saved)))
     except Exception:  # signed by this code, so never expected: the rules run in full
         logger.exception("The saved rules' state of cycle %s does not load.", cycle_id)
         return None

@@ -543,13 +543,18 @@ def _pack_same(table, kept, keys):
     (``keys`` packs them) and the places of the values that are not ``kept``'s."""
     names = list(table)
     others = compress(count(), map(is_not, table.values(), map(kept.get, names)))
-    return keys(names), array("q", others).tobytes()
+    # Most often the same keys as ``kept``, in its order (a copy of it): not saved again.
+    same = len(names) == len(kept) and names == list(kept)
+    return None if same else keys(names), array("q", others).tobytes()
 
 
 def _unpack_same(packed, kept, keys):
     names, others = packed
-    names = list(keys(names))
-    values = list(map(kept.get, names))
+    if names is None:
+        names, values = list(kept), list(kept.values())
+    else:
+        names = list(keys(names))
+        values = list(map(kept.get, names))
     for i in _ints(others):
         values[i] = _NOT_KEPT
     return dict(zip(names, values, strict=True))

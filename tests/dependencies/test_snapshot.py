@@ -6,6 +6,7 @@ a saved state that is not provably this cycle's, this code's and this database's
 import io
 import marshal
 import random
+import zlib
 from collections import Counter
 from types import SimpleNamespace
 
@@ -201,7 +202,8 @@ def assert_warm_parts_read_back(kept, back):
     if rules_kept.__class__ is bytes:  # read back and not decoded yet: saved as it is
         assert again == rules_kept
     else:
-        assert_rules_read_back(rules_kept, again and alignment_kept.unpack(marshal.loads(again)))
+        assert_rules_read_back(rules_kept, again and alignment_kept.unpack(
+            marshal.loads(zlib.decompress(again))))
 
 
 def assert_rules_read_back(kept, again):
