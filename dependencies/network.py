@@ -606,7 +606,8 @@ def _unknown_health(cycle, kind, row):
 class _KeptRows(NamedTuple):
     """The rows of objectives and key results one run read (as ``_load`` makes them, never
     changed after: a run that changes one replaces it in its own dicts; only a row's version
-    moves, when a later read finds the row the same in every other column: ``_as_kept``),
+    moves, when a later read finds the row the same in every other column: ``_as_kept``, and,
+    after the run's commit, the version and the columns its own write left: ``_after_write``),
     with their versions, and the versions of the teams (whose names, leads and kinds the rows
     carry). ``horizon``: a transaction id such that every row version written after the rows
     were read has a transaction id not below it (``_horizon``); None: unknown."""
@@ -1369,7 +1370,7 @@ def _write(changed_o, changed_k, rolled_values, written=None):
                        "WHERE t.id = v.id")
                 if written is not None:
                     rows = written.update(KR, cursor, sql, rows, "t.current_value::text",
-                                          _ROLLED_READ)
+                                          _rolled_as_read)
                 if rows:
                     cursor.execute(sql.format(ver=""), [json.dumps(rows)])
             else:
@@ -1389,7 +1390,7 @@ def _bulk_json_update(table, rows, written=None):
                    "{ver}) WHERE t.id = v.id")
             if written is not None:
                 rows = written(cursor, sql, rows, "t.effective_health, t.risk_causes::text",
-                               _HEALTH_READ)
+                               _health_as_read)
             if rows:
                 cursor.execute(sql.format(ver=""), [json.dumps(rows)])
         else:
@@ -1411,15 +1412,15 @@ def _json_dict(text):
     return {} if text == "{}" else json.loads(text)
 
 
-def _HEALTH_READ(health, causes):
+def _health_as_read(health, causes):
     return {"effective_health": health, "risk_causes": _json_list(causes)}
 
 
-def _ROLLED_READ(value):
+def _rolled_as_read(value):
     return {"current_value": value}
 
 
-def _FLOWS_READ(progress, above, impact):
+def _flows_as_read(progress, above, impact):
     return {"rolled_progress": progress, "risk_above": _json_dict(above),
             "impact": _json_dict(impact)}
 
@@ -1771,7 +1772,7 @@ def _write_flows(rows, written=None):
                    "WHERE t.id = v.id")
             if written is not None:  # see ``_write``
                 rows = written.update(OBJ, cursor, sql, rows, "t.rolled_progress, "
-                                      "t.risk_above::text, t.impact::text", _FLOWS_READ)
+                                      "t.risk_above::text, t.impact::text", _flows_as_read)
             if rows:
                 cursor.execute(sql.format(ver=""), [json.dumps(rows)])
         else:
