@@ -153,8 +153,10 @@ def run(cycle, *, now=None):
         return outcome
 
 
-# cycle id -> the ``_Written`` of the run in progress's last attempt (``run``).
+# cycle id -> the ``_Written`` of the run in progress's last attempt (``run``); the one its
+# writes fill (``_write``, ``_write_flows``), while they run.
 _WRITTEN = {}
+_WRITING = ContextVar("network_writing", default=None)
 
 
 def _generation(cycle):
@@ -316,10 +318,13 @@ def _run(cycle, *, now=None):
     changed_o, changed_k, before, after = _diff(data, results, cycle.pk)
     webhooks.emit_health_changes(cycle, data, changed_o, changed_k)
     # What the write leaves in the rows the run read, for the rows kept after the commit.
-    written = _Written(data) if cycle.pk in _ROWS else None
-    _WRITTEN[cycle.pk] = written
-    _write(changed_o, changed_k, rolled_values, written)
-    _write_flows(data["flows"]["changed"], written)
+    written = _WRITTEN[cycle.pk] = _Written(data) if cycle.pk in _ROWS else None
+    token = _WRITING.set(written)
+    try:
+        _write(changed_o, changed_k, rolled_values)
+        _write_flows(data["flows"]["changed"])
+    finally:
+        _WRITING.reset(token)
     alignment_report.save(cycle, findings, now=now)  # and stored: pages read them
     alerts = _alert(cycle, data, results, before, after,
                     extra=_flow_notes(cycle, data, results, before))
@@ -1353,10 +1358,11 @@ def _not_the_same(rows, kept):
     return [key for key, value in rows.items() if get(key) is not value]
 
 
-def _write(changed_o, changed_k, rolled_values, written=None):
-    """Write the changed healths and the rolled-up values. On PostgreSQL, with ``written``
-    (``_Written``), each row is written first where its version is the one the run read, and
-    what it then holds is kept in ``written``; the others are written as they are."""
+def _write(changed_o, changed_k, rolled_values):
+    """Write the changed healths and the rolled-up values. On PostgreSQL, in a run that keeps
+    its rows (``_Written``, ``_WRITING``), each row is written first where its version is the
+    one the run read, and what it then holds is kept; the others are written as they are."""
+    written = _WRITING.get()
     for table, kind, rows in (("okrs_objective", OBJ, changed_o),
                               ("okrs_keyresult", KR, changed_k)):
         if rows:
@@ -1760,9 +1766,10 @@ def _compute_flows(cycle, data, results):
     return {"stored": stored, "above": above, "impact": impact, "changed": changed}
 
 
-def _write_flows(rows, written=None):
+def _write_flows(rows):
     if not rows:
         return
+    written = _WRITING.get()
     payload = json.dumps(rows)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":

@@ -451,13 +451,13 @@ def test_a_row_written_by_someone_else_before_the_run_writes_it_is_not_trusted(
         Objective.objects.filter(cycle=r.cycle).update(effective_health="", risk_causes=[])
     write, meanwhile = network._write, []
 
-    def written_meanwhile(changed_o, changed_k, rolled_values, written=None):
+    def written_meanwhile(changed_o, changed_k, rolled_values):
         pk = changed_o[0]["id"]
         with connection.cursor() as cursor:
             cursor.execute("UPDATE okrs_objective SET title = title || ' (meanwhile)' "
                            "WHERE id = %s", [pk])
         meanwhile.append(pk)
-        return write(changed_o, changed_k, rolled_values, written)
+        return write(changed_o, changed_k, rolled_values)
 
     monkeypatch.setattr(network, "_write", written_meanwhile)
     assert run(r, at(minutes=1)).changed
