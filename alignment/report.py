@@ -274,7 +274,9 @@ class _Described:
 
 
 def _kept(cycle_id):
-    return rules.KEPT.get(cycle_id) or _Kept({}, {})
+    from . import kept  # what a restart read back, decoded when the rules first need it
+
+    return rules.KEPT.get(cycle_id) or kept.take(cycle_id) or _Kept({}, {})
 
 
 def _keep(cycle_id, kept):

@@ -35,6 +35,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 from django_scopes import scopes_disabled
 
+from alignment import kept as alignment_kept
 from alignment import report as alignment_report
 from alignment import rules as alignment_rules
 from integrations import webhooks
@@ -142,10 +143,20 @@ def run(cycle, *, now=None):
     result may be stale, so it is computed again under the lock, and what is written is current.
     """
     with _gc_paused():
+        _WRITTEN.pop(cycle.pk, None)
         outcome = atomic_with_retry(_run, cycle, now=now)
+        # The rows kept take what the run wrote (its last attempt's, committed), then the
+        # state is saved with them: the next run, here or after a restart, reads none again.
+        _after_write(cycle.pk, _WRITTEN.pop(cycle.pk, None))
         if not outcome.skipped:
             outcome.saved_ms = _save(cycle)  # when due (``snapshot.due``), after the commit
         return outcome
+
+
+# cycle id -> the ``_Written`` of the run in progress's last attempt (``run``); the one its
+# writes fill (``_write``, ``_write_flows``), while they run.
+_WRITTEN = {}
+_WRITING = ContextVar("network_writing", default=None)
 
 
 def _generation(cycle):
@@ -201,6 +212,7 @@ def forget(*, saved=True):
     _DIFFED.clear()
     _FLOWS.clear()
     alignment_rules.forget()
+    alignment_kept.forget()
 
 
 def _restore(cycle):
@@ -210,12 +222,15 @@ def _restore(cycle):
     if state is None:
         return False
     pk = cycle.pk
-    for kept, part in ((_GRAPHS, "graph"), (_ROWS, "rows"), (_IMPACTS, "impacts")):
+    for kept, part in ((_GRAPHS, "graph"), (_ROWS, "rows"), (_IMPACTS, "impacts"),
+                       (_OWN, "own"), (_DIFFED, "diffed"), (_FLOWS, "flows")):
         if state[part] is not None:
             kept.pop(pk, None)
             kept[pk] = state[part]
             while len(kept) > KEPT_GRAPHS:
                 kept.popitem(last=False)
+    if state["rules"] is not None:
+        alignment_kept.put(pk, state["rules"])
     if state["gave"] is not None:
         _GAVE.pop(pk, None)
         _GAVE[pk], _GAVE_ELAPSED[pk] = state["gave"], state["elapsed"]
@@ -248,7 +263,11 @@ def _save(cycle, *, always=False):
     state = {"graph": graph, "healths": _HEALTHS.previous, "rows": rows,
              "gave": _GAVE.get(pk) if rows else None,
              "elapsed": _GAVE_ELAPSED.get(pk) if rows else None,
-             "impacts": _IMPACTS.get(pk) if rows else None}
+             "impacts": _IMPACTS.get(pk) if rows else None,
+             # What the warm run keeps besides, so that the first run after a restart is one.
+             "own": _OWN.get(pk) if rows else None, "diffed": _DIFFED.get(pk) if rows else None,
+             "flows": _FLOWS.get(pk) if rows else None,
+             "rules": alignment_kept.kept_or_saved(pk) if rows else None}
     try:
         snapshot.save(cycle, state, len(graph.results))
     except Exception:
@@ -274,6 +293,7 @@ def _gc_paused():
 
 def _run(cycle, *, now=None):
     started = time.perf_counter()
+    _WRITTEN.pop(cycle.pk, None)  # an attempt rolled back wrote nothing
     now = now or timezone.now()
     lock_propagation(cycle.pk)
     generation = _generation(cycle)
@@ -297,8 +317,14 @@ def _run(cycle, *, now=None):
         findings = alignment_report.prepare(cycle, now=now)
     changed_o, changed_k, before, after = _diff(data, results, cycle.pk)
     webhooks.emit_health_changes(cycle, data, changed_o, changed_k)
-    _write(changed_o, changed_k, rolled_values)
-    _write_flows(data["flows"]["changed"])
+    # What the write leaves in the rows the run read, for the rows kept after the commit.
+    written = _WRITTEN[cycle.pk] = _Written(data) if cycle.pk in _ROWS else None
+    token = _WRITING.set(written)
+    try:
+        _write(changed_o, changed_k, rolled_values)
+        _write_flows(data["flows"]["changed"])
+    finally:
+        _WRITING.reset(token)
     alignment_report.save(cycle, findings, now=now)  # and stored: pages read them
     alerts = _alert(cycle, data, results, before, after,
                     extra=_flow_notes(cycle, data, results, before))
@@ -585,7 +611,8 @@ def _unknown_health(cycle, kind, row):
 class _KeptRows(NamedTuple):
     """The rows of objectives and key results one run read (as ``_load`` makes them, never
     changed after: a run that changes one replaces it in its own dicts; only a row's version
-    moves, when a later read finds the row the same in every other column: ``_as_kept``),
+    moves, when a later read finds the row the same in every other column: ``_as_kept``, and,
+    after the run's commit, the version and the columns its own write left: ``_after_write``),
     with their versions, and the versions of the teams (whose names, leads and kinds the rows
     carry). ``horizon``: a transaction id such that every row version written after the rows
     were read has a transaction id not below it (``_horizon``); None: unknown."""
@@ -1332,38 +1359,151 @@ def _not_the_same(rows, kept):
 
 
 def _write(changed_o, changed_k, rolled_values):
-    for table, rows in (("okrs_objective", changed_o), ("okrs_keyresult", changed_k)):
+    """Write the changed healths and the rolled-up values. On PostgreSQL, in a run that keeps
+    its rows (``_Written``, ``_WRITING``), each row is written first where its version is the
+    one the run read, and what it then holds is kept; the others are written as they are."""
+    written = _WRITING.get()
+    for table, kind, rows in (("okrs_objective", OBJ, changed_o),
+                              ("okrs_keyresult", KR, changed_k)):
         if rows:
-            _bulk_json_update(table, rows)
+            _bulk_json_update(table, rows, written and partial(written.update, kind))
     if rolled_values:
         with connection.cursor() as cursor:
-            payload = json.dumps([{"id": pk, "v": str(v)} for pk, v in rolled_values.items()])
+            rows = [{"id": pk, "v": str(v)} for pk, v in rolled_values.items()]
             if connection.vendor == "postgresql":
-                cursor.execute(
-                    "UPDATE okrs_keyresult AS t SET current_value = v.v "
-                    "FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, v numeric) "
-                    "WHERE t.id = v.id", [payload])
+                sql = ("UPDATE okrs_keyresult AS t SET current_value = v.v "
+                       "FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, v numeric{ver}) "
+                       "WHERE t.id = v.id")
+                if written is not None:
+                    rows = written.update(KR, cursor, sql, rows, "t.current_value::text",
+                                          _rolled_as_read)
+                if rows:
+                    cursor.execute(sql.format(ver=""), [json.dumps(rows)])
             else:
                 cursor.execute(
                     "UPDATE okrs_keyresult SET current_value = CAST(j.value ->> '$.v' AS NUMERIC) "
                     "FROM json_each(%s) AS j WHERE okrs_keyresult.id = j.value ->> '$.id'",
-                    [payload])
+                    [json.dumps(rows)])
 
 
-def _bulk_json_update(table, rows):
-    """One UPDATE for any number of rows, fed by a single JSON parameter."""
-    payload = json.dumps(rows)
+def _bulk_json_update(table, rows, written=None):
+    """One UPDATE for any number of rows, fed by a single JSON parameter (``written``: see
+    ``_write``)."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(
-                f"UPDATE {table} AS t SET effective_health = v.eff, risk_causes = v.causes "
-                "FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, eff text, causes jsonb) "
-                "WHERE t.id = v.id", [payload])
+            sql = (f"UPDATE {table} AS t SET effective_health = v.eff, risk_causes = v.causes "
+                   "FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, eff text, causes jsonb"
+                   "{ver}) WHERE t.id = v.id")
+            if written is not None:
+                rows = written(cursor, sql, rows, "t.effective_health, t.risk_causes::text",
+                               _health_as_read)
+            if rows:
+                cursor.execute(sql.format(ver=""), [json.dumps(rows)])
         else:
             cursor.execute(
                 f"UPDATE {table} SET effective_health = j.value ->> '$.eff', "
                 "risk_causes = json(j.value -> '$.causes') "
-                f"FROM json_each(%s) AS j WHERE {table}.id = j.value ->> '$.id'", [payload])
+                f"FROM json_each(%s) AS j WHERE {table}.id = j.value ->> '$.id'",
+                [json.dumps(rows)])
+
+
+# What a write leaves in the columns it writes, as ``_read_objectives`` and
+# ``_read_key_results`` read them (the JSON columns' text decoded, numbers as the column's
+# text): the values its ``RETURNING`` gives, after the id and the version.
+def _json_list(text):
+    return [] if text == "[]" else json.loads(text)
+
+
+def _json_dict(text):
+    return {} if text == "{}" else json.loads(text)
+
+
+def _health_as_read(health, causes):
+    return {"effective_health": health, "risk_causes": _json_list(causes)}
+
+
+def _rolled_as_read(value):
+    return {"current_value": value}
+
+
+def _flows_as_read(progress, above, impact):
+    return {"rolled_progress": progress, "risk_above": _json_dict(above),
+            "impact": _json_dict(impact)}
+
+
+class _Written:
+    """The rows a run's write phase wrote over the very versions the run read (PostgreSQL):
+    for each, the version it read, and its version and the values of the columns written
+    after the write, as a read gives them. Once the run's transaction commits, the rows kept
+    take them (``_after_write``): the next run, in this process or after a restart (the state
+    is saved after the commit), finds them as they are and reads none of them again.
+
+    Trusting a row needs its content: each UPDATE first writes only the rows whose version is
+    the one the run read (or this write left), in the same statement (a row someone else
+    wrote since has another version, and a write that waits for one that commits meanwhile
+    checks the version again); those rows then hold what the run read but for the columns
+    written, which ``RETURNING`` gives, with the new version. The others are written as
+    before, with no version, and left out: the next run reads them again."""
+
+    def __init__(self, data):
+        self.data = data
+        self.read = {OBJ: {}, KR: {}}  # pk -> the version the run read
+        self.rows = {OBJ: {}, KR: {}}  # pk -> {column: value, ..., "row_version": after}
+        self.lost = {OBJ: set(), KR: set()}
+
+    def _version(self, kind, pk):
+        if pk in self.lost[kind]:
+            return None
+        row = self.rows[kind].get(pk)
+        if row is not None:
+            return row["row_version"]
+        row = self.data["objectives" if kind == OBJ else "key_results"].get(pk)
+        version = None if row is None else row.get("row_version")
+        self.read[kind][pk] = version
+        return version
+
+    def update(self, kind, cursor, sql, rows, returning, read):
+        """Run ``sql`` (an UPDATE of ``t`` from ``v``; ``{ver}`` where the record's columns
+        end) for the rows whose version is the one known, returning ``returning``; keep what
+        it gave; return the rows left to write without a version."""
+        version = partial(self._version, kind)
+        payload = [{**row, "ver": version(row["id"])} for row in rows]
+        cursor.execute(sql.format(ver=", ver text") + " AND " + _VERSION.format(table="t")
+                       + " = v.ver RETURNING t.id, " + _VERSION.format(table="t") + ", "
+                       + returning, [json.dumps(payload)])
+        mine, done = self.rows[kind], set()
+        for pk, after, *values in cursor.fetchall():
+            row = mine.get(pk)
+            if row is None:
+                row = mine[pk] = {}
+            row.update(read(*values))
+            row["row_version"] = after
+            done.add(pk)
+        left = [row for row in rows if row["id"] not in done]
+        for row in left:
+            self.lost[kind].add(row["id"])
+            mine.pop(row["id"], None)
+        return left
+
+
+def _after_write(cycle_id, written):
+    """After the commit of a run that wrote rows (``_Written``): the rows kept of that run
+    (``_KeptRows``, the very objects every kept part refers to) take the versions and the
+    values of the columns the run wrote, where they are the rows the run read. Nothing kept
+    reads those columns of a row but to compare them with what a run computes (the diff, the
+    flows): a row now holds what the table holds, as a read would give it."""
+    kept = _ROWS.get(cycle_id)
+    if kept is None or written is None:
+        return
+    for kind, rows in ((OBJ, kept.objectives), (KR, kept.key_results)):
+        read = written.read[kind]
+        for pk, values in written.rows[kind].items():
+            row = rows.get(pk)
+            if row is None or row["row_version"] != read.get(pk) or read.get(pk) is None:
+                continue
+            row.update(values)
+            if kind == KR and "current_value" in values:
+                row["unassessable"] = None if _assessable(row) else _unassessable(row)
 
 
 def _owners(node, data):
@@ -1629,14 +1769,19 @@ def _compute_flows(cycle, data, results):
 def _write_flows(rows):
     if not rows:
         return
+    written = _WRITING.get()
     payload = json.dumps(rows)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(
-                "UPDATE okrs_objective AS t SET rolled_progress = v.p, risk_above = v.above, "
-                "impact = v.impact FROM jsonb_to_recordset(%s::jsonb) "
-                "AS v(id bigint, p double precision, above jsonb, impact jsonb) "
-                "WHERE t.id = v.id", [payload])
+            sql = ("UPDATE okrs_objective AS t SET rolled_progress = v.p, risk_above = v.above, "
+                   "impact = v.impact FROM jsonb_to_recordset(%s::jsonb) "
+                   "AS v(id bigint, p double precision, above jsonb, impact jsonb{ver}) "
+                   "WHERE t.id = v.id")
+            if written is not None:  # see ``_write``
+                rows = written.update(OBJ, cursor, sql, rows, "t.rolled_progress, "
+                                      "t.risk_above::text, t.impact::text", _flows_as_read)
+            if rows:
+                cursor.execute(sql.format(ver=""), [json.dumps(rows)])
         else:
             cursor.execute(
                 "UPDATE okrs_objective SET rolled_progress = j.value ->> '$.p', "

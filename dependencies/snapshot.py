@@ -61,7 +61,7 @@ from .models import NetworkSnapshot
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 3  # round 11's pickle was 1; 3: the rows' horizon
+FORMAT = 4  # round 11's pickle was 1; 3: the rows' horizon; 4: the warm run's parts
 MAGIC = b"NKS2"
 SALT = "dependencies.snapshot"
 # A process saves a cycle's state after a run that computed it from nothing (nothing kept,
@@ -116,7 +116,7 @@ def _pack_values(values, kinds):
                 joined = "\0".join(texts)
                 if joined.count("\0") == len(texts) - 1:  # no value holds the separator
                     return "s" if kind is str else "S", joined.encode("utf-8", "surrogatepass")
-            if kind is tuple and len(set(map(len, values))) == 1:
+            if kind is tuple and len(set(map(len, values))) == 1 and values[0]:
                 # Tuples of one length (what a key result gave its objective, say): a column
                 # per position, zipped back.
                 return "T", [_pack_column(column) for column in zip(*values, strict=True)]
@@ -313,6 +313,26 @@ def pack(state):
             out["gave"] = (state["elapsed"], _pack_gave(gave, rows.key_results, edges))
         if impacts is not None and impacts.results is graph.results:
             out["impacts"] = _pack_impacts(impacts, rows, nodes)
+        # What the warm run keeps besides (own healths and edges, the diff, the flows): each
+        # refers to the rows and the results by identity, which the save keeps by ids.
+        for part, packer in (("own", _pack_own), ("diffed", _pack_diffed),
+                             ("flows", _pack_flows)):
+            if state.get(part) is not None:
+                try:
+                    packed = packer(state, nodes, edges)
+                except (ValueError, TypeError):  # not of this state, or a value not saved
+                    packed = None
+                if packed is not None:
+                    out[part] = packed
+        if state.get("rules") is not None:  # the rules' kept state (``alignment.kept``)
+            from alignment import kept
+
+            try:
+                packed = kept.save(state["rules"])  # bytes, decoded when first needed
+            except (ValueError, TypeError):
+                packed = None
+            if packed is not None:
+                out["rules"] = packed
     # Last, the edges then the nodes: the other parts may have added some.
     items = edges.items
     out["edges"] = (nodes.indexes(map(itemgetter(0), items)),
@@ -338,7 +358,7 @@ def unpack(parts):
         _unpack_column(kinds), _unpack_column(weights), strict=True)))
     graph = _unpack_graph(parts["graph"], nodes, edges)
     state = {"graph": graph, "healths": None, "rows": None, "gave": None, "elapsed": None,
-             "impacts": None}
+             "impacts": None, "own": None, "diffed": None, "flows": None, "rules": None}
     if "healths" in parts:
         state["healths"] = marshal.loads(parts["healths"])
     if "rows" in parts:
@@ -352,6 +372,13 @@ def unpack(parts):
         if "impacts" in parts:
             state["impacts"] = _unpack_impacts(parts["impacts"], rows, nodes, graph.results,
                                                _KeptImpacts)
+        if "own" in parts and state["gave"] is not None:
+            state["own"] = _unpack_own(parts["own"], state, nodes, edges)
+        if "diffed" in parts:
+            state["diffed"] = _unpack_diffed(parts["diffed"], state, nodes)
+        if "flows" in parts:
+            state["flows"] = _unpack_flows(parts["flows"], state)
+        state["rules"] = parts.get("rules")  # ``alignment.kept.take`` decodes it
     return state
 
 
@@ -411,28 +438,36 @@ def _unpack_graph(packed, nodes, edges):
 
 def _pack_gave(gave, key_results, edges):
     """What each key result gave (``network._own_health_and_edges``): (its row, (stale, no
-    objective, team, fed), own health, aligned part, edges, objective's part). Only the entries
-    made from the very row kept (``_KeptRows``): the others never match again."""
+    objective, team, fed), own health, aligned part, edges, objective's part). An entry made
+    from another row than the one kept (a copy a run made: a rolled-up value) keeps a
+    stand-in row of the two columns read of it (its objective, its last check-in): never the
+    row a run reads, so its entry is made again, as in the process."""
     pks, values = list(gave), list(gave.values())
-    mine = list(map(is_, map(itemgetter(0), values), map(key_results.get, pks)))
-    pks, values = list(compress(pks, mine)), list(compress(values, mine))
     if not pks:
         return None
-    _, flags, healths, aligned, kr_edges, parts = zip(*values, strict=True)
+    rows, flags, healths, aligned, kr_edges, parts = zip(*values, strict=True)
+    others = list(compress(count(), map(is_not, rows, map(key_results.get, pks))))
     return (array("q", pks).tobytes(),
             _pack_column(flags),
             _pack_column(healths), _pack_column(aligned), _pack_column(parts),
             array("q", map(len, kr_edges)).tobytes(),
-            edges.indexes(chain.from_iterable(kr_edges)))
+            edges.indexes(chain.from_iterable(kr_edges)),
+            (array("q", others).tobytes(),
+             _pack_column([rows[i]["objective_id"] for i in others]),
+             _pack_column([rows[i]["last_check_in_at"] for i in others])))
 
 
 def _unpack_gave(packed, key_results, edges):
     if packed is None:
         return {}
-    pks, flags, healths, aligned, parts, lengths, flat = packed
+    pks, flags, healths, aligned, parts, lengths, flat, (others, objectives, lasts) = packed
     pks = _ints(pks)
+    rows = list(map(key_results.get, pks))
+    for i, objective_id, last in zip(_ints(others), _unpack_column(objectives),
+                                     _unpack_column(lasts), strict=True):
+        rows[i] = {"objective_id": objective_id, "last_check_in_at": last}
     kr_edges = _lists(_ints(lengths), tuple(_named(edges, flat)))  # slices of a tuple: tuples
-    return dict(zip(pks, zip(map(key_results.__getitem__, pks), _unpack_column(flags),
+    return dict(zip(pks, zip(rows, _unpack_column(flags),
                              _unpack_column(healths), _unpack_column(aligned), kr_edges,
                              _unpack_column(parts), strict=True), strict=True))
 
@@ -492,6 +527,153 @@ def _unpack_impacts(packed, rows, nodes, results, kept_impacts):
         _unpack_identities(packed["objectives"], rows.objectives, "parent_id"),
         _unpack_identities(packed["key_results"], rows.key_results, "objective_id"),
         results, deps, members, extra, kept)
+
+
+# What the warm run keeps besides: the own healths and edges (``network._KeptOwn``), the diff
+# (``_Diffed``), the flows (``_KeptFlows``). Each refers to rows and results by identity, as the
+# process's own does: the rows by their ids (the very rows kept, ``_KeptRows``), the results by
+# their nodes (the graph's), and a row or result that was not the very one kept (a copy a run
+# made) as a stand-in never the one a run holds, so that it counts as moved, as in the process.
+
+_NOT_KEPT = object()  # stands in for a row or a result that was not the very one kept
+
+
+def _pack_same(table, kept, keys):
+    """``table`` ({key: value}, meant to hold the very values of ``kept``) as its keys
+    (``keys`` packs them) and the places of the values that are not ``kept``'s."""
+    names = list(table)
+    others = compress(count(), map(is_not, table.values(), map(kept.get, names)))
+    # Most often the same keys as ``kept``, in its order (a copy of it): not saved again.
+    same = len(names) == len(kept) and names == list(kept)
+    return None if same else keys(names), array("q", others).tobytes()
+
+
+def _unpack_same(packed, kept, keys):
+    names, others = packed
+    if names is None:
+        names, values = list(kept), list(kept.values())
+    else:
+        names = list(keys(names))
+        values = list(map(kept.get, names))
+    for i in _ints(others):
+        values[i] = _NOT_KEPT
+    return dict(zip(names, values, strict=True))
+
+
+def _ids(pks):
+    return array("q", pks).tobytes()
+
+
+def _pack_dict(table):
+    """{id: value} as its ids and a column of its values, in its order."""
+    return _ids(table), _pack_column(list(table.values()))
+
+
+def _unpack_dict(packed):
+    ids, values = packed
+    return dict(zip(_ints(ids), _unpack_column(values), strict=True))
+
+
+def _pack_list(values):
+    """A list (or a tuple) of values: which it was, and its column."""
+    return values.__class__ is tuple, _pack_column(list(values))
+
+
+def _unpack_list(packed):
+    is_tuple, column = packed
+    values = _unpack_column(column)
+    return tuple(values) if is_tuple else values
+
+
+def _pack_own(state, nodes, edges):
+    """``network._KeptOwn``: only when made of the very rows kept and what they gave (as the
+    process's own always is, but after a run that left a row out)."""
+    own, rows = state["own"], state["rows"]
+    if own.gave is not state["gave"] or any(map(
+            is_not, own.objectives.values(), map(rows.objectives.get, own.objectives))):
+        return None
+    fresh = None if own.fresh is None else (
+        _pack_column(list(map(itemgetter(0), own.fresh))),
+        _ids(map(itemgetter(1), own.fresh)))
+    extra, dependencies = own.edge_inputs
+    # ``now`` is only compared with the next run's: kept as the instant, in UTC.
+    return {"now": (own.now - _EPOCH) // _MICROSECOND, "elapsed": own.elapsed,
+            "objectives": _ids(own.objectives),
+            "own": (nodes.indexes(list(own.own)), _pack_column(list(own.own.values()))),
+            "kr_edges": edges.indexes(own.kr_edges),
+            "edge_inputs": (_pack_list(extra), _pack_list(dependencies)),
+            "edges": edges.indexes(own.edges), "kr_given": own.kr_given,
+            "own_progress": _pack_dict(own.own_progress),
+            "aligned": _pack_list(own.aligned_key_results), "fresh": fresh}
+
+
+def _unpack_own(packed, state, nodes, edges):
+    from .network import _KeptOwn
+
+    objectives = state["rows"].objectives
+    ids = _ints(packed["objectives"])
+    own_nodes, own_values = packed["own"]
+    extra, dependencies = packed["edge_inputs"]
+    fresh = packed["fresh"]
+    if fresh is not None:
+        fresh = list(zip(_unpack_column(fresh[0]), _ints(fresh[1]), strict=True))
+    return _KeptOwn(
+        _EPOCH + packed["now"] * _MICROSECOND, packed["elapsed"],
+        dict(zip(ids, map(objectives.__getitem__, ids), strict=True)), state["gave"],
+        dict(zip(_named(nodes, own_nodes), _unpack_column(own_values), strict=True)),
+        list(_named(edges, packed["kr_edges"])), (_unpack_list(extra), _unpack_list(dependencies)),
+        list(_named(edges, packed["edges"])), packed["kr_given"],
+        _unpack_dict(packed["own_progress"]), _unpack_list(packed["aligned"]), fresh)
+
+
+def _pack_diffed(state, nodes, edges):
+    diffed, rows, results = state["diffed"], state["rows"], state["graph"].results
+    return {"objectives": _pack_same(diffed.objectives, rows.objectives, _ids),
+            "key_results": _pack_same(diffed.key_results, rows.key_results, _ids),
+            "results": _pack_same(diffed.results, results, nodes.indexes),
+            "looked": (nodes.indexes(list(diffed.looked)),
+                       _pack_column(list(diffed.looked.values())))}
+
+
+def _unpack_diffed(packed, state, nodes):
+    from .network import _Diffed
+
+    rows, results = state["rows"], state["graph"].results
+    looked, before = packed["looked"]
+    return _Diffed(_unpack_same(packed["objectives"], rows.objectives, _ints),
+                   _unpack_same(packed["key_results"], rows.key_results, _ints),
+                   _unpack_same(packed["results"], results, partial(_named, nodes)),
+                   dict(zip(_named(nodes, looked), _unpack_column(before), strict=True)))
+
+
+def _pack_flows(state, nodes, edges):
+    flows, own = state["flows"], state["own"]
+    return {"objectives": _pack_same(flows.objectives, state["rows"].objectives, _ids),
+            "nodes": (_ids(flows.nodes), _pack_rows(list(flows.nodes.values()))),
+            "extra": _pack_list(flows.extra), "upper": _pack_dict(flows.upper_effective),
+            # The very own progress of the own healths kept, when it is (the flows roll up
+            # again only when it is not).
+            "own_progress": (own is not None and flows.own_progress is own.own_progress,
+                             _pack_dict(flows.own_progress)),
+            "aligned": _pack_list(flows.aligned_key_results),
+            "rolled": _pack_dict(flows.rolled),
+            "above": marshal.dumps(flows.above), "impact": marshal.dumps(flows.impact),
+            "written": _ids(sorted(flows.written))}
+
+
+def _unpack_flows(packed, state):
+    from .network import _KeptFlows
+
+    ids, rows = packed["nodes"]
+    same, own_progress = packed["own_progress"]
+    own = state["own"]
+    own_progress = own.own_progress if same and own is not None else _unpack_dict(own_progress)
+    return _KeptFlows(_unpack_same(packed["objectives"], state["rows"].objectives, _ints),
+                      dict(zip(_ints(ids), _unpack_rows(rows), strict=True)),
+                      _unpack_list(packed["extra"]), _unpack_dict(packed["upper"]), own_progress,
+                      _unpack_list(packed["aligned"]), _unpack_dict(packed["rolled"]),
+                      marshal.loads(packed["above"]), marshal.loads(packed["impact"]),
+                      set(_ints(packed["written"])))
 
 
 # -- the row ---------------------------------------------------------------------------------

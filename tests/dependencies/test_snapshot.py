@@ -4,7 +4,9 @@ run from scratch stores, whatever changed while no worker ran and however old th
 a saved state that is not provably this cycle's, this code's and this database's is refused."""
 
 import io
+import marshal
 import random
+import zlib
 from collections import Counter
 from types import SimpleNamespace
 
@@ -15,8 +17,12 @@ from django.db import connection
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
+from alignment import kept as alignment_kept
+from alignment import report as alignment_report
+from alignment import rules as alignment_rules
 from dependencies import generate, network, snapshot
 from dependencies.models import NetworkSnapshot
+from okrs.models import KeyResult, Objective
 from orgs.models import Cycle, Organization
 from tests.dependencies import test_incremental
 from tests.dependencies.test_fingerprint import stored
@@ -26,8 +32,10 @@ from tests.dependencies.test_incremental import (
     _check_in,
     _delete_dependency,
     _end_dependency,
+    _key_result_title,
     _new_dependency,
     _start_dependency,
+    _title,
     at,
     built_with_risks_above,
     run,
@@ -81,7 +89,11 @@ def _kept(pk):
     return {"graph": network._GRAPHS[pk], "healths": network._HEALTHS.previous, "rows": rows,
             "gave": network._GAVE.get(pk) if rows else None,
             "elapsed": network._GAVE_ELAPSED.get(pk) if rows else None,
-            "impacts": network._IMPACTS.get(pk) if rows else None}
+            "impacts": network._IMPACTS.get(pk) if rows else None,
+            "own": network._OWN.get(pk) if rows else None,
+            "diffed": network._DIFFED.get(pk) if rows else None,
+            "flows": network._FLOWS.get(pk) if rows else None,
+            "rules": alignment_kept.kept_or_saved(pk) if rows else None}
 
 
 def assert_reads_back_as_kept(pk):
@@ -108,10 +120,20 @@ def assert_reads_back_as_kept(pk):
     assert back["rows"].teams == rows.teams
     # What the next run reads only the rows written since (``network._horizon``).
     assert back["rows"].horizon == rows.horizon is not None
-    # What each key result gave: for the very row kept (the others never match again).
-    gave = {pk: v for pk, v in kept["gave"].items() if v[0] is rows.key_results.get(pk)}
-    assert back["gave"] == gave and back["elapsed"] == kept["elapsed"]
-    assert all(v[0] is back["rows"].key_results[pk] for pk, v in back["gave"].items())
+    # What each key result gave: the very row kept where it was made of it; else a row that
+    # is never the one a run reads, with what a patch reads of it.
+    assert list(back["gave"]) == list(kept["gave"]) and back["elapsed"] == kept["elapsed"]
+    back_rows = back["rows"]
+    for pk, v in kept["gave"].items():
+        again = back["gave"][pk]
+        assert again[1:] == v[1:]
+        if v[0] is rows.key_results.get(pk):
+            assert again[0] is back_rows.key_results[pk]
+        else:
+            assert again[0] is not back_rows.key_results.get(pk)
+            assert (again[0]["objective_id"], again[0]["last_check_in_at"]) == (
+                v[0]["objective_id"], v[0]["last_check_in_at"])
+    assert_warm_parts_read_back(kept, back)
     impacts, again = kept["impacts"], back["impacts"]
     assert again.results is back["graph"].results
     assert (again.dependencies, again.members, again.extra, again.kept) == (
@@ -128,6 +150,93 @@ def assert_reads_back_as_kept(pk):
             else:  # a copy a run made: counted as moved, by its parent
                 assert back_table[pk] is not back_rows.get(pk)
                 assert back_table[pk][parent] == row[parent]
+
+
+def _same_by_identity(mine, theirs, kept, back):
+    """``theirs`` (read back) holds ``back``'s value wherever ``mine`` held ``kept``'s very
+    value, and a value that is none of ``back``'s elsewhere: the same keys, in order."""
+    assert list(theirs) == list(mine)
+    for key, value in mine.items():
+        if value is kept.get(key):
+            assert theirs[key] is back[key]
+        else:
+            assert theirs[key] is not back.get(key)
+
+
+def assert_warm_parts_read_back(kept, back):
+    """What a warm run keeps besides (own healths and edges, the diff, the flows) reads back as
+    kept, referring to the rows and results read back as the process's own refer to its."""
+    rows, back_rows = kept["rows"], back["rows"]
+    results, back_results = kept["graph"].results, back["graph"].results
+    own, again = kept["own"], back["own"]
+    if own is not None and own.gave is kept["gave"]:
+        assert again is not None and again.gave is back["gave"]
+        _same_by_identity(own.objectives, again.objectives, rows.objectives,
+                          back_rows.objectives)
+        for name in ("now", "elapsed", "own", "kr_edges", "edge_inputs", "edges", "kr_given",
+                     "own_progress", "aligned_key_results", "fresh"):
+            assert getattr(again, name) == getattr(own, name), name
+            assert type(getattr(again, name)) is type(getattr(own, name)), name
+        assert list(again.own) == list(own.own)
+    diffed, again = kept["diffed"], back["diffed"]
+    if diffed is not None:
+        _same_by_identity(diffed.objectives, again.objectives, rows.objectives,
+                          back_rows.objectives)
+        _same_by_identity(diffed.key_results, again.key_results, rows.key_results,
+                          back_rows.key_results)
+        _same_by_identity(diffed.results, again.results, results, back_results)
+        assert list(again.looked.items()) == list(diffed.looked.items())
+    flows, again = kept["flows"], back["flows"]
+    if flows is not None:
+        _same_by_identity(flows.objectives, again.objectives, rows.objectives,
+                          back_rows.objectives)
+        for name in ("nodes", "extra", "upper_effective", "own_progress",
+                     "aligned_key_results", "rolled", "above", "impact", "written"):
+            assert getattr(again, name) == getattr(flows, name), name
+        assert list(again.nodes.items()) == list(flows.nodes.items())
+        assert list(again.upper_effective) == list(flows.upper_effective)
+        if own is not None and flows.own_progress is own.own_progress and back["own"]:
+            assert again.own_progress is back["own"].own_progress
+    # The rules' part: bytes, decoded when the rules first need it (``alignment.kept.take``).
+    rules_kept, again = kept["rules"], back["rules"]
+    if rules_kept.__class__ is bytes:  # read back and not decoded yet: saved as it is
+        assert again == rules_kept
+    else:
+        assert_rules_read_back(rules_kept, again and alignment_kept.unpack(
+            marshal.loads(zlib.decompress(again))))
+
+
+def assert_rules_read_back(kept, again):
+    """The rules' kept state (``alignment.kept``) reads back as kept: the same rows, objects,
+    stored findings and what they came from, each object referring to the rows and objects
+    read back as the process's own refer to its own."""
+    if kept is None or kept.findings is None:
+        assert again is None
+        return
+    assert again is not None
+    for name in ("objectives", "findings", "finding_versions", "finding_pairs", "key_results",
+                 "owners", "small"):
+        assert getattr(again, name) == getattr(kept, name), name
+    assert list(again.objectives.items()) == list(kept.objectives.items())
+    assert list(again.built) == list(kept.built)
+    for pk, (_row, context, o) in kept.built.items():
+        back_row, back_context, back_o = again.built[pk]
+        assert back_row is again.objectives[pk]
+        assert (back_context, back_o, hash(back_o)) == (context, o, hash(o))
+        assert vars(back_o) == vars(o)
+    assert [type(k) for _, k in again.key_results.values()] == [
+        type(k) for _, k in kept.key_results.values()]
+    d, back_d = kept.described, again.described
+    if d is None or d.objectives is not kept.built:
+        assert back_d is None
+        return
+    assert back_d.objectives is again.built and back_d.key_results is again.key_results
+    for name in ("children", "key_results_of", "by_objective", "shape", "settings", "units"):
+        assert getattr(back_d, name) == getattr(d, name), name
+    assert all(k is again.key_results[k.id][1]
+               for ks in back_d.key_results_of.values() for k in ks)
+    assert [hash(f) for fs in back_d.by_objective.values() for f in fs] == [
+        hash(f) for fs in d.by_objective.values() for f in fs]
 
 
 @pytest.mark.parametrize("seed", [7, 8])
@@ -175,6 +284,194 @@ def test_a_restarted_process_stores_what_a_run_from_scratch_stores(
         # (Not every time: a renamed team, or a fifth of the rows moved, reads them all.)
         assert reads["rows patched"] >= len(changes) // 2, reads
         assert reads["impacts kept"] >= 1, reads
+
+
+@pytest.fixture
+def warm(monkeypatch):
+    """Counts the parts of runs that started from what the last run kept: own healths and edges
+    patched (``_patched_own``), the diff of what moved alone (``_to_compare``), the rules'
+    findings computed where a change reached (``alignment.report._near``)."""
+    calls = Counter()
+    patched, to_compare, near = network._patched_own, network._to_compare, alignment_report._near
+
+    def counted_patched(*args, **kwargs):
+        found = patched(*args, **kwargs)
+        calls["own patched" if found else "own in full"] += 1
+        return found
+
+    def counted_to_compare(*args, **kwargs):
+        calls["diff of what moved"] += 1
+        return to_compare(*args, **kwargs)
+
+    def counted_near(*args, **kwargs):
+        found = near(*args, **kwargs)
+        calls["rules near" if found is not None else "rules in full"] += 1
+        return found
+
+    monkeypatch.setattr(network, "_patched_own", counted_patched)
+    monkeypatch.setattr(network, "_to_compare", counted_to_compare)
+    monkeypatch.setattr(alignment_report, "_near", counted_near)
+    return calls
+
+
+@pytest.mark.parametrize("change", [_check_in, _title, _key_result_title])
+def test_after_a_restart_the_first_run_is_a_warm_run(revenue, restored, warm, monkeypatch,
+                                                     change):
+    """A worker that stops after warm runs saves what they keep besides the rows and the graph
+    (own healths and edges, the diff, the flows, the rules' state): the first run after the
+    restart patches own healths, compares only what moved, computes the rules' findings only
+    where the change reached, and stores what a run from scratch stores."""
+    r = revenue
+    rng = random.Random(11)
+    built_with_risks_above(r, 200, 11, rng)
+    network.forget()
+    run(r, at())
+    with scope(organization=r.org):
+        _title(r, rng)  # a warm run of the rules, then of the network
+    run(r, at(minutes=1))
+    with scope(organization=r.org):
+        _check_in(r, rng)
+    run(r, at(minutes=2))
+    worker_process_shutdown.send(sender=None)  # the worker stops: it saves what it keeps
+    network.forget(saved=False)
+    warm.clear()
+    with scope(organization=r.org):
+        change(r, rng)
+    now = at(minutes=3)
+    assert not run(r, now).skipped
+    assert restored["restored"] == 1, restored
+    assert warm["own patched"] == 1 and warm["diff of what moved"] == 1, warm
+    if change is not _check_in:  # the rules' inputs moved
+        assert warm["rules near"] == 1, warm
+    assert_reads_back_as_kept(r.cycle.pk)
+    run_from_scratch_stores(r, now, stored(r), change.__name__)
+
+
+def test_a_rules_state_of_other_rules_code_is_refused(revenue, restored, warm, monkeypatch):
+    """The rules' part of a saved state made by another version of the rules (or of the Python
+    that compares titles: ``rules.code_version``) is not used: the rules run in full, the
+    network's parts are used, and the run stores what a run from scratch stores."""
+    r = revenue
+    rng = random.Random(12)
+    built_with_risks_above(r, 160, 12, rng)
+    network.forget()
+    run(r, at())
+    with scope(organization=r.org):
+        _title(r, rng)
+    run(r, at(minutes=1))
+    worker_process_shutdown.send(sender=None)
+    network.forget(saved=False)
+    monkeypatch.setattr(alignment_rules, "_CODE", "another version")
+    warm.clear()
+    with scope(organization=r.org):
+        _title(r, rng)
+    now = at(minutes=2)
+    run(r, now)
+    assert restored["restored"] == 1, restored
+    assert warm["own patched"] == 1 and warm["rules near"] == 0, warm
+    run_from_scratch_stores(r, now, stored(r), "other rules code")
+
+
+def _the_table(r):
+    """The cycle's rows as a run that kept nothing reads them, with their versions."""
+    cycle = r.cycle
+    with scope(organization=r.org):
+        return (network._read_objectives(cycle, network._versioned(
+                    network._objective_rows(cycle), "okrs_objective")),
+                network._read_key_results(cycle, network._versioned(
+                    network._key_result_rows(cycle), "okrs_keyresult")))
+
+
+@pytest.fixture
+def rows_read(monkeypatch):
+    """Counts the rows of objectives and key results the runs read in full."""
+    calls = Counter()
+    objectives, key_results = network._read_objectives, network._read_key_results
+
+    def counted_objectives(cycle, queryset):
+        rows = objectives(cycle, queryset)
+        calls["objectives"] += len(rows)
+        return rows
+
+    def counted_key_results(cycle, queryset):
+        rows = key_results(cycle, queryset)
+        calls["key results"] += len(rows)
+        return rows
+
+    monkeypatch.setattr(network, "_read_objectives", counted_objectives)
+    monkeypatch.setattr(network, "_read_key_results", counted_key_results)
+    return calls
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row versions: PostgreSQL")
+def test_a_run_keeps_and_saves_the_rows_as_its_writes_left_them(revenue, restored, rows_read,
+                                                                 monkeypatch):
+    """A run that wrote rows (here every one: the stored results cleared) keeps them, and saves
+    them, as its writes left them: their versions and the columns written as a read gives them.
+    So the run after a restart reads again only the row a check-in wrote, and stores what a
+    run from scratch stores."""
+    r = revenue
+    rng = random.Random(13)
+    built_with_risks_above(r, 200, 13, rng)
+    network.forget()
+    monkeypatch.setattr(snapshot, "SAVE_EVERY", 0.0)  # saved after every run
+    with scopes_disabled():
+        Objective.objects.filter(cycle=r.cycle).update(effective_health="", risk_causes=[])
+        KeyResult.objects.filter(objective__cycle=r.cycle).update(effective_health="",
+                                                                  risk_causes=[])
+    assert run(r, at()).changed > 200
+    kept, (objectives, key_results) = network._ROWS[r.cycle.pk], _the_table(r)
+    for mine, table in ((kept.objectives, objectives), (kept.key_results, key_results)):
+        assert list(mine) == list(table)
+        assert [repr(row) for row in mine.values()] == [repr(row) for row in table.values()]
+    assert_reads_back_as_kept(r.cycle.pk)
+    network.forget(saved=False)  # a restart
+    rows_read.clear()
+    with scope(organization=r.org):
+        _check_in(r, rng)
+    now = at(minutes=1)
+    run(r, now)
+    assert restored["restored"] == 1, restored
+    assert rows_read == {"key results": 1}, rows_read
+    run_from_scratch_stores(r, now, stored(r), "after a run that wrote every row")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row versions: PostgreSQL")
+def test_a_row_written_by_someone_else_before_the_run_writes_it_is_not_trusted(
+        revenue, restored, monkeypatch):
+    """A row that someone else wrote between the run's read and its write (here: in the run's
+    own transaction, just before its write) is written as before, but not kept as the run left
+    it: the next run reads it again and sees that other write."""
+    r = revenue
+    rng = random.Random(14)
+    built_with_risks_above(r, 120, 14, rng)
+    network.forget()
+    run(r, at())
+    with scopes_disabled():
+        Objective.objects.filter(cycle=r.cycle).update(effective_health="", risk_causes=[])
+    write, meanwhile = network._write, []
+
+    def written_meanwhile(changed_o, changed_k, rolled_values):
+        pk = changed_o[0]["id"]
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE okrs_objective SET title = title || ' (meanwhile)' "
+                           "WHERE id = %s", [pk])
+        meanwhile.append(pk)
+        return write(changed_o, changed_k, rolled_values)
+
+    monkeypatch.setattr(network, "_write", written_meanwhile)
+    assert run(r, at(minutes=1)).changed
+    monkeypatch.setattr(network, "_write", write)
+    [pk] = meanwhile
+    kept, (objectives, _) = network._ROWS[r.cycle.pk], _the_table(r)
+    assert kept.objectives[pk]["row_version"] != objectives[pk]["row_version"]
+    assert not kept.objectives[pk]["title"].endswith(" (meanwhile)")
+    others = [o for o in objectives if o != pk]
+    assert [kept.objectives[o] for o in others] == [objectives[o] for o in others]
+    now = at(minutes=2)
+    run(r, now)  # the title moved: read again
+    assert network._ROWS[r.cycle.pk].objectives[pk]["title"].endswith(" (meanwhile)")
+    run_from_scratch_stores(r, now, stored(r), "a row written meanwhile")
 
 
 def _damaged(payload, rng):
@@ -369,15 +666,16 @@ def test_a_state_that_cannot_be_saved_costs_the_run_nothing(revenue, restored, m
 
 def test_the_bench_reads_the_saved_state_back_after_a_restart(counted, restored):
     """``bench_propagation``'s runs from nothing compute from nothing; its run after a restart,
-    and another after a restart and a check-in, start from the saved state; what they store is
-    what a run from scratch stores."""
+    and others after a restart and a check-in or a title edit, start from the saved state; what
+    they store is what a run from scratch stores."""
     out = io.StringIO()
     call_command("bench_propagation", nodes=300, runs=2, stdout=out)
     text = out.getvalue()
     assert "after a restart (nothing kept in the process; the rules' units stored), the " \
         "network's saved state read back" in text, text
     assert "after a restart, then a check-in (saved state read back)" in text, text
-    assert restored["restored"] == 2, restored
+    assert "after a restart, then a title edit (saved state read back)" in text, text
+    assert restored["restored"] == 3, restored
     assert restored["nothing to restore"] == 2, restored  # the runs from nothing
     with scopes_disabled():
         org = Organization.objects.get(slug="bench-300")

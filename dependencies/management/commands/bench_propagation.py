@@ -100,6 +100,18 @@ class Command(BaseCommand):
         self._check_in(org, cycle)
         self._timed_run(cycle, "after a restart, then a check-in (saved state read back)")
         self._saved_state()
+        # Another restart, then a title edit (the misalignment rules' inputs move): what the
+        # worker kept saved as it stops (``save_kept``), read back, then what the edit reached.
+        objective = Objective.objects.for_org(org).filter(cycle=cycle).order_by("-pk").first()
+        title = objective.title.removesuffix(" (edited)")  # toggled: each bench edits it
+        title = title if title != objective.title else f"{title} (edited)"
+        network.save_kept()
+        network.forget(saved=False)
+        with transaction.atomic():
+            Objective.objects.for_org(org).filter(pk=objective.pk).update(title=title)
+            network.mark_changed(cycle)
+        self._timed_run(cycle, "after a restart, then a title edit (saved state read back)")
+        self._saved_state()
         # A check-in, then the run after it: from what the last run kept (``repropagate``),
         # the rules' stored findings kept (a check-in changes nothing they read).
         if self._check_in(org, cycle):
