@@ -179,6 +179,10 @@ _CACHE = {}
 def _prepared(titles, cache):
     """The titles prepared (``_Title``), each once per cache. The new ones are normalized in
     one pass of the pattern over all of them (a call per title costs more than the work)."""
+    try:
+        return [cache[t] for t in titles]  # all prepared already (a run from nothing: ``_cold``)
+    except KeyError:
+        pass
     new = [t for t in dict.fromkeys(titles) if t not in cache]
     if new:
         joined = "\n".join(new).lower()
@@ -195,7 +199,10 @@ def _prepared(titles, cache):
 
 def _lcs_length(a, b):
     """Length of the longest common subsequence of two prepared titles (rapidfuzz, in C)."""
-    return LCSseq.similarity(a.text, b.text)
+    return _lcs(a.text, b.text)
+
+
+_lcs = LCSseq.similarity
 
 
 def similar(a, b, at_least=SIMILAR, *, cache=None):
@@ -221,11 +228,11 @@ def _compare(a, b, at_least, cache, *, exact):
 
 def _score(a, b, at_least, *, exact):
     """``_compare`` of two prepared titles."""
-    score = 0.0
-    shorter = min(a.words, b.words, key=len)
-    if len(shorter) >= 3:
-        score = len(a.words & b.words) / len(shorter)
-    la, lb = len(a.text), len(b.text)
+    words_a, words_b = a.words, b.words
+    shorter = min(len(words_a), len(words_b))
+    score = len(words_a & words_b) / shorter if shorter >= 3 else 0.0
+    text_a, text_b = a.text, b.text
+    la, lb = len(text_a), len(text_b)
     total = la + lb
     if not total:
         return 1.0 if 1.0 >= at_least else None  # two empty titles: difflib says 1.0
@@ -237,12 +244,12 @@ def _score(a, b, at_least, *, exact):
     ceiling = 2 * min(la, lb) / total
     if ceiling <= score or ceiling < at_least:
         return score if score >= at_least else None
-    ceiling = 2 * _lcs_length(a, b) / total
+    ceiling = 2 * _lcs(text_a, text_b) / total
     if ceiling <= score or ceiling < at_least:
         return score if score >= at_least else None
-    if max(la, lb) < _AUTOJUNK:
-        prefix = _prefix_block(a.text, b.text)
-        rest_a, rest_b = a.text[prefix:], b.text[prefix:]
+    if la < _AUTOJUNK and lb < _AUTOJUNK:
+        prefix = _prefix_block(text_a, text_b)
+        rest_a, rest_b = text_a[prefix:], text_b[prefix:]
         if prefix and not exact:
             # A lower bound, enough for a yes: difflib matches the prefix, then on its right at
             # least the common suffix, and at least one character when any is common.
@@ -253,7 +260,7 @@ def _score(a, b, at_least, *, exact):
         matched = prefix + _matched(rest_a, rest_b)
         score = max(score, 2.0 * matched / total)  # as ``SequenceMatcher.ratio`` computes it
     else:
-        score = max(score, SequenceMatcher(None, a.text, b.text).ratio())
+        score = max(score, SequenceMatcher(None, text_a, text_b).ratio())
     return score if score >= at_least else None
 
 
@@ -324,7 +331,7 @@ def _could_match(title, others, at_least=SIMILAR):
     by rapidfuzz in C. By the words: the share of the shorter title's words that the other
     holds, when both hold three or more."""
     size, text = len(title.text), title.text
-    if len(others) <= 8:  # a call per pair costs less than one for the list, for a few
+    if len(others) <= _FEW:  # a call per pair costs less than one for the list, for a few
         found = {m for m, o in enumerate(others) if not (size or o.text) or 2 * LCSseq.similarity(
             text, o.text) / (size + len(o.text)) >= at_least}
     else:
@@ -347,6 +354,7 @@ def _could_match(title, others, at_least=SIMILAR):
     return sorted(found)
 
 
+_FEW = 8  # a call per pair costs less than one call for the list, for this many or fewer
 _AUTOJUNK = 200  # difflib treats frequent characters as junk in a text this long or longer
 
 
@@ -709,17 +717,30 @@ def sibling_overlap(cycle):
 def _family_overlap(parent, siblings, cache):
     """The overlap of one family of siblings (sorted by id): the pairs of positions (i, j)
     where the i-th sibling repeats the j-th, in the order of i, and their findings."""
-    by_stem, stems_of = {}, []
     prepared = _prepared([o.title for o in siblings], cache)
-    for i, title in enumerate(prepared):
-        stems_of.append(_stems(title))
-        for stem in stems_of[-1]:
+    stems_of = list(map(_stems, prepared))
+    teams = [o.team_id for o in siblings]
+    repeats = {}
+    if len(siblings) <= _FEW:
+        # A few siblings (most families): each pair in order, asked directly.
+        for i, a in enumerate(prepared):
+            stems, team = stems_of[i], teams[i]
+            for j in range(i + 1, len(siblings)):
+                if teams[j] == team or stems.isdisjoint(stems_of[j]) \
+                        or (i in repeats and j in repeats):
+                    continue
+                if _score(a, prepared[j], SIMILAR, exact=False) is not None:
+                    repeats.setdefault(i, j)
+                    repeats.setdefault(j, i)
+        return _overlap_of(parent, siblings, repeats)
+    by_stem = {}
+    for i, stems in enumerate(stems_of):
+        for stem in stems:
             by_stem.setdefault(stem, []).append(i)
     # The pairs (i, j), i < j, that share a stem, in that order, made one i at a time: a
     # family of a thousand siblings that all share a word would otherwise make half a
     # million pairs first, most of them skipped once both ends are reported.
-    repeats, unreported = {}, set(range(len(siblings)))
-    teams = [o.team_id for o in siblings]
+    unreported = set(range(len(siblings)))
     for i, a in enumerate(prepared):
         if not unreported:
             break  # every pair left has both ends reported
@@ -730,10 +751,12 @@ def _family_overlap(parent, siblings, cache):
             others &= unreported
         team = teams[i]
         others = [j for j in sorted(others) if j > i and teams[j] != team]
-        # Only the siblings that could repeat this one (``_could_match``, one call for all):
-        # ``alike`` says no to the others.
-        for k in _could_match(a, [prepared[j] for j in others]) if others else ():
-            j = others[k]
+        if len(others) > _FEW:
+            # Only the siblings that could repeat this one (``_could_match``, one call for
+            # all): ``alike`` says no to the others. For a few, ``_score`` alone costs less
+            # (it starts with the same bounds), and a pair skipped below costs nothing.
+            others = [others[k] for k in _could_match(a, [prepared[j] for j in others])]
+        for j in others:
             if i in repeats and j in repeats:
                 continue
             if _score(a, prepared[j], SIMILAR, exact=False) is not None:
@@ -741,6 +764,11 @@ def _family_overlap(parent, siblings, cache):
                 repeats.setdefault(j, i)
                 unreported.discard(i)
                 unreported.discard(j)
+    return _overlap_of(parent, siblings, repeats)
+
+
+def _overlap_of(parent, siblings, repeats):
+    """``_family_overlap``'s answer from the sibling each reported one repeats."""
     pairs = tuple(sorted(repeats.items()))
     return pairs, _overlap_findings(
         parent.title, [(siblings[i].id, siblings[i].title, None, siblings[i].team)
@@ -831,11 +859,11 @@ def _names_metric(title):
 
 
 def metric_objective(cycle):
-    call = UNITS.call  # a unit: the title
+    # No unit per title: its quick look (``_METRIC_HINT``) costs less than a unit's lookup.
     return [Finding("metric_objective", LOW, f"“{o.title}” reads like a number to hit. Put the "
                     "number in a key result and let the objective say why it matters.",
                     o.team, o.id)
-            for o in _live(cycle) if call(("metric", o.title), _names_metric, o.title)]
+            for o in _live(cycle) if _names_metric(o.title)]
 
 
 def _all_roots(cycle):
@@ -1022,6 +1050,8 @@ def run_all(cycle, *, clock=None):
     _DERIVED.clear()
     _DERIVED["cycle"] = cycle
     try:
+        if not UNITS.previous and not UNITS.stored:
+            _cold(cycle)
         shaped = shape_unit(cycle)[1]
         findings = [f for rule in RULES
                     for f in (shaped[rule.__name__] if rule.__name__ in shaped and rule in SHAPE
@@ -1037,6 +1067,16 @@ def shape_unit(cycle):
     """The ``SHAPE`` rules' unit: its key (``_shape``), and their findings by rule name."""
     key = _HashedOnce(("shape", _shape(cycle)))
     return key, UNITS.get(key, lambda: {rule.__name__: rule(cycle) for rule in SHAPE})
+
+
+def _cold(cycle):
+    """A run with no unit kept nor stored (a new process, a deploy) computes every unit of the
+    similarity rules: the titles they compare (the live objectives', and the key results' of
+    the objectives with live children) are prepared in one pass, rather than a few per
+    unit."""
+    children = _derived(cycle, "children", _make_children)
+    _prepared([*(o.title for o in _live(cycle)),
+               *(k.title for k in cycle.key_results if k.objective_id in children)], _CACHE)
 
 
 def run_shape(cycle):

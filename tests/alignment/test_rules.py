@@ -123,6 +123,48 @@ def test_the_overlap_rule_finds_what_comparing_every_pair_finds(seed):
     assert sorted((f.objective_id, f.message) for f in found) == expected
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_the_overlap_rule_in_small_families_finds_what_comparing_every_pair_finds(seed):
+    # Families of 2 to 12 siblings, on both sides of the size up to which the rule asks each
+    # pair directly (``rules._FEW``): near copies ("Team goal 4403", "Team goal 4410"), titles
+    # that share no stem or no word of three letters, teams that repeat.
+    import random
+
+    rng = random.Random(seed)
+    words = ["grow", "growing", "the", "pipeline", "market", "users", "ship", "faster", "team",
+             "goal", "churn", "a", "of", "cut"]
+    objectives, pk = [], 1
+    for _ in range(60):
+        parent = pk
+        objectives.append(company(parent))
+        pk += 1
+        for _ in range(rng.randint(1, 12)):
+            if rng.random() < 0.4:
+                title = f"Team goal {rng.randint(4400, 4480)}"
+            elif rng.random() < 0.25:
+                title = rng.choice(["a of", "", "Ship!", "of the", "The a of"])
+            else:
+                title = " ".join(rng.choice(words) for _ in range(rng.randint(1, 5)))
+            objectives.append(team_obj(pk, title, team=f"T{rng.randint(1, 4)}", parent=parent,
+                                       local=rng.random() < 0.05))
+            pk += 1
+    found = rules.sibling_overlap(Cycle(objectives))
+    expected = _sibling_overlap_pair_by_pair(Cycle(objectives))
+    assert len(expected) > 40
+    assert sorted((f.objective_id, f.who) for f in found) == [
+        (a, f"{objectives[a - 1].team} and {objectives[b - 1].team}") for a, b in expected]
+    assert {len(siblings) for siblings in _families(objectives)} >= {2, rules._FEW,
+                                                                     rules._FEW + 1}
+
+
+def _families(objectives):
+    families = {}
+    for o in objectives:
+        if o.parent_id is not None:
+            families.setdefault(o.parent_id, []).append(o)
+    return families.values()
+
+
 @pytest.mark.parametrize("title, fires", [
     ("Grow revenue by 30%", True),
     ("Reach $12M ARR", True),
