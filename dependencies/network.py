@@ -22,14 +22,14 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from functools import partial
+from functools import cache, partial
 from itertools import compress
 from operator import is_not, itemgetter
 from typing import NamedTuple
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, connections, transaction
-from django.db.models import BooleanField, F, Q, TextField
+from django.db.models import BooleanField, F, Q, TextField, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -567,6 +567,7 @@ NUMBER_COLUMNS = ("start_value", "target_value", "current_value", "weight")
 def _read_objectives(cycle, queryset):
     rows = {}
     version = ("row_version",) if "row_version" in queryset.query.annotations else ()
+    flags = {}  # the text of a flag of risk above -> the flag (``_flat_json``)
     for row in _rows(queryset.values(*OBJECTIVE_COLUMNS, *version, causes_text=CAUSES_TEXT,
                                      above_text=Cast("risk_above", TextField()),
                                      impact_text=Cast("impact", TextField()))):
@@ -574,7 +575,7 @@ def _read_objectives(cycle, queryset):
         text = row.pop("causes_text")
         row["risk_causes"] = [] if text == "[]" else json.loads(text)
         text = row.pop("above_text")
-        row["risk_above"] = {} if text == "{}" else json.loads(text)
+        row["risk_above"] = {} if text == "{}" else _flat_json(flags, text)
         text = row.pop("impact_text")
         row["impact"] = {} if text == "{}" else json.loads(text)
         if row["effective_health"] not in HEALTHS:
@@ -586,16 +587,60 @@ def _read_objectives(cycle, queryset):
 def _read_key_results(cycle, queryset):
     rows = {}
     version = ("row_version",) if "row_version" in queryset.query.annotations else ()
-    for row in _rows(queryset.values(*KEY_RESULT_COLUMNS, *version, causes_text=CAUSES_TEXT),
+    fine = (RawSQL(*_fine_key_result(), output_field=BooleanField())
+            if connection.vendor == "postgresql" else Value(False))
+    for row in _rows(queryset.values(*KEY_RESULT_COLUMNS, *version, causes_text=CAUSES_TEXT,
+                                     fine=fine),
                      numbers_as_text=NUMBER_COLUMNS):
         text = row.pop("causes_text")
         row["risk_causes"] = [] if text == "[]" else json.loads(text)
-        if row["effective_health"] not in HEALTHS:
-            _unknown_health(cycle, KR, row)
-        # Why it cannot be assessed, or None (a function of the row alone: kept with it).
-        row["unassessable"] = None if _assessable(row) else _unassessable(row)
+        if row.pop("fine"):
+            row["unassessable"] = None
+        else:
+            if row["effective_health"] not in HEALTHS:
+                _unknown_health(cycle, KR, row)
+            # Why it cannot be assessed, or None (a function of the row alone: kept with it).
+            row["unassessable"] = None if _assessable(row) else _unassessable(row)
         rows[row["id"]] = row
     return rows
+
+
+# Whether a key result row is one ``_assessable`` passes, with a known stored health, as
+# PostgreSQL finds it: true for almost every row, so Python checks only the others (a row it
+# does not pass, or NULL, is checked as before: it need only never pass a row those checks
+# would not). NaN is above every number in PostgreSQL: refused by name, as the infinities.
+@cache
+def _fine_key_result():
+    def in_(column, values):
+        places = ", ".join(["%s"] * len(values))
+        return f'coalesce("okrs_keyresult"."{column}", \'\') IN ({places})', values
+
+    not_finite = ("NaN", "Infinity", "-Infinity")
+    parts = [in_("kind", tuple(sorted(KINDS))), in_("confidence", ("", *Health.values)),
+             in_("rollup", ("", *Rollup.values)), in_("effective_health", ("", *Health.values)),
+             ('"okrs_keyresult"."weight" > 0 AND "okrs_keyresult"."weight" NOT IN (%s, %s)',
+              not_finite[:2])]
+    parts += [(f'("okrs_keyresult"."{column}" IS NULL '
+               f'OR "okrs_keyresult"."{column}" NOT IN (%s, %s, %s))', not_finite)
+              for column in ("start_value", "target_value", "current_value")]
+    return (f"({' AND '.join(sql for sql, _ in parts)})",
+            tuple(value for _, values in parts for value in values))
+
+
+def _flat_json(decoded, text):
+    """``json.loads(text)``, each time a new object, decoded once per run when it is a flat
+    object (what a flag of risk above is, one shared by every objective below the same
+    objective: thousands of the same text): the rows read are kept, each its own object."""
+    found = decoded.get(text)
+    if found is not None:
+        return found.copy()
+    value = json.loads(text)
+    if value.__class__ is dict and all(v.__class__ in _PLAIN_JSON for v in value.values()):
+        decoded[text] = value.copy()
+    return value
+
+
+_PLAIN_JSON = frozenset((str, int, float, bool, type(None)))
 
 
 def _unknown_health(cycle, kind, row):
@@ -1042,7 +1087,9 @@ def _own_health_and_edges(cycle, data, now):
                                  f"{type(found).__name__}: {found}"))
             continue
         own_progress[pk], own[(OBJ, pk)] = found
-    edges = _edges_given(own, kr_edges)
+    # Those of the key results whose objective, aligned objective or fed key result is there
+    # (``_edges_given``: each starts at a key result given, which is).
+    edges = [e for e in kr_edges if e[1] in own]
     kr_given = len(edges)  # the edges given start with the key results' (``_patched_own``)
     edges += _edges_given(own, _objective_edges(data, objectives))
     data["aligned_key_results"], data["own_progress"] = aligned_key_results, own_progress
@@ -1313,9 +1360,10 @@ def _diff(data, results, cycle_id=None):
         _DIFFED[cycle_id] = _Diffed(dict(objectives), dict(key_results), dict(results), before)
         while len(_DIFFED) > KEPT_GRAPHS:
             _DIFFED.popitem(last=False)
-    nodes = results if last is None else _to_compare(last, objectives, key_results, results)
-    for node in nodes:
-        r = results[node]
+    # From nothing, every result in order, without looking each up.
+    compared = results.items() if last is None else (
+        (node, results[node]) for node in _to_compare(last, objectives, key_results, results))
+    for node, r in compared:
         kind, pk = node
         row = objectives[pk] if kind == OBJ else key_results[pk]
         old = row["effective_health"] or None
@@ -1754,16 +1802,19 @@ def _compute_flows(cycle, data, results):
     changed = []
     for pk in compared:
         row = stored[pk]
-        new = (rolled.get(pk), above.get(pk, {}), impact.get(pk, {}))
+        new = (rolled.get(pk), above.get(pk, _NONE), impact.get(pk, _NONE))
         old_p = row["rolled_progress"]
         if (None if old_p is None else round(old_p, 4)) != new[0] \
                 or row["risk_above"] != new[1] or row["impact"] != new[2]:
-            changed.append({"id": pk, "p": new[0], "above": new[1], "impact": new[2]})
+            changed.append({"id": pk, "p": new[0], "above": new[1] or {}, "impact": new[2] or {}})
     _FLOWS[cycle.pk] = _KeptFlows(dict(objectives), nodes, extra, upper_effective, own_progress,
                                   aligned_key_results, rolled, above, impact,
                                   {item["id"] for item in changed})
     _keep_few(_FLOWS)
     return {"stored": stored, "above": above, "impact": impact, "changed": changed}
+
+
+_NONE = {}  # compared with, never given: an objective with no flow of a kind gets its own {}
 
 
 def _write_flows(rows):
