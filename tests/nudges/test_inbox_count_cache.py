@@ -376,3 +376,47 @@ def test_a_count_from_own_writes_is_counted_again_in_full(revenue, monkeypatch):
     assert asked
     inbox.recount(*asked[0])
     assert nav_count(r, r.liam) == truth(r, r.liam) == before + 2
+
+
+@pytest.mark.parametrize("timezone_name", ["UTC", "America/New_York", "Pacific/Auckland"])
+def test_the_count_query_made_once_is_the_query_made_afresh_at_any_moment(
+        revenue, timezone_name):
+    """The counting query is made once per person and shape, then only its moments move: at
+    other moments (minutes, days, a month later, across a change of day and of daylight
+    saving time in the organization's time zone), the same SQL and parameters as made
+    afresh, and the same counts."""
+    r = populate(revenue)
+    with scopes_disabled():
+        type(r.org).objects.filter(pk=r.org.pk).update(timezone=timezone_name)
+        r.org.refresh_from_db()
+    start = timezone.now().replace(month=3, day=7, hour=23, minute=30)
+    moments = [start, start + timedelta(minutes=45), start + timedelta(days=1, hours=5),
+               start + timedelta(days=31, minutes=1), start - timedelta(days=200)]
+    with scope(organization=r.org):
+        for user in (r.ethan, r.mia, r.liam, r.world.admin.user):
+            m = member(r, user)
+            m.organization = r.org
+            for kinds in (None, {"check_in", "review", "score"}):
+                inbox._PREPARED.clear()
+                inbox._prepared(inbox.Context(m, now=start), kinds)
+                for now in moments:
+                    ctx = inbox.Context(m, now=now)
+                    with CaptureQueriesContext(connection) as built:
+                        afresh = inbox._count_query(ctx, kinds)
+                    assert not built.captured_queries  # made of the context alone
+                    sql, params = inbox._prepared(ctx, kinds)
+                    assert (sql, list(params)) == (afresh[0], list(afresh[1])), (user, now)
+                    assert inbox.counts(ctx, kinds) == _counts_by_the_orm(ctx, kinds)
+
+
+def _counts_by_the_orm(ctx, kinds):
+    """The counts as the ORM gives them, from a query made afresh."""
+    sql, params = inbox._count_query(ctx, kinds)
+    keys = [k.key for k in inbox.KINDS if kinds is None or k.key in kinds]
+    if sql is None:
+        return dict.fromkeys(keys, 0)
+    sizes = {}
+    for key in keys:
+        qs = inbox.QUERIES[key](ctx)
+        sizes[key] = 0 if qs is None else qs.order_by().values("pk").distinct().count()
+    return sizes
