@@ -204,11 +204,26 @@ def held(monkeypatch):
     return calls
 
 
+def _retire_one_with_key_results(r, rng):
+    with_key_results = KeyResult.objects.filter(objective__cycle=r.cycle).values("objective_id")
+    o = rng.choice(list(Objective.objects.for_org(r.org).filter(
+        cycle=r.cycle, state="published", parent__isnull=False, pk__in=with_key_results)))
+    Objective.objects.filter(pk=o.pk).update(state="retired")
+    r.retired_last = o.pk
+
+
+def _back_from_retired(r, rng):
+    """The objective retired last back, with its key results: rows that come with older ids
+    than the newest kept, placed among them in the order of ids."""
+    Objective.objects.filter(pk=r.retired_last).update(state="published")
+
+
 @pytest.mark.parametrize("seed", [3, 4])
 def test_warm_runs_after_rows_come_and_go_patch_own_healths_and_keep_the_flows(
         revenue, held, monkeypatch, seed):
     """A new objective with a key result, one under another new one, a new key result that
-    an old one feeds, a key result or an objective deleted, one retired and back: each run
+    an old one feeds, a key result or an objective deleted, one retired and back (its key
+    results come with older ids than the newest): each run
     patches the last run's own healths and makes the flows from the last run's nodes, gives
     what a full computation gives on the same rows, and stores what a run from scratch
     stores."""
@@ -233,6 +248,7 @@ def test_warm_runs_after_rows_come_and_go_patch_own_healths_and_keep_the_flows(
              _new_key_result, _delete_key_result, _delete_objective, _retire, _unretire,
              _new_objectives_with_key_results, _check_in]
     rng.shuffle(steps)
+    steps += [_retire_one_with_key_results, _back_from_retired]
     for step, change in enumerate(steps):
         with scope(organization=r.org):
             change(r, rng)
