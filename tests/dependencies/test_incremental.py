@@ -597,6 +597,7 @@ def test_the_bench_runs_a_dependency_that_ends_and_starts_again_from_the_kept_gr
     assert "after a restart (nothing kept in the process; the rules' units stored)" in text, text
     assert "after a title edit: changed" in text, text
     assert "after a new objective with a key result: changed" in text, text
+    assert "trees: consistent" in text, text  # the new objective deleted again, its gap closed
     # The two runs after a restart that read the saved state back (``test_snapshot``), the
     # check-in's run, the title edit's, the new objective's, then the dependency's two, and
     # the untimed run after the new objective is deleted again: none propagated in full.
