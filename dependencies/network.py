@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from functools import cache, partial
-from itertools import compress
+from itertools import compress, repeat
 from operator import is_not, itemgetter
 from typing import NamedTuple
 
@@ -1183,21 +1183,36 @@ class _Patched(NamedTuple):
     kept: _KeptOwn
 
 
+_NO_GAVE = ({"objective_id": None}, None, None, None, (), None)  # a key result that came
+
+
 def _patched_own(last, last_gave, data, now, elapsed, stale_before, gives, objective_health):
     """``_own_health_and_edges``'s own healths and edges of this run made from the last run's
     (``last``), when that is worth it and gives the same: only the key results whose row is
-    not the one the last run read, or that turned stale since, are assessed again, and only
-    their objectives' own healths. None when anything else may have moved: a key result or an
-    objective that came or went, an objective given to another team, a key result moved to
-    another objective, the share of the cycle gone, a clock that went back."""
+    not the one the last run read, that came, or that turned stale since, are assessed again,
+    and only their objectives' own healths (and those of objectives that came). None when
+    anything else may have moved: an objective given to another team, a key result moved to
+    another objective, the share of the cycle gone, a clock that went back, too many rows."""
     objectives, key_results = data["objectives"], data["key_results"]
-    if (last.gave is not last_gave or last.elapsed != elapsed or now < last.now
-            or key_results.keys() != last_gave.keys()
-            or objectives.keys() != last.objectives.keys()):
+    if last.gave is not last_gave or last.elapsed != elapsed or now < last.now:
         return None
-    reshaped = False  # an objective's parent moved: the alignment edges are made again
+    # Rows that came (new, back from retired or from another cycle) or went (deleted, retired,
+    # left out): a new objective with its key result, a key result deleted.
+    came_o = gone_o = came_k = gone_k = ()
+    if objectives.keys() != last.objectives.keys():
+        came_o, gone_o = objectives.keys() - last.objectives.keys(), \
+            last.objectives.keys() - objectives.keys()
+    if key_results.keys() != last_gave.keys():
+        came_k, gone_k = key_results.keys() - last_gave.keys(), \
+            last_gave.keys() - key_results.keys()
+    if len(came_o) + len(gone_o) + len(came_k) + len(gone_k) > \
+            REREAD_ALL_ABOVE * max(len(key_results), 1):
+        return None
+    reshaped = bool(came_o or gone_o)  # the alignment edges are made again
     for pk in _not_the_same(objectives, last.objectives):
-        old, o = last.objectives[pk], objectives[pk]
+        old, o = last.objectives.get(pk), objectives[pk]
+        if old is None:  # came
+            continue
         if old["team_id"] != o["team_id"]:
             return None
         reshaped = reshaped or old["parent_id"] != o["parent_id"]
@@ -1207,7 +1222,13 @@ def _patched_own(last, last_gave, data, now, elapsed, stale_before, gives, objec
         changed = set(compress(key_results, map(
             is_not, key_results.values(), map(itemgetter(0), last_gave.values()))))
     else:
-        changed = {pk for pk, k in key_results.items() if last_gave[pk][0] is not k}
+        changed = set(compress(key_results, map(is_not, key_results.values(), map(
+            itemgetter(0), map(last_gave.get, key_results, repeat(_NO_GAVE))))))
+    # What a key result gives depends on whether its objective and what it feeds are there.
+    for moved, column in (({*came_o, *gone_o}, "objective_id"), ({*came_k, *gone_k}, "feeds_id")):
+        if moved:
+            changed.update(compress(key_results, map(
+                moved.__contains__, map(itemgetter(column), key_results.values()))))
     fresh = last.fresh
     if stale_before is not None:
         if fresh is None:
@@ -1215,15 +1236,25 @@ def _patched_own(last, last_gave, data, now, elapsed, stale_before, gives, objec
                      if not e[1][0] and e[0]["last_check_in_at"] is not None]
             heapq.heapify(fresh)
         while fresh and fresh[0][0] < stale_before:  # turned stale since, or changed
-            changed.add(heapq.heappop(fresh)[1])
+            pk = heapq.heappop(fresh)[1]
+            if pk in key_results:  # not one gone since
+                changed.add(pk)
     if len(changed) > REREAD_ALL_ABOVE * max(len(key_results), 1):
         return None
     gave = dict(last_gave)
     own = dict(last.own)
-    touched, kr_edges_moved, aligned_moved = set(), False, False
+    touched, kr_edges_moved, aligned_moved = set(came_o), bool(came_k or gone_k), False
+    for pk in gone_k:
+        old = gave.pop(pk)
+        del own[(KR, pk)]
+        aligned_moved = aligned_moved or old[3] is not None
+        if old[5] is not None:
+            touched.add(old[0]["objective_id"])
+    for pk in gone_o:
+        own.pop((OBJ, pk), None)
     for pk in sorted(changed):
-        k, old = key_results[pk], last_gave[pk]
-        if k["objective_id"] != old[0]["objective_id"]:
+        k, old = key_results[pk], last_gave.get(pk, _NO_GAVE)
+        if old is not _NO_GAVE and k["objective_id"] != old[0]["objective_id"]:
             return None
         objective = objectives.get(k["objective_id"])
         last_check_in = k["last_check_in_at"]
@@ -1242,7 +1273,11 @@ def _patched_own(last, last_gave, data, now, elapsed, stale_before, gives, objec
             touched.add(k["objective_id"])
         if stale_before is not None and not signature[0] and last_check_in is not None:
             heapq.heappush(fresh, (last_check_in, pk))
+    if came_k:
+        gave = {pk: gave[pk] for pk in key_results}  # in the order of ids, as a full run's
     own_progress = last.own_progress
+    if gone_o:
+        own_progress = {pk: v for pk, v in own_progress.items() if pk in objectives}
     if touched:
         parts = {pk: [] for pk in touched}
         for e in gave.values():
@@ -1263,8 +1298,10 @@ def _patched_own(last, last_gave, data, now, elapsed, stale_before, gives, objec
     edge_inputs = _objective_edge_inputs(data)
     edges, kr_given = last.edges, last.kr_given
     if kr_edges_moved or reshaped or edge_inputs != last.edge_inputs:
-        # The same nodes as the last run's: its key results' edges given, if they are the same.
-        edges = _edges_given(own, kr_edges) if kr_edges_moved else last.edges[:kr_given]
+        # With the same nodes as the last run's, its key results' edges given, if they are
+        # the same; an objective that came or went may be the end of a key result's edge.
+        edges = _edges_given(own, kr_edges) if kr_edges_moved or came_o or gone_o \
+            else last.edges[:kr_given]
         kr_given = len(edges)
         edges += _edges_given(own, _objective_edges(data, objectives))
     aligned_key_results = last.aligned_key_results
@@ -1402,8 +1439,8 @@ def _not_the_same(rows, kept):
     the cost of a loop in Python."""
     if len(rows) == len(kept) and list(rows) == list(kept):
         return list(compress(rows, map(is_not, rows.values(), kept.values())))
-    get = kept.get
-    return [key for key, value in rows.items() if get(key) is not value]
+    # Keys that came or went (a new objective): each looked up, in C too.
+    return list(compress(rows, map(is_not, rows.values(), map(kept.get, rows))))
 
 
 def _write(changed_o, changed_k, rolled_values):
@@ -1732,6 +1769,16 @@ def _flow_node(o):
             "team_id": o["team_id"]}
 
 
+def _kept_flow_nodes(last, objectives):
+    """The last run's flow nodes (``_KeptFlows.nodes``) for this run's objectives, in their
+    order (the flows' sums add in it), those that came made, those gone left out. A node is
+    made of its row alone: a row read again is compared by the caller."""
+    kept = last.nodes
+    if kept.keys() == objectives.keys():
+        return dict(kept)
+    return {pk: kept[pk] if pk in kept else _flow_node(o) for pk, o in objectives.items()}
+
+
 def _compute_flows(cycle, data, results):
     """Progress up, risk down and the impacts (``flows``), and the objectives whose stored
     flows differ. After a run of the cycle in this process (``_FLOWS``), only what a change
@@ -1747,15 +1794,16 @@ def _compute_flows(cycle, data, results):
     own_progress = data.get("own_progress", {})
     aligned_key_results = data.get("aligned_key_results", ())
     last = _FLOWS.pop(cycle.pk, None)
-    if last is not None and last.objectives.keys() != objectives.keys():
-        last = None
     if last is None:
         nodes = {pk: _flow_node(o) for pk, o in objectives.items()}
         moved_rows = None
         tree_moved = True
     else:
-        nodes, tree_moved = dict(last.nodes), last.extra != extra
+        nodes, tree_moved = _kept_flow_nodes(last, objectives), last.extra != extra
         moved_rows = set(_not_the_same(objectives, last.objectives))
+        # An objective that came or went moves the tree (its node is made or left out above).
+        tree_moved = tree_moved or len(nodes) != len(last.nodes) or bool(
+            moved_rows - last.nodes.keys())
         for pk in moved_rows:
             node = _flow_node(objectives[pk])
             if node != nodes[pk]:

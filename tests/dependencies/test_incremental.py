@@ -595,9 +595,13 @@ def test_the_bench_runs_a_dependency_that_ends_and_starts_again_from_the_kept_gr
     assert "after a dependency ends (an edge goes): changed" in text, text
     assert "after it starts again (the edge comes back): changed" in text, text
     assert "after a restart (nothing kept in the process; the rules' units stored)" in text, text
+    assert "after a title edit: changed" in text, text
+    assert "after a new objective with a key result: changed" in text, text
+    assert "trees: consistent" in text, text  # the new objective deleted again, its gap closed
     # The three runs after a restart that read the saved state back (``test_snapshot``), the
-    # check-in's run, then the dependency's two: none propagated in full.
-    assert counted["incremental propagation"] == 6, counted
+    # check-in's run, the title edit's, the new objective's, then the dependency's two, and
+    # the untimed run after the new objective is deleted again: none propagated in full.
+    assert counted["incremental propagation"] == 9, counted
     assert counted["full propagation"] == 0, counted
     with scopes_disabled():
         org = Organization.objects.get(slug="bench-300")

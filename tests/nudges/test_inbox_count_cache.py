@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from django.core.cache import cache, caches
 from django.db import connection
+from django.db.models import Count, IntegerField, Value
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -253,3 +254,169 @@ def test_without_a_cache_the_count_is_counted(revenue, monkeypatch):
     assert nav_count(r, r.liam) == truth(r, r.liam) > 0
     _mia_raises_a_blocker(r)  # its bump fails too: the write still succeeds
     assert nav_count(r, r.liam) == truth(r, r.liam)
+
+
+# A request's own writes count again only the kinds that read a table they wrote.
+
+def _count_queries(queries):
+    """The SQL of the counting queries (every kind's subquery in one query)."""
+    return [q["sql"] for q in queries if 'FROM "orgs_organization"' in q["sql"]
+            and "COUNT(DISTINCT" in q["sql"]]
+
+
+def _tables_of(sql):
+    from django.apps import apps
+
+    return {m._meta.label for m in apps.get_models() if f'"{m._meta.db_table}"' in sql}
+
+
+def _every_kind_asked(r):
+    """A context in which every kind has a query: a manager who leads every team and signs
+    off."""
+    with scope(organization=r.org):
+        ctx = inbox.Context(member(r, r.world.admin.user))
+        ctx.led = frozenset(type(r.sales).objects.for_org(r.org).values_list("pk", flat=True))
+        ctx.is_manager = ctx.can_sign_off = True
+        return ctx, {key: query(ctx) for key, query in inbox.QUERIES.items()}
+
+
+def test_each_kind_reads_the_tables_it_is_counted_again_for_and_no_health(revenue):
+    r = populate(revenue)
+    ctx, queries = _every_kind_asked(r)
+    for key, qs in queries.items():
+        # As ``counts`` asks it: the rows' count, no column of them.
+        sql = str(qs.order_by().annotate(one=Value(1, output_field=IntegerField()))
+                  .values("one").annotate(n=Count("pk", distinct=True)).values("n").query)
+        assert _tables_of(sql) == inbox.KIND_TABLES[key], key
+        # A change of health moves no kind ("inbox" is not in ``versions.HEALTH``).
+        for column in ("effective_health", "risk_causes", "rolled_progress", "risk_above",
+                       '"impact"', "current_value"):
+            assert column not in sql, (key, column)
+        assert inbox.KIND_TABLES[key] <= versions.TOPICS["inbox"], key
+    assert inbox.CONTEXT_TABLES <= versions.TOPICS["inbox"]
+    assert "inbox" not in versions.HEALTH
+
+
+def _edit_objective(r, user, objective, **changes):
+    with scope(organization=r.org):
+        o = Objective.objects.for_org(r.org).get(pk=objective.pk)
+    data = {"title": o.title, "why": o.why, "team": o.team_id, "parent": o.parent_id or "",
+            "state": o.state, "version": o.version, "theme": o.theme_id or "",
+            "success": o.success, "tradeoffs": o.tradeoffs, **changes}
+    with CaptureQueriesContext(connection) as posted:
+        response = client_for(user).post(
+            reverse("objective_edit", args=[r.org.slug, o.pk]), data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    return posted
+
+
+def test_an_objective_edit_counts_again_only_the_kinds_that_read_objectives(
+        revenue, monkeypatch):
+    """Mia edits her team's objective's title: nothing of hers changes, the badge shows the
+    same number, and the write counts again only the kinds that read objectives; the full
+    count comes after the response."""
+    r = populate(revenue)
+    before = nav_count(r, r.mia)
+    assert before == truth(r, r.mia) > 0
+    asked = []
+    monkeypatch.setattr(inbox, "_recount_now_or_later",
+                        lambda m: asked.append((m.organization_id, m.user_id)))
+    posted = _edit_objective(r, r.mia, r.win, title="Win the enterprise segment, twice")
+    counted = _count_queries(posted.captured_queries)
+    assert len(counted) == 1, counted
+    assert _tables_of(counted[0]) >= {"okrs.Objective", "alignment.RecascadeFlag"}
+    # Not the kinds that read none of what the edit wrote.
+    assert not _tables_of(counted[0]) & {"alignment.SignOffRequest", "alignment.Stakeholder",
+                                         "alignment.StatusUpdate"}
+    assert asked == [(r.org.pk, r.mia.pk)]  # the full count, after the response
+    assert nav_count(r, r.mia) == before == truth(r, r.mia)
+    inbox.recount(*asked[0])
+    assert nav_count(r, r.mia) == truth(r, r.mia)
+
+
+def test_a_persons_own_write_that_changes_their_count_shows_on_the_next_page(
+        revenue, monkeypatch):
+    """Liam approves the proposal he was asked to review (one item less) and Ethan commits
+    to the request he was asked (one less): each badge is right on the next page, before
+    any count after the response (which is held back here)."""
+    r = populate(revenue)
+    monkeypatch.setattr(inbox, "_recount_now_or_later", lambda m: None)
+    for user, post in (
+            (r.liam, {"kind": "review", "do": "approve", "pk": r.proposed.pk}),
+            (r.ethan, {"kind": "request", "do": "commit", "pk": r.dependency.pk})):
+        before = nav_count(r, user)
+        with CaptureQueriesContext(connection) as posted:
+            client_for(user).post(reverse("inbox_act", args=[r.org.slug]), post)
+        assert len(_count_queries(posted.captured_queries)) == 1
+        assert truth(r, user) < before
+        assert nav_count(r, user) == truth(r, user), user
+
+
+def test_a_count_from_own_writes_is_counted_again_in_full(revenue, monkeypatch):
+    """What others wrote before a person's write comes in: a kept count that was not current
+    before the write is counted in full; one made of the own writes alone is shown, then
+    counted again in full after the next page."""
+    r = populate(revenue)
+    before = nav_count(r, r.liam)
+    _mia_raises_a_blocker(r)  # someone else's write: Liam's kept count is no longer current
+    posted = _edit_objective(r, r.liam, r.arr, title="Grow ARR to 15M, profitably")
+    counted = _count_queries(posted.captured_queries)
+    assert len(counted) == 1 and "alignment_statusupdate" in counted[0], counted
+    assert nav_count(r, r.liam) == truth(r, r.liam) == before + 1
+    # Now a write of his counted alone, while the full count after it is held back, and
+    # another blocker raised meanwhile: shown as counted, then counted in full.
+    asked = []
+    monkeypatch.setattr(inbox, "_recount_now_or_later",
+                        lambda m: asked.append((m.organization_id, m.user_id)))
+    _edit_objective(r, r.liam, r.arr, title="Grow ARR to 15M")
+    with scope(organization=r.org):
+        workflows.post_update(membership=member(r, r.mia), workflow=r.workflow, team=r.sales,
+                              text="No legal review yet", is_blocker=True)
+    assert nav_count(r, r.liam) == before + 1
+    assert asked
+    inbox.recount(*asked[0])
+    assert nav_count(r, r.liam) == truth(r, r.liam) == before + 2
+
+
+@pytest.mark.parametrize("timezone_name", ["UTC", "America/New_York", "Pacific/Auckland"])
+def test_the_count_query_made_once_is_the_query_made_afresh_at_any_moment(
+        revenue, timezone_name):
+    """The counting query is made once per person and shape, then only its moments move: at
+    other moments (minutes, days, a month later, across a change of day and of daylight
+    saving time in the organization's time zone), the same SQL and parameters as made
+    afresh, and the same counts."""
+    r = populate(revenue)
+    with scopes_disabled():
+        type(r.org).objects.filter(pk=r.org.pk).update(timezone=timezone_name)
+        r.org.refresh_from_db()
+    start = timezone.now().replace(month=3, day=7, hour=23, minute=30)
+    moments = [start, start + timedelta(minutes=45), start + timedelta(days=1, hours=5),
+               start + timedelta(days=31, minutes=1), start - timedelta(days=200)]
+    with scope(organization=r.org):
+        for user in (r.ethan, r.mia, r.liam, r.world.admin.user):
+            m = member(r, user)
+            m.organization = r.org
+            for kinds in (None, {"check_in", "review", "score"}):
+                inbox._PREPARED.clear()
+                inbox._prepared(inbox.Context(m, now=start), kinds)
+                for now in moments:
+                    ctx = inbox.Context(m, now=now)
+                    with CaptureQueriesContext(connection) as built:
+                        afresh = inbox._count_query(ctx, kinds)
+                    assert not built.captured_queries  # made of the context alone
+                    sql, params = inbox._prepared(ctx, kinds)
+                    assert (sql, list(params)) == (afresh[0], list(afresh[1])), (user, now)
+                    assert inbox.counts(ctx, kinds) == _counts_by_the_orm(ctx, kinds)
+
+
+def _counts_by_the_orm(ctx, kinds):
+    """The counts as the ORM gives them, from a query made afresh."""
+    sql, params = inbox._count_query(ctx, kinds)
+    keys = [k.key for k in inbox.KINDS if kinds is None or k.key in kinds]
+    if sql is None:
+        return dict.fromkeys(keys, 0)
+    sizes = {}
+    for key in keys:
+        qs = inbox.QUERIES[key](ctx)
+        sizes[key] = 0 if qs is None else qs.order_by().values("pk").distinct().count()
+    return sizes

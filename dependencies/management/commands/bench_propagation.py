@@ -116,6 +116,18 @@ class Command(BaseCommand):
         # the rules' stored findings kept (a check-in changes nothing they read).
         if self._check_in(org, cycle):
             self._timed_run(cycle, "after one check-in (recomputes what it reached)")
+        # A title edit and a new objective with a key result, as the app writes them (a plain
+        # UPDATE, an insert into the tree), each run from what the last run kept.
+        edited = Objective.objects.for_org(org).filter(cycle=cycle).order_by("pk").first()
+        if edited is not None:
+            with transaction.atomic():
+                Objective.objects.for_org(org).filter(pk=edited.pk).update(
+                    title=_edited_title(edited.title))
+                network.mark_changed(cycle)
+            self._timed_run(cycle, "after a title edit")
+        made = self._new_objective(org, cycle)
+        if made is not None:
+            self._timed_run(cycle, "after a new objective with a key result")
         # A dependency that ends (an edge goes), then starts again (it comes back): each run
         # from the graph the last one kept, the topological order kept or mended in place.
         ends = Dependency.objects.for_org(org).filter(
@@ -147,6 +159,13 @@ class Command(BaseCommand):
         self.stdout.write(
             f"best full recompute: {best.total_ms:.0f} ms from nothing, {restart.total_ms:.0f} ms "
             f"after a restart; worst loop check: {max(timings):.1f} ms on {connection.vendor}")
+        if made is not None:  # the organization as it was, for the next bench (untimed)
+            with transaction.atomic():
+                KeyResult.objects.for_org(org).filter(objective=made).delete()
+                # The instance's delete closes its gap in the tree (a queryset's would not).
+                Objective.objects.for_org(org).get(pk=made.pk).delete()
+                network.mark_changed(cycle)
+            network.run(cycle)
 
     def _saved_state(self):
         stats = snapshot.stats
@@ -170,6 +189,24 @@ class Command(BaseCommand):
             network.mark_changed(cycle)
         return True
 
+    def _new_objective(self, org, cycle):
+        """A new objective under the first objective with a parent, with one key result,
+        marked changed; None if there is no such parent."""
+        parent = Objective.objects.for_org(org).filter(
+            cycle=cycle, parent__isnull=False).order_by("pk").first()
+        if parent is None:
+            return None
+        with transaction.atomic():
+            made = Objective.objects.create(
+                organization=org, cycle=cycle, team_id=parent.team_id, parent=parent,
+                title="Open the northern market", state=Objective.State.PUBLISHED)
+            KeyResult.objects.create(
+                organization=org, objective=made, title="Sign 4 distributors",
+                owner_team_id=parent.team_id, start_value=0, target_value=4, current_value=1,
+                confidence="at_risk")
+            network.mark_changed(cycle)
+        return made
+
     def _timed_run(self, cycle, label):
         """``network.run`` once, its figures written after ``label``: rows changed, the whole
         task's wall time, this process's CPU and (on a local PostgreSQL) its backend's."""
@@ -182,6 +219,11 @@ class Command(BaseCommand):
                           f"{outcome.total_ms:.0f} ms (this process's CPU {cpu:.0f} ms{pg}"
                           f"{_saving(outcome)})")
         return outcome
+
+
+def _edited_title(title):
+    """Another title, and back on the next bench: the organization does not grow a suffix."""
+    return title.removesuffix(" (edited)") if title.endswith(" (edited)") else f"{title} (edited)"
 
 
 def _saving(outcome):
