@@ -11,14 +11,12 @@ read.
 
 import threading
 import time as clock
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
 from django.db.models import (
     Count,
     DateTimeField,
@@ -320,53 +318,11 @@ def _q_source(ctx):
 
 QUERIES = {k.key: globals()[f"_q_{k.key}"] for k in KINDS}
 
-# The tables each kind's query reads (``tests/nudges`` holds them to the SQL), besides those
-# every kind starts from (``Context``: the teams, the person's role): after a write of some of
-# them, only those kinds are counted again (``_recount_own_writes``).
-CONTEXT_TABLES = frozenset(("orgs.Team", "orgs.Membership"))
-KIND_TABLES = {
-    "request": {"orgs.Cycle", "dependencies.Dependency"},
-    "contribution": {"orgs.Cycle", "okrs.Objective", "okrs.KeyResult",
-                     "dependencies.Contribution"},
-    "review": {"orgs.Cycle", "okrs.Objective"},
-    "signoff": {"orgs.Cycle", "alignment.Workflow", "alignment.SignOffRequest"},
-    "recascade": {"orgs.Cycle", "okrs.Objective", "alignment.RecascadeFlag"},
-    "escalation": {"orgs.Cycle", "dependencies.Dependency", "dependencies.EscalationStep",
-                   "alignment.StatusUpdate", "alignment.Workflow"},
-    "declined": {"orgs.Cycle", "dependencies.Dependency"},
-    "cannot": {"orgs.Cycle", "alignment.Workflow", "alignment.Stakeholder"},
-    "blocker": {"orgs.Cycle", "alignment.Workflow", "alignment.StatusUpdate"},
-    "recovery": {"orgs.Cycle", "okrs.Objective", "dependencies.RecoveryAction"},
-    "check_in": {"orgs.Cycle", "okrs.Objective", "okrs.KeyResult"},
-    "ignored": {"orgs.Cycle", "okrs.Objective", "okrs.KeyResult"},
-    "score": {"orgs.Cycle", "okrs.Objective", "okrs.KeyResult"},
-    "source": {"orgs.Cycle", "okrs.Objective", "okrs.KeyResult", "integrations.DataSource"},
-}
 
-
-def counts(ctx, kinds=None):
-    """How many items of each kind wait on the person: one query for all kinds (or for
-    ``kinds`` alone: the result then has those). Its SQL is made once per person and shape
-    (``_prepared``): building a dozen querysets costs more than PostgreSQL's answer."""
-    keys = [k.key for k in KINDS if kinds is None or k.key in kinds]
-    sql, params = _prepared(ctx, kinds)
-    if sql is None:
-        return dict.fromkeys(keys, 0)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        found = cursor.fetchone()
-        row = dict(zip([c[0] for c in cursor.description], found, strict=True)) if found \
-            else {}
-    return {key: row.get(key, 0) for key in keys}
-
-
-def _count_query(ctx, kinds):
-    """The counting query's (sql, params), made by the ORM; (None, None) when no kind is
-    asked of the person."""
+def counts(ctx):
+    """How many items of each kind wait on the person: one query for all kinds."""
     sizes = {}
     for key, query in QUERIES.items():
-        if kinds is not None and key not in kinds:
-            continue
         qs = query(ctx)
         if qs is None:
             continue
@@ -375,41 +331,9 @@ def _count_query(ctx, kinds):
             .annotate(n=Count("pk", distinct=True)).values("n")[:1],
             output_field=IntegerField()), 0)
     if not sizes:
-        return None, None
-    queryset = Organization.objects.filter(pk=ctx.org.pk).values(**sizes)[:1]
-    return queryset.query.get_compiler(queryset.db).as_sql()
-
-
-# The counting query of the last people counted in this process, by everything it is made
-# of but the moment: the organization, the person and their role, the teams they lead, who
-# signs off, every team's cadence, the kinds asked. The moment enters only as parameters, each
-# ``ctx.now`` or ``ctx.today`` moved by a constant (``due_q``, the scoring window): a query
-# made at another moment is the same with its datetimes and dates moved by the difference
-# (``tests/nudges`` holds it to a query made afresh).
-PREPARED = 512
-_PREPARED = OrderedDict()
-_PREPARED_LOCK = threading.Lock()
-
-
-def _prepared(ctx, kinds):
-    key = (ctx.org.pk, ctx.user_id, ctx.membership.role, ctx.led, ctx.is_manager,
-           ctx.can_sign_off, tuple(sorted(ctx.cadence.items())),
-           None if kinds is None else frozenset(kinds))
-    with _PREPARED_LOCK:
-        found = _PREPARED.get(key)
-        if found is not None:
-            _PREPARED.move_to_end(key)
-    if found is None:
-        sql, params = _count_query(ctx, kinds)
-        with _PREPARED_LOCK:
-            _PREPARED[key] = (sql, params, ctx.now, ctx.today)
-            while len(_PREPARED) > PREPARED:
-                _PREPARED.popitem(last=False)
-        return sql, params
-    sql, params, then, then_day = found
-    moved, days = ctx.now - then, ctx.today - then_day
-    return sql, tuple(p + moved if isinstance(p, datetime) else p + days
-                      if isinstance(p, date) else p for p in params)
+        return {k.key: 0 for k in KINDS}
+    row = Organization.objects.filter(pk=ctx.org.pk).values(**sizes).first() or {}
+    return {k.key: row.get(k.key, 0) for k in KINDS}
 
 
 def _rows(ctx, key, qs, start, stop):
@@ -681,8 +605,7 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 class InboxCountMiddleware:
     """A request that writes counts its author's inbox again before it answers, when what
-    the count reads has moved: the next page shows the person's own change. Only the kinds
-    that read a table the request wrote are counted (``_recount_own_writes``). Recounts asked
+    the count reads has moved: the next page shows the person's own change. Recounts asked
     for during any request run after its response."""
 
     def __init__(self, get_response):
@@ -691,56 +614,13 @@ class InboxCountMiddleware:
     def __call__(self, request):
         _request.later = {}
         _request.writes = request.method in UNSAFE_METHODS
-        writes = versions.watch("inbox") if _request.writes else None
-        try:
-            response = self.get_response(request)
-        finally:
-            if writes is not None:
-                versions.unwatch()
+        response = self.get_response(request)
         membership = getattr(request, "membership", None)
         if _request.writes and membership is not None:
             membership.__dict__.pop("_inbox_counts", None)
             with scope(organization=membership.organization):
-                _recount_own_writes(membership, writes)
+                cached_counts(membership, fresh=True)
         return response
-
-
-# Kept by a request that counted only the kinds its writes touched: a version that is never
-# current, so the next page shows the count and has it counted again in full after its
-# response (what others wrote meanwhile comes in then).
-OWN_WRITES = "own writes"
-
-
-def _recount_own_writes(membership, writes):
-    """The person's count after their request's writes (``versions.Writes``): when the kept
-    count was current just before the first of them and they name their tables, the kept
-    count with only the kinds that read those tables counted again; else ``cached_counts``,
-    every kind when the count moved."""
-    org_id = membership.organization_id
-    tables = writes.tables.get(org_id, set()) | writes.tables.get(versions.EVERY_ORG, set())
-    before = writes.before.get(org_id)
-    if (not tables or before is None or None in tables or tables & CONTEXT_TABLES
-            or versions.EVERY_ORG in writes.tables or not versions._cache_up()):
-        return cached_counts(membership, fresh=True)
-    key = _count_key(membership)
-    try:
-        kept = cache.get(key)
-    except (RedisError, OSError) as error:
-        versions._cache_failed(error)
-        return cached_counts(membership, fresh=True)
-    if kept is None or kept["v"] != before or clock.time() - kept["at"] >= COUNT_TTL:
-        return cached_counts(membership, fresh=True)
-    kinds = {kind for kind, read in KIND_TABLES.items() if read & tables}
-    sizes = {**kept["sizes"], **(counts(Context(membership), kinds) if kinds else {})}
-    try:
-        now = cache.get(key)
-        if now is None or now["at"] <= kept["at"]:  # never over a count begun later
-            cache.set(key, {"sizes": sizes, "v": OWN_WRITES, "at": kept["at"]}, KEEP)
-    except (RedisError, OSError) as error:
-        versions._cache_failed(error)
-    membership._inbox_counts = sizes
-    recount_later(membership)
-    return sizes
 
 
 def after_response(**kwargs):

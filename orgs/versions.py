@@ -24,7 +24,6 @@ another's writes only when its entries expire (``TTL`` of each reader). Producti
 """
 
 import logging
-import threading
 import time
 import uuid
 
@@ -303,55 +302,13 @@ def _pages_of_rows(model, rows):
             bump_pages(org_id, pages_of_rows(model._meta.label, theirs))
 
 
-class Writes:
-    """What the writes in this thread moved of one topic since ``watch``: the tables written,
-    by organization (``EVERY_ORG`` for a write of every organization; ``None`` in the set for
-    a topic bumped by hand, whose tables are not known), and the topic's version before the
-    first of them (None: not known). Lets a cached read count again only what a request's own
-    writes can have changed (``nudges.inbox``)."""
-
-    def __init__(self, topic):
-        self.topic = topic
-        self.tables = {}
-        self.before = {}
-
-
-_watched = threading.local()
-
-
-def watch(topic):
-    """Start noting the writes of ``topic`` in this thread (a request): returns the ``Writes``."""
-    _watched.writes = Writes(topic)
-    return _watched.writes
-
-
-def unwatch():
-    _watched.writes = None
-
-
-def _note(org_id, topics, label):
-    writes = getattr(_watched, "writes", None)
-    if writes is None or writes.topic not in topics:
-        return
-    if org_id not in writes.before:
-        try:
-            writes.before[org_id] = version(org_id, writes.topic) if org_id != EVERY_ORG \
-                else None
-        except (RedisError, OSError):
-            writes.before[org_id] = None
-    writes.tables.setdefault(org_id, set()).add(label)
-
-
-def bump(org_id, topics, *, label=None):
+def bump(org_id, topics):
     """Move the versions of ``topics`` for the organization (``None``: every organization), now
-    and once more when the surrounding transaction commits. ``label``: the table written
-    (``app_label.ModelName``), when one is."""
+    and once more when the surrounding transaction commits."""
     topics = tuple(topics)
     if not topics:
         return
     org_id = EVERY_ORG if org_id is None else org_id
-    if _cache_up():
-        _note(org_id, topics, label)
     _bump_now(org_id, topics)
     if not connection.in_atomic_block:
         return
@@ -393,7 +350,7 @@ def bump_for_queryset(model, rows=None, fields=None):
     if not orgs:
         orgs = {scope_org_id()}
     for org_id in orgs:
-        bump(org_id, topics, label=label)
+        bump(org_id, topics)
 
 
 def _topics_written(model, fields):
@@ -412,7 +369,7 @@ def _on_row_change(sender, instance, raw=False, update_fields=None, **kwargs):
         topics = tuple(t for t in topics if t != PAGE_TOPIC)
         _pages_of_rows(sender, [instance])
     if topics:
-        bump(getattr(instance, "organization_id", None), topics, label=sender._meta.label)
+        bump(getattr(instance, "organization_id", None), topics)
 
 
 def connect():
@@ -429,9 +386,8 @@ def connect():
 # What a change of health moves: the propagation run writes effective health, rolled progress
 # and rolled values with raw SQL (no signal, no queryset), so it bumps these at its end, and
 # ``mark_changed`` bumps them for any change that can move health. Not "objective": the
-# objective page reads health, values and findings afresh (``okrs/sections.py``). Not "inbox":
-# no kind of "Needs me" reads health, progress or a rolled value (``tests/nudges``).
-HEALTH = ("review", "network", "netmap", "matrix")
+# objective page reads health, values and findings afresh (``okrs/sections.py``).
+HEALTH = ("inbox", "review", "network", "netmap", "matrix")
 
 
 def health_changed(cycle):
