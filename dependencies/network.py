@@ -15,6 +15,7 @@ import hashlib
 import heapq
 import json
 import logging
+import threading
 import time
 from collections import Counter, OrderedDict, defaultdict
 from contextlib import contextmanager
@@ -143,19 +144,27 @@ def run(cycle, *, now=None):
     result may be stale, so it is computed again under the lock, and what is written is current.
     """
     with _gc_paused():
-        _WRITTEN.pop(cycle.pk, None)
+        key = _written_key(cycle.pk)
+        _WRITTEN.pop(key, None)
         outcome = atomic_with_retry(_run, cycle, now=now)
         # The rows kept take what the run wrote (its last attempt's, committed), then the
         # state is saved with them: the next run, here or after a restart, reads none again.
-        _after_write(cycle.pk, _WRITTEN.pop(cycle.pk, None))
+        # (Called inside a transaction that then rolls back, as no caller does, the rows kept
+        # would hold writes that never committed: tasks call it outside any.)
+        _after_write(cycle.pk, _WRITTEN.pop(key, None))
         if not outcome.skipped:
             outcome.saved_ms = _save(cycle)  # when due (``snapshot.due``), after the commit
         return outcome
 
 
-# cycle id -> the ``_Written`` of the run in progress's last attempt (``run``); the one its
-# writes fill (``_write``, ``_write_flows``), while they run.
+# (cycle id, thread) -> the ``_Written`` of the run in progress's last attempt (``run``); the
+# one its writes fill (``_write``, ``_write_flows``), while they run. By thread: a run of the
+# cycle in another thread of the process never takes this run's uncommitted writes.
 _WRITTEN = {}
+
+
+def _written_key(cycle_id):
+    return cycle_id, threading.get_ident()
 _WRITING = ContextVar("network_writing", default=None)
 
 
@@ -293,7 +302,7 @@ def _gc_paused():
 
 def _run(cycle, *, now=None):
     started = time.perf_counter()
-    _WRITTEN.pop(cycle.pk, None)  # an attempt rolled back wrote nothing
+    _WRITTEN.pop(_written_key(cycle.pk), None)  # an attempt rolled back wrote nothing
     now = now or timezone.now()
     lock_propagation(cycle.pk)
     generation = _generation(cycle)
@@ -318,7 +327,7 @@ def _run(cycle, *, now=None):
     changed_o, changed_k, before, after = _diff(data, results, cycle.pk)
     webhooks.emit_health_changes(cycle, data, changed_o, changed_k)
     # What the write leaves in the rows the run read, for the rows kept after the commit.
-    written = _WRITTEN[cycle.pk] = _Written(data) if cycle.pk in _ROWS else None
+    written = _WRITTEN[_written_key(cycle.pk)] = _Written(data) if cycle.pk in _ROWS else None
     token = _WRITING.set(written)
     try:
         _write(changed_o, changed_k, rolled_values)
