@@ -136,6 +136,16 @@ def test_nodes_that_come_and_go_are_computed_from_the_kept_graph(seed):
     assert computed >= 9, computed
 
 
+
+def built_with_upper_risks(r, seed, rng):
+    """A generated network of 240 objectives, some of its company and department objectives at
+    risk: flows above and impacts are computed too."""
+    with scope(organization=r.org):
+        generate.build(r.org, r.cycle, 240, seed=seed)
+        for k in KeyResult.objects.filter(objective__cycle=r.cycle,
+                                          objective__team__kind__in=("company", "department")):
+            KeyResult.objects.filter(pk=k.pk).update(confidence=rng.choice(HEALTHS[1:]))
+
 def test_a_new_objective_with_a_key_result_moves_no_node_and_computes_what_it_reaches():
     """The common case: a new key result into a new objective into a kept parent. New nodes
     are placed first, so no kept node moves; only the new nodes and what their results reach
@@ -285,12 +295,7 @@ def test_new_and_gone_nodes_are_computed_from_the_kept_graph(
     monkeypatch.setattr(propagation, "RESHAPE_UP_TO", 0.25)
     r, when = revenue, clock()
     rng = random.Random(seed)
-    with scope(organization=r.org):
-        generate.build(r.org, r.cycle, 240, seed=seed)
-        # Some company and department objectives at risk: impacts are computed too.
-        for k in KeyResult.objects.filter(objective__cycle=r.cycle,
-                                          objective__team__kind__in=("company", "department")):
-            KeyResult.objects.filter(pk=k.pk).update(confidence=rng.choice(HEALTHS[1:]))
+    built_with_upper_risks(r, seed, rng)
     network.forget()
     run(r, when())
     steps = [*NODE_CHANGES, *rng.choices([*NODE_CHANGES, *EDGE_CHANGES], k=8)]

@@ -314,6 +314,24 @@ def warm(monkeypatch):
     return calls
 
 
+
+def _stopped_after_warm_runs(r, objectives, seed, rng, *, check_in):
+    """A network run from nothing, then warm after a title edit (the rules' warm run, then the
+    network's) and, with ``check_in``, after a check-in; then the worker stops (it saves what it
+    keeps) and restarts (it keeps nothing). The clock is at ``at(minutes=2)`` at most."""
+    built_with_risks_above(r, objectives, seed, rng)
+    network.forget()
+    run(r, at())
+    with scope(organization=r.org):
+        _title(r, rng)
+    run(r, at(minutes=1))
+    if check_in:
+        with scope(organization=r.org):
+            _check_in(r, rng)
+        run(r, at(minutes=2))
+    worker_process_shutdown.send(sender=None)  # the worker stops: it saves what it keeps
+    network.forget(saved=False)
+
 @pytest.mark.parametrize("change", [_check_in, _title, _key_result_title])
 def test_after_a_restart_the_first_run_is_a_warm_run(revenue, restored, warm, monkeypatch,
                                                      change):
@@ -323,17 +341,7 @@ def test_after_a_restart_the_first_run_is_a_warm_run(revenue, restored, warm, mo
     where the change reached, and stores what a run from scratch stores."""
     r = revenue
     rng = random.Random(11)
-    built_with_risks_above(r, 200, 11, rng)
-    network.forget()
-    run(r, at())
-    with scope(organization=r.org):
-        _title(r, rng)  # a warm run of the rules, then of the network
-    run(r, at(minutes=1))
-    with scope(organization=r.org):
-        _check_in(r, rng)
-    run(r, at(minutes=2))
-    worker_process_shutdown.send(sender=None)  # the worker stops: it saves what it keeps
-    network.forget(saved=False)
+    _stopped_after_warm_runs(r, 200, 11, rng, check_in=True)
     warm.clear()
     with scope(organization=r.org):
         change(r, rng)
@@ -353,14 +361,7 @@ def test_a_rules_state_of_other_rules_code_is_refused(revenue, restored, warm, m
     network's parts are used, and the run stores what a run from scratch stores."""
     r = revenue
     rng = random.Random(12)
-    built_with_risks_above(r, 160, 12, rng)
-    network.forget()
-    run(r, at())
-    with scope(organization=r.org):
-        _title(r, rng)
-    run(r, at(minutes=1))
-    worker_process_shutdown.send(sender=None)
-    network.forget(saved=False)
+    _stopped_after_warm_runs(r, 160, 12, rng, check_in=False)
     monkeypatch.setattr(alignment_rules, "_CODE", "another version")
     warm.clear()
     with scope(organization=r.org):

@@ -22,7 +22,6 @@ from okrs import progress
 from okrs.models import KeyResult, Objective
 from tests.dependencies.test_fingerprint import stored
 from tests.dependencies.test_incremental import (
-    HEALTHS,
     _check_in,
     _delete_key_result,
     _delete_objective,
@@ -41,6 +40,7 @@ from tests.dependencies.test_incremental_nodes import (
     _key_result_feeds_a_new_one,
     _new_child_under_a_new_objective,
     _new_objectives_with_key_results,
+    built_with_upper_risks,
 )
 
 pytestmark = [
@@ -236,12 +236,7 @@ def test_warm_runs_after_rows_come_and_go_patch_own_healths_and_keep_the_flows(
 
     monkeypatch.setattr(network, "_kept_flow_nodes", counted_kept_flow_nodes)
     r, rng = revenue, random.Random(seed)
-    with scope(organization=r.org):
-        generate.build(r.org, r.cycle, 240, seed=seed)
-        # Some company and department objectives at risk: flows above and impacts too.
-        for k in KeyResult.objects.filter(objective__cycle=r.cycle,
-                                          objective__team__kind__in=("company", "department")):
-            KeyResult.objects.filter(pk=k.pk).update(confidence=rng.choice(HEALTHS[1:]))
+    built_with_upper_risks(r, seed, rng)
     network.forget()
     run(r, at())
     steps = [_new_objective, _new_child_under_a_new_objective, _key_result_feeds_a_new_one,
