@@ -715,6 +715,10 @@ def kept_rows(cycle_id):
     return _ROWS.get(cycle_id)
 # A run that finds more than this share of rows moved reads them all again, in one query.
 REREAD_ALL_ABOVE = 0.2
+# A run that finds more objectives than this whose version alone moved (a tree move) asks
+# only for the key results of the objectives written that had none kept (``_written``'s
+# ``but``), rather than for those of every objective written.
+VIA_HELD_ABOVE = 200
 
 
 def _objective_and_key_result_rows(cycle):
@@ -750,10 +754,18 @@ def _objective_and_key_result_rows(cycle):
                 since = None  # too old to compare with a row's 32-bit transaction id
             if since is not None:
                 objectives_qs = _written(objectives_qs, since)
+            objectives = _patch(kept.objectives, objectives_qs, read_objectives, renewed)
+            if since is not None:
                 # A key result is in the cycle by its own row and its objective's (its cycle,
                 # its state): either written since the horizon, and it may have come or gone.
-                key_results_qs = _written(key_results_qs, since, via="okrs_objective")
-            objectives = _patch(kept.objectives, objectives_qs, read_objectives, renewed)
+                # After a tree move (most objectives written), only the objectives that had
+                # no key result kept: one that had, was in the cycle and live when the key
+                # results were read, so a key result of it whose own row was not written
+                # since was kept (it could not have come).
+                held = (sorted({k["objective_id"] for k in kept.key_results.values()})
+                        if len(renewed) > VIA_HELD_ABOVE else None)
+                key_results_qs = _written(key_results_qs, since, via="okrs_objective",
+                                          but=held)
             key_results = _patch(kept.key_results, key_results_qs, read_key_results)
         _ROWS[cycle.pk] = _KeptRows(teams, objectives, key_results, horizon, renewed)
         while len(_ROWS) > KEPT_GRAPHS:
@@ -816,15 +828,21 @@ def _horizon():
     return snapshot if mine is None else min(snapshot, mine)
 
 
-def _written(queryset, since, via=None):
+def _written(queryset, since, via=None, but=None):
     """``queryset`` with ``written``: whether a row's version (or, with ``via``, that of the
-    row of that table it is joined to, the name being its alias in the query) has a
-    transaction id not below the horizon ``since`` (of an earlier run: ``_horizon``)."""
-    tables = (queryset.model._meta.db_table, *((via,) if via else ()))
+    row of that table it is joined to, the name being its alias in the query, unless its id
+    is in ``but``) has a transaction id not below the horizon ``since`` (of an earlier run:
+    ``_horizon``)."""
     xid = str(since % 2 ** 32)
-    return queryset.annotate(written=RawSQL(
-        "(" + " OR ".join(f"age({t}.xmin) <= age(%s::xid)" for t in tables) + ")",
-        (xid,) * len(tables), output_field=BooleanField()))
+    sql, params = f"(age({queryset.model._meta.db_table}.xmin) <= age(%s::xid)", [xid]
+    if via:
+        sql += f" OR (age({via}.xmin) <= age(%s::xid)"
+        params.append(xid)
+        if but is not None:
+            sql += f" AND NOT {via}.id = ANY(%s::bigint[])"
+            params.append(but)
+        sql += ")"
+    return queryset.annotate(written=RawSQL(sql + ")", params, output_field=BooleanField()))
 
 
 def _rehashed(kept, versions, moved, renewed):

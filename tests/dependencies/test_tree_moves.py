@@ -291,3 +291,40 @@ def test_the_rules_keep_their_rows_the_tree_moved_and_read_a_column_of_theirs(
     run(r, at(minutes=4))
     assert changed in set().union(*rules_reads), rules_reads
     run_from_scratch_stores(r, at(minutes=4), stored(r), "commitment")
+
+
+def test_key_results_that_come_back_with_their_objective_in_a_tree_move_are_read(
+        built, monkeypatch):
+    """After a tree move the key results are asked for by their own rows and those of the
+    objectives written that had none kept (``network.VIA_HELD_ABOVE``, here for any move): a
+    retired objective back in the same transaction as a tree insert brings its key results
+    back, their own rows untouched."""
+    r = built
+    monkeypatch.setattr(network, "VIA_HELD_ABOVE", 0)
+    held_ids = []
+    written = network._written
+
+    def spied(queryset, since, via=None, but=None):
+        if but is not None:
+            held_ids.append(set(but))
+        return written(queryset, since, via=via, but=but)
+
+    monkeypatch.setattr(network, "_written", spied)
+    tree = _in_the_largest_tree(r)
+    with scopes_disabled():
+        retired = next(o for o in tree[1:] if KeyResult.objects.filter(objective=o).exists())
+        its_key_results = set(KeyResult.objects.filter(objective=retired).values_list(
+            "id", flat=True))
+        Objective.objects.filter(pk=retired.pk).update(state="retired")
+    run(r, at(minutes=1))
+    assert not its_key_results & network._ROWS[r.cycle.pk].key_results.keys()
+    run_from_scratch_stores(r, at(minutes=1), stored(r), "retired")
+    run(r, at(minutes=2))  # warm again
+    with scopes_disabled(), transaction.atomic():
+        _insert(r, tree[0])
+        Objective.objects.filter(pk=retired.pk).update(state="published")
+    held_ids.clear()
+    run(r, at(minutes=3))
+    assert held_ids and retired.pk not in held_ids[-1], held_ids
+    assert its_key_results <= network._ROWS[r.cycle.pk].key_results.keys()
+    run_from_scratch_stores(r, at(minutes=3), stored(r), "back with a tree insert")
