@@ -286,9 +286,12 @@ def _keep(cycle_id, kept):
         del rules.KEPT[oldest]
 
 
-def _objective_rows(org, cycle, kept):
+def _objective_rows(org, cycle, kept, renewed=None):
     """The rules' objective rows: on PostgreSQL the kept ones but for those whose version
-    moved (one narrow query of versions, then the moved rows)."""
+    moved (one narrow query of versions, then the moved rows). A row whose version alone
+    moved, as ``dependencies.network`` found in this run (a tree move: ``_KeptRows.renewed``,
+    from the version kept here to the one read here), is the kept one with its new version,
+    not read; ``renewed`` (a dict) takes them: id -> the row kept."""
     queryset = _objectives_qs(org, cycle)
     if not kept or not _postgresql():
         return _read_objectives(queryset)
@@ -296,13 +299,35 @@ def _objective_rows(org, cycle, kept):
         "okrs_objective.xmin::text || '/' || okrs_objective.ctid::text", ())).values_list(
             "id", "v")
     versions = _rows_list(versions)
-    moved = {pk for pk, version in versions if (kept.get(pk) or _NO_ROW)[-1] != version}
+    moved = {pk: version for pk, version in versions
+             if (kept.get(pk) or _NO_ROW)[-1] != version}
+    same = _renewed_by_the_network(cycle) if moved else None
+    again = {}
+    if same:
+        for pk, version in moved.items():
+            row = kept.get(pk)
+            if row is not None and same.get(pk) == (row[-1], version):
+                again[pk] = (*row[:-1], version)
+                if renewed is not None:
+                    renewed[pk] = row
+        for pk in again:
+            del moved[pk]
     if len(moved) > len(kept) // 5:
         return _read_objectives(queryset)
     fresh = _read_objectives(queryset.filter(id__in=moved)) if moved else {}
+    fresh.update(again)
     # A row gone between the two reads is left out (it is not in ``fresh``).
     return {pk: fresh.get(pk) or kept[pk] for pk, _ in versions
             if pk in fresh or pk not in moved}
+
+
+def _renewed_by_the_network(cycle):
+    """The objectives whose version alone moved, as ``dependencies.network`` found them in
+    this run (its hash covers the columns read here too), or None."""
+    from dependencies import network
+
+    rows = network.kept_rows(cycle.pk)
+    return rows.renewed if rows is not None else None
 
 
 _NO_ROW = (None,)
@@ -332,10 +357,11 @@ def _inputs(org, cycle, check, now):
     """The rules' data (a ``rules.Cycle`` of the rules that ignore the clock) from rows kept
     by version, and the identity of the rows it used (``_identity``)."""
     last = _kept(cycle.pk)
+    renewed = {}  # id -> the row kept, of the rows whose version alone moved
     if check.rows is not None:
         objective_rows, key_result_rows = check.rows
     else:
-        objective_rows = _objective_rows(org, cycle, last.objectives)
+        objective_rows = _objective_rows(org, cycle, last.objectives, renewed)
         key_result_rows = _key_result_rows(org, cycle, check)
     settings, teams, themes, parents = check.small
     team_of = {pk: (name, kind, lead_id, lead or "") for pk, name, kind, lead_id, lead in teams}
@@ -354,6 +380,10 @@ def _inputs(org, cycle, check, now):
             was = last_built.get(pk)
             if was is not None and was[0] is row:
                 built[pk] = was
+                objectives.append(was[2])
+                continue
+            if was is not None and renewed and was[0] is renewed.get(pk):
+                built[pk] = (row, was[1], was[2])  # the same columns, a new version
                 objectives.append(was[2])
                 continue
         _, title, team_id, parent_id, is_local, state, theme_id, commitment, _ = row

@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, connections, transaction
-from django.db.models import BooleanField, F, Q, TextField, Value
+from django.db.models import BigIntegerField, BooleanField, F, Q, TextField, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -540,9 +540,33 @@ def _load(cycle):
 _VERSION = "{table}.xmin::text || '/' || {table}.ctid::text"
 
 
+# A 64-bit hash of the columns of an objective's own row that ``_read_objectives`` reads (its
+# team's name, lead and kind come with the teams' versions, ``_KeptRows.teams``) and of those
+# the misalignment rules read (``alignment.report._OBJECTIVE_COLUMNS``), kept with the row as
+# "row_hash". A row whose version moved but whose hash did not (mptt rewrites the
+# ``lft``/``rght`` of nearly every objective of a tree when one is inserted, moved or deleted)
+# is the row kept: it only takes its new version, and is neither read nor compared again. The
+# numbers and the JSON columns are hashed as their text, which is what is read: their values'
+# hashes would not tell 1 from 1.0 (or 0.0 from -0.0), which a read does. Not a cryptographic
+# hash: a title typed on purpose to give its row, in a write that moves nothing else the network
+# reads, the very hash it had would leave the old title in what the network keeps until the
+# row's next write (in that organization only); by accident, a chance of about 2^-64.
+_OBJECTIVE_HASH = (
+    "hash_record_extended(ROW({t}.parent_id, {t}.team_id, {t}.title, {t}.effective_health, "
+    "{t}.level, {t}.progress_mode, {t}.key_results_weight::text, {t}.weight::text, "
+    "{t}.rolled_progress::text, {t}.risk_causes::text, {t}.risk_above::text, "
+    "{t}.impact::text, {t}.is_local, {t}.state, {t}.theme_id, {t}.commitment), 0)")
+
+
 def _versioned(queryset, table):
-    return queryset.annotate(row_version=RawSQL(_VERSION.format(table=table), (),
-                                            output_field=TextField()))
+    """``queryset`` with each row's version, and an objective's with its hash besides
+    (``_OBJECTIVE_HASH``)."""
+    queryset = queryset.annotate(row_version=RawSQL(_VERSION.format(table=table), (),
+                                                    output_field=TextField()))
+    if table == "okrs_objective":
+        queryset = queryset.annotate(row_hash=RawSQL(_OBJECTIVE_HASH.format(t=table), (),
+                                                     output_field=BigIntegerField()))
+    return queryset
 
 
 def _objective_rows(cycle):
@@ -575,7 +599,8 @@ NUMBER_COLUMNS = ("start_value", "target_value", "current_value", "weight")
 
 def _read_objectives(cycle, queryset):
     rows = {}
-    version = ("row_version",) if "row_version" in queryset.query.annotations else ()
+    version = tuple(name for name in ("row_version", "row_hash")
+                    if name in queryset.query.annotations)
     flags = {}  # the text of a flag of risk above -> the flag (``_flat_json``)
     for row in _rows(queryset.values(*OBJECTIVE_COLUMNS, *version, causes_text=CAUSES_TEXT,
                                      above_text=Cast("risk_above", TextField()),
@@ -669,11 +694,15 @@ class _KeptRows(NamedTuple):
     after the run's commit, the version and the columns its own write left: ``_after_write``),
     with their versions, and the versions of the teams (whose names, leads and kinds the rows
     carry). ``horizon``: a transaction id such that every row version written after the rows
-    were read has a transaction id not below it (``_horizon``); None: unknown."""
+    were read has a transaction id not below it (``_horizon``); None: unknown. ``renewed``:
+    the objectives whose version moved since the last run while their hash did not (a tree
+    move), found by the run that read these rows: id -> (the version kept, the version read);
+    the misalignment rules keep their own rows of them (``alignment.report._objective_rows``)."""
     teams: tuple
     objectives: dict
     key_results: dict
     horizon: int | None = None
+    renewed: dict | None = None
 
 
 _ROWS = OrderedDict()  # cycle id -> _KeptRows, for the last ``KEPT_GRAPHS`` cycles run
@@ -686,6 +715,10 @@ def kept_rows(cycle_id):
     return _ROWS.get(cycle_id)
 # A run that finds more than this share of rows moved reads them all again, in one query.
 REREAD_ALL_ABOVE = 0.2
+# A run that finds more objectives than this whose version alone moved (a tree move) asks
+# only for the key results of the objectives written that had none kept (``_written``'s
+# ``but``), rather than for those of every objective written.
+VIA_HELD_ABOVE = 200
 
 
 def _objective_and_key_result_rows(cycle):
@@ -704,6 +737,7 @@ def _objective_and_key_result_rows(cycle):
         key_results_qs = _versioned(key_results_qs, "okrs_keyresult")
         kept = _ROWS.pop(cycle.pk, None)
         horizon = _horizon()  # before any read of this run
+        renewed = {}
         with connection.cursor() as cursor:
             cursor.execute("SELECT id, xmin::text, ctid::text FROM orgs_team "
                            "WHERE organization_id = %s ORDER BY id", [cycle.organization_id])
@@ -720,12 +754,20 @@ def _objective_and_key_result_rows(cycle):
                 since = None  # too old to compare with a row's 32-bit transaction id
             if since is not None:
                 objectives_qs = _written(objectives_qs, since)
+            objectives = _patch(kept.objectives, objectives_qs, read_objectives, renewed)
+            if since is not None:
                 # A key result is in the cycle by its own row and its objective's (its cycle,
                 # its state): either written since the horizon, and it may have come or gone.
-                key_results_qs = _written(key_results_qs, since, via="okrs_objective")
-            objectives = _patch(kept.objectives, objectives_qs, read_objectives)
+                # After a tree move (most objectives written), only the objectives that had
+                # no key result kept: one that had, was in the cycle and live when the key
+                # results were read, so a key result of it whose own row was not written
+                # since was kept (it could not have come).
+                held = (sorted({k["objective_id"] for k in kept.key_results.values()})
+                        if len(renewed) > VIA_HELD_ABOVE else None)
+                key_results_qs = _written(key_results_qs, since, via="okrs_objective",
+                                          but=held)
             key_results = _patch(kept.key_results, key_results_qs, read_key_results)
-        _ROWS[cycle.pk] = _KeptRows(teams, objectives, key_results, horizon)
+        _ROWS[cycle.pk] = _KeptRows(teams, objectives, key_results, horizon, renewed)
         while len(_ROWS) > KEPT_GRAPHS:
             _ROWS.popitem(last=False)
         objectives, key_results = dict(objectives), dict(key_results)
@@ -733,27 +775,32 @@ def _objective_and_key_result_rows(cycle):
     return objectives, key_results, bad
 
 
-def _patch(kept, queryset, read):
+def _patch(kept, queryset, read, renewed=None):
     """The rows of ``queryset`` ({id: row}, in the order of ids): the ``kept`` ones but for
     those whose version moved, read again. When ``queryset`` knows which rows were written
     since the last run (``_written``), only their versions are read (``_written_since``);
-    else, or when a kept row may have gone, the version of every row."""
-    written = _written_since(kept, queryset) if "written" in queryset.query.annotations \
+    else, or when a kept row may have gone, the version of every row. ``renewed``: a dict
+    that takes the rows kept whose version alone moved (``_rehashed``)."""
+    hashed = ("row_hash",) if "row_hash" in queryset.query.annotations else ()
+    written = _written_since(kept, queryset, hashed) if "written" in queryset.query.annotations \
         else None
     if written is None:
-        versions = _rows_list(queryset.values_list("id", "row_version"))
+        versions = _rows_list(queryset.values_list("id", "row_version", *hashed))
         total = len(versions)
     else:
         versions, total = written
     get = kept.get
-    moved = [pk for pk, version in versions if (get(pk) or _NO_ROW)["row_version"] != version]
+    moved = [pk for pk, version, *_ in versions
+             if (get(pk) or _NO_ROW)["row_version"] != version]
+    if moved and hashed:
+        moved = _rehashed(kept, versions, moved, {} if renewed is None else renewed)
     if len(moved) > REREAD_ALL_ABOVE * max(total, 1):
         return _as_kept(kept, read(queryset))
     fresh = _as_kept(kept, read(queryset.filter(id__in=moved))) if moved else {}
     if written is None:
         # In the order of ids (the versions'), the kept rows but for the fresh ones; the rows
         # gone are not in the versions.
-        return {pk: fresh.get(pk) or kept[pk] for pk, _ in versions}
+        return {pk: fresh.get(pk) or kept[pk] for pk, *_ in versions}
     rows = dict(kept)  # every kept row is still there (``_written_since``)
     rows.update(fresh)
     last = next(reversed(kept), None)  # the largest id kept (in the order of ids)
@@ -781,21 +828,50 @@ def _horizon():
     return snapshot if mine is None else min(snapshot, mine)
 
 
-def _written(queryset, since, via=None):
+def _written(queryset, since, via=None, but=None):
     """``queryset`` with ``written``: whether a row's version (or, with ``via``, that of the
-    row of that table it is joined to, the name being its alias in the query) has a
-    transaction id not below the horizon ``since`` (of an earlier run: ``_horizon``)."""
-    tables = (queryset.model._meta.db_table, *((via,) if via else ()))
+    row of that table it is joined to, the name being its alias in the query, unless its id
+    is in ``but``) has a transaction id not below the horizon ``since`` (of an earlier run:
+    ``_horizon``)."""
     xid = str(since % 2 ** 32)
-    return queryset.annotate(written=RawSQL(
-        "(" + " OR ".join(f"age({t}.xmin) <= age(%s::xid)" for t in tables) + ")",
-        (xid,) * len(tables), output_field=BooleanField()))
+    sql, params = f"(age({queryset.model._meta.db_table}.xmin) <= age(%s::xid)", [xid]
+    if via:
+        sql += f" OR (age({via}.xmin) <= age(%s::xid)"
+        params.append(xid)
+        if but is not None:
+            sql += f" AND NOT {via}.id = ANY(%s::bigint[])"
+            params.append(but)
+        sql += ")"
+    return queryset.annotate(written=RawSQL(sql + ")", params, output_field=BooleanField()))
 
 
-def _written_since(kept, queryset):
+def _rehashed(kept, versions, moved, renewed):
+    """Of the rows ``moved`` (whose version is not the one kept), those whose hash moved too
+    (``_OBJECTIVE_HASH``), or that were not kept: the others are the rows kept, which take
+    their new versions (and are the very objects kept, as after ``_as_kept``), noted in
+    ``renewed`` (id -> (version kept, version read))."""
+    get = kept.get
+    hashes = {pk: value for pk, _, value in versions}
+    left = []
+    for pk in moved:
+        row = get(pk)
+        value = hashes[pk]
+        if row is None or value is None or row.get("row_hash") != value:
+            left.append(pk)
+    if len(left) < len(moved):
+        versions_of = {pk: version for pk, version, _ in versions}
+        for pk in set(moved).difference(left):
+            row = get(pk)
+            renewed[pk] = (row["row_version"], versions_of[pk])
+            row["row_version"] = versions_of[pk]
+    return left
+
+
+def _written_since(kept, queryset, hashed=()):
     """(id, version) of the rows of ``queryset`` written since the horizon it was given
     (``_written``), in the order of ids, and how many rows ``queryset`` has; None when a kept
-    row may have gone. One statement, so one snapshot.
+    row may have gone. One statement, so one snapshot. With ``hashed`` (``("row_hash",)``),
+    each row written also has its hash: (id, version, hash).
 
     Why that finds every row that moved: a row version visible now whose transaction id is
     below ``since`` was written by a transaction that had ended (committed) before the
@@ -808,16 +884,21 @@ def _written_since(kept, queryset):
     kept (a transaction still open then, a write of other columns), which costs a compare.
     Rows gone (deleted, retired, moved to another cycle) are not in the answer: they are seen
     in the count, which must be the kept rows and the new ones."""
-    rows = queryset.order_by().values_list("id", "row_version", "written")
+    rows = queryset.order_by().values_list("id", "row_version", "written", *hashed)
     sql, params = rows.query.get_compiler(queryset.db).as_sql()
+    names = ", ".join(("id", "row_version", "written", *hashed))
+    # The hashes only of the rows written (the subquery is pulled up: the others are not
+    # hashed).
+    also = "".join(f", array_agg(q.{name} ORDER BY q.id) FILTER (WHERE q.written)"
+                   for name in hashed)
     with connections[queryset.db].cursor() as cursor:
         cursor.execute(
             "SELECT count(*), array_agg(q.id ORDER BY q.id) FILTER (WHERE q.written), "
-            "array_agg(q.row_version ORDER BY q.id) FILTER (WHERE q.written) "
-            f"FROM ({sql}) AS q(id, row_version, written)", params)
-        total, ids, versions = cursor.fetchone()
-    versions = list(zip(ids or (), versions or (), strict=True))
-    came = sum(1 for pk, _ in versions if pk not in kept)
+            f"array_agg(q.row_version ORDER BY q.id) FILTER (WHERE q.written){also} "
+            f"FROM ({sql}) AS q({names})", params)
+        total, *columns = cursor.fetchone()
+    versions = list(zip(*(column or () for column in columns), strict=True))
+    came = sum(1 for pk, *_ in versions if pk not in kept)
     if total != len(kept) + came:
         return None
     return versions, total
@@ -837,6 +918,8 @@ def _as_kept(kept, fresh):
         old = kept.get(pk)
         if old is not None and _same_row(old, row):
             old["row_version"] = row["row_version"]
+            if "row_hash" in row:
+                old["row_hash"] = row["row_hash"]
             fresh[pk] = old
     return fresh
 
@@ -852,7 +935,7 @@ def _same_row(old, new):
         return False
     for key, value in new.items():
         was = old[key]
-        if was is value or key == "row_version":
+        if was is value or key == "row_version" or key == "row_hash":
             continue
         kind = value.__class__
         if was.__class__ is not kind or was != value or (
@@ -1562,14 +1645,18 @@ class _Written:
         it gave; return the rows left to write without a version."""
         version = partial(self._version, kind)
         payload = [{**row, "ver": version(row["id"])} for row in rows]
+        # An objective's new hash too (``_OBJECTIVE_HASH``), of the row as written.
+        hashed = ", " + _OBJECTIVE_HASH.format(t="t") if kind == OBJ else ""
         cursor.execute(sql.format(ver=", ver text") + " AND " + _VERSION.format(table="t")
-                       + " = v.ver RETURNING t.id, " + _VERSION.format(table="t") + ", "
-                       + returning, [json.dumps(payload)])
+                       + " = v.ver RETURNING t.id, " + _VERSION.format(table="t") + hashed
+                       + ", " + returning, [json.dumps(payload)])
         mine, done = self.rows[kind], set()
         for pk, after, *values in cursor.fetchall():
             row = mine.get(pk)
             if row is None:
                 row = mine[pk] = {}
+            if hashed:
+                row["row_hash"] = values.pop(0)
             row.update(read(*values))
             row["row_version"] = after
             done.add(pk)

@@ -61,7 +61,9 @@ from .models import NetworkSnapshot
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 4  # round 11's pickle was 1; 3: the rows' horizon; 4: the warm run's parts
+# Round 11's pickle was 1; 3: the rows' horizon; 4: the warm run's parts; 5: each objective
+# row's hash (``network._OBJECTIVE_HASH``), which a row of an older format lacks.
+FORMAT = 5
 MAGIC = b"NKS2"
 SALT = "dependencies.snapshot"
 # A process saves a cycle's state after a run that computed it from nothing (nothing kept,

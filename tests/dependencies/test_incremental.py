@@ -465,9 +465,9 @@ def reads(monkeypatch):
     calls = Counter()
     patch, impacts = network._patch, flows.impacts
 
-    def counted_patch(kept, queryset, read):
+    def counted_patch(*args, **kwargs):
         calls["rows patched"] += 1
-        return patch(kept, queryset, read)
+        return patch(*args, **kwargs)
 
     def counted_impacts(*args, kept=None, changed=None, **kwargs):
         before = dict(kept or {})
