@@ -39,6 +39,7 @@ import hmac
 import json
 import logging
 import marshal
+import math
 import struct
 import time
 import zlib
@@ -61,7 +62,8 @@ from .models import NetworkSnapshot
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 4  # round 11's pickle was 1; 3: the rows' horizon; 4: the warm run's parts
+FORMAT = 5  # round 11's pickle was 1; 3: the rows' horizon; 4: the warm run's parts;
+# 5: the rules' part after the compressed rest
 MAGIC = b"NKS2"
 SALT = "dependencies.snapshot"
 # A process saves a cycle's state after a run that computed it from nothing (nothing kept,
@@ -118,14 +120,45 @@ def _pack_values(values, kinds):
                     return "s" if kind is str else "S", joined.encode("utf-8", "surrogatepass")
             if kind is tuple and len(set(map(len, values))) == 1 and values[0]:
                 # Tuples of one length (what a key result gave its objective, say): a column
-                # per position, zipped back.
-                return "T", [_pack_column(column) for column in zip(*values, strict=True)]
+                # per position, zipped back; when they are few distinct ones (a key result's
+                # flags, its part of its objective), each once and a code per value, read back
+                # as one shared tuple per distinct value (they are immutable).
+                columns = list(zip(*values, strict=True))
+                few = _few_tuples(values, columns)
+                if few is not None:
+                    return "U", few
+                return "T", [_pack_column(column) for column in columns]
             if kind is datetime and all(v.tzinfo is UTC for v in values):
                 micros = map(_MICROSECOND.__rfloordiv__, map(_EPOCH.__rsub__, values))
                 return "t", array("q", micros).tobytes()
         except OverflowError:
             pass
     return "m", marshal.dumps(values)
+
+
+_EXACT = frozenset((bool, int, str, _NONE))  # equal values of one of these types are the same
+
+
+def _few_tuples(values, columns):
+    """(the distinct tuples, a code per value) when ``values`` (tuples of plain values) hold at
+    most a quarter as many distinct ones, and equal tuples are the same value, to the type and
+    the ``repr``: each position holds one type (and None), and a float position no -0.0 (equal
+    to 0.0). Else None."""
+    for column in columns:
+        kinds = set(map(type, column))
+        kinds.discard(_NONE)
+        if len(kinds) > 1 or not kinds <= _EXACT | {float}:
+            return None
+        if kinds == {float}:
+            zeros = list(compress(column, map((0.0).__eq__, column)))
+            if min(map(math.copysign, repeat(1.0), zeros), default=1.0) < 0:
+                return None
+    distinct = dict.fromkeys(values)
+    if len(distinct) > len(values) // 4 or len(distinct) > 2**32:
+        return None
+    few = list(distinct)
+    codes = array("I", map(dict(zip(few, count())).__getitem__, values))
+    return marshal.dumps(few), codes.tobytes()
 
 
 def _unpack_values(code, data):
@@ -145,6 +178,9 @@ def _unpack_values(code, data):
         return texts if code == "s" else list(map(Decimal, texts))
     if code == "T":
         return list(zip(*map(_unpack_column, data), strict=True))
+    if code == "U":
+        few, codes = data
+        return list(map(marshal.loads(few).__getitem__, array("I", codes)))
     if code == "t":
         return list(map(_EPOCH.__add__, map(_MICROSECOND.__mul__, array("q", data))))
     if code == "m":
@@ -479,6 +515,9 @@ def _pack_identities(table, kept, parent):
     ids = list(table)
     same = list(map(is_, table.values(), map(kept.get, ids)))
     others = [(i, table[ids[i]][parent]) for i in compress(count(), map(_NOT.__getitem__, same))]
+    # Most often a copy of the rows kept, in their order: not saved again (None).
+    if not others and len(ids) == len(kept) and ids == list(kept):
+        return None, marshal.dumps(others)
     return array("q", ids).tobytes(), marshal.dumps(others)
 
 
@@ -487,6 +526,8 @@ _NOT = {True: False, False: True}
 
 def _unpack_identities(packed, kept, parent):
     ids, others = packed
+    if ids is None:  # a copy of the rows kept (``_pack_identities``)
+        return kept.copy()
     ids = _ints(ids)
     rows = list(map(kept.get, ids))
     for i, value in marshal.loads(others):
@@ -550,12 +591,18 @@ def _pack_same(table, kept, keys):
 
 def _unpack_same(packed, kept, keys):
     names, others = packed
+    others = _ints(others)
     if names is None:
-        names, values = list(kept), list(kept.values())
-    else:
-        names = list(keys(names))
-        values = list(map(kept.get, names))
-    for i in _ints(others):
+        # A copy of ``kept`` (one C-level copy of the dict), with the few others put in.
+        table = kept.copy()
+        if others:
+            names = list(kept)
+            for i in others:
+                table[names[i]] = _NOT_KEPT
+        return table
+    names = list(keys(names))
+    values = list(map(kept.get, names))
+    for i in others:
         values[i] = _NOT_KEPT
     return dict(zip(names, values, strict=True))
 
@@ -596,13 +643,29 @@ def _pack_own(state, nodes, edges):
         _pack_column(list(map(itemgetter(0), own.fresh))),
         _ids(map(itemgetter(1), own.fresh)))
     extra, dependencies = own.edge_inputs
+    graph = state["graph"]
+    # Parts that are, in the process, the graph's own or made of what the key results gave
+    # (as a run leaves them) are not saved again: read back, they are those objects (None).
+    # The graph's own healths: the very dict (``propagate_graph`` and ``repropagate`` keep it),
+    # saved as its order alone (its values are the results' own healths, ``_pack_graph``).
+    same_own = own.own is graph.own
+    # The key results' edges: those of what each gave, in its order (``_own_health_and_edges``
+    # and ``_patched_own`` make them so), the very edges.
+    made = list(chain.from_iterable(map(itemgetter(4), state["gave"].values())))
+    same_kr_edges = len(made) == len(own.kr_edges) and all(map(is_, made, own.kr_edges))
+    # The edges given: the graph's (the very list after a warm run; a copy of it after a run
+    # from nothing, ``propagate_graph``), edge for edge. Neither list is changed once made.
+    same_edges = own.edges is graph.edges or (
+        len(own.edges) == len(graph.edges) and all(map(is_, own.edges, graph.edges)))
     # ``now`` is only compared with the next run's: kept as the instant, in UTC.
     return {"now": (own.now - _EPOCH) // _MICROSECOND, "elapsed": own.elapsed,
             "objectives": _ids(own.objectives),
-            "own": (nodes.indexes(list(own.own)), _pack_column(list(own.own.values()))),
-            "kr_edges": edges.indexes(own.kr_edges),
+            "own": (nodes.indexes(list(own.own)),
+                    None if same_own else _pack_column(list(own.own.values()))),
+            "kr_edges": None if same_kr_edges else edges.indexes(own.kr_edges),
             "edge_inputs": (_pack_list(extra), _pack_list(dependencies)),
-            "edges": edges.indexes(own.edges), "kr_given": own.kr_given,
+            "edges": None if same_edges else edges.indexes(own.edges),
+            "kr_given": own.kr_given,
             "own_progress": _pack_dict(own.own_progress),
             "aligned": _pack_list(own.aligned_key_results), "fresh": fresh}
 
@@ -610,19 +673,36 @@ def _pack_own(state, nodes, edges):
 def _unpack_own(packed, state, nodes, edges):
     from .network import _KeptOwn
 
-    objectives = state["rows"].objectives
+    objectives, graph, gave = state["rows"].objectives, state["graph"], state["gave"]
     ids = _ints(packed["objectives"])
-    own_nodes, own_values = packed["own"]
+    order, values = packed["own"]
+    order = list(_named(nodes, order))
+    if values is None:
+        # The graph's own healths, the very dict, in its order (the graph's own, made of its
+        # results, is in theirs): the graph takes it.
+        results = graph.results
+        own = dict(zip(order, map(itemgetter(0), map(results.__getitem__, order)), strict=True))
+        if len(own) != len(graph.own):
+            raise ValueError("own healths that are not the graph's")
+        graph = state["graph"] = graph._replace(own=own)
+    else:
+        own = dict(zip(order, _unpack_column(values), strict=True))
+    kr_edges = packed["kr_edges"]
+    kr_edges = list(chain.from_iterable(map(itemgetter(4), gave.values()))) \
+        if kr_edges is None else list(_named(edges, kr_edges))
+    edges_given = graph.edges if packed["edges"] is None else list(_named(edges, packed["edges"]))
     extra, dependencies = packed["edge_inputs"]
     fresh = packed["fresh"]
     if fresh is not None:
         fresh = list(zip(_unpack_column(fresh[0]), _ints(fresh[1]), strict=True))
+    # The objectives: most often the rows kept, in their order (a copy of the dict).
+    same = len(ids) == len(objectives) and ids == array("q", objectives)
     return _KeptOwn(
         _EPOCH + packed["now"] * _MICROSECOND, packed["elapsed"],
-        dict(zip(ids, map(objectives.__getitem__, ids), strict=True)), state["gave"],
-        dict(zip(_named(nodes, own_nodes), _unpack_column(own_values), strict=True)),
-        list(_named(edges, packed["kr_edges"])), (_unpack_list(extra), _unpack_list(dependencies)),
-        list(_named(edges, packed["edges"])), packed["kr_given"],
+        objectives.copy() if same else dict(zip(ids, map(objectives.__getitem__, ids),
+                                                strict=True)),
+        gave, own, kr_edges, (_unpack_list(extra), _unpack_list(dependencies)),
+        edges_given, packed["kr_given"],
         _unpack_dict(packed["own_progress"]), _unpack_list(packed["aligned"]), fresh)
 
 
@@ -723,9 +803,12 @@ def save(cycle, state, nodes):
     identity, xid = _database()
     parts = pack(state)
     packed = time.process_time()
-    body = zlib.compress(marshal.dumps(parts), 1)
+    # The rules' part is compressed already (``alignment.kept.save``): it follows the rest as
+    # it is, rather than through zlib again (which would not shrink it, at some cost).
+    rules = parts.pop("rules", None) or b""
+    body = zlib.compress(marshal.dumps(parts), 1) + rules
     header = json.dumps({"format": FORMAT, "code": code_version(), "database": identity,
-                         "xid": xid}, sort_keys=True).encode()
+                         "xid": xid, "rules": len(rules)}, sort_keys=True).encode()
     mac = _signature(cycle.organization_id, cycle.pk, header, body)
     payload = MAGIC + mac + struct.pack(">I", len(header)) + header + body
     with scopes_disabled(), transaction.atomic():
@@ -768,7 +851,12 @@ def restore(cycle):
     read = time.perf_counter()
     size = struct.unpack(">I", payload[36:40])[0]
     try:
-        state = unpack(marshal.loads(zlib.decompress(payload[40 + size:])))
+        rules = json.loads(payload[40:40 + size])["rules"]  # the rules' part's length
+        body = memoryview(payload)[40 + size:]
+        parts = marshal.loads(zlib.decompress(body[:len(body) - rules]))
+        if rules:
+            parts["rules"] = bytes(body[len(body) - rules:])
+        state = unpack(parts)
     except Exception as e:  # signed by this code, so never expected: computed from nothing
         logger.error("Recompute of cycle %s: the saved network state does not load (%s).",
                      cycle.pk, e, extra={"organization": cycle.organization_id})
