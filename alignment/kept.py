@@ -140,12 +140,13 @@ def _pack_described(kept):
     # Its key results by objective are saved by id: read back, the objects kept (equal to
     # these; a key result made again with the same values keeps the older object here).
     by_id = kept.key_results
-    if any(k != by_id.get(k.id, (None, None))[1]
-           for k in chain.from_iterable(d.key_results_of.values())):
+    mine = list(chain.from_iterable(d.key_results_of.values()))
+    ids = list(map(attrgetter("id"), mine))  # compared in C: equal, as ``!=`` compares them
+    if mine != list(map(itemgetter(1), map(by_id.get, ids, repeat((None, None))))):
         return None
     return {"children": _pack_lists(d.children, _ids),
-            "key_results_of": _pack_lists(d.key_results_of,
-                                          lambda items: _ids(map(attrgetter("id"), items))),
+            "key_results_of": (_ids(d.key_results_of), _ids(map(len, d.key_results_of.values())),
+                               _ids(ids)),
             "by_objective": _pack_lists(d.by_objective, _pack_findings),
             "shape": _pack_findings(d.shape),
             "settings": marshal.dumps(d.settings), "units": d.units}

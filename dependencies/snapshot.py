@@ -49,7 +49,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache, partial
 from itertools import accumulate, chain, compress, count, repeat
-from operator import is_, is_not, itemgetter
+from operator import eq, is_, is_not, itemgetter
 
 from celery.signals import worker_process_shutdown
 from django.db import DatabaseError, connection, transaction
@@ -144,15 +144,21 @@ def _few_tuples(values, columns):
     most a quarter as many distinct ones, and equal tuples are the same value, to the type and
     the ``repr``: each position holds one type (and None), and a float position no -0.0 (equal
     to 0.0). Else None."""
+    floats = []
     for column in columns:
         kinds = set(map(type, column))
         kinds.discard(_NONE)
         if len(kinds) > 1 or not kinds <= _EXACT | {float}:
             return None
         if kinds == {float}:
-            zeros = list(compress(column, map((0.0).__eq__, column)))
-            if min(map(math.copysign, repeat(1.0), zeros), default=1.0) < 0:
-                return None
+            floats.append(column)
+    sample = values[:4096]  # most often telling: a few, or about as many as values
+    if len(set(sample)) > len(sample) // 4:
+        return None
+    for column in floats:
+        zeros = list(compress(column, map(eq, column, repeat(0.0))))  # None is not
+        if min(map(math.copysign, repeat(1.0), zeros), default=1.0) < 0:
+            return None
     distinct = dict.fromkeys(values)
     if len(distinct) > len(values) // 4 or len(distinct) > 2**32:
         return None
@@ -650,9 +656,10 @@ def _pack_own(state, nodes, edges):
     # saved as its order alone (its values are the results' own healths, ``_pack_graph``).
     same_own = own.own is graph.own
     # The key results' edges: those of what each gave, in its order (``_own_health_and_edges``
-    # and ``_patched_own`` make them so), the very edges.
+    # makes them so; ``_patched_own`` keeps the last run's when they are equal: equal edges,
+    # and an edge is only ever compared by value).
     made = list(chain.from_iterable(map(itemgetter(4), state["gave"].values())))
-    same_kr_edges = len(made) == len(own.kr_edges) and all(map(is_, made, own.kr_edges))
+    same_kr_edges = made == own.kr_edges
     # The edges given: the graph's (the very list after a warm run; a copy of it after a run
     # from nothing, ``propagate_graph``), edge for edge. Neither list is changed once made.
     same_edges = own.edges is graph.edges or (
