@@ -245,9 +245,9 @@ def _pack_rows(rows):
     # As many keys in each, and each has all of them (``itemgetter`` below): the same keys.
     if set(map(len, rows)) != {len(names)}:
         raise ValueError("rows with different columns")
-    columns = zip(*map(itemgetter(*names), rows), strict=True) if len(names) > 1 else (
-        [row[names[0]] for row in rows],)
-    return names, [_pack_column(column) for column in columns]
+    # A column at a time (one lookup per row and column, in C): half the time of taking each
+    # row's values as a tuple and transposing them.
+    return names, [_pack_column(list(map(itemgetter(name), rows))) for name in names]
 
 
 def _unpack_rows(packed):
@@ -292,10 +292,14 @@ class _Table:
     by identity first with ``by_identity`` (the edges: hashing one hashes its nodes), which is
     safe as every item looked up and every item of the table is alive meanwhile."""
 
-    def __init__(self, items, *, by_identity=False):
+    def __init__(self, items, *, by_identity=False, places=None):
         self.items = list(items)
         self.by_identity = by_identity
-        self.places = dict(zip(map(id, self.items) if by_identity else self.items, count()))
+        # ``places``: the items' places already ({item: index}, the graph's ``place``, which
+        # ``_pack_graph`` checks), copied: the table adds to its own.
+        self.places = places.copy() if places is not None and len(places) == len(
+            self.items) else dict(zip(map(id, self.items) if by_identity else self.items,
+                                      count()))
         self.equal = None if by_identity else self.places
 
     def indexes(self, items):
@@ -337,7 +341,7 @@ def pack(state):
     """``state`` (what ``network`` keeps of a cycle: "graph", "healths", "rows", "gave",
     "elapsed", "impacts", any of them None) as a dict of flat parts, for ``marshal``."""
     graph, rows, gave, impacts = state["graph"], state["rows"], state["gave"], state["impacts"]
-    nodes = _Table(graph.results)
+    nodes = _Table(graph.results, places=graph.place)
     edges = _Table(graph.edges, by_identity=True)
     out = {"graph": _pack_graph(graph, nodes)}
     healths = state["healths"]
@@ -487,7 +491,8 @@ def _pack_gave(gave, key_results, edges):
     pks, values = list(gave), list(gave.values())
     if not pks:
         return None
-    rows, flags, healths, aligned, kr_edges, parts = zip(*values, strict=True)
+    rows, flags, healths, aligned, kr_edges, parts = (
+        list(map(itemgetter(i), values)) for i in range(6))  # a column at a time, as rows
     others = list(compress(count(), map(is_not, rows, map(key_results.get, pks))))
     return (array("q", pks).tobytes(),
             _pack_column(flags),
