@@ -63,7 +63,7 @@ from .models import NetworkSnapshot
 logger = logging.getLogger(__name__)
 
 FORMAT = 5  # round 11's pickle was 1; 3: the rows' horizon; 4: the warm run's parts;
-# 5: the rules' part after the compressed rest
+# 5: own healths and edges shared with the graph, tuples of few values once each
 MAGIC = b"NKS2"
 SALT = "dependencies.snapshot"
 # A process saves a cycle's state after a run that computed it from nothing (nothing kept,
@@ -815,12 +815,11 @@ def save(cycle, state, nodes):
     identity, xid = _database()
     parts = pack(state)
     packed = time.process_time()
-    # The rules' part is compressed already (``alignment.kept.save``): it follows the rest as
-    # it is, rather than through zlib again (which would not shrink it, at some cost).
-    rules = parts.pop("rules", None) or b""
-    body = zlib.compress(marshal.dumps(parts), 1) + rules
+    # (The rules' part, compressed already, goes through zlib again: at level 1 that still
+    # takes a third off it, 1 MB at 100,000 nodes, for 50-80 ms here and 10 ms on restore.)
+    body = zlib.compress(marshal.dumps(parts), 1)
     header = json.dumps({"format": FORMAT, "code": code_version(), "database": identity,
-                         "xid": xid, "rules": len(rules)}, sort_keys=True).encode()
+                         "xid": xid}, sort_keys=True).encode()
     mac = _signature(cycle.organization_id, cycle.pk, header, body)
     payload = MAGIC + mac + struct.pack(">I", len(header)) + header + body
     with scopes_disabled(), transaction.atomic():
@@ -863,12 +862,7 @@ def restore(cycle):
     read = time.perf_counter()
     size = struct.unpack(">I", payload[36:40])[0]
     try:
-        rules = json.loads(payload[40:40 + size])["rules"]  # the rules' part's length
-        body = memoryview(payload)[40 + size:]
-        parts = marshal.loads(zlib.decompress(body[:len(body) - rules]))
-        if rules:
-            parts["rules"] = bytes(body[len(body) - rules:])
-        state = unpack(parts)
+        state = unpack(marshal.loads(zlib.decompress(payload[40 + size:])))
     except Exception as e:  # signed by this code, so never expected: computed from nothing
         logger.error("Recompute of cycle %s: the saved network state does not load (%s).",
                      cycle.pk, e, extra={"organization": cycle.organization_id})
