@@ -22,8 +22,9 @@ findings) is not saved: the next run runs every rule, as after a restart before.
 import logging
 import marshal
 import zlib
+from collections import deque
 from functools import partial
-from itertools import chain
+from itertools import chain, repeat
 from operator import attrgetter, is_not, itemgetter
 
 from dependencies.snapshot import (
@@ -32,6 +33,7 @@ from dependencies.snapshot import (
     _lists,
     _pack_column,
     _pack_dict,
+    _row_maker,
     _unpack_column,
     _unpack_dict,
 )
@@ -59,23 +61,22 @@ def _uncolumns(columns):
     return zip(*map(_unpack_column, columns), strict=True)
 
 
-def _objective(values):
-    """``rules.Objective`` of its fields in order, as ``rules.objective`` makes it."""
-    o = _new(rules.Objective)
-    o.__dict__.update(zip(_OBJECTIVE_FIELDS, values, strict=True))
-    return o
-
-
-def _finding(values):
-    """``rules.Finding`` of its fields in order, made as ``rules.objective`` makes an
-    objective (the same object: equal, with the same hash)."""
-    f = _new(rules.Finding)
-    f.__dict__.update(zip(_FINDING_FIELDS, values, strict=True))
-    return f
-
-
 _objective_values = attrgetter(*_OBJECTIVE_FIELDS)
 _finding_values = attrgetter(*_FINDING_FIELDS)
+
+
+def _objects(cls, fields, columns):
+    """Objects of ``cls`` (``rules.Objective``, ``rules.Finding``, frozen dataclasses) of their
+    fields' columns, as ``rules.objective`` makes one (the same object: equal, with the same
+    hash), with C-level loops: each one's ``__dict__`` made by a dict display
+    (``snapshot._row_maker``), then set as its ``__dict__``."""
+    dicts = _row_maker(fields)(list(map(_unpack_column, columns)))
+    objects = list(map(_new, repeat(cls, len(dicts))))
+    deque(map(_set, objects, repeat("__dict__"), dicts), maxlen=0)
+    return objects
+
+
+_set = object.__setattr__  # past a frozen dataclass's own ``__setattr__``
 
 
 def _pack_findings(findings):
@@ -83,7 +84,7 @@ def _pack_findings(findings):
 
 
 def _unpack_findings(packed):
-    return list(map(_finding, _uncolumns(packed)))
+    return _objects(rules.Finding, _FINDING_FIELDS, packed)
 
 
 def _pack_lists(table, item):
@@ -139,12 +140,13 @@ def _pack_described(kept):
     # Its key results by objective are saved by id: read back, the objects kept (equal to
     # these; a key result made again with the same values keeps the older object here).
     by_id = kept.key_results
-    if any(k != by_id.get(k.id, (None, None))[1]
-           for k in chain.from_iterable(d.key_results_of.values())):
+    mine = list(chain.from_iterable(d.key_results_of.values()))
+    ids = list(map(attrgetter("id"), mine))  # compared in C: equal, as ``!=`` compares them
+    if mine != list(map(itemgetter(1), map(by_id.get, ids, repeat((None, None))))):
         return None
     return {"children": _pack_lists(d.children, _ids),
-            "key_results_of": _pack_lists(d.key_results_of,
-                                          lambda items: _ids(map(attrgetter("id"), items))),
+            "key_results_of": (_ids(d.key_results_of), _ids(map(len, d.key_results_of.values())),
+                               _ids(ids)),
             "by_objective": _pack_lists(d.by_objective, _pack_findings),
             "shape": _pack_findings(d.shape),
             "settings": marshal.dumps(d.settings), "units": d.units}
@@ -158,7 +160,8 @@ def unpack(packed):
     rows = list(_uncolumns(packed["objectives"]))
     objectives = dict(zip(map(itemgetter(0), rows), rows, strict=True))
     built = dict(zip(objectives, zip(rows, _unpack_column(packed["contexts"]),
-                                     map(_objective, _uncolumns(packed["built"])),
+                                     _objects(rules.Objective, _OBJECTIVE_FIELDS,
+                                              packed["built"]),
                                      strict=True), strict=True))
     ids, versions, columns = packed["key_results"]
     by_id = dict(zip(_ints(ids), zip(_unpack_column(versions), map(

@@ -39,6 +39,7 @@ import hmac
 import json
 import logging
 import marshal
+import math
 import struct
 import time
 import zlib
@@ -48,7 +49,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache, partial
 from itertools import accumulate, chain, compress, count, repeat
-from operator import is_, is_not, itemgetter
+from operator import eq, is_, is_not, itemgetter
 
 from celery.signals import worker_process_shutdown
 from django.db import DatabaseError, connection, transaction
@@ -62,7 +63,8 @@ from .models import NetworkSnapshot
 logger = logging.getLogger(__name__)
 
 # Round 11's pickle was 1; 3: the rows' horizon; 4: the warm run's parts; 5: each objective
-# row's hash (``network._OBJECTIVE_HASH``), which a row of an older format lacks.
+# row's hash (``network._OBJECTIVE_HASH``), which a row of an older format lacks, own healths
+# and edges shared with the graph, tuples of few values once each.
 FORMAT = 5
 MAGIC = b"NKS2"
 SALT = "dependencies.snapshot"
@@ -120,14 +122,51 @@ def _pack_values(values, kinds):
                     return "s" if kind is str else "S", joined.encode("utf-8", "surrogatepass")
             if kind is tuple and len(set(map(len, values))) == 1 and values[0]:
                 # Tuples of one length (what a key result gave its objective, say): a column
-                # per position, zipped back.
-                return "T", [_pack_column(column) for column in zip(*values, strict=True)]
+                # per position, zipped back; when they are few distinct ones (a key result's
+                # flags, its part of its objective), each once and a code per value, read back
+                # as one shared tuple per distinct value (they are immutable).
+                columns = list(zip(*values, strict=True))
+                few = _few_tuples(values, columns)
+                if few is not None:
+                    return "U", few
+                return "T", [_pack_column(column) for column in columns]
             if kind is datetime and all(v.tzinfo is UTC for v in values):
                 micros = map(_MICROSECOND.__rfloordiv__, map(_EPOCH.__rsub__, values))
                 return "t", array("q", micros).tobytes()
         except OverflowError:
             pass
     return "m", marshal.dumps(values)
+
+
+_EXACT = frozenset((bool, int, str, _NONE))  # equal values of one of these types are the same
+
+
+def _few_tuples(values, columns):
+    """(the distinct tuples, a code per value) when ``values`` (tuples of plain values) hold at
+    most a quarter as many distinct ones, and equal tuples are the same value, to the type and
+    the ``repr``: each position holds one type (and None), and a float position no -0.0 (equal
+    to 0.0). Else None."""
+    floats = []
+    for column in columns:
+        kinds = set(map(type, column))
+        kinds.discard(_NONE)
+        if len(kinds) > 1 or not kinds <= _EXACT | {float}:
+            return None
+        if kinds == {float}:
+            floats.append(column)
+    sample = values[:4096]  # most often telling: a few, or about as many as values
+    if len(set(sample)) > len(sample) // 4:
+        return None
+    for column in floats:
+        zeros = list(compress(column, map(eq, column, repeat(0.0))))  # None is not
+        if min(map(math.copysign, repeat(1.0), zeros), default=1.0) < 0:
+            return None
+    distinct = dict.fromkeys(values)
+    if len(distinct) > len(values) // 4 or len(distinct) > 2**32:
+        return None
+    few = list(distinct)
+    codes = array("I", map(dict(zip(few, count())).__getitem__, values))
+    return marshal.dumps(few), codes.tobytes()
 
 
 def _unpack_values(code, data):
@@ -147,6 +186,9 @@ def _unpack_values(code, data):
         return texts if code == "s" else list(map(Decimal, texts))
     if code == "T":
         return list(zip(*map(_unpack_column, data), strict=True))
+    if code == "U":
+        few, codes = data
+        return list(map(marshal.loads(few).__getitem__, array("I", codes)))
     if code == "t":
         return list(map(_EPOCH.__add__, map(_MICROSECOND.__mul__, array("q", data))))
     if code == "m":
@@ -205,9 +247,9 @@ def _pack_rows(rows):
     # As many keys in each, and each has all of them (``itemgetter`` below): the same keys.
     if set(map(len, rows)) != {len(names)}:
         raise ValueError("rows with different columns")
-    columns = zip(*map(itemgetter(*names), rows), strict=True) if len(names) > 1 else (
-        [row[names[0]] for row in rows],)
-    return names, [_pack_column(column) for column in columns]
+    # A column at a time (one lookup per row and column, in C): half the time of taking each
+    # row's values as a tuple and transposing them.
+    return names, [_pack_column(list(map(itemgetter(name), rows))) for name in names]
 
 
 def _unpack_rows(packed):
@@ -252,10 +294,14 @@ class _Table:
     by identity first with ``by_identity`` (the edges: hashing one hashes its nodes), which is
     safe as every item looked up and every item of the table is alive meanwhile."""
 
-    def __init__(self, items, *, by_identity=False):
+    def __init__(self, items, *, by_identity=False, places=None):
         self.items = list(items)
         self.by_identity = by_identity
-        self.places = dict(zip(map(id, self.items) if by_identity else self.items, count()))
+        # ``places``: the items' places already ({item: index}, the graph's ``place``, which
+        # ``_pack_graph`` checks), copied: the table adds to its own.
+        self.places = places.copy() if places is not None and len(places) == len(
+            self.items) else dict(zip(map(id, self.items) if by_identity else self.items,
+                                      count()))
         self.equal = None if by_identity else self.places
 
     def indexes(self, items):
@@ -297,7 +343,7 @@ def pack(state):
     """``state`` (what ``network`` keeps of a cycle: "graph", "healths", "rows", "gave",
     "elapsed", "impacts", any of them None) as a dict of flat parts, for ``marshal``."""
     graph, rows, gave, impacts = state["graph"], state["rows"], state["gave"], state["impacts"]
-    nodes = _Table(graph.results)
+    nodes = _Table(graph.results, places=graph.place)
     edges = _Table(graph.edges, by_identity=True)
     out = {"graph": _pack_graph(graph, nodes)}
     healths = state["healths"]
@@ -447,7 +493,8 @@ def _pack_gave(gave, key_results, edges):
     pks, values = list(gave), list(gave.values())
     if not pks:
         return None
-    rows, flags, healths, aligned, kr_edges, parts = zip(*values, strict=True)
+    rows, flags, healths, aligned, kr_edges, parts = (
+        list(map(itemgetter(i), values)) for i in range(6))  # a column at a time, as rows
     others = list(compress(count(), map(is_not, rows, map(key_results.get, pks))))
     return (array("q", pks).tobytes(),
             _pack_column(flags),
@@ -481,6 +528,9 @@ def _pack_identities(table, kept, parent):
     ids = list(table)
     same = list(map(is_, table.values(), map(kept.get, ids)))
     others = [(i, table[ids[i]][parent]) for i in compress(count(), map(_NOT.__getitem__, same))]
+    # Most often a copy of the rows kept, in their order: not saved again (None).
+    if not others and len(ids) == len(kept) and ids == list(kept):
+        return None, marshal.dumps(others)
     return array("q", ids).tobytes(), marshal.dumps(others)
 
 
@@ -489,6 +539,8 @@ _NOT = {True: False, False: True}
 
 def _unpack_identities(packed, kept, parent):
     ids, others = packed
+    if ids is None:  # a copy of the rows kept (``_pack_identities``)
+        return kept.copy()
     ids = _ints(ids)
     rows = list(map(kept.get, ids))
     for i, value in marshal.loads(others):
@@ -552,12 +604,18 @@ def _pack_same(table, kept, keys):
 
 def _unpack_same(packed, kept, keys):
     names, others = packed
+    others = _ints(others)
     if names is None:
-        names, values = list(kept), list(kept.values())
-    else:
-        names = list(keys(names))
-        values = list(map(kept.get, names))
-    for i in _ints(others):
+        # A copy of ``kept`` (one C-level copy of the dict), with the few others put in.
+        table = kept.copy()
+        if others:
+            names = list(kept)
+            for i in others:
+                table[names[i]] = _NOT_KEPT
+        return table
+    names = list(keys(names))
+    values = list(map(kept.get, names))
+    for i in others:
         values[i] = _NOT_KEPT
     return dict(zip(names, values, strict=True))
 
@@ -598,13 +656,30 @@ def _pack_own(state, nodes, edges):
         _pack_column(list(map(itemgetter(0), own.fresh))),
         _ids(map(itemgetter(1), own.fresh)))
     extra, dependencies = own.edge_inputs
+    graph = state["graph"]
+    # Parts that are, in the process, the graph's own or made of what the key results gave
+    # (as a run leaves them) are not saved again: read back, they are those objects (None).
+    # The graph's own healths: the very dict (``propagate_graph`` and ``repropagate`` keep it),
+    # saved as its order alone (its values are the results' own healths, ``_pack_graph``).
+    same_own = own.own is graph.own
+    # The key results' edges: those of what each gave, in its order (``_own_health_and_edges``
+    # makes them so; ``_patched_own`` keeps the last run's when they are equal: equal edges,
+    # and an edge is only ever compared by value).
+    made = list(chain.from_iterable(map(itemgetter(4), state["gave"].values())))
+    same_kr_edges = made == own.kr_edges
+    # The edges given: the graph's (the very list after a warm run; a copy of it after a run
+    # from nothing, ``propagate_graph``), edge for edge. Neither list is changed once made.
+    same_edges = own.edges is graph.edges or (
+        len(own.edges) == len(graph.edges) and all(map(is_, own.edges, graph.edges)))
     # ``now`` is only compared with the next run's: kept as the instant, in UTC.
     return {"now": (own.now - _EPOCH) // _MICROSECOND, "elapsed": own.elapsed,
             "objectives": _ids(own.objectives),
-            "own": (nodes.indexes(list(own.own)), _pack_column(list(own.own.values()))),
-            "kr_edges": edges.indexes(own.kr_edges),
+            "own": (nodes.indexes(list(own.own)),
+                    None if same_own else _pack_column(list(own.own.values()))),
+            "kr_edges": None if same_kr_edges else edges.indexes(own.kr_edges),
             "edge_inputs": (_pack_list(extra), _pack_list(dependencies)),
-            "edges": edges.indexes(own.edges), "kr_given": own.kr_given,
+            "edges": None if same_edges else edges.indexes(own.edges),
+            "kr_given": own.kr_given,
             "own_progress": _pack_dict(own.own_progress),
             "aligned": _pack_list(own.aligned_key_results), "fresh": fresh}
 
@@ -612,19 +687,36 @@ def _pack_own(state, nodes, edges):
 def _unpack_own(packed, state, nodes, edges):
     from .network import _KeptOwn
 
-    objectives = state["rows"].objectives
+    objectives, graph, gave = state["rows"].objectives, state["graph"], state["gave"]
     ids = _ints(packed["objectives"])
-    own_nodes, own_values = packed["own"]
+    order, values = packed["own"]
+    order = list(_named(nodes, order))
+    if values is None:
+        # The graph's own healths, the very dict, in its order (the graph's own, made of its
+        # results, is in theirs): the graph takes it.
+        results = graph.results
+        own = dict(zip(order, map(itemgetter(0), map(results.__getitem__, order)), strict=True))
+        if len(own) != len(graph.own):
+            raise ValueError("own healths that are not the graph's")
+        graph = state["graph"] = graph._replace(own=own)
+    else:
+        own = dict(zip(order, _unpack_column(values), strict=True))
+    kr_edges = packed["kr_edges"]
+    kr_edges = list(chain.from_iterable(map(itemgetter(4), gave.values()))) \
+        if kr_edges is None else list(_named(edges, kr_edges))
+    edges_given = graph.edges if packed["edges"] is None else list(_named(edges, packed["edges"]))
     extra, dependencies = packed["edge_inputs"]
     fresh = packed["fresh"]
     if fresh is not None:
         fresh = list(zip(_unpack_column(fresh[0]), _ints(fresh[1]), strict=True))
+    # The objectives: most often the rows kept, in their order (a copy of the dict).
+    same = len(ids) == len(objectives) and ids == array("q", objectives)
     return _KeptOwn(
         _EPOCH + packed["now"] * _MICROSECOND, packed["elapsed"],
-        dict(zip(ids, map(objectives.__getitem__, ids), strict=True)), state["gave"],
-        dict(zip(_named(nodes, own_nodes), _unpack_column(own_values), strict=True)),
-        list(_named(edges, packed["kr_edges"])), (_unpack_list(extra), _unpack_list(dependencies)),
-        list(_named(edges, packed["edges"])), packed["kr_given"],
+        objectives.copy() if same else dict(zip(ids, map(objectives.__getitem__, ids),
+                                                strict=True)),
+        gave, own, kr_edges, (_unpack_list(extra), _unpack_list(dependencies)),
+        edges_given, packed["kr_given"],
         _unpack_dict(packed["own_progress"]), _unpack_list(packed["aligned"]), fresh)
 
 
@@ -725,6 +817,8 @@ def save(cycle, state, nodes):
     identity, xid = _database()
     parts = pack(state)
     packed = time.process_time()
+    # (The rules' part, compressed already, goes through zlib again: at level 1 that still
+    # takes a third off it, 1 MB at 100,000 nodes, for 50-80 ms here and 10 ms on restore.)
     body = zlib.compress(marshal.dumps(parts), 1)
     header = json.dumps({"format": FORMAT, "code": code_version(), "database": identity,
                          "xid": xid}, sort_keys=True).encode()

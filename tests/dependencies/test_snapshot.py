@@ -683,3 +683,74 @@ def test_the_bench_reads_the_saved_state_back_after_a_restart(counted, restored)
         r = SimpleNamespace(org=org, cycle=Cycle.objects.get(organization=org))
     after = stored(r)
     run_from_scratch_stores(r, timezone.now(), after, "bench")
+
+
+def _reads_back_exactly(values):
+    """A column of values reads back as itself: each value equal to the type and the ``repr``
+    (a plain reference: ``-0.0`` is not ``0.0``, ``True`` is not ``1``)."""
+    back = snapshot._unpack_column(marshal.loads(marshal.dumps(snapshot._pack_column(values))))
+    assert [(type(v), repr(v)) for v in back] == [(type(v), repr(v)) for v in values]
+    for again, value in zip(back, values, strict=True):
+        if isinstance(value, tuple):
+            assert [type(x) for x in again] == [type(x) for x in value]
+    return back
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_column_of_tuples_reads_back_exactly(seed):
+    """Tuples of few distinct values are saved once each and read back shared (the flags and
+    parts of what key results gave); whatever they hold, each reads back as it was."""
+    rng = random.Random(seed)
+    nan = float("nan")
+    plain = [(False, False, 3, True), (True, False, None, False), (False, True, 7, False)]
+    parts = [(0.0, "on_track", 1.0), (0.5, "at_risk", 2.0), (1.0, "off_track", 1.0)]
+    tricky = [(-0.0, "on_track", 1.0), (True, 1, "x"), (1, True, "x"), (1.0, 1, "x"),
+              (nan, "a", 1.0), (None, "a", 1.0), (0.0, None, 2.5), ((1, 2), "a", 1.0)]
+    for few in (plain, parts, parts + tricky[:1], plain + tricky[1:3], parts + tricky[4:7],
+                [(i, "t") for i in range(50)], tricky[7:]):
+        values = [rng.choice(few) for _ in range(rng.randrange(1, 600))]
+        back = _reads_back_exactly(values)
+        if few is plain or few is parts:
+            if len(values) >= 4 * len(few):  # saved once each: read back as shared tuples
+                assert len({id(v) for v in back}) <= len(few)
+    # Many distinct values: a column per position, as before.
+    _reads_back_exactly([(i, f"t{i}", i / 3) for i in range(700)])
+    _reads_back_exactly([(rng.random(), "x") for _ in range(500)] + [None] * 10)
+
+
+def test_own_healths_and_edges_are_read_back_as_the_graphs_and_what_key_results_gave(
+        revenue, restored, warm):
+    """After warm runs the own healths kept are the graph's own dict and the edges given its
+    edges: saved once, read back as one object each, in the process's order, and the key
+    results' edges as those of what each gave, the very edges; the first run after the restart
+    is warm and stores what a run from scratch stores."""
+    r = revenue
+    rng = random.Random(5)
+    built_with_risks_above(r, 200, 5, rng)
+    network.forget()
+    run(r, at())
+    with scope(organization=r.org):
+        _check_in(r, rng)
+    run(r, at(minutes=1))  # a warm run: its own healths are the graph's, its edges too
+    pk = r.cycle.pk
+    kept = _kept(pk)
+    assert kept["own"].own is kept["graph"].own
+    parts = snapshot.pack(kept)
+    assert parts["own"]["own"][1] is None and parts["own"]["edges"] is None
+    assert parts["own"]["kr_edges"] is None
+    back = snapshot.unpack(marshal.loads(marshal.dumps(parts)))
+    own, graph = back["own"], back["graph"]
+    assert own.own is graph.own and list(own.own.items()) == list(kept["own"].own.items())
+    assert own.edges is graph.edges and own.edges == kept["own"].edges
+    assert own.kr_edges == kept["own"].kr_edges == [
+        e for v in back["gave"].values() for e in v[4]]
+    assert_reads_back_as_kept(pk)
+    worker_process_shutdown.send(sender=None)  # the worker stops: it saves what it keeps
+    network.forget(saved=False)
+    warm.clear()
+    with scope(organization=r.org):
+        _check_in(r, rng)
+    now = at(minutes=2)
+    assert not run(r, now).skipped
+    assert restored["restored"] == 1 and warm["own patched"] == 1, (restored, warm)
+    run_from_scratch_stores(r, now, stored(r), "check-in after a restart")
