@@ -240,4 +240,5 @@ def take(cycle_id):
 
 def forget():
     _SAVED.clear()
+    report._DESCRIBED.clear()
 

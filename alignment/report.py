@@ -13,9 +13,10 @@ prepared.
 import hashlib
 import json
 from collections import Counter, defaultdict
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 
 from django.db import connection
 from django.db.models import Case, Count, F, TextField, Value, When, Window
@@ -180,9 +181,21 @@ def _check(org, cycle):
                       (objectives, key_results))
     kept = _network_key_results(cycle)
     if kept is not None:
-        checked = _key_results_since(org, cycle, *kept)
-        if checked is not None:
-            o, o_versions, k, f_versions = checked
+        values, described = _rules_values(kept[0]), _DESCRIBED.get(cycle.pk)
+        if described is not None and described[0] == values and _IN_RUN.get() == cycle.pk:
+            # The key results as described: their digest is that one, none of them is read.
+            o, o_versions, f_versions = _md5s(
+                (_objectives_qs(org, cycle), _OBJECTIVE_COLUMNS, "okrs_objective"),
+                (_untimed_findings_qs(org, cycle), None, "alignment_finding"))
+            k = described[1]
+        else:
+            checked = _key_results_since(org, cycle, *kept)
+            if checked is None:
+                kept = None
+            else:
+                o, o_versions, k, f_versions = checked
+                _describe_key_results(cycle, values, k)
+        if kept is not None:
             return _Check(o, k, o_versions, None, f_versions, f_versions, _small(org, cycle),
                           network_key_results=kept[0])
     o, o_versions, k, k_versions, f_versions = _md5s(
@@ -190,6 +203,55 @@ def _check(org, cycle):
         (_key_results_qs(org, cycle), _KEY_RESULT_COLUMNS, "okrs_keyresult"),
         (_untimed_findings_qs(org, cycle), None, "alignment_finding"))
     return _Check(o, k, o_versions, k_versions, f_versions, f_versions, _small(org, cycle))
+
+
+# cycle id -> ({id: the rules' columns of a key result}, the digest of that content, as
+# ``_CONTENT``): the key results of the network's rows that a check found to be the table's.
+# A later run whose network rows hold the same in these columns (a check-in moves a row's
+# version, not its title, objective or owner team) takes that digest in its compute phase
+# (``_IN_RUN``, the network's rows read in that run) and reads no key result:
+# its check costs PostgreSQL the objectives and the findings alone. The digest then describes
+# the network's rows of this run (read after the fingerprint was taken), which are the rows
+# the rules take: a write after that read is in no digest the run takes, and the next run,
+# whose fingerprint moved, sees it.
+_DESCRIBED = {}
+# The cycle whose run's compute phase is checking (``prepare``, called by the network's run
+# after it read its rows): only then are the network's rows those of this run.
+_IN_RUN = ContextVar("alignment_report_in_run", default=None)
+
+
+def _rules_values(rows):
+    """{id: (objective_id, title, owner_team_id)} of the network's key result rows."""
+    return dict(zip(rows.keys(), map(_RULES_VALUES, rows.values()), strict=True))
+
+
+def _content_check(org, cycle):
+    """In a run's compute phase, when the network's key results are as described
+    (``_DESCRIBED``): the check of the content alone, which finds whether the stored findings
+    came from these inputs (a check-in: the objectives and the stored findings scanned, no
+    version ordered and digested), if they did; else None, and the rules run on the full
+    check (``_check``)."""
+    kept, described = _network_key_results(cycle), _DESCRIBED.get(cycle.pk)
+    if kept is None or described is None or _IN_RUN.get() != cycle.pk \
+            or _rules_values(kept[0]) != described[0]:
+        return None
+    o, f_versions = _md5s(
+        (_objectives_qs(org, cycle), _OBJECTIVE_COLUMNS, "okrs_objective"),
+        (_untimed_findings_qs(org, cycle), None, "alignment_finding"), versions=(False, True))
+    check = _Check(o, described[1], None, None, f_versions, f_versions, _small(org, cycle),
+                   network_key_results=kept[0])
+    stored = FindingsReport.objects.for_org(org).filter(cycle=cycle).values_list(
+        "inputs", flat=True).first()
+    inputs = _with_findings(_identity(check.objectives, check.key_results, check.small),
+                            check.findings)
+    return check if inputs == stored else None
+
+
+def _describe_key_results(cycle, values, digest):
+    _DESCRIBED.pop(cycle.pk, None)
+    _DESCRIBED[cycle.pk] = (values, digest)
+    for oldest in list(_DESCRIBED)[:-KEPT_CYCLES]:
+        del _DESCRIBED[oldest]
 
 
 def _network_key_results(cycle):
@@ -284,6 +346,7 @@ def _read_objectives(queryset):
 # owner team by id (its name comes with the teams, ``_small``: a row's version does not move
 # when its team is renamed). ``dependencies.network`` reads these too.
 _KEY_RESULT_COLUMNS = ("id", "objective_id", "title", "owner_team_id")
+_RULES_VALUES = itemgetter(*_KEY_RESULT_COLUMNS[1:])  # of a network's row (``_rules_values``)
 
 
 def _read_key_results(queryset):
@@ -631,7 +694,8 @@ def findings(org, cycle, *, now=None, inputs=None, stored=None):
                   if rule not in TIMED_RULES]
         return sorted(found, key=lambda f: (rules.SEVERITY_ORDER[f.severity], f.rule,
                                             f.message))
-    check = check or _check(org, cycle)
+    if check is None or check.objective_versions is None:  # none, or ``_content_check``'s
+        check = _check(org, cycle)
     last = _kept(cycle.pk)
     described = last.described if last.findings is not None and check.finding_versions \
         is not None and last.finding_versions == check.finding_versions else None
@@ -946,7 +1010,10 @@ def prepare(cycle, *, now=None, reuse=False):
     other findings stay as they are, counted in SQL. Otherwise the digest of the rules' inputs
     and stored findings decides (``findings``): equal to the stored one, the same; else every
     rule runs, and the stored findings are compared with what they found (read again, unless
-    this process kept them from its last write and their versions say they are still those)."""
+    this process kept them from its last write and their versions say they are still those).
+
+    Called by the network's run (``dependencies.network.run``) after it read the cycle's rows:
+    the check takes the key results it read (``_DESCRIBED``)."""
     now = now or timezone.now()
     org = cycle.organization
     stored_rows = Finding.objects.for_org(org).filter(cycle=cycle)
@@ -960,7 +1027,11 @@ def prepare(cycle, *, now=None, reuse=False):
                             .annotate(n=Count("id")).order_by()))
         rows = stored_rows.filter(rule__in=TIMED_RULES).values_list(*columns)
     else:
-        check = _check(org, cycle)  # before the rules read
+        token = _IN_RUN.set(cycle.pk)
+        try:  # before the rules read
+            check = _content_check(org, cycle) or _check(org, cycle)
+        finally:
+            _IN_RUN.reset(token)
         inputs = _with_findings(_identity(check.objectives, check.key_results, check.small),
                                 check.findings)
         _CHECKS[cycle.pk] = check
@@ -1136,17 +1207,19 @@ _CONTENT = "coalesce(sum(hash_record_extended(ROW({columns}), 0)), 0) || ' ' || 
 _VERSIONS = "md5(coalesce(string_agg(t.v, ',' ORDER BY t.id), ''))"
 
 
-def _md5s(*sources, extra=()):
+def _md5s(*sources, extra=(), versions=None):
     """For each (queryset, columns, table): the digest of its rows' content in ``columns``
-    (unless None) and the md5 of their row versions in id order, all in one statement (one
-    snapshot), one scan of each source; then the columns of the ``extra`` (sql, params) parts,
-    each a subquery with its alias. PostgreSQL only."""
+    (unless None) and the md5 of their row versions in id order (unless ``versions`` says
+    False for it), all in one statement (one snapshot), one scan of each source; then the
+    columns of the ``extra`` (sql, params) parts, each a subquery with its alias. PostgreSQL
+    only."""
     parts, params = [], []
-    for queryset, columns, table in sources:
+    for i, (queryset, columns, table) in enumerate(sources):
+        with_versions = versions is None or versions[i]
         rows = queryset.annotate(v=RawSQL(_VERSION.format(t=table), ())).values(
-            *(columns or ("id",)), "v").order_by()
+            *(columns or ("id",)), *(("v",) if with_versions else ())).order_by()
         sql, p = rows.query.get_compiler(rows.db).as_sql()
-        digests = [_VERSIONS]
+        digests = [_VERSIONS] if with_versions else []
         if columns:
             names = ", ".join(f't."{name}"' for name in columns)
             digests.insert(0, _CONTENT.format(columns=names))

@@ -359,11 +359,73 @@ def test_the_network_key_results_are_taken_exactly_when_their_versions_are_the_t
             assert (check.network_key_results is kept.key_results) == current, step
             assert check.key_results == content
             taken += current
+            # The digest a check-in's run takes is the table's when the rows are.
+            values, digest = alignment_report._DESCRIBED[r.cycle.pk]
+            if current and values == alignment_report._rules_values(kept.key_results):
+                assert digest == content, step
         if rng.random() < 0.3:
             run(r, at(minutes=step + 1))
     assert 5 <= taken <= 25, taken
     run(r, at(minutes=40))
     run_from_scratch_stores(r, at(minutes=40), stored(r), "written")
+
+
+@postgresql_only
+def test_a_check_in_run_reads_no_key_result_to_check_the_rules_inputs(
+        revenue, monkeypatch, counted):  # noqa: F811
+    """After a run whose check described the network's key results, a check-in's run finds
+    the rules' inputs from that digest: no key result read by the check, the rules reused,
+    and what a run from scratch stores."""
+    r = revenue
+    with scope(organization=r.org):
+        generate.build(r.org, r.cycle, 120)
+    run(r, at())
+    with scope(organization=r.org):
+        KeyResult.objects.filter(pk=r.sso.pk).update(title="Ship single sign-on")
+    run(r, at(minutes=1))  # the rules run, on the network's key results, described
+    sources = []
+    md5s = alignment_report._md5s
+
+    def counting(*args, **kwargs):
+        sources.extend(queryset.model.__name__ for queryset, _, _ in args)
+        return md5s(*args, **kwargs)
+
+    monkeypatch.setattr(alignment_report, "_md5s", counting)
+    with scope(organization=r.org):
+        KeyResult.objects.filter(pk=r.deals.pk).update(current_value=61)
+    counted.clear()
+    run(r, at(minutes=2))
+    assert "KeyResult" not in sources and "Objective" in sources, sources
+    assert counted["rules reused"] == 1, counted
+    run_from_scratch_stores(r, at(minutes=2), stored(r), "check-in")
+
+
+@postgresql_only
+def test_a_key_result_renamed_after_the_network_read_it_is_seen_by_the_next_run(
+        revenue, monkeypatch):
+    """A key result's title changes after the network read the rows of a check-in's run and
+    before the rules' check: the digest that run takes describes the rows it read, and the
+    next run sees the title."""
+    r = revenue
+    with scope(organization=r.org):
+        generate.build(r.org, r.cycle, 120)
+    run(r, at())
+    run(r, at(minutes=1))
+    prepare = alignment_report.prepare
+
+    def someone_renames_then_prepare(cycle, **kwargs):
+        KeyResult.objects.filter(pk=r.deals.pk).update(title="Launch the billing pipeline")
+        return prepare(cycle, **kwargs)
+
+    with scope(organization=r.org):
+        KeyResult.objects.filter(pk=r.sso.pk).update(current_value=1)
+    monkeypatch.setattr(alignment_report, "prepare", someone_renames_then_prepare)
+    run(r, at(minutes=2))
+    monkeypatch.setattr(alignment_report, "prepare", prepare)
+    run(r, at(minutes=3))
+    assert ("task_key_result", r.deals.pk) in {
+        (rule, k) for rule, _, _, k in _stored_findings(r)}
+    run_from_scratch_stores(r, at(minutes=3), stored(r), "renamed")
 
 
 @postgresql_only
