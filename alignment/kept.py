@@ -241,4 +241,5 @@ def take(cycle_id):
 def forget():
     _SAVED.clear()
     report._DESCRIBED.clear()
+    report._FINDINGS_DESCRIBED.clear()
 

@@ -184,9 +184,14 @@ def _check(org, cycle):
         values, described = _rules_values(kept[0]), _DESCRIBED.get(cycle.pk)
         if described is not None and described[0] == values and _IN_RUN.get() == cycle.pk:
             # The key results as described: their digest is that one, none of them is read.
-            o, o_versions, f_versions = _md5s(
-                (_objectives_qs(org, cycle), _OBJECTIVE_COLUMNS, "okrs_objective"),
-                (_untimed_findings_qs(org, cycle), None, "alignment_finding"))
+            f_versions = _finding_versions(cycle)
+            if f_versions is not None:
+                o, o_versions = _md5s(
+                    (_objectives_qs(org, cycle), _OBJECTIVE_COLUMNS, "okrs_objective"))
+            else:
+                o, o_versions, f_versions = _md5s(
+                    (_objectives_qs(org, cycle), _OBJECTIVE_COLUMNS, "okrs_objective"),
+                    (_untimed_findings_qs(org, cycle), None, "alignment_finding"))
             k = described[1]
         else:
             checked = _key_results_since(org, cycle, *kept)
@@ -194,7 +199,7 @@ def _check(org, cycle):
                 kept = None
             else:
                 o, o_versions, k, f_versions = checked
-                _describe_key_results(cycle, values, k)
+                _keep_for(_DESCRIBED, cycle.pk, (values, k))
         if kept is not None:
             return _Check(o, k, o_versions, None, f_versions, f_versions, _small(org, cycle),
                           network_key_results=kept[0])
@@ -235,9 +240,15 @@ def _content_check(org, cycle):
     if kept is None or described is None or _IN_RUN.get() != cycle.pk \
             or _rules_values(kept[0]) != described[0]:
         return None
-    o, f_versions = _md5s(
-        (_objectives_qs(org, cycle), _OBJECTIVE_COLUMNS, "okrs_objective"),
-        (_untimed_findings_qs(org, cycle), None, "alignment_finding"), versions=(False, True))
+    f_versions = _finding_versions(cycle)
+    if f_versions is not None:
+        (o,) = _md5s((_objectives_qs(org, cycle), _OBJECTIVE_COLUMNS, "okrs_objective"),
+                     versions=(False,))
+    else:
+        o, f_versions = _md5s(
+            (_objectives_qs(org, cycle), _OBJECTIVE_COLUMNS, "okrs_objective"),
+            (_untimed_findings_qs(org, cycle), None, "alignment_finding"),
+            versions=(False, True))
     check = _Check(o, described[1], None, None, f_versions, f_versions, _small(org, cycle),
                    network_key_results=kept[0])
     stored = FindingsReport.objects.for_org(org).filter(cycle=cycle).values_list(
@@ -247,11 +258,12 @@ def _content_check(org, cycle):
     return check if inputs == stored else None
 
 
-def _describe_key_results(cycle, values, digest):
-    _DESCRIBED.pop(cycle.pk, None)
-    _DESCRIBED[cycle.pk] = (values, digest)
-    for oldest in list(_DESCRIBED)[:-KEPT_CYCLES]:
-        del _DESCRIBED[oldest]
+def _keep_for(kept, cycle_id, value):
+    """``kept[cycle_id] = value``, keeping the last ``KEPT_CYCLES`` cycles'."""
+    kept.pop(cycle_id, None)
+    kept[cycle_id] = value
+    for oldest in list(kept)[:-KEPT_CYCLES]:
+        del kept[oldest]
 
 
 def _network_key_results(cycle):
@@ -1170,11 +1182,12 @@ def _after_write(cycle, pending, inserted):
         expected = [(pk, f"{pk} {version}") for _, pk, version in pending.staying]
         expected += new
         expected.sort()
-    check = _check_findings(org, cycle)
+    check, part = _check_findings(org, cycle)
     if check != _md5(",".join([text for _, text in expected])):
         if last is not None:
             last.findings = last.finding_versions = last.finding_pairs = last.described = None
         return ""
+    _keep_for(_FINDINGS_DESCRIBED, cycle.pk, (part, check))
     if last is not None:
         if pending.taken is not None:
             by_key = _stored_after(last.findings, pending.taken[1], inserted)
@@ -1191,9 +1204,31 @@ def _after_write(cycle, pending, inserted):
 
 
 def _check_findings(org, cycle):
-    """The md5 of the versions of the stored untimed findings (as ``_check``)."""
-    (versions,) = _md5s((_untimed_findings_qs(org, cycle), None, "alignment_finding"))
-    return versions
+    """The md5 of the versions of the stored untimed findings (as ``_check``), and the digest
+    of the same rows as the fingerprint's part of them (``network.part_digest_sql``)."""
+    from dependencies import network
+
+    sql, params = network.part_digest_sql("findings", cycle)
+    return _md5s((_untimed_findings_qs(org, cycle), None, "alignment_finding"),
+                 extra=((f"{sql} AS f", params),))
+
+
+# cycle id -> (the fingerprint's digest of the stored untimed findings, the md5 of their
+# versions), both of one statement after a run's write (``_after_write``): the next run whose
+# fingerprint finds that digest has those findings, and takes the md5 without reading them.
+_FINDINGS_DESCRIBED = {}
+
+
+def _finding_versions(cycle):
+    """In a run's compute phase, the md5 of the versions of the untimed findings when the run's
+    fingerprint (taken at its start) found them as the last write left them, else None."""
+    from dependencies import network
+
+    described = _FINDINGS_DESCRIBED.get(cycle.pk)
+    if described is None or _IN_RUN.get() != cycle.pk:
+        return None
+    part = network.fingerprint_part(cycle.pk, "findings")
+    return described[1] if part is not None and part == described[0] else None
 
 
 # Of a source's rows (``_md5s``): a digest of the content of the columns asked, the sum of a

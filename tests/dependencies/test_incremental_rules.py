@@ -395,9 +395,39 @@ def test_a_check_in_run_reads_no_key_result_to_check_the_rules_inputs(
         KeyResult.objects.filter(pk=r.deals.pk).update(current_value=61)
     counted.clear()
     run(r, at(minutes=2))
-    assert "KeyResult" not in sources and "Objective" in sources, sources
+    # Nor any stored finding: the fingerprint found them as the last run's write left them.
+    assert sources == ["Objective"], sources
     assert counted["rules reused"] == 1, counted
     run_from_scratch_stores(r, at(minutes=2), stored(r), "check-in")
+
+
+@postgresql_only
+@pytest.mark.parametrize("how", ["deleted", "edited", "same values"])
+def test_a_finding_written_by_hand_after_a_run_is_repaired_by_the_next(
+        revenue, counted, how):  # noqa: F811
+    """A stored finding written outside the services after the run that stored it (deleted,
+    edited, or written with the same values): the next run, a check-in's, does not take the
+    findings as that run left them; the rules run and store what a run from scratch stores."""
+    r = revenue
+    with scope(organization=r.org):
+        generate.build(r.org, r.cycle, 120)
+    run(r, at())
+    run(r, at(minutes=1))
+    expected = stored(r)
+    with scope(organization=r.org):
+        finding = Finding.objects.filter(cycle=r.cycle).exclude(
+            rule__in=alignment_report.TIMED_RULES).order_by("pk").first()
+        findings = Finding.objects.filter(pk=finding.pk)
+        if how == "deleted":
+            findings.delete()
+        else:
+            findings.update(message=finding.message + (" (edited)" if how == "edited" else ""))
+        KeyResult.objects.filter(pk=r.deals.pk).update(current_value=61)
+    counted.clear()
+    run(r, at(minutes=1))
+    assert counted["rules run"] == 1, counted
+    assert stored(r)[2] == expected[2]
+    run_from_scratch_stores(r, at(minutes=1), stored(r), how)
 
 
 @postgresql_only
