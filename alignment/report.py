@@ -1053,9 +1053,10 @@ def prepare(cycle, *, now=None, reuse=False):
             _CHECKS.pop(cycle.pk, None)
         if isinstance(found, Reused):
             # As ``reuse``: the stored findings of the rules that ignore the clock stay as they
-            # are (counted in SQL); those of the clock's are compared with what they found.
-            kept = Counter(dict(stored_rows.exclude(rule__in=TIMED_RULES).values_list(
-                "severity").annotate(n=Count("id")).order_by()))
+            # are (counted, in SQL unless kept); those of the clock's are compared with what
+            # they found.
+            kept = _kept_counts(cycle, check) or Counter(dict(stored_rows.exclude(
+                rule__in=TIMED_RULES).values_list("severity").annotate(n=Count("id")).order_by()))
             rows = stored_rows.filter(rule__in=TIMED_RULES).values_list(*columns)
         else:
             identity = getattr(found, "identity", None)
@@ -1075,6 +1076,20 @@ def prepare(cycle, *, now=None, reuse=False):
     return Pending(found, add, remove, kept, inputs,
                    identity if staying is not None else None, staying,
                    getattr(found, "units", None), described)
+
+
+def _kept_counts(cycle, check):
+    """The stored findings of the rules that ignore the clock by severity, from those this
+    process kept of its last write (``_Kept.findings``) when the check found their versions
+    (``_after_write``); else None."""
+    last = rules.KEPT.get(cycle.pk)
+    if last is None or last.findings is None or check.finding_versions is None \
+            or last.finding_versions != check.finding_versions:
+        return None
+    counts = Counter()
+    for key, rows in last.findings.items():
+        counts[key[1]] += len(rows)
+    return counts
 
 
 def _diff(found, rows):
