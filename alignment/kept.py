@@ -243,4 +243,6 @@ def take(cycle_id):
 
 def forget():
     _SAVED.clear()
+    report._DESCRIBED.clear()
+    report._FINDINGS_DESCRIBED.clear()
 

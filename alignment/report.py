@@ -13,9 +13,10 @@ prepared.
 import hashlib
 import json
 from collections import Counter, defaultdict
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 
 from django.db import connection
 from django.db.models import Case, Count, F, TextField, Value, When, Window
@@ -159,6 +160,9 @@ class _Check:
     finding_versions: str | None
     small: tuple
     rows: tuple | None = None  # (objectives, key results) read in full, off PostgreSQL
+    # The key results ``dependencies.network`` read in this run when they were the table's at
+    # the check (``_key_results_since``); ``key_result_versions`` is then None.
+    network_key_results: dict | None = None
 
 
 def _check(org, cycle):
@@ -175,11 +179,141 @@ def _check(org, cycle):
         k = _versions_md5((pk, row["row_version"]) for pk, row in key_results.items())
         return _Check(o, k, o, k, _content_md5(stored), None, _small(org, cycle),
                       (objectives, key_results))
+    kept = _network_key_results(cycle)
+    if kept is not None:
+        values, described = _rules_values(kept[0]), _DESCRIBED.get(cycle.pk)
+        if described is not None and described[0] == values and _IN_RUN.get() == cycle.pk:
+            # The key results as described: their digest is that one, none of them is read.
+            f_versions = _finding_versions(cycle)
+            if f_versions is not None:
+                o, o_versions = _md5s(
+                    (_objectives_qs(org, cycle), _OBJECTIVE_COLUMNS, "okrs_objective"))
+            else:
+                o, o_versions, f_versions = _md5s(
+                    (_objectives_qs(org, cycle), _OBJECTIVE_COLUMNS, "okrs_objective"),
+                    (_untimed_findings_qs(org, cycle), None, "alignment_finding"))
+            k = described[1]
+        else:
+            checked = _key_results_since(org, cycle, *kept)
+            if checked is None:
+                kept = None
+            else:
+                o, o_versions, k, f_versions = checked
+                _keep_for(_DESCRIBED, cycle.pk, (values, k))
+        if kept is not None:
+            return _Check(o, k, o_versions, None, f_versions, f_versions, _small(org, cycle),
+                          network_key_results=kept[0])
     o, o_versions, k, k_versions, f_versions = _md5s(
         (_objectives_qs(org, cycle), _OBJECTIVE_COLUMNS, "okrs_objective"),
         (_key_results_qs(org, cycle), _KEY_RESULT_COLUMNS, "okrs_keyresult"),
         (_untimed_findings_qs(org, cycle), None, "alignment_finding"))
     return _Check(o, k, o_versions, k_versions, f_versions, f_versions, _small(org, cycle))
+
+
+# cycle id -> ({id: the rules' columns of a key result}, the digest of that content, as
+# ``_CONTENT``): the key results of the network's rows that a check found to be the table's.
+# A later run whose network rows hold the same in these columns (a check-in moves a row's
+# version, not its title, objective or owner team) takes that digest in its compute phase
+# (``_IN_RUN``, the network's rows read in that run) and reads no key result:
+# its check costs PostgreSQL the objectives and the findings alone. The digest then describes
+# the network's rows of this run (read after the fingerprint was taken), which are the rows
+# the rules take: a write after that read is in no digest the run takes, and the next run,
+# whose fingerprint moved, sees it.
+_DESCRIBED = {}
+# The cycle whose run's compute phase is checking (``prepare``, called by the network's run
+# after it read its rows): only then are the network's rows those of this run.
+_IN_RUN = ContextVar("alignment_report_in_run", default=None)
+
+
+def _rules_values(rows):
+    """{id: (objective_id, title, owner_team_id)} of the network's key result rows."""
+    return dict(zip(rows.keys(), map(_RULES_VALUES, rows.values()), strict=True))
+
+
+def _content_check(org, cycle):
+    """In a run's compute phase, when the network's key results are as described
+    (``_DESCRIBED``): the check of the content alone, which finds whether the stored findings
+    came from these inputs (a check-in: the objectives and the stored findings scanned, no
+    version ordered and digested), if they did; else None, and the rules run on the full
+    check (``_check``)."""
+    kept, described = _network_key_results(cycle), _DESCRIBED.get(cycle.pk)
+    if kept is None or described is None or _IN_RUN.get() != cycle.pk \
+            or _rules_values(kept[0]) != described[0]:
+        return None
+    f_versions = _finding_versions(cycle)
+    if f_versions is not None:
+        (o,) = _md5s((_objectives_qs(org, cycle), _OBJECTIVE_COLUMNS, "okrs_objective"),
+                     versions=(False,))
+    else:
+        o, f_versions = _md5s(
+            (_objectives_qs(org, cycle), _OBJECTIVE_COLUMNS, "okrs_objective"),
+            (_untimed_findings_qs(org, cycle), None, "alignment_finding"),
+            versions=(False, True))
+    check = _Check(o, described[1], None, None, f_versions, f_versions, _small(org, cycle),
+                   network_key_results=kept[0])
+    stored = FindingsReport.objects.for_org(org).filter(cycle=cycle).values_list(
+        "inputs", flat=True).first()
+    inputs = _with_findings(_identity(check.objectives, check.key_results, check.small),
+                            check.findings)
+    return check if inputs == stored else None
+
+
+def _keep_for(kept, cycle_id, value):
+    """``kept[cycle_id] = value``, keeping the last ``KEPT_CYCLES`` cycles'."""
+    kept.pop(cycle_id, None)
+    kept[cycle_id] = value
+    for oldest in list(kept)[:-KEPT_CYCLES]:
+        del kept[oldest]
+
+
+def _network_key_results(cycle):
+    """(rows, horizon) of the key results ``dependencies.network`` keeps of the cycle, when it
+    knows a horizon for them (``network._horizon``), else None."""
+    from dependencies import network
+
+    rows = network.kept_rows(cycle.pk)
+    if rows is None or rows.horizon is None:
+        return None
+    return rows.key_results, rows.horizon
+
+
+def _key_results_since(org, cycle, kept, since):
+    """``_check`` when the network keeps the cycle's key results with a horizon: the digests of
+    the objectives and findings as ``_md5s``, and of the key results the content only, with
+    their count and the (id, version) of those written since the horizon, in one statement.
+    (o, o_versions, k, f_versions) when the kept rows are the table's at this statement, else
+    None (the caller digests every version, as without kept rows).
+
+    Why that is enough: the kept rows hold, for each key result of the cycle when they were
+    read, its version, and a row version written after that read has a transaction id not
+    below ``since`` (``network._KeptRows``). So a row now in the cycle that was not written
+    since the horizon, nor its objective (which decides whether it is in the cycle), is kept,
+    at the version it has now; the rows written since must be kept at their versions now; and
+    with as many rows now as kept, the rows now are the kept ones. Ordering and digesting the
+    versions of 75,000 rows cost PostgreSQL more than the rest of the check together."""
+    from dependencies import network
+
+    key_results = network._written(_key_results_qs(org, cycle).annotate(v=RawSQL(
+        "okrs_keyresult.xmin::text || '/' || okrs_keyresult.ctid::text", ())), since,
+        via="okrs_objective").values(*_KEY_RESULT_COLUMNS, "v", "written").order_by()
+    sql, params = key_results.query.get_compiler(key_results.db).as_sql()
+    names = ", ".join(f't."{name}"' for name in _KEY_RESULT_COLUMNS)
+    part = (f"(SELECT {_CONTENT.format(columns=names)}, count(*), "
+            "array_agg(t.id ORDER BY t.id) FILTER (WHERE t.written), "
+            "array_agg(t.v ORDER BY t.id) FILTER (WHERE t.written) "
+            f"FROM ({sql}) t) AS k")
+    horizon = ("(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint) AS h")
+    o, o_versions, f_versions, k, total, ids, versions, now = _md5s(
+        (_objectives_qs(org, cycle), _OBJECTIVE_COLUMNS, "okrs_objective"),
+        (_untimed_findings_qs(org, cycle), None, "alignment_finding"),
+        extra=((part, params), (horizon, ())))
+    if now - since >= network.HORIZON_SPAN or total != len(kept):
+        return None
+    for pk, version in zip(ids or (), versions or (), strict=True):
+        row = kept.get(pk)
+        if row is None or row["row_version"] != version:
+            return None
+    return o, o_versions, k, f_versions
 
 
 def _small(org, cycle):
@@ -224,6 +358,7 @@ def _read_objectives(queryset):
 # owner team by id (its name comes with the teams, ``_small``: a row's version does not move
 # when its team is renamed). ``dependencies.network`` reads these too.
 _KEY_RESULT_COLUMNS = ("id", "objective_id", "title", "owner_team_id")
+_RULES_VALUES = itemgetter(*_KEY_RESULT_COLUMNS[1:])  # of a network's row (``_rules_values``)
 
 
 def _read_key_results(queryset):
@@ -339,9 +474,10 @@ def _key_result_rows(org, cycle, check):
     from dependencies import network
 
     rows = network.kept_rows(cycle.pk)
-    if rows is not None and _versions_md5(
-            (pk, k["row_version"]) for pk, k in rows.key_results.items()) \
-            == check.key_result_versions:
+    if rows is not None and (rows.key_results is check.network_key_results or (
+            check.key_result_versions is not None and _versions_md5(
+                (pk, k["row_version"]) for pk, k in rows.key_results.items())
+            == check.key_result_versions)):
         return rows.key_results
     return _read_key_results(_key_results_qs(org, cycle))
 
@@ -600,7 +736,8 @@ def findings(org, cycle, *, now=None, inputs=None, stored=None):
                   if rule not in TIMED_RULES]
         return sorted(found, key=lambda f: (rules.SEVERITY_ORDER[f.severity], f.rule,
                                             f.message))
-    check = check or _check(org, cycle)
+    if check is None or check.objective_versions is None:  # none, or ``_content_check``'s
+        check = _check(org, cycle)
     last = _kept(cycle.pk)
     described = last.described if last.findings is not None and check.finding_versions \
         is not None and last.finding_versions == check.finding_versions else None
@@ -915,7 +1052,10 @@ def prepare(cycle, *, now=None, reuse=False):
     other findings stay as they are, counted in SQL. Otherwise the digest of the rules' inputs
     and stored findings decides (``findings``): equal to the stored one, the same; else every
     rule runs, and the stored findings are compared with what they found (read again, unless
-    this process kept them from its last write and their versions say they are still those)."""
+    this process kept them from its last write and their versions say they are still those).
+
+    Called by the network's run (``dependencies.network.run``) after it read the cycle's rows:
+    the check takes the key results it read (``_DESCRIBED``)."""
     now = now or timezone.now()
     org = cycle.organization
     stored_rows = Finding.objects.for_org(org).filter(cycle=cycle)
@@ -929,7 +1069,11 @@ def prepare(cycle, *, now=None, reuse=False):
                             .annotate(n=Count("id")).order_by()))
         rows = stored_rows.filter(rule__in=TIMED_RULES).values_list(*columns)
     else:
-        check = _check(org, cycle)  # before the rules read
+        token = _IN_RUN.set(cycle.pk)
+        try:  # before the rules read
+            check = _content_check(org, cycle) or _check(org, cycle)
+        finally:
+            _IN_RUN.reset(token)
         inputs = _with_findings(_identity(check.objectives, check.key_results, check.small),
                                 check.findings)
         _CHECKS[cycle.pk] = check
@@ -939,9 +1083,10 @@ def prepare(cycle, *, now=None, reuse=False):
             _CHECKS.pop(cycle.pk, None)
         if isinstance(found, Reused):
             # As ``reuse``: the stored findings of the rules that ignore the clock stay as they
-            # are (counted in SQL); those of the clock's are compared with what they found.
-            kept = Counter(dict(stored_rows.exclude(rule__in=TIMED_RULES).values_list(
-                "severity").annotate(n=Count("id")).order_by()))
+            # are (counted, in SQL unless kept); those of the clock's are compared with what
+            # they found.
+            kept = _kept_counts(cycle, check) or Counter(dict(stored_rows.exclude(
+                rule__in=TIMED_RULES).values_list("severity").annotate(n=Count("id")).order_by()))
             rows = stored_rows.filter(rule__in=TIMED_RULES).values_list(*columns)
         else:
             identity = getattr(found, "identity", None)
@@ -961,6 +1106,20 @@ def prepare(cycle, *, now=None, reuse=False):
     return Pending(found, add, remove, kept, inputs,
                    identity if staying is not None else None, staying,
                    getattr(found, "units", None), described)
+
+
+def _kept_counts(cycle, check):
+    """The stored findings of the rules that ignore the clock by severity, from those this
+    process kept of its last write (``_Kept.findings``) when the check found their versions
+    (``_after_write``); else None."""
+    last = rules.KEPT.get(cycle.pk)
+    if last is None or last.findings is None or check.finding_versions is None \
+            or last.finding_versions != check.finding_versions:
+        return None
+    counts = Counter()
+    for key, rows in last.findings.items():
+        counts[key[1]] += len(rows)
+    return counts
 
 
 def _diff(found, rows):
@@ -1068,11 +1227,12 @@ def _after_write(cycle, pending, inserted):
         expected = [(pk, f"{pk} {version}") for _, pk, version in pending.staying]
         expected += new
         expected.sort()
-    check = _check_findings(org, cycle)
+    check, part = _check_findings(org, cycle)
     if check != _md5(",".join([text for _, text in expected])):
         if last is not None:
             last.findings = last.finding_versions = last.finding_pairs = last.described = None
         return ""
+    _keep_for(_FINDINGS_DESCRIBED, cycle.pk, (part, check))
     if last is not None:
         if pending.taken is not None:
             by_key = _stored_after(last.findings, pending.taken[1], inserted)
@@ -1089,9 +1249,31 @@ def _after_write(cycle, pending, inserted):
 
 
 def _check_findings(org, cycle):
-    """The md5 of the versions of the stored untimed findings (as ``_check``)."""
-    (versions,) = _md5s((_untimed_findings_qs(org, cycle), None, "alignment_finding"))
-    return versions
+    """The md5 of the versions of the stored untimed findings (as ``_check``), and the digest
+    of the same rows as the fingerprint's part of them (``network.part_digest_sql``)."""
+    from dependencies import network
+
+    sql, params = network.part_digest_sql("findings", cycle)
+    return _md5s((_untimed_findings_qs(org, cycle), None, "alignment_finding"),
+                 extra=((f"{sql} AS f", params),))
+
+
+# cycle id -> (the fingerprint's digest of the stored untimed findings, the md5 of their
+# versions), both of one statement after a run's write (``_after_write``): the next run whose
+# fingerprint finds that digest has those findings, and takes the md5 without reading them.
+_FINDINGS_DESCRIBED = {}
+
+
+def _finding_versions(cycle):
+    """In a run's compute phase, the md5 of the versions of the untimed findings when the run's
+    fingerprint (taken at its start) found them as the last write left them, else None."""
+    from dependencies import network
+
+    described = _FINDINGS_DESCRIBED.get(cycle.pk)
+    if described is None or _IN_RUN.get() != cycle.pk:
+        return None
+    part = network.fingerprint_part(cycle.pk, "findings")
+    return described[1] if part is not None and part == described[0] else None
 
 
 # Of a source's rows (``_md5s``): a digest of the content of the columns asked, the sum of a
@@ -1105,20 +1287,26 @@ _CONTENT = "coalesce(sum(hash_record_extended(ROW({columns}), 0)), 0) || ' ' || 
 _VERSIONS = "md5(coalesce(string_agg(t.v, ',' ORDER BY t.id), ''))"
 
 
-def _md5s(*sources):
+def _md5s(*sources, extra=(), versions=None):
     """For each (queryset, columns, table): the digest of its rows' content in ``columns``
-    (unless None) and the md5 of their row versions in id order, all in one statement (one
-    snapshot), one scan of each source. PostgreSQL only."""
+    (unless None) and the md5 of their row versions in id order (unless ``versions`` says
+    False for it), all in one statement (one snapshot), one scan of each source; then the
+    columns of the ``extra`` (sql, params) parts, each a subquery with its alias. PostgreSQL
+    only."""
     parts, params = [], []
-    for queryset, columns, table in sources:
+    for i, (queryset, columns, table) in enumerate(sources):
+        with_versions = versions is None or versions[i]
         rows = queryset.annotate(v=RawSQL(_VERSION.format(t=table), ())).values(
-            *(columns or ("id",)), "v").order_by()
+            *(columns or ("id",)), *(("v",) if with_versions else ())).order_by()
         sql, p = rows.query.get_compiler(rows.db).as_sql()
-        digests = [_VERSIONS]
+        digests = [_VERSIONS] if with_versions else []
         if columns:
             names = ", ".join(f't."{name}"' for name in columns)
             digests.insert(0, _CONTENT.format(columns=names))
         parts.append(f"(SELECT {', '.join(digests)} FROM ({sql}) t) AS s{len(parts)}")
+        params += p
+    for sql, p in extra:
+        parts.append(sql)
         params += p
     with connection.cursor() as cursor:
         cursor.execute("SELECT * FROM " + ", ".join(parts), params)

@@ -15,6 +15,7 @@ import hashlib
 import heapq
 import json
 import logging
+import re
 import threading
 import time
 from collections import Counter, OrderedDict, defaultdict
@@ -449,10 +450,42 @@ def fingerprint(cycle, now):
     elapsed = progress.elapsed_share(cycle.start_date, cycle.end_date, timezone.localdate(now))
     stale_before = connection.ops.adapt_datetimefield_value(now - progress.STALE_AFTER)
     args = {"org": cycle.organization_id, "cycle": cycle.pk, "stale_before": stale_before}
+    parts = [(_part_sql(sql), "{row}" in sql) for _, sql in _READS]
+    values = []
+    digest = digest_of(parts, args, f"{code_version()} {elapsed!r}", values=values)
+    _PARTS.pop(cycle.pk, None)
+    _PARTS[cycle.pk] = dict(zip((name for name, _ in _READS), values, strict=True)) \
+        if values else {}
+    while len(_PARTS) > KEPT_GRAPHS:
+        _PARTS.popitem(last=False)
+    return digest
+
+
+# cycle id -> {part name: its digest} of the cycle's last fingerprint in this process, on
+# PostgreSQL: a run's compute phase reads one (``fingerprint_part``).
+_PARTS = OrderedDict()
+
+
+def _part_sql(sql):
     timed = ", ".join(f"'{rule}'" for rule in alignment_report.TIMED_RULES)  # names in code
     row = _ROW_VERSION if connection.vendor == "postgresql" else "t.*"
-    parts = [(sql.format(row=row, timed=timed), "{row}" in sql) for _, sql in _READS]
-    return digest_of(parts, args, f"{code_version()} {elapsed!r}")
+    return sql.format(row=row, timed=timed)
+
+
+def fingerprint_part(cycle_id, name):
+    """The digest of the part ``name`` of ``_READS`` in the cycle's last fingerprint in this
+    process (taken at the start of the run in progress, when a run calls it), or None."""
+    return _PARTS.get(cycle_id, {}).get(name)
+
+
+def part_digest_sql(name, cycle):
+    """(sql, params) of a subquery giving the digest of the part ``name`` of the cycle's
+    fingerprint as ``fingerprint`` computes it (PostgreSQL; a part read by version, without
+    the clock's arguments): to take in another statement what that part was then."""
+    sql = _VERSIONS_DIGEST.format(sql=_part_sql(dict(_READS)[name]))
+    args = {"org": cycle.organization_id, "cycle": cycle.pk}
+    return re.sub(r"%\((\w+)\)s", "%s", sql), [args[arg] for arg in
+                                                 re.findall(r"%\((\w+)\)s", sql)]
 
 
 def code_version():
@@ -474,20 +507,23 @@ _TEXT_DIGEST = ("(SELECT md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t.id),
                 "|| ' ' || count(*) FROM ({sql}) t)")
 
 
-def digest_of(parts, params, seed):
+def digest_of(parts, params, seed, values=None):
     """A digest of the rows of some queries and a seed. ``parts``: (sql, by_version) pairs, the
     SQL taking the named ``params`` and selecting an ``id`` column (and, with ``by_version``,
     the row's version on PostgreSQL). PostgreSQL computes it in one statement
-    (``_VERSIONS_DIGEST`` or ``_TEXT_DIGEST`` of each part: a few hundred bytes come back);
-    elsewhere the rows are hashed here."""
+    (``_VERSIONS_DIGEST`` or ``_TEXT_DIGEST`` of each part: a few hundred bytes come back, and
+    go into ``values`` if given, one per part); elsewhere the rows are hashed here."""
     digest = hashlib.sha256(seed.encode())
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             columns = ", ".join((_VERSIONS_DIGEST if by_version else _TEXT_DIGEST).format(sql=sql)
                                 for sql, by_version in parts)
             cursor.execute(f"SELECT {columns}", params)
-            for value in cursor.fetchone():
+            row = cursor.fetchone()
+            for value in row:
                 digest.update(f"{value}\n".encode())
+            if values is not None:
+                values.extend(row)
         else:
             for sql, _ in parts:
                 cursor.execute(sql, params)

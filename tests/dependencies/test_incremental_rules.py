@@ -11,7 +11,8 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
+from django.db.models import F
 from django_scopes import scope, scopes_disabled
 
 from alignment import report as alignment_report
@@ -263,6 +264,198 @@ def test_the_rules_read_key_results_the_network_kept_only_when_they_are_current(
         found = alignment_report.findings(r.org, r.cycle, now=at(minutes=1))
     assert [(f.rule, f.key_result_id) for f in found if f.rule == "task_key_result"
             and f.key_result_id == r.deals.pk] == [("task_key_result", r.deals.pk)]
+
+
+# Writes made after the network read its key results, each one that ``_check`` must see.
+
+
+def _same_values(r, rng):
+    k = rng.choice(_key_results(r))
+    KeyResult.objects.filter(pk=k.pk).update(title=F("title"))
+
+
+def _twice_in_one_transaction(r, rng):
+    k = rng.choice(_key_results(r))
+    with transaction.atomic():
+        KeyResult.objects.filter(pk=k.pk).update(current_value=F("current_value"))
+        KeyResult.objects.filter(pk=k.pk).update(title=F("title"))
+
+
+def _unread_column(r, rng):
+    k = rng.choice(_key_results(r))
+    KeyResult.objects.filter(pk=k.pk).update(current_value=(k.current_value or 0) + 1)
+
+
+def _goes(r, rng):
+    KeyResult.objects.filter(pk=rng.choice(_key_results(r)).pk).delete()
+
+
+def _comes(r, rng):
+    o = rng.choice(_objectives(r))
+    KeyResult.objects.create(organization=r.org, objective=o, title="Sign 4 distributors",
+                             owner_team_id=o.team_id, start_value=0, target_value=4)
+
+
+def _comes_and_goes(r, rng):
+    _comes(r, rng)
+    _goes(r, rng)
+
+
+def _other_objective(r, rng):
+    k = rng.choice(_key_results(r))
+    KeyResult.objects.filter(pk=k.pk).update(objective=rng.choice(_objectives(r)))
+
+
+def _objective_retired_and_back(r, rng):
+    o = rng.choice(_objectives(r))
+    Objective.objects.filter(pk=o.pk).update(state="retired")
+    if rng.random() < 0.5:
+        Objective.objects.filter(pk=o.pk).update(state=o.state)
+
+
+def _objective_same_values(r, rng):
+    Objective.objects.filter(pk=rng.choice(_objectives(r)).pk).update(title=F("title"))
+
+
+KEY_RESULT_WRITES = (_same_values, _twice_in_one_transaction, _unread_column, _goes, _comes,
+                     _comes_and_goes, _other_objective, _objective_retired_and_back,
+                     _objective_same_values)
+
+
+def _key_results(r):
+    return list(KeyResult.objects.for_org(r.org).filter(objective__cycle=r.cycle).exclude(
+        objective__state="retired").order_by("pk"))
+
+
+@postgresql_only
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_network_key_results_are_taken_exactly_when_their_versions_are_the_tables(
+        revenue, seed):
+    """``_check`` looks at the versions of the key results written since the network read
+    them, not at every version: after random writes (with the same values, twice in one
+    transaction, rows that come, go, or change objective, their objective retired or back),
+    some with a run in between, it takes the network's rows exactly when the md5 of every
+    version (the check before) says they are the table's, with the same content digest."""
+    r = revenue
+    rng = random.Random(seed)
+    with scope(organization=r.org):
+        generate.build(r.org, r.cycle, 120, seed=seed)
+    run(r, at())
+    taken = 0
+    for step in range(30):
+        with scope(organization=r.org):
+            for change in rng.sample(KEY_RESULT_WRITES, rng.choice((0, 0, 1, 1, 2))):
+                change(r, rng)
+            kept = network.kept_rows(r.cycle.pk)
+            content, versions = alignment_report._md5s((
+                alignment_report._key_results_qs(r.org, r.cycle),
+                alignment_report._KEY_RESULT_COLUMNS, "okrs_keyresult"))
+            current = versions == alignment_report._versions_md5(
+                (pk, k["row_version"]) for pk, k in kept.key_results.items())
+            checked = alignment_report._key_results_since(r.org, r.cycle, kept.key_results,
+                                                          kept.horizon)
+            assert (checked is not None) == current, step
+            check = alignment_report._check(r.org, r.cycle)
+            assert (check.network_key_results is kept.key_results) == current, step
+            assert check.key_results == content
+            taken += current
+            # The digest a check-in's run takes is the table's when the rows are.
+            values, digest = alignment_report._DESCRIBED[r.cycle.pk]
+            if current and values == alignment_report._rules_values(kept.key_results):
+                assert digest == content, step
+        if rng.random() < 0.3:
+            run(r, at(minutes=step + 1))
+    assert 5 <= taken <= 25, taken
+    run(r, at(minutes=40))
+    run_from_scratch_stores(r, at(minutes=40), stored(r), "written")
+
+
+@postgresql_only
+def test_a_check_in_run_reads_no_key_result_to_check_the_rules_inputs(
+        revenue, monkeypatch, counted):  # noqa: F811
+    """After a run whose check described the network's key results, a check-in's run finds
+    the rules' inputs from that digest: no key result read by the check, the rules reused,
+    and what a run from scratch stores."""
+    r = revenue
+    with scope(organization=r.org):
+        generate.build(r.org, r.cycle, 120)
+    run(r, at())
+    with scope(organization=r.org):
+        KeyResult.objects.filter(pk=r.sso.pk).update(title="Ship single sign-on")
+    run(r, at(minutes=1))  # the rules run, on the network's key results, described
+    sources = []
+    md5s = alignment_report._md5s
+
+    def counting(*args, **kwargs):
+        sources.extend(queryset.model.__name__ for queryset, _, _ in args)
+        return md5s(*args, **kwargs)
+
+    monkeypatch.setattr(alignment_report, "_md5s", counting)
+    with scope(organization=r.org):
+        KeyResult.objects.filter(pk=r.deals.pk).update(current_value=61)
+    counted.clear()
+    run(r, at(minutes=2))
+    # Nor any stored finding: the fingerprint found them as the last run's write left them.
+    assert sources == ["Objective"], sources
+    assert counted["rules reused"] == 1, counted
+    run_from_scratch_stores(r, at(minutes=2), stored(r), "check-in")
+
+
+@postgresql_only
+@pytest.mark.parametrize("how", ["deleted", "edited", "same values"])
+def test_a_finding_written_by_hand_after_a_run_is_repaired_by_the_next(
+        revenue, counted, how):  # noqa: F811
+    """A stored finding written outside the services after the run that stored it (deleted,
+    edited, or written with the same values): the next run, a check-in's, does not take the
+    findings as that run left them; the rules run and store what a run from scratch stores."""
+    r = revenue
+    with scope(organization=r.org):
+        generate.build(r.org, r.cycle, 120)
+    run(r, at())
+    run(r, at(minutes=1))
+    expected = stored(r)
+    with scope(organization=r.org):
+        finding = Finding.objects.filter(cycle=r.cycle).exclude(
+            rule__in=alignment_report.TIMED_RULES).order_by("pk").first()
+        findings = Finding.objects.filter(pk=finding.pk)
+        if how == "deleted":
+            findings.delete()
+        else:
+            findings.update(message=finding.message + (" (edited)" if how == "edited" else ""))
+        KeyResult.objects.filter(pk=r.deals.pk).update(current_value=61)
+    counted.clear()
+    run(r, at(minutes=1))
+    assert counted["rules run"] == 1, counted
+    assert stored(r)[2] == expected[2]
+    run_from_scratch_stores(r, at(minutes=1), stored(r), how)
+
+
+@postgresql_only
+def test_a_key_result_renamed_after_the_network_read_it_is_seen_by_the_next_run(
+        revenue, monkeypatch):
+    """A key result's title changes after the network read the rows of a check-in's run and
+    before the rules' check: the digest that run takes describes the rows it read, and the
+    next run sees the title."""
+    r = revenue
+    with scope(organization=r.org):
+        generate.build(r.org, r.cycle, 120)
+    run(r, at())
+    run(r, at(minutes=1))
+    prepare = alignment_report.prepare
+
+    def someone_renames_then_prepare(cycle, **kwargs):
+        KeyResult.objects.filter(pk=r.deals.pk).update(title="Launch the billing pipeline")
+        return prepare(cycle, **kwargs)
+
+    with scope(organization=r.org):
+        KeyResult.objects.filter(pk=r.sso.pk).update(current_value=1)
+    monkeypatch.setattr(alignment_report, "prepare", someone_renames_then_prepare)
+    run(r, at(minutes=2))
+    monkeypatch.setattr(alignment_report, "prepare", prepare)
+    run(r, at(minutes=3))
+    assert ("task_key_result", r.deals.pk) in {
+        (rule, k) for rule, _, _, k in _stored_findings(r)}
+    run_from_scratch_stores(r, at(minutes=3), stored(r), "renamed")
 
 
 @postgresql_only
