@@ -6,6 +6,7 @@ queries gives a new version. The guard below runs every kind of run under ``sys.
 and fails when a file of the project whose code ran, or whose models a run queried, is not in
 the list."""
 
+import ast
 import inspect
 import random
 import re
@@ -158,6 +159,49 @@ def test_every_file_a_run_executes_or_queries_the_models_of_is_in_the_code_versi
     # The guard fails when any module is taken off the lists: none is there for nothing.
     for name in sorted(listed):
         assert not_covered(files, queries, listed - {name}) == [name]
+
+
+# What the computing modules import and a run does not run: each one says why it cannot change
+# what a run computes. A new import into a computing module must be listed or said here.
+IMPORTED_NOT_RUN = {
+    "orgs/trees.py": "the tree ids of a new tree and the trees' constraints: a run makes none",
+    "orgs/validation.py": "the models' choice constraints (the migrations') and the forms' checks",
+    "dependencies/kinds.py": "each kind's words, for pages and emails: propagation treats every "
+                             "kind alike",
+    "okrs/sections.py": "the pages that show a written row, for their caches' versions",
+}
+
+
+def _imported(name):
+    """The project files that the module at ``name`` imports, at its top or in a function."""
+    path = ROOT / name
+    package = name.removesuffix(".py").split("/")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            base = ".".join([*base, *([node.module] if node.module else [])])
+            modules = [base, *(f"{base}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        for module in modules:
+            for candidate in (f"{module.replace('.', '/')}.py",
+                              f"{module.replace('.', '/')}/__init__.py"):
+                if _project_file(ROOT / candidate) and (ROOT / candidate).is_file():
+                    found.add(candidate)
+    return {name for name in found if not name.endswith("__init__.py")}
+
+
+def test_every_file_a_computing_module_imports_is_listed_or_said_why_not():
+    """What a run reads but does not call (constants, a model's choices) escapes the guard
+    above: the computing modules' imports are held to the lists, or to a reason."""
+    listed = {*network.COMPUTING_MODULES, *network.DELIVERY_MODULES, *IMPORTED_NOT_RUN}
+    unlisted = sorted({(name, imported) for name in network.COMPUTING_MODULES
+                       for imported in _imported(name) if imported not in listed})
+    assert not unlisted, f"imported by a computing module, not listed: {unlisted}"
+    assert not set(IMPORTED_NOT_RUN) & {*network.COMPUTING_MODULES, *network.DELIVERY_MODULES}
 
 
 @pytest.fixture
