@@ -3,8 +3,8 @@ state and the rules' inputs digest carry covers exactly ``network.COMPUTING_MODU
 deploy that touches only views, forms, templates, admin, emails, tests or migrations keeps
 every saved state and stored unit, and one that touches what a run executes or the models it
 queries gives a new version. The guard below runs every kind of run under ``sys.monitoring``
-and fails when a file of the project whose code ran, or whose models a run queried, is not in
-the list."""
+and fails when a file of the project whose code ran, or whose models a run queried, is in
+neither that list nor ``network.DELIVERY_MODULES`` (what only delivers what a run decided)."""
 
 import ast
 import inspect
@@ -26,10 +26,12 @@ from alignment.models import FindingsReport, RuleUnits
 from dependencies import network
 from dependencies.models import NetworkState, Notification
 from okrs.models import KeyResult
+from tests.dependencies import test_snapshot
 from tests.dependencies.test_fingerprint import stored
 from tests.dependencies.test_incremental import (
     CHANGES,
     MORE_CHANGES,
+    _check_in,
     _delete_dependency,
     _end_dependency,
     _new_dependency,
@@ -40,6 +42,8 @@ from tests.dependencies.test_incremental import (
 )
 
 pytestmark = pytest.mark.django_db
+# The restart tests' fixture: counts the runs that read a saved state back.
+restored = test_snapshot.restored
 
 ROOT = Path(settings.BASE_DIR).resolve()
 
@@ -112,10 +116,12 @@ def _sso_slips(r, rng):
         confidence="on_track" if sso.confidence == "off_track" else "off_track")
 
 
-def test_every_file_a_run_executes_or_queries_the_models_of_is_in_the_code_version(revenue):
+def test_every_file_a_run_executes_or_queries_the_models_of_is_in_the_code_version(
+        revenue, restored):
     """From nothing, warm after every kind of change, after a restart (the saved state read
     back) and from nothing again, rules included: every file of the project that ran, and every
-    one whose models were queried, is in ``COMPUTING_MODULES``; each one listed is needed."""
+    one whose models were queried, is in ``COMPUTING_MODULES`` or ``DELIVERY_MODULES``; each
+    one listed is needed."""
     r = revenue
     rng = random.Random(7)
     built_with_risks_above(r, 240, 7, rng)
@@ -139,10 +145,11 @@ def test_every_file_a_run_executes_or_queries_the_models_of_is_in_the_code_versi
             change(r, rng)  # the change's own code is not a run's: unwatched
         now = at(minutes=2 * step + 1)
         watched(now)  # warm: from what this process kept
-        after = stored(r)
+        with scope(organization=r.org):
+            _check_in(r, rng)  # so that the restart's run has something to do
         network.forget(saved=False)
         watched(now)  # a restart: the saved state read back
-        assert stored(r) == after, change.__name__
+        after = stored(r)
         network.forget()  # from nothing again, as ``run_from_scratch_stores`` does
         with scope(organization=r.org):
             NetworkState.objects.filter(cycle=r.cycle).update(fingerprint="")
@@ -150,6 +157,11 @@ def test_every_file_a_run_executes_or_queries_the_models_of_is_in_the_code_versi
             RuleUnits.objects.filter(cycle=r.cycle).delete()
         assert watched(now).changed == 0, change.__name__
         assert stored(r) == after, change.__name__
+    assert restored["restored"] == len(changes), restored  # each restart read the state back
+    with code_that_ran() as (ran, sql):
+        network.save_kept()  # a worker that stops saves what it keeps
+    files.update(ran)
+    queries.update(sql)
     with scope(organization=r.org):
         assert Notification.objects.filter(user=r.mia).exists()  # the alerts too were watched
     listed = {*network.COMPUTING_MODULES, *network.DELIVERY_MODULES}
