@@ -424,7 +424,7 @@ _ROW_VERSION = "t.id, t.xmin, t.ctid"
 
 
 # The code a run executes, and the models whose fields, choices and managers it reads and
-# writes through: exactly what can change what a run computes, keeps, saves or writes (paths
+# writes through: exactly what can change what a run computes, keeps, saves or compares (paths
 # under the project's root, digested in this order). Views, forms, templates, admin, emails
 # (``DELIVERY_MODULES``), tests and migrations are left out, so that a deploy touching only
 # those keeps every cycle's saved state (``snapshot``) and the rules' stored units and inputs
@@ -468,7 +468,7 @@ DELIVERY_MODULES = (
 
 def _code_version():
     """The source of ``COMPUTING_MODULES`` (the health math, the propagation, the rules, and
-    whatever a run calls), and the versions of Python (``marshal``'s format in the saved state,
+    the models they query), and the versions of Python (``marshal``'s format in the saved state,
     ``difflib``, float formatting) and Django (the ORM builds the queries): a new version gives
     another fingerprint and refuses the saved states, so the first run after such a deploy runs
     in full."""
