@@ -423,18 +423,65 @@ _READS = (
 _ROW_VERSION = "t.id, t.xmin, t.ctid"
 
 
+# The code a run executes, and the models whose fields, choices and managers it reads and
+# writes through: exactly what can change what a run computes, keeps, saves or compares (paths
+# under the project's root, digested in this order). Views, forms, templates, admin, emails
+# (``DELIVERY_MODULES``), tests and migrations are left out, so that a deploy touching only
+# those keeps every cycle's saved state (``snapshot``) and the rules' stored units and inputs
+# digest (``alignment.report``). ``tests/dependencies/test_code_version.py`` runs every kind of
+# run and fails when a file whose code ran, or whose models a run queried, is missing here.
+COMPUTING_MODULES = (
+    "okrs/progress.py",
+    "okrs/models.py",
+    "orgs/db.py",
+    "orgs/models.py",
+    "orgs/scoping.py",
+    "orgs/versions.py",
+    "dependencies/propagation.py",
+    "dependencies/flows.py",
+    "dependencies/network.py",
+    "dependencies/snapshot.py",
+    "dependencies/models.py",
+    "alignment/rules.py",
+    "alignment/report.py",
+    "alignment/kept.py",
+    "alignment/models.py",
+)
+# The code a run calls only to deliver or record what it decided (the alert emails written to
+# the outbox, chat posts, webhooks, the history's signals, tasks queued), and their models: it
+# takes the transitions a run found and decides nothing a run keeps, saves, skips by or compares
+# with, so it is left out of the version (a new email text applies from the next alert on).
+# The guard test holds every file a run touches to one of the two lists.
+DELIVERY_MODULES = (
+    "dependencies/tasks.py",
+    "orgs/tasks.py",
+    "nudges/events.py",
+    "nudges/mail.py",
+    "nudges/outbox.py",
+    "nudges/services.py",
+    "nudges/models.py",
+    "integrations/webhooks.py",
+    "integrations/models.py",
+    "history/capture.py",
+)
+
+
 def _code_version():
-    """The source of the apps whose code computes what a run writes (the health math, the
-    propagation, the rules, and whatever they call): a new version gives another fingerprint,
-    so the first run after a deploy runs in full."""
+    """The source of ``COMPUTING_MODULES`` (the health math, the propagation, the rules, and
+    the models they query), and the versions of Python (``marshal``'s format in the saved state,
+    ``difflib``, float formatting) and Django (the ORM builds the queries): a new version gives
+    another fingerprint and refuses the saved states, so the first run after such a deploy runs
+    in full."""
+    import sys
     from pathlib import Path
 
+    import django
+
     root = Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256()
-    for app in ("okrs", "orgs", "dependencies", "alignment"):
-        for path in sorted((root / app).rglob("*.py")):
-            digest.update(path.relative_to(root).as_posix().encode())
-            digest.update(path.read_bytes())
+    digest = hashlib.sha256(f"python {sys.version} django {django.get_version()}\n".encode())
+    for name in COMPUTING_MODULES:
+        digest.update(name.encode())
+        digest.update((root / name).read_bytes())
     return digest.hexdigest()
 
 
