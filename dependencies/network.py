@@ -282,11 +282,11 @@ WARM_START_AGE = timedelta(days=3)
 
 def warm_start():
     """Start reading back, in a background thread, the saved state of the cycles saved most
-    recently (at most ``KEPT_GRAPHS``, the newest first, saved within ``WARM_START_AGE``), so
-    that the first run of each in this process is a warm run. Called when a worker process
-    starts (``snapshot._on_start``); returns at once, with the thread (None when the
-    ``NETWORK_WARM_START`` setting is off). A run of a cycle whose state is being read back
-    waits for it; a failure is logged, and the run then reads back as it would have."""
+    recently (``read_back_newest``), so that the first run of each in this process is a warm
+    run. Called when a worker process starts (``snapshot._on_start``); returns at once, with the
+    thread (None when the ``NETWORK_WARM_START`` setting is off). A run of a cycle whose state
+    is being read back waits for it; a failure is logged, and the run then reads back as it
+    would have."""
     if not settings.NETWORK_WARM_START:
         return None
     thread = threading.Thread(target=_warm_start, name="network-warm-start", daemon=True)
@@ -295,28 +295,33 @@ def warm_start():
 
 
 def _warm_start():
-    started = time.perf_counter()
-    restored = []
     try:
-        with scopes_disabled():
-            # Across organizations on purpose: a worker runs the cycles of every organization
-            # (as ``save_kept`` saves them). Each state is then read by its cycle's own
-            # organization (``snapshot.restore``), as a run reads it.
-            since = timezone.now() - WARM_START_AGE
-            newest = list(NetworkSnapshot.objects.filter(saved_at__gte=since)
-                          .order_by("-saved_at", "-pk")
-                          .values_list("cycle_id", flat=True)[:KEPT_GRAPHS])
-            cycles = Cycle.objects.in_bulk(newest)
-        for pk in newest:
-            if pk in cycles and _warm_start_cycle(cycles[pk]):
-                restored.append(pk)
-        if restored:
-            logger.info("Warm start: the saved network state of cycles %s read back in %.0f ms.",
-                        ", ".join(map(str, restored)), (time.perf_counter() - started) * 1000)
+        read_back_newest()
     except Exception:  # never into the worker: each cycle's first run reads back as before
         logger.exception("Warm start: the saved network states could not be read back.")
     finally:
-        connections.close_all()  # this thread's own connections
+        connections.close_all()  # this thread's own connections (Django's are per thread)
+
+
+def read_back_newest():
+    """Read back and keep the saved state of the cycles saved most recently (at most
+    ``KEPT_GRAPHS``, the newest first, saved within ``WARM_START_AGE``), in this thread (a
+    worker's warm start, the bench). Each is checked as a run checks it: one that cannot be
+    trusted is logged and skipped. Returns the ids of the cycles read back."""
+    started = time.perf_counter()
+    with scopes_disabled():
+        # Across organizations on purpose: a worker runs the cycles of every organization (as
+        # ``save_kept`` saves them). Each state is then read by its cycle's own organization
+        # (``snapshot.restore``), as a run reads it.
+        newest = list(NetworkSnapshot.objects.filter(saved_at__gte=timezone.now() - WARM_START_AGE)
+                      .order_by("-saved_at", "-pk")
+                      .values_list("cycle_id", flat=True)[:KEPT_GRAPHS])
+        cycles = Cycle.objects.in_bulk(newest)
+    restored = [pk for pk in newest if pk in cycles and _warm_start_cycle(cycles[pk])]
+    if restored:
+        logger.info("Warm start: the saved network state of cycles %s read back in %.0f ms.",
+                    ", ".join(map(str, restored)), (time.perf_counter() - started) * 1000)
+    return restored
 
 
 def _warm_start_cycle(cycle):
