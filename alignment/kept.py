@@ -213,17 +213,12 @@ def kept_or_saved(cycle_id):
 
 def put(cycle_id, saved):
     """Give the process back the rules' state of the cycle (``save``'s bytes), to decode when
-    the rules first need it (``take``); the units in memory, when there are none, become the
-    cycle's (``report._near`` computes only what a change reached for the cycle whose units the
-    process keeps)."""
+    the rules first need it (``take``)."""
     if cycle_id in rules.KEPT:  # the process's own (as good, whatever their ages)
         return
     _SAVED[cycle_id] = saved
     while len(_SAVED) > report.KEPT_CYCLES:  # (popped with a default: another thread may too)
         _SAVED.pop(next(iter(_SAVED), None), None)
-    units = rules.UNITS
-    if units.cycle is None and not units.previous and not units.current:
-        units.cycle = cycle_id
 
 
 def _decoded(cycle_id, saved):
@@ -250,10 +245,16 @@ def decode(cycle_id):
 
 def take(cycle_id):
     """The rules' state of the cycle read back after a restart (``put``), decoded (here, or
-    ahead by ``decode``) and kept as the process's own (``rules.KEPT``), or None."""
+    ahead by ``decode``) and kept as the process's own (``rules.KEPT``), or None. The units in
+    memory, when there are none, become the cycle's (``report._near`` computes only what a
+    change reached for the cycle whose units the process keeps): the first cycle whose rules a
+    run needs, not the first read back (a worker's warm start reads several)."""
     saved = _SAVED.pop(cycle_id, None)
     if saved is None:
         return None
+    units = rules.UNITS
+    if units.cycle is None and not units.previous and not units.current:
+        units.cycle = cycle_id
     kept = _decoded(cycle_id, saved) if saved.__class__ is bytes else saved
     if kept is not None:
         report._keep(cycle_id, kept)
