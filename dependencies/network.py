@@ -178,6 +178,7 @@ def _compute(cycle, now):
     # Under the cycle's lock: a run arriving while the worker's warm start reads the cycle's
     # state back waits for it, and then finds it (``warm_start``).
     with _restoring(cycle.pk):
+        _READ_BACK_ONLY.discard(cycle.pk)
         if cycle.pk not in _GRAPHS:
             _restore(cycle)  # a process that kept nothing of the cycle: a restart, a deploy
     data = _load(cycle)
@@ -217,6 +218,7 @@ def forget(*, saved=True):
             NetworkSnapshot.objects.all().delete()
     snapshot.forget()
     _GRAPHS.clear()
+    _READ_BACK_ONLY.clear()
     _ROWS.clear()
     _GAVE.clear()
     _IMPACTS.clear()
@@ -274,6 +276,9 @@ def _restoring(cycle_id):
             lock = _RESTORING[cycle_id] = threading.Lock()
         return lock
 
+
+# The cycles whose state the warm start read back and no run of this process used since.
+_READ_BACK_ONLY = set()
 
 # The saved states a worker process that starts reads back: those of the cycles saved most
 # recently, within this age (an older one is likely a cycle nobody changes any more).
@@ -338,15 +343,19 @@ def _warm_start_cycle(cycle):
         if state is None or len(_GRAPHS) >= KEPT_GRAPHS:
             return False
         _install(pk, state)
+        _READ_BACK_ONLY.add(pk)
         # The rules' part too, decoded now rather than by the cycle's first run.
         alignment_kept.decode(pk)
         return True
 
 
 def save_kept():
-    """Save what this process keeps of every cycle (a worker process that stops)."""
+    """Save what this process keeps of every cycle (a worker process that stops), but for the
+    states its warm start read back that no run used since: they are saved already, and each of
+    a worker's processes holds them (the last to stop would put back an older state over the
+    one the process that ran the cycle saved)."""
     with scopes_disabled():
-        cycles = list(Cycle.objects.filter(pk__in=list(_GRAPHS)))
+        cycles = list(Cycle.objects.filter(pk__in=set(_GRAPHS) - _READ_BACK_ONLY))
     with _gc_paused():
         for cycle in cycles:
             _save(cycle, always=True)

@@ -12,7 +12,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_process_shutdown
 from django.db import connection
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
@@ -288,3 +288,25 @@ def test_the_rules_state_is_decoded_ahead_and_a_title_edit_runs_the_rules_near(
     assert decoded[r.cycle.pk] == 0 and r.cycle.pk in alignment_rules.KEPT
     assert warm["own patched"] == 1 and warm["rules near"] == 1, warm
     run_from_scratch_stores(r, now, stored(r), "rules decoded ahead")
+
+
+def test_a_worker_that_stops_saves_only_the_states_its_runs_used(revenue, world_b, reads_back):
+    """A worker process that stops saves what its runs keep, not the states its warm start read
+    back that no run used since: those are saved already, and another process of the worker
+    may have saved a newer one meanwhile."""
+    r, b = _cycles(revenue, world_b, nodes=60)
+    network.forget(saved=False)
+    _warm_started()
+    assert set(network._GRAPHS) == {r.cycle.pk, b.cycle.pk}
+    with scopes_disabled():
+        saved = dict(NetworkSnapshot.objects.values_list("cycle_id", "saved_at"))
+    with scope(organization=r.org):
+        _check_in(r, random.Random(1))
+    now = at(minutes=1)
+    run(r, now)
+    worker_process_shutdown.send(sender=None, pid=0, exitcode=0)
+    with scopes_disabled():
+        after = dict(NetworkSnapshot.objects.values_list("cycle_id", "saved_at"))
+    assert after[b.cycle.pk] == saved[b.cycle.pk], "read back, never used: not saved again"
+    assert after[r.cycle.pk] > saved[r.cycle.pk], "run since: saved as the worker stops"
+    run_from_scratch_stores(r, now, stored(r), "after a stop")
