@@ -190,7 +190,8 @@ def unpack(packed):
 
 # cycle id -> the saved rules' state read back (``save``'s bytes), not decoded yet: most runs
 # after a restart (a check-in) do not run the rules, and the decoding costs half a second at
-# 100,000 nodes. ``take`` decodes it when the rules first need it.
+# 100,000 nodes. ``take`` decodes it when the rules first need it, unless a worker's warm start
+# decoded it ahead, off the run (``decode``).
 _SAVED = {}
 
 
@@ -212,30 +213,49 @@ def kept_or_saved(cycle_id):
 
 def put(cycle_id, saved):
     """Give the process back the rules' state of the cycle (``save``'s bytes), to decode when
-    the rules first need it (``take``); the units in memory, when there are none, become the
-    cycle's (``report._near`` computes only what a change reached for the cycle whose units the
-    process keeps)."""
+    the rules first need it (``take``)."""
     if cycle_id in rules.KEPT:  # the process's own (as good, whatever their ages)
         return
     _SAVED[cycle_id] = saved
-    while len(_SAVED) > report.KEPT_CYCLES:
-        del _SAVED[next(iter(_SAVED))]
-    units = rules.UNITS
-    if units.cycle is None and not units.previous and not units.current:
-        units.cycle = cycle_id
+    while len(_SAVED) > report.KEPT_CYCLES:  # (popped with a default: another thread may too)
+        _SAVED.pop(next(iter(_SAVED), None), None)
 
 
-def take(cycle_id):
-    """The rules' state of the cycle read back after a restart (``put``), decoded and kept as
-    the process's own (``rules.KEPT``), or None."""
-    saved = _SAVED.pop(cycle_id, None)
-    if saved is None:
-        return None
+def _decoded(cycle_id, saved):
     try:
-        kept = unpack(marshal.loads(zlib.decompress(saved)))
+        return unpack(marshal.loads(zlib.decompress(saved)))
     except Exception:  # signed by this code, so never expected: the rules run in full
         logger.exception("The saved rules' state of cycle %s does not load.", cycle_id)
         return None
+
+
+def decode(cycle_id):
+    """Decode the rules' state of the cycle read back (``put``) ahead of the run that needs it
+    (a worker's warm start, ``dependencies.network.warm_start``); ``take`` then finds it so."""
+    saved = _SAVED.get(cycle_id)
+    if saved.__class__ is not bytes:
+        return
+    kept = _decoded(cycle_id, saved)
+    if _SAVED.get(cycle_id) is saved:  # not taken meanwhile by a run
+        if kept is None:
+            _SAVED.pop(cycle_id, None)
+        else:
+            _SAVED[cycle_id] = kept
+
+
+def take(cycle_id):
+    """The rules' state of the cycle read back after a restart (``put``), decoded (here, or
+    ahead by ``decode``) and kept as the process's own (``rules.KEPT``), or None. The units in
+    memory, when there are none, become the cycle's (``report._near`` computes only what a
+    change reached for the cycle whose units the process keeps): the first cycle whose rules a
+    run needs, not the first read back (a worker's warm start reads several)."""
+    saved = _SAVED.pop(cycle_id, None)
+    if saved is None:
+        return None
+    units = rules.UNITS
+    if units.cycle is None and not units.previous and not units.current:
+        units.cycle = cycle_id
+    kept = _decoded(cycle_id, saved) if saved.__class__ is bytes else saved
     if kept is not None:
         report._keep(cycle_id, kept)
     return kept

@@ -237,6 +237,10 @@ BROKER_SKIP_AFTER_FAILURE = 15  # seconds
 TASKS_DEFER_IN_PROCESS = env_bool("TASKS_DEFER_IN_PROCESS", True)
 # Without a broker, the web process runs beat's schedule itself, after responses (orgs/beat.py).
 BEAT_IN_PROCESS = env_bool("BEAT_IN_PROCESS", CELERY_TASK_ALWAYS_EAGER)
+# A worker process that starts reads back, in a background thread, the saved network state of
+# the cycles saved most recently (dependencies.network.warm_start), so that its first run of
+# them is a warm run: "false" leaves the read back to each cycle's first run, as before.
+NETWORK_WARM_START = env_bool("NETWORK_WARM_START", True)
 # The worker and beat log through LOGGING below (organization and object on every line).
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Immediate notifications (nudges.events): a burst within this many minutes is one email;

@@ -29,6 +29,7 @@ from itertools import compress, repeat
 from operator import is_not, itemgetter
 from typing import NamedTuple
 
+from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, connections, transaction
 from django.db.models import BigIntegerField, BooleanField, F, Q, TextField, Value
@@ -174,8 +175,12 @@ def _generation(cycle):
 
 
 def _compute(cycle, now):
-    if cycle.pk not in _GRAPHS:
-        _restore(cycle)  # a process that kept nothing of the cycle: a restart, a deploy
+    # Under the cycle's lock: a run arriving while the worker's warm start reads the cycle's
+    # state back waits for it, and then finds it (``warm_start``).
+    with _restoring(cycle.pk):
+        _READ_BACK_ONLY.discard(cycle.pk)
+        if cycle.pk not in _GRAPHS:
+            _restore(cycle)  # a process that kept nothing of the cycle: a restart, a deploy
     data = _load(cycle)
     t0 = time.perf_counter()
     own, edges, rolled_values = _own_health_and_edges(cycle, data, now)
@@ -213,6 +218,7 @@ def forget(*, saved=True):
             NetworkSnapshot.objects.all().delete()
     snapshot.forget()
     _GRAPHS.clear()
+    _READ_BACK_ONLY.clear()
     _ROWS.clear()
     _GAVE.clear()
     _IMPACTS.clear()
@@ -227,11 +233,17 @@ def forget(*, saved=True):
 
 def _restore(cycle):
     """Give the process back the state saved for the cycle (``snapshot.restore``), if there is
-    one it can trust: each part is then checked before use as what the process kept is."""
+    one it can trust: each part is then checked before use as what the process kept is.
+    Called under the cycle's lock (``_restoring``)."""
     state = snapshot.restore(cycle)
     if state is None:
         return False
-    pk = cycle.pk
+    _install(cycle.pk, state)
+    return True
+
+
+def _install(pk, state):
+    """What ``snapshot.restore`` read back of cycle ``pk``, kept as the process's own."""
     for kept, part in ((_GRAPHS, "graph"), (_ROWS, "rows"), (_IMPACTS, "impacts"),
                        (_OWN, "own"), (_DIFFED, "diffed"), (_FLOWS, "flows")):
         if state[part] is not None:
@@ -247,13 +259,103 @@ def _restore(cycle):
     if state["healths"]:  # keyed by their whole input: the process's own win where both are
         state["healths"].update(_HEALTHS.previous)
         _HEALTHS.previous = state["healths"]
-    return True
+
+
+# One lock per cycle around reading its saved state back and keeping it (``_restore``,
+# ``warm_start``): a state is never read back twice at once, nor kept half read, nor kept over
+# what a run of the cycle left. Runs of other cycles do not wait. (What is kept is checked
+# before use whatever its age, so the lock is about work, not about what a run computes.)
+_RESTORING = {}
+_RESTORING_LOCK = threading.Lock()
+
+
+def _restoring(cycle_id):
+    with _RESTORING_LOCK:
+        lock = _RESTORING.get(cycle_id)
+        if lock is None:
+            lock = _RESTORING[cycle_id] = threading.Lock()
+        return lock
+
+
+# The cycles whose state the warm start read back and no run of this process used since.
+_READ_BACK_ONLY = set()
+
+# The saved states a worker process that starts reads back: those of the cycles saved most
+# recently, within this age (an older one is likely a cycle nobody changes any more).
+WARM_START_AGE = timedelta(days=3)
+
+
+def warm_start():
+    """Start reading back, in a background thread, the saved state of the cycles saved most
+    recently (``read_back_newest``), so that the first run of each in this process is a warm
+    run. Called when a worker process starts (``snapshot._on_start``); returns at once, with the
+    thread (None when the ``NETWORK_WARM_START`` setting is off). A run of a cycle whose state
+    is being read back waits for it; a failure is logged, and the run then reads back as it
+    would have."""
+    if not settings.NETWORK_WARM_START:
+        return None
+    thread = threading.Thread(target=_warm_start, name="network-warm-start", daemon=True)
+    thread.start()
+    return thread
+
+
+def _warm_start():
+    try:
+        read_back_newest()
+    except Exception:  # never into the worker: each cycle's first run reads back as before
+        logger.exception("Warm start: the saved network states could not be read back.")
+    finally:
+        connections.close_all()  # this thread's own connections (Django's are per thread)
+
+
+def read_back_newest():
+    """Read back and keep the saved state of the cycles saved most recently (at most
+    ``KEPT_GRAPHS``, the newest first, saved within ``WARM_START_AGE``), in this thread (a
+    worker's warm start, the bench). Each is checked as a run checks it: one that cannot be
+    trusted is logged and skipped. Returns the ids of the cycles read back."""
+    started = time.perf_counter()
+    with scopes_disabled():
+        # Across organizations on purpose: a worker runs the cycles of every organization (as
+        # ``save_kept`` saves them). Each state is then read by its cycle's own organization
+        # (``snapshot.restore``), as a run reads it.
+        newest = list(NetworkSnapshot.objects.filter(saved_at__gte=timezone.now() - WARM_START_AGE)
+                      .order_by("-saved_at", "-pk")
+                      .values_list("cycle_id", flat=True)[:KEPT_GRAPHS])
+        cycles = Cycle.objects.in_bulk(newest)
+    restored = [pk for pk in newest if pk in cycles and _warm_start_cycle(cycles[pk])]
+    if restored:
+        logger.info("Warm start: the saved network state of cycles %s read back in %.0f ms.",
+                    ", ".join(map(str, restored)), (time.perf_counter() - started) * 1000)
+    return restored
+
+
+def _warm_start_cycle(cycle):
+    """Read back and keep the state saved for ``cycle``, unless a run of it got there first or
+    runs of other cycles took the room (what a run keeps is never dropped for a guess).
+    Whether it was kept."""
+    pk = cycle.pk
+    # (The collector is paused for the whole process: a run meanwhile may find it on, and only
+    # be slower for it.)
+    with _restoring(pk), _gc_paused():
+        if pk in _GRAPHS or len(_GRAPHS) >= KEPT_GRAPHS:
+            return False
+        state = snapshot.restore(cycle)  # checked as at a run: logged and None if untrusted
+        if state is None or len(_GRAPHS) >= KEPT_GRAPHS:
+            return False
+        _install(pk, state)
+        _READ_BACK_ONLY.add(pk)
+        # The rules' part too, decoded now rather than by the cycle's first run.
+        alignment_kept.decode(pk)
+        return True
 
 
 def save_kept():
-    """Save what this process keeps of every cycle (a worker process that stops)."""
+    """Save what this process keeps of every cycle (a worker process that stops), but for the
+    states its warm start read back that no run used since: they are saved already, and each of
+    a worker's processes holds them (the last to stop would put back an older state over the
+    one the process that ran the cycle saved)."""
     with scopes_disabled():
-        cycles = list(Cycle.objects.filter(pk__in=list(_GRAPHS)))
+        cycles = list(Cycle.objects.filter(pk__in=set(_GRAPHS) - _READ_BACK_ONLY))
     with _gc_paused():
         for cycle in cycles:
             _save(cycle, always=True)

@@ -51,7 +51,7 @@ from functools import lru_cache, partial
 from itertools import accumulate, chain, compress, count, repeat
 from operator import eq, is_, is_not, itemgetter
 
-from celery.signals import worker_process_shutdown
+from celery.signals import worker_process_init, worker_process_shutdown
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -788,6 +788,20 @@ def _database():
 def _signature(organization_id, cycle_id, header, body):
     message = b"%d:%d:" % (organization_id, cycle_id) + header + body
     return salted_hmac(SALT, message, algorithm="sha256").digest()
+
+
+@worker_process_init.connect
+def _on_start(**kwargs):
+    """A worker process that starts (each pool child after its fork; the worker itself with
+    ``--pool solo``) reads back the newest saved states in a background thread, so that its
+    first runs of them are warm runs (``network.warm_start``). Returns at once: Celery gives a
+    child a few seconds to come up."""
+    from .network import warm_start
+
+    try:
+        warm_start()
+    except Exception:  # the worker comes up anyway: each first run reads back as before
+        logger.exception("Could not start reading the saved network states back.")
 
 
 @worker_process_shutdown.connect

@@ -667,8 +667,9 @@ def test_a_state_that_cannot_be_saved_costs_the_run_nothing(revenue, restored, m
 
 def test_the_bench_reads_the_saved_state_back_after_a_restart(counted, restored):
     """``bench_propagation``'s runs from nothing compute from nothing; its run after a restart,
-    and others after a restart and a check-in or a title edit, start from the saved state; what
-    they store is what a run from scratch stores."""
+    and others after a restart and a check-in or a title edit, start from the saved state, and
+    those after a worker's warm start find it read back already; what they store is what a run
+    from scratch stores."""
     out = io.StringIO()
     call_command("bench_propagation", nodes=300, runs=2, stdout=out)
     text = out.getvalue()
@@ -676,7 +677,10 @@ def test_the_bench_reads_the_saved_state_back_after_a_restart(counted, restored)
         "network's saved state read back" in text, text
     assert "after a restart, then a check-in (saved state read back)" in text, text
     assert "after a restart, then a title edit (saved state read back)" in text, text
-    assert restored["restored"] == 3, restored
+    for row in ("every rule run", "then a check-in", "then a title edit"):
+        assert f"after a restart, the worker's warm start done, {row}" in text, text
+    assert text.count("read back this cycle") == 3, text
+    assert restored["restored"] == 3, restored  # the warm start's runs read nothing back
     assert restored["nothing to restore"] == 2, restored  # the runs from nothing
     with scopes_disabled():
         org = Organization.objects.get(slug="bench-300")

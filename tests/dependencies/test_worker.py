@@ -12,7 +12,7 @@ from urllib.parse import quote
 import pytest
 from django.conf import settings
 from django.db import connection, transaction
-from django_scopes import scope
+from django_scopes import scope, scopes_disabled
 
 from okrs.models import KeyResult
 from okrs.services import record_check_in
@@ -96,3 +96,37 @@ def test_a_worker_recomputes_health_and_sends_the_alert_after_a_check_in(revenue
     body = _wait_for(email_to_mia)
     assert body, log.read_text()[-3000:]
     assert "Close 3 enterprise deals" in body and "Ship SSO" in body
+
+
+def test_a_started_worker_reads_the_saved_state_back_before_its_first_run(revenue, worker):
+    """A worker process that starts reads back the newest saved network state in the
+    background (``network.warm_start``) before any task comes: its first recompute is then a
+    warm run, which reads nothing back and saves nothing, and stores what it should."""
+    from dependencies import network
+    from dependencies.models import NetworkSnapshot
+
+    r = revenue
+    with scope(organization=r.org):
+        network.run(r.cycle)  # a run from nothing: saves the cycle's state
+    with scopes_disabled():
+        saved = NetworkSnapshot.objects.values_list("cycle_id", "saved_at").get()
+    assert saved[0] == r.cycle.pk
+    log = (worker / "worker.log")
+    line = f"Warm start: the saved network state of cycles {r.cycle.pk} read back"
+    assert _wait_for(lambda: line in log.read_text()), log.read_text()[-3000:]
+    with scope(organization=r.org), transaction.atomic():
+        sso = KeyResult.objects.select_related("objective__cycle", "objective__team").get(
+            pk=r.sso.pk)
+        record_check_in(membership=r.ethan_m, key_result=sso, confidence="off_track",
+                        is_done=False, note="The identity vendor slipped")
+
+    def deals_at_risk():
+        with scope(organization=r.org):
+            return KeyResult.objects.get(pk=r.deals.pk).effective_health == "at_risk"
+
+    assert _wait_for(deals_at_risk), log.read_text()[-3000:]
+    text = log.read_text()
+    assert text.index(line) < text.index("Task dependencies.tasks.propagate_cycle["), text[-3000:]
+    assert "saved network state is not used" not in text, text[-3000:]
+    with scopes_disabled():  # read back early, as fresh as a save: the run saved nothing
+        assert NetworkSnapshot.objects.values_list("cycle_id", "saved_at").get() == saved

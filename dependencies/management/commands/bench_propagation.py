@@ -3,6 +3,7 @@ import resource
 import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -112,6 +113,25 @@ class Command(BaseCommand):
             network.mark_changed(cycle)
         self._timed_run(cycle, "after a restart, then a title edit (saved state read back)")
         self._saved_state()
+        # The same three after a restart whose warm start (``network.warm_start``, as a worker
+        # process that starts runs it) read the state back before the run came: each worker
+        # stopped first, saving what it kept (``save_kept``).
+        if self._warm_started(org, cycle):
+            NetworkState.objects.for_org(org).filter(cycle=cycle).update(fingerprint="")
+            FindingsReport.objects.for_org(org).filter(cycle=cycle).update(inputs="")
+            self._timed_run(cycle, "after a restart, the worker's warm start done, every rule "
+                                   "run")
+        if self._warm_started(org, cycle):
+            self._check_in(org, cycle)
+            self._timed_run(cycle, "after a restart, the worker's warm start done, then a "
+                                   "check-in")
+        if self._warm_started(org, cycle):
+            with transaction.atomic():
+                Objective.objects.for_org(org).filter(pk=objective.pk).update(
+                    title=_edited_title(title))
+                network.mark_changed(cycle)
+            self._timed_run(cycle, "after a restart, the worker's warm start done, then a "
+                                   "title edit")
         # A check-in, then the run after it: from what the last run kept (``repropagate``),
         # the rules' stored findings kept (a check-in changes nothing they read).
         if self._check_in(org, cycle):
@@ -166,6 +186,24 @@ class Command(BaseCommand):
                 Objective.objects.for_org(org).get(pk=made.pk).delete()
                 network.mark_changed(cycle)
             network.run(cycle)
+
+    def _warm_started(self, org, cycle):
+        """A worker that stops (it saves what it keeps) and starts again, its warm start done
+        (waited for, its figures written); False when the setting turns it off."""
+        if not settings.NETWORK_WARM_START:
+            self.stdout.write("the worker's warm start is turned off (NETWORK_WARM_START)")
+            return False
+        network.save_kept()
+        network.forget(saved=False)
+        # What the warm start's thread does (``network.warm_start``), here in this thread: its
+        # figures are this process's alone, and it reads what this transaction sees.
+        started, cpu = time.perf_counter(), time.process_time()
+        read_back = network.read_back_newest()
+        self.stdout.write(f"  a worker's warm start (before the run comes): "
+                          f"{(time.perf_counter() - started) * 1000:.0f} ms (this process's CPU "
+                          f"{(time.process_time() - cpu) * 1000:.0f} ms; read back "
+                          f"{'this cycle' if cycle.pk in read_back else 'not this cycle'})")
+        return True
 
     def _saved_state(self):
         stats = snapshot.stats
