@@ -324,6 +324,10 @@ def read_back_newest():
         cycles = Cycle.objects.in_bulk(newest)
     restored = [pk for pk in newest if pk in cycles and _warm_start_cycle(cycles[pk])]
     if restored:
+        # The collector's pass over the millions of objects read back (0.25-0.35 s at 100,000
+        # nodes) is taken here, off the runs, rather than at its next turn, which may fall
+        # inside the first run; the objects then sit in the oldest generation.
+        gc.collect()
         logger.info("Warm start: the saved network state of cycles %s read back in %.0f ms.",
                     ", ".join(map(str, restored)), (time.perf_counter() - started) * 1000)
     return restored
