@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
@@ -72,20 +73,26 @@ def _wait_for(check, timeout=40):
     return None
 
 
-def test_a_worker_recomputes_health_and_sends_the_alert_after_a_check_in(revenue, worker):
-    r = revenue
+def _sso_slips(r):
+    """Ethan checks SSO in off track: once recomputed, the deals key result that depends on it
+    is at risk."""
     with scope(organization=r.org), transaction.atomic():
         sso = KeyResult.objects.select_related("objective__cycle", "objective__team").get(
             pk=r.sso.pk)
         record_check_in(membership=r.ethan_m, key_result=sso, confidence="off_track",
                         is_done=False, note="The identity vendor slipped")
 
-    def deals_at_risk():
-        with scope(organization=r.org):
-            return KeyResult.objects.get(pk=r.deals.pk).effective_health == "at_risk"
 
+def _deals_at_risk(r):
+    with scope(organization=r.org):
+        return KeyResult.objects.get(pk=r.deals.pk).effective_health == "at_risk"
+
+
+def test_a_worker_recomputes_health_and_sends_the_alert_after_a_check_in(revenue, worker):
+    r = revenue
+    _sso_slips(r)
     log = (worker / "worker.log")
-    assert _wait_for(deals_at_risk), log.read_text()[-3000:]
+    assert _wait_for(partial(_deals_at_risk, r)), log.read_text()[-3000:]
 
     def email_to_mia():
         for f in Path(worker).glob("*.log"):
@@ -114,17 +121,8 @@ def test_a_started_worker_reads_the_saved_state_back_before_its_first_run(revenu
     log = (worker / "worker.log")
     line = f"Warm start: the saved network state of cycles {r.cycle.pk} read back"
     assert _wait_for(lambda: line in log.read_text()), log.read_text()[-3000:]
-    with scope(organization=r.org), transaction.atomic():
-        sso = KeyResult.objects.select_related("objective__cycle", "objective__team").get(
-            pk=r.sso.pk)
-        record_check_in(membership=r.ethan_m, key_result=sso, confidence="off_track",
-                        is_done=False, note="The identity vendor slipped")
-
-    def deals_at_risk():
-        with scope(organization=r.org):
-            return KeyResult.objects.get(pk=r.deals.pk).effective_health == "at_risk"
-
-    assert _wait_for(deals_at_risk), log.read_text()[-3000:]
+    _sso_slips(r)
+    assert _wait_for(partial(_deals_at_risk, r)), log.read_text()[-3000:]
     text = log.read_text()
     assert text.index(line) < text.index("Task dependencies.tasks.propagate_cycle["), text[-3000:]
     assert "saved network state is not used" not in text, text[-3000:]
