@@ -358,6 +358,8 @@ def save_kept():
     states its warm start read back that no run used since: they are saved already, and each of
     a worker's processes holds them (the last to stop would put back an older state over the
     one the process that ran the cycle saved)."""
+    # Across organizations on purpose: a worker process keeps the cycles of every organization
+    # it ran; each is then saved under its own organization (``snapshot.save``).
     with scopes_disabled():
         cycles = list(Cycle.objects.filter(pk__in=set(_GRAPHS) - _READ_BACK_ONLY))
     with _gc_paused():
