@@ -243,9 +243,9 @@ BEAT_IN_PROCESS = env_bool("BEAT_IN_PROCESS", CELERY_TASK_ALWAYS_EAGER)
 NETWORK_WARM_START = env_bool("NETWORK_WARM_START", True)
 # A worker process (and the bench) runs every misalignment rule over a large cycle (a run from
 # nothing, a restart) in a child it forks, on another core, while it computes the network
-# (alignment.report.fork_rules): "false" runs them one after the other in the process. Web
-# processes never fork for it (their threads).
-NETWORK_FORK_RULES = env_bool("NETWORK_FORK_RULES", False)
+# (alignment.report.fork_rules): "false" runs them one after the other in the process, as on a
+# machine with one core. Web processes never fork for it (their threads).
+NETWORK_FORK_RULES = env_bool("NETWORK_FORK_RULES", True)
 # The worker and beat log through LOGGING below (organization and object on every line).
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Immediate notifications (nudges.events): a burst within this many minutes is one email;
