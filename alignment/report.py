@@ -715,9 +715,11 @@ def _store_units(cycle, stored, now):
 
 
 _CHECKS = {}  # cycle id -> the ``_check`` ``prepare`` made just before calling ``findings``
+# What the run computes beside the rules when they run in a child (``prepare``'s ``beside``).
+_BESIDE = ContextVar("alignment_report_beside", default=None)
 
 
-def findings(org, cycle, *, now=None, inputs=None, stored=None, beside=None):
+def findings(org, cycle, *, now=None, inputs=None, stored=None):
     """The rules' findings on the cycle's current data. Only the recompute calls this (through
     ``prepare``); pages read what it stored.
 
@@ -761,10 +763,14 @@ def findings(org, cycle, *, now=None, inputs=None, stored=None, beside=None):
         found = Computed([*timed, *near.shape, *(f for fs in near.by_objective.values()
                                                  for f in fs)])
         found.timed, found.delta, found.described = timed, near.delta, near.described
+    elif (beside := _BESIDE.get()) is not None and _forks(data, units_cycle, cycle):
+        ran, units = _run_all_beside(cycle, data, clock, beside)
+        found = Computed(ran)
+        found.described = _describe(data, found, made)
+        found.identity, found.check, found.units = identity, check, units
+        return found
     else:
-        forked = beside is not None and _forks(data, units_cycle, cycle)
-        found = Computed(_run_all_beside(data, clock, beside) if forked
-                         else rules.run_all(data, clock=clock))
+        found = Computed(rules.run_all(data, clock=clock))
         found.described = _describe(data, found, made)
     found.identity, found.check = identity, check
     found.units = _units_to_store(cycle)
@@ -802,13 +808,14 @@ def _forks(data, units_cycle, cycle):
             and (units_cycle != cycle.pk or not rules.UNITS.previous))
 
 
-def _run_all_beside(data, clock, beside):
-    """``rules.run_all(data, clock=clock)``, computed in a child forked from this process while
-    ``beside()`` runs here (the network's computation, which needs nothing of the rules): the
-    child reads what this process holds as it was at the fork (copy-on-write), and hands back
-    the findings and the units it kept (``rules.UNITS``) through a file in memory. This process
-    then holds what ``run_all`` would have left in it. If the child fails (dies, times out,
-    hands back what cannot be read), the rules run here, as without a child."""
+def _run_all_beside(cycle, data, clock, beside):
+    """``rules.run_all(data, clock=clock)`` and then ``_units_to_store(cycle)``, computed in a
+    child forked from this process while ``beside()`` runs here (the network's computation,
+    which needs nothing of the rules): the child reads what this process holds as it was at the
+    fork (copy-on-write), and hands back the findings, the units it kept (``rules.UNITS``) and
+    the units to store through a file in memory. This process then holds what those calls
+    would have left in it. If the child fails (dies, times out, hands back what cannot be
+    read), they run here, as without a child."""
     fd = os.memfd_create("alignment-rules") if hasattr(os, "memfd_create") else None
     if fd is None:
         import tempfile
@@ -827,8 +834,11 @@ def _run_all_beside(data, clock, beside):
                 for number in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP):
                     signal.signal(number, signal.SIG_DFL)
                 found = rules.run_all(data, clock=clock)
-                payload = pickle.dumps((found, rules.UNITS.previous, rules.UNITS.last),
-                                       pickle.HIGHEST_PROTOCOL)
+                units = rules.UNITS
+                to_store = _units_to_store(cycle)
+                payload = pickle.dumps(
+                    (found, units.previous, units.last, to_store, units.unsaved.get(cycle.pk)),
+                    pickle.HIGHEST_PROTOCOL)
                 view = memoryview(payload)
                 while view:
                     view = view[os.write(fd, view):]
@@ -845,10 +855,12 @@ def _run_all_beside(data, clock, beside):
     finally:
         os.close(fd)
     if result is None:
-        return rules.run_all(data, clock=clock)
-    found, units, last = result
+        return rules.run_all(data, clock=clock), _units_to_store(cycle)
+    found, units, last, to_store, unsaved = result
     rules.ran_elsewhere(units, last)
-    return found
+    if cycle.pk in rules.UNITS.unsaved:  # the count ``_units_to_store`` moved
+        rules.UNITS.unsaved[cycle.pk] = unsaved
+    return found, to_store
 
 
 def _child_result(pid, fd):
@@ -876,14 +888,14 @@ def _child_result(pid, fd):
         with open(os.dup(fd), "rb", closefd=True) as file:
             file.seek(0)
             payload = file.read(size)
-        found, units, last = pickle.loads(payload)
+        found, units, last, to_store, unsaved = pickle.loads(payload)
         if type(found) is not list or type(units) is not dict:
             raise TypeError(type(found), type(units))
     except Exception:
         logger.exception("The misalignment rules' child handed back what cannot be read: "
                          "computed in the run's process.")
         return None
-    return found, units, last
+    return found, units, last, to_store, unsaved
 
 
 # A run that finds at most this share of the objectives or key results moved computes again
@@ -1180,7 +1192,10 @@ def prepare(cycle, *, now=None, reuse=False, beside=None):
     this process kept them from its last write and their versions say they are still those).
 
     Called by the network's run (``dependencies.network.run``) after it read the cycle's rows:
-    the check takes the key results it read (``_DESCRIBED``)."""
+    the check takes the key results it read (``_DESCRIBED``).
+
+    beside: the run's other computation (the network's), called here once while the rules run
+    in a forked child (``_run_all_beside``); when they do not, it is not called."""
     now = now or timezone.now()
     org = cycle.organization
     stored_rows = Finding.objects.for_org(org).filter(cycle=cycle)
@@ -1203,7 +1218,11 @@ def prepare(cycle, *, now=None, reuse=False, beside=None):
                                 check.findings)
         _CHECKS[cycle.pk] = check
         try:
-            found = findings(org, cycle, now=now, inputs=inputs, stored=STORED, beside=beside)
+            token = _BESIDE.set(beside)
+            try:
+                found = findings(org, cycle, now=now, inputs=inputs, stored=STORED)
+            finally:
+                _BESIDE.reset(token)
         finally:
             _CHECKS.pop(cycle.pk, None)
         if isinstance(found, Reused):

@@ -51,14 +51,16 @@ def forks(monkeypatch):
     return calls
 
 
-def _from_nothing(r):
-    """What a new database or a deploy leaves: nothing kept, saved or stored of the rules."""
+def _from_nothing(r, *, units_stored=False):
+    """What a new database or a deploy leaves: nothing kept, saved or stored of the rules; with
+    ``units_stored``, what a restart that read no state back leaves (the rules' units stored)."""
     network.forget()
     with scopes_disabled():
         NetworkState.objects.filter(cycle=r.cycle).update(fingerprint="")
         Finding.objects.filter(cycle=r.cycle).delete()
         FindingsReport.objects.filter(cycle=r.cycle).delete()
-        RuleUnits.objects.filter(cycle=r.cycle).delete()
+        if not units_stored:
+            RuleUnits.objects.filter(cycle=r.cycle).delete()
 
 
 def _left(r):
@@ -96,16 +98,16 @@ def _unversioned(packed):
 
 
 
-def _both_ways(r, now, forks):
+def _both_ways(r, now, forks, *, units_stored=False):
     """What a run from nothing leaves with the rules in the process, then with the fork (after
     a first run: the rows' versions it reads are then the same)."""
     alignment_report.fork_rules(False)
     run(r, now)
-    _from_nothing(r)
+    _from_nothing(r, units_stored=units_stored)
     run(r, now)
     in_process = _left(r)
     assert not forks["forks"]
-    _from_nothing(r)
+    _from_nothing(r, units_stored=units_stored)
     alignment_report.fork_rules(True)
     run(r, now)
     return in_process, _left(r)
@@ -147,6 +149,19 @@ def test_a_forked_run_stores_and_keeps_what_a_run_in_process_does(revenue, forks
         run_from_scratch_stores(r, at(minutes=step + 1), after, change.__name__)
         assert forks["forks"] == before + 1, "from nothing: forked"
     assert calls["near"] == 2
+
+
+def test_a_restart_that_reads_the_units_stored(revenue, forks):
+    """A worker restarted without its saved state: every rule runs, each unit looked up in the
+    cycle's stored row; the row is written again only when enough were computed."""
+    r = revenue
+    with scope(organization=r.org):
+        generate.build(r.org, r.cycle, 240)
+        _title(r, random.Random(5))
+    in_process, forked = _both_ways(r, at(), forks, units_stored=True)
+    assert forks["forks"] == 1
+    assert in_process["unsaved"][r.cycle.pk] is not None, "the stored row was read"
+    assert forked == in_process
 
 
 def test_a_cycle_with_no_objectives(revenue, forks):
