@@ -777,8 +777,8 @@ def findings(org, cycle, *, now=None, inputs=None, stored=None):
     return found
 
 
-# Every rule run over a large cycle whose units this process does not keep (a run from nothing,
-# a restart, another cycle's units kept) runs in a child process forked for it
+# Every rule run over a large cycle whose units this process neither keeps nor finds stored (a
+# run from nothing, a deploy of the rules' code) runs in a child process forked for it
 # (``_run_all_beside``), on the other core, while the network computes in this one: at least
 # this many objectives. Below it, or with the cycle's units kept (the rules then cost a
 # fraction of it), the fork and the copy back (~0.2 s at 100,000 nodes) cost more than they
@@ -803,8 +803,11 @@ def fork_rules(on):
 
 def _forks(data, units_cycle, cycle):
     """Whether this run of every rule goes to a child: a large cycle, on PostgreSQL, whose
-    units this process does not keep (``rules.UNITS``): a run from nothing, a restart."""
+    units this process neither keeps nor read back from the cycle's stored row (``rules.UNITS``):
+    a run from nothing. (After a restart the stored units make the rules cheap: at 100,000
+    nodes the child's copy back costs what it saves.)"""
     return (FORK["on"] and _postgresql() and len(data.objectives) >= FORK_AT_LEAST
+            and not rules.UNITS.stored
             and (units_cycle != cycle.pk or not rules.UNITS.previous))
 
 
