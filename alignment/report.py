@@ -12,6 +12,12 @@ prepared.
 
 import hashlib
 import json
+import logging
+import os
+import pickle
+import signal
+import time
+import warnings
 from collections import Counter, defaultdict
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -30,6 +36,8 @@ from orgs.models import Cycle, Organization, Team, Theme
 
 from . import rules
 from .models import Finding, FindingsReport, RuleUnits
+
+logger = logging.getLogger(__name__)
 
 
 def _querysets(org, cycle):
@@ -707,6 +715,8 @@ def _store_units(cycle, stored, now):
 
 
 _CHECKS = {}  # cycle id -> the ``_check`` ``prepare`` made just before calling ``findings``
+# What the run computes beside the rules when they run in a child (``prepare``'s ``beside``).
+_BESIDE = ContextVar("alignment_report_beside", default=None)
 
 
 def findings(org, cycle, *, now=None, inputs=None, stored=None):
@@ -753,12 +763,142 @@ def findings(org, cycle, *, now=None, inputs=None, stored=None):
         found = Computed([*timed, *near.shape, *(f for fs in near.by_objective.values()
                                                  for f in fs)])
         found.timed, found.delta, found.described = timed, near.delta, near.described
+    elif (beside := _BESIDE.get()) is not None and _forks(data, units_cycle, cycle):
+        ran, units = _run_all_beside(cycle, data, clock, beside)
+        found = Computed(ran)
+        found.described = _describe(data, found, made)
+        found.identity, found.check, found.units = identity, check, units
+        return found
     else:
         found = Computed(rules.run_all(data, clock=clock))
         found.described = _describe(data, found, made)
     found.identity, found.check = identity, check
     found.units = _units_to_store(cycle)
     return found
+
+
+# Every rule run over a large cycle whose units this process neither keeps nor finds stored (a
+# run from nothing, a deploy of the rules' code) runs in a child process forked for it
+# (``_run_all_beside``), on the other core, while the network computes in this one: at least
+# this many objectives. Below it, or with the cycle's units kept (the rules then cost a
+# fraction of it), the fork and the copy back (~0.2 s at 100,000 nodes) cost more than they
+# save; so does a run that computes only what a change reached (``_near``), which never forks.
+FORK_AT_LEAST = 2000
+# The child's time at most (a few seconds at 100,000 nodes): past it, it is killed and the
+# rules run in the process.
+FORK_TIMEOUT = 60.0
+# Whether this process may fork for the rules (``fork_rules``).
+FORK = {"on": False}
+
+
+def fork_rules(on):
+    """Let this process fork for the rules (``_run_all_beside``), or not: a Celery worker's
+    process when it starts (``dependencies.snapshot``) and the bench, as the
+    ``NETWORK_FORK_RULES`` setting says. Never a web process: a fork copies none of its other
+    threads, and a thread's lock held at the fork would stay held in the child."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+    FORK["on"] = bool(on) and hasattr(os, "fork") and cores > 1
+
+
+def _forks(data, units_cycle, cycle):
+    """Whether this run of every rule goes to a child: a large cycle, on PostgreSQL, whose
+    units this process neither keeps nor read back from the cycle's stored row (``rules.UNITS``):
+    a run from nothing. (After a restart the stored units make the rules cheap: at 100,000
+    nodes the child's copy back costs what it saves.)"""
+    return (FORK["on"] and _postgresql() and len(data.objectives) >= FORK_AT_LEAST
+            and not rules.UNITS.stored
+            and (units_cycle != cycle.pk or not rules.UNITS.previous))
+
+
+def _run_all_beside(cycle, data, clock, beside):
+    """``rules.run_all(data, clock=clock)`` and then ``_units_to_store(cycle)``, computed in a
+    child forked from this process while ``beside()`` runs here (the network's computation,
+    which needs nothing of the rules): the child reads what this process holds as it was at the
+    fork (copy-on-write), and hands back the findings, the units it kept (``rules.UNITS``) and
+    the units to store through a file in memory. This process then holds what those calls
+    would have left in it. If the child fails (dies, times out, hands back what cannot be
+    read), they run here, as without a child."""
+    fd = os.memfd_create("alignment-rules") if hasattr(os, "memfd_create") else None
+    if fd is None:
+        import tempfile
+
+        fd = tempfile.TemporaryFile().detach()
+    try:
+        with warnings.catch_warnings():
+            # Python warns about a fork in a process with threads (a worker's warm start): the
+            # child takes no lock, logs nothing, touches no connection and leaves by _exit.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:  # the child
+            code = 1
+            try:
+                # A worker's handlers are its parent's business: a signal ends the child.
+                for number in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP):
+                    signal.signal(number, signal.SIG_DFL)
+                found = rules.run_all(data, clock=clock)
+                units = rules.UNITS
+                to_store = _units_to_store(cycle)
+                payload = pickle.dumps(
+                    (found, units.previous, units.last, to_store, units.unsaved.get(cycle.pk)),
+                    pickle.HIGHEST_PROTOCOL)
+                view = memoryview(payload)
+                while view:
+                    view = view[os.write(fd, view):]
+                code = 0
+            finally:
+                os._exit(code)
+        try:
+            beside()
+        except BaseException:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise
+        result = _child_result(pid, fd)
+    finally:
+        os.close(fd)
+    if result is None:
+        return rules.run_all(data, clock=clock), _units_to_store(cycle)
+    found, units, last, to_store, unsaved = result
+    rules.ran_elsewhere(units, last)
+    if cycle.pk in rules.UNITS.unsaved:  # the count ``_units_to_store`` moved
+        rules.UNITS.unsaved[cycle.pk] = unsaved
+    return found, to_store
+
+
+def _child_result(pid, fd):
+    """What the child handed back, once it ended; None (logged) if it failed or took more than
+    ``FORK_TIMEOUT``, when it is killed."""
+    deadline = time.monotonic() + FORK_TIMEOUT
+    status = None
+    while status is None:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if not done:
+            status = None
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                logger.warning("The misalignment rules' child took more than %.0f s: "
+                               "computed in the run's process.", FORK_TIMEOUT)
+                return None
+            time.sleep(0.002)
+    if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
+        logger.warning("The misalignment rules' child failed (status %s): computed in the "
+                       "run's process.", status)
+        return None
+    try:
+        size = os.lseek(fd, 0, os.SEEK_END)
+        with open(os.dup(fd), "rb", closefd=True) as file:
+            file.seek(0)
+            payload = file.read(size)
+        found, units, last, to_store, unsaved = pickle.loads(payload)
+        if type(found) is not list or type(units) is not dict:
+            raise TypeError(type(found), type(units))
+    except Exception:
+        logger.exception("The misalignment rules' child handed back what cannot be read: "
+                         "computed in the run's process.")
+        return None
+    return found, units, last, to_store, unsaved
 
 
 # A run that finds at most this share of the objectives or key results moved computes again
@@ -1042,7 +1182,7 @@ def timed_data(org, cycle, now):
                        now=now)
 
 
-def prepare(cycle, *, now=None, reuse=False):
+def prepare(cycle, *, now=None, reuse=False, beside=None):
     """The compute phase: run the rules, and diff their findings against the stored rows of the
     cycle (runs of a cycle take turns, so nobody else writes them meanwhile, but a write
     outside the services could: ``save`` checks).
@@ -1055,7 +1195,10 @@ def prepare(cycle, *, now=None, reuse=False):
     this process kept them from its last write and their versions say they are still those).
 
     Called by the network's run (``dependencies.network.run``) after it read the cycle's rows:
-    the check takes the key results it read (``_DESCRIBED``)."""
+    the check takes the key results it read (``_DESCRIBED``).
+
+    beside: the run's other computation (the network's), called here once while the rules run
+    in a forked child (``_run_all_beside``); when they do not, it is not called."""
     now = now or timezone.now()
     org = cycle.organization
     stored_rows = Finding.objects.for_org(org).filter(cycle=cycle)
@@ -1078,7 +1221,11 @@ def prepare(cycle, *, now=None, reuse=False):
                                 check.findings)
         _CHECKS[cycle.pk] = check
         try:
-            found = findings(org, cycle, now=now, inputs=inputs, stored=STORED)
+            token = _BESIDE.set(beside)
+            try:
+                found = findings(org, cycle, now=now, inputs=inputs, stored=STORED)
+            finally:
+                _BESIDE.reset(token)
         finally:
             _CHECKS.pop(cycle.pk, None)
         if isinstance(found, Reused):

@@ -1063,6 +1063,17 @@ def run_all(cycle, *, clock=None):
     return in_order(findings)
 
 
+def ran_elsewhere(previous, last):
+    """What ``run_all`` leaves in this process when it ran in another one forked from it
+    (``alignment.report``), which kept the units ``previous`` and computed and restored
+    ``last`` (``UNITS.last``)."""
+    UNITS.previous, UNITS.current = previous, {}
+    UNITS.stored = {}
+    UNITS.last = last
+    UNITS.computed = UNITS.restored = 0
+    _CACHE.clear()
+
+
 def shape_unit(cycle):
     """The ``SHAPE`` rules' unit: its key (``_shape``), and their findings by rule name."""
     key = _HashedOnce(("shape", _shape(cycle)))

@@ -175,13 +175,20 @@ def _generation(cycle):
 
 
 def _compute(cycle, now):
+    return _computed(cycle, _read(cycle), now)
+
+
+def _read(cycle):
     # Under the cycle's lock: a run arriving while the worker's warm start reads the cycle's
     # state back waits for it, and then finds it (``warm_start``).
     with _restoring(cycle.pk):
         _READ_BACK_ONLY.discard(cycle.pk)
         if cycle.pk not in _GRAPHS:
             _restore(cycle)  # a process that kept nothing of the cycle: a restart, a deploy
-    data = _load(cycle)
+    return _load(cycle)
+
+
+def _computed(cycle, data, now):
     t0 = time.perf_counter()
     own, edges, rolled_values = _own_health_and_edges(cycle, data, now)
     results = _propagate(cycle.pk, own, edges)
@@ -425,14 +432,14 @@ def _run(cycle, *, now=None):
             return _skip_run(cycle, findings, now, generation, started)
         # A change came in meanwhile: the full run below, under the lock.
     else:
-        data, own, edges, rolled_values, results, compute_ms = _compute(cycle, now)
-        findings = alignment_report.prepare(cycle, now=now)  # the misalignment rules, computed
+        (data, own, edges, rolled_values, results, compute_ms), findings = \
+            _compute_and_prepare(cycle, now)
         lock_organization_id(cycle.organization_id)
     if _generation(cycle) != generation:
         generation = _generation(cycle)
         digest = fingerprint(cycle, now)
-        data, own, edges, rolled_values, results, compute_ms = _compute(cycle, now)
-        findings = alignment_report.prepare(cycle, now=now)
+        (data, own, edges, rolled_values, results, compute_ms), findings = \
+            _compute_and_prepare(cycle, now)
     changed_o, changed_k, before, after = _diff(data, results, cycle.pk)
     webhooks.emit_health_changes(cycle, data, changed_o, changed_k)
     # What the write leaves in the rows the run read, for the rows kept after the commit.
@@ -460,6 +467,27 @@ def _run(cycle, *, now=None):
     health_changed(cycle)  # health written with raw SQL: cached reads read afresh on commit
     return Outcome(len(own), len(edges), len(changed_o) + len(changed_k), alerts, compute_ms,
                    (time.perf_counter() - started) * 1000)
+
+
+def _compute_and_prepare(cycle, now):
+    """The compute phase: the network's rows read and its computation, and the misalignment
+    rules' (``alignment.report.prepare``, whose check takes the key results read here). When
+    this process may fork for the rules (``alignment.report.FORK``), the report's reads come
+    first, and a run of every rule over a large cycle goes to a child process on the other
+    core while the network computes here (``beside``)."""
+    if not alignment_report.FORK["on"]:
+        computed = _compute(cycle, now)
+        return computed, alignment_report.prepare(cycle, now=now)  # the rules, computed
+    data = _read(cycle)
+    computed = []
+
+    def beside():
+        computed.append(_computed(cycle, data, now))
+
+    findings = alignment_report.prepare(cycle, now=now, beside=beside)
+    if not computed:  # the rules ran here (or only what a change reached): the network now
+        beside()
+    return computed[0], findings
 
 
 def _stored_fingerprint(cycle):

@@ -52,6 +52,7 @@ from itertools import accumulate, chain, compress, count, repeat
 from operator import eq, is_, is_not, itemgetter
 
 from celery.signals import worker_process_init, worker_process_shutdown
+from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -795,9 +796,13 @@ def _on_start(**kwargs):
     """A worker process that starts (each pool child after its fork; the worker itself with
     ``--pool solo``) reads back the newest saved states in a background thread, so that its
     first runs of them are warm runs (``network.warm_start``). Returns at once: Celery gives a
-    child a few seconds to come up."""
+    child a few seconds to come up. It may also fork for the misalignment rules
+    (``alignment.report.fork_rules``)."""
+    from alignment.report import fork_rules
+
     from .network import warm_start
 
+    fork_rules(settings.NETWORK_FORK_RULES)
     try:
         warm_start()
     except Exception:  # the worker comes up anyway: each first run reads back as before

@@ -68,6 +68,16 @@ def _tasks_in_process(settings):
     reset_broker_skip()
 
 
+@pytest.fixture(autouse=True)
+def _rules_in_process(monkeypatch):
+    """The misalignment rules run in the test's process, as in a web process: a test that sends
+    a worker's start signal lets the process fork for them (``NETWORK_FORK_RULES``), and that
+    must not carry over to the next test. tests/dependencies/test_forked_rules.py forks."""
+    from alignment import report
+
+    monkeypatch.setitem(report.FORK, "on", False)
+
+
 class World:
     """One organization's objects, by name."""
 

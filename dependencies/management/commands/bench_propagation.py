@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
+from alignment import report as alignment_report
 from alignment.models import FindingsReport, RuleUnits
 from okrs.models import KeyResult, Objective
 from orgs.models import Cycle, Organization
@@ -28,6 +29,10 @@ class Command(BaseCommand):
         parser.add_argument("--runs", type=int, default=3, help="propagations to time")
 
     def handle(self, *, nodes, runs, **options):
+        # Run as a worker's process runs (``NETWORK_FORK_RULES``): the rules of a run from
+        # nothing or a restart in a child on the other core.
+        alignment_report.fork_rules(settings.NETWORK_FORK_RULES)
+        self.stdout.write(f"the rules forked beside the network: {alignment_report.FORK['on']}")
         slug = f"bench-{nodes}"
         with scopes_disabled():
             org = Organization.objects.filter(slug=slug).first()
