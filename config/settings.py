@@ -241,8 +241,9 @@ BEAT_IN_PROCESS = env_bool("BEAT_IN_PROCESS", CELERY_TASK_ALWAYS_EAGER)
 # the cycles saved most recently (dependencies.network.warm_start), so that its first run of
 # them is a warm run: "false" leaves the read back to each cycle's first run, as before.
 NETWORK_WARM_START = env_bool("NETWORK_WARM_START", True)
-# A worker process (and the bench) runs every misalignment rule over a large cycle (a run from
-# nothing, a restart) in a child it forks, on another core, while it computes the network
+# A worker process (and the bench) runs every misalignment rule over a large cycle whose units
+# it neither keeps nor finds stored (a run from nothing; a restart reads the stored units and
+# does not fork) in a child it forks, on another core, while it computes the network
 # (alignment.report.fork_rules): "false" runs them one after the other in the process, as on a
 # machine with one core. Web processes never fork for it (their threads).
 NETWORK_FORK_RULES = env_bool("NETWORK_FORK_RULES", True)
