@@ -777,14 +777,23 @@ _OBJECTIVE_HASH = (
     "{t}.impact::text, {t}.is_local, {t}.state, {t}.theme_id, {t}.commitment), 0)")
 
 
+class _Bigint(RawSQL):
+    """A bigint of PostgreSQL, as psycopg reads it: an int. Without the ``int()`` Django adds
+    to an integer expression, whose converter would make ``_rows`` read every row through
+    Django's iterator (three times the plain cursor's cost at 25,000 objectives)."""
+
+    def get_db_converters(self, connection):
+        return []
+
+
 def _versioned(queryset, table):
     """``queryset`` with each row's version, and an objective's with its hash besides
     (``_OBJECTIVE_HASH``)."""
     queryset = queryset.annotate(row_version=RawSQL(_VERSION.format(table=table), (),
                                                     output_field=TextField()))
     if table == "okrs_objective":
-        queryset = queryset.annotate(row_hash=RawSQL(_OBJECTIVE_HASH.format(t=table), (),
-                                                     output_field=BigIntegerField()))
+        queryset = queryset.annotate(row_hash=_Bigint(_OBJECTIVE_HASH.format(t=table), (),
+                                                      output_field=BigIntegerField()))
     return queryset
 
 
