@@ -26,7 +26,7 @@ from datetime import timedelta
 from decimal import Decimal
 from functools import cache, partial
 from itertools import compress, repeat
-from operator import is_not, itemgetter
+from operator import is_not, itemgetter, not_
 from typing import NamedTuple
 
 from django.conf import settings
@@ -825,46 +825,68 @@ KEY_RESULT_COLUMNS = ("id", "objective_id", "title", "kind", "start_value", "tar
 NUMBER_COLUMNS = ("start_value", "target_value", "current_value", "weight")
 
 
-def _read_objectives(cycle, queryset):
-    rows = {}
+def _objective_values(queryset):
     version = tuple(name for name in ("row_version", "row_hash")
                     if name in queryset.query.annotations)
+    return queryset.values(*OBJECTIVE_COLUMNS, *version, causes_text=CAUSES_TEXT,
+                           above_text=Cast("risk_above", TextField()),
+                           impact_text=Cast("impact", TextField()))
+
+
+def _read_objectives(cycle, queryset):
+    names, values = _plain_rows(_objective_values(queryset))
     flags = {}  # the text of a flag of risk above -> the flag (``_flat_json``)
-    for row in _rows(queryset.values(*OBJECTIVE_COLUMNS, *version, causes_text=CAUSES_TEXT,
-                                     above_text=Cast("risk_above", TextField()),
-                                     impact_text=Cast("impact", TextField()))):
-        # Most objectives have no risk causes and no flows: no JSON decoding for them.
-        text = row.pop("causes_text")
-        row["risk_causes"] = [] if text == "[]" else json.loads(text)
-        text = row.pop("above_text")
-        row["risk_above"] = {} if text == "{}" else _flat_json(flags, text)
-        text = row.pop("impact_text")
-        row["impact"] = {} if text == "{}" else json.loads(text)
+    rows = _row_maker(names)(values, json.loads, partial(_flat_json, flags))
+    for row in rows:
         if row["effective_health"] not in HEALTHS:
             _unknown_health(cycle, OBJ, row)
-        rows[row["id"]] = row
-    return rows
+    return dict(zip(map(itemgetter(names.index("id")), values), rows, strict=True))
 
 
-def _read_key_results(cycle, queryset):
-    rows = {}
+def _key_result_values(queryset):
     version = ("row_version",) if "row_version" in queryset.query.annotations else ()
     fine = (RawSQL(*_fine_key_result(), output_field=BooleanField())
             if connection.vendor == "postgresql" else Value(False))
-    for row in _rows(queryset.values(*KEY_RESULT_COLUMNS, *version, causes_text=CAUSES_TEXT,
-                                     fine=fine),
-                     numbers_as_text=NUMBER_COLUMNS):
-        text = row.pop("causes_text")
-        row["risk_causes"] = [] if text == "[]" else json.loads(text)
-        if row.pop("fine"):
-            row["unassessable"] = None
-        else:
-            if row["effective_health"] not in HEALTHS:
-                _unknown_health(cycle, KR, row)
-            # Why it cannot be assessed, or None (a function of the row alone: kept with it).
-            row["unassessable"] = None if _assessable(row) else _unassessable(row)
-        rows[row["id"]] = row
-    return rows
+    return queryset.values(*KEY_RESULT_COLUMNS, *version, causes_text=CAUSES_TEXT, fine=fine)
+
+
+def _read_key_results(cycle, queryset):
+    names, values = _plain_rows(_key_result_values(queryset), numbers_as_text=NUMBER_COLUMNS)
+    rows = _row_maker(names)(values, json.loads, None)  # "unassessable": None
+    for row in compress(rows, map(not_, map(itemgetter(names.index("fine")), values))):
+        if row["effective_health"] not in HEALTHS:
+            _unknown_health(cycle, KR, row)
+        # Why it cannot be assessed, or None (a function of the row alone: kept with it).
+        row["unassessable"] = None if _assessable(row) else _unassessable(row)
+    return dict(zip(map(itemgetter(names.index("id")), values), rows, strict=True))
+
+
+# What a row read by ``_read_objectives`` or ``_read_key_results`` holds of a column read as
+# text: its key and its value. Most nodes have no risk causes and no flows: no JSON decoding
+# for them. ``fine``: whether PostgreSQL found a key result assessable (``_fine_key_result``);
+# the rows it did not are checked after.
+_MADE = {"causes_text": ("risk_causes", "[] if {v} == '[]' else loads({v})"),
+         "above_text": ("risk_above", "{{}} if {v} == '{{}}' else flat({v})"),
+         "impact_text": ("impact", "{{}} if {v} == '{{}}' else loads({v})"),
+         "fine": ("unassessable", "None")}
+
+
+@cache
+def _row_maker(names):
+    """A function that makes the rows of a read (dicts of the columns ``names``, but those
+    ``_MADE`` makes) of its tuples: ``lambda rows, loads, flat: [{"id": v0, ..., "risk_causes":
+    [] if v19 == '[]' else loads(v19), ...} for v0, ..., v20, in rows]``. Written out as
+    ``snapshot._row_maker`` is, and for its reason: a dict display with constant keys makes
+    each dict in one step, where ``dict(zip(names, row))`` then a ``pop`` and a store per
+    column made as text cost twice the time. The names are this module's columns."""
+    if not all(name.__class__ is str and name.isidentifier() for name in names):
+        raise ValueError("column names must be identifiers")
+    pairs = []
+    for i, name in enumerate(names):
+        key, made = _MADE.get(name, (name, "{v}"))
+        pairs.append(f"{key!r}: {made.format(v=f'v{i}')}")
+    values = "".join(f"v{i}, " for i in range(len(names)))
+    return eval(f"lambda rows, loads, flat: [{{{', '.join(pairs)}}} for {values}in rows]")
 
 
 # Whether a key result row is one ``_assessable`` passes, with a known stored health, as
@@ -1187,19 +1209,28 @@ ROLLUPS = frozenset(("", None, *Rollup.values))
 
 
 def _rows(queryset, numbers_as_text=()):
-    """The rows of a ``.values()`` queryset, as its own iteration gives them, read with a plain
-    cursor when no column needs converting (PostgreSQL): at 100,000 rows, Django's iterator (a
-    dict built key by key, fetched 100 rows at a time) costs more than the query.
-    ``numbers_as_text``: decimal columns given as ``str(Decimal)`` would give them (on
-    PostgreSQL the column's own text, which is what its Decimal is parsed from)."""
+    """The rows of a ``.values()`` queryset, as its own iteration gives them (``_plain_rows``,
+    made dicts)."""
+    names, values = _plain_rows(queryset, numbers_as_text)
+    # Every row has the columns named (one SELECT): zipped without checking each length.
+    return [dict(zip(names, row, strict=False)) for row in values]
+
+
+def _plain_rows(queryset, numbers_as_text=()):
+    """The column names of a ``.values()`` queryset and its rows as tuples of the values its
+    own iteration gives, read with a plain cursor when no column needs converting
+    (PostgreSQL): at 100,000 rows, Django's iterator (a dict built key by key, fetched 100
+    rows at a time) costs more than the query. ``numbers_as_text``: decimal columns given as
+    ``str(Decimal)`` would give them (on PostgreSQL the column's own text, which is what its
+    Decimal is parsed from)."""
     query = queryset.query
-    names = list(query.selected) if query.selected else [
-        *query.extra_select, *query.values_select, *query.annotation_select]
+    names = tuple(query.selected) if query.selected else (
+        *query.extra_select, *query.values_select, *query.annotation_select)
     compiler = query.get_compiler(queryset.db)
     try:
         sql, params = compiler.as_sql()
     except EmptyResultSet:
-        return []
+        return names, []
     fields = [s[0] for s in compiler.select[0:compiler.col_count]]
     if compiler.get_converters(fields) or compiler.has_composite_fields(fields):
         rows = list(queryset)  # SQLite: decimals and dates come back as text or numbers
@@ -1207,7 +1238,7 @@ def _rows(queryset, numbers_as_text=()):
             for name in numbers_as_text:
                 if row[name] is not None:
                     row[name] = str(row[name])
-        return rows
+        return names, [tuple(map(row.__getitem__, names)) for row in rows]
     with connections[queryset.db].cursor() as cursor:
         if numbers_as_text:
             # psycopg's own loader for text: every numeric column of this cursor's results
@@ -1221,8 +1252,7 @@ def _rows(queryset, numbers_as_text=()):
 
             cursor.cursor.adapters.register_loader("numeric", TextLoader)
         cursor.execute(sql, params)
-        # Every row has the columns named (one SELECT): zipped without checking each length.
-        return [dict(zip(names, row, strict=False)) for row in cursor.fetchall()]
+        return names, cursor.fetchall()
 
 
 # The text of a Decimal that is not a finite number (PostgreSQL writes "NaN", "Infinity" and
