@@ -19,7 +19,7 @@ import re
 import threading
 import time
 from collections import Counter, OrderedDict, defaultdict
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
@@ -993,11 +993,13 @@ def _objective_and_key_result_rows(cycle):
                            "WHERE organization_id = %s ORDER BY id", [cycle.organization_id])
             teams = tuple(cursor.fetchall())
         if kept is None:
-            objectives = read_objectives(objectives_qs)
-            key_results = read_key_results(key_results_qs)
+            with _reading_ahead(_key_result_values(key_results_qs), NUMBER_COLUMNS):
+                objectives = read_objectives(objectives_qs)
+                key_results = read_key_results(key_results_qs)
         elif kept.teams != teams:  # every row read again; those the same are kept
-            objectives = _as_kept(kept.objectives, read_objectives(objectives_qs))
-            key_results = _as_kept(kept.key_results, read_key_results(key_results_qs))
+            with _reading_ahead(_key_result_values(key_results_qs), NUMBER_COLUMNS):
+                objectives = _as_kept(kept.objectives, read_objectives(objectives_qs))
+                key_results = _as_kept(kept.key_results, read_key_results(key_results_qs))
         else:
             since = kept.horizon
             if since is not None and horizon - since >= HORIZON_SPAN:
@@ -1251,8 +1253,88 @@ def _plain_rows(queryset, numbers_as_text=()):
                 raise ValueError(f"Decimal columns {sorted(decimals)} are not those named.")
 
             cursor.cursor.adapters.register_loader("numeric", TextLoader)
+        ahead = _AHEAD.get()
+        if ahead is not None and ahead.cursor is not None:
+            if ahead.names == names and ahead.statement == (sql, params):
+                return names, ahead.take()
+            ahead.close()  # the connection is out of pipeline mode before another statement
         cursor.execute(sql, params)
+        if ahead is not None:
+            ahead.send()  # PostgreSQL executes it while psycopg decodes this statement's rows
         return names, cursor.fetchall()
+
+
+class _Ahead:
+    """A read ``_reading_ahead`` sends after the next statement's rows have come, before they
+    are decoded: psycopg's pipeline mode sends it and returns, so that PostgreSQL executes it
+    (scans, joins, sorts) meanwhile. Only the read of the same statement takes its rows; any
+    other statement first takes the connection out of pipeline mode."""
+
+    def __init__(self, queryset, numbers_as_text):
+        self.queryset, self.numbers_as_text = queryset, numbers_as_text
+        query = queryset.query
+        self.names = tuple(query.selected) if query.selected else (
+            *query.extra_select, *query.values_select, *query.annotation_select)
+        self.statement = query.get_compiler(queryset.db).as_sql()
+        self.stack = self.cursor = None
+        self.done = False
+
+    def send(self):
+        if self.done:
+            return
+        self.done = True
+        self.stack = ExitStack()
+        try:
+            self.stack.enter_context(connections[self.queryset.db].connection.pipeline())
+            self.cursor = self.stack.enter_context(connections[self.queryset.db].cursor())
+            if self.numbers_as_text:
+                from psycopg.types.string import TextLoader
+
+                self.cursor.cursor.adapters.register_loader("numeric", TextLoader)
+            self.cursor.execute(*self.statement)
+        except BaseException:
+            self.close()
+            raise
+
+    def take(self):
+        try:
+            return self.cursor.fetchall()
+        finally:
+            self.close()
+
+    def close(self):
+        self.done = True
+        stack, self.stack, self.cursor = self.stack, None, None
+        if stack is not None:
+            stack.close()
+
+
+_AHEAD = ContextVar("network_reading_ahead", default=None)
+
+
+@contextmanager
+def _reading_ahead(queryset, numbers_as_text=()):
+    """While in it, the next statement ``_plain_rows`` executes is followed by ``queryset``'s,
+    sent before the first one's rows are decoded, and ``_plain_rows`` of ``queryset`` takes its
+    rows (read then as they would be then: the same statement, on the same connection and in
+    the same transaction, only sent earlier). On PostgreSQL, when psycopg has pipeline mode."""
+    if connections[queryset.db].vendor != "postgresql" or not _pipeline_supported():
+        yield
+        return
+    ahead = _Ahead(queryset, numbers_as_text)
+    token = _AHEAD.set(ahead)
+    try:
+        yield
+    finally:
+        _AHEAD.reset(token)
+        ahead.close()
+
+
+@cache
+def _pipeline_supported():
+    import psycopg
+
+    return psycopg.Pipeline.is_supported()
 
 
 # The text of a Decimal that is not a finite number (PostgreSQL writes "NaN", "Infinity" and
