@@ -17,6 +17,7 @@ from django_scopes import scope, scopes_disabled
 
 from dependencies import generate, network
 from okrs.models import KeyResult, Objective
+from tests.factories import OrganizationFactory, TeamFactory
 
 pytestmark = [
     pytest.mark.django_db,
@@ -113,13 +114,20 @@ def _odd_values(cycle, rng):
                        [Objective.State.RETIRED, objectives[-1].pk])
 
 
-@pytest.mark.parametrize("seed", (1, 2))
-def test_the_rows_read_from_nothing_are_those_a_plain_read_gives(revenue, seed, monkeypatch):
+@pytest.mark.parametrize(("seed", "foreign_team"), ((1, False), (2, False), (3, True)))
+def test_the_rows_read_from_nothing_are_those_a_plain_read_gives(revenue, seed, foreign_team,
+                                                                 monkeypatch):
+    """Also when a row's team is another organization's (no service writes one): its team's
+    columns are then those of that team, as a join gives them."""
     r, rng = revenue, random.Random(seed)
     with scope(organization=r.org):
         generate.build(r.org, r.cycle, 240, seed=seed)
         network.run(r.cycle)  # stored healths, risk causes, flags of risk above and impacts
     _odd_values(r.cycle, rng)
+    if foreign_team:
+        with scopes_disabled():
+            other = TeamFactory(organization=OrganizationFactory(), name="Elsewhere")
+            KeyResult.objects.filter(pk=r.deals.pk).update(owner_team=other)
     monkeypatch.setattr(network.logger, "warning", lambda *a, **k: None)
     network.forget(saved=False)
     with scope(organization=r.org):
