@@ -19,14 +19,14 @@ import re
 import threading
 import time
 from collections import Counter, OrderedDict, defaultdict
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from functools import cache, partial
 from itertools import compress, repeat
-from operator import is_not, itemgetter
+from operator import is_not, itemgetter, not_
 from typing import NamedTuple
 
 from django.conf import settings
@@ -46,7 +46,7 @@ from nudges import events
 from okrs import progress
 from okrs.models import Health, KeyResult, Objective, ObjectiveParent, Rollup
 from orgs.db import atomic_with_retry, lock_organization_id, lock_propagation
-from orgs.models import Cycle
+from orgs.models import Cycle, Team
 from orgs.tasks import enqueue_now
 from orgs.versions import health_changed
 
@@ -777,14 +777,23 @@ _OBJECTIVE_HASH = (
     "{t}.impact::text, {t}.is_local, {t}.state, {t}.theme_id, {t}.commitment), 0)")
 
 
+class _Bigint(RawSQL):
+    """A bigint of PostgreSQL, as psycopg reads it: an int. Without the ``int()`` Django adds
+    to an integer expression, whose converter would make ``_rows`` read every row through
+    Django's iterator (twice the plain cursor's CPU at 25,000 objectives)."""
+
+    def get_db_converters(self, connection):
+        return []
+
+
 def _versioned(queryset, table):
     """``queryset`` with each row's version, and an objective's with its hash besides
     (``_OBJECTIVE_HASH``)."""
     queryset = queryset.annotate(row_version=RawSQL(_VERSION.format(table=table), (),
                                                     output_field=TextField()))
     if table == "okrs_objective":
-        queryset = queryset.annotate(row_hash=RawSQL(_OBJECTIVE_HASH.format(t=table), (),
-                                                     output_field=BigIntegerField()))
+        queryset = queryset.annotate(row_hash=_Bigint(_OBJECTIVE_HASH.format(t=table), (),
+                                                      output_field=BigIntegerField()))
     return queryset
 
 
@@ -816,46 +825,116 @@ KEY_RESULT_COLUMNS = ("id", "objective_id", "title", "kind", "start_value", "tar
 NUMBER_COLUMNS = ("start_value", "target_value", "current_value", "weight")
 
 
-def _read_objectives(cycle, queryset):
-    rows = {}
+# The columns of a row's team, taken from the organization's teams (``_team_columns``, a few
+# thousand rows) rather than joined to every row: 225,000 values fewer to send and decode at
+# 100,000 nodes. The column -> (the row's column naming the team, its place in the team's).
+_TEAM_COLUMNS = {"team__name": ("team_id", 0), "team__lead_id": ("team_id", 1),
+                 "team__kind": ("team_id", 2), "owner_team__name": ("owner_team_id", 0),
+                 "owner_team__lead_id": ("owner_team_id", 1)}
+_TEAMS = ContextVar("network_teams", default=None)  # id -> (name, lead_id, kind), in a read
+
+
+def _team_columns(cycle):
+    """The organization's teams' columns a row takes (``_TEAM_COLUMNS``): those read with the
+    teams' versions (``_objective_and_key_result_rows``), else read here."""
+    found = _TEAMS.get()
+    if found is None:
+        found = {pk: (name, lead_id, kind) for pk, name, lead_id, kind in Team.objects.filter(
+            organization_id=cycle.organization_id).values_list("id", "name", "lead_id", "kind")}
+    return found
+
+
+def _objective_values(queryset, *, joined=False):
     version = tuple(name for name in ("row_version", "row_hash")
                     if name in queryset.query.annotations)
+    columns = OBJECTIVE_COLUMNS if joined else _unjoined(OBJECTIVE_COLUMNS)
+    return queryset.values(*columns, *version, causes_text=CAUSES_TEXT,
+                           above_text=Cast("risk_above", TextField()),
+                           impact_text=Cast("impact", TextField()))
+
+
+def _unjoined(columns):
+    return tuple(name for name in columns if name not in _TEAM_COLUMNS)
+
+
+def _made(cycle, queryset, values_of, columns, *args, numbers_as_text=()):
+    """The rows of ``values_of(queryset)`` made (``_row_maker``), each with its team's columns
+    in the place of ``columns``; a row whose team is not one of the organization's (no service
+    writes one) has them read with a join, as every row then."""
+    names, values = _plain_rows(values_of(queryset), numbers_as_text)
+    try:
+        return names, values, _row_maker(names, columns)(values, _team_columns(cycle), *args)
+    except KeyError:
+        names, values = _plain_rows(values_of(queryset, joined=True), numbers_as_text)
+        return names, values, _row_maker(names, columns)(values, {}, *args)
+
+
+def _read_objectives(cycle, queryset):
     flags = {}  # the text of a flag of risk above -> the flag (``_flat_json``)
-    for row in _rows(queryset.values(*OBJECTIVE_COLUMNS, *version, causes_text=CAUSES_TEXT,
-                                     above_text=Cast("risk_above", TextField()),
-                                     impact_text=Cast("impact", TextField()))):
-        # Most objectives have no risk causes and no flows: no JSON decoding for them.
-        text = row.pop("causes_text")
-        row["risk_causes"] = [] if text == "[]" else json.loads(text)
-        text = row.pop("above_text")
-        row["risk_above"] = {} if text == "{}" else _flat_json(flags, text)
-        text = row.pop("impact_text")
-        row["impact"] = {} if text == "{}" else json.loads(text)
+    names, values, rows = _made(cycle, queryset, _objective_values, OBJECTIVE_COLUMNS,
+                                json.loads, partial(_flat_json, flags))
+    for row in rows:
         if row["effective_health"] not in HEALTHS:
             _unknown_health(cycle, OBJ, row)
-        rows[row["id"]] = row
-    return rows
+    return dict(zip(map(itemgetter(names.index("id")), values), rows, strict=True))
 
 
-def _read_key_results(cycle, queryset):
-    rows = {}
+def _key_result_values(queryset, *, joined=False):
     version = ("row_version",) if "row_version" in queryset.query.annotations else ()
     fine = (RawSQL(*_fine_key_result(), output_field=BooleanField())
             if connection.vendor == "postgresql" else Value(False))
-    for row in _rows(queryset.values(*KEY_RESULT_COLUMNS, *version, causes_text=CAUSES_TEXT,
-                                     fine=fine),
-                     numbers_as_text=NUMBER_COLUMNS):
-        text = row.pop("causes_text")
-        row["risk_causes"] = [] if text == "[]" else json.loads(text)
-        if row.pop("fine"):
-            row["unassessable"] = None
+    columns = KEY_RESULT_COLUMNS if joined else _unjoined(KEY_RESULT_COLUMNS)
+    return queryset.values(*columns, *version, causes_text=CAUSES_TEXT, fine=fine)
+
+
+def _read_key_results(cycle, queryset):
+    names, values, rows = _made(cycle, queryset, _key_result_values, KEY_RESULT_COLUMNS,
+                                json.loads, None, numbers_as_text=NUMBER_COLUMNS)
+    # "unassessable": None, but in the rows PostgreSQL did not find fine
+    for row in compress(rows, map(not_, map(itemgetter(names.index("fine")), values))):
+        if row["effective_health"] not in HEALTHS:
+            _unknown_health(cycle, KR, row)
+        # Why it cannot be assessed, or None (a function of the row alone: kept with it).
+        row["unassessable"] = None if _assessable(row) else _unassessable(row)
+    return dict(zip(map(itemgetter(names.index("id")), values), rows, strict=True))
+
+
+# What a row read by ``_read_objectives`` or ``_read_key_results`` holds of a column read as
+# text: its key and its value. Most nodes have no risk causes and no flows: no JSON decoding
+# for them. ``fine``: whether PostgreSQL found a key result assessable (``_fine_key_result``);
+# the rows it did not are checked after.
+_MADE = {"causes_text": ("risk_causes", "[] if {v} == '[]' else loads({v})"),
+         "above_text": ("risk_above", "{{}} if {v} == '{{}}' else flat({v})"),
+         "impact_text": ("impact", "{{}} if {v} == '{{}}' else loads({v})"),
+         "fine": ("unassessable", "None")}
+
+
+@cache
+def _row_maker(names, columns):
+    """A function that makes the rows of a read of the columns ``names`` (tuples) as dicts
+    of ``columns`` (those of ``_TEAM_COLUMNS`` looked up in ``teams`` when not read), then of
+    the other names (as ``_MADE`` makes them): ``lambda rows, teams, loads, flat: [{"id": v0,
+    ..., "owner_team__name": teams[v15][0], ..., "risk_causes": [] if v17 == '[]' else
+    loads(v17), ...} for v0, ..., v18, in rows]``. Written out as ``snapshot._row_maker`` is,
+    and for its reason: a dict display with constant keys makes each dict in one step, where
+    ``dict(zip(names, row))`` then a ``pop`` and a store per column made as text cost twice
+    the time. The names are this module's columns."""
+    if not all(name.__class__ is str and name.isidentifier() for name in names):
+        raise ValueError("column names must be identifiers")
+    place = {name: f"v{i}" for i, name in enumerate(names)}
+    pairs = []
+    for name in columns:
+        if name in place:
+            pairs.append(f"{name!r}: {place[name]}")
         else:
-            if row["effective_health"] not in HEALTHS:
-                _unknown_health(cycle, KR, row)
-            # Why it cannot be assessed, or None (a function of the row alone: kept with it).
-            row["unassessable"] = None if _assessable(row) else _unassessable(row)
-        rows[row["id"]] = row
-    return rows
+            team, index = _TEAM_COLUMNS[name]
+            pairs.append(f"{name!r}: teams[{place[team]}][{index}]")
+    for name in names:
+        if name not in columns:
+            key, made = _MADE.get(name, (name, "{v}"))
+            pairs.append(f"{key!r}: {made.format(v=place[name])}")
+    values = "".join(f"{v}, " for v in place.values())
+    return eval(f"lambda rows, teams, loads, flat: [{{{', '.join(pairs)}}} for {values}in rows]")
 
 
 # Whether a key result row is one ``_assessable`` passes, with a known stored health, as
@@ -958,34 +1037,42 @@ def _objective_and_key_result_rows(cycle):
         horizon = _horizon()  # before any read of this run
         renewed = {}
         with connection.cursor() as cursor:
-            cursor.execute("SELECT id, xmin::text, ctid::text FROM orgs_team "
+            cursor.execute("SELECT id, xmin::text, ctid::text, name, lead_id, kind FROM orgs_team "
                            "WHERE organization_id = %s ORDER BY id", [cycle.organization_id])
-            teams = tuple(cursor.fetchall())
-        if kept is None:
-            objectives = read_objectives(objectives_qs)
-            key_results = read_key_results(key_results_qs)
-        elif kept.teams != teams:  # every row read again; those the same are kept
-            objectives = _as_kept(kept.objectives, read_objectives(objectives_qs))
-            key_results = _as_kept(kept.key_results, read_key_results(key_results_qs))
-        else:
-            since = kept.horizon
-            if since is not None and horizon - since >= HORIZON_SPAN:
-                since = None  # too old to compare with a row's 32-bit transaction id
-            if since is not None:
-                objectives_qs = _written(objectives_qs, since)
-            objectives = _patch(kept.objectives, objectives_qs, read_objectives, renewed)
-            if since is not None:
-                # A key result is in the cycle by its own row and its objective's (its cycle,
-                # its state): either written since the horizon, and it may have come or gone.
-                # After a tree move (most objectives written), only the objectives that had
-                # no key result kept: one that had, was in the cycle and live when the key
-                # results were read, so a key result of it whose own row was not written
-                # since was kept (it could not have come).
-                held = (sorted({k["objective_id"] for k in kept.key_results.values()})
-                        if len(renewed) > VIA_HELD_ABOVE else None)
-                key_results_qs = _written(key_results_qs, since, via="okrs_objective",
-                                          but=held)
-            key_results = _patch(kept.key_results, key_results_qs, read_key_results)
+            found = cursor.fetchall()
+        teams = tuple(row[:3] for row in found)
+        # The rows' teams' columns, of the teams' versions kept with them.
+        token = _TEAMS.set({row[0]: row[3:] for row in found})
+        try:
+            if kept is None:
+                with _reading_ahead(_key_result_values(key_results_qs), NUMBER_COLUMNS):
+                    objectives = read_objectives(objectives_qs)
+                    key_results = read_key_results(key_results_qs)
+            elif kept.teams != teams:  # every row read again; those the same are kept
+                with _reading_ahead(_key_result_values(key_results_qs), NUMBER_COLUMNS):
+                    objectives = _as_kept(kept.objectives, read_objectives(objectives_qs))
+                    key_results = _as_kept(kept.key_results, read_key_results(key_results_qs))
+            else:
+                since = kept.horizon
+                if since is not None and horizon - since >= HORIZON_SPAN:
+                    since = None  # too old to compare with a row's 32-bit transaction id
+                if since is not None:
+                    objectives_qs = _written(objectives_qs, since)
+                objectives = _patch(kept.objectives, objectives_qs, read_objectives, renewed)
+                if since is not None:
+                    # A key result is in the cycle by its own row and its objective's (its cycle,
+                    # its state): either written since the horizon, and it may have come or gone.
+                    # After a tree move (most objectives written), only the objectives that had
+                    # no key result kept: one that had, was in the cycle and live when the key
+                    # results were read, so a key result of it whose own row was not written
+                    # since was kept (it could not have come).
+                    held = (sorted({k["objective_id"] for k in kept.key_results.values()})
+                            if len(renewed) > VIA_HELD_ABOVE else None)
+                    key_results_qs = _written(key_results_qs, since, via="okrs_objective",
+                                              but=held)
+                key_results = _patch(kept.key_results, key_results_qs, read_key_results)
+        finally:
+            _TEAMS.reset(token)
         _ROWS[cycle.pk] = _KeptRows(teams, objectives, key_results, horizon, renewed)
         while len(_ROWS) > KEPT_GRAPHS:
             _ROWS.popitem(last=False)
@@ -1178,19 +1265,28 @@ ROLLUPS = frozenset(("", None, *Rollup.values))
 
 
 def _rows(queryset, numbers_as_text=()):
-    """The rows of a ``.values()`` queryset, as its own iteration gives them, read with a plain
-    cursor when no column needs converting (PostgreSQL): at 100,000 rows, Django's iterator (a
-    dict built key by key, fetched 100 rows at a time) costs more than the query.
-    ``numbers_as_text``: decimal columns given as ``str(Decimal)`` would give them (on
-    PostgreSQL the column's own text, which is what its Decimal is parsed from)."""
+    """The rows of a ``.values()`` queryset, as its own iteration gives them (``_plain_rows``,
+    made dicts)."""
+    names, values = _plain_rows(queryset, numbers_as_text)
+    # Every row has the columns named (one SELECT): zipped without checking each length.
+    return [dict(zip(names, row, strict=False)) for row in values]
+
+
+def _plain_rows(queryset, numbers_as_text=()):
+    """The column names of a ``.values()`` queryset and its rows as tuples of the values its
+    own iteration gives, read with a plain cursor when no column needs converting
+    (PostgreSQL): at 100,000 rows, Django's iterator (a dict built key by key, fetched 100
+    rows at a time) costs more than the query. ``numbers_as_text``: decimal columns given as
+    ``str(Decimal)`` would give them (on PostgreSQL the column's own text, which is what its
+    Decimal is parsed from)."""
     query = queryset.query
-    names = list(query.selected) if query.selected else [
-        *query.extra_select, *query.values_select, *query.annotation_select]
+    names = tuple(query.selected) if query.selected else (
+        *query.extra_select, *query.values_select, *query.annotation_select)
     compiler = query.get_compiler(queryset.db)
     try:
         sql, params = compiler.as_sql()
     except EmptyResultSet:
-        return []
+        return names, []
     fields = [s[0] for s in compiler.select[0:compiler.col_count]]
     if compiler.get_converters(fields) or compiler.has_composite_fields(fields):
         rows = list(queryset)  # SQLite: decimals and dates come back as text or numbers
@@ -1198,7 +1294,7 @@ def _rows(queryset, numbers_as_text=()):
             for name in numbers_as_text:
                 if row[name] is not None:
                     row[name] = str(row[name])
-        return rows
+        return names, [tuple(map(row.__getitem__, names)) for row in rows]
     with connections[queryset.db].cursor() as cursor:
         if numbers_as_text:
             # psycopg's own loader for text: every numeric column of this cursor's results
@@ -1211,9 +1307,88 @@ def _rows(queryset, numbers_as_text=()):
                 raise ValueError(f"Decimal columns {sorted(decimals)} are not those named.")
 
             cursor.cursor.adapters.register_loader("numeric", TextLoader)
+        ahead = _AHEAD.get()
+        if ahead is not None and ahead.cursor is not None:
+            if ahead.names == names and ahead.statement == (sql, params):
+                return names, ahead.take()
+            ahead.close()  # the connection is out of pipeline mode before another statement
         cursor.execute(sql, params)
-        # Every row has the columns named (one SELECT): zipped without checking each length.
-        return [dict(zip(names, row, strict=False)) for row in cursor.fetchall()]
+        if ahead is not None:
+            ahead.send()  # PostgreSQL executes it while psycopg decodes this statement's rows
+        return names, cursor.fetchall()
+
+
+class _Ahead:
+    """A read ``_reading_ahead`` sends after the next statement's rows have come, before they
+    are decoded: psycopg's pipeline mode sends it and returns, so that PostgreSQL executes it
+    (scans, joins, sorts) meanwhile. Only the read of the same statement takes its rows; any
+    other statement first takes the connection out of pipeline mode."""
+
+    def __init__(self, queryset, numbers_as_text):
+        self.queryset, self.numbers_as_text = queryset, numbers_as_text
+        query = queryset.query
+        self.names = tuple(query.selected) if query.selected else (
+            *query.extra_select, *query.values_select, *query.annotation_select)
+        self.statement = query.get_compiler(queryset.db).as_sql()
+        self.stack = self.cursor = None
+        self.done = False
+
+    def send(self):
+        if self.done:
+            return
+        self.done = True
+        self.stack = ExitStack()
+        try:
+            self.stack.enter_context(connections[self.queryset.db].connection.pipeline())
+            self.cursor = self.stack.enter_context(connections[self.queryset.db].cursor())
+            if self.numbers_as_text:
+                from psycopg.types.string import TextLoader
+
+                self.cursor.cursor.adapters.register_loader("numeric", TextLoader)
+            self.cursor.execute(*self.statement)
+        except BaseException:
+            self.close()
+            raise
+
+    def take(self):
+        try:
+            return self.cursor.fetchall()
+        finally:
+            self.close()
+
+    def close(self):
+        self.done = True
+        stack, self.stack, self.cursor = self.stack, None, None
+        if stack is not None:
+            stack.close()
+
+
+_AHEAD = ContextVar("network_reading_ahead", default=None)
+
+
+@contextmanager
+def _reading_ahead(queryset, numbers_as_text=()):
+    """While in it, the next statement ``_plain_rows`` executes is followed by ``queryset``'s,
+    sent before the first one's rows are decoded, and ``_plain_rows`` of ``queryset`` takes its
+    rows (read then as they would be then: the same statement, on the same connection and in
+    the same transaction, only sent earlier). On PostgreSQL, when psycopg has pipeline mode."""
+    if connections[queryset.db].vendor != "postgresql" or not _pipeline_supported():
+        yield
+        return
+    ahead = _Ahead(queryset, numbers_as_text)
+    token = _AHEAD.set(ahead)
+    try:
+        yield
+    finally:
+        _AHEAD.reset(token)
+        ahead.close()
+
+
+@cache
+def _pipeline_supported():
+    import psycopg
+
+    return psycopg.Pipeline.is_supported()
 
 
 # The text of a Decimal that is not a finite number (PostgreSQL writes "NaN", "Infinity" and
