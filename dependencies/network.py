@@ -1264,8 +1264,10 @@ def _skip(cycle, kind, pk, title, objective_id, reason):
 def _rolled_values(key_results):
     """Current values of shared key results that take them from their contributors (sum or
     mean), contributors first, so a chain of shared KRs adds up."""
-    feeds = [Edge((KR, pk), (KR, k["feeds_id"])) for pk, k in key_results.items()
-             if k["feeds_id"] in key_results]
+    # The few that feed another (looked up in C: a cycle has a key result per row).
+    feeding = compress(key_results.items(), map(
+        key_results.__contains__, map(itemgetter("feeds_id"), key_results.values())))
+    feeds = [Edge((KR, pk), (KR, k["feeds_id"])) for pk, k in feeding]
     contributors = defaultdict(list)
     for e in feeds:
         contributors[e.dst[1]].append(e.src[1])
@@ -1395,17 +1397,27 @@ def _own_health_and_edges(cycle, data, now):
                 parts[k["objective_id"]].append(part)
     kr_edges = edges
     own_progress = {}
+    # ``_objective_own_health`` without a call per objective.
+    current, previous = _HEALTHS.current, _HEALTHS.previous
     for pk, o in list(objectives.items()):
-        found = _objective_own_health(parts.get(pk, ()))
-        if isinstance(found, Exception):  # one bad row never stops the cycle's recompute
-            del objectives[pk]
-            skipped.append(_skip(cycle, OBJ, pk, o["title"], pk,
-                                 f"{type(found).__name__}: {found}"))
-            continue
+        mine = parts.get(pk, ())
+        key = (OBJ, *mine)
+        found = current.get(key)
+        if found is None:
+            found = previous.get(key)
+            if found is None:
+                try:
+                    found = progress.objective_health(mine)
+                except Exception as e:  # noqa: BLE001 (one bad row never stops the recompute)
+                    del objectives[pk]
+                    skipped.append(_skip(cycle, OBJ, pk, o["title"], pk,
+                                         f"{type(e).__name__}: {e}"))
+                    continue
+            current[key] = found
         own_progress[pk], own[(OBJ, pk)] = found
     # Those of the key results whose objective, aligned objective or fed key result is there
     # (``_edges_given``: each starts at a key result given, which is).
-    edges = [e for e in kr_edges if e[1] in own]
+    edges = list(compress(kr_edges, map(own.__contains__, map(itemgetter(1), kr_edges))))
     kr_given = len(edges)  # the edges given start with the key results' (``_patched_own``)
     edges += _edges_given(own, _objective_edges(data, objectives))
     data["aligned_key_results"], data["own_progress"] = aligned_key_results, own_progress
@@ -1527,7 +1539,8 @@ def _objective_edges(data, objectives):
     for up_o, up_k, down_o, down_k, status in data["dependencies"]:
         src = (OBJ, up_o) if up_o else (KR, up_k)
         dst = (OBJ, down_o) if down_o else (KR, down_k)
-        edges.append(Edge(src, dst, BROKEN if status == Dependency.Status.BROKEN else DEPENDS))
+        edges.append(new_edge(
+            (src, dst, BROKEN if status == Dependency.Status.BROKEN else DEPENDS, 1.0)))
     return edges
 
 
@@ -2191,7 +2204,11 @@ def _compute_flows(cycle, data, results):
     aligned_key_results = data.get("aligned_key_results", ())
     last = _FLOWS.pop(cycle.pk, None)
     if last is None:
-        nodes = {pk: _flow_node(o) for pk, o in objectives.items()}
+        nodes = {pk: {"parent_id": o["parent_id"], "level": o["level"],  # ``_flow_node``
+                      "mode": o["progress_mode"], "kr_weight": o["key_results_weight"],
+                      "weight": o["weight"], "kind": o["team__kind"], "title": o["title"],
+                      "team": o["team__name"], "team_id": o["team_id"]}
+                 for pk, o in objectives.items()}
         moved_rows = None
         tree_moved = True
     else:
