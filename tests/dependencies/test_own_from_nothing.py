@@ -6,8 +6,7 @@ values a run can meet, and what it keeps for the next run must be the same too."
 
 import random
 from collections import defaultdict
-from datetime import date, datetime, timedelta
-from datetime import timezone as tz
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
 
@@ -17,7 +16,7 @@ from dependencies import flows, network
 from dependencies.propagation import AT_RISK, OFF_TRACK, ON_TRACK, Result
 from okrs import progress
 
-NOW = datetime(2026, 6, 15, 12, tzinfo=tz.utc)
+NOW = datetime(2026, 6, 15, 12, tzinfo=UTC)
 KINDS = ("numeric", "numeric", "numeric", "keep_above", "keep_below", "baseline", "milestone")
 VALUES = ("0.0000", "100.0000", "50.0000", "-2.5000", "100.0000", None)
 CONFIDENCES = ("", None, "on_track", "at_risk", "off_track")
