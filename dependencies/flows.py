@@ -111,6 +111,18 @@ def risk_above(objectives, effective, extra_links=()):
              list(reversed(_children_first(objectives, _children(objectives, extra_links),
                                            extra_links))))
     flags = {}
+    if not extra_links:  # one parent each: the loop below without a tuple per objective
+        for pk in order:
+            parent = objectives[pk]["parent_id"]
+            if parent not in objectives:
+                continue
+            p = objectives[parent]
+            if p["kind"] in UPPER_KINDS and effective.get(parent) in BAD:
+                flags[pk] = {"id": parent, "title": p["title"], "team": p["team"],
+                             "health": effective[parent]}
+            elif parent in flags:
+                flags[pk] = flags[parent]
+        return flags
     for pk in order:
         for parent in (objectives[pk]["parent_id"], *extra.get(pk, ())):
             if parent not in objectives:
@@ -174,30 +186,44 @@ def impacts(objectives, key_results, dependencies, results, members, describe, e
     for child, parent, _ in extra_links:
         if child in objectives and parent in objectives:
             children.setdefault(parent, []).append(child)
-    # What each objective below a root rolls up, made once for every root that reaches it:
-    # (its key results, its inputs as (node, weight), their total weight).
     under, stack = set(), list(todo)
     while stack:
         pk = stack.pop()
         if pk not in under:
             under.add(pk)
             stack += children.get(pk, ())
-    krs_of = _grouped((pk, k["objective_id"]) for pk, k in key_results.items()
-                      if k["objective_id"] in under)
-    parts = {}
-    for pk in under:
-        mine = krs_of.get(pk, [])
-        inputs = [(("k", k), float(key_results[k]["weight"])) for k in mine]
-        inputs += [(("o", c), 1.0) for c in children.get(pk, ())]
-        parts[pk] = (mine, inputs, sum(w for _, w in inputs) or 1.0)
     dependents, into = {}, {}  # upstream node -> downstream nodes, and back
     for up, down in dependencies:
         dependents.setdefault(up, []).append(down)
         into.setdefault(down, []).append(up)
-    # Key results whose own health is at risk or off track: root causes where they sit.
-    bad_own = {node for pk in under for node, _ in parts[pk][1]
-               if node[0] == "k" and (r := results.get(node)) is not None and r.own in BAD}
-    weighed = bad_own | into.keys()  # the nodes that can add a root cause's weight
+    # What each objective below a root gives every root that reaches it, made once: its key
+    # results' count, those of them that can add a root cause's weight with their weight (a
+    # key result whose own health is at risk or off track, or a dependency's downstream end),
+    # its children, the total weight of its inputs (its key results by their weight, an
+    # aligned objective as 1, as the propagation weighs), its nodes, and the dependencies out
+    # of and into them (``dependents``' and ``into``'s lists).
+    krs_of = _grouped((pk, k["objective_id"]) for pk, k in key_results.items()
+                      if k["objective_id"] in under)
+    bad_own = set()
+    parts = {}
+    for pk in under:
+        mine = krs_of.get(pk, ())
+        nodes = [("k", k) for k in mine]
+        weights = [float(key_results[k]["weight"]) for k in mine]
+        kids = children.get(pk, ())
+        weighed = []
+        for node, w in zip(nodes, weights, strict=True):
+            r = results.get(node)
+            if r is not None and r.own in BAD:
+                bad_own.add(node)
+                weighed.append((node, w))
+            elif node in into:
+                weighed.append((node, w))
+        nodes.append(("o", pk))
+        parts[pk] = (len(mine), weighed, kids, sum(chain(weights, (1.0 for _ in kids))) or 1.0,
+                     nodes, [dependents[node] for node in nodes if node in dependents],
+                     [into[node] for node in nodes if node in into])
+    objectives_into = {pk for kind, pk in into if kind == "o"}
 
     def objective_of(node):
         kind, pk = node
@@ -217,73 +243,109 @@ def impacts(objectives, key_results, dependencies, results, members, describe, e
 
     out, read = {}, {}
     for root in todo:
-        # Below: the subtree, with each node's share of the root's health (roll-up weights:
-        # a key result by its weight, an aligned objective as 1, as the propagation weighs).
-        share = {("o", root): 1.0}
-        below, krs, stack, seen = [], [], [root], set()
+        # Below: the subtree (``seen``), with each node's share of the root's health (roll-up
+        # weights), kept only for the objectives and the nodes that can add a root cause's
+        # weight (``shares``, those in the order the subtree's nodes are first reached).
+        share = {root: 1.0}  # by objective id
+        shares = {("o", root): None} if root in objectives_into else {}
+        below, krs, stack, seen = [], 0, [root], set()
         while stack:
             pk = stack.pop()
             if pk in seen:  # with several parents, an objective is reached more than once
                 continue
             seen.add(pk)
-            its_krs, inputs, total = parts[pk]
-            above = share[("o", pk)]
-            for node, w in inputs:
-                share[node] = share.get(node, 0.0) + above * w / total
+            its_krs, weighed, kids, total, _, _, _ = parts[pk]
+            above = share[pk]
+            for node, w in weighed:
+                shares[node] = 0.0 + above * w / total
+            for c in kids:
+                if c in share:
+                    share[c] += above * 1.0 / total
+                else:
+                    share[c] = 0.0 + above * 1.0 / total
+                    if c in objectives_into:
+                        shares[("o", c)] = None
             krs += its_krs
             if pk != root:
                 below.append(pk)
-            stack += children.get(pk, ())
+            stack += kids
+
         # Downstream: what depends on anything below it.
         deps, downstream = 0, set()
-        for node in share.keys() & dependents.keys():
-            for down in dependents[node]:
-                deps += 1
-                target = objective_of(down)
-                if target is not None and ("o", target) not in share:
-                    downstream.add(target)
+        for pk in seen:
+            for downs in parts[pk][5]:
+                for down in downs:
+                    deps += 1
+                    target = objective_of(down)
+                    if target is not None and target not in seen:
+                        downstream.add(target)
         affected = below + sorted(downstream)
         teams = {objectives[pk]["team_id"] for pk in [root, *affected]}
         people = set().union(*(members.get(t, ()) for t in teams)) if teams else set()
         # Root causes: key results below whose own health is at risk or off track weigh their
         # share; upstream dependencies into the subtree weigh the share of what they put at risk.
-        # (In the order of ``share``: the sums are the same to the last bit.)
+        # (In the order the nodes were reached: the sums are the same to the last bit.)
         weights = defaultdict(float)
-        for node in [node for node in share if node in weighed]:
+        for node, mine in shares.items():
+            if mine is None:
+                mine = share[node[1]]
             if node in bad_own:
-                weights[node] += share[node] * BADNESS[results[node].own]
+                weights[node] += mine * BADNESS[results[node].own]
             for up in into.get(node, ()):
-                if up in share or health(up) not in BAD:
+                if _in_subtree(up, seen, key_results) or health(up) not in BAD:
                     continue
                 roots_of = [path[0] for path in results[up].causes if path and path[0]] or [up]
                 for cause in roots_of:
-                    weights[cause] += share[node] * BADNESS[AT_RISK] / len(roots_of)
-        ranked = sorted(weights.items(), key=lambda item: (-item[1], item[0]))
-        # The first few of ``sorted(affected, key=rank)`` (the keys are unique: the same).
-        worst_first = heapq.nsmallest(TOP, affected, key=rank)
+                    weights[cause] += mine * BADNESS[AT_RISK] / len(roots_of)
+        # The first few of the causes sorted by weight, then node, and of
+        # ``sorted(affected, key=rank)`` (the keys are unique: the same).
+        ranked = _first(weights.items(), _by_weight)
+        worst_first = _first(affected, rank)
         team_names = sorted({objectives[pk]["team"] for pk in [root, *affected]})
         out[root] = {
             "health": health(("o", root)),
-            "teams": len(teams), "objectives": len(affected), "key_results": len(krs),
+            "teams": len(teams), "objectives": len(affected), "key_results": krs,
             "dependencies": deps, "people": len(people),
             "team_names": team_names[:TOP],
-            "top_objectives": [describe(("o", pk)) for pk in worst_first[:TOP]],
-            "causes": [{**describe(node), "weight": round(w * 100)}
-                       for node, w in ranked[:TOP]],
-            "more_causes": max(0, len(ranked) - TOP),
+            "top_objectives": [describe(("o", pk)) for pk in worst_first],
+            "causes": [{**describe(node), "weight": round(w * 100)} for node, w in ranked],
+            "more_causes": max(0, len(weights) - TOP),
         }
         if kept is not None:
             # What it read: the subtree, what flows into it and out of it, what it names.
+            mine = [parts[pk] for pk in seen]
             read[root] = (frozenset(chain(
-                share,
-                *(into[node] for node in share.keys() & into.keys()),
-                *(dependents[node] for node in share.keys() & dependents.keys()),
+                chain.from_iterable(p[4] for p in mine),
+                chain.from_iterable(chain.from_iterable(p[6] for p in mine)),
+                chain.from_iterable(chain.from_iterable(p[5] for p in mine)),
                 (("o", pk) for pk in downstream),
-                (node for node, _ in ranked))), out[root])
+                weights)), out[root])
     # In the roots' order, kept and computed alike.
     if kept is not None:
         kept.update((root, reused.get(root) or read[root]) for root in roots)
     return {root: reused[root][1] if root in reused else out[root] for root in roots}
+
+
+def _in_subtree(node, seen, key_results):
+    """Whether ``node`` is in the subtree of the objectives ``seen``: one of them or one of
+    their key results."""
+    kind, pk = node
+    if kind == "o":
+        return pk in seen
+    k = key_results.get(pk)
+    return k is not None and k["objective_id"] in seen
+
+
+def _first(items, key):
+    """The first ``TOP`` of ``sorted(items, key=key)``: sorted in C when they are few (most
+    roots name a handful), by a heap of ``TOP`` otherwise."""
+    if len(items) <= 8 * TOP:
+        return sorted(items, key=key)[:TOP]
+    return heapq.nsmallest(TOP, items, key=key)
+
+
+def _by_weight(item):
+    return -item[1], item[0]
 
 
 def _grouped(pairs):

@@ -1439,8 +1439,10 @@ def _skip(cycle, kind, pk, title, objective_id, reason):
 def _rolled_values(key_results):
     """Current values of shared key results that take them from their contributors (sum or
     mean), contributors first, so a chain of shared KRs adds up."""
-    feeds = [Edge((KR, pk), (KR, k["feeds_id"])) for pk, k in key_results.items()
-             if k["feeds_id"] in key_results]
+    # The few that feed another (looked up in C: a cycle has a key result per row).
+    feeding = compress(key_results.items(), map(
+        key_results.__contains__, map(itemgetter("feeds_id"), key_results.values())))
+    feeds = [Edge((KR, pk), (KR, k["feeds_id"])) for pk, k in feeding]
     contributors = defaultdict(list)
     for e in feeds:
         contributors[e.dst[1]].append(e.src[1])
@@ -1545,37 +1547,52 @@ def _own_health_and_edges(cycle, data, now):
 
     own, edges, parts = {}, [], defaultdict(list)
     gave, aligned_key_results = {}, []
-    for pk, k in list(key_results.items()):
-        last = k["last_check_in_at"]
-        objective = objectives.get(k["objective_id"])
-        signature = (stale_before is not None and last is not None and last < stale_before,
-                     objective is None, objective["team_id"] if objective is not None else None,
-                     k["feeds_id"] in key_results)
-        mine = last_gave.get(pk)
-        if mine is None or mine[0] is not k or mine[1] != signature:
-            mine = gives(pk, k, signature, objective)
-            if mine is None:
-                continue
-        gave[pk] = mine
-        _, _, own[(KR, pk)], aligned, kr_edges, part = mine
-        if aligned is not None:
-            aligned_key_results.append(aligned)
-        edges += kr_edges
-        if part is not None:
-            parts[k["objective_id"]].append(part)
+    made = None if last_gave else _given_by_all(
+        key_results, objectives, elapsed, stale_before, now, kept, kept_now, new_edge)
+    if made is not None:
+        gave, own, edges, parts, aligned_key_results = made
+    else:
+        for pk, k in list(key_results.items()):
+            last = k["last_check_in_at"]
+            objective = objectives.get(k["objective_id"])
+            signature = (stale_before is not None and last is not None and last < stale_before,
+                         objective is None, objective["team_id"] if objective is not None else None,
+                         k["feeds_id"] in key_results)
+            mine = last_gave.get(pk)
+            if mine is None or mine[0] is not k or mine[1] != signature:
+                mine = gives(pk, k, signature, objective)
+                if mine is None:
+                    continue
+            gave[pk] = mine
+            _, _, own[(KR, pk)], aligned, kr_edges, part = mine
+            if aligned is not None:
+                aligned_key_results.append(aligned)
+            edges += kr_edges
+            if part is not None:
+                parts[k["objective_id"]].append(part)
     kr_edges = edges
     own_progress = {}
+    # ``_objective_own_health`` without a call per objective.
+    current, previous = _HEALTHS.current, _HEALTHS.previous
     for pk, o in list(objectives.items()):
-        found = _objective_own_health(parts.get(pk, ()))
-        if isinstance(found, Exception):  # one bad row never stops the cycle's recompute
-            del objectives[pk]
-            skipped.append(_skip(cycle, OBJ, pk, o["title"], pk,
-                                 f"{type(found).__name__}: {found}"))
-            continue
+        mine = parts.get(pk, ())
+        key = (OBJ, *mine)
+        found = current.get(key)
+        if found is None:
+            found = previous.get(key)
+            if found is None:
+                try:
+                    found = progress.objective_health(mine)
+                except Exception as e:  # noqa: BLE001 (one bad row never stops the recompute)
+                    del objectives[pk]
+                    skipped.append(_skip(cycle, OBJ, pk, o["title"], pk,
+                                         f"{type(e).__name__}: {e}"))
+                    continue
+            current[key] = found
         own_progress[pk], own[(OBJ, pk)] = found
     # Those of the key results whose objective, aligned objective or fed key result is there
     # (``_edges_given``: each starts at a key result given, which is).
-    edges = [e for e in kr_edges if e[1] in own]
+    edges = list(compress(kr_edges, map(own.__contains__, map(itemgetter(1), kr_edges))))
     kr_given = len(edges)  # the edges given start with the key results' (``_patched_own``)
     edges += _edges_given(own, _objective_edges(data, objectives))
     data["aligned_key_results"], data["own_progress"] = aligned_key_results, own_progress
@@ -1591,6 +1608,82 @@ def _own_health_and_edges(cycle, data, now):
                                   aligned_key_results, None)
         _keep_few(_OWN)
     return own, edges, rolled_values
+
+
+_HEALTH_INPUTS = itemgetter("kind", "start_value", "target_value", "current_value", "is_done",
+                            "confidence")
+_MISSING = object()  # the team of an objective that is not there: no key result's owner team
+
+
+def _given_by_all(key_results, objectives, elapsed, stale_before, now, kept, kept_now,
+                  new_edge):
+    """What every key result gives (``gives`` in ``_own_health_and_edges``), for a run that
+    kept nothing of the cycle's key results: the same, in one lean pass (no call per row, each
+    own health looked up once per distinct input). (gave, own, edges, parts, aligned key
+    results) as the row by row loop leaves them, or None when a row's health raised what
+    leaves it out (that loop then goes row by row)."""
+    teams = {pk: o["team_id"] for pk, o in objectives.items()}
+    team_of = teams.get
+    found_for = {}  # (``_HEALTH_INPUTS``, stale) -> (progress, own health)
+    gave, own, edges, parts, aligned_key_results = {}, {}, [], defaultdict(list), []
+    add_edge = edges.append
+    for pk, k in key_results.items():
+        objective_id = k["objective_id"]
+        team = team_of(objective_id, _MISSING)
+        last = k["last_check_in_at"]
+        stale = stale_before is not None and last is not None and last < stale_before
+        fed = k["feeds_id"] in key_results
+        inputs = _HEALTH_INPUTS(k), stale
+        found = found_for.get(inputs)
+        if found is None:
+            kind, start, target, current, is_done, confidence = inputs[0]
+            confidence = confidence or None
+            key = (kind, start, target, current, is_done, confidence, elapsed, stale)
+            found = kept_now.get(key)
+            if found is None:
+                found = kept.get(key)
+                if found is None:
+                    try:
+                        found = progress.key_result_health(
+                            kind, start, target, current, is_done, confidence, elapsed, last,
+                            now)
+                    except (ValueError, TypeError, ArithmeticError):
+                        found = None, confidence
+                    except Exception:  # noqa: BLE001 (the row by row loop leaves the row out)
+                        return None
+                kept_now[key] = found
+            found_for[inputs] = found
+        done, health = found
+        node = (KR, pk)
+        weight = float(k["weight"])
+        if team is _MISSING:
+            signature, is_own = (stale, True, None, fed), False
+        else:
+            signature, is_own = (stale, False, team, fed), team == k["owner_team_id"]
+        to_objective = new_edge((node, (OBJ, objective_id), OWN if is_own else ROLLUP, weight))
+        aligned_to = k["aligned_to_id"]
+        aligned = None
+        if aligned_to is None and not fed:  # almost every key result
+            kr_edges = (to_objective,)
+            add_edge(to_objective)
+        else:
+            kr_edges = [to_objective]
+            if aligned_to is not None:
+                aligned = (aligned_to, done)
+                aligned_key_results.append(aligned)
+                kr_edges.insert(0, new_edge((node, (OBJ, aligned_to), ROLLUP, 1.0)))
+            if fed:
+                kr_edges.append(new_edge((node, (KR, k["feeds_id"]), ROLLUP, 1.0)))
+            kr_edges = tuple(kr_edges)
+            edges += kr_edges
+        if is_own:
+            part = (done, health, weight)
+            parts[objective_id].append(part)
+        else:
+            part = None
+        gave[pk] = (k, signature, health, aligned, kr_edges, part)
+        own[node] = health
+    return gave, own, edges, parts, aligned_key_results
 
 
 def _objective_own_health(parts):
@@ -1621,7 +1714,8 @@ def _objective_edges(data, objectives):
     for up_o, up_k, down_o, down_k, status in data["dependencies"]:
         src = (OBJ, up_o) if up_o else (KR, up_k)
         dst = (OBJ, down_o) if down_o else (KR, down_k)
-        edges.append(Edge(src, dst, BROKEN if status == Dependency.Status.BROKEN else DEPENDS))
+        edges.append(new_edge(
+            (src, dst, BROKEN if status == Dependency.Status.BROKEN else DEPENDS, 1.0)))
     return edges
 
 
@@ -2285,7 +2379,11 @@ def _compute_flows(cycle, data, results):
     aligned_key_results = data.get("aligned_key_results", ())
     last = _FLOWS.pop(cycle.pk, None)
     if last is None:
-        nodes = {pk: _flow_node(o) for pk, o in objectives.items()}
+        nodes = {pk: {"parent_id": o["parent_id"], "level": o["level"],  # ``_flow_node``
+                      "mode": o["progress_mode"], "kr_weight": o["key_results_weight"],
+                      "weight": o["weight"], "kind": o["team__kind"], "title": o["title"],
+                      "team": o["team__name"], "team_id": o["team_id"]}
+                 for pk, o in objectives.items()}
         moved_rows = None
         tree_moved = True
     else:
