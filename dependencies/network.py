@@ -410,8 +410,9 @@ def _gc_paused(*, aged=False):
 
     aged (a run): what the run leaves goes to the oldest generation, unexamined. Else the
     first allocation after the run starts a young collection over every object the run made
-    (millions from nothing at 100,000 nodes, 0.5-0.8 s), which the task, and the worker's next
-    one, waits for; and most of them are the rows and graphs kept for the next run. A cycle
+    (over a million from nothing at 100,000 nodes, 0.6-0.9 s of CPU), which the task waits for,
+    then another as they age, in the next task; and most of them are the rows, graphs and rules'
+    state kept for the next run. A cycle
     among them is found by the next full collection, as any old object's is. Not when
     something else froze objects (``gc.freeze``, a bench): unfreezing would release them."""
     paused = gc.isenabled()
