@@ -412,9 +412,9 @@ def _gc_paused(*, aged=False):
     first allocation after the run starts a young collection over every object the run made
     (over a million from nothing at 100,000 nodes, 0.6-0.9 s of CPU), which the task waits for,
     then another as they age, in the next task; and most of them are the rows, graphs and rules'
-    state kept for the next run. A cycle
-    among them is found by the next full collection, as any old object's is. Not when
-    something else froze objects (``gc.freeze``, a bench): unfreezing would release them."""
+    state kept for the next run. A cycle among them is found by the next full collection, as
+    any old object's is. Not when something else froze objects (``gc.freeze``, a bench):
+    unfreezing would release them."""
     paused = gc.isenabled()
     gc.disable()
     try:
