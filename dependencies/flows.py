@@ -111,18 +111,6 @@ def risk_above(objectives, effective, extra_links=()):
              list(reversed(_children_first(objectives, _children(objectives, extra_links),
                                            extra_links))))
     flags = {}
-    if not extra_links:  # one parent each: the loop below without a tuple per objective
-        for pk in order:
-            parent = objectives[pk]["parent_id"]
-            if parent not in objectives:
-                continue
-            p = objectives[parent]
-            if p["kind"] in UPPER_KINDS and effective.get(parent) in BAD:
-                flags[pk] = {"id": parent, "title": p["title"], "team": p["team"],
-                             "health": effective[parent]}
-            elif parent in flags:
-                flags[pk] = flags[parent]
-        return flags
     for pk in order:
         for parent in (objectives[pk]["parent_id"], *extra.get(pk, ())):
             if parent not in objectives:

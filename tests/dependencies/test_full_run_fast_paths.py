@@ -29,6 +29,16 @@ HEALTHS = ("", "on_track", "at_risk", "off_track", "sure", "ON_TRACK")
 ROLLUPS = ("", "sum", "mean", "max")
 
 
+def drop_key_result_checks(cursor):
+    """Let key result rows hold values the table refuses, as a row written by hand or by an
+    older version could (in the test's transaction only)."""
+    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    for name in ("key_result_weight_positive", "okrs_keyresult_confidence_valid",
+                 "okrs_keyresult_rollup_valid", "okrs_keyresult_effective_health_valid",
+                 "okrs_keyresult_kind_valid"):
+        cursor.execute(f"ALTER TABLE okrs_keyresult DROP CONSTRAINT {name}")
+
+
 def _read(cycle):
     with scope(organization=cycle.organization):
         return network._read_key_results(cycle, network._key_result_rows(cycle))
@@ -46,11 +56,7 @@ def test_key_results_checked_by_postgresql_are_those_python_checks(revenue, monk
     with connection.cursor() as cursor:
         # Values no service writes and the table refuses, as a row written by hand or by an
         # older version could hold them (dropped in the test's transaction only).
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        for name in ("key_result_weight_positive", "okrs_keyresult_confidence_valid",
-                     "okrs_keyresult_rollup_valid", "okrs_keyresult_effective_health_valid",
-                     "okrs_keyresult_kind_valid"):
-            cursor.execute(f"ALTER TABLE okrs_keyresult DROP CONSTRAINT {name}")
+        drop_key_result_checks(cursor)
         for i, kr in enumerate(made):
             # Half of them plain rows, the others with odd values.
             columns = ((KINDS, "numeric"), (HEALTHS, "at_risk"), (ROLLUPS, ""),

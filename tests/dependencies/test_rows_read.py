@@ -19,6 +19,8 @@ from dependencies import generate, network
 from okrs.models import KeyResult, Objective
 from tests.factories import OrganizationFactory, TeamFactory
 
+from .test_full_run_fast_paths import drop_key_result_checks
+
 pytestmark = [
     pytest.mark.django_db,
     pytest.mark.skipif("connection.vendor != 'postgresql'",
@@ -83,11 +85,7 @@ def _odd_values(cycle, rng):
         key_results = list(KeyResult.objects.filter(objective__cycle=cycle).order_by("id"))
         objectives = list(Objective.objects.filter(cycle=cycle).order_by("id"))
     with connection.cursor() as cursor:
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        for name in ("key_result_weight_positive", "okrs_keyresult_confidence_valid",
-                     "okrs_keyresult_rollup_valid", "okrs_keyresult_effective_health_valid",
-                     "okrs_keyresult_kind_valid"):
-            cursor.execute(f"ALTER TABLE okrs_keyresult DROP CONSTRAINT {name}")
+        drop_key_result_checks(cursor)
         for kr in rng.sample(key_results, len(key_results) // 3):
             cursor.execute(
                 "UPDATE okrs_keyresult SET kind = %s, confidence = %s, rollup = %s, "
