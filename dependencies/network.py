@@ -1325,7 +1325,7 @@ def _plain_rows(queryset, numbers_as_text=()):
             ahead.close()  # the connection is out of pipeline mode before another statement
         cursor.execute(sql, params)
         if ahead is not None:
-            ahead.send()  # PostgreSQL executes it while psycopg decodes this statement's rows
+            ahead.execute()  # PostgreSQL executes it while psycopg decodes this statement's rows
         return names, cursor.fetchall()
 
 
@@ -1344,7 +1344,7 @@ class _Ahead:
         self.stack = self.cursor = None
         self.done = False
 
-    def send(self):
+    def execute(self):
         if self.done:
             return
         self.done = True

@@ -153,12 +153,12 @@ def test_the_key_results_statement_sent_ahead_is_the_one_read(revenue):
     network.forget(saved=False)
     sent = []
     with scope(organization=r.org), CaptureQueriesContext(connection) as queries:
-        send = network._Ahead.send
-        network._Ahead.send = lambda ahead: (sent.append(ahead), send(ahead))
+        execute = network._Ahead.execute
+        network._Ahead.execute = lambda ahead: (sent.append(ahead), execute(ahead))
         try:
             objectives, key_results, _ = network._objective_and_key_result_rows(r.cycle)
         finally:
-            network._Ahead.send = send
+            network._Ahead.execute = execute
     assert len(sent) == 1 and sent[0].cursor is None  # taken, and closed
     statements = [q["sql"] for q in queries.captured_queries]
     assert sum(1 for sql in statements if 'FROM "okrs_keyresult"' in sql) == 1
